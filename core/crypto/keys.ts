@@ -1,0 +1,99 @@
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+} from "node:crypto";
+import type { PublicKeys } from "../protocol/schema.js";
+
+/** A user's identity: Ed25519 for signing, X25519 for encryption. Private halves never leave the client. */
+export interface Identity {
+  name: string;
+  signPrivate: KeyObject;
+  signPublic: KeyObject;
+  encPrivate: KeyObject;
+  encPublic: KeyObject;
+  publicKeys: PublicKeys;
+}
+
+/** The private key material as stored on disk (raw base64url, as in JWK `d`). */
+export interface IdentitySecrets {
+  sign: { d: string; x: string };
+  enc: { d: string; x: string };
+}
+
+export function generateIdentity(name: string): Identity {
+  const sign = generateKeyPairSync("ed25519");
+  const enc = generateKeyPairSync("x25519");
+  return fromKeyObjects(name, sign.privateKey, enc.privateKey);
+}
+
+export function identityFromSecrets(name: string, secrets: IdentitySecrets): Identity {
+  const signPrivate = createPrivateKey({
+    key: { kty: "OKP", crv: "Ed25519", d: secrets.sign.d, x: secrets.sign.x },
+    format: "jwk",
+  });
+  const encPrivate = createPrivateKey({
+    key: { kty: "OKP", crv: "X25519", d: secrets.enc.d, x: secrets.enc.x },
+    format: "jwk",
+  });
+  return fromKeyObjects(name, signPrivate, encPrivate);
+}
+
+export function identitySecrets(identity: Identity): IdentitySecrets {
+  const s = identity.signPrivate.export({ format: "jwk" });
+  const e = identity.encPrivate.export({ format: "jwk" });
+  return { sign: { d: s.d!, x: s.x! }, enc: { d: e.d!, x: e.x! } };
+}
+
+function fromKeyObjects(name: string, signPrivate: KeyObject, encPrivate: KeyObject): Identity {
+  const signPublic = createPublicKey(signPrivate);
+  const encPublic = createPublicKey(encPrivate);
+  return {
+    name,
+    signPrivate,
+    signPublic,
+    encPrivate,
+    encPublic,
+    publicKeys: { sign: signPublic.export({ format: "jwk" }).x!, enc: encPublic.export({ format: "jwk" }).x! },
+  };
+}
+
+/** Public key objects made from a contact's raw keys, cached because parsing costs ~10 µs each. */
+export class PublicKeyCache {
+  private readonly sign = new Map<string, KeyObject>();
+  private readonly enc = new Map<string, KeyObject>();
+
+  signKey(raw: string): KeyObject {
+    let k = this.sign.get(raw);
+    if (!k) {
+      k = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: raw }, format: "jwk" });
+      this.sign.set(raw, k);
+    }
+    return k;
+  }
+
+  encKey(raw: string): KeyObject {
+    let k = this.enc.get(raw);
+    if (!k) {
+      k = createPublicKey({ key: { kty: "OKP", crv: "X25519", x: raw }, format: "jwk" });
+      this.enc.set(raw, k);
+    }
+    return k;
+  }
+}
+
+/**
+ * A fingerprint (safety number) of a user's public keys: SHA-256 over name and both keys,
+ * shown as 12 groups of 5 digits, as Signal does, so two people can compare it aloud.
+ */
+export function fingerprint(name: string, keys: PublicKeys): string {
+  const digest = createHash("sha256").update(`zmqchat-fp-v1\n${name}\n${keys.sign}\n${keys.enc}`).digest();
+  const groups: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    const n = digest.readUIntBE((i * 5) % 30, 5) % 100000;
+    groups.push(String(n).padStart(5, "0"));
+  }
+  return groups.join(" ");
+}

@@ -1,0 +1,50 @@
+/** Error codes shared by the wire protocol, the client core and the CLI reporter. */
+export const ERROR_CODES = [
+  "bad_request",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "conflict",
+  "too_large",
+  "unavailable",
+  "timeout",
+  "key_changed",
+  "usage",
+  "internal",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Codes a server may put in an error reply. */
+export const WIRE_ERROR_CODES = [
+  "bad_request",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "conflict",
+  "too_large",
+  "unavailable",
+  "internal",
+] as const satisfies readonly ErrorCode[];
+
+export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
+
+/** The one error type of zmqchat: a code for programs, a message and an optional hint for people. */
+export class ZmqchatError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "ZmqchatError";
+    this.code = code;
+    this.hint = options.hint;
+  }
+}
+
+/** Wraps anything thrown into a ZmqchatError, keeping the original as `cause`. */
+export function asZmqchatError(err: unknown, fallback: ErrorCode = "internal"): ZmqchatError {
+  if (err instanceof ZmqchatError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new ZmqchatError(fallback, message, { cause: err });
+}

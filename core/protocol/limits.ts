@@ -1,0 +1,14 @@
+/** Largest frame any zmqchat socket accepts (ZMQ_MAXMSGSIZE); larger frames are dropped by libzmq. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+/** Largest message text, in UTF-8 bytes. */
+export const MAX_TEXT_BYTES = 16 * 1024;
+/** Largest group, counting its owner. */
+export const MAX_GROUP_MEMBERS = 256;
+/** Most messages one sync page returns. */
+export const MAX_SYNC_PAGE = 2000;
+/** User and group names: lower-case, so that "Alice" cannot pose as "alice". */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
+export const NAME_RULE = "1-32 characters: a-z, 0-9, '_', '.', '-', starting with a letter or digit";
+/** Delivery topics are 64 hex characters; the balancer refuses any other subscription. */
+export const TOPIC_PATTERN = /^[0-9a-f]{64}$/;
+export const PROTOCOL_VERSION = 1;

@@ -1,0 +1,129 @@
+import { z } from "zod";
+import { WIRE_ERROR_CODES } from "../errors.js";
+import { UUID_PATTERN } from "./ids.js";
+import { MAX_GROUP_MEMBERS, MAX_SYNC_PAGE, NAME_PATTERN, NAME_RULE, PROTOCOL_VERSION, TOPIC_PATTERN } from "./limits.js";
+
+export const nameSchema = z.string().regex(NAME_PATTERN, `a name has ${NAME_RULE}`);
+const b64 = z.string().regex(/^[A-Za-z0-9_-]+$/, "base64url expected").max(8192);
+const key32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "a 32-byte base64url key expected");
+const uuid = z.string().regex(UUID_PATTERN, "a UUID expected");
+/** Cursors are opaque decimal strings (SQLite row ids, InfluxDB nanosecond times): never JSON numbers. */
+export const cursorSchema = z.string().regex(/^[0-9]{1,24}$/, "a cursor is a decimal string");
+
+/** A public identity: the Ed25519 signing key and the X25519 encryption key, raw, base64url. */
+export const publicKeysSchema = z.object({ sign: key32, enc: key32 });
+export type PublicKeys = z.infer<typeof publicKeysSchema>;
+
+export const userInfoSchema = z.object({ name: nameSchema, keys: publicKeysSchema });
+export type UserInfo = z.infer<typeof userInfoSchema>;
+
+/**
+ * The sealed message as the server sees it. Routing fields are in clear; the text is in `ct`.
+ * `sig` signs every other field (see core/crypto). The server checks routing, never content.
+ */
+export const envelopeSchema = z.object({
+  v: z.literal(1),
+  suite: z.string().max(64),
+  id: uuid,
+  from: nameSchema,
+  device: z.string().regex(/^[0-9a-f]{16}$/),
+  to: nameSchema.nullable(),
+  group: nameSchema.nullable(),
+  seq: z.number().int().nonnegative(),
+  sentAt: z.string().max(40),
+  nonce: b64,
+  ct: z.string().regex(/^[A-Za-z0-9_-]*$/),
+  keys: z.array(z.object({ to: nameSchema, wk: b64 })).min(1).max(MAX_GROUP_MEMBERS + 1),
+  sig: b64,
+});
+export type Envelope = z.infer<typeof envelopeSchema>;
+
+/** One mailbox entry: where it sits in the owner's mailbox, when the server stored it, what it holds. */
+export const mailboxItemSchema = z.object({
+  cursor: cursorSchema,
+  serverTime: z.string(),
+  envelope: envelopeSchema,
+});
+export type MailboxItem = z.infer<typeof mailboxItemSchema>;
+
+const groupMembers = z.array(nameSchema).max(MAX_GROUP_MEMBERS);
+
+/** Request bodies, by request type. */
+export const requestBodies = {
+  hello: z.object({}),
+  ping: z.object({}),
+  register: z.object({ name: nameSchema, keys: publicKeysSchema }),
+  challenge: z.object({ name: nameSchema }),
+  login: z.object({
+    name: nameSchema,
+    nonce: b64,
+    expires: z.number().int(),
+    mac: b64,
+    sig: b64,
+  }),
+  users: z.object({ names: z.array(nameSchema).max(MAX_GROUP_MEMBERS).optional() }),
+  "group.create": z.object({ name: nameSchema, members: groupMembers }),
+  "group.add": z.object({ name: nameSchema, members: groupMembers.min(1) }),
+  "group.remove": z.object({ name: nameSchema, members: groupMembers.min(1) }),
+  "group.info": z.object({ name: nameSchema }),
+  groups: z.object({}),
+  send: z.object({ envelope: envelopeSchema }),
+  sync: z.object({ after: cursorSchema.nullable(), limit: z.number().int().min(1).max(MAX_SYNC_PAGE) }),
+} as const;
+
+export type RequestType = keyof typeof requestBodies;
+export type RequestBody<T extends RequestType> = z.infer<(typeof requestBodies)[T]>;
+export const REQUEST_TYPES = Object.keys(requestBodies) as RequestType[];
+
+export const groupInfoSchema = z.object({
+  name: nameSchema,
+  owner: nameSchema,
+  members: z.array(userInfoSchema),
+});
+export type GroupInfo = z.infer<typeof groupInfoSchema>;
+
+/** Reply bodies, by request type. The client validates every reply it gets. */
+export const replyBodies = {
+  hello: z.object({ pubPort: z.number().int(), pubHost: z.string().nullable(), version: z.string() }),
+  ping: z.object({ time: z.string() }),
+  register: z.object({ created: z.boolean() }),
+  challenge: z.object({ nonce: b64, expires: z.number().int(), mac: b64 }),
+  login: z.object({ session: z.string(), expires: z.string(), topic: z.string().regex(TOPIC_PATTERN) }),
+  users: z.object({ users: z.array(userInfoSchema) }),
+  "group.create": z.object({ group: groupInfoSchema, created: z.boolean() }),
+  "group.add": z.object({ group: groupInfoSchema }),
+  "group.remove": z.object({ group: groupInfoSchema }),
+  "group.info": z.object({ group: groupInfoSchema }),
+  groups: z.object({ groups: z.array(groupInfoSchema) }),
+  send: z.object({ id: uuid, cursor: cursorSchema, serverTime: z.string(), duplicate: z.boolean() }),
+  sync: z.object({ items: z.array(mailboxItemSchema), more: z.boolean() }),
+} as const satisfies Record<RequestType, z.ZodType>;
+
+export type ReplyBody<T extends RequestType> = z.infer<(typeof replyBodies)[T]>;
+
+/** Every request: `{v, id, type, session?, body}`. The body is checked per type in a second step. */
+export const requestFrameSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  id: z.string().min(1).max(64),
+  type: z.enum(REQUEST_TYPES as [RequestType, ...RequestType[]]),
+  session: z.string().max(512).optional(),
+  body: z.unknown(),
+});
+export type RequestFrame = z.infer<typeof requestFrameSchema>;
+
+export const wireErrorSchema = z.object({ code: z.enum(WIRE_ERROR_CODES), message: z.string().max(2000) });
+
+export const replyFrameSchema = z.union([
+  z.object({ v: z.literal(PROTOCOL_VERSION), id: z.string().nullable(), ok: z.literal(true), body: z.unknown() }),
+  z.object({ v: z.literal(PROTOCOL_VERSION), id: z.string().nullable(), ok: z.literal(false), error: wireErrorSchema }),
+]);
+export type ReplyFrame = z.infer<typeof replyFrameSchema>;
+
+/** A live delivery, published on the recipient's delivery topic. */
+export const deliveryFrameSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("deliver"),
+  owner: nameSchema,
+  item: mailboxItemSchema,
+});
+export type DeliveryFrame = z.infer<typeof deliveryFrameSchema>;

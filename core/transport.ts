@@ -1,0 +1,53 @@
+/**
+ * The bytes-only transport seam (after nats.js): transports move frames; all framing,
+ * parsing and protocol logic lives in core. Peer ids are opaque strings.
+ */
+
+/** Where a client frame goes: the broker answers `hello`/`ping` itself; everything else goes to a server. */
+export type Route = "broker" | "service";
+
+export type LinkState = "connecting" | "connected" | "disconnected" | "closed";
+
+export interface LinkStateEvent {
+  state: LinkState;
+  endpoint: string;
+}
+
+/** A client's link to one balancer endpoint. */
+export interface ClientLink {
+  readonly endpoint: string;
+  /** Queues one request frame. Never blocks; frames to an unreachable peer are queued up to a bound, then dropped. */
+  send(frame: Uint8Array, route: Route): void;
+  /** Called with every reply frame. */
+  onReply(handler: (frame: Buffer) => void): void;
+  /** Called with every live delivery on a subscribed topic. */
+  onDelivery(handler: (topic: string, frame: Buffer) => void): void;
+  onState(handler: (event: LinkStateEvent) => void): void;
+  /** Tells the link where live deliveries are published (learned from the broker's `hello`). */
+  openDeliveries(pubPort: number, pubHost: string | null): void;
+  subscribe(topic: string): void;
+  unsubscribe(topic: string): void;
+  close(): Promise<void>;
+}
+
+/** Opens client links for the endpoints of one URL scheme. */
+export interface ClientTransport {
+  connect(endpoint: string): ClientLink;
+}
+
+/** A server's link to the dispatching side (the balancer, or an in-process hub). */
+export interface WorkerLink {
+  /** Called with each request: `peer` identifies the client connection for the reply. */
+  onRequest(handler: (peer: string, frame: Buffer) => void): void;
+  reply(peer: string, frame: Uint8Array): void;
+  /** Publishes a live delivery on a topic. Best effort: the mailbox is the truth. */
+  publish(topic: string, frame: Uint8Array): void;
+  /** Stops taking new requests (tells the broker it leaves) without closing. */
+  drain(): void;
+  close(): Promise<void>;
+}
+
+export interface WorkerTransport {
+  /** Connects a server to one or more brokers (`endpoints`), under a readable server id. */
+  attach(endpoints: string[], serverId: string): Promise<WorkerLink>;
+}

@@ -1,0 +1,25 @@
+import { ZmqchatError } from "../../core/errors.js";
+import { SqliteStore } from "./sqlite.js";
+import type { Store } from "./store.js";
+
+export type { AppendInput, AppendResult, GroupRecord, StoredItem, Store, UserRecord } from "./store.js";
+export { SqliteStore } from "./sqlite.js";
+
+/** Opens the store a URL names: `sqlite:PATH` (or a bare path), `influx://HOST:PORT/DB`. */
+export async function openStore(url: string, env: NodeJS.ProcessEnv = process.env): Promise<Store> {
+  let store: Store;
+  if (url.startsWith("sqlite:")) {
+    store = new SqliteStore(url.slice("sqlite:".length));
+  } else if (url.startsWith("influx://") || url.startsWith("influxs://")) {
+    const { InfluxStore } = await import("./influx.js").catch((cause) => {
+      throw new ZmqchatError("usage", "this build has no InfluxDB store", { cause });
+    });
+    store = InfluxStore.fromUrl(url, env);
+  } else if (!url.includes("://")) {
+    store = new SqliteStore(url);
+  } else {
+    throw new ZmqchatError("usage", `unknown store URL ${url}`, { hint: "use sqlite:PATH or influx://HOST:PORT/DB" });
+  }
+  await store.init();
+  return store;
+}

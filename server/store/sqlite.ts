@@ -1,0 +1,255 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import { ZmqchatError } from "../../core/errors.js";
+import type { AppendInput, AppendResult, GroupRecord, StoredItem, Store, UserRecord } from "./store.js";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS users (
+  name TEXT PRIMARY KEY,
+  sign_key TEXT NOT NULL,
+  enc_key TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS groups (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+  group_name TEXT NOT NULL,
+  user_name TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  PRIMARY KEY (group_name, user_name)
+);
+CREATE INDEX IF NOT EXISTS members_by_user ON members(user_name);
+CREATE TABLE IF NOT EXISTS mailbox (
+  pos INTEGER PRIMARY KEY AUTOINCREMENT,
+  owner TEXT NOT NULL,
+  msg_id TEXT NOT NULL,
+  server_time TEXT NOT NULL,
+  envelope TEXT NOT NULL,
+  UNIQUE (owner, msg_id)
+);
+CREATE INDEX IF NOT EXISTS mailbox_by_owner ON mailbox(owner, pos);
+`;
+
+interface Pending {
+  input: AppendInput;
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode, shared safely by several server processes.
+ * Appends are group-committed: every append that arrives while a batch is pending joins it,
+ * and all of them resolve after the one transaction commits (synchronous=FULL: durable).
+ */
+export class SqliteStore implements Store {
+  private db: Database.Database | null = null;
+  private pending: Pending[] = [];
+  private flushScheduled = false;
+  private readonly maxBatch: number;
+  private stmts!: ReturnType<SqliteStore["prepare"]>;
+
+  constructor(
+    private readonly path: string,
+    options: { maxBatch?: number; busyTimeoutMs?: number } = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 512;
+    this.busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  }
+
+  private readonly busyTimeoutMs: number;
+
+  async init(): Promise<void> {
+    if (this.db) return;
+    try {
+      if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
+      const db = new Database(this.path);
+      db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = FULL");
+      db.exec(SCHEMA);
+      this.db = db;
+      this.stmts = this.prepare(db);
+    } catch (cause) {
+      throw new ZmqchatError("unavailable", `cannot open the SQLite store at ${this.path}: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+  }
+
+  private prepare(db: Database.Database) {
+    return {
+      insertUser: db.prepare("INSERT OR IGNORE INTO users (name, sign_key, enc_key, created_at) VALUES (?, ?, ?, ?)"),
+      getUser: db.prepare<[string], { name: string; sign_key: string; enc_key: string }>(
+        "SELECT name, sign_key, enc_key FROM users WHERE name = ?",
+      ),
+      listUsers: db.prepare<[], { name: string; sign_key: string; enc_key: string }>(
+        "SELECT name, sign_key, enc_key FROM users ORDER BY name",
+      ),
+      insertGroup: db.prepare("INSERT OR IGNORE INTO groups (name, owner, created_at) VALUES (?, ?, ?)"),
+      getGroup: db.prepare<[string], { name: string; owner: string }>("SELECT name, owner FROM groups WHERE name = ?"),
+      members: db.prepare<[string], { user_name: string }>(
+        "SELECT user_name FROM members WHERE group_name = ? ORDER BY position",
+      ),
+      deleteMembers: db.prepare("DELETE FROM members WHERE group_name = ?"),
+      insertMember: db.prepare("INSERT INTO members (group_name, user_name, position) VALUES (?, ?, ?)"),
+      groupsOf: db.prepare<[string], { group_name: string }>(
+        "SELECT group_name FROM members WHERE user_name = ? ORDER BY group_name",
+      ),
+      insertItem: db.prepare("INSERT OR IGNORE INTO mailbox (owner, msg_id, server_time, envelope) VALUES (?, ?, ?, ?)"),
+      findItem: db.prepare<[string, string], { pos: number; server_time: string }>(
+        "SELECT pos, server_time FROM mailbox WHERE owner = ? AND msg_id = ?",
+      ),
+      read: db.prepare<[string, number, number], { pos: number; server_time: string; envelope: string }>(
+        "SELECT pos, server_time, envelope FROM mailbox WHERE owner = ? AND pos > ? ORDER BY pos LIMIT ?",
+      ),
+    };
+  }
+
+  private get handle(): Database.Database {
+    if (!this.db) throw new ZmqchatError("unavailable", "the SQLite store is not open");
+    return this.db;
+  }
+
+  async registerUser(user: UserRecord): Promise<{ created: boolean; user: UserRecord }> {
+    return this.guard(() => {
+      const r = this.stmts.insertUser.run(user.name, user.keys.sign, user.keys.enc, new Date().toISOString());
+      const row = this.stmts.getUser.get(user.name)!;
+      return { created: r.changes === 1, user: toUser(row) };
+    });
+  }
+
+  async getUsers(names: string[]): Promise<UserRecord[]> {
+    return this.guard(() => {
+      const out: UserRecord[] = [];
+      for (const n of names) {
+        const row = this.stmts.getUser.get(n);
+        if (row) out.push(toUser(row));
+      }
+      return out;
+    });
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    return this.guard(() => this.stmts.listUsers.all().map(toUser));
+  }
+
+  async createGroup(group: GroupRecord): Promise<{ created: boolean; group: GroupRecord }> {
+    return this.guard(() =>
+      this.handle.transaction(() => {
+        const r = this.stmts.insertGroup.run(group.name, group.owner, new Date().toISOString());
+        if (r.changes === 1) this.writeMembers(group.name, group.members);
+        return { created: r.changes === 1, group: this.loadGroup(group.name)! };
+      })(),
+    );
+  }
+
+  async setMembers(name: string, members: string[]): Promise<GroupRecord> {
+    return this.guard(() =>
+      this.handle.transaction(() => {
+        if (!this.stmts.getGroup.get(name)) throw new ZmqchatError("not_found", `no group named ${name}`);
+        this.writeMembers(name, members);
+        return this.loadGroup(name)!;
+      })(),
+    );
+  }
+
+  async getGroup(name: string): Promise<GroupRecord | null> {
+    return this.guard(() => this.loadGroup(name));
+  }
+
+  async groupsOf(user: string): Promise<GroupRecord[]> {
+    return this.guard(() => this.stmts.groupsOf.all(user).map((r) => this.loadGroup(r.group_name)!));
+  }
+
+  append(input: AppendInput): Promise<AppendResult> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ input, resolve, reject });
+      if (this.pending.length >= this.maxBatch) {
+        this.flush();
+      } else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  async read(owner: string, after: string | null, limit: number): Promise<{ items: StoredItem[]; more: boolean }> {
+    return this.guard(() => {
+      const rows = this.stmts.read.all(owner, after === null ? 0 : Number(after), limit + 1);
+      const more = rows.length > limit;
+      const items = rows.slice(0, limit).map((r) => ({ cursor: String(r.pos), serverTime: r.server_time, envelope: r.envelope }));
+      return { items, more };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.pending.length > 0) this.flush();
+    this.db?.close();
+    this.db = null;
+  }
+
+  /** Commits every pending append in one transaction, then settles each. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    let results: AppendResult[];
+    try {
+      results = this.handle.transaction(() => batch.map((p) => this.appendOne(p.input)))();
+    } catch (cause) {
+      const err =
+        cause instanceof ZmqchatError
+          ? cause
+          : new ZmqchatError("unavailable", `the store could not write: ${(cause as Error).message}`, { cause });
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(results[i]!));
+  }
+
+  private appendOne(input: AppendInput): AppendResult {
+    const serverTime = new Date().toISOString();
+    const placed = new Map<string, { cursor: string; serverTime: string }>();
+    let duplicate = true;
+    for (const owner of input.owners) {
+      const r = this.stmts.insertItem.run(owner, input.id, serverTime, input.envelope);
+      if (r.changes === 1) {
+        duplicate = false;
+        placed.set(owner, { cursor: String(r.lastInsertRowid), serverTime });
+      } else {
+        const row = this.stmts.findItem.get(owner, input.id)!;
+        placed.set(owner, { cursor: String(row.pos), serverTime: row.server_time });
+      }
+    }
+    return { placed, duplicate };
+  }
+
+  private writeMembers(name: string, members: string[]): void {
+    this.stmts.deleteMembers.run(name);
+    members.forEach((m, i) => this.stmts.insertMember.run(name, m, i));
+  }
+
+  private loadGroup(name: string): GroupRecord | null {
+    const g = this.stmts.getGroup.get(name);
+    if (!g) return null;
+    return { name: g.name, owner: g.owner, members: this.stmts.members.all(name).map((m) => m.user_name) };
+  }
+
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (cause) {
+      if (cause instanceof ZmqchatError) throw cause;
+      throw new ZmqchatError("unavailable", `the store failed: ${(cause as Error).message}`, { cause });
+    }
+  }
+}
+
+function toUser(row: { name: string; sign_key: string; enc_key: string }): UserRecord {
+  return { name: row.name, keys: { sign: row.sign_key, enc: row.enc_key } };
+}

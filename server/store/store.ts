@@ -1,0 +1,60 @@
+import type { PublicKeys } from "../../core/protocol/schema.js";
+
+export interface UserRecord {
+  name: string;
+  keys: PublicKeys;
+}
+
+export interface GroupRecord {
+  name: string;
+  owner: string;
+  /** Members in the order they joined, owner first. */
+  members: string[];
+}
+
+export interface StoredItem {
+  cursor: string;
+  serverTime: string;
+  /** The envelope as JSON text, exactly as stored. */
+  envelope: string;
+}
+
+export interface AppendInput {
+  /** The client-made message id: a second append with the same id into the same mailbox is not stored again. */
+  id: string;
+  /** Every mailbox to store the message in (recipients and the sender). */
+  owners: string[];
+  envelope: string;
+}
+
+export interface AppendResult {
+  /** Where the message now sits in each owner's mailbox. */
+  placed: Map<string, { cursor: string; serverTime: string }>;
+  /** True when every copy was already there (a resend). */
+  duplicate: boolean;
+}
+
+/**
+ * Durable storage of users, groups and mailboxes. Every implementation passes
+ * test/contract/store-contract.ts. All methods may throw ZmqchatError("unavailable") when the
+ * backing store cannot be reached; an append that throws stored nothing the caller may rely on.
+ */
+export interface Store {
+  /** Creates what is missing (tables, database) and checks the store answers. */
+  init(): Promise<void>;
+  /** Binds a name to keys once. Returns the keys the name is bound to (the earlier ones if it was taken). */
+  registerUser(user: UserRecord): Promise<{ created: boolean; user: UserRecord }>;
+  getUsers(names: string[]): Promise<UserRecord[]>;
+  listUsers(): Promise<UserRecord[]>;
+  /** Creates a group; when the name exists, returns the existing group with `created: false`. */
+  createGroup(group: GroupRecord): Promise<{ created: boolean; group: GroupRecord }>;
+  /** Replaces a group's member list (the caller checked the owner). Throws not_found for unknown groups. */
+  setMembers(name: string, members: string[]): Promise<GroupRecord>;
+  getGroup(name: string): Promise<GroupRecord | null>;
+  groupsOf(user: string): Promise<GroupRecord[]>;
+  /** Stores one message in several mailboxes; resolves only when the write is durable. */
+  append(input: AppendInput): Promise<AppendResult>;
+  /** The owner's mailbox after `after` (exclusive), oldest first. */
+  read(owner: string, after: string | null, limit: number): Promise<{ items: StoredItem[]; more: boolean }>;
+  close(): Promise<void>;
+}

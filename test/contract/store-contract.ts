@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Store } from "../../server/store/store.js";
+
+const keys = (n: number) => ({
+  sign: Buffer.alloc(32, n).toString("base64url"),
+  enc: Buffer.alloc(32, n + 100).toString("base64url"),
+});
+
+const id = (n: number) => `0190f000-0000-7000-8000-${String(n).padStart(12, "0")}`;
+
+/**
+ * The contract every Store passes. `open` makes a fresh, empty store; `reopen` (optional)
+ * opens the same data again after `close`, to prove durability.
+ */
+export function storeContract(
+  name: string,
+  open: () => Promise<{ store: Store; reopen?: () => Promise<Store>; cleanup: () => Promise<void> }>,
+): void {
+  describe(`Store contract: ${name}`, () => {
+    async function withStore(fn: (store: Store, reopen?: () => Promise<Store>) => Promise<void>) {
+      const { store, reopen, cleanup } = await open();
+      try {
+        await store.init();
+        await fn(store, reopen);
+      } finally {
+        await store.close().catch(() => {});
+        await cleanup();
+      }
+    }
+
+    it("binds a name to its keys once", async () => {
+      await withStore(async (store) => {
+        const first = await store.registerUser({ name: "alice", keys: keys(1) });
+        assert.equal(first.created, true);
+        const again = await store.registerUser({ name: "alice", keys: keys(1) });
+        assert.equal(again.created, false);
+        const thief = await store.registerUser({ name: "alice", keys: keys(2) });
+        assert.equal(thief.created, false);
+        assert.deepEqual(thief.user.keys, keys(1), "the earlier keys keep the name");
+        assert.deepEqual(await store.getUsers(["alice", "nobody"]), [{ name: "alice", keys: keys(1) }]);
+      });
+    });
+
+    it("lists users by name", async () => {
+      await withStore(async (store) => {
+        await store.registerUser({ name: "carol", keys: keys(3) });
+        await store.registerUser({ name: "bob", keys: keys(2) });
+        assert.deepEqual(
+          (await store.listUsers()).map((u) => u.name),
+          ["bob", "carol"],
+        );
+      });
+    });
+
+    it("creates groups once and changes members", async () => {
+      await withStore(async (store) => {
+        const g = await store.createGroup({ name: "team", owner: "alice", members: ["alice", "bob"] });
+        assert.equal(g.created, true);
+        assert.deepEqual(g.group, { name: "team", owner: "alice", members: ["alice", "bob"] });
+        const again = await store.createGroup({ name: "team", owner: "bob", members: ["bob"] });
+        assert.equal(again.created, false);
+        assert.equal(again.group.owner, "alice");
+        const changed = await store.setMembers("team", ["alice", "bob", "carol"]);
+        assert.deepEqual(changed.members, ["alice", "bob", "carol"]);
+        assert.deepEqual(
+          (await store.groupsOf("carol")).map((x) => x.name),
+          ["team"],
+        );
+        await store.setMembers("team", ["alice", "carol"]);
+        assert.deepEqual(await store.groupsOf("bob"), []);
+        assert.equal(await store.getGroup("nope"), null);
+        await assert.rejects(store.setMembers("nope", ["alice"]), { code: "not_found" });
+      });
+    });
+
+    it("appends to every mailbox, in order, and pages with cursors", async () => {
+      await withStore(async (store) => {
+        for (let i = 0; i < 25; i++) {
+          await store.append({ id: id(i), owners: ["bob", "alice"], envelope: JSON.stringify({ n: i }) });
+        }
+        const page1 = await store.read("bob", null, 10);
+        assert.equal(page1.items.length, 10);
+        assert.equal(page1.more, true);
+        const page2 = await store.read("bob", page1.items.at(-1)!.cursor, 10);
+        const page3 = await store.read("bob", page2.items.at(-1)!.cursor, 10);
+        assert.equal(page3.items.length, 5);
+        assert.equal(page3.more, false);
+        const all = [...page1.items, ...page2.items, ...page3.items].map((x) => JSON.parse(x.envelope).n);
+        assert.deepEqual(all, [...Array(25).keys()]);
+        assert.equal((await store.read("alice", null, 100)).items.length, 25);
+        assert.equal((await store.read("carol", null, 100)).items.length, 0);
+        const last = page3.items.at(-1)!.cursor;
+        assert.deepEqual((await store.read("bob", last, 10)).items, []);
+      });
+    });
+
+    it("stores a resend with the same id once and reports where the first copy is", async () => {
+      await withStore(async (store) => {
+        const a = await store.append({ id: id(1), owners: ["bob", "alice"], envelope: '{"x":1}' });
+        assert.equal(a.duplicate, false);
+        const b = await store.append({ id: id(1), owners: ["bob", "alice"], envelope: '{"x":1}' });
+        assert.equal(b.duplicate, true);
+        assert.deepEqual(b.placed.get("bob"), a.placed.get("bob"));
+        assert.equal((await store.read("bob", null, 10)).items.length, 1);
+      });
+    });
+
+    it("group-commits concurrent appends and loses none", async () => {
+      await withStore(async (store) => {
+        const n = 500;
+        const results = await Promise.all(
+          Array.from({ length: n }, (_, i) => store.append({ id: id(i), owners: ["bob"], envelope: `{"n":${i}}` })),
+        );
+        const cursors = new Set(results.map((r) => r.placed.get("bob")!.cursor));
+        assert.equal(cursors.size, n, "every message has its own place");
+        let after: string | null = null;
+        const seen: number[] = [];
+        for (;;) {
+          const page: { items: { cursor: string; envelope: string }[]; more: boolean } = await store.read("bob", after, 200);
+          seen.push(...page.items.map((x) => JSON.parse(x.envelope).n as number));
+          if (!page.more) break;
+          after = page.items.at(-1)!.cursor;
+        }
+        assert.equal(seen.length, n);
+        assert.equal(new Set(seen).size, n);
+      });
+    });
+
+    it("keeps envelopes byte for byte, unicode included", async () => {
+      await withStore(async (store) => {
+        const envelope = JSON.stringify({ text: "grüße 🚀 \"quoted\" \\ back\nslash", emoji: "👩‍👩‍👧" });
+        await store.append({ id: id(7), owners: ["bob"], envelope });
+        assert.equal((await store.read("bob", null, 1)).items[0]!.envelope, envelope);
+      });
+    });
+
+    it("keeps what it acknowledged across close and reopen", async (t) => {
+      const { store, reopen, cleanup } = await open();
+      try {
+        if (!reopen) {
+          t.diagnostic("this store has no reopen: durability is checked by its own suite");
+          assert.fail(`${name} must provide reopen for the durability contract`);
+        }
+        await store.init();
+        await store.registerUser({ name: "alice", keys: keys(1) });
+        await store.append({ id: id(1), owners: ["alice"], envelope: "{}" });
+        await store.close();
+        const again = await reopen();
+        await again.init();
+        assert.equal((await again.read("alice", null, 10)).items.length, 1);
+        assert.equal((await again.getUsers(["alice"])).length, 1);
+        await again.close();
+      } finally {
+        await cleanup();
+      }
+    });
+  });
+}

@@ -1,0 +1,154 @@
+import { Router, XPublisher, XSubscriber } from "zeromq";
+import { COMMON_SOCKET_OPTIONS } from "./options.js";
+import { Outbound } from "./outbound.js";
+
+/** ZMQ_SUBSCRIBE / ZMQ_UNSUBSCRIBE, applied by an XPUB in manual mode to the peer that last sent one. */
+const ZMQ_SUBSCRIBE = 6;
+const ZMQ_UNSUBSCRIBE = 7;
+
+/** An XPUB in manual mode: a subscription takes effect only when the balancer accepts it. */
+class FilteringXPublisher extends XPublisher {
+  accept(topic: Buffer, subscribe: boolean): void {
+    this.setStringOption(subscribe ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, topic);
+  }
+}
+
+export interface BrokerEndpoints {
+  /** Where clients connect (ROUTER). */
+  frontend: string;
+  /** Where servers connect (ROUTER). */
+  backend: string;
+  /** Where servers publish live deliveries (XSUB). */
+  pubIn: string;
+  /** Where clients subscribe (XPUB). */
+  pubOut: string;
+}
+
+export interface BrokerHandlers {
+  /** A frame from a client: `route` is the client's first frame ("B" broker, "S" service). */
+  onClient(peer: string, route: string, frame: Buffer, parts: number): void;
+  /** A message from a server: all its frames. */
+  onWorker(worker: string, parts: Buffer[]): void;
+  /** A message to a server could not be sent (it is gone). */
+  onWorkerUnreachable(worker: string, parts: unknown[]): void;
+  /** Decides whether a subscription may be made. */
+  acceptTopic(topic: Buffer): boolean;
+  /** Called for each refused subscription. */
+  onRefusedTopic?(topic: Buffer): void;
+}
+
+/** The balancer's four sockets; routing ids leave this file only as hex / text strings. */
+export class ZeromqBrokerSockets {
+  private readonly frontend = new Router({ ...COMMON_SOCKET_OPTIONS, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
+  private readonly backend = new Router({
+    ...COMMON_SOCKET_OPTIONS,
+    mandatory: true,
+    sendHighWaterMark: 100_000,
+    receiveHighWaterMark: 100_000,
+  });
+  private readonly xsub = new XSubscriber({ ...COMMON_SOCKET_OPTIONS, receiveHighWaterMark: 100_000 });
+  private readonly xpub = new FilteringXPublisher({ ...COMMON_SOCKET_OPTIONS, sendHighWaterMark: 10_000 });
+  private readonly toClients: Outbound;
+  private readonly toWorkers: Outbound;
+  private readonly toSubscribers: Outbound;
+  private closed = false;
+  bound: BrokerEndpoints | null = null;
+
+  constructor(private readonly handlers: BrokerHandlers) {
+    this.xpub.manual = true;
+    this.xpub.verbosity = "allSubsUnsubs";
+    this.toClients = new Outbound(this.frontend, 100_000);
+    this.toWorkers = new Outbound(this.backend, 100_000, (err, parts) => {
+      if ((err as { code?: string }).code === "EHOSTUNREACH") {
+        handlers.onWorkerUnreachable(String(parts[0]), parts.slice(1));
+      }
+    });
+    this.toSubscribers = new Outbound(this.xpub, 100_000);
+  }
+
+  /** Binds all four sockets and returns the endpoints the OS gave (ports may be 0 to pick). */
+  async bind(endpoints: BrokerEndpoints): Promise<BrokerEndpoints> {
+    await this.frontend.bind(endpoints.frontend);
+    await this.backend.bind(endpoints.backend);
+    await this.xsub.bind(endpoints.pubIn);
+    await this.xpub.bind(endpoints.pubOut);
+    // The balancer is trusted infrastructure: it takes every publication and filters per subscriber.
+    await this.xsub.send(Buffer.from([1]));
+    this.bound = {
+      frontend: this.frontend.lastEndpoint!,
+      backend: this.backend.lastEndpoint!,
+      pubIn: this.xsub.lastEndpoint!,
+      pubOut: this.xpub.lastEndpoint!,
+    };
+    void this.readFrontend();
+    void this.readBackend();
+    void this.readPublications();
+    void this.readSubscriptions();
+    return this.bound;
+  }
+
+  sendClient(peer: string, frame: Uint8Array): void {
+    this.toClients.push([Buffer.from(peer, "hex"), frame]);
+  }
+
+  sendWorker(worker: string, parts: Array<string | Buffer | Uint8Array>): void {
+    this.toWorkers.push([worker, ...parts]);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const o of [this.toClients, this.toWorkers, this.toSubscribers]) o.close();
+    for (const s of [this.frontend, this.backend, this.xsub, this.xpub]) s.close();
+  }
+
+  private async readFrontend(): Promise<void> {
+    await this.guard(async () => {
+      for await (const parts of this.frontend) {
+        const [id, route, frame] = parts;
+        this.handlers.onClient(id!.toString("hex"), route?.toString() ?? "", frame ?? Buffer.alloc(0), parts.length - 1);
+      }
+    });
+  }
+
+  private async readBackend(): Promise<void> {
+    await this.guard(async () => {
+      for await (const [id, ...rest] of this.backend) {
+        this.handlers.onWorker(id!.toString("latin1"), rest);
+      }
+    });
+  }
+
+  private async readPublications(): Promise<void> {
+    await this.guard(async () => {
+      for await (const parts of this.xsub) {
+        if (parts.length === 2) this.toSubscribers.push(parts);
+      }
+    });
+  }
+
+  private async readSubscriptions(): Promise<void> {
+    await this.guard(async () => {
+      for await (const [msg] of this.xpub) {
+        if (!msg || msg.length === 0) continue;
+        const kind = msg[0];
+        if (kind !== 0 && kind !== 1) continue;
+        const topic = msg.subarray(1);
+        if (kind === 0) {
+          this.xpub.accept(topic, false);
+        } else if (this.handlers.acceptTopic(topic)) {
+          this.xpub.accept(topic, true);
+        } else {
+          this.handlers.onRefusedTopic?.(topic);
+        }
+      }
+    });
+  }
+
+  private async guard(loop: () => Promise<void>): Promise<void> {
+    try {
+      await loop();
+    } catch (err) {
+      if (!this.closed) throw err;
+    }
+  }
+}

@@ -1,0 +1,107 @@
+import { Dealer, Subscriber } from "zeromq";
+import type { ClientLink, ClientTransport, LinkStateEvent, Route } from "../../core/transport.js";
+import { COMMON_SOCKET_OPTIONS, parseTcpEndpoint } from "./options.js";
+import { Outbound } from "./outbound.js";
+
+const ROUTE_FRAME: Record<Route, Buffer> = { broker: Buffer.from("B"), service: Buffer.from("S") };
+
+/** Client side of the ZeroMQ transport: a DEALER for requests, a SUB for live deliveries. */
+export class ZeromqClientTransport implements ClientTransport {
+  connect(endpoint: string): ClientLink {
+    return new ZeromqClientLink(endpoint);
+  }
+}
+
+class ZeromqClientLink implements ClientLink {
+  private readonly dealer = new Dealer({
+    ...COMMON_SOCKET_OPTIONS,
+    sendHighWaterMark: 10_000,
+    receiveHighWaterMark: 10_000,
+    immediate: false,
+  });
+  private readonly outbound = new Outbound(this.dealer, 10_000);
+  private sub: Subscriber | null = null;
+  private readonly topics = new Set<string>();
+  private replyHandler: (frame: Buffer) => void = () => {};
+  private deliveryHandler: (topic: string, frame: Buffer) => void = () => {};
+  private readonly stateHandlers: Array<(e: LinkStateEvent) => void> = [];
+  private closed = false;
+
+  constructor(readonly endpoint: string) {
+    parseTcpEndpoint(endpoint);
+    this.dealer.events.on("connect", () => this.emit("connected"));
+    this.dealer.events.on("disconnect", () => this.emit("disconnected"));
+    this.dealer.connect(endpoint);
+    void this.readReplies();
+  }
+
+  send(frame: Uint8Array, route: Route): void {
+    this.outbound.push([ROUTE_FRAME[route], frame]);
+  }
+
+  onReply(handler: (frame: Buffer) => void): void {
+    this.replyHandler = handler;
+  }
+
+  onDelivery(handler: (topic: string, frame: Buffer) => void): void {
+    this.deliveryHandler = handler;
+  }
+
+  onState(handler: (event: LinkStateEvent) => void): void {
+    this.stateHandlers.push(handler);
+  }
+
+  openDeliveries(pubPort: number, pubHost: string | null): void {
+    if (this.sub || this.closed) return;
+    const host = pubHost ?? parseTcpEndpoint(this.endpoint).host;
+    this.sub = new Subscriber({ ...COMMON_SOCKET_OPTIONS, receiveHighWaterMark: 100_000 });
+    for (const topic of this.topics) this.sub.subscribe(topic);
+    this.sub.connect(`tcp://${host}:${pubPort}`);
+    void this.readDeliveries(this.sub);
+  }
+
+  subscribe(topic: string): void {
+    if (this.topics.has(topic)) return;
+    this.topics.add(topic);
+    this.sub?.subscribe(topic);
+  }
+
+  unsubscribe(topic: string): void {
+    if (!this.topics.delete(topic)) return;
+    this.sub?.unsubscribe(topic);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.outbound.close();
+    this.dealer.close();
+    this.sub?.close();
+    this.emit("closed");
+  }
+
+  private emit(state: LinkStateEvent["state"]): void {
+    for (const h of this.stateHandlers) h({ state, endpoint: this.endpoint });
+  }
+
+  private async readReplies(): Promise<void> {
+    try {
+      for await (const parts of this.dealer) {
+        // A reply is one frame; anything else is not from a zmqchat balancer and is ignored.
+        if (parts.length === 1) this.replyHandler(parts[0]!);
+      }
+    } catch (err) {
+      if (!this.closed) throw err;
+    }
+  }
+
+  private async readDeliveries(sub: Subscriber): Promise<void> {
+    try {
+      for await (const parts of sub) {
+        if (parts.length === 2) this.deliveryHandler(parts[0]!.toString("latin1"), parts[1]!);
+      }
+    } catch (err) {
+      if (!this.closed) throw err;
+    }
+  }
+}

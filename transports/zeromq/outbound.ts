@@ -1,0 +1,51 @@
+import type { MessageLike, Writable } from "zeromq";
+
+/**
+ * zeromq.js allows one send in progress per socket. This queue serialises sends, keeps a
+ * bound on what waits, and never lets a failed send take the process down.
+ */
+export class Outbound {
+  private readonly queue: MessageLike[][] = [];
+  private pumping = false;
+  private closed = false;
+
+  constructor(
+    private readonly socket: Writable,
+    private readonly limit: number,
+    private readonly onError: (err: unknown, parts: MessageLike[]) => void = () => {},
+  ) {}
+
+  /** Queues a multipart message; returns false when the queue is full and the message was dropped. */
+  push(parts: MessageLike[]): boolean {
+    if (this.closed || this.queue.length >= this.limit) return false;
+    this.queue.push(parts);
+    if (!this.pumping) void this.pump();
+    return true;
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.queue.length = 0;
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        const parts = this.queue.shift()!;
+        try {
+          await this.socket.send(parts);
+        } catch (err) {
+          if (this.closed) return;
+          this.onError(err, parts);
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+}

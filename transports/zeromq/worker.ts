@@ -1,0 +1,164 @@
+import { randomBytes } from "node:crypto";
+import { Dealer, Publisher } from "zeromq";
+import { BrokerCommand, HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS } from "../../core/protocol/broker.js";
+import type { WorkerLink, WorkerTransport } from "../../core/transport.js";
+import { COMMON_SOCKET_OPTIONS, parseTcpEndpoint } from "./options.js";
+import { Outbound } from "./outbound.js";
+
+export interface ZeromqWorkerOptions {
+  version: string;
+  heartbeatMs?: number;
+  liveness?: number;
+}
+
+/** Server side of the ZeroMQ transport: one DEALER per balancer (Paranoid Pirate worker), one PUB. */
+export class ZeromqWorkerTransport implements WorkerTransport {
+  constructor(private readonly options: ZeromqWorkerOptions) {}
+
+  async attach(endpoints: string[], serverId: string): Promise<WorkerLink> {
+    for (const e of endpoints) parseTcpEndpoint(e);
+    return new ZeromqWorkerLink(endpoints, serverId, this.options);
+  }
+}
+
+class BrokerConnection {
+  dealer!: Dealer;
+  outbound!: Outbound;
+  lastSeen = Date.now();
+  pubEndpoint: string | null = null;
+  private closed = false;
+  private readonly routingId: string;
+
+  constructor(
+    readonly endpoint: string,
+    serverId: string,
+    private readonly version: string,
+    private readonly onMessage: (conn: BrokerConnection, parts: Buffer[]) => void,
+  ) {
+    this.routingId = `${serverId}-${randomBytes(4).toString("hex")}`;
+    this.open();
+  }
+
+  /** (Re)opens the DEALER and announces READY, as a Paranoid Pirate worker does after a lost broker. */
+  open(): void {
+    this.dealer?.close();
+    this.outbound?.close();
+    this.dealer = new Dealer({
+      ...COMMON_SOCKET_OPTIONS,
+      routingId: this.routingId,
+      sendHighWaterMark: 100_000,
+      receiveHighWaterMark: 100_000,
+    });
+    this.outbound = new Outbound(this.dealer, 100_000);
+    this.dealer.connect(this.endpoint);
+    this.lastSeen = Date.now();
+    this.send([BrokerCommand.ready, JSON.stringify({ version: this.version })]);
+    void this.read(this.dealer);
+  }
+
+  send(parts: Array<string | Buffer | Uint8Array>): void {
+    this.outbound.push(parts);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.outbound.close();
+    this.dealer.close();
+  }
+
+  private async read(dealer: Dealer): Promise<void> {
+    try {
+      for await (const parts of dealer) {
+        this.lastSeen = Date.now();
+        this.onMessage(this, parts);
+      }
+    } catch (err) {
+      if (!this.closed && !dealer.closed) throw err;
+    }
+  }
+}
+
+class ZeromqWorkerLink implements WorkerLink {
+  private readonly brokers: BrokerConnection[];
+  private readonly pub = new Publisher({ ...COMMON_SOCKET_OPTIONS, sendHighWaterMark: 100_000 });
+  private readonly pubOut = new Outbound(this.pub, 100_000);
+  private readonly pubConnected = new Set<string>();
+  private handler: (peer: string, frame: Buffer) => void = () => {};
+  private readonly timer: NodeJS.Timeout;
+  private draining = false;
+
+  constructor(endpoints: string[], serverId: string, private readonly options: ZeromqWorkerOptions) {
+    this.brokers = endpoints.map(
+      (e) => new BrokerConnection(e, serverId, options.version, (c, p) => this.onBrokerMessage(c, p)),
+    );
+    const interval = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
+    const liveness = options.liveness ?? HEARTBEAT_LIVENESS;
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      for (const b of this.brokers) {
+        if (now - b.lastSeen > interval * liveness && !this.draining) {
+          b.open();
+        } else {
+          b.send([this.draining ? BrokerCommand.bye : BrokerCommand.heartbeat]);
+        }
+      }
+    }, interval);
+  }
+
+  onRequest(handler: (peer: string, frame: Buffer) => void): void {
+    this.handler = handler;
+  }
+
+  reply(peer: string, frame: Uint8Array): void {
+    const sep = peer.indexOf(":");
+    const broker = this.brokers[Number(peer.slice(0, sep))];
+    broker?.send([BrokerCommand.reply, peer.slice(sep + 1), frame]);
+  }
+
+  publish(topic: string, frame: Uint8Array): void {
+    this.pubOut.push([topic, frame]);
+  }
+
+  drain(): void {
+    this.draining = true;
+    for (const b of this.brokers) b.send([BrokerCommand.bye]);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    // Let queued replies and publications leave before the sockets go.
+    const deadline = Date.now() + 2000;
+    while (Date.now() < deadline && (this.pubOut.pending > 0 || this.brokers.some((b) => b.outbound.pending > 0))) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    for (const b of this.brokers) b.close();
+    this.pubOut.close();
+    this.pub.close();
+  }
+
+  private onBrokerMessage(conn: BrokerConnection, parts: Buffer[]): void {
+    const command = parts[0]?.toString();
+    if (command === BrokerCommand.request && parts.length === 3) {
+      const index = this.brokers.indexOf(conn);
+      this.handler(`${index}:${parts[1]!.toString("latin1")}`, parts[2]!);
+    } else if (command === BrokerCommand.welcome && parts.length === 2) {
+      this.connectPub(conn, parts[1]!);
+    }
+    // Heartbeats only refresh lastSeen; anything else is ignored.
+  }
+
+  private connectPub(conn: BrokerConnection, body: Buffer): void {
+    let info: { pubPort?: unknown; pubHost?: unknown };
+    try {
+      info = JSON.parse(body.toString());
+    } catch {
+      return;
+    }
+    if (typeof info.pubPort !== "number") return;
+    const host = typeof info.pubHost === "string" ? info.pubHost : parseTcpEndpoint(conn.endpoint).host;
+    const endpoint = `tcp://${host}:${info.pubPort}`;
+    if (this.pubConnected.has(endpoint)) return;
+    this.pubConnected.add(endpoint);
+    this.pub.connect(endpoint);
+  }
+}
