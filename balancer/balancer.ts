@@ -1,0 +1,196 @@
+import { ZmqchatError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import { BrokerCommand, HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS } from "../core/protocol/broker.js";
+import { decodeJson } from "../core/protocol/codec.js";
+import { TOPIC_PATTERN } from "../core/protocol/limits.js";
+import { type BrokerEndpoints, parseTcpEndpoint, ZeromqBrokerSockets } from "../transports/zeromq/index.js";
+import { Dispatcher } from "./dispatch.js";
+
+export interface BalancerOptions {
+  endpoints: BrokerEndpoints;
+  /** Host clients and servers should use for the pub/sub sockets; null: the host they reached us on. */
+  publicHost: string | null;
+  version: string;
+  log: Logger;
+  heartbeatMs?: number;
+  liveness?: number;
+  metrics?: BalancerMetrics;
+}
+
+export interface BalancerMetrics {
+  forwarded(): void;
+  refused(reason: string): void;
+  liveServers(n: number): void;
+}
+
+const noMetrics: BalancerMetrics = { forwarded() {}, refused() {}, liveServers() {} };
+
+/**
+ * The broker: clients' requests go to the live server with the fewest in flight; replies go
+ * back; live deliveries pass through an XSUB/XPUB proxy that admits only full delivery topics.
+ */
+export class Balancer {
+  private readonly sockets: ZeromqBrokerSockets;
+  private readonly dispatcher: Dispatcher;
+  private readonly timer: NodeJS.Timeout;
+  private pubPort = 0;
+  bound!: BrokerEndpoints;
+
+  private constructor(private readonly options: BalancerOptions) {
+    const interval = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
+    this.dispatcher = new Dispatcher(interval * (options.liveness ?? HEARTBEAT_LIVENESS));
+    const metrics = options.metrics ?? noMetrics;
+    this.sockets = new ZeromqBrokerSockets({
+      onClient: (peer, route, frame, parts) => this.onClient(peer, route, frame, parts),
+      onWorker: (worker, parts) => this.onWorker(worker, parts),
+      onWorkerUnreachable: (worker, parts) => {
+        options.log.warn({ worker }, "server unreachable; dropped");
+        this.dispatcher.remove(worker);
+        if (String(parts[0]) === BrokerCommand.request && parts.length === 3) {
+          this.forward(String(parts[1]), parts[2] as Buffer);
+        }
+      },
+      acceptTopic: (topic) => topic.length === 64 && TOPIC_PATTERN.test(topic.toString("latin1")),
+      onRefusedTopic: (topic) => {
+        metrics.refused("subscription");
+        options.log.warn({ length: topic.length }, "refused a subscription that is not a full delivery topic");
+      },
+    });
+    this.timer = setInterval(() => this.tick(), interval);
+  }
+
+  static async start(options: BalancerOptions): Promise<Balancer> {
+    const b = new Balancer(options);
+    try {
+      b.bound = await b.sockets.bind(options.endpoints);
+    } catch (cause) {
+      b.stop();
+      throw new ZmqchatError("unavailable", `the balancer cannot bind: ${(cause as Error).message}`, { cause });
+    }
+    b.pubPort = parseTcpEndpoint(b.bound.pubOut).port;
+    options.log.info({ endpoints: b.bound }, "balancer ready");
+    return b;
+  }
+
+  liveServers(): number {
+    return this.dispatcher.live().filter((w) => !w.draining).length;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.sockets.close();
+  }
+
+  private tick(): void {
+    const dead = this.dispatcher.expire(Date.now());
+    for (const id of dead) this.options.log.warn({ server: id }, "server missed its heartbeats; dropped");
+    for (const id of this.dispatcher.ids()) this.sockets.sendWorker(id, [BrokerCommand.heartbeat]);
+    this.options.metrics?.liveServers(this.liveServers());
+  }
+
+  private onClient(peer: string, route: string, frame: Buffer, parts: number): void {
+    if (parts !== 2) {
+      this.sockets.sendClient(peer, errorReply(null, "bad_request", "a request is two frames: route and body"));
+      return;
+    }
+    if (route === "S") {
+      this.forward(peer, frame);
+    } else if (route === "B") {
+      this.answer(peer, frame);
+    } else {
+      this.sockets.sendClient(peer, errorReply(null, "bad_request", "unknown route frame"));
+    }
+  }
+
+  private forward(peer: string, frame: Buffer): void {
+    const worker = this.dispatcher.pick();
+    if (worker === null) {
+      this.options.metrics?.refused("no_server");
+      this.sockets.sendClient(peer, errorReply(requestId(frame), "unavailable", "no chat server is available"));
+      return;
+    }
+    this.options.metrics?.forwarded();
+    this.sockets.sendWorker(worker, [BrokerCommand.request, peer, frame]);
+  }
+
+  /** Requests the balancer answers itself: `hello` (where deliveries are published) and `ping`. */
+  private answer(peer: string, frame: Buffer): void {
+    let id: string | null = null;
+    try {
+      const req = decodeJson(frame) as { id?: unknown; type?: unknown; v?: unknown };
+      id = typeof req?.id === "string" ? req.id.slice(0, 64) : null;
+      if (req?.v !== 1 || id === null) throw new ZmqchatError("bad_request", "not a version 1 request with an id");
+      let body: unknown;
+      if (req.type === "hello") {
+        body = { pubPort: this.pubPort, pubHost: this.options.publicHost, version: this.options.version };
+      } else if (req.type === "ping") {
+        body = { time: new Date().toISOString() };
+      } else {
+        throw new ZmqchatError("bad_request", "the balancer answers only hello and ping");
+      }
+      this.sockets.sendClient(peer, Buffer.from(JSON.stringify({ v: 1, id, ok: true, body })));
+    } catch (err) {
+      const e = err instanceof ZmqchatError ? err : new ZmqchatError("bad_request", "malformed request");
+      this.sockets.sendClient(peer, errorReply(id, e.code, e.message));
+    }
+  }
+
+  private onWorker(worker: string, parts: Buffer[]): void {
+    const command = parts[0]?.toString() ?? "";
+    const now = Date.now();
+    switch (command) {
+      case BrokerCommand.reply:
+        this.dispatcher.seen(worker, now);
+        this.dispatcher.done(worker);
+        if (parts.length === 3) this.sockets.sendClient(parts[1]!.toString("latin1"), parts[2]!);
+        return;
+      case BrokerCommand.ready:
+        this.dispatcher.ready(worker, readVersion(parts[1]), now);
+        this.options.log.info({ server: worker }, "server ready");
+        this.sendWelcome(worker);
+        return;
+      case BrokerCommand.heartbeat:
+        if (!this.dispatcher.seen(worker, now)) {
+          // A server we do not know (we restarted): take it back, as if it had said READY.
+          this.dispatcher.ready(worker, "unknown", now);
+          this.options.log.info({ server: worker }, "server back after a balancer restart");
+          this.sendWelcome(worker);
+        }
+        return;
+      case BrokerCommand.bye:
+        this.dispatcher.drain(worker);
+        return;
+      default:
+        this.options.log.warn({ server: worker, command: command.slice(0, 16) }, "unknown message from a server");
+    }
+  }
+
+  private sendWelcome(worker: string): void {
+    this.sockets.sendWorker(worker, [
+      BrokerCommand.welcome,
+      JSON.stringify({ pubPort: parseTcpEndpoint(this.bound.pubIn).port, pubHost: this.options.publicHost }),
+    ]);
+  }
+}
+
+function readVersion(frame: Buffer | undefined): string {
+  try {
+    const v = (decodeJson(frame ?? "") as { version?: unknown })?.version;
+    return typeof v === "string" ? v.slice(0, 64) : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+function requestId(frame: Buffer): string | null {
+  try {
+    const id = (decodeJson(frame) as { id?: unknown })?.id;
+    return typeof id === "string" ? id.slice(0, 64) : null;
+  } catch {
+    return null;
+  }
+}
+
+function errorReply(id: string | null, code: string, message: string): Buffer {
+  return Buffer.from(JSON.stringify({ v: 1, id, ok: false, error: { code, message } }));
+}

@@ -1,0 +1,254 @@
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import type { PublicKeys } from "../protocol/schema.js";
+
+/** A message as the user sees it: opened, verified (or flagged), placed in its conversation. */
+export interface ChatMessage {
+  id: string;
+  /** `u:NAME` for a 1:1 conversation with NAME, `g:NAME` for a group. */
+  conv: string;
+  from: string;
+  to: string | null;
+  group: string | null;
+  text: string;
+  sentAt: string;
+  serverTime: string;
+  cursor: string;
+  verified: boolean;
+  /** Why a message is not verified (bad signature, not for this user, undecryptable). */
+  problem: string | null;
+  seq: number;
+  device: string;
+}
+
+export interface Contact {
+  name: string;
+  keys: PublicKeys;
+  pinnedAt: string;
+  /** Keys the server presented that differ from the pinned ones, awaiting `keys trust`. */
+  pending: PublicKeys | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS messages (
+  id TEXT PRIMARY KEY,
+  conv TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  recipient TEXT,
+  grp TEXT,
+  text TEXT NOT NULL,
+  sent_at TEXT NOT NULL,
+  server_time TEXT NOT NULL,
+  cursor TEXT NOT NULL,
+  ord INTEGER NOT NULL,
+  verified INTEGER NOT NULL,
+  problem TEXT,
+  seq INTEGER NOT NULL,
+  device TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_conv ON messages(conv, ord);
+CREATE INDEX IF NOT EXISTS messages_by_ord ON messages(ord);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS contacts (
+  name TEXT PRIMARY KEY,
+  sign_key TEXT NOT NULL,
+  enc_key TEXT NOT NULL,
+  pinned_at TEXT NOT NULL,
+  pending_sign TEXT,
+  pending_enc TEXT
+);
+CREATE TABLE IF NOT EXISTS seqs (conv TEXT PRIMARY KEY, next INTEGER NOT NULL);
+`;
+
+interface Row {
+  id: string;
+  conv: string;
+  sender: string;
+  recipient: string | null;
+  grp: string | null;
+  text: string;
+  sent_at: string;
+  server_time: string;
+  cursor: string;
+  verified: number;
+  problem: string | null;
+  seq: number;
+  device: string;
+}
+
+const COLUMNS = "id, conv, sender, recipient, grp, text, sent_at, server_time, cursor, verified, problem, seq, device";
+
+/**
+ * The local cache of one profile: opened messages, the sync cursor, pinned keys. SQLite in WAL
+ * mode, so the TUI and headless commands can use one profile at the same time. Readable by the
+ * user only (0600): it holds decrypted text.
+ */
+export class Cache {
+  private readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(path: string) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const fresh = !existsSync(path);
+    this.db = new Database(path);
+    if (fresh) chmodSync(path, 0o600);
+    this.db.pragma("busy_timeout = 10000");
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL");
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.stmts = {
+      insert: db.prepare(
+        `INSERT OR IGNORE INTO messages (${COLUMNS}, ord) VALUES (@id, @conv, @from, @to, @group, @text, @sentAt, @serverTime, @cursor, @verified, @problem, @seq, @device, @ord)`,
+      ),
+      getState: db.prepare<[string], { value: string }>("SELECT value FROM state WHERE key = ?"),
+      setState: db.prepare("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
+      history: db.prepare<[string, number], Row>(
+        `SELECT * FROM (SELECT ${COLUMNS}, ord FROM messages WHERE conv = ? ORDER BY ord DESC LIMIT ?) ORDER BY ord`,
+      ),
+      after: db.prepare<[bigint, number], Row>(`SELECT ${COLUMNS} FROM messages WHERE ord > ? ORDER BY ord LIMIT ?`),
+      has: db.prepare<[string], { id: string }>("SELECT id FROM messages WHERE id = ?"),
+      conversations: db.prepare<[], { conv: string; last: string; n: number }>(
+        "SELECT conv, max(server_time) AS last, count(*) AS n FROM messages GROUP BY conv ORDER BY max(ord) DESC",
+      ),
+      getContact: db.prepare<[string], ContactRow>("SELECT * FROM contacts WHERE name = ?"),
+      allContacts: db.prepare<[], ContactRow>("SELECT * FROM contacts ORDER BY name"),
+      pin: db.prepare("INSERT OR IGNORE INTO contacts (name, sign_key, enc_key, pinned_at) VALUES (?, ?, ?, ?)"),
+      setPending: db.prepare("UPDATE contacts SET pending_sign = ?, pending_enc = ? WHERE name = ?"),
+      trust: db.prepare(
+        "UPDATE contacts SET sign_key = pending_sign, enc_key = pending_enc, pending_sign = NULL, pending_enc = NULL, pinned_at = ? WHERE name = ? AND pending_sign IS NOT NULL",
+      ),
+      nextSeq: db.prepare<[string], { next: number }>(
+        "INSERT INTO seqs (conv, next) VALUES (?, 1) ON CONFLICT(conv) DO UPDATE SET next = next + 1 RETURNING next",
+      ),
+      count: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM messages"),
+    };
+  }
+
+  /** Stores opened messages and the new cursor in one transaction; returns those not seen before. */
+  addMessages(messages: ChatMessage[], cursor: string | null): ChatMessage[] {
+    return this.db.transaction(() => {
+      const fresh: ChatMessage[] = [];
+      for (const m of messages) {
+        const r = this.stmts.insert.run({ ...m, verified: m.verified ? 1 : 0, ord: BigInt(m.cursor) });
+        if (r.changes === 1) fresh.push(m);
+      }
+      if (cursor !== null) this.advanceCursor(cursor);
+      return fresh;
+    })();
+  }
+
+  has(id: string): boolean {
+    return this.stmts.has.get(id) !== undefined;
+  }
+
+  get cursor(): string | null {
+    return this.getState("cursor");
+  }
+
+  /** Moves the cursor forward only: a slower process sharing the profile never moves it back. */
+  private advanceCursor(cursor: string): void {
+    const current = this.getState("cursor");
+    if (current === null || BigInt(cursor) > BigInt(current)) this.setState("cursor", cursor);
+  }
+
+  getState(key: string): string | null {
+    return this.stmts.getState.get(key)?.value ?? null;
+  }
+
+  setState(key: string, value: string): void {
+    this.stmts.setState.run(key, value);
+  }
+
+  /** The newest `limit` messages of a conversation, oldest first. */
+  history(conv: string, limit: number): ChatMessage[] {
+    return this.stmts.history.all(conv, limit).map(fromRow);
+  }
+
+  /** Messages placed after a cursor (any conversation), oldest first. */
+  after(cursor: string | null, limit: number): ChatMessage[] {
+    return this.stmts.after.all(cursor === null ? -1n : BigInt(cursor), limit).map(fromRow);
+  }
+
+  conversations(): Array<{ conv: string; last: string; count: number }> {
+    return this.stmts.conversations.all().map((r) => ({ conv: r.conv, last: r.last, count: r.n }));
+  }
+
+  messageCount(): number {
+    return this.stmts.count.get()!.n;
+  }
+
+  contact(name: string): Contact | null {
+    const r = this.stmts.getContact.get(name);
+    return r ? fromContactRow(r) : null;
+  }
+
+  contacts(): Contact[] {
+    return this.stmts.allContacts.all().map(fromContactRow);
+  }
+
+  /** Pins keys on first sight; records different keys as pending. Returns what happened. */
+  see(name: string, keys: PublicKeys): "pinned" | "same" | "changed" {
+    const existing = this.stmts.getContact.get(name);
+    if (!existing) {
+      this.stmts.pin.run(name, keys.sign, keys.enc, new Date().toISOString());
+      return "pinned";
+    }
+    if (existing.sign_key === keys.sign && existing.enc_key === keys.enc) {
+      if (existing.pending_sign !== null) this.stmts.setPending.run(null, null, name);
+      return "same";
+    }
+    this.stmts.setPending.run(keys.sign, keys.enc, name);
+    return "changed";
+  }
+
+  /** Accepts the pending keys of a contact; returns false when nothing was pending. */
+  trust(name: string): boolean {
+    return this.stmts.trust.run(new Date().toISOString(), name).changes === 1;
+  }
+
+  nextSeq(conv: string): number {
+    return this.stmts.nextSeq.get(conv)!.next;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+interface ContactRow {
+  name: string;
+  sign_key: string;
+  enc_key: string;
+  pinned_at: string;
+  pending_sign: string | null;
+  pending_enc: string | null;
+}
+
+function fromContactRow(r: ContactRow): Contact {
+  return {
+    name: r.name,
+    keys: { sign: r.sign_key, enc: r.enc_key },
+    pinnedAt: r.pinned_at,
+    pending: r.pending_sign && r.pending_enc ? { sign: r.pending_sign, enc: r.pending_enc } : null,
+  };
+}
+
+function fromRow(r: Row): ChatMessage {
+  return {
+    id: r.id,
+    conv: r.conv,
+    from: r.sender,
+    to: r.recipient,
+    group: r.grp,
+    text: r.text,
+    sentAt: r.sent_at,
+    serverTime: r.server_time,
+    cursor: r.cursor,
+    verified: r.verified === 1,
+    problem: r.problem,
+    seq: r.seq,
+    device: r.device,
+  };
+}

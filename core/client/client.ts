@@ -1,0 +1,565 @@
+import { sign } from "node:crypto";
+import { Sealer } from "../crypto/envelope.js";
+import { loginChallengeBytes } from "../crypto/login.js";
+import { ZmqchatError } from "../errors.js";
+import { type Logger, silentLogger } from "../logger.js";
+import { decodeJson } from "../protocol/codec.js";
+import { uuidv7 } from "../protocol/ids.js";
+import { MAX_TEXT_BYTES } from "../protocol/limits.js";
+import {
+  type GroupInfo,
+  type MailboxItem,
+  type PublicKeys,
+  type ReplyBody,
+  type RequestBody,
+  type RequestType,
+  replyBodies,
+  replyFrameSchema,
+  type UserInfo,
+} from "../protocol/schema.js";
+import type { ClientLink, Route } from "../transport.js";
+import type { Cache, ChatMessage } from "./cache.js";
+import type { LoadedIdentity } from "./profile.js";
+
+export type ConnectionState = "connecting" | "online" | "offline" | "closed";
+
+export type ClientEvent =
+  | { type: "message"; message: ChatMessage }
+  | { type: "state"; state: ConnectionState; endpoint: string }
+  | { type: "key_changed"; name: string }
+  | { type: "sync"; received: number; done: boolean };
+
+export interface ChatClientOptions {
+  /** Opens a link to one endpoint (the transport is picked by the caller). */
+  connect: (endpoint: string) => ClientLink;
+  endpoints: string[];
+  identity: LoadedIdentity;
+  cache: Cache;
+  log?: Logger;
+  /** How long one attempt waits for a reply before it is sent again (same ids). */
+  attemptTimeoutMs?: number;
+  /** Default deadline of a whole request, retries included. */
+  requestTimeoutMs?: number;
+}
+
+export interface RequestOptions {
+  timeoutMs?: number;
+}
+
+export type Target = { user: string } | { group: string };
+
+interface Waiter {
+  resolve: (frame: { ok: true; body: unknown } | { ok: false; error: { code: string; message: string } }) => void;
+}
+
+const SYNC_PAGE = 1000;
+const KEY_CHECK_MS = 60_000;
+
+/**
+ * The headless chat client shared by the CLI and the TUI: the only code that talks to the
+ * service. Requests are retried with the same ids until their deadline (Lazy Pirate), moving
+ * to the next balancer endpoint after repeated silence; messages are sealed before they leave
+ * and opened (verified, decrypted) before anyone sees them.
+ */
+export class ChatClient {
+  readonly name: string;
+  private readonly sealer: Sealer;
+  private readonly listeners = new Set<(e: ClientEvent) => void>();
+  private readonly waiters = new Map<string, Waiter>();
+  private link: ClientLink | null = null;
+  private linkReady: Promise<void> | null = null;
+  private endpointIndex = 0;
+  private session: { token: string; topic: string } | null = null;
+  private loggingIn: Promise<void> | null = null;
+  private syncing: Promise<number> | null = null;
+  private syncAgain = false;
+  private readonly keysCheckedAt = new Map<string, number>();
+  private closed = false;
+  private readonly log: Logger;
+  private readonly attemptMs: number;
+  private readonly requestMs: number;
+  state: ConnectionState = "offline";
+
+  constructor(private readonly options: ChatClientOptions) {
+    if (options.endpoints.length === 0) throw new ZmqchatError("usage", "no endpoint to connect to");
+    this.name = options.identity.identity.name;
+    this.sealer = new Sealer(options.identity.identity);
+    this.log = options.log ?? silentLogger;
+    this.attemptMs = options.attemptTimeoutMs ?? 1500;
+    this.requestMs = options.requestTimeoutMs ?? 10_000;
+  }
+
+  get cache(): Cache {
+    return this.options.cache;
+  }
+
+  get endpoint(): string {
+    return this.options.endpoints[this.endpointIndex]!;
+  }
+
+  get publicKeys(): PublicKeys {
+    return this.options.identity.identity.publicKeys;
+  }
+
+  on(listener: (e: ClientEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Binds this profile's keys to its name on the service. Harmless when already registered. */
+  async register(opts: RequestOptions = {}): Promise<{ created: boolean }> {
+    return this.request("register", { name: this.name, keys: this.publicKeys }, opts);
+  }
+
+  /** Proves the identity (signed challenge) and subscribes to live deliveries. */
+  async login(opts: RequestOptions = {}): Promise<void> {
+    if (this.session) return;
+    if (!this.loggingIn) {
+      this.loggingIn = this.doLogin(opts).finally(() => {
+        this.loggingIn = null;
+      });
+    }
+    return this.loggingIn;
+  }
+
+  private async doLogin(opts: RequestOptions): Promise<void> {
+    const ch = await this.request("challenge", { name: this.name }, opts);
+    const sig = sign(null, loginChallengeBytes(this.name, ch.nonce, ch.expires), this.options.identity.identity.signPrivate);
+    const r = await this.request("login", { name: this.name, ...ch, sig: sig.toString("base64url") }, opts);
+    this.session = { token: r.session, topic: r.topic };
+    this.link?.subscribe(r.topic);
+  }
+
+  /** Sends one message; resolves once the service stored it durably in every mailbox. */
+  async send(target: Target, text: string, opts: RequestOptions = {}): Promise<ChatMessage> {
+    checkText(text);
+    const deadline = Date.now() + (opts.timeoutMs ?? this.requestMs);
+    await this.login({ timeoutMs: remaining(deadline) });
+    const id = uuidv7();
+    const sentAt = new Date().toISOString();
+    const conv = "user" in target ? `u:${target.user}` : `g:${target.group}`;
+    const seq = this.cache.nextSeq(conv);
+    for (let round = 0; ; round++) {
+      const recipients = await this.recipientsOf(target, round > 0, deadline);
+      const envelope = this.sealer.seal({
+        id,
+        device: this.options.identity.device,
+        to: "user" in target ? target.user : null,
+        group: "group" in target ? target.group : null,
+        seq,
+        sentAt,
+        text,
+        recipients,
+      });
+      try {
+        const ack = await this.request("send", { envelope }, { timeoutMs: remaining(deadline) });
+        const message: ChatMessage = {
+          id,
+          conv,
+          from: this.name,
+          to: envelope.to,
+          group: envelope.group,
+          text,
+          sentAt,
+          serverTime: ack.serverTime,
+          cursor: ack.cursor,
+          verified: true,
+          problem: null,
+          seq,
+          device: this.options.identity.device,
+        };
+        for (const m of this.cache.addMessages([message], null)) this.emit({ type: "message", message: m });
+        return message;
+      } catch (err) {
+        // The group changed between our look-up and the send: look again and seal again, once.
+        if (err instanceof ZmqchatError && err.code === "conflict" && "group" in target && round === 0) continue;
+        throw err;
+      }
+    }
+  }
+
+  /** Fetches everything new in this user's mailbox into the cache. Returns how many messages were new. */
+  async sync(onProgress?: (received: number) => void): Promise<number> {
+    if (this.syncing) {
+      this.syncAgain = true;
+      return this.syncing;
+    }
+    this.syncing = (async () => {
+      let total = 0;
+      try {
+        do {
+          this.syncAgain = false;
+          total += await this.syncOnce((n) => {
+            onProgress?.(total + n);
+          });
+        } while (this.syncAgain && !this.closed);
+      } finally {
+        this.syncing = null;
+      }
+      return total;
+    })();
+    return this.syncing;
+  }
+
+  private async syncOnce(onProgress: (received: number) => void): Promise<number> {
+    await this.login();
+    let received = 0;
+    for (;;) {
+      const page = await this.request("sync", { after: this.cache.cursor, limit: SYNC_PAGE });
+      if (page.items.length === 0) break;
+      const messages = await this.openAll(page.items);
+      const fresh = this.cache.addMessages(messages, page.items.at(-1)!.cursor);
+      received += fresh.length;
+      for (const m of fresh) this.emit({ type: "message", message: m });
+      onProgress(received);
+      this.emit({ type: "sync", received, done: !page.more });
+      if (!page.more) break;
+    }
+    return received;
+  }
+
+  /** Subscribes to live deliveries: each one triggers a sync from the cursor, so order and completeness come from the mailbox. */
+  async goLive(): Promise<void> {
+    await this.login();
+    await this.sync();
+  }
+
+  async users(names?: string[]): Promise<UserInfo[]> {
+    await this.login();
+    const r = await this.request("users", names ? { names } : {});
+    for (const u of r.users) this.pin(u);
+    return r.users;
+  }
+
+  async groups(): Promise<GroupInfo[]> {
+    await this.login();
+    return (await this.request("groups", {})).groups;
+  }
+
+  async groupInfo(name: string): Promise<GroupInfo> {
+    await this.login();
+    return (await this.request("group.info", { name })).group;
+  }
+
+  async groupCreate(name: string, members: string[]): Promise<{ group: GroupInfo; created: boolean }> {
+    await this.login();
+    return this.request("group.create", { name, members });
+  }
+
+  async groupChange(op: "add" | "remove", name: string, members: string[]): Promise<GroupInfo> {
+    await this.login();
+    return (await this.request(op === "add" ? "group.add" : "group.remove", { name, members })).group;
+  }
+
+  /** Accepts a contact's changed keys after the user compared fingerprints. */
+  trust(name: string): boolean {
+    const ok = this.cache.trust(name);
+    this.keysCheckedAt.delete(name);
+    return ok;
+  }
+
+  async ping(opts: RequestOptions = {}): Promise<void> {
+    await this.request("ping", {}, opts, "broker");
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const [, w] of this.waiters) w.resolve({ ok: false, error: { code: "unavailable", message: "client closed" } });
+    this.waiters.clear();
+    await this.link?.close();
+    this.link = null;
+    this.setState("closed");
+  }
+
+  // ---- opening -------------------------------------------------------------------------
+
+  private async openAll(items: MailboxItem[]): Promise<ChatMessage[]> {
+    const unknown = [...new Set(items.map((i) => i.envelope.from))].filter((n) => !this.cache.contact(n));
+    if (unknown.length > 0) await this.users(unknown);
+    return items.map((i) => this.open(i));
+  }
+
+  private open(item: MailboxItem): ChatMessage {
+    const env = item.envelope;
+    const me = this.name;
+    const other = env.group === null ? (env.from === me ? env.to : env.from) : null;
+    const base = {
+      id: env.id,
+      conv: env.group !== null ? `g:${env.group}` : `u:${other ?? env.from}`,
+      from: env.from,
+      to: env.to,
+      group: env.group,
+      sentAt: env.sentAt,
+      serverTime: item.serverTime,
+      cursor: item.cursor,
+      seq: env.seq,
+      device: env.device,
+    };
+    const contact = this.cache.contact(env.from);
+    if (!contact) return { ...base, text: "", verified: false, problem: `unknown sender ${env.from}` };
+    if (env.group === null && env.from !== me && env.to !== me) {
+      return { ...base, text: "", verified: false, problem: "addressed to someone else" };
+    }
+    const keys = env.from === me ? this.publicKeys : contact.keys;
+    const r = this.sealer.open(env, keys);
+    if (r.ok) return { ...base, text: r.text, verified: true, problem: null };
+    const problem = {
+      bad_signature: contact.pending
+        ? `signature does not match ${env.from}'s pinned key (their key changed; see zmqchat keys trust)`
+        : "bad signature: altered or forged",
+      not_for_me: "not sealed for you",
+      undecryptable: "cannot be decrypted",
+      unknown_suite: "unknown encryption suite",
+    }[r.reason];
+    return { ...base, text: "", verified: false, problem };
+  }
+
+  // ---- keys ----------------------------------------------------------------------------
+
+  private pin(u: UserInfo): void {
+    if (u.name === this.name) return;
+    const seen = this.cache.see(u.name, u.keys);
+    if (seen === "changed") {
+      this.log.warn({ user: u.name }, "key changed");
+      this.emit({ type: "key_changed", name: u.name });
+    }
+  }
+
+  /** Recipients with their pinned keys; refuses when a recipient's keys changed and were not trusted. */
+  private async recipientsOf(target: Target, fresh: boolean, deadline: number): Promise<Array<{ name: string; keys: PublicKeys }>> {
+    let names: string[];
+    if ("user" in target) {
+      names = [target.user];
+      const stale = Date.now() - (this.keysCheckedAt.get(target.user) ?? 0) > KEY_CHECK_MS;
+      if (fresh || stale || !this.cache.contact(target.user)) {
+        const found = await this.request("users", { names }, { timeoutMs: remaining(deadline) });
+        if (found.users.length === 0) throw new ZmqchatError("not_found", `no user named ${target.user}`);
+        for (const u of found.users) this.pin(u);
+        this.keysCheckedAt.set(target.user, Date.now());
+      }
+    } else {
+      const key = `g:${target.group}`;
+      const cached = this.groupCache.get(key);
+      let info: GroupInfo;
+      if (!fresh && cached && Date.now() - cached.at < KEY_CHECK_MS) {
+        info = cached.info;
+      } else {
+        info = (await this.request("group.info", { name: target.group }, { timeoutMs: remaining(deadline) })).group;
+        for (const u of info.members) this.pin(u);
+        this.groupCache.set(key, { info, at: Date.now() });
+      }
+      names = info.members.map((m) => m.name);
+    }
+    return names.map((name) => {
+      if (name === this.name) return { name, keys: this.publicKeys };
+      const c = this.cache.contact(name)!;
+      if (c.pending) {
+        throw new ZmqchatError("key_changed", `${name}'s keys changed since you first saw them; the message was not sent`, {
+          hint: `compare fingerprints with ${name} (zmqchat keys fingerprint ${name}), then run: zmqchat keys trust ${name}`,
+        });
+      }
+      return { name, keys: c.keys };
+    });
+  }
+
+  private readonly groupCache = new Map<string, { info: GroupInfo; at: number }>();
+
+  // ---- requests ------------------------------------------------------------------------
+
+  /**
+   * One request with retries until its deadline. The same request id and body go out on
+   * every attempt, so a resent `send` is recognised by the service and stored once.
+   */
+  async request<T extends RequestType>(
+    type: T,
+    body: RequestBody<T>,
+    opts: RequestOptions = {},
+    route: Route = "service",
+  ): Promise<ReplyBody<T>> {
+    const deadline = Date.now() + (opts.timeoutMs ?? this.requestMs);
+    const id = uuidv7();
+    let attempt = 0;
+    let silent = 0;
+    let reloggedIn = false;
+    let lastProblem = "no answer";
+    while (!this.closed) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      try {
+        await this.ready(deadline);
+      } catch (err) {
+        if (err instanceof ZmqchatError && err.code === "timeout") {
+          lastProblem = err.message;
+          break;
+        }
+        throw err;
+      }
+      const frame = Buffer.from(
+        JSON.stringify({ v: 1, id, type, ...(this.session && type !== "login" ? { session: this.session.token } : {}), body }),
+      );
+      const wait = Math.min(this.attemptMs * 1.5 ** Math.min(attempt, 4), deadline - Date.now());
+      const reply = await this.attempt(id, frame, route, wait);
+      attempt++;
+      if (reply === null) {
+        silent++;
+        lastProblem = `no answer from ${this.endpoint}`;
+        if (silent >= 2) {
+          // Freelance-style failover: after two silent attempts, move to the next endpoint.
+          silent = 0;
+          await this.rotate();
+        }
+        continue;
+      }
+      silent = 0;
+      this.setState("online");
+      if (reply.ok) {
+        const parsed = replyBodies[type].safeParse(reply.body);
+        if (!parsed.success) throw new ZmqchatError("internal", `the service sent a malformed ${type} reply`);
+        return parsed.data as ReplyBody<T>;
+      }
+      const { code, message } = reply.error;
+      if (code === "unavailable") {
+        lastProblem = message;
+        await delay(Math.min(50 * 2 ** Math.min(attempt, 6), Math.max(0, deadline - Date.now())));
+        continue;
+      }
+      if (code === "unauthorized" && this.session && !reloggedIn && type !== "login" && type !== "challenge") {
+        reloggedIn = true;
+        this.session = null;
+        await this.login({ timeoutMs: Math.max(1, deadline - Date.now()) });
+        continue;
+      }
+      throw new ZmqchatError(code as never, message);
+    }
+    if (this.closed) throw new ZmqchatError("unavailable", "the client is closed");
+    this.setState("offline");
+    throw new ZmqchatError("timeout", `the service did not answer in time (${lastProblem})`, {
+      hint: `is the service running at ${this.options.endpoints.join(", ")}? (zmqchat up starts a local one)`,
+    });
+  }
+
+  private attempt(
+    id: string,
+    frame: Buffer,
+    route: Route,
+    timeoutMs: number,
+  ): Promise<{ ok: true; body: unknown } | { ok: false; error: { code: string; message: string } } | null> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(id);
+        resolve(null);
+      }, Math.max(1, timeoutMs));
+      this.waiters.set(id, {
+        resolve: (r) => {
+          clearTimeout(timer);
+          this.waiters.delete(id);
+          resolve(r);
+        },
+      });
+      if (!this.link) {
+        // The link is being replaced (failover): count this attempt as unanswered.
+        clearTimeout(timer);
+        this.waiters.delete(id);
+        resolve(null);
+        return;
+      }
+      this.link.send(frame, route);
+    });
+  }
+
+  /** Makes sure there is a link whose broker said hello, and that deliveries are subscribed. */
+  private async ready(deadline: number): Promise<void> {
+    if (this.link && !this.linkReady) return;
+    if (!this.linkReady) {
+      this.linkReady = this.openLink(deadline).finally(() => {
+        this.linkReady = null;
+      });
+    }
+    return this.linkReady;
+  }
+
+  private async openLink(deadline: number): Promise<void> {
+    let silent = 0;
+    while (!this.closed) {
+      if (!this.link) {
+        this.setState("connecting");
+        this.link = this.options.connect(this.endpoint);
+        const link = this.link;
+        link.onReply((f) => this.onReply(f));
+        link.onDelivery(() => this.onDelivery());
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new ZmqchatError("timeout", `no answer from ${this.endpoint}`);
+      const id = uuidv7();
+      const hello = Buffer.from(JSON.stringify({ v: 1, id, type: "hello", body: {} }));
+      const reply = await this.attempt(id, hello, "broker", Math.min(this.attemptMs, left));
+      if (reply?.ok) {
+        const info = replyBodies.hello.safeParse(reply.body);
+        if (!info.success) throw new ZmqchatError("internal", "the balancer sent a malformed hello");
+        this.link.openDeliveries(info.data.pubPort, info.data.pubHost);
+        if (this.session) this.link.subscribe(this.session.topic);
+        this.setState("online");
+        // Anything published while we were away is in the mailbox.
+        if (this.session) void this.sync().catch((err) => this.log.warn({ err }, "sync after reconnect failed"));
+        return;
+      }
+      silent++;
+      if (silent >= 2 && this.options.endpoints.length > 1) {
+        silent = 0;
+        await this.rotate(false);
+      }
+    }
+  }
+
+  private async rotate(reopen = true): Promise<void> {
+    const old = this.link;
+    this.link = null;
+    if (this.options.endpoints.length > 1) {
+      this.endpointIndex = (this.endpointIndex + 1) % this.options.endpoints.length;
+    }
+    await old?.close();
+    this.setState("offline");
+    if (reopen) this.linkReady = null;
+  }
+
+  private onReply(frame: Buffer): void {
+    let reply: ReturnType<typeof replyFrameSchema.parse>;
+    try {
+      reply = replyFrameSchema.parse(decodeJson(frame));
+    } catch {
+      this.log.warn({}, "ignored a malformed reply");
+      return;
+    }
+    if (reply.id === null) return;
+    this.waiters.get(reply.id)?.resolve(reply.ok ? { ok: true, body: reply.body } : { ok: false, error: reply.error });
+  }
+
+  private onDelivery(): void {
+    if (!this.session || this.closed) return;
+    void this.sync().catch((err) => this.log.warn({ err }, "sync after a delivery failed"));
+  }
+
+  private setState(state: ConnectionState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit({ type: "state", state, endpoint: this.endpoint });
+  }
+
+  private emit(e: ClientEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+}
+
+function checkText(text: string): void {
+  if (text.trim().length === 0) throw new ZmqchatError("usage", "the message is empty");
+  const size = Buffer.byteLength(text);
+  if (size > MAX_TEXT_BYTES) throw new ZmqchatError("too_large", `the message is ${size} bytes; the limit is ${MAX_TEXT_BYTES}`);
+}
+
+function remaining(deadline: number): number {
+  return Math.max(1, deadline - Date.now());
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

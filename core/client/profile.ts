@@ -1,0 +1,75 @@
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { generateIdentity, type Identity, type IdentitySecrets, identityFromSecrets, identitySecrets } from "../crypto/keys.js";
+import { ZmqchatError } from "../errors.js";
+import { NAME_PATTERN, NAME_RULE } from "../protocol/limits.js";
+
+/** Where one user's files live: `HOME/users/NAME/` (mode 0700) with identity.json and cache.db (0600). */
+export interface ProfilePaths {
+  dir: string;
+  identity: string;
+  cache: string;
+}
+
+export function profilePaths(home: string, name: string): ProfilePaths {
+  if (!NAME_PATTERN.test(name)) throw new ZmqchatError("usage", `"${name}" is not a valid user name: ${NAME_RULE}`);
+  const dir = join(home, "users", name);
+  return { dir, identity: join(dir, "identity.json"), cache: join(dir, "cache.db") };
+}
+
+interface IdentityFile {
+  version: 1;
+  name: string;
+  device: string;
+  secrets: IdentitySecrets;
+  createdAt: string;
+}
+
+export interface LoadedIdentity {
+  identity: Identity;
+  device: string;
+}
+
+export function hasIdentity(paths: ProfilePaths): boolean {
+  return existsSync(paths.identity);
+}
+
+export function loadIdentity(paths: ProfilePaths, name: string): LoadedIdentity {
+  if (!existsSync(paths.identity)) {
+    throw new ZmqchatError("unauthorized", `there is no profile for ${name} here`, {
+      hint: `run: zmqchat --user ${name} register`,
+    });
+  }
+  let file: IdentityFile;
+  try {
+    file = JSON.parse(readFileSync(paths.identity, "utf8")) as IdentityFile;
+  } catch (cause) {
+    throw new ZmqchatError("internal", `cannot read ${paths.identity}`, { cause });
+  }
+  return { identity: identityFromSecrets(name, file.secrets), device: file.device };
+}
+
+/** Makes keys for a new profile, or returns the existing ones. */
+export function ensureIdentity(paths: ProfilePaths, name: string): LoadedIdentity & { created: boolean } {
+  if (existsSync(paths.identity)) return { ...loadIdentity(paths, name), created: false };
+  const identity = generateIdentity(name);
+  const device = randomBytes(8).toString("hex");
+  saveIdentity(paths, { identity, device });
+  return { identity, device, created: true };
+}
+
+export function saveIdentity(paths: ProfilePaths, loaded: LoadedIdentity): void {
+  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  chmodSync(paths.dir, 0o700);
+  const file: IdentityFile = {
+    version: 1,
+    name: loaded.identity.name,
+    device: loaded.device,
+    secrets: identitySecrets(loaded.identity),
+    createdAt: new Date().toISOString(),
+  };
+  const tmp = `${paths.identity}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+  renameSync(tmp, paths.identity);
+}

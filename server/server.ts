@@ -1,0 +1,87 @@
+import { ZmqchatError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import { decodeJson } from "../core/protocol/codec.js";
+import type { WorkerLink, WorkerTransport } from "../core/transport.js";
+import { Authority } from "./auth.js";
+import { ChatService, type ServiceMetrics } from "./service.js";
+import type { Store } from "./store/store.js";
+
+export interface ChatServerOptions {
+  transport: WorkerTransport;
+  /** Balancer backend endpoints (or a memory hub name): the server attaches to all of them. */
+  endpoints: string[];
+  store: Store;
+  secret: Buffer;
+  log: Logger;
+  id: string;
+  metrics?: ServiceMetrics;
+  /** Requests in progress beyond which new ones are refused as `unavailable` (back-pressure). */
+  maxInFlight?: number;
+}
+
+/** A chat server: takes requests from its link, answers through the service, publishes deliveries. */
+export class ChatServer {
+  private inFlight = 0;
+  private stopping = false;
+  private idleWaiters: Array<() => void> = [];
+  private readonly maxInFlight: number;
+
+  private constructor(
+    private readonly link: WorkerLink,
+    private readonly service: ChatService,
+    private readonly store: Store,
+    private readonly log: Logger,
+    maxInFlight: number,
+  ) {
+    this.maxInFlight = maxInFlight;
+    link.onRequest((peer, frame) => this.onRequest(peer, frame));
+  }
+
+  static async start(options: ChatServerOptions): Promise<ChatServer> {
+    const link = await options.transport.attach(options.endpoints, options.id);
+    const service = new ChatService(options.store, new Authority(options.secret), link, options.log, options.metrics);
+    return new ChatServer(link, service, options.store, options.log, options.maxInFlight ?? 20_000);
+  }
+
+  get pending(): number {
+    return this.inFlight;
+  }
+
+  /** Graceful stop: take nothing new, finish what is in progress, then close link and store. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.link.drain();
+    if (this.inFlight > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+    await this.link.close();
+    await this.store.close();
+  }
+
+  private onRequest(peer: string, frame: Buffer): void {
+    if (this.stopping || this.inFlight >= this.maxInFlight) {
+      this.link.reply(peer, refusal(frame, this.stopping ? "the server is shutting down" : "the server is overloaded"));
+      return;
+    }
+    this.inFlight++;
+    this.service
+      .handle(frame)
+      .then((reply) => this.link.reply(peer, reply))
+      .catch((err: unknown) => this.log.error({ err }, "reply failed"))
+      .finally(() => {
+        this.inFlight--;
+        if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+      });
+  }
+}
+
+/** An `unavailable` reply for a request the server will not take; the client retries elsewhere. */
+export function refusal(frame: Buffer, message: string): Buffer {
+  let id: string | null = null;
+  try {
+    const raw = decodeJson(frame) as { id?: unknown };
+    if (typeof raw?.id === "string") id = raw.id.slice(0, 64);
+  } catch (err) {
+    if (!(err instanceof ZmqchatError)) throw err;
+  }
+  return Buffer.from(JSON.stringify({ v: 1, id, ok: false, error: { code: "unavailable", message } }));
+}

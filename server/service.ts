@@ -1,0 +1,275 @@
+import { type ErrorCode, WIRE_ERROR_CODES, type WireErrorCode, ZmqchatError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import { decodeJson } from "../core/protocol/codec.js";
+import { MAX_TEXT_BYTES } from "../core/protocol/limits.js";
+import {
+  type Envelope,
+  type GroupInfo,
+  type RequestBody,
+  type RequestType,
+  requestBodies,
+  requestFrameSchema,
+} from "../core/protocol/schema.js";
+import type { Authority } from "./auth.js";
+import type { GroupRecord, Store } from "./store/store.js";
+
+/** Largest ciphertext (base64url chars) a text of MAX_TEXT_BYTES can seal to, with room for JSON escapes. */
+const MAX_CT_CHARS = Math.ceil(((MAX_TEXT_BYTES * 2 + 64 + 16) * 4) / 3);
+
+export interface Publisher {
+  publish(topic: string, frame: Uint8Array): void;
+}
+
+export interface ServiceMetrics {
+  request(type: string, outcome: string, seconds: number): void;
+  stored(count: number): void;
+  published(count: number): void;
+}
+
+const noMetrics: ServiceMetrics = { request() {}, stored() {}, published() {} };
+
+type Handler<T extends RequestType> = (body: RequestBody<T>, user: string | null) => Promise<string>;
+
+/**
+ * The chat service: one request frame in, one reply frame out. Stateless apart from the
+ * store: any server can answer any request. Never throws; every failure becomes an error reply.
+ */
+export class ChatService {
+  private readonly handlers: { [T in RequestType]: Handler<T> };
+
+  constructor(
+    private readonly store: Store,
+    private readonly auth: Authority,
+    private readonly publisher: Publisher,
+    private readonly log: Logger,
+    private readonly metrics: ServiceMetrics = noMetrics,
+  ) {
+    this.handlers = {
+      hello: async () => this.refuse("bad_request", "hello is answered by the balancer"),
+      ping: async () => ok({ time: new Date().toISOString() }),
+      register: (b) => this.register(b),
+      challenge: (b) => this.challenge(b),
+      login: (b) => this.login(b),
+      users: (b, u) => this.users(b, needUser(u)),
+      "group.create": (b, u) => this.groupCreate(b, needUser(u)),
+      "group.add": (b, u) => this.groupChange(b.name, b.members, "add", needUser(u)),
+      "group.remove": (b, u) => this.groupChange(b.name, b.members, "remove", needUser(u)),
+      "group.info": (b, u) => this.groupInfo(b, needUser(u)),
+      groups: (_b, u) => this.groups(needUser(u)),
+      send: (b, u) => this.send(b, needUser(u)),
+      sync: (b, u) => this.sync(b, needUser(u)),
+    };
+  }
+
+  /** Handles one raw frame and returns the raw reply. */
+  async handle(frame: Buffer): Promise<Buffer> {
+    const started = performance.now();
+    let id: string | null = null;
+    let type = "invalid";
+    try {
+      const raw = decodeJson(frame);
+      if (raw && typeof raw === "object" && typeof (raw as { id?: unknown }).id === "string") {
+        id = ((raw as { id: string }).id).slice(0, 64);
+      }
+      const parsed = requestFrameSchema.safeParse(raw);
+      if (!parsed.success) throw new ZmqchatError("bad_request", describeZod(parsed.error));
+      type = parsed.data.type;
+      const bodySchema = requestBodies[parsed.data.type];
+      const body = bodySchema.safeParse(parsed.data.body);
+      if (!body.success) throw new ZmqchatError("bad_request", `${type}: ${describeZod(body.error)}`);
+      const needsSession = type !== "register" && type !== "challenge" && type !== "login" && type !== "ping";
+      const user = needsSession ? this.auth.check(parsed.data.session) : null;
+      const handler = this.handlers[parsed.data.type] as Handler<RequestType>;
+      const replyBody = await handler(body.data as RequestBody<RequestType>, user);
+      this.metrics.request(type, "ok", (performance.now() - started) / 1000);
+      return Buffer.from(`{"v":1,"id":${JSON.stringify(id)},"ok":true,"body":${replyBody}}`);
+    } catch (err) {
+      const e = toWireError(err);
+      if (e.code === "internal") this.log.error({ err, type, id }, "request failed");
+      this.metrics.request(type, e.code, (performance.now() - started) / 1000);
+      return Buffer.from(JSON.stringify({ v: 1, id, ok: false, error: e }));
+    }
+  }
+
+  private refuse(code: ErrorCode, message: string): never {
+    throw new ZmqchatError(code, message);
+  }
+
+  private async register(b: RequestBody<"register">): Promise<string> {
+    const r = await this.store.registerUser({ name: b.name, keys: b.keys });
+    if (!r.created && (r.user.keys.sign !== b.keys.sign || r.user.keys.enc !== b.keys.enc)) {
+      this.refuse("conflict", `the name ${b.name} is taken`);
+    }
+    return ok({ created: r.created });
+  }
+
+  private async challenge(b: RequestBody<"challenge">): Promise<string> {
+    const [u] = await this.store.getUsers([b.name]);
+    if (!u) this.refuse("not_found", `no user named ${b.name}; register first`);
+    return ok(this.auth.challenge(b.name));
+  }
+
+  private async login(b: RequestBody<"login">): Promise<string> {
+    const [u] = await this.store.getUsers([b.name]);
+    if (!u) this.refuse("not_found", `no user named ${b.name}; register first`);
+    return ok(this.auth.login(b, u.keys.sign));
+  }
+
+  private async users(b: RequestBody<"users">, _user: string): Promise<string> {
+    const users = b.names ? await this.store.getUsers(b.names) : await this.store.listUsers();
+    return ok({ users });
+  }
+
+  private async groupCreate(b: RequestBody<"group.create">, user: string): Promise<string> {
+    const members = unique([user, ...b.members]);
+    await this.requireUsers(members);
+    const r = await this.store.createGroup({ name: b.name, owner: user, members });
+    if (!r.created && (r.group.owner !== user || !sameSet(r.group.members, members))) {
+      this.refuse("conflict", `a group named ${b.name} already exists`);
+    }
+    return ok({ group: await this.groupWithKeys(r.group), created: r.created });
+  }
+
+  private async groupChange(name: string, names: string[], op: "add" | "remove", user: string): Promise<string> {
+    const group = await this.requireGroup(name);
+    if (group.owner !== user) this.refuse("forbidden", `only ${group.owner}, the owner of ${name}, can change its members`);
+    let members: string[];
+    if (op === "add") {
+      await this.requireUsers(names);
+      members = unique([...group.members, ...names]);
+    } else {
+      if (names.includes(group.owner)) this.refuse("bad_request", "the owner cannot be removed from a group");
+      const missing = names.filter((n) => !group.members.includes(n));
+      if (missing.length > 0) this.refuse("not_found", `not members of ${name}: ${missing.join(", ")}`);
+      members = group.members.filter((m) => !names.includes(m));
+    }
+    const updated = await this.store.setMembers(name, members);
+    return ok({ group: await this.groupWithKeys(updated) });
+  }
+
+  private async groupInfo(b: RequestBody<"group.info">, user: string): Promise<string> {
+    const group = await this.requireGroup(b.name);
+    if (!group.members.includes(user)) this.refuse("forbidden", `you are not a member of ${b.name}`);
+    return ok({ group: await this.groupWithKeys(group) });
+  }
+
+  private async groups(user: string): Promise<string> {
+    const groups = await this.store.groupsOf(user);
+    return ok({ groups: await Promise.all(groups.map((g) => this.groupWithKeys(g))) });
+  }
+
+  private async send(b: RequestBody<"send">, user: string): Promise<string> {
+    const env = b.envelope;
+    if (env.from !== user) this.refuse("forbidden", `you are ${user} and cannot send as ${env.from}`);
+    if (env.ct.length > MAX_CT_CHARS) this.refuse("too_large", `the message is over ${MAX_TEXT_BYTES} bytes`);
+    const sealedFor = env.keys.map((k) => k.to);
+    let owners: string[];
+    if (env.to !== null && env.group === null) {
+      const [peer] = await this.store.getUsers([env.to]);
+      if (!peer) this.refuse("not_found", `no user named ${env.to}`);
+      owners = unique([env.to, user]);
+    } else if (env.group !== null && env.to === null) {
+      const group = await this.requireGroup(env.group);
+      if (!group.members.includes(user)) this.refuse("forbidden", `you are not a member of ${env.group}`);
+      owners = group.members;
+    } else {
+      this.refuse("bad_request", "a message goes to exactly one of a user (to) or a group");
+    }
+    if (!sameSet(sealedFor, owners)) {
+      this.refuse("conflict", "the message is not sealed for exactly the current recipients; fetch them and seal again");
+    }
+    const text = serializeEnvelope(env);
+    const result = await this.store.append({ id: env.id, owners, envelope: text });
+    this.metrics.stored(result.duplicate ? 0 : owners.length);
+    for (const owner of owners) {
+      const place = result.placed.get(owner)!;
+      this.publisher.publish(
+        this.auth.topic(owner),
+        Buffer.from(
+          `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${text}}}`,
+        ),
+      );
+    }
+    this.metrics.published(owners.length);
+    const mine = result.placed.get(user)!;
+    return ok({ id: env.id, cursor: mine.cursor, serverTime: mine.serverTime, duplicate: result.duplicate });
+  }
+
+  private async sync(b: RequestBody<"sync">, user: string): Promise<string> {
+    const page = await this.store.read(user, b.after, b.limit);
+    const items = page.items.map(
+      (i) => `{"cursor":"${i.cursor}","serverTime":"${i.serverTime}","envelope":${i.envelope}}`,
+    );
+    return `{"items":[${items.join(",")}],"more":${page.more}}`;
+  }
+
+  private async requireUsers(names: string[]): Promise<void> {
+    const found = new Set((await this.store.getUsers(unique(names))).map((u) => u.name));
+    const missing = unique(names).filter((n) => !found.has(n));
+    if (missing.length > 0) this.refuse("not_found", `no such user: ${missing.join(", ")}`);
+  }
+
+  private async requireGroup(name: string): Promise<GroupRecord> {
+    const g = await this.store.getGroup(name);
+    if (!g) this.refuse("not_found", `no group named ${name}`);
+    return g;
+  }
+
+  private async groupWithKeys(g: GroupRecord): Promise<GroupInfo> {
+    const users = await this.store.getUsers(g.members);
+    return { name: g.name, owner: g.owner, members: users };
+  }
+}
+
+function ok(body: unknown): string {
+  return JSON.stringify(body);
+}
+
+function needUser(u: string | null): string {
+  if (u === null) throw new ZmqchatError("unauthorized", "log in first");
+  return u;
+}
+
+function unique(xs: string[]): string[] {
+  return [...new Set(xs)];
+}
+
+function sameSet(a: string[], b: string[]): boolean {
+  const x = new Set(a);
+  const y = new Set(b);
+  return x.size === y.size && a.length === x.size && [...x].every((v) => y.has(v));
+}
+
+/** Serialises an envelope with its fields in schema order, so what is stored is canonical JSON. */
+function serializeEnvelope(env: Envelope): string {
+  return JSON.stringify({
+    v: env.v,
+    suite: env.suite,
+    id: env.id,
+    from: env.from,
+    device: env.device,
+    to: env.to,
+    group: env.group,
+    seq: env.seq,
+    sentAt: env.sentAt,
+    nonce: env.nonce,
+    ct: env.ct,
+    keys: env.keys.map((k) => ({ to: k.to, wk: k.wk })),
+    sig: env.sig,
+  });
+}
+
+function toWireError(err: unknown): { code: WireErrorCode; message: string } {
+  if (err instanceof ZmqchatError) {
+    const code = (WIRE_ERROR_CODES as readonly string[]).includes(err.code) ? (err.code as WireErrorCode) : "internal";
+    return { code, message: err.message.slice(0, 2000) };
+  }
+  return { code: "internal", message: "the server failed to handle the request" };
+}
+
+function describeZod(error: { issues: Array<{ path: PropertyKey[]; message: string }> }): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length ? `${i.path.map(String).join(".")}: ` : ""}${i.message}`)
+    .join("; ");
+}

@@ -1,0 +1,67 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Cache } from "../../core/client/cache.js";
+import { ChatClient } from "../../core/client/client.js";
+import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
+import { silentLogger } from "../../core/logger.js";
+import { ChatServer } from "../../server/server.js";
+import { SqliteStore } from "../../server/store/sqlite.js";
+import type { Store } from "../../server/store/store.js";
+import { MemoryHub } from "../../transports/memory/index.js";
+
+export const TEST_SECRET = Buffer.from("0123456789abcdef0123456789abcdef");
+
+/** An in-process stack: a memory hub, N servers on one SQLite store, and clients in temp homes. */
+export async function startMemoryStack(options: { servers?: number; store?: Store } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "zmqchat-mem-"));
+  const hub = new MemoryHub();
+  const store = options.store ?? new SqliteStore(join(dir, "store.db"));
+  await store.init();
+  const servers: ChatServer[] = [];
+  for (let i = 0; i < (options.servers ?? 2); i++) {
+    servers.push(
+      await ChatServer.start({
+        transport: hub.workerTransport(),
+        endpoints: ["memory://hub"],
+        store,
+        secret: TEST_SECRET,
+        log: silentLogger,
+        id: `s${i}`,
+      }),
+    );
+  }
+  const clients: ChatClient[] = [];
+  const transport = hub.clientTransport();
+  async function client(name: string, opts: { register?: boolean; home?: string } = {}): Promise<ChatClient> {
+    const home = opts.home ?? join(dir, "homes", name);
+    const paths = profilePaths(home, name);
+    const identity = ensureIdentity(paths, name);
+    const c = new ChatClient({
+      connect: (e) => transport.connect(e),
+      endpoints: ["memory://hub"],
+      identity,
+      cache: new Cache(paths.cache),
+      attemptTimeoutMs: 500,
+      requestTimeoutMs: 5000,
+    });
+    clients.push(c);
+    if (opts.register !== false) await c.register();
+    return c;
+  }
+  return {
+    hub,
+    store,
+    servers,
+    dir,
+    client,
+    async stop() {
+      for (const c of clients) {
+        await c.close();
+        c.cache.close();
+      }
+      for (const s of servers) await s.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
