@@ -262,8 +262,37 @@ export class ChatClient {
     await this.request("ping", {}, opts, "broker");
   }
 
+  /**
+   * Pings the balancer every `intervalMs` so a dead link is noticed within seconds (the
+   * request layer then fails over); after the link comes back, a sync fills the gap.
+   */
+  keepAlive(intervalMs = 2000): void {
+    if (this.heartbeat) return;
+    let busy = false;
+    let lost = false;
+    this.heartbeat = setInterval(() => {
+      if (busy || this.closed) return;
+      busy = true;
+      this.ping({ timeoutMs: intervalMs * 2 })
+        .then(() => {
+          if (lost && this.session) void this.sync().catch((err) => this.log.warn({ err }, "sync after reconnect failed"));
+          lost = false;
+        })
+        .catch(() => {
+          lost = true;
+        })
+        .finally(() => {
+          busy = false;
+        });
+    }, intervalMs);
+    this.heartbeat.unref();
+  }
+
+  private heartbeat: NodeJS.Timeout | null = null;
+
   async close(): Promise<void> {
     this.closed = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
     for (const [, w] of this.waiters) w.resolve({ ok: false, error: { code: "unavailable", message: "client closed" } });
     this.waiters.clear();
     await this.link?.close();

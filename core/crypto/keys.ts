@@ -85,14 +85,14 @@ export class PublicKeyCache {
 }
 
 /**
- * A fingerprint (safety number) of a user's public keys: SHA-256 over name and both keys,
+ * A fingerprint (safety number) of a user's public keys: SHA-512 over name and both keys,
  * shown as 12 groups of 5 digits, as Signal does, so two people can compare it aloud.
  */
 export function fingerprint(name: string, keys: PublicKeys): string {
-  const digest = createHash("sha256").update(`zmqchat-fp-v1\n${name}\n${keys.sign}\n${keys.enc}`).digest();
+  const digest = createHash("sha512").update(`zmqchat-fp-v1\n${name}\n${keys.sign}\n${keys.enc}`).digest();
   const groups: string[] = [];
   for (let i = 0; i < 12; i++) {
-    const n = digest.readUIntBE((i * 5) % 30, 5) % 100000;
+    const n = digest.readUIntBE(i * 5, 5) % 100000;
     groups.push(String(n).padStart(5, "0"));
   }
   return groups.join(" ");

@@ -1,0 +1,28 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { BalancerMetrics } from "./balancer.js";
+
+/** Prometheus metrics of one balancer process, in a registry of its own. */
+export function balancerMetrics(): { registry: Registry; metrics: BalancerMetrics } {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "zmqchat_balancer_" });
+  const forwarded = new Counter({
+    name: "zmqchat_balancer_requests_forwarded_total",
+    help: "Client requests dispatched to a server",
+    registers: [registry],
+  });
+  const refused = new Counter({
+    name: "zmqchat_balancer_refused_total",
+    help: "Requests or subscriptions refused, by reason",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  const live = new Gauge({ name: "zmqchat_balancer_live_servers", help: "Servers alive and taking requests", registers: [registry] });
+  return {
+    registry,
+    metrics: {
+      forwarded: () => forwarded.inc(),
+      refused: (reason) => refused.inc({ reason }),
+      liveServers: (n) => live.set(n),
+    },
+  };
+}

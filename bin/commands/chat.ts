@@ -1,0 +1,189 @@
+import type { Command } from "commander";
+import { fingerprint } from "../../core/crypto/keys.js";
+import { parseDuration } from "../../core/config/duration.js";
+import { ZmqchatError } from "../../core/errors.js";
+import { NAME_PATTERN, NAME_RULE } from "../../core/protocol/limits.js";
+import { openClient, settingsOf } from "../context.js";
+import { messageJson, messageLine } from "../format.js";
+import type { Io } from "../io.js";
+
+export function checkName(kind: string, name: string): string {
+  if (!NAME_PATTERN.test(name)) throw new ZmqchatError("usage", `"${name}" is not a valid ${kind} name: ${NAME_RULE}`);
+  return name;
+}
+
+function timeoutOf(opts: { timeout?: string }): number | undefined {
+  return opts.timeout === undefined ? undefined : parseDuration(opts.timeout);
+}
+
+export async function registerCommand(cmd: Command, io: Io): Promise<void> {
+  const settings = settingsOf(cmd);
+  const s = openClient(settings, { create: true });
+  try {
+    const r = await s.client.register({ timeoutMs: timeoutOf(cmd.opts()) });
+    io.out(r.created ? `registered ${s.client.name}` : `${s.client.name} is already registered with these keys`);
+    io.out(`fingerprint: ${fingerprint(s.client.name, s.client.publicKeys)}`);
+  } finally {
+    await s.close();
+  }
+}
+
+export async function sendCommand(
+  cmd: Command,
+  io: Io,
+  user: string | undefined,
+  textArg: string | undefined,
+  opts: { group?: string; timeout?: string },
+): Promise<void> {
+  let target: { user: string } | { group: string };
+  let text = textArg;
+  if (opts.group !== undefined) {
+    checkName("group", opts.group);
+    // With --group, a single positional is the text.
+    if (user !== undefined && text === undefined) text = user;
+    else if (user !== undefined) throw new ZmqchatError("usage", "give either a user or --group, not both");
+    target = { group: opts.group };
+  } else {
+    if (user === undefined) throw new ZmqchatError("usage", "send to whom? zmqchat send USER [TEXT] or --group GROUP");
+    target = { user: checkName("user", user) };
+  }
+  if (text === undefined || text === "-") text = (await io.readStdin()).replace(/\r?\n$/, "");
+  const settings = settingsOf(cmd);
+  const s = openClient(settings);
+  try {
+    const m = await s.client.send(target, text, { timeoutMs: timeoutOf(opts) ?? 10_000 });
+    io.out(m.id);
+  } finally {
+    await s.close();
+  }
+}
+
+export async function historyCommand(
+  cmd: Command,
+  io: Io,
+  user: string | undefined,
+  opts: { group?: string; limit: string; json?: boolean; timeout?: string },
+): Promise<void> {
+  if ((user === undefined) === (opts.group === undefined)) {
+    throw new ZmqchatError("usage", "history of whom? zmqchat history USER or --group GROUP");
+  }
+  const limit = Number(opts.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw new ZmqchatError("usage", "--limit takes a whole number above 0");
+  const conv = opts.group !== undefined ? `g:${checkName("group", opts.group)}` : `u:${checkName("user", user!)}`;
+  const s = openClient(settingsOf(cmd));
+  try {
+    try {
+      await s.client.sync();
+    } catch (err) {
+      if (!(err instanceof ZmqchatError) || (err.code !== "timeout" && err.code !== "unavailable")) throw err;
+      io.err(`zmqchat: warning: offline (${err.message}); showing the local cache`);
+    }
+    for (const m of s.client.cache.history(conv, limit)) io.out(opts.json ? messageJson(m) : messageLine(m));
+  } finally {
+    await s.close();
+  }
+}
+
+export async function syncCommand(cmd: Command, io: Io, opts: { timeout?: string; json?: boolean }): Promise<void> {
+  const s = openClient(settingsOf(cmd));
+  try {
+    const progress = io.progress("syncing");
+    const n = await s.client.sync((received) => progress.update(received));
+    progress.done();
+    io.out(opts.json ? JSON.stringify({ recovered: n, total: s.client.cache.messageCount() }) : `recovered ${n} messages`);
+  } finally {
+    await s.close();
+  }
+}
+
+/** Prints what arrived since the last listen, then live messages until interrupted. */
+export async function listenCommand(cmd: Command, io: Io, opts: { json?: boolean }): Promise<void> {
+  const s = openClient(settingsOf(cmd));
+  const cache = s.client.cache;
+  const me = s.client.name;
+  let mark = cache.getState("listen_mark");
+  const drain = () => {
+    for (;;) {
+      const batch = cache.after(mark, 1000);
+      if (batch.length === 0) return;
+      for (const m of batch) {
+        if (m.from !== me) io.out(opts.json ? messageJson(m) : messageLine(m));
+      }
+      mark = batch.at(-1)!.cursor;
+      cache.setState("listen_mark", mark);
+    }
+  };
+  let draining = false;
+  s.client.on((e) => {
+    if (e.type === "message" && !draining) {
+      draining = true;
+      queueMicrotask(() => {
+        draining = false;
+        drain();
+      });
+    }
+    if (e.type === "key_changed") io.err(`zmqchat: WARNING: ${e.name}'s keys changed; compare fingerprints before trusting`);
+    if (e.type === "state") io.err(`zmqchat: ${e.state} (${e.endpoint})`);
+  });
+  try {
+    await s.client.goLive();
+    drain();
+    s.client.keepAlive();
+    await io.untilInterrupted();
+    drain();
+  } finally {
+    await s.close();
+  }
+}
+
+export async function contactsCommand(cmd: Command, io: Io, opts: { json?: boolean }): Promise<void> {
+  const s = openClient(settingsOf(cmd));
+  try {
+    const users = await s.client.users();
+    for (const u of users) {
+      const c = s.client.cache.contact(u.name);
+      const status = u.name === s.client.name ? "you" : c?.pending ? "key changed" : "pinned";
+      if (opts.json) io.out(JSON.stringify({ name: u.name, status, fingerprint: fingerprint(u.name, c?.keys ?? u.keys) }));
+      else io.out(`${u.name}${status === "pinned" ? "" : ` (${status})`}`);
+    }
+  } finally {
+    await s.close();
+  }
+}
+
+export async function groupsCommand(cmd: Command, io: Io, opts: { json?: boolean }): Promise<void> {
+  const s = openClient(settingsOf(cmd));
+  try {
+    for (const g of await s.client.groups()) {
+      const members = g.members.map((m) => m.name);
+      if (opts.json) io.out(JSON.stringify({ name: g.name, owner: g.owner, members }));
+      else io.out(`${g.name} (owner ${g.owner}): ${members.join(", ")}`);
+    }
+  } finally {
+    await s.close();
+  }
+}
+
+export async function groupCommand(
+  cmd: Command,
+  io: Io,
+  op: "create" | "add" | "remove",
+  group: string,
+  members: string[],
+): Promise<void> {
+  checkName("group", group);
+  for (const m of members) checkName("user", m);
+  if (op !== "create" && members.length === 0) throw new ZmqchatError("usage", `group ${op} needs at least one member`);
+  const s = openClient(settingsOf(cmd));
+  try {
+    if (op === "create") {
+      const r = await s.client.groupCreate(group, members);
+      io.out(`${r.created ? "created" : "already exists:"} ${group}: ${r.group.members.map((m) => m.name).join(", ")}`);
+    } else {
+      const g = await s.client.groupChange(op, group, members);
+      io.out(`${group}: ${g.members.map((m) => m.name).join(", ")}`);
+    }
+  } finally {
+    await s.close();
+  }
+}

@@ -1,0 +1,124 @@
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import type { Command } from "commander";
+import { Balancer } from "../../balancer/balancer.js";
+import { balancerMetrics } from "../../balancer/metrics.js";
+import { ZmqchatError } from "../../core/errors.js";
+import { startOpsServer } from "../../core/ops.js";
+import { serverMetrics } from "../../server/metrics.js";
+import { ChatServer } from "../../server/server.js";
+import { openStore } from "../../server/store/index.js";
+import { ZeromqWorkerTransport } from "../../transports/zeromq/worker.js";
+import type { Io } from "../io.js";
+import { makeLogger } from "../logging.js";
+import { packageVersion } from "../version.js";
+
+export interface ServerFlags {
+  balancer: string;
+  store: string;
+  secretFile?: string;
+  httpPort?: string;
+  httpHost: string;
+  id?: string;
+  logLevel: string;
+}
+
+/** The cluster secret: ZMQCHAT_CLUSTER_SECRET, or the contents of --secret-file. Never a flag value. */
+export function clusterSecret(secretFile: string | undefined, env: NodeJS.ProcessEnv): Buffer {
+  const text = secretFile ? readSecretFile(secretFile) : env.ZMQCHAT_CLUSTER_SECRET;
+  if (!text) {
+    throw new ZmqchatError("usage", "no cluster secret: set ZMQCHAT_CLUSTER_SECRET or pass --secret-file", {
+      hint: "every server of a cluster needs the same secret (at least 16 bytes)",
+    });
+  }
+  const secret = Buffer.from(text.trim());
+  if (secret.length < 16) throw new ZmqchatError("usage", "the cluster secret must be at least 16 bytes");
+  return secret;
+}
+
+function readSecretFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (cause) {
+    throw new ZmqchatError("usage", `cannot read the secret file ${path}`, { cause });
+  }
+}
+
+function port(text: string | undefined, what: string): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ZmqchatError("usage", `${what} must be a port number, not ${text}`);
+  return n;
+}
+
+export async function serverCommand(_cmd: Command, io: Io, flags: ServerFlags): Promise<void> {
+  const version = packageVersion();
+  const log = makeLogger("server", flags.logLevel);
+  const secret = clusterSecret(flags.secretFile, process.env);
+  const endpoints = flags.balancer.split(",").map((e) => e.trim());
+  const httpPort = port(flags.httpPort, "--http-port");
+  const store = await openStore(flags.store);
+  const { registry, metrics } = serverMetrics();
+  const id = flags.id ?? `${hostname()}-${process.pid}`;
+  const server = await ChatServer.start({
+    transport: new ZeromqWorkerTransport({ version }),
+    endpoints,
+    store,
+    secret,
+    log,
+    id,
+    metrics,
+  });
+  let ready = true;
+  const ops =
+    httpPort === undefined
+      ? null
+      : await startOpsServer(flags.httpHost, httpPort, {
+          health: () => ({ ready, version, id, inFlight: server.pending }),
+          metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+        });
+  log.info({ id, balancers: endpoints, store: flags.store.replace(/\/\/[^@]*@/, "//"), version, httpPort: ops?.port }, "server ready");
+  await io.untilInterrupted();
+  ready = false;
+  log.info({ inFlight: server.pending }, "stopping: finishing requests in progress");
+  await server.stop();
+  await ops?.close();
+  log.info({}, "server stopped");
+}
+
+export interface BalancerFlags {
+  bind: string;
+  port: string;
+  publicHost?: string;
+  httpPort?: string;
+  httpHost: string;
+  logLevel: string;
+}
+
+export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlags): Promise<void> {
+  const version = packageVersion();
+  const log = makeLogger("balancer", flags.logLevel);
+  const base = port(flags.port, "--port")!;
+  const at = (offset: number) => `tcp://${flags.bind}:${base === 0 ? 0 : base + offset}`;
+  const httpPort = port(flags.httpPort, "--http-port");
+  const { registry, metrics } = balancerMetrics();
+  const balancer = await Balancer.start({
+    endpoints: { frontend: at(0), backend: at(1), pubIn: at(2), pubOut: at(3) },
+    publicHost: flags.publicHost ?? null,
+    version,
+    log,
+    metrics,
+  });
+  const ops =
+    httpPort === undefined
+      ? null
+      : await startOpsServer(flags.httpHost, httpPort, {
+          health: () => ({ ready: true, version, liveServers: balancer.liveServers() }),
+          metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+        });
+  io.out(JSON.stringify({ event: "balancer_ready", endpoints: balancer.bound, httpPort: ops?.port ?? null, version }));
+  await io.untilInterrupted();
+  balancer.stop();
+  await ops?.close();
+  log.info({}, "balancer stopped");
+}

@@ -1,0 +1,163 @@
+import { spawn } from "node:child_process";
+import { openSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import type { Command } from "commander";
+import { resolveHome } from "../../core/config/config.js";
+import { ZmqchatError } from "../../core/errors.js";
+import {
+  ensureStackSecret,
+  isAlive,
+  type ProcessSpec,
+  readStackState,
+  stackPaths,
+  Supervisor,
+} from "../../server/local-stack.js";
+import type { GlobalFlags } from "../context.js";
+import type { Io } from "../io.js";
+import { waitForBalancer } from "../probe.js";
+import { binPath } from "../version.js";
+
+export interface UpFlags {
+  servers: string;
+  port: string;
+  store?: string;
+  detach?: boolean;
+  supervise?: boolean;
+}
+
+function homeOf(cmd: Command): string {
+  return resolveHome(cmd.optsWithGlobals() as GlobalFlags, process.env).home;
+}
+
+/** What `up` starts: one balancer on PORT..PORT+3 and N servers attached to it. */
+export function stackSpecs(home: string, servers: number, port: number, store: string): ProcessSpec[] {
+  const secret = ensureStackSecret(home);
+  const specs: ProcessSpec[] = [
+    { name: "balancer", args: ["balancer", "--bind", "127.0.0.1", "--port", String(port), "--log-level", "warn"] },
+  ];
+  for (let i = 1; i <= servers; i++) {
+    specs.push({
+      name: `server-${i}`,
+      args: [
+        "server",
+        "--balancer",
+        `tcp://127.0.0.1:${port + 1}`,
+        "--store",
+        store,
+        "--secret-file",
+        secret,
+        "--id",
+        `local-${i}`,
+        "--log-level",
+        "warn",
+      ],
+    });
+  }
+  return specs;
+}
+
+async function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
+}
+
+export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<void> {
+  const home = homeOf(cmd);
+  const servers = Number(flags.servers);
+  const port = Number(flags.port);
+  if (!Number.isInteger(servers) || servers < 1 || servers > 32) throw new ZmqchatError("usage", "--servers takes 1 to 32");
+  if (!Number.isInteger(port) || port < 1 || port > 65532) throw new ZmqchatError("usage", "--port takes a port number");
+  const endpoint = `tcp://127.0.0.1:${port}`;
+  const store = flags.store ?? `sqlite:${stackPaths(home).store}`;
+  const existing = readStackState(home);
+  if (existing && isAlive(existing.supervisorPid) && !flags.supervise) {
+    io.out(`the local stack is already running at ${existing.endpoint} (pid ${existing.supervisorPid})`);
+    return;
+  }
+  for (let p = port; p < port + 4; p++) {
+    if (!(await portFree(p))) {
+      throw new ZmqchatError("unavailable", `port ${p} on 127.0.0.1 is in use`, { hint: "pick other ports with --port" });
+    }
+  }
+  if (flags.detach) {
+    const log = openSync(join(ensureDir(home), "supervisor.log"), "a");
+    const args = [binPath(), "up", "--supervise", "--servers", String(servers), "--port", String(port), "--store", store];
+    const child = spawn(process.execPath, args, {
+      detached: true,
+      stdio: ["ignore", log, log],
+      env: { ...process.env, ZMQCHAT_HOME: home },
+    });
+    child.unref();
+    if (!(await waitForBalancer(endpoint, 15_000))) {
+      throw new ZmqchatError("unavailable", `the local stack did not come up; see ${stackPaths(home).dir}/logs`);
+    }
+    io.out(`local stack up at ${endpoint}: balancer + ${servers} servers (pid ${child.pid}); stop it with zmqchat down`);
+    return;
+  }
+  const supervisor = new Supervisor(stackSpecs(home, servers, port, store), {
+    node: process.execPath,
+    script: binPath(),
+    home,
+    endpoint,
+    store,
+  });
+  supervisor.start();
+  if (!flags.supervise) {
+    if (await waitForBalancer(endpoint, 15_000)) {
+      io.out(`local stack up at ${endpoint}: balancer + ${servers} servers; Ctrl-C stops it`);
+    } else {
+      io.err(`zmqchat: the balancer does not answer yet; see ${stackPaths(home).logs}`);
+    }
+  }
+  await io.untilInterrupted();
+  await supervisor.stop();
+}
+
+function ensureDir(home: string): string {
+  ensureStackSecret(home);
+  return stackPaths(home).dir;
+}
+
+export async function downCommand(cmd: Command, io: Io): Promise<void> {
+  const home = homeOf(cmd);
+  const state = readStackState(home);
+  if (!state || !isAlive(state.supervisorPid)) {
+    io.out("no local stack is running");
+    return;
+  }
+  process.kill(state.supervisorPid, "SIGTERM");
+  const deadline = Date.now() + 15_000;
+  while (isAlive(state.supervisorPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (isAlive(state.supervisorPid)) throw new ZmqchatError("timeout", `the local stack (pid ${state.supervisorPid}) did not stop`);
+  io.out("local stack stopped");
+}
+
+export async function statusCommand(cmd: Command, io: Io, opts: { json?: boolean }): Promise<void> {
+  const home = homeOf(cmd);
+  const state = readStackState(home);
+  const running = state !== null && isAlive(state.supervisorPid);
+  const answering = running ? await waitForBalancer(state.endpoint, 1500) : false;
+  const now = Date.now();
+  const processes = (running ? state.processes : []).map((p) => ({
+    ...p,
+    alive: isAlive(p.pid),
+    uptimeSeconds: p.startedAt && isAlive(p.pid) ? Math.round((now - Date.parse(p.startedAt)) / 1000) : 0,
+  }));
+  if (opts.json) {
+    io.out(JSON.stringify({ running, answering, endpoint: state?.endpoint ?? null, store: state?.store ?? null, processes }));
+  } else if (!running) {
+    io.out("no local stack is running (start one with zmqchat up --detach)");
+  } else {
+    io.out(`local stack at ${state.endpoint} (${answering ? "answering" : "NOT answering"}), store ${state.store}`);
+    for (const p of processes) {
+      io.out(
+        `  ${p.name.padEnd(10)} ${p.alive ? `pid ${String(p.pid).padEnd(8)} up ${p.uptimeSeconds}s` : "down".padEnd(20)}  restarts ${p.restarts}`,
+      );
+    }
+  }
+  if (!running || !answering) throw new ZmqchatError("unavailable", running ? "the local stack does not answer" : "not running");
+}

@@ -1,0 +1,64 @@
+import { join } from "node:path";
+import type { Command } from "commander";
+import { Cache } from "../core/client/cache.js";
+import { ChatClient } from "../core/client/client.js";
+import { ensureIdentity, type LoadedIdentity, loadIdentity, profilePaths } from "../core/client/profile.js";
+import { readConfigFile, resolveHome, resolveSettings, type Settings } from "../core/config/config.js";
+import { ZmqchatError } from "../core/errors.js";
+import { ZeromqClientTransport } from "../transports/zeromq/client.js";
+import { makeLogger } from "./logging.js";
+
+export interface GlobalFlags {
+  user?: string;
+  endpoint?: string;
+  home?: string;
+  config?: string;
+  debug?: boolean;
+}
+
+/** Settings for a command: its own flags and the program's global ones, merged with env and config file. */
+export function settingsOf(cmd: Command, env: NodeJS.ProcessEnv = process.env): Settings {
+  const flags = cmd.optsWithGlobals() as GlobalFlags;
+  const { home, source } = resolveHome(flags, env);
+  const configFile = flags.config ?? env.ZMQCHAT_CONFIG ?? join(home, "config.json");
+  const file = readConfigFile(configFile, Boolean(flags.config ?? env.ZMQCHAT_CONFIG));
+  return resolveSettings(
+    { flags: { user: flags.user, endpoint: flags.endpoint }, env, file, configFile, home },
+    source,
+  );
+}
+
+export function requireUser(settings: Settings): string {
+  if (!settings.user) {
+    throw new ZmqchatError("usage", "which user? pass --user NAME or set ZMQCHAT_USER");
+  }
+  return settings.user;
+}
+
+export interface ClientSession {
+  client: ChatClient;
+  close(): Promise<void>;
+}
+
+/** Opens the user's profile and a client for it. `create` makes keys when the profile is new. */
+export function openClient(settings: Settings, opts: { create?: boolean; identity?: LoadedIdentity } = {}): ClientSession {
+  const user = requireUser(settings);
+  const paths = profilePaths(settings.home, user);
+  const identity = opts.identity ?? (opts.create ? ensureIdentity(paths, user) : loadIdentity(paths, user));
+  const cache = new Cache(paths.cache);
+  const transport = new ZeromqClientTransport();
+  const client = new ChatClient({
+    connect: (e) => transport.connect(e),
+    endpoints: settings.endpoints,
+    identity,
+    cache,
+    log: makeLogger("client", process.env.ZMQCHAT_LOG_LEVEL ?? "warn", process.stderr),
+  });
+  return {
+    client,
+    async close() {
+      await client.close();
+      cache.close();
+    },
+  };
+}

@@ -1,0 +1,198 @@
+import { Command, CommanderError, Option } from "commander";
+import {
+  contactsCommand,
+  groupCommand,
+  groupsCommand,
+  historyCommand,
+  listenCommand,
+  registerCommand,
+  sendCommand,
+  syncCommand,
+} from "./commands/chat.js";
+import { keysFingerprintCommand, keysShowCommand, keysTrustCommand } from "./commands/keys.js";
+import { balancerCommand, serverCommand } from "./commands/serve.js";
+import { downCommand, statusCommand, upCommand } from "./commands/stack.js";
+import { type Io, processIo } from "./io.js";
+import { EXIT, report } from "./report.js";
+import { packageVersion } from "./version.js";
+
+/** Builds the command tree. Each action maps flags to one library call; failures go to one reporter. */
+export function buildProgram(io: Io, setExit: (code: number) => void): Command {
+  const program = new Command("zmqchat")
+    .description("End-to-end encrypted terminal chat over ZeroMQ. With no command, opens the full-screen UI.")
+    .version(packageVersion())
+    .option("-u, --user <name>", "who you are (env ZMQCHAT_USER)")
+    .option("-e, --endpoint <urls>", "balancer endpoints, comma-separated (env ZMQCHAT_ENDPOINT; default tcp://127.0.0.1:5570)")
+    .option("--home <dir>", "zmqchat home with one profile per user (env ZMQCHAT_HOME; default ~/.zmqchat)")
+    .option("--config <file>", "config file (default HOME/config.json)")
+    .option("--debug", "print stacks with errors")
+    .showHelpAfterError()
+    .exitOverride();
+
+  const run =
+    <A extends unknown[]>(fn: (cmd: Command, ...args: A) => Promise<void>) =>
+    async (...args: unknown[]) => {
+      const cmd = args.at(-1) as Command;
+      try {
+        await fn(cmd, ...(args.slice(0, -1) as A));
+        setExit(EXIT.ok);
+      } catch (err) {
+        setExit(report(err, Boolean(cmd.optsWithGlobals().debug), process.stderr));
+      }
+    };
+  const timeout = new Option("--timeout <duration>", "give up after this long (500ms, 2s, 1m; a bare number is seconds)");
+
+  program
+    .command("register")
+    .description("create your keys if absent and register your name (harmless to repeat)")
+    .addOption(timeout)
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice register")
+    .action(run((cmd) => registerCommand(cmd, io)));
+
+  program
+    .command("send")
+    .description("send a message; TEXT from the argument, or stdin when absent or '-'; prints the message id")
+    .argument("[user]", "recipient")
+    .argument("[text]", "the message")
+    .option("-g, --group <group>", "send to a group instead")
+    .addOption(timeout)
+    .addHelpText("after", "\nExamples:\n  zmqchat --user alice send bob 'hi bob'\n  echo 'hi all' | zmqchat --user alice send --group team")
+    .action(run((cmd, user: string | undefined, text: string | undefined, opts: { group?: string; timeout?: string }) =>
+      sendCommand(cmd, io, user, text, opts),
+    ));
+
+  program
+    .command("history")
+    .description("a conversation, oldest first (fetches what is new first; offline: the local cache)")
+    .argument("[user]", "the other person")
+    .option("-g, --group <group>", "a group's history instead")
+    .option("-n, --limit <n>", "how many of the newest messages", "100")
+    .option("--json", "one JSON object per line")
+    .addHelpText("after", "\nExample:\n  zmqchat --user bob history alice --json")
+    .action(run((cmd, user: string | undefined, opts: { group?: string; limit: string; json?: boolean }) =>
+      historyCommand(cmd, io, user, opts),
+    ));
+
+  program
+    .command("listen")
+    .description("print what arrived since the last listen, then live messages until interrupted")
+    .option("--json", "one JSON object per line")
+    .addHelpText("after", "\nExample:\n  zmqchat --user bob listen --json | jq .text")
+    .action(run((cmd, opts: { json?: boolean }) => listenCommand(cmd, io, opts)));
+
+  program
+    .command("sync")
+    .description("recover everything from your mailbox into the local cache")
+    .option("--json", "print {recovered, total} as JSON")
+    .addHelpText("after", "\nExample:\n  zmqchat --user bob sync")
+    .action(run((cmd, opts: { json?: boolean }) => syncCommand(cmd, io, opts)));
+
+  program
+    .command("contacts")
+    .description("registered users, with the state of their pinned keys")
+    .option("--json", "one JSON object per line")
+    .action(run((cmd, opts: { json?: boolean }) => contactsCommand(cmd, io, opts)));
+
+  program
+    .command("groups")
+    .description("the groups you are in")
+    .option("--json", "one JSON object per line")
+    .action(run((cmd, opts: { json?: boolean }) => groupsCommand(cmd, io, opts)));
+
+  const group = program.command("group").description("create groups and change their members (owner only)");
+  for (const op of ["create", "add", "remove"] as const) {
+    group
+      .command(op)
+      .argument("<group>", "group name")
+      .argument(op === "create" ? "[members...]" : "<members...>", "user names")
+      .description({ create: "create a group you own", add: "add members", remove: "remove members" }[op])
+      .addHelpText("after", `\nExample:\n  zmqchat --user alice group ${op} team bob${op === "create" ? " carol" : ""}`)
+      .action(run((cmd, name: string, members: string[]) => groupCommand(cmd, io, op, name, members)));
+  }
+
+  const keys = program.command("keys").description("your keys, and the keys pinned for others");
+  keys
+    .command("show")
+    .description("your fingerprint")
+    .option("--json", "as JSON")
+    .action(run((cmd, opts: { json?: boolean }) => keysShowCommand(cmd, io, opts)));
+  keys
+    .command("fingerprint")
+    .argument("<user>")
+    .description("another user's fingerprint, as pinned here")
+    .option("--json", "as JSON")
+    .action(run((cmd, user: string, opts: { json?: boolean }) => keysFingerprintCommand(cmd, io, user, opts)));
+  keys
+    .command("trust")
+    .argument("<user>")
+    .description("accept a user's changed keys (compare fingerprints first)")
+    .action(run((cmd, user: string) => keysTrustCommand(cmd, io, user)));
+
+  program
+    .command("up")
+    .description("start a local stack (balancer + servers on loopback, SQLite under the home)")
+    .option("-s, --servers <n>", "how many chat servers", "2")
+    .option("-p, --port <port>", "first of four ports (clients, servers, pub in, pub out)", "5570")
+    .option("--store <url>", "sqlite:PATH or influx://HOST:PORT/DB (default: sqlite under the home)")
+    .option("-d, --detach", "run in the background")
+    .addOption(new Option("--supervise").hideHelp())
+    .addHelpText("after", "\nExample:\n  zmqchat up --detach && zmqchat status")
+    .action(run((cmd, flags) => upCommand(cmd, io, flags as never)));
+
+  program.command("down").description("stop the local stack").action(run((cmd) => downCommand(cmd, io)));
+  program
+    .command("status")
+    .description("the local stack's processes, pids, uptime and restarts")
+    .option("--json", "as JSON")
+    .action(run((cmd, opts: { json?: boolean }) => statusCommand(cmd, io, opts)));
+
+  program
+    .command("server")
+    .description("run a chat server (operators)")
+    .option("--balancer <urls>", "balancer backend endpoints, comma-separated", "tcp://127.0.0.1:5571")
+    .option("--store <url>", "sqlite:PATH or influx://HOST:PORT/DB (credentials by env)", "sqlite:./zmqchat-store.db")
+    .option("--secret-file <path>", "cluster secret file (or env ZMQCHAT_CLUSTER_SECRET)")
+    .option("--http-port <port>", "serve /healthz and /metrics on this port")
+    .option("--http-host <host>", "address for the HTTP port", "127.0.0.1")
+    .option("--id <name>", "server id in logs and metrics")
+    .option("--log-level <level>", "trace, debug, info, warn, error", "info")
+    .action(run((cmd, flags) => serverCommand(cmd, io, flags as never)));
+
+  program
+    .command("balancer")
+    .description("run a balancer (operators): clients on PORT, servers on PORT+1, pub/sub on PORT+2 and PORT+3")
+    .option("--bind <host>", "address to bind", "127.0.0.1")
+    .option("--port <port>", "first of four ports (0: any free ones)", "5570")
+    .option("--public-host <host>", "host clients and servers use for pub/sub (default: the one they reached)")
+    .option("--http-port <port>", "serve /healthz and /metrics on this port")
+    .option("--http-host <host>", "address for the HTTP port", "127.0.0.1")
+    .option("--log-level <level>", "trace, debug, info, warn, error", "info")
+    .action(run((cmd, flags) => balancerCommand(cmd, io, flags as never)));
+
+  return program;
+}
+
+/** Runs the CLI; resolves with the exit status. */
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  for (const c of program.commands) c.exitOverride();
+  try {
+    if (argv.length <= 2) {
+      const { runTui } = await import("../tui/main.js");
+      return await runTui(program.opts());
+    }
+    await program.parseAsync(argv);
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") {
+        return EXIT.ok;
+      }
+      return EXIT.usage;
+    }
+    return report(err, argv.includes("--debug"));
+  }
+}

@@ -1,0 +1,42 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { ServiceMetrics } from "./service.js";
+
+/** Prometheus metrics of one server process, in a registry of its own. */
+export function serverMetrics(): { registry: Registry; metrics: ServiceMetrics } {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "zmqchat_server_" });
+  const requests = new Counter({
+    name: "zmqchat_server_requests_total",
+    help: "Requests handled, by type and outcome",
+    labelNames: ["type", "outcome"],
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: "zmqchat_server_request_seconds",
+    help: "Time to handle a request, by type",
+    labelNames: ["type"],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  const stored = new Counter({
+    name: "zmqchat_server_messages_stored_total",
+    help: "Mailbox copies stored (one per recipient)",
+    registers: [registry],
+  });
+  const published = new Counter({
+    name: "zmqchat_server_deliveries_published_total",
+    help: "Live deliveries published",
+    registers: [registry],
+  });
+  return {
+    registry,
+    metrics: {
+      request(type, outcome, seconds) {
+        requests.inc({ type, outcome });
+        latency.observe({ type }, seconds);
+      },
+      stored: (n) => stored.inc(n),
+      published: (n) => published.inc(n),
+    },
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * Nanosecond timestamps that are unique per mailbox across every server process.
+ *
+ * InfluxDB keeps one point per series and timestamp: a second point with the same time silently
+ * replaces the first. A timestamp here is
+ *
+ *     wall-clock milliseconds × 1e6  +  sequence (0..999) × 1000  +  lane (0..999)
+ *
+ * The sequence makes the clock strictly increasing within a process (up to 1,000 stamps per
+ * millisecond; beyond that, and when the wall clock steps back, the clock runs ahead on its own
+ * milliseconds); the lane, which each process leases from the database at start-up (see
+ * lane-lease.ts), keeps two processes from ever producing the same number.
+ */
+export const LANES = 1000;
+const SEQ_PER_MS = 1000;
+
+export class LaneClock {
+  private lastMs = 0;
+  private seq = 0;
+
+  constructor(
+    public lane: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    if (!Number.isInteger(lane) || lane < 0 || lane >= LANES) throw new RangeError(`lane ${lane} out of range`);
+  }
+
+  next(): bigint {
+    const ms = this.now();
+    if (ms > this.lastMs) {
+      this.lastMs = ms;
+      this.seq = 0;
+    } else if (++this.seq >= SEQ_PER_MS) {
+      this.lastMs += 1;
+      this.seq = 0;
+    }
+    return BigInt(this.lastMs) * 1_000_000n + BigInt(this.seq * LANES + this.lane);
+  }
+}
+
+/** The wall clock in nanoseconds (millisecond resolution is all the safety window needs). */
+export function nowNs(now: number = Date.now()): bigint {
+  return BigInt(now) * 1_000_000n;
+}
+
+/** ISO time of a nanosecond timestamp, for StoredItem.serverTime. */
+export function isoOf(ns: bigint): string {
+  return new Date(Number(ns / 1_000_000n)).toISOString();
+}

@@ -1,0 +1,214 @@
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import { HttpError, InfluxDB, RequestTimedOutError } from "@influxdata/influxdb-client";
+import { ZmqchatError } from "../../../core/errors.js";
+import { parseRawJson, type RawJson, RawNumber } from "./raw-json.js";
+
+export interface V1Connection {
+  /** Base URL, `http(s)://host:port`. */
+  url: string;
+  db: string;
+  /** Retention policy to write into and read from; the database's default when unset. */
+  rp?: string | undefined;
+  username?: string | undefined;
+  password?: string | undefined;
+  token?: string | undefined;
+  timeoutMs?: number;
+}
+
+/** One series of a /query answer; numbers stay as text (see raw-json.ts). */
+export interface Series {
+  name: string;
+  tags: Record<string, string>;
+  columns: string[];
+  values: RawJson[][];
+}
+
+/**
+ * InfluxDB's v1 HTTP API (`/ping`, `/write`, `/query`) over @influxdata/influxdb-client's HTTP
+ * transport. Raw: it neither retries nor interprets; failures come out as {@link InfluxHttpError}.
+ */
+export class V1Http {
+  private readonly client: InfluxDB;
+  private readonly agent: HttpAgent;
+
+  constructor(private readonly conn: V1Connection) {
+    const https = conn.url.startsWith("https:");
+    this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 8 }) : new HttpAgent({ keepAlive: true, maxSockets: 8 });
+    const headers: Record<string, string> = {};
+    if (conn.username !== undefined) {
+      headers.authorization = `Basic ${Buffer.from(`${conn.username}:${conn.password ?? ""}`).toString("base64")}`;
+    }
+    this.client = new InfluxDB({
+      url: conn.url,
+      ...(conn.token !== undefined && conn.username === undefined ? { token: conn.token } : {}),
+      timeout: conn.timeoutMs ?? 10_000,
+      headers,
+      transportOptions: { agent: this.agent },
+    });
+  }
+
+  get description(): string {
+    return `InfluxDB at ${this.conn.url} (database ${this.conn.db})`;
+  }
+
+  async ping(): Promise<void> {
+    await this.send("/ping", "", { method: "GET" });
+  }
+
+  /** Writes line protocol with nanosecond timestamps; resolves when InfluxDB answered 204. */
+  async write(lines: string): Promise<void> {
+    const params = new URLSearchParams({ db: this.conn.db, precision: "ns" });
+    if (this.conn.rp) params.set("rp", this.conn.rp);
+    await this.send(`/write?${params}`, lines, {
+      method: "POST",
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  }
+
+  /**
+   * Runs InfluxQL (one or more statements) with `epoch=ns`. Returns the series of each
+   * statement; an `error` inside any result (InfluxDB still answers 200) throws.
+   */
+  async query(q: string, options: { db?: boolean } = {}): Promise<Series[][]> {
+    const params = new URLSearchParams({ q, epoch: "ns" });
+    if (options.db !== false) params.set("db", this.conn.db);
+    const body = await this.send("/query", params.toString(), {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
+    return parseQueryResponse(body, q);
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private send(path: string, body: string, options: { method: string; headers?: Record<string, string> }): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      this.client.transport.send(path, body, options, {
+        next: (chunk) => {
+          chunks.push(Buffer.from(chunk));
+        },
+        complete: () => resolve(Buffer.concat(chunks).toString("utf8")),
+        error: (err) => reject(InfluxHttpError.from(err)),
+      });
+    });
+  }
+}
+
+/** A failed exchange with InfluxDB, classified for retrying. */
+export class InfluxHttpError extends Error {
+  constructor(
+    message: string,
+    /** HTTP status, or 0 when no answer came (refused, reset, timed out). */
+    readonly status: number,
+    /** Worth trying again: no answer, 5xx, 429. 4xx (bad data, auth, partial write) is not. */
+    readonly retryable: boolean,
+    options: { cause?: unknown } = {},
+  ) {
+    super(message, options);
+    this.name = "InfluxHttpError";
+  }
+
+  static from(err: unknown): InfluxHttpError {
+    if (err instanceof InfluxHttpError) return err;
+    if (err instanceof HttpError) {
+      const detail = influxErrorText(err.body) ?? err.statusMessage ?? "";
+      const status = err.statusCode;
+      return new InfluxHttpError(`HTTP ${status}: ${detail}`, status, status >= 500 || status === 429, { cause: err });
+    }
+    if (err instanceof RequestTimedOutError) return new InfluxHttpError("request timed out", 0, true, { cause: err });
+    const e = err as NodeJS.ErrnoException;
+    return new InfluxHttpError(e?.code ? `${e.code}: ${e.message}` : String(e?.message ?? err), 0, true, { cause: err });
+  }
+}
+
+function influxErrorText(body: string | undefined): string | undefined {
+  if (!body) return undefined;
+  try {
+    const parsed = JSON.parse(body) as { error?: unknown; message?: unknown };
+    if (typeof parsed.error === "string") return parsed.error;
+    if (typeof parsed.message === "string") return parsed.message;
+  } catch {
+    // not JSON
+  }
+  return body.slice(0, 500);
+}
+
+export function parseQueryResponse(body: string, q: string): Series[][] {
+  let doc: RawJson;
+  try {
+    doc = parseRawJson(body);
+  } catch (cause) {
+    throw new InfluxHttpError(`unreadable /query answer: ${(cause as Error).message}`, 200, false, { cause });
+  }
+  const top = asObject(doc);
+  if (typeof top.error === "string") throw new InfluxHttpError(`query failed: ${top.error}`, 200, false);
+  const results = top.results;
+  if (!Array.isArray(results)) throw new InfluxHttpError("a /query answer without results", 200, false);
+  return results.map((r) => {
+    const result = asObject(r);
+    if (typeof result.error === "string") {
+      throw new InfluxHttpError(`query failed: ${result.error} (in: ${q.slice(0, 200)})`, 200, false);
+    }
+    const series = result.series;
+    if (series === undefined) return [];
+    if (!Array.isArray(series)) throw new InfluxHttpError("malformed series in a /query answer", 200, false);
+    return series.map((s) => {
+      const o = asObject(s);
+      const tags: Record<string, string> = {};
+      for (const [k, v] of Object.entries(o.tags && !Array.isArray(o.tags) ? asObject(o.tags) : {})) {
+        if (typeof v === "string") tags[k] = v;
+      }
+      const columns = Array.isArray(o.columns) ? o.columns.filter((c): c is string => typeof c === "string") : [];
+      const values = Array.isArray(o.values) ? o.values.filter((v): v is RawJson[] => Array.isArray(v)) : [];
+      return { name: typeof o.name === "string" ? o.name : "", tags, columns, values };
+    });
+  });
+}
+
+function asObject(v: RawJson | undefined): { [key: string]: RawJson } {
+  if (v === null || v === undefined || typeof v !== "object" || Array.isArray(v) || v instanceof RawNumber) {
+    throw new InfluxHttpError("malformed /query answer", 200, false);
+  }
+  return v;
+}
+
+/** Rows of a series as objects keyed by column; numbers stay RawNumber. */
+export function rows(series: Series): Record<string, RawJson>[] {
+  return series.values.map((v) => {
+    const row: Record<string, RawJson> = {};
+    series.columns.forEach((c, i) => {
+      row[c] = v[i] ?? null;
+    });
+    return row;
+  });
+}
+
+/** The `time` column (epoch=ns) as an exact bigint. */
+export function timeOf(row: Record<string, RawJson>): bigint {
+  const t = row.time;
+  if (!(t instanceof RawNumber) || !/^-?[0-9]+$/.test(t.text)) throw new InfluxHttpError("a row without an integer time", 200, false);
+  return BigInt(t.text);
+}
+
+/** Maps a failure to the error a Store caller sees. */
+export function storeError(err: unknown, what: string, where: string): ZmqchatError {
+  if (err instanceof ZmqchatError) return err;
+  const e = InfluxHttpError.from(err);
+  if (e.status === 401 || e.status === 403) {
+    return new ZmqchatError("unavailable", `${where} refused the credentials while trying to ${what} (${e.message})`, {
+      cause: e,
+      hint: "set ZMQCHAT_INFLUX_USER and ZMQCHAT_INFLUX_PASSWORD (InfluxDB 1.x) or ZMQCHAT_INFLUX_TOKEN (2.x/3.x) to an account that may read and write the database",
+    });
+  }
+  if (e.status === 0) {
+    return new ZmqchatError("unavailable", `cannot reach ${where} to ${what}: ${e.message}`, {
+      cause: e,
+      hint: "is influxd running, and is the store URL's host and port right?",
+    });
+  }
+  return new ZmqchatError("unavailable", `${where} failed to ${what}: ${e.message}`, { cause: e });
+}
