@@ -1,9 +1,881 @@
+import { randomBytes } from "node:crypto";
+import { setTimeout as delay } from "node:timers/promises";
+import { Point } from "@influxdata/influxdb-client";
 import { ZmqchatError } from "../../core/errors.js";
-import type { Store } from "./store.js";
+import { uuidv7Time } from "../../core/protocol/ids.js";
+import { NAME_PATTERN } from "../../core/protocol/limits.js";
+import { isoOf, LANES, LaneClock, nowNs } from "./influx/clock.js";
+import { InfluxHttpError, rows, type Series, storeError, timeOf, V1Http } from "./influx/http.js";
+import { DURATION, duration, durationMs, goDurationMs, ident, nanos, str } from "./influx/influxql.js";
+import type { AppendInput, AppendResult, GroupRecord, Store, StoredItem, UserRecord } from "./store.js";
 
-/** Placeholder until the InfluxDB store lands (issue 4): refuses clearly instead of pretending. */
-export const InfluxStore = {
-  fromUrl(url: string, _env: NodeJS.ProcessEnv): Store {
-    throw new ZmqchatError("usage", `the InfluxDB store is not built yet (${url})`);
-  },
+export interface InfluxStoreOptions {
+  /** Base URL of InfluxDB's HTTP API, `http(s)://host:port`. */
+  url: string;
+  db: string;
+  /** Retention policy to use; created (or its duration changed) when `retention` is set. Default `zmqchat` with `retention`, else the database's default policy. */
+  rp?: string;
+  /** Keep data this long (an InfluxQL duration such as `30d`, or `INF`). */
+  retention?: string;
+  username?: string;
+  password?: string;
+  token?: string;
+  /** Create the database when it is missing (InfluxDB 1.x). Default true. */
+  createDatabase?: boolean;
+  /**
+   * The safety window: how long after its timestamp a point is assumed to be visible to every
+   * reader (write latency plus clock skew between servers). Reads never hand out a position
+   * younger than this until it has passed; claims (names, groups, lanes) are decided after it.
+   */
+  safetyWindowMs?: number;
+  /** How long a write is retried (with backoff) before the callers get `unavailable`. */
+  retryForMs?: number;
+  /** Most points in one HTTP write. */
+  maxBatchPoints?: number;
+  /** Most bytes of line protocol in one HTTP write. */
+  maxBatchBytes?: number;
+  /** How far back a resend's first copy is looked for (also bounded by its UUIDv7 time, see docs). */
+  dedupeWindowMs?: number;
+  /** Per-request HTTP timeout. */
+  timeoutMs?: number;
+  /** Lane lease duration (see influx/clock.ts). */
+  laneLeaseMs?: number;
+}
+
+const DEFAULTS = {
+  safetyWindowMs: 500,
+  retryForMs: 5_000,
+  maxBatchPoints: 2_000,
+  maxBatchBytes: 4 * 1024 * 1024,
+  dedupeWindowMs: 7 * 24 * 3600_000,
+  timeoutMs: 10_000,
+  laneLeaseMs: 10 * 60_000,
 };
+
+/** Clock skew allowed between a client's UUIDv7 and the server when looking for a resend's first copy. */
+const ID_SKEW_MS = 3600_000;
+
+const M = {
+  users: "users",
+  groups: "groups",
+  memberships: "memberships",
+  mailbox: "mailbox",
+  lanes: "lanes",
+} as const;
+
+interface Pending {
+  input: AppendInput;
+  points: number;
+  bytes: number;
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Plan {
+  lines: string;
+  results: AppendResult[];
+  madeAt: number;
+}
+
+interface Claim {
+  id: string;
+  ts: bigint;
+  fields: Record<string, unknown>;
+}
+
+/**
+ * The production store: InfluxDB through its v1 HTTP API (`/write`, InfluxQL on `/query`).
+ * See docs/influx-schema.md for the measurements and for why every step below is safe
+ * with several server processes on one database.
+ */
+export class InfluxStore implements Store {
+  private readonly http: V1Http;
+  private readonly opts: Required<
+    Omit<InfluxStoreOptions, "rp" | "retention" | "username" | "password" | "token">
+  > &
+    Pick<InfluxStoreOptions, "retention" | "username" | "password" | "token"> & { rp: string | undefined };
+  private readonly where: string;
+  private readonly holder = randomBytes(8).toString("hex");
+  private clock: LaneClock | null = null;
+  private laneTimer: NodeJS.Timeout | null = null;
+  private queue: Pending[] = [];
+  private draining: Promise<void> | null = null;
+  /** Lowest timestamp of the batch being written: local reads never pass it until the write ends. */
+  private inflightMin: bigint | null = null;
+  private state: "new" | "open" | "closed" = "new";
+  private initing: Promise<void> | null = null;
+
+  constructor(options: InfluxStoreOptions) {
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(options.db)) {
+      throw new ZmqchatError("usage", `bad InfluxDB database name ${JSON.stringify(options.db)}`, {
+        hint: "use 1-64 characters: letters, digits, '_', '.', '-'",
+      });
+    }
+    if (options.retention !== undefined && !DURATION.test(options.retention)) {
+      throw new ZmqchatError("usage", `bad retention ${JSON.stringify(options.retention)}`, {
+        hint: "use an InfluxQL duration such as 30d, 12h, 4w, or INF",
+      });
+    }
+    const rp = options.rp ?? (options.retention !== undefined ? "zmqchat" : undefined);
+    if (rp !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(rp)) {
+      throw new ZmqchatError("usage", `bad retention policy name ${JSON.stringify(rp)}`);
+    }
+    this.opts = {
+      ...DEFAULTS,
+      createDatabase: true,
+      ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+      url: options.url.replace(/\/+$/, ""),
+      db: options.db,
+      rp,
+    } as InfluxStore["opts"];
+    this.http = new V1Http({
+      url: this.opts.url,
+      db: this.opts.db,
+      rp,
+      username: options.username,
+      password: options.password,
+      token: options.token,
+      timeoutMs: this.opts.timeoutMs,
+    });
+    this.where = this.http.description;
+  }
+
+  /**
+   * `influx://HOST[:PORT]/DB` (or `influxs://` for HTTPS) with optional query parameters
+   * `retention`, `rp`, `window`, `retry`, `batch`, `create=false`. Credentials come from the
+   * environment only: ZMQCHAT_INFLUX_USER / ZMQCHAT_INFLUX_PASSWORD, or ZMQCHAT_INFLUX_TOKEN.
+   */
+  static fromUrl(url: string, env: NodeJS.ProcessEnv = process.env): InfluxStore {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch (cause) {
+      throw new ZmqchatError("usage", `bad store URL ${url}`, { cause, hint: "use influx://HOST:PORT/DB" });
+    }
+    if (u.protocol !== "influx:" && u.protocol !== "influxs:") {
+      throw new ZmqchatError("usage", `not an InfluxDB store URL: ${url}`, {
+        hint: "use influx://HOST:PORT/DB",
+      });
+    }
+    if (u.username || u.password) {
+      throw new ZmqchatError("usage", "credentials do not belong in the store URL", {
+        hint: "set ZMQCHAT_INFLUX_USER and ZMQCHAT_INFLUX_PASSWORD, or ZMQCHAT_INFLUX_TOKEN",
+      });
+    }
+    const db = decodeURIComponent(u.pathname.replace(/^\/+/, "").replace(/\/+$/, ""));
+    if (!db)
+      throw new ZmqchatError("usage", `the store URL names no database: ${url}`, {
+        hint: "use influx://HOST:PORT/DB",
+      });
+    const known = new Set(["retention", "rp", "window", "retry", "batch", "create", "timeout"]);
+    for (const key of u.searchParams.keys()) {
+      if (!known.has(key)) {
+        throw new ZmqchatError("usage", `unknown store URL parameter ${key}`, {
+          hint: `known: ${[...known].join(", ")}`,
+        });
+      }
+    }
+    const ms = (key: string): number | undefined => {
+      const v = u.searchParams.get(key);
+      if (v === null) return undefined;
+      if (!DURATION.test(v) || /^inf$/i.test(v))
+        throw new ZmqchatError("usage", `bad ${key}=${v} in the store URL`, { hint: "use e.g. 500ms, 5s" });
+      return durationMs(v);
+    };
+    const batch = u.searchParams.get("batch");
+    if (batch !== null && !/^[1-9][0-9]{0,5}$/.test(batch))
+      throw new ZmqchatError("usage", `bad batch=${batch} in the store URL`);
+    const user = env.ZMQCHAT_INFLUX_USER || undefined;
+    return new InfluxStore({
+      url: `${u.protocol === "influxs:" ? "https" : "http"}://${u.hostname.includes(":") ? `[${u.hostname}]` : u.hostname}:${u.port || "8086"}`,
+      db,
+      ...(u.searchParams.get("retention") !== null ? { retention: u.searchParams.get("retention")! } : {}),
+      ...(u.searchParams.get("rp") !== null ? { rp: u.searchParams.get("rp")! } : {}),
+      ...(user !== undefined ? { username: user, password: env.ZMQCHAT_INFLUX_PASSWORD ?? "" } : {}),
+      ...(env.ZMQCHAT_INFLUX_TOKEN ? { token: env.ZMQCHAT_INFLUX_TOKEN } : {}),
+      ...(ms("window") !== undefined ? { safetyWindowMs: ms("window")! } : {}),
+      ...(ms("retry") !== undefined ? { retryForMs: ms("retry")! } : {}),
+      ...(ms("timeout") !== undefined ? { timeoutMs: ms("timeout")! } : {}),
+      ...(batch !== null ? { maxBatchPoints: Number(batch) } : {}),
+      ...(u.searchParams.get("create") === "false" ? { createDatabase: false } : {}),
+    });
+  }
+
+  // ---------------------------------------------------------------- start-up
+
+  async init(): Promise<void> {
+    if (this.state === "open") return;
+    if (this.state === "closed") throw new ZmqchatError("unavailable", "the InfluxDB store is closed");
+    this.initing ??= this.doInit().catch((err) => {
+      this.initing = null;
+      throw err;
+    });
+    await this.initing;
+  }
+
+  private async doInit(): Promise<void> {
+    await this.retrying("answer /ping", () => this.http.ping());
+    const dbs = await this.retrying("list databases", () => this.http.query("SHOW DATABASES", { db: false }));
+    const names = (dbs[0] ?? []).flatMap((s) => s.values.map((v) => v[0]));
+    if (!names.includes(this.opts.db)) {
+      if (!this.opts.createDatabase) {
+        throw new ZmqchatError("unavailable", `${this.where}: the database does not exist`, {
+          hint: "create it (on InfluxDB 2.x/3.x: a bucket with a DBRP mapping), or drop create=false from the store URL",
+        });
+      }
+      await this.retrying(
+        "create the database",
+        () => this.http.query(`CREATE DATABASE ${ident(this.opts.db)}`, { db: false }),
+        {
+          hint: "on InfluxDB 2.x/3.x create the bucket and a DBRP mapping yourself and add create=false to the store URL",
+        },
+      );
+    }
+    if (this.opts.rp !== undefined) await this.ensureRetentionPolicy(this.opts.rp);
+    await this.leaseLane();
+    this.state = "open";
+  }
+
+  private async ensureRetentionPolicy(rp: string): Promise<void> {
+    const res = await this.retrying("list retention policies", () =>
+      this.http.query(`SHOW RETENTION POLICIES ON ${ident(this.opts.db)}`, { db: false }),
+    );
+    const series = res[0]?.[0];
+    const existing = series ? rows(series).find((r) => r.name === rp) : undefined;
+    const want = this.opts.retention;
+    if (!existing) {
+      if (want === undefined) {
+        throw new ZmqchatError("unavailable", `${this.where}: no retention policy ${rp}`, {
+          hint: "create it, or add retention=DURATION to the store URL so that zmqchat creates it",
+        });
+      }
+      await this.retrying("create the retention policy", () =>
+        this.http.query(
+          `CREATE RETENTION POLICY ${ident(rp)} ON ${ident(this.opts.db)} DURATION ${duration(want)} REPLICATION 1`,
+          {
+            db: false,
+          },
+        ),
+      );
+    } else if (
+      want !== undefined &&
+      typeof existing.duration === "string" &&
+      goDurationMs(existing.duration) !== durationMs(want)
+    ) {
+      await this.retrying("change the retention policy", () =>
+        this.http.query(
+          `ALTER RETENTION POLICY ${ident(rp)} ON ${ident(this.opts.db)} DURATION ${duration(want)}`,
+          { db: false },
+        ),
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------- lanes
+
+  /**
+   * Leases a lane (see influx/clock.ts): write a claim, wait out the safety window, and keep the
+   * lane if this holder's claim is the earliest live one. Renewed in the background.
+   */
+  private async leaseLane(): Promise<void> {
+    const lease = BigInt(this.opts.laneLeaseMs) * 1_000_000n;
+    const inUse = await this.lanesInUse(lease);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const free = Array.from({ length: LANES }, (_, i) => i).filter((l) => !inUse.has(l));
+      const lane =
+        free.length > 0 ? free[Math.floor(Math.random() * free.length)]! : Math.floor(Math.random() * LANES);
+      const ts = await this.writeLaneMark(lane);
+      await this.waitPast(ts);
+      const owner = await this.laneOwner(lane, lease);
+      if (owner === this.holder) {
+        if (this.clock) this.clock.lane = lane;
+        else this.clock = new LaneClock(lane);
+        this.scheduleLaneRenewal(lane);
+        return;
+      }
+      inUse.add(lane);
+    }
+    throw new ZmqchatError("unavailable", `${this.where}: could not lease a timestamp lane`);
+  }
+
+  private scheduleLaneRenewal(lane: number): void {
+    if (this.laneTimer) clearInterval(this.laneTimer);
+    const lease = BigInt(this.opts.laneLeaseMs) * 1_000_000n;
+    this.laneTimer = setInterval(
+      () => {
+        void (async () => {
+          try {
+            await this.writeLaneMark(lane);
+            if ((await this.laneOwner(lane, lease)) !== this.holder && this.state === "open") {
+              // Out of touch for longer than the lease: someone may have taken the lane. Move.
+              await this.leaseLane();
+            }
+          } catch {
+            // InfluxDB is away: the next renewal tries again; writes report their own errors.
+          }
+        })();
+      },
+      Math.max(1000, Math.floor(this.opts.laneLeaseMs / 5)),
+    );
+    this.laneTimer.unref();
+  }
+
+  private async writeLaneMark(lane: number): Promise<bigint> {
+    // A lane mark needs no lane: its series (lane, holder) is this process's own.
+    const ts = nowNs();
+    const line = new Point(M.lanes)
+      .tag("lane", String(lane))
+      .tag("holder", this.holder)
+      .booleanField("alive", true);
+    await this.writeRetrying([line.timestamp(ts.toString()).toLineProtocol()!], "lease a timestamp lane");
+    return ts;
+  }
+
+  private async lanesInUse(lease: bigint): Promise<Set<number>> {
+    const res = await this.queryRetrying(
+      `SELECT "alive" FROM ${this.m(M.lanes)} WHERE time > ${nanos(nowNs() - lease)} GROUP BY "lane"`,
+      "list timestamp lanes",
+    );
+    return new Set((res[0] ?? []).map((s) => Number(s.tags.lane)));
+  }
+
+  private async laneOwner(lane: number, lease: bigint): Promise<string | null> {
+    const res = await this.queryRetrying(
+      `SELECT "alive" FROM ${this.m(M.lanes)} WHERE "lane" = ${str(String(lane))} AND time > ${nanos(nowNs() - lease)} GROUP BY "holder" ORDER BY time ASC LIMIT 1`,
+      "read a timestamp lane",
+    );
+    let best: { holder: string; ts: bigint } | null = null;
+    for (const s of res[0] ?? []) {
+      const first = s.values[0];
+      const holder = s.tags.holder;
+      if (!first || holder === undefined) continue;
+      const ts = timeOf({ time: first[0] ?? null });
+      if (!best || ts < best.ts || (ts === best.ts && holder < best.holder)) best = { holder, ts };
+    }
+    return best?.holder ?? null;
+  }
+
+  // ---------------------------------------------------------------- users and groups
+
+  async registerUser(user: UserRecord): Promise<{ created: boolean; user: UserRecord }> {
+    this.ready();
+    checkName(user.name, "user");
+    if (typeof user.keys?.sign !== "string" || typeof user.keys?.enc !== "string") {
+      throw new ZmqchatError("bad_request", "a user needs a signing and an encryption key");
+    }
+    const { created, winner } = await this.claim(M.users, user.name, ["sign", "enc"], (p) =>
+      p.stringField("sign", user.keys.sign).stringField("enc", user.keys.enc),
+    );
+    return { created, user: toUser(user.name, winner) };
+  }
+
+  async getUsers(names: string[]): Promise<UserRecord[]> {
+    this.ready();
+    const valid = [...new Set(names.filter((n) => NAME_PATTERN.test(n)))];
+    if (valid.length === 0) return [];
+    const winners = await this.winners(M.users, valid, ["sign", "enc"]);
+    const out: UserRecord[] = [];
+    for (const n of names) {
+      const w = winners.get(n);
+      if (w) out.push(toUser(n, w));
+    }
+    return out;
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    this.ready();
+    const winners = await this.winners(M.users, null, ["sign", "enc"]);
+    return [...winners.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([n, w]) => toUser(n, w));
+  }
+
+  async createGroup(group: GroupRecord): Promise<{ created: boolean; group: GroupRecord }> {
+    this.ready();
+    checkName(group.name, "group");
+    checkName(group.owner, "user");
+    for (const m of group.members) checkName(m, "user");
+    const { created } = await this.claim(M.groups, group.name, ["owner", "members"], (p) =>
+      p.stringField("owner", group.owner).stringField("members", JSON.stringify(group.members)),
+    );
+    const current = await this.getGroup(group.name);
+    if (!current)
+      throw new ZmqchatError("unavailable", `${this.where}: the group ${group.name} vanished after creation`);
+    return { created, group: current };
+  }
+
+  async setMembers(name: string, members: string[]): Promise<GroupRecord> {
+    this.ready();
+    checkName(name, "group");
+    for (const m of members) checkName(m, "user");
+    const group = await this.getGroup(name);
+    if (!group) throw new ZmqchatError("not_found", `no group named ${name}`);
+    const ts = this.stamp();
+    const line = new Point(M.memberships).tag("group", name).stringField("members", JSON.stringify(members));
+    await this.writeRetrying([line.timestamp(ts.toString()).toLineProtocol()!], "change a group's members");
+    return { ...group, members: [...members] };
+  }
+
+  async getGroup(name: string): Promise<GroupRecord | null> {
+    this.ready();
+    if (!NAME_PATTERN.test(name)) return null;
+    return (await this.groups([name])).get(name) ?? null;
+  }
+
+  async groupsOf(user: string): Promise<GroupRecord[]> {
+    this.ready();
+    if (!NAME_PATTERN.test(user)) return [];
+    const all = await this.groups(null);
+    return [...all.values()]
+      .filter((g) => g.members.includes(user))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Groups by name (all when `names` is null): the winning creation claim plus the latest member list. */
+  private async groups(names: string[] | null): Promise<Map<string, GroupRecord>> {
+    const winners = await this.winners(M.groups, names, ["owner", "members"]);
+    if (winners.size === 0) return new Map();
+    const filter = names ? `WHERE ${names.map((n) => `"group" = ${str(n)}`).join(" OR ")} ` : "";
+    const res = await this.queryRetrying(
+      `SELECT "members" FROM ${this.m(M.memberships)} ${filter}GROUP BY "group" ORDER BY time DESC LIMIT 1`,
+      "read group members",
+    );
+    const latest = new Map<string, { ts: bigint; members: string }>();
+    for (const s of res[0] ?? []) {
+      const row = rows(s)[0];
+      const g = s.tags.group;
+      if (row && g !== undefined && typeof row.members === "string")
+        latest.set(g, { ts: timeOf(row), members: row.members });
+    }
+    const out = new Map<string, GroupRecord>();
+    for (const [name, w] of winners) {
+      const version = latest.get(name);
+      const members = version && version.ts > w.ts ? version.members : String(w.fields.members);
+      out.set(name, { name, owner: String(w.fields.owner), members: parseMembers(members) });
+    }
+    return out;
+  }
+
+  /**
+   * First-claim-wins without compare-and-set: write a claim point (its own series, tagged with a
+   * random claim id, so nothing overwrites it), wait until the safety window has passed its
+   * timestamp, read every claim for the name: the earliest (time, claim id) owns it. Every server
+   * reads the same claims after the window, so every server names the same winner.
+   */
+  private async claim(
+    measurement: string,
+    name: string,
+    fields: string[],
+    build: (p: Point) => Point,
+  ): Promise<{ created: boolean; winner: Claim }> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const before = (await this.claimsOf(measurement, [name], fields)).get(name)?.[0];
+      if (before && this.settled(before.ts)) return { created: false, winner: before };
+      const id = randomBytes(8).toString("hex");
+      const ts = this.stamp();
+      const point = build(
+        new Point(measurement).tag("name", name).tag("claim", id).booleanField("void", false),
+      );
+      await this.writeRetrying([point.timestamp(ts.toString()).toLineProtocol()!], `claim the name ${name}`);
+      if (nowNs() > ts + this.windowNs / 2n) {
+        // The write took so long that another server may already have decided without seeing
+        // it: withdraw this claim and try again with a fresh timestamp.
+        const voided = new Point(measurement).tag("name", name).tag("claim", id).booleanField("void", true);
+        await this.writeRetrying(
+          [voided.timestamp(this.stamp().toString()).toLineProtocol()!],
+          `withdraw a claim on ${name}`,
+        );
+        continue;
+      }
+      await this.waitPast(ts);
+      const winner = (await this.claimsOf(measurement, [name], fields)).get(name)?.[0];
+      if (!winner)
+        throw new ZmqchatError(
+          "unavailable",
+          `${this.where}: a claim on ${name} was written but cannot be read back`,
+        );
+      return { created: winner.id === id, winner };
+    }
+    throw new ZmqchatError("unavailable", `${this.where} is too slow to decide who owns ${name}; try again`);
+  }
+
+  /** The settled winning claim of each name (claims younger than the safety window do not count yet). */
+  private async winners(
+    measurement: string,
+    names: string[] | null,
+    fields: string[],
+  ): Promise<Map<string, Claim>> {
+    const all = await this.claimsOf(measurement, names, fields);
+    const out = new Map<string, Claim>();
+    for (const [name, claims] of all) {
+      const first = claims[0];
+      if (first && this.settled(first.ts)) out.set(name, first);
+    }
+    return out;
+  }
+
+  /** Live (not withdrawn) claims per name, earliest first. */
+  private async claimsOf(
+    measurement: string,
+    names: string[] | null,
+    fields: string[],
+  ): Promise<Map<string, Claim[]>> {
+    const filter = names ? `WHERE ${names.map((n) => `"name" = ${str(n)}`).join(" OR ")} ` : "";
+    const cols = [...fields, "void"].map(ident).join(", ");
+    const res = await this.queryRetrying(
+      `SELECT ${cols} FROM ${this.m(measurement)} ${filter}GROUP BY "name", "claim"`,
+      "read claims",
+    );
+    const out = new Map<string, Claim[]>();
+    for (const s of res[0] ?? []) {
+      const name = s.tags.name;
+      const id = s.tags.claim;
+      if (name === undefined || id === undefined) continue;
+      const rs = rows(s);
+      if (rs.some((r) => r.void === true)) continue;
+      const claimRow = rs.find((r) => r.void === false);
+      if (!claimRow) continue;
+      const list = out.get(name) ?? [];
+      list.push({ id, ts: timeOf(claimRow), fields: claimRow });
+      out.set(name, list);
+    }
+    for (const list of out.values())
+      list.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : a.id < b.id ? -1 : 1));
+    return out;
+  }
+
+  // ---------------------------------------------------------------- mailboxes
+
+  append(input: AppendInput): Promise<AppendResult> {
+    try {
+      this.ready();
+      if (typeof input.id !== "string" || input.id.length === 0 || input.id.length > 64) {
+        throw new ZmqchatError("bad_request", "a message needs an id");
+      }
+      if (!Array.isArray(input.owners) || input.owners.length === 0)
+        throw new ZmqchatError("bad_request", "a message needs a mailbox");
+      for (const o of input.owners) checkName(o, "user");
+      if (typeof input.envelope !== "string")
+        throw new ZmqchatError("bad_request", "the envelope must be text");
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise((resolve, reject) => {
+      const owners = new Set(input.owners).size;
+      this.queue.push({
+        input,
+        points: owners,
+        bytes: owners * (input.envelope.length * 3 + 200),
+        resolve,
+        reject,
+      });
+      this.drain();
+    });
+  }
+
+  async read(
+    owner: string,
+    after: string | null,
+    limit: number,
+  ): Promise<{ items: StoredItem[]; more: boolean }> {
+    this.ready();
+    checkName(owner, "user");
+    if (after !== null && !/^(0|[1-9][0-9]{0,18})$/.test(after))
+      throw new ZmqchatError("bad_request", `bad cursor ${JSON.stringify(after)}`);
+    if (!Number.isInteger(limit) || limit < 0)
+      throw new ZmqchatError("bad_request", `bad page size ${limit}`);
+    const first = await this.page(owner, after, null, limit + 1);
+    if (first.length === 0 || limit === 0) return { items: [], more: first.length > 0 };
+
+    // The last position this page may hand out: never at or past a local write still in flight,
+    // and never one younger than the safety window until the window has passed, then re-read,
+    // so that a point another server stamped earlier but committed later is not jumped over.
+    let boundary = (first[Math.min(limit, first.length) - 1] as PageRow).ts;
+    const inflight = this.inflightMin;
+    if (inflight !== null && inflight <= boundary) boundary = inflight - 1n;
+    let page: PageRow[];
+    if (boundary + this.windowNs > nowNs()) {
+      await this.waitPast(boundary);
+      const local = this.inflightMin;
+      if (local !== null && local <= boundary) boundary = local - 1n;
+      page = await this.page(owner, after, boundary, limit + 1);
+    } else {
+      page = first.filter((r) => r.ts <= boundary);
+    }
+    const more = page.length > limit || first.some((r) => r.ts > boundary);
+    const seen = new Set<string>();
+    const items: StoredItem[] = [];
+    for (const r of page.slice(0, limit)) {
+      // A second copy of an id can exist only after a race between servers; the first copy is the one.
+      if (seen.has(r.id)) continue;
+      seen.add(r.id);
+      items.push({ cursor: r.ts.toString(), serverTime: isoOf(r.ts), envelope: r.envelope });
+    }
+    return { items, more };
+  }
+
+  private async page(
+    owner: string,
+    after: string | null,
+    upTo: bigint | null,
+    limit: number,
+  ): Promise<PageRow[]> {
+    const conds = [`"owner" = ${str(owner)}`];
+    if (after !== null) conds.push(`time > ${nanos(after)}`);
+    if (upTo !== null) conds.push(`time <= ${nanos(upTo)}`);
+    const res = await this.queryRetrying(
+      `SELECT "id", "envelope" FROM ${this.m(M.mailbox)} WHERE ${conds.join(" AND ")} ORDER BY time ASC LIMIT ${limit}`,
+      "read a mailbox",
+    );
+    const out: PageRow[] = [];
+    for (const s of res[0] ?? []) {
+      for (const r of rows(s)) {
+        if (typeof r.id === "string" && typeof r.envelope === "string")
+          out.push({ ts: timeOf(r), id: r.id, envelope: r.envelope });
+      }
+    }
+    return out;
+  }
+
+  /** Group commit: one batch in flight; appends that arrive meanwhile form the next one. */
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = (async () => {
+      await new Promise((r) => setImmediate(r));
+      while (this.queue.length > 0) {
+        const batch = this.takeBatch();
+        await this.commit(batch);
+      }
+    })().finally(() => {
+      this.draining = null;
+      if (this.queue.length > 0) this.drain();
+    });
+  }
+
+  private takeBatch(): Pending[] {
+    let points = 0;
+    let bytes = 0;
+    let n = 0;
+    for (const p of this.queue) {
+      if (
+        n > 0 &&
+        (points + p.points > this.opts.maxBatchPoints || bytes + p.bytes > this.opts.maxBatchBytes)
+      )
+        break;
+      points += p.points;
+      bytes += p.bytes;
+      n++;
+    }
+    return this.queue.splice(0, n);
+  }
+
+  /**
+   * Writes one batch and settles its appends. Retries with backoff until `retryForMs`; a retry
+   * later than half the safety window re-plans the batch (fresh timestamps, and a fresh look for
+   * copies that a failed attempt may have stored after all) so no point lands behind readers.
+   */
+  private async commit(batch: Pending[]): Promise<void> {
+    const deadline = Date.now() + this.opts.retryForMs;
+    const ours = new Map<string, bigint>();
+    let plan: Plan | null = null;
+    let backoff = 50;
+    try {
+      for (;;) {
+        try {
+          if (!plan || Date.now() - plan.madeAt > this.opts.safetyWindowMs / 2) {
+            plan = await this.plan(batch, ours);
+          }
+          if (plan.lines) await this.http.write(plan.lines);
+          const { results } = plan;
+          batch.forEach((p, i) => {
+            p.resolve(results[i]!);
+          });
+          return;
+        } catch (err) {
+          const e = err instanceof ZmqchatError ? err : InfluxHttpError.from(err);
+          const retryable = e instanceof InfluxHttpError && e.retryable;
+          if (!retryable || Date.now() + backoff > deadline) {
+            const failure = storeError(err, "store a message", this.where);
+            for (const p of batch) p.reject(failure);
+            return;
+          }
+          await delay(backoff * (0.5 + Math.random() / 2));
+          backoff = Math.min(backoff * 2, 1000);
+        }
+      }
+    } finally {
+      this.inflightMin = null;
+    }
+  }
+
+  /** Looks up copies already stored (resends), then stamps the new points. */
+  private async plan(batch: Pending[], ours: Map<string, bigint>): Promise<Plan> {
+    const owners = [...new Set(batch.flatMap((p) => p.input.owners))];
+    const now = Date.now();
+    let from = now - this.opts.dedupeWindowMs;
+    let earliestId = now;
+    for (const p of batch) {
+      const t = uuidv7Time(p.input.id);
+      if (Number.isFinite(t)) earliestId = Math.min(earliestId, t);
+    }
+    from = Math.max(from, earliestId - ID_SKEW_MS);
+    const existing = await this.storedIds(owners, nowNs(from));
+    const placedHere = new Map<string, bigint>();
+    const handled = new Set<string>();
+    const lines: string[] = [];
+    let minTs: bigint | null = null;
+    const results = batch.map((p) => {
+      const placed = new Map<string, { cursor: string; serverTime: string }>();
+      let duplicate = true;
+      for (const owner of new Set(p.input.owners)) {
+        const key = `${owner}\u0000${p.input.id}`;
+        let ts = existing.get(key) ?? placedHere.get(key);
+        if (ts !== undefined) {
+          // A copy an earlier attempt of this very batch stored is not a resend.
+          if (ours.get(key) === ts && !handled.has(key)) duplicate = false;
+        } else {
+          ts = this.stamp();
+          minTs ??= ts;
+          placedHere.set(key, ts);
+          ours.set(key, ts);
+          duplicate = false;
+          const point = new Point(M.mailbox)
+            .tag("owner", owner)
+            .stringField("id", p.input.id)
+            .stringField("envelope", p.input.envelope)
+            .timestamp(ts.toString());
+          lines.push(point.toLineProtocol()!);
+        }
+        handled.add(key);
+        placed.set(owner, { cursor: ts.toString(), serverTime: isoOf(ts) });
+      }
+      return { placed, duplicate };
+    });
+    if (minTs !== null && (this.inflightMin === null || minTs < this.inflightMin)) this.inflightMin = minTs;
+    return { lines: lines.join("\n"), results, madeAt: Date.now() };
+  }
+
+  /** Earliest stored copy of each (owner, id) since `from`, keyed `owner\0id`. */
+  private async storedIds(owners: string[], from: bigint): Promise<Map<string, bigint>> {
+    const out = new Map<string, bigint>();
+    const res = await this.http.query(
+      `SELECT "id" FROM ${this.m(M.mailbox)} WHERE (${owners.map((o) => `"owner" = ${str(o)}`).join(" OR ")}) AND time >= ${nanos(from)} GROUP BY "owner"`,
+    );
+    for (const s of res[0] ?? []) {
+      const owner = s.tags.owner;
+      if (owner === undefined) continue;
+      for (const r of rows(s)) {
+        if (typeof r.id !== "string") continue;
+        const key = `${owner}\u0000${r.id}`;
+        const ts = timeOf(r);
+        const seen = out.get(key);
+        if (seen === undefined || ts < seen) out.set(key, ts);
+      }
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.state === "closed") return;
+    if (this.laneTimer) clearInterval(this.laneTimer);
+    this.laneTimer = null;
+    while (this.draining) await this.draining;
+    this.state = "closed";
+    this.http.close();
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  private get windowNs(): bigint {
+    return BigInt(Math.ceil(this.opts.safetyWindowMs)) * 1_000_000n;
+  }
+
+  private settled(ts: bigint): boolean {
+    return ts + this.windowNs <= nowNs();
+  }
+
+  /** Resolves once the safety window has passed `ts`. */
+  private async waitPast(ts: bigint): Promise<void> {
+    for (;;) {
+      const left = ts + this.windowNs - nowNs();
+      if (left < 0n) return;
+      await delay(Number(left / 1_000_000n) + 1);
+    }
+  }
+
+  private stamp(): bigint {
+    if (!this.clock) throw new ZmqchatError("unavailable", "the InfluxDB store is not initialised");
+    return this.clock.next();
+  }
+
+  private ready(): void {
+    if (this.state === "open") return;
+    throw new ZmqchatError(
+      "unavailable",
+      this.state === "closed" ? "the InfluxDB store is closed" : "the InfluxDB store is not initialised",
+      {
+        hint: this.state === "new" ? "call init() first" : undefined,
+      },
+    );
+  }
+
+  /** A measurement, qualified with the retention policy when one is configured. */
+  private m(measurement: string): string {
+    return this.opts.rp !== undefined ? `${ident(this.opts.rp)}.${ident(measurement)}` : ident(measurement);
+  }
+
+  private async writeRetrying(lines: string[], what: string): Promise<void> {
+    await this.retrying(what, () => this.http.write(lines.join("\n")));
+  }
+
+  private queryRetrying(q: string, what: string): Promise<Series[][]> {
+    return this.retrying(what, () => this.http.query(q));
+  }
+
+  /** Runs `fn`, retrying retryable failures with backoff for `retryForMs`; failures become ZmqchatError. */
+  private async retrying<T>(what: string, fn: () => Promise<T>, extra: { hint?: string } = {}): Promise<T> {
+    const deadline = Date.now() + this.opts.retryForMs;
+    let backoff = 50;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        const e = InfluxHttpError.from(err);
+        if (!e.retryable || Date.now() + backoff > deadline) {
+          const failure = storeError(e, what, this.where);
+          if (extra.hint && !e.retryable && e.status !== 401 && e.status !== 403) {
+            throw new ZmqchatError(failure.code, failure.message, { cause: e, hint: extra.hint });
+          }
+          throw failure;
+        }
+        await delay(backoff * (0.5 + Math.random() / 2));
+        backoff = Math.min(backoff * 2, 1000);
+      }
+    }
+  }
+}
+
+interface PageRow {
+  ts: bigint;
+  id: string;
+  envelope: string;
+}
+
+function checkName(name: unknown, what: string): asserts name is string {
+  if (typeof name !== "string" || !NAME_PATTERN.test(name)) {
+    throw new ZmqchatError("bad_request", `bad ${what} name ${JSON.stringify(name)}`);
+  }
+}
+
+function toUser(name: string, claim: Claim): UserRecord {
+  return { name, keys: { sign: String(claim.fields.sign), enc: String(claim.fields.enc) } };
+}
+
+function parseMembers(text: string): string[] {
+  try {
+    const v = JSON.parse(text) as unknown;
+    return Array.isArray(v) ? v.filter((m): m is string => typeof m === "string") : [];
+  } catch {
+    return [];
+  }
+}

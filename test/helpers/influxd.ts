@@ -3,8 +3,8 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writ
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { setTimeout as delay } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ensureScript = resolve(here, "../../scripts/ensure-influxd.sh");
@@ -156,7 +156,9 @@ export async function startInfluxd(options: InfluxdOptions = {}): Promise<Influx
       if (Date.now() > deadline) {
         proc.kill("SIGKILL");
         await exited;
-        throw new Error(`influxd did not answer /ping within ${startTimeoutMs} ms; its log:\n${readLog().slice(-4000)}`);
+        throw new Error(
+          `influxd did not answer /ping within ${startTimeoutMs} ms; its log:\n${readLog().slice(-4000)}`,
+        );
       }
       await delay(20);
     }
@@ -191,7 +193,8 @@ export async function startInfluxd(options: InfluxdOptions = {}): Promise<Influx
       body: new URLSearchParams({ q }),
     });
     const text = await res.text();
-    if (res.status !== 200 || text.includes('"error"')) throw new Error(`cannot create the influxd admin user: ${text}`);
+    if (res.status !== 200 || text.includes('"error"'))
+      throw new Error(`cannot create the influxd admin user: ${text}`);
   }
 
   const waitGone = async (signal: NodeJS.Signals) => {

@@ -22,7 +22,8 @@ export class LaneClock {
     public lane: number,
     private readonly now: () => number = Date.now,
   ) {
-    if (!Number.isInteger(lane) || lane < 0 || lane >= LANES) throw new RangeError(`lane ${lane} out of range`);
+    if (!Number.isInteger(lane) || lane < 0 || lane >= LANES)
+      throw new RangeError(`lane ${lane} out of range`);
   }
 
   next(): bigint {

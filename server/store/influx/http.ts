@@ -34,7 +34,9 @@ export class V1Http {
 
   constructor(private readonly conn: V1Connection) {
     const https = conn.url.startsWith("https:");
-    this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 8 }) : new HttpAgent({ keepAlive: true, maxSockets: 8 });
+    this.agent = https
+      ? new HttpsAgent({ keepAlive: true, maxSockets: 8 })
+      : new HttpAgent({ keepAlive: true, maxSockets: 8 });
     const headers: Record<string, string> = {};
     if (conn.username !== undefined) {
       headers.authorization = `Basic ${Buffer.from(`${conn.username}:${conn.password ?? ""}`).toString("base64")}`;
@@ -84,7 +86,11 @@ export class V1Http {
     this.agent.destroy();
   }
 
-  private send(path: string, body: string, options: { method: string; headers?: Record<string, string> }): Promise<string> {
+  private send(
+    path: string,
+    body: string,
+    options: { method: string; headers?: Record<string, string> },
+  ): Promise<string> {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       this.client.transport.send(path, body, options, {
@@ -117,11 +123,16 @@ export class InfluxHttpError extends Error {
     if (err instanceof HttpError) {
       const detail = influxErrorText(err.body) ?? err.statusMessage ?? "";
       const status = err.statusCode;
-      return new InfluxHttpError(`HTTP ${status}: ${detail}`, status, status >= 500 || status === 429, { cause: err });
+      return new InfluxHttpError(`HTTP ${status}: ${detail}`, status, status >= 500 || status === 429, {
+        cause: err,
+      });
     }
-    if (err instanceof RequestTimedOutError) return new InfluxHttpError("request timed out", 0, true, { cause: err });
+    if (err instanceof RequestTimedOutError)
+      return new InfluxHttpError("request timed out", 0, true, { cause: err });
     const e = err as NodeJS.ErrnoException;
-    return new InfluxHttpError(e?.code ? `${e.code}: ${e.message}` : String(e?.message ?? err), 0, true, { cause: err });
+    return new InfluxHttpError(e?.code ? `${e.code}: ${e.message}` : String(e?.message ?? err), 0, true, {
+      cause: err,
+    });
   }
 }
 
@@ -162,7 +173,9 @@ export function parseQueryResponse(body: string, q: string): Series[][] {
       for (const [k, v] of Object.entries(o.tags && !Array.isArray(o.tags) ? asObject(o.tags) : {})) {
         if (typeof v === "string") tags[k] = v;
       }
-      const columns = Array.isArray(o.columns) ? o.columns.filter((c): c is string => typeof c === "string") : [];
+      const columns = Array.isArray(o.columns)
+        ? o.columns.filter((c): c is string => typeof c === "string")
+        : [];
       const values = Array.isArray(o.values) ? o.values.filter((v): v is RawJson[] => Array.isArray(v)) : [];
       return { name: typeof o.name === "string" ? o.name : "", tags, columns, values };
     });
@@ -190,7 +203,8 @@ export function rows(series: Series): Record<string, RawJson>[] {
 /** The `time` column (epoch=ns) as an exact bigint. */
 export function timeOf(row: Record<string, RawJson>): bigint {
   const t = row.time;
-  if (!(t instanceof RawNumber) || !/^-?[0-9]+$/.test(t.text)) throw new InfluxHttpError("a row without an integer time", 200, false);
+  if (!(t instanceof RawNumber) || !/^-?[0-9]+$/.test(t.text))
+    throw new InfluxHttpError("a row without an integer time", 200, false);
   return BigInt(t.text);
 }
 
@@ -199,10 +213,14 @@ export function storeError(err: unknown, what: string, where: string): ZmqchatEr
   if (err instanceof ZmqchatError) return err;
   const e = InfluxHttpError.from(err);
   if (e.status === 401 || e.status === 403) {
-    return new ZmqchatError("unavailable", `${where} refused the credentials while trying to ${what} (${e.message})`, {
-      cause: e,
-      hint: "set ZMQCHAT_INFLUX_USER and ZMQCHAT_INFLUX_PASSWORD (InfluxDB 1.x) or ZMQCHAT_INFLUX_TOKEN (2.x/3.x) to an account that may read and write the database",
-    });
+    return new ZmqchatError(
+      "unavailable",
+      `${where} refused the credentials while trying to ${what} (${e.message})`,
+      {
+        cause: e,
+        hint: "set ZMQCHAT_INFLUX_USER and ZMQCHAT_INFLUX_PASSWORD (InfluxDB 1.x) or ZMQCHAT_INFLUX_TOKEN (2.x/3.x) to an account that may read and write the database",
+      },
+    );
   }
   if (e.status === 0) {
     return new ZmqchatError("unavailable", `cannot reach ${where} to ${what}: ${e.message}`, {

@@ -18,7 +18,8 @@ export function str(value: string): string {
 /** A nanosecond timestamp literal: only decimal digits pass. */
 export function nanos(value: string | bigint): string {
   const text = typeof value === "bigint" ? value.toString() : value;
-  if (!/^(0|[1-9][0-9]{0,18})$/.test(text)) throw new Error(`not a nanosecond timestamp: ${JSON.stringify(text)}`);
+  if (!/^(0|[1-9][0-9]{0,18})$/.test(text))
+    throw new Error(`not a nanosecond timestamp: ${JSON.stringify(text)}`);
   return text;
 }
 
@@ -46,11 +47,14 @@ export function durationMs(text: string): number {
   if (/^inf$/i.test(text)) return Number.POSITIVE_INFINITY;
   const m = /^([0-9]+)(ns|u|ms|s|m|h|d|w)$/.exec(text);
   if (!m) throw new Error(`not a duration: ${text}`);
-  const unit = { ns: 1e-6, u: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[m[2] as "ns"];
+  const unit = { ns: 1e-6, u: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[
+    m[2] as "ns"
+  ];
   return Number(m[1]) * unit;
 }
 
 function assertPrintable(value: string, what: string): void {
   // InfluxQL strings cannot hold raw line breaks or NULs; nothing we store by name needs them.
-  if (/[\u0000-\u001f\u007f]/.test(value)) throw new Error(`control character in an InfluxQL ${what}`);
+  if ([...value].some((c) => c.charCodeAt(0) < 0x20 || c === "\u007f"))
+    throw new Error(`control character in an InfluxQL ${what}`);
 }

@@ -1,0 +1,23 @@
+import { after } from "node:test";
+import { InfluxStore } from "../../server/store/influx.js";
+import { storeContract } from "../contract/store-contract.js";
+import { startInfluxd } from "../helpers/influxd.js";
+
+const influxd = await startInfluxd();
+after(() => influxd.stop());
+
+let n = 0;
+storeContract("influx", async () => {
+  const db = `contract_${process.pid}_${n++}`;
+  const open = () => new InfluxStore({ url: influxd.url, db });
+  return {
+    store: open(),
+    reopen: async () => open(),
+    cleanup: async () => {
+      await fetch(`${influxd.url}/query`, {
+        method: "POST",
+        body: new URLSearchParams({ q: `DROP DATABASE "${db}"` }),
+      });
+    },
+  };
+});
