@@ -1,0 +1,42 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+/** The built CLI; tests run it as a user would. */
+export const ZMQCHAT_BIN = fileURLToPath(new URL("../../dist/bin/zmqchat.js", import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `zmqchat ARGS` with its own home and optional stdin; resolves when it exits. */
+export function runCli(
+  args: string[],
+  options: { home: string; endpoint?: string; stdin?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } ,
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, ZMQCHAT_HOME: options.home, ...options.env };
+    if (options.endpoint) env.ZMQCHAT_ENDPOINT = options.endpoint;
+    delete env.ZMQCHAT_USER;
+    const child = spawn(process.execPath, [ZMQCHAT_BIN, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`zmqchat ${args.join(" ")} did not finish in time\n${stderr}`));
+    }, options.timeoutMs ?? 30_000);
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(options.stdin ?? "");
+  });
+}
