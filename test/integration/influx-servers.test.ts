@@ -1,0 +1,148 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
+import { uuidv7 } from "../../core/protocol/ids.js";
+import { InfluxStore } from "../../server/store/influx.js";
+import type { StoredItem } from "../../server/store/store.js";
+import { type Influxd, startInfluxd } from "../helpers/influxd.js";
+
+const keys = (n: number) => ({
+  sign: Buffer.alloc(32, n).toString("base64url"),
+  enc: Buffer.alloc(32, n + 100).toString("base64url"),
+});
+
+/** Several InfluxStores on one database stand for several server processes. */
+describe("InfluxStore with several servers on one database", () => {
+  let influxd: Influxd;
+  let stores: InfluxStore[] = [];
+  let db = 0;
+  const servers = async (count: number) => {
+    const name = `servers_${db++}`;
+    const opened = Array.from({ length: count }, () => new InfluxStore({ url: influxd.url, db: name }));
+    await Promise.all(opened.map((s) => s.init()));
+    stores.push(...opened);
+    return opened;
+  };
+
+  before(async () => {
+    influxd = await startInfluxd();
+  });
+  after(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+    stores = [];
+    await influxd?.stop();
+  });
+
+  it("gives each server its own timestamp lane", async () => {
+    const [a, b, c] = await servers(3);
+    const placed = await Promise.all(
+      [a!, b!, c!].map((s) => s.append({ id: uuidv7(), owners: ["bob"], envelope: "{}" })),
+    );
+    const lanes = placed.map((r) => BigInt(r.placed.get("bob")!.cursor) % 1000n);
+    assert.equal(new Set(lanes).size, 3, `distinct lanes, got ${lanes.join(", ")}`);
+  });
+
+  it("lets exactly one of two servers register a name both claim at once, and both agree", async () => {
+    const [a, b] = await servers(2);
+    const names = Array.from({ length: 20 }, (_, i) => `racer${i}`);
+    const outcomes = await Promise.all(
+      names.map((name) =>
+        Promise.all([a!.registerUser({ name, keys: keys(1) }), b!.registerUser({ name, keys: keys(2) })]),
+      ),
+    );
+    for (const [i, [ra, rb]] of outcomes.entries()) {
+      assert.equal(Number(ra.created) + Number(rb.created), 1, `${names[i]}: exactly one server created it`);
+      assert.deepEqual(ra.user, rb.user, `${names[i]}: both servers name the same owner`);
+      const winner = ra.created ? keys(1) : keys(2);
+      assert.deepEqual(ra.user.keys, winner, "the winner's keys are bound");
+    }
+    const [seenA, seenB] = await Promise.all([a!.listUsers(), b!.listUsers()]);
+    assert.deepEqual(seenA, seenB, "every server lists the same owners");
+    assert.equal(seenA.length, names.length);
+    // A later attempt loses everywhere.
+    const late = await b!.registerUser({ name: "racer0", keys: keys(9) });
+    assert.equal(late.created, false);
+    assert.deepEqual(late.user, outcomes[0]![0].user);
+  });
+
+  it("lets exactly one of two servers create a group both create at once", async () => {
+    const [a, b] = await servers(2);
+    const [ra, rb] = await Promise.all([
+      a!.createGroup({ name: "team", owner: "alice", members: ["alice", "bob"] }),
+      b!.createGroup({ name: "team", owner: "carol", members: ["carol"] }),
+    ]);
+    assert.equal(Number(ra.created) + Number(rb.created), 1);
+    assert.deepEqual(ra.group, rb.group);
+    assert.deepEqual(await a!.getGroup("team"), await b!.getGroup("team"));
+    const changed = await b!.setMembers("team", [ra.group.owner, "dave"]);
+    assert.deepEqual(
+      (await a!.getGroup("team"))?.members,
+      changed.members,
+      "a member change made on one server is seen on the other",
+    );
+    assert.deepEqual(
+      (await a!.groupsOf("dave")).map((g) => g.name),
+      ["team"],
+    );
+  });
+
+  it("delivers every message exactly once, in order, to a reader while two servers write one mailbox", async (t) => {
+    const [a, b, reader] = await servers(3);
+    const sent = new Set<string>();
+    let writing = true;
+    const writer = async (store: InfluxStore, tag: string) => {
+      let i = 0;
+      const deadline = Date.now() + 2500;
+      while (Date.now() < deadline) {
+        // Bursts of concurrent appends, so that both servers' batches interleave.
+        const ids = Array.from({ length: 50 }, () => `${uuidv7()}`);
+        for (const id of ids) sent.add(id);
+        await Promise.all(
+          ids.map((id) =>
+            store.append({ id, owners: ["bob"], envelope: JSON.stringify({ id, tag, i: i++ }) }),
+          ),
+        );
+      }
+    };
+    const seen: string[] = [];
+    const follow = (async () => {
+      let cursor: string | null = null;
+      for (;;) {
+        const finishing = !writing;
+        const page: { items: StoredItem[]; more: boolean } = await reader!.read("bob", cursor, 300);
+        for (const item of page.items) seen.push((JSON.parse(item.envelope) as { id: string }).id);
+        if (page.items.length > 0) cursor = page.items.at(-1)!.cursor;
+        if (finishing && !page.more) return;
+        if (page.items.length === 0) await delay(5);
+      }
+    })();
+    await Promise.all([writer(a!, "a"), writer(b!, "b")]);
+    writing = false;
+    await follow;
+    t.diagnostic(`${sent.size} messages from two servers, followed live by a third`);
+    assert.equal(new Set(seen).size, seen.length, "nothing delivered twice");
+    assert.equal(seen.length, sent.size, "nothing skipped");
+    const all: StoredItem[] = [];
+    let cursor: string | null = null;
+    for (;;) {
+      const page: { items: StoredItem[]; more: boolean } = await reader!.read("bob", cursor, 2000);
+      all.push(...page.items);
+      if (!page.more) break;
+      cursor = page.items.at(-1)!.cursor;
+    }
+    assert.deepEqual(
+      seen,
+      all.map((x) => (JSON.parse(x.envelope) as { id: string }).id),
+      "the live reader saw the mailbox's final order",
+    );
+  });
+
+  it("stores a resend through another server once", async () => {
+    const [a, b] = await servers(2);
+    const id = uuidv7();
+    const first = await a!.append({ id, owners: ["bob", "alice"], envelope: '{"x":1}' });
+    const again = await b!.append({ id, owners: ["bob", "alice"], envelope: '{"x":1}' });
+    assert.equal(again.duplicate, true);
+    assert.deepEqual(again.placed, first.placed);
+  });
+});
