@@ -53,7 +53,10 @@ export class Balancer {
       acceptTopic: (topic) => topic.length === 64 && TOPIC_PATTERN.test(topic.toString("latin1")),
       onRefusedTopic: (topic) => {
         metrics.refused("subscription");
-        options.log.warn({ length: topic.length }, "refused a subscription that is not a full delivery topic");
+        options.log.warn(
+          { length: topic.length },
+          "refused a subscription that is not a full delivery topic",
+        );
       },
     });
     this.timer = setInterval(() => this.tick(), interval);
@@ -65,7 +68,9 @@ export class Balancer {
       b.bound = await b.sockets.bind(options.endpoints);
     } catch (cause) {
       b.stop();
-      throw new ZmqchatError("unavailable", `the balancer cannot bind: ${(cause as Error).message}`, { cause });
+      throw new ZmqchatError("unavailable", `the balancer cannot bind: ${(cause as Error).message}`, {
+        cause,
+      });
     }
     b.pubPort = parseTcpEndpoint(b.bound.pubOut).port;
     options.log.info({ endpoints: b.bound }, "balancer ready");
@@ -90,7 +95,10 @@ export class Balancer {
 
   private onClient(peer: string, route: string, frame: Buffer, parts: number): void {
     if (parts !== 2) {
-      this.sockets.sendClient(peer, errorReply(null, "bad_request", "a request is two frames: route and body"));
+      this.sockets.sendClient(
+        peer,
+        errorReply(null, "bad_request", "a request is two frames: route and body"),
+      );
       return;
     }
     if (route === "S") {
@@ -106,7 +114,10 @@ export class Balancer {
     const worker = this.dispatcher.pick();
     if (worker === null) {
       this.options.metrics?.refused("no_server");
-      this.sockets.sendClient(peer, errorReply(requestId(frame), "unavailable", "no chat server is available"));
+      this.sockets.sendClient(
+        peer,
+        errorReply(requestId(frame), "unavailable", "no chat server is available"),
+      );
       return;
     }
     this.options.metrics?.forwarded();
@@ -119,7 +130,8 @@ export class Balancer {
     try {
       const req = decodeJson(frame) as { id?: unknown; type?: unknown; v?: unknown };
       id = typeof req?.id === "string" ? req.id.slice(0, 64) : null;
-      if (req?.v !== 1 || id === null) throw new ZmqchatError("bad_request", "not a version 1 request with an id");
+      if (req?.v !== 1 || id === null)
+        throw new ZmqchatError("bad_request", "not a version 1 request with an id");
       let body: unknown;
       if (req.type === "hello") {
         body = { pubPort: this.pubPort, pubHost: this.options.publicHost, version: this.options.version };
@@ -161,7 +173,10 @@ export class Balancer {
         this.dispatcher.drain(worker);
         return;
       default:
-        this.options.log.warn({ server: worker, command: command.slice(0, 16) }, "unknown message from a server");
+        this.options.log.warn(
+          { server: worker, command: command.slice(0, 16) },
+          "unknown message from a server",
+        );
     }
   }
 

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { BalancerMetrics } from "./balancer.js";
 
 /** Prometheus metrics of one balancer process, in a registry of its own. */
@@ -16,7 +16,11 @@ export function balancerMetrics(): { registry: Registry; metrics: BalancerMetric
     labelNames: ["reason"],
     registers: [registry],
   });
-  const live = new Gauge({ name: "zmqchat_balancer_live_servers", help: "Servers alive and taking requests", registers: [registry] });
+  const live = new Gauge({
+    name: "zmqchat_balancer_live_servers",
+    help: "Servers alive and taking requests",
+    registers: [registry],
+  });
   return {
     registry,
     metrics: {

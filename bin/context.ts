@@ -41,7 +41,10 @@ export interface ClientSession {
 }
 
 /** Opens the user's profile and a client for it. `create` makes keys when the profile is new. */
-export function openClient(settings: Settings, opts: { create?: boolean; identity?: LoadedIdentity } = {}): ClientSession {
+export function openClient(
+  settings: Settings,
+  opts: { create?: boolean; identity?: LoadedIdentity } = {},
+): ClientSession {
   const user = requireUser(settings);
   const paths = profilePaths(settings.home, user);
   const identity = opts.identity ?? (opts.create ? ensureIdentity(paths, user) : loadIdentity(paths, user));

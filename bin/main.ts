@@ -22,7 +22,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .description("End-to-end encrypted terminal chat over ZeroMQ. With no command, opens the full-screen UI.")
     .version(packageVersion())
     .option("-u, --user <name>", "who you are (env ZMQCHAT_USER)")
-    .option("-e, --endpoint <urls>", "balancer endpoints, comma-separated (env ZMQCHAT_ENDPOINT; default tcp://127.0.0.1:5570)")
+    .option(
+      "-e, --endpoint <urls>",
+      "balancer endpoints, comma-separated (env ZMQCHAT_ENDPOINT; default tcp://127.0.0.1:5570)",
+    )
     .option("--home <dir>", "zmqchat home with one profile per user (env ZMQCHAT_HOME; default ~/.zmqchat)")
     .option("--config <file>", "config file (default HOME/config.json)")
     .option("--debug", "print stacks with errors")
@@ -40,7 +43,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         setExit(report(err, Boolean(cmd.optsWithGlobals().debug), process.stderr));
       }
     };
-  const timeout = new Option("--timeout <duration>", "give up after this long (500ms, 2s, 1m; a bare number is seconds)");
+  const timeout = new Option(
+    "--timeout <duration>",
+    "give up after this long (500ms, 2s, 1m; a bare number is seconds)",
+  );
 
   program
     .command("register")
@@ -56,10 +62,20 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .argument("[text]", "the message")
     .option("-g, --group <group>", "send to a group instead")
     .addOption(timeout)
-    .addHelpText("after", "\nExamples:\n  zmqchat --user alice send bob 'hi bob'\n  echo 'hi all' | zmqchat --user alice send --group team")
-    .action(run((cmd, user: string | undefined, text: string | undefined, opts: { group?: string; timeout?: string }) =>
-      sendCommand(cmd, io, user, text, opts),
-    ));
+    .addHelpText(
+      "after",
+      "\nExamples:\n  zmqchat --user alice send bob 'hi bob'\n  echo 'hi all' | zmqchat --user alice send --group team",
+    )
+    .action(
+      run(
+        (
+          cmd,
+          user: string | undefined,
+          text: string | undefined,
+          opts: { group?: string; timeout?: string },
+        ) => sendCommand(cmd, io, user, text, opts),
+      ),
+    );
 
   program
     .command("history")
@@ -69,9 +85,11 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("-n, --limit <n>", "how many of the newest messages", "100")
     .option("--json", "one JSON object per line")
     .addHelpText("after", "\nExample:\n  zmqchat --user bob history alice --json")
-    .action(run((cmd, user: string | undefined, opts: { group?: string; limit: string; json?: boolean }) =>
-      historyCommand(cmd, io, user, opts),
-    ));
+    .action(
+      run((cmd, user: string | undefined, opts: { group?: string; limit: string; json?: boolean }) =>
+        historyCommand(cmd, io, user, opts),
+      ),
+    );
 
   program
     .command("listen")
@@ -106,7 +124,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       .argument("<group>", "group name")
       .argument(op === "create" ? "[members...]" : "<members...>", "user names")
       .description({ create: "create a group you own", add: "add members", remove: "remove members" }[op])
-      .addHelpText("after", `\nExample:\n  zmqchat --user alice group ${op} team bob${op === "create" ? " carol" : ""}`)
+      .addHelpText(
+        "after",
+        `\nExample:\n  zmqchat --user alice group ${op} team bob${op === "create" ? " carol" : ""}`,
+      )
       .action(run((cmd, name: string, members: string[]) => groupCommand(cmd, io, op, name, members)));
   }
 
@@ -121,7 +142,9 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .argument("<user>")
     .description("another user's fingerprint, as pinned here")
     .option("--json", "as JSON")
-    .action(run((cmd, user: string, opts: { json?: boolean }) => keysFingerprintCommand(cmd, io, user, opts)));
+    .action(
+      run((cmd, user: string, opts: { json?: boolean }) => keysFingerprintCommand(cmd, io, user, opts)),
+    );
   keys
     .command("trust")
     .argument("<user>")
@@ -139,7 +162,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .addHelpText("after", "\nExample:\n  zmqchat up --detach && zmqchat status")
     .action(run((cmd, flags) => upCommand(cmd, io, flags as never)));
 
-  program.command("down").description("stop the local stack").action(run((cmd) => downCommand(cmd, io)));
+  program
+    .command("down")
+    .description("stop the local stack")
+    .action(run((cmd) => downCommand(cmd, io)));
   program
     .command("status")
     .description("the local stack's processes, pids, uptime and restarts")
@@ -150,7 +176,11 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .command("server")
     .description("run a chat server (operators)")
     .option("--balancer <urls>", "balancer backend endpoints, comma-separated", "tcp://127.0.0.1:5571")
-    .option("--store <url>", "sqlite:PATH or influx://HOST:PORT/DB (credentials by env)", "sqlite:./zmqchat-store.db")
+    .option(
+      "--store <url>",
+      "sqlite:PATH or influx://HOST:PORT/DB (credentials by env)",
+      "sqlite:./zmqchat-store.db",
+    )
     .option("--secret-file <path>", "cluster secret file (or env ZMQCHAT_CLUSTER_SECRET)")
     .option("--http-port <port>", "serve /healthz and /metrics on this port")
     .option("--http-host <host>", "address for the HTTP port", "127.0.0.1")
@@ -160,10 +190,15 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
 
   program
     .command("balancer")
-    .description("run a balancer (operators): clients on PORT, servers on PORT+1, pub/sub on PORT+2 and PORT+3")
+    .description(
+      "run a balancer (operators): clients on PORT, servers on PORT+1, pub/sub on PORT+2 and PORT+3",
+    )
     .option("--bind <host>", "address to bind", "127.0.0.1")
     .option("--port <port>", "first of four ports (0: any free ones)", "5570")
-    .option("--public-host <host>", "host clients and servers use for pub/sub (default: the one they reached)")
+    .option(
+      "--public-host <host>",
+      "host clients and servers use for pub/sub (default: the one they reached)",
+    )
     .option("--http-port <port>", "serve /healthz and /metrics on this port")
     .option("--http-host <host>", "address for the HTTP port", "127.0.0.1")
     .option("--log-level <level>", "trace, debug, info, warn, error", "info")
@@ -188,7 +223,11 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     return code;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") {
+      if (
+        err.code === "commander.helpDisplayed" ||
+        err.code === "commander.version" ||
+        err.code === "commander.help"
+      ) {
         return EXIT.ok;
       }
       return EXIT.usage;

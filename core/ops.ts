@@ -7,7 +7,11 @@ export interface OpsHandlers {
 }
 
 /** The small operator HTTP port of a server or balancer: `/healthz` and Prometheus `/metrics`. */
-export async function startOpsServer(host: string, port: number, handlers: OpsHandlers): Promise<{ port: number; close(): Promise<void> }> {
+export async function startOpsServer(
+  host: string,
+  port: number,
+  handlers: OpsHandlers,
+): Promise<{ port: number; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/healthz") {

@@ -1,8 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual, verify } from "node:crypto";
-import { ZmqchatError } from "../core/errors.js";
 import { PublicKeyCache } from "../core/crypto/keys.js";
 import { loginChallengeBytes } from "../core/crypto/login.js";
-
+import { ZmqchatError } from "../core/errors.js";
 
 export interface Clock {
   now(): number;
@@ -40,7 +39,8 @@ export class Authority {
     if (!this.equal(req.mac, this.mac(`challenge\n${req.name}\n${req.nonce}\n${req.expires}`))) {
       throw new ZmqchatError("unauthorized", "the login challenge was not issued by this cluster");
     }
-    if (req.expires < this.clock.now()) throw new ZmqchatError("unauthorized", "the login challenge has expired");
+    if (req.expires < this.clock.now())
+      throw new ZmqchatError("unauthorized", "the login challenge has expired");
     let good = false;
     try {
       good = verify(
@@ -71,7 +71,8 @@ export class Authority {
     if (!this.equal(mac, this.mac(`session\n${name}.${exp}`))) {
       throw new ZmqchatError("unauthorized", "the session token is not valid");
     }
-    if (Number(exp) < this.clock.now()) throw new ZmqchatError("unauthorized", "the session has expired; log in again");
+    if (Number(exp) < this.clock.now())
+      throw new ZmqchatError("unauthorized", "the session has expired; log in again");
     return name;
   }
 

@@ -1,6 +1,15 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 
 /** Files of the local stack under the zmqchat home: `HOME/stack/`. */
@@ -54,7 +63,8 @@ export function isAlive(pid: number | null): boolean {
 export function ensureStackSecret(home: string): string {
   const paths = stackPaths(home);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-  if (!existsSync(paths.secret)) writeFileSync(paths.secret, randomBytes(32).toString("hex"), { mode: 0o600 });
+  if (!existsSync(paths.secret))
+    writeFileSync(paths.secret, randomBytes(32).toString("hex"), { mode: 0o600 });
   return paths.secret;
 }
 

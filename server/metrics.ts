@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
 import type { ServiceMetrics } from "./service.js";
 
 /** Prometheus metrics of one server process, in a registry of its own. */

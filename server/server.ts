@@ -39,7 +39,13 @@ export class ChatServer {
 
   static async start(options: ChatServerOptions): Promise<ChatServer> {
     const link = await options.transport.attach(options.endpoints, options.id);
-    const service = new ChatService(options.store, new Authority(options.secret), link, options.log, options.metrics);
+    const service = new ChatService(
+      options.store,
+      new Authority(options.secret),
+      link,
+      options.log,
+      options.metrics,
+    );
     return new ChatServer(link, service, options.store, options.log, options.maxInFlight ?? 20_000);
   }
 
@@ -59,7 +65,10 @@ export class ChatServer {
 
   private onRequest(peer: string, frame: Buffer): void {
     if (this.stopping || this.inFlight >= this.maxInFlight) {
-      this.link.reply(peer, refusal(frame, this.stopping ? "the server is shutting down" : "the server is overloaded"));
+      this.link.reply(
+        peer,
+        refusal(frame, this.stopping ? "the server is shutting down" : "the server is overloaded"),
+      );
       return;
     }
     this.inFlight++;

@@ -69,7 +69,7 @@ export class ChatService {
     try {
       const raw = decodeJson(frame);
       if (raw && typeof raw === "object" && typeof (raw as { id?: unknown }).id === "string") {
-        id = ((raw as { id: string }).id).slice(0, 64);
+        id = (raw as { id: string }).id.slice(0, 64);
       }
       const parsed = requestFrameSchema.safeParse(raw);
       if (!parsed.success) throw new ZmqchatError("bad_request", describeZod(parsed.error));
@@ -130,9 +130,15 @@ export class ChatService {
     return ok({ group: await this.groupWithKeys(r.group), created: r.created });
   }
 
-  private async groupChange(name: string, names: string[], op: "add" | "remove", user: string): Promise<string> {
+  private async groupChange(
+    name: string,
+    names: string[],
+    op: "add" | "remove",
+    user: string,
+  ): Promise<string> {
     const group = await this.requireGroup(name);
-    if (group.owner !== user) this.refuse("forbidden", `only ${group.owner}, the owner of ${name}, can change its members`);
+    if (group.owner !== user)
+      this.refuse("forbidden", `only ${group.owner}, the owner of ${name}, can change its members`);
     let members: string[];
     if (op === "add") {
       await this.requireUsers(names);
@@ -176,7 +182,10 @@ export class ChatService {
       this.refuse("bad_request", "a message goes to exactly one of a user (to) or a group");
     }
     if (!sameSet(sealedFor, owners)) {
-      this.refuse("conflict", "the message is not sealed for exactly the current recipients; fetch them and seal again");
+      this.refuse(
+        "conflict",
+        "the message is not sealed for exactly the current recipients; fetch them and seal again",
+      );
     }
     const text = serializeEnvelope(env);
     const result = await this.store.append({ id: env.id, owners, envelope: text });
@@ -261,7 +270,9 @@ function serializeEnvelope(env: Envelope): string {
 
 function toWireError(err: unknown): { code: WireErrorCode; message: string } {
   if (err instanceof ZmqchatError) {
-    const code = (WIRE_ERROR_CODES as readonly string[]).includes(err.code) ? (err.code as WireErrorCode) : "internal";
+    const code = (WIRE_ERROR_CODES as readonly string[]).includes(err.code)
+      ? (err.code as WireErrorCode)
+      : "internal";
     return { code, message: err.message.slice(0, 2000) };
   }
   return { code: "internal", message: "the server failed to handle the request" };

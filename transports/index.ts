@@ -6,5 +6,7 @@ import { ZeromqClientTransport } from "./zeromq/client.js";
 export function clientTransportFor(endpoint: string, memory?: ClientTransport): ClientTransport {
   if (endpoint.startsWith("tcp://")) return new ZeromqClientTransport();
   if (endpoint.startsWith("memory://") && memory) return memory;
-  throw new ZmqchatError("usage", `unsupported endpoint ${endpoint}`, { hint: "endpoints look like tcp://HOST:PORT" });
+  throw new ZmqchatError("usage", `unsupported endpoint ${endpoint}`, {
+    hint: "endpoints look like tcp://HOST:PORT",
+  });
 }

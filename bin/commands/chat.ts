@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { fingerprint } from "../../core/crypto/keys.js";
 import { parseDuration } from "../../core/config/duration.js";
+import { fingerprint } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { NAME_PATTERN, NAME_RULE } from "../../core/protocol/limits.js";
 import { openClient, settingsOf } from "../context.js";
@@ -8,7 +8,8 @@ import { messageJson, messageLine } from "../format.js";
 import type { Io } from "../io.js";
 
 export function checkName(kind: string, name: string): string {
-  if (!NAME_PATTERN.test(name)) throw new ZmqchatError("usage", `"${name}" is not a valid ${kind} name: ${NAME_RULE}`);
+  if (!NAME_PATTERN.test(name))
+    throw new ZmqchatError("usage", `"${name}" is not a valid ${kind} name: ${NAME_RULE}`);
   return name;
 }
 
@@ -21,7 +22,9 @@ export async function registerCommand(cmd: Command, io: Io): Promise<void> {
   const s = openClient(settings, { create: true });
   try {
     const r = await s.client.register({ timeoutMs: timeoutOf(cmd.opts()) });
-    io.out(r.created ? `registered ${s.client.name}` : `${s.client.name} is already registered with these keys`);
+    io.out(
+      r.created ? `registered ${s.client.name}` : `${s.client.name} is already registered with these keys`,
+    );
     io.out(`fingerprint: ${fingerprint(s.client.name, s.client.publicKeys)}`);
   } finally {
     await s.close();
@@ -44,7 +47,8 @@ export async function sendCommand(
     else if (user !== undefined) throw new ZmqchatError("usage", "give either a user or --group, not both");
     target = { group: opts.group };
   } else {
-    if (user === undefined) throw new ZmqchatError("usage", "send to whom? zmqchat send USER [TEXT] or --group GROUP");
+    if (user === undefined)
+      throw new ZmqchatError("usage", "send to whom? zmqchat send USER [TEXT] or --group GROUP");
     target = { user: checkName("user", user) };
   }
   if (text === undefined || text === "-") text = (await io.readStdin()).replace(/\r?\n$/, "");
@@ -68,8 +72,10 @@ export async function historyCommand(
     throw new ZmqchatError("usage", "history of whom? zmqchat history USER or --group GROUP");
   }
   const limit = Number(opts.limit);
-  if (!Number.isInteger(limit) || limit < 1) throw new ZmqchatError("usage", "--limit takes a whole number above 0");
-  const conv = opts.group !== undefined ? `g:${checkName("group", opts.group)}` : `u:${checkName("user", user!)}`;
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new ZmqchatError("usage", "--limit takes a whole number above 0");
+  const conv =
+    opts.group !== undefined ? `g:${checkName("group", opts.group)}` : `u:${checkName("user", user!)}`;
   const s = openClient(settingsOf(cmd));
   try {
     try {
@@ -84,13 +90,21 @@ export async function historyCommand(
   }
 }
 
-export async function syncCommand(cmd: Command, io: Io, opts: { timeout?: string; json?: boolean }): Promise<void> {
+export async function syncCommand(
+  cmd: Command,
+  io: Io,
+  opts: { timeout?: string; json?: boolean },
+): Promise<void> {
   const s = openClient(settingsOf(cmd));
   try {
     const progress = io.progress("syncing");
     const n = await s.client.sync((received) => progress.update(received));
     progress.done();
-    io.out(opts.json ? JSON.stringify({ recovered: n, total: s.client.cache.messageCount() }) : `recovered ${n} messages`);
+    io.out(
+      opts.json
+        ? JSON.stringify({ recovered: n, total: s.client.cache.messageCount() })
+        : `recovered ${n} messages`,
+    );
   } finally {
     await s.close();
   }
@@ -122,7 +136,8 @@ export async function listenCommand(cmd: Command, io: Io, opts: { json?: boolean
         drain();
       });
     }
-    if (e.type === "key_changed") io.err(`zmqchat: WARNING: ${e.name}'s keys changed; compare fingerprints before trusting`);
+    if (e.type === "key_changed")
+      io.err(`zmqchat: WARNING: ${e.name}'s keys changed; compare fingerprints before trusting`);
     if (e.type === "state") io.err(`zmqchat: ${e.state} (${e.endpoint})`);
   });
   try {
@@ -143,7 +158,8 @@ export async function contactsCommand(cmd: Command, io: Io, opts: { json?: boole
     for (const u of users) {
       const c = s.client.cache.contact(u.name);
       const status = u.name === s.client.name ? "you" : c?.pending ? "key changed" : "pinned";
-      if (opts.json) io.out(JSON.stringify({ name: u.name, status, fingerprint: fingerprint(u.name, c?.keys ?? u.keys) }));
+      if (opts.json)
+        io.out(JSON.stringify({ name: u.name, status, fingerprint: fingerprint(u.name, c?.keys ?? u.keys) }));
       else io.out(`${u.name}${status === "pinned" ? "" : ` (${status})`}`);
     }
   } finally {
@@ -173,12 +189,15 @@ export async function groupCommand(
 ): Promise<void> {
   checkName("group", group);
   for (const m of members) checkName("user", m);
-  if (op !== "create" && members.length === 0) throw new ZmqchatError("usage", `group ${op} needs at least one member`);
+  if (op !== "create" && members.length === 0)
+    throw new ZmqchatError("usage", `group ${op} needs at least one member`);
   const s = openClient(settingsOf(cmd));
   try {
     if (op === "create") {
       const r = await s.client.groupCreate(group, members);
-      io.out(`${r.created ? "created" : "already exists:"} ${group}: ${r.group.members.map((m) => m.name).join(", ")}`);
+      io.out(
+        `${r.created ? "created" : "already exists:"} ${group}: ${r.group.members.map((m) => m.name).join(", ")}`,
+      );
     } else {
       const g = await s.client.groupChange(op, group, members);
       io.out(`${group}: ${g.members.map((m) => m.name).join(", ")}`);

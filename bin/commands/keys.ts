@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { loadIdentity, profilePaths } from "../../core/client/profile.js";
 import { Cache } from "../../core/client/cache.js";
+import { loadIdentity, profilePaths } from "../../core/client/profile.js";
 import { fingerprint } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { requireUser, settingsOf } from "../context.js";
@@ -16,14 +16,22 @@ export async function keysShowCommand(cmd: Command, io: Io, opts: { json?: boole
 }
 
 /** Another user's fingerprint as pinned here (and the new one, if their keys changed). */
-export async function keysFingerprintCommand(cmd: Command, io: Io, name: string, opts: { json?: boolean }): Promise<void> {
+export async function keysFingerprintCommand(
+  cmd: Command,
+  io: Io,
+  name: string,
+  opts: { json?: boolean },
+): Promise<void> {
   checkName("user", name);
   const settings = settingsOf(cmd);
   const user = requireUser(settings);
   const cache = new Cache(profilePaths(settings.home, user).cache);
   try {
     const c = cache.contact(name);
-    if (!c) throw new ZmqchatError("not_found", `no keys pinned for ${name} yet`, { hint: `send to or sync with ${name} first` });
+    if (!c)
+      throw new ZmqchatError("not_found", `no keys pinned for ${name} yet`, {
+        hint: `send to or sync with ${name} first`,
+      });
     const pinned = fingerprint(name, c.keys);
     const pending = c.pending ? fingerprint(name, c.pending) : null;
     if (opts.json) io.out(JSON.stringify({ user: name, fingerprint: pinned, changedTo: pending }));

@@ -47,7 +47,8 @@ function readSecretFile(path: string): string {
 function port(text: string | undefined, what: string): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ZmqchatError("usage", `${what} must be a port number, not ${text}`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new ZmqchatError("usage", `${what} must be a port number, not ${text}`);
   return n;
 }
 
@@ -77,7 +78,16 @@ export async function serverCommand(_cmd: Command, io: Io, flags: ServerFlags): 
           health: () => ({ ready, version, id, inFlight: server.pending }),
           metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
         });
-  log.info({ id, balancers: endpoints, store: flags.store.replace(/\/\/[^@]*@/, "//"), version, httpPort: ops?.port }, "server ready");
+  log.info(
+    {
+      id,
+      balancers: endpoints,
+      store: flags.store.replace(/\/\/[^@]*@/, "//"),
+      version,
+      httpPort: ops?.port,
+    },
+    "server ready",
+  );
   await io.untilInterrupted();
   ready = false;
   log.info({ inFlight: server.pending }, "stopping: finishing requests in progress");
@@ -116,7 +126,14 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
           health: () => ({ ready: true, version, liveServers: balancer.liveServers() }),
           metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
         });
-  io.out(JSON.stringify({ event: "balancer_ready", endpoints: balancer.bound, httpPort: ops?.port ?? null, version }));
+  io.out(
+    JSON.stringify({
+      event: "balancer_ready",
+      endpoints: balancer.bound,
+      httpPort: ops?.port ?? null,
+      version,
+    }),
+  );
   await io.untilInterrupted();
   balancer.stop();
   await ops?.close();

@@ -10,8 +10,8 @@ import {
   isAlive,
   type ProcessSpec,
   readStackState,
-  stackPaths,
   Supervisor,
+  stackPaths,
 } from "../../server/local-stack.js";
 import type { GlobalFlags } from "../context.js";
 import type { Io } from "../io.js";
@@ -34,7 +34,10 @@ function homeOf(cmd: Command): string {
 export function stackSpecs(home: string, servers: number, port: number, store: string): ProcessSpec[] {
   const secret = ensureStackSecret(home);
   const specs: ProcessSpec[] = [
-    { name: "balancer", args: ["balancer", "--bind", "127.0.0.1", "--port", String(port), "--log-level", "warn"] },
+    {
+      name: "balancer",
+      args: ["balancer", "--bind", "127.0.0.1", "--port", String(port), "--log-level", "warn"],
+    },
   ];
   for (let i = 1; i <= servers; i++) {
     specs.push({
@@ -69,8 +72,10 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
   const home = homeOf(cmd);
   const servers = Number(flags.servers);
   const port = Number(flags.port);
-  if (!Number.isInteger(servers) || servers < 1 || servers > 32) throw new ZmqchatError("usage", "--servers takes 1 to 32");
-  if (!Number.isInteger(port) || port < 1 || port > 65532) throw new ZmqchatError("usage", "--port takes a port number");
+  if (!Number.isInteger(servers) || servers < 1 || servers > 32)
+    throw new ZmqchatError("usage", "--servers takes 1 to 32");
+  if (!Number.isInteger(port) || port < 1 || port > 65532)
+    throw new ZmqchatError("usage", "--port takes a port number");
   const endpoint = `tcp://127.0.0.1:${port}`;
   const store = flags.store ?? `sqlite:${stackPaths(home).store}`;
   const existing = readStackState(home);
@@ -80,12 +85,24 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
   }
   for (let p = port; p < port + 4; p++) {
     if (!(await portFree(p))) {
-      throw new ZmqchatError("unavailable", `port ${p} on 127.0.0.1 is in use`, { hint: "pick other ports with --port" });
+      throw new ZmqchatError("unavailable", `port ${p} on 127.0.0.1 is in use`, {
+        hint: "pick other ports with --port",
+      });
     }
   }
   if (flags.detach) {
     const log = openSync(join(ensureDir(home), "supervisor.log"), "a");
-    const args = [binPath(), "up", "--supervise", "--servers", String(servers), "--port", String(port), "--store", store];
+    const args = [
+      binPath(),
+      "up",
+      "--supervise",
+      "--servers",
+      String(servers),
+      "--port",
+      String(port),
+      "--store",
+      store,
+    ];
     const child = spawn(process.execPath, args, {
       detached: true,
       stdio: ["ignore", log, log],
@@ -93,9 +110,14 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
     });
     child.unref();
     if (!(await waitForBalancer(endpoint, 15_000))) {
-      throw new ZmqchatError("unavailable", `the local stack did not come up; see ${stackPaths(home).dir}/logs`);
+      throw new ZmqchatError(
+        "unavailable",
+        `the local stack did not come up; see ${stackPaths(home).dir}/logs`,
+      );
     }
-    io.out(`local stack up at ${endpoint}: balancer + ${servers} servers (pid ${child.pid}); stop it with zmqchat down`);
+    io.out(
+      `local stack up at ${endpoint}: balancer + ${servers} servers (pid ${child.pid}); stop it with zmqchat down`,
+    );
     return;
   }
   const supervisor = new Supervisor(stackSpecs(home, servers, port, store), {
@@ -132,7 +154,8 @@ export async function downCommand(cmd: Command, io: Io): Promise<void> {
   process.kill(state.supervisorPid, "SIGTERM");
   const deadline = Date.now() + 15_000;
   while (isAlive(state.supervisorPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (isAlive(state.supervisorPid)) throw new ZmqchatError("timeout", `the local stack (pid ${state.supervisorPid}) did not stop`);
+  if (isAlive(state.supervisorPid))
+    throw new ZmqchatError("timeout", `the local stack (pid ${state.supervisorPid}) did not stop`);
   io.out("local stack stopped");
 }
 
@@ -148,16 +171,27 @@ export async function statusCommand(cmd: Command, io: Io, opts: { json?: boolean
     uptimeSeconds: p.startedAt && isAlive(p.pid) ? Math.round((now - Date.parse(p.startedAt)) / 1000) : 0,
   }));
   if (opts.json) {
-    io.out(JSON.stringify({ running, answering, endpoint: state?.endpoint ?? null, store: state?.store ?? null, processes }));
+    io.out(
+      JSON.stringify({
+        running,
+        answering,
+        endpoint: state?.endpoint ?? null,
+        store: state?.store ?? null,
+        processes,
+      }),
+    );
   } else if (!running) {
     io.out("no local stack is running (start one with zmqchat up --detach)");
   } else {
-    io.out(`local stack at ${state.endpoint} (${answering ? "answering" : "NOT answering"}), store ${state.store}`);
+    io.out(
+      `local stack at ${state.endpoint} (${answering ? "answering" : "NOT answering"}), store ${state.store}`,
+    );
     for (const p of processes) {
       io.out(
         `  ${p.name.padEnd(10)} ${p.alive ? `pid ${String(p.pid).padEnd(8)} up ${p.uptimeSeconds}s` : "down".padEnd(20)}  restarts ${p.restarts}`,
       );
     }
   }
-  if (!running || !answering) throw new ZmqchatError("unavailable", running ? "the local stack does not answer" : "not running");
+  if (!running || !answering)
+    throw new ZmqchatError("unavailable", running ? "the local stack does not answer" : "not running");
 }

@@ -77,7 +77,8 @@ interface Row {
   device: string;
 }
 
-const COLUMNS = "id, conv, sender, recipient, grp, text, sent_at, server_time, cursor, verified, problem, seq, device";
+const COLUMNS =
+  "id, conv, sender, recipient, grp, text, sent_at, server_time, cursor, verified, problem, seq, device";
 
 /**
  * The local cache of one profile: opened messages, the sync cursor, pinned keys. SQLite in WAL
@@ -103,18 +104,24 @@ export class Cache {
         `INSERT OR IGNORE INTO messages (${COLUMNS}, ord) VALUES (@id, @conv, @from, @to, @group, @text, @sentAt, @serverTime, @cursor, @verified, @problem, @seq, @device, @ord)`,
       ),
       getState: db.prepare<[string], { value: string }>("SELECT value FROM state WHERE key = ?"),
-      setState: db.prepare("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
+      setState: db.prepare(
+        "INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      ),
       history: db.prepare<[string, number], Row>(
         `SELECT * FROM (SELECT ${COLUMNS}, ord FROM messages WHERE conv = ? ORDER BY ord DESC LIMIT ?) ORDER BY ord`,
       ),
-      after: db.prepare<[bigint, number], Row>(`SELECT ${COLUMNS} FROM messages WHERE ord > ? ORDER BY ord LIMIT ?`),
+      after: db.prepare<[bigint, number], Row>(
+        `SELECT ${COLUMNS} FROM messages WHERE ord > ? ORDER BY ord LIMIT ?`,
+      ),
       has: db.prepare<[string], { id: string }>("SELECT id FROM messages WHERE id = ?"),
       conversations: db.prepare<[], { conv: string; last: string; n: number }>(
         "SELECT conv, max(server_time) AS last, count(*) AS n FROM messages GROUP BY conv ORDER BY max(ord) DESC",
       ),
       getContact: db.prepare<[string], ContactRow>("SELECT * FROM contacts WHERE name = ?"),
       allContacts: db.prepare<[], ContactRow>("SELECT * FROM contacts ORDER BY name"),
-      pin: db.prepare("INSERT OR IGNORE INTO contacts (name, sign_key, enc_key, pinned_at) VALUES (?, ?, ?, ?)"),
+      pin: db.prepare(
+        "INSERT OR IGNORE INTO contacts (name, sign_key, enc_key, pinned_at) VALUES (?, ?, ?, ?)",
+      ),
       setPending: db.prepare("UPDATE contacts SET pending_sign = ?, pending_enc = ? WHERE name = ?"),
       trust: db.prepare(
         "UPDATE contacts SET sign_key = pending_sign, enc_key = pending_enc, pending_sign = NULL, pending_enc = NULL, pinned_at = ? WHERE name = ? AND pending_sign IS NOT NULL",

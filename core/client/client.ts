@@ -49,7 +49,9 @@ export interface RequestOptions {
 export type Target = { user: string } | { group: string };
 
 interface Waiter {
-  resolve: (frame: { ok: true; body: unknown } | { ok: false; error: { code: string; message: string } }) => void;
+  resolve: (
+    frame: { ok: true; body: unknown } | { ok: false; error: { code: string; message: string } },
+  ) => void;
 }
 
 const SYNC_PAGE = 1000;
@@ -124,7 +126,11 @@ export class ChatClient {
 
   private async doLogin(opts: RequestOptions): Promise<void> {
     const ch = await this.request("challenge", { name: this.name }, opts);
-    const sig = sign(null, loginChallengeBytes(this.name, ch.nonce, ch.expires), this.options.identity.identity.signPrivate);
+    const sig = sign(
+      null,
+      loginChallengeBytes(this.name, ch.nonce, ch.expires),
+      this.options.identity.identity.signPrivate,
+    );
     const r = await this.request("login", { name: this.name, ...ch, sig: sig.toString("base64url") }, opts);
     this.session = { token: r.session, topic: r.topic };
     this.link?.subscribe(r.topic);
@@ -172,7 +178,8 @@ export class ChatClient {
         return message;
       } catch (err) {
         // The group changed between our look-up and the send: look again and seal again, once.
-        if (err instanceof ZmqchatError && err.code === "conflict" && "group" in target && round === 0) continue;
+        if (err instanceof ZmqchatError && err.code === "conflict" && "group" in target && round === 0)
+          continue;
         throw err;
       }
     }
@@ -275,7 +282,8 @@ export class ChatClient {
       busy = true;
       this.ping({ timeoutMs: intervalMs * 2 })
         .then(() => {
-          if (lost && this.session) void this.sync().catch((err) => this.log.warn({ err }, "sync after reconnect failed"));
+          if (lost && this.session)
+            void this.sync().catch((err) => this.log.warn({ err }, "sync after reconnect failed"));
           lost = false;
         })
         .catch(() => {
@@ -293,7 +301,8 @@ export class ChatClient {
   async close(): Promise<void> {
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
-    for (const [, w] of this.waiters) w.resolve({ ok: false, error: { code: "unavailable", message: "client closed" } });
+    for (const [, w] of this.waiters)
+      w.resolve({ ok: false, error: { code: "unavailable", message: "client closed" } });
     this.waiters.clear();
     await this.link?.close();
     this.link = null;
@@ -355,7 +364,11 @@ export class ChatClient {
   }
 
   /** Recipients with their pinned keys; refuses when a recipient's keys changed and were not trusted. */
-  private async recipientsOf(target: Target, fresh: boolean, deadline: number): Promise<Array<{ name: string; keys: PublicKeys }>> {
+  private async recipientsOf(
+    target: Target,
+    fresh: boolean,
+    deadline: number,
+  ): Promise<Array<{ name: string; keys: PublicKeys }>> {
     let names: string[];
     if ("user" in target) {
       names = [target.user];
@@ -373,7 +386,8 @@ export class ChatClient {
       if (!fresh && cached && Date.now() - cached.at < KEY_CHECK_MS) {
         info = cached.info;
       } else {
-        info = (await this.request("group.info", { name: target.group }, { timeoutMs: remaining(deadline) })).group;
+        info = (await this.request("group.info", { name: target.group }, { timeoutMs: remaining(deadline) }))
+          .group;
         for (const u of info.members) this.pin(u);
         this.groupCache.set(key, { info, at: Date.now() });
       }
@@ -383,9 +397,13 @@ export class ChatClient {
       if (name === this.name) return { name, keys: this.publicKeys };
       const c = this.cache.contact(name)!;
       if (c.pending) {
-        throw new ZmqchatError("key_changed", `${name}'s keys changed since you first saw them; the message was not sent`, {
-          hint: `compare fingerprints with ${name} (zmqchat keys fingerprint ${name}), then run: zmqchat keys trust ${name}`,
-        });
+        throw new ZmqchatError(
+          "key_changed",
+          `${name}'s keys changed since you first saw them; the message was not sent`,
+          {
+            hint: `compare fingerprints with ${name} (zmqchat keys fingerprint ${name}), then run: zmqchat keys trust ${name}`,
+          },
+        );
       }
       return { name, keys: c.keys };
     });
@@ -424,7 +442,13 @@ export class ChatClient {
         throw err;
       }
       const frame = Buffer.from(
-        JSON.stringify({ v: 1, id, type, ...(this.session && type !== "login" ? { session: this.session.token } : {}), body }),
+        JSON.stringify({
+          v: 1,
+          id,
+          type,
+          ...(this.session && type !== "login" ? { session: this.session.token } : {}),
+          body,
+        }),
       );
       const wait = Math.min(this.attemptMs * 1.5 ** Math.min(attempt, 4), deadline - Date.now());
       const reply = await this.attempt(id, frame, route, wait);
@@ -452,7 +476,13 @@ export class ChatClient {
         await delay(Math.min(50 * 2 ** Math.min(attempt, 6), Math.max(0, deadline - Date.now())));
         continue;
       }
-      if (code === "unauthorized" && this.session && !reloggedIn && type !== "login" && type !== "challenge") {
+      if (
+        code === "unauthorized" &&
+        this.session &&
+        !reloggedIn &&
+        type !== "login" &&
+        type !== "challenge"
+      ) {
         reloggedIn = true;
         this.session = null;
         await this.login({ timeoutMs: Math.max(1, deadline - Date.now()) });
@@ -474,10 +504,13 @@ export class ChatClient {
     timeoutMs: number,
   ): Promise<{ ok: true; body: unknown } | { ok: false; error: { code: string; message: string } } | null> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(id);
-        resolve(null);
-      }, Math.max(1, timeoutMs));
+      const timer = setTimeout(
+        () => {
+          this.waiters.delete(id);
+          resolve(null);
+        },
+        Math.max(1, timeoutMs),
+      );
       this.waiters.set(id, {
         resolve: (r) => {
           clearTimeout(timer);
@@ -529,7 +562,8 @@ export class ChatClient {
         if (this.session) this.link.subscribe(this.session.topic);
         this.setState("online");
         // Anything published while we were away is in the mailbox.
-        if (this.session) void this.sync().catch((err) => this.log.warn({ err }, "sync after reconnect failed"));
+        if (this.session)
+          void this.sync().catch((err) => this.log.warn({ err }, "sync after reconnect failed"));
         return;
       }
       silent++;
@@ -560,7 +594,9 @@ export class ChatClient {
       return;
     }
     if (reply.id === null) return;
-    this.waiters.get(reply.id)?.resolve(reply.ok ? { ok: true, body: reply.body } : { ok: false, error: reply.error });
+    this.waiters
+      .get(reply.id)
+      ?.resolve(reply.ok ? { ok: true, body: reply.body } : { ok: false, error: reply.error });
   }
 
   private onDelivery(): void {
@@ -582,7 +618,8 @@ export class ChatClient {
 function checkText(text: string): void {
   if (text.trim().length === 0) throw new ZmqchatError("usage", "the message is empty");
   const size = Buffer.byteLength(text);
-  if (size > MAX_TEXT_BYTES) throw new ZmqchatError("too_large", `the message is ${size} bytes; the limit is ${MAX_TEXT_BYTES}`);
+  if (size > MAX_TEXT_BYTES)
+    throw new ZmqchatError("too_large", `the message is ${size} bytes; the limit is ${MAX_TEXT_BYTES}`);
 }
 
 function remaining(deadline: number): number {

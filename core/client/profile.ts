@@ -1,7 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { generateIdentity, type Identity, type IdentitySecrets, identityFromSecrets, identitySecrets } from "../crypto/keys.js";
+import {
+  generateIdentity,
+  type Identity,
+  type IdentitySecrets,
+  identityFromSecrets,
+  identitySecrets,
+} from "../crypto/keys.js";
 import { ZmqchatError } from "../errors.js";
 import { NAME_PATTERN, NAME_RULE } from "../protocol/limits.js";
 
@@ -13,7 +19,8 @@ export interface ProfilePaths {
 }
 
 export function profilePaths(home: string, name: string): ProfilePaths {
-  if (!NAME_PATTERN.test(name)) throw new ZmqchatError("usage", `"${name}" is not a valid user name: ${NAME_RULE}`);
+  if (!NAME_PATTERN.test(name))
+    throw new ZmqchatError("usage", `"${name}" is not a valid user name: ${NAME_RULE}`);
   const dir = join(home, "users", name);
   return { dir, identity: join(dir, "identity.json"), cache: join(dir, "cache.db") };
 }

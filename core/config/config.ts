@@ -9,7 +9,11 @@ export const DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570";
 
 /** Every setting, its default, its environment variable, and how to check it. Defaults live here only. */
 const FIELDS = {
-  user: { env: "ZMQCHAT_USER", default: undefined as string | undefined, schema: z.string().regex(NAME_PATTERN, NAME_RULE) },
+  user: {
+    env: "ZMQCHAT_USER",
+    default: undefined as string | undefined,
+    schema: z.string().regex(NAME_PATTERN, NAME_RULE),
+  },
   endpoint: {
     env: "ZMQCHAT_ENDPOINT",
     default: DEFAULT_ENDPOINT,
@@ -50,7 +54,10 @@ export interface SettingsInput {
 }
 
 /** The home directory: flag > ZMQCHAT_HOME > ~/.zmqchat. The config file lives in it unless --config says otherwise. */
-export function resolveHome(flags: { home?: unknown }, env: NodeJS.ProcessEnv): { home: string; source: Source } {
+export function resolveHome(
+  flags: { home?: unknown },
+  env: NodeJS.ProcessEnv,
+): { home: string; source: Source } {
   if (typeof flags.home === "string" && flags.home) return { home: flags.home, source: "flag" };
   if (env.ZMQCHAT_HOME) return { home: env.ZMQCHAT_HOME, source: "env" };
   return { home: join(homedir(), ".zmqchat"), source: "default" };
@@ -103,7 +110,12 @@ export function resolveSettings(input: SettingsInput, homeSource: Source): Setti
     if (value !== undefined) {
       const r = (field.schema as z.ZodType).safeParse(value);
       if (!r.success) {
-        const where = source === "flag" ? `--${kebab(name)}` : source === "env" ? field.env : `${input.configFile}: ${name}`;
+        const where =
+          source === "flag"
+            ? `--${kebab(name)}`
+            : source === "env"
+              ? field.env
+              : `${input.configFile}: ${name}`;
         problems.push(`${where}: ${r.error.issues[0]?.message ?? "invalid"} (got ${JSON.stringify(value)})`);
       }
     }

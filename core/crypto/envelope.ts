@@ -1,4 +1,13 @@
-import { createCipheriv, createDecipheriv, diffieHellman, hkdfSync, type KeyObject, randomBytes, sign, verify } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  diffieHellman,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+  sign,
+  verify,
+} from "node:crypto";
 import { ZmqchatError } from "../errors.js";
 import type { Envelope, PublicKeys } from "../protocol/schema.js";
 import { type Identity, PublicKeyCache } from "./keys.js";
@@ -52,8 +61,15 @@ export class Sealer {
     const aad = Buffer.from(JSON.stringify(header));
     const cipher = createCipheriv("aes-256-gcm", cek, nonce);
     cipher.setAAD(aad);
-    const body = Buffer.concat([cipher.update(JSON.stringify({ text: input.text } satisfies Plaintext)), cipher.final(), cipher.getAuthTag()]);
-    const keys = recipients.map((r) => ({ to: r.name, wk: b64(this.wrap(cek, r.name, r.keys.enc, input.id)) }));
+    const body = Buffer.concat([
+      cipher.update(JSON.stringify({ text: input.text } satisfies Plaintext)),
+      cipher.final(),
+      cipher.getAuthTag(),
+    ]);
+    const keys = recipients.map((r) => ({
+      to: r.name,
+      wk: b64(this.wrap(cek, r.name, r.keys.enc, input.id)),
+    }));
     const unsigned: Omit<Envelope, "sig"> = {
       v: 1,
       suite: SUITE,
@@ -90,7 +106,9 @@ export class Sealer {
       const body = unb64(env.ct);
       if (body.length < 16) return { ok: false, reason: "undecryptable" };
       const decipher = createDecipheriv("aes-256-gcm", cek, unb64(env.nonce));
-      decipher.setAAD(Buffer.from(JSON.stringify({ id: env.id, from: env.from, to: env.to, group: env.group })));
+      decipher.setAAD(
+        Buffer.from(JSON.stringify({ id: env.id, from: env.from, to: env.to, group: env.group })),
+      );
       decipher.setAuthTag(body.subarray(body.length - 16));
       const plain = Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]);
       const parsed = JSON.parse(plain.toString("utf8")) as Partial<Plaintext>;
@@ -123,8 +141,14 @@ export class Sealer {
     const cacheKey = `${sender}\0${senderEnc}\0${recipient}\0${recipientEnc}`;
     let k = this.pairKeys.get(cacheKey);
     if (!k) {
-      const peerEnc = sender === this.identity.name && senderEnc === this.identity.publicKeys.enc ? recipientEnc : senderEnc;
-      const shared = diffieHellman({ privateKey: this.identity.encPrivate, publicKey: this.keys.encKey(peerEnc) });
+      const peerEnc =
+        sender === this.identity.name && senderEnc === this.identity.publicKeys.enc
+          ? recipientEnc
+          : senderEnc;
+      const shared = diffieHellman({
+        privateKey: this.identity.encPrivate,
+        publicKey: this.keys.encKey(peerEnc),
+      });
       const info = Buffer.from(`zmqchat-wrap-v1\n${sender}\n${senderEnc}\n${recipient}\n${recipientEnc}`);
       k = Buffer.from(hkdfSync("sha256", shared, Buffer.from(SUITE), info, 32));
       this.pairKeys.set(cacheKey, k);

@@ -56,7 +56,10 @@ function fromKeyObjects(name: string, signPrivate: KeyObject, encPrivate: KeyObj
     signPublic,
     encPrivate,
     encPublic,
-    publicKeys: { sign: signPublic.export({ format: "jwk" }).x!, enc: encPublic.export({ format: "jwk" }).x! },
+    publicKeys: {
+      sign: signPublic.export({ format: "jwk" }).x!,
+      enc: encPublic.export({ format: "jwk" }).x!,
+    },
   };
 }
 

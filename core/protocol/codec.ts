@@ -10,7 +10,8 @@ const SUSPICIOUS = /"(__proto__|constructor|prototype)"\s*:/;
  */
 export function decodeJson(frame: Uint8Array | string): unknown {
   const size = typeof frame === "string" ? Buffer.byteLength(frame) : frame.byteLength;
-  if (size > MAX_FRAME_BYTES) throw new ZmqchatError("too_large", `frame of ${size} bytes is over ${MAX_FRAME_BYTES}`);
+  if (size > MAX_FRAME_BYTES)
+    throw new ZmqchatError("too_large", `frame of ${size} bytes is over ${MAX_FRAME_BYTES}`);
   let text: string;
   try {
     text = typeof frame === "string" ? frame : utf8.decode(frame);

@@ -1,5 +1,5 @@
+export * from "./broker.js";
 export * from "./codec.js";
 export * from "./ids.js";
 export * from "./limits.js";
 export * from "./schema.js";
-export * from "./broker.js";

@@ -1,10 +1,20 @@
 import { z } from "zod";
 import { WIRE_ERROR_CODES } from "../errors.js";
 import { UUID_PATTERN } from "./ids.js";
-import { MAX_GROUP_MEMBERS, MAX_SYNC_PAGE, NAME_PATTERN, NAME_RULE, PROTOCOL_VERSION, TOPIC_PATTERN } from "./limits.js";
+import {
+  MAX_GROUP_MEMBERS,
+  MAX_SYNC_PAGE,
+  NAME_PATTERN,
+  NAME_RULE,
+  PROTOCOL_VERSION,
+  TOPIC_PATTERN,
+} from "./limits.js";
 
 export const nameSchema = z.string().regex(NAME_PATTERN, `a name has ${NAME_RULE}`);
-const b64 = z.string().regex(/^[A-Za-z0-9_-]+$/, "base64url expected").max(8192);
+const b64 = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]+$/, "base64url expected")
+  .max(8192);
 const key32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "a 32-byte base64url key expected");
 const uuid = z.string().regex(UUID_PATTERN, "a UUID expected");
 /** Cursors are opaque decimal strings (SQLite row ids, InfluxDB nanosecond times): never JSON numbers. */
@@ -33,7 +43,10 @@ export const envelopeSchema = z.object({
   sentAt: z.string().max(40),
   nonce: b64,
   ct: z.string().regex(/^[A-Za-z0-9_-]*$/),
-  keys: z.array(z.object({ to: nameSchema, wk: b64 })).min(1).max(MAX_GROUP_MEMBERS + 1),
+  keys: z
+    .array(z.object({ to: nameSchema, wk: b64 }))
+    .min(1)
+    .max(MAX_GROUP_MEMBERS + 1),
   sig: b64,
 });
 export type Envelope = z.infer<typeof envelopeSchema>;
@@ -114,8 +127,18 @@ export type RequestFrame = z.infer<typeof requestFrameSchema>;
 export const wireErrorSchema = z.object({ code: z.enum(WIRE_ERROR_CODES), message: z.string().max(2000) });
 
 export const replyFrameSchema = z.union([
-  z.object({ v: z.literal(PROTOCOL_VERSION), id: z.string().nullable(), ok: z.literal(true), body: z.unknown() }),
-  z.object({ v: z.literal(PROTOCOL_VERSION), id: z.string().nullable(), ok: z.literal(false), error: wireErrorSchema }),
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: z.string().nullable(),
+    ok: z.literal(true),
+    body: z.unknown(),
+  }),
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: z.string().nullable(),
+    ok: z.literal(false),
+    error: wireErrorSchema,
+  }),
 ]);
 export type ReplyFrame = z.infer<typeof replyFrameSchema>;
 

@@ -2,8 +2,8 @@ import { ZmqchatError } from "../../core/errors.js";
 import { SqliteStore } from "./sqlite.js";
 import type { Store } from "./store.js";
 
-export type { AppendInput, AppendResult, GroupRecord, StoredItem, Store, UserRecord } from "./store.js";
 export { SqliteStore } from "./sqlite.js";
+export type { AppendInput, AppendResult, GroupRecord, Store, StoredItem, UserRecord } from "./store.js";
 
 /** Opens the store a URL names: `sqlite:PATH` (or a bare path), `influx://HOST:PORT/DB`. */
 export async function openStore(url: string, env: NodeJS.ProcessEnv = process.env): Promise<Store> {
@@ -18,7 +18,9 @@ export async function openStore(url: string, env: NodeJS.ProcessEnv = process.en
   } else if (!url.includes("://")) {
     store = new SqliteStore(url);
   } else {
-    throw new ZmqchatError("usage", `unknown store URL ${url}`, { hint: "use sqlite:PATH or influx://HOST:PORT/DB" });
+    throw new ZmqchatError("usage", `unknown store URL ${url}`, {
+      hint: "use sqlite:PATH or influx://HOST:PORT/DB",
+    });
   }
   await store.init();
   return store;

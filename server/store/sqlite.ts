@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { ZmqchatError } from "../../core/errors.js";
-import type { AppendInput, AppendResult, GroupRecord, StoredItem, Store, UserRecord } from "./store.js";
+import type { AppendInput, AppendResult, GroupRecord, Store, StoredItem, UserRecord } from "./store.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS users (
@@ -74,15 +74,21 @@ export class SqliteStore implements Store {
       this.db = db;
       this.stmts = this.prepare(db);
     } catch (cause) {
-      throw new ZmqchatError("unavailable", `cannot open the SQLite store at ${this.path}: ${(cause as Error).message}`, {
-        cause,
-      });
+      throw new ZmqchatError(
+        "unavailable",
+        `cannot open the SQLite store at ${this.path}: ${(cause as Error).message}`,
+        {
+          cause,
+        },
+      );
     }
   }
 
   private prepare(db: Database.Database) {
     return {
-      insertUser: db.prepare("INSERT OR IGNORE INTO users (name, sign_key, enc_key, created_at) VALUES (?, ?, ?, ?)"),
+      insertUser: db.prepare(
+        "INSERT OR IGNORE INTO users (name, sign_key, enc_key, created_at) VALUES (?, ?, ?, ?)",
+      ),
       getUser: db.prepare<[string], { name: string; sign_key: string; enc_key: string }>(
         "SELECT name, sign_key, enc_key FROM users WHERE name = ?",
       ),
@@ -90,7 +96,9 @@ export class SqliteStore implements Store {
         "SELECT name, sign_key, enc_key FROM users ORDER BY name",
       ),
       insertGroup: db.prepare("INSERT OR IGNORE INTO groups (name, owner, created_at) VALUES (?, ?, ?)"),
-      getGroup: db.prepare<[string], { name: string; owner: string }>("SELECT name, owner FROM groups WHERE name = ?"),
+      getGroup: db.prepare<[string], { name: string; owner: string }>(
+        "SELECT name, owner FROM groups WHERE name = ?",
+      ),
       members: db.prepare<[string], { user_name: string }>(
         "SELECT user_name FROM members WHERE group_name = ? ORDER BY position",
       ),
@@ -99,7 +107,9 @@ export class SqliteStore implements Store {
       groupsOf: db.prepare<[string], { group_name: string }>(
         "SELECT group_name FROM members WHERE user_name = ? ORDER BY group_name",
       ),
-      insertItem: db.prepare("INSERT OR IGNORE INTO mailbox (owner, msg_id, server_time, envelope) VALUES (?, ?, ?, ?)"),
+      insertItem: db.prepare(
+        "INSERT OR IGNORE INTO mailbox (owner, msg_id, server_time, envelope) VALUES (?, ?, ?, ?)",
+      ),
       findItem: db.prepare<[string, string], { pos: number; server_time: string }>(
         "SELECT pos, server_time FROM mailbox WHERE owner = ? AND msg_id = ?",
       ),
@@ -177,11 +187,17 @@ export class SqliteStore implements Store {
     });
   }
 
-  async read(owner: string, after: string | null, limit: number): Promise<{ items: StoredItem[]; more: boolean }> {
+  async read(
+    owner: string,
+    after: string | null,
+    limit: number,
+  ): Promise<{ items: StoredItem[]; more: boolean }> {
     return this.guard(() => {
       const rows = this.stmts.read.all(owner, after === null ? 0 : Number(after), limit + 1);
       const more = rows.length > limit;
-      const items = rows.slice(0, limit).map((r) => ({ cursor: String(r.pos), serverTime: r.server_time, envelope: r.envelope }));
+      const items = rows
+        .slice(0, limit)
+        .map((r) => ({ cursor: String(r.pos), serverTime: r.server_time, envelope: r.envelope }));
       return { items, more };
     });
   }
@@ -205,11 +221,13 @@ export class SqliteStore implements Store {
       const err =
         cause instanceof ZmqchatError
           ? cause
-          : new ZmqchatError("unavailable", `the store could not write: ${(cause as Error).message}`, { cause });
+          : new ZmqchatError("unavailable", `the store could not write: ${(cause as Error).message}`, {
+              cause,
+            });
       for (const p of batch) p.reject(err);
       return;
     }
-    batch.forEach((p, i) => p.resolve(results[i]!));
+    for (const [i, p] of batch.entries()) p.resolve(results[i]!);
   }
 
   private appendOne(input: AppendInput): AppendResult {
@@ -231,7 +249,7 @@ export class SqliteStore implements Store {
 
   private writeMembers(name: string, members: string[]): void {
     this.stmts.deleteMembers.run(name);
-    members.forEach((m, i) => this.stmts.insertMember.run(name, m, i));
+    for (const [i, m] of members.entries()) this.stmts.insertMember.run(name, m, i);
   }
 
   private loadGroup(name: string): GroupRecord | null {

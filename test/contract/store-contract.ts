@@ -110,14 +110,20 @@ export function storeContract(
       await withStore(async (store) => {
         const n = 500;
         const results = await Promise.all(
-          Array.from({ length: n }, (_, i) => store.append({ id: id(i), owners: ["bob"], envelope: `{"n":${i}}` })),
+          Array.from({ length: n }, (_, i) =>
+            store.append({ id: id(i), owners: ["bob"], envelope: `{"n":${i}}` }),
+          ),
         );
         const cursors = new Set(results.map((r) => r.placed.get("bob")!.cursor));
         assert.equal(cursors.size, n, "every message has its own place");
         let after: string | null = null;
         const seen: number[] = [];
         for (;;) {
-          const page: { items: { cursor: string; envelope: string }[]; more: boolean } = await store.read("bob", after, 200);
+          const page: { items: { cursor: string; envelope: string }[]; more: boolean } = await store.read(
+            "bob",
+            after,
+            200,
+          );
           seen.push(...page.items.map((x) => JSON.parse(x.envelope).n as number));
           if (!page.more) break;
           after = page.items.at(-1)!.cursor;
@@ -129,7 +135,7 @@ export function storeContract(
 
     it("keeps envelopes byte for byte, unicode included", async () => {
       await withStore(async (store) => {
-        const envelope = JSON.stringify({ text: "grüße 🚀 \"quoted\" \\ back\nslash", emoji: "👩‍👩‍👧" });
+        const envelope = JSON.stringify({ text: 'grüße 🚀 "quoted" \\ back\nslash', emoji: "👩‍👩‍👧" });
         await store.append({ id: id(7), owners: ["bob"], envelope });
         assert.equal((await store.read("bob", null, 1)).items[0]!.envelope, envelope);
       });

@@ -13,7 +13,7 @@ export interface CliResult {
 /** Runs `zmqchat ARGS` with its own home and optional stdin; resolves when it exits. */
 export function runCli(
   args: string[],
-  options: { home: string; endpoint?: string; stdin?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } ,
+  options: { home: string; endpoint?: string; stdin?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = { ...process.env, ZMQCHAT_HOME: options.home, ...options.env };

@@ -23,7 +23,11 @@ export interface RealStack {
   servers: StackProcess[];
   startServer(): Promise<StackProcess>;
   /** Runs the CLI as `user` with this stack's endpoint and a home of the user's own. */
-  cli(user: string, args: string[], opts?: { stdin?: string; home?: string; endpoint?: string; timeoutMs?: number }): Promise<CliResult>;
+  cli(
+    user: string,
+    args: string[],
+    opts?: { stdin?: string; home?: string; endpoint?: string; timeoutMs?: number },
+  ): Promise<CliResult>;
   balancerHealth(index?: number): Promise<{ liveServers: number }>;
   stop(): Promise<void>;
 }
@@ -40,7 +44,11 @@ function launch(args: string[], env: NodeJS.ProcessEnv = {}): StackProcess {
 }
 
 /** Waits for a condition, polling; throws with `what` when the deadline passes. */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 15_000): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | Promise<T>,
+  timeoutMs = 15_000,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -50,18 +58,32 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
   }
 }
 
-async function startBalancer(): Promise<{ proc: StackProcess; frontend: string; backend: string; httpPort: number }> {
+async function startBalancer(): Promise<{
+  proc: StackProcess;
+  frontend: string;
+  backend: string;
+  httpPort: number;
+}> {
   const proc = launch(["balancer", "--port", "0", "--http-port", "0", "--log-level", "warn"]);
-  const line = await waitFor("the balancer to be ready", () => proc.output.find((l) => l.includes('"balancer_ready"')));
+  const line = await waitFor("the balancer to be ready", () =>
+    proc.output.find((l) => l.includes('"balancer_ready"')),
+  );
   const ready = JSON.parse(line) as { endpoints: { frontend: string; backend: string }; httpPort: number };
-  return { proc, frontend: ready.endpoints.frontend, backend: ready.endpoints.backend, httpPort: ready.httpPort };
+  return {
+    proc,
+    frontend: ready.endpoints.frontend,
+    backend: ready.endpoints.backend,
+    httpPort: ready.httpPort,
+  };
 }
 
 /**
  * A real stack on loopback: `balancers` balancer processes (OS-picked ports) and `servers`
  * server processes attached to all of them, sharing one store. Stops everything in `stop`.
  */
-export async function startStack(options: { servers?: number; balancers?: number; store?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RealStack> {
+export async function startStack(
+  options: { servers?: number; balancers?: number; store?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<RealStack> {
   const dir = mkdtempSync(join(tmpdir(), "zmqchat-it-"));
   const store = options.store ?? `sqlite:${join(dir, "store.db")}`;
   const bs: Array<Awaited<ReturnType<typeof startBalancer>>> = [];
@@ -79,7 +101,17 @@ export async function startStack(options: { servers?: number; balancers?: number
     servers,
     async startServer() {
       const proc = launch(
-        ["server", "--balancer", backends.join(","), "--store", store, "--id", `it-${++serial}`, "--log-level", "warn"],
+        [
+          "server",
+          "--balancer",
+          backends.join(","),
+          "--store",
+          store,
+          "--id",
+          `it-${++serial}`,
+          "--log-level",
+          "warn",
+        ],
         { ZMQCHAT_CLUSTER_SECRET: CLUSTER_SECRET, ...options.env },
       );
       servers.push(proc);
@@ -115,7 +147,10 @@ export async function startStack(options: { servers?: number; balancers?: number
   for (let i = 0; i < (options.servers ?? 2); i++) await stack.startServer();
   const want = options.servers ?? 2;
   for (let i = 0; i < bs.length; i++) {
-    await waitFor(`${want} servers at balancer ${i}`, async () => (await stack.balancerHealth(i)).liveServers >= want);
+    await waitFor(
+      `${want} servers at balancer ${i}`,
+      async () => (await stack.balancerHealth(i)).liveServers >= want,
+    );
   }
   return stack;
 }

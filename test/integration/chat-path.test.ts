@@ -128,6 +128,61 @@ describe("chat path through balancer, servers and store (CLI, real processes)", 
     assert.match(again.stdout, /recovered 0 messages/);
   });
 
+  it("listen prints what was missed, then live messages as they arrive", async () => {
+    const { spawn } = await import("node:child_process");
+    const { ZMQCHAT_BIN } = await import("../helpers/cli.js");
+    const { join } = await import("node:path");
+    const missed = await stack.cli("alice", ["send", "carol", "before listen"]);
+    assert.equal(missed.code, 0);
+    const child = spawn(process.execPath, [ZMQCHAT_BIN, "--user", "carol", "listen", "--json"], {
+      env: {
+        ...process.env,
+        ZMQCHAT_HOME: join(stack.dir, "homes", "carol"),
+        ZMQCHAT_ENDPOINT: stack.endpoint,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    try {
+      await waitFor("the missed message", () => out.includes("before listen"));
+      const live = await stack.cli("alice", ["send", "carol", "while listening"]);
+      assert.equal(live.code, 0);
+      await waitFor("the live message", () => out.includes("while listening"), 10_000);
+      const lines = parseLines(out).filter((m) => m.to === "carol");
+      assert.deepEqual(
+        lines.map((m) => m.text),
+        ["before listen", "while listening"],
+      );
+    } finally {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGINT");
+      assert.equal(await exited, 0, "listen exits 0 when interrupted");
+    }
+    // A second listen starts after what the first printed.
+    await stack.cli("alice", ["send", "carol", "after listen"]);
+    const again = spawn(process.execPath, [ZMQCHAT_BIN, "--user", "carol", "listen", "--json"], {
+      env: {
+        ...process.env,
+        ZMQCHAT_HOME: join(stack.dir, "homes", "carol"),
+        ZMQCHAT_ENDPOINT: stack.endpoint,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out2 = "";
+    again.stdout.on("data", (d) => {
+      out2 += d;
+    });
+    try {
+      await waitFor("the message sent between the two listens", () => out2.includes("after listen"));
+      assert.ok(!out2.includes("before listen"), "nothing is printed twice");
+    } finally {
+      again.kill("SIGINT");
+    }
+  });
+
   it("bad input gets clear errors and the contract's exit codes", async () => {
     const cases: Array<[string, string[], number, RegExp, string?]> = [
       ["alice", ["send", "nobody", "hi"], 5, /no user named nobody/],

@@ -20,7 +20,9 @@ describe("InfluxStore under a burst into one mailbox", () => {
       const ids = Array.from({ length: n }, () => uuidv7());
       const started = performance.now();
       const results = await Promise.all(
-        ids.map((id, i) => store.append({ id, owners: ["bob"], envelope: JSON.stringify({ n: i, pad: "x".repeat(200) }) })),
+        ids.map((id, i) =>
+          store.append({ id, owners: ["bob"], envelope: JSON.stringify({ n: i, pad: "x".repeat(200) }) }),
+        ),
       );
       const seconds = (performance.now() - started) / 1000;
       t.diagnostic(`${n} appends in ${seconds.toFixed(2)} s: ${Math.round(n / seconds)} appends/s`);
@@ -54,7 +56,10 @@ describe("InfluxStore under a burst into one mailbox", () => {
         "read order is append order and cursors round-trip exactly",
       );
       // The appends were queued in order, so positions follow the order of the calls.
-      assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b));
+      assert.deepEqual(
+        numbers,
+        [...numbers].sort((a, b) => a - b),
+      );
     } finally {
       await store.close();
     }

@@ -25,7 +25,11 @@ describe("client core over the memory transport", () => {
   it("delivers group messages to every member, sealed for the current members", async () => {
     const stack = await startMemoryStack();
     try {
-      const [alice, bob, carol] = [await stack.client("alice"), await stack.client("bob"), await stack.client("carol")];
+      const [alice, bob, carol] = [
+        await stack.client("alice"),
+        await stack.client("bob"),
+        await stack.client("carol"),
+      ];
       await alice.groupCreate("team", ["bob", "carol"]);
       await alice.send({ group: "team" }, "from alice");
       await bob.send({ group: "team" }, "from bob");

@@ -105,9 +105,12 @@ export class MemoryHub {
       return errorFrame(id, "bad_request", "malformed request");
     }
     if (type === "hello") {
-      return Buffer.from(JSON.stringify({ v: 1, id, ok: true, body: { pubPort: 0, pubHost: null, version: this.version } }));
+      return Buffer.from(
+        JSON.stringify({ v: 1, id, ok: true, body: { pubPort: 0, pubHost: null, version: this.version } }),
+      );
     }
-    if (type === "ping") return Buffer.from(JSON.stringify({ v: 1, id, ok: true, body: { time: new Date().toISOString() } }));
+    if (type === "ping")
+      return Buffer.from(JSON.stringify({ v: 1, id, ok: true, body: { time: new Date().toISOString() } }));
     return errorFrame(id, "bad_request", "the balancer answers only hello and ping");
   }
 }

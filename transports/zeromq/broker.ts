@@ -39,7 +39,11 @@ export interface BrokerHandlers {
 
 /** The balancer's four sockets; routing ids leave this file only as hex / text strings. */
 export class ZeromqBrokerSockets {
-  private readonly frontend = new Router({ ...COMMON_SOCKET_OPTIONS, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
+  private readonly frontend = new Router({
+    ...COMMON_SOCKET_OPTIONS,
+    sendHighWaterMark: 100_000,
+    receiveHighWaterMark: 100_000,
+  });
   private readonly backend = new Router({
     ...COMMON_SOCKET_OPTIONS,
     mandatory: true,
@@ -105,7 +109,12 @@ export class ZeromqBrokerSockets {
     await this.guard(async () => {
       for await (const parts of this.frontend) {
         const [id, route, frame] = parts;
-        this.handlers.onClient(id!.toString("hex"), route?.toString() ?? "", frame ?? Buffer.alloc(0), parts.length - 1);
+        this.handlers.onClient(
+          id!.toString("hex"),
+          route?.toString() ?? "",
+          frame ?? Buffer.alloc(0),
+          parts.length - 1,
+        );
       }
     });
   }

@@ -87,7 +87,7 @@ class ZeromqWorkerLink implements WorkerLink {
   private readonly timer: NodeJS.Timeout;
   private draining = false;
 
-  constructor(endpoints: string[], serverId: string, private readonly options: ZeromqWorkerOptions) {
+  constructor(endpoints: string[], serverId: string, options: ZeromqWorkerOptions) {
     this.brokers = endpoints.map(
       (e) => new BrokerConnection(e, serverId, options.version, (c, p) => this.onBrokerMessage(c, p)),
     );
@@ -128,7 +128,10 @@ class ZeromqWorkerLink implements WorkerLink {
     clearInterval(this.timer);
     // Let queued replies and publications leave before the sockets go.
     const deadline = Date.now() + 2000;
-    while (Date.now() < deadline && (this.pubOut.pending > 0 || this.brokers.some((b) => b.outbound.pending > 0))) {
+    while (
+      Date.now() < deadline &&
+      (this.pubOut.pending > 0 || this.brokers.some((b) => b.outbound.pending > 0))
+    ) {
       await new Promise((r) => setTimeout(r, 10));
     }
     for (const b of this.brokers) b.close();

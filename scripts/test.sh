@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README gives it: `npm test`. Installs the system packages the
+# tests need when run as root; otherwise says exactly what is missing. Never skips silently.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+mkdir -p test/artifacts
+log=test/artifacts/node-test.log
+failed_stages=()
+
+stage() { printf '\n=== %s ===\n' "$*"; }
+
+stage "system packages"
+bash scripts/ensure-deps.sh || exit 1
+
+stage "build and typecheck"
+npm run --silent build || exit 1
+
+stage "lint (biome)"
+npx --no-install biome check . || failed_stages+=("lint")
+
+stage "unit, integration and e2e tests (node --test)"
+shopt -s nullglob
+files=(test/unit/*.test.ts test/unit/*.test.tsx test/integration/*.test.ts test/e2e/*.test.ts)
+node --import tsx --test --test-reporter=tap --test-timeout=600000 "${files[@]}" 2>&1 | tee "$log"
+node_status=${PIPESTATUS[0]}
+node_pass=$(grep -E '^# pass ' "$log" | tail -1 | awk '{print $3}')
+node_fail=$(grep -E '^# fail ' "$log" | tail -1 | awk '{print $3}')
+[ "$node_status" -eq 0 ] || failed_stages+=("node tests")
+
+extra_pass=0
+extra_fail=0
+for s in scripts/ansible-test.sh; do
+  [ -f "$s" ] || continue
+  stage "$s"
+  out=test/artifacts/$(basename "$s" .sh).log
+  bash "$s" 2>&1 | tee "$out"
+  status=${PIPESTATUS[0]}
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+  extra_pass=$((extra_pass + $(echo "${line:-0 passed}" | awk '{print $1}')))
+  extra_fail=$((extra_fail + $(echo "${line:-0 passed, 0 failed}" | awk '{print $3}')))
+  if [ "$status" -ne 0 ]; then
+    failed_stages+=("$s")
+    [ -n "$line" ] || extra_fail=$((extra_fail + 1))
+  fi
+done
+
+if [ -f dist/bench/run.js ]; then
+  stage "benchmark smoke run (npm run bench -- --quick)"
+  if npm run --silent bench -- --quick; then extra_pass=$((extra_pass + 1)); else extra_fail=$((extra_fail + 1)); failed_stages+=("bench --quick"); fi
+fi
+
+total_pass=$(( ${node_pass:-0} + extra_pass ))
+total_fail=$(( ${node_fail:-0} + extra_fail ))
+echo
+if [ ${#failed_stages[@]} -gt 0 ]; then
+  echo "failed stages: ${failed_stages[*]}"
+fi
+echo "${total_pass} passed, ${total_fail} failed"
+[ ${#failed_stages[@]} -eq 0 ] && [ "$total_fail" -eq 0 ]
