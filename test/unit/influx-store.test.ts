@@ -1,0 +1,142 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Point } from "@influxdata/influxdb-client";
+import { isoOf, LaneClock } from "../../server/store/influx/clock.js";
+import { parseQueryResponse, rows, timeOf } from "../../server/store/influx/http.js";
+import { durationMs, goDurationMs, ident, nanos, str } from "../../server/store/influx/influxql.js";
+import { parseRawJson, RawNumber } from "../../server/store/influx/raw-json.js";
+import { InfluxStore } from "../../server/store/influx.js";
+
+describe("raw JSON from InfluxDB", () => {
+  it("keeps nanosecond times exact beyond 2^53", () => {
+    const body =
+      '{"results":[{"statement_id":0,"series":[{"name":"mailbox","tags":{"owner":"bob"},"columns":["time","id"],"values":[[1732493270123456789,"a"],[9223372036854775806,"b"]]}]}]}';
+    const [series] = parseQueryResponse(body, "q")[0]!;
+    const r = rows(series!);
+    assert.equal(timeOf(r[0]!), 1732493270123456789n);
+    assert.equal(timeOf(r[1]!), 9223372036854775806n);
+    assert.notEqual(
+      String(JSON.parse("1732493270123456789")),
+      "1732493270123456789",
+      "what JSON.parse would have done",
+    );
+    assert.deepEqual(series!.tags, { owner: "bob" });
+  });
+
+  it("decodes strings with escapes, unicode and nesting like JSON.parse", () => {
+    const value = { a: ['x"y\\z\n\t\u0001', "grüße 🚀 👩‍👩‍👧", null, true, false, { b: [] }], c: {} };
+    const parsed = parseRawJson(JSON.stringify(value));
+    assert.deepEqual(parsed, value);
+    assert.deepEqual(parseRawJson("[1.5e3,-2]"), [new RawNumber("1.5e3"), new RawNumber("-2")]);
+    for (const bad of ["", "[1,", '{"a" 1}', '"open', "[1] x", "tru"])
+      assert.throws(() => parseRawJson(bad), SyntaxError);
+  });
+
+  it("turns an error inside a 200 answer, or at the top, into a failure", () => {
+    assert.throws(
+      () =>
+        parseQueryResponse(
+          '{"results":[{"statement_id":0},{"statement_id":1,"error":"database not found: x"}]}',
+          "q",
+        ),
+      /database not found/,
+    );
+    assert.throws(() => parseQueryResponse('{"error":"error parsing query"}', "q"), /error parsing query/);
+    assert.throws(() => parseQueryResponse("<html>", "q"), /unreadable/);
+    assert.deepEqual(parseQueryResponse('{"results":[{"statement_id":0}]}', "q"), [[]]);
+  });
+});
+
+describe("InfluxQL text", () => {
+  it("escapes identifiers and strings so nothing breaks out", () => {
+    assert.equal(ident('we"ird\\'), '"we\\"ird\\\\"');
+    assert.equal(str("it's \\ "), "'it\\'s \\\\ '");
+    assert.throws(() => str("line\nbreak"), /control character/);
+    assert.throws(() => ident("nul\u0000"), /control character/);
+  });
+
+  it("lets only digits through as timestamps", () => {
+    assert.equal(nanos("1732493270123456789"), "1732493270123456789");
+    assert.equal(nanos(5n), "5");
+    for (const bad of ["", "1 OR 1=1", "-1", "01", "12345678901234567890", "1e9"])
+      assert.throws(() => nanos(bad));
+  });
+
+  it("reads durations both ways", () => {
+    assert.equal(durationMs("30d"), 30 * 86400e3);
+    assert.equal(durationMs("500ms"), 500);
+    assert.equal(durationMs("INF"), Number.POSITIVE_INFINITY);
+    assert.equal(goDurationMs("720h0m0s"), 30 * 86400e3);
+    assert.equal(goDurationMs("1h30m0s"), 5400e3);
+    assert.equal(goDurationMs("0s"), Number.POSITIVE_INFINITY);
+  });
+});
+
+describe("lane clock", () => {
+  it("is strictly increasing within a millisecond and when the wall clock steps back", () => {
+    let now = 1_732_493_270_000;
+    const clock = new LaneClock(42, () => now);
+    const stamps: bigint[] = [];
+    for (let i = 0; i < 2500; i++) stamps.push(clock.next());
+    now -= 5000;
+    for (let i = 0; i < 10; i++) stamps.push(clock.next());
+    now += 10_000;
+    stamps.push(clock.next());
+    for (let i = 1; i < stamps.length; i++) assert.ok(stamps[i]! > stamps[i - 1]!, `stamp ${i} increases`);
+    for (const s of stamps) assert.equal(s % 1000n, 42n, "every stamp carries the lane");
+    assert.equal(stamps.at(-1), BigInt(now) * 1_000_000n + 42n);
+    assert.equal(isoOf(stamps[0]!), "2024-11-25T00:07:50.000Z");
+  });
+
+  it("never gives two lanes the same stamp", () => {
+    const now = () => 1_732_493_270_000;
+    const a = new LaneClock(1, now);
+    const b = new LaneClock(2, now);
+    const seen = new Set<bigint>();
+    for (let i = 0; i < 3000; i++) {
+      seen.add(a.next());
+      seen.add(b.next());
+    }
+    assert.equal(seen.size, 6000);
+  });
+});
+
+describe("line protocol through the client's Point", () => {
+  it("escapes envelopes so any text survives", () => {
+    const line = new Point("mailbox")
+      .tag("owner", "bob")
+      .stringField("envelope", 'a "q" \\ b\nc')
+      .timestamp("1732493270123456789")
+      .toLineProtocol();
+    assert.equal(line, 'mailbox,owner=bob envelope="a \\"q\\" \\\\ b\nc" 1732493270123456789');
+  });
+});
+
+describe("InfluxStore.fromUrl", () => {
+  it("takes credentials from the environment only", () => {
+    assert.throws(() => InfluxStore.fromUrl("influx://user:pw@h:8086/db", {}), { code: "usage" });
+    assert.ok(
+      InfluxStore.fromUrl("influx://h/db", { ZMQCHAT_INFLUX_USER: "u", ZMQCHAT_INFLUX_PASSWORD: "p" }),
+    );
+    assert.ok(InfluxStore.fromUrl("influxs://h:8443/db?retention=30d&window=250ms&retry=2s&batch=500", {}));
+  });
+
+  it("refuses what it does not understand", () => {
+    for (const bad of [
+      "influx://h:8086/",
+      "influx://h:8086/db?retention=forever",
+      "influx://h:8086/db?window=soon",
+      "influx://h:8086/db?batch=0",
+      "influx://h:8086/db?what=1",
+      "http://h:8086/db",
+    ]) {
+      assert.throws(() => InfluxStore.fromUrl(bad, {}), { code: "usage" }, bad);
+    }
+  });
+
+  it("refuses work before init", async () => {
+    const store = InfluxStore.fromUrl("influx://127.0.0.1:1/db", {});
+    await assert.rejects(store.read("bob", null, 1), { code: "unavailable" });
+    await assert.rejects(store.append({ id: "x", owners: ["bob"], envelope: "" }), { code: "unavailable" });
+  });
+});
