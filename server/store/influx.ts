@@ -72,7 +72,8 @@ interface Pending {
 }
 
 interface Plan {
-  lines: string;
+  /** Line protocol, cut into requests of at most maxBatchBytes. */
+  chunks: string[];
   results: AppendResult[];
   madeAt: number;
 }
@@ -187,7 +188,8 @@ export class InfluxStore implements Store {
       throw new ZmqchatError("usage", `bad batch=${batch} in the store URL`);
     const user = env.ZMQCHAT_INFLUX_USER || undefined;
     return new InfluxStore({
-      url: `${u.protocol === "influxs:" ? "https" : "http"}://${u.hostname.includes(":") ? `[${u.hostname}]` : u.hostname}:${u.port || "8086"}`,
+      // URL.hostname keeps the brackets of an IPv6 address.
+      url: `${u.protocol === "influxs:" ? "https" : "http"}://${u.hostname}:${u.port || "8086"}`,
       db,
       ...(u.searchParams.get("retention") !== null ? { retention: u.searchParams.get("retention")! } : {}),
       ...(u.searchParams.get("rp") !== null ? { rp: u.searchParams.get("rp")! } : {}),
@@ -685,7 +687,8 @@ export class InfluxStore implements Store {
           if (!plan || Date.now() - plan.madeAt > this.opts.safetyWindowMs / 2) {
             plan = await this.plan(batch, ours);
           }
-          if (plan.lines) await this.http.write(plan.lines);
+          // Rewriting a chunk that already landed is harmless: same series, time and fields.
+          for (const chunk of plan.chunks) await this.http.write(chunk);
           const { results } = plan;
           batch.forEach((p, i) => {
             p.resolve(results[i]!);
@@ -752,7 +755,25 @@ export class InfluxStore implements Store {
       return { placed, duplicate };
     });
     if (minTs !== null && (this.inflightMin === null || minTs < this.inflightMin)) this.inflightMin = minTs;
-    return { lines: lines.join("\n"), results, madeAt: Date.now() };
+    return { chunks: this.chunk(lines), results, madeAt: Date.now() };
+  }
+
+  private chunk(lines: string[]): string[] {
+    const chunks: string[] = [];
+    let current: string[] = [];
+    let bytes = 0;
+    for (const line of lines) {
+      const size = Buffer.byteLength(line) + 1;
+      if (current.length > 0 && bytes + size > this.opts.maxBatchBytes) {
+        chunks.push(current.join("\n"));
+        current = [];
+        bytes = 0;
+      }
+      current.push(line);
+      bytes += size;
+    }
+    if (current.length > 0) chunks.push(current.join("\n"));
+    return chunks;
   }
 
   /** Earliest stored copy of each (owner, id) since `from`, keyed `owner\0id`. */

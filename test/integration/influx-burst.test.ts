@@ -64,4 +64,24 @@ describe("InfluxStore under a burst into one mailbox", () => {
       await store.close();
     }
   });
+
+  it("splits a fan-out bigger than one request into several writes", async () => {
+    const store = new InfluxStore({ url: influxd.url, db: "fanout", maxBatchBytes: 4096 });
+    await store.init();
+    try {
+      const owners = Array.from({ length: 40 }, (_, i) => `member${i}`);
+      const envelope = JSON.stringify({ text: "y".repeat(1000) });
+      const r = await store.append({ id: uuidv7(), owners, envelope });
+      assert.equal(r.placed.size, owners.length);
+      for (const owner of owners) {
+        const { items } = await store.read(owner, null, 10);
+        assert.deepEqual(
+          items.map((x) => [x.cursor, x.envelope]),
+          [[r.placed.get(owner)!.cursor, envelope]],
+        );
+      }
+    } finally {
+      await store.close();
+    }
+  });
 });
