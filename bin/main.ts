@@ -1,4 +1,4 @@
-import { Command, CommanderError, Option } from "commander";
+import { Argument, Command, CommanderError, Option } from "commander";
 import {
   contactsCommand,
   groupCommand,
@@ -8,8 +8,12 @@ import {
   registerCommand,
   sendCommand,
   syncCommand,
+  verifyHistoryCommand,
 } from "./commands/chat.js";
+import { completionCommand } from "./commands/completion.js";
+import { configShowCommand } from "./commands/config.js";
 import { keysFingerprintCommand, keysShowCommand, keysTrustCommand } from "./commands/keys.js";
+import { searchCommand } from "./commands/search.js";
 import { balancerCommand, serverCommand } from "./commands/serve.js";
 import { downCommand, statusCommand, upCommand } from "./commands/stack.js";
 import { type Io, processIo } from "./io.js";
@@ -30,6 +34,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--config <file>", "config file (default HOME/config.json)")
     .option("--debug", "print stacks with errors")
     .showHelpAfterError()
+    .addHelpText(
+      "after",
+      "\nExamples:\n  zmqchat --user alice                  # the full-screen UI\n  zmqchat --user alice send bob 'hi'\n  zmqchat help send",
+    )
     .exitOverride();
 
   const run =
@@ -61,6 +69,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .argument("[user]", "recipient")
     .argument("[text]", "the message")
     .option("-g, --group <group>", "send to a group instead")
+    .option("-q, --queue", "when the service is unreachable, keep the message in the outbox and exit 0")
     .addOption(timeout)
     .addHelpText(
       "after",
@@ -92,6 +101,26 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     );
 
   program
+    .command("search")
+    .description(
+      "search your messages in the local cache (fetches what is new first; offline: the cache as it is)",
+    )
+    .argument("<words...>", 'words that must all appear (word beginnings match); "a phrase" in quotes')
+    .option("-f, --from <user>", "only messages this user sent")
+    .option("-g, --group <group>", "only this group's messages")
+    .option("-n, --limit <n>", "how many of the newest matches", "100")
+    .option("--json", "one JSON object per line, as history prints them")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  zmqchat --user bob search lunch friday\n  zmqchat --user bob search --group team --from alice release --json",
+    )
+    .action(
+      run((cmd, words: string[], opts: { from?: string; group?: string; limit: string; json?: boolean }) =>
+        searchCommand(cmd, io, words, opts),
+      ),
+    );
+
+  program
     .command("listen")
     .description("print what arrived since the last listen, then live messages until interrupted")
     .option("--json", "one JSON object per line")
@@ -106,18 +135,39 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .action(run((cmd, opts: { json?: boolean }) => syncCommand(cmd, io, opts)));
 
   program
+    .command("verify-history")
+    .description("check conversations for gaps and unverifiable messages; exit 0 only when complete")
+    .argument("[user]", "one 1:1 conversation (default: all)")
+    .option("-g, --group <group>", "one group's history")
+    .option("--json", "one JSON report per conversation")
+    .addHelpText("after", "\nExample:\n  zmqchat --user bob verify-history alice")
+    .action(
+      run((cmd, user: string | undefined, opts: { group?: string; json?: boolean }) =>
+        verifyHistoryCommand(cmd, io, user, opts),
+      ),
+    );
+
+  program
     .command("contacts")
     .description("registered users, with the state of their pinned keys")
     .option("--json", "one JSON object per line")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice contacts --json")
     .action(run((cmd, opts: { json?: boolean }) => contactsCommand(cmd, io, opts)));
 
   program
     .command("groups")
     .description("the groups you are in")
     .option("--json", "one JSON object per line")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice groups")
     .action(run((cmd, opts: { json?: boolean }) => groupsCommand(cmd, io, opts)));
 
-  const group = program.command("group").description("create groups and change their members (owner only)");
+  const group = program
+    .command("group")
+    .description("create groups and change their members (owner only)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  zmqchat --user alice group create team bob carol\n  zmqchat --user alice group remove team carol",
+    );
   for (const op of ["create", "add", "remove"] as const) {
     group
       .command(op)
@@ -131,17 +181,25 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       .action(run((cmd, name: string, members: string[]) => groupCommand(cmd, io, op, name, members)));
   }
 
-  const keys = program.command("keys").description("your keys, and the keys pinned for others");
+  const keys = program
+    .command("keys")
+    .description("your keys, and the keys pinned for others")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  zmqchat --user alice keys show\n  zmqchat --user alice keys fingerprint bob",
+    );
   keys
     .command("show")
     .description("your fingerprint")
     .option("--json", "as JSON")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice keys show --json")
     .action(run((cmd, opts: { json?: boolean }) => keysShowCommand(cmd, io, opts)));
   keys
     .command("fingerprint")
     .argument("<user>")
     .description("another user's fingerprint, as pinned here")
     .option("--json", "as JSON")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice keys fingerprint bob")
     .action(
       run((cmd, user: string, opts: { json?: boolean }) => keysFingerprintCommand(cmd, io, user, opts)),
     );
@@ -149,6 +207,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .command("trust")
     .argument("<user>")
     .description("accept a user's changed keys (compare fingerprints first)")
+    .addHelpText(
+      "after",
+      "\nExample:\n  zmqchat --user alice keys fingerprint bob && zmqchat --user alice keys trust bob",
+    )
     .action(run((cmd, user: string) => keysTrustCommand(cmd, io, user)));
 
   program
@@ -165,11 +227,13 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   program
     .command("down")
     .description("stop the local stack")
+    .addHelpText("after", "\nExample:\n  zmqchat down")
     .action(run((cmd) => downCommand(cmd, io)));
   program
     .command("status")
     .description("the local stack's processes, pids, uptime and restarts")
     .option("--json", "as JSON")
+    .addHelpText("after", "\nExample:\n  zmqchat status --json")
     .action(run((cmd, opts: { json?: boolean }) => statusCommand(cmd, io, opts)));
 
   program
@@ -186,6 +250,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--http-host <host>", "address for the HTTP port", "127.0.0.1")
     .option("--id <name>", "server id in logs and metrics")
     .option("--log-level <level>", "trace, debug, info, warn, error", "info")
+    .addHelpText(
+      "after",
+      "\nExample:\n  ZMQCHAT_CLUSTER_SECRET=... zmqchat server --balancer tcp://10.0.0.5:5571 --store sqlite:/var/lib/zmqchat/store.db --http-port 9101",
+    )
     .action(run((cmd, flags) => serverCommand(cmd, io, flags as never)));
 
   program
@@ -202,7 +270,32 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--http-port <port>", "serve /healthz and /metrics on this port")
     .option("--http-host <host>", "address for the HTTP port", "127.0.0.1")
     .option("--log-level <level>", "trace, debug, info, warn, error", "info")
+    .addHelpText("after", "\nExample:\n  zmqchat balancer --bind 0.0.0.0 --port 5570 --http-port 9100")
     .action(run((cmd, flags) => balancerCommand(cmd, io, flags as never)));
+
+  const config = program
+    .command("config")
+    .description("the settings in effect and where each comes from")
+    .addHelpText("after", "\nExample:\n  ZMQCHAT_USER=alice zmqchat config show");
+  config
+    .command("show")
+    .description("each setting's value and source (flag, env, file, default), the home and the config file")
+    .option("--json", "as one JSON object: {NAME: {value, source, from}}")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  zmqchat config show\n  zmqchat --config ./team.json config show --json",
+    )
+    .action(run((cmd, opts: { json?: boolean }) => configShowCommand(cmd, io, opts)));
+
+  program
+    .command("completion")
+    .description("print a shell completion script for bash or zsh")
+    .addArgument(new Argument("<shell>", "bash or zsh").choices(["bash", "zsh"]))
+    .addHelpText(
+      "after",
+      "\nExamples:\n  source <(zmqchat completion bash)          # in ~/.bashrc\n  source <(zmqchat completion zsh)           # in ~/.zshrc, after compinit",
+    )
+    .action(run((cmd, shell: string) => completionCommand(cmd, io, shell)));
 
   return program;
 }

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { verifyHistory } from "../../core/client/verify.js";
 import { parseDuration } from "../../core/config/duration.js";
 import { fingerprint } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
@@ -36,7 +37,7 @@ export async function sendCommand(
   io: Io,
   user: string | undefined,
   textArg: string | undefined,
-  opts: { group?: string; timeout?: string },
+  opts: { group?: string; timeout?: string; queue?: boolean },
 ): Promise<void> {
   let target: { user: string } | { group: string };
   let text = textArg;
@@ -54,9 +55,59 @@ export async function sendCommand(
   if (text === undefined || text === "-") text = (await io.readStdin()).replace(/\r?\n$/, "");
   const settings = settingsOf(cmd);
   const s = openClient(settings);
+  const timeoutMs = timeoutOf(opts) ?? 10_000;
   try {
-    const m = await s.client.send(target, text, { timeoutMs: timeoutOf(opts) ?? 10_000 });
-    io.out(m.id);
+    // Messages queued earlier go first, so the conversation keeps the order they were written in.
+    if (s.client.cache.outbox().length > 0) await s.client.flushOutbox({ timeoutMs });
+    if (opts.queue) {
+      const r = await s.client.sendOrQueue(target, text, { timeoutMs });
+      if (r.queued)
+        io.err(
+          "zmqchat: the service is unreachable; the message waits in the outbox and is sent when the link returns",
+        );
+      io.out(r.id);
+    } else {
+      io.out((await s.client.send(target, text, { timeoutMs })).id);
+    }
+  } finally {
+    await s.close();
+  }
+}
+
+/** Reports gaps (by the senders' own numbering) and unverifiable messages; exits 0 only when complete. */
+export async function verifyHistoryCommand(
+  cmd: Command,
+  io: Io,
+  user: string | undefined,
+  opts: { group?: string; json?: boolean },
+): Promise<void> {
+  if (user !== undefined && opts.group !== undefined)
+    throw new ZmqchatError("usage", "give a user or --group, not both");
+  const s = openClient(settingsOf(cmd));
+  try {
+    await s.client.sync();
+    const convs =
+      opts.group !== undefined
+        ? [`g:${checkName("group", opts.group)}`]
+        : user !== undefined
+          ? [`u:${checkName("user", user)}`]
+          : s.client.cache.conversations().map((c) => c.conv);
+    let complete = true;
+    for (const conv of convs) {
+      const report = verifyHistory(conv, s.client.cache.history(conv, 1_000_000));
+      complete &&= report.complete;
+      if (opts.json) {
+        io.out(JSON.stringify(report));
+        continue;
+      }
+      io.out(
+        `${conv.slice(2)}${conv.startsWith("g:") ? " (group)" : ""}: ${report.messages} messages, ${report.complete ? "complete" : "INCOMPLETE"}`,
+      );
+      for (const g of report.gaps)
+        io.out(`  missing from ${g.from} (device ${g.device}): #${g.missing.join(", #")}`);
+      for (const u of report.unverified) io.out(`  unverifiable ${u.id} from ${u.from}: ${u.problem}`);
+    }
+    if (!complete) throw new ZmqchatError("internal", "the history has gaps or unverifiable messages");
   } finally {
     await s.close();
   }
@@ -100,6 +151,10 @@ export async function syncCommand(
     const progress = io.progress("syncing");
     const n = await s.client.sync((received) => progress.update(received));
     progress.done();
+    if (s.client.cache.outbox().length > 0) {
+      const r = await s.client.flushOutbox();
+      if (r.sent > 0) io.err(`zmqchat: sent ${r.sent} queued message(s)`);
+    }
     io.out(
       opts.json
         ? JSON.stringify({ recovered: n, total: s.client.cache.messageCount() })

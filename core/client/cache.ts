@@ -2,6 +2,7 @@ import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { PublicKeys } from "../protocol/schema.js";
+import { SearchIndex } from "./search.js";
 
 /** A message as the user sees it: opened, verified (or flagged), placed in its conversation. */
 export interface ChatMessage {
@@ -59,7 +60,29 @@ CREATE TABLE IF NOT EXISTS contacts (
   pending_enc TEXT
 );
 CREATE TABLE IF NOT EXISTS seqs (conv TEXT PRIMARY KEY, next INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+  n INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  conv TEXT NOT NULL,
+  target_user TEXT,
+  target_group TEXT,
+  text TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  sent_at TEXT NOT NULL,
+  last_error TEXT
+);
 `;
+
+/** A message composed but not yet acknowledged by the service; kept on disk until it is. */
+export interface OutboxItem {
+  id: string;
+  conv: string;
+  target: { user: string } | { group: string };
+  text: string;
+  seq: number;
+  sentAt: string;
+  lastError: string | null;
+}
 
 interface Row {
   id: string;
@@ -88,6 +111,8 @@ const COLUMNS =
 export class Cache {
   private readonly db: Database.Database;
   private readonly stmts;
+  /** Full-text search over the cached messages (`searchMessages` in search.ts). */
+  readonly searchIndex: SearchIndex;
 
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -98,6 +123,7 @@ export class Cache {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.exec(SCHEMA);
+    this.searchIndex = new SearchIndex(this.db);
     const db = this.db;
     this.stmts = {
       insert: db.prepare(
@@ -130,6 +156,13 @@ export class Cache {
         "INSERT INTO seqs (conv, next) VALUES (?, 1) ON CONFLICT(conv) DO UPDATE SET next = next + 1 RETURNING next",
       ),
       count: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM messages"),
+      releaseSeq: db.prepare("UPDATE seqs SET next = next - 1 WHERE conv = ? AND next = ?"),
+      enqueue: db.prepare(
+        "INSERT OR IGNORE INTO outbox (id, conv, target_user, target_group, text, seq, sent_at) VALUES (@id, @conv, @user, @group, @text, @seq, @sentAt)",
+      ),
+      dequeue: db.prepare("DELETE FROM outbox WHERE id = ?"),
+      outbox: db.prepare<[], OutboxRow>("SELECT * FROM outbox ORDER BY n"),
+      outboxError: db.prepare("UPDATE outbox SET last_error = ? WHERE id = ?"),
     };
   }
 
@@ -219,9 +252,57 @@ export class Cache {
     return this.stmts.nextSeq.get(conv)!.next;
   }
 
+  /** Gives back a sequence number whose message was never sent, when it is still the latest one. */
+  releaseSeq(conv: string, seq: number): void {
+    this.stmts.releaseSeq.run(conv, seq);
+  }
+
+  enqueue(item: OutboxItem): void {
+    this.stmts.enqueue.run({
+      id: item.id,
+      conv: item.conv,
+      user: "user" in item.target ? item.target.user : null,
+      group: "group" in item.target ? item.target.group : null,
+      text: item.text,
+      seq: item.seq,
+      sentAt: item.sentAt,
+    });
+  }
+
+  dequeue(id: string): void {
+    this.stmts.dequeue.run(id);
+  }
+
+  outbox(): OutboxItem[] {
+    return this.stmts.outbox.all().map((r) => ({
+      id: r.id,
+      conv: r.conv,
+      target: r.target_group !== null ? { group: r.target_group } : { user: r.target_user! },
+      text: r.text,
+      seq: r.seq,
+      sentAt: r.sent_at,
+      lastError: r.last_error,
+    }));
+  }
+
+  setOutboxError(id: string, error: string): void {
+    this.stmts.outboxError.run(error, id);
+  }
+
   close(): void {
     this.db.close();
   }
+}
+
+interface OutboxRow {
+  id: string;
+  conv: string;
+  target_user: string | null;
+  target_group: string | null;
+  text: string;
+  seq: number;
+  sent_at: string;
+  last_error: string | null;
 }
 
 interface ContactRow {

@@ -18,7 +18,7 @@ import {
   type UserInfo,
 } from "../protocol/schema.js";
 import type { ClientLink, Route } from "../transport.js";
-import type { Cache, ChatMessage } from "./cache.js";
+import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
 import type { LoadedIdentity } from "./profile.js";
 
 export type ConnectionState = "connecting" | "online" | "offline" | "closed";
@@ -27,7 +27,8 @@ export type ClientEvent =
   | { type: "message"; message: ChatMessage }
   | { type: "state"; state: ConnectionState; endpoint: string }
   | { type: "key_changed"; name: string }
-  | { type: "sync"; received: number; done: boolean };
+  | { type: "sync"; received: number; done: boolean }
+  | { type: "outbox"; pending: number };
 
 export interface ChatClientOptions {
   /** Opens a link to one endpoint (the transport is picked by the caller). */
@@ -69,6 +70,10 @@ export class ChatClient {
   private readonly listeners = new Set<(e: ClientEvent) => void>();
   private readonly waiters = new Map<string, Waiter>();
   private link: ClientLink | null = null;
+  /** Counts link replacements, so that concurrent requests fail over once, not once each. */
+  private generation = 0;
+  /** The link reported its peer gone: fail over at the first silent attempt. */
+  private suspect = false;
   private linkReady: Promise<void> | null = null;
   private endpointIndex = 0;
   private session: { token: string; topic: string } | null = null;
@@ -138,13 +143,92 @@ export class ChatClient {
 
   /** Sends one message; resolves once the service stored it durably in every mailbox. */
   async send(target: Target, text: string, opts: RequestOptions = {}): Promise<ChatMessage> {
+    const item = this.compose(target, text, false);
+    try {
+      return await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs));
+    } catch (err) {
+      // Not acknowledged: give the sequence number back, so the conversation shows no false gap.
+      this.cache.releaseSeq(item.conv, item.seq);
+      throw err;
+    }
+  }
+
+  /**
+   * Sends, or, when the service cannot be reached in time, keeps the message in the on-disk
+   * outbox; `flushOutbox` (run on every reconnect) sends it later with the same id.
+   */
+  async sendOrQueue(
+    target: Target,
+    text: string,
+    opts: RequestOptions = {},
+  ): Promise<{ id: string; queued: boolean }> {
+    const item = this.compose(target, text, true);
+    try {
+      await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs));
+      return { id: item.id, queued: false };
+    } catch (err) {
+      if (err instanceof ZmqchatError && (err.code === "timeout" || err.code === "unavailable")) {
+        this.cache.setOutboxError(item.id, err.message);
+        this.emit({ type: "outbox", pending: this.cache.outbox().length });
+        return { id: item.id, queued: true };
+      }
+      this.cache.dequeue(item.id);
+      this.cache.releaseSeq(item.conv, item.seq);
+      throw err;
+    }
+  }
+
+  /** Sends what waits in the outbox, oldest first; stops at the first sign the service is still away. */
+  async flushOutbox(opts: RequestOptions = {}): Promise<{ sent: number; left: number }> {
+    if (!this.flushing) {
+      this.flushing = (async () => {
+        let sent = 0;
+        for (const item of this.cache.outbox()) {
+          try {
+            await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs));
+            sent++;
+          } catch (err) {
+            const e = err instanceof ZmqchatError ? err : new ZmqchatError("internal", String(err));
+            this.cache.setOutboxError(item.id, e.message);
+            if (e.code === "timeout" || e.code === "unavailable") break;
+            this.log.warn(
+              { id: item.id, err: e.message },
+              "an outbox message was refused; it stays in the outbox",
+            );
+          }
+        }
+        const left = this.cache.outbox().length;
+        this.emit({ type: "outbox", pending: left });
+        return { sent, left };
+      })().finally(() => {
+        this.flushing = null;
+      });
+    }
+    return this.flushing;
+  }
+
+  private flushing: Promise<{ sent: number; left: number }> | null = null;
+
+  private compose(target: Target, text: string, persist: boolean): OutboxItem {
     checkText(text);
-    const deadline = Date.now() + (opts.timeoutMs ?? this.requestMs);
-    await this.login({ timeoutMs: remaining(deadline) });
-    const id = uuidv7();
-    const sentAt = new Date().toISOString();
     const conv = "user" in target ? `u:${target.user}` : `g:${target.group}`;
-    const seq = this.cache.nextSeq(conv);
+    const item: OutboxItem = {
+      id: uuidv7(),
+      conv,
+      target,
+      text,
+      seq: this.cache.nextSeq(conv),
+      sentAt: new Date().toISOString(),
+      lastError: null,
+    };
+    if (persist) this.cache.enqueue(item);
+    return item;
+  }
+
+  /** Seals and sends one composed message with its own id, seq and time; removes it from the outbox once acknowledged. */
+  private async deliver(item: OutboxItem, deadline: number): Promise<ChatMessage> {
+    const { id, target, text, seq, sentAt, conv } = item;
+    await this.login({ timeoutMs: remaining(deadline) });
     for (let round = 0; ; round++) {
       const recipients = await this.recipientsOf(target, round > 0, deadline);
       const envelope = this.sealer.seal({
@@ -174,6 +258,7 @@ export class ChatClient {
           seq,
           device: this.options.identity.device,
         };
+        this.cache.dequeue(id);
         for (const m of this.cache.addMessages([message], null)) this.emit({ type: "message", message: m });
         return message;
       } catch (err) {
@@ -229,6 +314,7 @@ export class ChatClient {
   async goLive(): Promise<void> {
     await this.login();
     await this.sync();
+    await this.flushOutbox();
   }
 
   async users(names?: string[]): Promise<UserInfo[]> {
@@ -451,13 +537,21 @@ export class ChatClient {
         }),
       );
       const wait = Math.min(this.attemptMs * 1.5 ** Math.min(attempt, 4), deadline - Date.now());
+      const generation = this.generation;
       const reply = await this.attempt(id, frame, route, wait);
       attempt++;
       if (reply === null) {
         silent++;
         lastProblem = `no answer from ${this.endpoint}`;
-        if (silent >= 2) {
-          // Freelance-style failover: after two silent attempts, move to the next endpoint.
+        this.setState("offline");
+        // Freelance-style failover: after two silent attempts (one, when the link saw its peer
+        // go), move to the next endpoint, unless another request already did. With a single
+        // endpoint the DEALER reconnects by itself and the same request is simply sent again.
+        if (
+          silent >= (this.suspect ? 1 : 2) &&
+          this.options.endpoints.length > 1 &&
+          generation === this.generation
+        ) {
           silent = 0;
           await this.rotate();
         }
@@ -547,8 +641,14 @@ export class ChatClient {
         this.setState("connecting");
         this.link = this.options.connect(this.endpoint);
         const link = this.link;
+        this.suspect = false;
         link.onReply((f) => this.onReply(f));
         link.onDelivery(() => this.onDelivery());
+        link.onState((e) => {
+          if (link !== this.link) return;
+          if (e.state === "disconnected") this.suspect = true;
+          if (e.state === "connected") this.suspect = false;
+        });
       }
       const left = deadline - Date.now();
       if (left <= 0) throw new ZmqchatError("timeout", `no answer from ${this.endpoint}`);
@@ -577,6 +677,7 @@ export class ChatClient {
   private async rotate(reopen = true): Promise<void> {
     const old = this.link;
     this.link = null;
+    this.generation++;
     if (this.options.endpoints.length > 1) {
       this.endpointIndex = (this.endpointIndex + 1) % this.options.endpoints.length;
     }

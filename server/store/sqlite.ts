@@ -57,7 +57,7 @@ export class SqliteStore implements Store {
     options: { maxBatch?: number; busyTimeoutMs?: number } = {},
   ) {
     this.maxBatch = options.maxBatch ?? 512;
-    this.busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    this.busyTimeoutMs = options.busyTimeoutMs ?? 2000;
   }
 
   private readonly busyTimeoutMs: number;

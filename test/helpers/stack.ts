@@ -22,6 +22,8 @@ export interface RealStack {
   balancers: StackProcess[];
   servers: StackProcess[];
   startServer(): Promise<StackProcess>;
+  /** Starts balancer `index` again on its ports (needs `fixedPorts`). */
+  restartBalancer(index: number): Promise<void>;
   /** Runs the CLI as `user` with this stack's endpoint and a home of the user's own. */
   cli(
     user: string,
@@ -58,13 +60,31 @@ export async function waitFor<T>(
   }
 }
 
-async function startBalancer(): Promise<{
+/** A base port P with P..P+3 free on loopback, for a balancer that must come back on the same ports. */
+export async function freeBasePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once("error", () => resolve(false));
+      s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+    });
+  for (let tries = 0; tries < 200; tries++) {
+    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    let ok = true;
+    for (let p = base; p < base + 4 && ok; p++) ok = await free(p);
+    if (ok) return base;
+  }
+  throw new Error("no four free consecutive ports");
+}
+
+async function startBalancer(port = 0): Promise<{
   proc: StackProcess;
   frontend: string;
   backend: string;
   httpPort: number;
 }> {
-  const proc = launch(["balancer", "--port", "0", "--http-port", "0", "--log-level", "warn"]);
+  const proc = launch(["balancer", "--port", String(port), "--http-port", "0", "--log-level", "warn"]);
   const line = await waitFor("the balancer to be ready", () =>
     proc.output.find((l) => l.includes('"balancer_ready"')),
   );
@@ -82,12 +102,23 @@ async function startBalancer(): Promise<{
  * server processes attached to all of them, sharing one store. Stops everything in `stop`.
  */
 export async function startStack(
-  options: { servers?: number; balancers?: number; store?: string; env?: NodeJS.ProcessEnv } = {},
+  options: {
+    servers?: number;
+    balancers?: number;
+    store?: string;
+    env?: NodeJS.ProcessEnv;
+    fixedPorts?: boolean;
+  } = {},
 ): Promise<RealStack> {
   const dir = mkdtempSync(join(tmpdir(), "zmqchat-it-"));
   const store = options.store ?? `sqlite:${join(dir, "store.db")}`;
   const bs: Array<Awaited<ReturnType<typeof startBalancer>>> = [];
-  for (let i = 0; i < (options.balancers ?? 1); i++) bs.push(await startBalancer());
+  const basePorts: number[] = [];
+  for (let i = 0; i < (options.balancers ?? 1); i++) {
+    const base = options.fixedPorts ? await freeBasePort() : 0;
+    basePorts.push(base);
+    bs.push(await startBalancer(base));
+  }
   const backends = bs.map((b) => b.backend);
   const servers: StackProcess[] = [];
   let serial = 0;
@@ -99,6 +130,12 @@ export async function startStack(
     store,
     balancers: bs.map((b) => b.proc),
     servers,
+    async restartBalancer(index) {
+      if (!basePorts[index]) throw new Error("restartBalancer needs a stack started with fixedPorts");
+      const b = await startBalancer(basePorts[index]);
+      bs[index] = b;
+      stack.balancers[index] = b.proc;
+    },
     async startServer() {
       const proc = launch(
         [
@@ -130,7 +167,7 @@ export async function startStack(
       return (await res.json()) as { liveServers: number };
     },
     async stop() {
-      const all = [...servers, ...bs.map((b) => b.proc)];
+      const all = [...servers, ...stack.balancers];
       await Promise.all(
         all.map(
           (p) =>

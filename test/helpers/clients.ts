@@ -1,0 +1,33 @@
+import { join } from "node:path";
+import { Cache } from "../../core/client/cache.js";
+import { ChatClient } from "../../core/client/client.js";
+import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
+import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
+
+/** An in-process client over real ZeroMQ, in a home of its own under `dir`. */
+export async function zeromqClient(
+  dir: string,
+  name: string,
+  endpoints: string[],
+  opts: { register?: boolean; attemptTimeoutMs?: number; requestTimeoutMs?: number } = {},
+): Promise<ChatClient & { dispose(): Promise<void> }> {
+  const paths = profilePaths(join(dir, "homes", name), name);
+  const identity = ensureIdentity(paths, name);
+  const cache = new Cache(paths.cache);
+  const transport = new ZeromqClientTransport();
+  const client = new ChatClient({
+    connect: (e) => transport.connect(e),
+    endpoints,
+    identity,
+    cache,
+    attemptTimeoutMs: opts.attemptTimeoutMs ?? 1000,
+    requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
+  });
+  if (opts.register !== false) await client.register();
+  return Object.assign(client, {
+    async dispose() {
+      await client.close();
+      cache.close();
+    },
+  });
+}
