@@ -32,6 +32,12 @@ const FIELDS = {
 } as const;
 
 export type SettingName = keyof typeof FIELDS;
+
+/** The `ZMQCHAT_*` environment variable of each setting, for messages and `config show`. */
+export const SETTING_ENV = Object.fromEntries(
+  Object.entries(FIELDS).map(([name, field]) => [name, field.env]),
+) as Record<SettingName, string>;
+
 export type Source = "flag" | "env" | "file" | "default";
 
 export interface Settings {

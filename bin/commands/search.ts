@@ -1,0 +1,40 @@
+import type { Command } from "commander";
+import { searchMessages, toMatchQuery } from "../../core/client/search.js";
+import { ZmqchatError } from "../../core/errors.js";
+import { openClient, settingsOf } from "../context.js";
+import { messageJson, messageLine } from "../format.js";
+import type { Io } from "../io.js";
+import { checkName } from "./chat.js";
+
+export interface SearchFlags {
+  from?: string;
+  group?: string;
+  limit: string;
+  json?: boolean;
+}
+
+/** Searches the local decrypted cache, after fetching what is new (offline: the cache as it is). */
+export async function searchCommand(cmd: Command, io: Io, words: string[], opts: SearchFlags): Promise<void> {
+  const text = words.join(" ");
+  if (toMatchQuery(text) === null)
+    throw new ZmqchatError("usage", "search for what? zmqchat search WORDS (letters or digits)");
+  const limit = Number(opts.limit);
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new ZmqchatError("usage", "--limit takes a whole number above 0");
+  if (opts.from !== undefined) checkName("user", opts.from);
+  if (opts.group !== undefined) checkName("group", opts.group);
+  const s = openClient(settingsOf(cmd));
+  try {
+    try {
+      await s.client.sync();
+    } catch (err) {
+      if (!(err instanceof ZmqchatError) || (err.code !== "timeout" && err.code !== "unavailable")) throw err;
+      io.err(`zmqchat: warning: offline (${err.message}); searching the local cache`);
+    }
+    const hits = searchMessages(s.client.cache, text, { from: opts.from, group: opts.group, limit });
+    for (const h of hits) io.out(opts.json ? messageJson(h.message) : messageLine(h.message));
+    if (hits.length === 0 && !opts.json) io.err("zmqchat: no cached message matches");
+  } finally {
+    await s.close();
+  }
+}

@@ -1,0 +1,182 @@
+import type Database from "better-sqlite3";
+import { ZmqchatError } from "../errors.js";
+import type { Cache, ChatMessage } from "./cache.js";
+
+/**
+ * Full-text index over the decrypted messages of the local cache (SQLite FTS5). The server
+ * holds only ciphertext, so this is the only place a user's messages can be searched.
+ *
+ * The index is an FTS5 table of its own (text and message id), kept in step with `messages` by
+ * triggers. It does not borrow the rowid of `messages` (external content): that table has no
+ * INTEGER PRIMARY KEY, and VACUUM may renumber such rowids, which would silently point the
+ * index at the wrong messages. `unicode61 remove_diacritics 2` folds case and accents, so
+ * "koln" finds "Köln" and "CAFE" finds "café".
+ */
+const INDEX_SCHEMA = `
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+  text, id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages WHEN new.text <> '' BEGIN
+  INSERT INTO messages_fts (text, id) VALUES (new.text, new.id);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN
+  DELETE FROM messages_fts WHERE id = old.id;
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+  DELETE FROM messages_fts WHERE id = old.id;
+  INSERT INTO messages_fts (text, id) SELECT new.text, new.id WHERE new.text <> '';
+END;
+`;
+
+/**
+ * Creates the index and its triggers when the cache has none yet, and fills it from the
+ * messages already cached (a cache made before search existed). Safe when several processes
+ * open one profile at once: the check and the fill happen in one write transaction.
+ */
+export function ensureSearchIndex(db: Database.Database): void {
+  const exists = () =>
+    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages_fts'").get() !==
+    undefined;
+  if (exists()) return;
+  db.transaction(() => {
+    if (exists()) return;
+    db.exec(INDEX_SCHEMA);
+    db.exec("INSERT INTO messages_fts (text, id) SELECT text, id FROM messages WHERE text <> ''");
+  }).immediate();
+}
+
+export interface SearchOptions {
+  /** Only messages this user sent. */
+  from?: string;
+  /** Only messages of this group. */
+  group?: string;
+  /** Only this conversation (`u:NAME` or `g:NAME`, as in `ChatMessage.conv`). */
+  conv?: string;
+  /** How many of the newest matches to return (default 100). */
+  limit?: number;
+  /** Marks put around matched words in `snippet` (default `[` and `]`). */
+  highlight?: [open: string, close: string];
+}
+
+export interface SearchHit {
+  /** The whole message; `message.conv` and `message.id` locate it in its conversation. */
+  message: ChatMessage;
+  /** A short excerpt of the text around the matches, with the matched words marked. */
+  snippet: string;
+}
+
+/**
+ * Turns what a user typed into an FTS5 query that cannot be a syntax error: every word must
+ * appear (as a word or the start of one), a "double-quoted phrase" must appear as written.
+ * FTS5 operators (AND, OR, NOT, NEAR, column filters, `*`, `^`) are taken as plain words.
+ * Returns null when the text holds no word at all (only punctuation or emoji).
+ */
+export function toMatchQuery(text: string): string | null {
+  const parts: string[] = [];
+  const re = /"([^"]*)"|([^\s"]+)/g;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    const phrase = m[1];
+    const word = m[2];
+    if (phrase !== undefined) {
+      if (hasWordChar(phrase)) parts.push(`"${phrase}"`);
+    } else if (word !== undefined && hasWordChar(word)) {
+      parts.push(`"${word}"*`);
+    }
+  }
+  return parts.length > 0 ? parts.join(" ") : null;
+}
+
+function hasWordChar(s: string): boolean {
+  return /[\p{L}\p{N}]/u.test(s);
+}
+
+interface HitRow {
+  id: string;
+  conv: string;
+  sender: string;
+  recipient: string | null;
+  grp: string | null;
+  text: string;
+  sent_at: string;
+  server_time: string;
+  cursor: string;
+  verified: number;
+  problem: string | null;
+  seq: number;
+  device: string;
+  snippet: string;
+}
+
+/**
+ * The index of one cache, with its statement prepared once. `Cache` makes one when it opens
+ * (creating and filling the index if needed); callers use `searchMessages`.
+ */
+export class SearchIndex {
+  private readonly stmt: Database.Statement<Record<string, unknown>, HitRow>;
+
+  constructor(db: Database.Database) {
+    ensureSearchIndex(db);
+    this.stmt = db.prepare<Record<string, unknown>, HitRow>(
+      `SELECT m.id, m.conv, m.sender, m.recipient, m.grp, m.text, m.sent_at, m.server_time, m.cursor,
+              m.verified, m.problem, m.seq, m.device,
+              snippet(messages_fts, 0, @open, @close, '…', 16) AS snippet
+         FROM messages_fts f JOIN messages m ON m.id = f.id
+        WHERE messages_fts MATCH @match
+          AND (@from IS NULL OR m.sender = @from)
+          AND (@conv IS NULL OR m.conv = @conv)
+          AND (@groupConv IS NULL OR m.conv = @groupConv)
+        ORDER BY m.ord DESC LIMIT @limit`,
+    );
+  }
+
+  /** See `searchMessages`. */
+  search(query: string, options: SearchOptions = {}): SearchHit[] {
+    const match = toMatchQuery(query);
+    if (match === null) {
+      throw new ZmqchatError("usage", "search for what? give at least one word (letters or digits)");
+    }
+    const limit = options.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new ZmqchatError("usage", "the limit must be at least 1");
+    const [open, close] = options.highlight ?? ["[", "]"];
+    const rows = this.stmt.all({
+      match,
+      from: options.from ?? null,
+      conv: options.conv ?? null,
+      groupConv: options.group !== undefined ? `g:${options.group}` : null,
+      open,
+      close,
+      limit,
+    });
+    return rows.reverse().map((r) => ({
+      message: {
+        id: r.id,
+        conv: r.conv,
+        from: r.sender,
+        to: r.recipient,
+        group: r.grp,
+        text: r.text,
+        sentAt: r.sent_at,
+        serverTime: r.server_time,
+        cursor: r.cursor,
+        verified: r.verified === 1,
+        problem: r.problem,
+        seq: r.seq,
+        device: r.device,
+      },
+      snippet: r.snippet,
+    }));
+  }
+}
+
+/**
+ * Searches the decrypted messages in a profile's local cache. Matches are whole words or word
+ * beginnings, case and accents ignored; several words must all appear; a "quoted phrase" must
+ * appear as written. Returns the newest `limit` matches, oldest first (like a history).
+ * Searches only what is cached: sync first to include what is new on the server.
+ *
+ * @throws ZmqchatError `usage` when `query` holds no word to search for.
+ */
+export function searchMessages(cache: Cache, query: string, options: SearchOptions = {}): SearchHit[] {
+  return cache.searchIndex.search(query, options);
+}

@@ -1,0 +1,208 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import Database from "better-sqlite3";
+import { Cache, type ChatMessage } from "../../core/client/cache.js";
+import { searchMessages, toMatchQuery } from "../../core/client/search.js";
+import { ZmqchatError } from "../../core/errors.js";
+
+let serial = 0;
+function msg(from: string, text: string, where: { to: string } | { group: string }): ChatMessage {
+  const n = ++serial;
+  const isGroup = "group" in where;
+  return {
+    id: `m-${String(n).padStart(4, "0")}`,
+    conv: isGroup ? `g:${where.group}` : `u:${from === "bob" ? where.to : from}`,
+    from,
+    to: isGroup ? null : where.to,
+    group: isGroup ? where.group : null,
+    text,
+    sentAt: new Date(Date.UTC(2025, 0, 1, 0, 0, n)).toISOString(),
+    serverTime: new Date(Date.UTC(2025, 0, 1, 0, 0, n)).toISOString(),
+    cursor: String(n),
+    verified: true,
+    problem: null,
+    seq: n,
+    device: "d1",
+  };
+}
+
+const texts = (hits: Array<{ message: ChatMessage }>) => hits.map((h) => h.message.text);
+
+/** Bob's cache: 1:1 with alice and carol, the group "team", one unverifiable message. */
+describe("search over the local cache (SQLite FTS5)", () => {
+  let dir: string;
+  let cache: Cache;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "zmqchat-search-"));
+    cache = new Cache(join(dir, "cache.db"));
+    cache.addMessages(
+      [
+        msg("alice", "Lunch on Friday?", { to: "bob" }),
+        msg("bob", "yes, lunch at the café near Köln station", { to: "alice" }),
+        msg("carol", "the release is ready for review", { group: "team" }),
+        msg("alice", "Grüße aus München! naïve façade", { group: "team" }),
+        msg("carol", "lunch friday works for me too", { to: "bob" }),
+        msg("alice", "c++ AND rust OR go: NEAR(x y) -foo ^bar col:val", { to: "bob" }),
+        msg("alice", "東京 で ランチ", { to: "bob" }),
+        { ...msg("mallory", "", { to: "bob" }), verified: false, problem: "bad signature" },
+      ],
+      "8",
+    );
+  });
+  after(() => {
+    cache.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("finds words regardless of case, oldest first", () => {
+    assert.deepEqual(texts(searchMessages(cache, "LUNCH")), [
+      "Lunch on Friday?",
+      "yes, lunch at the café near Köln station",
+      "lunch friday works for me too",
+    ]);
+  });
+
+  it("ignores accents both ways and finds non-ASCII words", () => {
+    assert.deepEqual(texts(searchMessages(cache, "koln")), ["yes, lunch at the café near Köln station"]);
+    assert.deepEqual(texts(searchMessages(cache, "CAFE")), ["yes, lunch at the café near Köln station"]);
+    assert.deepEqual(texts(searchMessages(cache, "grüße")), ["Grüße aus München! naïve façade"]);
+    assert.deepEqual(texts(searchMessages(cache, "munchen facade")), ["Grüße aus München! naïve façade"]);
+    assert.deepEqual(texts(searchMessages(cache, "Naïve")), ["Grüße aus München! naïve façade"]);
+    assert.deepEqual(texts(searchMessages(cache, "東京")), ["東京 で ランチ"]);
+  });
+
+  it("matches word beginnings, needs every word, and takes quoted phrases as written", () => {
+    assert.deepEqual(texts(searchMessages(cache, "rev")), ["the release is ready for review"]);
+    assert.deepEqual(texts(searchMessages(cache, "lunch friday")), [
+      "Lunch on Friday?",
+      "lunch friday works for me too",
+    ]);
+    assert.deepEqual(texts(searchMessages(cache, '"lunch friday"')), ["lunch friday works for me too"]);
+    assert.deepEqual(texts(searchMessages(cache, "lunch nothing-like-this")), []);
+  });
+
+  it("filters by sender and by group", () => {
+    assert.deepEqual(texts(searchMessages(cache, "lunch", { from: "carol" })), [
+      "lunch friday works for me too",
+    ]);
+    assert.deepEqual(texts(searchMessages(cache, "ready", { group: "team" })), [
+      "the release is ready for review",
+    ]);
+    assert.deepEqual(texts(searchMessages(cache, "lunch", { group: "team" })), []);
+    assert.deepEqual(texts(searchMessages(cache, "grüße", { group: "team", from: "alice" })), [
+      "Grüße aus München! naïve façade",
+    ]);
+    assert.deepEqual(texts(searchMessages(cache, "lunch", { conv: "u:alice" })), [
+      "Lunch on Friday?",
+      "yes, lunch at the café near Köln station",
+    ]);
+  });
+
+  it("returns the whole message, where it lives, and a marked snippet", () => {
+    const [hit] = searchMessages(cache, "release", { highlight: ["<b>", "</b>"] });
+    assert.ok(hit);
+    assert.equal(hit.message.conv, "g:team");
+    assert.equal(hit.message.group, "team");
+    assert.equal(hit.message.from, "carol");
+    assert.equal(hit.message.verified, true);
+    assert.equal(hit.snippet, "the <b>release</b> is ready for review");
+  });
+
+  it("keeps the newest matches when limited, still oldest first", () => {
+    assert.deepEqual(texts(searchMessages(cache, "lunch", { limit: 2 })), [
+      "yes, lunch at the café near Köln station",
+      "lunch friday works for me too",
+    ]);
+  });
+
+  it("takes FTS5 operators and punctuation as plain words, never as a syntax error", () => {
+    for (const q of [
+      "c++",
+      "AND",
+      "NEAR(x",
+      "-foo",
+      "^bar",
+      "col:val",
+      'rust "unbalanced',
+      "OR go",
+      "x)",
+      "a*b",
+    ]) {
+      assert.doesNotThrow(() => searchMessages(cache, q), q);
+    }
+    assert.equal(searchMessages(cache, "col:val").length, 1);
+    assert.equal(searchMessages(cache, "NEAR(x").length, 1);
+    assert.equal(searchMessages(cache, "near").length, 2, "the word near, and the operator as a word");
+  });
+
+  it("refuses a query without a word as a usage error", () => {
+    for (const q of ["", "   ", "🚀", "--", '""']) {
+      assert.throws(
+        () => searchMessages(cache, q),
+        (e: unknown) => e instanceof ZmqchatError && e.code === "usage",
+        JSON.stringify(q),
+      );
+    }
+  });
+
+  it("does not index unverifiable messages (their text is not shown)", () => {
+    assert.deepEqual(
+      searchMessages(cache, "signature").map((h) => h.message.from),
+      [],
+    );
+  });
+
+  it("indexes messages added later, and ignores a message stored twice", () => {
+    const m = msg("alice", "a brand new zebra", { to: "bob" });
+    cache.addMessages([m], String(serial));
+    cache.addMessages([m], String(serial));
+    assert.deepEqual(texts(searchMessages(cache, "zebra")), ["a brand new zebra"]);
+  });
+
+  it("keeps the cache file readable by its owner only", () => {
+    assert.equal(statSync(join(dir, "cache.db")).mode & 0o777, 0o600);
+  });
+});
+
+describe("search index on a cache made before search existed", () => {
+  it("is created and filled from the cached messages when the cache opens", () => {
+    const dir = mkdtempSync(join(tmpdir(), "zmqchat-search-old-"));
+    try {
+      const path = join(dir, "cache.db");
+      const c1 = new Cache(path);
+      c1.addMessages([msg("alice", "an old message about zeppelins", { to: "bob" })], "1");
+      c1.close();
+      // What a cache looked like before: no index, no triggers.
+      const db = new Database(path);
+      db.exec(
+        "DROP TRIGGER messages_fts_insert; DROP TRIGGER messages_fts_delete; DROP TRIGGER messages_fts_update; DROP TABLE messages_fts;",
+      );
+      db.close();
+      const c2 = new Cache(path);
+      const c3 = new Cache(path); // a second process on the same profile: no double fill
+      try {
+        assert.deepEqual(texts(searchMessages(c2, "zeppelin")), ["an old message about zeppelins"]);
+        assert.deepEqual(texts(searchMessages(c3, "zeppelin")), ["an old message about zeppelins"]);
+        c3.addMessages([msg("alice", "another zeppelin", { to: "bob" })], "2");
+        assert.equal(searchMessages(c2, "zeppelin").length, 2);
+      } finally {
+        c2.close();
+        c3.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("toMatchQuery", () => {
+  it("quotes every word as a prefix and every quoted phrase as a phrase", () => {
+    assert.equal(toMatchQuery("hello world"), '"hello"* "world"*');
+    assert.equal(toMatchQuery('say "good morning" now'), '"say"* "good morning" "now"*');
+    assert.equal(toMatchQuery("a-b"), '"a-b"*');
+    assert.equal(toMatchQuery("!!! ..."), null);
+  });
+});
