@@ -1,0 +1,106 @@
+/**
+ * Many idle, logged-in clients in one process, for the scale figures. Each speaks the real
+ * protocol on its own sockets, as a ChatClient would: a DEALER to the balancer (hello,
+ * register, challenge, signed login) and a SUB subscribed to its delivery topic. It then stays
+ * connected and silent. (A full ChatClient per user would also open a SQLite cache each; the
+ * service cannot tell the difference.)
+ */
+import { sign } from "node:crypto";
+import { Context, Dealer, Subscriber } from "zeromq";
+import { generateIdentity, type Identity } from "../../core/crypto/keys.js";
+import { loginChallengeBytes } from "../../core/crypto/login.js";
+import { uuidv7 } from "../../core/protocol/ids.js";
+import { serve } from "../lib/rpc.js";
+
+interface Idle {
+  dealer: Dealer;
+  sub: Subscriber | null;
+  waiting: Map<string, (reply: { ok: boolean; body?: unknown; error?: { message: string } }) => void>;
+}
+
+let context: Context | null = null;
+const clients: Idle[] = [];
+
+function request(c: Idle, route: "B" | "S", type: string, body: unknown, session?: string): Promise<unknown> {
+  const id = uuidv7();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      c.waiting.delete(id);
+      reject(new Error(`${type}: no answer in 60 s`));
+    }, 60_000);
+    c.waiting.set(id, (reply) => {
+      clearTimeout(timer);
+      c.waiting.delete(id);
+      if (reply.ok) resolve(reply.body);
+      else reject(new Error(`${type}: ${reply.error?.message}`));
+    });
+    c.dealer
+      .send([route, JSON.stringify({ v: 1, id, type, ...(session ? { session } : {}), body })])
+      .catch(reject);
+  });
+}
+
+async function readReplies(c: Idle): Promise<void> {
+  try {
+    for await (const [frame] of c.dealer) {
+      if (!frame) continue;
+      const reply = JSON.parse(frame.toString()) as { id: string; ok: boolean; body?: unknown };
+      c.waiting.get(reply.id)?.(reply);
+    }
+  } catch {
+    // closed
+  }
+}
+
+async function connectOne(endpoint: string, name: string, identity: Identity): Promise<void> {
+  const dealer = new Dealer({ context: context!, linger: 0 });
+  const c: Idle = { dealer, sub: null, waiting: new Map() };
+  clients.push(c);
+  dealer.connect(endpoint);
+  void readReplies(c);
+  const hello = (await request(c, "B", "hello", {})) as { pubPort: number; pubHost: string | null };
+  await request(c, "S", "register", { name, keys: identity.publicKeys });
+  const ch = (await request(c, "S", "challenge", { name })) as {
+    nonce: string;
+    expires: number;
+    mac: string;
+  };
+  const sig = sign(null, loginChallengeBytes(name, ch.nonce, ch.expires), identity.signPrivate);
+  const login = (await request(c, "S", "login", { name, ...ch, sig: sig.toString("base64url") })) as {
+    topic: string;
+  };
+  const sub = new Subscriber({ context: context!, linger: 0 });
+  c.sub = sub;
+  sub.subscribe(login.topic);
+  sub.connect(`tcp://${hello.pubHost ?? "127.0.0.1"}:${hello.pubPort}`);
+}
+
+serve(
+  {
+    /** Connects and logs in `count` more clients named PREFIX-N, `concurrency` at a time. */
+    async connect(params: { endpoint: string; prefix: string; count: number; concurrency: number }) {
+      // libzmq sizes its socket table once, when the first socket is made.
+      context ??= new Context({ maxSockets: 12_000, blocky: false });
+      const first = clients.length;
+      const names = Array.from({ length: params.count }, (_, i) => `${params.prefix}-${first + i}`);
+      const identities = names.map((n) => generateIdentity(n));
+      let next = 0;
+      const lane = async () => {
+        for (;;) {
+          const i = next++;
+          if (i >= names.length) return;
+          await connectOne(params.endpoint, names[i]!, identities[i]!);
+        }
+      };
+      await Promise.all(Array.from({ length: params.concurrency }, lane));
+      return clients.length;
+    },
+    count: () => clients.length,
+  },
+  () => {
+    for (const c of clients) {
+      c.dealer.close();
+      c.sub?.close();
+    }
+  },
+);

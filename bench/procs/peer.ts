@@ -1,0 +1,286 @@
+/**
+ * A bench helper process hosting one or more real ChatClients (the client core over the
+ * zeromq transport, each with its own profile and cache): they register, log in, send and
+ * record, per run tag, when each message became display-ready (opened, verified, cached).
+ */
+import { join } from "node:path";
+import { Cache, type ChatMessage } from "../../core/client/cache.js";
+import { ChatClient, type Target } from "../../core/client/client.js";
+import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
+import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
+import { now, sleep } from "../lib/clock.js";
+import { serve } from "../lib/rpc.js";
+import { benchText, parseBenchText } from "../lib/text.js";
+
+interface ReceiveLog {
+  times: Float64Array;
+  count: number;
+  duplicates: number;
+}
+
+interface Peer {
+  client: ChatClient;
+  logs: Map<string, ReceiveLog>;
+  /** Messages that arrived but did not verify or decrypt, or carried no bench tag we expected. */
+  problems: string[];
+}
+
+const peers = new Map<string, Peer>();
+const transport = new ZeromqClientTransport();
+/** Long enough that a slow machine never turns into a failed request; retries keep their ids. */
+const REQUEST_TIMEOUT_MS = 120_000;
+
+function peer(name: string): Peer {
+  const p = peers.get(name);
+  if (!p) throw new Error(`no client named ${name} in this helper`);
+  return p;
+}
+
+function record(p: Peer, m: ChatMessage): void {
+  if (m.from === p.client.name) return;
+  if (!m.verified) {
+    p.problems.push(`${m.id} from ${m.from}: ${m.problem}`);
+    return;
+  }
+  const t = parseBenchText(m.text);
+  const log = t ? p.logs.get(t.tag) : undefined;
+  if (!t || !log || t.index >= log.times.length) return;
+  if (Number.isNaN(log.times[t.index]!)) {
+    log.times[t.index] = now();
+    log.count++;
+  } else {
+    log.duplicates++;
+  }
+}
+
+async function open(params: {
+  name: string;
+  home: string;
+  endpoint: string;
+  cachePath?: string;
+  live: boolean;
+}): Promise<void> {
+  const paths = profilePaths(params.home, params.name);
+  const identity = ensureIdentity(paths, params.name);
+  const client = new ChatClient({
+    connect: (e) => transport.connect(e),
+    endpoints: [params.endpoint],
+    identity,
+    cache: new Cache(params.cachePath ?? paths.cache),
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  });
+  const p: Peer = { client, logs: new Map(), problems: [] };
+  client.on((e) => {
+    if (e.type === "message") record(p, e.message);
+  });
+  await client.register();
+  await client.login();
+  if (params.live) await client.goLive();
+  peers.set(params.name, p);
+}
+
+async function close(name: string): Promise<void> {
+  const p = peers.get(name);
+  if (!p) return;
+  peers.delete(name);
+  await p.client.close();
+  p.client.cache.close();
+}
+
+/** Runs `count` sends with at most `concurrency` awaiting their acknowledgement. */
+async function sendBurst(params: {
+  name: string;
+  target: Target;
+  tag: string;
+  count: number;
+  size: number;
+  concurrency: number;
+}): Promise<{ sent: Float64Array; acked: Float64Array; failures: string[] }> {
+  const { client } = peer(params.name);
+  const sent = new Float64Array(params.count).fill(Number.NaN);
+  const acked = new Float64Array(params.count).fill(Number.NaN);
+  const failures: string[] = [];
+  let next = 0;
+  const lane = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= params.count) return;
+      sent[i] = now();
+      try {
+        await client.send(params.target, benchText(params.tag, i, params.size));
+        acked[i] = now();
+      } catch (err) {
+        failures.push(`${i}: ${(err as Error).message}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(params.concurrency, params.count) }, lane));
+  return { sent, acked, failures };
+}
+
+/** Offers `rate` messages per second for `durationMs` (open loop: a send does not wait for the previous ack). */
+async function sendRate(params: {
+  name: string;
+  target: Target;
+  tag: string;
+  rate: number;
+  durationMs: number;
+  size: number;
+  maxInFlight: number;
+}): Promise<{ sent: Float64Array; acked: Float64Array; failures: string[]; behindMs: number }> {
+  const { client } = peer(params.name);
+  const count = Math.round((params.rate * params.durationMs) / 1000);
+  const sent = new Float64Array(count).fill(Number.NaN);
+  const acked = new Float64Array(count).fill(Number.NaN);
+  const failures: string[] = [];
+  const pending = new Set<Promise<void>>();
+  const start = now();
+  let behindMs = 0;
+  for (let i = 0; i < count; i++) {
+    const due = start + (i * 1000) / params.rate;
+    const wait = due - now();
+    if (wait > 1) await sleep(wait);
+    while (pending.size >= params.maxInFlight) await Promise.race(pending);
+    behindMs = Math.max(behindMs, now() - due);
+    sent[i] = now();
+    const p: Promise<void> = client
+      .send(params.target, benchText(params.tag, i, params.size))
+      .then(
+        () => {
+          acked[i] = now();
+        },
+        (err: unknown) => {
+          failures.push(`${i}: ${(err as Error).message}`);
+        },
+      )
+      .finally(() => pending.delete(p));
+    pending.add(p);
+  }
+  await Promise.all(pending);
+  return { sent, acked, failures, behindMs };
+}
+
+/** Prepares the receive logs of a run tag on these clients. */
+function listen(params: { names: string[]; tag: string; count: number }): void {
+  for (const n of params.names) {
+    peer(n).logs.set(params.tag, {
+      times: new Float64Array(params.count).fill(Number.NaN),
+      count: 0,
+      duplicates: 0,
+    });
+  }
+}
+
+/**
+ * Waits until every client has every message of the tag, or until no client has made progress
+ * for `stallMs` (then the missing ones count as lost). Returns each client's arrival times.
+ */
+async function collect(params: { names: string[]; tag: string; stallMs: number }): Promise<{
+  times: Float64Array[];
+  duplicates: number;
+  problems: string[];
+}> {
+  const logs = params.names.map((n) => {
+    const log = peer(n).logs.get(params.tag);
+    if (!log) throw new Error(`${n} is not listening for ${params.tag}`);
+    return log;
+  });
+  const total = () => logs.reduce((s, l) => s + l.count, 0);
+  const want = logs.reduce((s, l) => s + l.times.length, 0);
+  let seen = total();
+  let progressAt = now();
+  while (seen < want) {
+    await sleep(10);
+    const t = total();
+    if (t !== seen) {
+      seen = t;
+      progressAt = now();
+    } else if (now() - progressAt > params.stallMs) {
+      break;
+    }
+  }
+  const problems = params.names.flatMap((n) => peer(n).problems.splice(0));
+  for (const n of params.names) peer(n).logs.delete(params.tag);
+  return {
+    times: logs.map((l) => l.times),
+    duplicates: logs.reduce((s, l) => s + l.duplicates, 0),
+    problems,
+  };
+}
+
+/**
+ * A user on a new machine: a fresh cache for an existing identity, then one `sync` of the whole
+ * mailbox. Returns how long it took until every message was stored, verified and decrypted.
+ */
+async function recover(params: {
+  name: string;
+  home: string;
+  endpoint: string;
+  cacheDir: string;
+}): Promise<{ ms: number; messages: number; verified: number; problems: number; duplicates: number }> {
+  const paths = profilePaths(params.home, params.name);
+  const identity = ensureIdentity(paths, params.name);
+  const cache = new Cache(join(params.cacheDir, `${params.name}-${Date.now()}.db`));
+  const client = new ChatClient({
+    connect: (e) => transport.connect(e),
+    endpoints: [params.endpoint],
+    identity,
+    cache,
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  });
+  let messages = 0;
+  let verified = 0;
+  let problems = 0;
+  const ids = new Set<string>();
+  let duplicates = 0;
+  client.on((e) => {
+    if (e.type !== "message") return;
+    messages++;
+    if (e.message.verified) verified++;
+    else problems++;
+    const t = parseBenchText(e.message.text);
+    const id = t ? `${t.tag}:${t.index}` : e.message.id;
+    if (ids.has(id)) duplicates++;
+    else ids.add(id);
+  });
+  const started = now();
+  try {
+    await client.login();
+    await client.sync();
+    const ms = now() - started;
+    return { ms, messages, verified, problems, duplicates };
+  } finally {
+    await client.close();
+    cache.close();
+  }
+}
+
+serve(
+  {
+    open,
+    async openMany(params: { names: string[]; home: string; endpoint: string; live: boolean }) {
+      // A few at a time: each one registers and logs in.
+      for (let i = 0; i < params.names.length; i += 10) {
+        await Promise.all(
+          params.names
+            .slice(i, i + 10)
+            .map((name) => open({ name, home: params.home, endpoint: params.endpoint, live: params.live })),
+        );
+      }
+    },
+    async close(params: { names?: string[] }) {
+      for (const n of params.names ?? [...peers.keys()]) await close(n);
+    },
+    async groupCreate(params: { name: string; group: string; members: string[] }) {
+      await peer(params.name).client.groupCreate(params.group, params.members);
+    },
+    sendBurst,
+    sendRate,
+    listen,
+    collect,
+    recover,
+  },
+  async () => {
+    for (const n of [...peers.keys()]) await close(n);
+  },
+);

@@ -1,0 +1,274 @@
+/**
+ * `npm run bench [-- --quick] [--runs N] [--only raw,chat,…] [--out FILE]`
+ *
+ * Starts everything it measures (a raw ZeroMQ echo path, real zmqchat stacks on SQLite and on a
+ * private influxd, helper processes hosting real ChatClients), runs every workload of issue 8,
+ * prints a table and writes the figures (median and min–max over the runs, ratios to the raw
+ * baseline measured in the same run) as JSON. Exits non-zero only when a workload lost or
+ * duplicated a message (or the bench itself broke), never because the machine was slow.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { type BenchContext, FULL, QUICK } from "./lib/context.js";
+import { influxdMissing, startInfluxd } from "./lib/influxd.js";
+import { machineInfo } from "./lib/machine.js";
+import { procScript, REPO_ROOT } from "./lib/paths.js";
+import { installCleanup, killAll } from "./lib/processes.js";
+import { Results, table } from "./lib/report.js";
+import { Helper } from "./lib/rpc.js";
+import { type Stack, startStack } from "./lib/stack.js";
+import { ChatBench, type Peers } from "./workloads/chat.js";
+import { cryptoRun } from "./workloads/crypto.js";
+import { RAW, RawBaseline } from "./workloads/raw.js";
+import { RecoveryBench } from "./workloads/recovery.js";
+import { scaleRun } from "./workloads/scale.js";
+import { tuiRun } from "./workloads/tui.js";
+
+const WORKLOADS = ["crypto", "tui", "raw", "chat", "light", "group", "recovery", "scale", "influx"] as const;
+type Workload = (typeof WORKLOADS)[number];
+
+interface Args {
+  quick: boolean;
+  runs: number;
+  only: Set<Workload>;
+  out: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  let quick = false;
+  let runs: number | null = null;
+  let only: Set<Workload> = new Set(WORKLOADS);
+  let out: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) usage(`${a} needs a value`);
+      return v;
+    };
+    if (a === "--quick") quick = true;
+    else if (a === "--runs") {
+      runs = Number(value());
+      if (!Number.isInteger(runs) || runs < 1) usage("--runs takes a whole number ≥ 1");
+    } else if (a === "--only") {
+      const names = value().split(",");
+      for (const n of names)
+        if (!(WORKLOADS as readonly string[]).includes(n)) usage(`unknown workload ${n}`);
+      only = new Set(names as Workload[]);
+    } else if (a === "--out") out = value();
+    else if (a === "--help" || a === "-h") usage(null);
+    else usage(`unknown option ${a}`);
+  }
+  return {
+    quick,
+    runs: runs ?? (quick ? 1 : 3),
+    only,
+    out: out ?? join(REPO_ROOT, "bench", "results", quick ? "quick.json" : "latest.json"),
+  };
+}
+
+function usage(problem: string | null): never {
+  const text = `usage: npm run bench -- [--quick] [--runs N] [--only ${WORKLOADS.join(",")}] [--out FILE]
+  --quick   small sizes, one run each (a smoke check, under a minute); writes bench/results/quick.json
+  --runs    runs per figure (default 3; 1 with --quick)
+  --only    run only these workloads ("influx" adds the InfluxDB variants of chat and recovery)
+  --out     where to write the JSON results (default bench/results/latest.json)`;
+  if (problem) {
+    process.stderr.write(`bench: ${problem}\n${text}\n`);
+    process.exit(2);
+  }
+  process.stdout.write(`${text}\n`);
+  process.exit(0);
+}
+
+function log(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** One stack per store, its helper processes and the workloads that run on it. */
+interface StoreSetup {
+  stack: Stack;
+  chat: ChatBench;
+  recovery: RecoveryBench;
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  installCleanup();
+  const results = new Results();
+  const tmp = mkdtempSync(join(tmpdir(), "zmqchat-bench-"));
+  const ctx: BenchContext = {
+    quick: args.quick,
+    runs: args.runs,
+    sizes: args.quick ? QUICK : FULL,
+    results,
+    tmp,
+    log,
+  };
+  const started = new Date();
+  const want = (w: Workload) => args.only.has(w);
+  const missingInflux = want("influx") ? influxdMissing() : "not asked for (--only)";
+  const errors: string[] = [];
+  const stops: Array<() => Promise<void>> = [];
+  let influxVersion: string | null = null;
+  log(`zmqchat bench (${args.quick ? "quick" : "full"}, ${args.runs} run(s) per figure), temp dir ${tmp}`);
+
+  /** Runs one step; an error is recorded (the bench then exits non-zero) and the others go on. */
+  const step = async (what: string, fn: () => Promise<void> | void) => {
+    log(`- ${what}`);
+    const t = Date.now();
+    try {
+      await fn();
+    } catch (err) {
+      const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      errors.push(`${what}: ${msg}`);
+      log(`  FAILED: ${msg.split("\n").slice(0, 12).join("\n  ")}`);
+    }
+    log(`  (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+  };
+
+  try {
+    if (want("crypto"))
+      for (let r = 1; r <= args.runs; r++) await step(`crypto, run ${r}`, () => cryptoRun(ctx));
+    if (want("tui")) await step("TUI render", () => tuiRun(ctx));
+
+    const needStacks = ["raw", "chat", "light", "group", "recovery"].some((w) => want(w as Workload));
+    let raw: RawBaseline | null = null;
+    let peers: Peers | null = null;
+    const stores: Partial<Record<"sqlite" | "influx", StoreSetup>> = {};
+    if (needStacks) {
+      await step("start: raw baseline, SQLite stack, InfluxDB stack, client helpers", async () => {
+        raw = await RawBaseline.start();
+        stops.push(() => raw!.stop());
+        const p = {
+          p1: Helper.start("peer-1", procScript("peer")),
+          p2: Helper.start("peer-2", procScript("peer")),
+          p3: Helper.start("peer-3", procScript("peer")),
+        };
+        peers = p;
+        stops.push(async () => {
+          await Promise.all([p.p1.stop(), p.p2.stop(), p.p3.stop()]);
+        });
+        const sqlite = await startStack(`sqlite:${join(tmp, "store.db")}`, 2, "sqlite");
+        stops.push(() => sqlite.stop());
+        const home = join(tmp, "homes");
+        stores.sqlite = {
+          stack: sqlite,
+          chat: new ChatBench(ctx, sqlite, "sqlite", p, home),
+          recovery: new RecoveryBench(ctx, sqlite, "sqlite", p, home),
+        };
+        if (!missingInflux) {
+          const influxd = await startInfluxd(join(tmp, "influxd"));
+          influxVersion = influxd.version;
+          stops.push(() => influxd.stop());
+          const influx = await startStack(influxd.storeUrl("zmqchat_bench"), 2, "influx");
+          stops.push(() => influx.stop());
+          stores.influx = {
+            stack: influx,
+            chat: new ChatBench(ctx, influx, "influx", p, home),
+            recovery: new RecoveryBench(ctx, influx, "influx", p, home),
+          };
+        }
+      });
+    }
+    const kinds = (["sqlite", "influx"] as const).filter((k) => stores[k]);
+    const rawReady = (): RawBaseline => {
+      if (!raw) throw new Error("the raw baseline did not start");
+      return raw;
+    };
+
+    // Baseline and chat runs alternate, so both see the same machine at about the same time.
+    for (let r = 1; r <= args.runs; r++) {
+      if (want("raw") || want("chat")) await step(`raw baseline, run ${r}`, () => rawReady().burst(ctx));
+      if (want("chat"))
+        for (const k of kinds) await step(`1:1 chat (${k}), run ${r}`, () => stores[k]!.chat.oneToOne(r));
+    }
+    if (want("light")) {
+      for (let r = 1; r <= args.runs; r++) {
+        await step(`raw baseline at ${ctx.sizes.lightRate}/s, run ${r}`, () => rawReady().rate(ctx));
+        if (stores.sqlite)
+          await step(`light load (sqlite), run ${r}`, () => stores.sqlite!.chat.lightLoad(r));
+      }
+    }
+    if (want("group") && stores.sqlite)
+      for (let r = 1; r <= args.runs; r++)
+        await step(`group fan-out, run ${r}`, () => stores.sqlite!.chat.group(r));
+    if (want("recovery")) {
+      for (const k of kinds) await step(`recovery (${k}): seeding`, () => stores[k]!.recovery.seed());
+      for (let r = 1; r <= args.runs; r++)
+        for (const k of kinds) await step(`recovery (${k}), run ${r}`, () => stores[k]!.recovery.recover());
+    }
+    void peers;
+    for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
+    if (want("scale"))
+      for (let r = 1; r <= args.runs; r++) await step(`scale, run ${r}`, () => scaleRun(ctx, r));
+  } finally {
+    for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
+    killAll();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+
+  declareTargets(ctx, args.quick);
+  const influxMeta = { better: "higher" as const, unit: "" };
+  if (missingInflux && want("influx")) {
+    for (const [id, workload, label] of [
+      ["chat.influx.msgs", "1:1 chat, influx", "delivered+opened at bob"],
+      ["recovery.influx.seconds", "recovery, influx", "sync into a fresh cache"],
+    ] as const)
+      results.unavailable(id, { ...influxMeta, workload, label }, missingInflux);
+  }
+  const figures = results.finish();
+  const finished = new Date();
+  const ok = results.failures.length === 0 && errors.length === 0;
+  const report = {
+    schema: 1,
+    mode: args.quick ? "quick" : "full",
+    runsPerFigure: args.runs,
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    seconds: Math.round((finished.getTime() - started.getTime()) / 100) / 10,
+    ...machineInfo(influxVersion ?? (missingInflux ? null : "unknown")),
+    sizes: ctx.sizes,
+    baseline: `${RAW}: zeromq.js DEALER → ROUTER/ROUTER broker → echoing DEALER worker, each its own process`,
+    figures,
+    failures: results.failures,
+    errors,
+    notes: results.notes,
+    ok,
+  };
+  mkdirSync(dirname(args.out), { recursive: true });
+  writeFileSync(args.out, `${JSON.stringify(report, null, 2)}\n`);
+  log("");
+  log(table(figures));
+  for (const n of results.notes) log(`note: ${n}`);
+  log(`\nwritten to ${args.out} in ${report.seconds} s`);
+  if (results.failures.length > 0) log(`\nLOST OR DUPLICATED MESSAGES:\n  ${results.failures.join("\n  ")}`);
+  if (errors.length > 0) log(`\nBENCH ERRORS:\n  ${errors.map((e) => e.split("\n")[0]).join("\n  ")}`);
+  return ok ? 0 : 1;
+}
+
+/** The issue's targets; absolute sizes apply only at the issue's sizes (full runs). */
+function declareTargets(ctx: BenchContext, quick: boolean): void {
+  const r = ctx.results;
+  r.target("chat.sqlite.msgs", ">=", 1 / 3, "ratio");
+  r.target("chat.sqlite.cpu", "<=", 3, "ratio");
+  r.target("crypto.direct.seal", ">=", 10_000);
+  r.target("crypto.direct.open", ">=", 8_000);
+  if (!quick) {
+    r.target("chat.sqlite.msgs", ">=", 10_000);
+    r.target("light.sqlite.p99", "<=", 20);
+    r.target("recovery.sqlite.seconds", "<=", 10);
+    r.target("recovery.influx.seconds", "<=", 10);
+    r.target("scale.perClient.serverSide", "<=", 20);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    killAll();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,300 @@
+import type { Target as ChatTarget } from "../../core/client/client.js";
+import type { BenchContext } from "../lib/context.js";
+import type { Helper } from "../lib/rpc.js";
+import type { Stack } from "../lib/stack.js";
+import { distribution, extent } from "../lib/stats.js";
+import { CpuMeter } from "../lib/sysinfo.js";
+
+/** The helper processes that host ChatClients: p1 sends, p2 and p3 receive. */
+export interface Peers {
+  p1: Helper;
+  p2: Helper;
+  p3: Helper;
+}
+
+interface SendResult {
+  sent: Float64Array;
+  acked: Float64Array;
+  failures: string[];
+  behindMs?: number;
+}
+
+interface Collected {
+  times: Float64Array[];
+  duplicates: number;
+  problems: string[];
+}
+
+export type StoreKind = "sqlite" | "influx";
+
+/** What arrived, checked: lost, duplicated or unverifiable messages fail the bench. */
+function check(ctx: BenchContext, what: string, c: Collected, send: SendResult): void {
+  let lost = 0;
+  for (const t of c.times) for (let i = 0; i < t.length; i++) if (Number.isNaN(t[i]!)) lost++;
+  const expected = c.times.reduce((s, t) => s + t.length, 0);
+  if (lost > 0) {
+    const why = send.failures.length ? ` (send failures: ${send.failures.slice(0, 3).join("; ")})` : "";
+    ctx.results.fail(`${what}: ${lost} of ${expected} deliveries lost${why}`);
+  }
+  if (c.duplicates > 0) ctx.results.fail(`${what}: ${c.duplicates} deliveries duplicated`);
+  if (c.problems.length > 0)
+    ctx.results.fail(
+      `${what}: ${c.problems.length} messages did not verify: ${c.problems.slice(0, 3).join("; ")}`,
+    );
+}
+
+/** Send → display-ready latency of every delivery, over all receivers. */
+function latencies(send: SendResult, c: Collected): Float64Array {
+  const n = send.sent.length;
+  const out = new Float64Array(n * c.times.length);
+  c.times.forEach((t, r) => {
+    for (let i = 0; i < n; i++) out[r * n + i] = t[i]! - send.sent[i]!;
+  });
+  return out;
+}
+
+function ackLatencies(send: SendResult): Float64Array {
+  return send.sent.map((s, i) => send.acked[i]! - s);
+}
+
+/** The chat workloads over one real stack (balancer + 2 servers on one store). */
+export class ChatBench {
+  private readonly k: string;
+
+  constructor(
+    private readonly ctx: BenchContext,
+    private readonly stack: Stack,
+    private readonly store: StoreKind,
+    private readonly peers: Peers,
+    private readonly home: string,
+  ) {
+    this.k = store === "sqlite" ? "s" : "i";
+  }
+
+  private open(helper: Helper, name: string): Promise<void> {
+    return helper.call("open", { name, home: this.home, endpoint: this.stack.endpoint, live: true });
+  }
+
+  /** A short exchange that is not measured: JIT, connections, key look-ups. */
+  private async warm(
+    from: Helper,
+    sender: string,
+    target: ChatTarget,
+    to: Array<[Helper, string[]]>,
+    tag: string,
+  ) {
+    const count = 100;
+    for (const [h, names] of to) await h.call("listen", { names, tag, count });
+    const [send, ...got] = await Promise.all([
+      from.call<SendResult>("sendBurst", { name: sender, target, tag, count, size: 200, concurrency: 20 }),
+      ...to.map(([h, names]) =>
+        h.call<Collected>("collect", { names, tag, stallMs: this.ctx.sizes.stallMs }),
+      ),
+    ]);
+    for (const c of got) check(this.ctx, `${this.store} warm-up`, c, send);
+  }
+
+  /** 1:1: alice sends N messages to bob with ≤100 unacknowledged; bob is live. */
+  async oneToOne(run: number): Promise<void> {
+    const { ctx, peers, stack } = this;
+    const s = ctx.sizes;
+    const alice = `alice-${this.k}${run}`;
+    const bob = `bob-${this.k}${run}`;
+    await this.open(peers.p2, bob);
+    await this.open(peers.p1, alice);
+    try {
+      await this.warm(peers.p1, alice, { user: bob }, [[peers.p2, [bob]]], `w${run}`);
+      const tag = `c${run}`;
+      await peers.p2.call("listen", { names: [bob], tag, count: s.chatCount });
+      const cpu = new CpuMeter(stack.pids);
+      const [send, got] = await Promise.all([
+        peers.p1.call<SendResult>("sendBurst", {
+          name: alice,
+          target: { user: bob },
+          tag,
+          count: s.chatCount,
+          size: s.textBytes,
+          concurrency: s.maxUnacked,
+        }),
+        peers.p2.call<Collected>("collect", { names: [bob], tag, stallMs: s.stallMs }),
+      ]);
+      const used = cpu.used();
+      check(ctx, `1:1 chat (${this.store})`, got, send);
+      const d = distribution(latencies(send, got));
+      const span = extent(got.times[0]!).max - extent(send.sent).min;
+      const ack = distribution(ackLatencies(send));
+      const w = `1:1 chat, ${this.store}`;
+      const id = `chat.${this.store}`;
+      ctx.results.add(`${id}.msgs`, (d.count * 1000) / span, {
+        workload: w,
+        label: `${s.chatCount} × ${s.textBytes} B delivered+opened at bob, ≤${s.maxUnacked} unacked`,
+        unit: "msg/s",
+        better: "higher",
+        baseline: "raw.msgs",
+      });
+      ctx.results.add(`${id}.p50`, d.p50, {
+        workload: w,
+        label: "send → display-ready p50",
+        unit: "ms",
+        better: "lower",
+        baseline: "raw.p50",
+      });
+      ctx.results.add(`${id}.p99`, d.p99, {
+        workload: w,
+        label: "send → display-ready p99",
+        unit: "ms",
+        better: "lower",
+        baseline: "raw.p99",
+      });
+      ctx.results.add(`${id}.ackP99`, ack.p99, {
+        workload: w,
+        label: "send → durable ack p99",
+        unit: "ms",
+        better: "lower",
+      });
+      ctx.results.add(`${id}.cpu`, used / d.count, {
+        workload: w,
+        label: "balancer + 2 servers CPU per message",
+        unit: "µs/msg",
+        better: "lower",
+        baseline: "raw.cpu",
+      });
+    } finally {
+      await peers.p1.call("close", { names: [alice] });
+      await peers.p2.call("close", { names: [bob] });
+    }
+  }
+
+  /** Light load: a fixed rate offered (open loop) for a while; latency send → display-ready at bob. */
+  async lightLoad(run: number): Promise<void> {
+    const { ctx, peers } = this;
+    const s = ctx.sizes;
+    const alice = `lalice-${this.k}${run}`;
+    const bob = `lbob-${this.k}${run}`;
+    await this.open(peers.p2, bob);
+    await this.open(peers.p1, alice);
+    try {
+      await this.warm(peers.p1, alice, { user: bob }, [[peers.p2, [bob]]], `lw${run}`);
+      const tag = `l${run}`;
+      const count = Math.round((s.lightRate * s.lightMs) / 1000);
+      await peers.p2.call("listen", { names: [bob], tag, count });
+      const [send, got] = await Promise.all([
+        peers.p1.call<SendResult>("sendRate", {
+          name: alice,
+          target: { user: bob },
+          tag,
+          rate: s.lightRate,
+          durationMs: s.lightMs,
+          size: s.textBytes,
+          maxInFlight: s.maxUnacked,
+        }),
+        peers.p2.call<Collected>("collect", { names: [bob], tag, stallMs: s.stallMs }),
+      ]);
+      check(ctx, `light load (${this.store})`, got, send);
+      const d = distribution(latencies(send, got));
+      const w = `1:1 chat, ${this.store}, ${s.lightRate}/s offered for ${s.lightMs / 1000} s`;
+      const note =
+        (send.behindMs ?? 0) > 50
+          ? `the sender fell up to ${Math.round(send.behindMs!)} ms behind its schedule`
+          : undefined;
+      const meta = { workload: w, unit: "ms", better: "lower" as const, note };
+      ctx.results.add(`light.${this.store}.p50`, d.p50, {
+        ...meta,
+        label: "send → display-ready p50",
+        baseline: "light.raw.p50",
+      });
+      ctx.results.add(`light.${this.store}.p99`, d.p99, {
+        ...meta,
+        label: "send → display-ready p99",
+        baseline: "light.raw.p99",
+      });
+      ctx.results.add(`light.${this.store}.max`, d.max, {
+        ...meta,
+        label: "send → display-ready max",
+        baseline: "light.raw.max",
+      });
+    } finally {
+      await peers.p1.call("close", { names: [alice] });
+      await peers.p2.call("close", { names: [bob] });
+    }
+  }
+
+  /** Group fan-out: one member sends to a group whose other members listen in two processes. */
+  async group(run: number): Promise<void> {
+    const { ctx, peers, stack } = this;
+    const s = ctx.sizes;
+    const owner = `gown-${this.k}${run}`;
+    const members = Array.from({ length: s.groupMembers - 1 }, (_, i) => `gm-${this.k}${run}-${i}`);
+    const inP2 = members.filter((_, i) => i % 2 === 0);
+    const inP3 = members.filter((_, i) => i % 2 === 1);
+    const group = `grp-${this.k}${run}`;
+    const target = { group };
+    const listeners: Array<[Helper, string[]]> = [
+      [peers.p2, inP2],
+      [peers.p3, inP3],
+    ];
+    try {
+      await Promise.all(
+        listeners.map(([h, names]) =>
+          h.call("openMany", { names, home: this.home, endpoint: stack.endpoint, live: true }),
+        ),
+      );
+      await this.open(peers.p1, owner);
+      await peers.p1.call("groupCreate", { name: owner, group, members });
+      await this.warm(peers.p1, owner, target, listeners, `gw${run}`);
+      const tag = `g${run}`;
+      for (const [h, names] of listeners) await h.call("listen", { names, tag, count: s.groupMessages });
+      const cpu = new CpuMeter(stack.pids);
+      const [send, ...got] = await Promise.all([
+        peers.p1.call<SendResult>("sendBurst", {
+          name: owner,
+          target,
+          tag,
+          count: s.groupMessages,
+          size: s.textBytes,
+          concurrency: s.maxUnacked,
+        }),
+        ...listeners.map(([h, names]) => h.call<Collected>("collect", { names, tag, stallMs: s.stallMs })),
+      ]);
+      const used = cpu.used();
+      const all: Collected = {
+        times: got.flatMap((c) => c.times),
+        duplicates: got.reduce((n, c) => n + c.duplicates, 0),
+        problems: got.flatMap((c) => c.problems),
+      };
+      check(ctx, `group fan-out (${this.store})`, all, send);
+      const d = distribution(latencies(send, all));
+      const last = Math.max(...all.times.map((t) => extent(t).max));
+      const span = last - extent(send.sent).min;
+      const w = `group of ${s.groupMembers}, ${this.store}`;
+      const id = `group.${this.store}`;
+      ctx.results.add(`${id}.deliveries`, (d.count * 1000) / span, {
+        workload: w,
+        label: `${s.groupMessages} messages to ${members.length} listening members`,
+        unit: "deliveries/s",
+        better: "higher",
+      });
+      ctx.results.add(`${id}.p50`, d.p50, {
+        workload: w,
+        label: "send → display-ready p50",
+        unit: "ms",
+        better: "lower",
+      });
+      ctx.results.add(`${id}.p99`, d.p99, {
+        workload: w,
+        label: "send → display-ready p99",
+        unit: "ms",
+        better: "lower",
+      });
+      ctx.results.add(`${id}.cpu`, used / d.count, {
+        workload: w,
+        label: "balancer + 2 servers CPU per delivery",
+        unit: "µs/delivery",
+        better: "lower",
+      });
+    } finally {
+      await peers.p1.call("close", { names: [owner] });
+      await Promise.all(listeners.map(([h, names]) => h.call("close", { names })));
+    }
+  }
+}

@@ -1,0 +1,97 @@
+import { sleep } from "../lib/clock.js";
+import type { BenchContext } from "../lib/context.js";
+import { procScript } from "../lib/paths.js";
+import { Helper } from "../lib/rpc.js";
+import { startStack } from "../lib/stack.js";
+import { rssBytes } from "../lib/sysinfo.js";
+
+const MiB = 1024 * 1024;
+/** Time for the processes to finish the log-in burst before memory is read. */
+const SETTLE_MS = 2000;
+
+/**
+ * Scale: a fresh stack (balancer + 2 servers, SQLite), then idle, logged-in clients added in
+ * steps (1,000, then 5,000 in all); RSS of the balancer and the servers after each step.
+ * Memory per client is the growth between the steps, so start-up and warm-up do not count.
+ */
+export async function scaleRun(ctx: BenchContext, run: number): Promise<void> {
+  const s = ctx.sizes;
+  const stack = await startStack(`sqlite:${ctx.tmp}/scale-${run}.db`, 2, `scale${run}`);
+  const helpers = Array.from({ length: s.scaleProcesses }, (_, i) =>
+    Helper.start(`idle-${i}`, procScript("idle-clients")),
+  );
+  try {
+    const rss = () => ({
+      balancer: rssBytes(stack.balancerPid),
+      servers: stack.serverPids.reduce((sum, pid) => sum + rssBytes(pid), 0),
+    });
+    let connected = 0;
+    const at: Array<{ clients: number; balancer: number; servers: number }> = [];
+    for (const step of s.scaleSteps) {
+      const more = step - connected;
+      const each = Math.ceil(more / helpers.length);
+      await Promise.all(
+        helpers.map((h, i) =>
+          h.call("connect", {
+            endpoint: stack.endpoint,
+            prefix: `i${run}-${i}`,
+            count: Math.min(each, more - i * each),
+            concurrency: 50,
+          }),
+        ),
+      );
+      connected = step;
+      await sleep(SETTLE_MS);
+      at.push({ clients: step, ...rss() });
+      ctx.log(
+        `  ${step} idle clients: balancer ${(at.at(-1)!.balancer / MiB).toFixed(1)} MiB, servers ${(at.at(-1)!.servers / MiB).toFixed(1)} MiB`,
+      );
+    }
+    const w = "scale, idle logged-in clients";
+    for (const a of at) {
+      ctx.results.add(`scale.balancer.${a.clients}`, a.balancer / MiB, {
+        workload: w,
+        label: `balancer RSS with ${a.clients} clients`,
+        unit: "MiB",
+        better: "lower",
+      });
+      ctx.results.add(`scale.servers.${a.clients}`, a.servers / MiB, {
+        workload: w,
+        label: `2 servers' RSS (sum) with ${a.clients} clients`,
+        unit: "MiB",
+        better: "lower",
+      });
+    }
+    const first = at[0]!;
+    const last = at.at(-1)!;
+    const n = last.clients - first.clients;
+    if (n > 0) {
+      const label = `from ${first.clients} to ${last.clients} clients`;
+      ctx.results.add("scale.perClient.balancer", (last.balancer - first.balancer) / n / 1024, {
+        workload: w,
+        label: `balancer memory per client, ${label}`,
+        unit: "KiB",
+        better: "lower",
+      });
+      ctx.results.add("scale.perClient.servers", (last.servers - first.servers) / n / 1024, {
+        workload: w,
+        label: `servers' memory per client, ${label}`,
+        unit: "KiB",
+        better: "lower",
+      });
+      ctx.results.add(
+        "scale.perClient.serverSide",
+        (last.balancer + last.servers - first.balancer - first.servers) / n / 1024,
+        {
+          workload: w,
+          label: `server side (balancer + servers) per client, ${label}`,
+          unit: "KiB",
+          better: "lower",
+        },
+      );
+    }
+  } finally {
+    await Promise.all(helpers.map((h) => h.stop()));
+    await stack.stop();
+  }
+}
