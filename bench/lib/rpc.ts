@@ -108,7 +108,7 @@ export function serve(handlers: Handlers, onExit: () => Promise<void> | void = (
       );
   });
   process.on("disconnect", () => {
-    Promise.resolve()
+    void Promise.resolve()
       .then(onExit)
       .finally(() => process.exit(0));
   });
