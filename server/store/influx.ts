@@ -57,11 +57,15 @@ const ID_SKEW_MS = 3600_000;
 
 const M = {
   users: "users",
+  userKeys: "user_keys",
+  backups: "backups",
   groups: "groups",
   memberships: "memberships",
   mailbox: "mailbox",
   lanes: "lanes",
 } as const;
+
+const ROTATION_FIELDS = ["from_sign", "from_enc", "sign", "enc"];
 
 interface Pending {
   input: AppendInput;
@@ -362,34 +366,95 @@ export class InfluxStore implements Store {
   async registerUser(user: UserRecord): Promise<{ created: boolean; user: UserRecord }> {
     this.ready();
     checkName(user.name, "user");
-    if (typeof user.keys?.sign !== "string" || typeof user.keys?.enc !== "string") {
-      throw new ZmqchatError("bad_request", "a user needs a signing and an encryption key");
-    }
+    checkKeys(user.keys);
     const { created, winner } = await this.claim(M.users, user.name, ["sign", "enc"], (p) =>
       p.stringField("sign", user.keys.sign).stringField("enc", user.keys.enc),
     );
-    return { created, user: toUser(user.name, winner) };
+    const current = (await this.users([user.name])).get(user.name);
+    const keys = current?.keys ?? { sign: String(winner.fields.sign), enc: String(winner.fields.enc) };
+    return { created, user: { name: user.name, keys } };
   }
 
   async getUsers(names: string[]): Promise<UserRecord[]> {
     this.ready();
     const valid = [...new Set(names.filter((n) => NAME_PATTERN.test(n)))];
     if (valid.length === 0) return [];
-    const winners = await this.winners(M.users, valid, ["sign", "enc"]);
+    const users = await this.users(valid);
     const out: UserRecord[] = [];
     for (const n of names) {
-      const w = winners.get(n);
-      if (w) out.push(toUser(n, w));
+      const u = users.get(n);
+      if (u) out.push({ name: u.name, keys: u.keys });
     }
     return out;
   }
 
   async listUsers(): Promise<UserRecord[]> {
     this.ready();
-    const winners = await this.winners(M.users, null, ["sign", "enc"]);
-    return [...winners.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([n, w]) => toUser(n, w));
+    const users = await this.users(null);
+    return [...users.values()]
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((u) => ({ name: u.name, keys: u.keys }));
+  }
+
+  /**
+   * Compare-and-set of a user's keys without compare-and-set: a rotation claim "from → to",
+   * decided like a name (first settled claim from the current keys wins; see users()).
+   */
+  async rotateKeys(name: string, from: UserRecord["keys"], to: UserRecord["keys"]): Promise<boolean> {
+    this.ready();
+    checkKeys(from);
+    checkKeys(to);
+    if (!NAME_PATTERN.test(name)) return false;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const current = (await this.users([name])).get(name);
+      if (!current || current.keys.sign !== from.sign || current.keys.enc !== from.enc) return false;
+      const id = randomBytes(8).toString("hex");
+      const ts = this.stamp();
+      const point = new Point(M.userKeys)
+        .tag("name", name)
+        .tag("claim", id)
+        .stringField("from_sign", from.sign)
+        .stringField("from_enc", from.enc)
+        .stringField("sign", to.sign)
+        .stringField("enc", to.enc)
+        .booleanField("void", false);
+      await this.writeRetrying(
+        [point.timestamp(ts.toString()).toLineProtocol()!],
+        `rotate the keys of ${name}`,
+      );
+      if (nowNs() > ts + this.windowNs / 2n) {
+        await this.withdraw(M.userKeys, name, id);
+        continue;
+      }
+      await this.waitPast(ts);
+      return (await this.users([name])).get(name)?.steps.has(id) ?? false;
+    }
+    throw new ZmqchatError(
+      "unavailable",
+      `${this.where} is too slow to decide the keys of ${name}; try again`,
+    );
+  }
+
+  async putBackup(name: string, blob: string): Promise<void> {
+    this.ready();
+    checkName(name, "user");
+    if (typeof blob !== "string") throw new ZmqchatError("bad_request", "a key backup is text");
+    const point = new Point(M.backups).tag("name", name).stringField("blob", blob);
+    await this.writeRetrying(
+      [point.timestamp(this.stamp().toString()).toLineProtocol()!],
+      "store a key backup",
+    );
+  }
+
+  async getBackup(name: string): Promise<string | null> {
+    this.ready();
+    if (!NAME_PATTERN.test(name)) return null;
+    const res = await this.queryRetrying(
+      `SELECT "blob" FROM ${this.m(M.backups)} WHERE "name" = ${str(name)} ORDER BY time DESC LIMIT 1`,
+      "read a key backup",
+    );
+    const row = res[0]?.[0] ? rows(res[0][0])[0] : undefined;
+    return typeof row?.blob === "string" ? row.blob : null;
   }
 
   async createGroup(group: GroupRecord): Promise<{ created: boolean; group: GroupRecord }> {
@@ -482,11 +547,7 @@ export class InfluxStore implements Store {
       if (nowNs() > ts + this.windowNs / 2n) {
         // The write took so long that another server may already have decided without seeing
         // it: withdraw this claim and try again with a fresh timestamp.
-        const voided = new Point(measurement).tag("name", name).tag("claim", id).booleanField("void", true);
-        await this.writeRetrying(
-          [voided.timestamp(this.stamp().toString()).toLineProtocol()!],
-          `withdraw a claim on ${name}`,
-        );
+        await this.withdraw(measurement, name, id);
         continue;
       }
       await this.waitPast(ts);
@@ -499,6 +560,15 @@ export class InfluxStore implements Store {
       return { created: winner.id === id, winner };
     }
     throw new ZmqchatError("unavailable", `${this.where} is too slow to decide who owns ${name}; try again`);
+  }
+
+  /** Withdraws a claim: a `void` point in the claim's own series. */
+  private async withdraw(measurement: string, name: string, id: string): Promise<void> {
+    const voided = new Point(measurement).tag("name", name).tag("claim", id).booleanField("void", true);
+    await this.writeRetrying(
+      [voided.timestamp(this.stamp().toString()).toLineProtocol()!],
+      `withdraw a claim on ${name}`,
+    );
   }
 
   /** The settled winning claim of each name (claims younger than the safety window do not count yet). */
@@ -522,27 +592,45 @@ export class InfluxStore implements Store {
     names: string[] | null,
     fields: string[],
   ): Promise<Map<string, Claim[]>> {
+    const res = await this.queryRetrying(this.claimStatement(measurement, names, fields), "read claims");
+    return parseClaims(res[0] ?? []);
+  }
+
+  private claimStatement(measurement: string, names: string[] | null, fields: string[]): string {
     const filter = names ? `WHERE ${names.map((n) => `"name" = ${str(n)}`).join(" OR ")} ` : "";
     const cols = [...fields, "void"].map(ident).join(", ");
+    return `SELECT ${cols} FROM ${this.m(measurement)} ${filter}GROUP BY "name", "claim"`;
+  }
+
+  /**
+   * Users with their current keys: the winning registration, then the key chain. A rotation is
+   * a claim "from keys A to keys B"; from the registration on, the earliest settled rotation
+   * whose `from` is the current keys (and that is later than them) makes B current, and so on.
+   * Claim ids of the rotations that took effect come back too, for rotateKeys.
+   */
+  private async users(names: string[] | null): Promise<Map<string, UserRecord & { steps: Set<string> }>> {
     const res = await this.queryRetrying(
-      `SELECT ${cols} FROM ${this.m(measurement)} ${filter}GROUP BY "name", "claim"`,
-      "read claims",
+      `${this.claimStatement(M.users, names, ["sign", "enc"])}; ${this.claimStatement(M.userKeys, names, ROTATION_FIELDS)}`,
+      "read users",
     );
-    const out = new Map<string, Claim[]>();
-    for (const s of res[0] ?? []) {
-      const name = s.tags.name;
-      const id = s.tags.claim;
-      if (name === undefined || id === undefined) continue;
-      const rs = rows(s);
-      if (rs.some((r) => r.void === true)) continue;
-      const claimRow = rs.find((r) => r.void === false);
-      if (!claimRow) continue;
-      const list = out.get(name) ?? [];
-      list.push({ id, ts: timeOf(claimRow), fields: claimRow });
-      out.set(name, list);
+    const registrations = parseClaims(res[0] ?? []);
+    const rotations = parseClaims(res[1] ?? []);
+    const out = new Map<string, UserRecord & { steps: Set<string> }>();
+    for (const [name, claims] of registrations) {
+      const first = claims[0];
+      if (!first || !this.settled(first.ts)) continue;
+      let keys = { sign: String(first.fields.sign), enc: String(first.fields.enc) };
+      let since = first.ts;
+      const steps = new Set<string>();
+      for (const r of rotations.get(name) ?? []) {
+        if (!this.settled(r.ts) || r.ts <= since) continue;
+        if (r.fields.from_sign !== keys.sign || r.fields.from_enc !== keys.enc) continue;
+        keys = { sign: String(r.fields.sign), enc: String(r.fields.enc) };
+        since = r.ts;
+        steps.add(r.id);
+      }
+      out.set(name, { name, keys, steps });
     }
-    for (const list of out.values())
-      list.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : a.id < b.id ? -1 : 1));
     return out;
   }
 
@@ -586,6 +674,8 @@ export class InfluxStore implements Store {
       throw new ZmqchatError("bad_request", `bad cursor ${JSON.stringify(after)}`);
     if (!Number.isInteger(limit) || limit < 0)
       throw new ZmqchatError("bad_request", `bad page size ${limit}`);
+    // A local batch may finish while the query runs: take its floor from before and after.
+    const floorBefore = this.inflightMin;
     const first = await this.page(owner, after, null, limit + 1);
     if (first.length === 0 || limit === 0) return { items: [], more: first.length > 0 };
 
@@ -593,14 +683,20 @@ export class InfluxStore implements Store {
     // and never one younger than the safety window until the window has passed, then re-read,
     // so that a point another server stamped earlier but committed later is not jumped over.
     let boundary = (first[Math.min(limit, first.length) - 1] as PageRow).ts;
-    const inflight = this.inflightMin;
-    if (inflight !== null && inflight <= boundary) boundary = inflight - 1n;
+    for (const floor of [floorBefore, this.inflightMin]) {
+      if (floor !== null && floor <= boundary) boundary = floor - 1n;
+    }
     let page: PageRow[];
     if (boundary + this.windowNs > nowNs()) {
       await this.waitPast(boundary);
-      const local = this.inflightMin;
-      if (local !== null && local <= boundary) boundary = local - 1n;
+      const floor = this.inflightMin;
+      if (floor !== null && floor <= boundary) boundary = floor - 1n;
       page = await this.page(owner, after, boundary, limit + 1);
+      const floorAfter = this.inflightMin;
+      if (floorAfter !== null && floorAfter <= boundary) {
+        boundary = floorAfter - 1n;
+        page = page.filter((r) => r.ts <= boundary);
+      }
     } else {
       page = first.filter((r) => r.ts <= boundary);
     }
@@ -888,8 +984,31 @@ function checkName(name: unknown, what: string): asserts name is string {
   }
 }
 
-function toUser(name: string, claim: Claim): UserRecord {
-  return { name, keys: { sign: String(claim.fields.sign), enc: String(claim.fields.enc) } };
+function checkKeys(keys: unknown): asserts keys is UserRecord["keys"] {
+  const k = keys as Partial<UserRecord["keys"]> | null;
+  if (typeof k?.sign !== "string" || typeof k?.enc !== "string") {
+    throw new ZmqchatError("bad_request", "a user needs a signing and an encryption key");
+  }
+}
+
+/** Live (not withdrawn) claims per name from a `GROUP BY "name", "claim"` answer, earliest first. */
+function parseClaims(series: Series[]): Map<string, Claim[]> {
+  const out = new Map<string, Claim[]>();
+  for (const s of series) {
+    const name = s.tags.name;
+    const id = s.tags.claim;
+    if (name === undefined || id === undefined) continue;
+    const rs = rows(s);
+    if (rs.some((r) => r.void === true)) continue;
+    const claimRow = rs.find((r) => r.void === false);
+    if (!claimRow) continue;
+    const list = out.get(name) ?? [];
+    list.push({ id, ts: timeOf(claimRow), fields: claimRow });
+    out.set(name, list);
+  }
+  for (const list of out.values())
+    list.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : a.id < b.id ? -1 : 1));
+  return out;
 }
 
 function parseMembers(text: string): string[] {

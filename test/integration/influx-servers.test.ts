@@ -65,6 +65,35 @@ describe("InfluxStore with several servers on one database", () => {
     assert.deepEqual(late.user, outcomes[0]![0].user);
   });
 
+  it("lets exactly one of two concurrent key rotations from the same keys win, and both servers agree", async () => {
+    const [a, b] = await servers(2);
+    const names = Array.from({ length: 10 }, (_, i) => `rotor${i}`);
+    await Promise.all(names.map((name) => a!.registerUser({ name, keys: keys(1) })));
+    const outcomes = await Promise.all(
+      names.map((name) =>
+        Promise.all([a!.rotateKeys(name, keys(1), keys(2)), b!.rotateKeys(name, keys(1), keys(3))]),
+      ),
+    );
+    const [usersA, usersB] = await Promise.all([a!.getUsers(names), b!.getUsers(names)]);
+    assert.deepEqual(usersA, usersB, "both servers see the same keys");
+    for (const [i, [ra, rb]] of outcomes.entries()) {
+      assert.equal(Number(ra) + Number(rb), 1, `${names[i]}: exactly one rotation took effect`);
+      assert.deepEqual(usersA[i]!.keys, ra ? keys(2) : keys(3));
+    }
+    // The chain goes on from the winner's keys only.
+    const winner = usersA[0]!.keys;
+    assert.equal(
+      await b!.rotateKeys(names[0]!, keys(1), keys(4)),
+      false,
+      "not from keys already rotated away",
+    );
+    assert.equal(await b!.rotateKeys(names[0]!, winner, keys(4)), true);
+    assert.deepEqual((await a!.getUsers([names[0]!]))[0]!.keys, keys(4));
+    await a!.putBackup("rotor0", "one");
+    await b!.putBackup("rotor0", "two");
+    assert.equal(await a!.getBackup("rotor0"), "two", "the newest backup wins on every server");
+  });
+
   it("lets exactly one of two servers create a group both create at once", async () => {
     const [a, b] = await servers(2);
     const [ra, rb] = await Promise.all([
