@@ -308,9 +308,11 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   });
   for (const c of program.commands) c.exitOverride();
   try {
-    if (argv.length <= 2) {
-      const { runTui } = await import("../tui/main.js");
-      return await runTui(program.opts());
+    // No command (global options only): the full-screen UI.
+    const { operands, unknown } = program.parseOptions(argv.slice(2));
+    if (operands.length === 0 && unknown.length === 0) {
+      const { tuiCommand } = await import("./commands/tui.js");
+      return await tuiCommand(program);
     }
     await program.parseAsync(argv);
     return code;

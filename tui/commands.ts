@@ -1,0 +1,104 @@
+/** Slash commands typed in the composer, parsed into values (no network here). */
+
+import { NAME_PATTERN } from "../core/protocol/limits.js";
+
+export type Command =
+  | { kind: "msg"; user: string; text: string | null }
+  | { kind: "group"; op: "create" | "add" | "remove"; name: string; members: string[] }
+  | { kind: "members"; name: string | null }
+  | { kind: "trust"; user: string }
+  | { kind: "fingerprint"; user: string | null }
+  | { kind: "help" }
+  | { kind: "quit" }
+  | { kind: "invalid"; message: string };
+
+export const COMMAND_HELP: ReadonlyArray<[string, string]> = [
+  ["/msg USER [TEXT]", "open the conversation with USER (and send TEXT)"],
+  ["/group create NAME MEMBER…", "create a group you own"],
+  ["/group add|remove NAME MEMBER…", "change a group's members (owner only)"],
+  ["/members [GROUP]", "list a group's members"],
+  ["/trust USER", "accept USER's changed keys (compare fingerprints first)"],
+  ["/fingerprint [USER]", "show your or USER's fingerprint (safety number)"],
+  ["/help", "keys and commands"],
+  ["/quit", "leave zmqchat"],
+  ["//text", "send a message that starts with /"],
+];
+
+/** True when the composer text is a command rather than a message ("//" escapes a leading slash). */
+export function isCommand(text: string): boolean {
+  return text.startsWith("/") && !text.startsWith("//");
+}
+
+function badName(kind: string, name: string | undefined): string | null {
+  if (name === undefined || name === "") return `which ${kind}?`;
+  return NAME_PATTERN.test(name) ? null : `"${name}" is not a valid ${kind} name`;
+}
+
+export function parseCommand(input: string): Command {
+  const line = input.trim();
+  const [head = "", ...rest] = line.split(/\s+/);
+  const word = head.slice(1).toLowerCase();
+  switch (word) {
+    case "msg":
+    case "query":
+    case "chat": {
+      const user = rest[0];
+      const bad = badName("user", user);
+      if (bad) return { kind: "invalid", message: `${bad} usage: /msg USER [TEXT]` };
+      const after = line.slice(line.indexOf(user!, head.length) + user!.length).trim();
+      return { kind: "msg", user: user!, text: after === "" ? null : after };
+    }
+    case "group": {
+      const op = rest[0];
+      if (op !== "create" && op !== "add" && op !== "remove") {
+        return { kind: "invalid", message: "usage: /group create|add|remove NAME MEMBER…" };
+      }
+      const name = rest[1];
+      const bad = badName("group", name);
+      if (bad) return { kind: "invalid", message: `${bad} usage: /group ${op} NAME MEMBER…` };
+      const members = rest.slice(2);
+      for (const m of members) {
+        const b = badName("user", m);
+        if (b) return { kind: "invalid", message: b };
+      }
+      if (op !== "create" && members.length === 0) {
+        return { kind: "invalid", message: `/group ${op} needs at least one member` };
+      }
+      return { kind: "group", op, name: name!, members };
+    }
+    case "members": {
+      const name = rest[0];
+      if (name === undefined) return { kind: "members", name: null };
+      const bad = badName("group", name);
+      return bad ? { kind: "invalid", message: bad } : { kind: "members", name };
+    }
+    case "trust": {
+      const bad = badName("user", rest[0]);
+      return bad
+        ? { kind: "invalid", message: `${bad} usage: /trust USER` }
+        : { kind: "trust", user: rest[0]! };
+    }
+    case "fingerprint":
+    case "fp":
+    case "whois": {
+      const user = rest[0];
+      if (user === undefined) return { kind: "fingerprint", user: null };
+      const bad = badName("user", user);
+      return bad ? { kind: "invalid", message: bad } : { kind: "fingerprint", user };
+    }
+    case "help":
+    case "?":
+      return { kind: "help" };
+    case "quit":
+    case "exit":
+    case "q":
+      return { kind: "quit" };
+    default:
+      return { kind: "invalid", message: `unknown command ${head}; /help lists them` };
+  }
+}
+
+/** Parses the new-group prompt: "NAME MEMBER…". */
+export function parseGroupPrompt(text: string): Command {
+  return parseCommand(`/group create ${text}`);
+}

@@ -1,0 +1,144 @@
+import { Box, Text, useInput } from "ink";
+import { type HistoryItem, historyWindow, MARK_CHARS, type Row } from "../history-layout.js";
+import { historyKey } from "../keymap.js";
+import { convTitle } from "../state.js";
+import { useAppState, useDispatch } from "../store.js";
+import { truncate } from "../text.js";
+
+interface Props {
+  width: number;
+  height: number;
+  active: boolean;
+}
+
+const NAME_COLORS = [
+  "green",
+  "magenta",
+  "blue",
+  "yellow",
+  "cyan",
+  "redBright",
+  "greenBright",
+  "magentaBright",
+];
+
+export function nameColor(name: string): string {
+  let h = 0;
+  for (const ch of name) h = (h * 31 + ch.codePointAt(0)!) >>> 0;
+  return NAME_COLORS[h % NAME_COLORS.length]!;
+}
+
+const MARK_COLORS = {
+  pending: "yellow",
+  stored: "green",
+  failed: "red",
+  unverified: "red",
+  none: undefined,
+} as const;
+
+function RowView({ row, width }: { row: Row; width: number }) {
+  if (row.kind === "day") {
+    const label = ` ${row.label} `;
+    const side = Math.max(2, Math.floor((width - label.length) / 2));
+    return (
+      <Text dimColor wrap="truncate-end">
+        {`${"─".repeat(side)}${label}${"─".repeat(side)}`}
+      </Text>
+    );
+  }
+  const toneColor = row.tone === "problem" || row.tone === "failed" ? "red" : undefined;
+  if (!row.head) {
+    return (
+      <Text wrap="truncate-end" color={toneColor} dimColor={row.tone === "pending"}>
+        {" ".repeat(row.indent)}
+        {row.text}
+      </Text>
+    );
+  }
+  return (
+    <Text wrap="truncate-end">
+      <Text dimColor>{row.head.time} </Text>
+      <Text color={MARK_COLORS[row.head.mark]}>{MARK_CHARS[row.head.mark]} </Text>
+      <Text color={nameColor(row.head.from)} bold>
+        {row.head.from}
+      </Text>
+      <Text color={toneColor} dimColor={row.tone === "pending"}>
+        {"  "}
+        {row.text}
+      </Text>
+    </Text>
+  );
+}
+
+const EMPTY: HistoryItem[] = [];
+
+/** The open conversation, newest at the bottom; only the rows in view are laid out and drawn. */
+export function HistoryPane({ width, height, active }: Props) {
+  const dispatch = useDispatch();
+  const history = useAppState((s) => s.history);
+  const open = useAppState((s) => s.open);
+  const focused = useAppState((s) => s.focus === "history");
+  const keyChanged = useAppState((s) => s.keyChanged);
+  useInput(
+    (input, key) => {
+      const a = historyKey(input, key);
+      if (a) dispatch(a);
+    },
+    { isActive: active },
+  );
+  const innerWidth = width - 4;
+  const rowsAvail = Math.max(1, height - 3);
+  const items = history?.items ?? EMPTY;
+  const win = historyWindow(items, innerWidth, rowsAvail, history?.scroll ?? 0);
+  const other = open?.startsWith("u:") ? open.slice(2) : null;
+  const warn = other !== null && keyChanged.includes(other);
+  let info = "";
+  if (history?.loading) info = "  loading…";
+  else if (win.scroll > 0) {
+    info = history?.newBelow ? `  ↓ ${history.newBelow} new below (End)` : "  ↓ more below (End)";
+  } else if (win.atTop && history?.complete && items.length > 0) info = "  (start of conversation)";
+  return (
+    <Box
+      flexDirection="column"
+      width={width}
+      height={height}
+      borderStyle="round"
+      borderColor={focused ? "cyan" : "gray"}
+      paddingX={1}
+      overflow="hidden"
+    >
+      <Text wrap="truncate-end">
+        <Text bold color={focused ? "cyan" : undefined}>
+          {open ? convTitle(open) : "zmqchat"}
+        </Text>
+        {warn ? (
+          <Text
+            color="red"
+            bold
+          >{`  ⚠ ${other}'s keys changed: /fingerprint ${other}, then /trust ${other}`}</Text>
+        ) : null}
+        <Text dimColor>{info}</Text>
+      </Text>
+      {open === null ? (
+        <Box flexDirection="column">
+          <Text dimColor wrap="truncate-end">
+            No conversation open.
+          </Text>
+          <Text dimColor wrap="truncate-end">
+            Ctrl-N or /msg USER starts a chat; Enter on a contact or group opens it; ? shows every key.
+          </Text>
+        </Box>
+      ) : items.length === 0 && !history?.loading ? (
+        <Text dimColor wrap="truncate-end">
+          {truncate(`No messages with ${convTitle(open)} yet. Say hello!`, innerWidth)}
+        </Text>
+      ) : (
+        win.rows.map((r, i) => (
+          // Rows have no stable identity across scrolls; the index within the window is what Ink needs.
+          // biome-ignore lint/suspicious/noArrayIndexKey: see above
+          <RowView key={i} row={r} width={innerWidth} />
+        ))
+      )}
+    </Box>
+  );
+}

@@ -1,0 +1,101 @@
+import { Box, Text, useInput } from "ink";
+import { useMemo } from "react";
+import { listKey } from "../keymap.js";
+import { listOf, type State, type ListPane as Which } from "../state.js";
+import { useAppState, useDispatch } from "../store.js";
+import { fit, textWidth, truncate } from "../text.js";
+
+interface Props {
+  pane: Which;
+  width: number;
+  height: number;
+  active: boolean;
+}
+
+interface Entry {
+  name: string;
+  unread: number;
+  open: boolean;
+  warn: boolean;
+}
+
+function entriesOf(
+  s: Pick<State, "users" | "groups" | "convs" | "keyChanged" | "open">,
+  pane: Which,
+): Entry[] {
+  return listOf(s, pane).map((name) => {
+    const conv = `${pane === "contacts" ? "u" : "g"}:${name}`;
+    return {
+      name,
+      unread: s.convs[conv]?.unread ?? 0,
+      open: s.open === conv,
+      warn: pane === "contacts" && s.keyChanged.includes(name),
+    };
+  });
+}
+
+/** Contacts or Groups: names with unread counts and key warnings; the selection follows j/k and arrows. */
+export function ListPane({ pane, width, height, active }: Props) {
+  const dispatch = useDispatch();
+  const users = useAppState((s) => s.users);
+  const groups = useAppState((s) => s.groups);
+  const convs = useAppState((s) => s.convs);
+  const keyChanged = useAppState((s) => s.keyChanged);
+  const open = useAppState((s) => s.open);
+  const list = useMemo(
+    () => entriesOf({ users, groups, convs, keyChanged, open }, pane),
+    [users, groups, convs, keyChanged, open, pane],
+  );
+  const selected = useAppState((s) => s.selected[pane]);
+  const focused = useAppState((s) => s.focus === pane);
+  useInput(
+    (input, key) => {
+      const a = listKey(pane, input, key);
+      if (a) dispatch(a);
+    },
+    { isActive: active },
+  );
+  const inner = width - 2;
+  const rows = Math.max(1, height - 3);
+  const sel = selected === null ? -1 : list.findIndex((e) => e.name === selected);
+  const start = Math.max(0, Math.min(sel - Math.floor(rows / 2), list.length - rows));
+  const shown = list.slice(start, start + rows);
+  const unread = list.reduce((n, e) => n + e.unread, 0);
+  const title = pane === "contacts" ? "Contacts" : "Groups";
+  return (
+    <Box
+      flexDirection="column"
+      width={width}
+      height={height}
+      borderStyle="round"
+      borderColor={focused ? "cyan" : "gray"}
+      overflow="hidden"
+    >
+      <Text bold color={focused ? "cyan" : undefined} wrap="truncate-end">
+        {title}
+        {unread > 0 ? <Text color="yellow">{` (${unread} new)`}</Text> : null}
+      </Text>
+      {shown.length === 0 ? (
+        <Text dimColor wrap="truncate-end">
+          {pane === "contacts" ? " no one yet (Ctrl-N)" : " none yet (Ctrl-G)"}
+        </Text>
+      ) : null}
+      {shown.map((e) => {
+        const isSel = e.name === selected;
+        const badge = e.unread > 0 ? ` ${e.unread > 99 ? "99+" : e.unread}` : "";
+        const warn = e.warn ? " ⚠" : "";
+        const label = `${e.open ? "▸" : " "}${pane === "groups" ? "#" : ""}${e.name}`;
+        const room = inner - textWidth(badge) - textWidth(warn);
+        return (
+          <Text key={e.name} wrap="truncate-end" inverse={isSel && focused} bold={e.open || e.unread > 0}>
+            {fit(truncate(label, room), room)}
+            <Text color="red">{warn}</Text>
+            <Text color="yellow" bold>
+              {badge}
+            </Text>
+          </Text>
+        );
+      })}
+    </Box>
+  );
+}

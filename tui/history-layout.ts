@@ -1,0 +1,170 @@
+/**
+ * How a conversation becomes screen rows, computed from the newest message upwards and only
+ * as far as the visible window needs: a 10,000-message history costs what one page costs.
+ */
+
+import { sanitize, textWidth, wrapText } from "./text.js";
+
+export type Delivery = "pending" | "stored" | "failed";
+
+/** One entry of the history pane: a stored message, or one of ours still being sent. */
+export interface HistoryItem {
+  /** The message id; a local id while pending. */
+  id: string;
+  from: string;
+  text: string;
+  /** ISO time: the server's for stored messages, the local clock while pending. */
+  time: string;
+  /** The mailbox cursor (a decimal string) that orders stored messages; null while pending. */
+  ord: string | null;
+  verified: boolean;
+  problem: string | null;
+  /** Delivery state of our own messages; null for others'. */
+  delivery: Delivery | null;
+  error: string | null;
+}
+
+export type Row =
+  | { kind: "day"; label: string }
+  | {
+      kind: "msg";
+      id: string;
+      /** Set on a message's first row only. */
+      head: { time: string; mark: Mark; from: string } | null;
+      indent: number;
+      text: string;
+      tone: "normal" | "problem" | "pending" | "failed";
+    };
+
+export type Mark = "pending" | "stored" | "failed" | "unverified" | "none";
+
+export const MARK_CHARS: Record<Mark, string> = {
+  pending: "…",
+  stored: "✓",
+  failed: "✗",
+  unverified: "⚠",
+  none: " ",
+};
+
+const pad2 = (n: number) => String(n).padStart(2, "0");
+
+export function clock(iso: string): string {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "--:--" : `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+}
+
+export function dayKey(iso: string): string {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime())
+    ? "?"
+    : `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`;
+}
+
+const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+export function dayLabel(iso: string, now: Date = new Date()): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "unknown day";
+  const key = dayKey(iso);
+  if (key === dayKey(now.toISOString()))
+    return `Today, ${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()}`;
+  const y = new Date(now);
+  y.setDate(y.getDate() - 1);
+  if (key === dayKey(y.toISOString()))
+    return `Yesterday, ${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()}`;
+  return `${DAYS[d.getDay()]}, ${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()}`;
+}
+
+export function markOf(item: HistoryItem): Mark {
+  if (!item.verified) return "unverified";
+  if (item.delivery === "pending") return "pending";
+  if (item.delivery === "failed") return "failed";
+  if (item.delivery === "stored") return "stored";
+  return "none";
+}
+
+/** The rows of one item, with a day separator above it when its day differs from the item before. */
+export function itemRows(item: HistoryItem, prev: HistoryItem | undefined, width: number, now?: Date): Row[] {
+  const rows: Row[] = [];
+  if (!prev || dayKey(prev.time) !== dayKey(item.time))
+    rows.push({ kind: "day", label: dayLabel(item.time, now) });
+  const from = sanitize(item.from);
+  // "HH:MM ✓ name  text": continuation rows are indented under the text, unless the pane is too narrow.
+  const indentFull = 5 + 1 + 1 + 1 + textWidth(from) + 2;
+  const indent = indentFull <= Math.floor(width / 2) ? indentFull : 2;
+  let body: string;
+  let tone: "normal" | "problem" | "pending" | "failed" = "normal";
+  if (!item.verified) {
+    body = `[not verified: ${item.problem ?? "unknown problem"}]`;
+    tone = "problem";
+  } else {
+    body = sanitize(item.text);
+    if (item.delivery === "pending") tone = "pending";
+    if (item.delivery === "failed") {
+      tone = "failed";
+      body = `${body}\n[not sent: ${item.error ?? "failed"}]`;
+    }
+  }
+  const head = { time: clock(item.time), mark: markOf(item), from };
+  if (indent === indentFull) {
+    const lines = wrapText(body, width - indent);
+    lines.forEach((text, i) => {
+      rows.push({ kind: "msg", id: item.id, head: i === 0 ? head : null, indent, text, tone });
+    });
+  } else {
+    // Narrow: the header on its own row, the text below it.
+    rows.push({ kind: "msg", id: item.id, head, indent: indentFull, text: "", tone });
+    for (const text of wrapText(body, width - indent)) {
+      rows.push({ kind: "msg", id: item.id, head: null, indent, text, tone });
+    }
+  }
+  return rows;
+}
+
+export interface HistoryWindow {
+  /** The rows to draw, top to bottom: exactly `height` or fewer when the history is short. */
+  rows: Row[];
+  /** The scroll offset actually used (rows above the bottom), clamped to what exists. */
+  scroll: number;
+  /** True when the window reaches the oldest loaded item. */
+  atTop: boolean;
+}
+
+/**
+ * The visible window of a history, `scroll` rows above the newest row. Walks items from
+ * the newest backwards and stops as soon as the window is full.
+ */
+export function historyWindow(
+  items: readonly HistoryItem[],
+  width: number,
+  height: number,
+  scroll: number,
+  now?: Date,
+): HistoryWindow {
+  const need = Math.max(0, scroll) + Math.max(0, height);
+  const collected: Row[][] = [];
+  let count = 0;
+  let i = items.length - 1;
+  for (; i >= 0 && count < need; i--) {
+    const rows = itemRows(items[i]!, items[i - 1], width, now);
+    collected.push(rows);
+    count += rows.length;
+  }
+  const atTop = i < 0;
+  const all: Row[] = [];
+  for (let k = collected.length - 1; k >= 0; k--) all.push(...collected[k]!);
+  let used = Math.max(0, scroll);
+  if (atTop) used = Math.min(used, Math.max(0, all.length - height));
+  const end = all.length - used;
+  return { rows: all.slice(Math.max(0, end - height), end), scroll: used, atTop };
+}
+
+/** How many rows the newest `n` items take (used to keep a scrolled-up view steady when messages arrive). */
+export function rowsOfNewest(items: readonly HistoryItem[], n: number, width: number, now?: Date): number {
+  let total = 0;
+  for (let i = items.length - 1; i >= Math.max(0, items.length - n); i--) {
+    total += itemRows(items[i]!, items[i - 1], width, now).length;
+  }
+  return total;
+}

@@ -1,0 +1,495 @@
+/**
+ * The TUI's one store: a pure reducer over client events (already turned into actions by the
+ * controller) and UI actions (from the keymap). Panes are views of this state.
+ */
+
+import type { ChatMessage } from "../core/client/cache.js";
+import type { ConnectionState } from "../core/client/client.js";
+import { type EditOp, type Editor, edit, emptyEditor } from "./editor.js";
+import { type HistoryItem, historyWindow, rowsOfNewest } from "./history-layout.js";
+
+export type Pane = "contacts" | "groups" | "history" | "composer";
+export const PANES: readonly Pane[] = ["contacts", "groups", "history", "composer"];
+export type ListPane = "contacts" | "groups";
+
+export type NoticeLevel = "info" | "warn" | "error";
+
+export type Overlay = { kind: "help" } | { kind: "prompt"; purpose: "chat" | "group"; editor: Editor };
+
+export interface ConvInfo {
+  unread: number;
+  /** Time of the newest message (ISO), "" when unknown. */
+  last: string;
+}
+
+export interface HistoryState {
+  conv: string;
+  items: HistoryItem[];
+  /** Every older message is loaded. */
+  complete: boolean;
+  /** What the controller is loading from the cache, if anything. */
+  loading: "newest" | "older" | "all" | null;
+  /** Rows above the newest row; 0 follows new messages. */
+  scroll: number;
+  /** Messages that arrived below the window while scrolled up. */
+  newBelow: number;
+}
+
+export interface State {
+  phase: "signup" | "main";
+  signup: { editor: Editor; busy: string | null; error: string | null; profiles: string[] };
+  me: string | null;
+  fingerprint: string | null;
+  connection: ConnectionState;
+  endpoint: string;
+  /** What the TUI did about the local stack (started it, found it), shown in the status bar. */
+  stackNote: string | null;
+  /** Messages received by a sync in progress, or null. */
+  syncing: number | null;
+  users: string[];
+  /** Users whose keys changed and are not yet trusted: messages to them are held. */
+  keyChanged: string[];
+  groups: string[];
+  convs: Record<string, ConvInfo>;
+  selected: Record<ListPane, string | null>;
+  open: string | null;
+  history: HistoryState | null;
+  /** Size of the history pane's message area, set by the root from the terminal size. */
+  view: { width: number; height: number };
+  focus: Pane;
+  overlay: Overlay | null;
+  composer: Editor;
+  /** Inside a bracketed paste: Enter inserts a newline instead of sending. */
+  pasting: boolean;
+  notice: { id: number; text: string; level: NoticeLevel } | null;
+  /** Counts bell-worthy arrivals; the controller rings when it grows. */
+  bells: number;
+  bellEnabled: boolean;
+  nextId: number;
+  quitting: boolean;
+}
+
+export type ScrollBy = "lineUp" | "lineDown" | "pageUp" | "pageDown" | "top" | "bottom";
+
+export type Action =
+  // sign-up screen
+  | { type: "signup/show"; profiles: string[]; error?: string | null; name?: string }
+  | { type: "signup/edit"; op: EditOp }
+  | { type: "signup/submit" }
+  | { type: "signup/busy"; text: string }
+  | { type: "signup/error"; text: string }
+  // session and connection
+  | { type: "session"; me: string; fingerprint: string; endpoint: string; bell: boolean }
+  | { type: "connection"; state: ConnectionState; endpoint: string }
+  | { type: "stack"; note: string }
+  | { type: "sync"; received: number; done: boolean }
+  | { type: "users"; names: string[]; keyChanged: string[] }
+  | { type: "keyChanged"; name: string }
+  | { type: "trusted"; name: string }
+  | { type: "groups"; names: string[] }
+  | { type: "convs"; convs: Array<{ conv: string; last: string; unread: number }> }
+  | { type: "arrived"; messages: ChatMessage[] }
+  | { type: "history"; conv: string; messages: ChatMessage[]; complete: boolean }
+  // our sends
+  | { type: "sending"; localId: string; conv: string; text: string; at: string }
+  | { type: "sent"; localId: string; message: ChatMessage }
+  | { type: "sendFailed"; localId: string; error: string }
+  // UI
+  | { type: "layout"; width: number; height: number }
+  | { type: "open"; conv: string }
+  | { type: "activate"; pane: ListPane }
+  | { type: "focus"; pane: Pane }
+  | { type: "focusNext" }
+  | { type: "focusPrev" }
+  | { type: "select"; pane: ListPane; by: number | "first" | "last" }
+  | { type: "scroll"; by: ScrollBy }
+  | { type: "edit"; op: EditOp }
+  | { type: "paste"; on: boolean }
+  | { type: "slash" }
+  | { type: "help" }
+  | { type: "prompt"; purpose: "chat" | "group" }
+  | { type: "close" }
+  | { type: "back" }
+  | { type: "submit" }
+  | { type: "promptSubmit" }
+  | { type: "notice"; text: string; level: NoticeLevel }
+  | { type: "clearNotice"; id: number }
+  | { type: "quit" };
+
+export function initialState(opts: { bell?: boolean; profiles?: string[] } = {}): State {
+  return {
+    phase: "signup",
+    signup: { editor: emptyEditor, busy: null, error: null, profiles: opts.profiles ?? [] },
+    me: null,
+    fingerprint: null,
+    connection: "offline",
+    endpoint: "",
+    stackNote: null,
+    syncing: null,
+    users: [],
+    keyChanged: [],
+    groups: [],
+    convs: {},
+    selected: { contacts: null, groups: null },
+    open: null,
+    history: null,
+    view: { width: 60, height: 20 },
+    focus: "composer",
+    overlay: null,
+    composer: emptyEditor,
+    pasting: false,
+    notice: null,
+    bells: 0,
+    bellEnabled: opts.bell ?? true,
+    nextId: 1,
+    quitting: false,
+  };
+}
+
+// ---- derived lists (shared by the reducer and the panes) -------------------------------------
+
+/** People in the Contacts pane: known users and anyone we have a conversation with, by name. */
+type Lists = Pick<State, "users" | "groups" | "convs">;
+
+export function contactList(s: Lists): string[] {
+  const names = new Set(s.users);
+  for (const c of Object.keys(s.convs)) if (c.startsWith("u:")) names.add(c.slice(2));
+  return [...names].sort();
+}
+
+export function groupList(s: Lists): string[] {
+  const names = new Set(s.groups);
+  for (const c of Object.keys(s.convs)) if (c.startsWith("g:")) names.add(c.slice(2));
+  return [...names].sort();
+}
+
+export function listOf(s: Lists, pane: ListPane): string[] {
+  return pane === "contacts" ? contactList(s) : groupList(s);
+}
+
+export function convOf(pane: ListPane, name: string): string {
+  return pane === "contacts" ? `u:${name}` : `g:${name}`;
+}
+
+/** The title of a conversation: "alice" or "#team". */
+export function convTitle(conv: string): string {
+  return conv.startsWith("g:") ? `#${conv.slice(2)}` : conv.slice(2);
+}
+
+export function unreadTotal(s: State): number {
+  let n = 0;
+  for (const c of Object.values(s.convs)) n += c.unread;
+  return n;
+}
+
+// ---- helpers -----------------------------------------------------------------------------
+
+function itemOf(m: ChatMessage, me: string | null): HistoryItem {
+  return {
+    id: m.id,
+    from: m.from,
+    text: m.text,
+    time: m.serverTime || m.sentAt,
+    ord: m.cursor,
+    verified: m.verified,
+    problem: m.problem,
+    delivery: m.from === me ? "stored" : null,
+    error: null,
+  };
+}
+
+function ordLess(a: string, b: string): boolean {
+  return a.length !== b.length ? a.length < b.length : a < b;
+}
+
+/** Puts a stored item in mailbox order, before any pending ones; ignores ids already present. */
+function insertItem(items: HistoryItem[], item: HistoryItem): HistoryItem[] {
+  if (items.some((i) => i.id === item.id)) return items;
+  let at = items.length;
+  while (at > 0 && (items[at - 1]!.ord === null || ordLess(item.ord!, items[at - 1]!.ord!))) at--;
+  return [...items.slice(0, at), item, ...items.slice(at)];
+}
+
+function bump(
+  convs: Record<string, ConvInfo>,
+  conv: string,
+  last: string,
+  unread: number,
+): Record<string, ConvInfo> {
+  const c = convs[conv] ?? { unread: 0, last: "" };
+  return { ...convs, [conv]: { unread: c.unread + unread, last: last > c.last ? last : c.last } };
+}
+
+function notice(s: State, text: string, level: NoticeLevel): State {
+  return { ...s, notice: { id: s.nextId, text, level }, nextId: s.nextId + 1 };
+}
+
+function withEditor(s: State, op: EditOp): State {
+  if (s.overlay?.kind === "prompt") {
+    return { ...s, overlay: { ...s.overlay, editor: edit(s.overlay.editor, op, { multiline: false }) } };
+  }
+  if (s.overlay) return s;
+  return { ...s, composer: edit(s.composer, op) };
+}
+
+function openConv(s: State, conv: string): State {
+  const pane: ListPane = conv.startsWith("g:") ? "groups" : "contacts";
+  const name = conv.slice(2);
+  const same = s.history?.conv === conv;
+  return {
+    ...s,
+    open: conv,
+    history: same
+      ? { ...s.history!, scroll: 0, newBelow: 0 }
+      : { conv, items: [], complete: false, loading: "newest", scroll: 0, newBelow: 0 },
+    convs: { ...s.convs, [conv]: { unread: 0, last: s.convs[conv]?.last ?? "" } },
+    selected: { ...s.selected, [pane]: name },
+    users: pane === "contacts" && !s.users.includes(name) && name !== s.me ? [...s.users, name] : s.users,
+    groups: pane === "groups" && !s.groups.includes(name) ? [...s.groups, name] : s.groups,
+    focus: "composer",
+    overlay: null,
+  };
+}
+
+function scrollHistory(s: State, by: ScrollBy): State {
+  const h = s.history;
+  if (!h) return s;
+  const { width, height } = s.view;
+  const page = Math.max(1, height - 2);
+  let target = h.scroll;
+  if (by === "lineUp") target += 1;
+  if (by === "lineDown") target -= 1;
+  if (by === "pageUp") target += page;
+  if (by === "pageDown") target -= page;
+  if (by === "bottom") target = 0;
+  if (by === "top") target = Number.MAX_SAFE_INTEGER;
+  target = Math.max(0, target);
+  const win = historyWindow(h.items, width, height, target === Number.MAX_SAFE_INTEGER ? 1e9 : target);
+  const scroll = win.scroll;
+  let loading = h.loading;
+  // Reaching the oldest loaded message asks the controller for older ones.
+  if (win.atTop && !h.complete && loading === null && target >= win.scroll)
+    loading = by === "top" ? "all" : "older";
+  return { ...s, history: { ...h, scroll, loading, newBelow: scroll === 0 ? 0 : h.newBelow } };
+}
+
+function focusStep(s: State, step: 1 | -1): State {
+  const i = PANES.indexOf(s.focus);
+  return { ...s, focus: PANES[(i + step + PANES.length) % PANES.length]! };
+}
+
+// ---- the reducer -------------------------------------------------------------------------
+
+export function reduce(s: State, a: Action): State {
+  switch (a.type) {
+    case "signup/show":
+      return {
+        ...s,
+        phase: "signup",
+        signup: {
+          editor: a.name ? { text: a.name, cursor: a.name.length } : s.signup.editor,
+          busy: null,
+          error: a.error ?? null,
+          profiles: a.profiles,
+        },
+      };
+    case "signup/edit":
+      return {
+        ...s,
+        signup: { ...s.signup, editor: edit(s.signup.editor, a.op, { multiline: false }), error: null },
+      };
+    case "signup/submit":
+      return s;
+    case "signup/busy":
+      return { ...s, signup: { ...s.signup, busy: a.text, error: null } };
+    case "signup/error":
+      return { ...s, signup: { ...s.signup, busy: null, error: a.text } };
+
+    case "session":
+      return {
+        ...s,
+        phase: "main",
+        me: a.me,
+        fingerprint: a.fingerprint,
+        endpoint: a.endpoint,
+        bellEnabled: a.bell,
+        focus: "composer",
+      };
+    case "connection":
+      return { ...s, connection: a.state, endpoint: a.endpoint };
+    case "stack":
+      return { ...s, stackNote: a.note };
+    case "sync":
+      return { ...s, syncing: a.done ? null : a.received };
+    case "users": {
+      const names = a.names.filter((n) => n !== s.me);
+      return { ...s, users: names, keyChanged: a.keyChanged };
+    }
+    case "keyChanged":
+      if (s.keyChanged.includes(a.name)) return s;
+      return notice(
+        { ...s, keyChanged: [...s.keyChanged, a.name].sort() },
+        `⚠ ${a.name}'s keys changed! Messages to ${a.name} are held. Compare fingerprints (/fingerprint ${a.name}), then /trust ${a.name}`,
+        "warn",
+      );
+    case "trusted":
+      return { ...s, keyChanged: s.keyChanged.filter((n) => n !== a.name) };
+    case "groups":
+      return { ...s, groups: [...a.names].sort() };
+    case "convs": {
+      const convs = { ...s.convs };
+      for (const c of a.convs) convs[c.conv] = { unread: c.conv === s.open ? 0 : c.unread, last: c.last };
+      return { ...s, convs };
+    }
+    case "arrived": {
+      let convs = s.convs;
+      let history = s.history;
+      let users = s.users;
+      let groups = s.groups;
+      let bells = s.bells;
+      let belowRows = 0;
+      for (const m of a.messages) {
+        const mine = m.from === s.me;
+        const here = m.conv === s.open;
+        convs = bump(convs, m.conv, m.serverTime, !mine && !here ? 1 : 0);
+        if (!mine && !here && s.bellEnabled) bells++;
+        if (m.conv.startsWith("u:")) {
+          const other = m.conv.slice(2);
+          if (other !== s.me && !users.includes(other)) users = [...users, other];
+        } else if (!groups.includes(m.conv.slice(2))) {
+          groups = [...groups, m.conv.slice(2)];
+        }
+        if (history && history.conv === m.conv && history.loading !== "newest") {
+          const items = insertItem(history.items, itemOf(m, s.me));
+          if (items !== history.items) {
+            if (history.scroll > 0) belowRows += rowsOfNewest(items, 1, s.view.width);
+            history = {
+              ...history,
+              items,
+              newBelow: history.scroll > 0 && !mine ? history.newBelow + 1 : history.newBelow,
+            };
+          }
+        }
+      }
+      if (history && belowRows > 0) history = { ...history, scroll: history.scroll + belowRows };
+      return { ...s, convs, history, users, groups, bells };
+    }
+    case "history": {
+      const h = s.history;
+      if (!h || h.conv !== a.conv) return s;
+      let items = a.messages.map((m) => itemOf(m, s.me));
+      // Keep what arrived or was sent meanwhile (pending sends stay at the end).
+      const known = new Set(items.map((i) => i.id));
+      for (const i of h.items) {
+        if (!known.has(i.id)) items = i.ord === null ? [...items, i] : insertItem(items, i);
+      }
+      // Home asked for the very top: show it once everything is loaded.
+      const scroll =
+        h.loading === "all" ? historyWindow(items, s.view.width, s.view.height, 1e9).scroll : h.scroll;
+      return { ...s, history: { ...h, items, complete: a.complete, loading: null, scroll } };
+    }
+
+    case "sending": {
+      const h = s.history;
+      const item: HistoryItem = {
+        id: a.localId,
+        from: s.me ?? "",
+        text: a.text,
+        time: a.at,
+        ord: null,
+        verified: true,
+        problem: null,
+        delivery: "pending",
+        error: null,
+      };
+      if (!h || h.conv !== a.conv) return s;
+      return { ...s, history: { ...h, items: [...h.items, item], scroll: 0, newBelow: 0 } };
+    }
+    case "sent": {
+      const convs = bump(s.convs, a.message.conv, a.message.serverTime, 0);
+      const h = s.history;
+      if (!h || h.conv !== a.message.conv) return { ...s, convs };
+      const rest = h.items.filter((i) => i.id !== a.localId);
+      return { ...s, convs, history: { ...h, items: insertItem(rest, itemOf(a.message, s.me)) } };
+    }
+    case "sendFailed": {
+      const h = s.history;
+      if (!h) return s;
+      return {
+        ...s,
+        history: {
+          ...h,
+          items: h.items.map((i) =>
+            i.id === a.localId ? { ...i, delivery: "failed" as const, error: a.error } : i,
+          ),
+        },
+      };
+    }
+
+    case "layout":
+      if (s.view.width === a.width && s.view.height === a.height) return s;
+      return { ...s, view: { width: a.width, height: a.height } };
+    case "open":
+      return openConv(s, a.conv);
+    case "activate": {
+      const name = s.selected[a.pane] ?? listOf(s, a.pane)[0];
+      return name === undefined ? s : openConv(s, convOf(a.pane, name));
+    }
+    case "focus":
+      return { ...s, focus: a.pane };
+    case "focusNext":
+      return focusStep(s, 1);
+    case "focusPrev":
+      return focusStep(s, -1);
+    case "select": {
+      const list = listOf(s, a.pane);
+      if (list.length === 0) return s;
+      const cur = s.selected[a.pane];
+      const i = cur === null ? -1 : list.indexOf(cur);
+      let next: number;
+      if (a.by === "first") next = 0;
+      else if (a.by === "last") next = list.length - 1;
+      else
+        next = i === -1 ? (a.by > 0 ? 0 : list.length - 1) : Math.min(list.length - 1, Math.max(0, i + a.by));
+      return { ...s, selected: { ...s.selected, [a.pane]: list[next]! } };
+    }
+    case "scroll":
+      return scrollHistory(s, a.by);
+    case "edit":
+      return withEditor(s, a.op);
+    case "paste":
+      return { ...s, pasting: a.on };
+    case "slash":
+      return {
+        ...s,
+        focus: "composer",
+        composer: s.composer.text === "" ? { text: "/", cursor: 1 } : s.composer,
+      };
+    case "help":
+      return { ...s, overlay: { kind: "help" } };
+    case "prompt":
+      return { ...s, overlay: { kind: "prompt", purpose: a.purpose, editor: emptyEditor } };
+    case "close":
+      return { ...s, overlay: null };
+    case "back": {
+      if (s.overlay) return { ...s, overlay: null };
+      if (s.focus === "contacts" || s.focus === "groups") return { ...s, focus: "composer" };
+      return { ...s, focus: s.open?.startsWith("g:") ? "groups" : "contacts" };
+    }
+    case "submit":
+      if (s.composer.text.trim() === "") return s;
+      return {
+        ...s,
+        composer: emptyEditor,
+        history: s.history ? { ...s.history, scroll: 0, newBelow: 0 } : null,
+      };
+    case "promptSubmit":
+      return { ...s, overlay: null };
+    case "notice":
+      return notice(s, a.text, a.level);
+    case "clearNotice":
+      return s.notice?.id === a.id ? { ...s, notice: null } : s;
+    case "quit":
+      return { ...s, quitting: true };
+  }
+}

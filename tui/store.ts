@@ -1,0 +1,66 @@
+/** A minimal store for the reducer, and the React hooks panes read it with. */
+
+import { createContext, useContext, useSyncExternalStore } from "react";
+import type { Action, State } from "./state.js";
+
+export class Store {
+  private state: State;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(
+    private readonly reducer: (s: State, a: Action) => State,
+    initial: State,
+  ) {
+    this.state = initial;
+  }
+
+  getState = (): State => this.state;
+
+  /** Applies an action; returns the state before it (for effects that compare). */
+  dispatch(action: Action): State {
+    const prev = this.state;
+    const next = this.reducer(prev, action);
+    if (next !== prev) {
+      this.state = next;
+      for (const l of this.listeners) l();
+    }
+    return prev;
+  }
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  };
+}
+
+/** What panes get from the root: the store to read, and `dispatch` for their intents. */
+export interface TuiContextValue {
+  store: Store;
+  dispatch: (action: Action) => void;
+  /** Registers what to do when the user leaves; returns the unregistering function. */
+  onExit: (listener: () => void) => () => void;
+}
+
+export const TuiContext = createContext<TuiContextValue | null>(null);
+
+function useTui(): TuiContextValue {
+  const v = useContext(TuiContext);
+  if (!v) throw new Error("TUI components need a TuiContext provider");
+  return v;
+}
+
+/** Reads one slice of the state; the component re-renders only when that slice changes. */
+export function useAppState<T>(selector: (s: State) => T): T {
+  const { store } = useTui();
+  return useSyncExternalStore(store.subscribe, () => selector(store.getState()));
+}
+
+export function useDispatch(): (action: Action) => void {
+  return useTui().dispatch;
+}
+
+export function useOnExit(): TuiContextValue["onExit"] {
+  return useTui().onExit;
+}
