@@ -338,27 +338,41 @@ export class InfluxStore implements Store {
   }
 
   private async lanesInUse(lease: bigint): Promise<Set<number>> {
-    const res = await this.queryRetrying(
-      `SELECT "alive" FROM ${this.m(M.lanes)} WHERE time > ${nanos(nowNs() - lease)} GROUP BY "lane"`,
-      "list timestamp lanes",
-    );
-    return new Set((res[0] ?? []).map((s) => Number(s.tags.lane)));
+    return new Set([...(await this.laneHolders(null, lease)).keys()]);
   }
 
+  /** The holder whose live marks on `lane` started earliest within the lease. */
   private async laneOwner(lane: number, lease: bigint): Promise<string | null> {
-    const res = await this.queryRetrying(
-      `SELECT "alive" FROM ${this.m(M.lanes)} WHERE "lane" = ${str(String(lane))} AND time > ${nanos(nowNs() - lease)} GROUP BY "holder" ORDER BY time ASC LIMIT 1`,
-      "read a timestamp lane",
-    );
-    let best: { holder: string; ts: bigint } | null = null;
-    for (const s of res[0] ?? []) {
-      const first = s.values[0];
-      const holder = s.tags.holder;
-      if (!first || holder === undefined) continue;
-      const ts = timeOf({ time: first[0] ?? null });
-      if (!best || ts < best.ts || (ts === best.ts && holder < best.holder)) best = { holder, ts };
+    const holders = (await this.laneHolders(lane, lease)).get(lane) ?? [];
+    let best: { holder: string; since: bigint } | null = null;
+    for (const h of holders) {
+      if (!best || h.since < best.since || (h.since === best.since && h.holder < best.holder)) best = h;
     }
     return best?.holder ?? null;
+  }
+
+  /** Holders per lane with a mark within the lease whose latest mark is not a release. */
+  private async laneHolders(
+    lane: number | null,
+    lease: bigint,
+  ): Promise<Map<number, { holder: string; since: bigint }[]>> {
+    const which = lane === null ? "" : `"lane" = ${str(String(lane))} AND `;
+    const res = await this.queryRetrying(
+      `SELECT "alive" FROM ${this.m(M.lanes)} WHERE ${which}time > ${nanos(nowNs() - lease)} GROUP BY "lane", "holder"`,
+      "read timestamp lanes",
+    );
+    const out = new Map<number, { holder: string; since: bigint }[]>();
+    for (const s of res[0] ?? []) {
+      const rs = rows(s);
+      const first = rs[0];
+      const holder = s.tags.holder;
+      const l = Number(s.tags.lane);
+      if (!first || holder === undefined || !Number.isInteger(l) || rs.at(-1)?.alive !== true) continue;
+      const list = out.get(l) ?? [];
+      list.push({ holder, since: timeOf(first) });
+      out.set(l, list);
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------- users and groups
@@ -897,6 +911,15 @@ export class InfluxStore implements Store {
     if (this.laneTimer) clearInterval(this.laneTimer);
     this.laneTimer = null;
     while (this.draining) await this.draining;
+    if (this.state === "open" && this.clock) {
+      // Hand the lane back at once rather than at the end of the lease; best effort.
+      const release = new Point(M.lanes)
+        .tag("lane", String(this.clock.lane))
+        .tag("holder", this.holder)
+        .booleanField("alive", false)
+        .timestamp(nowNs().toString());
+      await this.http.write(release.toLineProtocol()!).catch(() => {});
+    }
     this.state = "closed";
     this.http.close();
   }

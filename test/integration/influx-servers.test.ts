@@ -40,6 +40,20 @@ describe("InfluxStore with several servers on one database", () => {
     );
     const lanes = placed.map((r) => BigInt(r.placed.get("bob")!.cursor) % 1000n);
     assert.equal(new Set(lanes).size, 3, `distinct lanes, got ${lanes.join(", ")}`);
+    // A store that closes hands its lane back: its latest mark says so.
+    await c!.close();
+    const res = await fetch(`${influxd.url}/query`, {
+      method: "POST",
+      body: new URLSearchParams({
+        db: `servers_${db - 1}`,
+        q: 'SELECT last("alive") FROM "lanes" GROUP BY "lane"',
+      }),
+    });
+    const text = await res.text();
+    assert.match(
+      text,
+      new RegExp(`"lane":"${lanes[2]}"\\},"columns":\\["time","last"\\],"values":\\[\\[[^\\]]*,false\\]`),
+    );
   });
 
   it("lets exactly one of two servers register a name both claim at once, and both agree", async () => {
