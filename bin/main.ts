@@ -12,7 +12,14 @@ import {
 } from "./commands/chat.js";
 import { completionCommand } from "./commands/completion.js";
 import { configShowCommand } from "./commands/config.js";
-import { keysFingerprintCommand, keysShowCommand, keysTrustCommand } from "./commands/keys.js";
+import {
+  keysBackupCommand,
+  keysFingerprintCommand,
+  keysRestoreCommand,
+  keysRotateCommand,
+  keysShowCommand,
+  keysTrustCommand,
+} from "./commands/keys.js";
 import { searchCommand } from "./commands/search.js";
 import { balancerCommand, serverCommand } from "./commands/serve.js";
 import { downCommand, statusCommand, upCommand } from "./commands/stack.js";
@@ -212,6 +219,23 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "\nExample:\n  zmqchat --user alice keys fingerprint bob && zmqchat --user alice keys trust bob",
     )
     .action(run((cmd, user: string) => keysTrustCommand(cmd, io, user)));
+  keys
+    .command("rotate")
+    .description("make new keys, signed over by the old ones (contacts are warned and must trust them)")
+    .action(run((cmd) => keysRotateCommand(cmd, io)));
+  keys
+    .command("backup")
+    .description("upload your keys encrypted under a passphrase (env ZMQCHAT_PASSPHRASE, or stdin)")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice keys backup")
+    .action(run((cmd) => keysBackupCommand(cmd, io)));
+  keys
+    .command("restore")
+    .description("restore your keys from the passphrase backup into an empty home, then run sync")
+    .addHelpText(
+      "after",
+      "\nExample:\n  zmqchat --home /new/home --user alice keys restore && zmqchat --home /new/home --user alice sync",
+    )
+    .action(run((cmd) => keysRestoreCommand(cmd, io)));
 
   program
     .command("up")

@@ -1,3 +1,6 @@
+import { verify } from "node:crypto";
+import { PublicKeyCache } from "../core/crypto/keys.js";
+import { rotationBytes } from "../core/crypto/login.js";
 import { type ErrorCode, WIRE_ERROR_CODES, type WireErrorCode, ZmqchatError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { decodeJson } from "../core/protocol/codec.js";
@@ -12,6 +15,9 @@ import {
 } from "../core/protocol/schema.js";
 import type { Authority } from "./auth.js";
 import type { GroupRecord, Store } from "./store/store.js";
+
+/** The requests anyone may make without a session. */
+const PUBLIC_TYPES = new Set(["register", "challenge", "login", "ping", "backup.get"]);
 
 /** Largest ciphertext (base64url chars) a text of MAX_TEXT_BYTES can seal to, with room for JSON escapes. */
 const MAX_CT_CHARS = Math.ceil(((MAX_TEXT_BYTES * 2 + 64 + 16) * 4) / 3);
@@ -58,6 +64,16 @@ export class ChatService {
       groups: (_b, u) => this.groups(needUser(u)),
       send: (b, u) => this.send(b, needUser(u)),
       sync: (b, u) => this.sync(b, needUser(u)),
+      "keys.rotate": (b, u) => this.rotate(b, needUser(u)),
+      "backup.put": async (b, u) => {
+        await this.store.putBackup(needUser(u), b.blob);
+        return ok({ stored: true });
+      },
+      "backup.get": async (b) => {
+        const blob = await this.store.getBackup(b.name);
+        if (blob === null) this.refuse("not_found", `${b.name} has no key backup`);
+        return ok({ blob });
+      },
     };
   }
 
@@ -77,7 +93,7 @@ export class ChatService {
       const bodySchema = requestBodies[parsed.data.type];
       const body = bodySchema.safeParse(parsed.data.body);
       if (!body.success) throw new ZmqchatError("bad_request", `${type}: ${describeZod(body.error)}`);
-      const needsSession = type !== "register" && type !== "challenge" && type !== "login" && type !== "ping";
+      const needsSession = !PUBLIC_TYPES.has(type);
       const user = needsSession ? this.auth.check(parsed.data.session) : null;
       const handler = this.handlers[parsed.data.type] as Handler<RequestType>;
       const replyBody = await handler(body.data as RequestBody<RequestType>, user);
@@ -114,6 +130,30 @@ export class ChatService {
     if (!u) this.refuse("not_found", `no user named ${b.name}; register first`);
     return ok(this.auth.login(b, u.keys.sign));
   }
+
+  /** New keys for a name, signed by the keys it holds now. */
+  private async rotate(b: RequestBody<"keys.rotate">, user: string): Promise<string> {
+    const [current] = await this.store.getUsers([user]);
+    if (!current) this.refuse("not_found", `no user named ${user}`);
+    let good = false;
+    try {
+      good = verify(
+        null,
+        rotationBytes(user, current.keys, b.keys),
+        this.keyCache.signKey(current.keys.sign),
+        Buffer.from(b.sig, "base64url"),
+      );
+    } catch {
+      good = false;
+    }
+    if (!good) this.refuse("unauthorized", "the key rotation is not signed by the current key");
+    if (!(await this.store.rotateKeys(user, current.keys, b.keys))) {
+      this.refuse("conflict", "the keys changed meanwhile; try again");
+    }
+    return ok({ rotated: true });
+  }
+
+  private readonly keyCache = new PublicKeyCache();
 
   private async users(b: RequestBody<"users">, _user: string): Promise<string> {
     const users = b.names ? await this.store.getUsers(b.names) : await this.store.listUsers();

@@ -1,9 +1,20 @@
+import { renameSync, rmSync } from "node:fs";
 import type { Command } from "commander";
 import { Cache } from "../../core/client/cache.js";
-import { loadIdentity, profilePaths } from "../../core/client/profile.js";
-import { fingerprint } from "../../core/crypto/keys.js";
+import { ChatClient } from "../../core/client/client.js";
+import {
+  hasIdentity,
+  type LoadedIdentity,
+  loadIdentity,
+  newDeviceId,
+  profilePaths,
+  saveIdentity,
+} from "../../core/client/profile.js";
+import { openBackup } from "../../core/crypto/backup.js";
+import { fingerprint, generateIdentity, identityFromSecrets } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
-import { requireUser, settingsOf } from "../context.js";
+import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
+import { openClient, requireUser, settingsOf } from "../context.js";
 import type { Io } from "../io.js";
 import { checkName } from "./chat.js";
 
@@ -59,6 +70,119 @@ export async function keysTrustCommand(cmd: Command, io: Io, name: string): Prom
     cache.trust(name);
     io.out(`now trusting ${name}: ${fingerprint(name, c.pending)}`);
   } finally {
+    cache.close();
+  }
+}
+
+/** The passphrase: ZMQCHAT_PASSPHRASE, else the first line of stdin (not echoed on a terminal). */
+async function readPassphrase(io: Io, prompt: string): Promise<string> {
+  const fromEnv = process.env.ZMQCHAT_PASSPHRASE;
+  if (fromEnv) return fromEnv;
+  if (process.stdin.isTTY) return readHidden(prompt);
+  const text = await io.readStdin();
+  const line = text.split(/\r?\n/)[0] ?? "";
+  if (!line) throw new ZmqchatError("usage", "no passphrase: set ZMQCHAT_PASSPHRASE or give it on stdin");
+  return line;
+}
+
+function readHidden(prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    process.stderr.write(prompt);
+    const stdin = process.stdin;
+    stdin.setRawMode(true);
+    stdin.resume();
+    let value = "";
+    const onData = (chunk: Buffer) => {
+      for (const ch of chunk.toString("utf8")) {
+        if (ch === "\r" || ch === "\n") {
+          done();
+          resolve(value);
+          return;
+        }
+        if (ch === "\u0003") {
+          done();
+          reject(new ZmqchatError("usage", "cancelled"));
+          return;
+        }
+        if (ch === "\u007f") value = value.slice(0, -1);
+        else value += ch;
+      }
+    };
+    const done = () => {
+      stdin.off("data", onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write("\n");
+    };
+    stdin.on("data", onData);
+  });
+}
+
+/** New keys for this name, signed by the old ones; contacts see the change and must trust it. */
+export async function keysRotateCommand(cmd: Command, io: Io): Promise<void> {
+  const settings = settingsOf(cmd);
+  const user = requireUser(settings);
+  const paths = profilePaths(settings.home, user);
+  const s = openClient(settings);
+  const pending = `${paths.identity}.next`;
+  try {
+    const next = await s.client.rotateKeys();
+    // Saved only once the service took the new keys; the old ones stay in it to open old messages.
+    saveIdentity(paths, next, pending);
+    renameSync(pending, paths.identity);
+    io.out(`new keys for ${user}: ${fingerprint(user, next.identity.publicKeys)}`);
+    io.out("your contacts will be warned that your keys changed, and must trust them before writing to you");
+  } finally {
+    rmSync(pending, { force: true });
+    await s.close();
+  }
+}
+
+export async function keysBackupCommand(cmd: Command, io: Io): Promise<void> {
+  const settings = settingsOf(cmd);
+  const passphrase = await readPassphrase(io, "passphrase for the backup: ");
+  const s = openClient(settings);
+  try {
+    await s.client.backup(passphrase);
+    io.out(`uploaded ${s.client.name}'s keys, encrypted under your passphrase`);
+  } finally {
+    await s.close();
+  }
+}
+
+/** Restores an identity from its passphrase backup into an empty profile, as a new device. */
+export async function keysRestoreCommand(cmd: Command, io: Io): Promise<void> {
+  const settings = settingsOf(cmd);
+  const user = requireUser(settings);
+  const paths = profilePaths(settings.home, user);
+  if (hasIdentity(paths)) {
+    throw new ZmqchatError("conflict", `there is already a profile for ${user} in ${paths.dir}`, {
+      hint: "restore into an empty home (--home DIR)",
+    });
+  }
+  const passphrase = await readPassphrase(io, "passphrase of the backup: ");
+  const throwaway: LoadedIdentity = { identity: generateIdentity(user), device: newDeviceId() };
+  const cache = new Cache(":memory:");
+  const transport = new ZeromqClientTransport();
+  const client = new ChatClient({
+    connect: (e) => transport.connect(e),
+    endpoints: settings.endpoints,
+    identity: throwaway,
+    cache,
+  });
+  try {
+    const blob = await client.fetchBackup(user);
+    const contents = openBackup(blob, user, passphrase);
+    const restored: LoadedIdentity = {
+      identity: identityFromSecrets(user, contents.secrets),
+      device: newDeviceId(),
+      previous: contents.previous.map((p) => identityFromSecrets(user, p)),
+    };
+    saveIdentity(paths, restored);
+    io.out(`restored ${user}: ${fingerprint(user, restored.identity.publicKeys)}`);
+    io.out("run `zmqchat sync` to recover your history");
+  } finally {
+    await client.close();
     cache.close();
   }
 }

@@ -115,8 +115,9 @@ export class Cache {
   readonly searchIndex: SearchIndex;
 
   constructor(path: string) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    const fresh = !existsSync(path);
+    const inMemory = path === ":memory:";
+    if (!inMemory) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const fresh = !inMemory && !existsSync(path);
     this.db = new Database(path);
     if (fresh) chmodSync(path, 0o600);
     this.db.pragma("busy_timeout = 10000");

@@ -1,6 +1,8 @@
 import { sign } from "node:crypto";
+import { sealBackup } from "../crypto/backup.js";
 import { Sealer } from "../crypto/envelope.js";
-import { loginChallengeBytes } from "../crypto/login.js";
+import { generateIdentity, identitySecrets } from "../crypto/keys.js";
+import { loginChallengeBytes, rotationBytes } from "../crypto/login.js";
 import { ZmqchatError } from "../errors.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { decodeJson } from "../protocol/codec.js";
@@ -67,6 +69,8 @@ const KEY_CHECK_MS = 60_000;
 export class ChatClient {
   readonly name: string;
   private readonly sealer: Sealer;
+  /** Sealers of keys this user held before a rotation: old messages were sealed for them. */
+  private readonly previousSealers: Sealer[];
   private readonly listeners = new Set<(e: ClientEvent) => void>();
   private readonly waiters = new Map<string, Waiter>();
   private link: ClientLink | null = null;
@@ -91,6 +95,7 @@ export class ChatClient {
     if (options.endpoints.length === 0) throw new ZmqchatError("usage", "no endpoint to connect to");
     this.name = options.identity.identity.name;
     this.sealer = new Sealer(options.identity.identity);
+    this.previousSealers = (options.identity.previous ?? []).map((i) => new Sealer(i));
     this.log = options.log ?? silentLogger;
     this.attemptMs = options.attemptTimeoutMs ?? 1500;
     this.requestMs = options.requestTimeoutMs ?? 10_000;
@@ -344,6 +349,47 @@ export class ChatClient {
     return (await this.request(op === "add" ? "group.add" : "group.remove", { name, members })).group;
   }
 
+  /**
+   * Makes new keys and has the service bind them to this name, signed by the current keys.
+   * Returns the new identity (with the old keys kept to open old messages) for the caller to save.
+   */
+  async rotateKeys(opts: RequestOptions = {}): Promise<LoadedIdentity> {
+    await this.login(opts);
+    const current = this.options.identity;
+    const next = generateIdentity(this.name);
+    const sig = sign(
+      null,
+      rotationBytes(this.name, current.identity.publicKeys, next.publicKeys),
+      current.identity.signPrivate,
+    );
+    await this.request("keys.rotate", { keys: next.publicKeys, sig: sig.toString("base64url") }, opts);
+    return {
+      identity: next,
+      device: current.device,
+      previous: [current.identity, ...(current.previous ?? [])],
+    };
+  }
+
+  /** Uploads this identity encrypted under a passphrase (scrypt), for `restore` on another machine. */
+  async backup(passphrase: string, opts: RequestOptions = {}): Promise<void> {
+    const { identity, previous } = this.options.identity;
+    const blob = sealBackup(
+      {
+        name: this.name,
+        secrets: identitySecrets(identity),
+        previous: (previous ?? []).map(identitySecrets),
+      },
+      passphrase,
+    );
+    await this.login(opts);
+    await this.request("backup.put", { blob }, opts);
+  }
+
+  /** Fetches a user's key backup (no session needed: it is useless without the passphrase). */
+  async fetchBackup(name: string, opts: RequestOptions = {}): Promise<string> {
+    return (await this.request("backup.get", { name }, opts)).blob;
+  }
+
   /** Accepts a contact's changed keys after the user compared fingerprints. */
   trust(name: string): boolean {
     const ok = this.cache.trust(name);
@@ -398,7 +444,9 @@ export class ChatClient {
   // ---- opening -------------------------------------------------------------------------
 
   private async openAll(items: MailboxItem[]): Promise<ChatMessage[]> {
-    const unknown = [...new Set(items.map((i) => i.envelope.from))].filter((n) => !this.cache.contact(n));
+    const unknown = [...new Set(items.map((i) => i.envelope.from))].filter(
+      (n) => n !== this.name && !this.cache.contact(n),
+    );
     if (unknown.length > 0) await this.users(unknown);
     return items.map((i) => this.open(i));
   }
@@ -419,16 +467,27 @@ export class ChatClient {
       seq: env.seq,
       device: env.device,
     };
-    const contact = this.cache.contact(env.from);
-    if (!contact) return { ...base, text: "", verified: false, problem: `unknown sender ${env.from}` };
+    const contact = env.from === me ? null : this.cache.contact(env.from);
+    if (env.from !== me && !contact)
+      return { ...base, text: "", verified: false, problem: `unknown sender ${env.from}` };
     if (env.group === null && env.from !== me && env.to !== me) {
       return { ...base, text: "", verified: false, problem: "addressed to someone else" };
     }
-    const keys = env.from === me ? this.publicKeys : contact.keys;
-    const r = this.sealer.open(env, keys);
+    const senderKeys =
+      env.from === me
+        ? [this.publicKeys, ...this.previousSealers.map((p) => p.identity.publicKeys)]
+        : [contact!.keys];
+    let r: ReturnType<Sealer["open"]> = { ok: false, reason: "bad_signature" };
+    for (const keys of senderKeys) {
+      for (const sealer of [this.sealer, ...this.previousSealers]) {
+        r = sealer.open(env, keys);
+        if (r.ok || r.reason !== "undecryptable") break;
+      }
+      if (r.ok) break;
+    }
     if (r.ok) return { ...base, text: r.text, verified: true, problem: null };
     const problem = {
-      bad_signature: contact.pending
+      bad_signature: contact?.pending
         ? `signature does not match ${env.from}'s pinned key (their key changed; see zmqchat keys trust)`
         : "bad signature: altered or forged",
       not_for_me: "not sealed for you",

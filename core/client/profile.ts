@@ -30,12 +30,15 @@ interface IdentityFile {
   name: string;
   device: string;
   secrets: IdentitySecrets;
+  /** Keys this user held before a rotation, kept to open old messages. */
+  previous?: IdentitySecrets[];
   createdAt: string;
 }
 
 export interface LoadedIdentity {
   identity: Identity;
   device: string;
+  previous?: Identity[];
 }
 
 export function hasIdentity(paths: ProfilePaths): boolean {
@@ -54,29 +57,39 @@ export function loadIdentity(paths: ProfilePaths, name: string): LoadedIdentity 
   } catch (cause) {
     throw new ZmqchatError("internal", `cannot read ${paths.identity}`, { cause });
   }
-  return { identity: identityFromSecrets(name, file.secrets), device: file.device };
+  return {
+    identity: identityFromSecrets(name, file.secrets),
+    device: file.device,
+    previous: (file.previous ?? []).map((p) => identityFromSecrets(name, p)),
+  };
+}
+
+/** A new device id: each restored or new profile is its own device, with its own message numbering. */
+export function newDeviceId(): string {
+  return randomBytes(8).toString("hex");
 }
 
 /** Makes keys for a new profile, or returns the existing ones. */
 export function ensureIdentity(paths: ProfilePaths, name: string): LoadedIdentity & { created: boolean } {
   if (existsSync(paths.identity)) return { ...loadIdentity(paths, name), created: false };
   const identity = generateIdentity(name);
-  const device = randomBytes(8).toString("hex");
+  const device = newDeviceId();
   saveIdentity(paths, { identity, device });
   return { identity, device, created: true };
 }
 
-export function saveIdentity(paths: ProfilePaths, loaded: LoadedIdentity): void {
+export function saveIdentity(paths: ProfilePaths, loaded: LoadedIdentity, file = paths.identity): void {
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   chmodSync(paths.dir, 0o700);
-  const file: IdentityFile = {
+  const contents: IdentityFile = {
     version: 1,
     name: loaded.identity.name,
     device: loaded.device,
     secrets: identitySecrets(loaded.identity),
+    previous: (loaded.previous ?? []).map(identitySecrets),
     createdAt: new Date().toISOString(),
   };
-  const tmp = `${paths.identity}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
-  renameSync(tmp, paths.identity);
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(contents, null, 2)}\n`, { mode: 0o600 });
+  renameSync(tmp, file);
 }

@@ -21,7 +21,7 @@ const uuid = z.string().regex(UUID_PATTERN, "a UUID expected");
 export const cursorSchema = z.string().regex(/^[0-9]{1,24}$/, "a cursor is a decimal string");
 
 /** A public identity: the Ed25519 signing key and the X25519 encryption key, raw, base64url. */
-export const publicKeysSchema = z.object({ sign: key32, enc: key32 });
+export const publicKeysSchema = z.strictObject({ sign: key32, enc: key32 });
 export type PublicKeys = z.infer<typeof publicKeysSchema>;
 
 export const userInfoSchema = z.object({ name: nameSchema, keys: publicKeysSchema });
@@ -31,7 +31,7 @@ export type UserInfo = z.infer<typeof userInfoSchema>;
  * The sealed message as the server sees it. Routing fields are in clear; the text is in `ct`.
  * `sig` signs every other field (see core/crypto). The server checks routing, never content.
  */
-export const envelopeSchema = z.object({
+export const envelopeSchema = z.strictObject({
   v: z.literal(1),
   suite: z.string().max(64),
   id: uuid,
@@ -63,25 +63,33 @@ const groupMembers = z.array(nameSchema).max(MAX_GROUP_MEMBERS);
 
 /** Request bodies, by request type. */
 export const requestBodies = {
-  hello: z.object({}),
-  ping: z.object({}),
-  register: z.object({ name: nameSchema, keys: publicKeysSchema }),
-  challenge: z.object({ name: nameSchema }),
-  login: z.object({
+  hello: z.strictObject({}),
+  ping: z.strictObject({}),
+  register: z.strictObject({ name: nameSchema, keys: publicKeysSchema }),
+  challenge: z.strictObject({ name: nameSchema }),
+  login: z.strictObject({
     name: nameSchema,
     nonce: b64,
     expires: z.number().int(),
     mac: b64,
     sig: b64,
   }),
-  users: z.object({ names: z.array(nameSchema).max(MAX_GROUP_MEMBERS).optional() }),
-  "group.create": z.object({ name: nameSchema, members: groupMembers }),
-  "group.add": z.object({ name: nameSchema, members: groupMembers.min(1) }),
-  "group.remove": z.object({ name: nameSchema, members: groupMembers.min(1) }),
-  "group.info": z.object({ name: nameSchema }),
-  groups: z.object({}),
-  send: z.object({ envelope: envelopeSchema }),
-  sync: z.object({ after: cursorSchema.nullable(), limit: z.number().int().min(1).max(MAX_SYNC_PAGE) }),
+  users: z.strictObject({ names: z.array(nameSchema).max(MAX_GROUP_MEMBERS).optional() }),
+  "group.create": z.strictObject({ name: nameSchema, members: groupMembers }),
+  "group.add": z.strictObject({ name: nameSchema, members: groupMembers.min(1) }),
+  "group.remove": z.strictObject({ name: nameSchema, members: groupMembers.min(1) }),
+  "group.info": z.strictObject({ name: nameSchema }),
+  groups: z.strictObject({}),
+  send: z.strictObject({ envelope: envelopeSchema }),
+  sync: z.strictObject({ after: cursorSchema.nullable(), limit: z.number().int().min(1).max(MAX_SYNC_PAGE) }),
+  "keys.rotate": z.strictObject({ keys: publicKeysSchema, sig: b64 }),
+  "backup.put": z.strictObject({
+    blob: z
+      .string()
+      .min(1)
+      .max(64 * 1024),
+  }),
+  "backup.get": z.strictObject({ name: nameSchema }),
 } as const;
 
 export type RequestType = keyof typeof requestBodies;
@@ -110,6 +118,9 @@ export const replyBodies = {
   groups: z.object({ groups: z.array(groupInfoSchema) }),
   send: z.object({ id: uuid, cursor: cursorSchema, serverTime: z.string(), duplicate: z.boolean() }),
   sync: z.object({ items: z.array(mailboxItemSchema), more: z.boolean() }),
+  "keys.rotate": z.object({ rotated: z.literal(true) }),
+  "backup.put": z.object({ stored: z.literal(true) }),
+  "backup.get": z.object({ blob: z.string() }),
 } as const satisfies Record<RequestType, z.ZodType>;
 
 export type ReplyBody<T extends RequestType> = z.infer<(typeof replyBodies)[T]>;

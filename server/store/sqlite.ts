@@ -11,6 +11,11 @@ CREATE TABLE IF NOT EXISTS users (
   enc_key TEXT NOT NULL,
   created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS backups (
+  name TEXT PRIMARY KEY,
+  blob TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS groups (
   name TEXT PRIMARY KEY,
   owner TEXT NOT NULL,
@@ -95,6 +100,13 @@ export class SqliteStore implements Store {
       listUsers: db.prepare<[], { name: string; sign_key: string; enc_key: string }>(
         "SELECT name, sign_key, enc_key FROM users ORDER BY name",
       ),
+      rotate: db.prepare(
+        "UPDATE users SET sign_key = ?, enc_key = ? WHERE name = ? AND sign_key = ? AND enc_key = ?",
+      ),
+      putBackup: db.prepare(
+        "INSERT INTO backups (name, blob, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET blob = excluded.blob, updated_at = excluded.updated_at",
+      ),
+      getBackup: db.prepare<[string], { blob: string }>("SELECT blob FROM backups WHERE name = ?"),
       insertGroup: db.prepare("INSERT OR IGNORE INTO groups (name, owner, created_at) VALUES (?, ?, ?)"),
       getGroup: db.prepare<[string], { name: string; owner: string }>(
         "SELECT name, owner FROM groups WHERE name = ?",
@@ -145,6 +157,18 @@ export class SqliteStore implements Store {
 
   async listUsers(): Promise<UserRecord[]> {
     return this.guard(() => this.stmts.listUsers.all().map(toUser));
+  }
+
+  async rotateKeys(name: string, from: UserRecord["keys"], to: UserRecord["keys"]): Promise<boolean> {
+    return this.guard(() => this.stmts.rotate.run(to.sign, to.enc, name, from.sign, from.enc).changes === 1);
+  }
+
+  async putBackup(name: string, blob: string): Promise<void> {
+    this.guard(() => this.stmts.putBackup.run(name, blob, new Date().toISOString()));
+  }
+
+  async getBackup(name: string): Promise<string | null> {
+    return this.guard(() => this.stmts.getBackup.get(name)?.blob ?? null);
   }
 
   async createGroup(group: GroupRecord): Promise<{ created: boolean; group: GroupRecord }> {

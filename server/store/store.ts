@@ -52,6 +52,14 @@ export interface Store {
   setMembers(name: string, members: string[]): Promise<GroupRecord>;
   getGroup(name: string): Promise<GroupRecord | null>;
   groupsOf(user: string): Promise<GroupRecord[]>;
+  /**
+   * Replaces a user's keys, but only when they are still `from` (the caller checked a
+   * signature by the old key). Returns false when the keys were not `from`.
+   */
+  rotateKeys(name: string, from: UserRecord["keys"], to: UserRecord["keys"]): Promise<boolean>;
+  /** Stores (replaces) a user's passphrase-encrypted key backup: opaque text. */
+  putBackup(name: string, blob: string): Promise<void>;
+  getBackup(name: string): Promise<string | null>;
   /** Stores one message in several mailboxes; resolves only when the write is durable. */
   append(input: AppendInput): Promise<AppendResult>;
   /** The owner's mailbox after `after` (exclusive), oldest first. */

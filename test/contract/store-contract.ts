@@ -42,6 +42,34 @@ export function storeContract(
       });
     });
 
+    it("rotates keys only from the keys the name holds", async () => {
+      await withStore(async (store) => {
+        await store.registerUser({ name: "bob", keys: keys(1) });
+        assert.equal(
+          await store.rotateKeys("bob", keys(9), keys(2)),
+          false,
+          "not from keys bob does not hold",
+        );
+        assert.deepEqual((await store.getUsers(["bob"]))[0]!.keys, keys(1));
+        assert.equal(await store.rotateKeys("bob", keys(1), keys(2)), true);
+        assert.deepEqual((await store.getUsers(["bob"]))[0]!.keys, keys(2));
+        const thief = await store.registerUser({ name: "bob", keys: keys(3) });
+        assert.equal(thief.created, false, "a rotated name is still taken");
+        assert.deepEqual(thief.user.keys, keys(2));
+        assert.equal(await store.rotateKeys("nobody", keys(1), keys(2)), false);
+      });
+    });
+
+    it("keeps one key backup per user, the newest", async () => {
+      await withStore(async (store) => {
+        assert.equal(await store.getBackup("alice"), null);
+        await store.putBackup("alice", '{"v":1,"ct":"first"}');
+        await store.putBackup("alice", '{"v":1,"ct":"second"}');
+        assert.equal(await store.getBackup("alice"), '{"v":1,"ct":"second"}');
+        assert.equal(await store.getBackup("bob"), null);
+      });
+    });
+
     it("lists users by name", async () => {
       await withStore(async (store) => {
         await store.registerUser({ name: "carol", keys: keys(3) });
