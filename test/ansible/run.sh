@@ -1,0 +1,471 @@
+#!/usr/bin/env bash
+# The Ansible stage: lint, a real converge of site.yml on inventories/local (InfluxDB, a
+# balancer and two chat servers on this machine), a chat through the deployed balancer,
+# idempotence, a rolling update under load, a broken release that must stop the rollout,
+# and provision-ec2.yml against moto_server with the aws_ec2 inventory.
+#
+#   bash scripts/ansible-test.sh            # everything
+#   KEEP=1 bash scripts/ansible-test.sh     # leave the local deployment's files behind
+#
+# Every address it talks to is on loopback. Everything it starts is stopped on exit.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ANSIBLE_DIR=$REPO/ansible
+TEST_DIR=$REPO/test/ansible
+VAULT_PASS=$TEST_DIR/vault-password.txt
+STAGE_START=$(date +%s)
+
+PASSED=0
+FAILED=0
+FAILURES=()
+
+say() { printf '%s [ansible +%ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - STAGE_START))" "$*"; }
+pass() { PASSED=$((PASSED + 1)); say "ok - $1"; }
+fail() {
+  FAILED=$((FAILED + 1))
+  FAILURES+=("$1")
+  say "FAIL - $1"
+  [ $# -gt 1 ] && printf '%s\n' "$2" | sed 's/^/    /' | tail -n 40
+  return 0
+}
+# Runs a check: check NAME COMMAND...; the command's output is shown only when it fails.
+check() {
+  local name=$1 out rc
+  shift
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ $rc -eq 0 ]; then pass "$name"; else fail "$name (exit $rc)" "$out"; fi
+  return $rc
+}
+finish() {
+  local total=$(($(date +%s) - STAGE_START))
+  say "stage took ${total}s"
+  if [ ${#FAILURES[@]} -gt 0 ]; then
+    say "failed checks:"
+    printf '  - %s\n' "${FAILURES[@]}"
+  fi
+  echo "ansible: $PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}
+# A prerequisite is missing: say what to install, count it as a failure, stop.
+missing() {
+  fail "prerequisite: $1"
+  finish
+  exit 1
+}
+
+# ---------------------------------------------------------------- prerequisites
+
+DEBIAN_PACKAGES=(ansible ansible-lint yamllint influxdb python3-influxdb python3-boto3 python3-botocore
+  python3-apt daemon jq curl openssh-client systemd)
+need_install=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_install+=("$pkg")
+done
+if [ ${#need_install[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian packages: ${need_install[*]}"
+    if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_install[@]}") \
+      >/tmp/zmqchat-ansible-apt.log 2>&1; then
+      tail -n 20 /tmp/zmqchat-ansible-apt.log
+      missing "apt-get install ${need_install[*]} failed (log: /tmp/zmqchat-ansible-apt.log)"
+    fi
+  else
+    missing "install the Debian packages ${need_install[*]} (as root: apt-get install ${need_install[*]})"
+  fi
+fi
+for tool in ansible-playbook ansible-lint yamllint ansible-inventory influxd daemon jq curl ssh-keygen systemd-analyze node npm; do
+  command -v "$tool" >/dev/null || missing "$tool is not on PATH"
+done
+ansible-galaxy collection list 2>/dev/null | grep -q '^amazon.aws ' ||
+  missing "the amazon.aws collection (Debian's ansible package brings it)"
+[ -f "$VAULT_PASS" ] || missing "$VAULT_PASS is missing"
+[ "$(id -u)" -eq 0 ] || missing "the local converge runs services as their own users: run as root"
+
+# moto_server and a botocore new enough to follow AWS_ENDPOINT_URL (>= 1.31) come from
+# the machine's python3 (Debian's botocore 1.29 ignores the variable).
+MACHINE_PY=$(command -v python3)
+command -v moto_server >/dev/null && "$MACHINE_PY" -c 'import moto' 2>/dev/null ||
+  missing "moto_server (the local AWS stand-in): pip install 'moto[server]' into the python3 on PATH"
+BOTO_SITE=$("$MACHINE_PY" -c 'import botocore, os; print(os.path.dirname(os.path.dirname(botocore.__file__)))' 2>/dev/null) ||
+  missing "botocore in the python3 on PATH (it comes with moto)"
+
+# ---------------------------------------------------------------- environment
+
+WORK=$(mktemp -d /tmp/zmqchat-ansible-test.XXXXXX)
+chmod 0755 "$WORK"
+export ZMQCHAT_LOCAL_ROOT=$WORK/hosts
+mkdir -m 0755 "$ZMQCHAT_LOCAL_ROOT"
+export ANSIBLE_CONFIG=$ANSIBLE_DIR/ansible.cfg
+export ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED=true
+export ANSIBLE_FORCE_COLOR=false ANSIBLE_NOCOLOR=true
+export ANSIBLE_LOCAL_TEMP=$WORK/ansible-tmp ANSIBLE_REMOTE_TEMP=$WORK/ansible-tmp
+export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+unset AWS_PROFILE AWS_SESSION_TOKEN
+PIDS_TO_KILL=()
+
+cleanup() {
+  local rc=$?
+  [ -n "${SENDER_PID:-}" ] && kill "$SENDER_PID" 2>/dev/null
+  # Stop every service the converges started, through the same control scripts.
+  for ctl in "$ZMQCHAT_LOCAL_ROOT"/*/opt/sbin/*; do
+    [ -x "$ctl" ] && "$ctl" stop >/dev/null 2>&1
+  done
+  for pid in "${PIDS_TO_KILL[@]}"; do
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  done
+  if [ "${KEEP:-0}" = 1 ]; then
+    say "kept $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cd "$ANSIBLE_DIR" || missing "$ANSIBLE_DIR"
+
+LOCAL_PORTS=(15555 15556 15557 15558 18080 18081 18082 18086 18088)
+for port in "${LOCAL_PORTS[@]}"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    missing "port $port on 127.0.0.1 is in use (inventories/local needs ${LOCAL_PORTS[*]}); stop what holds it"
+  fi
+done
+
+playbook() {
+  # playbook LOG ARGS...: runs ansible-playbook with the local inventory and the test vault.
+  local log=$1
+  shift
+  ansible-playbook -i inventories/local --vault-password-file "$VAULT_PASS" "$@" >"$log" 2>&1
+}
+recap() { awk '/^PLAY RECAP/{on=1; next} on && / ok=/' "$1"; }
+# Every host in the recap has changed=0, failed=0, unreachable=0.
+recap_clean() {
+  local lines
+  lines=$(recap "$1")
+  [ -n "$lines" ] || { echo "no PLAY RECAP in $1"; return 1; }
+  echo "$lines"
+  ! echo "$lines" | grep -v -E 'changed=0 +unreachable=0 +failed=0' | grep -q .
+}
+health_version() { curl -sf --max-time 3 "http://127.0.0.1:$1/healthz" | jq -r .version; }
+expect_versions() {
+  # expect_versions VERSION PORT...: every /healthz reports VERSION.
+  local want=$1 port got bad=0
+  shift
+  for port in "$@"; do
+    got=$(health_version "$port")
+    echo "port $port: ${got:-no answer} (want $want)"
+    [ "$got" = "$want" ] || bad=1
+  done
+  return $bad
+}
+
+# ---------------------------------------------------------------- lint
+
+check "yamllint" yamllint -s .
+# ansible-lint 6.13 prints "Passed" with its profile even when it should not (and does not
+# validate module arguments); its exit status is what counts.
+check "ansible-lint (production profile)" ansible-lint --offline -q
+for pb in site.yml influxdb.yml rolling-update.yml provision-ec2.yml ../test/ansible/enterprise-render.yml; do
+  check "syntax-check $(basename "$pb")" \
+    ansible-playbook -i inventories/local --vault-password-file "$VAULT_PASS" --syntax-check "$pb"
+done
+mkdir -p "$WORK/render"
+check "InfluxDB Enterprise meta/data configs render (license, replication 3, quorum, unlimited series, WAL fsync)" \
+  env ZMQCHAT_RENDER_DIR="$WORK/render" ansible-playbook -i localhost, ../test/ansible/enterprise-render.yml
+
+# ---------------------------------------------------------------- packages to deploy
+
+say "building and packing the app"
+PKG_DIR=$WORK/packages
+mkdir -p "$PKG_DIR"
+if ! (cd "$REPO" && npm run build && npm pack --pack-destination "$PKG_DIR") >"$WORK/pack.log" 2>&1; then
+  fail "npm run build && npm pack" "$(tail -n 30 "$WORK/pack.log")"
+  finish
+  exit 1
+fi
+V1_TGZ=$(ls "$PKG_DIR"/zmqchat-*.tgz | head -n 1)
+V1=$(basename "$V1_TGZ" .tgz)
+V1=${V1#zmqchat-}
+if ! tar -xOzf "$V1_TGZ" package/dist/bin/zmqchat.js >/dev/null 2>&1; then
+  fail "the package holds dist/bin/zmqchat.js (the CLI of the contract)"
+  finish
+  exit 1
+fi
+pass "npm pack made zmqchat-$V1.tgz with dist/bin/zmqchat.js"
+
+# repack NEW_VERSION [broken]: the v1 package with another version (and, if broken, a
+# server command that exits at once, as a release with a fatal start-up bug would).
+repack() {
+  local version=$1 broken=${2:-} dir=$WORK/repack-$1
+  mkdir -p "$dir"
+  tar -xzf "$V1_TGZ" -C "$dir"
+  node -e '
+    const fs = require("fs"); const p = process.argv[1];
+    const pkg = JSON.parse(fs.readFileSync(p, "utf8")); pkg.version = process.argv[2];
+    fs.writeFileSync(p, JSON.stringify(pkg, null, 2) + "\n");' "$dir/package/package.json" "$version"
+  if [ -n "$broken" ]; then
+    local bin=$dir/package/dist/bin/zmqchat.js
+    { head -n 1 "$bin"
+      echo 'if (process.argv[2] === "server") { console.error("deliberately broken release"); process.exit(1); }'
+      tail -n +2 "$bin"; } >"$bin.new" && mv "$bin.new" "$bin"
+  fi
+  tar -czf "$PKG_DIR/zmqchat-$version.tgz" -C "$dir" package
+  echo "$PKG_DIR/zmqchat-$version.tgz"
+}
+IFS=. read -r MAJ MIN PATCH <<<"${V1%%-*}"
+V2=$MAJ.$MIN.$((PATCH + 1))-rolling
+V3=$MAJ.$MIN.$((PATCH + 2))-broken
+V2_TGZ=$(repack "$V2")
+V3_TGZ=$(repack "$V3" broken)
+
+# ---------------------------------------------------------------- converge
+
+say "converge 1: site.yml, zmqchat $V1 on inventories/local (a cold dependency cache builds better-sqlite3: ~2 min)"
+T0=$(date +%s)
+if playbook "$WORK/converge1.log" site.yml -e zmqchat_package="$V1_TGZ"; then
+  pass "converge site.yml on inventories/local ($(($(date +%s) - T0))s)"
+  CONVERGED=1
+else
+  fail "converge site.yml on inventories/local" "$(grep -E -A3 'fatal:|FAILED!|ERROR' "$WORK/converge1.log" | cut -c1-600 | tail -n 30; recap "$WORK/converge1.log")"
+  CONVERGED=0
+fi
+
+check "every service reports $V1 on /healthz (balancer, server1, server2)" expect_versions "$V1" 18080 18081 18082
+check "InfluxDB answers /ping" curl -sf -o /dev/null -w '%{http_code}\n' http://127.0.0.1:18086/ping
+
+verify_units() {
+  local unit out bad=0 n=0
+  for unit in "$ZMQCHAT_LOCAL_ROOT"/*/systemd/*.service; do
+    [ -f "$unit" ] || continue
+    n=$((n + 1))
+    grep -q '^Restart=always$' "$unit" || { echo "$unit: no Restart=always"; bad=1; }
+    grep -q '^NoNewPrivileges=true$' "$unit" || { echo "$unit: no hardening"; bad=1; }
+    out=$(systemd-analyze verify "$unit" 2>&1)
+    if [ $? -ne 0 ] || [ -n "$out" ]; then
+      echo "$unit: $out"
+      bad=1
+    fi
+  done
+  echo "$n units"
+  [ "$n" -eq 4 ] && [ $bad -eq 0 ]
+}
+check "4 rendered systemd units (Restart=always, hardened) pass systemd-analyze verify with no output" verify_units
+
+# ---------------------------------------------------------------- chat through the deployment
+
+CLI_HOME=$WORK/cli
+zc() {
+  # zc USER ARGS...: the CLI of the package that was deployed, against the deployed balancer.
+  local user=$1
+  shift
+  node "$ZMQCHAT_LOCAL_ROOT/server1/opt/releases/$V1/dist/bin/zmqchat.js" \
+    --home "$CLI_HOME" --user "$user" --endpoint tcp://127.0.0.1:15555 "$@"
+}
+
+chat() {
+  local u
+  for u in alice bob carol; do zc "$u" register || return 1; done
+  ONE_TO_ONE_ID=$(zc alice send bob "hello bob, from the deployed cluster") || return 1
+  zc alice group create ops bob carol || return 1
+  GROUP_ID=$(zc alice send --group ops "hello ops") || return 1
+  echo "1:1 id $ONE_TO_ONE_ID, group id $GROUP_ID"
+  zc bob history alice --json | tee "$WORK/bob-history.json"
+  jq -e --arg id "$ONE_TO_ONE_ID" 'select(.id == $id and .from == "alice" and .verified == true)' "$WORK/bob-history.json" >/dev/null ||
+    { echo "bob's history lacks $ONE_TO_ONE_ID"; return 1; }
+  zc carol history --group ops --json | tee "$WORK/carol-group.json"
+  jq -e --arg id "$GROUP_ID" 'select(.id == $id and .group == "ops" and .verified == true)' "$WORK/carol-group.json" >/dev/null ||
+    { echo "carol's group history lacks $GROUP_ID"; return 1; }
+}
+ONE_TO_ONE_ID=""
+GROUP_ID=""
+check "chat through the deployed balancer: register alice, bob, carol; 1:1; group" chat
+
+influx_query() {
+  curl -sf --max-time 10 -G http://127.0.0.1:18086/query \
+    --data-urlencode "u=zmqchat" --data-urlencode "p=$INFLUX_APP_PASSWORD" \
+    --data-urlencode "db=zmqchat" --data-urlencode "q=$1"
+}
+INFLUX_APP_PASSWORD=$(ansible-vault view --vault-password-file "$VAULT_PASS" inventories/local/group_vars/local/vault.yml 2>/dev/null |
+  awk -F': ' '/^vault_zmqchat_influxdb_password:/{print $2}')
+# ids_in_influx ID...: every message id is in some mailbox in the deployed InfluxDB.
+ids_in_influx() {
+  local id n missing=0
+  for id in "$@"; do
+    n=$(influx_query "SELECT count(\"envelope\") FROM \"mailbox\".\"mailbox\" WHERE \"id\" = '$id'" |
+      jq -r '.results[0].series[0].values[0][1] // 0')
+    [ "${n:-0}" -gt 0 ] || { echo "message $id is not in InfluxDB"; missing=$((missing + 1)); }
+  done
+  [ $missing -eq 0 ]
+}
+influx_has_chat() {
+  influx_query 'SHOW MEASUREMENTS' | jq -c '[.results[0].series[0].values[][0]]' || return 1
+  influx_query 'SHOW MEASUREMENTS' | jq -e '.results[0].series[0].values | map(.[0]) | index("mailbox")' >/dev/null || return 1
+  influx_query 'SELECT count("envelope") FROM "mailbox"."mailbox"' | jq -c '.results[0].series[0].values[0]'
+  [ -n "$ONE_TO_ONE_ID" ] && [ -n "$GROUP_ID" ] || { echo "no message ids from the chat"; return 1; }
+  ids_in_influx "$ONE_TO_ONE_ID" "$GROUP_ID"
+}
+check "the messages are in the deployed InfluxDB (SHOW MEASUREMENTS, mailbox points by id)" influx_has_chat
+
+# ---------------------------------------------------------------- idempotence
+
+say "converge 2: site.yml again, expecting changed=0 on every host"
+T0=$(date +%s)
+playbook "$WORK/converge2.log" site.yml -e zmqchat_package="$V1_TGZ"
+RC=$?
+RECAP=$(recap_clean "$WORK/converge2.log")
+if [ $RC -eq 0 ] && recap_clean "$WORK/converge2.log" >/dev/null; then
+  pass "second converge: changed=0 on every host ($(($(date +%s) - T0))s)"
+else
+  fail "second converge: changed=0 on every host (exit $RC)" \
+    "$RECAP
+$(grep -E -B2 '^changed:' "$WORK/converge2.log" | grep TASK | sort | uniq -c)"
+fi
+
+# ---------------------------------------------------------------- rolling update under load
+
+# Sends alice -> bob in a loop until told to stop (bounded in count and time). Each line
+# of its log: the exit status and what `send` printed (the message id when acknowledged).
+SENDS=$WORK/sends.log
+: >"$SENDS"
+sender() {
+  local i=0 deadline=$(($(date +%s) + 300)) out rc
+  while [ ! -e "$WORK/stop-sending" ] && [ $i -lt 400 ] && [ "$(date +%s)" -lt "$deadline" ]; do
+    i=$((i + 1))
+    out=$(zc alice send bob "during the rollout #$i" 2>>"$WORK/sender.err")
+    rc=$?
+    echo "$rc $out" >>"$SENDS"
+  done
+}
+
+say "rolling update to $V2 (rolling-update.yml) while alice keeps sending to bob"
+sender &
+SENDER_PID=$!
+PIDS_TO_KILL+=("$SENDER_PID")
+T0=$(date +%s)
+playbook "$WORK/rolling.log" rolling-update.yml -e zmqchat_package="$V2_TGZ"
+RC=$?
+ROLL_SECONDS=$(($(date +%s) - T0))
+# A few more sends on the new version, then stop the sender.
+AFTER=$(($(wc -l <"$SENDS") + 3))
+DEADLINE=$(($(date +%s) + 60))
+while [ "$(wc -l <"$SENDS")" -lt "$AFTER" ] && [ "$(date +%s)" -lt "$DEADLINE" ]; do sleep 0.5; done
+touch "$WORK/stop-sending"
+wait "$SENDER_PID"
+SENDER_PID=""
+if [ $RC -eq 0 ]; then
+  pass "rolling update to $V2, one host at a time (${ROLL_SECONDS}s)"
+else
+  fail "rolling update to $V2 (exit $RC)" "$(grep -E -A3 'fatal:|FAILED!|ERROR' "$WORK/rolling.log" | cut -c1-600 | tail -n 30; recap "$WORK/rolling.log")"
+fi
+check "after the rollout every service reports $V2" expect_versions "$V2" 18080 18081 18082
+
+rolled_in_order() {
+  # Each server was drained and restarted, and healthy on the new version, before the next began.
+  awk '/^TASK \[common : (Drain and restart|Start) zmqchat-server\]|^TASK \[common : Wait until \/healthz reports/ {t=$0}
+       /^(changed|ok): \[server[12]\]/ && t != "" {print t " -> " $0; t=""}' "$WORK/rolling.log" | tee "$WORK/order.txt"
+  grep -E 'Wait until|Drain and restart' "$WORK/order.txt" | grep -oE 'server[12]' | tr '\n' ' ' | grep -qE '^server1 server1 server2 server2 $'
+}
+check "servers rolled one at a time: server1 drained, restarted, healthy; then server2" rolled_in_order
+
+no_ack_lost() {
+  local acked total ids
+  total=$(wc -l <"$SENDS")
+  ids=$(awk '$1 == 0 && $2 != "" {print $2}' "$SENDS")
+  acked=$(echo "$ids" | grep -c .)
+  echo "$total sends during the rollout, $acked acknowledged, $((total - acked)) not acknowledged (allowed: the sender knows)"
+  [ "$acked" -ge 5 ] || { echo "too few acknowledged sends to judge"; return 1; }
+  zc bob history alice --json --limit 1000 >"$WORK/bob-after.json" || return 1
+  local lost
+  lost=$(comm -23 <(echo "$ids" | sort -u) <(jq -r .id "$WORK/bob-after.json" | sort -u))
+  [ -z "$lost" ] || { echo "acknowledged but missing from bob's history: $lost"; return 1; }
+  # shellcheck disable=SC2086
+  ids_in_influx $ids
+}
+check "no acknowledged message lost during the rollout (send ids vs history --json and InfluxDB)" no_ack_lost
+
+# ---------------------------------------------------------------- a broken release
+
+say "rolling out a broken release $V3 to the servers: it must stop at the first one"
+playbook "$WORK/broken.log" rolling-update.yml --limit zmqchat_server -e zmqchat_package="$V3_TGZ" -e zmqchat_health_retries=15
+RC=$?
+broken_stopped() {
+  recap "$WORK/broken.log"
+  grep -E '^fatal: \[server1\]' "$WORK/broken.log" | cut -c1-400 | tail -n 2
+  [ $RC -ne 0 ] || { echo "the rollout of a broken release succeeded"; return 1; }
+  recap "$WORK/broken.log" | grep -qE '^server1 .* failed=1' || { echo "server1 did not fail"; return 1; }
+  ! recap "$WORK/broken.log" | grep -qE '^server2 .* changed=[1-9]' || { echo "server2 was changed"; return 1; }
+  grep -q 'rolled back to' "$WORK/broken.log" || { echo "server1 was not rolled back"; return 1; }
+}
+check "the broken release fails the rollout on server1 and server2 is not touched" broken_stopped
+check "server2 still serves $V2 (and server1 is back on $V2)" expect_versions "$V2" 18082 18081
+still_chats() {
+  local id
+  id=$(zc carol send alice "after the failed rollout") || return 1
+  zc alice history carol --json | jq -e --arg id "$id" 'select(.id == $id)' >/dev/null
+}
+check "chat still works after the failed rollout" still_chats
+
+# ---------------------------------------------------------------- EC2 against moto_server
+
+MOTO_PORT=$("$MACHINE_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+PIDS_TO_KILL+=("$!")
+DEADLINE=$(($(date +%s) + 30))
+until curl -sf -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/" || [ "$(date +%s)" -ge "$DEADLINE" ]; do sleep 0.2; done
+
+# Debian's botocore 1.29 ignores AWS_ENDPOINT_URL; the machine python's botocore does not.
+# Put it first on PYTHONPATH for these runs only, so the playbook needs no test hook.
+SHIM=$WORK/botocore-shim
+mkdir -p "$SHIM"
+for mod in boto3 botocore s3transfer; do ln -s "$BOTO_SITE/$mod" "$SHIM/$mod"; done
+aws_env=(env PYTHONPATH="$SHIM" AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_ACCESS_KEY_ID=testing
+  AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=eu-west-1 AWS_REGION=eu-west-1 AWS_EC2_METADATA_DISABLED=true)
+check "Ansible's python sees botocore >= 1.31 through the shim" \
+  "${aws_env[@]}" /usr/bin/python3 -c 'import botocore, sys; v = tuple(map(int, botocore.__version__.split(".")[:2])); print(botocore.__version__); sys.exit(v < (1, 31))'
+
+ssh-keygen -q -t ed25519 -N '' -C zmqchat-test -f "$WORK/id_ed25519" </dev/null
+AMI=$("${aws_env[@]}" /usr/bin/python3 -c 'import boto3; print(boto3.client("ec2").describe_images(Owners=["amazon"])["Images"][0]["ImageId"])' 2>"$WORK/ami.err")
+provision() {
+  "${aws_env[@]}" ansible-playbook provision-ec2.yml -e ec2_admin_cidr=192.0.2.0/24 \
+    -e ec2_public_key_file="$WORK/id_ed25519.pub" -e ec2_ami_id="$AMI" >"$1" 2>&1
+}
+say "provision-ec2.yml against moto_server on 127.0.0.1:$MOTO_PORT (image $AMI)"
+T0=$(date +%s)
+if provision "$WORK/provision1.log"; then
+  pass "provision-ec2.yml against moto_server ($(($(date +%s) - T0))s)"
+else
+  fail "provision-ec2.yml against moto_server" "$(grep -E -A3 'fatal:|FAILED!|ERROR' "$WORK/provision1.log" | cut -c1-800 | tail -n 30)"
+fi
+T0=$(date +%s)
+provision "$WORK/provision2.log"
+RC=$?
+if [ $RC -eq 0 ] && recap_clean "$WORK/provision2.log" >/dev/null; then
+  pass "provision-ec2.yml again: changed=0 ($(($(date +%s) - T0))s)"
+else
+  fail "provision-ec2.yml again: changed=0 (exit $RC)" \
+    "$(recap "$WORK/provision2.log"; grep -E -B2 '^changed:' "$WORK/provision2.log" | grep TASK | sort | uniq -c)"
+fi
+
+inventory_groups() {
+  "${aws_env[@]}" ansible-inventory -i inventories/aws_ec2.yml --graph || return 1
+  "${aws_env[@]}" ansible-inventory -i inventories/aws_ec2.yml --list >"$WORK/inventory.json" || return 1
+  jq -e '(.zmqchat_balancer.hosts | length) == 1 and (.zmqchat_server.hosts | length) == 2
+         and (.zmqchat_influxdb.hosts | length) == 1' "$WORK/inventory.json" >/dev/null ||
+    { echo "want 1 balancer, 2 servers, 1 influxdb"; return 1; }
+  jq -e '[._meta.hostvars[] | select((.zmqchat_advertise_host // "") == "")] | length == 0' "$WORK/inventory.json" >/dev/null ||
+    { echo "a host has no zmqchat_advertise_host (private IP)"; return 1; }
+}
+check "ansible-inventory -i inventories/aws_ec2.yml --graph lists zmqchat_balancer (1), zmqchat_server (2), zmqchat_influxdb (1)" inventory_groups
+
+broken_inventory_fails() {
+  # A failing inventory source must fail, not yield an empty inventory (gotcha 4).
+  ! env AWS_ENDPOINT_URL=http://127.0.0.1:9 PYTHONPATH="$SHIM" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+    AWS_EC2_METADATA_DISABLED=true AWS_MAX_ATTEMPTS=1 \
+    timeout 60 ansible-inventory -i inventories/aws_ec2.yml --list
+}
+check "an unreachable EC2 API fails the inventory instead of yielding zero hosts" broken_inventory_fails
+
+finish
