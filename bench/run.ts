@@ -166,7 +166,7 @@ async function main(): Promise<number> {
           stops.push(() => influx.stop());
           stores.influx = {
             stack: influx,
-            chat: new ChatBench(ctx, influx, "influx", p, home),
+            chat: new ChatBench(ctx, influx, "influx", p, home, influxd.pid),
             recovery: new RecoveryBench(ctx, influx, "influx", p, home),
           };
         }

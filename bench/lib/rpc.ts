@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { createInterface } from "node:readline";
 import { track } from "./processes.js";
+import { profileFlags } from "./profile.js";
 
 interface Reply {
   id: number;
@@ -43,7 +44,7 @@ export class Helper {
     const child = fork(script, args, {
       serialization: "advanced",
       stdio: ["ignore", "pipe", "pipe", "ipc"],
-      execArgv,
+      execArgv: [...execArgv, ...profileFlags(name)],
     });
     track(child, name);
     return new Helper(name, child);

@@ -3,6 +3,7 @@ import { createInterface } from "node:readline";
 import { sleep } from "./clock.js";
 import { ZMQCHAT_BIN } from "./paths.js";
 import { stopChild, track } from "./processes.js";
+import { profileFlags } from "./profile.js";
 
 export const BENCH_SECRET = "bench-cluster-secret-0123456789abcdef";
 
@@ -24,7 +25,7 @@ export interface Stack {
 }
 
 function launch(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn(process.execPath, [ZMQCHAT_BIN, ...args], {
+  const child = spawn(process.execPath, [...profileFlags(name), ZMQCHAT_BIN, ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -67,6 +67,8 @@ export class ChatBench {
     private readonly store: StoreKind,
     private readonly peers: Peers,
     private readonly home: string,
+    /** The database server's process (influxd), when the store is one; its CPU is shown apart. */
+    private readonly storePid: number | null = null,
   ) {
     this.k = store === "sqlite" ? "s" : "i";
   }
@@ -107,6 +109,13 @@ export class ChatBench {
       const tag = `c${run}`;
       await peers.p2.call("listen", { names: [bob], tag, count: s.chatCount });
       const cpu = new CpuMeter(stack.pids);
+      const parts = {
+        balancer: new CpuMeter([stack.balancerPid]),
+        servers: new CpuMeter(stack.serverPids),
+        alice: new CpuMeter([peers.p1.pid]),
+        bob: new CpuMeter([peers.p2.pid]),
+        ...(this.storePid ? { influxd: new CpuMeter([this.storePid]) } : {}),
+      };
       const [send, got] = await Promise.all([
         peers.p1.call<SendResult>("sendBurst", {
           name: alice,
@@ -159,6 +168,20 @@ export class ChatBench {
         better: "lower",
         baseline: "raw.cpu",
       });
+      for (const [who, meter] of Object.entries(parts)) {
+        ctx.results.add(`${id}.cpu.${who}`, meter.used() / d.count, {
+          workload: w,
+          label: {
+            balancer: "  of which the balancer",
+            servers: "  of which the 2 servers",
+            alice: "  alice's process (client), for comparison",
+            bob: "  bob's process (client), for comparison",
+            influxd: "  influxd (the database), for comparison",
+          }[who]!,
+          unit: "µs/msg",
+          better: "lower",
+        });
+      }
     } finally {
       await peers.p1.call("close", { names: [alice] });
       await peers.p2.call("close", { names: [bob] });

@@ -4,11 +4,14 @@ import type { ChatMessage } from "../../core/client/cache.js";
 import type { BenchContext } from "../lib/context.js";
 import { benchText } from "../lib/text.js";
 
-/** What the TUI exports for this figure (tui/bench-render.ts). */
+/**
+ * What the TUI exports for this figure (tui/bench-render.tsx): it opens a conversation holding
+ * the messages and resolves with the milliseconds until the frame showing the newest one.
+ */
 type RenderNewestPage = (
   messages: ChatMessage[],
-  size: { columns: number; rows: number },
-) => string | Promise<string>;
+  options: { columns: number; rows: number },
+) => Promise<number>;
 
 const META = {
   workload: "TUI",
@@ -43,7 +46,7 @@ function conversation(count: number, size: number): ChatMessage[] {
 export async function tuiRun(ctx: BenchContext): Promise<void> {
   const path = fileURLToPath(new URL("../../tui/bench-render.js", import.meta.url));
   if (!existsSync(path)) {
-    ctx.results.unavailable("tui.render", META, "tui/bench-render.ts (renderNewestPage) does not exist yet");
+    ctx.results.unavailable("tui.render", META, "tui/bench-render.tsx (renderNewestPage) does not exist yet");
     return;
   }
   let render: RenderNewestPage | undefined;
@@ -68,10 +71,9 @@ export async function tuiRun(ctx: BenchContext): Promise<void> {
     await render(messages, size); // warm-up
     for (let run = 0; run < ctx.runs; run++) {
       const started = performance.now();
-      const out = await render(messages, size);
-      const ms = performance.now() - started;
-      if (typeof out === "string" && !out.includes(`tui:${ctx.sizes.tuiMessages - 1}:`))
-        ctx.results.notes.push("TUI: the rendered page does not show the newest message");
+      const reported = await render(messages, size);
+      // The TUI reports the time to the frame showing the newest message; fall back to the call's duration.
+      const ms = typeof reported === "number" ? reported : performance.now() - started;
       ctx.results.add("tui.render", ms, {
         ...META,
         label: `render the newest page of ${messages.length} messages`,
