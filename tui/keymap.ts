@@ -1,10 +1,11 @@
 /**
- * Key bindings as pure functions from a key press to an action (or nothing). Each pane maps
- * only its own keys; the global map takes the keys that work everywhere. Tested without a terminal.
+ * Key bindings as pure functions from a key press to actions. Each pane maps only its own
+ * keys; the global map takes the keys that work everywhere; `routeKey` sends a key to the
+ * focused pane. Tested without a terminal.
  */
 
 import type { EditOp } from "./editor.js";
-import type { Action, ListPane, Pane, ScrollBy } from "./state.js";
+import type { Action, ListPane, Pane, ScrollBy, State } from "./state.js";
 
 /** The key as Ink's useInput reports it (the subset we read). */
 export interface KeyPress {
@@ -34,6 +35,9 @@ export interface KeyContext {
 /** Bracketed paste markers as they reach useInput (Ink strips the leading ESC). */
 export const PASTE_START = "[200~";
 export const PASTE_END = "[201~";
+
+/** What is left of an escape sequence Ink did not name (it strips the ESC): never text to insert. */
+const ESCAPE_REMNANT = /^(\[[\d;:?<>=]*[~A-Za-z]|O[A-Za-z])$/;
 
 const scroll = (by: ScrollBy): Action => ({ type: "scroll", by });
 
@@ -117,35 +121,34 @@ export function editKey(input: string, key: KeyPress): EditOp | null {
 }
 
 /**
- * The composer. Enter sends; Alt-Enter or Ctrl-J adds a line; text that arrives in one piece
- * (a paste) is inserted whole, its line breaks kept, and so is everything inside a bracketed paste.
+ * The composer. Enter sends; Alt-Enter or Ctrl-J adds a line; everything inside a bracketed
+ * paste is inserted as it is, its line breaks kept.
  */
-export function composerKey(pasting: boolean, input: string, key: KeyPress): Action | null {
-  if (input === PASTE_START) return { type: "paste", on: true };
-  if (input === PASTE_END) return { type: "paste", on: false };
+export function composerKey(pasting: boolean, input: string, key: KeyPress): Action[] {
+  if (input === PASTE_START) return [{ type: "paste", on: true }];
+  if (input === PASTE_END) return [{ type: "paste", on: false }];
   if (pasting) {
-    if (key.return) return { type: "edit", op: { kind: "newline" } };
-    if (key.tab) return { type: "edit", op: { kind: "insert", text: "  " } };
-    return input === "" ? null : { type: "edit", op: { kind: "insert", text: input } };
+    if (key.return) return [{ type: "edit", op: { kind: "newline" } }];
+    if (key.tab) return [{ type: "edit", op: { kind: "insert", text: "  " } }];
+    return input === "" ? [] : [{ type: "edit", op: { kind: "insert", text: input } }];
   }
-  if (key.return && key.meta) return { type: "edit", op: { kind: "newline" } };
-  if (key.return) return { type: "submit" };
-  if (input === "\n") return { type: "edit", op: { kind: "newline" } };
-  // Several characters at once, line breaks among them: a paste without bracketed-paste markers.
-  if (input.length > 1 && /[\r\n]/.test(input)) return { type: "edit", op: { kind: "insert", text: input } };
-  if (key.ctrl && (input === "c" || input === "n" || input === "g")) return null;
+  if (ESCAPE_REMNANT.test(input)) return [];
+  if (key.return && key.meta) return [{ type: "edit", op: { kind: "newline" } }];
+  if (key.return) return [{ type: "submit" }];
+  if (input === "\n") return [{ type: "edit", op: { kind: "newline" } }];
+  if (key.ctrl && (input === "c" || input === "n" || input === "g")) return [];
   const op = editKey(input, key);
-  return op ? { type: "edit", op } : null;
+  return op ? [{ type: "edit", op }] : [];
 }
 
 /** The one-line prompts (new chat, new group): Enter accepts, Esc cancels. */
-export function promptKey(input: string, key: KeyPress): Action | null {
-  if (key.return) return { type: "promptSubmit" };
-  if (key.escape && input === "") return { type: "close" };
-  if (input === PASTE_START || input === PASTE_END) return null;
-  if (key.ctrl && input === "c") return null;
+export function promptKey(input: string, key: KeyPress): Action[] {
+  if (key.return) return [{ type: "promptSubmit" }];
+  if (key.escape && input === "") return [{ type: "close" }];
+  if (input === PASTE_START || input === PASTE_END) return [];
+  if (key.ctrl && input === "c") return [];
   const op = editKey(input.replace(/[\r\n]+/g, " "), key);
-  return op ? { type: "edit", op } : null;
+  return op ? [{ type: "edit", op }] : [];
 }
 
 /** The help overlay: any of Esc, q, Enter or ? closes it. */
@@ -155,12 +158,75 @@ export function helpKey(input: string, key: KeyPress): Action | null {
 }
 
 /** The sign-up screen: a name, Enter to go on, Ctrl-C to leave. */
-export function signupKey(input: string, key: KeyPress): Action | null {
-  if (key.ctrl && input === "c") return { type: "quit" };
-  if (key.return) return { type: "signup/submit" };
-  if (input === PASTE_START || input === PASTE_END) return null;
+export function signupKey(input: string, key: KeyPress): Action[] {
+  if (key.ctrl && input === "c") return [{ type: "quit" }];
+  if (key.return) return [{ type: "signup/submit" }];
+  if (input === PASTE_START || input === PASTE_END) return [];
   const op = editKey(input.replace(/[\r\n]+/g, ""), key);
-  return op ? { type: "signup/edit", op } : null;
+  return op ? [{ type: "signup/edit", op }] : [];
+}
+
+/**
+ * Splits a chunk of input that holds several keys into one key each. Ink hands over a chunk
+ * without escape sequences as one string, and a terminal (or tmux) under load delivers
+ * quickly typed keys together: "j\r" must be j, then Enter. Inside a bracketed paste the
+ * chunk stays whole: there, line breaks are text.
+ */
+export function splitKeys(
+  input: string,
+  key: KeyPress,
+  pasting: boolean,
+): Array<{ input: string; key: KeyPress }> {
+  const flagged = Object.entries(key).some(([k, v]) => v === true && k !== "shift");
+  if (pasting || flagged || [...input].length <= 1 || ESCAPE_REMNANT.test(input)) return [{ input, key }];
+  return [...input].map((ch) => {
+    const code = ch.codePointAt(0)!;
+    if (ch === "\r") return { input: "\r", key: { return: true } };
+    if (ch === "\t") return { input: "", key: { tab: true } };
+    if (ch === "\x7f") return { input: "", key: { delete: true } };
+    if (ch === "\b") return { input: "", key: { backspace: true } };
+    if (ch === "\n") return { input: "\n", key: {} };
+    if (code < 0x20) return { input: String.fromCharCode(code + 96), key: { ctrl: true } };
+    return { input: ch, key: /^[A-Z]$/.test(ch) ? { shift: true } : {} };
+  });
+}
+
+/**
+ * Where a key goes, decided from the state at the moment the key arrives: the global keys
+ * first, then the open dialog, then the focused pane. (Routing here rather than through each
+ * pane's own `useInput({isActive})` matters: a pane's listener is attached by a React effect
+ * after the render that focused it, so keys typed quickly after Tab went to the wrong pane.)
+ */
+export function routeKey(
+  s: State,
+  input: string,
+  key: KeyPress,
+  opts: { tooSmall?: boolean } = {},
+): Action[] {
+  if (s.phase === "signup")
+    return s.signup.busy === null || (key.ctrl && input === "c") ? signupKey(input, key) : [];
+  if (opts.tooSmall) return key.ctrl && input === "c" ? [{ type: "quit" }] : [];
+  const overlay = s.overlay?.kind ?? null;
+  const global = globalKey({ focus: s.focus, overlay }, input, key);
+  if (global) return [global];
+  if (overlay === "help") {
+    const a = helpKey(input, key);
+    return a ? [a] : [];
+  }
+  if (overlay === "prompt") return promptKey(input, key);
+  let a: Action | null = null;
+  switch (s.focus) {
+    case "contacts":
+    case "groups":
+      a = listKey(s.focus, input, key);
+      break;
+    case "history":
+      a = historyKey(input, key);
+      break;
+    case "composer":
+      return composerKey(s.pasting, input, key);
+  }
+  return a ? [a] : [];
 }
 
 /** Every key, for the help overlay. */

@@ -57,6 +57,10 @@ export function useAppState<T>(selector: (s: State) => T): T {
   return useSyncExternalStore(store.subscribe, () => selector(store.getState()));
 }
 
+export function useStore(): Store {
+  return useTui().store;
+}
+
 export function useDispatch(): (action: Action) => void {
   return useTui().dispatch;
 }

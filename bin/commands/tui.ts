@@ -115,7 +115,7 @@ export async function tuiCommand(cmd: Command): Promise<number> {
   const restore = () => screen.leave();
   const crash = (err: unknown) => {
     screen.leave();
-    log.fatal({ err }, "the TUI crashed");
+    log.error({ err }, "the TUI crashed");
     process.exit(report(err, debug));
   };
   const hangup = () => {

@@ -1,9 +1,9 @@
 import { Box, Text, useApp, useInput, useStdout } from "ink";
 import { useEffect, useState } from "react";
 import { editorRows } from "../editor.js";
-import { globalKey } from "../keymap.js";
+import { routeKey, splitKeys } from "../keymap.js";
 import { composerWidthFor, geometry, MIN_COLUMNS, MIN_ROWS, type Size, tooSmall } from "../layout.js";
-import { useAppState, useDispatch, useOnExit } from "../store.js";
+import { useAppState, useDispatch, useOnExit, useStore } from "../store.js";
 import { Composer } from "./composer.js";
 import { HelpOverlay } from "./help-overlay.js";
 import { HistoryPane } from "./history-pane.js";
@@ -15,8 +15,7 @@ import { StatusBar } from "./status-bar.js";
 /** Reads the terminal size (and follows resizes) at the root, and passes it down. */
 export function Root() {
   const { stdout } = useStdout();
-  const read = () => ({ columns: stdout.columns || 80, rows: stdout.rows || 24 });
-  const [size, setSize] = useState<Size>(read);
+  const [size, setSize] = useState<Size>(() => ({ columns: stdout.columns || 80, rows: stdout.rows || 24 }));
   useEffect(() => {
     const onResize = () => setSize({ columns: stdout.columns || 80, rows: stdout.rows || 24 });
     stdout.on("resize", onResize);
@@ -27,21 +26,28 @@ export function Root() {
   return <App size={size} />;
 }
 
-/** The whole UI for one terminal size: the sign-up screen or the main screen. */
+/**
+ * The whole UI for one terminal size: the sign-up screen or the main screen. Keys arrive here
+ * and go, through the pure keymap, to whatever has focus when they arrive.
+ */
 export function App({ size }: { size: Size }) {
   const { exit } = useApp();
   const onExit = useOnExit();
+  const store = useStore();
+  const dispatch = useDispatch();
   const phase = useAppState((s) => s.phase);
+  const small = tooSmall(size);
   useEffect(() => onExit(() => exit()), [onExit, exit]);
-  if (tooSmall(size)) return <TooSmall size={size} />;
+  useInput((input, key) => {
+    for (const k of splitKeys(input, key, store.getState().pasting)) {
+      for (const a of routeKey(store.getState(), k.input, k.key, { tooSmall: small })) dispatch(a);
+    }
+  });
+  if (small) return <TooSmall size={size} />;
   return phase === "signup" ? <SignupScreen size={size} /> : <MainScreen size={size} />;
 }
 
 function TooSmall({ size }: { size: Size }) {
-  const dispatch = useDispatch();
-  useInput((input, key) => {
-    if (key.ctrl && input === "c") dispatch({ type: "quit" });
-  });
   return (
     <Box flexDirection="column" width={size.columns} height={size.rows}>
       <Text color="yellow" wrap="wrap">
@@ -56,7 +62,6 @@ function TooSmall({ size }: { size: Size }) {
 
 function MainScreen({ size }: { size: Size }) {
   const dispatch = useDispatch();
-  const focus = useAppState((s) => s.focus);
   const overlay = useAppState((s) => s.overlay);
   const composer = useAppState((s) => s.composer);
   const composerLines = editorRows(composer, composerWidthFor(size)).length;
@@ -64,46 +69,23 @@ function MainScreen({ size }: { size: Size }) {
   useEffect(() => {
     dispatch({ type: "layout", width: g.history.width, height: g.history.height });
   }, [dispatch, g.history.width, g.history.height]);
-  useInput((input, key) => {
-    const a = globalKey({ focus, overlay: overlay?.kind ?? null }, input, key);
-    if (a) dispatch(a);
-  });
-  const free = overlay === null;
   return (
     <Box flexDirection="column" width={size.columns} height={size.rows}>
       <Box flexDirection="row" height={size.rows - g.statusRows}>
         <Box flexDirection="column" width={g.left.width}>
-          <ListPane
-            pane="contacts"
-            width={g.left.width}
-            height={g.left.contactsRows}
-            active={free && focus === "contacts"}
-          />
-          <ListPane
-            pane="groups"
-            width={g.left.width}
-            height={g.left.groupsRows}
-            active={free && focus === "groups"}
-          />
+          <ListPane pane="contacts" width={g.left.width} height={g.left.contactsRows} />
+          <ListPane pane="groups" width={g.left.width} height={g.left.groupsRows} />
         </Box>
         <Box flexDirection="column" width={g.right.width}>
           {overlay?.kind === "help" ? (
             <HelpOverlay width={g.right.width} height={g.right.historyRows} />
           ) : (
-            <HistoryPane
-              width={g.right.width}
-              height={g.right.historyRows}
-              active={free && focus === "history"}
-            />
+            <HistoryPane width={g.right.width} height={g.right.historyRows} />
           )}
           {overlay?.kind === "prompt" ? (
             <Prompt width={g.right.width} height={g.right.composerRows} />
           ) : (
-            <Composer
-              width={g.right.width}
-              height={g.right.composerRows}
-              active={free && focus === "composer"}
-            />
+            <Composer width={g.right.width} height={g.right.composerRows} />
           )}
         </Box>
       </Box>

@@ -1,13 +1,11 @@
-import { Box, Text, useInput } from "ink";
+import { Box, Text } from "ink";
 import { editorRows } from "../editor.js";
-import { composerKey } from "../keymap.js";
 import { convTitle } from "../state.js";
-import { useAppState, useDispatch } from "../store.js";
+import { useAppState } from "../store.js";
 
 interface Props {
   width: number;
   height: number;
-  active: boolean;
 }
 
 /** Draws editor rows with an inverse-video cursor; shows the rows around the cursor when there are more than fit. */
@@ -60,19 +58,10 @@ export function EditorView({
 }
 
 /** Where messages are written: Enter sends, Alt-Enter or Ctrl-J adds a line, pastes keep their lines. */
-export function Composer({ width, height, active }: Props) {
-  const dispatch = useDispatch();
+export function Composer({ width, height }: Props) {
   const editor = useAppState((s) => s.composer);
-  const pasting = useAppState((s) => s.pasting);
   const open = useAppState((s) => s.open);
   const focused = useAppState((s) => s.focus === "composer");
-  useInput(
-    (input, key) => {
-      const a = composerKey(pasting, input, key);
-      if (a) dispatch(a);
-    },
-    { isActive: active },
-  );
   const lines = Math.max(1, height - 2);
   const rows = editorRows(editor, width - 4);
   return (

@@ -1,20 +1,11 @@
-import { Box, Text, useInput } from "ink";
+import { Box, Text } from "ink";
 import { COMMAND_HELP } from "../commands.js";
-import { helpKey, KEY_HELP } from "../keymap.js";
-import { useAppState, useDispatch } from "../store.js";
+import { KEY_HELP } from "../keymap.js";
+
 import { fit } from "../text.js";
 
 /** Every key and command, over the history pane; Esc, q, Enter or ? closes it. */
 export function HelpOverlay({ width, height }: { width: number; height: number }) {
-  const dispatch = useDispatch();
-  const open = useAppState((s) => s.overlay?.kind === "help");
-  useInput(
-    (input, key) => {
-      const a = helpKey(input, key);
-      if (a) dispatch(a);
-    },
-    { isActive: open },
-  );
   const keyWidth = Math.min(30, Math.floor((width - 4) * 0.45));
   const lines: Array<[string, string] | string> = ["Keys", ...KEY_HELP, "Commands", ...COMMAND_HELP];
   return (

@@ -1,14 +1,12 @@
-import { Box, Text, useInput } from "ink";
+import { Box, Text } from "ink";
 import { type HistoryItem, historyWindow, MARK_CHARS, type Row } from "../history-layout.js";
-import { historyKey } from "../keymap.js";
 import { convTitle } from "../state.js";
-import { useAppState, useDispatch } from "../store.js";
+import { useAppState } from "../store.js";
 import { truncate } from "../text.js";
 
 interface Props {
   width: number;
   height: number;
-  active: boolean;
 }
 
 const NAME_COLORS = [
@@ -73,19 +71,11 @@ function RowView({ row, width }: { row: Row; width: number }) {
 const EMPTY: HistoryItem[] = [];
 
 /** The open conversation, newest at the bottom; only the rows in view are laid out and drawn. */
-export function HistoryPane({ width, height, active }: Props) {
-  const dispatch = useDispatch();
+export function HistoryPane({ width, height }: Props) {
   const history = useAppState((s) => s.history);
   const open = useAppState((s) => s.open);
   const focused = useAppState((s) => s.focus === "history");
   const keyChanged = useAppState((s) => s.keyChanged);
-  useInput(
-    (input, key) => {
-      const a = historyKey(input, key);
-      if (a) dispatch(a);
-    },
-    { isActive: active },
-  );
   const innerWidth = width - 4;
   const rowsAvail = Math.max(1, height - 3);
   const items = history?.items ?? EMPTY;

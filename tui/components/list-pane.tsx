@@ -1,15 +1,13 @@
-import { Box, Text, useInput } from "ink";
+import { Box, Text } from "ink";
 import { useMemo } from "react";
-import { listKey } from "../keymap.js";
 import { listOf, type State, type ListPane as Which } from "../state.js";
-import { useAppState, useDispatch } from "../store.js";
+import { useAppState } from "../store.js";
 import { fit, textWidth, truncate } from "../text.js";
 
 interface Props {
   pane: Which;
   width: number;
   height: number;
-  active: boolean;
 }
 
 interface Entry {
@@ -35,8 +33,7 @@ function entriesOf(
 }
 
 /** Contacts or Groups: names with unread counts and key warnings; the selection follows j/k and arrows. */
-export function ListPane({ pane, width, height, active }: Props) {
-  const dispatch = useDispatch();
+export function ListPane({ pane, width, height }: Props) {
   const users = useAppState((s) => s.users);
   const groups = useAppState((s) => s.groups);
   const convs = useAppState((s) => s.convs);
@@ -48,13 +45,6 @@ export function ListPane({ pane, width, height, active }: Props) {
   );
   const selected = useAppState((s) => s.selected[pane]);
   const focused = useAppState((s) => s.focus === pane);
-  useInput(
-    (input, key) => {
-      const a = listKey(pane, input, key);
-      if (a) dispatch(a);
-    },
-    { isActive: active },
-  );
   const inner = width - 2;
   const rows = Math.max(1, height - 3);
   const sel = selected === null ? -1 : list.findIndex((e) => e.name === selected);

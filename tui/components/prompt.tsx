@@ -1,7 +1,6 @@
-import { Box, Text, useInput } from "ink";
+import { Box, Text } from "ink";
 import { editorRows } from "../editor.js";
-import { promptKey } from "../keymap.js";
-import { useAppState, useDispatch } from "../store.js";
+import { useAppState } from "../store.js";
 
 const LABELS = {
   chat: "New chat with (user name):",
@@ -10,15 +9,7 @@ const LABELS = {
 
 /** The one-line dialogs of Ctrl-N and Ctrl-G, drawn where the composer is. */
 export function Prompt({ width, height }: { width: number; height: number }) {
-  const dispatch = useDispatch();
   const overlay = useAppState((s) => s.overlay);
-  useInput(
-    (input, key) => {
-      const a = promptKey(input, key);
-      if (a) dispatch(a);
-    },
-    { isActive: overlay?.kind === "prompt" },
-  );
   if (overlay?.kind !== "prompt") return null;
   const label = LABELS[overlay.purpose];
   const row = editorRows(overlay.editor, Math.max(4, width - 6 - label.length))[0] ?? {

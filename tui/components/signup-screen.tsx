@@ -1,20 +1,11 @@
-import { Box, Text, useInput } from "ink";
-import { signupKey } from "../keymap.js";
+import { Box, Text } from "ink";
 import type { Size } from "../layout.js";
-import { useAppState, useDispatch } from "../store.js";
+import { useAppState } from "../store.js";
 
 /** First run: pick a user name (or one of the profiles already here), registered on Enter. */
 export function SignupScreen({ size }: { size: Size }) {
-  const dispatch = useDispatch();
   const signup = useAppState((s) => s.signup);
   const stackNote = useAppState((s) => s.stackNote);
-  useInput(
-    (input, key) => {
-      const a = signupKey(input, key);
-      if (a) dispatch(a);
-    },
-    { isActive: signup.busy === null },
-  );
   const width = Math.min(size.columns, 72);
   const chars = [...signup.editor.text];
   const cursor = [...signup.editor.text.slice(0, signup.editor.cursor)].length;

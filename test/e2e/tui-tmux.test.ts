@@ -1,0 +1,357 @@
+/**
+ * The real TUI, driven in tmux as a person would, on a real local stack (zmqchat up): alice and
+ * bob in two TUIs, carol on the command line. Screens are kept under test/artifacts/tui/.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Tmux } from "../helpers/tmux.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const BIN = join(ROOT, "dist/bin/zmqchat.js");
+const ARTIFACTS = join(ROOT, "test/artifacts/tui");
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const s = createServer();
+    s.once("error", () => done(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => done(true)));
+  });
+}
+
+/** A base port with the three after it free too (the stack takes four). */
+async function freePorts(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    let ok = true;
+    for (let p = base; p < base + 4 && ok; p++) ok = await portFree(p);
+    if (ok) return base;
+  }
+  throw new Error("no four free ports in a row");
+}
+
+/** Runs the CLI; `stopAfterMs` interrupts a command that runs until interrupted (listen). */
+function cli(
+  home: string,
+  args: string[],
+  stopAfterMs?: number,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(
+      process.execPath,
+      [BIN, "--home", home, ...args],
+      {
+        env: { ...process.env, ZMQCHAT_LOG_LEVEL: "warn" },
+        timeout: stopAfterMs ?? 30_000,
+        killSignal: "SIGINT",
+      },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+        done({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+async function until<T>(what: string, fn: () => Promise<T | null>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== null) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
+  const base = mkdtempSync(join(tmpdir(), "zmqchat-tui-e2e-"));
+  const stackHome = join(base, "stack");
+  const homes = { alice: join(base, "alice"), bob: join(base, "bob"), carol: join(base, "carol") };
+  const tmux = new Tmux(ARTIFACTS);
+  let endpoint = "";
+  let listen: ChildProcess | null = null;
+  let shot = 0;
+  const save = (target: string, name: string) =>
+    tmux.save(target, `${String(++shot).padStart(2, "0")}-${name}`);
+
+  /** The TUI command line, with a clean environment (CI=0: Ink renders nothing when it thinks it is in CI). */
+  const tuiLine = (home: string, user?: string) =>
+    [
+      `env -u ZMQCHAT_USER -u ZMQCHAT_ENDPOINT CI=0 LANG=C.UTF-8 TERM=screen-256color ZMQCHAT_BELL=false`,
+      `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} --home ${JSON.stringify(home)}`,
+      user ? `--user ${user}` : "",
+      `--endpoint ${endpoint}`,
+    ].join(" ");
+
+  before(async () => {
+    assert.ok(existsSync(BIN), `build first (npm run build): ${BIN} is missing`);
+    const port = await freePorts();
+    endpoint = `tcp://127.0.0.1:${port}`;
+    const up = await cli(stackHome, ["up", "--detach", "--port", String(port), "--servers", "2"]);
+    assert.equal(up.code, 0, `zmqchat up failed: ${up.stderr}`);
+    const reg = await cli(homes.carol, ["--user", "carol", "--endpoint", endpoint, "register"]);
+    assert.equal(reg.code, 0, reg.stderr);
+  });
+
+  after(async () => {
+    listen?.kill("SIGINT");
+    tmux.kill();
+    await cli(stackHome, ["down"]);
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it("two people chat 1:1 and in a group, share a profile with the CLI, and catch up after being away", async () => {
+    const env = { LANG: "C.UTF-8" };
+    tmux.newSession("alice", { width: 120, height: 36, env });
+    tmux.newSession("bob", { width: 120, height: 36, env });
+
+    // alice: --user for a name with no profile here signs her up at once.
+    tmux.run("alice", tuiLine(homes.alice, "alice"));
+    await tmux.waitFor("alice", /alice ● online/, { what: "alice online" });
+    assert.equal(tmux.show("alice", "#{alternate_on}"), "1", "the TUI runs in the alternate screen");
+    save("alice", "alice-signed-up");
+
+    // bob: no --user and no profile: the sign-up screen asks for a name.
+    tmux.run("bob", tuiLine(homes.bob));
+    await tmux.waitFor("bob", "Choose your user name");
+    save("bob", "bob-signup-screen");
+    tmux.type("bob", "bob");
+    tmux.keys("bob", "Enter");
+    await tmux.waitFor("bob", /bob ● online/, { what: "bob online" });
+
+    // alice opens a chat with bob (Ctrl-N) and sends.
+    tmux.keys("alice", "C-n");
+    await tmux.waitFor("alice", "New chat with");
+    tmux.type("alice", "bob");
+    tmux.keys("alice", "Enter");
+    await tmux.waitFor("alice", "Message bob");
+    tmux.type("alice", "hello bob");
+    tmux.keys("alice", "Enter");
+    await tmux.waitFor("alice", /✓ alice\s+hello bob/, { what: "alice's message stored (✓)" });
+    save("alice", "alice-sent-to-bob");
+
+    // bob sees it arrive with an unread mark on alice and in the status bar.
+    await tmux.waitFor("bob", (s) => /alice\s+1│/.test(s) && s.includes("1 unread"), {
+      what: "an unread mark on alice",
+    });
+    save("bob", "bob-unread-from-alice");
+
+    // bob goes to Contacts (Tab), selects alice (j) and opens the chat (Enter), then replies.
+    tmux.keys("bob", "Tab");
+    tmux.keys("bob", "j");
+    tmux.keys("bob", "Enter");
+    await tmux.waitFor("bob", /alice\s+hello bob/, { what: "alice's message in bob's history" });
+    assert.doesNotMatch(tmux.capture("bob"), /1 unread/, "opening the chat clears the unread count");
+    tmux.type("bob", "hi alice");
+    tmux.keys("bob", "Enter");
+    await tmux.waitFor("alice", /bob\s+hi alice/, { what: "bob's reply on alice's screen" });
+    save("alice", "alice-got-reply");
+
+    // A pasted message keeps its lines (bracketed paste), Enter sends it.
+    tmux.paste("alice", "first line\nsecond line");
+    await tmux.waitFor("alice", (s) => s.includes("first line") && s.includes("second line"));
+    tmux.keys("alice", "Enter");
+    await tmux.waitFor("bob", (s) => /alice\s+first line/.test(s) && s.includes("second line"), {
+      what: "the pasted two-line message on bob's screen",
+    });
+
+    // The same profile from the command line while alice's TUI runs: send, history and listen.
+    const sent = await cli(homes.alice, [
+      "--user",
+      "alice",
+      "--endpoint",
+      endpoint,
+      "send",
+      "bob",
+      "from alice cli",
+    ]);
+    assert.equal(sent.code, 0, `send while the TUI runs: ${sent.stderr}`);
+    const hist = await cli(homes.alice, [
+      "--user",
+      "alice",
+      "--endpoint",
+      endpoint,
+      "history",
+      "bob",
+      "--json",
+    ]);
+    assert.equal(hist.code, 0, `history while the TUI runs: ${hist.stderr}`);
+    const texts = hist.stdout
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { text: string }).text);
+    for (const t of ["hello bob", "hi alice", "first line\nsecond line", "from alice cli"])
+      assert.ok(texts.includes(t), `history has ${t}`);
+    await tmux.waitFor("alice", /alice\s+from alice cli/, { what: "the CLI's message in alice's TUI" });
+    await tmux.waitFor("bob", /alice\s+from alice cli/, { what: "the CLI's message in bob's TUI" });
+    tmux.type("bob", "while alice listens");
+    tmux.keys("bob", "Enter");
+    await tmux.waitFor("alice", /bob\s+while alice listens/, { what: "bob's next message in alice's TUI" });
+    // listen for the same profile starts and prints the backlog while the TUI runs (no lock errors).
+    const backlog = await cli(
+      homes.alice,
+      ["--user", "alice", "--endpoint", endpoint, "listen", "--json"].concat([]),
+      4000,
+    );
+    assert.ok(
+      backlog.stdout.includes("hi alice"),
+      `listen printed the backlog: ${backlog.stdout} ${backlog.stderr}`,
+    );
+    assert.doesNotMatch(backlog.stderr, /locked|SQLITE_BUSY/i);
+    save("alice", "alice-tui-and-cli-share-profile");
+
+    // A group of three: alice creates it with a slash command, carol is on the command line.
+    tmux.type("alice", "/group create team bob carol");
+    tmux.keys("alice", "Enter");
+    await tmux.waitFor("alice", "created #team");
+    tmux.type("alice", "hello team");
+    tmux.keys("alice", "Enter");
+    await tmux.waitFor("alice", /✓ alice\s+hello team/);
+    await tmux.waitFor("bob", /#team\s+1│/, { what: "#team with an unread mark in bob's Groups" });
+    const carolSees = await until("carol's history of #team", async () => {
+      const r = await cli(homes.carol, [
+        "--user",
+        "carol",
+        "--endpoint",
+        endpoint,
+        "history",
+        "--group",
+        "team",
+        "--json",
+      ]);
+      return r.code === 0 && r.stdout.includes("hello team") ? r.stdout : null;
+    });
+    assert.match(carolSees, /"from":"alice"/);
+    const carolSent = await cli(homes.carol, [
+      "--user",
+      "carol",
+      "--endpoint",
+      endpoint,
+      "send",
+      "--group",
+      "team",
+      "carol here",
+    ]);
+    assert.equal(carolSent.code, 0, carolSent.stderr);
+    await tmux.waitFor("alice", /carol\s+carol here/, { what: "carol's message on alice's screen" });
+    // bob opens the group from the Groups pane (Tab, Tab, j, Enter).
+    tmux.keys("bob", "Tab");
+    tmux.keys("bob", "Tab");
+    tmux.keys("bob", "j");
+    tmux.keys("bob", "Enter");
+    await tmux.waitFor("bob", (s) => /alice\s+hello team/.test(s) && /carol\s+carol here/.test(s), {
+      what: "#team's history on bob's screen",
+    });
+    // Esc goes back to the Groups pane; "/" from there jumps to the composer to start a command.
+    tmux.keys("bob", "Escape");
+    tmux.type("bob", "/");
+    tmux.type("bob", "members");
+    tmux.keys("bob", "Enter");
+    await tmux.waitFor("bob", "#team: alice (owner), bob, carol");
+    tmux.keys("bob", "C-u");
+    tmux.type("bob", "bob here");
+    tmux.keys("bob", "Enter");
+    await tmux.waitFor("alice", /bob\s+bob here/, { what: "bob's group message on alice's screen" });
+    save("alice", "alice-group-of-three");
+    save("bob", "bob-group-of-three");
+
+    // Resizing: too small says so; back to a normal size redraws everything.
+    tmux.resize("alice", 50, 12);
+    await tmux.waitFor("alice", "too small");
+    save("alice", "alice-too-small");
+    tmux.resize("alice", 120, 36);
+    await tmux.waitFor("alice", /bob\s+bob here/, { what: "the redraw after growing again" });
+
+    // bob leaves with /quit: the terminal is restored (main screen, cooked mode, echo on).
+    tmux.type("bob", "/quit");
+    tmux.keys("bob", "Enter");
+    await until("bob's TUI to exit", async () =>
+      tmux.show("bob", "#{pane_current_command}") === "bash" ? true : null,
+    );
+    assert.equal(tmux.show("bob", "#{alternate_on}"), "0", "the alternate screen was left");
+    tmux.run(
+      "bob",
+      `clear; echo "STTY: $(stty -a | tr ' ;' '\\n\\n' | grep -E '^-?(icanon|echo)$' | tr '\\n' ' ')"`,
+    );
+    const stty = await tmux.waitFor("bob", /STTY: -?icanon -?echo/);
+    assert.match(stty, /STTY: icanon echo/, "cooked mode and echo are back");
+    save("bob", "bob-after-quit");
+
+    // While bob is away alice writes to him; bob comes back and sees everything.
+    tmux.type("alice", "/msg bob while you were away");
+    tmux.keys("alice", "Enter");
+    await tmux.waitFor("alice", /✓ alice\s+while you were away/);
+    tmux.type("alice", "and one more");
+    tmux.keys("alice", "Enter");
+    await tmux.waitFor("alice", /✓ alice\s+and one more/);
+    tmux.run("bob", `clear; ${tuiLine(homes.bob)}`);
+    await tmux.waitFor("bob", (s) => /bob ● online/.test(s) && /alice\s+2│/.test(s), {
+      what: "bob back online with 2 unread from alice",
+    });
+    save("bob", "bob-back-unread");
+    tmux.keys("bob", "Tab");
+    tmux.keys("bob", "j");
+    tmux.keys("bob", "Enter");
+    const back = await tmux.waitFor("bob", /alice\s+and one more/, {
+      what: "the messages from while bob was away",
+    });
+    for (const t of [
+      "hello bob",
+      "hi alice",
+      "from alice cli",
+      "while alice listens",
+      "while you were away",
+      "and one more",
+    ]) {
+      assert.ok(back.includes(t), `bob's history shows "${t}"`);
+    }
+    save("bob", "bob-sees-everything");
+    tmux.keys("bob", "C-c");
+    await until("bob's second TUI to exit", async () =>
+      tmux.show("bob", "#{pane_current_command}") === "bash" ? true : null,
+    );
+    tmux.keys("alice", "C-c");
+    await until("alice's TUI to exit", async () =>
+      tmux.show("alice", "#{pane_current_command}") === "bash" ? true : null,
+    );
+    assert.equal(tmux.show("alice", "#{alternate_on}"), "0");
+  });
+
+  it("listen for a profile whose TUI runs prints live messages", {
+    todo: "listen drains only on its own client's message events; the TUI's sync often stores them first",
+  }, async () => {
+    tmux.run("alice", tuiLine(homes.alice, "alice"));
+    await tmux.waitFor("alice", /alice ● online/);
+    let listened = "";
+    listen = spawn(
+      process.execPath,
+      [BIN, "--home", homes.alice, "--user", "alice", "--endpoint", endpoint, "listen", "--json"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    listen.stdout?.on("data", (d: Buffer) => {
+      listened += d.toString();
+    });
+    await until("listen to print the backlog", async () => (listened.includes("and one more") ? true : null));
+    const r = await cli(homes.bob, [
+      "--user",
+      "bob",
+      "--endpoint",
+      endpoint,
+      "send",
+      "alice",
+      "live for listen",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    await until(
+      "listen to print a live message",
+      async () => (listened.includes("live for listen") ? true : null),
+      8000,
+    );
+  });
+});
