@@ -1,0 +1,198 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { parseCommand } from "../../tui/commands.js";
+import { edit, editorOf, editorRows, emptyEditor } from "../../tui/editor.js";
+import { type HistoryItem, historyWindow, itemRows } from "../../tui/history-layout.js";
+import {
+  composerKey,
+  globalKey,
+  type KeyPress,
+  listKey,
+  PASTE_END,
+  PASTE_START,
+  routeKey,
+  splitKeys,
+} from "../../tui/keymap.js";
+import { geometry, tooSmall } from "../../tui/layout.js";
+import { initialState, reduce, type State } from "../../tui/state.js";
+import { sanitize, textWidth, wrapLine } from "../../tui/text.js";
+
+const main = (): State =>
+  reduce(initialState(), { type: "session", me: "alice", fingerprint: "", endpoint: "x", bell: true });
+const ctx = { focus: "composer" as const, overlay: null };
+
+describe("tui keymap", () => {
+  it("global keys: Ctrl-C always quits, Tab moves focus, Ctrl-N/Ctrl-G open dialogs, PgUp scrolls from anywhere", () => {
+    assert.deepEqual(globalKey({ focus: "composer", overlay: "help" }, "c", { ctrl: true }), {
+      type: "quit",
+    });
+    assert.deepEqual(globalKey(ctx, "", { tab: true }), { type: "focusNext" });
+    assert.deepEqual(globalKey(ctx, "", { tab: true, shift: true }), { type: "focusPrev" });
+    assert.deepEqual(globalKey(ctx, "n", { ctrl: true }), { type: "prompt", purpose: "chat" });
+    assert.deepEqual(globalKey(ctx, "g", { ctrl: true }), { type: "prompt", purpose: "group" });
+    assert.deepEqual(globalKey(ctx, "", { pageUp: true }), { type: "scroll", by: "pageUp" });
+    assert.deepEqual(globalKey(ctx, "", { escape: true, meta: true }), { type: "back" });
+    assert.equal(
+      globalKey({ focus: "composer", overlay: "prompt" }, "", { tab: true }),
+      null,
+      "dialogs keep Tab",
+    );
+  });
+
+  it("'/' and '?' are commands outside the composer and text inside it", () => {
+    assert.deepEqual(globalKey({ focus: "history", overlay: null }, "/", {}), { type: "slash" });
+    assert.deepEqual(globalKey({ focus: "contacts", overlay: null }, "?", {}), { type: "help" });
+    assert.equal(globalKey(ctx, "/", {}), null);
+    assert.deepEqual(composerKey(false, "/", {}), [{ type: "edit", op: { kind: "insert", text: "/" } }]);
+  });
+
+  it("lists move with arrows and j/k and open with Enter", () => {
+    assert.deepEqual(listKey("contacts", "j", {}), { type: "select", pane: "contacts", by: 1 });
+    assert.deepEqual(listKey("groups", "", { upArrow: true }), { type: "select", pane: "groups", by: -1 });
+    assert.deepEqual(listKey("contacts", "G", { shift: true }), {
+      type: "select",
+      pane: "contacts",
+      by: "last",
+    });
+    assert.deepEqual(listKey("contacts", "\r", { return: true }), { type: "activate", pane: "contacts" });
+  });
+
+  it("the composer: Enter sends, Alt-Enter and Ctrl-J add lines, bracketed pastes keep theirs", () => {
+    assert.deepEqual(composerKey(false, "\r", { return: true }), [{ type: "submit" }]);
+    assert.deepEqual(composerKey(false, "\r", { return: true, meta: true }), [
+      { type: "edit", op: { kind: "newline" } },
+    ]);
+    assert.deepEqual(composerKey(false, "\n", {}), [{ type: "edit", op: { kind: "newline" } }]);
+    assert.deepEqual(composerKey(false, PASTE_START, {}), [{ type: "paste", on: true }]);
+    assert.deepEqual(composerKey(true, "\r", { return: true }), [{ type: "edit", op: { kind: "newline" } }]);
+    assert.deepEqual(composerKey(true, "a\rb", {}), [{ type: "edit", op: { kind: "insert", text: "a\rb" } }]);
+    assert.deepEqual(composerKey(true, PASTE_END, {}), [{ type: "paste", on: false }]);
+    assert.deepEqual(composerKey(false, "", { delete: true }), [{ type: "edit", op: { kind: "backspace" } }]);
+    assert.deepEqual(composerKey(false, "w", { ctrl: true }), [{ type: "edit", op: { kind: "deleteWord" } }]);
+    assert.deepEqual(composerKey(false, "[I", {}), [], "unknown escape sequences are not text");
+  });
+
+  it("splits keys that arrive in one chunk, but not pastes or escape sequences", () => {
+    const keys = (i: string, k: KeyPress = {}, p = false) => splitKeys(i, k, p).map((x) => [x.input, x.key]);
+    assert.deepEqual(keys("j\r"), [
+      ["j", {}],
+      ["\r", { return: true }],
+    ]);
+    assert.deepEqual(keys("\tj"), [
+      ["", { tab: true }],
+      ["j", {}],
+    ]);
+    assert.deepEqual(keys("a\x0e"), [
+      ["a", {}],
+      ["n", { ctrl: true }],
+    ]);
+    assert.deepEqual(keys("a\rb", {}, true), [["a\rb", {}]]);
+    assert.deepEqual(keys(PASTE_START), [[PASTE_START, {}]]);
+    assert.deepEqual(keys("x", { meta: true }), [["x", { meta: true }]]);
+  });
+
+  it("routes a key to the focused pane, the dialog, the sign-up screen or only Ctrl-C when too small", () => {
+    let s = main();
+    assert.deepEqual(routeKey(s, "j", {}), [{ type: "edit", op: { kind: "insert", text: "j" } }]);
+    s = reduce(s, { type: "focus", pane: "contacts" });
+    assert.deepEqual(routeKey(s, "j", {}), [{ type: "select", pane: "contacts", by: 1 }]);
+    s = reduce(s, { type: "focus", pane: "history" });
+    assert.deepEqual(routeKey(s, "k", {}), [{ type: "scroll", by: "lineUp" }]);
+    s = reduce(s, { type: "help" });
+    assert.deepEqual(routeKey(s, "q", {}), [{ type: "close" }]);
+    assert.deepEqual(routeKey(main(), "j", {}, { tooSmall: true }), []);
+    assert.deepEqual(routeKey(main(), "c", { ctrl: true }, { tooSmall: true }), [{ type: "quit" }]);
+    const signup = initialState();
+    assert.deepEqual(routeKey(signup, "b", {}), [{ type: "signup/edit", op: { kind: "insert", text: "b" } }]);
+    assert.deepEqual(routeKey(signup, "\r", { return: true }), [{ type: "signup/submit" }]);
+  });
+});
+
+describe("tui slash commands", () => {
+  it("parses every command, and says what is wrong", () => {
+    assert.deepEqual(parseCommand("/msg bob"), { kind: "msg", user: "bob", text: null });
+    assert.deepEqual(parseCommand("/msg bob hi there"), { kind: "msg", user: "bob", text: "hi there" });
+    assert.deepEqual(parseCommand("/group create team bob carol"), {
+      kind: "group",
+      op: "create",
+      name: "team",
+      members: ["bob", "carol"],
+    });
+    assert.deepEqual(parseCommand("/group remove team carol"), {
+      kind: "group",
+      op: "remove",
+      name: "team",
+      members: ["carol"],
+    });
+    assert.deepEqual(parseCommand("/trust bob"), { kind: "trust", user: "bob" });
+    assert.deepEqual(parseCommand("/fingerprint"), { kind: "fingerprint", user: null });
+    assert.deepEqual(parseCommand("/members"), { kind: "members", name: null });
+    assert.deepEqual(parseCommand("/help"), { kind: "help" });
+    assert.deepEqual(parseCommand("/quit"), { kind: "quit" });
+    assert.equal(parseCommand("/group add team").kind, "invalid");
+    assert.equal(parseCommand("/msg Bob").kind, "invalid");
+    assert.match((parseCommand("/frobnicate") as { message: string }).message, /unknown command/);
+  });
+});
+
+describe("tui editor, text and layout", () => {
+  it("edits multi-line text with a cursor", () => {
+    let e = editorOf("hello world");
+    e = edit(e, { kind: "deleteWord" });
+    assert.deepEqual(e, { text: "hello ", cursor: 6 });
+    e = edit(edit(e, { kind: "newline" }), { kind: "insert", text: "two" });
+    assert.equal(e.text, "hello \ntwo");
+    e = edit(e, { kind: "up" });
+    assert.equal(e.cursor, 3);
+    e = edit(e, { kind: "home" });
+    assert.equal(e.cursor, 0);
+    assert.equal(
+      edit(emptyEditor, { kind: "insert", text: "a\r\nb" }).text,
+      "a\nb",
+      "pasted CR LF becomes LF",
+    );
+    assert.equal(edit(editorOf("😀"), { kind: "backspace" }).text, "", "a surrogate pair goes in one step");
+    assert.equal(editorRows(editorOf("abcdef"), 4).length, 2, "long lines wrap");
+  });
+
+  it("strips terminal escapes from untrusted text and measures wide characters", () => {
+    assert.equal(sanitize("hi\x1b[2J\x1b]0;pwned\x07 there\r"), "hi[2J]0;pwned there");
+    assert.equal(textWidth("日本"), 4);
+    assert.deepEqual(wrapLine("one two three", 7), ["one two", "three"]);
+  });
+
+  it("lays out only the visible window of a long history", () => {
+    const items: HistoryItem[] = Array.from({ length: 10_000 }, (_, i) => ({
+      id: `m${i}`,
+      from: i % 2 ? "alice" : "bob",
+      text: `message ${i}`,
+      time: new Date(Date.UTC(2025, 0, 1) + i * 60_000).toISOString(),
+      ord: String(i + 1),
+      verified: true,
+      problem: null,
+      delivery: null,
+      error: null,
+    }));
+    const t0 = performance.now();
+    const win = historyWindow(items, 80, 30, 0);
+    const ms = performance.now() - t0;
+    assert.equal(win.rows.length, 30);
+    const last = win.rows.at(-1)!;
+    assert.ok(last.kind === "msg" && last.text === "message 9999");
+    assert.ok(ms < 50, `the newest page took ${ms} ms`);
+    const days = itemRows(items[1440]!, items[1439], 80);
+    assert.equal(days[0]?.kind, "day", "a separator where the day changes");
+  });
+
+  it("too small below 60×16; panes share the rest", () => {
+    assert.equal(tooSmall({ columns: 59, rows: 30 }), true);
+    assert.equal(tooSmall({ columns: 60, rows: 16 }), false);
+    const g = geometry({ columns: 100, rows: 30 }, 1);
+    assert.equal(g.left.contactsRows + g.left.groupsRows + g.statusRows, 30);
+    assert.equal(g.right.historyRows + g.right.composerRows + g.statusRows, 30);
+    assert.ok(
+      geometry({ columns: 100, rows: 30 }, 4).history.height < g.history.height,
+      "a taller composer takes rows",
+    );
+  });
+});

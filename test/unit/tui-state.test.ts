@@ -1,0 +1,230 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { ChatMessage } from "../../core/client/cache.js";
+import { type Action, contactList, initialState, reduce, type State } from "../../tui/state.js";
+
+let seq = 0;
+function msg(over: Partial<ChatMessage> & { conv: string; from: string }): ChatMessage {
+  seq++;
+  return {
+    id: `m${seq}`,
+    to: null,
+    group: null,
+    text: `text ${seq}`,
+    sentAt: "2025-06-02T10:00:00.000Z",
+    serverTime: "2025-06-02T10:00:00.000Z",
+    cursor: String(1000 + seq),
+    verified: true,
+    problem: null,
+    seq,
+    device: "0123456789abcdef",
+    ...over,
+  };
+}
+
+function run(s: State, ...actions: Action[]): State {
+  return actions.reduce(reduce, s);
+}
+
+function main(): State {
+  return run(
+    initialState(),
+    { type: "session", me: "alice", fingerprint: "1 2 3", endpoint: "memory://hub", bell: true },
+    { type: "users", names: ["alice", "bob", "carol"], keyChanged: [] },
+    { type: "groups", names: ["team"] },
+    { type: "layout", width: 60, height: 10 },
+  );
+}
+
+describe("tui reducer", () => {
+  it("starts on the composer and cycles focus with Tab and Shift-Tab", () => {
+    let s = main();
+    assert.equal(s.focus, "composer");
+    s = reduce(s, { type: "focusNext" });
+    assert.equal(s.focus, "contacts");
+    s = run(s, { type: "focusNext" }, { type: "focusNext" });
+    assert.equal(s.focus, "history");
+    s = run(s, { type: "focusPrev" }, { type: "focusPrev" }, { type: "focusPrev" });
+    assert.equal(s.focus, "composer");
+  });
+
+  it("moves the selection in lists and opens the selected conversation", () => {
+    let s = run(main(), { type: "focus", pane: "contacts" });
+    assert.deepEqual(contactList(s), ["bob", "carol"], "me excluded, sorted");
+    s = run(s, { type: "select", pane: "contacts", by: 1 });
+    assert.equal(s.selected.contacts, "bob");
+    s = run(s, { type: "select", pane: "contacts", by: 1 }, { type: "select", pane: "contacts", by: 1 });
+    assert.equal(s.selected.contacts, "carol", "stops at the end");
+    s = run(s, { type: "select", pane: "contacts", by: "first" }, { type: "activate", pane: "contacts" });
+    assert.equal(s.open, "u:bob");
+    assert.equal(s.focus, "composer", "opening goes to the composer");
+    assert.equal(s.history?.loading, "newest", "asks the controller for the newest page");
+  });
+
+  it("counts unread in other conversations, rings, and appends to the open one without duplicates", () => {
+    let s = run(
+      main(),
+      { type: "open", conv: "u:bob" },
+      { type: "history", conv: "u:bob", messages: [], complete: true },
+    );
+    const fromBob = msg({ conv: "u:bob", from: "bob" });
+    const fromCarol = msg({ conv: "u:carol", from: "carol" });
+    const inTeam = msg({ conv: "g:team", from: "bob" });
+    s = run(
+      s,
+      { type: "arrived", messages: [fromBob, fromCarol, inTeam] },
+      { type: "arrived", messages: [fromBob] },
+    );
+    assert.equal(s.convs["u:bob"]?.unread, 0);
+    assert.equal(s.convs["u:carol"]?.unread, 1);
+    assert.equal(s.convs["g:team"]?.unread, 1);
+    assert.equal(s.bells, 2, "one bell per message elsewhere");
+    assert.deepEqual(
+      s.history?.items.map((i) => i.id),
+      [fromBob.id],
+    );
+    s = run(s, { type: "open", conv: "u:carol" });
+    assert.equal(s.convs["u:carol"]?.unread, 0, "opening clears the count");
+  });
+
+  it("shows our sends as pending, then stored, or failed with the reason", () => {
+    let s = run(
+      main(),
+      { type: "open", conv: "u:bob" },
+      { type: "history", conv: "u:bob", messages: [], complete: true },
+    );
+    s = run(s, {
+      type: "sending",
+      localId: "local-1",
+      conv: "u:bob",
+      text: "hi",
+      at: "2025-06-02T10:00:00.000Z",
+    });
+    assert.equal(s.history?.items[0]?.delivery, "pending");
+    const stored = msg({ conv: "u:bob", from: "alice", text: "hi" });
+    s = run(
+      s,
+      { type: "sent", localId: "local-1", message: stored },
+      { type: "arrived", messages: [stored] },
+    );
+    assert.deepEqual(
+      s.history?.items.map((i) => [i.id, i.delivery]),
+      [[stored.id, "stored"]],
+    );
+    s = run(s, {
+      type: "sending",
+      localId: "local-2",
+      conv: "u:bob",
+      text: "again",
+      at: "2025-06-02T10:01:00.000Z",
+    });
+    s = run(s, { type: "sendFailed", localId: "local-2", error: "bob's keys changed" });
+    assert.deepEqual(
+      [s.history?.items[1]?.delivery, s.history?.items[1]?.error],
+      ["failed", "bob's keys changed"],
+    );
+  });
+
+  it("keeps mailbox order when an older message arrives late, pending sends last", () => {
+    let s = run(main(), { type: "open", conv: "u:bob" });
+    const a = msg({ conv: "u:bob", from: "bob", cursor: "10" });
+    const c = msg({ conv: "u:bob", from: "bob", cursor: "30" });
+    s = run(s, { type: "history", conv: "u:bob", messages: [a, c], complete: true });
+    s = run(s, {
+      type: "sending",
+      localId: "local-9",
+      conv: "u:bob",
+      text: "x",
+      at: "2025-06-02T10:00:00.000Z",
+    });
+    const b = msg({ conv: "u:bob", from: "bob", cursor: "20" });
+    s = run(s, { type: "arrived", messages: [b] });
+    assert.deepEqual(
+      s.history?.items.map((i) => i.ord),
+      ["10", "20", "30", null],
+    );
+  });
+
+  it("scrolls by line and page, clamps at the top of a complete history, asks for older pages otherwise", () => {
+    const many = Array.from({ length: 50 }, () => msg({ conv: "u:bob", from: "bob" }));
+    let s = run(
+      main(),
+      { type: "open", conv: "u:bob" },
+      { type: "history", conv: "u:bob", messages: many, complete: false },
+    );
+    s = run(s, { type: "scroll", by: "lineUp" });
+    assert.equal(s.history?.scroll, 1);
+    s = run(s, { type: "scroll", by: "pageUp" });
+    assert.equal(s.history?.scroll, 9);
+    s = run(s, { type: "scroll", by: "top" });
+    assert.equal(s.history?.loading, "all", "Home on a partial history loads everything");
+    s = run(s, { type: "history", conv: "u:bob", messages: many, complete: true });
+    const top = s.history!.scroll;
+    assert.ok(top > 40, `at the top after loading: ${top}`);
+    s = run(s, { type: "scroll", by: "pageUp" });
+    assert.equal(s.history?.scroll, top, "cannot scroll past the first message");
+    s = run(s, { type: "scroll", by: "bottom" });
+    assert.equal(s.history?.scroll, 0);
+    s = run(s, { type: "scroll", by: "lineDown" });
+    assert.equal(s.history?.scroll, 0);
+  });
+
+  it("keeps a scrolled-up view steady and counts what arrives below it", () => {
+    const many = Array.from({ length: 30 }, () => msg({ conv: "u:bob", from: "bob" }));
+    let s = run(
+      main(),
+      { type: "open", conv: "u:bob" },
+      { type: "history", conv: "u:bob", messages: many, complete: true },
+    );
+    s = run(s, { type: "scroll", by: "pageUp" });
+    const before = s.history!.scroll;
+    s = run(s, { type: "arrived", messages: [msg({ conv: "u:bob", from: "bob" })] });
+    assert.equal(s.history?.scroll, before + 1);
+    assert.equal(s.history?.newBelow, 1);
+  });
+
+  it("Esc closes a dialog first, then moves between the list and the composer", () => {
+    let s = run(main(), { type: "open", conv: "g:team" }, { type: "prompt", purpose: "chat" });
+    s = reduce(s, { type: "back" });
+    assert.equal(s.overlay, null);
+    s = reduce(s, { type: "back" });
+    assert.equal(s.focus, "groups", "back to where the open conversation is listed");
+    s = reduce(s, { type: "back" });
+    assert.equal(s.focus, "composer");
+  });
+
+  it("'/' jumps to the composer with a slash; submit clears the composer", () => {
+    let s = run(main(), { type: "focus", pane: "history" }, { type: "slash" });
+    assert.equal(s.focus, "composer");
+    assert.deepEqual(s.composer, { text: "/", cursor: 1 });
+    s = run(s, { type: "edit", op: { kind: "insert", text: "help" } }, { type: "submit" });
+    assert.equal(s.composer.text, "");
+  });
+
+  it("edits go to an open prompt instead of the composer", () => {
+    let s = run(
+      main(),
+      { type: "edit", op: { kind: "insert", text: "draft" } },
+      { type: "prompt", purpose: "group" },
+    );
+    s = run(s, { type: "edit", op: { kind: "insert", text: "team\nbob" } });
+    assert.equal(s.overlay?.kind === "prompt" && s.overlay.editor.text, "team bob", "prompts are one line");
+    assert.equal(s.composer.text, "draft");
+  });
+
+  it("marks changed keys loudly and clears the mark once trusted", () => {
+    let s = run(main(), { type: "keyChanged", name: "bob" });
+    assert.deepEqual(s.keyChanged, ["bob"]);
+    assert.equal(s.notice?.level, "warn");
+    assert.match(s.notice?.text ?? "", /bob's keys changed/);
+    s = run(s, { type: "trusted", name: "bob" });
+    assert.deepEqual(s.keyChanged, []);
+  });
+
+  it("notices clear only by their own id", () => {
+    let s = run(main(), { type: "notice", text: "one", level: "info" });
+    const id = s.notice!.id;
+    s = run(s, { type: "notice", text: "two", level: "error" }, { type: "clearNotice", id });
+    assert.equal(s.notice?.text, "two");
+  });
+});
