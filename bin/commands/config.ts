@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
-import { SETTING_ENV, type SettingName, type Source } from "../../core/config/config.js";
+import { SETTING_ENV, type SettingName, type Settings, type Source } from "../../core/config/config.js";
 import { type GlobalFlags, settingsOf } from "../context.js";
 import type { Io } from "../io.js";
 
@@ -29,12 +29,8 @@ export function configReport(cmd: Command, env: NodeJS.ProcessEnv = process.env)
         : source === "file"
           ? settings.configFile
           : "default";
-  const show = (name: SettingName, value: unknown): ShownSetting => {
-    const source = settings.sources[name];
-    return { value, source, from: where(`--${kebab(name)}`, SETTING_ENV[name], source) };
-  };
   const fileSource: Source = flags.config ? "flag" : env.ZMQCHAT_CONFIG ? "env" : "default";
-  return {
+  const report = {
     home: {
       value: settings.home,
       source: settings.sources.home,
@@ -46,11 +42,15 @@ export function configReport(cmd: Command, env: NodeJS.ProcessEnv = process.env)
       from: where("--config", "ZMQCHAT_CONFIG", fileSource),
       exists: existsSync(settings.configFile),
     },
-    user: show("user", settings.user ?? null),
-    endpoint: show("endpoint", settings.endpoints.join(",")),
-    bell: show("bell", settings.bell),
-    logLevel: show("logLevel", settings.logLevel),
-  };
+  } as ConfigReport;
+  // Every setting config.ts knows, in its order: a new one shows up here by itself.
+  for (const name of Object.keys(SETTING_ENV) as SettingName[]) {
+    const source = settings.sources[name];
+    const value =
+      name === "endpoint" ? settings.endpoints.join(",") : (settings[name as keyof Settings] ?? null);
+    report[name] = { value, source, from: where(`--${kebab(name)}`, SETTING_ENV[name], source) };
+  }
+  return report;
 }
 
 /** `zmqchat config show`: each value and its source; an invalid configuration fails as a usage error. */

@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { SETTING_ENV } from "../../core/config/config.js";
 import { ZMQCHAT_BIN } from "../helpers/cli.js";
 
 /** Runs the built CLI with exactly this environment (no ZMQCHAT_* leaking in from the caller). */
@@ -91,7 +92,7 @@ describe("zmqchat config show (built CLI)", () => {
     const lines = r.stdout.trimEnd().split("\n");
     assert.deepEqual(
       lines.map((l) => l.split(/\s+/)[0]),
-      ["home", "configFile", "user", "endpoint", "bell", "logLevel"],
+      ["home", "configFile", ...Object.keys(SETTING_ENV)],
     );
     assert.match(r.stdout, /^user\s+alice\s+\(flag --user\)$/m);
     assert.match(r.stdout, /^home\s+\S+\s+\(flag --home\)$/m);
