@@ -75,6 +75,9 @@ export class Controller {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly exitListeners = new Set<() => void>();
   private ready: Promise<void> = Promise.resolve();
+  /** Resolves once the name is known to be registered: requests that need a login wait for it. */
+  private registered: Promise<void> = Promise.resolve();
+  private markRegistered: () => void = () => {};
   private lastRing = 0;
   private localIds = 0;
   private stopped = false;
@@ -293,6 +296,9 @@ export class Controller {
     });
     this.unsubscribe = c.on((e) => this.onClientEvent(e));
     this.dispatch({ type: "connection", state: c.state, endpoint: c.endpoint });
+    this.registered = new Promise((resolve) => {
+      this.markRegistered = resolve;
+    });
     this.loadFromCache(c);
     this.every(this.opts.pollMs, () => this.poll());
     this.every(this.opts.refreshMs, () => {
@@ -339,6 +345,7 @@ export class Controller {
       try {
         // Harmless when registered; makes a profile whose stack was reset usable again.
         await c.register();
+        this.markRegistered();
         await c.goLive();
         c.keepAlive();
         await this.refreshLists(c);
@@ -501,32 +508,35 @@ export class Controller {
     const localId = `local-${++this.localIds}`;
     this.dispatch({ type: "sending", localId, conv, text, at: new Date().toISOString() });
     this.track(
-      c.send(targetOf(conv), text).then(
-        (message) => {
-          this.seen.add(message.id);
-          this.dispatch({ type: "sent", localId, message });
-        },
-        (err) => {
-          const e = asZmqchatError(err);
-          this.dispatch({ type: "sendFailed", localId, error: e.message });
-          if (e.code === "key_changed") {
-            const who = /^([a-z0-9][a-z0-9_.-]*)'s keys changed/.exec(e.message)?.[1];
-            if (who) this.dispatch({ type: "keyChanged", name: who });
-            this.notice(
-              `not sent: ${who ?? "a recipient"}'s keys changed. Compare fingerprints (/fingerprint ${who ?? "USER"}), then /trust ${who ?? "USER"}`,
-              "error",
-            );
-          } else {
-            this.notice(`not sent to ${convTitle(conv)}: ${e.message}`, "error");
-          }
-        },
-      ),
+      this.registered
+        .then(() => c.send(targetOf(conv), text))
+        .then(
+          (message) => {
+            this.seen.add(message.id);
+            this.dispatch({ type: "sent", localId, message });
+          },
+          (err) => {
+            const e = asZmqchatError(err);
+            this.dispatch({ type: "sendFailed", localId, error: e.message });
+            if (e.code === "key_changed") {
+              const who = /^([a-z0-9][a-z0-9_.-]*)'s keys changed/.exec(e.message)?.[1];
+              if (who) this.dispatch({ type: "keyChanged", name: who });
+              this.notice(
+                `not sent: ${who ?? "a recipient"}'s keys changed. Compare fingerprints (/fingerprint ${who ?? "USER"}), then /trust ${who ?? "USER"}`,
+                "error",
+              );
+            } else {
+              this.notice(`not sent to ${convTitle(conv)}: ${e.message}`, "error");
+            }
+          },
+        ),
     );
   }
 
   private async run(cmd: Command): Promise<void> {
     const c = this.session?.client;
     if (!c) return;
+    if (cmd.kind !== "help" && cmd.kind !== "quit" && cmd.kind !== "invalid") await this.registered;
     switch (cmd.kind) {
       case "invalid":
         this.notice(cmd.message, "error");
@@ -608,7 +618,7 @@ export class Controller {
         const pinned = fingerprint(cmd.user, contact.keys);
         this.notice(
           contact.pending
-            ? `${cmd.user} pinned: ${pinned}; NEW, not trusted: ${fingerprint(cmd.user, contact.pending)}`
+            ? `${cmd.user}'s new keys (untrusted): ${fingerprint(cmd.user, contact.pending)}; pinned: ${pinned}`
             : `${cmd.user}: ${pinned}`,
           contact.pending ? "warn" : "info",
         );

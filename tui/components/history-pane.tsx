@@ -82,11 +82,12 @@ export function HistoryPane({ width, height }: Props) {
   const win = historyWindow(items, innerWidth, rowsAvail, history?.scroll ?? 0);
   const other = open?.startsWith("u:") ? open.slice(2) : null;
   const warn = other !== null && keyChanged.includes(other);
-  let info = "";
-  if (history?.loading) info = "  loading…";
-  else if (win.scroll > 0) {
-    info = history?.newBelow ? `  ↓ ${history.newBelow} new below (End)` : "  ↓ more below (End)";
-  } else if (win.atTop && history?.complete && items.length > 0) info = "  (start of conversation)";
+  const notes: string[] = [];
+  if (history?.loading) notes.push("loading…");
+  if (win.atTop && history?.complete && items.length > 0) notes.push("(start of conversation)");
+  if (win.scroll > 0)
+    notes.push(history?.newBelow ? `↓ ${history.newBelow} new below (End)` : "↓ more below (End)");
+  const info = notes.length > 0 ? `  ${notes.join("  ")}` : "";
   return (
     <Box
       flexDirection="column"
