@@ -268,9 +268,13 @@ zc() {
 chat() {
   local u
   for u in alice bob carol; do zc "$u" register || return 1; done
+  local ONE_TO_ONE_ID GROUP_ID
   ONE_TO_ONE_ID=$(zc alice send bob "hello bob, from the deployed cluster") || return 1
   zc alice group create ops bob carol || return 1
   GROUP_ID=$(zc alice send --group ops "hello ops") || return 1
+  # check runs this in a subshell: hand the ids on through files.
+  echo "$ONE_TO_ONE_ID" >"$WORK/id-1to1"
+  echo "$GROUP_ID" >"$WORK/id-group"
   echo "1:1 id $ONE_TO_ONE_ID, group id $GROUP_ID"
   zc bob history alice --json | tee "$WORK/bob-history.json"
   jq -e --arg id "$ONE_TO_ONE_ID" 'select(.id == $id and .from == "alice" and .verified == true)' "$WORK/bob-history.json" >/dev/null ||
@@ -279,8 +283,6 @@ chat() {
   jq -e --arg id "$GROUP_ID" 'select(.id == $id and .group == "ops" and .verified == true)' "$WORK/carol-group.json" >/dev/null ||
     { echo "carol's group history lacks $GROUP_ID"; return 1; }
 }
-ONE_TO_ONE_ID=""
-GROUP_ID=""
 check "chat through the deployed balancer: register alice, bob, carol; 1:1; group" chat
 
 influx_query() {
@@ -304,8 +306,11 @@ influx_has_chat() {
   influx_query 'SHOW MEASUREMENTS' | jq -c '[.results[0].series[0].values[][0]]' || return 1
   influx_query 'SHOW MEASUREMENTS' | jq -e '.results[0].series[0].values | map(.[0]) | index("mailbox")' >/dev/null || return 1
   influx_query 'SELECT count("envelope") FROM "mailbox"."mailbox"' | jq -c '.results[0].series[0].values[0]'
-  [ -n "$ONE_TO_ONE_ID" ] && [ -n "$GROUP_ID" ] || { echo "no message ids from the chat"; return 1; }
-  ids_in_influx "$ONE_TO_ONE_ID" "$GROUP_ID"
+  local one group
+  one=$(cat "$WORK/id-1to1" 2>/dev/null)
+  group=$(cat "$WORK/id-group" 2>/dev/null)
+  [ -n "$one" ] && [ -n "$group" ] || { echo "no message ids from the chat"; return 1; }
+  ids_in_influx "$one" "$group"
 }
 check "the messages are in the deployed InfluxDB (SHOW MEASUREMENTS, mailbox points by id)" influx_has_chat
 
@@ -364,8 +369,8 @@ check "after the rollout every service reports $V2" expect_versions "$V2" 18080 
 
 rolled_in_order() {
   # Each server was drained and restarted, and healthy on the new version, before the next began.
-  awk '/^TASK \[common : (Drain and restart|Start) zmqchat-server\]|^TASK \[common : Wait until \/healthz reports/ {t=$0}
-       /^(changed|ok): \[server[12]\]/ && t != "" {print t " -> " $0; t=""}' "$WORK/rolling.log" | tee "$WORK/order.txt"
+  awk '/^TASK / {t = ($0 ~ /Drain and restart zmqchat-server|Wait until \/healthz reports/) ? $0 : ""}
+       /^(changed|ok): \[server[12]\]/ && t != "" {print t " -> " $0; t = ""}' "$WORK/rolling.log" | tee "$WORK/order.txt"
   grep -E 'Wait until|Drain and restart' "$WORK/order.txt" | grep -oE 'server[12]' | tr '\n' ' ' | grep -qE '^server1 server1 server2 server2 $'
 }
 check "servers rolled one at a time: server1 drained, restarted, healthy; then server2" rolled_in_order
