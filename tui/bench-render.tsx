@@ -20,8 +20,10 @@ export interface RenderPageOptions {
 }
 
 /**
- * Opens a conversation holding `messages` (oldest first, one conversation) and resolves with
- * the milliseconds until the frame showing its newest message is written.
+ * Mounts the TUI's main screen (no conversation open, as after start-up), then opens a
+ * conversation holding `messages` (oldest first, one conversation) and resolves with the
+ * milliseconds from opening it until the frame showing its newest message is written: what
+ * a user waits for after pressing Enter on a contact.
  */
 export async function renderNewestPage(
   messages: ChatMessage[],
@@ -39,21 +41,21 @@ export async function renderNewestPage(
   const stdout = new HeadlessStdout(columns, rows);
   const stdin = new HeadlessStdin();
   const probe = (newest?.text ?? "").split("\n")[0]!.slice(0, 12);
-  const shown = new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error("the newest message was not rendered within 10 s")),
-      10_000,
-    );
-    stdout.on("frame", (frame: string) => {
-      if (frame.includes(probe)) {
+  const frameWith = (test: (frame: string) => boolean) =>
+    new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error("the expected frame was not rendered within 10 s")),
+        10_000,
+      );
+      const onFrame = (frame: string) => {
+        if (!test(frame)) return;
         clearTimeout(timer);
+        stdout.off("frame", onFrame);
         resolve(performance.now());
-      }
+      };
+      stdout.on("frame", onFrame);
+      if (test(stdout.lastFrame())) onFrame(stdout.lastFrame());
     });
-  });
-  const started = performance.now();
-  store.dispatch({ type: "open", conv });
-  store.dispatch({ type: "history", conv, messages, complete: true });
   const ink = render(
     <TuiContext.Provider value={{ store, dispatch: (a) => store.dispatch(a), onExit: () => () => {} }}>
       <App size={{ columns, rows }} />
@@ -67,6 +69,11 @@ export async function renderNewestPage(
     },
   );
   try {
+    await frameWith((f) => f.includes("No conversation open"));
+    const shown = frameWith((f) => f.includes(probe));
+    const started = performance.now();
+    store.dispatch({ type: "open", conv });
+    store.dispatch({ type: "history", conv, messages, complete: true });
     return (await shown) - started;
   } finally {
     ink.unmount();

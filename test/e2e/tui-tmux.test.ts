@@ -327,6 +327,7 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     tmux.run("alice", tuiLine(homes.alice, "alice"));
     await tmux.waitFor("alice", /alice ● online/);
     let listened = "";
+    let status = "";
     listen = spawn(
       process.execPath,
       [BIN, "--home", homes.alice, "--user", "alice", "--endpoint", endpoint, "listen", "--json"],
@@ -337,7 +338,10 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     listen.stdout?.on("data", (d: Buffer) => {
       listened += d.toString();
     });
-    await until("listen to print the backlog", async () => (listened.includes("and one more") ? true : null));
+    listen.stderr?.on("data", (d: Buffer) => {
+      status += d.toString();
+    });
+    await until("listen to be online", async () => (status.includes("online") ? true : null));
     const r = await cli(homes.bob, [
       "--user",
       "bob",

@@ -8,8 +8,8 @@ import type { ChatClient } from "../../core/client/client.js";
 import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
 import { generateIdentity } from "../../core/crypto/keys.js";
 import { contactList } from "../../tui/state.js";
-import { type MemoryStack, startMemoryStack } from "../helpers/memory-stack.js";
-import { KEYS, startTui } from "../helpers/tui-harness.js";
+import { startMemoryStack } from "../helpers/memory-stack.js";
+import { KEYS, type MemoryStack, startTui } from "../helpers/tui-harness.js";
 
 describe("the TUI over the memory transport", () => {
   let stack: MemoryStack;
