@@ -19,6 +19,8 @@ interface ArgSpec {
   required: boolean;
   variadic: boolean;
   choices: string[];
+  /** Named like a path (`<file>`, `<dir>`): complete file names. */
+  path: "file" | "dir" | null;
 }
 
 /** One command of the tree: its path from the root, its own subcommands, options and arguments. */
@@ -68,6 +70,7 @@ function argSpec(a: Argument): ArgSpec {
     required: a.required,
     variadic: a.variadic,
     choices: a.argChoices ? [...a.argChoices] : [],
+    path: /^(dir|directory)$/i.test(a.name()) ? "dir" : /^(file|path)$/i.test(a.name()) ? "file" : null,
   };
 }
 
@@ -115,6 +118,7 @@ export function bashCompletion(program: Command): string {
         `      opts=${JSON.stringify(n.options.flatMap(names).join(" "))}`,
         `      valopts=${JSON.stringify(withValue.flatMap(names).join(" "))}`,
         `      choices=${JSON.stringify([...new Set(n.args.flatMap((a) => a.choices))].join(" "))}`,
+        `      paths=${JSON.stringify(n.args.some((a) => a.path === "file") ? "-f" : n.args.some((a) => a.path === "dir") ? "-d" : "")}`,
         "      ;;",
       ].join("\n"),
     );
@@ -133,16 +137,16 @@ export function bashCompletion(program: Command): string {
 # Load it in the current shell:   source <(${bin} completion bash)
 # or for every shell:              ${bin} completion bash > ~/.local/share/bash-completion/completions/${bin}
 
-# Sets subs, opts, valopts and choices for the command path in $1.
+# Sets subs, opts, valopts, choices and paths (compgen -f / -d for path arguments) for the command path in $1.
 ${fn}_node() {
   case "$1" in
 ${cases.join("\n")}
-    *) subs="" opts="" valopts="" choices="" ;;
+    *) subs="" opts="" valopts="" choices="" paths="" ;;
   esac
 }
 
 ${fn}() {
-  local cur="\${COMP_WORDS[COMP_CWORD]}" node="" w i skip=0 subs opts valopts choices
+  local cur="\${COMP_WORDS[COMP_CWORD]}" node="" w i skip=0 subs opts valopts choices paths
   COMPREPLY=()
   ${fn}_node ""
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -172,6 +176,10 @@ ${valueCases.join("\n")}
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
   else
     COMPREPLY=($(compgen -W "$subs $choices" -- "$cur"))
+    if [[ -n $paths ]]; then
+      compopt -o filenames 2>/dev/null
+      COMPREPLY+=($(compgen "$paths" -- "$cur"))
+    fi
   fi
   return 0
 }
@@ -210,7 +218,14 @@ function zshOptSpec(o: OptSpec): string {
 }
 
 function zshArgSpec(a: ArgSpec, i: number): string {
-  const action = a.choices.length > 0 ? `(${a.choices.join(" ")})` : " ";
+  const action =
+    a.choices.length > 0
+      ? `(${a.choices.join(" ")})`
+      : a.path === "file"
+        ? "_files"
+        : a.path === "dir"
+          ? "_files -/"
+          : " ";
   const msg = a.name.replace(/:/g, "\\:");
   if (a.variadic) return zq(`*:${msg}:${action}`);
   return zq(`${i + 1}:${a.required ? "" : ":"}${msg}:${action}`);

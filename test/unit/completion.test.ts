@@ -153,6 +153,12 @@ describe("completion scripts", () => {
     assert.deepEqual(bashComplete(["--config", "he"]), ["hello.json"]);
     assert.deepEqual(bashComplete(["--home", "h"]), ["homes"], "directories only");
     assert.deepEqual(bashComplete(["search", "--from", ""]), [], "no guesses for a user name");
+    // A positional argument named <file> completes file names.
+    const withFileArg = allCommands(program()).find((c) =>
+      c.registeredArguments.some((a) => a.name() === "file"),
+    );
+    if (withFileArg)
+      assert.deepEqual(bashComplete([...pathOf(withFileArg).split(" ").slice(1), "he"]), ["hello.json"]);
   });
 
   it("zsh: the script parses (zsh -n) and registers itself with compinit", (t) => {
