@@ -329,6 +329,20 @@ else
 $(grep -E -B2 '^changed:' "$WORK/converge2.log" | grep TASK | sort | uniq -c)"
 fi
 
+# ---------------------------------------------------------------- dry run
+
+say "dry run: rolling-update.yml --check with $V2 (health checks are skipped in check mode)"
+T0=$(date +%s)
+dry_run() {
+  playbook "$WORK/check.log" rolling-update.yml --check -e zmqchat_package="$V2_TGZ" || {
+    grep -E -A3 'fatal:|FAILED!|ERROR' "$WORK/check.log" | cut -c1-600 | tail -n 20
+    return 1
+  }
+  recap "$WORK/check.log"
+  expect_versions "$V1" 18080 18081 18082
+}
+check "rolling-update.yml --check with a new release passes and changes nothing" dry_run
+
 # ---------------------------------------------------------------- rolling update under load
 
 # Sends alice -> bob in a loop until told to stop (bounded in count and time). Each line
