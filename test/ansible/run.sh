@@ -61,7 +61,7 @@ DEBIAN_PACKAGES=(ansible ansible-lint yamllint influxdb python3-influxdb python3
   python3-apt daemon jq curl openssh-client systemd)
 need_install=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_install+=("$pkg")
+  [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = "install ok installed" ] || need_install+=("$pkg")
 done
 if [ ${#need_install[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -78,8 +78,10 @@ fi
 for tool in ansible-playbook ansible-lint yamllint ansible-inventory influxd daemon jq curl ssh-keygen systemd-analyze node npm; do
   command -v "$tool" >/dev/null || missing "$tool is not on PATH"
 done
-ansible-galaxy collection list 2>/dev/null | grep -q '^amazon.aws ' ||
-  missing "the amazon.aws collection (Debian's ansible package brings it)"
+COLLECTIONS=$(ansible-galaxy collection list 2>/dev/null)
+for collection in amazon.aws community.general ansible.posix; do
+  grep -q "^$collection " <<<"$COLLECTIONS" || missing "the $collection collection (Debian's ansible package brings it)"
+done
 [ -f "$VAULT_PASS" ] || missing "$VAULT_PASS is missing"
 [ "$(id -u)" -eq 0 ] || missing "the local converge runs services as their own users: run as root"
 
@@ -147,7 +149,7 @@ recap_clean() {
   lines=$(recap "$1")
   [ -n "$lines" ] || { echo "no PLAY RECAP in $1"; return 1; }
   echo "$lines"
-  ! echo "$lines" | grep -v -E 'changed=0 +unreachable=0 +failed=0' | grep -q .
+  [ -z "$(grep -v -E 'changed=0 +unreachable=0 +failed=0' <<<"$lines")" ]
 }
 health_version() { curl -sf --max-time 3 "http://127.0.0.1:$1/healthz" | jq -r .version; }
 expect_versions() {
@@ -385,7 +387,9 @@ rolled_in_order() {
   # Each server was drained and restarted, and healthy on the new version, before the next began.
   awk '/^TASK / {t = ($0 ~ /Drain and restart zmqchat-server|Wait until \/healthz reports/) ? $0 : ""}
        /^(changed|ok): \[server[12]\]/ && t != "" {print t " -> " $0; t = ""}' "$WORK/rolling.log" | tee "$WORK/order.txt"
-  grep -E 'Wait until|Drain and restart' "$WORK/order.txt" | grep -oE 'server[12]' | tr '\n' ' ' | grep -qE '^server1 server1 server2 server2 $'
+  local order
+  order=$(grep -oE 'server[12]\]$' "$WORK/order.txt" | tr -d ']' | tr '\n' ' ')
+  [ "$order" = "server1 server1 server2 server2 " ]
 }
 check "servers rolled one at a time: server1 drained, restarted, healthy; then server2" rolled_in_order
 
@@ -414,8 +418,13 @@ broken_stopped() {
   recap "$WORK/broken.log"
   grep -E '^fatal: \[server1\]' "$WORK/broken.log" | cut -c1-400 | tail -n 2
   [ $RC -ne 0 ] || { echo "the rollout of a broken release succeeded"; return 1; }
-  recap "$WORK/broken.log" | grep -qE '^server1 .* failed=1' || { echo "server1 did not fail"; return 1; }
-  ! recap "$WORK/broken.log" | grep -qE '^server2 .* changed=[1-9]' || { echo "server2 was changed"; return 1; }
+  local lines
+  lines=$(recap "$WORK/broken.log")
+  grep -qE '^server1 .* failed=1' <<<"$lines" || { echo "server1 did not fail"; return 1; }
+  if grep -qE '^server2 ' <<<"$lines" && ! grep -qE '^server2 .* changed=0 ' <<<"$lines"; then
+    echo "server2 was changed"
+    return 1
+  fi
   grep -q 'rolled back to' "$WORK/broken.log" || { echo "server1 was not rolled back"; return 1; }
 }
 check "the broken release fails the rollout on server1 and server2 is not touched" broken_stopped
