@@ -18,12 +18,17 @@ export interface BalancerOptions {
 }
 
 export interface BalancerMetrics {
+  /** Clients heard from within CLIENT_SEEN_MS, reported every heartbeat. */
+  clients?(n: number): void;
   forwarded(): void;
   refused(reason: string): void;
   liveServers(n: number): void;
 }
 
 const noMetrics: BalancerMetrics = { forwarded() {}, refused() {}, liveServers() {} };
+
+/** A client counts as connected this long after its last request or ping (busy clients ping every 2 s). */
+const CLIENT_SEEN_MS = 10_000;
 
 /**
  * The broker: clients' requests go to the live server with the fewest in flight; replies go
@@ -34,6 +39,8 @@ export class Balancer {
   private readonly dispatcher: Dispatcher;
   private readonly timer: NodeJS.Timeout;
   private pubPort = 0;
+  /** When each client peer last sent something, for the connected-clients gauge. */
+  private readonly clientsSeen = new Map<string, number>();
   bound!: BrokerEndpoints;
 
   private constructor(private readonly options: BalancerOptions) {
@@ -91,9 +98,13 @@ export class Balancer {
     for (const id of dead) this.options.log.warn({ server: id }, "server missed its heartbeats; dropped");
     for (const id of this.dispatcher.ids()) this.sockets.sendWorker(id, [BrokerCommand.heartbeat]);
     this.options.metrics?.liveServers(this.liveServers());
+    const now = Date.now();
+    for (const [peer, at] of this.clientsSeen) if (now - at > CLIENT_SEEN_MS) this.clientsSeen.delete(peer);
+    this.options.metrics?.clients?.(this.clientsSeen.size);
   }
 
   private onClient(peer: string, route: string, frame: Buffer, parts: number): void {
+    this.clientsSeen.set(peer, Date.now());
     if (parts !== 2) {
       this.sockets.sendClient(
         peer,

@@ -21,9 +21,15 @@ export function balancerMetrics(): { registry: Registry; metrics: BalancerMetric
     help: "Servers alive and taking requests",
     registers: [registry],
   });
+  const clients = new Gauge({
+    name: "zmqchat_balancer_clients",
+    help: "Clients connected: heard from (a request or a ping) in the last 10 s",
+    registers: [registry],
+  });
   return {
     registry,
     metrics: {
+      clients: (n) => clients.set(n),
       forwarded: () => forwarded.inc(),
       refused: (reason) => refused.inc({ reason }),
       liveServers: (n) => live.set(n),

@@ -1,8 +1,9 @@
 import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
 import type { ServiceMetrics } from "./service.js";
+import type { StoreMetrics } from "./store/store.js";
 
 /** Prometheus metrics of one server process, in a registry of its own. */
-export function serverMetrics(): { registry: Registry; metrics: ServiceMetrics } {
+export function serverMetrics(): { registry: Registry; metrics: ServiceMetrics; store: StoreMetrics } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "zmqchat_server_" });
   const requests = new Counter({
@@ -28,8 +29,34 @@ export function serverMetrics(): { registry: Registry; metrics: ServiceMetrics }
     help: "Live deliveries published",
     registers: [registry],
   });
+  const batchSize = new Histogram({
+    name: "zmqchat_server_store_batch_size",
+    help: "Appends per group commit of the store",
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+    registers: [registry],
+  });
+  const batchSeconds = new Histogram({
+    name: "zmqchat_server_store_batch_seconds",
+    help: "Time to write one group commit durably",
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    registers: [registry],
+  });
+  const storeErrors = new Counter({
+    name: "zmqchat_server_store_errors_total",
+    help: "Store operations that failed, by operation",
+    labelNames: ["operation"],
+    registers: [registry],
+  });
+  storeErrors.inc({ operation: "append" }, 0);
   return {
     registry,
+    store: {
+      batch(appends, seconds) {
+        batchSize.observe(appends);
+        batchSeconds.observe(seconds);
+      },
+      error: (operation) => storeErrors.inc({ operation }),
+    },
     metrics: {
       request(type, outcome, seconds) {
         requests.inc({ type, outcome });

@@ -58,8 +58,8 @@ export async function serverCommand(_cmd: Command, io: Io, flags: ServerFlags): 
   const secret = clusterSecret(flags.secretFile, process.env);
   const endpoints = flags.balancer.split(",").map((e) => e.trim());
   const httpPort = port(flags.httpPort, "--http-port");
-  const store = await openStore(flags.store);
-  const { registry, metrics } = serverMetrics();
+  const { registry, metrics, store: storeMetrics } = serverMetrics();
+  const store = await openStore(flags.store, process.env, { metrics: storeMetrics });
   const id = flags.id ?? `${hostname()}-${process.pid}`;
   const server = await ChatServer.start({
     transport: new ZeromqWorkerTransport({ version }),

@@ -2,7 +2,15 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { ZmqchatError } from "../../core/errors.js";
-import type { AppendInput, AppendResult, GroupRecord, Store, StoredItem, UserRecord } from "./store.js";
+import type {
+  AppendInput,
+  AppendResult,
+  GroupRecord,
+  Store,
+  StoredItem,
+  StoreMetrics,
+  UserRecord,
+} from "./store.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS users (
@@ -59,13 +67,15 @@ export class SqliteStore implements Store {
 
   constructor(
     private readonly path: string,
-    options: { maxBatch?: number; busyTimeoutMs?: number } = {},
+    options: { maxBatch?: number; busyTimeoutMs?: number; metrics?: StoreMetrics } = {},
   ) {
     this.maxBatch = options.maxBatch ?? 512;
+    this.metrics = options.metrics ?? null;
     this.busyTimeoutMs = options.busyTimeoutMs ?? 2000;
   }
 
   private readonly busyTimeoutMs: number;
+  private readonly metrics: StoreMetrics | null;
 
   async init(): Promise<void> {
     if (this.db) return;
@@ -239,9 +249,12 @@ export class SqliteStore implements Store {
     this.pending = [];
     if (batch.length === 0) return;
     let results: AppendResult[];
+    const started = performance.now();
     try {
       results = this.handle.transaction(() => batch.map((p) => this.appendOne(p.input)))();
+      this.metrics?.batch(batch.length, (performance.now() - started) / 1000);
     } catch (cause) {
+      this.metrics?.error("append");
       const err =
         cause instanceof ZmqchatError
           ? cause

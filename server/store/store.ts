@@ -34,6 +34,14 @@ export interface AppendResult {
   duplicate: boolean;
 }
 
+/** What a store reports for `/metrics` (server/metrics.ts makes the Prometheus side). */
+export interface StoreMetrics {
+  /** One group commit: how many appends it carried and how long the write took. */
+  batch(appends: number, seconds: number): void;
+  /** A store operation that failed (`append`, ...). */
+  error(operation: string): void;
+}
+
 /**
  * Durable storage of users, groups and mailboxes. Every implementation passes
  * test/contract/store-contract.ts. All methods may throw ZmqchatError("unavailable") when the

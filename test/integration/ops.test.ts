@@ -216,6 +216,13 @@ describe("operators: /healthz, /metrics and SIGTERM of real server and balancer 
       );
       assert.equal(delta("zmqchat_server_deliveries_published_total"), 6);
       assert.ok(delta("zmqchat_server_requests_total", { type: "sync", outcome: "ok" }) >= 1);
+      // Each send is one append; group commits carry them (several per commit when they coincide).
+      assert.equal(delta("zmqchat_server_store_batch_size_sum"), 3);
+      const commits = delta("zmqchat_server_store_batch_size_count");
+      assert.ok(commits >= 1 && commits <= 3, `${commits} commits`);
+      assert.equal(delta("zmqchat_server_store_batch_seconds_count"), commits);
+      assert.ok(after.every((m) => m.some((x) => x.name === "zmqchat_server_store_errors_total")));
+      assert.equal(sum(after, "zmqchat_server_store_errors_total"), 0);
       assert.equal(
         delta("zmqchat_server_requests_total", { outcome: "internal" }) +
           delta("zmqchat_server_requests_total", { outcome: "unavailable" }),
@@ -230,6 +237,11 @@ describe("operators: /healthz, /metrics and SIGTERM of real server and balancer 
       // Each server's process metrics carry its prefix.
       for (const m of after) assert.ok(m.some((s) => s.name === "zmqchat_server_process_cpu_seconds_total"));
       assert.ok(balancerAfter.some((s) => s.name === "zmqchat_balancer_process_cpu_seconds_total"));
+      // alice and bob have been heard from: the gauge says so at the next heartbeat tick.
+      await waitFor(
+        "the balancer to count the connected clients",
+        async () => sum([await scrape(balancer.http)], "zmqchat_balancer_clients") >= 2,
+      );
     } finally {
       await alice.dispose();
       await bob.dispose();
