@@ -162,8 +162,10 @@ describe("search over the local cache (SQLite FTS5)", () => {
     assert.deepEqual(texts(searchMessages(cache, "zebra")), ["a brand new zebra"]);
   });
 
-  it("keeps the cache file readable by its owner only", () => {
-    assert.equal(statSync(join(dir, "cache.db")).mode & 0o777, 0o600);
+  it("keeps the cache and its WAL side files (the index too) readable by their owner only", () => {
+    for (const f of ["cache.db", "cache.db-wal", "cache.db-shm"]) {
+      assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
+    }
   });
 });
 
