@@ -166,7 +166,7 @@ expect_versions() {
 
 # ---------------------------------------------------------------- lint
 
-check "yamllint" yamllint -s .
+check "yamllint (ansible/, test/ansible/)" yamllint -s . ../test/ansible
 # ansible-lint 6.13 prints "Passed" with its profile even when it should not (and does not
 # validate module arguments); its exit status is what counts.
 check "ansible-lint (production profile)" ansible-lint --offline -q
