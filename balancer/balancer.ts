@@ -3,7 +3,14 @@ import type { Logger } from "../core/logger.js";
 import { BrokerCommand, HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS } from "../core/protocol/broker.js";
 import { decodeJson } from "../core/protocol/codec.js";
 import { TOPIC_PATTERN } from "../core/protocol/limits.js";
-import { type BrokerEndpoints, parseTcpEndpoint, ZeromqBrokerSockets } from "../transports/zeromq/index.js";
+import {
+  type BrokerEndpoints,
+  type CurveKeys,
+  parseTcpEndpoint,
+  ZAP_DOMAIN,
+  ZapHandler,
+  ZeromqBrokerSockets,
+} from "../transports/zeromq/index.js";
 import { Dispatcher } from "./dispatch.js";
 
 export interface BalancerOptions {
@@ -15,6 +22,11 @@ export interface BalancerOptions {
   heartbeatMs?: number;
   liveness?: number;
   metrics?: BalancerMetrics;
+  /**
+   * CurveZMQ on all four sockets. Servers must be on `allowServers`; clients on `allowClients`
+   * when given (else any device key is admitted: users still prove who they are by signing in).
+   */
+  curve?: { keys: CurveKeys; allowServers: Set<string>; allowClients: Set<string> | null };
 }
 
 export interface BalancerMetrics {
@@ -47,30 +59,46 @@ export class Balancer {
     const interval = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
     this.dispatcher = new Dispatcher(interval * (options.liveness ?? HEARTBEAT_LIVENESS));
     const metrics = options.metrics ?? noMetrics;
-    this.sockets = new ZeromqBrokerSockets({
-      onClient: (peer, route, frame, parts) => this.onClient(peer, route, frame, parts),
-      onWorker: (worker, parts) => this.onWorker(worker, parts),
-      onWorkerUnreachable: (worker, parts) => {
-        options.log.warn({ worker }, "server unreachable; dropped");
-        this.dispatcher.remove(worker);
-        if (String(parts[0]) === BrokerCommand.request && parts.length === 3) {
-          this.forward(String(parts[1]), parts[2] as Buffer);
-        }
+    this.sockets = new ZeromqBrokerSockets(
+      {
+        onClient: (peer, route, frame, parts) => this.onClient(peer, route, frame, parts),
+        onWorker: (worker, parts) => this.onWorker(worker, parts),
+        onWorkerUnreachable: (worker, parts) => {
+          options.log.warn({ worker }, "server unreachable; dropped");
+          this.dispatcher.remove(worker);
+          if (String(parts[0]) === BrokerCommand.request && parts.length === 3) {
+            this.forward(String(parts[1]), parts[2] as Buffer);
+          }
+        },
+        acceptTopic: (topic) => topic.length === 64 && TOPIC_PATTERN.test(topic.toString("latin1")),
+        onRefusedTopic: (topic) => {
+          metrics.refused("subscription");
+          options.log.warn(
+            { length: topic.length },
+            "refused a subscription that is not a full delivery topic",
+          );
+        },
       },
-      acceptTopic: (topic) => topic.length === 64 && TOPIC_PATTERN.test(topic.toString("latin1")),
-      onRefusedTopic: (topic) => {
-        metrics.refused("subscription");
-        options.log.warn(
-          { length: topic.length },
-          "refused a subscription that is not a full delivery topic",
-        );
-      },
-    });
+      { curve: options.curve?.keys },
+    );
     this.timer = setInterval(() => this.tick(), interval);
   }
 
   static async start(options: BalancerOptions): Promise<Balancer> {
+    const curve = options.curve;
+    const zap = curve
+      ? await ZapHandler.start(
+          (domain, key) =>
+            domain === ZAP_DOMAIN.servers
+              ? curve.allowServers.has(key)
+              : domain === ZAP_DOMAIN.clients && (curve.allowClients === null || curve.allowClients.has(key)),
+          (d) => {
+            if (!d.ok) options.log.warn({ domain: d.domain, key: d.key }, "refused a CURVE key");
+          },
+        )
+      : null;
     const b = new Balancer(options);
+    b.zap = zap;
     try {
       b.bound = await b.sockets.bind(options.endpoints);
     } catch (cause) {
@@ -91,7 +119,10 @@ export class Balancer {
   stop(): void {
     clearInterval(this.timer);
     this.sockets.close();
+    this.zap?.close();
   }
+
+  private zap: ZapHandler | null = null;
 
   private tick(): void {
     const dead = this.dispatcher.expire(Date.now());

@@ -6,6 +6,7 @@ import { ensureIdentity, type LoadedIdentity, loadIdentity, profilePaths } from 
 import { readConfigFile, resolveHome, resolveSettings, type Settings } from "../core/config/config.js";
 import { ZmqchatError } from "../core/errors.js";
 import { ZeromqClientTransport } from "../transports/zeromq/client.js";
+import { deviceCurveKeys } from "./curve.js";
 import { makeLogger } from "./logging.js";
 
 export interface GlobalFlags {
@@ -14,16 +15,23 @@ export interface GlobalFlags {
   home?: string;
   config?: string;
   debug?: boolean;
+  curveServerKey?: string;
 }
 
 /** Settings for a command: its own flags and the program's global ones, merged with env and config file. */
 export function settingsOf(cmd: Command, env: NodeJS.ProcessEnv = process.env): Settings {
   const flags = cmd.optsWithGlobals() as GlobalFlags;
   const { home, source } = resolveHome(flags, env);
-  const configFile = flags.config ?? env.ZMQCHAT_CONFIG ?? join(home, "config.json");
-  const file = readConfigFile(configFile, Boolean(flags.config ?? env.ZMQCHAT_CONFIG));
+  const configFile = flags.config || env.ZMQCHAT_CONFIG || join(home, "config.json");
+  const file = readConfigFile(configFile, Boolean(flags.config || env.ZMQCHAT_CONFIG));
   return resolveSettings(
-    { flags: { user: flags.user, endpoint: flags.endpoint }, env, file, configFile, home },
+    {
+      flags: { user: flags.user, endpoint: flags.endpoint, curveServerKey: flags.curveServerKey },
+      env,
+      file,
+      configFile,
+      home,
+    },
     source,
   );
 }
@@ -33,6 +41,14 @@ export function requireUser(settings: Settings): string {
     throw new ZmqchatError("usage", "which user? pass --user NAME or set ZMQCHAT_USER");
   }
   return settings.user;
+}
+
+/** The ZeroMQ client transport, with CurveZMQ when the balancer's key is configured. */
+export function clientTransport(settings: Settings, profileDir: string): ZeromqClientTransport {
+  if (!settings.curveServerKey) return new ZeromqClientTransport();
+  return new ZeromqClientTransport({
+    curve: { serverKey: settings.curveServerKey, keys: deviceCurveKeys(profileDir) },
+  });
 }
 
 export interface ClientSession {
@@ -49,7 +65,7 @@ export function openClient(
   const paths = profilePaths(settings.home, user);
   const identity = opts.identity ?? (opts.create ? ensureIdentity(paths, user) : loadIdentity(paths, user));
   const cache = new Cache(paths.cache);
-  const transport = new ZeromqClientTransport();
+  const transport = clientTransport(settings, paths.dir);
   const client = new ChatClient({
     connect: (e) => transport.connect(e),
     endpoints: settings.endpoints,

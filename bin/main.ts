@@ -21,7 +21,7 @@ import {
   keysTrustCommand,
 } from "./commands/keys.js";
 import { searchCommand } from "./commands/search.js";
-import { balancerCommand, serverCommand } from "./commands/serve.js";
+import { balancerCommand, curveKeygenCommand, serverCommand } from "./commands/serve.js";
 import { downCommand, statusCommand, upCommand } from "./commands/stack.js";
 import { type Io, processIo } from "./io.js";
 import { EXIT, report } from "./report.js";
@@ -39,6 +39,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     )
     .option("--home <dir>", "zmqchat home with one profile per user (env ZMQCHAT_HOME; default ~/.zmqchat)")
     .option("--config <file>", "config file (default HOME/config.json)")
+    .option(
+      "--curve-server-key <key>",
+      "the balancer's CURVE public key: encrypt the link and pin it (env ZMQCHAT_CURVE_SERVER_KEY)",
+    )
     .option("--debug", "print stacks with errors")
     .showHelpAfterError()
     .addHelpText(
@@ -222,6 +226,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   keys
     .command("rotate")
     .description("make new keys, signed over by the old ones (contacts are warned and must trust them)")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice keys rotate && zmqchat --user alice keys show")
     .action(run((cmd) => keysRotateCommand(cmd, io)));
   keys
     .command("backup")
@@ -273,6 +278,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--http-port <port>", "serve /healthz and /metrics on this port")
     .option("--http-host <host>", "address for the HTTP port", "127.0.0.1")
     .option("--id <name>", "server id in logs and metrics")
+    .option("--curve-keys <file>", "this server's CURVE key pair (zmqchat curve keygen)")
+    .option("--curve-balancer-key <key>", "the balancers' CURVE public key")
     .option("--log-level <level>", "trace, debug, info, warn, error", "info")
     .addHelpText(
       "after",
@@ -291,6 +298,9 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "--public-host <host>",
       "host clients and servers use for pub/sub (default: the one they reached)",
     )
+    .option("--curve-keys <file>", "turn on CurveZMQ with this key pair (zmqchat curve keygen)")
+    .option("--curve-servers <file>", "servers' CURVE public keys allowed in, one per line")
+    .option("--curve-clients <file>", "client device keys allowed in, one per line (default: any device)")
     .option("--http-port <port>", "serve /healthz and /metrics on this port")
     .option("--http-host <host>", "address for the HTTP port", "127.0.0.1")
     .option("--log-level <level>", "trace, debug, info, warn, error", "info")
@@ -320,6 +330,16 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "\nExamples:\n  source <(zmqchat completion bash)          # in ~/.bashrc\n  source <(zmqchat completion zsh)           # in ~/.zshrc, after compinit",
     )
     .action(run((cmd, shell: string) => completionCommand(cmd, io, shell)));
+
+  program
+    .command("curve")
+    .description("CurveZMQ keys for encrypted links")
+    .addHelpText("after", "\nExample:\n  zmqchat curve keygen /etc/zmqchat/balancer.curve")
+    .command("keygen")
+    .argument("<file>", "where to write the key pair (mode 0600)")
+    .description("make a CURVE key pair; prints its public key")
+    .addHelpText("after", "\nExample:\n  zmqchat curve keygen /etc/zmqchat/balancer.curve")
+    .action(run((cmd, file: string) => curveKeygenCommand(cmd, io, file)));
 
   return program;
 }

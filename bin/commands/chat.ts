@@ -199,7 +199,14 @@ export async function listenCommand(cmd: Command, io: Io, opts: { json?: boolean
     await s.client.goLive();
     drain();
     s.client.keepAlive();
-    await io.untilInterrupted();
+    // Another process on this profile (the TUI) may store a message first, so this client never
+    // sees it as new: look at the shared cache now and then as well.
+    const poll = setInterval(drain, 500);
+    try {
+      await io.untilInterrupted();
+    } finally {
+      clearInterval(poll);
+    }
     drain();
   } finally {
     await s.close();

@@ -13,8 +13,7 @@ import {
 import { openBackup } from "../../core/crypto/backup.js";
 import { fingerprint, generateIdentity, identityFromSecrets } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
-import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
-import { openClient, requireUser, settingsOf } from "../context.js";
+import { clientTransport, openClient, requireUser, settingsOf } from "../context.js";
 import type { Io } from "../io.js";
 import { checkName } from "./chat.js";
 
@@ -163,7 +162,7 @@ export async function keysRestoreCommand(cmd: Command, io: Io): Promise<void> {
   const passphrase = await readPassphrase(io, "passphrase of the backup: ");
   const throwaway: LoadedIdentity = { identity: generateIdentity(user), device: newDeviceId() };
   const cache = new Cache(":memory:");
-  const transport = new ZeromqClientTransport();
+  const transport = clientTransport(settings, paths.dir);
   const client = new ChatClient({
     connect: (e) => transport.connect(e),
     endpoints: settings.endpoints,

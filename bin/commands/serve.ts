@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Command } from "commander";
 import { Balancer } from "../../balancer/balancer.js";
@@ -8,7 +8,9 @@ import { startOpsServer } from "../../core/ops.js";
 import { serverMetrics } from "../../server/metrics.js";
 import { ChatServer } from "../../server/server.js";
 import { openStore } from "../../server/store/index.js";
+import { makeCurveKeys, Z85_KEY } from "../../transports/zeromq/index.js";
 import { ZeromqWorkerTransport } from "../../transports/zeromq/worker.js";
+import { readAllowList, readCurveKeys, writeCurveKeys } from "../curve.js";
 import type { Io } from "../io.js";
 import { makeLogger } from "../logging.js";
 import { packageVersion } from "../version.js";
@@ -21,6 +23,8 @@ export interface ServerFlags {
   httpHost: string;
   id?: string;
   logLevel: string;
+  curveKeys?: string;
+  curveBalancerKey?: string;
 }
 
 /** The cluster secret: ZMQCHAT_CLUSTER_SECRET, or the contents of --secret-file. Never a flag value. */
@@ -61,8 +65,16 @@ export async function serverCommand(_cmd: Command, io: Io, flags: ServerFlags): 
   const { registry, metrics, store: storeMetrics } = serverMetrics();
   const store = await openStore(flags.store, process.env, { metrics: storeMetrics });
   const id = flags.id ?? `${hostname()}-${process.pid}`;
+  if (Boolean(flags.curveKeys) !== Boolean(flags.curveBalancerKey)) {
+    throw new ZmqchatError("usage", "CURVE needs both --curve-keys (this server's) and --curve-balancer-key");
+  }
+  const curve = flags.curveKeys
+    ? { keys: readCurveKeys(flags.curveKeys), serverKey: flags.curveBalancerKey! }
+    : undefined;
+  if (curve && !Z85_KEY.test(curve.serverKey))
+    throw new ZmqchatError("usage", "--curve-balancer-key is not a Z85 public key");
   const server = await ChatServer.start({
-    transport: new ZeromqWorkerTransport({ version }),
+    transport: new ZeromqWorkerTransport({ version, curve }),
     endpoints,
     store,
     secret,
@@ -103,6 +115,9 @@ export interface BalancerFlags {
   httpPort?: string;
   httpHost: string;
   logLevel: string;
+  curveKeys?: string;
+  curveServers?: string;
+  curveClients?: string;
 }
 
 export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlags): Promise<void> {
@@ -112,7 +127,21 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
   const at = (offset: number) => `tcp://${flags.bind}:${base === 0 ? 0 : base + offset}`;
   const httpPort = port(flags.httpPort, "--http-port");
   const { registry, metrics } = balancerMetrics();
+  if (flags.curveKeys && !flags.curveServers) {
+    throw new ZmqchatError(
+      "usage",
+      "with --curve-keys, list the servers' public keys in --curve-servers FILE",
+    );
+  }
+  const curve = flags.curveKeys
+    ? {
+        keys: readCurveKeys(flags.curveKeys),
+        allowServers: readAllowList(flags.curveServers!),
+        allowClients: flags.curveClients ? readAllowList(flags.curveClients) : null,
+      }
+    : undefined;
   const balancer = await Balancer.start({
+    curve,
     endpoints: { frontend: at(0), backend: at(1), pubIn: at(2), pubOut: at(3) },
     publicHost: flags.publicHost ?? null,
     version,
@@ -138,4 +167,12 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
   balancer.stop();
   await ops?.close();
   log.info({}, "balancer stopped");
+}
+
+/** Writes a new CURVE key pair file (mode 0600) and prints its public key. */
+export async function curveKeygenCommand(_cmd: Command, io: Io, file: string): Promise<void> {
+  if (existsSync(file)) throw new ZmqchatError("conflict", `${file} exists; not overwriting a key`);
+  const keys = makeCurveKeys();
+  writeCurveKeys(file, keys);
+  io.out(keys.publicKey);
 }

@@ -29,6 +29,13 @@ const FIELDS = {
     default: "info",
     schema: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]),
   },
+  curveServerKey: {
+    env: "ZMQCHAT_CURVE_SERVER_KEY",
+    default: undefined as string | undefined,
+    schema: z
+      .string()
+      .regex(/^[0-9a-zA-Z.:+=^!/*?&<>()[\]{}@%$#-]{40}$/, "a 40-character Z85 CURVE public key"),
+  },
 } as const;
 
 export type SettingName = keyof typeof FIELDS;
@@ -46,6 +53,8 @@ export interface Settings {
   endpoints: string[];
   bell: boolean;
   logLevel: string;
+  /** The balancer's CURVE public key: set, the client encrypts its link with CurveZMQ and pins this key. */
+  curveServerKey: string | undefined;
   sources: Record<SettingName | "home", Source>;
   configFile: string;
 }
@@ -140,6 +149,7 @@ export function resolveSettings(input: SettingsInput, homeSource: Source): Setti
       .filter(Boolean),
     bell: values.bell as boolean,
     logLevel: values.logLevel as string,
+    curveServerKey: values.curveServerKey as string | undefined,
     sources,
     configFile: input.configFile,
   };

@@ -21,14 +21,14 @@ export interface RealStack {
   store: string;
   balancers: StackProcess[];
   servers: StackProcess[];
-  startServer(): Promise<StackProcess>;
+  startServer(extraArgs?: string[]): Promise<StackProcess>;
   /** Starts balancer `index` again on its ports (needs `fixedPorts`). */
   restartBalancer(index: number): Promise<void>;
   /** Runs the CLI as `user` with this stack's endpoint and a home of the user's own. */
   cli(
     user: string,
     args: string[],
-    opts?: { stdin?: string; home?: string; endpoint?: string; timeoutMs?: number },
+    opts?: { stdin?: string; home?: string; endpoint?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv },
   ): Promise<CliResult>;
   balancerHealth(index?: number): Promise<{ liveServers: number }>;
   stop(): Promise<void>;
@@ -78,13 +78,25 @@ export async function freeBasePort(): Promise<number> {
   throw new Error("no four free consecutive ports");
 }
 
-async function startBalancer(port = 0): Promise<{
+async function startBalancer(
+  port = 0,
+  extra: string[] = [],
+): Promise<{
   proc: StackProcess;
   frontend: string;
   backend: string;
   httpPort: number;
 }> {
-  const proc = launch(["balancer", "--port", String(port), "--http-port", "0", "--log-level", "warn"]);
+  const proc = launch([
+    "balancer",
+    "--port",
+    String(port),
+    "--http-port",
+    "0",
+    "--log-level",
+    "warn",
+    ...extra,
+  ]);
   const line = await waitFor("the balancer to be ready", () =>
     proc.output.find((l) => l.includes('"balancer_ready"')),
   );
@@ -108,6 +120,10 @@ export async function startStack(
     store?: string;
     env?: NodeJS.ProcessEnv;
     fixedPorts?: boolean;
+    balancerArgs?: string[];
+    serverArgs?: string[];
+    /** Extra environment of CLI runs (e.g. ZMQCHAT_CURVE_SERVER_KEY). */
+    cliEnv?: NodeJS.ProcessEnv;
   } = {},
 ): Promise<RealStack> {
   const dir = mkdtempSync(join(tmpdir(), "zmqchat-it-"));
@@ -117,7 +133,7 @@ export async function startStack(
   for (let i = 0; i < (options.balancers ?? 1); i++) {
     const base = options.fixedPorts ? await freeBasePort() : 0;
     basePorts.push(base);
-    bs.push(await startBalancer(base));
+    bs.push(await startBalancer(base, options.balancerArgs));
   }
   const backends = bs.map((b) => b.backend);
   const servers: StackProcess[] = [];
@@ -132,11 +148,11 @@ export async function startStack(
     servers,
     async restartBalancer(index) {
       if (!basePorts[index]) throw new Error("restartBalancer needs a stack started with fixedPorts");
-      const b = await startBalancer(basePorts[index]);
+      const b = await startBalancer(basePorts[index], options.balancerArgs);
       bs[index] = b;
       stack.balancers[index] = b.proc;
     },
-    async startServer() {
+    async startServer(extraArgs = options.serverArgs ?? []) {
       const proc = launch(
         [
           "server",
@@ -148,6 +164,7 @@ export async function startStack(
           `it-${++serial}`,
           "--log-level",
           "warn",
+          ...extraArgs,
         ],
         { ZMQCHAT_CLUSTER_SECRET: CLUSTER_SECRET, ...options.env },
       );
@@ -160,6 +177,7 @@ export async function startStack(
         endpoint: opts.endpoint ?? stack.endpoint,
         stdin: opts.stdin,
         timeoutMs: opts.timeoutMs,
+        env: { ...options.cliEnv, ...opts.env },
       });
     },
     async balancerHealth(index = 0) {
@@ -181,13 +199,22 @@ export async function startStack(
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  for (let i = 0; i < (options.servers ?? 2); i++) await stack.startServer();
-  const want = options.servers ?? 2;
-  for (let i = 0; i < bs.length; i++) {
-    await waitFor(
-      `${want} servers at balancer ${i}`,
-      async () => (await stack.balancerHealth(i)).liveServers >= want,
+  try {
+    for (let i = 0; i < (options.servers ?? 2); i++) await stack.startServer();
+    const want = options.servers ?? 2;
+    for (let i = 0; i < bs.length; i++) {
+      await waitFor(
+        `${want} servers at balancer ${i}`,
+        async () => (await stack.balancerHealth(i)).liveServers >= want,
+      );
+    }
+  } catch (err) {
+    // Leave nothing running behind a failed start, and say what the processes said.
+    const logs = [...stack.balancers, ...servers].map(
+      (p, i) => `--- process ${i}\n${p.output.slice(-20).join("\n")}`,
     );
+    await stack.stop();
+    throw new Error(`${(err as Error).message}\n${logs.join("\n")}`);
   }
   return stack;
 }

@@ -1,4 +1,5 @@
 import { Router, XPublisher, XSubscriber } from "zeromq";
+import { type CurveKeys, curveServerOptions } from "./curve.js";
 import { COMMON_SOCKET_OPTIONS } from "./options.js";
 import { Outbound } from "./outbound.js";
 
@@ -37,28 +38,43 @@ export interface BrokerHandlers {
   onRefusedTopic?(topic: Buffer): void;
 }
 
+/** ZAP domains: what clients connect to, and what servers connect to. */
+export const ZAP_DOMAIN = { clients: "zmqchat-clients", servers: "zmqchat-servers" } as const;
+
 /** The balancer's four sockets; routing ids leave this file only as hex / text strings. */
 export class ZeromqBrokerSockets {
-  private readonly frontend = new Router({
-    ...COMMON_SOCKET_OPTIONS,
-    sendHighWaterMark: 100_000,
-    receiveHighWaterMark: 100_000,
-  });
-  private readonly backend = new Router({
-    ...COMMON_SOCKET_OPTIONS,
-    mandatory: true,
-    sendHighWaterMark: 100_000,
-    receiveHighWaterMark: 100_000,
-  });
-  private readonly xsub = new XSubscriber({ ...COMMON_SOCKET_OPTIONS, receiveHighWaterMark: 100_000 });
-  private readonly xpub = new FilteringXPublisher({ ...COMMON_SOCKET_OPTIONS, sendHighWaterMark: 10_000 });
+  private readonly frontend: Router;
+  private readonly backend: Router;
+  private readonly xsub: XSubscriber;
+  private readonly xpub: FilteringXPublisher;
   private readonly toClients: Outbound;
   private readonly toWorkers: Outbound;
   private readonly toSubscribers: Outbound;
   private closed = false;
   bound: BrokerEndpoints | null = null;
 
-  constructor(private readonly handlers: BrokerHandlers) {
+  /** With `curve`, every socket is a CURVE server; a ZAP handler in this process decides who gets in. */
+  constructor(
+    private readonly handlers: BrokerHandlers,
+    options: { curve?: CurveKeys } = {},
+  ) {
+    const clients = options.curve ? curveServerOptions(options.curve, ZAP_DOMAIN.clients) : {};
+    const servers = options.curve ? curveServerOptions(options.curve, ZAP_DOMAIN.servers) : {};
+    this.frontend = new Router({
+      ...COMMON_SOCKET_OPTIONS,
+      ...clients,
+      sendHighWaterMark: 100_000,
+      receiveHighWaterMark: 100_000,
+    });
+    this.backend = new Router({
+      ...COMMON_SOCKET_OPTIONS,
+      ...servers,
+      mandatory: true,
+      sendHighWaterMark: 100_000,
+      receiveHighWaterMark: 100_000,
+    });
+    this.xsub = new XSubscriber({ ...COMMON_SOCKET_OPTIONS, ...servers, receiveHighWaterMark: 100_000 });
+    this.xpub = new FilteringXPublisher({ ...COMMON_SOCKET_OPTIONS, ...clients, sendHighWaterMark: 10_000 });
     this.xpub.manual = true;
     this.xpub.verbosity = "allSubsUnsubs";
     this.toClients = new Outbound(this.frontend, 100_000);

@@ -1,25 +1,29 @@
 import { Dealer, Subscriber } from "zeromq";
 import type { ClientLink, ClientTransport, LinkStateEvent, Route } from "../../core/transport.js";
+import { type CurveKeys, curveClientOptions } from "./curve.js";
 import { COMMON_SOCKET_OPTIONS, parseTcpEndpoint } from "./options.js";
 import { Outbound } from "./outbound.js";
 
 const ROUTE_FRAME: Record<Route, Buffer> = { broker: Buffer.from("B"), service: Buffer.from("S") };
 
+export interface ZeromqClientOptions {
+  /** CurveZMQ: the balancer's public key (pinned) and this device's key pair. */
+  curve?: { serverKey: string; keys: CurveKeys };
+}
+
 /** Client side of the ZeroMQ transport: a DEALER for requests, a SUB for live deliveries. */
 export class ZeromqClientTransport implements ClientTransport {
+  constructor(private readonly options: ZeromqClientOptions = {}) {}
+
   connect(endpoint: string): ClientLink {
-    return new ZeromqClientLink(endpoint);
+    return new ZeromqClientLink(endpoint, this.options);
   }
 }
 
 class ZeromqClientLink implements ClientLink {
-  private readonly dealer = new Dealer({
-    ...COMMON_SOCKET_OPTIONS,
-    sendHighWaterMark: 10_000,
-    receiveHighWaterMark: 10_000,
-    immediate: false,
-  });
-  private readonly outbound = new Outbound(this.dealer, 10_000);
+  private readonly dealer: Dealer;
+  private readonly outbound: Outbound;
+  private readonly security: object;
   private sub: Subscriber | null = null;
   private readonly topics = new Set<string>();
   private replyHandler: (frame: Buffer) => void = () => {};
@@ -27,8 +31,19 @@ class ZeromqClientLink implements ClientLink {
   private readonly stateHandlers: Array<(e: LinkStateEvent) => void> = [];
   private closed = false;
 
-  constructor(readonly endpoint: string) {
+  constructor(
+    readonly endpoint: string,
+    options: ZeromqClientOptions,
+  ) {
     parseTcpEndpoint(endpoint);
+    this.security = options.curve ? curveClientOptions(options.curve.serverKey, options.curve.keys) : {};
+    this.dealer = new Dealer({
+      ...COMMON_SOCKET_OPTIONS,
+      ...this.security,
+      sendHighWaterMark: 10_000,
+      receiveHighWaterMark: 10_000,
+    });
+    this.outbound = new Outbound(this.dealer, 10_000);
     this.dealer.events.on("connect", () => this.emit("connected"));
     this.dealer.events.on("disconnect", () => this.emit("disconnected"));
     this.dealer.connect(endpoint);
@@ -54,7 +69,7 @@ class ZeromqClientLink implements ClientLink {
   openDeliveries(pubPort: number, pubHost: string | null): void {
     if (this.sub || this.closed) return;
     const host = pubHost ?? parseTcpEndpoint(this.endpoint).host;
-    this.sub = new Subscriber({ ...COMMON_SOCKET_OPTIONS, receiveHighWaterMark: 100_000 });
+    this.sub = new Subscriber({ ...COMMON_SOCKET_OPTIONS, ...this.security, receiveHighWaterMark: 100_000 });
     for (const topic of this.topics) this.sub.subscribe(topic);
     this.sub.connect(`tcp://${host}:${pubPort}`);
     void this.readDeliveries(this.sub);

@@ -1,4 +1,5 @@
-export { type BrokerEndpoints, type BrokerHandlers, ZeromqBrokerSockets } from "./broker.js";
+export { type BrokerEndpoints, type BrokerHandlers, ZAP_DOMAIN, ZeromqBrokerSockets } from "./broker.js";
 export { ZeromqClientTransport } from "./client.js";
+export { type CurveKeys, makeCurveKeys, Z85_KEY, ZapHandler, type ZapPolicy } from "./curve.js";
 export { parseTcpEndpoint } from "./options.js";
 export { ZeromqWorkerTransport } from "./worker.js";

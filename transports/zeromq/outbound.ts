@@ -23,9 +23,12 @@ export class Outbound {
     return true;
   }
 
+  /** Messages not yet handed to libzmq, the one being sent included. */
   get pending(): number {
-    return this.queue.length;
+    return this.queue.length + (this.sending ? 1 : 0);
   }
+
+  private sending = false;
 
   close(): void {
     this.closed = true;
@@ -37,11 +40,14 @@ export class Outbound {
     try {
       while (this.queue.length > 0 && !this.closed) {
         const parts = this.queue.shift()!;
+        this.sending = true;
         try {
           await this.socket.send(parts);
         } catch (err) {
           if (this.closed) return;
           this.onError(err, parts);
+        } finally {
+          this.sending = false;
         }
       }
     } finally {

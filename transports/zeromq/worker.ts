@@ -2,11 +2,14 @@ import { randomBytes } from "node:crypto";
 import { Dealer, Publisher } from "zeromq";
 import { BrokerCommand, HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS } from "../../core/protocol/broker.js";
 import type { WorkerLink, WorkerTransport } from "../../core/transport.js";
+import { type CurveKeys, curveClientOptions } from "./curve.js";
 import { COMMON_SOCKET_OPTIONS, parseTcpEndpoint } from "./options.js";
 import { Outbound } from "./outbound.js";
 
 export interface ZeromqWorkerOptions {
   version: string;
+  /** CurveZMQ: the balancers' public key (pinned) and this server's key pair. */
+  curve?: { serverKey: string; keys: CurveKeys };
   heartbeatMs?: number;
   liveness?: number;
 }
@@ -33,6 +36,7 @@ class BrokerConnection {
     readonly endpoint: string,
     serverId: string,
     private readonly version: string,
+    private readonly security: object,
     private readonly onMessage: (conn: BrokerConnection, parts: Buffer[]) => void,
   ) {
     this.routingId = `${serverId}-${randomBytes(4).toString("hex")}`;
@@ -45,6 +49,7 @@ class BrokerConnection {
     this.outbound?.close();
     this.dealer = new Dealer({
       ...COMMON_SOCKET_OPTIONS,
+      ...this.security,
       routingId: this.routingId,
       sendHighWaterMark: 100_000,
       receiveHighWaterMark: 100_000,
@@ -80,16 +85,20 @@ class BrokerConnection {
 
 class ZeromqWorkerLink implements WorkerLink {
   private readonly brokers: BrokerConnection[];
-  private readonly pub = new Publisher({ ...COMMON_SOCKET_OPTIONS, sendHighWaterMark: 100_000 });
-  private readonly pubOut = new Outbound(this.pub, 100_000);
+  private readonly pub: Publisher;
+  private readonly pubOut: Outbound;
   private readonly pubConnected = new Set<string>();
   private handler: (peer: string, frame: Buffer) => void = () => {};
   private readonly timer: NodeJS.Timeout;
   private draining = false;
 
   constructor(endpoints: string[], serverId: string, options: ZeromqWorkerOptions) {
+    const security = options.curve ? curveClientOptions(options.curve.serverKey, options.curve.keys) : {};
+    this.pub = new Publisher({ ...COMMON_SOCKET_OPTIONS, ...security, sendHighWaterMark: 100_000 });
+    this.pubOut = new Outbound(this.pub, 100_000);
     this.brokers = endpoints.map(
-      (e) => new BrokerConnection(e, serverId, options.version, (c, p) => this.onBrokerMessage(c, p)),
+      (e) =>
+        new BrokerConnection(e, serverId, options.version, security, (c, p) => this.onBrokerMessage(c, p)),
     );
     const interval = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
     const liveness = options.liveness ?? HEARTBEAT_LIVENESS;
@@ -134,8 +143,13 @@ class ZeromqWorkerLink implements WorkerLink {
     ) {
       await new Promise((r) => setTimeout(r, 10));
     }
-    for (const b of this.brokers) b.close();
+    // Replies handed to libzmq but not yet on the wire get a moment to leave (linger).
+    for (const b of this.brokers) {
+      b.dealer.linger = 500;
+      b.close();
+    }
     this.pubOut.close();
+    this.pub.linger = 500;
     this.pub.close();
   }
 
