@@ -321,9 +321,7 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     assert.equal(tmux.show("alice", "#{alternate_on}"), "0");
   });
 
-  it("listen for a profile whose TUI runs prints live messages", {
-    todo: "listen drains only on its own client's message events; the TUI's sync often stores them first",
-  }, async () => {
+  it("listen for a profile whose TUI runs prints live messages", async () => {
     tmux.run("alice", tuiLine(homes.alice, "alice"));
     await tmux.waitFor("alice", /alice ● online/);
     let listened = "";
