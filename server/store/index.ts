@@ -15,7 +15,7 @@ export type {
 
 /**
  * Opens the store a URL names: `sqlite:PATH` (or a bare path), `influx://HOST:PORT/DB`.
- * `metrics` receives batch sizes and errors (the SQLite store reports them so far).
+ * `metrics` receives batch sizes and errors.
  */
 export async function openStore(
   url: string,
@@ -29,7 +29,9 @@ export async function openStore(
     const { InfluxStore } = await import("./influx.js").catch((cause) => {
       throw new ZmqchatError("usage", "this build has no InfluxDB store", { cause });
     });
-    store = InfluxStore.fromUrl(url, env);
+    const influx = InfluxStore.fromUrl(url, env);
+    influx.metrics = options.metrics ?? null;
+    store = influx;
   } else if (!url.includes("://")) {
     store = new SqliteStore(url, { metrics: options.metrics });
   } else {

@@ -7,7 +7,15 @@ import { NAME_PATTERN } from "../../core/protocol/limits.js";
 import { isoOf, LANES, LaneClock, nowNs } from "./influx/clock.js";
 import { InfluxHttpError, rows, type Series, storeError, timeOf, V1Http } from "./influx/http.js";
 import { DURATION, duration, durationMs, goDurationMs, ident, nanos, str } from "./influx/influxql.js";
-import type { AppendInput, AppendResult, GroupRecord, Store, StoredItem, UserRecord } from "./store.js";
+import type {
+  AppendInput,
+  AppendResult,
+  GroupRecord,
+  Store,
+  StoredItem,
+  StoreMetrics,
+  UserRecord,
+} from "./store.js";
 
 export interface InfluxStoreOptions {
   /** Base URL of InfluxDB's HTTP API, `http(s)://host:port`. */
@@ -109,6 +117,8 @@ export class InfluxStore implements Store {
   private inflightMin: bigint | null = null;
   private state: "new" | "open" | "closed" = "new";
   private initing: Promise<void> | null = null;
+  /** Receives batch sizes and failures (set by openStore). */
+  metrics: StoreMetrics | null = null;
 
   constructor(options: InfluxStoreOptions) {
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(options.db)) {
@@ -787,6 +797,7 @@ export class InfluxStore implements Store {
    * copies that a failed attempt may have stored after all) so no point lands behind readers.
    */
   private async commit(batch: Pending[]): Promise<void> {
+    const started = performance.now();
     const deadline = Date.now() + this.opts.retryForMs;
     const ours = new Map<string, bigint>();
     let plan: Plan | null = null;
@@ -800,6 +811,7 @@ export class InfluxStore implements Store {
           // Rewriting a chunk that already landed is harmless: same series, time and fields.
           for (const chunk of plan.chunks) await this.http.write(chunk);
           const { results } = plan;
+          this.metrics?.batch(batch.length, (performance.now() - started) / 1000);
           batch.forEach((p, i) => {
             p.resolve(results[i]!);
           });
@@ -809,6 +821,7 @@ export class InfluxStore implements Store {
           const retryable = e instanceof InfluxHttpError && e.retryable;
           if (!retryable || Date.now() + backoff > deadline) {
             const failure = storeError(err, "store a message", this.where);
+            this.metrics?.error("append");
             for (const p of batch) p.reject(failure);
             return;
           }
