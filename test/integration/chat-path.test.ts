@@ -181,7 +181,11 @@ for (const kind of ["sqlite", "influx"] as const) {
         out2 += d;
       });
       try {
-        await waitFor("the message sent between the two listens", () => out2.includes("after listen"), 30_000);
+        await waitFor(
+          "the message sent between the two listens",
+          () => out2.includes("after listen"),
+          30_000,
+        );
         assert.ok(!out2.includes("before listen"), "nothing is printed twice");
       } finally {
         again.kill("SIGINT");
