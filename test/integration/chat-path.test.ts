@@ -192,6 +192,28 @@ for (const kind of ["sqlite", "influx"] as const) {
       }
     });
 
+    it("the raw store holds only ciphertext", async () => {
+      const secret = `plaintext-canary-${kind}-7731`;
+      assert.equal((await stack.cli("alice", ["send", "bob", secret])).code, 0);
+      assert.equal((await stack.cli("alice", ["send", "--group", "trio", `${secret}-group`])).code, 0);
+      const seen = await stack.cli("bob", ["history", "alice", "--json"]);
+      assert.match(seen.stdout, new RegExp(secret), "bob reads it");
+      let raw = "";
+      if (influxd) {
+        for (const q of ["SHOW MEASUREMENTS", 'SELECT * FROM /.*/']) {
+          const res = await fetch(`${influxd.url}/query?db=zmqchat_e2e&q=${encodeURIComponent(q)}`);
+          raw += await res.text();
+        }
+        assert.match(raw, /mailbox|message|envelope/i, "the query did read the stored data");
+      } else {
+        const { readFileSync, existsSync } = await import("node:fs");
+        const path = stack.store.replace(/^sqlite:/, "");
+        for (const f of [path, `${path}-wal`]) if (existsSync(f)) raw += readFileSync(f).toString("latin1");
+      }
+      assert.ok(raw.length > 1000, "the store was read");
+      assert.equal(raw.includes(secret), false, "no message text in clear in the store");
+    });
+
     it("bad input gets clear errors and the contract's exit codes", async () => {
       const cases: Array<[string, string[], number, RegExp, string?]> = [
         ["alice", ["send", "nobody", "hi"], 5, /no user named nobody/],
