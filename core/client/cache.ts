@@ -130,6 +130,9 @@ export class Cache {
       insert: db.prepare(
         `INSERT OR IGNORE INTO messages (${COLUMNS}, ord) VALUES (@id, @conv, @from, @to, @group, @text, @sentAt, @serverTime, @cursor, @verified, @problem, @seq, @device, @ord)`,
       ),
+      place: db.prepare(
+        "UPDATE messages SET server_time = @serverTime, cursor = @cursor, ord = @ord WHERE id = @id AND cursor != @cursor",
+      ),
       getState: db.prepare<[string], { value: string }>("SELECT value FROM state WHERE key = ?"),
       setState: db.prepare(
         "INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -174,6 +177,14 @@ export class Cache {
       for (const m of messages) {
         const r = this.stmts.insert.run({ ...m, verified: m.verified ? 1 : 0, ord: BigInt(m.cursor) });
         if (r.changes === 1) fresh.push(m);
+        // A message cached from its acknowledgement takes its place from the mailbox copy when that arrives.
+        else if (cursor !== null)
+          this.stmts.place.run({
+            serverTime: m.serverTime,
+            cursor: m.cursor,
+            ord: BigInt(m.cursor),
+            id: m.id,
+          });
       }
       if (cursor !== null) this.advanceCursor(cursor);
       return fresh;
