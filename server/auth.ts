@@ -3,6 +3,9 @@ import { PublicKeyCache } from "../core/crypto/keys.js";
 import { loginChallengeBytes } from "../core/crypto/login.js";
 import { ZmqchatError } from "../core/errors.js";
 
+/** After a topic period ends, deliveries also go to the old topic this long, while clients move over. */
+const TOPIC_GRACE_MS = 15 * 60_000;
+
 export interface Clock {
   now(): number;
 }
@@ -21,6 +24,7 @@ export class Authority {
     private readonly clock: Clock = systemClock,
     private readonly sessionTtlMs = 12 * 3600_000,
     private readonly challengeTtlMs = 30_000,
+    private readonly topicPeriodMs = 24 * 3600_000,
   ) {
     if (secret.length < 16) throw new ZmqchatError("usage", "the cluster secret must be at least 16 bytes");
   }
@@ -35,7 +39,7 @@ export class Authority {
   login(
     req: { name: string; nonce: string; expires: number; mac: string; sig: string },
     signKey: string,
-  ): { session: string; expires: string; topic: string } {
+  ): { session: string; expires: string; topic: string; topicExpires: string } {
     if (!this.equal(req.mac, this.mac(`challenge\n${req.name}\n${req.nonce}\n${req.expires}`))) {
       throw new ZmqchatError("unauthorized", "the login challenge was not issued by this cluster");
     }
@@ -59,6 +63,7 @@ export class Authority {
       session: `${payload}.${this.mac(`session\n${payload}`)}`,
       expires: new Date(exp).toISOString(),
       topic: this.topic(req.name),
+      topicExpires: new Date((this.epoch() + 1) * this.topicPeriodMs).toISOString(),
     };
   }
 
@@ -76,10 +81,37 @@ export class Authority {
     return name;
   }
 
-  /** A user's delivery topic: 64 hex characters nobody can compute without the cluster secret. */
-  topic(name: string): string {
-    return createHmac("sha256", this.secret).update(`topic\n${name}`).digest("hex");
+  /**
+   * A user's delivery topic for one period (a day): 64 hex characters nobody can compute
+   * without the cluster secret, and that stops working when the period ends, so a leaked topic
+   * is worth a day at most. Clients log in again for the next one.
+   */
+  topic(name: string, epoch = this.epoch()): string {
+    const key = `${name}\n${epoch}`;
+    let t = this.topics.get(key);
+    if (!t) {
+      t = createHmac("sha256", this.secret).update(`topic\n${name}\n${epoch}`).digest("hex");
+      if (this.topics.size > 100_000) this.topics.clear();
+      this.topics.set(key, t);
+    }
+    return t;
   }
+
+  /** Where to publish a user's delivery: this period's topic, and the last one's during a grace time after the change. */
+  deliveryTopics(name: string): string[] {
+    const now = this.clock.now();
+    const epoch = this.epoch(now);
+    const intoPeriod = now - epoch * this.topicPeriodMs;
+    return intoPeriod < TOPIC_GRACE_MS
+      ? [this.topic(name, epoch), this.topic(name, epoch - 1)]
+      : [this.topic(name, epoch)];
+  }
+
+  private epoch(now = this.clock.now()): number {
+    return Math.floor(now / this.topicPeriodMs);
+  }
+
+  private readonly topics = new Map<string, string>();
 
   private mac(text: string): string {
     return createHmac("sha256", this.secret).update(text).digest("base64url");

@@ -232,12 +232,10 @@ export class ChatService {
     this.metrics.stored(result.duplicate ? 0 : owners.length);
     for (const owner of owners) {
       const place = result.placed.get(owner)!;
-      this.publisher.publish(
-        this.auth.topic(owner),
-        Buffer.from(
-          `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${text}}}`,
-        ),
+      const frame = Buffer.from(
+        `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${text}}}`,
       );
+      for (const topic of this.auth.deliveryTopics(owner)) this.publisher.publish(topic, frame);
     }
     this.metrics.published(owners.length);
     const mine = result.placed.get(user)!;

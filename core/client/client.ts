@@ -142,8 +142,34 @@ export class ChatClient {
       this.options.identity.identity.signPrivate,
     );
     const r = await this.request("login", { name: this.name, ...ch, sig: sig.toString("base64url") }, opts);
+    const previous = this.session?.topic ?? this.staleTopic;
     this.session = { token: r.session, topic: r.topic };
     this.link?.subscribe(r.topic);
+    if (previous && previous !== r.topic) this.link?.unsubscribe(previous);
+    this.staleTopic = null;
+    this.scheduleTopicRefresh(r.topicExpires);
+  }
+
+  private staleTopic: string | null = null;
+  private topicTimer: NodeJS.Timeout | null = null;
+
+  /** Logs in again shortly before the delivery topic expires, moves to the new topic, and syncs the gap. */
+  private scheduleTopicRefresh(expires: string | undefined): void {
+    if (this.topicTimer) clearTimeout(this.topicTimer);
+    if (!expires) return;
+    const at = Date.parse(expires) - 60_000 - Math.random() * 60_000;
+    this.topicTimer = setTimeout(
+      () => {
+        if (this.closed || !this.session) return;
+        this.staleTopic = this.session.topic;
+        this.session = null;
+        this.login()
+          .then(() => this.sync())
+          .catch((err) => this.log.warn({ err }, "moving to the new delivery topic failed"));
+      },
+      Math.max(1000, at - Date.now()),
+    );
+    this.topicTimer.unref();
   }
 
   /** Sends one message; resolves once the service stored it durably in every mailbox. */
@@ -433,6 +459,7 @@ export class ChatClient {
   async close(): Promise<void> {
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.topicTimer) clearTimeout(this.topicTimer);
     for (const [, w] of this.waiters)
       w.resolve({ ok: false, error: { code: "unavailable", message: "client closed" } });
     this.waiters.clear();

@@ -109,7 +109,13 @@ export const replyBodies = {
   ping: z.object({ time: z.string() }),
   register: z.object({ created: z.boolean() }),
   challenge: z.object({ nonce: b64, expires: z.number().int(), mac: b64 }),
-  login: z.object({ session: z.string(), expires: z.string(), topic: z.string().regex(TOPIC_PATTERN) }),
+  login: z.object({
+    session: z.string(),
+    expires: z.string(),
+    topic: z.string().regex(TOPIC_PATTERN),
+    /** When the topic stops receiving deliveries; the client logs in again before. */
+    topicExpires: z.string().optional(),
+  }),
   users: z.object({ users: z.array(userInfoSchema) }),
   "group.create": z.object({ group: groupInfoSchema, created: z.boolean() }),
   "group.add": z.object({ group: groupInfoSchema }),

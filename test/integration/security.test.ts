@@ -226,7 +226,9 @@ describe("security: attacks that fail", () => {
     const ready = JSON.parse(stack.balancers[0]!.output.find((l) => l.includes("balancer_ready"))!) as {
       endpoints: { pubOut: string };
     };
-    const bobTopic = createHmac("sha256", CLUSTER_SECRET).update("topic\nbob").digest("hex");
+    const bobTopic = createHmac("sha256", CLUSTER_SECRET)
+      .update(`topic\nbob\n${Math.floor(Date.now() / 86_400_000)}`)
+      .digest("hex");
     const snoops = ["", bobTopic.slice(0, 8), bobTopic.slice(0, 63)].map((prefix) => {
       const s = new Subscriber({ linger: 0, receiveTimeout: 2500 });
       s.subscribe(prefix);

@@ -101,4 +101,29 @@ describe("Authority: stateless challenges, sessions and topics", () => {
     now += 13 * 3_600_000;
     assert.throws(() => a.check(session), { code: "unauthorized", message: /expired/ });
   });
+
+  it("delivery topics expire with their period; both are fed during the grace time", () => {
+    const day = 86_400_000;
+    let now = 100 * day + 5 * 3_600_000;
+    const a = new Authority(secret, { now: () => now });
+    const alice = signer();
+    const ch = a.challenge("alice");
+    const s = a.login(
+      { name: "alice", ...ch, sig: alice.sign(loginChallengeBytes("alice", ch.nonce, ch.expires)) },
+      alice.pub,
+    );
+    assert.equal(s.topicExpires, new Date(101 * day).toISOString());
+    assert.deepEqual(a.deliveryTopics("alice"), [s.topic]);
+    now = 101 * day + 60_000;
+    const next = a.topic("alice");
+    assert.notEqual(next, s.topic, "a new period, a new topic");
+    assert.deepEqual(
+      a.deliveryTopics("alice"),
+      [next, s.topic],
+      "the old topic is still fed while clients move",
+    );
+    now = 101 * day + 3_600_000;
+    assert.deepEqual(a.deliveryTopics("alice"), [next], "then no more");
+    assert.notEqual(a.topic("bob"), next);
+  });
 });
