@@ -97,11 +97,14 @@ export class ChatService {
       const user = needsSession ? this.auth.check(parsed.data.session) : null;
       const handler = this.handlers[parsed.data.type] as Handler<RequestType>;
       const replyBody = await handler(body.data as RequestBody<RequestType>, user);
-      this.metrics.request(type, "ok", (performance.now() - started) / 1000);
+      const seconds = (performance.now() - started) / 1000;
+      this.metrics.request(type, "ok", seconds);
+      this.log.debug({ requestId: id, type, user, outcome: "ok", ms: Math.round(seconds * 1e4) / 10 }, "request");
       return Buffer.from(`{"v":1,"id":${JSON.stringify(id)},"ok":true,"body":${replyBody}}`);
     } catch (err) {
       const e = toWireError(err);
-      if (e.code === "internal") this.log.error({ err, type, id }, "request failed");
+      if (e.code === "internal") this.log.error({ err, type, requestId: id }, "request failed");
+      else this.log.debug({ requestId: id, type, outcome: e.code, message: e.message }, "request refused");
       this.metrics.request(type, e.code, (performance.now() - started) / 1000);
       return Buffer.from(JSON.stringify({ v: 1, id, ok: false, error: e }));
     }
