@@ -42,15 +42,15 @@ export const FULL: Sizes = {
 
 export const QUICK: Sizes = {
   rawCount: 2000,
-  chatCount: 1000,
+  chatCount: 500,
   textBytes: 200,
   maxUnacked: 100,
   lightRate: 200,
   lightMs: 1500,
   groupMembers: 8,
   groupMessages: 100,
-  recoveryDirect: 1000,
-  recoveryGroup: 1000,
+  recoveryDirect: 500,
+  recoveryGroup: 500,
   recoveryGroupMembers: 3,
   cryptoMs: 150,
   scaleSteps: [50, 100],

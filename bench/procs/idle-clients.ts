@@ -5,11 +5,12 @@
  * connected and silent. (A full ChatClient per user would also open a SQLite cache each; the
  * service cannot tell the difference.)
  */
-import { sign } from "node:crypto";
+import { randomBytes, sign } from "node:crypto";
 import { Context, Dealer, Subscriber } from "zeromq";
-import { generateIdentity, type Identity } from "../../core/crypto/keys.js";
+import type { Identity } from "../../core/crypto/keys.js";
 import { loginChallengeBytes } from "../../core/crypto/login.js";
 import { uuidv7 } from "../../core/protocol/ids.js";
+import { benchIdentity } from "../lib/keys.js";
 import { serve } from "../lib/rpc.js";
 
 interface Idle {
@@ -75,15 +76,40 @@ async function connectOne(endpoint: string, name: string, identity: Identity): P
   sub.connect(`tcp://${hello.pubHost ?? "127.0.0.1"}:${hello.pubPort}`);
 }
 
+/** A raw ZeroMQ client of the raw hub: one echoed request on a DEALER, one SUB on a full-length topic. */
+async function connectRaw(router: string, xpub: string | null): Promise<void> {
+  const dealer = new Dealer({ context: context!, linger: 0 });
+  const c: Idle = { dealer, sub: null, waiting: new Map() };
+  clients.push(c);
+  dealer.connect(router);
+  await dealer.send("hello");
+  await dealer.receive();
+  if (xpub === null) return;
+  const sub = new Subscriber({ context: context!, linger: 0 });
+  c.sub = sub;
+  sub.subscribe(randomBytes(32).toString("hex"));
+  sub.connect(xpub);
+}
+
 serve(
   {
+    /** Connects `count` more raw clients to the raw hub. */
+    async connectRaw(params: { router: string; xpub: string | null; count: number; concurrency: number }) {
+      context ??= new Context({ maxSockets: 12_000, blocky: false });
+      let left = params.count;
+      const lane = async () => {
+        while (left-- > 0) await connectRaw(params.router, params.xpub);
+      };
+      await Promise.all(Array.from({ length: params.concurrency }, lane));
+      return clients.length;
+    },
     /** Connects and logs in `count` more clients named PREFIX-N, `concurrency` at a time. */
     async connect(params: { endpoint: string; prefix: string; count: number; concurrency: number }) {
       // libzmq sizes its socket table once, when the first socket is made.
       context ??= new Context({ maxSockets: 12_000, blocky: false });
       const first = clients.length;
       const names = Array.from({ length: params.count }, (_, i) => `${params.prefix}-${first + i}`);
-      const identities = names.map((n) => generateIdentity(n));
+      const identities = names.map((n) => benchIdentity(n));
       let next = 0;
       const lane = async () => {
         for (;;) {

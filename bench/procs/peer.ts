@@ -3,12 +3,14 @@
  * zeromq transport, each with its own profile and cache): they register, log in, send and
  * record, per run tag, when each message became display-ready (opened, verified, cached).
  */
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
 import { ChatClient, type Target } from "../../core/client/client.js";
-import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
+import { ensureIdentity, hasIdentity, profilePaths, saveIdentity } from "../../core/client/profile.js";
 import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
 import { now, sleep } from "../lib/clock.js";
+import { benchIdentity } from "../lib/keys.js";
 import { serve } from "../lib/rpc.js";
 import { benchText, parseBenchText } from "../lib/text.js";
 
@@ -61,6 +63,9 @@ async function open(params: {
   live: boolean;
 }): Promise<void> {
   const paths = profilePaths(params.home, params.name);
+  // The profile's keys are made here (see lib/keys.ts for why not by ensureIdentity), then loaded as the CLI would.
+  if (!hasIdentity(paths))
+    saveIdentity(paths, { identity: benchIdentity(params.name), device: randomBytes(8).toString("hex") });
   const identity = ensureIdentity(paths, params.name);
   const client = new ChatClient({
     connect: (e) => transport.connect(e),

@@ -1,9 +1,9 @@
 import { sign, verify } from "node:crypto";
 import { Sealer, signedBytes } from "../../core/crypto/envelope.js";
-import { generateIdentity } from "../../core/crypto/keys.js";
 import { uuidv7 } from "../../core/protocol/ids.js";
 import type { Envelope } from "../../core/protocol/schema.js";
 import type { BenchContext } from "../lib/context.js";
+import { benchIdentity } from "../lib/keys.js";
 import { benchText } from "../lib/text.js";
 
 /** Calls `fn` for about `ms` milliseconds (after a short warm-up) and returns calls per second. */
@@ -22,8 +22,8 @@ function perSecond(ms: number, fn: (i: number) => void): number {
 /** Seal and open per second on one core (this thread), 1:1 and for a group of 50. */
 export function cryptoRun(ctx: BenchContext): void {
   const s = ctx.sizes;
-  const alice = new Sealer(generateIdentity("alice"));
-  const members = Array.from({ length: 49 }, (_, i) => generateIdentity(`m${i}`));
+  const alice = new Sealer(benchIdentity("alice"));
+  const members = Array.from({ length: 49 }, (_, i) => benchIdentity(`m${i}`));
   const bob = new Sealer(members[0]!);
   const toBob = [{ name: "m0", keys: members[0]!.publicKeys }];
   const toGroup = members.map((m) => ({ name: m.name, keys: m.publicKeys }));

@@ -4,10 +4,11 @@ import { procScript } from "../lib/paths.js";
 import { Helper } from "../lib/rpc.js";
 import { startStack } from "../lib/stack.js";
 import { rssBytes } from "../lib/sysinfo.js";
+import { RAW } from "./raw.js";
 
 const MiB = 1024 * 1024;
 /** Time for the processes to finish the log-in burst before memory is read. */
-const SETTLE_MS = 2000;
+const settleMs = (ctx: BenchContext) => (ctx.quick ? 500 : 2000);
 
 /**
  * Scale: a fresh stack (balancer + 2 servers, SQLite), then idle, logged-in clients added in
@@ -15,6 +16,71 @@ const SETTLE_MS = 2000;
  * Memory per client is the growth between the steps, so start-up and warm-up do not count.
  */
 export async function scaleRun(ctx: BenchContext, run: number): Promise<void> {
+  await rawScaleRun(ctx, null, true);
+  if (!ctx.quick) {
+    // What ZeroMQ settings and socket shapes would cost, for the proposals.
+    await rawScaleRun(ctx, 1024, true);
+    await rawScaleRun(ctx, 1024, false);
+  }
+  await stackScaleRun(ctx, run);
+}
+
+/**
+ * The raw baseline: one process holding a ROUTER and an XPUB, with each client's DEALER
+ * (one echoed request) and SUB (one full-length topic) connected: ZeroMQ's own memory per
+ * client with the balancer's socket shape.
+ */
+async function rawScaleRun(ctx: BenchContext, batchBytes: number | null, withSub: boolean): Promise<void> {
+  const s = ctx.sizes;
+  const hub = Helper.start("raw-hub", procScript("raw-hub"));
+  const helpers = Array.from({ length: s.scaleProcesses }, (_, i) =>
+    Helper.start(`raw-idle-${i}`, procScript("idle-clients")),
+  );
+  try {
+    const ends = await hub.call<{ router: string; xpub: string }>("start", { batchBytes });
+    let connected = 0;
+    const at: Array<{ clients: number; rss: number }> = [];
+    for (const step of s.scaleSteps) {
+      const more = step - connected;
+      const each = Math.ceil(more / helpers.length);
+      await Promise.all(
+        helpers.map((h, i) =>
+          h.call("connectRaw", {
+            ...ends,
+            count: Math.max(0, Math.min(each, more - i * each)),
+            concurrency: 50,
+          }),
+        ),
+      );
+      connected = step;
+      await sleep(settleMs(ctx));
+      at.push({ clients: step, rss: rssBytes(hub.pid) });
+      ctx.log(
+        `  raw${batchBytes ? `, batches of ${batchBytes} B` : ""}${withSub ? "" : ", no SUB"}: ${step} idle clients, ${(at.at(-1)!.rss / MiB).toFixed(1)} MiB`,
+      );
+    }
+    const first = at[0]!;
+    const last = at.at(-1)!;
+    if (last.clients > first.clients) {
+      const id = `scale.raw.perClient${batchBytes ? ".smallBatch" : ""}${withSub ? "" : ".noSub"}`;
+      const how = batchBytes ? `, I/O batches of ${batchBytes} B (ZMQ_IN/OUT_BATCH_SIZE)` : "";
+      const shape = withSub
+        ? "ROUTER + XPUB memory per client (DEALER + SUB)"
+        : "ROUTER memory per client (DEALER only)";
+      ctx.results.add(id, (last.rss - first.rss) / (last.clients - first.clients) / 1024, {
+        workload: `${RAW}, idle clients`,
+        label: `${shape}${how}, ${first.clients} → ${last.clients}`,
+        unit: "KiB",
+        better: "lower",
+      });
+    }
+  } finally {
+    await Promise.all(helpers.map((h) => h.stop()));
+    await hub.stop();
+  }
+}
+
+async function stackScaleRun(ctx: BenchContext, run: number): Promise<void> {
   const s = ctx.sizes;
   const stack = await startStack(`sqlite:${ctx.tmp}/scale-${run}.db`, 2, `scale${run}`);
   const helpers = Array.from({ length: s.scaleProcesses }, (_, i) =>
@@ -35,13 +101,13 @@ export async function scaleRun(ctx: BenchContext, run: number): Promise<void> {
           h.call("connect", {
             endpoint: stack.endpoint,
             prefix: `i${run}-${i}`,
-            count: Math.min(each, more - i * each),
+            count: Math.max(0, Math.min(each, more - i * each)),
             concurrency: 50,
           }),
         ),
       );
       connected = step;
-      await sleep(SETTLE_MS);
+      await sleep(settleMs(ctx));
       at.push({ clients: step, ...rss() });
       ctx.log(
         `  ${step} idle clients: balancer ${(at.at(-1)!.balancer / MiB).toFixed(1)} MiB, servers ${(at.at(-1)!.servers / MiB).toFixed(1)} MiB`,
@@ -72,6 +138,7 @@ export async function scaleRun(ctx: BenchContext, run: number): Promise<void> {
         label: `balancer memory per client, ${label}`,
         unit: "KiB",
         better: "lower",
+        baseline: "scale.raw.perClient",
       });
       ctx.results.add("scale.perClient.servers", (last.servers - first.servers) / n / 1024, {
         workload: w,
@@ -87,6 +154,7 @@ export async function scaleRun(ctx: BenchContext, run: number): Promise<void> {
           label: `server side (balancer + servers) per client, ${label}`,
           unit: "KiB",
           better: "lower",
+          baseline: "scale.raw.perClient",
         },
       );
     }
