@@ -49,6 +49,8 @@ CREATE INDEX IF NOT EXISTS mailbox_by_owner ON mailbox(owner, pos);
 
 interface Pending {
   input: AppendInput;
+  /** When the append arrived: the busy deadline counts from here. */
+  since: number;
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
 }
@@ -82,10 +84,15 @@ export class SqliteStore implements Store {
     try {
       if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
       const db = new Database(this.path);
-      db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
-      db.pragma("journal_mode = WAL");
-      db.pragma("synchronous = FULL");
-      db.exec(SCHEMA);
+      // Lock waits are retried asynchronously (see guard and flush), never inside SQLite, which
+      // would block this server's event loop and sleep in coarse steps of up to 100 ms.
+      db.pragma("busy_timeout = 0");
+      // Several servers may open a new file at once: the first sets it up, the others wait their turn.
+      await this.guard(() => {
+        db.pragma("journal_mode = WAL");
+        db.pragma("synchronous = FULL");
+        db.exec(SCHEMA);
+      }, 10_000);
       this.db = db;
       this.stmts = this.prepare(db);
     } catch (cause) {
@@ -174,7 +181,7 @@ export class SqliteStore implements Store {
   }
 
   async putBackup(name: string, blob: string): Promise<void> {
-    this.guard(() => this.stmts.putBackup.run(name, blob, new Date().toISOString()));
+    await this.guard(() => this.stmts.putBackup.run(name, blob, new Date().toISOString()));
   }
 
   async getBackup(name: string): Promise<string | null> {
@@ -211,7 +218,7 @@ export class SqliteStore implements Store {
 
   append(input: AppendInput): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ input, resolve, reject });
+      this.pending.push({ input, resolve, reject, since: Date.now() });
       if (this.pending.length >= this.maxBatch) {
         this.flush();
       } else if (!this.flushScheduled) {
@@ -243,6 +250,12 @@ export class SqliteStore implements Store {
   }
 
   /** Commits every pending append in one transaction, then settles each. */
+  /**
+   * Commits every pending append in one transaction, then settles each. When another process
+   * holds the write lock, the batch goes back to the front of the queue and is tried again a
+   * moment later (without blocking the event loop, as SQLite's own busy wait would), growing
+   * with whatever arrives meanwhile; after the busy deadline it fails as `unavailable`.
+   */
   private flush(): void {
     this.flushScheduled = false;
     const batch = this.pending;
@@ -251,9 +264,16 @@ export class SqliteStore implements Store {
     let results: AppendResult[];
     const started = performance.now();
     try {
-      results = this.handle.transaction(() => batch.map((p) => this.appendOne(p.input)))();
+      results = this.handle.transaction(() => batch.map((p) => this.appendOne(p.input))).immediate();
       this.metrics?.batch(batch.length, (performance.now() - started) / 1000);
     } catch (cause) {
+      const firstTry = Math.min(...batch.map((p) => p.since));
+      if (isBusy(cause) && Date.now() - firstTry < this.busyTimeoutMs) {
+        this.pending = batch.concat(this.pending);
+        this.busyRetries++;
+        this.scheduleFlush(Math.min(1 + this.busyRetries, 10));
+        return;
+      }
       this.metrics?.error("append");
       const err =
         cause instanceof ZmqchatError
@@ -264,7 +284,16 @@ export class SqliteStore implements Store {
       for (const p of batch) p.reject(err);
       return;
     }
+    this.busyRetries = 0;
     for (const [i, p] of batch.entries()) p.resolve(results[i]!);
+  }
+
+  private busyRetries = 0;
+
+  private scheduleFlush(delayMs: number): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setTimeout(() => this.flush(), delayMs * (0.5 + Math.random()));
   }
 
   private appendOne(input: AppendInput): AppendResult {
@@ -295,16 +324,29 @@ export class SqliteStore implements Store {
     return { name: g.name, owner: g.owner, members: this.stmts.members.all(name).map((m) => m.user_name) };
   }
 
-  private guard<T>(fn: () => T): T {
-    try {
-      return fn();
-    } catch (cause) {
-      if (cause instanceof ZmqchatError) throw cause;
-      throw new ZmqchatError("unavailable", `the store failed: ${(cause as Error).message}`, { cause });
+  /** Runs one statement group; while another process holds the lock, tries again a moment later. */
+  private async guard<T>(fn: () => T, timeoutMs = this.busyTimeoutMs): Promise<T> {
+    const started = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return fn();
+      } catch (cause) {
+        if (cause instanceof ZmqchatError) throw cause;
+        if (isBusy(cause) && Date.now() - started < timeoutMs) {
+          await new Promise((r) => setTimeout(r, Math.min(attempt, 10) * (0.5 + Math.random())));
+          continue;
+        }
+        throw new ZmqchatError("unavailable", `the store failed: ${(cause as Error).message}`, { cause });
+      }
     }
   }
 }
 
 function toUser(row: { name: string; sign_key: string; enc_key: string }): UserRecord {
   return { name: row.name, keys: { sign: row.sign_key, enc: row.enc_key } };
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
 }
