@@ -183,11 +183,13 @@ check "yamllint (ansible/, test/ansible/)" yamllint -s . ../test/ansible
 # ansible-lint 6.13 prints "Passed" with its profile even when it should not (and does not
 # validate module arguments); its exit status is what counts.
 check "ansible-lint (production profile)" ansible-lint --offline -q
-for pb in site.yml influxdb.yml rolling-update.yml provision-ec2.yml ../test/ansible/enterprise-render.yml; do
+for pb in site.yml influxdb.yml rolling-update.yml provision-ec2.yml ../test/ansible/enterprise-render.yml ../test/ansible/unit-verify.yml; do
   check "syntax-check $(basename "$pb")" \
     ansible-playbook -i inventories/local --vault-password-file "$VAULT_PASS" --syntax-check "$pb"
 done
 mkdir -p "$WORK/render"
+check "unit validation writes a clean unit and refuses one with a mere warning (Restart=allways)" \
+  env ZMQCHAT_RENDER_DIR="$WORK/render" ansible-playbook -i localhost, ../test/ansible/unit-verify.yml
 check "InfluxDB Enterprise meta/data configs render (license, replication 3, quorum, unlimited series, WAL fsync)" \
   env ZMQCHAT_RENDER_DIR="$WORK/render" ansible-playbook -i localhost, ../test/ansible/enterprise-render.yml
 
