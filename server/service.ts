@@ -99,7 +99,10 @@ export class ChatService {
       const replyBody = await handler(body.data as RequestBody<RequestType>, user);
       const seconds = (performance.now() - started) / 1000;
       this.metrics.request(type, "ok", seconds);
-      this.log.debug({ requestId: id, type, user, outcome: "ok", ms: Math.round(seconds * 1e4) / 10 }, "request");
+      this.log.debug(
+        { requestId: id, type, user, outcome: "ok", ms: Math.round(seconds * 1e4) / 10 },
+        "request",
+      );
       return Buffer.from(`{"v":1,"id":${JSON.stringify(id)},"ok":true,"body":${replyBody}}`);
     } catch (err) {
       const e = toWireError(err);

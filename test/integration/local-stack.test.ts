@@ -10,7 +10,13 @@ interface Status {
   running: boolean;
   answering: boolean;
   endpoint: string;
-  processes: Array<{ name: string; pid: number | null; alive: boolean; restarts: number; uptimeSeconds: number }>;
+  processes: Array<{
+    name: string;
+    pid: number | null;
+    alive: boolean;
+    restarts: number;
+    uptimeSeconds: number;
+  }>;
 }
 
 /** `zmqchat up` supervises its processes: a balancer or server that dies comes back by itself. */
@@ -22,7 +28,8 @@ describe("local stack: up, status, supervision, down", () => {
     rmSync(home, { recursive: true, force: true });
   });
 
-  const status = async (): Promise<Status> => JSON.parse((await runCli(["status", "--json"], { home })).stdout) as Status;
+  const status = async (): Promise<Status> =>
+    JSON.parse((await runCli(["status", "--json"], { home })).stdout) as Status;
 
   it("starts detached, chats, restarts a killed server and a killed balancer, and stops", async (t) => {
     port = await freeBasePort();
