@@ -36,8 +36,8 @@ for s in scripts/ansible-test.sh; do
   out=test/artifacts/$(basename "$s" .sh).log
   bash "$s" 2>&1 | tee "$out"
   status=${PIPESTATUS[0]}
-  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
-  extra_pass=$((extra_pass + $(echo "${line:-0 passed}" | awk '{print $1}')))
+  line=$(grep -oE '[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+  extra_pass=$((extra_pass + $(echo "${line:-0 passed, 0 failed}" | awk '{print $1}')))
   extra_fail=$((extra_fail + $(echo "${line:-0 passed, 0 failed}" | awk '{print $3}')))
   if [ "$status" -ne 0 ]; then
     failed_stages+=("$s")
