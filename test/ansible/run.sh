@@ -23,6 +23,37 @@ chmod 0755 "$WORK"
 RESULTS=$WORK/results-local
 : >"$RESULTS"
 EC2_PID=""
+SENDER_PID=""
+PIDS_TO_KILL=()
+export ZMQCHAT_LOCAL_ROOT=$WORK/hosts
+
+# Stops everything this stage started, whatever happens.
+cleanup() {
+  local rc=$?
+  # The background jobs first, with the command each is running.
+  local job
+  for job in "$SENDER_PID" "$EC2_PID"; do
+    [ -n "$job" ] || continue
+    pkill -TERM -P "$job" 2>/dev/null
+    kill "$job" 2>/dev/null
+  done
+  [ -f "$WORK/moto.pid" ] && kill "$(cat "$WORK/moto.pid")" 2>/dev/null
+  # Stop every service the converges started, through the same control scripts.
+  for ctl in "$ZMQCHAT_LOCAL_ROOT"/*/opt/sbin/*; do
+    [ -x "$ctl" ] && "$ctl" stop >/dev/null 2>&1
+  done
+  for pid in "${PIDS_TO_KILL[@]}"; do
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  done
+  if [ "${KEEP:-0}" = 1 ]; then
+    say "kept $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 say() { printf '%s [ansible +%ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - STAGE_START))" "$*"; }
 pass() { echo "PASS $1" >>"$RESULTS"; say "ok - $1"; }
@@ -71,7 +102,7 @@ missing() {
 # ---------------------------------------------------------------- prerequisites
 
 DEBIAN_PACKAGES=(ansible ansible-lint yamllint influxdb python3-influxdb python3-boto3 python3-botocore
-  python3-apt daemon jq curl openssh-client systemd)
+  python3-apt daemon jq curl openssh-client procps systemd)
 need_install=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = "install ok installed" ] || need_install+=("$pkg")
@@ -108,7 +139,6 @@ BOTO_SITE=$("$MACHINE_PY" -c 'import botocore, os; print(os.path.dirname(os.path
 
 # ---------------------------------------------------------------- environment
 
-export ZMQCHAT_LOCAL_ROOT=$WORK/hosts
 mkdir -m 0755 "$ZMQCHAT_LOCAL_ROOT"
 export ANSIBLE_CONFIG=$ANSIBLE_DIR/ansible.cfg
 export ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED=true
@@ -116,29 +146,6 @@ export ANSIBLE_FORCE_COLOR=false ANSIBLE_NOCOLOR=true
 export ANSIBLE_LOCAL_TEMP=$WORK/ansible-tmp ANSIBLE_REMOTE_TEMP=$WORK/ansible-tmp
 export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 unset AWS_PROFILE AWS_SESSION_TOKEN
-PIDS_TO_KILL=()
-
-cleanup() {
-  local rc=$?
-  [ -n "${SENDER_PID:-}" ] && kill "$SENDER_PID" 2>/dev/null
-  [ -n "$EC2_PID" ] && kill "$EC2_PID" 2>/dev/null
-  [ -f "$WORK/moto.pid" ] && kill "$(cat "$WORK/moto.pid")" 2>/dev/null
-  # Stop every service the converges started, through the same control scripts.
-  for ctl in "$ZMQCHAT_LOCAL_ROOT"/*/opt/sbin/*; do
-    [ -x "$ctl" ] && "$ctl" stop >/dev/null 2>&1
-  done
-  for pid in "${PIDS_TO_KILL[@]}"; do
-    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  done
-  if [ "${KEEP:-0}" = 1 ]; then
-    say "kept $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 cd "$ANSIBLE_DIR" || missing "$ANSIBLE_DIR"
 
