@@ -176,7 +176,7 @@ export class ChatClient {
   async send(target: Target, text: string, opts: RequestOptions = {}): Promise<ChatMessage> {
     const item = this.compose(target, text, false);
     try {
-      return await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs));
+      return await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs), false);
     } catch (err) {
       // Not acknowledged: give the sequence number back, so the conversation shows no false gap.
       this.cache.releaseSeq(item.conv, item.seq);
@@ -195,7 +195,7 @@ export class ChatClient {
   ): Promise<{ id: string; queued: boolean }> {
     const item = this.compose(target, text, true);
     try {
-      await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs));
+      await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs), true);
       return { id: item.id, queued: false };
     } catch (err) {
       if (err instanceof ZmqchatError && (err.code === "timeout" || err.code === "unavailable")) {
@@ -216,7 +216,7 @@ export class ChatClient {
         let sent = 0;
         for (const item of this.cache.outbox()) {
           try {
-            await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs));
+            await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs), true);
             sent++;
           } catch (err) {
             const e = err instanceof ZmqchatError ? err : new ZmqchatError("internal", String(err));
@@ -257,7 +257,7 @@ export class ChatClient {
   }
 
   /** Seals and sends one composed message with its own id, seq and time; removes it from the outbox once acknowledged. */
-  private async deliver(item: OutboxItem, deadline: number): Promise<ChatMessage> {
+  private async deliver(item: OutboxItem, deadline: number, queued: boolean): Promise<ChatMessage> {
     const { id, target, text, seq, sentAt, conv } = item;
     await this.login({ timeoutMs: remaining(deadline) });
     for (let round = 0; ; round++) {
@@ -289,7 +289,7 @@ export class ChatClient {
           seq,
           device: this.options.identity.device,
         };
-        this.cache.dequeue(id);
+        if (queued) this.cache.dequeue(id);
         for (const m of this.cache.addMessages([message], null)) this.emit({ type: "message", message: m });
         return message;
       } catch (err) {

@@ -249,6 +249,54 @@ describe("fault injection (real processes on loopback)", () => {
     figure(t, `send during a store outage failed after ${Date.now() - started} ms with ${failure.code}`);
   });
 
+  it("send while the service is down: exit 3 and nothing half-sent, or --queue into the outbox, sent on return", async (t) => {
+    const stack = await startStack({ servers: 1, fixedPorts: true });
+    cleanups.push(() => stack.stop());
+    for (const u of ["alice", "bob"]) assert.equal((await stack.cli(u, ["register"])).code, 0);
+    assert.equal((await stack.cli("alice", ["send", "bob", "first"])).code, 0);
+    stack.balancers[0]!.child.kill("SIGKILL");
+    const started = Date.now();
+    const down = await stack.cli("alice", ["send", "bob", "never sent", "--timeout", "1500ms"]);
+    const waited = Date.now() - started;
+    assert.equal(down.code, 3, down.stderr);
+    assert.match(down.stderr, /did not answer/);
+    const queued = await stack.cli("alice", [
+      "send",
+      "bob",
+      "queued while down",
+      "--queue",
+      "--timeout",
+      "1s",
+    ]);
+    assert.equal(queued.code, 0, queued.stderr);
+    assert.match(queued.stderr, /outbox/);
+    const queuedId = queued.stdout.trim();
+    await stack.restartBalancer(0);
+    await waitFor(
+      "the server back at the balancer",
+      async () => (await stack.balancerHealth()).liveServers === 1,
+      20_000,
+    );
+    assert.equal(
+      (await stack.cli("alice", ["send", "bob", "after return"])).code,
+      0,
+      "the outbox goes first, then this",
+    );
+    const history = (await stack.cli("bob", ["history", "alice", "--json"])).stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { id: string; text: string });
+    assert.deepEqual(
+      history.map((m) => m.text),
+      ["first", "queued while down", "after return"],
+      "the queued message arrived once and in order; the failed one never",
+    );
+    assert.equal(history[1]!.id, queuedId, "with the id that send printed");
+    const verify = await stack.cli("bob", ["verify-history", "alice"]);
+    assert.equal(verify.code, 0, `no false gap from the failed send: ${verify.stdout}`);
+    figure(t, `send with the service down gave up after ${waited} ms (--timeout 1500ms)`);
+  });
+
   it("a client offline for the whole conversation gets the full history in order", async (t) => {
     const { stack, clients } = await setUp({ servers: 2 }, ["alice", "carol"]);
     const dave = await zeromqClient(stack.dir, "dave", stack.endpoints);
