@@ -51,6 +51,11 @@ export function clientTransport(settings: Settings, profileDir: string): ZeromqC
   });
 }
 
+/** The passphrase that unlocks (or, at register, protects) a profile's keys: ZMQCHAT_PASSPHRASE. */
+export function unlockOptions(env: NodeJS.ProcessEnv = process.env): { passphrase?: string } {
+  return env.ZMQCHAT_PASSPHRASE ? { passphrase: env.ZMQCHAT_PASSPHRASE } : {};
+}
+
 export interface ClientSession {
   client: ChatClient;
   close(): Promise<void>;
@@ -63,7 +68,9 @@ export function openClient(
 ): ClientSession {
   const user = requireUser(settings);
   const paths = profilePaths(settings.home, user);
-  const identity = opts.identity ?? (opts.create ? ensureIdentity(paths, user) : loadIdentity(paths, user));
+  const unlock = unlockOptions();
+  const identity =
+    opts.identity ?? (opts.create ? ensureIdentity(paths, user, unlock) : loadIdentity(paths, user, unlock));
   const cache = new Cache(paths.cache);
   const transport = clientTransport(settings, paths.dir);
   const client = new ChatClient({

@@ -15,10 +15,12 @@ import { configShowCommand } from "./commands/config.js";
 import {
   keysBackupCommand,
   keysFingerprintCommand,
+  keysProtectCommand,
   keysRestoreCommand,
   keysRotateCommand,
   keysShowCommand,
   keysTrustCommand,
+  keysUnprotectCommand,
 } from "./commands/keys.js";
 import { searchCommand } from "./commands/search.js";
 import { balancerCommand, curveKeygenCommand, serverCommand } from "./commands/serve.js";
@@ -228,6 +230,16 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .description("make new keys, signed over by the old ones (contacts are warned and must trust them)")
     .addHelpText("after", "\nExample:\n  zmqchat --user alice keys rotate && zmqchat --user alice keys show")
     .action(run((cmd) => keysRotateCommand(cmd, io)));
+  keys
+    .command("protect")
+    .description("encrypt your keys on disk under a passphrase (then commands need ZMQCHAT_PASSPHRASE)")
+    .addHelpText("after", "\nExample:\n  ZMQCHAT_PASSPHRASE='…' zmqchat --user alice keys protect")
+    .action(run((cmd) => keysProtectCommand(cmd, io)));
+  keys
+    .command("unprotect")
+    .description("store your keys without a passphrase again (file mode 0600)")
+    .addHelpText("after", "\nExample:\n  ZMQCHAT_PASSPHRASE='…' zmqchat --user alice keys unprotect")
+    .action(run((cmd) => keysUnprotectCommand(cmd, io)));
   keys
     .command("backup")
     .description("upload your keys encrypted under a passphrase (env ZMQCHAT_PASSPHRASE, or stdin)")

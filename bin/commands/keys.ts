@@ -4,6 +4,7 @@ import { Cache } from "../../core/client/cache.js";
 import { ChatClient } from "../../core/client/client.js";
 import {
   hasIdentity,
+  isProtected,
   type LoadedIdentity,
   loadIdentity,
   newDeviceId,
@@ -13,14 +14,14 @@ import {
 import { openBackup } from "../../core/crypto/backup.js";
 import { fingerprint, generateIdentity, identityFromSecrets } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
-import { clientTransport, openClient, requireUser, settingsOf } from "../context.js";
+import { clientTransport, openClient, requireUser, settingsOf, unlockOptions } from "../context.js";
 import type { Io } from "../io.js";
 import { checkName } from "./chat.js";
 
 export async function keysShowCommand(cmd: Command, io: Io, opts: { json?: boolean }): Promise<void> {
   const settings = settingsOf(cmd);
   const user = requireUser(settings);
-  const { identity } = loadIdentity(profilePaths(settings.home, user), user);
+  const { identity } = loadIdentity(profilePaths(settings.home, user), user, unlockOptions());
   const fp = fingerprint(user, identity.publicKeys);
   io.out(opts.json ? JSON.stringify({ user, fingerprint: fp, keys: identity.publicKeys }) : `${user}: ${fp}`);
 }
@@ -127,7 +128,7 @@ export async function keysRotateCommand(cmd: Command, io: Io): Promise<void> {
   try {
     const next = await s.client.rotateKeys();
     // Saved only once the service took the new keys; the old ones stay in it to open old messages.
-    saveIdentity(paths, next, pending);
+    saveIdentity(paths, next, pending, isProtected(paths) ? unlockOptions() : {});
     renameSync(pending, paths.identity);
     io.out(`new keys for ${user}: ${fingerprint(user, next.identity.publicKeys)}`);
     io.out("your contacts will be warned that your keys changed, and must trust them before writing to you");
@@ -184,4 +185,31 @@ export async function keysRestoreCommand(cmd: Command, io: Io): Promise<void> {
     await client.close();
     cache.close();
   }
+}
+
+/** Encrypts this profile's keys on disk under a passphrase (ZMQCHAT_PASSPHRASE, or stdin / a prompt). */
+export async function keysProtectCommand(cmd: Command, io: Io): Promise<void> {
+  const settings = settingsOf(cmd);
+  const user = requireUser(settings);
+  const paths = profilePaths(settings.home, user);
+  if (isProtected(paths))
+    throw new ZmqchatError("conflict", `${user}'s keys are already protected by a passphrase`);
+  const loaded = loadIdentity(paths, user);
+  const passphrase = await readPassphrase(io, "new passphrase for your keys: ");
+  saveIdentity(paths, loaded, paths.identity, { passphrase });
+  io.out(
+    `${user}'s keys are now encrypted under your passphrase; commands need ZMQCHAT_PASSPHRASE from now on`,
+  );
+}
+
+/** Stores this profile's keys in clear again (mode 0600), after checking the passphrase. */
+export async function keysUnprotectCommand(cmd: Command, io: Io): Promise<void> {
+  const settings = settingsOf(cmd);
+  const user = requireUser(settings);
+  const paths = profilePaths(settings.home, user);
+  if (!isProtected(paths)) throw new ZmqchatError("conflict", `${user}'s keys are not protected`);
+  const passphrase = await readPassphrase(io, "passphrase of your keys: ");
+  const loaded = loadIdentity(paths, user, { passphrase });
+  saveIdentity(paths, loaded);
+  io.out(`${user}'s keys are stored without a passphrase again (file mode 0600)`);
 }

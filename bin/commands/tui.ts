@@ -18,7 +18,7 @@ import { isAlive, readStackState, stackPaths } from "../../server/local-stack.js
 import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
 import type { ProfileAccess, TuiSession } from "../../tui/controller.js";
 import { runTui, TerminalScreen } from "../../tui/main.js";
-import { settingsOf } from "../context.js";
+import { settingsOf, unlockOptions } from "../context.js";
 import { makeLogger } from "../logging.js";
 import { probeBalancer } from "../probe.js";
 import { report } from "../report.js";
@@ -53,10 +53,10 @@ export function zeromqProfiles(settings: Settings, log: Logger): ProfileAccess {
       return readdirSync(dir).filter(exists).sort();
     },
     exists,
-    open: (name) => build(name, loadIdentity(profilePaths(home, name), name)),
+    open: (name) => build(name, loadIdentity(profilePaths(home, name), name, unlockOptions())),
     create(name) {
       const paths = profilePaths(home, name);
-      const made = ensureIdentity(paths, name);
+      const made = ensureIdentity(paths, name, unlockOptions());
       const s = build(name, made);
       return {
         ...s,

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { openBackup, sealBackup } from "../crypto/backup.js";
 import {
   generateIdentity,
   type Identity,
@@ -29,7 +30,10 @@ interface IdentityFile {
   version: 1;
   name: string;
   device: string;
-  secrets: IdentitySecrets;
+  /** The private keys in clear (protected by the file mode only)… */
+  secrets?: IdentitySecrets;
+  /** …or encrypted under the user's passphrase (scrypt + AES-256-GCM, as a key backup). */
+  protected?: string;
   /** Keys this user held before a rotation, kept to open old messages. */
   previous?: IdentitySecrets[];
   createdAt: string;
@@ -45,7 +49,17 @@ export function hasIdentity(paths: ProfilePaths): boolean {
   return existsSync(paths.identity);
 }
 
-export function loadIdentity(paths: ProfilePaths, name: string): LoadedIdentity {
+/** How to unlock a profile whose keys are protected by a passphrase. */
+export interface UnlockOptions {
+  passphrase?: string;
+}
+
+export function isProtected(paths: ProfilePaths): boolean {
+  if (!existsSync(paths.identity)) return false;
+  return Boolean((JSON.parse(readFileSync(paths.identity, "utf8")) as IdentityFile).protected);
+}
+
+export function loadIdentity(paths: ProfilePaths, name: string, unlock: UnlockOptions = {}): LoadedIdentity {
   if (!existsSync(paths.identity)) {
     throw new ZmqchatError("unauthorized", `there is no profile for ${name} here`, {
       hint: `run: zmqchat --user ${name} register`,
@@ -57,10 +71,23 @@ export function loadIdentity(paths: ProfilePaths, name: string): LoadedIdentity 
   } catch (cause) {
     throw new ZmqchatError("internal", `cannot read ${paths.identity}`, { cause });
   }
+  let secrets = file.secrets;
+  let previous = file.previous ?? [];
+  if (file.protected) {
+    if (!unlock.passphrase) {
+      throw new ZmqchatError("unauthorized", `${name}'s keys are protected by a passphrase`, {
+        hint: "set ZMQCHAT_PASSPHRASE",
+      });
+    }
+    const contents = openBackup(file.protected, name, unlock.passphrase);
+    secrets = contents.secrets;
+    previous = contents.previous;
+  }
+  if (!secrets) throw new ZmqchatError("internal", `${paths.identity} holds no keys`);
   return {
-    identity: identityFromSecrets(name, file.secrets),
+    identity: identityFromSecrets(name, secrets),
     device: file.device,
-    previous: (file.previous ?? []).map((p) => identityFromSecrets(name, p)),
+    previous: previous.map((p) => identityFromSecrets(name, p)),
   };
 }
 
@@ -70,23 +97,46 @@ export function newDeviceId(): string {
 }
 
 /** Makes keys for a new profile, or returns the existing ones. */
-export function ensureIdentity(paths: ProfilePaths, name: string): LoadedIdentity & { created: boolean } {
-  if (existsSync(paths.identity)) return { ...loadIdentity(paths, name), created: false };
+export function ensureIdentity(
+  paths: ProfilePaths,
+  name: string,
+  unlock: UnlockOptions = {},
+): LoadedIdentity & { created: boolean } {
+  if (existsSync(paths.identity)) return { ...loadIdentity(paths, name, unlock), created: false };
   const identity = generateIdentity(name);
   const device = newDeviceId();
-  saveIdentity(paths, { identity, device });
+  saveIdentity(paths, { identity, device }, paths.identity, unlock);
   return { identity, device, created: true };
 }
 
-export function saveIdentity(paths: ProfilePaths, loaded: LoadedIdentity, file = paths.identity): void {
+/** Writes the profile's keys (mode 0600); with a passphrase, only encrypted under it. */
+export function saveIdentity(
+  paths: ProfilePaths,
+  loaded: LoadedIdentity,
+  file = paths.identity,
+  unlock: UnlockOptions = {},
+): void {
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   chmodSync(paths.dir, 0o700);
   const contents: IdentityFile = {
     version: 1,
     name: loaded.identity.name,
     device: loaded.device,
-    secrets: identitySecrets(loaded.identity),
-    previous: (loaded.previous ?? []).map(identitySecrets),
+    ...(unlock.passphrase
+      ? {
+          protected: sealBackup(
+            {
+              name: loaded.identity.name,
+              secrets: identitySecrets(loaded.identity),
+              previous: (loaded.previous ?? []).map(identitySecrets),
+            },
+            unlock.passphrase,
+          ),
+        }
+      : {
+          secrets: identitySecrets(loaded.identity),
+          previous: (loaded.previous ?? []).map(identitySecrets),
+        }),
     createdAt: new Date().toISOString(),
   };
   const tmp = `${file}.${process.pid}.tmp`;
