@@ -1,5 +1,6 @@
 /** Slash commands typed in the composer, parsed into values (no network here). */
 
+import { toMatchQuery } from "../core/client/search.js";
 import { NAME_PATTERN } from "../core/protocol/limits.js";
 
 export type Command =
@@ -8,6 +9,7 @@ export type Command =
   | { kind: "members"; name: string | null }
   | { kind: "trust"; user: string }
   | { kind: "fingerprint"; user: string | null }
+  | { kind: "search"; query: string }
   | { kind: "help" }
   | { kind: "quit" }
   | { kind: "invalid"; message: string };
@@ -19,6 +21,7 @@ export const COMMAND_HELP: ReadonlyArray<[string, string]> = [
   ["/members [GROUP]", "list a group's members"],
   ["/trust USER", "accept USER's changed keys (compare fingerprints first)"],
   ["/fingerprint [USER]", "show your or USER's fingerprint (safety number)"],
+  ["/search WORDS…", "find messages; jumps to the newest match (n/N or /search again: older/newer)"],
   ["/help", "keys and commands"],
   ["/quit", "leave zmqchat"],
   ["//text", "send a message that starts with /"],
@@ -85,6 +88,14 @@ export function parseCommand(input: string): Command {
       if (user === undefined) return { kind: "fingerprint", user: null };
       const bad = badName("user", user);
       return bad ? { kind: "invalid", message: bad } : { kind: "fingerprint", user };
+    }
+    case "search":
+    case "find": {
+      const query = line.slice(head.length).trim();
+      if (query === "") return { kind: "invalid", message: "what should I look for? usage: /search WORDS…" };
+      if (toMatchQuery(query) === null)
+        return { kind: "invalid", message: `nothing to search for in "${query}": type a word` };
+      return { kind: "search", query };
     }
     case "help":
     case "?":

@@ -6,6 +6,7 @@
 
 import type { ChatMessage } from "../core/client/cache.js";
 import type { ChatClient, ClientEvent, Target } from "../core/client/client.js";
+import { searchMessages } from "../core/client/search.js";
 import { fingerprint } from "../core/crypto/keys.js";
 import { asZmqchatError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/logger.js";
@@ -50,6 +51,8 @@ export interface ControllerOptions {
   log?: Logger;
 }
 
+/** How many of the newest matches `/search` steps through. */
+const SEARCH_LIMIT = 100;
 const READ_MARK = (conv: string) => `tui.read.${conv}`;
 const SEEN_MARK = "tui.seen";
 
@@ -536,7 +539,9 @@ export class Controller {
   private async run(cmd: Command): Promise<void> {
     const c = this.session?.client;
     if (!c) return;
-    if (cmd.kind !== "help" && cmd.kind !== "quit" && cmd.kind !== "invalid") await this.registered;
+    // Local work (help, search) does not wait for the name to be registered.
+    if (cmd.kind !== "help" && cmd.kind !== "quit" && cmd.kind !== "invalid" && cmd.kind !== "search")
+      await this.registered;
     switch (cmd.kind) {
       case "invalid":
         this.notice(cmd.message, "error");
@@ -602,6 +607,26 @@ export class Controller {
           this.dispatch({ type: "trusted", name: cmd.user });
           this.notice(`${cmd.user}'s keys have not changed; nothing to trust`);
         }
+        return;
+      }
+      case "search": {
+        const last = this.state.search;
+        if (last && last.query === cmd.query) {
+          this.dispatch({ type: "searchStep", by: "older" });
+          return;
+        }
+        // The local cache only: it holds every decrypted message, kept current by the live sync.
+        const hits = searchMessages(c.cache, cmd.query, { limit: SEARCH_LIMIT });
+        if (hits.length === 0) {
+          this.dispatch({ type: "found", query: cmd.query, hits: [] });
+          this.notice(`no messages match "${cmd.query}"`, "warn");
+          return;
+        }
+        this.dispatch({
+          type: "found",
+          query: cmd.query,
+          hits: hits.map((h) => ({ conv: h.message.conv, id: h.message.id })),
+        });
         return;
       }
       case "fingerprint": {

@@ -78,6 +78,8 @@ export function historyKey(input: string, key: KeyPress): Action | null {
   if (key.end || input === "G") return scroll("bottom");
   if (input === "b" || input === "u") return scroll("pageUp");
   if (input === " " || input === "d") return scroll("pageDown");
+  if (input === "n") return { type: "searchStep", by: "older" };
+  if (input === "N") return { type: "searchStep", by: "newer" };
   if (key.return || input === "i") return { type: "focus", pane: "composer" };
   return null;
 }
@@ -237,6 +239,7 @@ export const KEY_HELP: ReadonlyArray<[string, string]> = [
   ["Alt-Enter, Ctrl-J", "new line in the message (pasted text keeps its lines)"],
   ["PgUp / PgDn", "scroll history by a page (from any pane)"],
   ["Home / End", "oldest / newest message (in the history pane)"],
+  ["n / N", "older / newer /search match (in the history pane)"],
   ["Ctrl-N", "new chat with a user"],
   ["Ctrl-G", "new group"],
   ["/", "jump to the composer and start a command"],

@@ -6,7 +6,7 @@
 import type { ChatMessage } from "../core/client/cache.js";
 import type { ConnectionState } from "../core/client/client.js";
 import { type EditOp, type Editor, edit, emptyEditor } from "./editor.js";
-import { type HistoryItem, historyWindow, rowsOfNewest } from "./history-layout.js";
+import { type HistoryItem, historyWindow, itemRows, rowsOfNewest } from "./history-layout.js";
 
 export type Pane = "contacts" | "groups" | "history" | "composer";
 export const PANES: readonly Pane[] = ["contacts", "groups", "history", "composer"];
@@ -33,6 +33,22 @@ export interface HistoryState {
   scroll: number;
   /** Messages that arrived below the window while scrolled up. */
   newBelow: number;
+  /** The message marked by a search; `pending` until it is loaded and scrolled into view. */
+  mark: { id: string; pending: boolean } | null;
+}
+
+/** Where a search hit lives. */
+export interface SearchTarget {
+  conv: string;
+  id: string;
+}
+
+export interface SearchState {
+  query: string;
+  /** Oldest first, as `searchMessages` returns them. */
+  hits: SearchTarget[];
+  /** The hit shown now (an index into `hits`). */
+  at: number;
 }
 
 export interface State {
@@ -54,6 +70,8 @@ export interface State {
   selected: Record<ListPane, string | null>;
   open: string | null;
   history: HistoryState | null;
+  /** The last search with results, stepped through with n/N or by repeating it. */
+  search: SearchState | null;
   /** Size of the history pane's message area, set by the root from the terminal size. */
   view: { width: number; height: number };
   focus: Pane;
@@ -103,6 +121,11 @@ export type Action =
   | { type: "focusPrev" }
   | { type: "select"; pane: ListPane; by: number | "first" | "last" }
   | { type: "scroll"; by: ScrollBy }
+  /** Opens `conv` and scrolls until message `id` is in view, marked. */
+  | { type: "reveal"; conv: string; id: string }
+  /** A search's hits (oldest first): shows the newest. */
+  | { type: "found"; query: string; hits: SearchTarget[] }
+  | { type: "searchStep"; by: "older" | "newer" }
   | { type: "edit"; op: EditOp }
   | { type: "paste"; on: boolean }
   | { type: "slash" }
@@ -133,6 +156,7 @@ export function initialState(opts: { bell?: boolean; profiles?: string[] } = {})
     selected: { contacts: null, groups: null },
     open: null,
     history: null,
+    search: null,
     view: { width: 60, height: 20 },
     focus: "composer",
     overlay: null,
@@ -241,7 +265,7 @@ function openConv(s: State, conv: string): State {
     open: conv,
     history: same
       ? { ...s.history!, scroll: 0, newBelow: 0 }
-      : { conv, items: [], complete: false, loading: "newest", scroll: 0, newBelow: 0 },
+      : { conv, items: [], complete: false, loading: "newest", scroll: 0, newBelow: 0, mark: null },
     convs: { ...s.convs, [conv]: { unread: 0, last: s.convs[conv]?.last ?? "" } },
     selected: { ...s.selected, [pane]: name },
     users: pane === "contacts" && !s.users.includes(name) && name !== s.me ? [...s.users, name] : s.users,
@@ -271,6 +295,55 @@ function scrollHistory(s: State, by: ScrollBy): State {
   if (win.atTop && !h.complete && loading === null && target >= win.scroll)
     loading = by === "top" ? "all" : "older";
   return { ...s, history: { ...h, scroll, loading, newBelow: scroll === 0 ? 0 : h.newBelow } };
+}
+
+/** Rows to scroll so that item `index` sits about the middle of the window (clamped at the top). */
+export function revealScroll(
+  items: readonly HistoryItem[],
+  index: number,
+  width: number,
+  height: number,
+): number {
+  const below = rowsOfNewest(items, items.length - 1 - index, width);
+  const own = itemRows(items[index]!, items[index - 1], width).length;
+  const wanted = Math.max(0, below - Math.max(0, Math.floor((height - own) / 2)));
+  return historyWindow(items, width, height, wanted).scroll;
+}
+
+/** Scrolls to the marked message once it is loaded; asks the controller for the whole history until then. */
+function settleMark(s: State): State {
+  const h = s.history;
+  if (!h?.mark?.pending) return s;
+  const index = h.items.findIndex((i) => i.id === h.mark!.id);
+  if (index >= 0) {
+    const scroll = revealScroll(h.items, index, s.view.width, s.view.height);
+    return { ...s, history: { ...h, scroll, newBelow: 0, mark: { id: h.mark.id, pending: false } } };
+  }
+  if (h.complete)
+    return notice({ ...s, history: { ...h, mark: null } }, "that message is not here any more", "warn");
+  return h.loading === "all" ? s : { ...s, history: { ...h, loading: "all" } };
+}
+
+function reveal(s: State, target: SearchTarget): State {
+  const opened = s.open === target.conv && s.history?.conv === target.conv ? s : openConv(s, target.conv);
+  const h = opened.history!;
+  return settleMark({
+    ...opened,
+    focus: "history",
+    overlay: null,
+    history: { ...h, mark: { id: target.id, pending: true } },
+  });
+}
+
+function showHit(s: State, search: SearchState, note: string): State {
+  const n = search.hits.length;
+  const pos = n - search.at;
+  const where = pos === 1 ? "the newest" : pos === n ? "the oldest" : "match";
+  const text =
+    n === 1
+      ? `1 match for "${search.query}"`
+      : `${n} matches for "${search.query}"; showing ${where} (${pos}/${n})${note} — n older, N newer, or /search again`;
+  return notice(reveal({ ...s, search }, search.hits[search.at]!), text, "info");
 }
 
 function focusStep(s: State, step: 1 | -1): State {
@@ -386,7 +459,7 @@ export function reduce(s: State, a: Action): State {
       // Home asked for the very top: show it once everything is loaded.
       const scroll =
         h.loading === "all" ? historyWindow(items, s.view.width, s.view.height, 1e9).scroll : h.scroll;
-      return { ...s, history: { ...h, items, complete: a.complete, loading: null, scroll } };
+      return settleMark({ ...s, history: { ...h, items, complete: a.complete, loading: null, scroll } });
     }
 
     case "sending": {
@@ -455,6 +528,20 @@ export function reduce(s: State, a: Action): State {
     }
     case "scroll":
       return scrollHistory(s, a.by);
+    case "reveal":
+      return reveal(s, { conv: a.conv, id: a.id });
+    case "found":
+      if (a.hits.length === 0) return { ...s, search: null };
+      return showHit(s, { query: a.query, hits: a.hits, at: a.hits.length - 1 }, "");
+    case "searchStep": {
+      const q = s.search;
+      if (!q) return notice(s, "no search to step through: /search WORDS…", "warn");
+      const n = q.hits.length;
+      const at = a.by === "older" ? q.at - 1 : q.at + 1;
+      const wrapped = (at + n) % n;
+      const note = at < 0 ? ", back at the newest" : at >= n ? ", back at the oldest" : "";
+      return showHit(s, { ...q, at: wrapped }, note);
+    }
     case "edit":
       return withEditor(s, a.op);
     case "paste":
@@ -481,7 +568,7 @@ export function reduce(s: State, a: Action): State {
       return {
         ...s,
         composer: emptyEditor,
-        history: s.history ? { ...s.history, scroll: 0, newBelow: 0 } : null,
+        history: s.history ? { ...s.history, scroll: 0, newBelow: 0, mark: null } : null,
       };
     case "promptSubmit":
       return { ...s, overlay: null };

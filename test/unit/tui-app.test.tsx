@@ -222,6 +222,46 @@ describe("the TUI over the memory transport", () => {
     }
   });
 
+  it("/search jumps to a match far up a long conversation and marks it; n steps to older ones; says when nothing matches", async () => {
+    const far = await stack.client("far");
+    await stack.client("finder");
+    for (let i = 1; i <= 300; i++) {
+      await far.send({ user: "finder" }, i === 5 || i === 10 ? `line ${i} walrus` : `line ${i}`);
+    }
+    const t = await startTui(stack, {
+      home: join(stack.dir, "homes", "finder"),
+      user: "finder",
+      pageSize: 100,
+      rows: 20,
+    });
+    try {
+      await t.waitFor(
+        (f) => /far\s+99\+│/.test(f) && t.controller.client?.cache.history("u:far", 1000).length === 300,
+      );
+      await t.press("/search zebra\r");
+      await t.waitFor('no messages match "zebra"');
+      assert.equal(t.controller.state.open, null, "nothing opened");
+      await t.press("/search");
+      await t.press("\r");
+      await t.waitFor("usage: /search WORDS");
+      await t.press("/search WALRUS\r");
+      const f = await t.waitFor(/▶\d\d:\d\d\s+far {2}line 10 walrus/);
+      assert.match(f, /2 matches for "WALRUS"; showing the newest \(1\/2\)/);
+      assert.doesNotMatch(f, /line 300\b/, "scrolled far up");
+      assert.match(f, /more below \(End\)/);
+      assert.equal(t.controller.state.open, "u:far");
+      await t.press("n");
+      await t.waitFor(/▶\d\d:\d\d\s+far {2}line 5 walrus/);
+      assert.doesNotMatch(t.frame(), /▶\d\d:\d\d\s+far {2}line 10/, "one mark at a time");
+      assert.match(t.frame(), /showing the oldest \(2\/2\)/);
+      await t.press("/search WALRUS\r");
+      await t.waitFor(/▶\d\d:\d\d\s+far {2}line 10 walrus/);
+      assert.match(t.frame(), /back at the newest/);
+    } finally {
+      await t.close();
+    }
+  });
+
   it("shares its profile with other processes: what they send or fetch shows up here", async () => {
     const h = home();
     const t = await startTui(stack, { home: h, user: "sam" });

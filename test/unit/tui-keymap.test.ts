@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseCommand } from "../../tui/commands.js";
+import { COMMAND_HELP, parseCommand } from "../../tui/commands.js";
 import { edit, editorOf, editorRows, emptyEditor } from "../../tui/editor.js";
 import { type HistoryItem, historyWindow, itemRows } from "../../tui/history-layout.js";
 import {
   composerKey,
   globalKey,
+  historyKey,
   type KeyPress,
   listKey,
   PASTE_END,
@@ -132,6 +133,26 @@ describe("tui slash commands", () => {
     assert.equal(parseCommand("/group add team").kind, "invalid");
     assert.equal(parseCommand("/msg Bob").kind, "invalid");
     assert.match((parseCommand("/frobnicate") as { message: string }).message, /unknown command/);
+  });
+
+  it("parses /search WORDS…, keeping the words as typed, and refuses an empty query", () => {
+    assert.deepEqual(parseCommand("/search  lunch  on Friday "), {
+      kind: "search",
+      query: "lunch  on Friday",
+    });
+    assert.deepEqual(parseCommand('/find "new office"'), { kind: "search", query: '"new office"' });
+    assert.match((parseCommand("/search") as { message: string }).message, /usage: \/search WORDS/);
+    assert.match((parseCommand("/search   ") as { message: string }).message, /usage: \/search WORDS/);
+    assert.match((parseCommand("/search ?!") as { message: string }).message, /nothing to search for/);
+    assert.ok(
+      COMMAND_HELP.some(([cmd]) => cmd.startsWith("/search")),
+      "the help overlay lists /search",
+    );
+  });
+
+  it("n and N in the history pane step through search matches", () => {
+    assert.deepEqual(historyKey("n", {}), { type: "searchStep", by: "older" });
+    assert.deepEqual(historyKey("N", { shift: true }), { type: "searchStep", by: "newer" });
   });
 });
 

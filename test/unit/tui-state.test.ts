@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ChatMessage } from "../../core/client/cache.js";
+import { historyWindow } from "../../tui/history-layout.js";
 import { type Action, contactList, initialState, reduce, type State } from "../../tui/state.js";
 
 let seq = 0;
@@ -167,6 +168,76 @@ describe("tui reducer", () => {
     assert.equal(s.history?.scroll, 0);
     s = run(s, { type: "scroll", by: "lineDown" });
     assert.equal(s.history?.scroll, 0);
+  });
+
+  it("reveals a search hit: loads the whole history if needed, scrolls it into view and marks it", () => {
+    const many = Array.from({ length: 300 }, (_, i) =>
+      msg({ conv: "u:bob", from: "bob", text: `line ${i + 1}` }),
+    );
+    const target = many[9]!;
+    const visibleIds = (st: State) =>
+      historyWindow(st.history!.items, st.view.width, st.view.height, st.history!.scroll).rows.flatMap((r) =>
+        r.kind === "msg" ? [r.id] : [],
+      );
+    // Only the newest 200 are loaded: the reveal asks for everything, then scrolls once it arrives.
+    let s = run(
+      main(),
+      { type: "open", conv: "u:bob" },
+      { type: "history", conv: "u:bob", messages: many.slice(100), complete: false },
+      { type: "reveal", conv: "u:bob", id: target.id },
+    );
+    assert.equal(s.history?.loading, "all");
+    assert.deepEqual(s.history?.mark, { id: target.id, pending: true });
+    assert.equal(s.focus, "history", "n/N work at once");
+    s = run(s, { type: "history", conv: "u:bob", messages: many, complete: true });
+    assert.deepEqual(s.history?.mark, { id: target.id, pending: false });
+    assert.ok(visibleIds(s).includes(target.id), `#10 is in view at scroll ${s.history?.scroll}`);
+    assert.ok(s.history!.scroll > 200, "far up the conversation");
+    // Already loaded: the scroll is immediate; the newest message is at scroll 0.
+    s = run(s, { type: "reveal", conv: "u:bob", id: many[299]!.id });
+    assert.equal(s.history?.scroll, 0);
+    assert.ok(visibleIds(s).includes(many[299]!.id));
+    // Another conversation: it opens, loading everything, and the mark waits for it.
+    s = run(s, { type: "reveal", conv: "g:team", id: "x1" });
+    assert.equal(s.open, "g:team");
+    assert.equal(s.history?.loading, "all");
+    const gone = run(s, { type: "history", conv: "g:team", messages: [], complete: true });
+    assert.equal(gone.history?.mark, null);
+    assert.match(gone.notice!.text, /not here any more/);
+    // Sending clears the mark.
+    s = run(s, { type: "edit", op: { kind: "insert", text: "hi" } }, { type: "submit" });
+    assert.equal(s.history?.mark, null);
+  });
+
+  it("shows the newest search hit first and steps to older and newer ones, wrapping around", () => {
+    const bobs = Array.from({ length: 30 }, () => msg({ conv: "u:bob", from: "bob" }));
+    const team = [msg({ conv: "g:team", from: "carol" })];
+    const hits = [
+      { conv: "u:bob", id: bobs[2]!.id },
+      { conv: "u:bob", id: bobs[20]!.id },
+      { conv: "g:team", id: team[0]!.id },
+    ];
+    let s = run(main(), { type: "found", query: "lunch", hits });
+    assert.equal(s.open, "g:team");
+    assert.equal(s.search?.at, 2);
+    assert.match(s.notice!.text, /^3 matches for "lunch"; showing the newest \(1\/3\) — n older, N newer/);
+    s = run(s, { type: "history", conv: "g:team", messages: team, complete: true });
+    assert.equal(s.history?.mark?.id, team[0]!.id);
+    s = run(s, { type: "searchStep", by: "older" });
+    assert.equal(s.open, "u:bob");
+    assert.match(s.notice!.text, /\(2\/3\)/);
+    s = run(s, { type: "history", conv: "u:bob", messages: bobs, complete: true });
+    assert.deepEqual(s.history?.mark, { id: bobs[20]!.id, pending: false });
+    s = run(s, { type: "searchStep", by: "older" });
+    assert.deepEqual(s.history?.mark, { id: bobs[2]!.id, pending: false }, "same conversation: no reload");
+    assert.match(s.notice!.text, /showing the oldest \(3\/3\)/);
+    s = run(s, { type: "searchStep", by: "older" });
+    assert.equal(s.search?.at, 2);
+    assert.match(s.notice!.text, /back at the newest/);
+    s = run(s, { type: "searchStep", by: "newer" });
+    assert.equal(s.search?.at, 0);
+    assert.match(run(main(), { type: "searchStep", by: "older" }).notice!.text, /no search/);
+    assert.equal(run(s, { type: "found", query: "zebra", hits: [] }).search, null);
   });
 
   it("keeps a scrolled-up view steady and counts what arrives below it", () => {

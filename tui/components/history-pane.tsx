@@ -34,33 +34,50 @@ const MARK_COLORS = {
   none: undefined,
 } as const;
 
-function RowView({ row, width }: { row: Row; width: number }) {
+/** The one-column gutter left of each row: "▶" on the first row of the message a search marked. */
+function Gutter({ row, mark }: { row: Row; mark: string | null }) {
+  const marked = row.kind === "msg" && mark !== null && row.id === mark;
+  if (!marked) return <Text> </Text>;
+  return (
+    <Text color="yellow" bold>
+      {row.head ? "▶" : "┃"}
+    </Text>
+  );
+}
+
+function RowView({ row, width, mark }: { row: Row; width: number; mark: string | null }) {
   if (row.kind === "day") {
     const label = ` ${row.label} `;
     const side = Math.max(2, Math.floor((width - label.length) / 2));
     return (
       <Text dimColor wrap="truncate-end">
+        {" "}
         {`${"─".repeat(side)}${label}${"─".repeat(side)}`}
       </Text>
     );
   }
   const toneColor = row.tone === "problem" || row.tone === "failed" ? "red" : undefined;
+  const marked = mark !== null && row.id === mark;
   if (!row.head) {
     return (
-      <Text wrap="truncate-end" color={toneColor} dimColor={row.tone === "pending"}>
+      <Text wrap="truncate-end">
+        <Gutter row={row} mark={mark} />
         {" ".repeat(row.indent)}
-        {row.text}
+        <Text color={toneColor} dimColor={row.tone === "pending"} inverse={marked}>
+          {row.text}
+        </Text>
       </Text>
     );
   }
   return (
     <Text wrap="truncate-end">
+      <Gutter row={row} mark={mark} />
       <Text dimColor>{row.head.time} </Text>
       <Text color={MARK_COLORS[row.head.mark]}>{MARK_CHARS[row.head.mark]} </Text>
       <Text color={nameColor(row.head.from)} bold>
         {row.head.from}
       </Text>
-      <Text color={toneColor} dimColor={row.tone === "pending"}>
+      <Text color={toneColor} dimColor={row.tone === "pending"} inverse={marked}>
         {"  "}
         {row.text}
       </Text>
@@ -79,6 +96,7 @@ export function HistoryPane({ width, height }: Props) {
   const innerWidth = width - 4;
   const rowsAvail = Math.max(1, height - 3);
   const items = history?.items ?? EMPTY;
+  const mark = history?.mark?.id ?? null;
   const win = historyWindow(items, innerWidth, rowsAvail, history?.scroll ?? 0);
   const other = open?.startsWith("u:") ? open.slice(2) : null;
   const warn = other !== null && keyChanged.includes(other);
@@ -95,10 +113,12 @@ export function HistoryPane({ width, height }: Props) {
       height={height}
       borderStyle="round"
       borderColor={focused ? "cyan" : "gray"}
-      paddingX={1}
+      paddingRight={1}
       overflow="hidden"
     >
+      {/* No left padding: its column is the gutter where a search's "▶" mark goes. */}
       <Text wrap="truncate-end">
+        {" "}
         <Text bold color={focused ? "cyan" : undefined}>
           {open ? convTitle(open) : "zmqchat"}
         </Text>
@@ -111,7 +131,7 @@ export function HistoryPane({ width, height }: Props) {
         <Text dimColor>{info}</Text>
       </Text>
       {open === null ? (
-        <Box flexDirection="column">
+        <Box flexDirection="column" paddingLeft={1}>
           <Text dimColor wrap="truncate-end">
             No conversation open.
           </Text>
@@ -121,13 +141,14 @@ export function HistoryPane({ width, height }: Props) {
         </Box>
       ) : items.length === 0 && !history?.loading ? (
         <Text dimColor wrap="truncate-end">
+          {" "}
           {truncate(`No messages with ${convTitle(open)} yet. Say hello!`, innerWidth)}
         </Text>
       ) : (
         win.rows.map((r, i) => (
           // Rows have no stable identity across scrolls; the index within the window is what Ink needs.
           // biome-ignore lint/suspicious/noArrayIndexKey: see above
-          <RowView key={i} row={r} width={innerWidth} />
+          <RowView key={i} row={r} width={innerWidth} mark={mark} />
         ))
       )}
     </Box>
