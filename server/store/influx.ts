@@ -28,6 +28,8 @@ export interface InfluxStoreOptions {
   username?: string;
   password?: string;
   token?: string;
+  /** Write consistency on Enterprise clusters (`any`, `one`, `quorum`, `all`). */
+  consistency?: "any" | "one" | "quorum" | "all";
   /** Create the database when it is missing (InfluxDB 1.x). Default true. */
   createDatabase?: boolean;
   /**
@@ -150,6 +152,7 @@ export class InfluxStore implements Store {
       username: options.username,
       password: options.password,
       token: options.token,
+      consistency: options.consistency,
       timeoutMs: this.opts.timeoutMs,
     });
     this.where = this.http.description;
@@ -201,7 +204,15 @@ export class InfluxStore implements Store {
     if (batch !== null && !/^[1-9][0-9]{0,5}$/.test(batch))
       throw new ZmqchatError("usage", `bad batch=${batch} in the store URL`);
     const user = env.ZMQCHAT_INFLUX_USER || undefined;
+    const consistency = env.ZMQCHAT_INFLUX_CONSISTENCY || undefined;
+    if (consistency !== undefined && !["any", "one", "quorum", "all"].includes(consistency)) {
+      throw new ZmqchatError(
+        "usage",
+        `ZMQCHAT_INFLUX_CONSISTENCY=${consistency} is not any, one, quorum or all`,
+      );
+    }
     return new InfluxStore({
+      ...(consistency !== undefined ? { consistency: consistency as "any" | "one" | "quorum" | "all" } : {}),
       // URL.hostname keeps the brackets of an IPv6 address.
       url: `${u.protocol === "influxs:" ? "https" : "http"}://${u.hostname}:${u.port || "8086"}`,
       db,

@@ -10,6 +10,8 @@ export interface V1Connection {
   db: string;
   /** Retention policy to write into and read from; the database's default when unset. */
   rp?: string | undefined;
+  /** Write consistency on InfluxDB Enterprise clusters (`any`, `one`, `quorum`, `all`); OSS ignores it. */
+  consistency?: string | undefined;
   username?: string | undefined;
   password?: string | undefined;
   token?: string | undefined;
@@ -62,6 +64,7 @@ export class V1Http {
   async write(lines: string): Promise<void> {
     const params = new URLSearchParams({ db: this.conn.db, precision: "ns" });
     if (this.conn.rp) params.set("rp", this.conn.rp);
+    if (this.conn.consistency) params.set("consistency", this.conn.consistency);
     await this.send(`/write?${params}`, lines, {
       method: "POST",
       headers: { "content-type": "text/plain; charset=utf-8" },
