@@ -110,8 +110,37 @@ async function main(): Promise<number> {
   const want = (w: Workload) => args.only.has(w);
   const missingInflux = want("influx") ? influxdMissing() : "not asked for (--only)";
   const errors: string[] = [];
+  const machine = machineInfo(missingInflux ? null : "unknown");
+  const partialPath = args.out.replace(/(\.json)?$/, ".partial.json");
+  /** Writes the results; while the bench runs, after each step to a .partial.json next to them. */
+  const writeReport = (complete: boolean) => {
+    const figures = results.finish();
+    const finished = new Date();
+    const ok = results.failures.length === 0 && errors.length === 0;
+    const report = {
+      schema: 1,
+      mode: args.quick ? "quick" : "full",
+      complete,
+      runsPerFigure: args.runs,
+      startedAt: started.toISOString(),
+      finishedAt: finished.toISOString(),
+      seconds: Math.round((finished.getTime() - started.getTime()) / 100) / 10,
+      ...machine,
+      sizes: ctx.sizes,
+      baseline: `${RAW}: zeromq.js DEALER → ROUTER/ROUTER broker → echoing DEALER worker, each its own process`,
+      figures,
+      failures: results.failures,
+      errors,
+      notes: results.notes,
+      ok,
+    };
+    mkdirSync(dirname(args.out), { recursive: true });
+    writeFileSync(complete ? args.out : partialPath, `${JSON.stringify(report, null, 2)}\n`);
+    if (complete) rmSync(partialPath, { force: true });
+    return { report, figures, ok };
+  };
   const stops: Array<() => Promise<void>> = [];
-  let influxVersion: string | null = null;
+  const stores: Partial<Record<"sqlite" | "influx", StoreSetup>> = {};
   log(`zmqchat bench (${args.quick ? "quick" : "full"}, ${args.runs} run(s) per figure), temp dir ${tmp}`);
 
   /** Runs one step; an error is recorded (the bench then exits non-zero) and the others go on. */
@@ -126,6 +155,7 @@ async function main(): Promise<number> {
       log(`  FAILED: ${msg.split("\n").slice(0, 12).join("\n  ")}`);
     }
     log(`  (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+    writeReport(false);
   };
 
   try {
@@ -136,7 +166,6 @@ async function main(): Promise<number> {
     const needStacks = ["raw", "chat", "light", "group", "recovery"].some((w) => want(w as Workload));
     let raw: RawBaseline | null = null;
     let peers: Peers | null = null;
-    const stores: Partial<Record<"sqlite" | "influx", StoreSetup>> = {};
     if (needStacks) {
       await step("start: raw baseline, SQLite stack, InfluxDB stack, client helpers", async () => {
         raw = await RawBaseline.start();
@@ -160,7 +189,7 @@ async function main(): Promise<number> {
         };
         if (!missingInflux) {
           const influxd = await startInfluxd(join(tmp, "influxd"));
-          influxVersion = influxd.version;
+          (machine.versions as Record<string, string>).influxd = influxd.version;
           stops.push(() => influxd.stop());
           const influx = await startStack(influxd.storeUrl("zmqchat_bench"), 2, "influx");
           stops.push(() => influx.stop());
@@ -197,7 +226,12 @@ async function main(): Promise<number> {
     if (want("recovery")) {
       for (const k of kinds) await step(`recovery (${k}): seeding`, () => stores[k]!.recovery.seed());
       for (let r = 1; r <= args.runs; r++)
-        for (const k of kinds) await step(`recovery (${k}), run ${r}`, () => stores[k]!.recovery.recover());
+        for (const k of kinds) {
+          await step(`recovery (${k}), run ${r}`, () => stores[k]!.recovery.recover());
+          await step(`recovery (${k}, parallel prototype), run ${r}`, () =>
+            stores[k]!.recovery.recover(true),
+          );
+        }
     }
     void peers;
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
@@ -209,7 +243,10 @@ async function main(): Promise<number> {
     rmSync(tmp, { recursive: true, force: true });
   }
 
-  declareTargets(ctx, args.quick);
+  declareTargets(ctx, args.quick, {
+    sqlite: stores.sqlite?.recovery.seededAll ?? false,
+    influx: stores.influx?.recovery.seededAll ?? false,
+  });
   const influxMeta = { better: "higher" as const, unit: "" };
   if (missingInflux && want("influx")) {
     for (const [id, workload, label] of [
@@ -218,38 +255,22 @@ async function main(): Promise<number> {
     ] as const)
       results.unavailable(id, { ...influxMeta, workload, label }, missingInflux);
   }
-  const figures = results.finish();
-  const finished = new Date();
-  const ok = results.failures.length === 0 && errors.length === 0;
-  const report = {
-    schema: 1,
-    mode: args.quick ? "quick" : "full",
-    runsPerFigure: args.runs,
-    startedAt: started.toISOString(),
-    finishedAt: finished.toISOString(),
-    seconds: Math.round((finished.getTime() - started.getTime()) / 100) / 10,
-    ...machineInfo(influxVersion ?? (missingInflux ? null : "unknown")),
-    sizes: ctx.sizes,
-    baseline: `${RAW}: zeromq.js DEALER → ROUTER/ROUTER broker → echoing DEALER worker, each its own process`,
-    figures,
-    failures: results.failures,
-    errors,
-    notes: results.notes,
-    ok,
-  };
-  mkdirSync(dirname(args.out), { recursive: true });
-  writeFileSync(args.out, `${JSON.stringify(report, null, 2)}\n`);
+  const { report, figures } = writeReport(true);
   log("");
   log(table(figures));
   for (const n of results.notes) log(`note: ${n}`);
   log(`\nwritten to ${args.out} in ${report.seconds} s`);
   if (results.failures.length > 0) log(`\nLOST OR DUPLICATED MESSAGES:\n  ${results.failures.join("\n  ")}`);
   if (errors.length > 0) log(`\nBENCH ERRORS:\n  ${errors.map((e) => e.split("\n")[0]).join("\n  ")}`);
-  return ok ? 0 : 1;
+  return report.ok ? 0 : 1;
 }
 
 /** The issue's targets; absolute sizes apply only at the issue's sizes (full runs). */
-function declareTargets(ctx: BenchContext, quick: boolean): void {
+function declareTargets(
+  ctx: BenchContext,
+  quick: boolean,
+  recoverySeeded: Record<"sqlite" | "influx", boolean>,
+): void {
   const r = ctx.results;
   r.target("chat.sqlite.msgs", ">=", 1 / 3, "ratio");
   r.target("chat.sqlite.cpu", "<=", 3, "ratio");
@@ -258,8 +279,9 @@ function declareTargets(ctx: BenchContext, quick: boolean): void {
   if (!quick) {
     r.target("chat.sqlite.msgs", ">=", 10_000);
     r.target("light.sqlite.p99", "<=", 20);
-    r.target("recovery.sqlite.seconds", "<=", 10);
-    r.target("recovery.influx.seconds", "<=", 10);
+    // The 10 s target is for 100,000 messages: it does not apply when fewer could be seeded.
+    if (recoverySeeded.sqlite) r.target("recovery.sqlite.seconds", "<=", 10);
+    if (recoverySeeded.influx) r.target("recovery.influx.seconds", "<=", 10);
     r.target("scale.perClient.serverSide", "<=", 20);
   }
 }

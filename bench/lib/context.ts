@@ -49,8 +49,9 @@ export const QUICK: Sizes = {
   lightMs: 1500,
   groupMembers: 8,
   groupMessages: 100,
-  recoveryDirect: 500,
-  recoveryGroup: 500,
+  // 800 in all: a sync page holds up to 1,000, and 1,000 of these are right at the 1 MiB frame limit.
+  recoveryDirect: 400,
+  recoveryGroup: 400,
   recoveryGroupMembers: 3,
   cryptoMs: 150,
   scaleSteps: [50, 100],

@@ -16,13 +16,42 @@ import { serve } from "../lib/rpc.js";
 interface Idle {
   dealer: Dealer;
   sub: Subscriber | null;
-  waiting: Map<string, (reply: { ok: boolean; body?: unknown; error?: { message: string } }) => void>;
+  waiting: Map<
+    string,
+    (reply: { ok: boolean; body?: unknown; error?: { code: string; message: string } }) => void
+  >;
 }
 
 let context: Context | null = null;
 const clients: Idle[] = [];
 
-function request(c: Idle, route: "B" | "S", type: string, body: unknown, session?: string): Promise<unknown> {
+class Unavailable extends Error {}
+
+/** One request; an `unavailable` answer (store busy, server overloaded) is retried with backoff, as ChatClient does. */
+async function request(
+  c: Idle,
+  route: "B" | "S",
+  type: string,
+  body: unknown,
+  session?: string,
+): Promise<unknown> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await requestOnce(c, route, type, body, session);
+    } catch (err) {
+      if (!(err instanceof Unavailable) || attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 2000)));
+    }
+  }
+}
+
+function requestOnce(
+  c: Idle,
+  route: "B" | "S",
+  type: string,
+  body: unknown,
+  session?: string,
+): Promise<unknown> {
   const id = uuidv7();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -33,6 +62,8 @@ function request(c: Idle, route: "B" | "S", type: string, body: unknown, session
       clearTimeout(timer);
       c.waiting.delete(id);
       if (reply.ok) resolve(reply.body);
+      else if (reply.error?.code === "unavailable")
+        reject(new Unavailable(`${type}: ${reply.error.message}`));
       else reject(new Error(`${type}: ${reply.error?.message}`));
     });
     c.dealer

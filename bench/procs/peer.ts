@@ -5,9 +5,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { Worker } from "node:worker_threads";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
 import { ChatClient, type Target } from "../../core/client/client.js";
 import { ensureIdentity, hasIdentity, profilePaths, saveIdentity } from "../../core/client/profile.js";
+import type { MailboxItem, PublicKeys, ReplyBody } from "../../core/protocol/schema.js";
 import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
 import { now, sleep } from "../lib/clock.js";
 import { benchIdentity } from "../lib/keys.js";
@@ -31,6 +33,8 @@ const peers = new Map<string, Peer>();
 const transport = new ZeromqClientTransport();
 /** Long enough that a slow machine never turns into a failed request; retries keep their ids. */
 const REQUEST_TIMEOUT_MS = 120_000;
+/** A sync page that never comes back is a failure to report, not slowness to wait out. */
+const RECOVERY_TIMEOUT_MS = 30_000;
 
 function peer(name: string): Peer {
   const p = peers.get(name);
@@ -92,7 +96,10 @@ async function close(name: string): Promise<void> {
   p.client.cache.close();
 }
 
-/** Runs `count` sends with at most `concurrency` awaiting their acknowledgement. */
+/**
+ * Runs `count` sends with at most `concurrency` awaiting their acknowledgement. With
+ * `untilMs`, no new send starts after that time (ms since the epoch); `issued` says how many did.
+ */
 async function sendBurst(params: {
   name: string;
   target: Target;
@@ -100,16 +107,20 @@ async function sendBurst(params: {
   count: number;
   size: number;
   concurrency: number;
-}): Promise<{ sent: Float64Array; acked: Float64Array; failures: string[] }> {
+  untilMs?: number;
+}): Promise<{ sent: Float64Array; acked: Float64Array; failures: string[]; issued: number }> {
   const { client } = peer(params.name);
   const sent = new Float64Array(params.count).fill(Number.NaN);
   const acked = new Float64Array(params.count).fill(Number.NaN);
   const failures: string[] = [];
   let next = 0;
+  let issued = 0;
   const lane = async () => {
     for (;;) {
+      if (params.untilMs !== undefined && Date.now() > params.untilMs) return;
       const i = next++;
       if (i >= params.count) return;
+      issued++;
       sent[i] = now();
       try {
         await client.send(params.target, benchText(params.tag, i, params.size));
@@ -120,7 +131,7 @@ async function sendBurst(params: {
     }
   };
   await Promise.all(Array.from({ length: Math.min(params.concurrency, params.count) }, lane));
-  return { sent, acked, failures };
+  return { sent, acked, failures, issued };
 }
 
 /** Offers `rate` messages per second for `durationMs` (open loop: a send does not wait for the previous ack). */
@@ -217,12 +228,14 @@ async function collect(params: { names: string[]; tag: string; stallMs: number }
  * A user on a new machine: a fresh cache for an existing identity, then one `sync` of the whole
  * mailbox. Returns how long it took until every message was stored, verified and decrypted.
  */
-async function recover(params: {
-  name: string;
-  home: string;
-  endpoint: string;
-  cacheDir: string;
-}): Promise<{ ms: number; messages: number; verified: number; problems: number; duplicates: number }> {
+async function recover(params: { name: string; home: string; endpoint: string; cacheDir: string }): Promise<{
+  ms: number;
+  messages: number;
+  verified: number;
+  problems: number;
+  duplicates: number;
+  error?: string;
+}> {
   const paths = profilePaths(params.home, params.name);
   const identity = ensureIdentity(paths, params.name);
   const cache = new Cache(join(params.cacheDir, `${params.name}-${Date.now()}.db`));
@@ -231,7 +244,7 @@ async function recover(params: {
     endpoints: [params.endpoint],
     identity,
     cache,
-    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    requestTimeoutMs: RECOVERY_TIMEOUT_MS,
   });
   let messages = 0;
   let verified = 0;
@@ -254,7 +267,126 @@ async function recover(params: {
     await client.sync();
     const ms = now() - started;
     return { ms, messages, verified, problems, duplicates };
+  } catch (err) {
+    // What did arrive is reported with the error: the caller counts the rest as lost.
+    return { ms: now() - started, messages, verified, problems, duplicates, error: (err as Error).message };
   } finally {
+    await client.close();
+    cache.close();
+  }
+}
+
+/**
+ * Reads a live client's whole mailbox from the service (without touching its cache) and counts
+ * the stored copies: the client's cache drops a second copy of a message id silently, so this
+ * is where a resend that the service stored twice shows.
+ */
+async function audit(params: { name: string }): Promise<{ items: number; unique: number }> {
+  const { client } = peer(params.name);
+  const ids = new Set<string>();
+  let items = 0;
+  let after: string | null = null;
+  for (;;) {
+    const page: ReplyBody<"sync"> = await client.request("sync", { after, limit: 2000 });
+    for (const i of page.items) ids.add(i.envelope.id);
+    items += page.items.length;
+    if (!page.more || page.items.length === 0) break;
+    after = page.items.at(-1)!.cursor;
+  }
+  return { items, unique: ids.size };
+}
+
+/**
+ * A prototype of the proposed recovery, for comparison with `recover`: pages are fetched ahead
+ * (the next request goes out while the current page is opened), and each page is verified and
+ * decrypted by `threads` worker threads, so both cores work. Same requests, same checks, same
+ * cache writes as ChatClient.sync; not product code.
+ */
+async function recoverParallel(params: {
+  name: string;
+  home: string;
+  endpoint: string;
+  cacheDir: string;
+  threads: number;
+}): Promise<{
+  ms: number;
+  messages: number;
+  verified: number;
+  problems: number;
+  duplicates: number;
+  storedTwice: number;
+}> {
+  const paths = profilePaths(params.home, params.name);
+  const identity = ensureIdentity(paths, params.name);
+  const cache = new Cache(join(params.cacheDir, `${params.name}-par-${Date.now()}.db`));
+  const client = new ChatClient({
+    connect: (e) => transport.connect(e),
+    endpoints: [params.endpoint],
+    identity,
+    cache,
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  });
+  const script = new URL("./opener-thread.js", import.meta.url);
+  const threads = Array.from(
+    { length: params.threads },
+    () => new Worker(script, { workerData: { home: params.home, name: params.name } }),
+  );
+  let next = 0;
+  const openOn = (w: Worker, items: MailboxItem[], keys: Record<string, PublicKeys>) =>
+    new Promise<ChatMessage[]>((resolve, reject) => {
+      const id = ++next;
+      const onMessage = (m: { id: number; messages: ChatMessage[] }) => {
+        if (m.id !== id) return;
+        w.off("message", onMessage);
+        resolve(m.messages);
+      };
+      w.on("message", onMessage);
+      w.once("error", reject);
+      w.postMessage({ id, items, keys });
+    });
+  const keys: Record<string, PublicKeys> = {};
+  let messages = 0;
+  let verified = 0;
+  let problems = 0;
+  let duplicates = 0;
+  let items = 0;
+  const ids = new Set<string>();
+  const seen = new Set<string>();
+  const started = now();
+  try {
+    await client.login();
+    // Pages of 500: a page of 1,000 ~1 KB envelopes is over the 1 MiB frame limit (see the report).
+    const fetchPage = (after: string | null) => client.request("sync", { after, limit: 500 });
+    let page = await fetchPage(null);
+    while (page.items.length > 0) {
+      items += page.items.length;
+      for (const i of page.items) ids.add(i.envelope.id);
+      const last = page.items.at(-1)!.cursor;
+      const ahead = page.more ? fetchPage(last) : null;
+      const unknown = [...new Set(page.items.map((i) => i.envelope.from))].filter(
+        (n) => n !== params.name && !keys[n],
+      );
+      if (unknown.length > 0) for (const u of await client.users(unknown)) keys[u.name] = u.keys;
+      const share = Math.ceil(page.items.length / threads.length);
+      const parts = await Promise.all(
+        threads.map((w, i) => openOn(w, page.items.slice(i * share, (i + 1) * share), keys)),
+      );
+      const fresh = cache.addMessages(parts.flat(), last);
+      for (const m of fresh) {
+        messages++;
+        if (m.verified) verified++;
+        else problems++;
+        const t = parseBenchText(m.text);
+        const key = t ? `${t.tag}:${t.index}` : m.id;
+        if (seen.has(key)) duplicates++;
+        else seen.add(key);
+      }
+      if (!ahead) break;
+      page = await ahead;
+    }
+    return { ms: now() - started, messages, verified, problems, duplicates, storedTwice: items - ids.size };
+  } finally {
+    await Promise.all(threads.map((w) => w.terminate()));
     await client.close();
     cache.close();
   }
@@ -263,6 +395,8 @@ async function recover(params: {
 serve(
   {
     open,
+    recoverParallel,
+    audit,
     async openMany(params: { names: string[]; home: string; endpoint: string; live: boolean }) {
       // A few at a time: each one registers and logs in.
       for (let i = 0; i < params.names.length; i += 10) {

@@ -57,6 +57,17 @@ function ackLatencies(send: SendResult): Float64Array {
   return send.sent.map((s, i) => send.acked[i]! - s);
 }
 
+/** Acknowledgements per second over the first and the last tenth of a run: does the store slow down as mailboxes grow? */
+function ackRates(send: SendResult): { first: number; last: number } {
+  const t = Array.from(send.acked)
+    .filter((v) => !Number.isNaN(v))
+    .sort((a, b) => a - b);
+  const k = Math.max(2, Math.floor(t.length / 10));
+  if (t.length < 2 * k) return { first: Number.NaN, last: Number.NaN };
+  const start = extent(send.sent).min;
+  return { first: (k * 1000) / (t[k - 1]! - start), last: (k * 1000) / (t.at(-1)! - t[t.length - k - 1]!) };
+}
+
 /** The chat workloads over one real stack (balancer + 2 servers on one store). */
 export class ChatBench {
   private readonly k: string;
@@ -129,6 +140,11 @@ export class ChatBench {
       ]);
       const used = cpu.used();
       check(ctx, `1:1 chat (${this.store})`, got, send);
+      const stored = await peers.p2.call<{ items: number; unique: number }>("audit", { name: bob });
+      if (stored.items > stored.unique)
+        ctx.results.fail(
+          `1:1 chat (${this.store}): ${stored.items - stored.unique} extra copies of messages in bob's mailbox (resends stored again; bob's cache hides them)`,
+        );
       const d = distribution(latencies(send, got));
       const span = extent(got.times[0]!).max - extent(send.sent).min;
       const ack = distribution(ackLatencies(send));
@@ -160,6 +176,19 @@ export class ChatBench {
         label: "send → durable ack p99",
         unit: "ms",
         better: "lower",
+      });
+      const rates = ackRates(send);
+      ctx.results.add(`${id}.ackRate.first`, rates.first, {
+        workload: w,
+        label: "acks per second, first tenth of the run",
+        unit: "msg/s",
+        better: "higher",
+      });
+      ctx.results.add(`${id}.ackRate.last`, rates.last, {
+        workload: w,
+        label: "acks per second, last tenth of the run",
+        unit: "msg/s",
+        better: "higher",
       });
       ctx.results.add(`${id}.cpu`, used / d.count, {
         workload: w,
