@@ -287,7 +287,8 @@ async function audit(params: { name: string }): Promise<{ items: number; unique:
   let items = 0;
   let after: string | null = null;
   for (;;) {
-    const page: ReplyBody<"sync"> = await client.request("sync", { after, limit: 2000 });
+    // Pages of 500: larger ones can exceed the 1 MiB frame limit (see recoverParallel).
+    const page: ReplyBody<"sync"> = await client.request("sync", { after, limit: 500 });
     for (const i of page.items) ids.add(i.envelope.id);
     items += page.items.length;
     if (!page.more || page.items.length === 0) break;
