@@ -84,7 +84,8 @@ export interface OutboxItem {
   lastError: string | null;
 }
 
-interface Row {
+/** A `messages` row as SQLite returns it. */
+export interface MessageRow {
   id: string;
   conv: string;
   sender: string;
@@ -137,10 +138,10 @@ export class Cache {
       setState: db.prepare(
         "INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
       ),
-      history: db.prepare<[string, number], Row>(
+      history: db.prepare<[string, number], MessageRow>(
         `SELECT * FROM (SELECT ${COLUMNS}, ord FROM messages WHERE conv = ? ORDER BY ord DESC LIMIT ?) ORDER BY ord`,
       ),
-      after: db.prepare<[bigint, number], Row>(
+      after: db.prepare<[bigint, number], MessageRow>(
         `SELECT ${COLUMNS} FROM messages WHERE ord > ? ORDER BY ord LIMIT ?`,
       ),
       has: db.prepare<[string], { id: string }>("SELECT id FROM messages WHERE id = ?"),
@@ -215,12 +216,12 @@ export class Cache {
 
   /** The newest `limit` messages of a conversation, oldest first. */
   history(conv: string, limit: number): ChatMessage[] {
-    return this.stmts.history.all(conv, limit).map(fromRow);
+    return this.stmts.history.all(conv, limit).map(messageFromRow);
   }
 
   /** Messages placed after a cursor (any conversation), oldest first. */
   after(cursor: string | null, limit: number): ChatMessage[] {
-    return this.stmts.after.all(cursor === null ? -1n : BigInt(cursor), limit).map(fromRow);
+    return this.stmts.after.all(cursor === null ? -1n : BigInt(cursor), limit).map(messageFromRow);
   }
 
   conversations(): Array<{ conv: string; last: string; count: number }> {
@@ -335,7 +336,8 @@ function fromContactRow(r: ContactRow): Contact {
   };
 }
 
-function fromRow(r: Row): ChatMessage {
+/** A `messages` row as the message the user sees. */
+export function messageFromRow(r: MessageRow): ChatMessage {
   return {
     id: r.id,
     conv: r.conv,

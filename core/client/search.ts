@@ -1,6 +1,6 @@
 import type Database from "better-sqlite3";
 import { ZmqchatError } from "../errors.js";
-import type { Cache, ChatMessage } from "./cache.js";
+import { type Cache, type ChatMessage, type MessageRow, messageFromRow } from "./cache.js";
 
 /**
  * Full-text index over the decrypted messages of the local cache (SQLite FTS5). The server
@@ -90,22 +90,7 @@ function hasWordChar(s: string): boolean {
   return /[\p{L}\p{N}]/u.test(s);
 }
 
-interface HitRow {
-  id: string;
-  conv: string;
-  sender: string;
-  recipient: string | null;
-  grp: string | null;
-  text: string;
-  sent_at: string;
-  server_time: string;
-  cursor: string;
-  verified: number;
-  problem: string | null;
-  seq: number;
-  device: string;
-  snippet: string;
-}
+type HitRow = MessageRow & { snippet: string };
 
 /**
  * The index of one cache, with its statement prepared once. `Cache` makes one when it opens
@@ -149,21 +134,7 @@ export class SearchIndex {
       limit,
     });
     return rows.reverse().map((r) => ({
-      message: {
-        id: r.id,
-        conv: r.conv,
-        from: r.sender,
-        to: r.recipient,
-        group: r.grp,
-        text: r.text,
-        sentAt: r.sent_at,
-        serverTime: r.server_time,
-        cursor: r.cursor,
-        verified: r.verified === 1,
-        problem: r.problem,
-        seq: r.seq,
-        device: r.device,
-      },
+      message: messageFromRow(r),
       snippet: r.snippet,
     }));
   }
