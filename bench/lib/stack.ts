@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { sleep } from "./clock.js";
 import { ZMQCHAT_BIN } from "./paths.js";
@@ -21,7 +22,21 @@ export interface Stack {
   serverPids: number[];
   /** Balancer first, then the servers. */
   pids: number[];
+  /** Prometheus endpoints: the balancer's, then each server's. */
+  metricsUrls: string[];
   stop(): Promise<void>;
+}
+
+/** A loopback port that was free a moment ago (for the servers' ops HTTP port). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === "object" ? resolve(addr.port) : reject(new Error("no port"))));
+    });
+  });
 }
 
 function launch(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
@@ -62,6 +77,7 @@ async function waitFor<T>(
 /** Starts one balancer and `servers` servers on `store` (a store URL), and waits until all are live. */
 export async function startStack(store: string, servers = 2, label = "stack"): Promise<Stack> {
   const procs: Proc[] = [];
+  const serverPorts: number[] = [];
   const stopAll = async () => {
     await Promise.all(procs.map((p) => stopChild(p.child)));
   };
@@ -85,6 +101,8 @@ export async function startStack(store: string, servers = 2, label = "stack"): P
         : undefined;
     });
     for (let i = 1; i <= servers; i++) {
+      const httpPort = await freePort();
+      serverPorts.push(httpPort);
       procs.push(
         launch(
           `${label}-server-${i}`,
@@ -96,6 +114,10 @@ export async function startStack(store: string, servers = 2, label = "stack"): P
             store,
             "--id",
             `bench-${i}`,
+            "--http-host",
+            "127.0.0.1",
+            "--http-port",
+            String(httpPort),
             "--log-level",
             "warn",
           ],
@@ -125,6 +147,7 @@ export async function startStack(store: string, servers = 2, label = "stack"): P
       balancerPid: balancer.child.pid!,
       serverPids: procs.slice(1).map((p) => p.child.pid!),
       pids: procs.map((p) => p.child.pid!),
+      metricsUrls: [ready.httpPort, ...serverPorts].map((port) => `http://127.0.0.1:${port}/metrics`),
       stop: stopAll,
     };
   } catch (err) {

@@ -1,5 +1,6 @@
 import type { Target as ChatTarget } from "../../core/client/client.js";
 import type { BenchContext } from "../lib/context.js";
+import { delta, scrapeAll } from "../lib/metrics.js";
 import type { Helper } from "../lib/rpc.js";
 import type { Stack } from "../lib/stack.js";
 import { distribution, extent } from "../lib/stats.js";
@@ -119,6 +120,7 @@ export class ChatBench {
       await this.warm(peers.p1, alice, { user: bob }, [[peers.p2, [bob]]], `w${run}`);
       const tag = `c${run}`;
       await peers.p2.call("listen", { names: [bob], tag, count: s.chatCount });
+      const before = await scrapeAll(stack.metricsUrls);
       const cpu = new CpuMeter(stack.pids);
       const parts = {
         balancer: new CpuMeter([stack.balancerPid]),
@@ -139,6 +141,7 @@ export class ChatBench {
         peers.p2.call<Collected>("collect", { names: [bob], tag, stallMs: s.stallMs }),
       ]);
       const used = cpu.used();
+      const after = await scrapeAll(stack.metricsUrls);
       check(ctx, `1:1 chat (${this.store})`, got, send);
       const stored = await peers.p2.call<{ items: number; unique: number }>("audit", { name: bob });
       if (stored.items > stored.unique)
@@ -197,6 +200,40 @@ export class ChatBench {
         better: "lower",
         baseline: "raw.cpu",
       });
+      // Where the work comes from: requests and store commits per message, from the stack's own metrics.
+      const perMessage = (prefix: string, ...having: string[]) =>
+        delta(before, after, prefix, ...having) / d.count;
+      const explain = [
+        [
+          "forwarded",
+          "  requests through the balancer per message",
+          perMessage("zmqchat_balancer_requests_forwarded_total"),
+          "req/msg",
+        ],
+        [
+          "syncs",
+          "    of which sync requests",
+          perMessage("zmqchat_server_requests_total", 'type="sync"'),
+          "req/msg",
+        ],
+        [
+          "batch",
+          "  messages per store commit (mean)",
+          delta(before, after, "zmqchat_server_store_batch_size_sum") /
+            delta(before, after, "zmqchat_server_store_batch_size_count"),
+          "msg",
+        ],
+        [
+          "commitMs",
+          "  store commit time (mean)",
+          (1000 * delta(before, after, "zmqchat_server_store_batch_seconds_sum")) /
+            delta(before, after, "zmqchat_server_store_batch_seconds_count"),
+          "ms",
+        ],
+      ] as const;
+      for (const [key, label, value, unit] of explain) {
+        ctx.results.add(`${id}.${key}`, value, { workload: w, label, unit, better: "lower" });
+      }
       for (const [who, meter] of Object.entries(parts)) {
         ctx.results.add(`${id}.cpu.${who}`, meter.used() / d.count, {
           workload: w,

@@ -46,7 +46,8 @@ async function rawScaleRun(ctx: BenchContext, batchBytes: number | null, withSub
       await Promise.all(
         helpers.map((h, i) =>
           h.call("connectRaw", {
-            ...ends,
+            router: ends.router,
+            xpub: withSub ? ends.xpub : null,
             count: Math.max(0, Math.min(each, more - i * each)),
             concurrency: 50,
           }),

@@ -1,0 +1,35 @@
+/** Counters read from the Prometheus `/metrics` of the stack's processes, to explain the CPU figures. */
+export type Samples = Map<string, number>;
+
+export async function scrape(url: string): Promise<Samples> {
+  const out: Samples = new Map();
+  try {
+    const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
+    for (const line of text.split("\n")) {
+      if (line.startsWith("#") || line.trim() === "") continue;
+      const cut = line.lastIndexOf(" ");
+      const value = Number(line.slice(cut + 1));
+      if (Number.isFinite(value)) out.set(line.slice(0, cut), value);
+    }
+  } catch {
+    // A figure that needs it will come out as NaN.
+  }
+  return out;
+}
+
+/** Sum of every sample whose name (with labels) starts with `prefix` and contains each of `having`. */
+export function total(samples: Samples[], prefix: string, ...having: string[]): number {
+  let sum = 0;
+  for (const s of samples)
+    for (const [k, v] of s) if (k.startsWith(prefix) && having.every((h) => k.includes(h))) sum += v;
+  return sum;
+}
+
+export async function scrapeAll(urls: string[]): Promise<Samples[]> {
+  return Promise.all(urls.map(scrape));
+}
+
+/** The change of a sum between two scrapes. */
+export function delta(before: Samples[], after: Samples[], prefix: string, ...having: string[]): number {
+  return total(after, prefix, ...having) - total(before, prefix, ...having);
+}
