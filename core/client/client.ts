@@ -25,6 +25,7 @@ import {
   replyFrameSchema,
   type UserInfo,
 } from "../protocol/schema.js";
+import { isIsoTime } from "../text/sanitize.js";
 import type { ClientLink, Route } from "../transport.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
 import type { LoadedIdentity } from "./profile.js";
@@ -574,6 +575,8 @@ export class ChatClient {
       }
       if (r.ok) break;
     }
+    if (r.ok && !isIsoTime(env.sentAt))
+      return { ...base, text: "", verified: false, problem: "its sentAt is not an ISO 8601 time" };
     if (r.ok) return { ...base, text: r.text, verified: true, problem: null };
     const problem = {
       bad_signature: contact?.pending
