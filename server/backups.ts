@@ -52,7 +52,10 @@ export class Backups {
         `${name}'s backup was made by an older zmqchat without a passphrase proof: it can be fetched only by ${name}'s session (run \`zmqchat keys backup\` again on a device that has the keys)`,
       );
     if (!proofMatches(proof!, stored.verifier))
-      throw new ZmqchatError("unauthorized", "wrong passphrase: the proof derived from it does not match this backup");
+      throw new ZmqchatError(
+        "unauthorized",
+        "wrong passphrase: the proof derived from it does not match this backup",
+      );
     return stored.blob;
   }
 
