@@ -244,7 +244,7 @@ function keyCommitment(cek: Buffer, id: string): Buffer {
  * The copy of an envelope that `owner`'s mailbox keeps: from version 2, only the owner's own
  * wrapped key (the signature does not cover the others); version 1 copies keep every key.
  */
-export function copyFor<E extends Envelope>(env: E, owner: string): E {
+export function copyFor(env: Envelope, owner: string): Envelope {
   if (env.v === 1) return env;
   return { ...env, keys: env.keys.filter((k) => k.to === owner) };
 }
