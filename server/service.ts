@@ -85,6 +85,12 @@ export class ChatService {
       send: (b, u) => this.send(b, needUser(u)),
       sync: (b, u) => this.sync(b, needUser(u)),
       "keys.rotate": (b, u) => this.rotate(b, needUser(u)),
+      "keys.history": async (b, u) => {
+        needUser(u);
+        const chain = await this.store.keyHistory(b.name);
+        if (chain.length === 0) this.refuse("not_found", `no user named ${b.name}`);
+        return ok({ name: b.name, chain });
+      },
       "backup.put": async (b, u) => {
         await this.backups.put(needUser(u), b.blob, b.verifier);
         return ok({ stored: true });
@@ -179,7 +185,13 @@ export class ChatService {
       good = false;
     }
     if (!good) this.refuse("unauthorized", "the key rotation is not signed by the current key");
-    if (!(await this.store.rotateKeys(user, current.keys, b.keys))) {
+    if (
+      b.sigNew !== undefined &&
+      !this.signedBy(rotationBytes(user, current.keys, b.keys), b.keys.sign, b.sigNew)
+    )
+      this.refuse("bad_request", "the key rotation's second signature is not by the new key");
+    const proof = { sig: b.sig, sigNew: b.sigNew ?? null };
+    if (!(await this.store.rotateKeys(user, current.keys, b.keys, proof))) {
       this.refuse("conflict", "the keys changed meanwhile; try again");
     }
     await this.sessions.endKeyGeneration(user, current.keys.sign);
@@ -187,6 +199,14 @@ export class ChatService {
   }
 
   private readonly keyCache = new PublicKeyCache();
+
+  private signedBy(bytes: Buffer, signKey: string, sig: string): boolean {
+    try {
+      return verify(null, bytes, this.keyCache.signKey(signKey), Buffer.from(sig, "base64url"));
+    } catch {
+      return false;
+    }
+  }
 
   private async users(b: RequestBody<"users">, _user: string): Promise<string> {
     if (b.names) return ok({ users: await this.store.getUsers(b.names) });

@@ -98,7 +98,9 @@ export const requestBodies = {
   groups: z.strictObject({ after: nameSchema.optional() }),
   send: z.strictObject({ envelope: envelopeSchema }),
   sync: z.strictObject({ after: cursorSchema.nullable(), limit: z.number().int().min(1).max(MAX_SYNC_PAGE) }),
-  "keys.rotate": z.strictObject({ keys: publicKeysSchema, sig: b64 }),
+  /** `sig` by the current keys; `sigNew` by the new ones over the same bytes (so the chain verifies both ways). */
+  "keys.rotate": z.strictObject({ keys: publicKeysSchema, sig: b64, sigNew: b64.optional() }),
+  "keys.history": z.strictObject({ name: nameSchema }),
   "backup.put": z.strictObject({
     blob: z
       .string()
@@ -120,6 +122,19 @@ export const requestBodies = {
 export type RequestType = keyof typeof requestBodies;
 export type RequestBody<T extends RequestType> = z.infer<(typeof requestBodies)[T]>;
 export const REQUEST_TYPES = Object.keys(requestBodies) as RequestType[];
+
+/**
+ * One key a user has had, oldest first: the first is the registered one (no signatures); each
+ * later one carries the rotation signatures by the key before it (`sig`) and by itself (`sigNew`,
+ * absent for rotations made before it existed); `at` is when the server took it.
+ */
+export const keyLinkSchema = z.object({
+  keys: publicKeysSchema,
+  sig: b64.nullable(),
+  sigNew: b64.nullable(),
+  at: z.string().max(40),
+});
+export type KeyLink = z.infer<typeof keyLinkSchema>;
 
 export const groupInfoSchema = z.object({
   name: nameSchema,
@@ -153,6 +168,7 @@ export const replyBodies = {
   send: z.object({ id: uuid, cursor: cursorSchema, serverTime: z.string(), duplicate: z.boolean() }),
   sync: z.object({ items: z.array(mailboxItemSchema), more: z.boolean() }),
   "keys.rotate": z.object({ rotated: z.literal(true) }),
+  "keys.history": z.object({ name: nameSchema, chain: z.array(keyLinkSchema) }),
   "backup.put": z.object({ stored: z.literal(true) }),
   "backup.get": z.object({ blob: z.string() }),
   "backup.params": z.object({

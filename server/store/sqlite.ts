@@ -7,6 +7,8 @@ import {
   type AppendResult,
   envelopeFor,
   type GroupRecord,
+  type KeyLinkRecord,
+  type RotationProof,
   type Store,
   type StoredItem,
   type StoreMetrics,
@@ -19,6 +21,16 @@ CREATE TABLE IF NOT EXISTS users (
   sign_key TEXT NOT NULL,
   enc_key TEXT NOT NULL,
   created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS key_history (
+  name TEXT NOT NULL,
+  gen INTEGER NOT NULL,
+  sign_key TEXT NOT NULL,
+  enc_key TEXT NOT NULL,
+  sig TEXT,
+  sig_new TEXT,
+  at TEXT NOT NULL,
+  PRIMARY KEY (name, gen)
 );
 CREATE TABLE IF NOT EXISTS backups (
   name TEXT PRIMARY KEY,
@@ -132,6 +144,16 @@ export class SqliteStore implements Store {
       rotate: db.prepare(
         "UPDATE users SET sign_key = ?, enc_key = ? WHERE name = ? AND sign_key = ? AND enc_key = ?",
       ),
+      keyHistory: db.prepare<
+        [string],
+        { sign_key: string; enc_key: string; sig: string | null; sig_new: string | null; at: string }
+      >("SELECT sign_key, enc_key, sig, sig_new, at FROM key_history WHERE name = ? ORDER BY gen"),
+      registered: db.prepare<[string], { sign_key: string; enc_key: string; created_at: string }>(
+        "SELECT sign_key, enc_key, created_at FROM users WHERE name = ?",
+      ),
+      insertLink: db.prepare(
+        "INSERT INTO key_history (name, gen, sign_key, enc_key, sig, sig_new, at) VALUES (?, (SELECT coalesce(max(gen) + 1, 0) FROM key_history WHERE name = ?), ?, ?, ?, ?, ?)",
+      ),
       putBackup: db.prepare(
         "INSERT INTO backups (name, blob, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET blob = excluded.blob, updated_at = excluded.updated_at",
       ),
@@ -196,8 +218,59 @@ export class SqliteStore implements Store {
     return this.guard(() => this.stmts.listUsers.all().map(toUser));
   }
 
-  async rotateKeys(name: string, from: UserRecord["keys"], to: UserRecord["keys"]): Promise<boolean> {
-    return this.guard(() => this.stmts.rotate.run(to.sign, to.enc, name, from.sign, from.enc).changes === 1);
+  async rotateKeys(
+    name: string,
+    from: UserRecord["keys"],
+    to: UserRecord["keys"],
+    proof?: RotationProof,
+  ): Promise<boolean> {
+    return this.guard(() =>
+      this.handle.transaction(() => {
+        // The history starts with the keys held before the first rotation (users registered
+        // before the history existed get theirs written here).
+        const before = this.stmts.registered.get(name);
+        if (!before) return false;
+        const history = this.stmts.keyHistory.all(name);
+        if (this.stmts.rotate.run(to.sign, to.enc, name, from.sign, from.enc).changes !== 1) return false;
+        if (history.length === 0)
+          this.stmts.insertLink.run(
+            name,
+            name,
+            before.sign_key,
+            before.enc_key,
+            null,
+            null,
+            before.created_at,
+          );
+        this.stmts.insertLink.run(
+          name,
+          name,
+          to.sign,
+          to.enc,
+          proof?.sig ?? null,
+          proof?.sigNew ?? null,
+          new Date().toISOString(),
+        );
+        return true;
+      })(),
+    );
+  }
+
+  async keyHistory(name: string): Promise<KeyLinkRecord[]> {
+    return this.guard(() => {
+      const rows = this.stmts.keyHistory.all(name);
+      if (rows.length > 0)
+        return rows.map((r) => ({
+          keys: { sign: r.sign_key, enc: r.enc_key },
+          sig: r.sig,
+          sigNew: r.sig_new,
+          at: r.at,
+        }));
+      const u = this.stmts.registered.get(name);
+      return u
+        ? [{ keys: { sign: u.sign_key, enc: u.enc_key }, sig: null, sigNew: null, at: u.created_at }]
+        : [];
+    });
   }
 
   async putBackup(name: string, blob: string): Promise<void> {

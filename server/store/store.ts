@@ -5,6 +5,21 @@ export interface UserRecord {
   keys: PublicKeys;
 }
 
+/** The signatures that bind a rotation: by the old keys and by the new ones, over rotationBytes. */
+export interface RotationProof {
+  sig: string;
+  sigNew: string | null;
+}
+
+/** One key of a user's history, as kept by the store. */
+export interface KeyLinkRecord {
+  keys: PublicKeys;
+  sig: string | null;
+  sigNew: string | null;
+  /** ISO time the store took the key. */
+  at: string;
+}
+
 export interface GroupRecord {
   name: string;
   owner: string;
@@ -81,7 +96,14 @@ export interface Store {
    * Replaces a user's keys, but only when they are still `from` (the caller checked a
    * signature by the old key). Returns false when the keys were not `from`.
    */
-  rotateKeys(name: string, from: UserRecord["keys"], to: UserRecord["keys"]): Promise<boolean>;
+  rotateKeys(
+    name: string,
+    from: UserRecord["keys"],
+    to: UserRecord["keys"],
+    proof?: RotationProof,
+  ): Promise<boolean>;
+  /** Every key the user has had, oldest first, with the rotation signatures; empty for an unknown user. */
+  keyHistory(name: string): Promise<KeyLinkRecord[]>;
   /** Stores (replaces) a user's passphrase-encrypted key backup: opaque text. */
   putBackup(name: string, blob: string): Promise<void>;
   getBackup(name: string): Promise<string | null>;

@@ -60,6 +60,38 @@ export function storeContract(
       });
     });
 
+    it("keeps every key a user has had, oldest first, with the rotation signatures", async () => {
+      await withStore(async (store) => {
+        assert.deepEqual(await store.keyHistory("carol"), [], "nothing for an unknown user");
+        await store.registerUser({ name: "carol", keys: keys(1) });
+        const registered = await store.keyHistory("carol");
+        assert.deepEqual(
+          registered.map((l) => [l.keys, l.sig, l.sigNew]),
+          [[keys(1), null, null]],
+        );
+        assert.equal(
+          await store.rotateKeys("carol", keys(1), keys(2), { sig: "c2ln", sigNew: "bmV3" }),
+          true,
+        );
+        assert.equal(await store.rotateKeys("carol", keys(7), keys(8), { sig: "eA", sigNew: null }), false);
+        assert.equal(
+          await store.rotateKeys("carol", keys(2), keys(3), { sig: "c2lnMw", sigNew: null }),
+          true,
+        );
+        const chain = await store.keyHistory("carol");
+        assert.deepEqual(
+          chain.map((l) => [l.keys, l.sig, l.sigNew]),
+          [
+            [keys(1), null, null],
+            [keys(2), "c2ln", "bmV3"],
+            [keys(3), "c2lnMw", null],
+          ],
+        );
+        for (const l of chain) assert.ok(!Number.isNaN(Date.parse(l.at)), `an ISO time: ${l.at}`);
+        assert.ok(chain[0]!.at <= chain[1]!.at && chain[1]!.at <= chain[2]!.at, "in the order taken");
+      });
+    });
+
     it("keeps one key backup per user, the newest", async () => {
       await withStore(async (store) => {
         assert.equal(await store.getBackup("alice"), null);
