@@ -405,16 +405,44 @@ export class ChatClient {
     await this.flushOutbox();
   }
 
+  /** The named users, or every registered user (following the service's pages until the last). */
   async users(names?: string[]): Promise<UserInfo[]> {
     await this.login();
-    const r = await this.request("users", names ? { names } : {});
-    for (const u of r.users) this.pin(u);
-    return r.users;
+    if (names) {
+      const r = await this.request("users", { names });
+      for (const u of r.users) this.pin(u);
+      return r.users;
+    }
+    return this.allPages(async (after) => {
+      const r = await this.request("users", after === undefined ? {} : { after });
+      for (const u of r.users) this.pin(u);
+      return { entries: r.users, more: r.more === true };
+    });
   }
 
+  /** This user's groups, every page of them. */
   async groups(): Promise<GroupInfo[]> {
     await this.login();
-    return (await this.request("groups", {})).groups;
+    return this.allPages(async (after) => {
+      const r = await this.request("groups", after === undefined ? {} : { after });
+      return { entries: r.groups, more: r.more === true };
+    });
+  }
+
+  /** Follows a name-ordered listing page after page (`after` = the last name seen) until no more. */
+  private async allPages<T extends { name: string }>(
+    page: (after: string | undefined) => Promise<{ entries: T[]; more: boolean }>,
+  ): Promise<T[]> {
+    const all: T[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const r = await page(after);
+      all.push(...r.entries);
+      const last = r.entries.at(-1)?.name;
+      // A page that did not move past `after` would loop for ever: stop instead.
+      if (!r.more || last === undefined || (after !== undefined && last <= after)) return all;
+      after = last;
+    }
   }
 
   async groupInfo(name: string): Promise<GroupInfo> {

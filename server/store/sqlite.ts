@@ -2,16 +2,17 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { ZmqchatError } from "../../core/errors.js";
-import type {
-  AppendInput,
-  AppendResult,
-  GroupRecord,
-  KeyLinkRecord,
-  RotationProof,
-  Store,
-  StoredItem,
-  StoreMetrics,
-  UserRecord,
+import {
+  type AppendInput,
+  type AppendResult,
+  envelopeFor,
+  type GroupRecord,
+  type KeyLinkRecord,
+  type RotationProof,
+  type Store,
+  type StoredItem,
+  type StoreMetrics,
+  type UserRecord,
 } from "./store.js";
 
 const SCHEMA = `
@@ -346,13 +347,22 @@ export class SqliteStore implements Store {
     owner: string,
     after: string | null,
     limit: number,
+    maxChars = Number.POSITIVE_INFINITY,
   ): Promise<{ items: StoredItem[]; more: boolean }> {
     return this.guard(() => {
-      const rows = this.stmts.read.all(owner, after === null ? 0 : Number(after), limit + 1);
-      const more = rows.length > limit;
-      const items = rows
-        .slice(0, limit)
-        .map((r) => ({ cursor: String(r.pos), serverTime: r.server_time, envelope: r.envelope }));
+      // Iterated, not fetched whole: a page of large envelopes stops at the budget without
+      // reading the rest into memory.
+      const items: StoredItem[] = [];
+      let chars = 0;
+      let more = false;
+      for (const r of this.stmts.read.iterate(owner, after === null ? 0 : Number(after), limit + 1)) {
+        if (items.length >= limit || (items.length > 0 && chars + r.envelope.length > maxChars)) {
+          more = true;
+          break;
+        }
+        chars += r.envelope.length;
+        items.push({ cursor: String(r.pos), serverTime: r.server_time, envelope: r.envelope });
+      }
       return { items, more };
     });
   }
@@ -415,7 +425,7 @@ export class SqliteStore implements Store {
     const placed = new Map<string, { cursor: string; serverTime: string }>();
     let duplicate = true;
     for (const owner of input.owners) {
-      const r = this.stmts.insertItem.run(owner, input.id, serverTime, input.envelope);
+      const r = this.stmts.insertItem.run(owner, input.id, serverTime, envelopeFor(input, owner));
       if (r.changes === 1) {
         duplicate = false;
         placed.set(owner, { cursor: String(r.lastInsertRowid), serverTime });
