@@ -78,6 +78,10 @@ export const requestBodies = {
       .string()
       .regex(/^[0-9a-f]{16}$/)
       .optional(),
+    /** This device's CURVE public key (raw, base64url): binds the session to it (core/crypto/session-binding.ts). */
+    curve: key32.optional(),
+    /** Proof of the CURVE secret key for this challenge. */
+    curveProof: key32.optional(),
   }),
   users: z.strictObject({ names: z.array(nameSchema).max(MAX_GROUP_MEMBERS).optional() }),
   "group.create": z.strictObject({ name: nameSchema, members: groupMembers }),
@@ -122,7 +126,13 @@ export const replyBodies = {
   hello: z.object({ pubPort: z.number().int(), pubHost: z.string().nullable(), version: z.string() }),
   ping: z.object({ time: z.string() }),
   register: z.object({ created: z.boolean() }),
-  challenge: z.object({ nonce: b64, expires: z.number().int(), mac: b64 }),
+  challenge: z.object({
+    nonce: b64,
+    expires: z.number().int(),
+    mac: b64,
+    /** The cluster's X25519 key a session is bound with (see login `curve`). */
+    bind: key32.optional(),
+  }),
   login: z.object({
     session: z.string(),
     expires: z.string(),
@@ -131,6 +141,8 @@ export const replyBodies = {
     topicExpires: z.string().optional(),
     /** How long the session lasts; the client renews it (session.renew) before. */
     lifetimeMs: z.number().int().positive().optional(),
+    /** True when the session is bound to the device's CURVE key: each request then carries `pop`. */
+    bound: z.boolean().optional(),
   }),
   users: z.object({ users: z.array(userInfoSchema) }),
   "group.create": z.object({ group: groupInfoSchema, created: z.boolean() }),
@@ -168,6 +180,8 @@ export const requestFrameSchema = z.object({
   id: z.string().min(1).max(64),
   type: z.enum(REQUEST_TYPES as [RequestType, ...RequestType[]]),
   session: z.string().max(512).optional(),
+  /** With a session bound to a CURVE key: the request's proof of possession (core/crypto/session-binding.ts). */
+  pop: z.string().max(64).optional(),
   body: z.unknown(),
 });
 export type RequestFrame = z.infer<typeof requestFrameSchema>;
