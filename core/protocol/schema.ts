@@ -82,6 +82,8 @@ export const requestBodies = {
     curve: key32.optional(),
     /** Proof of the CURVE secret key for this challenge. */
     curveProof: key32.optional(),
+    /** The challenge's `bind`, accepted and ignored, so a client may echo the whole challenge back. */
+    bind: key32.optional(),
   }),
   users: z.strictObject({ names: z.array(nameSchema).max(MAX_GROUP_MEMBERS).optional() }),
   "group.create": z.strictObject({ name: nameSchema, members: groupMembers }),
