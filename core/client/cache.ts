@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import type { PublicKeys } from "../protocol/schema.js";
+import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
 import { SearchIndex } from "./search.js";
 
 /** A message as the user sees it: opened, verified (or flagged), placed in its conversation. */
@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS contacts (
   pending_enc TEXT
 );
 CREATE TABLE IF NOT EXISTS seqs (conv TEXT PRIMARY KEY, next INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS held (
+  id TEXT PRIMARY KEY,
+  sender TEXT NOT NULL,
+  item TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS mailbox_seen (
   id TEXT NOT NULL,
   cursor TEXT NOT NULL,
@@ -137,6 +142,12 @@ export class Cache {
       insert: db.prepare(
         `INSERT OR IGNORE INTO messages (${COLUMNS}, ord) VALUES (@id, @conv, @from, @to, @group, @text, @sentAt, @serverTime, @cursor, @verified, @problem, @seq, @device, @ord)`,
       ),
+      hold: db.prepare("INSERT OR REPLACE INTO held (id, sender, item) VALUES (?, ?, ?)"),
+      heldFrom: db.prepare<[string], { item: string }>(
+        "SELECT item FROM held WHERE sender = ? ORDER BY rowid",
+      ),
+      heldCount: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM held WHERE sender = ?"),
+      unhold: db.prepare("DELETE FROM held WHERE id = ?"),
       seen: db.prepare("INSERT OR IGNORE INTO mailbox_seen (id, cursor, conv) VALUES (?, ?, ?)"),
       seenAt: db.prepare<[string], { cursor: string }>(
         "SELECT cursor FROM mailbox_seen WHERE id = ? ORDER BY CAST(cursor AS INTEGER)",
@@ -209,6 +220,27 @@ export class Cache {
       if (cursor !== null) this.advanceCursor(cursor);
       return fresh;
     })();
+  }
+
+  /**
+   * Keeps a mailbox item that is signed by a sender's new, not yet trusted keys: not shown,
+   * not lost; `keys trust` opens it again.
+   */
+  hold(sender: string, item: MailboxItem): void {
+    this.stmts.hold.run(item.envelope.id, sender, JSON.stringify(item));
+  }
+
+  /** The items held for `sender`, as they came from the mailbox (JSON text parsed). */
+  heldFrom(sender: string): MailboxItem[] {
+    return this.stmts.heldFrom.all(sender).map((r) => JSON.parse(r.item) as MailboxItem);
+  }
+
+  heldCount(sender: string): number {
+    return this.stmts.heldCount.get(sender)!.n;
+  }
+
+  unhold(id: string): void {
+    this.stmts.unhold.run(id);
   }
 
   /** Ids of a conversation that the mailbox handed out at more than one place, with those places. */
