@@ -121,10 +121,11 @@ export class ChatService {
       const bodySchema = requestBodies[parsed.data.type];
       const body = bodySchema.safeParse(parsed.data.body);
       if (!body.success) throw new ZmqchatError("bad_request", `${type}: ${describeZod(body.error)}`);
+      const request = { id: parsed.data.id, type, body: parsed.data.body, proof: parsed.data.pop };
       const claims = !PUBLIC_TYPES.has(type)
-        ? await this.sessions.check(parsed.data.session)
+        ? await this.sessions.check(parsed.data.session, request)
         : OPTIONAL_SESSION.has(type) && parsed.data.session
-          ? await this.sessions.check(parsed.data.session).catch(() => null)
+          ? await this.sessions.check(parsed.data.session, request).catch(() => null)
           : null;
       const user = claims?.name ?? null;
       const handler = this.handlers[parsed.data.type] as Handler<RequestType>;

@@ -9,6 +9,13 @@ import {
 import { Sealer } from "../crypto/envelope.js";
 import { generateIdentity, identitySecrets } from "../crypto/keys.js";
 import { loginChallengeBytes, rotationBytes } from "../crypto/login.js";
+import {
+  bindingKey,
+  loginBindingProof,
+  requestBindingProof,
+  x25519Private,
+  x25519PublicRaw,
+} from "../crypto/session-binding.js";
 import { ZmqchatError } from "../errors.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { decodeJson } from "../protocol/codec.js";
@@ -51,6 +58,8 @@ export interface ChatClientOptions {
   attemptTimeoutMs?: number;
   /** Default deadline of a whole request, retries included. */
   requestTimeoutMs?: number;
+  /** This device's CURVE secret key (raw X25519, 32 bytes): sessions are bound to it when the service offers binding. */
+  curveSecret?: Buffer;
 }
 
 export interface RequestOptions {
@@ -149,19 +158,27 @@ export class ChatClient {
   }
 
   private async doLogin(opts: RequestOptions): Promise<void> {
-    const ch = await this.request("challenge", { name: this.name }, opts);
+    const { bind, ...ch } = await this.request("challenge", { name: this.name }, opts);
     const sig = sign(
       null,
       loginChallengeBytes(this.name, ch.nonce, ch.expires),
       this.options.identity.identity.signPrivate,
     );
+    const binding = this.bindTo(bind);
     const r = await this.request(
       "login",
-      { name: this.name, ...ch, sig: sig.toString("base64url"), device: this.options.identity.device },
+      {
+        name: this.name,
+        ...ch,
+        sig: sig.toString("base64url"),
+        device: this.options.identity.device,
+        ...(binding ? { curve: binding.curve, curveProof: loginBindingProof(binding.key, ch.nonce) } : {}),
+      },
       opts,
     );
     const previous = this.session?.topic ?? this.staleTopic;
     this.session = { token: r.session, topic: r.topic };
+    this.bindKey = r.bound ? (binding?.key ?? null) : null;
     this.scheduleRenewal(r.lifetimeMs ?? Date.parse(r.expires) - Date.now());
     this.link?.subscribe(r.topic);
     if (previous && previous !== r.topic) this.link?.unsubscribe(previous);
@@ -170,6 +187,18 @@ export class ChatClient {
   }
 
   private renewTimer: NodeJS.Timeout | null = null;
+  /** The key this session's requests prove the device's CURVE key with (null: not bound). */
+  private bindKey: Buffer | null = null;
+
+  /** The device's CURVE key and the key it shares with the cluster, when both sides can bind. */
+  private bindTo(cluster: string | undefined): { curve: string; key: Buffer } | null {
+    const secret = this.options.curveSecret;
+    if (!secret || !cluster) return null;
+    const own = x25519Private(secret);
+    const device = x25519PublicRaw(own);
+    const clusterRaw = Buffer.from(cluster, "base64url");
+    return { curve: device.toString("base64url"), key: bindingKey(own, clusterRaw, device, clusterRaw) };
+  }
 
   /**
    * Renews the session token over the live link halfway through its life, so a long `listen`
@@ -733,12 +762,16 @@ export class ChatClient {
         }
         throw err;
       }
+      const session = this.session && type !== "login" ? this.session.token : null;
       const frame = Buffer.from(
         JSON.stringify({
           v: 1,
           id,
           type,
-          ...(this.session && type !== "login" ? { session: this.session.token } : {}),
+          ...(session ? { session } : {}),
+          ...(session && this.bindKey
+            ? { pop: requestBindingProof(this.bindKey, id, type, session, body) }
+            : {}),
           body,
         }),
       );

@@ -84,6 +84,12 @@ export const requestBodies = {
       .string()
       .regex(/^[0-9a-f]{16}$/)
       .optional(),
+    /** This device's CURVE public key (raw, base64url): binds the session to it (core/crypto/session-binding.ts). */
+    curve: key32.optional(),
+    /** Proof of the CURVE secret key for this challenge. */
+    curveProof: key32.optional(),
+    /** The challenge's `bind`, accepted and ignored, so a client may echo the whole challenge back. */
+    bind: key32.optional(),
   }),
   /** With `names`: those users. Without: every user, one page at a time, after the name `after`. */
   users: z.strictObject({
@@ -148,7 +154,13 @@ export const replyBodies = {
   hello: z.object({ pubPort: z.number().int(), pubHost: z.string().nullable(), version: z.string() }),
   ping: z.object({ time: z.string() }),
   register: z.object({ created: z.boolean() }),
-  challenge: z.object({ nonce: b64, expires: z.number().int(), mac: b64 }),
+  challenge: z.object({
+    nonce: b64,
+    expires: z.number().int(),
+    mac: b64,
+    /** The cluster's X25519 key a session is bound with (see login `curve`). */
+    bind: key32.optional(),
+  }),
   login: z.object({
     session: z.string(),
     expires: z.string(),
@@ -157,6 +169,8 @@ export const replyBodies = {
     topicExpires: z.string().optional(),
     /** How long the session lasts; the client renews it (session.renew) before. */
     lifetimeMs: z.number().int().positive().optional(),
+    /** True when the session is bound to the device's CURVE key: each request then carries `pop`. */
+    bound: z.boolean().optional(),
   }),
   /** `more`: another page follows (ask again with `after` = the last name of this one). */
   users: z.object({ users: z.array(userInfoSchema), more: z.boolean().optional() }),
@@ -196,6 +210,8 @@ export const requestFrameSchema = z.object({
   id: z.string().min(1).max(64),
   type: z.enum(REQUEST_TYPES as [RequestType, ...RequestType[]]),
   session: z.string().max(512).optional(),
+  /** With a session bound to a CURVE key: the request's proof of possession (core/crypto/session-binding.ts). */
+  pop: z.string().max(64).optional(),
   body: z.unknown(),
 });
 export type RequestFrame = z.infer<typeof requestFrameSchema>;

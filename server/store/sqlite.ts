@@ -119,6 +119,7 @@ export class SqliteStore implements Store {
       }, 10_000);
       this.db = db;
       this.stmts = this.prepare(db);
+      this.tokens = this.openTokens(db);
     } catch (cause) {
       throw new ZmqchatError(
         "unavailable",
@@ -158,8 +159,6 @@ export class SqliteStore implements Store {
         "INSERT INTO backups (name, blob, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET blob = excluded.blob, updated_at = excluded.updated_at",
       ),
       getBackup: db.prepare<[string], { blob: string }>("SELECT blob FROM backups WHERE name = ?"),
-      claimToken: db.prepare("INSERT OR IGNORE INTO used_tokens (token, expires) VALUES (?, ?)"),
-      forgetTokens: db.prepare("DELETE FROM used_tokens WHERE expires < ?"),
       revoke: db.prepare(
         "INSERT INTO revocations (name, scope, before) VALUES (?, ?, ?) ON CONFLICT(name, scope) DO UPDATE SET before = max(before, excluded.before)",
       ),
@@ -284,14 +283,35 @@ export class SqliteStore implements Store {
   async claimOnce(token: string, expires: number): Promise<boolean> {
     return this.guard(() => {
       // A primary key decides: of concurrent servers, one insert changes a row.
-      const won = this.stmts.claimToken.run(token, expires).changes === 1;
+      const tokens = this.tokens;
+      if (!tokens) throw new ZmqchatError("unavailable", "the SQLite store is not open");
+      const won = tokens.claim.run(token, expires).changes === 1;
       // Expired challenges are refused before they get here; forget them now and then (a minute's slack for clock skew).
-      if (++this.claims % 256 === 0) this.stmts.forgetTokens.run(Date.now() - 60_000);
+      if (++this.claims % 256 === 0) tokens.forget.run(Date.now() - 60_000);
       return won;
     });
   }
 
   private claims = 0;
+  private tokens: ReturnType<SqliteStore["openTokens"]> | null = null;
+
+  /**
+   * Used login challenges go through a second connection with synchronous=NORMAL: in WAL mode a
+   * commit then waits for no fsync (one per login would cost milliseconds of event loop), and
+   * only a power loss within a challenge's 30 s could forget that one was used.
+   */
+  private openTokens(main: Database.Database) {
+    const db = this.path === ":memory:" ? main : new Database(this.path);
+    if (db !== main) {
+      db.pragma("busy_timeout = 0");
+      db.pragma("synchronous = NORMAL");
+    }
+    return {
+      db,
+      claim: db.prepare("INSERT OR IGNORE INTO used_tokens (token, expires) VALUES (?, ?)"),
+      forget: db.prepare("DELETE FROM used_tokens WHERE expires < ?"),
+    };
+  }
 
   async revokeSessions(name: string, scope: string, before: number): Promise<void> {
     await this.guard(() => this.stmts.revoke.run(name, scope, before));
@@ -369,6 +389,8 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.pending.length > 0) this.flush();
+    if (this.tokens && this.tokens.db !== this.db) this.tokens.db.close();
+    this.tokens = null;
     this.db?.close();
     this.db = null;
   }
