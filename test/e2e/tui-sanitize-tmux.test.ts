@@ -73,7 +73,10 @@ describe("the TUI shows untrusted text without letting it drive the terminal", {
 
     const raw = readFileSync(log).subarray(offset);
     const text = raw.toString("utf8");
-    assert.ok(text.includes("pwned") && text.includes("exe.txt"), "the TUI drew the message (the log sees it)");
+    assert.ok(
+      text.includes("pwned") && text.includes("exe.txt"),
+      "the TUI drew the message (the log sees it)",
+    );
     assert.ok(!text.includes("\x1b]0;pwned"), "no OSC from the message");
     assert.ok(!raw.includes(0x07), "no BEL");
     assert.ok(!text.includes("\x1b[2J\x1b[31mred"), "no screen clear from the message");
