@@ -10,6 +10,8 @@ import {
   MAX_REPLY_BYTES,
   MAX_SYNC_PAGE,
   MAX_TEXT_BYTES,
+  MAX_V1_RECIPIENTS,
+  WRAPPED_KEY_CHARS,
 } from "../core/protocol/limits.js";
 import {
   type Envelope,
@@ -267,6 +269,13 @@ export class ChatService {
     const env = b.envelope;
     if (env.from !== user) this.refuse("forbidden", `you are ${user} and cannot send as ${env.from}`);
     if (env.ct.length > MAX_CT_CHARS) this.refuse("too_large", `the message is over ${MAX_TEXT_BYTES} bytes`);
+    if (env.v === 1 && env.keys.length > MAX_V1_RECIPIENTS)
+      this.refuse(
+        "too_large",
+        `a message to more than ${MAX_V1_RECIPIENTS} recipients must be sealed as envelope v2 (storage linear in members); upgrade zmqchat`,
+      );
+    if (env.v !== 1 && env.keys.some((k) => k.wk.length !== WRAPPED_KEY_CHARS))
+      this.refuse("bad_request", "a wrapped key has the wrong size");
     const sealedFor = env.keys.map((k) => k.to);
     let owners: string[];
     if (env.to !== null && env.group === null) {

@@ -7,7 +7,7 @@ import {
   sealBackup,
 } from "../crypto/backup.js";
 import { Sealer } from "../crypto/envelope.js";
-import { generateIdentity, identitySecrets } from "../crypto/keys.js";
+import { fingerprint, generateIdentity, identitySecrets } from "../crypto/keys.js";
 import { loginChallengeBytes, rotationBytes } from "../crypto/login.js";
 import {
   bindingKey,
@@ -567,6 +567,22 @@ export class ChatClient {
     return this.contactKeys.view(name);
   }
 
+  /**
+   * Marks a contact's pinned keys verified after the user compared safety numbers (fetches
+   * and pins them first when unknown). Refuses while a key change waits for `trust`.
+   */
+  async verifyContact(name: string): Promise<{ keys: PublicKeys; already: boolean }> {
+    if (!this.cache.contact(name)) await this.users([name]);
+    const c = this.cache.contact(name);
+    if (!c) throw new ZmqchatError("not_found", `no user named ${name}`);
+    if (c.pending)
+      throw new ZmqchatError("key_changed", `${name}'s keys changed and are not trusted yet`, {
+        hint: `compare the new safety number (zmqchat keys fingerprint ${name}), then: zmqchat keys trust ${name}`,
+      });
+    if (!c.verified) this.cache.markVerified(name);
+    return { keys: c.keys, already: c.verified };
+  }
+
   /** Accepts a contact's changed keys after the user compared fingerprints. */
   trust(name: string): boolean {
     const ok = this.cache.trust(name);
@@ -718,9 +734,13 @@ export class ChatClient {
       if (name === this.name) return { name, keys: this.publicKeys };
       const c = this.cache.contact(name)!;
       if (c.pending) {
+        // A contact the user verified gets both safety numbers, to compare the new one with them.
+        const numbers = c.verified
+          ? ` (verified safety number: ${fingerprint(name, c.keys)}; new: ${fingerprint(name, c.pending)})`
+          : "";
         throw new ZmqchatError(
           "key_changed",
-          `${name}'s keys changed since you first saw them; the message was not sent`,
+          `${name}'s keys changed since you first saw them; the message was not sent${numbers}`,
           {
             hint: `compare fingerprints with ${name} (zmqchat keys fingerprint ${name}), then run: zmqchat keys trust ${name}`,
           },

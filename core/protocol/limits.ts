@@ -25,3 +25,11 @@ export const MAX_LIST_PAGE = 500;
  * every stored envelope can be read back (in a sync page of its own, if need be).
  */
 export const MAX_ENVELOPE_BYTES = MAX_FRAME_BYTES - 8 * 1024;
+/**
+ * Most recipients (the sender included) a new envelope in the old format (v1) may have: every
+ * v1 copy carries every recipient's wrapped key, so its storage grows with the square of the
+ * recipients. Stored v1 envelopes of any size still open; larger new ones must be v2.
+ */
+export const MAX_V1_RECIPIENTS = 16;
+/** The length of one wrapped key in base64url: 12-byte IV, 32-byte key, 16-byte GCM tag. */
+export const WRAPPED_KEY_CHARS = 80;
