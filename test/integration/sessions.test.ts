@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import Database from "better-sqlite3";
 import { Dealer } from "zeromq";
 import { exitCodeFor } from "../../bin/report.js";
 import { loadIdentity, profilePaths } from "../../core/client/profile.js";
@@ -151,6 +152,36 @@ describe("sessions: single-use logins, rotation and logout end sessions, backups
       timeoutMs: 60_000,
     });
     assert.equal(restored.code, 0, restored.stderr);
+  });
+
+  it("a backup of the old format (v1, no proof) is refused on a new machine with a clear reason", async () => {
+    const db = new Database(stack.store.replace(/^sqlite:/, ""));
+    try {
+      const v1 = JSON.stringify({
+        v: 1,
+        kdf: "scrypt",
+        N: 2 ** 17,
+        r: 8,
+        p: 1,
+        salt: "c2FsdA",
+        nonce: "bm9uY2U",
+        ct: "AAAA",
+      });
+      db.prepare("INSERT OR REPLACE INTO backups (name, blob, updated_at) VALUES (?, ?, ?)").run(
+        "carol",
+        v1,
+        "2026-01-01",
+      );
+    } finally {
+      db.close();
+    }
+    const r = await stack.cli("carol", ["keys", "restore"], {
+      home: join(stack.dir, "homes", "carol-new"),
+      stdin: "orbit tangerine cellar votive\n",
+    });
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /older zmqchat/);
+    assert.match(r.stderr, /keys backup/, "it says what to do");
   });
 });
 
