@@ -260,7 +260,9 @@ export async function contactsCommand(cmd: Command, io: Io, opts: { json?: boole
         );
       else
         io.out(
-          `${u.name}${status === "pinned" ? "" : ` (${status})`}${verified || status === "you" ? "" : " (unverified)"}`,
+          sanitizeLine(
+            `${u.name}${status === "pinned" ? "" : ` (${status})`}${verified || status === "you" ? "" : " (unverified)"}`,
+          ),
         );
     }
   } finally {
@@ -274,7 +276,7 @@ export async function groupsCommand(cmd: Command, io: Io, opts: { json?: boolean
     for (const g of await s.client.groups()) {
       const members = g.members.map((m) => m.name);
       if (opts.json) io.out(JSON.stringify({ name: g.name, owner: g.owner, members }));
-      else io.out(`${g.name} (owner ${g.owner}): ${members.join(", ")}`);
+      else io.out(sanitizeLine(`${g.name} (owner ${g.owner}): ${members.join(", ")}`));
     }
   } finally {
     await s.close();
