@@ -19,8 +19,10 @@ import {
   z85Decode,
 } from "../../core/crypto/session-binding.js";
 import type { ErrorCode } from "../../core/errors.js";
+import { InfluxStore } from "../../server/store/influx.js";
 import { makeCurveKeys } from "../../transports/zeromq/curve.js";
 import { runCli, ZMQCHAT_BIN } from "../helpers/cli.js";
+import { type Influxd, startInfluxd } from "../helpers/influxd.js";
 import { type RealStack, startStack, waitFor } from "../helpers/stack.js";
 
 interface RawReply {
@@ -311,5 +313,38 @@ describe("sessions: bound to the device's CURVE key", () => {
     refused(await curveRaw(thief, "users", {}, token), "the token from another CURVE key, no proof");
     refused(await curveRaw(thief, "users", {}, token, thiefKey), "the token with another key's proof");
     refused(await curveRaw(device, "users", {}, token), "the token without its proof");
+  });
+});
+
+/** Several InfluxStores on one database stand for several servers: no transactions, first claim wins. */
+describe("sessions on InfluxDB: servers racing on one login challenge", () => {
+  let influxd: Influxd;
+  const stores: InfluxStore[] = [];
+  before(async () => {
+    influxd = await startInfluxd();
+    for (let i = 0; i < 3; i++) stores.push(new InfluxStore({ url: influxd.url, db: "sessions_race" }));
+    await Promise.all(stores.map((s) => s.init()));
+  });
+  after(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+    await influxd?.stop();
+  });
+
+  it("of three servers claiming one challenge at once exactly one wins, and a later replay loses everywhere", async () => {
+    for (let round = 0; round < 5; round++) {
+      const nonce = `race-${round}-${Math.random().toString(36).slice(2)}`;
+      const expires = Date.now() + 30_000;
+      const won = await Promise.all(stores.map((s) => s.claimOnce(nonce, expires)));
+      assert.equal(won.filter(Boolean).length, 1, `round ${round}: ${won.join(", ")}`);
+      for (const s of stores) assert.equal(await s.claimOnce(nonce, expires), false, "a replay loses");
+    }
+  });
+
+  it("a logout on one server is read by the others once it is acknowledged", async () => {
+    const [a, b, c] = stores as [InfluxStore, InfluxStore, InfluxStore];
+    const at = Date.now();
+    await a.revokeSessions("dave", "device:0123456789abcdef", at);
+    assert.equal((await b.sessionRevocations("dave")).get("device:0123456789abcdef"), at);
+    assert.equal((await c.sessionRevocations("dave")).get("device:0123456789abcdef"), at);
   });
 });
