@@ -6,6 +6,7 @@ import { ensureIdentity, type LoadedIdentity, loadIdentity, profilePaths } from 
 import { readConfigFile, resolveHome, resolveSettings, type Settings } from "../core/config/config.js";
 import { ZmqchatError } from "../core/errors.js";
 import { ZeromqClientTransport } from "../transports/zeromq/client.js";
+import { findBalancerKey } from "../transports/zeromq/index.js";
 import { deviceCurveKeys } from "./curve.js";
 import { makeLogger } from "./logging.js";
 
@@ -43,9 +44,16 @@ export function requireUser(settings: Settings): string {
   return settings.user;
 }
 
-/** The ZeroMQ client transport, with CurveZMQ when the balancer's key is configured. */
+/**
+ * The ZeroMQ client transport, with CurveZMQ pinning the balancer's key: the configured one, or
+ * else the one a balancer of this user on this machine published for the endpoint (local stack).
+ */
 export function clientTransport(settings: Settings, profileDir: string): ZeromqClientTransport {
-  if (!settings.curveServerKey) return new ZeromqClientTransport();
+  if (!settings.curveServerKey) {
+    return new ZeromqClientTransport({
+      discover: { serverKeyOf: (e) => findBalancerKey(e), keys: () => deviceCurveKeys(profileDir) },
+    });
+  }
   return new ZeromqClientTransport({
     curve: { serverKey: settings.curveServerKey, keys: deviceCurveKeys(profileDir) },
   });

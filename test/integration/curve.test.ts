@@ -83,8 +83,9 @@ describe("CurveZMQ links with a ZAP allow-list", () => {
   it("an unlisted device, a client without CURVE and one pinning a wrong key cannot get through", async () => {
     const bob = await stack.cli("bob", ["register", "--timeout", "2s"]);
     assert.equal(bob.code, 3, `unlisted device: ${bob.stderr}`);
+    // No configured key and no published one to find (an empty runtime directory): plaintext.
     const plain = await stack.cli("carol", ["register", "--timeout", "2s"], {
-      env: { ZMQCHAT_CURVE_SERVER_KEY: "" },
+      env: { ZMQCHAT_CURVE_SERVER_KEY: "", XDG_RUNTIME_DIR: join(dir, "empty-runtime") },
     });
     assert.equal(plain.code, 3, `no CURVE: ${plain.stderr}`);
     const wrongKey = await keygen("impostor.curve");
