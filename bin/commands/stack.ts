@@ -109,6 +109,11 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
     io.out(`the local stack is already running at ${existing.endpoint} (pid ${existing.supervisorPid})`);
     return;
   }
+  if (flags.insecure && !flags.supervise) {
+    io.err(
+      "zmqchat: WARNING: --insecure: the local stack runs without CurveZMQ; any local process can join it as a server or publisher and read what passes",
+    );
+  }
   for (let p = port; p < port + 4; p++) {
     if (!(await portFree(p))) {
       throw new ZmqchatError("unavailable", `port ${p} on 127.0.0.1 is in use`, {
