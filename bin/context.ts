@@ -54,8 +54,19 @@ export function clientTransport(settings: Settings, profileDir: string): ZeromqC
       discover: { serverKeyOf: (e) => findBalancerKey(e), keys: () => deviceCurveKeys(profileDir) },
     });
   }
+  const keys = settings.curveServerKey.split(",");
+  if (keys.length === 1) {
+    return new ZeromqClientTransport({ curve: { serverKey: keys[0]!, keys: deviceCurveKeys(profileDir) } });
+  }
+  if (keys.length !== settings.endpoints.length) {
+    throw new ZmqchatError("usage", "give one CURVE server key for all endpoints or one per endpoint", {
+      hint: `${settings.endpoints.length} endpoints, ${keys.length} keys`,
+    });
+  }
+  // One key per balancer, in the order of the endpoints.
+  const byEndpoint = new Map(settings.endpoints.map((e, i) => [e, keys[i]!]));
   return new ZeromqClientTransport({
-    curve: { serverKey: settings.curveServerKey, keys: deviceCurveKeys(profileDir) },
+    discover: { serverKeyOf: (e) => byEndpoint.get(e) ?? null, keys: () => deviceCurveKeys(profileDir) },
   });
 }
 

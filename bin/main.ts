@@ -43,7 +43,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--config <file>", "config file (default HOME/config.json)")
     .option(
       "--curve-server-key <key>",
-      "the balancer's CURVE public key: encrypt the link and pin it (env ZMQCHAT_CURVE_SERVER_KEY)",
+      "the balancer's CURVE public key, or one per endpoint comma-separated: pin it (env ZMQCHAT_CURVE_SERVER_KEY; default: the key a local stack published)",
     )
     .option("--debug", "print stacks with errors")
     .showHelpAfterError()
@@ -292,12 +292,12 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--http-host <host>", "address for the HTTP port", "127.0.0.1")
     .option("--id <name>", "server id in logs and metrics")
     .option("--curve-keys <file>", "this server's CURVE key pair (zmqchat curve keygen)")
-    .option("--curve-balancer-key <key>", "the balancers' CURVE public key")
+    .option("--curve-balancer-key <key>", "the balancers' CURVE public key, or one per --balancer endpoint")
     .option("--insecure", "run without CurveZMQ (plaintext; required when no --curve-keys)")
     .option("--log-level <level>", "trace, debug, info, warn, error", "info")
     .addHelpText(
       "after",
-      "\nExample:\n  ZMQCHAT_CLUSTER_SECRET=... zmqchat server --balancer tcp://10.0.0.5:5571 --store sqlite:/var/lib/zmqchat/store.db --http-port 9101",
+      "\nExample:\n  ZMQCHAT_CLUSTER_SECRET=... zmqchat server --balancer tcp://10.0.0.5:5571 --store sqlite:/var/lib/zmqchat/store.db --http-port 9101 --curve-keys /etc/zmqchat/server.curve --curve-balancer-key KEY",
     )
     .action(run((cmd, flags) => serverCommand(cmd, io, flags as never)));
 

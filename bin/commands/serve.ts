@@ -90,11 +90,24 @@ export async function serverCommand(_cmd: Command, io: Io, flags: ServerFlags): 
     throw new ZmqchatError("usage", "CURVE needs both --curve-keys (this server's) and --curve-balancer-key");
   }
   requireCurveOrInsecure(Boolean(flags.curveKeys), flags.insecure, "server");
+  // One key for every balancer, or one per --balancer endpoint, in the same order.
+  const balancerKeys = (flags.curveBalancerKey ?? "").split(",").map((k) => k.trim());
   const curve = flags.curveKeys
-    ? { keys: readCurveKeys(flags.curveKeys), serverKey: flags.curveBalancerKey! }
+    ? {
+        keys: readCurveKeys(flags.curveKeys),
+        serverKey: balancerKeys.length === 1 ? balancerKeys[0]! : balancerKeys,
+      }
     : undefined;
-  if (curve && !Z85_KEY.test(curve.serverKey))
-    throw new ZmqchatError("usage", "--curve-balancer-key is not a Z85 public key");
+  if (curve && !balancerKeys.every((k) => Z85_KEY.test(k)))
+    throw new ZmqchatError(
+      "usage",
+      "--curve-balancer-key is not a Z85 public key (or a comma-separated list)",
+    );
+  if (curve && balancerKeys.length > 1 && balancerKeys.length !== endpoints.length)
+    throw new ZmqchatError(
+      "usage",
+      "give one --curve-balancer-key for all balancers or one per --balancer endpoint",
+    );
   if (!curve) log.warn({ insecure: true }, INSECURE_WARNING);
   const server = await ChatServer.start({
     transport: new ZeromqWorkerTransport({ version, curve }),
@@ -183,9 +196,14 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
         });
   // Clients of this user on this machine find the key here and pin it with no flag (see README).
   const local = localEndpoints(balancer.bound.frontend);
-  for (const e of local) {
-    if (curve) publishBalancerKey(e, curve.keys.publicKey);
-    else unpublishBalancerKey(e);
+  try {
+    for (const e of local) {
+      if (curve) publishBalancerKey(e, curve.keys.publicKey);
+      else unpublishBalancerKey(e);
+    }
+  } catch (err) {
+    // A sandboxed service may have no writable runtime directory: its clients are configured instead.
+    log.warn({ err: (err as Error).message }, "could not publish the balancer key for local clients");
   }
   io.out(
     JSON.stringify({
@@ -197,7 +215,11 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
     }),
   );
   await io.untilInterrupted();
-  if (curve) for (const e of local) unpublishBalancerKey(e, curve.keys.publicKey);
+  try {
+    if (curve) for (const e of local) unpublishBalancerKey(e, curve.keys.publicKey);
+  } catch {
+    // nothing was published
+  }
   balancer.stop();
   await ops?.close();
   log.info({}, "balancer stopped");

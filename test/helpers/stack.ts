@@ -17,13 +17,15 @@ export interface StackProcess {
 export interface StackCurve {
   balancer: CurveKeys;
   balancerFile: string;
+  /** With `keyPerBalancer`: balancer i's own pair and file (else every entry is `balancer`). */
+  balancers: Array<{ keys: CurveKeys; file: string }>;
   /** Listed servers' key pairs and their files; servers started by the helper take them in turn. */
   servers: Array<{ keys: CurveKeys; file: string }>;
   serversAllow: string;
 }
 
 /** Key pair files for a stack under `dir` (0700; files 0600), as `zmqchat up` makes them. */
-function makeStackCurve(dir: string, servers = 4): StackCurve {
+function makeStackCurve(dir: string, balancers: number, servers = 4): StackCurve {
   const curveDir = join(dir, "curve");
   mkdirSync(curveDir, { recursive: true, mode: 0o700 });
   const write = (name: string, keys: CurveKeys) => {
@@ -38,7 +40,13 @@ function makeStackCurve(dir: string, servers = 4): StackCurve {
   });
   const serversAllow = join(curveDir, "servers.allow");
   writeFileSync(serversAllow, `${list.map((s) => s.keys.publicKey).join("\n")}\n`, { mode: 0o600 });
-  return { balancer, balancerFile: write("balancer.curve", balancer), servers: list, serversAllow };
+  const balancerFile = write("balancer.curve", balancer);
+  const own = Array.from({ length: balancers }, (_, i) => {
+    if (i === 0) return { keys: balancer, file: balancerFile };
+    const keys = makeCurveKeys();
+    return { keys, file: write(`balancer-${i + 1}.curve`, keys) };
+  });
+  return { balancer, balancerFile, balancers: own, servers: list, serversAllow };
 }
 
 const sets = (args: string[]) => args.includes("--curve-keys") || args.includes("--insecure");
@@ -168,28 +176,45 @@ export async function startStack(
      * balancerArgs / serverArgs bring their own `--curve-keys`.
      */
     insecure?: boolean;
+    /** Each balancer with a key pair of its own (servers pin one key per balancer). */
+    keyPerBalancer?: boolean;
   } = {},
 ): Promise<RealStack> {
   const dir = mkdtempSync(join(tmpdir(), "zmqchat-it-"));
-  const ownCurve = options.insecure || sets(options.balancerArgs ?? []) ? null : makeStackCurve(dir);
-  const balancerArgs = [
+  const nBalancers = options.balancers ?? 1;
+  const ownCurve =
+    options.insecure || sets(options.balancerArgs ?? [])
+      ? null
+      : makeStackCurve(dir, options.keyPerBalancer ? nBalancers : 1);
+  const balancerArgs = (i: number) => [
     ...(options.balancerArgs ?? []),
     ...(options.insecure ? ["--insecure"] : []),
-    ...(ownCurve ? ["--curve-keys", ownCurve.balancerFile, "--curve-servers", ownCurve.serversAllow] : []),
+    ...(ownCurve
+      ? [
+          "--curve-keys",
+          (ownCurve.balancers[i] ?? ownCurve.balancers[0]!).file,
+          "--curve-servers",
+          ownCurve.serversAllow,
+        ]
+      : []),
   ];
+  const balancerKeys = () =>
+    options.keyPerBalancer && ownCurve
+      ? ownCurve.balancers.map((b) => b.keys.publicKey).join(",")
+      : ownCurve!.balancer.publicKey;
   const serverSecurity = (args: string[], n: number): string[] => {
     if (sets(args)) return [];
     if (!ownCurve) return options.insecure ? ["--insecure"] : [];
     const s = ownCurve.servers[(n - 1) % ownCurve.servers.length]!;
-    return ["--curve-keys", s.file, "--curve-balancer-key", ownCurve.balancer.publicKey];
+    return ["--curve-keys", s.file, "--curve-balancer-key", balancerKeys()];
   };
   const store = options.store ?? `sqlite:${join(dir, "store.db")}`;
   const bs: Array<Awaited<ReturnType<typeof startBalancer>>> = [];
   const basePorts: number[] = [];
-  for (let i = 0; i < (options.balancers ?? 1); i++) {
+  for (let i = 0; i < nBalancers; i++) {
     const base = options.fixedPorts ? await freeBasePort() : 0;
     basePorts.push(base);
-    bs.push(await startBalancer(base, balancerArgs));
+    bs.push(await startBalancer(base, balancerArgs(i)));
   }
   const backends = bs.map((b) => b.backend);
   const servers: StackProcess[] = [];
@@ -214,7 +239,7 @@ export async function startStack(
     servers,
     async restartBalancer(index) {
       if (!basePorts[index]) throw new Error("restartBalancer needs a stack started with fixedPorts");
-      const b = await startBalancer(basePorts[index], balancerArgs);
+      const b = await startBalancer(basePorts[index], balancerArgs(index));
       bs[index] = b;
       stack.balancers[index] = b.proc;
     },
