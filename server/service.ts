@@ -13,11 +13,16 @@ import {
   requestBodies,
   requestFrameSchema,
 } from "../core/protocol/schema.js";
-import type { Authority } from "./auth.js";
+import type { Authority, SessionClaims } from "./auth.js";
+import { Backups } from "./backups.js";
+import { SessionManager } from "./sessions.js";
 import type { GroupRecord, Store } from "./store/store.js";
 
 /** The requests anyone may make without a session. */
-const PUBLIC_TYPES = new Set(["register", "challenge", "login", "ping", "backup.get"]);
+const PUBLIC_TYPES = new Set(["register", "challenge", "login", "ping", "backup.get", "backup.params"]);
+
+/** Public requests that still look at a session when one comes with them. */
+const OPTIONAL_SESSION = new Set(["backup.get"]);
 
 /** Largest ciphertext (base64url chars) a text of MAX_TEXT_BYTES can seal to, with room for JSON escapes. */
 const MAX_CT_CHARS = Math.ceil(((MAX_TEXT_BYTES * 2 + 64 + 16) * 4) / 3);
@@ -34,7 +39,11 @@ export interface ServiceMetrics {
 
 const noMetrics: ServiceMetrics = { request() {}, stored() {}, published() {} };
 
-type Handler<T extends RequestType> = (body: RequestBody<T>, user: string | null) => Promise<string>;
+type Handler<T extends RequestType> = (
+  body: RequestBody<T>,
+  user: string | null,
+  session: SessionClaims | null,
+) => Promise<string>;
 
 /**
  * The chat service: one request frame in, one reply frame out. Stateless apart from the
@@ -42,6 +51,8 @@ type Handler<T extends RequestType> = (body: RequestBody<T>, user: string | null
  */
 export class ChatService {
   private readonly handlers: { [T in RequestType]: Handler<T> };
+  private readonly sessions: SessionManager;
+  private readonly backups: Backups;
 
   constructor(
     private readonly store: Store,
@@ -50,6 +61,8 @@ export class ChatService {
     private readonly log: Logger,
     private readonly metrics: ServiceMetrics = noMetrics,
   ) {
+    this.sessions = new SessionManager(auth, store);
+    this.backups = new Backups(store);
     this.handlers = {
       hello: async () => this.refuse("bad_request", "hello is answered by the balancer"),
       ping: async () => ok({ time: new Date().toISOString() }),
@@ -66,13 +79,15 @@ export class ChatService {
       sync: (b, u) => this.sync(b, needUser(u)),
       "keys.rotate": (b, u) => this.rotate(b, needUser(u)),
       "backup.put": async (b, u) => {
-        await this.store.putBackup(needUser(u), b.blob);
+        await this.backups.put(needUser(u), b.blob, b.verifier);
         return ok({ stored: true });
       },
-      "backup.get": async (b) => {
-        const blob = await this.store.getBackup(b.name);
-        if (blob === null) this.refuse("not_found", `${b.name} has no key backup`);
-        return ok({ blob });
+      "backup.get": async (b, u) => ok({ blob: await this.backups.get(b.name, u, b.proof) }),
+      "backup.params": async (b) => ok(await this.backups.params(b.name)),
+      "session.renew": async (_b, _u, c) => ok(this.sessions.renew(needSession(c))),
+      logout: async (b, _u, c) => {
+        await this.sessions.logout(needSession(c), b.all ?? false);
+        return ok({ ended: true });
       },
     };
   }
@@ -93,10 +108,14 @@ export class ChatService {
       const bodySchema = requestBodies[parsed.data.type];
       const body = bodySchema.safeParse(parsed.data.body);
       if (!body.success) throw new ZmqchatError("bad_request", `${type}: ${describeZod(body.error)}`);
-      const needsSession = !PUBLIC_TYPES.has(type);
-      const user = needsSession ? this.auth.check(parsed.data.session) : null;
+      const claims = !PUBLIC_TYPES.has(type)
+        ? await this.sessions.check(parsed.data.session)
+        : OPTIONAL_SESSION.has(type) && parsed.data.session
+          ? await this.sessions.check(parsed.data.session).catch(() => null)
+          : null;
+      const user = claims?.name ?? null;
       const handler = this.handlers[parsed.data.type] as Handler<RequestType>;
-      const replyBody = await handler(body.data as RequestBody<RequestType>, user);
+      const replyBody = await handler(body.data as RequestBody<RequestType>, user, claims);
       const seconds = (performance.now() - started) / 1000;
       this.metrics.request(type, "ok", seconds);
       this.log.debug(
@@ -134,7 +153,7 @@ export class ChatService {
   private async login(b: RequestBody<"login">): Promise<string> {
     const [u] = await this.store.getUsers([b.name]);
     if (!u) this.refuse("not_found", `no user named ${b.name}; register first`);
-    return ok(this.auth.login(b, u.keys.sign));
+    return ok(await this.sessions.login(b, u.keys.sign));
   }
 
   /** New keys for a name, signed by the keys it holds now. */
@@ -156,6 +175,7 @@ export class ChatService {
     if (!(await this.store.rotateKeys(user, current.keys, b.keys))) {
       this.refuse("conflict", "the keys changed meanwhile; try again");
     }
+    await this.sessions.endKeyGeneration(user, current.keys.sign);
     return ok({ rotated: true });
   }
 
@@ -281,6 +301,11 @@ function ok(body: unknown): string {
 function needUser(u: string | null): string {
   if (u === null) throw new ZmqchatError("unauthorized", "log in first");
   return u;
+}
+
+function needSession(c: SessionClaims | null): SessionClaims {
+  if (c === null) throw new ZmqchatError("unauthorized", "log in first");
+  return c;
 }
 
 function unique(xs: string[]): string[] {

@@ -11,11 +11,11 @@ import {
   profilePaths,
   saveIdentity,
 } from "../../core/client/profile.js";
-import { openBackup } from "../../core/crypto/backup.js";
 import { fingerprint, generateIdentity, identityFromSecrets } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { clientTransport, openClient, requireUser, settingsOf, unlockOptions } from "../context.js";
 import type { Io } from "../io.js";
+import { passphraseStrength } from "../passphrase.js";
 import { checkName } from "./chat.js";
 
 export async function keysShowCommand(cmd: Command, io: Io, opts: { json?: boolean }): Promise<void> {
@@ -138,9 +138,19 @@ export async function keysRotateCommand(cmd: Command, io: Io): Promise<void> {
   }
 }
 
-export async function keysBackupCommand(cmd: Command, io: Io): Promise<void> {
+export async function keysBackupCommand(cmd: Command, io: Io, opts: { force?: boolean } = {}): Promise<void> {
   const settings = settingsOf(cmd);
   const passphrase = await readPassphrase(io, "passphrase for the backup: ");
+  // The server hands the backup to whoever shows the passphrase proof, so the passphrase is
+  // all that guards it against online and (after a store leak) offline guessing.
+  const strength = passphraseStrength(passphrase, [requireUser(settings)]);
+  if (strength.score < 3 && !opts.force) {
+    throw new ZmqchatError(
+      "usage",
+      `the passphrase is too weak for a key backup (strength ${strength.score} of 4, zxcvbn)${strength.warning ? `: ${strength.warning}` : ""}`,
+      { hint: "use a longer passphrase, e.g. four or five random words, or pass --force to use it anyway" },
+    );
+  }
   const s = openClient(settings);
   try {
     await s.client.backup(passphrase);
@@ -171,8 +181,7 @@ export async function keysRestoreCommand(cmd: Command, io: Io): Promise<void> {
     cache,
   });
   try {
-    const blob = await client.fetchBackup(user);
-    const contents = openBackup(blob, user, passphrase);
+    const contents = await client.restoreBackup(user, passphrase);
     const restored: LoadedIdentity = {
       identity: identityFromSecrets(user, contents.secrets),
       device: newDeviceId(),
@@ -212,4 +221,19 @@ export async function keysUnprotectCommand(cmd: Command, io: Io): Promise<void> 
   const loaded = loadIdentity(paths, user, { passphrase });
   saveIdentity(paths, loaded);
   io.out(`${user}'s keys are stored without a passphrase again (file mode 0600)`);
+}
+
+/** Ends this device's sessions (or every session of the user) on the service. */
+export async function logoutCommand(cmd: Command, io: Io, opts: { all?: boolean }): Promise<void> {
+  const s = openClient(settingsOf(cmd));
+  try {
+    await s.client.logout({ all: opts.all });
+    io.out(
+      opts.all
+        ? `ended every session of ${s.client.name}`
+        : `ended ${s.client.name}'s sessions on this device`,
+    );
+  } finally {
+    await s.close();
+  }
 }

@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import type { Command } from "commander";
 import { Balancer } from "../../balancer/balancer.js";
 import { balancerMetrics } from "../../balancer/metrics.js";
+import { parseDuration } from "../../core/config/duration.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { startOpsServer } from "../../core/ops.js";
 import { serverMetrics } from "../../server/metrics.js";
@@ -32,6 +33,7 @@ export interface ServerFlags {
   curveKeys?: string;
   curveBalancerKey?: string;
   insecure?: boolean;
+  sessionTtl?: string;
 }
 
 const INSECURE_WARNING =
@@ -109,7 +111,12 @@ export async function serverCommand(_cmd: Command, io: Io, flags: ServerFlags): 
       "give one --curve-balancer-key for all balancers or one per --balancer endpoint",
     );
   if (!curve) log.warn({ insecure: true }, INSECURE_WARNING);
+  const ttlText = flags.sessionTtl ?? process.env.ZMQCHAT_SESSION_TTL;
+  const sessionTtlMs = ttlText === undefined ? undefined : parseDuration(ttlText);
+  if (sessionTtlMs !== undefined && sessionTtlMs < 1000)
+    throw new ZmqchatError("usage", "--session-ttl must be at least 1s");
   const server = await ChatServer.start({
+    sessionTtlMs,
     transport: new ZeromqWorkerTransport({ version, curve }),
     endpoints,
     store,

@@ -1,5 +1,11 @@
 import { sign } from "node:crypto";
-import { sealBackup } from "../crypto/backup.js";
+import {
+  type BackupContents,
+  backupProof,
+  deriveBackupKeys,
+  openBackup,
+  sealBackup,
+} from "../crypto/backup.js";
 import { Sealer } from "../crypto/envelope.js";
 import { generateIdentity, identitySecrets } from "../crypto/keys.js";
 import { loginChallengeBytes, rotationBytes } from "../crypto/login.js";
@@ -19,6 +25,7 @@ import {
   replyFrameSchema,
   type UserInfo,
 } from "../protocol/schema.js";
+import { isIsoTime } from "../text/sanitize.js";
 import type { ClientLink, Route } from "../transport.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
 import type { LoadedIdentity } from "./profile.js";
@@ -141,13 +148,56 @@ export class ChatClient {
       loginChallengeBytes(this.name, ch.nonce, ch.expires),
       this.options.identity.identity.signPrivate,
     );
-    const r = await this.request("login", { name: this.name, ...ch, sig: sig.toString("base64url") }, opts);
+    const r = await this.request(
+      "login",
+      { name: this.name, ...ch, sig: sig.toString("base64url"), device: this.options.identity.device },
+      opts,
+    );
     const previous = this.session?.topic ?? this.staleTopic;
     this.session = { token: r.session, topic: r.topic };
+    this.scheduleRenewal(r.lifetimeMs ?? Date.parse(r.expires) - Date.now());
     this.link?.subscribe(r.topic);
     if (previous && previous !== r.topic) this.link?.unsubscribe(previous);
     this.staleTopic = null;
     this.scheduleTopicRefresh(r.topicExpires);
+  }
+
+  private renewTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * Renews the session token over the live link halfway through its life, so a long `listen`
+   * or TUI keeps its session without signing a new login. A renewal that is refused (the session
+   * was ended) drops the session; the next request logs in again.
+   */
+  private scheduleRenewal(lifetimeMs: number): void {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    if (!Number.isFinite(lifetimeMs) || lifetimeMs <= 0) return;
+    const renew = () => {
+      const token = this.session?.token;
+      if (this.closed || !token) return;
+      this.request("session.renew", {}, { timeoutMs: Math.max(1000, lifetimeMs / 4) })
+        .then((r) => {
+          if (this.session?.token !== token) return;
+          this.session = { ...this.session, token: r.session };
+          this.scheduleRenewal(r.lifetimeMs ?? lifetimeMs);
+        })
+        .catch((err) => {
+          this.log.warn({ err }, "renewing the session failed");
+          // Not answered: try again soon while the token is still good; refused: log in next time.
+          if (err instanceof ZmqchatError && err.code === "timeout") this.scheduleRenewal(lifetimeMs / 2);
+          else if (this.session?.token === token) this.session = null;
+        });
+    };
+    this.renewTimer = setTimeout(renew, Math.max(250, lifetimeMs / 2));
+    this.renewTimer.unref();
+  }
+
+  /** Ends this device's sessions on the service (every session of the user with `all`). */
+  async logout(opts: RequestOptions & { all?: boolean } = {}): Promise<void> {
+    await this.login(opts);
+    await this.request("logout", opts.all ? { all: true } : {}, opts);
+    this.session = null;
+    if (this.renewTimer) clearTimeout(this.renewTimer);
   }
 
   private staleTopic: string | null = null;
@@ -399,7 +449,7 @@ export class ChatClient {
   /** Uploads this identity encrypted under a passphrase (scrypt), for `restore` on another machine. */
   async backup(passphrase: string, opts: RequestOptions = {}): Promise<void> {
     const { identity, previous } = this.options.identity;
-    const blob = sealBackup(
+    const { blob, verifier } = sealBackup(
       {
         name: this.name,
         secrets: identitySecrets(identity),
@@ -408,12 +458,24 @@ export class ChatClient {
       passphrase,
     );
     await this.login(opts);
-    await this.request("backup.put", { blob }, opts);
+    await this.request("backup.put", { blob, verifier }, opts);
   }
 
-  /** Fetches a user's key backup (no session needed: it is useless without the passphrase). */
-  async fetchBackup(name: string, opts: RequestOptions = {}): Promise<string> {
-    return (await this.request("backup.get", { name }, opts)).blob;
+  /**
+   * Fetches and opens a user's key backup on a machine without the keys: derives the proof from
+   * the passphrase and the backup's public salt, shows it, and decrypts what comes back.
+   */
+  async restoreBackup(name: string, passphrase: string, opts: RequestOptions = {}): Promise<BackupContents> {
+    const params = await this.request("backup.params", { name }, opts);
+    if (!params.proof)
+      throw new ZmqchatError(
+        "unauthorized",
+        `${name}'s backup was made by an older zmqchat and can be fetched only with ${name}'s session, not with a passphrase`,
+        { hint: "on a device that still has the keys, run `zmqchat keys backup` again, then restore" },
+      );
+    const keys = deriveBackupKeys(passphrase, params);
+    const { blob } = await this.request("backup.get", { name, proof: backupProof(keys) }, opts);
+    return openBackup(blob, name, passphrase, keys);
   }
 
   /** Accepts a contact's changed keys after the user compared fingerprints. */
@@ -460,6 +522,7 @@ export class ChatClient {
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.topicTimer) clearTimeout(this.topicTimer);
+    if (this.renewTimer) clearTimeout(this.renewTimer);
     for (const [, w] of this.waiters)
       w.resolve({ ok: false, error: { code: "unavailable", message: "client closed" } });
     this.waiters.clear();
@@ -512,6 +575,8 @@ export class ChatClient {
       }
       if (r.ok) break;
     }
+    if (r.ok && !isIsoTime(env.sentAt))
+      return { ...base, text: "", verified: false, problem: "its sentAt is not an ISO 8601 time" };
     if (r.ok) return { ...base, text: r.text, verified: true, problem: null };
     const problem = {
       bad_signature: contact?.pending

@@ -73,6 +73,11 @@ export const requestBodies = {
     expires: z.number().int(),
     mac: b64,
     sig: b64,
+    /** This device's id: `logout` ends the sessions of one device. */
+    device: z
+      .string()
+      .regex(/^[0-9a-f]{16}$/)
+      .optional(),
   }),
   users: z.strictObject({ names: z.array(nameSchema).max(MAX_GROUP_MEMBERS).optional() }),
   "group.create": z.strictObject({ name: nameSchema, members: groupMembers }),
@@ -88,8 +93,17 @@ export const requestBodies = {
       .string()
       .min(1)
       .max(64 * 1024),
+    /** SHA-256 of the backup's auth key (see core/crypto/backup.ts): lets a proof fetch it without a session. */
+    verifier: key32.optional(),
   }),
-  "backup.get": z.strictObject({ name: nameSchema }),
+  /** Needs the owner's session, or `proof` (the auth key derived from the passphrase). */
+  "backup.get": z.strictObject({ name: nameSchema, proof: key32.optional() }),
+  /** The public salt and cost of a user's backup, to derive the proof on a new machine. */
+  "backup.params": z.strictObject({ name: nameSchema }),
+  /** A fresh token for the current session, before it expires, without a new signed login. */
+  "session.renew": z.strictObject({}),
+  /** Ends this device's sessions (every session of the user with `all`). */
+  logout: z.strictObject({ all: z.boolean().optional() }),
 } as const;
 
 export type RequestType = keyof typeof requestBodies;
@@ -115,6 +129,8 @@ export const replyBodies = {
     topic: z.string().regex(TOPIC_PATTERN),
     /** When the topic stops receiving deliveries; the client logs in again before. */
     topicExpires: z.string().optional(),
+    /** How long the session lasts; the client renews it (session.renew) before. */
+    lifetimeMs: z.number().int().positive().optional(),
   }),
   users: z.object({ users: z.array(userInfoSchema) }),
   "group.create": z.object({ group: groupInfoSchema, created: z.boolean() }),
@@ -127,6 +143,21 @@ export const replyBodies = {
   "keys.rotate": z.object({ rotated: z.literal(true) }),
   "backup.put": z.object({ stored: z.literal(true) }),
   "backup.get": z.object({ blob: z.string() }),
+  "backup.params": z.object({
+    kdf: z.literal("scrypt"),
+    N: z.number().int(),
+    r: z.number().int(),
+    p: z.number().int(),
+    salt: b64,
+    /** False for a backup made before proofs existed: it can be fetched with the owner's session only. */
+    proof: z.boolean(),
+  }),
+  "session.renew": z.object({
+    session: z.string(),
+    expires: z.string(),
+    lifetimeMs: z.number().int().positive().optional(),
+  }),
+  logout: z.object({ ended: z.literal(true) }),
 } as const satisfies Record<RequestType, z.ZodType>;
 
 export type ReplyBody<T extends RequestType> = z.infer<(typeof replyBodies)[T]>;

@@ -45,6 +45,17 @@ CREATE TABLE IF NOT EXISTS mailbox (
   UNIQUE (owner, msg_id)
 );
 CREATE INDEX IF NOT EXISTS mailbox_by_owner ON mailbox(owner, pos);
+CREATE TABLE IF NOT EXISTS used_tokens (
+  token TEXT PRIMARY KEY,
+  expires INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS used_tokens_by_expiry ON used_tokens(expires);
+CREATE TABLE IF NOT EXISTS revocations (
+  name TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  before INTEGER NOT NULL,
+  PRIMARY KEY (name, scope)
+);
 `;
 
 interface Pending {
@@ -124,6 +135,14 @@ export class SqliteStore implements Store {
         "INSERT INTO backups (name, blob, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET blob = excluded.blob, updated_at = excluded.updated_at",
       ),
       getBackup: db.prepare<[string], { blob: string }>("SELECT blob FROM backups WHERE name = ?"),
+      claimToken: db.prepare("INSERT OR IGNORE INTO used_tokens (token, expires) VALUES (?, ?)"),
+      forgetTokens: db.prepare("DELETE FROM used_tokens WHERE expires < ?"),
+      revoke: db.prepare(
+        "INSERT INTO revocations (name, scope, before) VALUES (?, ?, ?) ON CONFLICT(name, scope) DO UPDATE SET before = max(before, excluded.before)",
+      ),
+      revocations: db.prepare<[string], { scope: string; before: number }>(
+        "SELECT scope, before FROM revocations WHERE name = ?",
+      ),
       insertGroup: db.prepare("INSERT OR IGNORE INTO groups (name, owner, created_at) VALUES (?, ?, ?)"),
       getGroup: db.prepare<[string], { name: string; owner: string }>(
         "SELECT name, owner FROM groups WHERE name = ?",
@@ -186,6 +205,28 @@ export class SqliteStore implements Store {
 
   async getBackup(name: string): Promise<string | null> {
     return this.guard(() => this.stmts.getBackup.get(name)?.blob ?? null);
+  }
+
+  async claimOnce(token: string, expires: number): Promise<boolean> {
+    return this.guard(() => {
+      // A primary key decides: of concurrent servers, one insert changes a row.
+      const won = this.stmts.claimToken.run(token, expires).changes === 1;
+      // Expired challenges are refused before they get here; forget them now and then (a minute's slack for clock skew).
+      if (++this.claims % 256 === 0) this.stmts.forgetTokens.run(Date.now() - 60_000);
+      return won;
+    });
+  }
+
+  private claims = 0;
+
+  async revokeSessions(name: string, scope: string, before: number): Promise<void> {
+    await this.guard(() => this.stmts.revoke.run(name, scope, before));
+  }
+
+  async sessionRevocations(name: string): Promise<Map<string, number>> {
+    return this.guard(
+      () => new Map(this.stmts.revocations.all(name).map((r) => [r.scope, Number(r.before)] as const)),
+    );
   }
 
   async createGroup(group: GroupRecord): Promise<{ created: boolean; group: GroupRecord }> {

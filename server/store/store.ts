@@ -68,6 +68,20 @@ export interface Store {
   /** Stores (replaces) a user's passphrase-encrypted key backup: opaque text. */
   putBackup(name: string, blob: string): Promise<void>;
   getBackup(name: string): Promise<string | null>;
+  /**
+   * Uses up a one-time token (a login challenge's nonce): true for exactly one caller across
+   * every server sharing the store, false for every later (or losing, concurrent) one. The
+   * store may forget a token once `expires` (ms since the epoch) has passed.
+   */
+  claimOnce(token: string, expires: number): Promise<boolean>;
+  /**
+   * Ends a user's sessions of one scope (`*` every session, `device:ID` one device's,
+   * `key:TAG` one key generation's) issued before `before` (ms since the epoch). A later call
+   * for the same scope keeps the later time.
+   */
+  revokeSessions(name: string, scope: string, before: number): Promise<void>;
+  /** A user's revocations: scope → sessions issued before this time are ended. */
+  sessionRevocations(name: string): Promise<Map<string, number>>;
   /** Stores one message in several mailboxes; resolves only when the write is durable. */
   append(input: AppendInput): Promise<AppendResult>;
   /** The owner's mailbox after `after` (exclusive), oldest first. */

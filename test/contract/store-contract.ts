@@ -70,6 +70,31 @@ export function storeContract(
       });
     });
 
+    it("lets exactly one of concurrent claims use a one-time token, and only once", async () => {
+      await withStore(async (store) => {
+        const expires = Date.now() + 30_000;
+        const results = await Promise.all([1, 2, 3, 4].map(() => store.claimOnce("nonce-A1", expires)));
+        assert.equal(results.filter(Boolean).length, 1, "one winner among concurrent claims");
+        assert.equal(await store.claimOnce("nonce-A1", expires), false, "a replay loses");
+        assert.equal(await store.claimOnce("nonce-B2", expires), true, "another token is its own");
+      });
+    });
+
+    it("keeps session revocations per user and scope, the latest time", async () => {
+      await withStore(async (store) => {
+        assert.equal((await store.sessionRevocations("alice")).size, 0);
+        await store.revokeSessions("alice", "device:00aa", 2000);
+        await store.revokeSessions("alice", "device:00aa", 1000);
+        await store.revokeSessions("alice", "key:AbC_-1", Number.MAX_SAFE_INTEGER);
+        await store.revokeSessions("bob", "*", 5000);
+        const alice = await store.sessionRevocations("alice");
+        assert.equal(alice.get("device:00aa"), 2000, "a later call keeps the later time");
+        assert.equal(alice.get("key:AbC_-1"), Number.MAX_SAFE_INTEGER);
+        assert.equal(alice.has("*"), false);
+        assert.equal((await store.sessionRevocations("bob")).get("*"), 5000);
+      });
+    });
+
     it("lists users by name", async () => {
       await withStore(async (store) => {
         await store.registerUser({ name: "carol", keys: keys(3) });

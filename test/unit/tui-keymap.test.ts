@@ -176,8 +176,11 @@ describe("tui editor, text and layout", () => {
     assert.equal(editorRows(editorOf("abcdef"), 4).length, 2, "long lines wrap");
   });
 
-  it("strips terminal escapes from untrusted text and measures wide characters", () => {
-    assert.equal(sanitize("hi\x1b[2J\x1b]0;pwned\x07 there\r"), "hi[2J]0;pwned there");
+  it("shows terminal escapes and bidi controls of untrusted text as visible escapes and measures wide characters", () => {
+    assert.equal(
+      sanitize("hi\x1b[2J\x1b]0;pwned\x07 there\r\u202e\tx"),
+      "hi\\x1b[2J\\x1b]0;pwned\\x07 there\\x0d\\u202e  x",
+    );
     assert.equal(textWidth("日本"), 4);
     assert.deepEqual(wrapLine("one two three", 7), ["one two", "three"]);
   });
