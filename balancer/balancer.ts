@@ -245,7 +245,7 @@ export class Balancer {
       this.sockets.sendClient(verdict.peer, parts[2]!);
       return;
     }
-    if (verdict.kind === "stale") {
+    if (verdict.kind === "stale" || verdict.kind === "late") {
       this.dispatcher.seen(worker, now);
       return;
     }

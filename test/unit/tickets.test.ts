@@ -23,11 +23,19 @@ describe("request tickets: a reply counts once, from the server that was asked",
     const t = new Tickets("bbbb", 1000);
     assert.deepEqual(t.reply("server-1", "aaaa.0"), { kind: "stale" });
     const old = t.issue("server-1", "p", 0);
+    const other = t.issue("server-1", "r", 0);
     const fresh = t.issue("server-1", "q", 900);
     t.expire(1500);
     assert.equal(t.size, 1);
+    // After the TTL the asked server's answer is late (discarded, not held against it), once;
+    assert.deepEqual(t.reply("server-1", old), { kind: "late" });
     assert.deepEqual(t.reply("server-1", old), { kind: "unsolicited" });
+    // another server naming it is still a liar;
+    assert.deepEqual(t.reply("server-2", other), { kind: "unsolicited" });
     assert.deepEqual(t.reply("server-1", fresh), { kind: "ok", peer: "q" });
+    // and after twice the TTL it is forgotten.
+    t.expire(2500);
+    assert.deepEqual(t.reply("server-1", other), { kind: "unsolicited" });
   });
 
   it("cancel takes a ticket back (undeliverable request) and forget drops a server's tickets", () => {
