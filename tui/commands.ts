@@ -8,6 +8,7 @@ export type Command =
   | { kind: "group"; op: "create" | "add" | "remove"; name: string; members: string[] }
   | { kind: "members"; name: string | null }
   | { kind: "trust"; user: string }
+  | { kind: "verify"; user: string }
   | { kind: "fingerprint"; user: string | null }
   | { kind: "search"; query: string }
   | { kind: "help" }
@@ -20,6 +21,7 @@ export const COMMAND_HELP: ReadonlyArray<[string, string]> = [
   ["/group add|remove NAME MEMBER…", "change a group's members (owner only)"],
   ["/members [GROUP]", "list a group's members"],
   ["/trust USER", "accept USER's changed keys (compare fingerprints first)"],
+  ["/verify USER", "mark USER's keys verified after comparing safety numbers with them"],
   ["/fingerprint [USER]", "show your or USER's fingerprint (safety number)"],
   ["/search WORDS…", "find messages; jumps to the newest match (n/N or /search again: older/newer)"],
   ["/help", "keys and commands"],
@@ -80,6 +82,12 @@ export function parseCommand(input: string): Command {
       return bad
         ? { kind: "invalid", message: `${bad} usage: /trust USER` }
         : { kind: "trust", user: rest[0]! };
+    }
+    case "verify": {
+      const bad = badName("user", rest[0]);
+      return bad
+        ? { kind: "invalid", message: `${bad} usage: /verify USER` }
+        : { kind: "verify", user: rest[0]! };
     }
     case "fingerprint":
     case "fp":

@@ -26,7 +26,7 @@ export async function keysShowCommand(cmd: Command, io: Io, opts: { json?: boole
   io.out(opts.json ? JSON.stringify({ user, fingerprint: fp, keys: identity.publicKeys }) : `${user}: ${fp}`);
 }
 
-/** Another user's fingerprint as pinned here (and the new one, if their keys changed). */
+/** Another user's fingerprint as pinned here (and the new one, if their keys changed); fetched when not pinned yet. */
 export async function keysFingerprintCommand(
   cmd: Command,
   io: Io,
@@ -34,43 +34,71 @@ export async function keysFingerprintCommand(
   opts: { json?: boolean },
 ): Promise<void> {
   checkName("user", name);
-  const settings = settingsOf(cmd);
-  const user = requireUser(settings);
-  const cache = new Cache(profilePaths(settings.home, user).cache);
+  const s = openClient(settingsOf(cmd));
   try {
-    const c = cache.contact(name);
-    if (!c)
-      throw new ZmqchatError("not_found", `no keys pinned for ${name} yet`, {
-        hint: `send to or sync with ${name} first`,
-      });
+    let c = s.client.cache.contact(name);
+    if (!c && name !== s.client.name) {
+      const found = await s.client.users([name]);
+      if (found.length === 0) throw new ZmqchatError("not_found", `no user named ${name}`);
+      c = s.client.cache.contact(name);
+    }
+    if (!c) throw new ZmqchatError("usage", "that is you: zmqchat keys show");
+    const view = await s.client.keyView(name);
+    c = s.client.cache.contact(name)!;
     const pinned = fingerprint(name, c.keys);
     const pending = c.pending ? fingerprint(name, c.pending) : null;
-    if (opts.json) io.out(JSON.stringify({ user: name, fingerprint: pinned, changedTo: pending }));
+    const signed = c.pending ? (view?.pendingSigned ?? false) : null;
+    if (opts.json)
+      io.out(JSON.stringify({ user: name, fingerprint: pinned, changedTo: pending, changeSigned: signed }));
     else {
       io.out(`${name}: ${pinned}`);
-      if (pending) io.out(`WARNING: the server now presents other keys for ${name}: ${pending}`);
+      if (pending) {
+        io.out(`WARNING: the server now presents other keys for ${name}: ${pending}`);
+        io.out(
+          signed
+            ? `  the new keys are signed by their previous key (a rotation); compare the new safety number with ${name}, then: zmqchat keys trust ${name}`
+            : `  the new keys are NOT signed by their previous key: do not trust them before comparing with ${name} in person`,
+        );
+      }
     }
   } finally {
-    cache.close();
+    await s.close();
+  }
+}
+
+/** Marks a contact's keys verified once the user compared safety numbers (first contact, #12). */
+export async function keysVerifyCommand(cmd: Command, io: Io, name: string): Promise<void> {
+  checkName("user", name);
+  const s = openClient(settingsOf(cmd));
+  try {
+    if (name === s.client.name) throw new ZmqchatError("usage", "that is you: zmqchat keys show");
+    const r = await s.client.verifyContact(name);
+    io.out(
+      `${r.already ? "already verified" : "verified"} ${name}: ${fingerprint(name, r.keys)}${r.already ? "" : " (you compared this safety number with them)"}`,
+    );
+  } finally {
+    await s.close();
   }
 }
 
 export async function keysTrustCommand(cmd: Command, io: Io, name: string): Promise<void> {
   checkName("user", name);
-  const settings = settingsOf(cmd);
-  const user = requireUser(settings);
-  const cache = new Cache(profilePaths(settings.home, user).cache);
+  const s = openClient(settingsOf(cmd));
   try {
-    const c = cache.contact(name);
+    const c = s.client.cache.contact(name);
     if (!c) throw new ZmqchatError("not_found", `no keys pinned for ${name}`);
     if (!c.pending) {
       io.out(`${name}'s keys have not changed; nothing to trust`);
       return;
     }
-    cache.trust(name);
+    const held = s.client.cache.heldCount(name);
+    // Opens the messages held during the key change (offline: they are in the local cache).
+    s.client.trust(name);
     io.out(`now trusting ${name}: ${fingerprint(name, c.pending)}`);
+    const left = s.client.cache.heldCount(name);
+    if (held > 0) io.out(`${held - left} held message(s) from ${name} are shown now`);
   } finally {
-    cache.close();
+    await s.close();
   }
 }
 

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import type { PublicKeys } from "../protocol/schema.js";
+import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
 import { SearchIndex } from "./search.js";
 
 /** A message as the user sees it: opened, verified (or flagged), placed in its conversation. */
@@ -29,6 +29,10 @@ export interface Contact {
   pinnedAt: string;
   /** Keys the server presented that differ from the pinned ones, awaiting `keys trust`. */
   pending: PublicKeys | null;
+  /** The user compared safety numbers for the pinned keys (`keys verify`); false for keys that came only from the server. */
+  verified: boolean;
+  /** The keys last verified, when they are not the pinned ones any more (their safety number is shown on a change). */
+  verifiedKeys: PublicKeys | null;
 }
 
 const SCHEMA = `
@@ -60,6 +64,17 @@ CREATE TABLE IF NOT EXISTS contacts (
   pending_enc TEXT
 );
 CREATE TABLE IF NOT EXISTS seqs (conv TEXT PRIMARY KEY, next INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS verified_keys (
+  name TEXT PRIMARY KEY,
+  sign_key TEXT NOT NULL,
+  enc_key TEXT NOT NULL,
+  verified_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS held (
+  id TEXT PRIMARY KEY,
+  sender TEXT NOT NULL,
+  item TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS mailbox_seen (
   id TEXT NOT NULL,
   cursor TEXT NOT NULL,
@@ -137,6 +152,12 @@ export class Cache {
       insert: db.prepare(
         `INSERT OR IGNORE INTO messages (${COLUMNS}, ord) VALUES (@id, @conv, @from, @to, @group, @text, @sentAt, @serverTime, @cursor, @verified, @problem, @seq, @device, @ord)`,
       ),
+      hold: db.prepare("INSERT OR REPLACE INTO held (id, sender, item) VALUES (?, ?, ?)"),
+      heldFrom: db.prepare<[string], { item: string }>(
+        "SELECT item FROM held WHERE sender = ? ORDER BY rowid",
+      ),
+      heldCount: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM held WHERE sender = ?"),
+      unhold: db.prepare("DELETE FROM held WHERE id = ?"),
       seen: db.prepare("INSERT OR IGNORE INTO mailbox_seen (id, cursor, conv) VALUES (?, ?, ?)"),
       seenAt: db.prepare<[string], { cursor: string }>(
         "SELECT cursor FROM mailbox_seen WHERE id = ? ORDER BY CAST(cursor AS INTEGER)",
@@ -161,8 +182,11 @@ export class Cache {
       conversations: db.prepare<[], { conv: string; last: string; n: number }>(
         "SELECT conv, max(server_time) AS last, count(*) AS n FROM messages GROUP BY conv ORDER BY max(ord) DESC",
       ),
-      getContact: db.prepare<[string], ContactRow>("SELECT * FROM contacts WHERE name = ?"),
-      allContacts: db.prepare<[], ContactRow>("SELECT * FROM contacts ORDER BY name"),
+      getContact: db.prepare<[string], ContactRow>(`${CONTACT_SELECT} WHERE c.name = ?`),
+      allContacts: db.prepare<[], ContactRow>(`${CONTACT_SELECT} ORDER BY c.name`),
+      markVerified: db.prepare(
+        "INSERT INTO verified_keys (name, sign_key, enc_key, verified_at) SELECT name, sign_key, enc_key, ? FROM contacts WHERE name = ? ON CONFLICT(name) DO UPDATE SET sign_key = excluded.sign_key, enc_key = excluded.enc_key, verified_at = excluded.verified_at",
+      ),
       pin: db.prepare(
         "INSERT OR IGNORE INTO contacts (name, sign_key, enc_key, pinned_at) VALUES (?, ?, ?, ?)",
       ),
@@ -209,6 +233,27 @@ export class Cache {
       if (cursor !== null) this.advanceCursor(cursor);
       return fresh;
     })();
+  }
+
+  /**
+   * Keeps a mailbox item that is signed by a sender's new, not yet trusted keys: not shown,
+   * not lost; `keys trust` opens it again.
+   */
+  hold(sender: string, item: MailboxItem): void {
+    this.stmts.hold.run(item.envelope.id, sender, JSON.stringify(item));
+  }
+
+  /** The items held for `sender`, as they came from the mailbox (JSON text parsed). */
+  heldFrom(sender: string): MailboxItem[] {
+    return this.stmts.heldFrom.all(sender).map((r) => JSON.parse(r.item) as MailboxItem);
+  }
+
+  heldCount(sender: string): number {
+    return this.stmts.heldCount.get(sender)!.n;
+  }
+
+  unhold(id: string): void {
+    this.stmts.unhold.run(id);
   }
 
   /** Ids of a conversation that the mailbox handed out at more than one place, with those places. */
@@ -280,6 +325,11 @@ export class Cache {
     return "changed";
   }
 
+  /** Records that the user compared safety numbers for a contact's pinned keys; false when nothing is pinned. */
+  markVerified(name: string): boolean {
+    return this.stmts.markVerified.run(new Date().toISOString(), name).changes === 1;
+  }
+
   /** Accepts the pending keys of a contact; returns false when nothing was pending. */
   trust(name: string): boolean {
     return this.stmts.trust.run(new Date().toISOString(), name).changes === 1;
@@ -349,14 +399,22 @@ interface ContactRow {
   pinned_at: string;
   pending_sign: string | null;
   pending_enc: string | null;
+  v_sign: string | null;
+  v_enc: string | null;
 }
 
+const CONTACT_SELECT =
+  "SELECT c.name, c.sign_key, c.enc_key, c.pinned_at, c.pending_sign, c.pending_enc, v.sign_key AS v_sign, v.enc_key AS v_enc FROM contacts c LEFT JOIN verified_keys v ON v.name = c.name";
+
 function fromContactRow(r: ContactRow): Contact {
+  const verified = r.v_sign === r.sign_key && r.v_enc === r.enc_key;
   return {
     name: r.name,
     keys: { sign: r.sign_key, enc: r.enc_key },
     pinnedAt: r.pinned_at,
     pending: r.pending_sign && r.pending_enc ? { sign: r.pending_sign, enc: r.pending_enc } : null,
+    verified,
+    verifiedKeys: !verified && r.v_sign && r.v_enc ? { sign: r.v_sign, enc: r.v_enc } : null,
   };
 }
 

@@ -7,8 +7,15 @@ import {
   sealBackup,
 } from "../crypto/backup.js";
 import { Sealer } from "../crypto/envelope.js";
-import { generateIdentity, identitySecrets } from "../crypto/keys.js";
+import { fingerprint, generateIdentity, identitySecrets } from "../crypto/keys.js";
 import { loginChallengeBytes, rotationBytes } from "../crypto/login.js";
+import {
+  bindingKey,
+  loginBindingProof,
+  requestBindingProof,
+  x25519Private,
+  x25519PublicRaw,
+} from "../crypto/session-binding.js";
 import { ZmqchatError } from "../errors.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { decodeJson } from "../protocol/codec.js";
@@ -25,9 +32,10 @@ import {
   replyFrameSchema,
   type UserInfo,
 } from "../protocol/schema.js";
-import { isIsoTime } from "../text/sanitize.js";
 import type { ClientLink, Route } from "../transport.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
+import { ContactKeys, type ContactKeyView } from "./key-history.js";
+import { type Opened, openItem } from "./open.js";
 import type { LoadedIdentity } from "./profile.js";
 
 export type ConnectionState = "connecting" | "online" | "offline" | "closed";
@@ -50,6 +58,8 @@ export interface ChatClientOptions {
   attemptTimeoutMs?: number;
   /** Default deadline of a whole request, retries included. */
   requestTimeoutMs?: number;
+  /** This device's CURVE secret key (raw X25519, 32 bytes): sessions are bound to it when the service offers binding. */
+  curveSecret?: Buffer;
 }
 
 export interface RequestOptions {
@@ -78,6 +88,8 @@ export class ChatClient {
   private readonly sealer: Sealer;
   /** Sealers of keys this user held before a rotation: old messages were sealed for them. */
   private readonly previousSealers: Sealer[];
+  /** Contacts' checked key histories: which key verifies which message. */
+  private readonly contactKeys: ContactKeys;
   private readonly listeners = new Set<(e: ClientEvent) => void>();
   private readonly waiters = new Map<string, Waiter>();
   private link: ClientLink | null = null;
@@ -103,6 +115,10 @@ export class ChatClient {
     this.name = options.identity.identity.name;
     this.sealer = new Sealer(options.identity.identity);
     this.previousSealers = (options.identity.previous ?? []).map((i) => new Sealer(i));
+    this.contactKeys = new ContactKeys(
+      options.cache,
+      async (name) => (await this.request("keys.history", { name })).chain,
+    );
     this.log = options.log ?? silentLogger;
     this.attemptMs = options.attemptTimeoutMs ?? 1500;
     this.requestMs = options.requestTimeoutMs ?? 10_000;
@@ -142,19 +158,27 @@ export class ChatClient {
   }
 
   private async doLogin(opts: RequestOptions): Promise<void> {
-    const ch = await this.request("challenge", { name: this.name }, opts);
+    const { bind, ...ch } = await this.request("challenge", { name: this.name }, opts);
     const sig = sign(
       null,
       loginChallengeBytes(this.name, ch.nonce, ch.expires),
       this.options.identity.identity.signPrivate,
     );
+    const binding = this.bindTo(bind);
     const r = await this.request(
       "login",
-      { name: this.name, ...ch, sig: sig.toString("base64url"), device: this.options.identity.device },
+      {
+        name: this.name,
+        ...ch,
+        sig: sig.toString("base64url"),
+        device: this.options.identity.device,
+        ...(binding ? { curve: binding.curve, curveProof: loginBindingProof(binding.key, ch.nonce) } : {}),
+      },
       opts,
     );
     const previous = this.session?.topic ?? this.staleTopic;
     this.session = { token: r.session, topic: r.topic };
+    this.bindKey = r.bound ? (binding?.key ?? null) : null;
     this.scheduleRenewal(r.lifetimeMs ?? Date.parse(r.expires) - Date.now());
     this.link?.subscribe(r.topic);
     if (previous && previous !== r.topic) this.link?.unsubscribe(previous);
@@ -163,6 +187,18 @@ export class ChatClient {
   }
 
   private renewTimer: NodeJS.Timeout | null = null;
+  /** The key this session's requests prove the device's CURVE key with (null: not bound). */
+  private bindKey: Buffer | null = null;
+
+  /** The device's CURVE key and the key it shares with the cluster, when both sides can bind. */
+  private bindTo(cluster: string | undefined): { curve: string; key: Buffer } | null {
+    const secret = this.options.curveSecret;
+    if (!secret || !cluster) return null;
+    const own = x25519Private(secret);
+    const device = x25519PublicRaw(own);
+    const clusterRaw = Buffer.from(cluster, "base64url");
+    return { curve: device.toString("base64url"), key: bindingKey(own, clusterRaw, device, clusterRaw) };
+  }
 
   /**
    * Renews the session token over the live link halfway through its life, so a long `listen`
@@ -398,16 +434,44 @@ export class ChatClient {
     await this.flushOutbox();
   }
 
+  /** The named users, or every registered user (following the service's pages until the last). */
   async users(names?: string[]): Promise<UserInfo[]> {
     await this.login();
-    const r = await this.request("users", names ? { names } : {});
-    for (const u of r.users) this.pin(u);
-    return r.users;
+    if (names) {
+      const r = await this.request("users", { names });
+      for (const u of r.users) this.pin(u);
+      return r.users;
+    }
+    return this.allPages(async (after) => {
+      const r = await this.request("users", after === undefined ? {} : { after });
+      for (const u of r.users) this.pin(u);
+      return { entries: r.users, more: r.more === true };
+    });
   }
 
+  /** This user's groups, every page of them. */
   async groups(): Promise<GroupInfo[]> {
     await this.login();
-    return (await this.request("groups", {})).groups;
+    return this.allPages(async (after) => {
+      const r = await this.request("groups", after === undefined ? {} : { after });
+      return { entries: r.groups, more: r.more === true };
+    });
+  }
+
+  /** Follows a name-ordered listing page after page (`after` = the last name seen) until no more. */
+  private async allPages<T extends { name: string }>(
+    page: (after: string | undefined) => Promise<{ entries: T[]; more: boolean }>,
+  ): Promise<T[]> {
+    const all: T[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const r = await page(after);
+      all.push(...r.entries);
+      const last = r.entries.at(-1)?.name;
+      // A page that did not move past `after` would loop for ever: stop instead.
+      if (!r.more || last === undefined || (after !== undefined && last <= after)) return all;
+      after = last;
+    }
   }
 
   async groupInfo(name: string): Promise<GroupInfo> {
@@ -438,7 +502,17 @@ export class ChatClient {
       rotationBytes(this.name, current.identity.publicKeys, next.publicKeys),
       current.identity.signPrivate,
     );
-    await this.request("keys.rotate", { keys: next.publicKeys, sig: sig.toString("base64url") }, opts);
+    // Signed by the new keys as well, so that a contact who pins the new keys can trust the old ones for old messages.
+    const sigNew = sign(
+      null,
+      rotationBytes(this.name, current.identity.publicKeys, next.publicKeys),
+      next.signPrivate,
+    );
+    await this.request(
+      "keys.rotate",
+      { keys: next.publicKeys, sig: sig.toString("base64url"), sigNew: sigNew.toString("base64url") },
+      opts,
+    );
     return {
       identity: next,
       device: current.device,
@@ -478,11 +552,57 @@ export class ChatClient {
     return openBackup(blob, name, passphrase, keys);
   }
 
+  /**
+   * Which keys verify `name`'s messages, and whether a pending change is a signed rotation.
+   * With `fetch`, the key history is fetched first (offline: what the cache holds).
+   */
+  async keyView(name: string, fetch = true): Promise<ContactKeyView | null> {
+    if (fetch) {
+      try {
+        for (const u of await this.contactKeys.refresh([name])) this.pin(u);
+      } catch (err) {
+        this.log.warn({ err }, "could not fetch a key history");
+      }
+    }
+    return this.contactKeys.view(name);
+  }
+
+  /**
+   * Marks a contact's pinned keys verified after the user compared safety numbers (fetches
+   * and pins them first when unknown). Refuses while a key change waits for `trust`.
+   */
+  async verifyContact(name: string): Promise<{ keys: PublicKeys; already: boolean }> {
+    if (!this.cache.contact(name)) await this.users([name]);
+    const c = this.cache.contact(name);
+    if (!c) throw new ZmqchatError("not_found", `no user named ${name}`);
+    if (c.pending)
+      throw new ZmqchatError("key_changed", `${name}'s keys changed and are not trusted yet`, {
+        hint: `compare the new safety number (zmqchat keys fingerprint ${name}), then: zmqchat keys trust ${name}`,
+      });
+    if (!c.verified) this.cache.markVerified(name);
+    return { keys: c.keys, already: c.verified };
+  }
+
   /** Accepts a contact's changed keys after the user compared fingerprints. */
   trust(name: string): boolean {
     const ok = this.cache.trust(name);
     this.keysCheckedAt.delete(name);
+    if (ok) this.releaseHeld(name);
     return ok;
+  }
+
+  /** Opens again what was held for `name` during a key change; shows what now verifies. */
+  private releaseHeld(name: string): void {
+    const shown: ChatMessage[] = [];
+    for (const item of this.cache.heldFrom(name)) {
+      const o = this.open(item);
+      if (o.held) continue;
+      shown.push(o.message);
+    }
+    if (shown.length === 0) return;
+    const fresh = this.cache.addMessages(shown, null);
+    for (const m of shown) this.cache.unhold(m.id);
+    for (const m of fresh) this.emit({ type: "message", message: m });
   }
 
   async ping(opts: RequestOptions = {}): Promise<void> {
@@ -538,55 +658,35 @@ export class ChatClient {
       (n) => n !== this.name && !this.cache.contact(n),
     );
     if (unknown.length > 0) await this.users(unknown);
-    return items.map((i) => this.open(i));
+    const opened = items.map((i) => this.open(i));
+    // A signature no known key explains: the sender may have rotated; fetch their key history once and look again.
+    const unexplained = [...new Set(opened.filter((o) => o.unexplained).map((o) => o.message.from))];
+    if (unexplained.length > 0) {
+      try {
+        for (const u of await this.contactKeys.refresh(unexplained)) this.pin(u);
+      } catch (err) {
+        // Unreachable now: stop here, so these messages are judged on the next sync, not marked forged.
+        if (err instanceof ZmqchatError && (err.code === "timeout" || err.code === "unavailable")) throw err;
+        this.log.warn({ err }, "could not fetch a key history");
+      }
+      for (let k = 0; k < items.length; k++) if (opened[k]!.unexplained) opened[k] = this.open(items[k]!);
+    }
+    const shown: ChatMessage[] = [];
+    for (let k = 0; k < items.length; k++) {
+      const o = opened[k]!;
+      if (o.held) this.cache.hold(o.message.from, items[k]!);
+      else shown.push(o.message);
+    }
+    return shown;
   }
 
-  private open(item: MailboxItem): ChatMessage {
-    const env = item.envelope;
-    const me = this.name;
-    const other = env.group === null ? (env.from === me ? env.to : env.from) : null;
-    const base = {
-      id: env.id,
-      conv: env.group !== null ? `g:${env.group}` : `u:${other ?? env.from}`,
-      from: env.from,
-      to: env.to,
-      group: env.group,
-      sentAt: env.sentAt,
-      serverTime: item.serverTime,
-      cursor: item.cursor,
-      seq: env.seq,
-      device: env.device,
-    };
-    const contact = env.from === me ? null : this.cache.contact(env.from);
-    if (env.from !== me && !contact)
-      return { ...base, text: "", verified: false, problem: `unknown sender ${env.from}` };
-    if (env.group === null && env.from !== me && env.to !== me) {
-      return { ...base, text: "", verified: false, problem: "addressed to someone else" };
-    }
-    const senderKeys =
-      env.from === me
-        ? [this.publicKeys, ...this.previousSealers.map((p) => p.identity.publicKeys)]
-        : [contact!.keys];
-    let r: ReturnType<Sealer["open"]> = { ok: false, reason: "bad_signature" };
-    for (const keys of senderKeys) {
-      for (const sealer of [this.sealer, ...this.previousSealers]) {
-        r = sealer.open(env, keys);
-        if (r.ok || r.reason !== "undecryptable") break;
-      }
-      if (r.ok) break;
-    }
-    if (r.ok && !isIsoTime(env.sentAt))
-      return { ...base, text: "", verified: false, problem: "its sentAt is not an ISO 8601 time" };
-    if (r.ok) return { ...base, text: r.text, verified: true, problem: null };
-    const problem = {
-      bad_signature: contact?.pending
-        ? `signature does not match ${env.from}'s pinned key (their key changed; see zmqchat keys trust)`
-        : "bad signature: altered or forged",
-      not_for_me: "not sealed for you",
-      undecryptable: "cannot be decrypted",
-      unknown_suite: "unknown encryption suite",
-    }[r.reason];
-    return { ...base, text: "", verified: false, problem };
+  private open(item: MailboxItem): Opened {
+    return openItem(item, {
+      me: this.name,
+      sealers: [this.sealer, ...this.previousSealers],
+      contact: (n) => this.cache.contact(n),
+      keysOf: (n) => this.contactKeys.view(n),
+    });
   }
 
   // ---- keys ----------------------------------------------------------------------------
@@ -634,9 +734,13 @@ export class ChatClient {
       if (name === this.name) return { name, keys: this.publicKeys };
       const c = this.cache.contact(name)!;
       if (c.pending) {
+        // A contact the user verified gets both safety numbers, to compare the new one with them.
+        const numbers = c.verified
+          ? ` (verified safety number: ${fingerprint(name, c.keys)}; new: ${fingerprint(name, c.pending)})`
+          : "";
         throw new ZmqchatError(
           "key_changed",
-          `${name}'s keys changed since you first saw them; the message was not sent`,
+          `${name}'s keys changed since you first saw them; the message was not sent${numbers}`,
           {
             hint: `compare fingerprints with ${name} (zmqchat keys fingerprint ${name}), then run: zmqchat keys trust ${name}`,
           },
@@ -678,12 +782,16 @@ export class ChatClient {
         }
         throw err;
       }
+      const session = this.session && type !== "login" ? this.session.token : null;
       const frame = Buffer.from(
         JSON.stringify({
           v: 1,
           id,
           type,
-          ...(this.session && type !== "login" ? { session: this.session.token } : {}),
+          ...(session ? { session } : {}),
+          ...(session && this.bindKey
+            ? { pop: requestBindingProof(this.bindKey, id, type, session, body) }
+            : {}),
           body,
         }),
       );

@@ -8,14 +8,18 @@ import { isoOf, LANES, LaneClock, nowNs } from "./influx/clock.js";
 import { InfluxHttpError, rows, type Series, storeError, timeOf, V1Http } from "./influx/http.js";
 import { DURATION, duration, durationMs, goDurationMs, ident, nanos, str } from "./influx/influxql.js";
 import { RawNumber } from "./influx/raw-json.js";
-import type {
-  AppendInput,
-  AppendResult,
-  GroupRecord,
-  Store,
-  StoredItem,
-  StoreMetrics,
-  UserRecord,
+import {
+  type AppendInput,
+  type AppendResult,
+  appendChars,
+  envelopeFor,
+  type GroupRecord,
+  type KeyLinkRecord,
+  type RotationProof,
+  type Store,
+  type StoredItem,
+  type StoreMetrics,
+  type UserRecord,
 } from "./store.js";
 
 export interface InfluxStoreOptions {
@@ -81,7 +85,7 @@ const M = {
 /** How long before its expiry a one-time token may have been claimed first (challenges live 30 s). */
 const ONE_TIME_HORIZON_MS = 3600_000;
 
-const ROTATION_FIELDS = ["from_sign", "from_enc", "sign", "enc"];
+const ROTATION_FIELDS = ["from_sign", "from_enc", "sign", "enc", "sig", "sig_new"];
 
 interface Pending {
   input: AppendInput;
@@ -441,7 +445,12 @@ export class InfluxStore implements Store {
    * Compare-and-set of a user's keys without compare-and-set: a rotation claim "from → to",
    * decided like a name (first settled claim from the current keys wins; see users()).
    */
-  async rotateKeys(name: string, from: UserRecord["keys"], to: UserRecord["keys"]): Promise<boolean> {
+  async rotateKeys(
+    name: string,
+    from: UserRecord["keys"],
+    to: UserRecord["keys"],
+    proof?: RotationProof,
+  ): Promise<boolean> {
     this.ready();
     checkKeys(from);
     checkKeys(to);
@@ -459,6 +468,8 @@ export class InfluxStore implements Store {
         .stringField("sign", to.sign)
         .stringField("enc", to.enc)
         .booleanField("void", false);
+      if (proof) point.stringField("sig", proof.sig);
+      if (proof?.sigNew) point.stringField("sig_new", proof.sigNew);
       await this.writeRetrying(
         [point.timestamp(ts.toString()).toLineProtocol()!],
         `rotate the keys of ${name}`,
@@ -709,28 +720,39 @@ export class InfluxStore implements Store {
    * whose `from` is the current keys (and that is later than them) makes B current, and so on.
    * Claim ids of the rotations that took effect come back too, for rotateKeys.
    */
-  private async users(names: string[] | null): Promise<Map<string, UserRecord & { steps: Set<string> }>> {
+  async keyHistory(name: string): Promise<KeyLinkRecord[]> {
+    this.ready();
+    if (!NAME_PATTERN.test(name)) return [];
+    return (await this.users([name])).get(name)?.chain ?? [];
+  }
+
+  private async users(
+    names: string[] | null,
+  ): Promise<Map<string, UserRecord & { steps: Set<string>; chain: KeyLinkRecord[] }>> {
     const res = await this.queryRetrying(
       `${this.claimStatement(M.users, names, ["sign", "enc"])}; ${this.claimStatement(M.userKeys, names, ROTATION_FIELDS)}`,
       "read users",
     );
     const registrations = parseClaims(res[0] ?? []);
     const rotations = parseClaims(res[1] ?? []);
-    const out = new Map<string, UserRecord & { steps: Set<string> }>();
+    const out = new Map<string, UserRecord & { steps: Set<string>; chain: KeyLinkRecord[] }>();
+    const text = (v: unknown) => (typeof v === "string" && v !== "" ? v : null);
     for (const [name, claims] of registrations) {
       const first = claims[0];
       if (!first || !this.settled(first.ts)) continue;
       let keys = { sign: String(first.fields.sign), enc: String(first.fields.enc) };
       let since = first.ts;
       const steps = new Set<string>();
+      const chain: KeyLinkRecord[] = [{ keys, sig: null, sigNew: null, at: isoOf(first.ts) }];
       for (const r of rotations.get(name) ?? []) {
         if (!this.settled(r.ts) || r.ts <= since) continue;
         if (r.fields.from_sign !== keys.sign || r.fields.from_enc !== keys.enc) continue;
         keys = { sign: String(r.fields.sign), enc: String(r.fields.enc) };
         since = r.ts;
         steps.add(r.id);
+        chain.push({ keys, sig: text(r.fields.sig), sigNew: text(r.fields.sig_new), at: isoOf(r.ts) });
       }
-      out.set(name, { name, keys, steps });
+      out.set(name, { name, keys, steps, chain });
     }
     return out;
   }
@@ -756,7 +778,7 @@ export class InfluxStore implements Store {
       this.queue.push({
         input,
         points: owners,
-        bytes: owners * (input.envelope.length * 3 + 200),
+        bytes: appendChars(input) * 3 + owners * 200,
         resolve,
         reject,
       });
@@ -768,6 +790,7 @@ export class InfluxStore implements Store {
     owner: string,
     after: string | null,
     limit: number,
+    maxChars = Number.POSITIVE_INFINITY,
   ): Promise<{ items: StoredItem[]; more: boolean }> {
     this.ready();
     checkName(owner, "user");
@@ -804,13 +827,20 @@ export class InfluxStore implements Store {
     const more = page.length > limit || first.some((r) => r.ts > boundary);
     const seen = new Set<string>();
     const items: StoredItem[] = [];
+    let chars = 0;
+    let trimmed = false;
     for (const r of page.slice(0, limit)) {
       // A second copy of an id can exist only after a race between servers; the first copy is the one.
       if (seen.has(r.id)) continue;
+      if (items.length > 0 && chars + r.envelope.length > maxChars) {
+        trimmed = true;
+        break;
+      }
       seen.add(r.id);
+      chars += r.envelope.length;
       items.push({ cursor: r.ts.toString(), serverTime: isoOf(r.ts), envelope: r.envelope });
     }
-    return { items, more };
+    return { items, more: more || trimmed };
   }
 
   private async page(
@@ -945,7 +975,7 @@ export class InfluxStore implements Store {
           const point = new Point(M.mailbox)
             .tag("owner", owner)
             .stringField("id", p.input.id)
-            .stringField("envelope", p.input.envelope)
+            .stringField("envelope", envelopeFor(p.input, owner))
             .timestamp(ts.toString());
           lines.push(point.toLineProtocol()!);
         }

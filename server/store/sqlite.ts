@@ -2,14 +2,17 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { ZmqchatError } from "../../core/errors.js";
-import type {
-  AppendInput,
-  AppendResult,
-  GroupRecord,
-  Store,
-  StoredItem,
-  StoreMetrics,
-  UserRecord,
+import {
+  type AppendInput,
+  type AppendResult,
+  envelopeFor,
+  type GroupRecord,
+  type KeyLinkRecord,
+  type RotationProof,
+  type Store,
+  type StoredItem,
+  type StoreMetrics,
+  type UserRecord,
 } from "./store.js";
 
 const SCHEMA = `
@@ -18,6 +21,16 @@ CREATE TABLE IF NOT EXISTS users (
   sign_key TEXT NOT NULL,
   enc_key TEXT NOT NULL,
   created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS key_history (
+  name TEXT NOT NULL,
+  gen INTEGER NOT NULL,
+  sign_key TEXT NOT NULL,
+  enc_key TEXT NOT NULL,
+  sig TEXT,
+  sig_new TEXT,
+  at TEXT NOT NULL,
+  PRIMARY KEY (name, gen)
 );
 CREATE TABLE IF NOT EXISTS backups (
   name TEXT PRIMARY KEY,
@@ -106,6 +119,7 @@ export class SqliteStore implements Store {
       }, 10_000);
       this.db = db;
       this.stmts = this.prepare(db);
+      this.tokens = this.openTokens(db);
     } catch (cause) {
       throw new ZmqchatError(
         "unavailable",
@@ -131,12 +145,20 @@ export class SqliteStore implements Store {
       rotate: db.prepare(
         "UPDATE users SET sign_key = ?, enc_key = ? WHERE name = ? AND sign_key = ? AND enc_key = ?",
       ),
+      keyHistory: db.prepare<
+        [string],
+        { sign_key: string; enc_key: string; sig: string | null; sig_new: string | null; at: string }
+      >("SELECT sign_key, enc_key, sig, sig_new, at FROM key_history WHERE name = ? ORDER BY gen"),
+      registered: db.prepare<[string], { sign_key: string; enc_key: string; created_at: string }>(
+        "SELECT sign_key, enc_key, created_at FROM users WHERE name = ?",
+      ),
+      insertLink: db.prepare(
+        "INSERT INTO key_history (name, gen, sign_key, enc_key, sig, sig_new, at) VALUES (?, (SELECT coalesce(max(gen) + 1, 0) FROM key_history WHERE name = ?), ?, ?, ?, ?, ?)",
+      ),
       putBackup: db.prepare(
         "INSERT INTO backups (name, blob, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET blob = excluded.blob, updated_at = excluded.updated_at",
       ),
       getBackup: db.prepare<[string], { blob: string }>("SELECT blob FROM backups WHERE name = ?"),
-      claimToken: db.prepare("INSERT OR IGNORE INTO used_tokens (token, expires) VALUES (?, ?)"),
-      forgetTokens: db.prepare("DELETE FROM used_tokens WHERE expires < ?"),
       revoke: db.prepare(
         "INSERT INTO revocations (name, scope, before) VALUES (?, ?, ?) ON CONFLICT(name, scope) DO UPDATE SET before = max(before, excluded.before)",
       ),
@@ -195,8 +217,59 @@ export class SqliteStore implements Store {
     return this.guard(() => this.stmts.listUsers.all().map(toUser));
   }
 
-  async rotateKeys(name: string, from: UserRecord["keys"], to: UserRecord["keys"]): Promise<boolean> {
-    return this.guard(() => this.stmts.rotate.run(to.sign, to.enc, name, from.sign, from.enc).changes === 1);
+  async rotateKeys(
+    name: string,
+    from: UserRecord["keys"],
+    to: UserRecord["keys"],
+    proof?: RotationProof,
+  ): Promise<boolean> {
+    return this.guard(() =>
+      this.handle.transaction(() => {
+        // The history starts with the keys held before the first rotation (users registered
+        // before the history existed get theirs written here).
+        const before = this.stmts.registered.get(name);
+        if (!before) return false;
+        const history = this.stmts.keyHistory.all(name);
+        if (this.stmts.rotate.run(to.sign, to.enc, name, from.sign, from.enc).changes !== 1) return false;
+        if (history.length === 0)
+          this.stmts.insertLink.run(
+            name,
+            name,
+            before.sign_key,
+            before.enc_key,
+            null,
+            null,
+            before.created_at,
+          );
+        this.stmts.insertLink.run(
+          name,
+          name,
+          to.sign,
+          to.enc,
+          proof?.sig ?? null,
+          proof?.sigNew ?? null,
+          new Date().toISOString(),
+        );
+        return true;
+      })(),
+    );
+  }
+
+  async keyHistory(name: string): Promise<KeyLinkRecord[]> {
+    return this.guard(() => {
+      const rows = this.stmts.keyHistory.all(name);
+      if (rows.length > 0)
+        return rows.map((r) => ({
+          keys: { sign: r.sign_key, enc: r.enc_key },
+          sig: r.sig,
+          sigNew: r.sig_new,
+          at: r.at,
+        }));
+      const u = this.stmts.registered.get(name);
+      return u
+        ? [{ keys: { sign: u.sign_key, enc: u.enc_key }, sig: null, sigNew: null, at: u.created_at }]
+        : [];
+    });
   }
 
   async putBackup(name: string, blob: string): Promise<void> {
@@ -210,14 +283,35 @@ export class SqliteStore implements Store {
   async claimOnce(token: string, expires: number): Promise<boolean> {
     return this.guard(() => {
       // A primary key decides: of concurrent servers, one insert changes a row.
-      const won = this.stmts.claimToken.run(token, expires).changes === 1;
+      const tokens = this.tokens;
+      if (!tokens) throw new ZmqchatError("unavailable", "the SQLite store is not open");
+      const won = tokens.claim.run(token, expires).changes === 1;
       // Expired challenges are refused before they get here; forget them now and then (a minute's slack for clock skew).
-      if (++this.claims % 256 === 0) this.stmts.forgetTokens.run(Date.now() - 60_000);
+      if (++this.claims % 256 === 0) tokens.forget.run(Date.now() - 60_000);
       return won;
     });
   }
 
   private claims = 0;
+  private tokens: ReturnType<SqliteStore["openTokens"]> | null = null;
+
+  /**
+   * Used login challenges go through a second connection with synchronous=NORMAL: in WAL mode a
+   * commit then waits for no fsync (one per login would cost milliseconds of event loop), and
+   * only a power loss within a challenge's 30 s could forget that one was used.
+   */
+  private openTokens(main: Database.Database) {
+    const db = this.path === ":memory:" ? main : new Database(this.path);
+    if (db !== main) {
+      db.pragma("busy_timeout = 0");
+      db.pragma("synchronous = NORMAL");
+    }
+    return {
+      db,
+      claim: db.prepare("INSERT OR IGNORE INTO used_tokens (token, expires) VALUES (?, ?)"),
+      forget: db.prepare("DELETE FROM used_tokens WHERE expires < ?"),
+    };
+  }
 
   async revokeSessions(name: string, scope: string, before: number): Promise<void> {
     await this.guard(() => this.stmts.revoke.run(name, scope, before));
@@ -273,19 +367,30 @@ export class SqliteStore implements Store {
     owner: string,
     after: string | null,
     limit: number,
+    maxChars = Number.POSITIVE_INFINITY,
   ): Promise<{ items: StoredItem[]; more: boolean }> {
     return this.guard(() => {
-      const rows = this.stmts.read.all(owner, after === null ? 0 : Number(after), limit + 1);
-      const more = rows.length > limit;
-      const items = rows
-        .slice(0, limit)
-        .map((r) => ({ cursor: String(r.pos), serverTime: r.server_time, envelope: r.envelope }));
+      // Iterated, not fetched whole: a page of large envelopes stops at the budget without
+      // reading the rest into memory.
+      const items: StoredItem[] = [];
+      let chars = 0;
+      let more = false;
+      for (const r of this.stmts.read.iterate(owner, after === null ? 0 : Number(after), limit + 1)) {
+        if (items.length >= limit || (items.length > 0 && chars + r.envelope.length > maxChars)) {
+          more = true;
+          break;
+        }
+        chars += r.envelope.length;
+        items.push({ cursor: String(r.pos), serverTime: r.server_time, envelope: r.envelope });
+      }
       return { items, more };
     });
   }
 
   async close(): Promise<void> {
     if (this.pending.length > 0) this.flush();
+    if (this.tokens && this.tokens.db !== this.db) this.tokens.db.close();
+    this.tokens = null;
     this.db?.close();
     this.db = null;
   }
@@ -342,7 +447,7 @@ export class SqliteStore implements Store {
     const placed = new Map<string, { cursor: string; serverTime: string }>();
     let duplicate = true;
     for (const owner of input.owners) {
-      const r = this.stmts.insertItem.run(owner, input.id, serverTime, input.envelope);
+      const r = this.stmts.insertItem.run(owner, input.id, serverTime, envelopeFor(input, owner));
       if (r.changes === 1) {
         duplicate = false;
         placed.set(owner, { cursor: String(r.lastInsertRowid), serverTime });

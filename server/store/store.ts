@@ -5,6 +5,21 @@ export interface UserRecord {
   keys: PublicKeys;
 }
 
+/** The signatures that bind a rotation: by the old keys and by the new ones, over rotationBytes. */
+export interface RotationProof {
+  sig: string;
+  sigNew: string | null;
+}
+
+/** One key of a user's history, as kept by the store. */
+export interface KeyLinkRecord {
+  keys: PublicKeys;
+  sig: string | null;
+  sigNew: string | null;
+  /** ISO time the store took the key. */
+  at: string;
+}
+
 export interface GroupRecord {
   name: string;
   owner: string;
@@ -25,6 +40,23 @@ export interface AppendInput {
   /** Every mailbox to store the message in (recipients and the sender). */
   owners: string[];
   envelope: string;
+  /**
+   * Per-owner copies that replace `envelope` in those mailboxes (envelope v2 keeps only the
+   * owner's own wrapped key in each copy, so storage grows linearly with a group).
+   */
+  copies?: ReadonlyMap<string, string>;
+}
+
+/** The envelope text `owner`'s mailbox keeps for this append. */
+export function envelopeFor(input: AppendInput, owner: string): string {
+  return input.copies?.get(owner) ?? input.envelope;
+}
+
+/** The bytes an append stores over all its mailboxes (JSON text, UTF-16 length as an estimate). */
+export function appendChars(input: AppendInput): number {
+  let n = 0;
+  for (const owner of new Set(input.owners)) n += envelopeFor(input, owner).length;
+  return n;
 }
 
 export interface AppendResult {
@@ -64,7 +96,14 @@ export interface Store {
    * Replaces a user's keys, but only when they are still `from` (the caller checked a
    * signature by the old key). Returns false when the keys were not `from`.
    */
-  rotateKeys(name: string, from: UserRecord["keys"], to: UserRecord["keys"]): Promise<boolean>;
+  rotateKeys(
+    name: string,
+    from: UserRecord["keys"],
+    to: UserRecord["keys"],
+    proof?: RotationProof,
+  ): Promise<boolean>;
+  /** Every key the user has had, oldest first, with the rotation signatures; empty for an unknown user. */
+  keyHistory(name: string): Promise<KeyLinkRecord[]>;
   /** Stores (replaces) a user's passphrase-encrypted key backup: opaque text. */
   putBackup(name: string, blob: string): Promise<void>;
   getBackup(name: string): Promise<string | null>;
@@ -84,7 +123,16 @@ export interface Store {
   sessionRevocations(name: string): Promise<Map<string, number>>;
   /** Stores one message in several mailboxes; resolves only when the write is durable. */
   append(input: AppendInput): Promise<AppendResult>;
-  /** The owner's mailbox after `after` (exclusive), oldest first. */
-  read(owner: string, after: string | null, limit: number): Promise<{ items: StoredItem[]; more: boolean }>;
+  /**
+   * The owner's mailbox after `after` (exclusive), oldest first: at most `limit` items and, when
+   * `maxChars` is given, stopping before the envelopes' total length would pass it (but always
+   * at least one item); `more` tells whether anything was left.
+   */
+  read(
+    owner: string,
+    after: string | null,
+    limit: number,
+    maxChars?: number,
+  ): Promise<{ items: StoredItem[]; more: boolean }>;
   close(): Promise<void>;
 }

@@ -60,6 +60,38 @@ export function storeContract(
       });
     });
 
+    it("keeps every key a user has had, oldest first, with the rotation signatures", async () => {
+      await withStore(async (store) => {
+        assert.deepEqual(await store.keyHistory("carol"), [], "nothing for an unknown user");
+        await store.registerUser({ name: "carol", keys: keys(1) });
+        const registered = await store.keyHistory("carol");
+        assert.deepEqual(
+          registered.map((l) => [l.keys, l.sig, l.sigNew]),
+          [[keys(1), null, null]],
+        );
+        assert.equal(
+          await store.rotateKeys("carol", keys(1), keys(2), { sig: "c2ln", sigNew: "bmV3" }),
+          true,
+        );
+        assert.equal(await store.rotateKeys("carol", keys(7), keys(8), { sig: "eA", sigNew: null }), false);
+        assert.equal(
+          await store.rotateKeys("carol", keys(2), keys(3), { sig: "c2lnMw", sigNew: null }),
+          true,
+        );
+        const chain = await store.keyHistory("carol");
+        assert.deepEqual(
+          chain.map((l) => [l.keys, l.sig, l.sigNew]),
+          [
+            [keys(1), null, null],
+            [keys(2), "c2ln", "bmV3"],
+            [keys(3), "c2lnMw", null],
+          ],
+        );
+        for (const l of chain) assert.ok(!Number.isNaN(Date.parse(l.at)), `an ISO time: ${l.at}`);
+        assert.ok(chain[0]!.at <= chain[1]!.at && chain[1]!.at <= chain[2]!.at, "in the order taken");
+      });
+    });
+
     it("keeps one key backup per user, the newest", async () => {
       await withStore(async (store) => {
         assert.equal(await store.getBackup("alice"), null);
@@ -145,6 +177,51 @@ export function storeContract(
         assert.equal((await store.read("carol", null, 100)).items.length, 0);
         const last = page3.items.at(-1)!.cursor;
         assert.deepEqual((await store.read("bob", last, 10)).items, []);
+      });
+    });
+
+    it("pages stop before a byte budget (one large item still comes alone) and lose nothing", async () => {
+      await withStore(async (store) => {
+        const big = (n: number, size: number) => JSON.stringify({ n, pad: "x".repeat(size) });
+        for (let i = 0; i < 12; i++) {
+          await store.append({ id: id(i), owners: ["bob"], envelope: big(i, i === 5 ? 5000 : 400) });
+        }
+        const seen: number[] = [];
+        let after: string | null = null;
+        let pages = 0;
+        for (;;) {
+          const page: { items: { cursor: string; envelope: string }[]; more: boolean } = await store.read(
+            "bob",
+            after,
+            100,
+            1000,
+          );
+          pages++;
+          assert.ok(page.items.length >= 1, "a page holds at least one item");
+          const chars = page.items.reduce((n, x) => n + x.envelope.length, 0);
+          assert.ok(page.items.length === 1 || chars <= 1000, `a page of ${chars} chars`);
+          seen.push(...page.items.map((x) => JSON.parse(x.envelope).n as number));
+          if (!page.more) break;
+          after = page.items.at(-1)!.cursor;
+        }
+        assert.deepEqual(seen, [...Array(12).keys()]);
+        assert.ok(pages >= 6, `${pages} pages`);
+      });
+    });
+
+    it("keeps a copy of its own for each mailbox when the append carries per-owner copies", async () => {
+      await withStore(async (store) => {
+        await store.append({
+          id: id(3),
+          owners: ["alice", "bob"],
+          envelope: '{"all":true}',
+          copies: new Map([
+            ["alice", '{"for":"alice"}'],
+            ["bob", '{"for":"bob"}'],
+          ]),
+        });
+        assert.equal((await store.read("alice", null, 10)).items[0]!.envelope, '{"for":"alice"}');
+        assert.equal((await store.read("bob", null, 10)).items[0]!.envelope, '{"for":"bob"}');
       });
     });
 

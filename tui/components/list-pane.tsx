@@ -15,10 +15,12 @@ interface Entry {
   unread: number;
   open: boolean;
   warn: boolean;
+  /** A contact whose keys came only from the server: not compared yet (`/verify USER`). */
+  unverified: boolean;
 }
 
 function entriesOf(
-  s: Pick<State, "users" | "groups" | "convs" | "keyChanged" | "open">,
+  s: Pick<State, "users" | "groups" | "convs" | "keyChanged" | "verified" | "open">,
   pane: Which,
 ): Entry[] {
   return listOf(s, pane).map((name) => {
@@ -28,6 +30,7 @@ function entriesOf(
       unread: s.convs[conv]?.unread ?? 0,
       open: s.open === conv,
       warn: pane === "contacts" && s.keyChanged.includes(name),
+      unverified: pane === "contacts" && !s.verified.includes(name),
     };
   });
 }
@@ -38,10 +41,11 @@ export function ListPane({ pane, width, height }: Props) {
   const groups = useAppState((s) => s.groups);
   const convs = useAppState((s) => s.convs);
   const keyChanged = useAppState((s) => s.keyChanged);
+  const verified = useAppState((s) => s.verified);
   const open = useAppState((s) => s.open);
   const list = useMemo(
-    () => entriesOf({ users, groups, convs, keyChanged, open }, pane),
-    [users, groups, convs, keyChanged, open, pane],
+    () => entriesOf({ users, groups, convs, keyChanged, verified, open }, pane),
+    [users, groups, convs, keyChanged, verified, open, pane],
   );
   const selected = useAppState((s) => s.selected[pane]);
   const focused = useAppState((s) => s.focus === pane);
@@ -73,13 +77,13 @@ export function ListPane({ pane, width, height }: Props) {
       {shown.map((e) => {
         const isSel = e.name === selected;
         const badge = e.unread > 0 ? ` ${e.unread > 99 ? "99+" : e.unread}` : "";
-        const warn = e.warn ? " ⚠" : "";
+        const warn = e.warn ? " ⚠" : e.unverified ? " ?" : "";
         const label = `${e.open ? "▸" : " "}${pane === "groups" ? "#" : ""}${e.name}`;
         const room = inner - textWidth(badge) - textWidth(warn);
         return (
           <Text key={e.name} wrap="truncate-end" inverse={isSel && focused} bold={e.open || e.unread > 0}>
             {fit(truncate(label, room), room)}
-            <Text color="red">{warn}</Text>
+            <Text color={e.warn ? "red" : "yellow"}>{warn}</Text>
             <Text color="yellow" bold>
               {badge}
             </Text>
