@@ -508,16 +508,34 @@ export class ChatClient {
       rotationBytes(this.name, current.identity.publicKeys, next.publicKeys),
       next.signPrivate,
     );
-    await this.request(
-      "keys.rotate",
-      { keys: next.publicKeys, sig: sig.toString("base64url"), sigNew: sigNew.toString("base64url") },
-      opts,
-    );
+    try {
+      await this.request(
+        "keys.rotate",
+        { keys: next.publicKeys, sig: sig.toString("base64url"), sigNew: sigNew.toString("base64url") },
+        opts,
+      );
+    } catch (err) {
+      // The acknowledgement can come after a retry, which then finds the old keys' session
+      // ended and fails: the rotation happened exactly when the name is bound to the new keys
+      // (registering them again is then harmless). Losing the new keys would lock the user out.
+      if (!(await this.boundTo(next.publicKeys, opts))) throw err;
+      this.session = null;
+    }
     return {
       identity: next,
       device: current.device,
       previous: [current.identity, ...(current.previous ?? [])],
     };
+  }
+
+  /** True when the service binds this name to `keys` now. */
+  private async boundTo(keys: PublicKeys, opts: RequestOptions): Promise<boolean> {
+    try {
+      await this.request("register", { name: this.name, keys }, opts);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Uploads this identity encrypted under a passphrase (scrypt), for `restore` on another machine. */
