@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { Cache } from "../core/client/cache.js";
 import { ChatClient } from "../core/client/client.js";
+import { FileEndpointMemory } from "../core/client/endpoints.js";
 import { ensureIdentity, type LoadedIdentity, loadIdentity, profilePaths } from "../core/client/profile.js";
 import { readConfigFile, resolveHome, resolveSettings, type Settings } from "../core/config/config.js";
 import { z85Decode } from "../core/crypto/session-binding.js";
@@ -86,6 +87,7 @@ export function openClient(
     cache,
     log: makeLogger("client", process.env.ZMQCHAT_LOG_LEVEL ?? "warn", process.stderr),
     curveSecret: curveSecretOf(settings, paths.dir),
+    endpointMemory: new FileEndpointMemory(join(paths.dir, "endpoints.json")),
   });
   return {
     client,
