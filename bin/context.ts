@@ -10,7 +10,7 @@ import { ZmqchatError } from "../core/errors.js";
 import { ZeromqClientTransport } from "../transports/zeromq/client.js";
 import { findBalancerKey } from "../transports/zeromq/index.js";
 import { deviceCurveKeys } from "./curve.js";
-import { makeLogger } from "./logging.js";
+import { keyChangedSentence, makeCliLogger } from "./logging.js";
 
 export interface GlobalFlags {
   user?: string;
@@ -104,9 +104,18 @@ export function openClient(
     endpoints: settings.endpoints,
     identity,
     cache,
-    log: makeLogger("client", process.env.ZMQCHAT_LOG_LEVEL ?? "warn", process.stderr),
+    log: makeCliLogger("client", {
+      debug: process.argv.includes("--debug"),
+      level: settings.sources.logLevel === "default" ? undefined : settings.logLevel,
+    }),
     curveSecret: curveSecretOf(settings, paths.dir),
     endpointMemory: new FileEndpointMemory(join(paths.dir, "endpoints.json")),
+  });
+  const warned = new Set<string>();
+  client.on((e) => {
+    if (e.type !== "key_changed" || warned.has(e.name)) return;
+    warned.add(e.name);
+    process.stderr.write(`${keyChangedSentence(e.name)}\n`);
   });
   return {
     client,

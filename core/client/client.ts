@@ -713,7 +713,8 @@ export class ChatClient {
     if (u.name === this.name) return;
     const seen = this.cache.see(u.name, u.keys);
     if (seen === "changed") {
-      this.log.warn({ user: u.name }, "key changed");
+      // Views say it in their own words (the event); the log keeps a record.
+      this.log.info({ user: u.name }, "key changed");
       this.emit({ type: "key_changed", name: u.name });
     }
   }
