@@ -122,6 +122,28 @@ describe("the service plane: only listed servers join, publish and answer", () =
     assert.match(readFileSync(join(insecure.home, "stack", "logs", "balancer.log"), "utf8"), /INSECURE/);
   });
 
+  it("the stack the TUI starts by itself runs CURVE too, and a client with another home finds its key", async () => {
+    // The TUI's own start-up path (from the built package, as the TUI runs it), on a free port.
+    const { ensureLocalStack } = (await import(
+      new URL("../../dist/bin/commands/tui.js", import.meta.url).href
+    )) as typeof import("../../bin/commands/tui.js");
+    const home = join(root, "tui-stack");
+    const endpoint = `tcp://127.0.0.1:${await freeBasePort()}`;
+    const notes: string[] = [];
+    try {
+      await ensureLocalStack(home, endpoint, (n) => notes.push(n));
+      assert.match(notes.at(-1) ?? "", /started a local stack/, notes.join("; "));
+      const own = JSON.parse(
+        readFileSync(join(home, "stack", "curve", "balancer.curve"), "utf8"),
+      ) as CurveKeys;
+      assert.equal(findBalancerKey(endpoint), own.publicKey);
+      const r = await runCli(["--user", "erin", "register"], { home: join(root, "tui-erin"), endpoint });
+      assert.equal(r.code, 0, r.stderr);
+    } finally {
+      await runCli(["down"], { home });
+    }
+  });
+
   it("a rogue DEALER announcing READY on each port gets no request while alice and bob chat; on --insecure it does", async () => {
     const rogue = rogueServers(secure.port, findBalancerKey(secure.endpoint));
     try {
