@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { Cache } from "../core/client/cache.js";
 import { ChatClient } from "../core/client/client.js";
+import { FileEndpointMemory } from "../core/client/endpoints.js";
 import { ensureIdentity, type LoadedIdentity, loadIdentity, profilePaths } from "../core/client/profile.js";
 import { readConfigFile, resolveHome, resolveSettings, type Settings } from "../core/config/config.js";
 import { z85Decode } from "../core/crypto/session-binding.js";
@@ -9,7 +10,7 @@ import { ZmqchatError } from "../core/errors.js";
 import { ZeromqClientTransport } from "../transports/zeromq/client.js";
 import { findBalancerKey } from "../transports/zeromq/index.js";
 import { deviceCurveKeys } from "./curve.js";
-import { makeLogger } from "./logging.js";
+import { keyChangedSentence, makeCliLogger } from "./logging.js";
 
 export interface GlobalFlags {
   user?: string;
@@ -71,9 +72,12 @@ export function clientTransport(settings: Settings, profileDir: string): ZeromqC
   });
 }
 
-/** This device's CURVE secret key (raw X25519), when the link uses CURVE: sessions are bound to it. */
-export function curveSecretOf(settings: Settings, profileDir: string): Buffer | undefined {
-  return settings.curveServerKey ? z85Decode(deviceCurveKeys(profileDir).secretKey) : undefined;
+/**
+ * This device's CURVE secret key (raw X25519), the one its CURVE links use: sessions are bound to
+ * it whether or not the link runs CURVE (`--insecure`), so a stolen token is useless elsewhere.
+ */
+export function curveSecretOf(profileDir: string): Buffer {
+  return z85Decode(deviceCurveKeys(profileDir).secretKey);
 }
 
 /** The passphrase that unlocks (or, at register, protects) a profile's keys: ZMQCHAT_PASSPHRASE. */
@@ -103,8 +107,18 @@ export function openClient(
     endpoints: settings.endpoints,
     identity,
     cache,
-    log: makeLogger("client", process.env.ZMQCHAT_LOG_LEVEL ?? "warn", process.stderr),
-    curveSecret: curveSecretOf(settings, paths.dir),
+    log: makeCliLogger("client", {
+      debug: process.argv.includes("--debug"),
+      level: settings.sources.logLevel === "default" ? undefined : settings.logLevel,
+    }),
+    curveSecret: curveSecretOf(paths.dir),
+    endpointMemory: new FileEndpointMemory(join(paths.dir, "endpoints.json")),
+  });
+  const warned = new Set<string>();
+  client.on((e) => {
+    if (e.type !== "key_changed" || warned.has(e.name)) return;
+    warned.add(e.name);
+    process.stderr.write(`${keyChangedSentence(e.name)}\n`);
   });
   return {
     client,

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { Cache } from "../../core/client/cache.js";
 import { ChatClient } from "../../core/client/client.js";
+import { FileEndpointMemory } from "../../core/client/endpoints.js";
 import {
   ensureIdentity,
   hasIdentity,
@@ -17,7 +18,7 @@ import { NAME_PATTERN } from "../../core/protocol/limits.js";
 import { isAlive, readStackState, stackPaths } from "../../server/local-stack.js";
 import type { ProfileAccess, TuiSession } from "../../tui/controller.js";
 import { runTui, TerminalScreen } from "../../tui/main.js";
-import { clientTransport, settingsOf, unlockOptions } from "../context.js";
+import { clientTransport, curveSecretOf, settingsOf, unlockOptions } from "../context.js";
 import { makeLogger } from "../logging.js";
 import { probeBalancer } from "../probe.js";
 import { report } from "../report.js";
@@ -35,6 +36,8 @@ export function zeromqProfiles(settings: Settings, log: Logger): ProfileAccess {
       identity,
       cache,
       log,
+      endpointMemory: new FileEndpointMemory(join(profilePaths(home, name).dir, "endpoints.json")),
+      curveSecret: curveSecretOf(profilePaths(home, name).dir),
     });
     return {
       client,

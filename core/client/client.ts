@@ -34,6 +34,7 @@ import {
 } from "../protocol/schema.js";
 import type { ClientLink, Route } from "../transport.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
+import type { EndpointMemory } from "./endpoints.js";
 import { ContactKeys, type ContactKeyView } from "./key-history.js";
 import { type Opened, openItem } from "./open.js";
 import type { LoadedIdentity } from "./profile.js";
@@ -60,6 +61,13 @@ export interface ChatClientOptions {
   requestTimeoutMs?: number;
   /** This device's CURVE secret key (raw X25519, 32 bytes): sessions are bound to it when the service offers binding. */
   curveSecret?: Buffer;
+  /** Remembers endpoints that did not answer, so they are tried last (by this and later clients). */
+  endpointMemory?: EndpointMemory;
+  /**
+   * How long a client that has not yet reached any balancer waits for one to answer before it
+   * fails (`timeout`): with the service down, commands fail or fall back at once.
+   */
+  firstContactMs?: number;
 }
 
 export interface RequestOptions {
@@ -69,8 +77,9 @@ export interface RequestOptions {
 export type Target = { user: string } | { group: string };
 
 interface Waiter {
+  /** With a reply, or null when the attempt is given up early (the peer refused the connection). */
   resolve: (
-    frame: { ok: true; body: unknown } | { ok: false; error: { code: string; message: string } },
+    frame: { ok: true; body: unknown } | { ok: false; error: { code: string; message: string } } | null,
   ) => void;
 }
 
@@ -99,6 +108,13 @@ export class ChatClient {
   private suspect = false;
   private linkReady: Promise<void> | null = null;
   private endpointIndex = 0;
+  /** The endpoints in the order to try them (remembered silent ones last). */
+  private readonly endpoints: string[];
+  /** Some balancer answered this client: from then on silence is an outage to wait out, not "nothing runs there". */
+  private everAnswered = false;
+  /** Cuts a first-contact hello short when the link reports its peer refused the connection. */
+  private onRefused: (() => void) | null = null;
+  private readonly firstContactMs: number;
   private session: { token: string; topic: string } | null = null;
   private loggingIn: Promise<void> | null = null;
   private syncing: Promise<number> | null = null;
@@ -122,6 +138,8 @@ export class ChatClient {
     this.log = options.log ?? silentLogger;
     this.attemptMs = options.attemptTimeoutMs ?? 1500;
     this.requestMs = options.requestTimeoutMs ?? 10_000;
+    this.firstContactMs = options.firstContactMs ?? 1500;
+    this.endpoints = options.endpointMemory?.order(options.endpoints) ?? [...options.endpoints];
   }
 
   get cache(): Cache {
@@ -129,7 +147,7 @@ export class ChatClient {
   }
 
   get endpoint(): string {
-    return this.options.endpoints[this.endpointIndex]!;
+    return this.endpoints[this.endpointIndex]!;
   }
 
   get publicKeys(): PublicKeys {
@@ -713,7 +731,8 @@ export class ChatClient {
     if (u.name === this.name) return;
     const seen = this.cache.see(u.name, u.keys);
     if (seen === "changed") {
-      this.log.warn({ user: u.name }, "key changed");
+      // Views say it in their own words (the event); the log keeps a record.
+      this.log.info({ user: u.name }, "key changed");
       this.emit({ type: "key_changed", name: u.name });
     }
   }
@@ -824,11 +843,7 @@ export class ChatClient {
         // Freelance-style failover: after two silent attempts (one, when the link saw its peer
         // go), move to the next endpoint, unless another request already did. With a single
         // endpoint the DEALER reconnects by itself and the same request is simply sent again.
-        if (
-          silent >= (this.suspect ? 1 : 2) &&
-          this.options.endpoints.length > 1 &&
-          generation === this.generation
-        ) {
+        if (silent >= (this.suspect ? 1 : 2) && this.endpoints.length > 1 && generation === this.generation) {
           silent = 0;
           await this.rotate();
         }
@@ -864,7 +879,7 @@ export class ChatClient {
     if (this.closed) throw new ZmqchatError("unavailable", "the client is closed");
     this.setState("offline");
     throw new ZmqchatError("timeout", `the service did not answer in time (${lastProblem})`, {
-      hint: `is the service running at ${this.options.endpoints.join(", ")}? (zmqchat up starts a local one)`,
+      hint: `is the service running at ${this.endpoints.join(", ")}? (zmqchat up starts a local one)`,
     });
   }
 
@@ -912,7 +927,14 @@ export class ChatClient {
   }
 
   private async openLink(deadline: number): Promise<void> {
+    // A client that never reached the service gives up soon: nothing answers there, and the
+    // caller reports it or falls back (the outbox, the local cache). Once a balancer has
+    // answered, silence is an outage: keep trying until the request's deadline.
+    const firstContact = !this.everAnswered;
+    const giveUpAt = firstContact ? Math.min(deadline, Date.now() + this.firstContactMs) : deadline;
+    const several = this.endpoints.length > 1;
     let silent = 0;
+    let refusedInRow = 0;
     while (!this.closed) {
       if (!this.link) {
         this.setState("connecting");
@@ -923,18 +945,42 @@ export class ChatClient {
         link.onDelivery(() => this.onDelivery());
         link.onState((e) => {
           if (link !== this.link) return;
-          if (e.state === "disconnected") this.suspect = true;
+          if (e.state === "disconnected" || e.state === "refused") this.suspect = true;
           if (e.state === "connected") this.suspect = false;
+          if (e.state === "refused") this.onRefused?.();
         });
       }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new ZmqchatError("timeout", `no answer from ${this.endpoint}`);
+      const left = giveUpAt - Date.now();
+      if (left <= 0)
+        throw new ZmqchatError(
+          "timeout",
+          firstContact
+            ? `nothing answers at ${this.endpoints.join(", ")}`
+            : `no answer from ${this.endpoint}`,
+        );
       const id = uuidv7();
       const hello = Buffer.from(JSON.stringify({ v: 1, id, type: "hello", body: {} }));
-      const reply = await this.attempt(id, hello, "broker", Math.min(this.attemptMs, left));
+      // On first contact with several endpoints, each gets its share of the time, and a
+      // refused connection moves on at once. A single endpoint keeps its hello queued while
+      // the DEALER reconnects, so a balancer that is just starting is still found.
+      const cutShort = firstContact && several;
+      const wait = cutShort
+        ? Math.min(this.attemptMs, left, Math.max(300, this.firstContactMs / this.endpoints.length))
+        : Math.min(this.attemptMs, left);
+      let refused = false;
+      if (cutShort)
+        this.onRefused = () => {
+          refused = true;
+          this.waiters.get(id)?.resolve(null);
+        };
+      const reply = await this.attempt(id, hello, "broker", wait).finally(() => {
+        this.onRefused = null;
+      });
       if (reply?.ok) {
         const info = replyBodies.hello.safeParse(reply.body);
         if (!info.success) throw new ZmqchatError("internal", "the balancer sent a malformed hello");
+        this.everAnswered = true;
+        this.options.endpointMemory?.answered(this.endpoint);
         this.link.openDeliveries(info.data.pubPort, info.data.pubHost);
         if (this.session) this.link.subscribe(this.session.topic);
         this.setState("online");
@@ -944,9 +990,13 @@ export class ChatClient {
         return;
       }
       silent++;
-      if (silent >= 2 && this.options.endpoints.length > 1) {
+      refusedInRow = refused ? refusedInRow + 1 : 0;
+      if (several && (cutShort || silent >= 2)) {
         silent = 0;
         await this.rotate(false);
+        // Every endpoint refused in a row: pause a little before the next round.
+        if (refusedInRow > 0 && refusedInRow % this.endpoints.length === 0)
+          await delay(Math.min(150, Math.max(0, giveUpAt - Date.now())));
       }
     }
   }
@@ -955,8 +1005,10 @@ export class ChatClient {
     const old = this.link;
     this.link = null;
     this.generation++;
-    if (this.options.endpoints.length > 1) {
-      this.endpointIndex = (this.endpointIndex + 1) % this.options.endpoints.length;
+    if (this.endpoints.length > 1) {
+      // Only silence makes a client move on: the next command tries the others first.
+      this.options.endpointMemory?.silent(this.endpoint);
+      this.endpointIndex = (this.endpointIndex + 1) % this.endpoints.length;
     }
     await old?.close();
     this.setState("offline");

@@ -110,7 +110,7 @@ describe("the service plane: only listed servers join, publish and answer", () =
     rmSync(root, { recursive: true, force: true });
   });
 
-  it("zmqchat up keeps its CURVE keys private and publishes the balancer's key to this user only", () => {
+  it("zmqchat up keeps its CURVE keys private and publishes the balancer's key to this user only", async () => {
     const dir = join(secure.home, "stack", "curve");
     assert.equal(statSync(dir).mode & 0o777, 0o700);
     for (const f of ["balancer.curve", "server-1.curve"])
@@ -119,6 +119,11 @@ describe("the service plane: only listed servers join, publish and answer", () =
     const own = JSON.parse(readFileSync(join(dir, "balancer.curve"), "utf8")) as CurveKeys;
     assert.equal(published, own.publicKey, "clients find the stack's own balancer key");
     assert.equal(findBalancerKey(insecure.endpoint), null, "an --insecure stack publishes no key");
+    const status = async (s: UpStack) =>
+      (JSON.parse((await runCli(["status", "--json"], { home: s.home })).stdout) as { insecure: boolean })
+        .insecure;
+    assert.equal(await status(secure), false);
+    assert.equal(await status(insecure), true, "status --json says the stack is insecure");
     assert.match(readFileSync(join(insecure.home, "stack", "logs", "balancer.log"), "utf8"), /INSECURE/);
   });
 
@@ -280,6 +285,8 @@ describe("the balancer trusts a reply only from the server it asked, once", () =
         "the listed rogue to be live",
         async () => (await stack.balancerHealth()).liveServers === 2,
       );
+      const health = (await stack.balancerHealth()) as { liveServers: number; insecure?: boolean };
+      assert.equal(health.insecure, false, "/healthz of a CURVE balancer says it is not insecure");
       await rogue.send(["REP", "made-up", JSON.stringify({ v: 1, id: "x", ok: true, body: {} })]);
       await waitFor("the balancer to drop it", () => dropped("liar"));
       await waitFor("one live server again", async () => (await stack.balancerHealth()).liveServers === 1);
