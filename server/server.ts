@@ -3,6 +3,7 @@ import type { Logger } from "../core/logger.js";
 import { decodeJson } from "../core/protocol/codec.js";
 import type { WorkerLink, WorkerTransport } from "../core/transport.js";
 import { Authority } from "./auth.js";
+import type { ServerQuotas } from "./limits.js";
 import { ChatService, type ServiceMetrics } from "./service.js";
 import type { Store } from "./store/store.js";
 
@@ -15,6 +16,8 @@ export interface ChatServerOptions {
   log: Logger;
   id: string;
   metrics?: ServiceMetrics;
+  /** Quotas per sender, user and group (server/limits.ts); defaults when absent. */
+  quotas?: ServerQuotas;
   /** Requests in progress beyond which new ones are refused as `unavailable` (back-pressure). */
   maxInFlight?: number;
 }
@@ -45,6 +48,7 @@ export class ChatServer {
       link,
       options.log,
       options.metrics,
+      options.quotas,
     );
     return new ChatServer(link, service, options.store, options.log, options.maxInFlight ?? 20_000);
   }

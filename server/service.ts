@@ -14,6 +14,15 @@ import {
   requestFrameSchema,
 } from "../core/protocol/schema.js";
 import type { Authority } from "./auth.js";
+import {
+  checkGroupSize,
+  checkGroupsOwned,
+  checkPublicFrame,
+  DEFAULT_SERVER_QUOTAS,
+  RateLimitedError,
+  SenderQuota,
+  type ServerQuotas,
+} from "./limits.js";
 import type { GroupRecord, Store } from "./store/store.js";
 
 /** The requests anyone may make without a session. */
@@ -30,6 +39,8 @@ export interface ServiceMetrics {
   request(type: string, outcome: string, seconds: number): void;
   stored(count: number): void;
   published(count: number): void;
+  /** A request refused by a quota of server/limits.ts. */
+  limited?(limit: string): void;
 }
 
 const noMetrics: ServiceMetrics = { request() {}, stored() {}, published() {} };
@@ -49,7 +60,9 @@ export class ChatService {
     private readonly publisher: Publisher,
     private readonly log: Logger,
     private readonly metrics: ServiceMetrics = noMetrics,
+    private readonly quotas: ServerQuotas = DEFAULT_SERVER_QUOTAS,
   ) {
+    this.senderQuota = new SenderQuota(quotas);
     this.handlers = {
       hello: async () => this.refuse("bad_request", "hello is answered by the balancer"),
       ping: async () => ok({ time: new Date().toISOString() }),
@@ -77,6 +90,8 @@ export class ChatService {
     };
   }
 
+  private readonly senderQuota: SenderQuota;
+
   /** Handles one raw frame and returns the raw reply. */
   async handle(frame: Buffer): Promise<Buffer> {
     const started = performance.now();
@@ -94,6 +109,7 @@ export class ChatService {
       const body = bodySchema.safeParse(parsed.data.body);
       if (!body.success) throw new ZmqchatError("bad_request", `${type}: ${describeZod(body.error)}`);
       const needsSession = !PUBLIC_TYPES.has(type);
+      if (!needsSession) this.limit("public_frame", () => checkPublicFrame(type, frame.length));
       const user = needsSession ? this.auth.check(parsed.data.session) : null;
       const handler = this.handlers[parsed.data.type] as Handler<RequestType>;
       const replyBody = await handler(body.data as RequestBody<RequestType>, user);
@@ -110,6 +126,16 @@ export class ChatService {
       else this.log.debug({ requestId: id, type, outcome: e.code, message: e.message }, "request refused");
       this.metrics.request(type, e.code, (performance.now() - started) / 1000);
       return Buffer.from(JSON.stringify({ v: 1, id, ok: false, error: e }));
+    }
+  }
+
+  /** Runs a quota check, counting a refusal in /metrics under `name`. */
+  private limit(name: string, check: () => void): void {
+    try {
+      check();
+    } catch (err) {
+      this.metrics.limited?.(name);
+      throw err;
     }
   }
 
@@ -168,7 +194,10 @@ export class ChatService {
 
   private async groupCreate(b: RequestBody<"group.create">, user: string): Promise<string> {
     const members = unique([user, ...b.members]);
+    this.limit("members_per_group", () => checkGroupSize(this.quotas, b.name, members.length));
     await this.requireUsers(members);
+    const owned = (await this.store.groupsOf(user)).filter((g) => g.owner === user && g.name !== b.name);
+    this.limit("groups_per_user", () => checkGroupsOwned(this.quotas, user, owned.length));
     const r = await this.store.createGroup({ name: b.name, owner: user, members });
     if (!r.created && (r.group.owner !== user || !sameSet(r.group.members, members))) {
       this.refuse("conflict", `a group named ${b.name} already exists`);
@@ -189,6 +218,7 @@ export class ChatService {
     if (op === "add") {
       await this.requireUsers(names);
       members = unique([...group.members, ...names]);
+      this.limit("members_per_group", () => checkGroupSize(this.quotas, name, members.length));
     } else {
       if (names.includes(group.owner)) this.refuse("bad_request", "the owner cannot be removed from a group");
       const missing = names.filter((n) => !group.members.includes(n));
@@ -234,6 +264,7 @@ export class ChatService {
       );
     }
     const text = serializeEnvelope(env);
+    this.limit("sender_rate", () => this.senderQuota.charge(user, text.length, Date.now()));
     const result = await this.store.append({ id: env.id, owners, envelope: text });
     this.metrics.stored(result.duplicate ? 0 : owners.length);
     for (const owner of owners) {
@@ -312,12 +343,13 @@ function serializeEnvelope(env: Envelope): string {
   });
 }
 
-function toWireError(err: unknown): { code: WireErrorCode; message: string } {
+function toWireError(err: unknown): { code: WireErrorCode; message: string; retryAfterMs?: number } {
   if (err instanceof ZmqchatError) {
     const code = (WIRE_ERROR_CODES as readonly string[]).includes(err.code)
       ? (err.code as WireErrorCode)
       : "internal";
-    return { code, message: err.message.slice(0, 2000) };
+    const retry = err instanceof RateLimitedError ? { retryAfterMs: err.retryAfterMs } : {};
+    return { code, message: err.message.slice(0, 2000), ...retry };
   }
   return { code: "internal", message: "the server failed to handle the request" };
 }

@@ -53,7 +53,9 @@ export type Target = { user: string } | { group: string };
 
 interface Waiter {
   resolve: (
-    frame: { ok: true; body: unknown } | { ok: false; error: { code: string; message: string } },
+    frame:
+      | { ok: true; body: unknown }
+      | { ok: false; error: { code: string; message: string; retryAfterMs?: number } },
   ) => void;
 }
 
@@ -651,6 +653,18 @@ export class ChatClient {
         return parsed.data as ReplyBody<T>;
       }
       const { code, message } = reply.error;
+      if (code === "rate_limited") {
+        // Honour the balancer's retry-after while the deadline allows it; past it, say so.
+        const after = reply.error.retryAfterMs ?? 1000;
+        if (Date.now() + after >= deadline) {
+          throw new ZmqchatError("rate_limited", message, {
+            hint: `too many requests: try again in ${Math.ceil(after / 1000)} s`,
+          });
+        }
+        lastProblem = message;
+        await delay(after);
+        continue;
+      }
       if (code === "unavailable") {
         lastProblem = message;
         await delay(Math.min(50 * 2 ** Math.min(attempt, 6), Math.max(0, deadline - Date.now())));
@@ -682,7 +696,11 @@ export class ChatClient {
     frame: Buffer,
     route: Route,
     timeoutMs: number,
-  ): Promise<{ ok: true; body: unknown } | { ok: false; error: { code: string; message: string } } | null> {
+  ): Promise<
+    | { ok: true; body: unknown }
+    | { ok: false; error: { code: string; message: string; retryAfterMs?: number } }
+    | null
+  > {
     return new Promise((resolve) => {
       const timer = setTimeout(
         () => {

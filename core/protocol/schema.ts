@@ -141,7 +141,12 @@ export const requestFrameSchema = z.object({
 });
 export type RequestFrame = z.infer<typeof requestFrameSchema>;
 
-export const wireErrorSchema = z.object({ code: z.enum(WIRE_ERROR_CODES), message: z.string().max(2000) });
+export const wireErrorSchema = z.object({
+  code: z.enum(WIRE_ERROR_CODES),
+  message: z.string().max(2000),
+  /** With `rate_limited`: how long to wait before trying again. */
+  retryAfterMs: z.number().int().nonnegative().optional(),
+});
 
 export const replyFrameSchema = z.union([
   z.object({

@@ -81,22 +81,17 @@ export async function freeBasePort(): Promise<number> {
 async function startBalancer(
   port = 0,
   extra: string[] = [],
+  env: NodeJS.ProcessEnv = {},
 ): Promise<{
   proc: StackProcess;
   frontend: string;
   backend: string;
   httpPort: number;
 }> {
-  const proc = launch([
-    "balancer",
-    "--port",
-    String(port),
-    "--http-port",
-    "0",
-    "--log-level",
-    "warn",
-    ...extra,
-  ]);
+  const proc = launch(
+    ["balancer", "--port", String(port), "--http-port", "0", "--log-level", "warn", ...extra],
+    env,
+  );
   const line = await waitFor("the balancer to be ready", () =>
     proc.output.find((l) => l.includes('"balancer_ready"')),
   );
@@ -121,6 +116,8 @@ export async function startStack(
     env?: NodeJS.ProcessEnv;
     fixedPorts?: boolean;
     balancerArgs?: string[];
+    /** Extra environment of the balancers (e.g. ZMQCHAT_RATE_CONNECTION). */
+    balancerEnv?: NodeJS.ProcessEnv;
     serverArgs?: string[];
     /** Extra environment of CLI runs (e.g. ZMQCHAT_CURVE_SERVER_KEY). */
     cliEnv?: NodeJS.ProcessEnv;
@@ -133,7 +130,7 @@ export async function startStack(
   for (let i = 0; i < (options.balancers ?? 1); i++) {
     const base = options.fixedPorts ? await freeBasePort() : 0;
     basePorts.push(base);
-    bs.push(await startBalancer(base, options.balancerArgs));
+    bs.push(await startBalancer(base, options.balancerArgs, options.balancerEnv));
   }
   const backends = bs.map((b) => b.backend);
   const servers: StackProcess[] = [];
@@ -148,7 +145,7 @@ export async function startStack(
     servers,
     async restartBalancer(index) {
       if (!basePorts[index]) throw new Error("restartBalancer needs a stack started with fixedPorts");
-      const b = await startBalancer(basePorts[index], options.balancerArgs);
+      const b = await startBalancer(basePorts[index], options.balancerArgs, options.balancerEnv);
       bs[index] = b;
       stack.balancers[index] = b.proc;
     },

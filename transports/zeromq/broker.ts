@@ -123,7 +123,12 @@ export class ZeromqBrokerSockets {
 
   private async readFrontend(): Promise<void> {
     await this.guard(async () => {
+      let n = 0;
       for await (const parts of this.frontend) {
+        // A flooding client keeps this loop supplied, and receives that are ready resolve
+        // without leaving the microtask queue: yield now and then so replies, heartbeats and
+        // publications on the other sockets are not starved by one client's backlog.
+        if (++n % 32 === 0) await new Promise((r) => setImmediate(r));
         const [id, route, frame] = parts;
         this.handlers.onClient(
           id!.toString("hex"),
