@@ -7,6 +7,8 @@ export { type BucketRule, TokenBuckets };
 export interface RateLimits {
   /** Requests of one client connection (one DEALER), whatever they carry. */
   perConnection: BucketRule;
+  /** Bytes of one client connection's requests: bounds what a flood of 1 MiB frames makes the balancer carry. */
+  bytesPerConnection: BucketRule;
   /** Requests carrying one session token, across all of a user's connections to this balancer. */
   perSession: BucketRule;
   /** `register` requests of one source (one connection): names are cheap to take otherwise. */
@@ -15,6 +17,7 @@ export interface RateLimits {
 
 export const DEFAULT_RATE_LIMITS: RateLimits = {
   perConnection: { rate: 100, burst: 200 },
+  bytesPerConnection: { rate: 4 * 1024 * 1024, burst: 16 * 1024 * 1024 },
   perSession: { rate: 200, burst: 400 },
   registrations: { rate: 10 / 60, burst: 10 },
 };
@@ -67,12 +70,14 @@ export function frameFacts(frame: Buffer): FrameFacts {
 /** The balancer's three limits together: one call per request from a client. */
 export class BalancerRateLimiter {
   private readonly connections: TokenBuckets;
+  private readonly connectionBytes: TokenBuckets;
   private readonly sessions: TokenBuckets;
   private readonly registrations: TokenBuckets;
   private readonly answers = new TokenBuckets(ANSWERED_REFUSALS);
 
   constructor(readonly limits: RateLimits = DEFAULT_RATE_LIMITS) {
     this.connections = new TokenBuckets(limits.perConnection);
+    this.connectionBytes = new TokenBuckets(limits.bytesPerConnection);
     this.sessions = new TokenBuckets(limits.perSession);
     this.registrations = new TokenBuckets(limits.registrations);
   }
@@ -87,6 +92,8 @@ export class BalancerRateLimiter {
     });
     const c = this.connections.take(peer, now);
     if (!c.ok) return refuse("perConnection", c.retryAfterMs);
+    const b = this.connectionBytes.take(peer, now, frame.length);
+    if (!b.ok) return refuse("bytesPerConnection", b.retryAfterMs);
     const facts = frameFacts(frame);
     if (facts.session !== null) {
       const s = this.sessions.take(facts.session, now);
@@ -104,6 +111,7 @@ export class BalancerRateLimiter {
 export function rateLimitedReply(id: string | null, verdict: Extract<Verdict, { ok: false }>): Buffer {
   const what = {
     perConnection: "requests on this connection",
+    bytesPerConnection: "bytes on this connection",
     perSession: "requests of this session",
     registrations: "registrations from this source",
   }[verdict.limit];
@@ -124,8 +132,8 @@ export function rateLimitedReply(id: string | null, verdict: Extract<Verdict, { 
 const RULE = /^(\d+(?:\.\d+)?)\/(s|min)(?::(\d+))?$/;
 
 /**
- * Reads the limits from the environment (`ZMQCHAT_RATE_CONNECTION`, `ZMQCHAT_RATE_SESSION`,
- * `ZMQCHAT_RATE_REGISTRATIONS`), each `RATE/s[:BURST]` or `RATE/min[:BURST]`, e.g. `100/s:200`
+ * Reads the limits from the environment (`ZMQCHAT_RATE_CONNECTION`, `ZMQCHAT_RATE_CONNECTION_BYTES`,
+ * `ZMQCHAT_RATE_SESSION`, `ZMQCHAT_RATE_REGISTRATIONS`), each `RATE/s[:BURST]` or `RATE/min[:BURST]`, e.g. `100/s:200`
  * (burst defaults to one second's or one minute's worth); defaults otherwise.
  */
 export function rateLimitsFromEnv(env: NodeJS.ProcessEnv): RateLimits {
@@ -145,6 +153,7 @@ export function rateLimitsFromEnv(env: NodeJS.ProcessEnv): RateLimits {
   };
   return {
     perConnection: read("ZMQCHAT_RATE_CONNECTION", DEFAULT_RATE_LIMITS.perConnection),
+    bytesPerConnection: read("ZMQCHAT_RATE_CONNECTION_BYTES", DEFAULT_RATE_LIMITS.bytesPerConnection),
     perSession: read("ZMQCHAT_RATE_SESSION", DEFAULT_RATE_LIMITS.perSession),
     registrations: read("ZMQCHAT_RATE_REGISTRATIONS", DEFAULT_RATE_LIMITS.registrations),
   };

@@ -26,6 +26,10 @@ export interface ServerQuotas {
   groupsPerUser: number;
   /** Members (and pending invitations) of one group, its owner included. */
   membersPerGroup: number;
+  /** Requests one server works on at once; more are refused as `unavailable` (per server). */
+  inFlightRequests: number;
+  /** Bytes of request frames one server holds at once (per server): bounds its memory under 1 MiB frames. */
+  inFlightBytes: number;
 }
 
 export const DEFAULT_SERVER_QUOTAS: ServerQuotas = {
@@ -33,6 +37,8 @@ export const DEFAULT_SERVER_QUOTAS: ServerQuotas = {
   bytesPerMinute: 32 * 1024 * 1024,
   groupsPerUser: 100,
   membersPerGroup: MAX_GROUP_MEMBERS,
+  inFlightRequests: 1000,
+  inFlightBytes: 64 * 1024 * 1024,
 };
 
 /** Largest frame of a request without a session: the balancer parses frames this size in full. */
@@ -128,5 +134,7 @@ export function serverQuotasFromEnv(env: NodeJS.ProcessEnv): ServerQuotas {
       DEFAULT_SERVER_QUOTAS.membersPerGroup,
       MAX_GROUP_MEMBERS,
     ),
+    inFlightRequests: read("ZMQCHAT_SERVER_INFLIGHT_REQUESTS", DEFAULT_SERVER_QUOTAS.inFlightRequests),
+    inFlightBytes: read("ZMQCHAT_SERVER_INFLIGHT_BYTES", DEFAULT_SERVER_QUOTAS.inFlightBytes),
   };
 }

@@ -3,7 +3,7 @@ import type { Logger } from "../core/logger.js";
 import { decodeJson } from "../core/protocol/codec.js";
 import type { WorkerLink, WorkerTransport } from "../core/transport.js";
 import { Authority } from "./auth.js";
-import type { ServerQuotas } from "./limits.js";
+import { DEFAULT_SERVER_QUOTAS, type ServerQuotas } from "./limits.js";
 import { ChatService, type ServiceMetrics } from "./service.js";
 import type { Store } from "./store/store.js";
 
@@ -20,11 +20,14 @@ export interface ChatServerOptions {
   quotas?: ServerQuotas;
   /** Requests in progress beyond which new ones are refused as `unavailable` (back-pressure). */
   maxInFlight?: number;
+  /** Bytes of request frames in progress beyond which new ones are refused as `unavailable`. */
+  maxInFlightBytes?: number;
 }
 
 /** A chat server: takes requests from its link, answers through the service, publishes deliveries. */
 export class ChatServer {
   private inFlight = 0;
+  private inFlightBytes = 0;
   private stopping = false;
   private idleWaiters: Array<() => void> = [];
   private readonly maxInFlight: number;
@@ -35,6 +38,7 @@ export class ChatServer {
     private readonly store: Store,
     private readonly log: Logger,
     maxInFlight: number,
+    private readonly maxInFlightBytes: number,
   ) {
     this.maxInFlight = maxInFlight;
     link.onRequest((peer, frame) => this.onRequest(peer, frame));
@@ -50,7 +54,14 @@ export class ChatServer {
       options.metrics,
       options.quotas,
     );
-    return new ChatServer(link, service, options.store, options.log, options.maxInFlight ?? 20_000);
+    return new ChatServer(
+      link,
+      service,
+      options.store,
+      options.log,
+      options.maxInFlight ?? options.quotas?.inFlightRequests ?? DEFAULT_SERVER_QUOTAS.inFlightRequests,
+      options.maxInFlightBytes ?? options.quotas?.inFlightBytes ?? DEFAULT_SERVER_QUOTAS.inFlightBytes,
+    );
   }
 
   get pending(): number {
@@ -68,7 +79,8 @@ export class ChatServer {
   }
 
   private onRequest(peer: string, frame: Buffer): void {
-    if (this.stopping || this.inFlight >= this.maxInFlight) {
+    const overBytes = this.inFlight > 0 && this.inFlightBytes + frame.length > this.maxInFlightBytes;
+    if (this.stopping || this.inFlight >= this.maxInFlight || overBytes) {
       this.link.reply(
         peer,
         refusal(frame, this.stopping ? "the server is shutting down" : "the server is overloaded"),
@@ -76,12 +88,15 @@ export class ChatServer {
       return;
     }
     this.inFlight++;
+    const bytes = frame.length;
+    this.inFlightBytes += bytes;
     this.service
       .handle(frame)
       .then((reply) => this.link.reply(peer, reply))
       .catch((err: unknown) => this.log.error({ err }, "reply failed"))
       .finally(() => {
         this.inFlight--;
+        this.inFlightBytes -= bytes;
         if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
       });
   }

@@ -29,13 +29,16 @@ const reading = (async () => {
 const pad = kind === "mib" ? "x".repeat(1024 * 1024 - 200) : "";
 let sent = 0;
 process.stdout.write('{"started":true}\n');
+// 1 MiB frames are made once: building each would slow the flood down to what JSON.stringify makes.
+const big =
+  kind === "mib" ? Buffer.from(JSON.stringify({ v: 1, id: "big", type: "ping", body: {}, pad })) : null;
 while (sent < count && Date.now() < until && !interrupted) {
   const id = `f${sent}`;
   const body =
     kind === "register"
       ? { name: `flood${process.pid}x${sent}`, keys: { sign: "A".repeat(43), enc: "A".repeat(43) } }
       : {};
-  const frame = JSON.stringify({ v: 1, id, type: kind === "register" ? "register" : "ping", body, pad });
+  const frame = big ?? JSON.stringify({ v: 1, id, type: kind === "register" ? "register" : "ping", body });
   await dealer.send(["S", frame]);
   sent++;
 }

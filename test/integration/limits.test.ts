@@ -75,6 +75,14 @@ async function metric(port: number, name: string): Promise<number> {
     .reduce((sum, l) => sum + Number(l.split(" ").at(-1)), 0);
 }
 
+/** The MemoryMax= the Ansible units set (ansible/roles/common/defaults/main.yml), in KiB. */
+function memoryMaxKiB(service: "balancer" | "server"): number {
+  const yml = readFileSync(new URL("../../ansible/roles/common/defaults/main.yml", import.meta.url), "utf8");
+  const m = new RegExp(`\\n  ${service}: (\\d+)M\\n`).exec(yml);
+  if (!m) throw new Error(`no zmqchat_memory_max.${service} in the Ansible defaults`);
+  return Number(m[1]) * 1024;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
@@ -160,5 +168,44 @@ describe("limits on a real stack", () => {
     assert.ok(
       (await metric(httpPort, 'zmqchat_balancer_refused_total{reason="rate_limited_perSession"}')) >= 1,
     );
+  });
+
+  it("a flood of 1 MiB frames: balancer and server RSS stay under MemoryMax, then the stack serves", async (t) => {
+    const stack = await startStack({ servers: 2 });
+    cleanups.push(() => stack.stop());
+    const alice = await zeromqClient(stack.dir, "alice", stack.endpoints);
+    const bob = await zeromqClient(stack.dir, "bob", stack.endpoints);
+    cleanups.push(
+      () => alice.dispose(),
+      () => bob.dispose(),
+    );
+    const pids = {
+      balancer: [stack.balancers[0]!.child.pid!],
+      server: stack.servers.map((s) => s.child.pid!),
+    };
+    const before = pids.server.map(rssKiB).concat(pids.balancer.map(rssKiB));
+    const peak = { balancer: 0, server: 0 };
+    const sampler = setInterval(() => {
+      for (const kind of ["balancer", "server"] as const)
+        for (const pid of pids[kind]) peak[kind] = Math.max(peak[kind], rssKiB(pid));
+    }, 50);
+    const { frontend } = frontendOf(stack);
+    // Four connections, each up to 300 frames of 1 MiB within 10 s: 1.2 GiB offered.
+    const floods = Array.from({ length: 4 }, () => flood(frontend, "mib", 300, 10));
+    const results = await Promise.all(floods.map((f) => f.done));
+    clearInterval(sampler);
+    const sent = results.reduce((n, r) => n + r.sent, 0);
+    const answered = results.map((r) => JSON.stringify(r.replies)).join(" ");
+    figure(
+      t,
+      `${sent} frames of 1 MiB from 4 connections (${answered}); peak RSS balancer ${Math.round(peak.balancer / 1024)} MiB, servers ${Math.round(peak.server / 1024)} MiB (before: ${before.map((k) => Math.round(k / 1024)).join(", ")} MiB); bounds ${memoryMaxKiB("balancer") / 1024} / ${memoryMaxKiB("server") / 1024} MiB`,
+    );
+    assert.ok(sent >= 400, "the flood was sent");
+    assert.ok(peak.balancer < memoryMaxKiB("balancer"), `balancer peak ${peak.balancer} KiB`);
+    assert.ok(peak.server < memoryMaxKiB("server"), `server peak ${peak.server} KiB`);
+    for (const p of [...stack.balancers, ...stack.servers]) assert.equal(p.child.exitCode, null);
+    const m = await alice.send({ user: "bob" }, "after the flood", { timeoutMs: 15_000 });
+    await bob.sync();
+    assert.ok(bob.cache.history("u:alice", 10).some((x) => x.id === m.id));
   });
 });

@@ -57,6 +57,7 @@ describe("frame facts", () => {
 describe("balancer rate limiter", () => {
   const limits = {
     perConnection: { rate: 10, burst: 5 },
+    bytesPerConnection: { rate: 1000, burst: 3000 },
     perSession: { rate: 10, burst: 8 },
     registrations: { rate: 1 / 60, burst: 2 },
   };
@@ -79,6 +80,16 @@ describe("balancer rate limiter", () => {
     const last = verdicts.at(-1)!;
     assert.equal(last.ok === false && last.limit, "perSession");
     assert.equal(l.admit("c99", frame({ type: "sync", session: "bob.1.mac", body: {} }), 0).ok, true);
+  });
+
+  it("limits the bytes of one connection", () => {
+    const l = new BalancerRateLimiter(limits);
+    const big = Buffer.alloc(1400, 32);
+    assert.equal(l.admit("c1", big, 0).ok, true);
+    assert.equal(l.admit("c1", big, 0).ok, true);
+    const v = l.admit("c1", big, 0);
+    assert.equal(v.ok === false && v.limit, "bytesPerConnection");
+    assert.equal(!v.ok && v.retryAfterMs, 1200, "200 bytes left: 1200 more at 1000 a second");
   });
 
   it("limits registrations per source, not other requests", () => {
