@@ -33,8 +33,8 @@ export interface ServerQuotas {
 }
 
 export const DEFAULT_SERVER_QUOTAS: ServerQuotas = {
-  messagesPerMinute: 600,
-  bytesPerMinute: 32 * 1024 * 1024,
+  messagesPerMinute: 3000,
+  bytesPerMinute: 64 * 1024 * 1024,
   groupsPerUser: 100,
   membersPerGroup: MAX_GROUP_MEMBERS,
   inFlightRequests: 1000,

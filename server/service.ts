@@ -8,6 +8,7 @@ import { MAX_TEXT_BYTES } from "../core/protocol/limits.js";
 import {
   type Envelope,
   type GroupInfo,
+  type GroupNotice,
   type RequestBody,
   type RequestType,
   requestBodies,
@@ -74,6 +75,9 @@ export class ChatService {
       "group.add": (b, u) => this.groupChange(b.name, b.members, "add", needUser(u)),
       "group.remove": (b, u) => this.groupChange(b.name, b.members, "remove", needUser(u)),
       "group.info": (b, u) => this.groupInfo(b, needUser(u)),
+      "group.accept": (b, u) => this.groupAnswer(b.name, needUser(u), "accept"),
+      "group.decline": (b, u) => this.groupAnswer(b.name, needUser(u), "decline"),
+      "group.leave": (b, u) => this.groupLeave(b.name, needUser(u)),
       groups: (_b, u) => this.groups(needUser(u)),
       send: (b, u) => this.send(b, needUser(u)),
       sync: (b, u) => this.sync(b, needUser(u)),
@@ -192,19 +196,26 @@ export class ChatService {
     return ok({ users });
   }
 
+  /** Creates a group owned by the caller; everyone else named is invited, not made a member. */
   private async groupCreate(b: RequestBody<"group.create">, user: string): Promise<string> {
-    const members = unique([user, ...b.members]);
-    this.limit("members_per_group", () => checkGroupSize(this.quotas, b.name, members.length));
-    await this.requireUsers(members);
+    const wanted = unique([user, ...b.members]);
+    this.limit("members_per_group", () => checkGroupSize(this.quotas, b.name, wanted.length));
+    await this.requireUsers(wanted);
     const owned = (await this.store.groupsOf(user)).filter((g) => g.owner === user && g.name !== b.name);
     this.limit("groups_per_user", () => checkGroupsOwned(this.quotas, user, owned.length));
-    const r = await this.store.createGroup({ name: b.name, owner: user, members });
-    if (!r.created && (r.group.owner !== user || !sameSet(r.group.members, members))) {
+    const invited = wanted.filter((m) => m !== user);
+    const r = await this.store.createGroup({ name: b.name, owner: user, members: [user], invited });
+    if (
+      !r.created &&
+      (r.group.owner !== user || !sameSet([...r.group.members, ...r.group.invited], wanted))
+    ) {
       this.refuse("conflict", `a group named ${b.name} already exists`);
     }
+    if (r.created) for (const m of invited) this.notify(r.group, "invited", m, user);
     return ok({ group: await this.groupWithKeys(r.group), created: r.created });
   }
 
+  /** The owner invites (add) or removes members and invitations (remove). */
   private async groupChange(
     name: string,
     names: string[],
@@ -214,24 +225,83 @@ export class ChatService {
     const group = await this.requireGroup(name);
     if (group.owner !== user)
       this.refuse("forbidden", `only ${group.owner}, the owner of ${name}, can change its members`);
-    let members: string[];
+    let updated: GroupRecord;
     if (op === "add") {
       await this.requireUsers(names);
-      members = unique([...group.members, ...names]);
-      this.limit("members_per_group", () => checkGroupSize(this.quotas, name, members.length));
+      const fresh = unique(names).filter((n) => !group.members.includes(n) && !group.invited.includes(n));
+      const invited = [...group.invited, ...fresh];
+      this.limit("members_per_group", () =>
+        checkGroupSize(this.quotas, name, group.members.length + invited.length),
+      );
+      updated = await this.store.setMembers(name, group.members, invited);
+      for (const m of fresh) this.notify(updated, "invited", m, user);
     } else {
       if (names.includes(group.owner)) this.refuse("bad_request", "the owner cannot be removed from a group");
-      const missing = names.filter((n) => !group.members.includes(n));
+      const missing = names.filter((n) => !group.members.includes(n) && !group.invited.includes(n));
       if (missing.length > 0) this.refuse("not_found", `not members of ${name}: ${missing.join(", ")}`);
-      members = group.members.filter((m) => !names.includes(m));
+      updated = await this.store.setMembers(
+        name,
+        group.members.filter((m) => !names.includes(m)),
+        group.invited.filter((m) => !names.includes(m)),
+      );
+      // The removed hear of it too: they are no longer on the list the notice goes to.
+      for (const m of unique(names)) this.notify(group, "removed", m, user);
     }
-    const updated = await this.store.setMembers(name, members);
     return ok({ group: await this.groupWithKeys(updated) });
+  }
+
+  /** An invitee accepts (becomes a member) or declines (the invitation is gone). */
+  private async groupAnswer(name: string, user: string, answer: "accept" | "decline"): Promise<string> {
+    const group = await this.requireGroup(name);
+    if (answer === "accept" && group.members.includes(user)) {
+      return ok({ group: await this.groupWithKeys(group) });
+    }
+    if (!group.invited.includes(user)) this.refuse("not_found", `you have no invitation to ${name}`);
+    const invited = group.invited.filter((m) => m !== user);
+    if (answer === "decline") {
+      await this.store.setMembers(name, group.members, invited);
+      this.notify(group, "declined", user, user);
+      return ok({ declined: true });
+    }
+    const updated = await this.store.setMembers(name, [...group.members, user], invited);
+    this.notify(updated, "joined", user, user);
+    return ok({ group: await this.groupWithKeys(updated) });
+  }
+
+  /**
+   * A member leaves. The owner cannot: a group always has its owner, who alone changes its
+   * members (DESIGN.md); the owner removes the others instead.
+   */
+  private async groupLeave(name: string, user: string): Promise<string> {
+    const group = await this.requireGroup(name);
+    if (!group.members.includes(user)) this.refuse("not_found", `you are not a member of ${name}`);
+    if (group.owner === user) {
+      this.refuse("forbidden", `you own ${name}: the owner cannot leave a group`);
+    }
+    await this.store.setMembers(
+      name,
+      group.members.filter((m) => m !== user),
+      group.invited,
+    );
+    this.notify(group, "left", user, user);
+    return ok({ left: true });
+  }
+
+  /** Tells the group's members and invitees (`group` as it was or is) of a change, on their live topics. */
+  private notify(group: GroupRecord, change: GroupNotice["change"], who: string, by: string): void {
+    const frame = Buffer.from(
+      JSON.stringify({ v: 1, type: "group", group: group.name, change, user: who, by }),
+    );
+    for (const owner of unique([...group.members, ...group.invited, who])) {
+      for (const topic of this.auth.deliveryTopics(owner)) this.publisher.publish(topic, frame);
+    }
   }
 
   private async groupInfo(b: RequestBody<"group.info">, user: string): Promise<string> {
     const group = await this.requireGroup(b.name);
-    if (!group.members.includes(user)) this.refuse("forbidden", `you are not a member of ${b.name}`);
+    // An invitee may look before accepting.
+    if (!group.members.includes(user) && !group.invited.includes(user))
+      this.refuse("forbidden", `you are not a member of ${b.name}`);
     return ok({ group: await this.groupWithKeys(group) });
   }
 
@@ -301,7 +371,7 @@ export class ChatService {
 
   private async groupWithKeys(g: GroupRecord): Promise<GroupInfo> {
     const users = await this.store.getUsers(g.members);
-    return { name: g.name, owner: g.owner, members: users };
+    return { name: g.name, owner: g.owner, members: users, invited: g.invited };
   }
 }
 

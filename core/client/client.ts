@@ -10,6 +10,8 @@ import { uuidv7 } from "../protocol/ids.js";
 import { MAX_TEXT_BYTES } from "../protocol/limits.js";
 import {
   type GroupInfo,
+  type GroupNotice,
+  groupNoticeSchema,
   type MailboxItem,
   type PublicKeys,
   type ReplyBody,
@@ -30,7 +32,9 @@ export type ClientEvent =
   | { type: "state"; state: ConnectionState; endpoint: string }
   | { type: "key_changed"; name: string }
   | { type: "sync"; received: number; done: boolean }
-  | { type: "outbox"; pending: number };
+  | { type: "outbox"; pending: number }
+  /** A group change told live: an invitation, a member who joined, declined, left or was removed. */
+  | { type: "group"; notice: GroupNotice };
 
 export interface ChatClientOptions {
   /** Opens a link to one endpoint (the transport is picked by the caller). */
@@ -375,6 +379,19 @@ export class ChatClient {
   async groupChange(op: "add" | "remove", name: string, members: string[]): Promise<GroupInfo> {
     await this.login();
     return (await this.request(op === "add" ? "group.add" : "group.remove", { name, members })).group;
+  }
+
+  /** Accepts an invitation (and becomes a member) or declines it. */
+  async groupAnswer(name: string, answer: "accept" | "decline"): Promise<void> {
+    await this.login();
+    if (answer === "accept") await this.request("group.accept", { name });
+    else await this.request("group.decline", { name });
+  }
+
+  /** Leaves a group: nothing sent to it reaches this user any more. */
+  async groupLeave(name: string): Promise<void> {
+    await this.login();
+    await this.request("group.leave", { name });
   }
 
   /**
@@ -747,7 +764,7 @@ export class ChatClient {
         const link = this.link;
         this.suspect = false;
         link.onReply((f) => this.onReply(f));
-        link.onDelivery(() => this.onDelivery());
+        link.onDelivery((_topic, frame) => this.onDelivery(frame));
         link.onState((e) => {
           if (link !== this.link) return;
           if (e.state === "disconnected") this.suspect = true;
@@ -804,8 +821,14 @@ export class ChatClient {
       ?.resolve(reply.ok ? { ok: true, body: reply.body } : { ok: false, error: reply.error });
   }
 
-  private onDelivery(): void {
+  private onDelivery(frame: Buffer): void {
     if (!this.session || this.closed) return;
+    // Group notices are small and start with their type; messages make the client sync.
+    if (frame.length < 512 && frame.includes('"type":"group"')) {
+      const notice = groupNoticeSchema.safeParse(safeJson(frame));
+      if (notice.success) this.emit({ type: "group", notice: notice.data });
+      return;
+    }
     void this.sync().catch((err) => this.log.warn({ err }, "sync after a delivery failed"));
   }
 
@@ -829,6 +852,14 @@ function checkText(text: string): void {
 
 function remaining(deadline: number): number {
   return Math.max(1, deadline - Date.now());
+}
+
+function safeJson(frame: Buffer): unknown {
+  try {
+    return JSON.parse(frame.toString("utf8"));
+  } catch {
+    return null;
+  }
 }
 
 function delay(ms: number): Promise<void> {
