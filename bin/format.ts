@@ -1,4 +1,5 @@
 import type { ChatMessage } from "../core/client/cache.js";
+import { sanitizeBody, sanitizeLine } from "../core/text/sanitize.js";
 
 /** The `--json` line of a message: the keys the CLI contract promises, `problem` only when there is one. */
 export function messageJson(m: ChatMessage): string {
@@ -15,9 +16,10 @@ export function messageJson(m: ChatMessage): string {
   });
 }
 
+/** A message for a terminal: everything the sender controls goes through the one sanitizer. */
 export function messageLine(m: ChatMessage): string {
-  const when = m.sentAt.replace("T", " ").slice(0, 19);
+  const when = sanitizeLine(m.sentAt.replace("T", " ").slice(0, 19));
   const where = m.group ? `[${m.group}] ${m.from}` : `${m.from} → ${m.to}`;
-  const text = m.verified ? m.text : `⚠ UNVERIFIED (${m.problem ?? "unknown problem"})`;
-  return `${when}  ${where}: ${text}`;
+  const text = m.verified ? sanitizeBody(m.text) : `⚠ UNVERIFIED (${m.problem ?? "unknown problem"})`;
+  return sanitizeLine(`${when}  ${where}: `) + text;
 }

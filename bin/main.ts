@@ -22,6 +22,7 @@ import {
   keysShowCommand,
   keysTrustCommand,
   keysUnprotectCommand,
+  logoutCommand,
 } from "./commands/keys.js";
 import { searchCommand } from "./commands/search.js";
 import { balancerCommand, curveKeygenCommand, serverCommand } from "./commands/serve.js";
@@ -162,6 +163,13 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     );
 
   program
+    .command("logout")
+    .description("end this device's sessions on the service (--all: every device's)")
+    .option("--all", "end every session of your user, on every device")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice logout")
+    .action(run((cmd, opts: { all?: boolean }) => logoutCommand(cmd, io, opts)));
+
+  program
     .command("contacts")
     .description("registered users, with the state of their pinned keys")
     .option("--json", "one JSON object per line")
@@ -258,8 +266,9 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   keys
     .command("backup")
     .description("upload your keys encrypted under a passphrase (env ZMQCHAT_PASSPHRASE, or stdin)")
+    .option("--force", "accept a passphrase the strength estimator rates weak")
     .addHelpText("after", "\nExample:\n  zmqchat --user alice keys backup")
-    .action(run((cmd) => keysBackupCommand(cmd, io)));
+    .action(run((cmd, opts: { force?: boolean }) => keysBackupCommand(cmd, io, opts)));
   keys
     .command("restore")
     .description("restore your keys from the passphrase backup into an empty home, then run sync")
@@ -307,6 +316,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--id <name>", "server id in logs and metrics")
     .option("--curve-keys <file>", "this server's CURVE key pair (zmqchat curve keygen)")
     .option("--curve-balancer-key <key>", "the balancers' CURVE public key")
+    .option(
+      "--session-ttl <duration>",
+      "session token lifetime; clients renew it (env ZMQCHAT_SESSION_TTL, default 10m)",
+    )
     .option("--log-level <level>", "trace, debug, info, warn, error", "info")
     .addHelpText(
       "after",

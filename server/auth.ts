@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual, verify } from "node:crypto";
+import { createHash, createHmac, randomBytes, timingSafeEqual, verify } from "node:crypto";
 import { PublicKeyCache } from "../core/crypto/keys.js";
 import { loginChallengeBytes } from "../core/crypto/login.js";
 import { ZmqchatError } from "../core/errors.js";
@@ -12,6 +12,26 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
+/** Default session lifetime: short, because clients renew over the live link (session.renew). */
+export const DEFAULT_SESSION_TTL_MS = 10 * 60_000;
+
+/** What a session token says: who, from which device, with which key generation, issued and expiring when. */
+export interface SessionClaims {
+  name: string;
+  /** The device id the client gave at login ("-" when none): the scope of `logout`. */
+  device: string;
+  /** The key generation the session was made for: a tag of the signing key that signed the login. */
+  keyTag: string;
+  /** Issued at (ms since the epoch): revocations end sessions issued before their time. */
+  issued: number;
+  expires: number;
+}
+
+/** A short, stable tag of a signing key: names the key generation a session belongs to. */
+export function keyTag(signKey: string): string {
+  return createHash("sha256").update(`zmqchat-keytag\n${signKey}`).digest("base64url").slice(0, 16);
+}
+
 /**
  * Stateless authentication: challenges, session tokens and delivery topics are all HMACs under
  * the cluster secret, so any server can check what any other server issued.
@@ -22,11 +42,16 @@ export class Authority {
   constructor(
     private readonly secret: Buffer,
     private readonly clock: Clock = systemClock,
-    private readonly sessionTtlMs = 12 * 3600_000,
+    readonly sessionTtlMs = DEFAULT_SESSION_TTL_MS,
     private readonly challengeTtlMs = 30_000,
     private readonly topicPeriodMs = 24 * 3600_000,
   ) {
     if (secret.length < 16) throw new ZmqchatError("usage", "the cluster secret must be at least 16 bytes");
+  }
+
+  /** This authority's time (ms since the epoch). */
+  now(): number {
+    return this.clock.now();
   }
 
   challenge(name: string): { nonce: string; expires: number; mac: string } {
@@ -35,9 +60,12 @@ export class Authority {
     return { nonce, expires, mac: this.mac(`challenge\n${name}\n${nonce}\n${expires}`) };
   }
 
-  /** Checks a signed challenge; returns the new session. Throws unauthorized on any mismatch. */
+  /**
+   * Checks a signed challenge; returns the new session. Throws unauthorized on any mismatch.
+   * Single use is the caller's part (SessionManager claims the nonce in the store).
+   */
   login(
-    req: { name: string; nonce: string; expires: number; mac: string; sig: string },
+    req: { name: string; nonce: string; expires: number; mac: string; sig: string; device?: string },
     signKey: string,
   ): { session: string; expires: string; topic: string; topicExpires: string } {
     if (!this.equal(req.mac, this.mac(`challenge\n${req.name}\n${req.nonce}\n${req.expires}`))) {
@@ -57,28 +85,72 @@ export class Authority {
       good = false;
     }
     if (!good) throw new ZmqchatError("unauthorized", `the login signature does not match ${req.name}'s key`);
-    const exp = this.clock.now() + this.sessionTtlMs;
-    const payload = `${req.name}.${exp}`;
+    const now = this.clock.now();
+    const session = this.issue({
+      name: req.name,
+      device: req.device ?? "-",
+      keyTag: keyTag(signKey),
+      issued: now,
+      expires: now + this.sessionTtlMs,
+    });
     return {
-      session: `${payload}.${this.mac(`session\n${payload}`)}`,
-      expires: new Date(exp).toISOString(),
+      ...session,
       topic: this.topic(req.name),
       topicExpires: new Date((this.epoch() + 1) * this.topicPeriodMs).toISOString(),
     };
   }
 
+  /** A fresh token for the same user, device and key generation (the caller checked the old one and its revocations). */
+  renew(claims: SessionClaims): { session: string; expires: string } {
+    const now = this.clock.now();
+    return this.issue({ ...claims, issued: now, expires: now + this.sessionTtlMs });
+  }
+
+  private issue(c: SessionClaims): { session: string; expires: string } {
+    const payload = Buffer.from(
+      JSON.stringify({ u: c.name, d: c.device, k: c.keyTag, i: c.issued, e: c.expires }),
+    ).toString("base64url");
+    return {
+      session: `s2.${payload}.${this.mac(`session-v2\n${payload}`)}`,
+      expires: new Date(c.expires).toISOString(),
+    };
+  }
+
   /** Returns the user a session token belongs to; throws unauthorized when forged or expired. */
   check(session: string | undefined): string {
+    return this.verify(session).name;
+  }
+
+  /**
+   * What a session token says, once its MAC and expiry are checked. Revocations (logout, key
+   * rotation) are in the store: SessionManager checks those.
+   */
+  verify(session: string | undefined): SessionClaims {
     if (!session) throw new ZmqchatError("unauthorized", "log in first: this request needs a session");
     const parts = session.split(".");
-    if (parts.length !== 3) throw new ZmqchatError("unauthorized", "the session token is malformed");
-    const [name, exp, mac] = parts as [string, string, string];
-    if (!this.equal(mac, this.mac(`session\n${name}.${exp}`))) {
+    if (parts.length !== 3 || parts[0] !== "s2")
+      throw new ZmqchatError("unauthorized", "the session token is malformed; log in again");
+    const [, payload, mac] = parts as [string, string, string];
+    if (!this.equal(mac, this.mac(`session-v2\n${payload}`))) {
       throw new ZmqchatError("unauthorized", "the session token is not valid");
     }
-    if (Number(exp) < this.clock.now())
+    let c: { u?: unknown; d?: unknown; k?: unknown; i?: unknown; e?: unknown };
+    try {
+      c = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as typeof c;
+    } catch {
+      throw new ZmqchatError("unauthorized", "the session token is malformed");
+    }
+    if (
+      typeof c.u !== "string" ||
+      typeof c.d !== "string" ||
+      typeof c.k !== "string" ||
+      typeof c.i !== "number" ||
+      typeof c.e !== "number"
+    )
+      throw new ZmqchatError("unauthorized", "the session token is malformed");
+    if (c.e < this.clock.now())
       throw new ZmqchatError("unauthorized", "the session has expired; log in again");
-    return name;
+    return { name: c.u, device: c.d, keyTag: c.k, issued: c.i, expires: c.e };
   }
 
   /**

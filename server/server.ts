@@ -2,7 +2,7 @@ import { ZmqchatError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { decodeJson } from "../core/protocol/codec.js";
 import type { WorkerLink, WorkerTransport } from "../core/transport.js";
-import { Authority } from "./auth.js";
+import { Authority, DEFAULT_SESSION_TTL_MS, systemClock } from "./auth.js";
 import { DEFAULT_SERVER_QUOTAS, type ServerQuotas } from "./limits.js";
 import { ChatService, type ServiceMetrics } from "./service.js";
 import type { Store } from "./store/store.js";
@@ -22,6 +22,8 @@ export interface ChatServerOptions {
   maxInFlight?: number;
   /** Bytes of request frames in progress beyond which new ones are refused as `unavailable`. */
   maxInFlightBytes?: number;
+  /** Session token lifetime (default DEFAULT_SESSION_TTL_MS); clients renew before it ends. */
+  sessionTtlMs?: number;
 }
 
 /** A chat server: takes requests from its link, answers through the service, publishes deliveries. */
@@ -48,7 +50,7 @@ export class ChatServer {
     const link = await options.transport.attach(options.endpoints, options.id);
     const service = new ChatService(
       options.store,
-      new Authority(options.secret),
+      new Authority(options.secret, systemClock, options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS),
       link,
       options.log,
       options.metrics,

@@ -14,7 +14,9 @@ import {
   requestBodies,
   requestFrameSchema,
 } from "../core/protocol/schema.js";
-import type { Authority } from "./auth.js";
+import type { Authority, SessionClaims } from "./auth.js";
+import { Backups } from "./backups.js";
+import { SessionManager } from "./sessions.js";
 import {
   checkGroupSize,
   checkGroupsOwned,
@@ -27,7 +29,10 @@ import {
 import type { GroupRecord, Store } from "./store/store.js";
 
 /** The requests anyone may make without a session. */
-const PUBLIC_TYPES = new Set(["register", "challenge", "login", "ping", "backup.get"]);
+const PUBLIC_TYPES = new Set(["register", "challenge", "login", "ping", "backup.get", "backup.params"]);
+
+/** Public requests that still look at a session when one comes with them. */
+const OPTIONAL_SESSION = new Set(["backup.get"]);
 
 /** Largest ciphertext (base64url chars) a text of MAX_TEXT_BYTES can seal to, with room for JSON escapes. */
 const MAX_CT_CHARS = Math.ceil(((MAX_TEXT_BYTES * 2 + 64 + 16) * 4) / 3);
@@ -46,7 +51,11 @@ export interface ServiceMetrics {
 
 const noMetrics: ServiceMetrics = { request() {}, stored() {}, published() {} };
 
-type Handler<T extends RequestType> = (body: RequestBody<T>, user: string | null) => Promise<string>;
+type Handler<T extends RequestType> = (
+  body: RequestBody<T>,
+  user: string | null,
+  session: SessionClaims | null,
+) => Promise<string>;
 
 /**
  * The chat service: one request frame in, one reply frame out. Stateless apart from the
@@ -54,6 +63,8 @@ type Handler<T extends RequestType> = (body: RequestBody<T>, user: string | null
  */
 export class ChatService {
   private readonly handlers: { [T in RequestType]: Handler<T> };
+  private readonly sessions: SessionManager;
+  private readonly backups: Backups;
 
   constructor(
     private readonly store: Store,
@@ -64,6 +75,8 @@ export class ChatService {
     private readonly quotas: ServerQuotas = DEFAULT_SERVER_QUOTAS,
   ) {
     this.senderQuota = new SenderQuota(quotas);
+    this.sessions = new SessionManager(auth, store);
+    this.backups = new Backups(store);
     this.handlers = {
       hello: async () => this.refuse("bad_request", "hello is answered by the balancer"),
       ping: async () => ok({ time: new Date().toISOString() }),
@@ -82,14 +95,22 @@ export class ChatService {
       send: (b, u) => this.send(b, needUser(u)),
       sync: (b, u) => this.sync(b, needUser(u)),
       "keys.rotate": (b, u) => this.rotate(b, needUser(u)),
+      "keys.history": async (b, u) => {
+        needUser(u);
+        const chain = await this.store.keyHistory(b.name);
+        if (chain.length === 0) this.refuse("not_found", `no user named ${b.name}`);
+        return ok({ name: b.name, chain });
+      },
       "backup.put": async (b, u) => {
-        await this.store.putBackup(needUser(u), b.blob);
+        await this.backups.put(needUser(u), b.blob, b.verifier);
         return ok({ stored: true });
       },
-      "backup.get": async (b) => {
-        const blob = await this.store.getBackup(b.name);
-        if (blob === null) this.refuse("not_found", `${b.name} has no key backup`);
-        return ok({ blob });
+      "backup.get": async (b, u) => ok({ blob: await this.backups.get(b.name, u, b.proof) }),
+      "backup.params": async (b) => ok(await this.backups.params(b.name)),
+      "session.renew": async (_b, _u, c) => ok(this.sessions.renew(needSession(c))),
+      logout: async (b, _u, c) => {
+        await this.sessions.logout(needSession(c), b.all ?? false);
+        return ok({ ended: true });
       },
     };
   }
@@ -112,11 +133,15 @@ export class ChatService {
       const bodySchema = requestBodies[parsed.data.type];
       const body = bodySchema.safeParse(parsed.data.body);
       if (!body.success) throw new ZmqchatError("bad_request", `${type}: ${describeZod(body.error)}`);
-      const needsSession = !PUBLIC_TYPES.has(type);
-      if (!needsSession) this.limit("public_frame", () => checkPublicFrame(type, frame.length));
-      const user = needsSession ? this.auth.check(parsed.data.session) : null;
+      const claims = !PUBLIC_TYPES.has(type)
+        ? await this.sessions.check(parsed.data.session)
+        : OPTIONAL_SESSION.has(type) && parsed.data.session
+          ? await this.sessions.check(parsed.data.session).catch(() => null)
+          : null;
+      const user = claims?.name ?? null;
+      if (PUBLIC_TYPES.has(type)) this.limit("public_frame", () => checkPublicFrame(type, frame.length));
       const handler = this.handlers[parsed.data.type] as Handler<RequestType>;
-      const replyBody = await handler(body.data as RequestBody<RequestType>, user);
+      const replyBody = await handler(body.data as RequestBody<RequestType>, user, claims);
       const seconds = (performance.now() - started) / 1000;
       this.metrics.request(type, "ok", seconds);
       this.log.debug(
@@ -164,7 +189,7 @@ export class ChatService {
   private async login(b: RequestBody<"login">): Promise<string> {
     const [u] = await this.store.getUsers([b.name]);
     if (!u) this.refuse("not_found", `no user named ${b.name}; register first`);
-    return ok(this.auth.login(b, u.keys.sign));
+    return ok(await this.sessions.login(b, u.keys.sign));
   }
 
   /** New keys for a name, signed by the keys it holds now. */
@@ -183,13 +208,28 @@ export class ChatService {
       good = false;
     }
     if (!good) this.refuse("unauthorized", "the key rotation is not signed by the current key");
-    if (!(await this.store.rotateKeys(user, current.keys, b.keys))) {
+    if (
+      b.sigNew !== undefined &&
+      !this.signedBy(rotationBytes(user, current.keys, b.keys), b.keys.sign, b.sigNew)
+    )
+      this.refuse("bad_request", "the key rotation's second signature is not by the new key");
+    const proof = { sig: b.sig, sigNew: b.sigNew ?? null };
+    if (!(await this.store.rotateKeys(user, current.keys, b.keys, proof))) {
       this.refuse("conflict", "the keys changed meanwhile; try again");
     }
+    await this.sessions.endKeyGeneration(user, current.keys.sign);
     return ok({ rotated: true });
   }
 
   private readonly keyCache = new PublicKeyCache();
+
+  private signedBy(bytes: Buffer, signKey: string, sig: string): boolean {
+    try {
+      return verify(null, bytes, this.keyCache.signKey(signKey), Buffer.from(sig, "base64url"));
+    } catch {
+      return false;
+    }
+  }
 
   private async users(b: RequestBody<"users">, _user: string): Promise<string> {
     const users = b.names ? await this.store.getUsers(b.names) : await this.store.listUsers();
@@ -382,6 +422,11 @@ function ok(body: unknown): string {
 function needUser(u: string | null): string {
   if (u === null) throw new ZmqchatError("unauthorized", "log in first");
   return u;
+}
+
+function needSession(c: SessionClaims | null): SessionClaims {
+  if (c === null) throw new ZmqchatError("unauthorized", "log in first");
+  return c;
 }
 
 function unique(xs: string[]): string[] {

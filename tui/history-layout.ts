@@ -96,7 +96,7 @@ export function itemRows(item: HistoryItem, prev: HistoryItem | undefined, width
   let body: string;
   let tone: "normal" | "problem" | "pending" | "failed" = "normal";
   if (!item.verified) {
-    body = `[not verified: ${item.problem ?? "unknown problem"}]`;
+    body = sanitize(`[not verified: ${item.problem ?? "unknown problem"}]`);
     tone = "problem";
   } else {
     body = sanitize(item.text);

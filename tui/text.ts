@@ -1,13 +1,13 @@
 /** Terminal text helpers: sanitising untrusted text, display widths, wrapping. Pure. */
 
+import { sanitizeBody } from "../core/text/sanitize.js";
+
 /**
- * Removes what could drive the terminal: ESC and the other C0/C1 controls (a message is
- * untrusted input; an escape sequence in it must not move the cursor or retitle the window).
- * Tabs become two spaces; newlines are kept.
+ * Untrusted text for the screen, through the one sanitizer (core/text/sanitize.ts): controls,
+ * escape sequences and bidi controls become visible; tabs become two spaces; newlines stay.
  */
 export function sanitize(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-  return text.replace(/\t/g, "  ").replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, "");
+  return sanitizeBody(text).replace(/\t/g, "  ");
 }
 
 /** Columns one code point takes: 2 for wide (CJK, most emoji), 0 for combining marks, else 1. */

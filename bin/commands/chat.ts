@@ -4,9 +4,11 @@ import { parseDuration } from "../../core/config/duration.js";
 import { fingerprint } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { NAME_PATTERN, NAME_RULE } from "../../core/protocol/limits.js";
+import { sanitizeLine } from "../../core/text/sanitize.js";
 import { openClient, settingsOf } from "../context.js";
 import { messageJson, messageLine } from "../format.js";
 import type { Io } from "../io.js";
+import { checkConversation } from "./target.js";
 
 export function checkName(kind: string, name: string): string {
   if (!NAME_PATTERN.test(name))
@@ -86,6 +88,8 @@ export async function verifyHistoryCommand(
   const s = openClient(settingsOf(cmd));
   try {
     await s.client.sync();
+    if (opts.group !== undefined) await checkConversation(s.client, io, { group: opts.group });
+    else if (user !== undefined) await checkConversation(s.client, io, { user });
     const convs =
       opts.group !== undefined
         ? [`g:${checkName("group", opts.group)}`]
@@ -94,7 +98,11 @@ export async function verifyHistoryCommand(
           : s.client.cache.conversations().map((c) => c.conv);
     let complete = true;
     for (const conv of convs) {
-      const report = verifyHistory(conv, s.client.cache.history(conv, 1_000_000));
+      const report = verifyHistory(
+        conv,
+        s.client.cache.history(conv, 1_000_000),
+        s.client.cache.replays(conv),
+      );
       complete &&= report.complete;
       if (opts.json) {
         io.out(JSON.stringify(report));
@@ -105,9 +113,20 @@ export async function verifyHistoryCommand(
       );
       for (const g of report.gaps)
         io.out(`  missing from ${g.from} (device ${g.device}): #${g.missing.join(", #")}`);
-      for (const u of report.unverified) io.out(`  unverifiable ${u.id} from ${u.from}: ${u.problem}`);
+      for (const o of report.outOfOrder)
+        io.out(
+          `  out of order from ${o.from} (device ${o.device}): ${o.id} #${o.seq} placed after ${o.after.id} #${o.after.seq}`,
+        );
+      for (const r of report.replayed)
+        io.out(`  replayed ${r.id} from ${r.from}: at cursors ${r.cursors.join(", ")}`);
+      for (const u of report.unverified)
+        io.out(`  unverifiable ${u.id} from ${u.from}: ${sanitizeLine(u.problem)}`);
     }
-    if (!complete) throw new ZmqchatError("internal", "the history has gaps or unverifiable messages");
+    if (!complete)
+      throw new ZmqchatError(
+        "internal",
+        "the history has gaps, messages out of order, replays or unverifiable messages",
+      );
   } finally {
     await s.close();
   }
@@ -129,12 +148,20 @@ export async function historyCommand(
     opts.group !== undefined ? `g:${checkName("group", opts.group)}` : `u:${checkName("user", user!)}`;
   const s = openClient(settingsOf(cmd));
   try {
+    let online = true;
     try {
       await s.client.sync();
     } catch (err) {
       if (!(err instanceof ZmqchatError) || (err.code !== "timeout" && err.code !== "unavailable")) throw err;
       io.err(`zmqchat: warning: offline (${err.message}); showing the local cache`);
+      online = false;
     }
+    if (online)
+      await checkConversation(
+        s.client,
+        io,
+        opts.group !== undefined ? { group: opts.group } : { user: user! },
+      );
     for (const m of s.client.cache.history(conv, limit)) io.out(opts.json ? messageJson(m) : messageLine(m));
   } finally {
     await s.close();

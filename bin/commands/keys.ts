@@ -11,11 +11,11 @@ import {
   profilePaths,
   saveIdentity,
 } from "../../core/client/profile.js";
-import { openBackup } from "../../core/crypto/backup.js";
 import { fingerprint, generateIdentity, identityFromSecrets } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { clientTransport, openClient, requireUser, settingsOf, unlockOptions } from "../context.js";
 import type { Io } from "../io.js";
+import { passphraseStrength } from "../passphrase.js";
 import { checkName } from "./chat.js";
 
 export async function keysShowCommand(cmd: Command, io: Io, opts: { json?: boolean }): Promise<void> {
@@ -26,7 +26,7 @@ export async function keysShowCommand(cmd: Command, io: Io, opts: { json?: boole
   io.out(opts.json ? JSON.stringify({ user, fingerprint: fp, keys: identity.publicKeys }) : `${user}: ${fp}`);
 }
 
-/** Another user's fingerprint as pinned here (and the new one, if their keys changed). */
+/** Another user's fingerprint as pinned here (and the new one, if their keys changed); fetched when not pinned yet. */
 export async function keysFingerprintCommand(
   cmd: Command,
   io: Io,
@@ -34,43 +34,56 @@ export async function keysFingerprintCommand(
   opts: { json?: boolean },
 ): Promise<void> {
   checkName("user", name);
-  const settings = settingsOf(cmd);
-  const user = requireUser(settings);
-  const cache = new Cache(profilePaths(settings.home, user).cache);
+  const s = openClient(settingsOf(cmd));
   try {
-    const c = cache.contact(name);
-    if (!c)
-      throw new ZmqchatError("not_found", `no keys pinned for ${name} yet`, {
-        hint: `send to or sync with ${name} first`,
-      });
+    let c = s.client.cache.contact(name);
+    if (!c && name !== s.client.name) {
+      const found = await s.client.users([name]);
+      if (found.length === 0) throw new ZmqchatError("not_found", `no user named ${name}`);
+      c = s.client.cache.contact(name);
+    }
+    if (!c) throw new ZmqchatError("usage", "that is you: zmqchat keys show");
+    const view = await s.client.keyView(name);
+    c = s.client.cache.contact(name)!;
     const pinned = fingerprint(name, c.keys);
     const pending = c.pending ? fingerprint(name, c.pending) : null;
-    if (opts.json) io.out(JSON.stringify({ user: name, fingerprint: pinned, changedTo: pending }));
+    const signed = c.pending ? (view?.pendingSigned ?? false) : null;
+    if (opts.json)
+      io.out(JSON.stringify({ user: name, fingerprint: pinned, changedTo: pending, changeSigned: signed }));
     else {
       io.out(`${name}: ${pinned}`);
-      if (pending) io.out(`WARNING: the server now presents other keys for ${name}: ${pending}`);
+      if (pending) {
+        io.out(`WARNING: the server now presents other keys for ${name}: ${pending}`);
+        io.out(
+          signed
+            ? `  the new keys are signed by their previous key (a rotation); compare the new safety number with ${name}, then: zmqchat keys trust ${name}`
+            : `  the new keys are NOT signed by their previous key: do not trust them before comparing with ${name} in person`,
+        );
+      }
     }
   } finally {
-    cache.close();
+    await s.close();
   }
 }
 
 export async function keysTrustCommand(cmd: Command, io: Io, name: string): Promise<void> {
   checkName("user", name);
-  const settings = settingsOf(cmd);
-  const user = requireUser(settings);
-  const cache = new Cache(profilePaths(settings.home, user).cache);
+  const s = openClient(settingsOf(cmd));
   try {
-    const c = cache.contact(name);
+    const c = s.client.cache.contact(name);
     if (!c) throw new ZmqchatError("not_found", `no keys pinned for ${name}`);
     if (!c.pending) {
       io.out(`${name}'s keys have not changed; nothing to trust`);
       return;
     }
-    cache.trust(name);
+    const held = s.client.cache.heldCount(name);
+    // Opens the messages held during the key change (offline: they are in the local cache).
+    s.client.trust(name);
     io.out(`now trusting ${name}: ${fingerprint(name, c.pending)}`);
+    const left = s.client.cache.heldCount(name);
+    if (held > 0) io.out(`${held - left} held message(s) from ${name} are shown now`);
   } finally {
-    cache.close();
+    await s.close();
   }
 }
 
@@ -138,9 +151,19 @@ export async function keysRotateCommand(cmd: Command, io: Io): Promise<void> {
   }
 }
 
-export async function keysBackupCommand(cmd: Command, io: Io): Promise<void> {
+export async function keysBackupCommand(cmd: Command, io: Io, opts: { force?: boolean } = {}): Promise<void> {
   const settings = settingsOf(cmd);
   const passphrase = await readPassphrase(io, "passphrase for the backup: ");
+  // The server hands the backup to whoever shows the passphrase proof, so the passphrase is
+  // all that guards it against online and (after a store leak) offline guessing.
+  const strength = passphraseStrength(passphrase, [requireUser(settings)]);
+  if (strength.score < 3 && !opts.force) {
+    throw new ZmqchatError(
+      "usage",
+      `the passphrase is too weak for a key backup (strength ${strength.score} of 4, zxcvbn)${strength.warning ? `: ${strength.warning}` : ""}`,
+      { hint: "use a longer passphrase, e.g. four or five random words, or pass --force to use it anyway" },
+    );
+  }
   const s = openClient(settings);
   try {
     await s.client.backup(passphrase);
@@ -171,8 +194,7 @@ export async function keysRestoreCommand(cmd: Command, io: Io): Promise<void> {
     cache,
   });
   try {
-    const blob = await client.fetchBackup(user);
-    const contents = openBackup(blob, user, passphrase);
+    const contents = await client.restoreBackup(user, passphrase);
     const restored: LoadedIdentity = {
       identity: identityFromSecrets(user, contents.secrets),
       device: newDeviceId(),
@@ -212,4 +234,19 @@ export async function keysUnprotectCommand(cmd: Command, io: Io): Promise<void> 
   const loaded = loadIdentity(paths, user, { passphrase });
   saveIdentity(paths, loaded);
   io.out(`${user}'s keys are stored without a passphrase again (file mode 0600)`);
+}
+
+/** Ends this device's sessions (or every session of the user) on the service. */
+export async function logoutCommand(cmd: Command, io: Io, opts: { all?: boolean }): Promise<void> {
+  const s = openClient(settingsOf(cmd));
+  try {
+    await s.client.logout({ all: opts.all });
+    io.out(
+      opts.all
+        ? `ended every session of ${s.client.name}`
+        : `ended ${s.client.name}'s sessions on this device`,
+    );
+  } finally {
+    await s.close();
+  }
 }

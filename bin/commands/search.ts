@@ -5,6 +5,7 @@ import { openClient, settingsOf } from "../context.js";
 import { messageJson, messageLine } from "../format.js";
 import type { Io } from "../io.js";
 import { checkName } from "./chat.js";
+import { checkConversation } from "./target.js";
 
 export interface SearchFlags {
   from?: string;
@@ -25,12 +26,16 @@ export async function searchCommand(cmd: Command, io: Io, words: string[], opts:
   if (opts.group !== undefined) checkName("group", opts.group);
   const s = openClient(settingsOf(cmd));
   try {
+    let online = true;
     try {
       await s.client.sync();
     } catch (err) {
       if (!(err instanceof ZmqchatError) || (err.code !== "timeout" && err.code !== "unavailable")) throw err;
       io.err(`zmqchat: warning: offline (${err.message}); searching the local cache`);
+      online = false;
     }
+    if (online && opts.from !== undefined) await checkConversation(s.client, io, { user: opts.from });
+    if (online && opts.group !== undefined) await checkConversation(s.client, io, { group: opts.group });
     const hits = searchMessages(s.client.cache, text, { from: opts.from, group: opts.group, limit });
     for (const h of hits) io.out(opts.json ? messageJson(h.message) : messageLine(h.message));
     if (hits.length === 0 && !opts.json) io.err("zmqchat: no cached message matches");

@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { Balancer } from "../../balancer/balancer.js";
 import { balancerMetrics } from "../../balancer/metrics.js";
 import { rateLimitsFromEnv } from "../../balancer/rate-limit.js";
+import { parseDuration } from "../../core/config/duration.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { startOpsServer } from "../../core/ops.js";
 import { serverQuotasFromEnv } from "../../server/limits.js";
@@ -27,6 +28,7 @@ export interface ServerFlags {
   logLevel: string;
   curveKeys?: string;
   curveBalancerKey?: string;
+  sessionTtl?: string;
 }
 
 /** The cluster secret: ZMQCHAT_CLUSTER_SECRET, or the contents of --secret-file. Never a flag value. */
@@ -75,7 +77,12 @@ export async function serverCommand(_cmd: Command, io: Io, flags: ServerFlags): 
     : undefined;
   if (curve && !Z85_KEY.test(curve.serverKey))
     throw new ZmqchatError("usage", "--curve-balancer-key is not a Z85 public key");
+  const ttlText = flags.sessionTtl ?? process.env.ZMQCHAT_SESSION_TTL;
+  const sessionTtlMs = ttlText === undefined ? undefined : parseDuration(ttlText);
+  if (sessionTtlMs !== undefined && sessionTtlMs < 1000)
+    throw new ZmqchatError("usage", "--session-ttl must be at least 1s");
   const server = await ChatServer.start({
+    sessionTtlMs,
     transport: new ZeromqWorkerTransport({ version, curve }),
     endpoints,
     store,

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import type { PublicKeys } from "../protocol/schema.js";
+import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
 import { SearchIndex } from "./search.js";
 
 /** A message as the user sees it: opened, verified (or flagged), placed in its conversation. */
@@ -60,6 +60,17 @@ CREATE TABLE IF NOT EXISTS contacts (
   pending_enc TEXT
 );
 CREATE TABLE IF NOT EXISTS seqs (conv TEXT PRIMARY KEY, next INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS held (
+  id TEXT PRIMARY KEY,
+  sender TEXT NOT NULL,
+  item TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mailbox_seen (
+  id TEXT NOT NULL,
+  cursor TEXT NOT NULL,
+  conv TEXT NOT NULL,
+  PRIMARY KEY (id, cursor)
+);
 CREATE TABLE IF NOT EXISTS outbox (
   n INTEGER PRIMARY KEY AUTOINCREMENT,
   id TEXT NOT NULL UNIQUE,
@@ -131,6 +142,19 @@ export class Cache {
       insert: db.prepare(
         `INSERT OR IGNORE INTO messages (${COLUMNS}, ord) VALUES (@id, @conv, @from, @to, @group, @text, @sentAt, @serverTime, @cursor, @verified, @problem, @seq, @device, @ord)`,
       ),
+      hold: db.prepare("INSERT OR REPLACE INTO held (id, sender, item) VALUES (?, ?, ?)"),
+      heldFrom: db.prepare<[string], { item: string }>(
+        "SELECT item FROM held WHERE sender = ? ORDER BY rowid",
+      ),
+      heldCount: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM held WHERE sender = ?"),
+      unhold: db.prepare("DELETE FROM held WHERE id = ?"),
+      seen: db.prepare("INSERT OR IGNORE INTO mailbox_seen (id, cursor, conv) VALUES (?, ?, ?)"),
+      seenAt: db.prepare<[string], { cursor: string }>(
+        "SELECT cursor FROM mailbox_seen WHERE id = ? ORDER BY CAST(cursor AS INTEGER)",
+      ),
+      replays: db.prepare<[string], { id: string; cursors: string }>(
+        "SELECT id, group_concat(cursor) AS cursors FROM (SELECT id, cursor FROM mailbox_seen WHERE conv = ? ORDER BY CAST(cursor AS INTEGER)) GROUP BY id HAVING count(*) > 1",
+      ),
       place: db.prepare(
         "UPDATE messages SET server_time = @serverTime, cursor = @cursor, ord = @ord WHERE id = @id AND cursor != @cursor",
       ),
@@ -176,10 +200,16 @@ export class Cache {
     return this.db.transaction(() => {
       const fresh: ChatMessage[] = [];
       for (const m of messages) {
+        // Every place the mailbox handed an id out at is kept: a second place is a replay (verify-history).
+        const replayed =
+          cursor !== null &&
+          this.stmts.seen.run(m.id, m.cursor, m.conv).changes === 1 &&
+          this.stmts.seenAt.all(m.id).length > 1;
         const r = this.stmts.insert.run({ ...m, verified: m.verified ? 1 : 0, ord: BigInt(m.cursor) });
         if (r.changes === 1) fresh.push(m);
-        // A message cached from its acknowledgement takes its place from the mailbox copy when that arrives.
-        else if (cursor !== null)
+        // A message cached from its acknowledgement takes its place from the mailbox copy when that
+        // arrives; a replay keeps the place it was first seen at.
+        else if (cursor !== null && !replayed)
           this.stmts.place.run({
             serverTime: m.serverTime,
             cursor: m.cursor,
@@ -190,6 +220,32 @@ export class Cache {
       if (cursor !== null) this.advanceCursor(cursor);
       return fresh;
     })();
+  }
+
+  /**
+   * Keeps a mailbox item that is signed by a sender's new, not yet trusted keys: not shown,
+   * not lost; `keys trust` opens it again.
+   */
+  hold(sender: string, item: MailboxItem): void {
+    this.stmts.hold.run(item.envelope.id, sender, JSON.stringify(item));
+  }
+
+  /** The items held for `sender`, as they came from the mailbox (JSON text parsed). */
+  heldFrom(sender: string): MailboxItem[] {
+    return this.stmts.heldFrom.all(sender).map((r) => JSON.parse(r.item) as MailboxItem);
+  }
+
+  heldCount(sender: string): number {
+    return this.stmts.heldCount.get(sender)!.n;
+  }
+
+  unhold(id: string): void {
+    this.stmts.unhold.run(id);
+  }
+
+  /** Ids of a conversation that the mailbox handed out at more than one place, with those places. */
+  replays(conv: string): Array<{ id: string; cursors: string[] }> {
+    return this.stmts.replays.all(conv).map((r) => ({ id: r.id, cursors: r.cursors.split(",") }));
   }
 
   has(id: string): boolean {

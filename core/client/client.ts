@@ -1,5 +1,11 @@
 import { sign } from "node:crypto";
-import { sealBackup } from "../crypto/backup.js";
+import {
+  type BackupContents,
+  backupProof,
+  deriveBackupKeys,
+  openBackup,
+  sealBackup,
+} from "../crypto/backup.js";
 import { Sealer } from "../crypto/envelope.js";
 import { generateIdentity, identitySecrets } from "../crypto/keys.js";
 import { loginChallengeBytes, rotationBytes } from "../crypto/login.js";
@@ -23,6 +29,8 @@ import {
 } from "../protocol/schema.js";
 import type { ClientLink, Route } from "../transport.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
+import { ContactKeys, type ContactKeyView } from "./key-history.js";
+import { type Opened, openItem } from "./open.js";
 import type { LoadedIdentity } from "./profile.js";
 
 export type ConnectionState = "connecting" | "online" | "offline" | "closed";
@@ -77,6 +85,8 @@ export class ChatClient {
   private readonly sealer: Sealer;
   /** Sealers of keys this user held before a rotation: old messages were sealed for them. */
   private readonly previousSealers: Sealer[];
+  /** Contacts' checked key histories: which key verifies which message. */
+  private readonly contactKeys: ContactKeys;
   private readonly listeners = new Set<(e: ClientEvent) => void>();
   private readonly waiters = new Map<string, Waiter>();
   private link: ClientLink | null = null;
@@ -102,6 +112,10 @@ export class ChatClient {
     this.name = options.identity.identity.name;
     this.sealer = new Sealer(options.identity.identity);
     this.previousSealers = (options.identity.previous ?? []).map((i) => new Sealer(i));
+    this.contactKeys = new ContactKeys(
+      options.cache,
+      async (name) => (await this.request("keys.history", { name })).chain,
+    );
     this.log = options.log ?? silentLogger;
     this.attemptMs = options.attemptTimeoutMs ?? 1500;
     this.requestMs = options.requestTimeoutMs ?? 10_000;
@@ -147,13 +161,56 @@ export class ChatClient {
       loginChallengeBytes(this.name, ch.nonce, ch.expires),
       this.options.identity.identity.signPrivate,
     );
-    const r = await this.request("login", { name: this.name, ...ch, sig: sig.toString("base64url") }, opts);
+    const r = await this.request(
+      "login",
+      { name: this.name, ...ch, sig: sig.toString("base64url"), device: this.options.identity.device },
+      opts,
+    );
     const previous = this.session?.topic ?? this.staleTopic;
     this.session = { token: r.session, topic: r.topic };
+    this.scheduleRenewal(r.lifetimeMs ?? Date.parse(r.expires) - Date.now());
     this.link?.subscribe(r.topic);
     if (previous && previous !== r.topic) this.link?.unsubscribe(previous);
     this.staleTopic = null;
     this.scheduleTopicRefresh(r.topicExpires);
+  }
+
+  private renewTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * Renews the session token over the live link halfway through its life, so a long `listen`
+   * or TUI keeps its session without signing a new login. A renewal that is refused (the session
+   * was ended) drops the session; the next request logs in again.
+   */
+  private scheduleRenewal(lifetimeMs: number): void {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    if (!Number.isFinite(lifetimeMs) || lifetimeMs <= 0) return;
+    const renew = () => {
+      const token = this.session?.token;
+      if (this.closed || !token) return;
+      this.request("session.renew", {}, { timeoutMs: Math.max(1000, lifetimeMs / 4) })
+        .then((r) => {
+          if (this.session?.token !== token) return;
+          this.session = { ...this.session, token: r.session };
+          this.scheduleRenewal(r.lifetimeMs ?? lifetimeMs);
+        })
+        .catch((err) => {
+          this.log.warn({ err }, "renewing the session failed");
+          // Not answered: try again soon while the token is still good; refused: log in next time.
+          if (err instanceof ZmqchatError && err.code === "timeout") this.scheduleRenewal(lifetimeMs / 2);
+          else if (this.session?.token === token) this.session = null;
+        });
+    };
+    this.renewTimer = setTimeout(renew, Math.max(250, lifetimeMs / 2));
+    this.renewTimer.unref();
+  }
+
+  /** Ends this device's sessions on the service (every session of the user with `all`). */
+  async logout(opts: RequestOptions & { all?: boolean } = {}): Promise<void> {
+    await this.login(opts);
+    await this.request("logout", opts.all ? { all: true } : {}, opts);
+    this.session = null;
+    if (this.renewTimer) clearTimeout(this.renewTimer);
   }
 
   private staleTopic: string | null = null;
@@ -407,7 +464,17 @@ export class ChatClient {
       rotationBytes(this.name, current.identity.publicKeys, next.publicKeys),
       current.identity.signPrivate,
     );
-    await this.request("keys.rotate", { keys: next.publicKeys, sig: sig.toString("base64url") }, opts);
+    // Signed by the new keys as well, so that a contact who pins the new keys can trust the old ones for old messages.
+    const sigNew = sign(
+      null,
+      rotationBytes(this.name, current.identity.publicKeys, next.publicKeys),
+      next.signPrivate,
+    );
+    await this.request(
+      "keys.rotate",
+      { keys: next.publicKeys, sig: sig.toString("base64url"), sigNew: sigNew.toString("base64url") },
+      opts,
+    );
     return {
       identity: next,
       device: current.device,
@@ -418,7 +485,7 @@ export class ChatClient {
   /** Uploads this identity encrypted under a passphrase (scrypt), for `restore` on another machine. */
   async backup(passphrase: string, opts: RequestOptions = {}): Promise<void> {
     const { identity, previous } = this.options.identity;
-    const blob = sealBackup(
+    const { blob, verifier } = sealBackup(
       {
         name: this.name,
         secrets: identitySecrets(identity),
@@ -427,19 +494,61 @@ export class ChatClient {
       passphrase,
     );
     await this.login(opts);
-    await this.request("backup.put", { blob }, opts);
+    await this.request("backup.put", { blob, verifier }, opts);
   }
 
-  /** Fetches a user's key backup (no session needed: it is useless without the passphrase). */
-  async fetchBackup(name: string, opts: RequestOptions = {}): Promise<string> {
-    return (await this.request("backup.get", { name }, opts)).blob;
+  /**
+   * Fetches and opens a user's key backup on a machine without the keys: derives the proof from
+   * the passphrase and the backup's public salt, shows it, and decrypts what comes back.
+   */
+  async restoreBackup(name: string, passphrase: string, opts: RequestOptions = {}): Promise<BackupContents> {
+    const params = await this.request("backup.params", { name }, opts);
+    if (!params.proof)
+      throw new ZmqchatError(
+        "unauthorized",
+        `${name}'s backup was made by an older zmqchat and can be fetched only with ${name}'s session, not with a passphrase`,
+        { hint: "on a device that still has the keys, run `zmqchat keys backup` again, then restore" },
+      );
+    const keys = deriveBackupKeys(passphrase, params);
+    const { blob } = await this.request("backup.get", { name, proof: backupProof(keys) }, opts);
+    return openBackup(blob, name, passphrase, keys);
+  }
+
+  /**
+   * Which keys verify `name`'s messages, and whether a pending change is a signed rotation.
+   * With `fetch`, the key history is fetched first (offline: what the cache holds).
+   */
+  async keyView(name: string, fetch = true): Promise<ContactKeyView | null> {
+    if (fetch) {
+      try {
+        for (const u of await this.contactKeys.refresh([name])) this.pin(u);
+      } catch (err) {
+        this.log.warn({ err }, "could not fetch a key history");
+      }
+    }
+    return this.contactKeys.view(name);
   }
 
   /** Accepts a contact's changed keys after the user compared fingerprints. */
   trust(name: string): boolean {
     const ok = this.cache.trust(name);
     this.keysCheckedAt.delete(name);
+    if (ok) this.releaseHeld(name);
     return ok;
+  }
+
+  /** Opens again what was held for `name` during a key change; shows what now verifies. */
+  private releaseHeld(name: string): void {
+    const shown: ChatMessage[] = [];
+    for (const item of this.cache.heldFrom(name)) {
+      const o = this.open(item);
+      if (o.held) continue;
+      shown.push(o.message);
+    }
+    if (shown.length === 0) return;
+    const fresh = this.cache.addMessages(shown, null);
+    for (const m of shown) this.cache.unhold(m.id);
+    for (const m of fresh) this.emit({ type: "message", message: m });
   }
 
   async ping(opts: RequestOptions = {}): Promise<void> {
@@ -479,6 +588,7 @@ export class ChatClient {
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.topicTimer) clearTimeout(this.topicTimer);
+    if (this.renewTimer) clearTimeout(this.renewTimer);
     for (const [, w] of this.waiters)
       w.resolve({ ok: false, error: { code: "unavailable", message: "client closed" } });
     this.waiters.clear();
@@ -494,53 +604,35 @@ export class ChatClient {
       (n) => n !== this.name && !this.cache.contact(n),
     );
     if (unknown.length > 0) await this.users(unknown);
-    return items.map((i) => this.open(i));
+    const opened = items.map((i) => this.open(i));
+    // A signature no known key explains: the sender may have rotated; fetch their key history once and look again.
+    const unexplained = [...new Set(opened.filter((o) => o.unexplained).map((o) => o.message.from))];
+    if (unexplained.length > 0) {
+      try {
+        for (const u of await this.contactKeys.refresh(unexplained)) this.pin(u);
+      } catch (err) {
+        // Unreachable now: stop here, so these messages are judged on the next sync, not marked forged.
+        if (err instanceof ZmqchatError && (err.code === "timeout" || err.code === "unavailable")) throw err;
+        this.log.warn({ err }, "could not fetch a key history");
+      }
+      for (let k = 0; k < items.length; k++) if (opened[k]!.unexplained) opened[k] = this.open(items[k]!);
+    }
+    const shown: ChatMessage[] = [];
+    for (let k = 0; k < items.length; k++) {
+      const o = opened[k]!;
+      if (o.held) this.cache.hold(o.message.from, items[k]!);
+      else shown.push(o.message);
+    }
+    return shown;
   }
 
-  private open(item: MailboxItem): ChatMessage {
-    const env = item.envelope;
-    const me = this.name;
-    const other = env.group === null ? (env.from === me ? env.to : env.from) : null;
-    const base = {
-      id: env.id,
-      conv: env.group !== null ? `g:${env.group}` : `u:${other ?? env.from}`,
-      from: env.from,
-      to: env.to,
-      group: env.group,
-      sentAt: env.sentAt,
-      serverTime: item.serverTime,
-      cursor: item.cursor,
-      seq: env.seq,
-      device: env.device,
-    };
-    const contact = env.from === me ? null : this.cache.contact(env.from);
-    if (env.from !== me && !contact)
-      return { ...base, text: "", verified: false, problem: `unknown sender ${env.from}` };
-    if (env.group === null && env.from !== me && env.to !== me) {
-      return { ...base, text: "", verified: false, problem: "addressed to someone else" };
-    }
-    const senderKeys =
-      env.from === me
-        ? [this.publicKeys, ...this.previousSealers.map((p) => p.identity.publicKeys)]
-        : [contact!.keys];
-    let r: ReturnType<Sealer["open"]> = { ok: false, reason: "bad_signature" };
-    for (const keys of senderKeys) {
-      for (const sealer of [this.sealer, ...this.previousSealers]) {
-        r = sealer.open(env, keys);
-        if (r.ok || r.reason !== "undecryptable") break;
-      }
-      if (r.ok) break;
-    }
-    if (r.ok) return { ...base, text: r.text, verified: true, problem: null };
-    const problem = {
-      bad_signature: contact?.pending
-        ? `signature does not match ${env.from}'s pinned key (their key changed; see zmqchat keys trust)`
-        : "bad signature: altered or forged",
-      not_for_me: "not sealed for you",
-      undecryptable: "cannot be decrypted",
-      unknown_suite: "unknown encryption suite",
-    }[r.reason];
-    return { ...base, text: "", verified: false, problem };
+  private open(item: MailboxItem): Opened {
+    return openItem(item, {
+      me: this.name,
+      sealers: [this.sealer, ...this.previousSealers],
+      contact: (n) => this.cache.contact(n),
+      keysOf: (n) => this.contactKeys.view(n),
+    });
   }
 
   // ---- keys ----------------------------------------------------------------------------

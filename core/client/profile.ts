@@ -131,7 +131,7 @@ export function saveIdentity(
               previous: (loaded.previous ?? []).map(identitySecrets),
             },
             unlock.passphrase,
-          ),
+          ).blob,
         }
       : {
           secrets: identitySecrets(loaded.identity),

@@ -7,23 +7,52 @@ export interface Gap {
   missing: number[];
 }
 
+/** A message whose number is not above the numbers its sender's device used before it in the mailbox. */
+export interface OutOfOrder {
+  from: string;
+  device: string;
+  id: string;
+  seq: number;
+  /** The message placed before it with a higher number. */
+  after: { id: string; seq: number };
+}
+
+/** A message id the mailbox handed out at more than one place. */
+export interface Replay {
+  id: string;
+  from: string;
+  /** Every mailbox position (cursor) the id was seen at, first one first. */
+  cursors: string[];
+}
+
 export interface HistoryReport {
   conv: string;
   messages: number;
   gaps: Gap[];
+  outOfOrder: OutOfOrder[];
+  replayed: Replay[];
   unverified: Array<{ id: string; from: string; problem: string }>;
   complete: boolean;
 }
 
 /**
- * Checks a conversation for completeness: every sender numbers its messages per conversation
- * and device inside the signed envelope, so a hole in a sender's numbers is a message the
- * service dropped (or has not delivered yet). In a 1:1 conversation numbers start at 1; in a
- * group, at the first message this member saw (joining later is not a gap).
+ * Checks a conversation for completeness and order: every sender numbers its messages per
+ * conversation and device inside the signed envelope, so a hole in a sender's numbers is a
+ * message the service dropped (or has not delivered yet), a number not above the ones before
+ * it in mailbox order is a message the service moved, and an id handed out at a second place
+ * is a replay. In a 1:1 conversation numbers start at 1; in a group, at the first message this
+ * member saw (joining later is not a gap). `messages` are in mailbox order.
  */
-export function verifyHistory(conv: string, messages: ChatMessage[]): HistoryReport {
+export function verifyHistory(
+  conv: string,
+  messages: ChatMessage[],
+  replays: Array<{ id: string; cursors: string[] }> = [],
+): HistoryReport {
   const bySender = new Map<string, Set<number>>();
+  const highest = new Map<string, { id: string; seq: number }>();
+  const outOfOrder: OutOfOrder[] = [];
   const unverified: HistoryReport["unverified"] = [];
+  const senderOf = new Map(messages.map((m) => [m.id, m.from]));
   for (const m of messages) {
     if (!m.verified) {
       unverified.push({ id: m.id, from: m.from, problem: m.problem ?? "not verified" });
@@ -36,6 +65,12 @@ export function verifyHistory(conv: string, messages: ChatMessage[]): HistoryRep
       bySender.set(key, seqs);
     }
     seqs.add(m.seq);
+    const top = highest.get(key);
+    if (top && m.seq < top.seq) {
+      outOfOrder.push({ from: m.from, device: m.device, id: m.id, seq: m.seq, after: top });
+    } else {
+      highest.set(key, { id: m.id, seq: m.seq });
+    }
   }
   const gaps: Gap[] = [];
   for (const [key, seqs] of bySender) {
@@ -49,11 +84,15 @@ export function verifyHistory(conv: string, messages: ChatMessage[]): HistoryRep
     }
     if (missing.length > 0) gaps.push({ from, device, missing });
   }
+  const replayed = replays.map((r) => ({ id: r.id, from: senderOf.get(r.id) ?? "?", cursors: r.cursors }));
   return {
     conv,
     messages: messages.length,
     gaps,
+    outOfOrder,
+    replayed,
     unverified,
-    complete: gaps.length === 0 && unverified.length === 0,
+    complete:
+      gaps.length === 0 && unverified.length === 0 && outOfOrder.length === 0 && replayed.length === 0,
   };
 }

@@ -73,6 +73,11 @@ export const requestBodies = {
     expires: z.number().int(),
     mac: b64,
     sig: b64,
+    /** This device's id: `logout` ends the sessions of one device. */
+    device: z
+      .string()
+      .regex(/^[0-9a-f]{16}$/)
+      .optional(),
   }),
   users: z.strictObject({ names: z.array(nameSchema).max(MAX_GROUP_MEMBERS).optional() }),
   "group.create": z.strictObject({ name: nameSchema, members: groupMembers }),
@@ -86,19 +91,43 @@ export const requestBodies = {
   groups: z.strictObject({}),
   send: z.strictObject({ envelope: envelopeSchema }),
   sync: z.strictObject({ after: cursorSchema.nullable(), limit: z.number().int().min(1).max(MAX_SYNC_PAGE) }),
-  "keys.rotate": z.strictObject({ keys: publicKeysSchema, sig: b64 }),
+  /** `sig` by the current keys; `sigNew` by the new ones over the same bytes (so the chain verifies both ways). */
+  "keys.rotate": z.strictObject({ keys: publicKeysSchema, sig: b64, sigNew: b64.optional() }),
+  "keys.history": z.strictObject({ name: nameSchema }),
   "backup.put": z.strictObject({
     blob: z
       .string()
       .min(1)
       .max(64 * 1024),
+    /** SHA-256 of the backup's auth key (see core/crypto/backup.ts): lets a proof fetch it without a session. */
+    verifier: key32.optional(),
   }),
-  "backup.get": z.strictObject({ name: nameSchema }),
+  /** Needs the owner's session, or `proof` (the auth key derived from the passphrase). */
+  "backup.get": z.strictObject({ name: nameSchema, proof: key32.optional() }),
+  /** The public salt and cost of a user's backup, to derive the proof on a new machine. */
+  "backup.params": z.strictObject({ name: nameSchema }),
+  /** A fresh token for the current session, before it expires, without a new signed login. */
+  "session.renew": z.strictObject({}),
+  /** Ends this device's sessions (every session of the user with `all`). */
+  logout: z.strictObject({ all: z.boolean().optional() }),
 } as const;
 
 export type RequestType = keyof typeof requestBodies;
 export type RequestBody<T extends RequestType> = z.infer<(typeof requestBodies)[T]>;
 export const REQUEST_TYPES = Object.keys(requestBodies) as RequestType[];
+
+/**
+ * One key a user has had, oldest first: the first is the registered one (no signatures); each
+ * later one carries the rotation signatures by the key before it (`sig`) and by itself (`sigNew`,
+ * absent for rotations made before it existed); `at` is when the server took it.
+ */
+export const keyLinkSchema = z.object({
+  keys: publicKeysSchema,
+  sig: b64.nullable(),
+  sigNew: b64.nullable(),
+  at: z.string().max(40),
+});
+export type KeyLink = z.infer<typeof keyLinkSchema>;
 
 export const groupInfoSchema = z.object({
   name: nameSchema,
@@ -122,6 +151,8 @@ export const replyBodies = {
     topic: z.string().regex(TOPIC_PATTERN),
     /** When the topic stops receiving deliveries; the client logs in again before. */
     topicExpires: z.string().optional(),
+    /** How long the session lasts; the client renews it (session.renew) before. */
+    lifetimeMs: z.number().int().positive().optional(),
   }),
   users: z.object({ users: z.array(userInfoSchema) }),
   "group.create": z.object({ group: groupInfoSchema, created: z.boolean() }),
@@ -135,8 +166,24 @@ export const replyBodies = {
   send: z.object({ id: uuid, cursor: cursorSchema, serverTime: z.string(), duplicate: z.boolean() }),
   sync: z.object({ items: z.array(mailboxItemSchema), more: z.boolean() }),
   "keys.rotate": z.object({ rotated: z.literal(true) }),
+  "keys.history": z.object({ name: nameSchema, chain: z.array(keyLinkSchema) }),
   "backup.put": z.object({ stored: z.literal(true) }),
   "backup.get": z.object({ blob: z.string() }),
+  "backup.params": z.object({
+    kdf: z.literal("scrypt"),
+    N: z.number().int(),
+    r: z.number().int(),
+    p: z.number().int(),
+    salt: b64,
+    /** False for a backup made before proofs existed: it can be fetched with the owner's session only. */
+    proof: z.boolean(),
+  }),
+  "session.renew": z.object({
+    session: z.string(),
+    expires: z.string(),
+    lifetimeMs: z.number().int().positive().optional(),
+  }),
+  logout: z.object({ ended: z.literal(true) }),
 } as const satisfies Record<RequestType, z.ZodType>;
 
 export type ReplyBody<T extends RequestType> = z.infer<(typeof replyBodies)[T]>;

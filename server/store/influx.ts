@@ -7,11 +7,14 @@ import { NAME_PATTERN } from "../../core/protocol/limits.js";
 import { isoOf, LANES, LaneClock, nowNs } from "./influx/clock.js";
 import { InfluxHttpError, rows, type Series, storeError, timeOf, V1Http } from "./influx/http.js";
 import { DURATION, duration, durationMs, goDurationMs, ident, nanos, str } from "./influx/influxql.js";
+import { RawNumber } from "./influx/raw-json.js";
 import type {
   AppendInput,
   AppendResult,
   GroupRecord,
   NewGroup,
+  KeyLinkRecord,
+  RotationProof,
   Store,
   StoredItem,
   StoreMetrics,
@@ -74,9 +77,14 @@ const M = {
   memberships: "memberships",
   mailbox: "mailbox",
   lanes: "lanes",
+  usedTokens: "used_tokens",
+  revocations: "revocations",
 } as const;
 
-const ROTATION_FIELDS = ["from_sign", "from_enc", "sign", "enc"];
+/** How long before its expiry a one-time token may have been claimed first (challenges live 30 s). */
+const ONE_TIME_HORIZON_MS = 3600_000;
+
+const ROTATION_FIELDS = ["from_sign", "from_enc", "sign", "enc", "sig", "sig_new"];
 
 interface Pending {
   input: AppendInput;
@@ -436,7 +444,12 @@ export class InfluxStore implements Store {
    * Compare-and-set of a user's keys without compare-and-set: a rotation claim "from → to",
    * decided like a name (first settled claim from the current keys wins; see users()).
    */
-  async rotateKeys(name: string, from: UserRecord["keys"], to: UserRecord["keys"]): Promise<boolean> {
+  async rotateKeys(
+    name: string,
+    from: UserRecord["keys"],
+    to: UserRecord["keys"],
+    proof?: RotationProof,
+  ): Promise<boolean> {
     this.ready();
     checkKeys(from);
     checkKeys(to);
@@ -454,6 +467,8 @@ export class InfluxStore implements Store {
         .stringField("sign", to.sign)
         .stringField("enc", to.enc)
         .booleanField("void", false);
+      if (proof) point.stringField("sig", proof.sig);
+      if (proof?.sigNew) point.stringField("sig_new", proof.sigNew);
       await this.writeRetrying(
         [point.timestamp(ts.toString()).toLineProtocol()!],
         `rotate the keys of ${name}`,
@@ -491,6 +506,66 @@ export class InfluxStore implements Store {
     );
     const row = res[0]?.[0] ? rows(res[0][0])[0] : undefined;
     return typeof row?.blob === "string" ? row.blob : null;
+  }
+
+  /**
+   * First-claim-wins for a one-time token (a login challenge), as for names: every claim is a
+   * point with a cluster-unique timestamp (lane clock) in one series; after the safety window,
+   * the earliest point for the token names the one holder that may use it. A claim whose write
+   * took too long loses (it may be the earliest, yet unseen by a server that already decided):
+   * at most one caller ever wins, and a slow one is refused rather than doubled.
+   */
+  async claimOnce(token: string, expires: number): Promise<boolean> {
+    this.ready();
+    if (typeof token !== "string" || !/^[A-Za-z0-9_-]{1,128}$/.test(token))
+      throw new ZmqchatError("bad_request", "a one-time token is 1-128 base64url characters");
+    const holder = randomBytes(8).toString("hex");
+    const ts = this.stamp();
+    const point = new Point(M.usedTokens)
+      .stringField("token", token)
+      .stringField("holder", holder)
+      .intField("expires", Math.floor(expires));
+    await this.writeRetrying([point.timestamp(ts.toString()).toLineProtocol()!], "use a login challenge");
+    if (nowNs() > ts + this.windowNs / 2n) return false;
+    await this.waitPast(ts);
+    const since = nowNs(Math.floor(expires) - ONE_TIME_HORIZON_MS);
+    const res = await this.queryRetrying(
+      `SELECT "holder" FROM ${this.m(M.usedTokens)} WHERE "token" = ${str(token)} AND time >= ${nanos(since)} ORDER BY time ASC LIMIT 1`,
+      "read a login challenge's use",
+    );
+    const first = res[0]?.[0] ? rows(res[0][0])[0] : undefined;
+    return first?.holder === holder;
+  }
+
+  /** A revocation point; resolves after the safety window, when every server reads it. */
+  async revokeSessions(name: string, scope: string, before: number): Promise<void> {
+    this.ready();
+    checkName(name, "user");
+    if (typeof scope !== "string" || !/^[*A-Za-z0-9_:.-]{1,80}$/.test(scope))
+      throw new ZmqchatError("bad_request", "bad session scope");
+    const ts = this.stamp();
+    const point = new Point(M.revocations)
+      .tag("name", name)
+      .tag("scope", scope)
+      .intField("before", Math.floor(before));
+    await this.writeRetrying([point.timestamp(ts.toString()).toLineProtocol()!], "end sessions");
+    await this.waitPast(ts);
+  }
+
+  async sessionRevocations(name: string): Promise<Map<string, number>> {
+    this.ready();
+    const out = new Map<string, number>();
+    if (!NAME_PATTERN.test(name)) return out;
+    const res = await this.queryRetrying(
+      `SELECT max("before") AS "before" FROM ${this.m(M.revocations)} WHERE "name" = ${str(name)} GROUP BY "scope"`,
+      "read ended sessions",
+    );
+    for (const series of res[0] ?? []) {
+      const scope = series.tags.scope;
+      const before = rows(series)[0]?.before;
+      if (scope !== undefined && before instanceof RawNumber) out.set(scope, Number(before.text));
+    }
+    return out;
   }
 
   async createGroup(group: NewGroup): Promise<{ created: boolean; group: GroupRecord }> {
@@ -648,28 +723,39 @@ export class InfluxStore implements Store {
    * whose `from` is the current keys (and that is later than them) makes B current, and so on.
    * Claim ids of the rotations that took effect come back too, for rotateKeys.
    */
-  private async users(names: string[] | null): Promise<Map<string, UserRecord & { steps: Set<string> }>> {
+  async keyHistory(name: string): Promise<KeyLinkRecord[]> {
+    this.ready();
+    if (!NAME_PATTERN.test(name)) return [];
+    return (await this.users([name])).get(name)?.chain ?? [];
+  }
+
+  private async users(
+    names: string[] | null,
+  ): Promise<Map<string, UserRecord & { steps: Set<string>; chain: KeyLinkRecord[] }>> {
     const res = await this.queryRetrying(
       `${this.claimStatement(M.users, names, ["sign", "enc"])}; ${this.claimStatement(M.userKeys, names, ROTATION_FIELDS)}`,
       "read users",
     );
     const registrations = parseClaims(res[0] ?? []);
     const rotations = parseClaims(res[1] ?? []);
-    const out = new Map<string, UserRecord & { steps: Set<string> }>();
+    const out = new Map<string, UserRecord & { steps: Set<string>; chain: KeyLinkRecord[] }>();
+    const text = (v: unknown) => (typeof v === "string" && v !== "" ? v : null);
     for (const [name, claims] of registrations) {
       const first = claims[0];
       if (!first || !this.settled(first.ts)) continue;
       let keys = { sign: String(first.fields.sign), enc: String(first.fields.enc) };
       let since = first.ts;
       const steps = new Set<string>();
+      const chain: KeyLinkRecord[] = [{ keys, sig: null, sigNew: null, at: isoOf(first.ts) }];
       for (const r of rotations.get(name) ?? []) {
         if (!this.settled(r.ts) || r.ts <= since) continue;
         if (r.fields.from_sign !== keys.sign || r.fields.from_enc !== keys.enc) continue;
         keys = { sign: String(r.fields.sign), enc: String(r.fields.enc) };
         since = r.ts;
         steps.add(r.id);
+        chain.push({ keys, sig: text(r.fields.sig), sigNew: text(r.fields.sig_new), at: isoOf(r.ts) });
       }
-      out.set(name, { name, keys, steps });
+      out.set(name, { name, keys, steps, chain });
     }
     return out;
   }

@@ -7,6 +7,8 @@ import type {
   AppendResult,
   GroupRecord,
   NewGroup,
+  KeyLinkRecord,
+  RotationProof,
   Store,
   StoredItem,
   StoreMetrics,
@@ -19,6 +21,16 @@ CREATE TABLE IF NOT EXISTS users (
   sign_key TEXT NOT NULL,
   enc_key TEXT NOT NULL,
   created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS key_history (
+  name TEXT NOT NULL,
+  gen INTEGER NOT NULL,
+  sign_key TEXT NOT NULL,
+  enc_key TEXT NOT NULL,
+  sig TEXT,
+  sig_new TEXT,
+  at TEXT NOT NULL,
+  PRIMARY KEY (name, gen)
 );
 CREATE TABLE IF NOT EXISTS backups (
   name TEXT PRIMARY KEY,
@@ -46,6 +58,17 @@ CREATE TABLE IF NOT EXISTS mailbox (
   UNIQUE (owner, msg_id)
 );
 CREATE INDEX IF NOT EXISTS mailbox_by_owner ON mailbox(owner, pos);
+CREATE TABLE IF NOT EXISTS used_tokens (
+  token TEXT PRIMARY KEY,
+  expires INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS used_tokens_by_expiry ON used_tokens(expires);
+CREATE TABLE IF NOT EXISTS revocations (
+  name TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  before INTEGER NOT NULL,
+  PRIMARY KEY (name, scope)
+);
 `;
 
 interface Pending {
@@ -125,10 +148,28 @@ export class SqliteStore implements Store {
       rotate: db.prepare(
         "UPDATE users SET sign_key = ?, enc_key = ? WHERE name = ? AND sign_key = ? AND enc_key = ?",
       ),
+      keyHistory: db.prepare<
+        [string],
+        { sign_key: string; enc_key: string; sig: string | null; sig_new: string | null; at: string }
+      >("SELECT sign_key, enc_key, sig, sig_new, at FROM key_history WHERE name = ? ORDER BY gen"),
+      registered: db.prepare<[string], { sign_key: string; enc_key: string; created_at: string }>(
+        "SELECT sign_key, enc_key, created_at FROM users WHERE name = ?",
+      ),
+      insertLink: db.prepare(
+        "INSERT INTO key_history (name, gen, sign_key, enc_key, sig, sig_new, at) VALUES (?, (SELECT coalesce(max(gen) + 1, 0) FROM key_history WHERE name = ?), ?, ?, ?, ?, ?)",
+      ),
       putBackup: db.prepare(
         "INSERT INTO backups (name, blob, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET blob = excluded.blob, updated_at = excluded.updated_at",
       ),
       getBackup: db.prepare<[string], { blob: string }>("SELECT blob FROM backups WHERE name = ?"),
+      claimToken: db.prepare("INSERT OR IGNORE INTO used_tokens (token, expires) VALUES (?, ?)"),
+      forgetTokens: db.prepare("DELETE FROM used_tokens WHERE expires < ?"),
+      revoke: db.prepare(
+        "INSERT INTO revocations (name, scope, before) VALUES (?, ?, ?) ON CONFLICT(name, scope) DO UPDATE SET before = max(before, excluded.before)",
+      ),
+      revocations: db.prepare<[string], { scope: string; before: number }>(
+        "SELECT scope, before FROM revocations WHERE name = ?",
+      ),
       insertGroup: db.prepare("INSERT OR IGNORE INTO groups (name, owner, created_at) VALUES (?, ?, ?)"),
       getGroup: db.prepare<[string], { name: string; owner: string }>(
         "SELECT name, owner FROM groups WHERE name = ?",
@@ -183,8 +224,59 @@ export class SqliteStore implements Store {
     return this.guard(() => this.stmts.listUsers.all().map(toUser));
   }
 
-  async rotateKeys(name: string, from: UserRecord["keys"], to: UserRecord["keys"]): Promise<boolean> {
-    return this.guard(() => this.stmts.rotate.run(to.sign, to.enc, name, from.sign, from.enc).changes === 1);
+  async rotateKeys(
+    name: string,
+    from: UserRecord["keys"],
+    to: UserRecord["keys"],
+    proof?: RotationProof,
+  ): Promise<boolean> {
+    return this.guard(() =>
+      this.handle.transaction(() => {
+        // The history starts with the keys held before the first rotation (users registered
+        // before the history existed get theirs written here).
+        const before = this.stmts.registered.get(name);
+        if (!before) return false;
+        const history = this.stmts.keyHistory.all(name);
+        if (this.stmts.rotate.run(to.sign, to.enc, name, from.sign, from.enc).changes !== 1) return false;
+        if (history.length === 0)
+          this.stmts.insertLink.run(
+            name,
+            name,
+            before.sign_key,
+            before.enc_key,
+            null,
+            null,
+            before.created_at,
+          );
+        this.stmts.insertLink.run(
+          name,
+          name,
+          to.sign,
+          to.enc,
+          proof?.sig ?? null,
+          proof?.sigNew ?? null,
+          new Date().toISOString(),
+        );
+        return true;
+      })(),
+    );
+  }
+
+  async keyHistory(name: string): Promise<KeyLinkRecord[]> {
+    return this.guard(() => {
+      const rows = this.stmts.keyHistory.all(name);
+      if (rows.length > 0)
+        return rows.map((r) => ({
+          keys: { sign: r.sign_key, enc: r.enc_key },
+          sig: r.sig,
+          sigNew: r.sig_new,
+          at: r.at,
+        }));
+      const u = this.stmts.registered.get(name);
+      return u
+        ? [{ keys: { sign: u.sign_key, enc: u.enc_key }, sig: null, sigNew: null, at: u.created_at }]
+        : [];
+    });
   }
 
   async putBackup(name: string, blob: string): Promise<void> {
@@ -193,6 +285,28 @@ export class SqliteStore implements Store {
 
   async getBackup(name: string): Promise<string | null> {
     return this.guard(() => this.stmts.getBackup.get(name)?.blob ?? null);
+  }
+
+  async claimOnce(token: string, expires: number): Promise<boolean> {
+    return this.guard(() => {
+      // A primary key decides: of concurrent servers, one insert changes a row.
+      const won = this.stmts.claimToken.run(token, expires).changes === 1;
+      // Expired challenges are refused before they get here; forget them now and then (a minute's slack for clock skew).
+      if (++this.claims % 256 === 0) this.stmts.forgetTokens.run(Date.now() - 60_000);
+      return won;
+    });
+  }
+
+  private claims = 0;
+
+  async revokeSessions(name: string, scope: string, before: number): Promise<void> {
+    await this.guard(() => this.stmts.revoke.run(name, scope, before));
+  }
+
+  async sessionRevocations(name: string): Promise<Map<string, number>> {
+    return this.guard(
+      () => new Map(this.stmts.revocations.all(name).map((r) => [r.scope, Number(r.before)] as const)),
+    );
   }
 
   async createGroup(group: NewGroup): Promise<{ created: boolean; group: GroupRecord }> {

@@ -5,6 +5,21 @@ export interface UserRecord {
   keys: PublicKeys;
 }
 
+/** The signatures that bind a rotation: by the old keys and by the new ones, over rotationBytes. */
+export interface RotationProof {
+  sig: string;
+  sigNew: string | null;
+}
+
+/** One key of a user's history, as kept by the store. */
+export interface KeyLinkRecord {
+  keys: PublicKeys;
+  sig: string | null;
+  sigNew: string | null;
+  /** ISO time the store took the key. */
+  at: string;
+}
+
 export interface GroupRecord {
   name: string;
   owner: string;
@@ -73,10 +88,31 @@ export interface Store {
    * Replaces a user's keys, but only when they are still `from` (the caller checked a
    * signature by the old key). Returns false when the keys were not `from`.
    */
-  rotateKeys(name: string, from: UserRecord["keys"], to: UserRecord["keys"]): Promise<boolean>;
+  rotateKeys(
+    name: string,
+    from: UserRecord["keys"],
+    to: UserRecord["keys"],
+    proof?: RotationProof,
+  ): Promise<boolean>;
+  /** Every key the user has had, oldest first, with the rotation signatures; empty for an unknown user. */
+  keyHistory(name: string): Promise<KeyLinkRecord[]>;
   /** Stores (replaces) a user's passphrase-encrypted key backup: opaque text. */
   putBackup(name: string, blob: string): Promise<void>;
   getBackup(name: string): Promise<string | null>;
+  /**
+   * Uses up a one-time token (a login challenge's nonce): true for exactly one caller across
+   * every server sharing the store, false for every later (or losing, concurrent) one. The
+   * store may forget a token once `expires` (ms since the epoch) has passed.
+   */
+  claimOnce(token: string, expires: number): Promise<boolean>;
+  /**
+   * Ends a user's sessions of one scope (`*` every session, `device:ID` one device's,
+   * `key:TAG` one key generation's) issued before `before` (ms since the epoch). A later call
+   * for the same scope keeps the later time.
+   */
+  revokeSessions(name: string, scope: string, before: number): Promise<void>;
+  /** A user's revocations: scope → sessions issued before this time are ended. */
+  sessionRevocations(name: string): Promise<Map<string, number>>;
   /** Stores one message in several mailboxes; resolves only when the write is durable. */
   append(input: AppendInput): Promise<AppendResult>;
   /** The owner's mailbox after `after` (exclusive), oldest first. */

@@ -60,6 +60,38 @@ export function storeContract(
       });
     });
 
+    it("keeps every key a user has had, oldest first, with the rotation signatures", async () => {
+      await withStore(async (store) => {
+        assert.deepEqual(await store.keyHistory("carol"), [], "nothing for an unknown user");
+        await store.registerUser({ name: "carol", keys: keys(1) });
+        const registered = await store.keyHistory("carol");
+        assert.deepEqual(
+          registered.map((l) => [l.keys, l.sig, l.sigNew]),
+          [[keys(1), null, null]],
+        );
+        assert.equal(
+          await store.rotateKeys("carol", keys(1), keys(2), { sig: "c2ln", sigNew: "bmV3" }),
+          true,
+        );
+        assert.equal(await store.rotateKeys("carol", keys(7), keys(8), { sig: "eA", sigNew: null }), false);
+        assert.equal(
+          await store.rotateKeys("carol", keys(2), keys(3), { sig: "c2lnMw", sigNew: null }),
+          true,
+        );
+        const chain = await store.keyHistory("carol");
+        assert.deepEqual(
+          chain.map((l) => [l.keys, l.sig, l.sigNew]),
+          [
+            [keys(1), null, null],
+            [keys(2), "c2ln", "bmV3"],
+            [keys(3), "c2lnMw", null],
+          ],
+        );
+        for (const l of chain) assert.ok(!Number.isNaN(Date.parse(l.at)), `an ISO time: ${l.at}`);
+        assert.ok(chain[0]!.at <= chain[1]!.at && chain[1]!.at <= chain[2]!.at, "in the order taken");
+      });
+    });
+
     it("keeps one key backup per user, the newest", async () => {
       await withStore(async (store) => {
         assert.equal(await store.getBackup("alice"), null);
@@ -67,6 +99,31 @@ export function storeContract(
         await store.putBackup("alice", '{"v":1,"ct":"second"}');
         assert.equal(await store.getBackup("alice"), '{"v":1,"ct":"second"}');
         assert.equal(await store.getBackup("bob"), null);
+      });
+    });
+
+    it("lets exactly one of concurrent claims use a one-time token, and only once", async () => {
+      await withStore(async (store) => {
+        const expires = Date.now() + 30_000;
+        const results = await Promise.all([1, 2, 3, 4].map(() => store.claimOnce("nonce-A1", expires)));
+        assert.equal(results.filter(Boolean).length, 1, "one winner among concurrent claims");
+        assert.equal(await store.claimOnce("nonce-A1", expires), false, "a replay loses");
+        assert.equal(await store.claimOnce("nonce-B2", expires), true, "another token is its own");
+      });
+    });
+
+    it("keeps session revocations per user and scope, the latest time", async () => {
+      await withStore(async (store) => {
+        assert.equal((await store.sessionRevocations("alice")).size, 0);
+        await store.revokeSessions("alice", "device:00aa", 2000);
+        await store.revokeSessions("alice", "device:00aa", 1000);
+        await store.revokeSessions("alice", "key:AbC_-1", Number.MAX_SAFE_INTEGER);
+        await store.revokeSessions("bob", "*", 5000);
+        const alice = await store.sessionRevocations("alice");
+        assert.equal(alice.get("device:00aa"), 2000, "a later call keeps the later time");
+        assert.equal(alice.get("key:AbC_-1"), Number.MAX_SAFE_INTEGER);
+        assert.equal(alice.has("*"), false);
+        assert.equal((await store.sessionRevocations("bob")).get("*"), 5000);
       });
     });
 

@@ -176,8 +176,11 @@ describe("tui editor, text and layout", () => {
     assert.equal(editorRows(editorOf("abcdef"), 4).length, 2, "long lines wrap");
   });
 
-  it("strips terminal escapes from untrusted text and measures wide characters", () => {
-    assert.equal(sanitize("hi\x1b[2J\x1b]0;pwned\x07 there\r"), "hi[2J]0;pwned there");
+  it("shows terminal escapes and bidi controls of untrusted text as visible escapes and measures wide characters", () => {
+    assert.equal(
+      sanitize("hi\x1b[2J\x1b]0;pwned\x07 there\r\u202e\tx"),
+      "hi\\x1b[2J\\x1b]0;pwned\\x07 there\\x0d\\u202e  x",
+    );
     assert.equal(textWidth("日本"), 4);
     assert.deepEqual(wrapLine("one two three", 7), ["one two", "three"]);
   });
@@ -215,5 +218,21 @@ describe("tui editor, text and layout", () => {
       geometry({ columns: 100, rows: 30 }, 4).history.height < g.history.height,
       "a taller composer takes rows",
     );
+  });
+});
+
+describe("invitation commands and keys", () => {
+  it("parse /accept, /decline and /leave, with the group or without (the open one)", () => {
+    assert.deepEqual(parseCommand("/accept band"), { kind: "invite", answer: "accept", name: "band" });
+    assert.deepEqual(parseCommand("/decline band"), { kind: "invite", answer: "decline", name: "band" });
+    assert.deepEqual(parseCommand("/leave"), { kind: "invite", answer: "leave", name: null });
+    assert.equal(parseCommand("/accept Band!").kind, "invalid");
+    assert.ok(COMMAND_HELP.some(([c]) => c.startsWith("/accept")));
+  });
+
+  it("a and x answer the selected invitation in Groups only", () => {
+    assert.deepEqual(listKey("groups", "a", {}), { type: "answerInvite", answer: "accept" });
+    assert.deepEqual(listKey("groups", "x", {}), { type: "answerInvite", answer: "decline" });
+    assert.equal(listKey("contacts", "a", {}), null);
   });
 });

@@ -15,10 +15,12 @@ interface Entry {
   unread: number;
   open: boolean;
   warn: boolean;
+  /** An invitation not yet answered (Groups only). */
+  invited: boolean;
 }
 
 function entriesOf(
-  s: Pick<State, "users" | "groups" | "convs" | "keyChanged" | "open">,
+  s: Pick<State, "users" | "groups" | "invites" | "convs" | "keyChanged" | "open">,
   pane: Which,
 ): Entry[] {
   return listOf(s, pane).map((name) => {
@@ -28,6 +30,7 @@ function entriesOf(
       unread: s.convs[conv]?.unread ?? 0,
       open: s.open === conv,
       warn: pane === "contacts" && s.keyChanged.includes(name),
+      invited: pane === "groups" && s.invites.includes(name),
     };
   });
 }
@@ -36,12 +39,13 @@ function entriesOf(
 export function ListPane({ pane, width, height }: Props) {
   const users = useAppState((s) => s.users);
   const groups = useAppState((s) => s.groups);
+  const invites = useAppState((s) => s.invites);
   const convs = useAppState((s) => s.convs);
   const keyChanged = useAppState((s) => s.keyChanged);
   const open = useAppState((s) => s.open);
   const list = useMemo(
-    () => entriesOf({ users, groups, convs, keyChanged, open }, pane),
-    [users, groups, convs, keyChanged, open, pane],
+    () => entriesOf({ users, groups, invites, convs, keyChanged, open }, pane),
+    [users, groups, invites, convs, keyChanged, open, pane],
   );
   const selected = useAppState((s) => s.selected[pane]);
   const focused = useAppState((s) => s.focus === pane);
@@ -51,6 +55,7 @@ export function ListPane({ pane, width, height }: Props) {
   const start = Math.max(0, Math.min(sel - Math.floor(rows / 2), list.length - rows));
   const shown = list.slice(start, start + rows);
   const unread = list.reduce((n, e) => n + e.unread, 0);
+  const pending = list.filter((e) => e.invited).length;
   const title = pane === "contacts" ? "Contacts" : "Groups";
   return (
     <Box
@@ -64,6 +69,7 @@ export function ListPane({ pane, width, height }: Props) {
       <Text bold color={focused ? "cyan" : undefined} wrap="truncate-end">
         {title}
         {unread > 0 ? <Text color="yellow">{` (${unread} new)`}</Text> : null}
+        {pending > 0 ? <Text color="magenta">{` ✉ ${pending} invited: a accept, x decline`}</Text> : null}
       </Text>
       {shown.length === 0 ? (
         <Text dimColor wrap="truncate-end">
@@ -73,13 +79,13 @@ export function ListPane({ pane, width, height }: Props) {
       {shown.map((e) => {
         const isSel = e.name === selected;
         const badge = e.unread > 0 ? ` ${e.unread > 99 ? "99+" : e.unread}` : "";
-        const warn = e.warn ? " ⚠" : "";
+        const warn = e.warn ? " ⚠" : e.invited ? " ✉" : "";
         const label = `${e.open ? "▸" : " "}${pane === "groups" ? "#" : ""}${e.name}`;
         const room = inner - textWidth(badge) - textWidth(warn);
         return (
           <Text key={e.name} wrap="truncate-end" inverse={isSel && focused} bold={e.open || e.unread > 0}>
             {fit(truncate(label, room), room)}
-            <Text color="red">{warn}</Text>
+            <Text color={e.invited ? "magenta" : "red"}>{warn}</Text>
             <Text color="yellow" bold>
               {badge}
             </Text>

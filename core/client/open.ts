@@ -1,0 +1,102 @@
+import type { OpenResult, Sealer } from "../crypto/envelope.js";
+import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
+import { isIsoTime } from "../text/sanitize.js";
+import type { ChatMessage, Contact } from "./cache.js";
+import type { ContactKeyView } from "./key-history.js";
+
+/** What opening one mailbox item gave. */
+export interface Opened {
+  message: ChatMessage;
+  /** Signed by a newer key of the sender that this user has not trusted yet: keep it, do not show it. */
+  held: boolean;
+  /** The signature matched no key known here: the sender's key history may explain it. */
+  unexplained: boolean;
+}
+
+export interface OpenContext {
+  me: string;
+  /** This user's sealers, current keys first, then the keys held before rotations. */
+  sealers: Sealer[];
+  contact(name: string): Contact | null;
+  keysOf(name: string): ContactKeyView | null;
+}
+
+/**
+ * Opens one envelope: verifies its signature against the sender's key that was valid for it
+ * (only keys on the sender's checked key chain count; see key-history.ts), then decrypts the
+ * copy sealed for this user with whichever of its keys it was sealed for.
+ */
+export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
+  const env = item.envelope;
+  const me = ctx.me;
+  const other = env.group === null ? (env.from === me ? env.to : env.from) : null;
+  const base = {
+    id: env.id,
+    conv: env.group !== null ? `g:${env.group}` : `u:${other ?? env.from}`,
+    from: env.from,
+    to: env.to,
+    group: env.group,
+    sentAt: env.sentAt,
+    serverTime: item.serverTime,
+    cursor: item.cursor,
+    seq: env.seq,
+    device: env.device,
+  };
+  const flagged = (problem: string, more: Partial<Opened> = {}): Opened => ({
+    message: { ...base, text: "", verified: false, problem },
+    held: false,
+    unexplained: false,
+    ...more,
+  });
+  const contact = env.from === me ? null : ctx.contact(env.from);
+  if (env.from !== me && !contact) return flagged(`unknown sender ${env.from}`);
+  if (env.group === null && env.from !== me && env.to !== me) return flagged("addressed to someone else");
+  const candidates: Array<{ keys: PublicKeys; until: string | null }> =
+    env.from === me
+      ? ctx.sealers.map((s) => ({ keys: s.identity.publicKeys, until: null }))
+      : (ctx.keysOf(env.from)?.accepted ?? [{ keys: contact!.keys, until: null }]);
+  let r: OpenResult = { ok: false, reason: "bad_signature" };
+  let until: string | null = null;
+  for (const c of candidates) {
+    r = tryKeys(env, c.keys, ctx.sealers);
+    until = c.until;
+    if (r.ok || r.reason !== "bad_signature") break;
+  }
+  if (r.ok) {
+    if (until !== null && !(Date.parse(item.serverTime) <= Date.parse(until)))
+      return flagged(`signed with a key ${env.from} had already replaced when it was stored`);
+    if (!isIsoTime(env.sentAt)) return flagged("its sentAt is not an ISO 8601 time");
+    return {
+      message: { ...base, text: r.text, verified: true, problem: null },
+      held: false,
+      unexplained: false,
+    };
+  }
+  if (r.reason === "bad_signature" && env.from !== me) {
+    for (const keys of ctx.keysOf(env.from)?.held ?? []) {
+      const h = tryKeys(env, keys, ctx.sealers);
+      if (h.ok || h.reason !== "bad_signature")
+        return flagged(`held: signed by ${env.from}'s new keys, not trusted yet (see zmqchat keys trust)`, {
+          held: true,
+        });
+    }
+    return flagged("bad signature: altered or forged", { unexplained: true });
+  }
+  const problem = {
+    bad_signature: "bad signature: altered or forged",
+    not_for_me: "not sealed for you",
+    undecryptable: "cannot be decrypted",
+    unknown_suite: "unknown encryption suite",
+  }[r.reason];
+  return flagged(problem);
+}
+
+/** Verifies with one sender key and decrypts with whichever of this user's keys the copy was sealed for. */
+function tryKeys(env: MailboxItem["envelope"], senderKeys: PublicKeys, sealers: Sealer[]): OpenResult {
+  let r: OpenResult = { ok: false, reason: "bad_signature" };
+  for (const sealer of sealers) {
+    r = sealer.open(env, senderKeys);
+    if (r.ok || r.reason !== "undecryptable") break;
+  }
+  return r;
+}

@@ -1,0 +1,64 @@
+import { ZmqchatError } from "../core/errors.js";
+import { type Authority, keyTag, type SessionClaims } from "./auth.js";
+import type { Store } from "./store/store.js";
+
+/** Revocations of key generations last for good: a session of an earlier key never comes back. */
+const FOREVER = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Sessions with a memory, kept in the store so that every server honours it: a login challenge
+ * is used once, `logout` ends a device's (or every) session, and a key rotation ends every
+ * session made with the earlier key. Tokens stay HMACs any server can check; the store is
+ * asked only what was ended.
+ */
+export class SessionManager {
+  constructor(
+    private readonly auth: Authority,
+    private readonly store: Store,
+  ) {}
+
+  /** A signed login: the signature first (no store write for a forgery), then the challenge is used up. */
+  async login(
+    req: { name: string; nonce: string; expires: number; mac: string; sig: string; device?: string },
+    signKey: string,
+  ): Promise<ReturnType<Authority["login"]> & { lifetimeMs: number }> {
+    const session = this.auth.login(req, signKey);
+    if (!(await this.store.claimOnce(req.nonce, req.expires))) {
+      throw new ZmqchatError("unauthorized", "this login challenge was already used; log in again");
+    }
+    return { ...session, lifetimeMs: this.auth.sessionTtlMs };
+  }
+
+  /** A token's claims, once its MAC, expiry and every revocation of its user are checked. */
+  async check(token: string | undefined): Promise<SessionClaims> {
+    const claims = this.auth.verify(token);
+    const ended = await this.store.sessionRevocations(claims.name);
+    for (const scope of ["*", `device:${claims.device}`, `key:${claims.keyTag}`]) {
+      const before = ended.get(scope);
+      if (before !== undefined && claims.issued < before) {
+        throw new ZmqchatError(
+          "unauthorized",
+          scope.startsWith("key:")
+            ? "this session was made for keys that have since been rotated; log in again"
+            : "this session was ended by a logout; log in again",
+        );
+      }
+    }
+    return claims;
+  }
+
+  /** A fresh token for a checked session, without a new signed login. */
+  renew(claims: SessionClaims): { session: string; expires: string; lifetimeMs: number } {
+    return { ...this.auth.renew(claims), lifetimeMs: this.auth.sessionTtlMs };
+  }
+
+  /** Ends the sessions of the device this session came from, or (all) every session of its user. */
+  async logout(claims: SessionClaims, all: boolean): Promise<void> {
+    await this.store.revokeSessions(claims.name, all ? "*" : `device:${claims.device}`, this.auth.now());
+  }
+
+  /** After a key rotation: every session made with the earlier signing key ends. */
+  async endKeyGeneration(name: string, oldSignKey: string): Promise<void> {
+    await this.store.revokeSessions(name, `key:${keyTag(oldSignKey)}`, FOREVER);
+  }
+}
