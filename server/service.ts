@@ -16,7 +16,6 @@ import {
 } from "../core/protocol/schema.js";
 import type { Authority, SessionClaims } from "./auth.js";
 import { Backups } from "./backups.js";
-import { SessionManager } from "./sessions.js";
 import {
   checkGroupSize,
   checkGroupsOwned,
@@ -26,6 +25,7 @@ import {
   SenderQuota,
   type ServerQuotas,
 } from "./limits.js";
+import { SessionManager } from "./sessions.js";
 import type { GroupRecord, Store } from "./store/store.js";
 
 /** The requests anyone may make without a session. */
