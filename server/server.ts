@@ -41,6 +41,7 @@ export class ChatServer {
     private readonly log: Logger,
     maxInFlight: number,
     private readonly maxInFlightBytes: number,
+    private readonly metrics: ServiceMetrics | undefined,
   ) {
     this.maxInFlight = maxInFlight;
     link.onRequest((peer, frame) => this.onRequest(peer, frame));
@@ -63,6 +64,7 @@ export class ChatServer {
       options.log,
       options.maxInFlight ?? options.quotas?.inFlightRequests ?? DEFAULT_SERVER_QUOTAS.inFlightRequests,
       options.maxInFlightBytes ?? options.quotas?.inFlightBytes ?? DEFAULT_SERVER_QUOTAS.inFlightBytes,
+      options.metrics,
     );
   }
 
@@ -83,6 +85,7 @@ export class ChatServer {
   private onRequest(peer: string, frame: Buffer): void {
     const overBytes = this.inFlight > 0 && this.inFlightBytes + frame.length > this.maxInFlightBytes;
     if (this.stopping || this.inFlight >= this.maxInFlight || overBytes) {
+      if (!this.stopping) this.metrics?.limited?.(overBytes ? "in_flight_bytes" : "in_flight_requests");
       this.link.reply(
         peer,
         refusal(frame, this.stopping ? "the server is shutting down" : "the server is overloaded"),
