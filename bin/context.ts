@@ -4,6 +4,7 @@ import { Cache } from "../core/client/cache.js";
 import { ChatClient } from "../core/client/client.js";
 import { ensureIdentity, type LoadedIdentity, loadIdentity, profilePaths } from "../core/client/profile.js";
 import { readConfigFile, resolveHome, resolveSettings, type Settings } from "../core/config/config.js";
+import { z85Decode } from "../core/crypto/session-binding.js";
 import { ZmqchatError } from "../core/errors.js";
 import { ZeromqClientTransport } from "../transports/zeromq/client.js";
 import { deviceCurveKeys } from "./curve.js";
@@ -51,6 +52,11 @@ export function clientTransport(settings: Settings, profileDir: string): ZeromqC
   });
 }
 
+/** This device's CURVE secret key (raw X25519), when the link uses CURVE: sessions are bound to it. */
+export function curveSecretOf(settings: Settings, profileDir: string): Buffer | undefined {
+  return settings.curveServerKey ? z85Decode(deviceCurveKeys(profileDir).secretKey) : undefined;
+}
+
 /** The passphrase that unlocks (or, at register, protects) a profile's keys: ZMQCHAT_PASSPHRASE. */
 export function unlockOptions(env: NodeJS.ProcessEnv = process.env): { passphrase?: string } {
   return env.ZMQCHAT_PASSPHRASE ? { passphrase: env.ZMQCHAT_PASSPHRASE } : {};
@@ -79,6 +85,7 @@ export function openClient(
     identity,
     cache,
     log: makeLogger("client", process.env.ZMQCHAT_LOG_LEVEL ?? "warn", process.stderr),
+    curveSecret: curveSecretOf(settings, paths.dir),
   });
   return {
     client,

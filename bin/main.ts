@@ -22,6 +22,7 @@ import {
   keysShowCommand,
   keysTrustCommand,
   keysUnprotectCommand,
+  keysVerifyCommand,
   logoutCommand,
 } from "./commands/keys.js";
 import { searchCommand } from "./commands/search.js";
@@ -248,6 +249,15 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "\nExample:\n  zmqchat --user alice keys fingerprint bob && zmqchat --user alice keys trust bob",
     )
     .action(run((cmd, user: string) => keysTrustCommand(cmd, io, user)));
+  keys
+    .command("verify")
+    .argument("<user>")
+    .description("mark a user's keys verified, after comparing safety numbers with them")
+    .addHelpText(
+      "after",
+      "\nExample:\n  zmqchat --user alice keys fingerprint bob   # read it to bob, then:\n  zmqchat --user alice keys verify bob",
+    )
+    .action(run((cmd, user: string) => keysVerifyCommand(cmd, io, user)));
   keys
     .command("rotate")
     .description("make new keys, signed over by the old ones (contacts are warned and must trust them)")

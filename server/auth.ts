@@ -1,6 +1,22 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual, verify } from "node:crypto";
+import {
+  createHash,
+  createHmac,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+  timingSafeEqual,
+  verify,
+} from "node:crypto";
 import { PublicKeyCache } from "../core/crypto/keys.js";
 import { loginChallengeBytes } from "../core/crypto/login.js";
+import {
+  bindingKey,
+  loginBindingProof,
+  proofsEqual,
+  requestBindingProof,
+  x25519Private,
+  x25519PublicRaw,
+} from "../core/crypto/session-binding.js";
 import { ZmqchatError } from "../core/errors.js";
 
 /** After a topic period ends, deliveries also go to the old topic this long, while clients move over. */
@@ -25,6 +41,16 @@ export interface SessionClaims {
   /** Issued at (ms since the epoch): revocations end sessions issued before their time. */
   issued: number;
   expires: number;
+  /** The device's CURVE public key (raw, base64url) when the session is bound to it. */
+  curve?: string;
+}
+
+/** What a request of a bound session must prove: the fields its binding proof covers. */
+export interface RequestContext {
+  id: string;
+  type: string;
+  body: unknown;
+  proof: string | undefined;
 }
 
 /** A short, stable tag of a signing key: names the key generation a session belongs to. */
@@ -47,6 +73,39 @@ export class Authority {
     private readonly topicPeriodMs = 24 * 3600_000,
   ) {
     if (secret.length < 16) throw new ZmqchatError("usage", "the cluster secret must be at least 16 bytes");
+    // One X25519 key for the whole cluster, from the shared secret: any server can check a binding.
+    this.bindPrivate = x25519Private(
+      Buffer.from(hkdfSync("sha256", secret, Buffer.alloc(0), "zmqchat-session-binding-x25519", 32)),
+    );
+    this.bindPublic = x25519PublicRaw(this.bindPrivate);
+  }
+
+  private readonly bindPrivate: KeyObject;
+  private readonly bindPublic: Buffer;
+  private readonly bindKeys = new Map<string, Buffer>();
+
+  /** The key shared with a device's CURVE key (cached: one X25519 per device, not per request). */
+  private bindingKeyFor(curve: string): Buffer {
+    let k = this.bindKeys.get(curve);
+    if (!k) {
+      const raw = Buffer.from(curve, "base64url");
+      if (raw.length !== 32) throw new ZmqchatError("unauthorized", "the session's device key is malformed");
+      k = bindingKey(this.bindPrivate, raw, raw, this.bindPublic);
+      if (this.bindKeys.size > 10_000) this.bindKeys.clear();
+      this.bindKeys.set(curve, k);
+    }
+    return k;
+  }
+
+  /** Checks the proof of possession a request of a session bound to a CURVE key carries. */
+  checkBinding(session: string, claims: SessionClaims, ctx: RequestContext): void {
+    if (!claims.curve) return;
+    const want = requestBindingProof(this.bindingKeyFor(claims.curve), ctx.id, ctx.type, session, ctx.body);
+    if (!ctx.proof || !proofsEqual(ctx.proof, want))
+      throw new ZmqchatError(
+        "unauthorized",
+        "this session is bound to another device's CURVE key; log in from your own device",
+      );
   }
 
   /** This authority's time (ms since the epoch). */
@@ -54,10 +113,15 @@ export class Authority {
     return this.clock.now();
   }
 
-  challenge(name: string): { nonce: string; expires: number; mac: string } {
+  challenge(name: string): { nonce: string; expires: number; mac: string; bind: string } {
     const nonce = randomBytes(18).toString("base64url");
     const expires = this.clock.now() + this.challengeTtlMs;
-    return { nonce, expires, mac: this.mac(`challenge\n${name}\n${nonce}\n${expires}`) };
+    return {
+      nonce,
+      expires,
+      mac: this.mac(`challenge\n${name}\n${nonce}\n${expires}`),
+      bind: this.bindPublic.toString("base64url"),
+    };
   }
 
   /**
@@ -65,9 +129,18 @@ export class Authority {
    * Single use is the caller's part (SessionManager claims the nonce in the store).
    */
   login(
-    req: { name: string; nonce: string; expires: number; mac: string; sig: string; device?: string },
+    req: {
+      name: string;
+      nonce: string;
+      expires: number;
+      mac: string;
+      sig: string;
+      device?: string;
+      curve?: string;
+      curveProof?: string;
+    },
     signKey: string,
-  ): { session: string; expires: string; topic: string; topicExpires: string } {
+  ): { session: string; expires: string; topic: string; topicExpires: string; bound: boolean } {
     if (!this.equal(req.mac, this.mac(`challenge\n${req.name}\n${req.nonce}\n${req.expires}`))) {
       throw new ZmqchatError("unauthorized", "the login challenge was not issued by this cluster");
     }
@@ -85,6 +158,11 @@ export class Authority {
       good = false;
     }
     if (!good) throw new ZmqchatError("unauthorized", `the login signature does not match ${req.name}'s key`);
+    if (req.curve !== undefined) {
+      const want = loginBindingProof(this.bindingKeyFor(req.curve), req.nonce);
+      if (!req.curveProof || !proofsEqual(req.curveProof, want))
+        throw new ZmqchatError("unauthorized", "the login does not prove the device's CURVE key");
+    }
     const now = this.clock.now();
     const session = this.issue({
       name: req.name,
@@ -92,9 +170,11 @@ export class Authority {
       keyTag: keyTag(signKey),
       issued: now,
       expires: now + this.sessionTtlMs,
+      ...(req.curve !== undefined ? { curve: req.curve } : {}),
     });
     return {
       ...session,
+      bound: req.curve !== undefined,
       topic: this.topic(req.name),
       topicExpires: new Date((this.epoch() + 1) * this.topicPeriodMs).toISOString(),
     };
@@ -108,7 +188,7 @@ export class Authority {
 
   private issue(c: SessionClaims): { session: string; expires: string } {
     const payload = Buffer.from(
-      JSON.stringify({ u: c.name, d: c.device, k: c.keyTag, i: c.issued, e: c.expires }),
+      JSON.stringify({ u: c.name, d: c.device, k: c.keyTag, i: c.issued, e: c.expires, c: c.curve }),
     ).toString("base64url");
     return {
       session: `s2.${payload}.${this.mac(`session-v2\n${payload}`)}`,
@@ -134,7 +214,7 @@ export class Authority {
     if (!this.equal(mac, this.mac(`session-v2\n${payload}`))) {
       throw new ZmqchatError("unauthorized", "the session token is not valid");
     }
-    let c: { u?: unknown; d?: unknown; k?: unknown; i?: unknown; e?: unknown };
+    let c: { u?: unknown; d?: unknown; k?: unknown; i?: unknown; e?: unknown; c?: unknown };
     try {
       c = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as typeof c;
     } catch {
@@ -145,12 +225,20 @@ export class Authority {
       typeof c.d !== "string" ||
       typeof c.k !== "string" ||
       typeof c.i !== "number" ||
-      typeof c.e !== "number"
+      typeof c.e !== "number" ||
+      (c.c !== undefined && typeof c.c !== "string")
     )
       throw new ZmqchatError("unauthorized", "the session token is malformed");
     if (c.e < this.clock.now())
       throw new ZmqchatError("unauthorized", "the session has expired; log in again");
-    return { name: c.u, device: c.d, keyTag: c.k, issued: c.i, expires: c.e };
+    return {
+      name: c.u,
+      device: c.d,
+      keyTag: c.k,
+      issued: c.i,
+      expires: c.e,
+      ...(typeof c.c === "string" ? { curve: c.c } : {}),
+    };
   }
 
   /**

@@ -1,10 +1,18 @@
 import { verify } from "node:crypto";
+import { copyFor } from "../core/crypto/envelope.js";
 import { PublicKeyCache } from "../core/crypto/keys.js";
 import { rotationBytes } from "../core/crypto/login.js";
 import { type ErrorCode, WIRE_ERROR_CODES, type WireErrorCode, ZmqchatError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { decodeJson } from "../core/protocol/codec.js";
-import { MAX_TEXT_BYTES } from "../core/protocol/limits.js";
+import {
+  MAX_ENVELOPE_BYTES,
+  MAX_REPLY_BYTES,
+  MAX_SYNC_PAGE,
+  MAX_TEXT_BYTES,
+  MAX_V1_RECIPIENTS,
+  WRAPPED_KEY_CHARS,
+} from "../core/protocol/limits.js";
 import {
   type Envelope,
   type GroupInfo,
@@ -25,6 +33,7 @@ import {
   SenderQuota,
   type ServerQuotas,
 } from "./limits.js";
+import { namesAfter, takePage } from "./paging.js";
 import { SessionManager } from "./sessions.js";
 import type { GroupRecord, Store } from "./store/store.js";
 
@@ -91,7 +100,7 @@ export class ChatService {
       "group.accept": (b, u) => this.groupAnswer(b.name, needUser(u), "accept"),
       "group.decline": (b, u) => this.groupAnswer(b.name, needUser(u), "decline"),
       "group.leave": (b, u) => this.groupLeave(b.name, needUser(u)),
-      groups: (_b, u) => this.groups(needUser(u)),
+      groups: (b, u) => this.groups(b, needUser(u)),
       send: (b, u) => this.send(b, needUser(u)),
       sync: (b, u) => this.sync(b, needUser(u)),
       "keys.rotate": (b, u) => this.rotate(b, needUser(u)),
@@ -133,10 +142,11 @@ export class ChatService {
       const bodySchema = requestBodies[parsed.data.type];
       const body = bodySchema.safeParse(parsed.data.body);
       if (!body.success) throw new ZmqchatError("bad_request", `${type}: ${describeZod(body.error)}`);
+      const request = { id: parsed.data.id, type, body: parsed.data.body, proof: parsed.data.pop };
       const claims = !PUBLIC_TYPES.has(type)
-        ? await this.sessions.check(parsed.data.session)
+        ? await this.sessions.check(parsed.data.session, request)
         : OPTIONAL_SESSION.has(type) && parsed.data.session
-          ? await this.sessions.check(parsed.data.session).catch(() => null)
+          ? await this.sessions.check(parsed.data.session, request).catch(() => null)
           : null;
       const user = claims?.name ?? null;
       if (PUBLIC_TYPES.has(type)) this.limit("public_frame", () => checkPublicFrame(type, frame.length));
@@ -232,8 +242,11 @@ export class ChatService {
   }
 
   private async users(b: RequestBody<"users">, _user: string): Promise<string> {
-    const users = b.names ? await this.store.getUsers(b.names) : await this.store.listUsers();
-    return ok({ users });
+    if (b.names) return ok({ users: await this.store.getUsers(b.names) });
+    const page = await takePage(namesAfter(await this.store.listUsers(), b.after), (u) =>
+      JSON.stringify({ name: u.name, keys: u.keys }),
+    );
+    return `{"users":[${page.parts.join(",")}],"more":${page.more}}`;
   }
 
   /** Creates a group owned by the caller; everyone else named is invited, not made a member. */
@@ -345,15 +358,24 @@ export class ChatService {
     return ok({ group: await this.groupWithKeys(group) });
   }
 
-  private async groups(user: string): Promise<string> {
-    const groups = await this.store.groupsOf(user);
-    return ok({ groups: await Promise.all(groups.map((g) => this.groupWithKeys(g))) });
+  /** The caller's groups by name, each with its members' keys, paged by bytes and count. */
+  private async groups(b: RequestBody<"groups">, user: string): Promise<string> {
+    const groups = namesAfter(await this.store.groupsOf(user), b.after);
+    const page = await takePage(groups, async (g) => JSON.stringify(await this.groupWithKeys(g)));
+    return `{"groups":[${page.parts.join(",")}],"more":${page.more}}`;
   }
 
   private async send(b: RequestBody<"send">, user: string): Promise<string> {
     const env = b.envelope;
     if (env.from !== user) this.refuse("forbidden", `you are ${user} and cannot send as ${env.from}`);
     if (env.ct.length > MAX_CT_CHARS) this.refuse("too_large", `the message is over ${MAX_TEXT_BYTES} bytes`);
+    if (env.v === 1 && env.keys.length > MAX_V1_RECIPIENTS)
+      this.refuse(
+        "too_large",
+        `a message to more than ${MAX_V1_RECIPIENTS} recipients must be sealed as envelope v2 (storage linear in members); upgrade zmqchat`,
+      );
+    if (env.v !== 1 && env.keys.some((k) => k.wk.length !== WRAPPED_KEY_CHARS))
+      this.refuse("bad_request", "a wrapped key has the wrong size");
     const sealedFor = env.keys.map((k) => k.to);
     let owners: string[];
     if (env.to !== null && env.group === null) {
@@ -375,12 +397,17 @@ export class ChatService {
     }
     const text = serializeEnvelope(env);
     this.limit("sender_rate", () => this.senderQuota.charge(user, text.length, Date.now()));
-    const result = await this.store.append({ id: env.id, owners, envelope: text });
+    if (Buffer.byteLength(text) > MAX_ENVELOPE_BYTES)
+      this.refuse("too_large", `the envelope is over ${MAX_ENVELOPE_BYTES} bytes`);
+    // From envelope v2 each mailbox keeps only its owner's wrapped key (core/crypto/envelope.ts).
+    const copies = new Map<string, string>();
+    if (env.v !== 1) for (const owner of owners) copies.set(owner, serializeEnvelope(copyFor(env, owner)));
+    const result = await this.store.append({ id: env.id, owners, envelope: text, copies });
     this.metrics.stored(result.duplicate ? 0 : owners.length);
     for (const owner of owners) {
       const place = result.placed.get(owner)!;
       const frame = Buffer.from(
-        `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${text}}}`,
+        `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${copies.get(owner) ?? text}}}`,
       );
       for (const topic of this.auth.deliveryTopics(owner)) this.publisher.publish(topic, frame);
     }
@@ -390,7 +417,9 @@ export class ChatService {
   }
 
   private async sync(b: RequestBody<"sync">, user: string): Promise<string> {
-    const page = await this.store.read(user, b.after, b.limit);
+    // Bounded by bytes as well as by count, so that no mailbox content can make a page pass
+    // the frame limit: whatever was sent to a mailbox, it stays readable.
+    const page = await this.store.read(user, b.after, Math.min(b.limit, MAX_SYNC_PAGE), MAX_REPLY_BYTES);
     const items = page.items.map(
       (i) => `{"cursor":"${i.cursor}","serverTime":"${i.serverTime}","envelope":${i.envelope}}`,
     );
@@ -453,6 +482,7 @@ function serializeEnvelope(env: Envelope): string {
     sentAt: env.sentAt,
     nonce: env.nonce,
     ct: env.ct,
+    ...(env.v === 2 ? { kc: env.kc } : {}),
     keys: env.keys.map((k) => ({ to: k.to, wk: k.wk })),
     sig: env.sig,
   });

@@ -1,5 +1,5 @@
 import { ZmqchatError } from "../core/errors.js";
-import { type Authority, keyTag, type SessionClaims } from "./auth.js";
+import { type Authority, keyTag, type RequestContext, type SessionClaims } from "./auth.js";
 import type { Store } from "./store/store.js";
 
 /** Revocations of key generations last for good: a session of an earlier key never comes back. */
@@ -19,7 +19,7 @@ export class SessionManager {
 
   /** A signed login: the signature first (no store write for a forgery), then the challenge is used up. */
   async login(
-    req: { name: string; nonce: string; expires: number; mac: string; sig: string; device?: string },
+    req: Parameters<Authority["login"]>[0],
     signKey: string,
   ): Promise<ReturnType<Authority["login"]> & { lifetimeMs: number }> {
     const session = this.auth.login(req, signKey);
@@ -29,9 +29,13 @@ export class SessionManager {
     return { ...session, lifetimeMs: this.auth.sessionTtlMs };
   }
 
-  /** A token's claims, once its MAC, expiry and every revocation of its user are checked. */
-  async check(token: string | undefined): Promise<SessionClaims> {
+  /**
+   * A token's claims, once its MAC, expiry, binding (the request's proof of the device's CURVE
+   * key, when the session is bound and `request` is given) and every revocation of its user are checked.
+   */
+  async check(token: string | undefined, request?: RequestContext): Promise<SessionClaims> {
     const claims = this.auth.verify(token);
+    if (request) this.auth.checkBinding(token!, claims, request);
     const ended = await this.store.sessionRevocations(claims.name);
     for (const scope of ["*", `device:${claims.device}`, `key:${claims.keyTag}`]) {
       const before = ended.get(scope);

@@ -10,6 +10,7 @@ export type Command =
   /** Answers an invitation, or leaves a group; `name` null: the open (or selected) group. */
   | { kind: "invite"; answer: "accept" | "decline" | "leave"; name: string | null }
   | { kind: "trust"; user: string }
+  | { kind: "verify"; user: string }
   | { kind: "fingerprint"; user: string | null }
   | { kind: "search"; query: string }
   | { kind: "help" }
@@ -24,6 +25,7 @@ export const COMMAND_HELP: ReadonlyArray<[string, string]> = [
   ["/accept GROUP, /decline GROUP", "answer an invitation to a group (a / x on it in Groups)"],
   ["/leave [GROUP]", "leave a group (the open one); nothing more from it reaches you"],
   ["/trust USER", "accept USER's changed keys (compare fingerprints first)"],
+  ["/verify USER", "mark USER's keys verified after comparing safety numbers with them"],
   ["/fingerprint [USER]", "show your or USER's fingerprint (safety number)"],
   ["/search WORDS…", "find messages; jumps to the newest match (n/N or /search again: older/newer)"],
   ["/help", "keys and commands"],
@@ -94,6 +96,12 @@ export function parseCommand(input: string): Command {
       return bad
         ? { kind: "invalid", message: `${bad} usage: /trust USER` }
         : { kind: "trust", user: rest[0]! };
+    }
+    case "verify": {
+      const bad = badName("user", rest[0]);
+      return bad
+        ? { kind: "invalid", message: `${bad} usage: /verify USER` }
+        : { kind: "verify", user: rest[0]! };
     }
     case "fingerprint":
     case "fp":

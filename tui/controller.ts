@@ -342,6 +342,7 @@ export class Controller {
       type: "users",
       names: contacts.map((x) => x.name),
       keyChanged: contacts.filter((x) => x.pending).map((x) => x.name),
+      verified: contacts.filter((x) => x.verified).map((x) => x.name),
     });
     const seenMark = cache.getState(SEEN_MARK);
     const convs = cache.conversations().map(({ conv, last }) => {
@@ -405,6 +406,10 @@ export class Controller {
       keyChanged: c.cache
         .contacts()
         .filter((x) => x.pending)
+        .map((x) => x.name),
+      verified: c.cache
+        .contacts()
+        .filter((x) => x.verified)
         .map((x) => x.name),
     });
     this.dispatch({
@@ -648,10 +653,23 @@ export class Controller {
         if (c.trust(cmd.user)) {
           const now = c.cache.contact(cmd.user)!;
           this.dispatch({ type: "trusted", name: cmd.user });
+          this.dispatch({ type: "verified", name: cmd.user, verified: now.verified });
           this.notice(`trusted ${cmd.user}'s new keys; fingerprint ${fingerprint(cmd.user, now.keys)}`);
         } else {
           this.dispatch({ type: "trusted", name: cmd.user });
           this.notice(`${cmd.user}'s keys have not changed; nothing to trust`);
+        }
+        return;
+      }
+      case "verify": {
+        try {
+          const r = await c.verifyContact(cmd.user);
+          this.dispatch({ type: "verified", name: cmd.user, verified: true });
+          this.notice(
+            `${r.already ? "already verified" : "verified"} ${cmd.user}: ${fingerprint(cmd.user, r.keys)}`,
+          );
+        } catch (err) {
+          this.notice(err instanceof Error ? err.message : String(err), "error");
         }
         return;
       }

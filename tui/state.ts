@@ -65,6 +65,8 @@ export interface State {
   users: string[];
   /** Users whose keys changed and are not yet trusted: messages to them are held. */
   keyChanged: string[];
+  /** Contacts whose pinned keys the user verified (compared safety numbers); the others are marked unverified. */
+  verified: string[];
   groups: string[];
   /** Groups this user is invited to and has not answered: listed in Groups, marked. */
   invites: string[];
@@ -103,7 +105,8 @@ export type Action =
   | { type: "connection"; state: ConnectionState; endpoint: string }
   | { type: "stack"; note: string }
   | { type: "sync"; received: number; done: boolean }
-  | { type: "users"; names: string[]; keyChanged: string[] }
+  | { type: "users"; names: string[]; keyChanged: string[]; verified?: string[] }
+  | { type: "verified"; name: string; verified: boolean }
   | { type: "keyChanged"; name: string }
   | { type: "trusted"; name: string }
   | { type: "groups"; names: string[]; invites?: string[] }
@@ -155,6 +158,7 @@ export function initialState(opts: { bell?: boolean; profiles?: string[] } = {})
     syncing: null,
     users: [],
     keyChanged: [],
+    verified: [],
     groups: [],
     invites: [],
     convs: {},
@@ -401,7 +405,11 @@ export function reduce(s: State, a: Action): State {
       return { ...s, syncing: a.done ? null : a.received };
     case "users": {
       const names = a.names.filter((n) => n !== s.me);
-      return { ...s, users: names, keyChanged: a.keyChanged };
+      return { ...s, users: names, keyChanged: a.keyChanged, verified: a.verified ?? s.verified };
+    }
+    case "verified": {
+      const others = s.verified.filter((n) => n !== a.name);
+      return { ...s, verified: a.verified ? [...others, a.name].sort() : others };
     }
     case "keyChanged":
       if (s.keyChanged.includes(a.name)) return s;

@@ -247,9 +247,21 @@ export async function contactsCommand(cmd: Command, io: Io, opts: { json?: boole
     for (const u of users) {
       const c = s.client.cache.contact(u.name);
       const status = u.name === s.client.name ? "you" : c?.pending ? "key changed" : "pinned";
+      // Keys that came only from the server are unverified until `keys verify` (you are always verified).
+      const verified = u.name === s.client.name || (c?.verified ?? false);
       if (opts.json)
-        io.out(JSON.stringify({ name: u.name, status, fingerprint: fingerprint(u.name, c?.keys ?? u.keys) }));
-      else io.out(`${u.name}${status === "pinned" ? "" : ` (${status})`}`);
+        io.out(
+          JSON.stringify({
+            name: u.name,
+            status,
+            verified,
+            fingerprint: fingerprint(u.name, c?.keys ?? u.keys),
+          }),
+        );
+      else
+        io.out(
+          `${u.name}${status === "pinned" ? "" : ` (${status})`}${verified || status === "you" ? "" : " (unverified)"}`,
+        );
     }
   } finally {
     await s.close();

@@ -66,6 +66,21 @@ export async function keysFingerprintCommand(
   }
 }
 
+/** Marks a contact's keys verified once the user compared safety numbers (first contact, #12). */
+export async function keysVerifyCommand(cmd: Command, io: Io, name: string): Promise<void> {
+  checkName("user", name);
+  const s = openClient(settingsOf(cmd));
+  try {
+    if (name === s.client.name) throw new ZmqchatError("usage", "that is you: zmqchat keys show");
+    const r = await s.client.verifyContact(name);
+    io.out(
+      `${r.already ? "already verified" : "verified"} ${name}: ${fingerprint(name, r.keys)}${r.already ? "" : " (you compared this safety number with them)"}`,
+    );
+  } finally {
+    await s.close();
+  }
+}
+
 export async function keysTrustCommand(cmd: Command, io: Io, name: string): Promise<void> {
   checkName("user", name);
   const s = openClient(settingsOf(cmd));

@@ -29,6 +29,10 @@ export interface Contact {
   pinnedAt: string;
   /** Keys the server presented that differ from the pinned ones, awaiting `keys trust`. */
   pending: PublicKeys | null;
+  /** The user compared safety numbers for the pinned keys (`keys verify`); false for keys that came only from the server. */
+  verified: boolean;
+  /** The keys last verified, when they are not the pinned ones any more (their safety number is shown on a change). */
+  verifiedKeys: PublicKeys | null;
 }
 
 const SCHEMA = `
@@ -60,6 +64,12 @@ CREATE TABLE IF NOT EXISTS contacts (
   pending_enc TEXT
 );
 CREATE TABLE IF NOT EXISTS seqs (conv TEXT PRIMARY KEY, next INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS verified_keys (
+  name TEXT PRIMARY KEY,
+  sign_key TEXT NOT NULL,
+  enc_key TEXT NOT NULL,
+  verified_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS held (
   id TEXT PRIMARY KEY,
   sender TEXT NOT NULL,
@@ -172,8 +182,11 @@ export class Cache {
       conversations: db.prepare<[], { conv: string; last: string; n: number }>(
         "SELECT conv, max(server_time) AS last, count(*) AS n FROM messages GROUP BY conv ORDER BY max(ord) DESC",
       ),
-      getContact: db.prepare<[string], ContactRow>("SELECT * FROM contacts WHERE name = ?"),
-      allContacts: db.prepare<[], ContactRow>("SELECT * FROM contacts ORDER BY name"),
+      getContact: db.prepare<[string], ContactRow>(`${CONTACT_SELECT} WHERE c.name = ?`),
+      allContacts: db.prepare<[], ContactRow>(`${CONTACT_SELECT} ORDER BY c.name`),
+      markVerified: db.prepare(
+        "INSERT INTO verified_keys (name, sign_key, enc_key, verified_at) SELECT name, sign_key, enc_key, ? FROM contacts WHERE name = ? ON CONFLICT(name) DO UPDATE SET sign_key = excluded.sign_key, enc_key = excluded.enc_key, verified_at = excluded.verified_at",
+      ),
       pin: db.prepare(
         "INSERT OR IGNORE INTO contacts (name, sign_key, enc_key, pinned_at) VALUES (?, ?, ?, ?)",
       ),
@@ -312,6 +325,11 @@ export class Cache {
     return "changed";
   }
 
+  /** Records that the user compared safety numbers for a contact's pinned keys; false when nothing is pinned. */
+  markVerified(name: string): boolean {
+    return this.stmts.markVerified.run(new Date().toISOString(), name).changes === 1;
+  }
+
   /** Accepts the pending keys of a contact; returns false when nothing was pending. */
   trust(name: string): boolean {
     return this.stmts.trust.run(new Date().toISOString(), name).changes === 1;
@@ -381,14 +399,22 @@ interface ContactRow {
   pinned_at: string;
   pending_sign: string | null;
   pending_enc: string | null;
+  v_sign: string | null;
+  v_enc: string | null;
 }
 
+const CONTACT_SELECT =
+  "SELECT c.name, c.sign_key, c.enc_key, c.pinned_at, c.pending_sign, c.pending_enc, v.sign_key AS v_sign, v.enc_key AS v_enc FROM contacts c LEFT JOIN verified_keys v ON v.name = c.name";
+
 function fromContactRow(r: ContactRow): Contact {
+  const verified = r.v_sign === r.sign_key && r.v_enc === r.enc_key;
   return {
     name: r.name,
     keys: { sign: r.sign_key, enc: r.enc_key },
     pinnedAt: r.pinned_at,
     pending: r.pending_sign && r.pending_enc ? { sign: r.pending_sign, enc: r.pending_enc } : null,
+    verified,
+    verifiedKeys: !verified && r.v_sign && r.v_enc ? { sign: r.v_sign, enc: r.v_enc } : null,
   };
 }
 

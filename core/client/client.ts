@@ -7,8 +7,15 @@ import {
   sealBackup,
 } from "../crypto/backup.js";
 import { Sealer } from "../crypto/envelope.js";
-import { generateIdentity, identitySecrets } from "../crypto/keys.js";
+import { fingerprint, generateIdentity, identitySecrets } from "../crypto/keys.js";
 import { loginChallengeBytes, rotationBytes } from "../crypto/login.js";
+import {
+  bindingKey,
+  loginBindingProof,
+  requestBindingProof,
+  x25519Private,
+  x25519PublicRaw,
+} from "../crypto/session-binding.js";
 import { ZmqchatError } from "../errors.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { decodeJson } from "../protocol/codec.js";
@@ -55,6 +62,8 @@ export interface ChatClientOptions {
   attemptTimeoutMs?: number;
   /** Default deadline of a whole request, retries included. */
   requestTimeoutMs?: number;
+  /** This device's CURVE secret key (raw X25519, 32 bytes): sessions are bound to it when the service offers binding. */
+  curveSecret?: Buffer;
 }
 
 export interface RequestOptions {
@@ -155,19 +164,27 @@ export class ChatClient {
   }
 
   private async doLogin(opts: RequestOptions): Promise<void> {
-    const ch = await this.request("challenge", { name: this.name }, opts);
+    const { bind, ...ch } = await this.request("challenge", { name: this.name }, opts);
     const sig = sign(
       null,
       loginChallengeBytes(this.name, ch.nonce, ch.expires),
       this.options.identity.identity.signPrivate,
     );
+    const binding = this.bindTo(bind);
     const r = await this.request(
       "login",
-      { name: this.name, ...ch, sig: sig.toString("base64url"), device: this.options.identity.device },
+      {
+        name: this.name,
+        ...ch,
+        sig: sig.toString("base64url"),
+        device: this.options.identity.device,
+        ...(binding ? { curve: binding.curve, curveProof: loginBindingProof(binding.key, ch.nonce) } : {}),
+      },
       opts,
     );
     const previous = this.session?.topic ?? this.staleTopic;
     this.session = { token: r.session, topic: r.topic };
+    this.bindKey = r.bound ? (binding?.key ?? null) : null;
     this.scheduleRenewal(r.lifetimeMs ?? Date.parse(r.expires) - Date.now());
     this.link?.subscribe(r.topic);
     if (previous && previous !== r.topic) this.link?.unsubscribe(previous);
@@ -176,6 +193,18 @@ export class ChatClient {
   }
 
   private renewTimer: NodeJS.Timeout | null = null;
+  /** The key this session's requests prove the device's CURVE key with (null: not bound). */
+  private bindKey: Buffer | null = null;
+
+  /** The device's CURVE key and the key it shares with the cluster, when both sides can bind. */
+  private bindTo(cluster: string | undefined): { curve: string; key: Buffer } | null {
+    const secret = this.options.curveSecret;
+    if (!secret || !cluster) return null;
+    const own = x25519Private(secret);
+    const device = x25519PublicRaw(own);
+    const clusterRaw = Buffer.from(cluster, "base64url");
+    return { curve: device.toString("base64url"), key: bindingKey(own, clusterRaw, device, clusterRaw) };
+  }
 
   /**
    * Renews the session token over the live link halfway through its life, so a long `listen`
@@ -411,16 +440,44 @@ export class ChatClient {
     await this.flushOutbox();
   }
 
+  /** The named users, or every registered user (following the service's pages until the last). */
   async users(names?: string[]): Promise<UserInfo[]> {
     await this.login();
-    const r = await this.request("users", names ? { names } : {});
-    for (const u of r.users) this.pin(u);
-    return r.users;
+    if (names) {
+      const r = await this.request("users", { names });
+      for (const u of r.users) this.pin(u);
+      return r.users;
+    }
+    return this.allPages(async (after) => {
+      const r = await this.request("users", after === undefined ? {} : { after });
+      for (const u of r.users) this.pin(u);
+      return { entries: r.users, more: r.more === true };
+    });
   }
 
+  /** This user's groups, every page of them. */
   async groups(): Promise<GroupInfo[]> {
     await this.login();
-    return (await this.request("groups", {})).groups;
+    return this.allPages(async (after) => {
+      const r = await this.request("groups", after === undefined ? {} : { after });
+      return { entries: r.groups, more: r.more === true };
+    });
+  }
+
+  /** Follows a name-ordered listing page after page (`after` = the last name seen) until no more. */
+  private async allPages<T extends { name: string }>(
+    page: (after: string | undefined) => Promise<{ entries: T[]; more: boolean }>,
+  ): Promise<T[]> {
+    const all: T[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const r = await page(after);
+      all.push(...r.entries);
+      const last = r.entries.at(-1)?.name;
+      // A page that did not move past `after` would loop for ever: stop instead.
+      if (!r.more || last === undefined || (after !== undefined && last <= after)) return all;
+      after = last;
+    }
   }
 
   async groupInfo(name: string): Promise<GroupInfo> {
@@ -527,6 +584,22 @@ export class ChatClient {
       }
     }
     return this.contactKeys.view(name);
+  }
+
+  /**
+   * Marks a contact's pinned keys verified after the user compared safety numbers (fetches
+   * and pins them first when unknown). Refuses while a key change waits for `trust`.
+   */
+  async verifyContact(name: string): Promise<{ keys: PublicKeys; already: boolean }> {
+    if (!this.cache.contact(name)) await this.users([name]);
+    const c = this.cache.contact(name);
+    if (!c) throw new ZmqchatError("not_found", `no user named ${name}`);
+    if (c.pending)
+      throw new ZmqchatError("key_changed", `${name}'s keys changed and are not trusted yet`, {
+        hint: `compare the new safety number (zmqchat keys fingerprint ${name}), then: zmqchat keys trust ${name}`,
+      });
+    if (!c.verified) this.cache.markVerified(name);
+    return { keys: c.keys, already: c.verified };
   }
 
   /** Accepts a contact's changed keys after the user compared fingerprints. */
@@ -680,9 +753,13 @@ export class ChatClient {
       if (name === this.name) return { name, keys: this.publicKeys };
       const c = this.cache.contact(name)!;
       if (c.pending) {
+        // A contact the user verified gets both safety numbers, to compare the new one with them.
+        const numbers = c.verified
+          ? ` (verified safety number: ${fingerprint(name, c.keys)}; new: ${fingerprint(name, c.pending)})`
+          : "";
         throw new ZmqchatError(
           "key_changed",
-          `${name}'s keys changed since you first saw them; the message was not sent`,
+          `${name}'s keys changed since you first saw them; the message was not sent${numbers}`,
           {
             hint: `compare fingerprints with ${name} (zmqchat keys fingerprint ${name}), then run: zmqchat keys trust ${name}`,
           },
@@ -724,12 +801,16 @@ export class ChatClient {
         }
         throw err;
       }
+      const session = this.session && type !== "login" ? this.session.token : null;
       const frame = Buffer.from(
         JSON.stringify({
           v: 1,
           id,
           type,
-          ...(this.session && type !== "login" ? { session: this.session.token } : {}),
+          ...(session ? { session } : {}),
+          ...(session && this.bindKey
+            ? { pop: requestBindingProof(this.bindKey, id, type, session, body) }
+            : {}),
           body,
         }),
       );

@@ -12,3 +12,24 @@ export const NAME_RULE = "1-32 characters: a-z, 0-9, '_', '.', '-', starting wit
 /** Delivery topics are 64 hex characters; the balancer refuses any other subscription. */
 export const TOPIC_PATTERN = /^[0-9a-f]{64}$/;
 export const PROTOCOL_VERSION = 1;
+/**
+ * Byte budget of one paged reply (sync, users, groups): a page stops before its items pass it,
+ * and holds at least one item. Half the frame limit, so a page plus one largest item (an
+ * envelope is at most MAX_ENVELOPE_BYTES) still fits in a frame.
+ */
+export const MAX_REPLY_BYTES = 512 * 1024;
+/** Most entries one `users` or `groups` page returns. */
+export const MAX_LIST_PAGE = 500;
+/**
+ * Largest envelope the service stores: room is left in a frame for the reply around it, so
+ * every stored envelope can be read back (in a sync page of its own, if need be).
+ */
+export const MAX_ENVELOPE_BYTES = MAX_FRAME_BYTES - 8 * 1024;
+/**
+ * Most recipients (the sender included) a new envelope in the old format (v1) may have: every
+ * v1 copy carries every recipient's wrapped key, so its storage grows with the square of the
+ * recipients. Stored v1 envelopes of any size still open; larger new ones must be v2.
+ */
+export const MAX_V1_RECIPIENTS = 16;
+/** The length of one wrapped key in base64url: 12-byte IV, 32-byte key, 16-byte GCM tag. */
+export const WRAPPED_KEY_CHARS = 80;

@@ -27,12 +27,7 @@ export type PublicKeys = z.infer<typeof publicKeysSchema>;
 export const userInfoSchema = z.object({ name: nameSchema, keys: publicKeysSchema });
 export type UserInfo = z.infer<typeof userInfoSchema>;
 
-/**
- * The sealed message as the server sees it. Routing fields are in clear; the text is in `ct`.
- * `sig` signs every other field (see core/crypto). The server checks routing, never content.
- */
-export const envelopeSchema = z.strictObject({
-  v: z.literal(1),
+const envelopeFields = {
   suite: z.string().max(64),
   id: uuid,
   from: nameSchema,
@@ -48,7 +43,18 @@ export const envelopeSchema = z.strictObject({
     .min(1)
     .max(MAX_GROUP_MEMBERS + 1),
   sig: b64,
-});
+};
+
+/**
+ * The sealed message as the server sees it. Routing fields are in clear; the text is in `ct`.
+ * `sig` signs the other fields (see core/crypto/envelope.ts). The server checks routing, never content.
+ * Version 1 signs every wrapped key too, so each mailbox copy must carry all of them; version 2
+ * signs a key commitment `kc` instead, so each mailbox copy keeps only its owner's wrapped key.
+ */
+export const envelopeSchema = z.discriminatedUnion("v", [
+  z.strictObject({ v: z.literal(1), ...envelopeFields }),
+  z.strictObject({ v: z.literal(2), ...envelopeFields, kc: key32 }),
+]);
 export type Envelope = z.infer<typeof envelopeSchema>;
 
 /** One mailbox entry: where it sits in the owner's mailbox, when the server stored it, what it holds. */
@@ -78,8 +84,18 @@ export const requestBodies = {
       .string()
       .regex(/^[0-9a-f]{16}$/)
       .optional(),
+    /** This device's CURVE public key (raw, base64url): binds the session to it (core/crypto/session-binding.ts). */
+    curve: key32.optional(),
+    /** Proof of the CURVE secret key for this challenge. */
+    curveProof: key32.optional(),
+    /** The challenge's `bind`, accepted and ignored, so a client may echo the whole challenge back. */
+    bind: key32.optional(),
   }),
-  users: z.strictObject({ names: z.array(nameSchema).max(MAX_GROUP_MEMBERS).optional() }),
+  /** With `names`: those users. Without: every user, one page at a time, after the name `after`. */
+  users: z.strictObject({
+    names: z.array(nameSchema).max(MAX_GROUP_MEMBERS).optional(),
+    after: nameSchema.optional(),
+  }),
   "group.create": z.strictObject({ name: nameSchema, members: groupMembers }),
   "group.add": z.strictObject({ name: nameSchema, members: groupMembers.min(1) }),
   "group.remove": z.strictObject({ name: nameSchema, members: groupMembers.min(1) }),
@@ -88,7 +104,8 @@ export const requestBodies = {
   "group.accept": z.strictObject({ name: nameSchema }),
   "group.decline": z.strictObject({ name: nameSchema }),
   "group.leave": z.strictObject({ name: nameSchema }),
-  groups: z.strictObject({}),
+  /** The caller's groups, one page at a time, after the group named `after`. */
+  groups: z.strictObject({ after: nameSchema.optional() }),
   send: z.strictObject({ envelope: envelopeSchema }),
   sync: z.strictObject({ after: cursorSchema.nullable(), limit: z.number().int().min(1).max(MAX_SYNC_PAGE) }),
   /** `sig` by the current keys; `sigNew` by the new ones over the same bytes (so the chain verifies both ways). */
@@ -144,7 +161,13 @@ export const replyBodies = {
   hello: z.object({ pubPort: z.number().int(), pubHost: z.string().nullable(), version: z.string() }),
   ping: z.object({ time: z.string() }),
   register: z.object({ created: z.boolean() }),
-  challenge: z.object({ nonce: b64, expires: z.number().int(), mac: b64 }),
+  challenge: z.object({
+    nonce: b64,
+    expires: z.number().int(),
+    mac: b64,
+    /** The cluster's X25519 key a session is bound with (see login `curve`). */
+    bind: key32.optional(),
+  }),
   login: z.object({
     session: z.string(),
     expires: z.string(),
@@ -153,8 +176,11 @@ export const replyBodies = {
     topicExpires: z.string().optional(),
     /** How long the session lasts; the client renews it (session.renew) before. */
     lifetimeMs: z.number().int().positive().optional(),
+    /** True when the session is bound to the device's CURVE key: each request then carries `pop`. */
+    bound: z.boolean().optional(),
   }),
-  users: z.object({ users: z.array(userInfoSchema) }),
+  /** `more`: another page follows (ask again with `after` = the last name of this one). */
+  users: z.object({ users: z.array(userInfoSchema), more: z.boolean().optional() }),
   "group.create": z.object({ group: groupInfoSchema, created: z.boolean() }),
   "group.add": z.object({ group: groupInfoSchema }),
   "group.remove": z.object({ group: groupInfoSchema }),
@@ -162,7 +188,7 @@ export const replyBodies = {
   "group.accept": z.object({ group: groupInfoSchema }),
   "group.decline": z.object({ declined: z.literal(true) }),
   "group.leave": z.object({ left: z.literal(true) }),
-  groups: z.object({ groups: z.array(groupInfoSchema) }),
+  groups: z.object({ groups: z.array(groupInfoSchema), more: z.boolean().optional() }),
   send: z.object({ id: uuid, cursor: cursorSchema, serverTime: z.string(), duplicate: z.boolean() }),
   sync: z.object({ items: z.array(mailboxItemSchema), more: z.boolean() }),
   "keys.rotate": z.object({ rotated: z.literal(true) }),
@@ -194,6 +220,8 @@ export const requestFrameSchema = z.object({
   id: z.string().min(1).max(64),
   type: z.enum(REQUEST_TYPES as [RequestType, ...RequestType[]]),
   session: z.string().max(512).optional(),
+  /** With a session bound to a CURVE key: the request's proof of possession (core/crypto/session-binding.ts). */
+  pop: z.string().max(64).optional(),
   body: z.unknown(),
 });
 export type RequestFrame = z.infer<typeof requestFrameSchema>;

@@ -8,17 +8,19 @@ import { isoOf, LANES, LaneClock, nowNs } from "./influx/clock.js";
 import { InfluxHttpError, rows, type Series, storeError, timeOf, V1Http } from "./influx/http.js";
 import { DURATION, duration, durationMs, goDurationMs, ident, nanos, str } from "./influx/influxql.js";
 import { RawNumber } from "./influx/raw-json.js";
-import type {
-  AppendInput,
-  AppendResult,
-  GroupRecord,
-  KeyLinkRecord,
-  NewGroup,
-  RotationProof,
-  Store,
-  StoredItem,
-  StoreMetrics,
-  UserRecord,
+import {
+  type AppendInput,
+  type AppendResult,
+  appendChars,
+  envelopeFor,
+  type GroupRecord,
+  type KeyLinkRecord,
+  type NewGroup,
+  type RotationProof,
+  type Store,
+  type StoredItem,
+  type StoreMetrics,
+  type UserRecord,
 } from "./store.js";
 
 export interface InfluxStoreOptions {
@@ -781,7 +783,7 @@ export class InfluxStore implements Store {
       this.queue.push({
         input,
         points: owners,
-        bytes: owners * (input.envelope.length * 3 + 200),
+        bytes: appendChars(input) * 3 + owners * 200,
         resolve,
         reject,
       });
@@ -793,6 +795,7 @@ export class InfluxStore implements Store {
     owner: string,
     after: string | null,
     limit: number,
+    maxChars = Number.POSITIVE_INFINITY,
   ): Promise<{ items: StoredItem[]; more: boolean }> {
     this.ready();
     checkName(owner, "user");
@@ -829,13 +832,20 @@ export class InfluxStore implements Store {
     const more = page.length > limit || first.some((r) => r.ts > boundary);
     const seen = new Set<string>();
     const items: StoredItem[] = [];
+    let chars = 0;
+    let trimmed = false;
     for (const r of page.slice(0, limit)) {
       // A second copy of an id can exist only after a race between servers; the first copy is the one.
       if (seen.has(r.id)) continue;
+      if (items.length > 0 && chars + r.envelope.length > maxChars) {
+        trimmed = true;
+        break;
+      }
       seen.add(r.id);
+      chars += r.envelope.length;
       items.push({ cursor: r.ts.toString(), serverTime: isoOf(r.ts), envelope: r.envelope });
     }
-    return { items, more };
+    return { items, more: more || trimmed };
   }
 
   private async page(
@@ -970,7 +980,7 @@ export class InfluxStore implements Store {
           const point = new Point(M.mailbox)
             .tag("owner", owner)
             .stringField("id", p.input.id)
-            .stringField("envelope", p.input.envelope)
+            .stringField("envelope", envelopeFor(p.input, owner))
             .timestamp(ts.toString());
           lines.push(point.toLineProtocol()!);
         }

@@ -2,17 +2,18 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { ZmqchatError } from "../../core/errors.js";
-import type {
-  AppendInput,
-  AppendResult,
-  GroupRecord,
-  KeyLinkRecord,
-  NewGroup,
-  RotationProof,
-  Store,
-  StoredItem,
-  StoreMetrics,
-  UserRecord,
+import {
+  type AppendInput,
+  type AppendResult,
+  envelopeFor,
+  type GroupRecord,
+  type KeyLinkRecord,
+  type NewGroup,
+  type RotationProof,
+  type Store,
+  type StoredItem,
+  type StoreMetrics,
+  type UserRecord,
 } from "./store.js";
 
 const SCHEMA = `
@@ -123,6 +124,7 @@ export class SqliteStore implements Store {
       }, 10_000);
       this.db = db;
       this.stmts = this.prepare(db);
+      this.tokens = this.openTokens(db);
     } catch (cause) {
       throw new ZmqchatError(
         "unavailable",
@@ -162,8 +164,6 @@ export class SqliteStore implements Store {
         "INSERT INTO backups (name, blob, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET blob = excluded.blob, updated_at = excluded.updated_at",
       ),
       getBackup: db.prepare<[string], { blob: string }>("SELECT blob FROM backups WHERE name = ?"),
-      claimToken: db.prepare("INSERT OR IGNORE INTO used_tokens (token, expires) VALUES (?, ?)"),
-      forgetTokens: db.prepare("DELETE FROM used_tokens WHERE expires < ?"),
       revoke: db.prepare(
         "INSERT INTO revocations (name, scope, before) VALUES (?, ?, ?) ON CONFLICT(name, scope) DO UPDATE SET before = max(before, excluded.before)",
       ),
@@ -290,14 +290,35 @@ export class SqliteStore implements Store {
   async claimOnce(token: string, expires: number): Promise<boolean> {
     return this.guard(() => {
       // A primary key decides: of concurrent servers, one insert changes a row.
-      const won = this.stmts.claimToken.run(token, expires).changes === 1;
+      const tokens = this.tokens;
+      if (!tokens) throw new ZmqchatError("unavailable", "the SQLite store is not open");
+      const won = tokens.claim.run(token, expires).changes === 1;
       // Expired challenges are refused before they get here; forget them now and then (a minute's slack for clock skew).
-      if (++this.claims % 256 === 0) this.stmts.forgetTokens.run(Date.now() - 60_000);
+      if (++this.claims % 256 === 0) tokens.forget.run(Date.now() - 60_000);
       return won;
     });
   }
 
   private claims = 0;
+  private tokens: ReturnType<SqliteStore["openTokens"]> | null = null;
+
+  /**
+   * Used login challenges go through a second connection with synchronous=NORMAL: in WAL mode a
+   * commit then waits for no fsync (one per login would cost milliseconds of event loop), and
+   * only a power loss within a challenge's 30 s could forget that one was used.
+   */
+  private openTokens(main: Database.Database) {
+    const db = this.path === ":memory:" ? main : new Database(this.path);
+    if (db !== main) {
+      db.pragma("busy_timeout = 0");
+      db.pragma("synchronous = NORMAL");
+    }
+    return {
+      db,
+      claim: db.prepare("INSERT OR IGNORE INTO used_tokens (token, expires) VALUES (?, ?)"),
+      forget: db.prepare("DELETE FROM used_tokens WHERE expires < ?"),
+    };
+  }
 
   async revokeSessions(name: string, scope: string, before: number): Promise<void> {
     await this.guard(() => this.stmts.revoke.run(name, scope, before));
@@ -353,19 +374,30 @@ export class SqliteStore implements Store {
     owner: string,
     after: string | null,
     limit: number,
+    maxChars = Number.POSITIVE_INFINITY,
   ): Promise<{ items: StoredItem[]; more: boolean }> {
     return this.guard(() => {
-      const rows = this.stmts.read.all(owner, after === null ? 0 : Number(after), limit + 1);
-      const more = rows.length > limit;
-      const items = rows
-        .slice(0, limit)
-        .map((r) => ({ cursor: String(r.pos), serverTime: r.server_time, envelope: r.envelope }));
+      // Iterated, not fetched whole: a page of large envelopes stops at the budget without
+      // reading the rest into memory.
+      const items: StoredItem[] = [];
+      let chars = 0;
+      let more = false;
+      for (const r of this.stmts.read.iterate(owner, after === null ? 0 : Number(after), limit + 1)) {
+        if (items.length >= limit || (items.length > 0 && chars + r.envelope.length > maxChars)) {
+          more = true;
+          break;
+        }
+        chars += r.envelope.length;
+        items.push({ cursor: String(r.pos), serverTime: r.server_time, envelope: r.envelope });
+      }
       return { items, more };
     });
   }
 
   async close(): Promise<void> {
     if (this.pending.length > 0) this.flush();
+    if (this.tokens && this.tokens.db !== this.db) this.tokens.db.close();
+    this.tokens = null;
     this.db?.close();
     this.db = null;
   }
@@ -422,7 +454,7 @@ export class SqliteStore implements Store {
     const placed = new Map<string, { cursor: string; serverTime: string }>();
     let duplicate = true;
     for (const owner of input.owners) {
-      const r = this.stmts.insertItem.run(owner, input.id, serverTime, input.envelope);
+      const r = this.stmts.insertItem.run(owner, input.id, serverTime, envelopeFor(input, owner));
       if (r.changes === 1) {
         duplicate = false;
         placed.set(owner, { cursor: String(r.lastInsertRowid), serverTime });

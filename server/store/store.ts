@@ -45,6 +45,23 @@ export interface AppendInput {
   /** Every mailbox to store the message in (recipients and the sender). */
   owners: string[];
   envelope: string;
+  /**
+   * Per-owner copies that replace `envelope` in those mailboxes (envelope v2 keeps only the
+   * owner's own wrapped key in each copy, so storage grows linearly with a group).
+   */
+  copies?: ReadonlyMap<string, string>;
+}
+
+/** The envelope text `owner`'s mailbox keeps for this append. */
+export function envelopeFor(input: AppendInput, owner: string): string {
+  return input.copies?.get(owner) ?? input.envelope;
+}
+
+/** The bytes an append stores over all its mailboxes (JSON text, UTF-16 length as an estimate). */
+export function appendChars(input: AppendInput): number {
+  let n = 0;
+  for (const owner of new Set(input.owners)) n += envelopeFor(input, owner).length;
+  return n;
 }
 
 export interface AppendResult {
@@ -115,7 +132,16 @@ export interface Store {
   sessionRevocations(name: string): Promise<Map<string, number>>;
   /** Stores one message in several mailboxes; resolves only when the write is durable. */
   append(input: AppendInput): Promise<AppendResult>;
-  /** The owner's mailbox after `after` (exclusive), oldest first. */
-  read(owner: string, after: string | null, limit: number): Promise<{ items: StoredItem[]; more: boolean }>;
+  /**
+   * The owner's mailbox after `after` (exclusive), oldest first: at most `limit` items and, when
+   * `maxChars` is given, stopping before the envelopes' total length would pass it (but always
+   * at least one item); `more` tells whether anything was left.
+   */
+  read(
+    owner: string,
+    after: string | null,
+    limit: number,
+    maxChars?: number,
+  ): Promise<{ items: StoredItem[]; more: boolean }>;
   close(): Promise<void>;
 }

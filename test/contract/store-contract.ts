@@ -208,6 +208,51 @@ export function storeContract(
       });
     });
 
+    it("pages stop before a byte budget (one large item still comes alone) and lose nothing", async () => {
+      await withStore(async (store) => {
+        const big = (n: number, size: number) => JSON.stringify({ n, pad: "x".repeat(size) });
+        for (let i = 0; i < 12; i++) {
+          await store.append({ id: id(i), owners: ["bob"], envelope: big(i, i === 5 ? 5000 : 400) });
+        }
+        const seen: number[] = [];
+        let after: string | null = null;
+        let pages = 0;
+        for (;;) {
+          const page: { items: { cursor: string; envelope: string }[]; more: boolean } = await store.read(
+            "bob",
+            after,
+            100,
+            1000,
+          );
+          pages++;
+          assert.ok(page.items.length >= 1, "a page holds at least one item");
+          const chars = page.items.reduce((n, x) => n + x.envelope.length, 0);
+          assert.ok(page.items.length === 1 || chars <= 1000, `a page of ${chars} chars`);
+          seen.push(...page.items.map((x) => JSON.parse(x.envelope).n as number));
+          if (!page.more) break;
+          after = page.items.at(-1)!.cursor;
+        }
+        assert.deepEqual(seen, [...Array(12).keys()]);
+        assert.ok(pages >= 6, `${pages} pages`);
+      });
+    });
+
+    it("keeps a copy of its own for each mailbox when the append carries per-owner copies", async () => {
+      await withStore(async (store) => {
+        await store.append({
+          id: id(3),
+          owners: ["alice", "bob"],
+          envelope: '{"all":true}',
+          copies: new Map([
+            ["alice", '{"for":"alice"}'],
+            ["bob", '{"for":"bob"}'],
+          ]),
+        });
+        assert.equal((await store.read("alice", null, 10)).items[0]!.envelope, '{"for":"alice"}');
+        assert.equal((await store.read("bob", null, 10)).items[0]!.envelope, '{"for":"bob"}');
+      });
+    });
+
     it("stores a resend with the same id once and reports where the first copy is", async () => {
       await withStore(async (store) => {
         const a = await store.append({ id: id(1), owners: ["bob", "alice"], envelope: '{"x":1}' });

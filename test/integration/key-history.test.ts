@@ -123,4 +123,41 @@ describe("key history: a rotation, a restore and a new device never turn good me
     const verifyBobRestored = await stack.cli("bob", ["verify-history", "alice"], { home: bobHome });
     assert.equal(verifyBobRestored.code, 0, verifyBobRestored.stdout + verifyBobRestored.stderr);
   });
+
+  it("first contact: keys from the server are unverified until keys verify; a verified contact's key change holds sends and shows both safety numbers", async () => {
+    for (const u of ["carol", "dave"]) assert.equal((await stack.cli(u, ["register"])).code, 0);
+    const contacts = async () =>
+      new Map(
+        (await stack.cli("carol", ["contacts", "--json"])).stdout
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { name: string; verified: boolean; fingerprint: string })
+          .map((c) => [c.name, c]),
+      );
+    const before = await contacts();
+    assert.equal(before.get("dave")?.verified, false, "keys that came only from the server");
+    assert.equal(before.get("carol")?.verified, true, "you are yourself");
+    const human = await stack.cli("carol", ["contacts"]);
+    assert.match(human.stdout, /dave \(unverified\)/);
+
+    assert.equal((await stack.cli("carol", ["keys", "verify", "nosuch"])).code, 5);
+    const verify = await stack.cli("carol", ["keys", "verify", "dave"]);
+    assert.equal(verify.code, 0, verify.stderr);
+    const oldFp = before.get("dave")!.fingerprint;
+    assert.ok(verify.stdout.includes(oldFp), verify.stdout);
+    assert.equal((await contacts()).get("dave")?.verified, true);
+
+    assert.equal((await stack.cli("dave", ["keys", "rotate"])).code, 0);
+    const held = await stack.cli("carol", ["send", "dave", "hello?"]);
+    assert.equal(held.code, 4, "a verified contact's key change holds sends");
+    const newFp = (await stack.cli("dave", ["keys", "show", "--json"])).stdout;
+    const fresh = (JSON.parse(newFp) as { fingerprint: string }).fingerprint;
+    assert.ok(held.stderr.includes(oldFp) && held.stderr.includes(fresh), held.stderr);
+
+    assert.equal((await stack.cli("carol", ["keys", "trust", "dave"])).code, 0);
+    const after = (await contacts()).get("dave");
+    assert.equal(after?.verified, false, "the new keys are not verified until compared again");
+    assert.equal(after?.fingerprint, fresh);
+    assert.equal((await stack.cli("carol", ["send", "dave", "hello again"])).code, 0);
+  });
 });

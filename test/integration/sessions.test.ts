@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { sign } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Dealer } from "zeromq";
@@ -8,8 +10,17 @@ import { exitCodeFor } from "../../bin/report.js";
 import { loadIdentity, profilePaths } from "../../core/client/profile.js";
 import { backupProof, deriveBackupKeys } from "../../core/crypto/backup.js";
 import { loginChallengeBytes } from "../../core/crypto/login.js";
+import {
+  bindingKey,
+  loginBindingProof,
+  requestBindingProof,
+  x25519Private,
+  x25519PublicRaw,
+  z85Decode,
+} from "../../core/crypto/session-binding.js";
 import type { ErrorCode } from "../../core/errors.js";
-import { ZMQCHAT_BIN } from "../helpers/cli.js";
+import { makeCurveKeys } from "../../transports/zeromq/curve.js";
+import { runCli, ZMQCHAT_BIN } from "../helpers/cli.js";
 import { type RealStack, startStack, waitFor } from "../helpers/stack.js";
 
 interface RawReply {
@@ -194,5 +205,111 @@ describe("sessions: short-lived tokens renewed over the live link", () => {
       child.kill("SIGINT");
       await exited;
     }
+  });
+});
+
+describe("sessions: bound to the device's CURVE key", () => {
+  let stack: RealStack;
+  const dir = mkdtempSync(join(tmpdir(), "zmqchat-bind-"));
+  let balancerKey = "";
+  const keygen = async (file: string) => {
+    const r = await runCli(["curve", "keygen", file], { home: dir });
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  before(async () => {
+    balancerKey = await keygen(join(dir, "balancer.curve"));
+    const serverKey = await keygen(join(dir, "server.curve"));
+    writeFileSync(join(dir, "servers.allow"), `${serverKey}\n`);
+    stack = await startStack({
+      servers: 2,
+      balancerArgs: [
+        "--curve-keys",
+        join(dir, "balancer.curve"),
+        "--curve-servers",
+        join(dir, "servers.allow"),
+      ],
+      serverArgs: ["--curve-keys", join(dir, "server.curve"), "--curve-balancer-key", balancerKey],
+      cliEnv: { ZMQCHAT_CURVE_SERVER_KEY: balancerKey },
+    });
+    for (const u of ["alice", "bob"]) assert.equal((await stack.cli(u, ["register"])).code, 0);
+  });
+  after(async () => {
+    await stack?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A request over CURVE with a device key pair, optionally with the binding proof of `key`. */
+  async function curveRaw(
+    keys: { publicKey: string; secretKey: string },
+    type: string,
+    body: unknown,
+    session?: string,
+    key?: Buffer,
+  ): Promise<RawReply> {
+    const d = new Dealer({
+      linger: 0,
+      receiveTimeout: 10_000,
+      curveServerKey: balancerKey,
+      curvePublicKey: keys.publicKey,
+      curveSecretKey: keys.secretKey,
+    });
+    d.connect(stack.endpoints[0]!);
+    try {
+      const id = `b-${type}-${Math.random()}`;
+      const pop = session && key ? { pop: requestBindingProof(key, id, type, session, body) } : {};
+      await d.send(["S", JSON.stringify({ v: 1, id, type, ...(session ? { session } : {}), ...pop, body })]);
+      const [reply] = await d.receive();
+      return JSON.parse(reply!.toString()) as RawReply;
+    } finally {
+      d.close();
+    }
+  }
+
+  it("the CLI's sessions are bound and work; a stolen token is unauthorized from another CURVE key", async () => {
+    const sent = await stack.cli("alice", ["send", "bob", "over a bound session"]);
+    assert.equal(sent.code, 0, sent.stderr);
+    const h = await stack.cli("bob", ["history", "alice", "--json"]);
+    assert.match(h.stdout, /over a bound session/, "positive control: bound sessions carry the CLI");
+
+    const home = join(stack.dir, "homes", "bob");
+    const device = JSON.parse(readFileSync(join(home, "users", "bob", "curve.json"), "utf8")) as {
+      publicKey: string;
+      secretKey: string;
+    };
+    const { identity } = loadIdentity(profilePaths(home, "bob"), "bob");
+    const ch = await curveRaw(device, "challenge", { name: "bob" });
+    const { nonce, expires, mac, bind } = ch.body as {
+      nonce: string;
+      expires: number;
+      mac: string;
+      bind: string;
+    };
+    const own = x25519Private(z85Decode(device.secretKey));
+    const cluster = Buffer.from(bind, "base64url");
+    const key = bindingKey(own, cluster, x25519PublicRaw(own), cluster);
+    const login = await curveRaw(device, "login", {
+      name: "bob",
+      nonce,
+      expires,
+      mac,
+      sig: sign(null, loginChallengeBytes("bob", nonce, expires), identity.signPrivate).toString("base64url"),
+      curve: x25519PublicRaw(own).toString("base64url"),
+      curveProof: loginBindingProof(key, nonce),
+    });
+    assert.ok(login.ok, JSON.stringify(login.error));
+    const token = (login.body as { session: string; bound: boolean }).session;
+    assert.equal((login.body as { bound: boolean }).bound, true);
+    assert.ok(
+      (await curveRaw(device, "users", {}, token, key)).ok,
+      "positive control: bob's device, with proof",
+    );
+
+    const thief = makeCurveKeys();
+    const tOwn = x25519Private(z85Decode(thief.secretKey));
+    const thiefKey = bindingKey(tOwn, cluster, x25519PublicRaw(tOwn), cluster);
+    refused(await curveRaw(thief, "users", {}, token), "the token from another CURVE key, no proof");
+    refused(await curveRaw(thief, "users", {}, token, thiefKey), "the token with another key's proof");
+    refused(await curveRaw(device, "users", {}, token), "the token without its proof");
   });
 });

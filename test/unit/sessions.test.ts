@@ -11,10 +11,19 @@ import {
 } from "../../core/crypto/backup.js";
 import { generateIdentity, identitySecrets } from "../../core/crypto/keys.js";
 import { loginChallengeBytes } from "../../core/crypto/login.js";
+import {
+  bindingKey,
+  loginBindingProof,
+  requestBindingProof,
+  x25519Private,
+  x25519PublicRaw,
+  z85Decode,
+} from "../../core/crypto/session-binding.js";
 import { Authority } from "../../server/auth.js";
 import { Backups } from "../../server/backups.js";
 import { SessionManager } from "../../server/sessions.js";
 import { SqliteStore } from "../../server/store/sqlite.js";
+import { z85Encode } from "../../transports/zeromq/curve.js";
 
 const secret = Buffer.from("unit-test-secret-0123456789abcdef");
 const CHEAP = { N: 2 ** 10, r: 8, p: 1 };
@@ -209,5 +218,84 @@ describe("Key backups: the owner's session or a passphrase proof", () => {
     assert.ok(passphraseStrength("password1").score < 3);
     assert.ok(passphraseStrength("alice2024!", ["alice"]).score < 3);
     assert.ok(passphraseStrength("orbit tangerine cellar votive").score >= 3, "positive control");
+  });
+});
+
+describe("Sessions bound to the device's CURVE key (proof of possession)", () => {
+  const device = () => {
+    const k = generateKeyPairSync("x25519");
+    const raw = Buffer.from(k.privateKey.export({ format: "jwk" }).d!, "base64url");
+    return { secret: raw, pub: x25519PublicRaw(x25519Private(raw)) };
+  };
+  function boundLogin(auth: Authority, who: ReturnType<typeof signer>, dev: ReturnType<typeof device>) {
+    const { bind, ...ch } = auth.challenge("alice");
+    const cluster = Buffer.from(bind, "base64url");
+    const key = bindingKey(x25519Private(dev.secret), cluster, dev.pub, cluster);
+    return {
+      key,
+      body: {
+        name: "alice",
+        ...ch,
+        sig: who.sign(loginChallengeBytes("alice", ch.nonce, ch.expires)),
+        curve: dev.pub.toString("base64url"),
+        curveProof: loginBindingProof(key, ch.nonce),
+      },
+    };
+  }
+
+  it("a bound token works only with requests proven by the device's CURVE key", async () => {
+    const { a, b, authA, clock } = await cluster();
+    const alice = signer();
+    const phone = device();
+    const { key, body } = boundLogin(authA, alice, phone);
+    const s = await a.login(body, alice.pub);
+    assert.equal(s.bound, true);
+    const req = { id: "r1", type: "users", body: { names: ["bob"] } };
+    const proof = requestBindingProof(key, req.id, req.type, s.session, req.body);
+    assert.equal((await b.check(s.session, { ...req, proof })).name, "alice", "positive control");
+    await assert.rejects(b.check(s.session, { ...req, proof: undefined }), { code: "unauthorized" });
+    const thief = device();
+    const cl = Buffer.from(authA.challenge("x").bind, "base64url");
+    const thiefKey = bindingKey(x25519Private(thief.secret), cl, thief.pub, cl);
+    await assert.rejects(
+      b.check(s.session, {
+        ...req,
+        proof: requestBindingProof(thiefKey, req.id, req.type, s.session, req.body),
+      }),
+      { code: "unauthorized", message: /CURVE/ },
+      "another device's key",
+    );
+    await assert.rejects(
+      b.check(s.session, { ...req, body: { names: ["carol"] }, proof }),
+      { code: "unauthorized" },
+      "the proof covers the body",
+    );
+    clock.t += 1000;
+    const renewed = b.renew(await b.check(s.session, { ...req, proof }));
+    await assert.rejects(
+      b.check(renewed.session, { ...req, proof }),
+      { code: "unauthorized" },
+      "and the token",
+    );
+    const p2 = requestBindingProof(key, req.id, req.type, renewed.session, req.body);
+    assert.equal(
+      (await a.check(renewed.session, { ...req, proof: p2 })).curve,
+      phone.pub.toString("base64url"),
+    );
+  });
+
+  it("a login claiming a CURVE key it cannot prove is unauthorized", async () => {
+    const { a, authA } = await cluster();
+    const alice = signer();
+    const { body } = boundLogin(authA, alice, device());
+    await assert.rejects(a.login({ ...body, curve: device().pub.toString("base64url") }, alice.pub), {
+      code: "unauthorized",
+      message: /CURVE/,
+    });
+  });
+
+  it("decodes Z85 as the CURVE key files write it", () => {
+    const raw = randomBytes(32);
+    assert.deepEqual(z85Decode(z85Encode(raw)), raw);
   });
 });

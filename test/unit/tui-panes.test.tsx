@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { render } from "ink-testing-library";
 import type { ChatMessage } from "../../core/client/cache.js";
+import { parseCommand } from "../../tui/commands.js";
 import { Composer } from "../../tui/components/composer.js";
 import { HelpOverlay } from "../../tui/components/help-overlay.js";
 import { HistoryPane } from "../../tui/components/history-pane.js";
@@ -69,9 +70,31 @@ describe("tui panes", () => {
     const t = v.text();
     assert.match(t, /Contacts \(3 new\)/);
     assert.match(t, /▸bob/);
-    assert.match(t, /carol\s+3│/);
+    assert.match(t, /carol\s+\? 3│/);
     assert.match(t, /dave\s+⚠/);
     assert.doesNotMatch(t, /alice/, "you are not your own contact");
+    v.unmount();
+  });
+
+  it("Contacts: keys that came only from the server are marked ? until /verify", () => {
+    const store = storeWith(
+      { type: "users", names: ["bob", "carol"], keyChanged: [], verified: ["carol"] },
+      { type: "verified", name: "bob", verified: false },
+    );
+    const v = view(store, <ListPane pane="contacts" width={26} height={6} />);
+    assert.match(v.text(), /bob\s+\?│/, "unverified");
+    assert.match(v.text(), /carol\s+│/, "verified: no mark");
+    const after = view(
+      storeWith(
+        { type: "users", names: ["bob", "carol"], keyChanged: [], verified: ["carol"] },
+        { type: "verified", name: "bob", verified: true },
+      ),
+      <ListPane pane="contacts" width={26} height={6} />,
+    );
+    assert.match(after.text(), /bob\s+│/, "after /verify bob");
+    after.unmount();
+    assert.deepEqual(parseCommand("/verify bob"), { kind: "verify", user: "bob" });
+    assert.equal(parseCommand("/verify").kind, "invalid");
     v.unmount();
   });
 

@@ -17,10 +17,12 @@ interface Entry {
   warn: boolean;
   /** An invitation not yet answered (Groups only). */
   invited: boolean;
+  /** A contact whose keys came only from the server: not compared yet (`/verify USER`). */
+  unverified: boolean;
 }
 
 function entriesOf(
-  s: Pick<State, "users" | "groups" | "invites" | "convs" | "keyChanged" | "open">,
+  s: Pick<State, "users" | "groups" | "invites" | "convs" | "keyChanged" | "verified" | "open">,
   pane: Which,
 ): Entry[] {
   return listOf(s, pane).map((name) => {
@@ -31,6 +33,7 @@ function entriesOf(
       open: s.open === conv,
       warn: pane === "contacts" && s.keyChanged.includes(name),
       invited: pane === "groups" && s.invites.includes(name),
+      unverified: pane === "contacts" && !s.verified.includes(name),
     };
   });
 }
@@ -42,10 +45,11 @@ export function ListPane({ pane, width, height }: Props) {
   const invites = useAppState((s) => s.invites);
   const convs = useAppState((s) => s.convs);
   const keyChanged = useAppState((s) => s.keyChanged);
+  const verified = useAppState((s) => s.verified);
   const open = useAppState((s) => s.open);
   const list = useMemo(
-    () => entriesOf({ users, groups, invites, convs, keyChanged, open }, pane),
-    [users, groups, invites, convs, keyChanged, open, pane],
+    () => entriesOf({ users, groups, invites, convs, keyChanged, verified, open }, pane),
+    [users, groups, invites, convs, keyChanged, verified, open, pane],
   );
   const selected = useAppState((s) => s.selected[pane]);
   const focused = useAppState((s) => s.focus === pane);
@@ -79,13 +83,13 @@ export function ListPane({ pane, width, height }: Props) {
       {shown.map((e) => {
         const isSel = e.name === selected;
         const badge = e.unread > 0 ? ` ${e.unread > 99 ? "99+" : e.unread}` : "";
-        const warn = e.warn ? " ⚠" : e.invited ? " ✉" : "";
+        const warn = e.warn ? " ⚠" : e.unverified ? " ?" : e.invited ? " ✉" : "";
         const label = `${e.open ? "▸" : " "}${pane === "groups" ? "#" : ""}${e.name}`;
         const room = inner - textWidth(badge) - textWidth(warn);
         return (
           <Text key={e.name} wrap="truncate-end" inverse={isSel && focused} bold={e.open || e.unread > 0}>
             {fit(truncate(label, room), room)}
-            <Text color={e.invited ? "magenta" : "red"}>{warn}</Text>
+            <Text color={e.warn ? "red" : e.invited ? "magenta" : "yellow"}>{warn}</Text>
             <Text color="yellow" bold>
               {badge}
             </Text>
