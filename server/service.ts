@@ -7,6 +7,7 @@ import type { Logger } from "../core/logger.js";
 import { decodeJson } from "../core/protocol/codec.js";
 import {
   MAX_ENVELOPE_BYTES,
+  MAX_LIST_PAGE,
   MAX_REPLY_BYTES,
   MAX_SYNC_PAGE,
   MAX_TEXT_BYTES,
@@ -243,9 +244,8 @@ export class ChatService {
 
   private async users(b: RequestBody<"users">, _user: string): Promise<string> {
     if (b.names) return ok({ users: await this.store.getUsers(b.names) });
-    const page = await takePage(namesAfter(await this.store.listUsers(), b.after), (u) =>
-      JSON.stringify({ name: u.name, keys: u.keys }),
-    );
+    const users = await this.store.listUsers({ after: b.after, limit: MAX_LIST_PAGE + 1 });
+    const page = await takePage(users, (u) => JSON.stringify({ name: u.name, keys: u.keys }));
     return `{"users":[${page.parts.join(",")}],"more":${page.more}}`;
   }
 

@@ -97,11 +97,17 @@ export async function verifyHistoryCommand(
           ? [`u:${checkName("user", user)}`]
           : s.client.cache.conversations().map((c) => c.conv);
     let complete = true;
+    const held = s.client.cache.heldAll().map((i) => ({
+      conv: i.envelope.group !== null ? `g:${i.envelope.group}` : `u:${i.envelope.from}`,
+      id: i.envelope.id,
+      from: i.envelope.from,
+    }));
     for (const conv of convs) {
       const report = verifyHistory(
         conv,
         s.client.cache.history(conv, 1_000_000),
         s.client.cache.replays(conv),
+        held.filter((h) => h.conv === conv).map(({ id, from }) => ({ id, from })),
       );
       complete &&= report.complete;
       if (opts.json) {
@@ -119,6 +125,10 @@ export async function verifyHistoryCommand(
         );
       for (const r of report.replayed)
         io.out(`  replayed ${r.id} from ${r.from}: at cursors ${r.cursors.join(", ")}`);
+      for (const h of report.held)
+        io.out(
+          `  held ${h.id} from ${h.from}: signed by new keys you have not trusted (zmqchat keys trust ${h.from})`,
+        );
       for (const u of report.unverified)
         io.out(`  unverifiable ${u.id} from ${u.from}: ${sanitizeLine(u.problem)}`);
     }
@@ -260,7 +270,9 @@ export async function contactsCommand(cmd: Command, io: Io, opts: { json?: boole
         );
       else
         io.out(
-          `${u.name}${status === "pinned" ? "" : ` (${status})`}${verified || status === "you" ? "" : " (unverified)"}`,
+          sanitizeLine(
+            `${u.name}${status === "pinned" ? "" : ` (${status})`}${verified || status === "you" ? "" : " (unverified)"}`,
+          ),
         );
     }
   } finally {
@@ -279,9 +291,11 @@ export async function groupsCommand(cmd: Command, io: Io, opts: { json?: boolean
       if (opts.json) io.out(JSON.stringify({ name: g.name, owner: g.owner, members, state, invited }));
       else
         io.out(
-          `${g.name} (owner ${g.owner}): ${members.join(", ")}${invited.length ? `; invited: ${invited.join(", ")}` : ""}${
-            state === "invited" ? ` — you are invited: zmqchat group accept ${g.name}` : ""
-          }`,
+          sanitizeLine(
+            `${g.name} (owner ${g.owner}): ${members.join(", ")}${invited.length ? `; invited: ${invited.join(", ")}` : ""}${
+              state === "invited" ? ` — you are invited: zmqchat group accept ${g.name}` : ""
+            }`,
+          ),
         );
     }
   } finally {

@@ -156,6 +156,7 @@ export class Cache {
       heldFrom: db.prepare<[string], { item: string }>(
         "SELECT item FROM held WHERE sender = ? ORDER BY rowid",
       ),
+      heldAll: db.prepare<[], { item: string }>("SELECT item FROM held ORDER BY rowid"),
       heldCount: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM held WHERE sender = ?"),
       unhold: db.prepare("DELETE FROM held WHERE id = ?"),
       seen: db.prepare("INSERT OR IGNORE INTO mailbox_seen (id, cursor, conv) VALUES (?, ?, ?)"),
@@ -246,6 +247,11 @@ export class Cache {
   /** The items held for `sender`, as they came from the mailbox (JSON text parsed). */
   heldFrom(sender: string): MailboxItem[] {
     return this.stmts.heldFrom.all(sender).map((r) => JSON.parse(r.item) as MailboxItem);
+  }
+
+  /** Every held item, oldest first. */
+  heldAll(): MailboxItem[] {
+    return this.stmts.heldAll.all().map((r) => JSON.parse(r.item) as MailboxItem);
   }
 
   heldCount(sender: string): number {

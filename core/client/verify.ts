@@ -32,6 +32,8 @@ export interface HistoryReport {
   outOfOrder: OutOfOrder[];
   replayed: Replay[];
   unverified: Array<{ id: string; from: string; problem: string }>;
+  /** Messages kept but not shown: signed by a sender's new keys that are not trusted yet. */
+  held: Array<{ id: string; from: string }>;
   complete: boolean;
 }
 
@@ -47,6 +49,7 @@ export function verifyHistory(
   conv: string,
   messages: ChatMessage[],
   replays: Array<{ id: string; cursors: string[] }> = [],
+  held: Array<{ id: string; from: string }> = [],
 ): HistoryReport {
   const bySender = new Map<string, Set<number>>();
   const highest = new Map<string, { id: string; seq: number }>();
@@ -92,7 +95,12 @@ export function verifyHistory(
     outOfOrder,
     replayed,
     unverified,
+    held,
     complete:
-      gaps.length === 0 && unverified.length === 0 && outOfOrder.length === 0 && replayed.length === 0,
+      gaps.length === 0 &&
+      unverified.length === 0 &&
+      outOfOrder.length === 0 &&
+      replayed.length === 0 &&
+      held.length === 0,
   };
 }

@@ -434,12 +434,16 @@ export class InfluxStore implements Store {
     return out;
   }
 
-  async listUsers(): Promise<UserRecord[]> {
+  async listUsers(page?: { after?: string; limit: number }): Promise<UserRecord[]> {
     this.ready();
+    // InfluxQL cannot order by a tag, so the page is cut here, after the whole claim read.
     const users = await this.users(null);
-    return [...users.values()]
+    const all = [...users.values()]
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
       .map((u) => ({ name: u.name, keys: u.keys }));
+    if (!page) return all;
+    const after = page.after;
+    return all.filter((u) => after === undefined || u.name > after).slice(0, page.limit);
   }
 
   /**

@@ -147,6 +147,9 @@ export class SqliteStore implements Store {
       listUsers: db.prepare<[], { name: string; sign_key: string; enc_key: string }>(
         "SELECT name, sign_key, enc_key FROM users ORDER BY name",
       ),
+      listUsersPage: db.prepare<[string, number], { name: string; sign_key: string; enc_key: string }>(
+        "SELECT name, sign_key, enc_key FROM users WHERE name > ? ORDER BY name LIMIT ?",
+      ),
       rotate: db.prepare(
         "UPDATE users SET sign_key = ?, enc_key = ? WHERE name = ? AND sign_key = ? AND enc_key = ?",
       ),
@@ -220,8 +223,12 @@ export class SqliteStore implements Store {
     });
   }
 
-  async listUsers(): Promise<UserRecord[]> {
-    return this.guard(() => this.stmts.listUsers.all().map(toUser));
+  async listUsers(page?: { after?: string; limit: number }): Promise<UserRecord[]> {
+    return this.guard(() =>
+      (page ? this.stmts.listUsersPage.all(page.after ?? "", page.limit) : this.stmts.listUsers.all()).map(
+        toUser,
+      ),
+    );
   }
 
   async rotateKeys(

@@ -90,7 +90,8 @@ export interface Store {
   /** Binds a name to keys once. Returns the keys the name is bound to (the earlier ones if it was taken). */
   registerUser(user: UserRecord): Promise<{ created: boolean; user: UserRecord }>;
   getUsers(names: string[]): Promise<UserRecord[]>;
-  listUsers(): Promise<UserRecord[]>;
+  /** Users by name; with `page`, only those after `page.after` (exclusive), at most `page.limit`. */
+  listUsers(page?: { after?: string; limit: number }): Promise<UserRecord[]>;
   /** Creates a group; when the name exists, returns the existing group with `created: false`. */
   createGroup(group: NewGroup): Promise<{ created: boolean; group: GroupRecord }>;
   /**

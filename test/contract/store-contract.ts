@@ -135,6 +135,13 @@ export function storeContract(
           (await store.listUsers()).map((u) => u.name),
           ["bob", "carol"],
         );
+        await store.registerUser({ name: "alice", keys: keys(1) });
+        await store.registerUser({ name: "dave", keys: keys(4) });
+        const names = async (page: { after?: string; limit: number }) =>
+          (await store.listUsers(page)).map((u) => u.name);
+        assert.deepEqual(await names({ limit: 2 }), ["alice", "bob"], "a page of the first names");
+        assert.deepEqual(await names({ after: "bob", limit: 2 }), ["carol", "dave"], "the next page");
+        assert.deepEqual(await names({ after: "dave", limit: 2 }), [], "past the end");
       });
     });
 

@@ -61,6 +61,10 @@ describe("key history: a rotation, a restore and a new device never turn good me
     const fp = await stack.cli("bob", ["keys", "fingerprint", "alice"]);
     assert.match(fp.stdout, /signed by their previous key/);
 
+    const unconfirmed = await stack.cli("bob", ["verify-history", "alice"]);
+    assert.notEqual(unconfirmed.code, 0, "a held message leaves the history incomplete");
+    assert.match(unconfirmed.stdout, /held \S+ from alice/);
+
     const trust = await stack.cli("bob", ["keys", "trust", "alice"]);
     assert.equal(trust.code, 0, trust.stderr);
     assert.match(trust.stdout, /1 held message/);

@@ -57,7 +57,7 @@ describe("bounded replies and linear group storage (real stack)", () => {
 
   before(async () => {
     stack = await startStack({ servers: 2 });
-    for (const u of ["alice", "bob", "dave"]) {
+    for (const u of ["alice", "bob", "dave", "erin"]) {
       const r = await stack.cli(u, ["register"]);
       assert.equal(r.code, 0, r.stderr);
     }
@@ -137,6 +137,38 @@ describe("bounded replies and linear group storage (real stack)", () => {
     );
   });
 
+  it("a recovery of 3,000 messages into a fresh cache: sync exits 0 with every message", {
+    timeout: 180_000,
+  }, async () => {
+    const alice = await clientOf("alice");
+    const count = 3000;
+    const started = Date.now();
+    for (let i = 0; i < count; i += 100) {
+      await Promise.all(
+        Array.from({ length: Math.min(100, count - i) }, (_, j) =>
+          alice.send({ user: "erin" }, `recover ${i + j}`),
+        ),
+      );
+    }
+    const seeded = (Date.now() - started) / 1000;
+    const t0 = Date.now();
+    const sync = await stack.cli("erin", ["sync", "--json"], { timeoutMs: 120_000 });
+    const secs = (Date.now() - t0) / 1000;
+    assert.equal(sync.code, 0, sync.stderr);
+    console.log(
+      `# seeded ${count} messages in ${seeded.toFixed(1)} s; erin's sync into a fresh cache took ${secs.toFixed(1)} s`,
+    );
+    assert.deepEqual(JSON.parse(sync.stdout), { recovered: count, total: count });
+    const history = await stack.cli("erin", ["history", "alice", "--json", "--limit", String(count)], {
+      timeoutMs: 60_000,
+    });
+    assert.equal(history.code, 0, history.stderr);
+    const got = lines(history.stdout);
+    assert.equal(got.length, count);
+    assert.ok(got.every((m) => m.verified));
+    assert.equal(new Set(got.map((m) => m.text)).size, count, "every message once");
+  });
+
   it("a user in 35 groups of 256 members: `groups --json` lists all 35; `contacts` lists every user", {
     timeout: 120_000,
   }, async () => {
@@ -167,8 +199,8 @@ describe("bounded replies and linear group storage (real stack)", () => {
     const names = lines<{ name: string }>(contacts.stdout).map((c) => c.name);
     assert.equal(
       names.length,
-      603,
-      `alice, bob, dave and 600 more, over two pages; got ${names.slice(0, 5)} … ${names.slice(-5)}`,
+      604,
+      `alice, bob, dave, erin and 600 more, over two pages; got ${names.slice(0, 5)} … ${names.slice(-5)}`,
     );
   });
 

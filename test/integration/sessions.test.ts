@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import Database from "better-sqlite3";
 import { Dealer } from "zeromq";
 import { exitCodeFor } from "../../bin/report.js";
 import { loadIdentity, profilePaths } from "../../core/client/profile.js";
@@ -19,8 +20,10 @@ import {
   z85Decode,
 } from "../../core/crypto/session-binding.js";
 import type { ErrorCode } from "../../core/errors.js";
+import { InfluxStore } from "../../server/store/influx.js";
 import { makeCurveKeys } from "../../transports/zeromq/curve.js";
 import { runCli, ZMQCHAT_BIN } from "../helpers/cli.js";
+import { type Influxd, startInfluxd } from "../helpers/influxd.js";
 import { type RealStack, startStack, waitFor } from "../helpers/stack.js";
 
 interface RawReply {
@@ -149,6 +152,36 @@ describe("sessions: single-use logins, rotation and logout end sessions, backups
       timeoutMs: 60_000,
     });
     assert.equal(restored.code, 0, restored.stderr);
+  });
+
+  it("a backup of the old format (v1, no proof) is refused on a new machine with a clear reason", async () => {
+    const db = new Database(stack.store.replace(/^sqlite:/, ""));
+    try {
+      const v1 = JSON.stringify({
+        v: 1,
+        kdf: "scrypt",
+        N: 2 ** 17,
+        r: 8,
+        p: 1,
+        salt: "c2FsdA",
+        nonce: "bm9uY2U",
+        ct: "AAAA",
+      });
+      db.prepare("INSERT OR REPLACE INTO backups (name, blob, updated_at) VALUES (?, ?, ?)").run(
+        "carol",
+        v1,
+        "2026-01-01",
+      );
+    } finally {
+      db.close();
+    }
+    const r = await stack.cli("carol", ["keys", "restore"], {
+      home: join(stack.dir, "homes", "carol-new"),
+      stdin: "orbit tangerine cellar votive\n",
+    });
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /older zmqchat/);
+    assert.match(r.stderr, /keys backup/, "it says what to do");
   });
 });
 
@@ -311,5 +344,38 @@ describe("sessions: bound to the device's CURVE key", () => {
     refused(await curveRaw(thief, "users", {}, token), "the token from another CURVE key, no proof");
     refused(await curveRaw(thief, "users", {}, token, thiefKey), "the token with another key's proof");
     refused(await curveRaw(device, "users", {}, token), "the token without its proof");
+  });
+});
+
+/** Several InfluxStores on one database stand for several servers: no transactions, first claim wins. */
+describe("sessions on InfluxDB: servers racing on one login challenge", () => {
+  let influxd: Influxd;
+  const stores: InfluxStore[] = [];
+  before(async () => {
+    influxd = await startInfluxd();
+    for (let i = 0; i < 3; i++) stores.push(new InfluxStore({ url: influxd.url, db: "sessions_race" }));
+    await Promise.all(stores.map((s) => s.init()));
+  });
+  after(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+    await influxd?.stop();
+  });
+
+  it("of three servers claiming one challenge at once exactly one wins, and a later replay loses everywhere", async () => {
+    for (let round = 0; round < 5; round++) {
+      const nonce = `race-${round}-${Math.random().toString(36).slice(2)}`;
+      const expires = Date.now() + 30_000;
+      const won = await Promise.all(stores.map((s) => s.claimOnce(nonce, expires)));
+      assert.equal(won.filter(Boolean).length, 1, `round ${round}: ${won.join(", ")}`);
+      for (const s of stores) assert.equal(await s.claimOnce(nonce, expires), false, "a replay loses");
+    }
+  });
+
+  it("a logout on one server is read by the others once it is acknowledged", async () => {
+    const [a, b, c] = stores as [InfluxStore, InfluxStore, InfluxStore];
+    const at = Date.now();
+    await a.revokeSessions("dave", "device:0123456789abcdef", at);
+    assert.equal((await b.sessionRevocations("dave")).get("device:0123456789abcdef"), at);
+    assert.equal((await c.sessionRevocations("dave")).get("device:0123456789abcdef"), at);
   });
 });
