@@ -372,6 +372,9 @@ chat() {
   local ONE_TO_ONE_ID GROUP_ID
   ONE_TO_ONE_ID=$(zc alice send bob "hello bob, from the deployed cluster") || return 1
   zc alice group create ops bob carol || return 1
+  # Joining a group is an invitation each member accepts.
+  zc bob group accept ops || return 1
+  zc carol group accept ops || return 1
   GROUP_ID=$(zc alice send --group ops "hello ops") || return 1
   # check runs this in a subshell: hand the ids on through files.
   echo "$ONE_TO_ONE_ID" >"$WORK/id-1to1"
