@@ -1,9 +1,16 @@
+import { setTimeout as delay } from "node:timers/promises";
 import { ZmqchatError } from "../core/errors.js";
 import { type Authority, keyTag, type RequestContext, type SessionClaims } from "./auth.js";
 import type { Store } from "./store/store.js";
 
 /** Revocations of key generations last for good: a session of an earlier key never comes back. */
 const FOREVER = Number.MAX_SAFE_INTEGER;
+
+/** How long a server reuses a user's revocations it read (an InfluxDB query costs ~1.5 ms). */
+export const DEFAULT_REVOCATION_CACHE_MS = 1000;
+
+/** Most users whose revocations are cached at once. */
+const CACHE_USERS = 50_000;
 
 /**
  * Sessions with a memory, kept in the store so that every server honours it: a login challenge
@@ -12,10 +19,36 @@ const FOREVER = Number.MAX_SAFE_INTEGER;
  * asked only what was ended.
  */
 export class SessionManager {
+  /**
+   * Revocations read from the store are reused for `cacheMs` (real time), and a logout or key
+   * rotation is acknowledged only `cacheMs` after the store made it visible to every server:
+   * once acknowledged, no server holds a copy from before it.
+   */
   constructor(
     private readonly auth: Authority,
     private readonly store: Store,
+    private readonly cacheMs = DEFAULT_REVOCATION_CACHE_MS,
   ) {}
+
+  private readonly cache = new Map<string, { at: number; ended: Map<string, number> }>();
+
+  private async revocations(name: string): Promise<Map<string, number>> {
+    if (this.cacheMs <= 0) return this.store.sessionRevocations(name);
+    const now = performance.now();
+    const hit = this.cache.get(name);
+    if (hit && now - hit.at < this.cacheMs) return hit.ended;
+    const ended = await this.store.sessionRevocations(name);
+    if (this.cache.size >= CACHE_USERS) this.cache.clear();
+    // Stamped with the time the read started: it may be older than what it holds, never younger.
+    this.cache.set(name, { at: now, ended });
+    return ended;
+  }
+
+  private async revoke(name: string, scope: string, before: number): Promise<void> {
+    await this.store.revokeSessions(name, scope, before);
+    this.cache.delete(name);
+    if (this.cacheMs > 0) await delay(this.cacheMs);
+  }
 
   /** A signed login: the signature first (no store write for a forgery), then the challenge is used up. */
   async login(
@@ -36,7 +69,7 @@ export class SessionManager {
   async check(token: string | undefined, request?: RequestContext): Promise<SessionClaims> {
     const claims = this.auth.verify(token);
     if (request) this.auth.checkBinding(token!, claims, request);
-    const ended = await this.store.sessionRevocations(claims.name);
+    const ended = await this.revocations(claims.name);
     for (const scope of ["*", `device:${claims.device}`, `key:${claims.keyTag}`]) {
       const before = ended.get(scope);
       if (before !== undefined && claims.issued < before) {
@@ -56,13 +89,13 @@ export class SessionManager {
     return { ...this.auth.renew(claims), lifetimeMs: this.auth.sessionTtlMs };
   }
 
-  /** Ends the sessions of the device this session came from, or (all) every session of its user. */
+  /** Ends the sessions (this one included, even if issued this very millisecond) of the device this session came from, or (all) every session of its user. */
   async logout(claims: SessionClaims, all: boolean): Promise<void> {
-    await this.store.revokeSessions(claims.name, all ? "*" : `device:${claims.device}`, this.auth.now());
+    await this.revoke(claims.name, all ? "*" : `device:${claims.device}`, this.auth.now() + 1);
   }
 
   /** After a key rotation: every session made with the earlier signing key ends. */
   async endKeyGeneration(name: string, oldSignKey: string): Promise<void> {
-    await this.store.revokeSessions(name, `key:${keyTag(oldSignKey)}`, FOREVER);
+    await this.revoke(name, `key:${keyTag(oldSignKey)}`, FOREVER);
   }
 }

@@ -43,7 +43,7 @@ async function cluster(ttlMs = 60_000) {
   const clock = { t: Date.now(), now: () => clock.t };
   const servers = [0, 1].map(() => {
     const auth = new Authority(secret, clock, ttlMs);
-    return { auth, sessions: new SessionManager(auth, store) };
+    return { auth, sessions: new SessionManager(auth, store, 0) };
   });
   return { store, clock, a: servers[0]!.sessions, b: servers[1]!.sessions, authA: servers[0]!.auth };
 }
@@ -112,6 +112,22 @@ describe("SessionManager: sessions with a memory in the store", () => {
     await b.logout(await b.check(laptop.session), true);
     await assert.rejects(a.check(laptop.session), { code: "unauthorized" });
     await assert.rejects(a.check(again.session), { code: "unauthorized" });
+  });
+
+  it("with cached revocations, a logout is acknowledged only once no server can still hold a copy from before", async () => {
+    const store = new SqliteStore(":memory:");
+    await store.init();
+    const auth = new Authority(secret);
+    const a = new SessionManager(auth, store, 200);
+    const b = new SessionManager(auth, store, 200);
+    const alice = signer();
+    const { session } = await a.login(signedLogin(auth, alice), alice.pub);
+    assert.equal((await b.check(session)).name, "alice", "b caches alice's (empty) revocations");
+    await new Promise((r) => setTimeout(r, 2));
+    const started = performance.now();
+    await a.logout(await a.check(session), false);
+    assert.ok(performance.now() - started >= 195, "the logout waited out the cache time");
+    await assert.rejects(b.check(session), { code: "unauthorized" }, "b no longer trusts its copy");
   });
 
   it("renewal keeps a session past its first expiry without a new login, and not past a logout", async () => {
