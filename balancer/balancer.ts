@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { ZmqchatError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { BrokerCommand, HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS } from "../core/protocol/broker.js";
@@ -13,6 +14,7 @@ import {
 } from "../transports/zeromq/index.js";
 import { Dispatcher } from "./dispatch.js";
 import { BalancerRateLimiter, type RateLimits, rateLimitedReply } from "./rate-limit.js";
+import { Tickets } from "./tickets.js";
 
 export interface BalancerOptions {
   endpoints: BrokerEndpoints;
@@ -31,6 +33,11 @@ export interface BalancerOptions {
    */
   curve?: { keys: CurveKeys; allowServers: Set<string>; allowClients: Set<string> | null };
 }
+
+/** How long the balancer remembers which server was given a request (late replies still count). */
+const TICKET_TTL_MS = 60_000;
+/** Servers dropped for answering what they were not asked, remembered up to this many. */
+const MAX_BANNED = 10_000;
 
 export interface BalancerMetrics {
   /** Clients heard from within CLIENT_SEEN_MS, reported every heartbeat. */
@@ -57,6 +64,9 @@ export class Balancer {
   /** When each client peer last sent something, for the connected-clients gauge. */
   private readonly clientsSeen = new Map<string, number>();
   private readonly limiter: BalancerRateLimiter;
+  private readonly tickets = new Tickets(randomBytes(6).toString("hex"), TICKET_TTL_MS);
+  /** Servers dropped for replying to requests they were not given: everything they send is ignored. */
+  private readonly banned = new Set<string>();
   bound!: BrokerEndpoints;
 
   private constructor(private readonly options: BalancerOptions) {
@@ -72,7 +82,8 @@ export class Balancer {
           options.log.warn({ worker }, "server unreachable; dropped");
           this.dispatcher.remove(worker);
           if (String(parts[0]) === BrokerCommand.request && parts.length === 3) {
-            this.forward(String(parts[1]), parts[2] as Buffer);
+            const ticket = this.tickets.cancel(String(parts[1]));
+            if (ticket) this.forward(ticket.peer, parts[2] as Buffer);
           }
         },
         acceptTopic: (topic) => topic.length === 64 && TOPIC_PATTERN.test(topic.toString("latin1")),
@@ -130,6 +141,7 @@ export class Balancer {
   private zap: ZapHandler | null = null;
 
   private tick(): void {
+    this.tickets.expire(Date.now());
     const dead = this.dispatcher.expire(Date.now());
     for (const id of dead) this.options.log.warn({ server: id }, "server missed its heartbeats; dropped");
     for (const id of this.dispatcher.ids()) this.sockets.sendWorker(id, [BrokerCommand.heartbeat]);
@@ -175,7 +187,9 @@ export class Balancer {
       return;
     }
     this.options.metrics?.forwarded();
-    this.sockets.sendWorker(worker, [BrokerCommand.request, peer, frame]);
+    // The server sees a ticket, not the client: its reply is routed only if it names a request it was given.
+    const ticket = this.tickets.issue(worker, peer, Date.now());
+    this.sockets.sendWorker(worker, [BrokerCommand.request, ticket, frame]);
   }
 
   /** Requests the balancer answers itself: `hello` (where deliveries are published) and `ping`. */
@@ -202,13 +216,12 @@ export class Balancer {
   }
 
   private onWorker(worker: string, parts: Buffer[]): void {
+    if (this.banned.has(worker)) return;
     const command = parts[0]?.toString() ?? "";
     const now = Date.now();
     switch (command) {
       case BrokerCommand.reply:
-        this.dispatcher.seen(worker, now);
-        this.dispatcher.done(worker);
-        if (parts.length === 3) this.sockets.sendClient(parts[1]!.toString("latin1"), parts[2]!);
+        this.onReply(worker, parts, now);
         return;
       case BrokerCommand.ready:
         this.dispatcher.ready(worker, readVersion(parts[1]), now);
@@ -232,6 +245,31 @@ export class Balancer {
           "unknown message from a server",
         );
     }
+  }
+
+  /** Routes a reply only when it answers, once, a request this very server was given. */
+  private onReply(worker: string, parts: Buffer[], now: number): void {
+    const ticket = parts.length === 3 ? parts[1]!.toString("latin1") : "";
+    const verdict = this.tickets.reply(worker, ticket);
+    if (verdict.kind === "ok") {
+      this.dispatcher.seen(worker, now);
+      this.dispatcher.done(worker);
+      this.sockets.sendClient(verdict.peer, parts[2]!);
+      return;
+    }
+    if (verdict.kind === "stale" || verdict.kind === "late") {
+      this.dispatcher.seen(worker, now);
+      return;
+    }
+    this.options.metrics?.refused("unsolicited_reply");
+    this.options.log.warn(
+      { server: worker.slice(0, 64) },
+      "a server answered a request it was not given (or answered twice); reply discarded, server dropped",
+    );
+    this.dispatcher.remove(worker);
+    this.tickets.forget(worker);
+    if (this.banned.size >= MAX_BANNED) this.banned.delete(this.banned.values().next().value!);
+    this.banned.add(worker);
   }
 
   private sendWelcome(worker: string): void {

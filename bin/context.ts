@@ -7,6 +7,7 @@ import { readConfigFile, resolveHome, resolveSettings, type Settings } from "../
 import { z85Decode } from "../core/crypto/session-binding.js";
 import { ZmqchatError } from "../core/errors.js";
 import { ZeromqClientTransport } from "../transports/zeromq/client.js";
+import { findBalancerKey } from "../transports/zeromq/index.js";
 import { deviceCurveKeys } from "./curve.js";
 import { makeLogger } from "./logging.js";
 
@@ -44,11 +45,29 @@ export function requireUser(settings: Settings): string {
   return settings.user;
 }
 
-/** The ZeroMQ client transport, with CurveZMQ when the balancer's key is configured. */
+/**
+ * The ZeroMQ client transport, with CurveZMQ pinning the balancer's key: the configured one, or
+ * else the one a balancer of this user on this machine published for the endpoint (local stack).
+ */
 export function clientTransport(settings: Settings, profileDir: string): ZeromqClientTransport {
-  if (!settings.curveServerKey) return new ZeromqClientTransport();
+  if (!settings.curveServerKey) {
+    return new ZeromqClientTransport({
+      discover: { serverKeyOf: (e) => findBalancerKey(e), keys: () => deviceCurveKeys(profileDir) },
+    });
+  }
+  const keys = settings.curveServerKey.split(",");
+  if (keys.length === 1) {
+    return new ZeromqClientTransport({ curve: { serverKey: keys[0]!, keys: deviceCurveKeys(profileDir) } });
+  }
+  if (keys.length !== settings.endpoints.length) {
+    throw new ZmqchatError("usage", "give one CURVE server key for all endpoints or one per endpoint", {
+      hint: `${settings.endpoints.length} endpoints, ${keys.length} keys`,
+    });
+  }
+  // One key per balancer, in the order of the endpoints.
+  const byEndpoint = new Map(settings.endpoints.map((e, i) => [e, keys[i]!]));
   return new ZeromqClientTransport({
-    curve: { serverKey: settings.curveServerKey, keys: deviceCurveKeys(profileDir) },
+    discover: { serverKeyOf: (e) => byEndpoint.get(e) ?? null, keys: () => deviceCurveKeys(profileDir) },
   });
 }
 

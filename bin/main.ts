@@ -46,7 +46,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--config <file>", "config file (default HOME/config.json)")
     .option(
       "--curve-server-key <key>",
-      "the balancer's CURVE public key: encrypt the link and pin it (env ZMQCHAT_CURVE_SERVER_KEY)",
+      "the balancer's CURVE public key, or one per endpoint comma-separated: pin it (env ZMQCHAT_CURVE_SERVER_KEY; default: the key a local stack published)",
     )
     .option("--debug", "print stacks with errors")
     .showHelpAfterError()
@@ -295,6 +295,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("-p, --port <port>", "first of four ports (clients, servers, pub in, pub out)", "5570")
     .option("--store <url>", "sqlite:PATH or influx://HOST:PORT/DB (default: sqlite under the home)")
     .option("-d, --detach", "run in the background")
+    .option("--insecure", "plaintext links, no CurveZMQ or allow-lists (not for shared machines)")
     .addOption(new Option("--supervise").hideHelp())
     .addHelpText("after", "\nExample:\n  zmqchat up --detach && zmqchat status")
     .action(run((cmd, flags) => upCommand(cmd, io, flags as never)));
@@ -325,7 +326,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--http-host <host>", "address for the HTTP port", "127.0.0.1")
     .option("--id <name>", "server id in logs and metrics")
     .option("--curve-keys <file>", "this server's CURVE key pair (zmqchat curve keygen)")
-    .option("--curve-balancer-key <key>", "the balancers' CURVE public key")
+    .option("--curve-balancer-key <key>", "the balancers' CURVE public key, or one per --balancer endpoint")
+    .option("--insecure", "run without CurveZMQ (plaintext; required when no --curve-keys)")
     .option(
       "--session-ttl <duration>",
       "session token lifetime; clients renew it (env ZMQCHAT_SESSION_TTL, default 10m)",
@@ -333,7 +335,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--log-level <level>", "trace, debug, info, warn, error", "info")
     .addHelpText(
       "after",
-      "\nExample:\n  ZMQCHAT_CLUSTER_SECRET=... zmqchat server --balancer tcp://10.0.0.5:5571 --store sqlite:/var/lib/zmqchat/store.db --http-port 9101",
+      "\nExample:\n  ZMQCHAT_CLUSTER_SECRET=... zmqchat server --balancer tcp://10.0.0.5:5571 --store sqlite:/var/lib/zmqchat/store.db --http-port 9101 --curve-keys /etc/zmqchat/server.curve --curve-balancer-key KEY",
     )
     .action(run((cmd, flags) => serverCommand(cmd, io, flags as never)));
 
@@ -351,10 +353,14 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--curve-keys <file>", "turn on CurveZMQ with this key pair (zmqchat curve keygen)")
     .option("--curve-servers <file>", "servers' CURVE public keys allowed in, one per line")
     .option("--curve-clients <file>", "client device keys allowed in, one per line (default: any device)")
+    .option("--insecure", "run without CurveZMQ (plaintext; required when no --curve-keys)")
     .option("--http-port <port>", "serve /healthz and /metrics on this port")
     .option("--http-host <host>", "address for the HTTP port", "127.0.0.1")
     .option("--log-level <level>", "trace, debug, info, warn, error", "info")
-    .addHelpText("after", "\nExample:\n  zmqchat balancer --bind 0.0.0.0 --port 5570 --http-port 9100")
+    .addHelpText(
+      "after",
+      "\nExample:\n  zmqchat balancer --bind 0.0.0.0 --port 5570 --http-port 9100 --curve-keys /etc/zmqchat/balancer.curve --curve-servers /etc/zmqchat/servers.allow",
+    )
     .action(run((cmd, flags) => balancerCommand(cmd, io, flags as never)));
 
   const config = program

@@ -1,9 +1,15 @@
 import { uuidv7 } from "../core/protocol/ids.js";
 import { ZeromqClientTransport } from "../transports/zeromq/client.js";
+import { findBalancerKey, makeCurveKeys } from "../transports/zeromq/index.js";
 
-/** Asks a balancer for `hello`; resolves true when it answers within the time. */
+/**
+ * Asks a balancer for `hello`; resolves true when it answers within the time. Over CurveZMQ
+ * (with a throwaway device key) when a balancer on this machine published its key for the endpoint.
+ */
 export async function probeBalancer(endpoint: string, timeoutMs: number): Promise<boolean> {
-  const link = new ZeromqClientTransport().connect(endpoint);
+  const link = new ZeromqClientTransport({
+    discover: { serverKeyOf: (e) => findBalancerKey(e), keys: makeCurveKeys },
+  }).connect(endpoint);
   try {
     return await new Promise<boolean>((resolve) => {
       const id = uuidv7();

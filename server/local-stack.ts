@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
+  chmodSync,
   closeSync,
   existsSync,
   mkdirSync,
@@ -11,6 +12,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { type CurveKeys, makeCurveKeys, Z85_KEY } from "../transports/zeromq/index.js";
 
 /** Files of the local stack under the zmqchat home: `HOME/stack/`. */
 export function stackPaths(home: string) {
@@ -21,6 +23,57 @@ export function stackPaths(home: string) {
     secret: join(dir, "secret"),
     store: join(dir, "store.db"),
     logs: join(dir, "logs"),
+    curve: join(dir, "curve"),
+  };
+}
+
+/** The local stack's CURVE files: key pair files and the balancer's allow-list of servers. */
+export interface StackCurve {
+  balancerKeys: string;
+  balancerPublicKey: string;
+  serverKeys: string[];
+  serversAllow: string;
+}
+
+/**
+ * Makes (once) the CURVE key pairs of the local stack's balancer and of servers 1..N under
+ * `HOME/stack/curve/` (directory 0700, files 0600) and writes the allow-list of those servers.
+ */
+export function ensureStackCurve(home: string, servers: number): StackCurve {
+  const dir = stackPaths(home).curve;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const pair = (name: string): { path: string; keys: CurveKeys } => {
+    const path = join(dir, `${name}.curve`);
+    let keys: CurveKeys | null = null;
+    try {
+      const k = JSON.parse(readFileSync(path, "utf8")) as Partial<CurveKeys>;
+      if (k.publicKey && k.secretKey && Z85_KEY.test(k.publicKey) && Z85_KEY.test(k.secretKey))
+        keys = k as CurveKeys;
+    } catch {
+      keys = null;
+    }
+    if (!keys) {
+      keys = makeCurveKeys();
+      writeFileSync(`${path}.tmp`, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
+      renameSync(`${path}.tmp`, path);
+    }
+    chmodSync(path, 0o600);
+    return { path, keys };
+  };
+  const balancer = pair("balancer");
+  const serverPairs = Array.from({ length: servers }, (_, i) => pair(`server-${i + 1}`));
+  const serversAllow = join(dir, "servers.allow");
+  writeFileSync(
+    serversAllow,
+    `# the local stack's chat servers\n${serverPairs.map((p) => p.keys.publicKey).join("\n")}\n`,
+    { mode: 0o600 },
+  );
+  return {
+    balancerKeys: balancer.path,
+    balancerPublicKey: balancer.keys.publicKey,
+    serverKeys: serverPairs.map((p) => p.path),
+    serversAllow,
   };
 }
 

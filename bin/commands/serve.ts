@@ -11,7 +11,13 @@ import { serverQuotasFromEnv } from "../../server/limits.js";
 import { serverMetrics } from "../../server/metrics.js";
 import { ChatServer } from "../../server/server.js";
 import { openStore } from "../../server/store/index.js";
-import { makeCurveKeys, Z85_KEY } from "../../transports/zeromq/index.js";
+import {
+  makeCurveKeys,
+  parseTcpEndpoint,
+  publishBalancerKey,
+  unpublishBalancerKey,
+  Z85_KEY,
+} from "../../transports/zeromq/index.js";
 import { ZeromqWorkerTransport } from "../../transports/zeromq/worker.js";
 import { readAllowList, readCurveKeys, writeCurveKeys } from "../curve.js";
 import type { Io } from "../io.js";
@@ -28,7 +34,22 @@ export interface ServerFlags {
   logLevel: string;
   curveKeys?: string;
   curveBalancerKey?: string;
+  insecure?: boolean;
   sessionTtl?: string;
+}
+
+const INSECURE_WARNING =
+  "INSECURE: CurveZMQ is off (--insecure): links are plaintext and any process that reaches the ports can join as a server or publisher";
+
+/** Plaintext only on request: without CURVE keys, `--insecure` must say so. */
+function requireCurveOrInsecure(hasCurve: boolean, insecure: boolean | undefined, what: string): void {
+  if (hasCurve && insecure)
+    throw new ZmqchatError("usage", `--insecure and --curve-keys contradict each other`);
+  if (!hasCurve && !insecure) {
+    throw new ZmqchatError("usage", `the ${what} runs CurveZMQ unless told otherwise: give it --curve-keys`, {
+      hint: `${what === "balancer" ? "--curve-keys FILE --curve-servers FILE" : "--curve-keys FILE --curve-balancer-key KEY"} (zmqchat curve keygen FILE makes keys), or --insecure for plaintext`,
+    });
+  }
 }
 
 /** The cluster secret: ZMQCHAT_CLUSTER_SECRET, or the contents of --secret-file. Never a flag value. */
@@ -72,11 +93,26 @@ export async function serverCommand(_cmd: Command, io: Io, flags: ServerFlags): 
   if (Boolean(flags.curveKeys) !== Boolean(flags.curveBalancerKey)) {
     throw new ZmqchatError("usage", "CURVE needs both --curve-keys (this server's) and --curve-balancer-key");
   }
+  requireCurveOrInsecure(Boolean(flags.curveKeys), flags.insecure, "server");
+  // One key for every balancer, or one per --balancer endpoint, in the same order.
+  const balancerKeys = (flags.curveBalancerKey ?? "").split(",").map((k) => k.trim());
   const curve = flags.curveKeys
-    ? { keys: readCurveKeys(flags.curveKeys), serverKey: flags.curveBalancerKey! }
+    ? {
+        keys: readCurveKeys(flags.curveKeys),
+        serverKey: balancerKeys.length === 1 ? balancerKeys[0]! : balancerKeys,
+      }
     : undefined;
-  if (curve && !Z85_KEY.test(curve.serverKey))
-    throw new ZmqchatError("usage", "--curve-balancer-key is not a Z85 public key");
+  if (curve && !balancerKeys.every((k) => Z85_KEY.test(k)))
+    throw new ZmqchatError(
+      "usage",
+      "--curve-balancer-key is not a Z85 public key (or a comma-separated list)",
+    );
+  if (curve && balancerKeys.length > 1 && balancerKeys.length !== endpoints.length)
+    throw new ZmqchatError(
+      "usage",
+      "give one --curve-balancer-key for all balancers or one per --balancer endpoint",
+    );
+  if (!curve) log.warn({ insecure: true }, INSECURE_WARNING);
   const ttlText = flags.sessionTtl ?? process.env.ZMQCHAT_SESSION_TTL;
   const sessionTtlMs = ttlText === undefined ? undefined : parseDuration(ttlText);
   if (sessionTtlMs !== undefined && sessionTtlMs < 1000)
@@ -97,7 +133,7 @@ export async function serverCommand(_cmd: Command, io: Io, flags: ServerFlags): 
     httpPort === undefined
       ? null
       : await startOpsServer(flags.httpHost, httpPort, {
-          health: () => ({ ready, version, id, inFlight: server.pending }),
+          health: () => ({ ready, version, id, inFlight: server.pending, insecure: !curve }),
           metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
         });
   log.info(
@@ -128,6 +164,7 @@ export interface BalancerFlags {
   curveKeys?: string;
   curveServers?: string;
   curveClients?: string;
+  insecure?: boolean;
 }
 
 export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlags): Promise<void> {
@@ -143,6 +180,7 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
       "with --curve-keys, list the servers' public keys in --curve-servers FILE",
     );
   }
+  requireCurveOrInsecure(Boolean(flags.curveKeys), flags.insecure, "balancer");
   const curve = flags.curveKeys
     ? {
         keys: readCurveKeys(flags.curveKeys),
@@ -150,6 +188,7 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
         allowClients: flags.curveClients ? readAllowList(flags.curveClients) : null,
       }
     : undefined;
+  if (!curve) log.warn({ insecure: true }, INSECURE_WARNING);
   const balancer = await Balancer.start({
     curve,
     endpoints: { frontend: at(0), backend: at(1), pubIn: at(2), pubOut: at(3) },
@@ -163,21 +202,46 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
     httpPort === undefined
       ? null
       : await startOpsServer(flags.httpHost, httpPort, {
-          health: () => ({ ready: true, version, liveServers: balancer.liveServers() }),
+          health: () => ({ ready: true, version, liveServers: balancer.liveServers(), insecure: !curve }),
           metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
         });
+  // Clients of this user on this machine find the key here and pin it with no flag (see README).
+  const local = localEndpoints(balancer.bound.frontend);
+  try {
+    for (const e of local) {
+      if (curve) publishBalancerKey(e, curve.keys.publicKey);
+      else unpublishBalancerKey(e);
+    }
+  } catch (err) {
+    // A sandboxed service may have no writable runtime directory: its clients are configured instead.
+    log.warn({ err: (err as Error).message }, "could not publish the balancer key for local clients");
+  }
   io.out(
     JSON.stringify({
       event: "balancer_ready",
       endpoints: balancer.bound,
       httpPort: ops?.port ?? null,
       version,
+      insecure: !curve,
     }),
   );
   await io.untilInterrupted();
+  try {
+    if (curve) for (const e of local) unpublishBalancerKey(e, curve.keys.publicKey);
+  } catch {
+    // nothing was published
+  }
   balancer.stop();
   await ops?.close();
   log.info({}, "balancer stopped");
+}
+
+/** The client endpoints a process on this machine may use for a bound frontend. */
+function localEndpoints(bound: string): string[] {
+  const { host, port } = parseTcpEndpoint(bound);
+  const loopback = [`tcp://127.0.0.1:${port}`, `tcp://localhost:${port}`];
+  if (host === "0.0.0.0" || host === "*" || host === "127.0.0.1") return [...new Set([bound, ...loopback])];
+  return [bound];
 }
 
 /** Writes a new CURVE key pair file (mode 0600) and prints its public key. */

@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { resolveHome } from "../../core/config/config.js";
 import { ZmqchatError } from "../../core/errors.js";
 import {
+  ensureStackCurve,
   ensureStackSecret,
   isAlive,
   type ProcessSpec,
@@ -24,19 +25,41 @@ export interface UpFlags {
   store?: string;
   detach?: boolean;
   supervise?: boolean;
+  insecure?: boolean;
 }
 
 function homeOf(cmd: Command): string {
   return resolveHome(cmd.optsWithGlobals() as GlobalFlags, process.env).home;
 }
 
-/** What `up` starts: one balancer on PORT..PORT+3 and N servers attached to it. */
-export function stackSpecs(home: string, servers: number, port: number, store: string): ProcessSpec[] {
+/**
+ * What `up` starts: one balancer on PORT..PORT+3 and N servers attached to it, over CurveZMQ
+ * with the stack's own keys (only its servers are allow-listed) unless `insecure`.
+ */
+export function stackSpecs(
+  home: string,
+  servers: number,
+  port: number,
+  store: string,
+  insecure = false,
+): ProcessSpec[] {
   const secret = ensureStackSecret(home);
+  const curve = insecure ? null : ensureStackCurve(home, servers);
   const specs: ProcessSpec[] = [
     {
       name: "balancer",
-      args: ["balancer", "--bind", "127.0.0.1", "--port", String(port), "--log-level", "warn"],
+      args: [
+        "balancer",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--log-level",
+        "warn",
+        ...(curve
+          ? ["--curve-keys", curve.balancerKeys, "--curve-servers", curve.serversAllow]
+          : ["--insecure"]),
+      ],
     },
   ];
   for (let i = 1; i <= servers; i++) {
@@ -54,6 +77,9 @@ export function stackSpecs(home: string, servers: number, port: number, store: s
         `local-${i}`,
         "--log-level",
         "warn",
+        ...(curve
+          ? ["--curve-keys", curve.serverKeys[i - 1]!, "--curve-balancer-key", curve.balancerPublicKey]
+          : ["--insecure"]),
       ],
     });
   }
@@ -83,6 +109,11 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
     io.out(`the local stack is already running at ${existing.endpoint} (pid ${existing.supervisorPid})`);
     return;
   }
+  if (flags.insecure && !flags.supervise) {
+    io.err(
+      "zmqchat: WARNING: --insecure: the local stack runs without CurveZMQ; any local process can join it as a server or publisher and read what passes",
+    );
+  }
   for (let p = port; p < port + 4; p++) {
     if (!(await portFree(p))) {
       throw new ZmqchatError("unavailable", `port ${p} on 127.0.0.1 is in use`, {
@@ -102,6 +133,7 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
       String(port),
       "--store",
       store,
+      ...(flags.insecure ? ["--insecure"] : []),
     ];
     const child = spawn(process.execPath, args, {
       detached: true,
@@ -120,7 +152,7 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
     );
     return;
   }
-  const supervisor = new Supervisor(stackSpecs(home, servers, port, store), {
+  const supervisor = new Supervisor(stackSpecs(home, servers, port, store, flags.insecure), {
     node: process.execPath,
     script: binPath(),
     home,

@@ -15,10 +15,9 @@ import type { Settings } from "../../core/config/config.js";
 import type { Logger } from "../../core/logger.js";
 import { NAME_PATTERN } from "../../core/protocol/limits.js";
 import { isAlive, readStackState, stackPaths } from "../../server/local-stack.js";
-import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
 import type { ProfileAccess, TuiSession } from "../../tui/controller.js";
 import { runTui, TerminalScreen } from "../../tui/main.js";
-import { settingsOf, unlockOptions } from "../context.js";
+import { clientTransport, settingsOf, unlockOptions } from "../context.js";
 import { makeLogger } from "../logging.js";
 import { probeBalancer } from "../probe.js";
 import { report } from "../report.js";
@@ -27,9 +26,9 @@ import { binPath } from "../version.js";
 /** The profiles under HOME/users, each opened with a zeromq client (the TUI never builds transports). */
 export function zeromqProfiles(settings: Settings, log: Logger): ProfileAccess {
   const home = settings.home;
-  const transport = new ZeromqClientTransport();
   const build = (name: string, identity: LoadedIdentity): TuiSession => {
     const cache = new Cache(profilePaths(home, name).cache);
+    const transport = clientTransport(settings, profilePaths(home, name).dir);
     const client = new ChatClient({
       connect: (e) => transport.connect(e),
       endpoints: settings.endpoints,

@@ -34,7 +34,10 @@ const FIELDS = {
     default: undefined as string | undefined,
     schema: z
       .string()
-      .regex(/^[0-9a-zA-Z.:+=^!/*?&<>()[\]{}@%$#-]{40}$/, "a 40-character Z85 CURVE public key"),
+      .regex(
+        /^[0-9a-zA-Z.:+=^!/*?&<>()[\]{}@%$#-]{40}(,[0-9a-zA-Z.:+=^!/*?&<>()[\]{}@%$#-]{40})*$/,
+        "a 40-character Z85 CURVE public key (or one per endpoint, comma-separated)",
+      ),
   },
 } as const;
 

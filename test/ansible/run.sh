@@ -358,13 +358,26 @@ check "4 rendered systemd units (Restart=always, hardened, MemoryMax= on zmqchat
 # ---------------------------------------------------------------- chat through the deployment
 
 CLI_HOME=$WORK/cli
+# What the deployment wrote for clients: the endpoint and the balancer's CurveZMQ key to pin.
+CLIENT_CONFIG=$ZMQCHAT_LOCAL_ROOT/client-config.json
 zc() {
   # zc USER ARGS...: the CLI of the package that was deployed, against the deployed balancer.
   local user=$1
   shift
   node "$ZMQCHAT_LOCAL_ROOT/server1/opt/releases/$V1/dist/bin/zmqchat.js" \
-    --home "$CLI_HOME" --user "$user" --endpoint tcp://127.0.0.1:15555 "$@"
+    --home "$CLI_HOME" --config "$CLIENT_CONFIG" --user "$user" --endpoint tcp://127.0.0.1:15555 "$@"
 }
+
+client_config_pins_the_balancer() {
+  cat "$CLIENT_CONFIG" || return 1
+  local key
+  key=$(jq -r .curveServerKey "$CLIENT_CONFIG") || return 1
+  [ "$key" = "$(tr -d '\n' <"$ZMQCHAT_LOCAL_ROOT/balancer1/etc/curve.pub")" ] || { echo "not balancer1's key"; return 1; }
+  [ "$(stat -c %a "$ZMQCHAT_LOCAL_ROOT/balancer1/etc/curve.json")" = 640 ] || { echo "the key pair file is not 0640"; return 1; }
+  grep -q -- "--curve-servers" "$ZMQCHAT_LOCAL_ROOT/balancer1/opt/sbin/zmqchat-balancer" || { echo "the balancer runs without an allow-list"; return 1; }
+  [ "$(grep -vc '^#' "$ZMQCHAT_LOCAL_ROOT/balancer1/etc/curve-servers.allow")" = 2 ] || { echo "the allow-list does not hold the 2 servers"; return 1; }
+}
+check "the deployment runs CurveZMQ: client config pins balancer1's key; both servers allow-listed" client_config_pins_the_balancer
 
 chat() {
   local u
@@ -388,6 +401,29 @@ chat() {
     { echo "carol's group history lacks $GROUP_ID"; return 1; }
 }
 check "chat through the deployed balancer: register alice, bob, carol; 1:1; group" chat
+
+rogue_gets_nothing() {
+  # The attack of issue 12, against what Ansible deployed: a raw DEALER announcing READY on
+  # the backend port and a raw PUB on the publication port, while alice chats with bob.
+  local key rogue rc i
+  key=$(jq -r .curveServerKey "$CLIENT_CONFIG") || return 1
+  node "$TEST_DIR/rogue.mjs" 127.0.0.1 15555 "$key" 60 >"$WORK/rogue.out" 2>&1 &
+  rogue=$!
+  PIDS_TO_KILL+=("$rogue")
+  i=0
+  until grep -q "rogue ready" "$WORK/rogue.out" || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+  for i in 1 2 3; do
+    zc alice send bob "while a rogue listens #$i" >/dev/null || { kill "$rogue"; echo "send $i failed"; return 1; }
+  done
+  zc bob history alice --json --limit 3 | jq -e 'select(.text | startswith("while a rogue"))' >/dev/null ||
+    { kill "$rogue"; echo "bob did not get the messages"; return 1; }
+  kill -TERM "$rogue"
+  wait "$rogue"
+  rc=$?
+  cat "$WORK/rogue.out"
+  return $rc
+}
+check "a rogue DEALER (READY on the backend) and a rogue PUB get nothing from the deployed balancer while alice chats" rogue_gets_nothing
 
 influx_query() {
   curl -sf --max-time 10 -G http://127.0.0.1:18086/query \

@@ -3,6 +3,7 @@ import { Cache } from "../../core/client/cache.js";
 import { ChatClient } from "../../core/client/client.js";
 import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
 import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
+import { findBalancerKey, makeCurveKeys } from "../../transports/zeromq/index.js";
 
 /** An in-process client over real ZeroMQ, in a home of its own under `dir`. */
 export async function zeromqClient(
@@ -14,7 +15,11 @@ export async function zeromqClient(
   const paths = profilePaths(join(dir, "homes", name), name);
   const identity = ensureIdentity(paths, name);
   const cache = new Cache(paths.cache);
-  const transport = new ZeromqClientTransport();
+  // CurveZMQ towards a balancer that published its key here, as the CLI does.
+  const device = makeCurveKeys();
+  const transport = new ZeromqClientTransport({
+    discover: { serverKeyOf: (e) => findBalancerKey(e), keys: () => device },
+  });
   const client = new ChatClient({
     connect: (e) => transport.connect(e),
     endpoints,

@@ -10,7 +10,9 @@ import { Dealer } from "zeromq";
 const [frontend, kind, countText, secondsText] = process.argv.slice(2);
 const count = Number(countText);
 const until = Date.now() + Number(secondsText) * 1000;
-const dealer = new Dealer({ linger: 0, sendHighWaterMark: 1000, receiveHighWaterMark: 1000 });
+// A device key like any client's when the stack runs CurveZMQ (RealStack.socketSecurity).
+const security = JSON.parse(process.env.FLOOD_SOCKET_SECURITY ?? "{}") as Record<string, unknown>;
+const dealer = new Dealer({ linger: 0, sendHighWaterMark: 1000, receiveHighWaterMark: 1000, ...security });
 dealer.connect(frontend!);
 const replies: Record<string, number> = {};
 let stopped = false;

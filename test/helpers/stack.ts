@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { type CurveKeys, makeCurveKeys } from "../../transports/zeromq/index.js";
 import { type CliResult, runCli, ZMQCHAT_BIN } from "./cli.js";
 
 export const CLUSTER_SECRET = "integration-test-secret-0123456789";
@@ -12,7 +13,52 @@ export interface StackProcess {
   output: string[];
 }
 
+/** The CURVE keys of a helper stack: the balancers' pair and the listed servers' pairs. */
+export interface StackCurve {
+  balancer: CurveKeys;
+  balancerFile: string;
+  /** With `keyPerBalancer`: balancer i's own pair and file (else every entry is `balancer`). */
+  balancers: Array<{ keys: CurveKeys; file: string }>;
+  /** Listed servers' key pairs and their files; servers started by the helper take them in turn. */
+  servers: Array<{ keys: CurveKeys; file: string }>;
+  serversAllow: string;
+}
+
+/** Key pair files for a stack under `dir` (0700; files 0600), as `zmqchat up` makes them. */
+function makeStackCurve(dir: string, balancers: number, servers = 4): StackCurve {
+  const curveDir = join(dir, "curve");
+  mkdirSync(curveDir, { recursive: true, mode: 0o700 });
+  const write = (name: string, keys: CurveKeys) => {
+    const file = join(curveDir, name);
+    writeFileSync(file, JSON.stringify(keys), { mode: 0o600 });
+    return file;
+  };
+  const balancer = makeCurveKeys();
+  const list = Array.from({ length: servers }, (_, i) => {
+    const keys = makeCurveKeys();
+    return { keys, file: write(`server-${i + 1}.curve`, keys) };
+  });
+  const serversAllow = join(curveDir, "servers.allow");
+  writeFileSync(serversAllow, `${list.map((s) => s.keys.publicKey).join("\n")}\n`, { mode: 0o600 });
+  const balancerFile = write("balancer.curve", balancer);
+  const own = Array.from({ length: balancers }, (_, i) => {
+    if (i === 0) return { keys: balancer, file: balancerFile };
+    const keys = makeCurveKeys();
+    return { keys, file: write(`balancer-${i + 1}.curve`, keys) };
+  });
+  return { balancer, balancerFile, balancers: own, servers: list, serversAllow };
+}
+
+const sets = (args: string[]) => args.includes("--curve-keys") || args.includes("--insecure");
+
 export interface RealStack {
+  /** The stack's own CURVE keys; null when it runs `insecure` or on keys a test passed. */
+  curve: StackCurve | null;
+  /**
+   * Options for a raw zeromq socket of a test: as a client (a fresh device key pinning the
+   * balancer's) or as a listed server; none on an insecure stack.
+   */
+  socketSecurity(role: "client" | "server"): Record<string, unknown>;
   /** The balancers' client endpoints, comma-separated, as `--endpoint` takes them. */
   endpoint: string;
   endpoints: string[];
@@ -121,21 +167,66 @@ export async function startStack(
     serverArgs?: string[];
     /** Extra environment of CLI runs (e.g. ZMQCHAT_CURVE_SERVER_KEY). */
     cliEnv?: NodeJS.ProcessEnv;
+    /**
+     * Plaintext links (`--insecure`). Otherwise the stack runs CurveZMQ with keys of its own
+     * (servers allow-listed; clients find the balancer's key as with `zmqchat up`), unless
+     * balancerArgs / serverArgs bring their own `--curve-keys`.
+     */
+    insecure?: boolean;
+    /** Each balancer with a key pair of its own (servers pin one key per balancer). */
+    keyPerBalancer?: boolean;
   } = {},
 ): Promise<RealStack> {
   const dir = mkdtempSync(join(tmpdir(), "zmqchat-it-"));
+  const nBalancers = options.balancers ?? 1;
+  const ownCurve =
+    options.insecure || sets(options.balancerArgs ?? [])
+      ? null
+      : makeStackCurve(dir, options.keyPerBalancer ? nBalancers : 1);
+  const balancerArgs = (i: number) => [
+    ...(options.balancerArgs ?? []),
+    ...(options.insecure ? ["--insecure"] : []),
+    ...(ownCurve
+      ? [
+          "--curve-keys",
+          (ownCurve.balancers[i] ?? ownCurve.balancers[0]!).file,
+          "--curve-servers",
+          ownCurve.serversAllow,
+        ]
+      : []),
+  ];
+  const balancerKeys = () =>
+    options.keyPerBalancer && ownCurve
+      ? ownCurve.balancers.map((b) => b.keys.publicKey).join(",")
+      : ownCurve!.balancer.publicKey;
+  const serverSecurity = (args: string[], n: number): string[] => {
+    if (sets(args)) return [];
+    if (!ownCurve) return options.insecure ? ["--insecure"] : [];
+    const s = ownCurve.servers[(n - 1) % ownCurve.servers.length]!;
+    return ["--curve-keys", s.file, "--curve-balancer-key", balancerKeys()];
+  };
   const store = options.store ?? `sqlite:${join(dir, "store.db")}`;
   const bs: Array<Awaited<ReturnType<typeof startBalancer>>> = [];
   const basePorts: number[] = [];
-  for (let i = 0; i < (options.balancers ?? 1); i++) {
+  for (let i = 0; i < nBalancers; i++) {
     const base = options.fixedPorts ? await freeBasePort() : 0;
     basePorts.push(base);
-    bs.push(await startBalancer(base, options.balancerArgs, options.balancerEnv));
+    bs.push(await startBalancer(base, balancerArgs(i), options.balancerEnv));
   }
   const backends = bs.map((b) => b.backend);
   const servers: StackProcess[] = [];
   let serial = 0;
   const stack: RealStack = {
+    curve: ownCurve,
+    socketSecurity(role) {
+      if (!ownCurve) return {};
+      const own = role === "client" ? makeCurveKeys() : ownCurve.servers[0]!.keys;
+      return {
+        curveServerKey: ownCurve.balancer.publicKey,
+        curvePublicKey: own.publicKey,
+        curveSecretKey: own.secretKey,
+      };
+    },
     endpoint: bs.map((b) => b.frontend).join(","),
     endpoints: bs.map((b) => b.frontend),
     backends,
@@ -145,11 +236,12 @@ export async function startStack(
     servers,
     async restartBalancer(index) {
       if (!basePorts[index]) throw new Error("restartBalancer needs a stack started with fixedPorts");
-      const b = await startBalancer(basePorts[index], options.balancerArgs, options.balancerEnv);
+      const b = await startBalancer(basePorts[index], balancerArgs(index), options.balancerEnv);
       bs[index] = b;
       stack.balancers[index] = b.proc;
     },
     async startServer(extraArgs = options.serverArgs ?? []) {
+      const n = ++serial;
       const proc = launch(
         [
           "server",
@@ -158,9 +250,10 @@ export async function startStack(
           "--store",
           store,
           "--id",
-          `it-${++serial}`,
+          `it-${n}`,
           "--log-level",
           "warn",
+          ...serverSecurity(extraArgs, n),
           ...extraArgs,
         ],
         { ZMQCHAT_CLUSTER_SECRET: CLUSTER_SECRET, ...options.env },

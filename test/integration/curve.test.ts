@@ -83,8 +83,9 @@ describe("CurveZMQ links with a ZAP allow-list", () => {
   it("an unlisted device, a client without CURVE and one pinning a wrong key cannot get through", async () => {
     const bob = await stack.cli("bob", ["register", "--timeout", "2s"]);
     assert.equal(bob.code, 3, `unlisted device: ${bob.stderr}`);
+    // No configured key and no published one to find (an empty runtime directory): plaintext.
     const plain = await stack.cli("carol", ["register", "--timeout", "2s"], {
-      env: { ZMQCHAT_CURVE_SERVER_KEY: "" },
+      env: { ZMQCHAT_CURVE_SERVER_KEY: "", XDG_RUNTIME_DIR: join(dir, "empty-runtime") },
     });
     assert.equal(plain.code, 3, `no CURVE: ${plain.stderr}`);
     const wrongKey = await keygen("impostor.curve");
@@ -93,5 +94,34 @@ describe("CurveZMQ links with a ZAP allow-list", () => {
       env: { ZMQCHAT_CURVE_SERVER_KEY: wrongKey },
     });
     assert.equal(pinned.code, 3, `wrong pinned key: ${pinned.stderr}`);
+  });
+});
+
+/** Ansible gives each balancer a key pair of its own: servers and clients pin one key per balancer. */
+describe("CurveZMQ with a key pair per balancer", () => {
+  let stack: RealStack;
+  before(async () => {
+    stack = await startStack({ servers: 1, balancers: 2, keyPerBalancer: true });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it("a server pinning one key per balancer joins both; a client configured with both keys chats through either", async () => {
+    for (const i of [0, 1]) assert.equal((await stack.balancerHealth(i)).liveServers, 1);
+    const keys = stack.curve!.balancers.map((b) => b.keys.publicKey);
+    assert.notEqual(keys[0], keys[1]);
+    // Configured keys only: an empty runtime directory, so nothing published can help.
+    const env = { ZMQCHAT_CURVE_SERVER_KEY: keys.join(","), XDG_RUNTIME_DIR: join(stack.dir, "no-runtime") };
+    assert.equal((await stack.cli("dave", ["register"], { env })).code, 0);
+    for (const [i, endpoint] of stack.endpoints.entries()) {
+      const one = { ...env, ZMQCHAT_CURVE_SERVER_KEY: keys[i] };
+      const r = await stack.cli("dave", ["send", "dave", `via balancer ${i}`], { env: one, endpoint });
+      assert.equal(r.code, 0, r.stderr);
+    }
+    // The keys in the wrong order pin the wrong balancer: refused.
+    const swapped = { ...env, ZMQCHAT_CURVE_SERVER_KEY: [...keys].reverse().join(",") };
+    const r = await stack.cli("dave", ["send", "dave", "swapped", "--timeout", "2s"], { env: swapped });
+    assert.equal(r.code, 3, r.stderr);
   });
 });

@@ -329,13 +329,14 @@ describe("fault injection (real processes on loopback)", () => {
     };
     const balancerPid = stack.balancers[0]!.child.pid!;
     const rssBefore = rssKiB(balancerPid);
-    const front = new Dealer({ linger: 0, sendHighWaterMark: 10_000 });
+    // Fuzzed from inside: a client's CURVE key at the front, a listed server's at the back.
+    const front = new Dealer({ linger: 0, sendHighWaterMark: 10_000, ...stack.socketSecurity("client") });
     front.connect(ready.endpoints.frontend);
-    const back = new Dealer({ linger: 0, routingId: "fuzzer" });
+    const back = new Dealer({ linger: 0, routingId: "fuzzer", ...stack.socketSecurity("server") });
     back.connect(ready.endpoints.backend);
-    const pub = new Publisher({ linger: 0 });
+    const pub = new Publisher({ linger: 0, ...stack.socketSecurity("server") });
     pub.connect(ready.endpoints.pubIn);
-    const sub = new Subscriber({ linger: 0 });
+    const sub = new Subscriber({ linger: 0, ...stack.socketSecurity("client") });
     sub.connect(ready.endpoints.pubOut);
     const frame = fc.oneof(
       fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),

@@ -18,7 +18,7 @@ describe("malformed frames at every listening socket", () => {
   async function exchange(
     parts: Array<Buffer | string>,
   ): Promise<{ ok: boolean; error?: { code: string; message: string } } | null> {
-    const d = new Dealer({ linger: 0, receiveTimeout: 3000 });
+    const d = new Dealer({ linger: 0, receiveTimeout: 3000, ...stack.socketSecurity("client") });
     d.connect(stack.endpoint);
     try {
       await d.send(parts);
@@ -86,20 +86,21 @@ describe("malformed frames at every listening socket", () => {
   });
 
   it("garbage at the server-facing and pub/sub sockets is ignored", async () => {
-    const backend = new Dealer({ linger: 0, routingId: "intruder" });
+    // A listed server's key: garbage from inside the allow-list must be survived too.
+    const backend = new Dealer({ linger: 0, routingId: "intruder", ...stack.socketSecurity("server") });
     backend.connect(stack.backends[0]!);
     await backend.send(["REP", "00", "{}"]);
     await backend.send([Buffer.from([0, 1, 2])]);
     await backend.send(["READY", "not json"]);
     await backend.send(["BYE"]);
     backend.close();
-    const pub = new Publisher({ linger: 0 });
+    const pub = new Publisher({ linger: 0, ...stack.socketSecurity("server") });
     // Ports were picked by the OS: the ready line says which.
     const ready = JSON.parse(stack.balancers[0]!.output.find((l) => l.includes("balancer_ready"))!) as {
       endpoints: { pubIn: string; pubOut: string };
     };
     pub.connect(ready.endpoints.pubIn);
-    const sub = new Subscriber({ linger: 0, receiveTimeout: 1500 });
+    const sub = new Subscriber({ linger: 0, receiveTimeout: 1500, ...stack.socketSecurity("client") });
     sub.subscribe();
     sub.connect(ready.endpoints.pubOut);
     await new Promise((r) => setTimeout(r, 200));

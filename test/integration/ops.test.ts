@@ -56,7 +56,7 @@ async function jsonLine<T>(
 }
 
 async function startBalancer(): Promise<{ proc: Proc; backend: string; frontend: string; http: string }> {
-  const proc = launch(["balancer", "--port", "0", "--http-port", "0", "--log-level", "warn"]);
+  const proc = launch(["balancer", "--port", "0", "--http-port", "0", "--log-level", "warn", "--insecure"]);
   const ready = await jsonLine<{ endpoints: { frontend: string; backend: string }; httpPort: number }>(
     proc,
     "the balancer to be ready",
@@ -87,6 +87,7 @@ async function startServer(
     "0",
     "--log-level",
     "info",
+    "--insecure",
   ]);
   const ready = await jsonLine<{ httpPort: number }>(
     proc,
@@ -172,6 +173,7 @@ describe("operators: /healthz, /metrics and SIGTERM of real server and balancer 
       assert.equal(h.body.version, VERSION);
       assert.equal(h.body.id, `ops-${i + 1}`);
       assert.equal(h.body.inFlight, 0);
+      assert.equal(h.body.insecure, true, "a server started with --insecure says so");
     }
     const missing = await fetch(`${servers[0]!.http}/nothing-here`);
     assert.equal(missing.status, 404);
@@ -184,6 +186,7 @@ describe("operators: /healthz, /metrics and SIGTERM of real server and balancer 
     });
     assert.equal(h.status, 200);
     assert.equal(h.body.version, VERSION);
+    assert.equal(h.body.insecure, true, "a balancer started with --insecure says so");
     // The gauge follows at the next heartbeat tick.
     await waitFor(
       "the live-servers gauge to say 2",

@@ -58,7 +58,7 @@ describe("security: attacks that fail", () => {
     body?: { nonce: string; expires: number; mac: string };
     error?: { code: ErrorCode; message: string };
   }> {
-    const d = new Dealer({ linger: 0, receiveTimeout: 5000 });
+    const d = new Dealer({ linger: 0, receiveTimeout: 5000, ...stack.socketSecurity("client") });
     d.connect(stack.endpoints[0]!);
     try {
       await d.send([
@@ -231,7 +231,7 @@ describe("security: attacks that fail", () => {
       .update(`topic\nbob\n${Math.floor(Date.now() / 86_400_000)}`)
       .digest("hex");
     const snoops = ["", bobTopic.slice(0, 8), bobTopic.slice(0, 63)].map((prefix) => {
-      const s = new Subscriber({ linger: 0, receiveTimeout: 2500 });
+      const s = new Subscriber({ linger: 0, receiveTimeout: 2500, ...stack.socketSecurity("client") });
       s.subscribe(prefix);
       s.connect(ready.endpoints.pubOut);
       return s;
@@ -239,7 +239,7 @@ describe("security: attacks that fail", () => {
     // A legitimate subscriber of bob's full topic (only possible with the cluster secret) does
     // receive: proof that the snoops would have seen a leak. Subscriptions propagate
     // asynchronously, so keep sending until it has one.
-    const legit = new Subscriber({ linger: 0, receiveTimeout: 1000 });
+    const legit = new Subscriber({ linger: 0, receiveTimeout: 1000, ...stack.socketSecurity("client") });
     legit.subscribe(bobTopic);
     legit.connect(ready.endpoints.pubOut);
     let topic: Buffer | undefined;

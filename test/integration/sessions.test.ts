@@ -34,7 +34,7 @@ interface RawReply {
 
 /** One request straight to the balancer, as an attacker holding a token (or a login) would send it. */
 async function raw(stack: RealStack, type: string, body: unknown, session?: string): Promise<RawReply> {
-  const d = new Dealer({ linger: 0, receiveTimeout: 10_000 });
+  const d = new Dealer({ linger: 0, receiveTimeout: 10_000, ...stack.socketSecurity("client") });
   d.connect(stack.endpoints[0]!);
   try {
     await d.send([

@@ -9,6 +9,11 @@ const ROUTE_FRAME: Record<Route, Buffer> = { broker: Buffer.from("B"), service: 
 export interface ZeromqClientOptions {
   /** CurveZMQ: the balancer's public key (pinned) and this device's key pair. */
   curve?: { serverKey: string; keys: CurveKeys };
+  /**
+   * Without `curve`: CurveZMQ towards balancers whose key `serverKeyOf` finds for an endpoint
+   * (a local stack publishes its key), with the device key pair `keys()` gives; plaintext otherwise.
+   */
+  discover?: { serverKeyOf(endpoint: string): string | null; keys(): CurveKeys };
 }
 
 /** Client side of the ZeroMQ transport: a DEALER for requests, a SUB for live deliveries. */
@@ -16,7 +21,10 @@ export class ZeromqClientTransport implements ClientTransport {
   constructor(private readonly options: ZeromqClientOptions = {}) {}
 
   connect(endpoint: string): ClientLink {
-    return new ZeromqClientLink(endpoint, this.options);
+    const { curve, discover } = this.options;
+    if (curve || !discover) return new ZeromqClientLink(endpoint, this.options);
+    const serverKey = discover.serverKeyOf(endpoint);
+    return new ZeromqClientLink(endpoint, serverKey ? { curve: { serverKey, keys: discover.keys() } } : {});
   }
 }
 

@@ -8,8 +8,11 @@ import { Outbound } from "./outbound.js";
 
 export interface ZeromqWorkerOptions {
   version: string;
-  /** CurveZMQ: the balancers' public key (pinned) and this server's key pair. */
-  curve?: { serverKey: string; keys: CurveKeys };
+  /**
+   * CurveZMQ: the balancers' public key (pinned), or one per endpoint in the order of the
+   * endpoints when each balancer has a key pair of its own; and this server's key pair.
+   */
+  curve?: { serverKey: string | string[]; keys: CurveKeys };
   heartbeatMs?: number;
   liveness?: number;
 }
@@ -36,7 +39,7 @@ class BrokerConnection {
     readonly endpoint: string,
     serverId: string,
     private readonly version: string,
-    private readonly security: object,
+    readonly security: { curveServerKey?: string },
     private readonly onMessage: (conn: BrokerConnection, parts: Buffer[]) => void,
   ) {
     this.routingId = `${serverId}-${randomBytes(4).toString("hex")}`;
@@ -94,12 +97,18 @@ class ZeromqWorkerLink implements WorkerLink {
   private draining = false;
 
   constructor(endpoints: string[], serverId: string, options: ZeromqWorkerOptions) {
-    const security = options.curve ? curveClientOptions(options.curve.serverKey, options.curve.keys) : {};
-    this.pub = new Publisher({ ...COMMON_SOCKET_OPTIONS, ...security, sendHighWaterMark: QUEUE_FRAMES });
+    const curve = options.curve;
+    const security = (i: number) => {
+      if (!curve) return {};
+      const key = Array.isArray(curve.serverKey) ? curve.serverKey[i] : curve.serverKey;
+      if (!key) throw new Error(`no CURVE key for balancer ${endpoints[i]}`);
+      return curveClientOptions(key, curve.keys);
+    };
+    this.pub = new Publisher({ ...COMMON_SOCKET_OPTIONS, ...security(0), sendHighWaterMark: QUEUE_FRAMES });
     this.pubOut = new Outbound(this.pub, QUEUE_FRAMES, undefined, QUEUE_BYTES);
     this.brokers = endpoints.map(
-      (e) =>
-        new BrokerConnection(e, serverId, options.version, security, (c, p) => this.onBrokerMessage(c, p)),
+      (e, i) =>
+        new BrokerConnection(e, serverId, options.version, security(i), (c, p) => this.onBrokerMessage(c, p)),
     );
     const interval = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
     const liveness = options.liveness ?? HEARTBEAT_LIVENESS;
@@ -177,6 +186,8 @@ class ZeromqWorkerLink implements WorkerLink {
     const endpoint = `tcp://${host}:${info.pubPort}`;
     if (this.pubConnected.has(endpoint)) return;
     this.pubConnected.add(endpoint);
+    // libzmq takes the CURVE server key at connect time: each balancer's publication link pins its own.
+    if (conn.security.curveServerKey) this.pub.curveServerKey = conn.security.curveServerKey;
     this.pub.connect(endpoint);
   }
 }
