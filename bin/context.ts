@@ -71,9 +71,12 @@ export function clientTransport(settings: Settings, profileDir: string): ZeromqC
   });
 }
 
-/** This device's CURVE secret key (raw X25519), when the link uses CURVE: sessions are bound to it. */
-export function curveSecretOf(settings: Settings, profileDir: string): Buffer | undefined {
-  return settings.curveServerKey ? z85Decode(deviceCurveKeys(profileDir).secretKey) : undefined;
+/**
+ * This device's CURVE secret key (raw X25519), the one its CURVE links use: sessions are bound to
+ * it whether or not the link runs CURVE (`--insecure`), so a stolen token is useless elsewhere.
+ */
+export function curveSecretOf(profileDir: string): Buffer {
+  return z85Decode(deviceCurveKeys(profileDir).secretKey);
 }
 
 /** The passphrase that unlocks (or, at register, protects) a profile's keys: ZMQCHAT_PASSPHRASE. */
@@ -104,7 +107,7 @@ export function openClient(
     identity,
     cache,
     log: makeLogger("client", process.env.ZMQCHAT_LOG_LEVEL ?? "warn", process.stderr),
-    curveSecret: curveSecretOf(settings, paths.dir),
+    curveSecret: curveSecretOf(paths.dir),
   });
   return {
     client,

@@ -1,5 +1,6 @@
 import type { ErrorCode } from "../core/errors.js";
 import { asZmqchatError } from "../core/errors.js";
+import { sanitizeBody } from "../core/text/sanitize.js";
 
 /** The CLI contract's exit statuses. */
 export const EXIT = {
@@ -34,8 +35,9 @@ export function exitCodeFor(code: ErrorCode): number {
 /** The one place failures are reported: a clear line on stderr, a hint, a stack with --debug. */
 export function report(err: unknown, debug: boolean, stderr: NodeJS.WritableStream = process.stderr): number {
   const e = asZmqchatError(err);
-  stderr.write(`zmqchat: ${e.message}\n`);
-  if (e.hint) stderr.write(`  hint: ${e.hint}\n`);
+  // Messages may quote the service or user input: through the terminal sanitizer, like every output.
+  stderr.write(`zmqchat: ${sanitizeBody(e.message)}\n`);
+  if (e.hint) stderr.write(`  hint: ${sanitizeBody(e.hint)}\n`);
   if (debug) stderr.write(`${(e.cause instanceof Error ? e.cause : e).stack ?? ""}\n`);
   return exitCodeFor(e.code);
 }

@@ -88,6 +88,8 @@ export interface StackState {
   supervisorPid: number;
   endpoint: string;
   store: string;
+  /** Plaintext links (`up --insecure`); absent in state files of older versions. */
+  insecure?: boolean;
   startedAt: string;
   processes: ProcessState[];
 }
@@ -144,7 +146,14 @@ export class Supervisor {
 
   constructor(
     specs: ProcessSpec[],
-    private readonly options: { node: string; script: string; home: string; endpoint: string; store: string },
+    private readonly options: {
+      node: string;
+      script: string;
+      home: string;
+      endpoint: string;
+      store: string;
+      insecure?: boolean;
+    },
   ) {
     this.running = specs.map((spec) => ({
       spec,
@@ -216,6 +225,7 @@ export class Supervisor {
     const state: StackState = {
       supervisorPid: process.pid,
       endpoint: this.options.endpoint,
+      insecure: this.options.insecure === true,
       store: this.options.store,
       startedAt: this.startedAt,
       processes: this.states(),

@@ -103,7 +103,7 @@ export function itemRows(item: HistoryItem, prev: HistoryItem | undefined, width
     if (item.delivery === "pending") tone = "pending";
     if (item.delivery === "failed") {
       tone = "failed";
-      body = `${body}\n[not sent: ${item.error ?? "failed"}]`;
+      body = `${body}\n${sanitize(`[not sent: ${item.error ?? "failed"}]`)}`;
     }
   }
   const head = { time: clock(item.time), mark: markOf(item), from };

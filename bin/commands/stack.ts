@@ -158,6 +158,7 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
     home,
     endpoint,
     store,
+    insecure: flags.insecure === true,
   });
   supervisor.start();
   if (!flags.supervise) {
@@ -209,6 +210,7 @@ export async function statusCommand(cmd: Command, io: Io, opts: { json?: boolean
         answering,
         endpoint: state?.endpoint ?? null,
         store: state?.store ?? null,
+        insecure: running ? state.insecure === true : null,
         processes,
       }),
     );

@@ -17,7 +17,7 @@ import { NAME_PATTERN } from "../../core/protocol/limits.js";
 import { isAlive, readStackState, stackPaths } from "../../server/local-stack.js";
 import type { ProfileAccess, TuiSession } from "../../tui/controller.js";
 import { runTui, TerminalScreen } from "../../tui/main.js";
-import { clientTransport, settingsOf, unlockOptions } from "../context.js";
+import { clientTransport, curveSecretOf, settingsOf, unlockOptions } from "../context.js";
 import { makeLogger } from "../logging.js";
 import { probeBalancer } from "../probe.js";
 import { report } from "../report.js";
@@ -35,6 +35,7 @@ export function zeromqProfiles(settings: Settings, log: Logger): ProfileAccess {
       identity,
       cache,
       log,
+      curveSecret: curveSecretOf(profilePaths(home, name).dir),
     });
     return {
       client,

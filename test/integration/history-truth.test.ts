@@ -178,6 +178,8 @@ describe("history tells the truth: order, replays, safe terminal output, exit co
       ["history", "alice"],
       ["verify-history", "dave"],
       ["keys", "fingerprint", "alice"],
+      // Registered but never seen here: fetched and pinned, not "unknown".
+      ["keys", "fingerprint", "carol"],
     ]) {
       const r = await stack.cli("erin", args);
       assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);

@@ -110,7 +110,7 @@ describe("the service plane: only listed servers join, publish and answer", () =
     rmSync(root, { recursive: true, force: true });
   });
 
-  it("zmqchat up keeps its CURVE keys private and publishes the balancer's key to this user only", () => {
+  it("zmqchat up keeps its CURVE keys private and publishes the balancer's key to this user only", async () => {
     const dir = join(secure.home, "stack", "curve");
     assert.equal(statSync(dir).mode & 0o777, 0o700);
     for (const f of ["balancer.curve", "server-1.curve"])
@@ -119,7 +119,34 @@ describe("the service plane: only listed servers join, publish and answer", () =
     const own = JSON.parse(readFileSync(join(dir, "balancer.curve"), "utf8")) as CurveKeys;
     assert.equal(published, own.publicKey, "clients find the stack's own balancer key");
     assert.equal(findBalancerKey(insecure.endpoint), null, "an --insecure stack publishes no key");
+    const status = async (s: UpStack) =>
+      (JSON.parse((await runCli(["status", "--json"], { home: s.home })).stdout) as { insecure: boolean })
+        .insecure;
+    assert.equal(await status(secure), false);
+    assert.equal(await status(insecure), true, "status --json says the stack is insecure");
     assert.match(readFileSync(join(insecure.home, "stack", "logs", "balancer.log"), "utf8"), /INSECURE/);
+  });
+
+  it("the stack the TUI starts by itself runs CURVE too, and a client with another home finds its key", async () => {
+    // The TUI's own start-up path (from the built package, as the TUI runs it), on a free port.
+    const { ensureLocalStack } = (await import(
+      new URL("../../dist/bin/commands/tui.js", import.meta.url).href
+    )) as typeof import("../../bin/commands/tui.js");
+    const home = join(root, "tui-stack");
+    const endpoint = `tcp://127.0.0.1:${await freeBasePort()}`;
+    const notes: string[] = [];
+    try {
+      await ensureLocalStack(home, endpoint, (n) => notes.push(n));
+      assert.match(notes.at(-1) ?? "", /started a local stack/, notes.join("; "));
+      const own = JSON.parse(
+        readFileSync(join(home, "stack", "curve", "balancer.curve"), "utf8"),
+      ) as CurveKeys;
+      assert.equal(findBalancerKey(endpoint), own.publicKey);
+      const r = await runCli(["--user", "erin", "register"], { home: join(root, "tui-erin"), endpoint });
+      assert.equal(r.code, 0, r.stderr);
+    } finally {
+      await runCli(["down"], { home });
+    }
   });
 
   it("a rogue DEALER announcing READY on each port gets no request while alice and bob chat; on --insecure it does", async () => {
@@ -258,6 +285,8 @@ describe("the balancer trusts a reply only from the server it asked, once", () =
         "the listed rogue to be live",
         async () => (await stack.balancerHealth()).liveServers === 2,
       );
+      const health = (await stack.balancerHealth()) as { liveServers: number; insecure?: boolean };
+      assert.equal(health.insecure, false, "/healthz of a CURVE balancer says it is not insecure");
       await rogue.send(["REP", "made-up", JSON.stringify({ v: 1, id: "x", ok: true, body: {} })]);
       await waitFor("the balancer to drop it", () => dropped("liar"));
       await waitFor("one live server again", async () => (await stack.balancerHealth()).liveServers === 1);

@@ -67,9 +67,21 @@ describe("client: what history shows is true", () => {
       endpoints: ["memory://hub"],
       identity,
       cache: new Cache(paths.cache),
-      attemptTimeoutMs: 500,
-      requestTimeoutMs: 5000,
+      // A rotation is acknowledged only after the servers' revocation cache expired (about 1 s).
+      attemptTimeoutMs: 3000,
+      requestTimeoutMs: 10_000,
     });
+    return c;
+  }
+
+  /** A registered user whose client waits long enough for a rotation's acknowledgement. */
+  async function patientClient(stack: Awaited<ReturnType<typeof startMemoryStack>>, name: string) {
+    const c = clientFor(
+      stack,
+      ensureIdentity(profilePaths(join(stack.dir, "homes", name), name), name),
+      `homes/${name}`,
+    );
+    await c.register();
     return c;
   }
 
@@ -77,7 +89,8 @@ describe("client: what history shows is true", () => {
     const stack = await startMemoryStack({ servers: 1 });
     const extra: ChatClient[] = [];
     try {
-      const alice = await stack.client("alice");
+      const alice = await patientClient(stack, "alice");
+      extra.push(alice);
       const bob = await stack.client("bob");
       await alice.send({ user: "bob" }, "before one");
       await alice.send({ user: "bob" }, "before two");
@@ -136,7 +149,8 @@ describe("client: what history shows is true", () => {
     const stack = await startMemoryStack({ servers: 1 });
     const extra: ChatClient[] = [];
     try {
-      const alice = await stack.client("alice");
+      const alice = await patientClient(stack, "alice");
+      extra.push(alice);
       const bob = await stack.client("bob");
       const before = await alice.send({ user: "bob" }, "signed by the first key");
       const oldId = ensureIdentity(profilePaths(join(stack.dir, "homes", "alice"), "alice"), "alice");

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
+import { report } from "../../bin/report.js";
+import { ZmqchatError } from "../../core/errors.js";
 import { isIsoTime, sanitizeBody, sanitizeLine } from "../../core/text/sanitize.js";
 
 /** Every code point the sanitizer must never let through to a terminal. */
@@ -54,5 +57,21 @@ describe("terminal sanitizer", () => {
       assert.ok(isIsoTime(t), t);
     for (const t of ["yesterday", "2026-13-45T99:99:99Z", "2026-12-01 14:56:55", "\x1b[2J", ""])
       assert.ok(!isIsoTime(t), JSON.stringify(t));
+  });
+
+  it("error reports (which may quote the service) reach stderr sanitized", () => {
+    const out = new PassThrough();
+    let written = "";
+    out.on("data", (d) => {
+      written += d;
+    });
+    const code = report(
+      new ZmqchatError("not_found", "no user \x1b]0;pwned\x07\u202eevil", { hint: "try \x1b[2J" }),
+      false,
+      out,
+    );
+    assert.equal(code, 5);
+    assert.doesNotMatch(written, RAW_UNSAFE);
+    assert.match(written, /\\x1b\]0;pwned\\x07\\u202eevil/);
   });
 });

@@ -1,4 +1,5 @@
 import { Box, Text } from "ink";
+import { sanitizeBody } from "../../core/text/sanitize.js";
 import { unreadTotal } from "../state.js";
 import { useAppState } from "../store.js";
 import { textWidth, truncate } from "../text.js";
@@ -61,7 +62,7 @@ export function StatusBar({ width }: { width: number }) {
     <Box flexDirection="column" width={width} height={2}>
       {notice ? (
         <Text color={noticeColor} bold wrap="truncate-end">
-          {notice.text}
+          {sanitizeBody(notice.text)}
         </Text>
       ) : (
         <Text dimColor wrap="truncate-end">
