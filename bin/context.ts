@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { Cache } from "../core/client/cache.js";
 import { ChatClient } from "../core/client/client.js";
+import { FileEndpointMemory } from "../core/client/endpoints.js";
 import { ensureIdentity, type LoadedIdentity, loadIdentity, profilePaths } from "../core/client/profile.js";
 import { readConfigFile, resolveHome, resolveSettings, type Settings } from "../core/config/config.js";
 import { z85Decode } from "../core/crypto/session-binding.js";
@@ -9,7 +10,7 @@ import { ZmqchatError } from "../core/errors.js";
 import { ZeromqClientTransport } from "../transports/zeromq/client.js";
 import { findBalancerKey } from "../transports/zeromq/index.js";
 import { deviceCurveKeys } from "./curve.js";
-import { makeLogger } from "./logging.js";
+import { keyChangedSentence, makeCliLogger } from "./logging.js";
 
 export interface GlobalFlags {
   user?: string;
@@ -106,8 +107,18 @@ export function openClient(
     endpoints: settings.endpoints,
     identity,
     cache,
-    log: makeLogger("client", process.env.ZMQCHAT_LOG_LEVEL ?? "warn", process.stderr),
+    log: makeCliLogger("client", {
+      debug: process.argv.includes("--debug"),
+      level: settings.sources.logLevel === "default" ? undefined : settings.logLevel,
+    }),
     curveSecret: curveSecretOf(paths.dir),
+    endpointMemory: new FileEndpointMemory(join(paths.dir, "endpoints.json")),
+  });
+  const warned = new Set<string>();
+  client.on((e) => {
+    if (e.type !== "key_changed" || warned.has(e.name)) return;
+    warned.add(e.name);
+    process.stderr.write(`${keyChangedSentence(e.name)}\n`);
   });
   return {
     client,

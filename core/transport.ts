@@ -6,7 +6,8 @@
 /** Where a client frame goes: the broker answers `hello`/`ping` itself; everything else goes to a server. */
 export type Route = "broker" | "service";
 
-export type LinkState = "connecting" | "connected" | "disconnected" | "closed";
+/** `refused`: a connection attempt failed (nothing listens there now); the link keeps retrying. */
+export type LinkState = "connecting" | "connected" | "disconnected" | "refused" | "closed";
 
 export interface LinkStateEvent {
   state: LinkState;

@@ -228,8 +228,6 @@ export async function listenCommand(cmd: Command, io: Io, opts: { json?: boolean
         drain();
       });
     }
-    if (e.type === "key_changed")
-      io.err(`zmqchat: WARNING: ${e.name}'s keys changed; compare fingerprints before trusting`);
     if (e.type === "state") io.err(`zmqchat: ${e.state} (${e.endpoint})`);
   });
   try {

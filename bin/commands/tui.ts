@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { Cache } from "../../core/client/cache.js";
 import { ChatClient } from "../../core/client/client.js";
+import { FileEndpointMemory } from "../../core/client/endpoints.js";
 import {
   ensureIdentity,
   hasIdentity,
@@ -35,6 +36,7 @@ export function zeromqProfiles(settings: Settings, log: Logger): ProfileAccess {
       identity,
       cache,
       log,
+      endpointMemory: new FileEndpointMemory(join(profilePaths(home, name).dir, "endpoints.json")),
       curveSecret: curveSecretOf(profilePaths(home, name).dir),
     });
     return {

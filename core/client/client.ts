@@ -36,6 +36,7 @@ import {
 } from "../protocol/schema.js";
 import type { ClientLink, Route } from "../transport.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
+import type { EndpointMemory } from "./endpoints.js";
 import { ContactKeys, type ContactKeyView } from "./key-history.js";
 import { type Opened, openItem } from "./open.js";
 import type { LoadedIdentity } from "./profile.js";
@@ -64,6 +65,13 @@ export interface ChatClientOptions {
   requestTimeoutMs?: number;
   /** This device's CURVE secret key (raw X25519, 32 bytes): sessions are bound to it when the service offers binding. */
   curveSecret?: Buffer;
+  /** Remembers endpoints that did not answer, so they are tried last (by this and later clients). */
+  endpointMemory?: EndpointMemory;
+  /**
+   * How long a client that has not yet reached any balancer waits for one to answer before it
+   * fails (`timeout`): with the service down, commands fail or fall back at once.
+   */
+  firstContactMs?: number;
 }
 
 export interface RequestOptions {
@@ -73,10 +81,12 @@ export interface RequestOptions {
 export type Target = { user: string } | { group: string };
 
 interface Waiter {
+  /** With a reply, or null when the attempt is given up early (the peer refused the connection). */
   resolve: (
     frame:
       | { ok: true; body: unknown }
-      | { ok: false; error: { code: string; message: string; retryAfterMs?: number } },
+      | { ok: false; error: { code: string; message: string; retryAfterMs?: number } }
+      | null,
   ) => void;
 }
 
@@ -105,6 +115,13 @@ export class ChatClient {
   private suspect = false;
   private linkReady: Promise<void> | null = null;
   private endpointIndex = 0;
+  /** The endpoints in the order to try them (remembered silent ones last). */
+  private readonly endpoints: string[];
+  /** Some balancer answered this client: from then on silence is an outage to wait out, not "nothing runs there". */
+  private everAnswered = false;
+  /** Cuts a first-contact hello short when the link reports its peer refused the connection. */
+  private onRefused: (() => void) | null = null;
+  private readonly firstContactMs: number;
   private session: { token: string; topic: string } | null = null;
   private loggingIn: Promise<void> | null = null;
   private syncing: Promise<number> | null = null;
@@ -128,6 +145,8 @@ export class ChatClient {
     this.log = options.log ?? silentLogger;
     this.attemptMs = options.attemptTimeoutMs ?? 1500;
     this.requestMs = options.requestTimeoutMs ?? 10_000;
+    this.firstContactMs = options.firstContactMs ?? 1500;
+    this.endpoints = options.endpointMemory?.order(options.endpoints) ?? [...options.endpoints];
   }
 
   get cache(): Cache {
@@ -135,7 +154,7 @@ export class ChatClient {
   }
 
   get endpoint(): string {
-    return this.options.endpoints[this.endpointIndex]!;
+    return this.endpoints[this.endpointIndex]!;
   }
 
   get publicKeys(): PublicKeys {
@@ -527,16 +546,34 @@ export class ChatClient {
       rotationBytes(this.name, current.identity.publicKeys, next.publicKeys),
       next.signPrivate,
     );
-    await this.request(
-      "keys.rotate",
-      { keys: next.publicKeys, sig: sig.toString("base64url"), sigNew: sigNew.toString("base64url") },
-      opts,
-    );
+    try {
+      await this.request(
+        "keys.rotate",
+        { keys: next.publicKeys, sig: sig.toString("base64url"), sigNew: sigNew.toString("base64url") },
+        opts,
+      );
+    } catch (err) {
+      // The acknowledgement can come after a retry, which then finds the old keys' session
+      // ended and fails: the rotation happened exactly when the name is bound to the new keys
+      // (registering them again is then harmless). Losing the new keys would lock the user out.
+      if (!(await this.boundTo(next.publicKeys, opts))) throw err;
+      this.session = null;
+    }
     return {
       identity: next,
       device: current.device,
       previous: [current.identity, ...(current.previous ?? [])],
     };
+  }
+
+  /** True when the service binds this name to `keys` now. */
+  private async boundTo(keys: PublicKeys, opts: RequestOptions): Promise<boolean> {
+    try {
+      await this.request("register", { name: this.name, keys }, opts);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Uploads this identity encrypted under a passphrase (scrypt), for `restore` on another machine. */
@@ -714,7 +751,8 @@ export class ChatClient {
     if (u.name === this.name) return;
     const seen = this.cache.see(u.name, u.keys);
     if (seen === "changed") {
-      this.log.warn({ user: u.name }, "key changed");
+      // Views say it in their own words (the event); the log keeps a record.
+      this.log.info({ user: u.name }, "key changed");
       this.emit({ type: "key_changed", name: u.name });
     }
   }
@@ -825,11 +863,7 @@ export class ChatClient {
         // Freelance-style failover: after two silent attempts (one, when the link saw its peer
         // go), move to the next endpoint, unless another request already did. With a single
         // endpoint the DEALER reconnects by itself and the same request is simply sent again.
-        if (
-          silent >= (this.suspect ? 1 : 2) &&
-          this.options.endpoints.length > 1 &&
-          generation === this.generation
-        ) {
+        if (silent >= (this.suspect ? 1 : 2) && this.endpoints.length > 1 && generation === this.generation) {
           silent = 0;
           await this.rotate();
         }
@@ -877,7 +911,7 @@ export class ChatClient {
     if (this.closed) throw new ZmqchatError("unavailable", "the client is closed");
     this.setState("offline");
     throw new ZmqchatError("timeout", `the service did not answer in time (${lastProblem})`, {
-      hint: `is the service running at ${this.options.endpoints.join(", ")}? (zmqchat up starts a local one)`,
+      hint: `is the service running at ${this.endpoints.join(", ")}? (zmqchat up starts a local one)`,
     });
   }
 
@@ -929,7 +963,14 @@ export class ChatClient {
   }
 
   private async openLink(deadline: number): Promise<void> {
+    // A client that never reached the service gives up soon: nothing answers there, and the
+    // caller reports it or falls back (the outbox, the local cache). Once a balancer has
+    // answered, silence is an outage: keep trying until the request's deadline.
+    const firstContact = !this.everAnswered;
+    const giveUpAt = firstContact ? Math.min(deadline, Date.now() + this.firstContactMs) : deadline;
+    const several = this.endpoints.length > 1;
     let silent = 0;
+    let refusedInRow = 0;
     while (!this.closed) {
       if (!this.link) {
         this.setState("connecting");
@@ -940,18 +981,42 @@ export class ChatClient {
         link.onDelivery((_topic, frame) => this.onDelivery(frame));
         link.onState((e) => {
           if (link !== this.link) return;
-          if (e.state === "disconnected") this.suspect = true;
+          if (e.state === "disconnected" || e.state === "refused") this.suspect = true;
           if (e.state === "connected") this.suspect = false;
+          if (e.state === "refused") this.onRefused?.();
         });
       }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new ZmqchatError("timeout", `no answer from ${this.endpoint}`);
+      const left = giveUpAt - Date.now();
+      if (left <= 0)
+        throw new ZmqchatError(
+          "timeout",
+          firstContact
+            ? `nothing answers at ${this.endpoints.join(", ")}`
+            : `no answer from ${this.endpoint}`,
+        );
       const id = uuidv7();
       const hello = Buffer.from(JSON.stringify({ v: 1, id, type: "hello", body: {} }));
-      const reply = await this.attempt(id, hello, "broker", Math.min(this.attemptMs, left));
+      // On first contact with several endpoints, each gets its share of the time, and a
+      // refused connection moves on at once. A single endpoint keeps its hello queued while
+      // the DEALER reconnects, so a balancer that is just starting is still found.
+      const cutShort = firstContact && several;
+      const wait = cutShort
+        ? Math.min(this.attemptMs, left, Math.max(300, this.firstContactMs / this.endpoints.length))
+        : Math.min(this.attemptMs, left);
+      let refused = false;
+      if (cutShort)
+        this.onRefused = () => {
+          refused = true;
+          this.waiters.get(id)?.resolve(null);
+        };
+      const reply = await this.attempt(id, hello, "broker", wait).finally(() => {
+        this.onRefused = null;
+      });
       if (reply?.ok) {
         const info = replyBodies.hello.safeParse(reply.body);
         if (!info.success) throw new ZmqchatError("internal", "the balancer sent a malformed hello");
+        this.everAnswered = true;
+        this.options.endpointMemory?.answered(this.endpoint);
         this.link.openDeliveries(info.data.pubPort, info.data.pubHost);
         if (this.session) this.link.subscribe(this.session.topic);
         this.setState("online");
@@ -961,9 +1026,13 @@ export class ChatClient {
         return;
       }
       silent++;
-      if (silent >= 2 && this.options.endpoints.length > 1) {
+      refusedInRow = refused ? refusedInRow + 1 : 0;
+      if (several && (cutShort || silent >= 2)) {
         silent = 0;
         await this.rotate(false);
+        // Every endpoint refused in a row: pause a little before the next round.
+        if (refusedInRow > 0 && refusedInRow % this.endpoints.length === 0)
+          await delay(Math.min(150, Math.max(0, giveUpAt - Date.now())));
       }
     }
   }
@@ -972,8 +1041,10 @@ export class ChatClient {
     const old = this.link;
     this.link = null;
     this.generation++;
-    if (this.options.endpoints.length > 1) {
-      this.endpointIndex = (this.endpointIndex + 1) % this.options.endpoints.length;
+    if (this.endpoints.length > 1) {
+      // Only silence makes a client move on: the next command tries the others first.
+      this.options.endpointMemory?.silent(this.endpoint);
+      this.endpointIndex = (this.endpointIndex + 1) % this.endpoints.length;
     }
     await old?.close();
     this.setState("offline");

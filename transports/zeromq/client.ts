@@ -54,6 +54,7 @@ class ZeromqClientLink implements ClientLink {
     this.outbound = new Outbound(this.dealer, 10_000);
     this.dealer.events.on("connect", () => this.emit("connected"));
     this.dealer.events.on("disconnect", () => this.emit("disconnected"));
+    this.dealer.events.on("connect:retry", () => this.emit("refused"));
     this.dealer.connect(endpoint);
     void this.readReplies();
   }
