@@ -220,3 +220,19 @@ describe("tui editor, text and layout", () => {
     );
   });
 });
+
+describe("invitation commands and keys", () => {
+  it("parse /accept, /decline and /leave, with the group or without (the open one)", () => {
+    assert.deepEqual(parseCommand("/accept band"), { kind: "invite", answer: "accept", name: "band" });
+    assert.deepEqual(parseCommand("/decline band"), { kind: "invite", answer: "decline", name: "band" });
+    assert.deepEqual(parseCommand("/leave"), { kind: "invite", answer: "leave", name: null });
+    assert.equal(parseCommand("/accept Band!").kind, "invalid");
+    assert.ok(COMMAND_HELP.some(([c]) => c.startsWith("/accept")));
+  });
+
+  it("a and x answer the selected invitation in Groups only", () => {
+    assert.deepEqual(listKey("groups", "a", {}), { type: "answerInvite", answer: "accept" });
+    assert.deepEqual(listKey("groups", "x", {}), { type: "answerInvite", answer: "decline" });
+    assert.equal(listKey("contacts", "a", {}), null);
+  });
+});
