@@ -419,13 +419,19 @@ export class ChatService {
     for (const owner of owners) {
       const place = result.placed.get(owner)!;
       const frame = Buffer.from(
-        `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${copies.get(owner) ?? text}}}`,
+        `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${copies.get(owner) ?? text}}${prevField(place.prev)}}`,
       );
       for (const topic of this.auth.deliveryTopics(owner)) this.publisher.publish(topic, frame);
     }
     this.metrics.published(owners.length);
     const mine = result.placed.get(user)!;
-    return ok({ id: env.id, cursor: mine.cursor, serverTime: mine.serverTime, duplicate: result.duplicate });
+    return ok({
+      id: env.id,
+      cursor: mine.cursor,
+      serverTime: mine.serverTime,
+      duplicate: result.duplicate,
+      ...(mine.prev !== undefined ? { prev: mine.prev } : {}),
+    });
   }
 
   private async sync(b: RequestBody<"sync">, user: string): Promise<string> {
@@ -454,6 +460,12 @@ export class ChatService {
     const users = await this.store.getUsers(g.members);
     return { name: g.name, owner: g.owner, members: users, invited: g.invited };
   }
+}
+
+/** The delivery's `prev` member (schema.ts deliveryFrameSchema), or nothing when the store cannot tell. */
+function prevField(prev: string | null | undefined): string {
+  if (prev === undefined) return "";
+  return prev === null ? ',"prev":null' : `,"prev":"${prev}"`;
 }
 
 function ok(body: unknown): string {

@@ -211,29 +211,46 @@ export class Cache {
 
   /** Stores opened messages and the new cursor in one transaction; returns those not seen before. */
   addMessages(messages: ChatMessage[], cursor: string | null): ChatMessage[] {
-    return this.db.transaction(() => {
-      const fresh: ChatMessage[] = [];
-      for (const m of messages) {
-        // Every place the mailbox handed an id out at is kept: a second place is a replay (verify-history).
-        const replayed =
-          cursor !== null &&
-          this.stmts.seen.run(m.id, m.cursor, m.conv).changes === 1 &&
-          this.stmts.seenAt.all(m.id).length > 1;
-        const r = this.stmts.insert.run({ ...m, verified: m.verified ? 1 : 0, ord: BigInt(m.cursor) });
-        if (r.changes === 1) fresh.push(m);
-        // A message cached from its acknowledgement takes its place from the mailbox copy when that
-        // arrives; a replay keeps the place it was first seen at.
-        else if (cursor !== null && !replayed)
-          this.stmts.place.run({
-            serverTime: m.serverTime,
-            cursor: m.cursor,
-            ord: BigInt(m.cursor),
-            id: m.id,
-          });
-      }
-      if (cursor !== null) this.advanceCursor(cursor);
-      return fresh;
-    })();
+    return this.db.transaction(() => this.write(messages, cursor))();
+  }
+
+  /**
+   * Stores a live delivery whose mailbox predecessor is `prev`, and moves the cursor to it, in one
+   * transaction — but only when the cursor is at `prev` (null: nothing read yet). Returns null,
+   * storing nothing, when it is not: there is a gap (or another process moved on) and a sync decides.
+   */
+  addNext(messages: ChatMessage[], prev: string | null, cursor: string): ChatMessage[] | null {
+    return this.db.transaction(() => (this.cursor === prev ? this.write(messages, cursor) : null))();
+  }
+
+  /** True when the cursor is at or past `cursor`: that mailbox item is already in the cache. */
+  covers(cursor: string): boolean {
+    const current = this.cursor;
+    return current !== null && BigInt(cursor) <= BigInt(current);
+  }
+
+  private write(messages: ChatMessage[], cursor: string | null): ChatMessage[] {
+    const fresh: ChatMessage[] = [];
+    for (const m of messages) {
+      // Every place the mailbox handed an id out at is kept: a second place is a replay (verify-history).
+      const replayed =
+        cursor !== null &&
+        this.stmts.seen.run(m.id, m.cursor, m.conv).changes === 1 &&
+        this.stmts.seenAt.all(m.id).length > 1;
+      const r = this.stmts.insert.run({ ...m, verified: m.verified ? 1 : 0, ord: BigInt(m.cursor) });
+      if (r.changes === 1) fresh.push(m);
+      // A message cached from its acknowledgement takes its place from the mailbox copy when that
+      // arrives; a replay keeps the place it was first seen at.
+      else if (cursor !== null && !replayed)
+        this.stmts.place.run({
+          serverTime: m.serverTime,
+          cursor: m.cursor,
+          ord: BigInt(m.cursor),
+          id: m.id,
+        });
+    }
+    if (cursor !== null) this.advanceCursor(cursor);
+    return fresh;
   }
 
   /**

@@ -38,6 +38,7 @@ import type { ClientLink, Route } from "../transport.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
 import type { EndpointMemory } from "./endpoints.js";
 import { ContactKeys, type ContactKeyView } from "./key-history.js";
+import { LiveDeliveries } from "./live.js";
 import { type Opened, openItem } from "./open.js";
 import type { LoadedIdentity } from "./profile.js";
 
@@ -106,6 +107,8 @@ export class ChatClient {
   private readonly previousSealers: Sealer[];
   /** Contacts' checked key histories: which key verifies which message. */
   private readonly contactKeys: ContactKeys;
+  /** Live deliveries, applied directly when they follow the cursor. */
+  private readonly live: LiveDeliveries;
   private readonly listeners = new Set<(e: ClientEvent) => void>();
   private readonly waiters = new Map<string, Waiter>();
   private link: ClientLink | null = null;
@@ -136,6 +139,14 @@ export class ChatClient {
   constructor(private readonly options: ChatClientOptions) {
     if (options.endpoints.length === 0) throw new ZmqchatError("usage", "no endpoint to connect to");
     this.name = options.identity.identity.name;
+    this.live = new LiveDeliveries(this.name, {
+      cache: this.cache,
+      open: (items) => this.openAll(items),
+      sync: () => this.sync(),
+      running: () => this.syncing,
+      emit: (message) => this.emit({ type: "message", message }),
+      warn: (err, what) => this.log.warn({ err }, what),
+    });
     this.sealer = new Sealer(options.identity.identity);
     this.previousSealers = (options.identity.previous ?? []).map((i) => new Sealer(i));
     this.contactKeys = new ContactKeys(
@@ -401,7 +412,11 @@ export class ChatClient {
           device: this.options.identity.device,
         };
         if (queued) this.cache.dequeue(id);
-        for (const m of this.cache.addMessages([message], null)) this.emit({ type: "message", message: m });
+        // When the cursor is just before our copy, the acknowledgement stands for its delivery.
+        const fresh =
+          (ack.prev !== undefined ? this.cache.addNext([message], ack.prev, ack.cursor) : null) ??
+          this.cache.addMessages([message], null);
+        for (const m of fresh) this.emit({ type: "message", message: m });
         return message;
       } catch (err) {
         // The group changed between our look-up and the send: look again and seal again, once.
@@ -1067,13 +1082,13 @@ export class ChatClient {
 
   private onDelivery(frame: Buffer): void {
     if (!this.session || this.closed) return;
-    // Group notices are small and start with their type; messages make the client sync.
+    // Group notices are small and start with their type; messages go to the live path (live.ts).
     if (frame.length < 512 && frame.includes('"type":"group"')) {
       const notice = groupNoticeSchema.safeParse(safeJson(frame));
       if (notice.success) this.emit({ type: "group", notice: notice.data });
       return;
     }
-    void this.sync().catch((err) => this.log.warn({ err }, "sync after a delivery failed"));
+    this.live.push(safeJson(frame));
   }
 
   private setState(state: ConnectionState): void {

@@ -189,7 +189,14 @@ export const replyBodies = {
   "group.decline": z.object({ declined: z.literal(true) }),
   "group.leave": z.object({ left: z.literal(true) }),
   groups: z.object({ groups: z.array(groupInfoSchema), more: z.boolean().optional() }),
-  send: z.object({ id: uuid, cursor: cursorSchema, serverTime: z.string(), duplicate: z.boolean() }),
+  send: z.object({
+    id: uuid,
+    cursor: cursorSchema,
+    serverTime: z.string(),
+    duplicate: z.boolean(),
+    /** The sender's mailbox position before its copy (null: none); absent from older servers. */
+    prev: cursorSchema.nullable().optional(),
+  }),
   sync: z.object({ items: z.array(mailboxItemSchema), more: z.boolean() }),
   "keys.rotate": z.object({ rotated: z.literal(true) }),
   "keys.history": z.object({ name: nameSchema, chain: z.array(keyLinkSchema) }),
@@ -272,5 +279,10 @@ export const deliveryFrameSchema = z.object({
   type: z.literal("deliver"),
   owner: nameSchema,
   item: mailboxItemSchema,
+  /**
+   * The owner's mailbox position just before this item (null: it is the first). A client whose
+   * cursor is there applies the item directly; otherwise it syncs. Absent: always sync.
+   */
+  prev: cursorSchema.nullable().optional(),
 });
 export type DeliveryFrame = z.infer<typeof deliveryFrameSchema>;

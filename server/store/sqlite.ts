@@ -9,6 +9,7 @@ import {
   type GroupRecord,
   type KeyLinkRecord,
   type NewGroup,
+  type Placement,
   type RotationProof,
   type Store,
   type StoredItem,
@@ -190,6 +191,11 @@ export class SqliteStore implements Store {
       mailboxSize: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM mailbox WHERE owner = ?"),
       insertItem: db.prepare(
         "INSERT OR IGNORE INTO mailbox (owner, msg_id, server_time, envelope) VALUES (?, ?, ?, ?)",
+      ),
+      // The mailbox position before a copy, read in the append's own write transaction: later
+      // appends get larger positions (AUTOINCREMENT), so it stays the predecessor.
+      prevItem: db.prepare<[string, number], { pos: number | null }>(
+        "SELECT max(pos) AS pos FROM mailbox WHERE owner = ? AND pos < ?",
       ),
       findItem: db.prepare<[string, string], { pos: number; server_time: string }>(
         "SELECT pos, server_time FROM mailbox WHERE owner = ? AND msg_id = ?",
@@ -463,17 +469,22 @@ export class SqliteStore implements Store {
 
   private appendOne(input: AppendInput): AppendResult {
     const serverTime = new Date().toISOString();
-    const placed = new Map<string, { cursor: string; serverTime: string }>();
+    const placed = new Map<string, Placement>();
     let duplicate = true;
     for (const owner of input.owners) {
       const r = this.stmts.insertItem.run(owner, input.id, serverTime, envelopeFor(input, owner));
+      let pos: number;
+      let time = serverTime;
       if (r.changes === 1) {
         duplicate = false;
-        placed.set(owner, { cursor: String(r.lastInsertRowid), serverTime });
+        pos = Number(r.lastInsertRowid);
       } else {
         const row = this.stmts.findItem.get(owner, input.id)!;
-        placed.set(owner, { cursor: String(row.pos), serverTime: row.server_time });
+        pos = row.pos;
+        time = row.server_time;
       }
+      const prev = this.stmts.prevItem.get(owner, pos)?.pos ?? null;
+      placed.set(owner, { cursor: String(pos), serverTime: time, prev: prev === null ? null : String(prev) });
     }
     return { placed, duplicate };
   }

@@ -64,9 +64,20 @@ export function appendChars(input: AppendInput): number {
   return n;
 }
 
+/** One mailbox copy's place (see AppendResult). */
+export interface Placement {
+  cursor: string;
+  serverTime: string;
+  prev?: string | null;
+}
+
 export interface AppendResult {
-  /** Where the message now sits in each owner's mailbox. */
-  placed: Map<string, { cursor: string; serverTime: string }>;
+  /**
+   * Where the message now sits in each owner's mailbox. `prev` is the position just before it in
+   * that mailbox (null: it is the first), so a client at `prev` can apply a live delivery without
+   * reading; absent when the store cannot tell for sure (the client then syncs).
+   */
+  placed: Map<string, Placement>;
   /** True when every copy was already there (a resend). */
   duplicate: boolean;
 }
