@@ -225,6 +225,32 @@ export function storeContract(
       });
     });
 
+    it("a copy's prev, when the store tells it, is the position before it in that mailbox (resends too)", async () => {
+      await withStore(async (store) => {
+        const placements: Array<{ owner: string; cursor: string; prev: string | null | undefined }> = [];
+        for (let i = 0; i < 12; i++) {
+          // Interleaved mailboxes: each mailbox's predecessor is its own, not the last append's.
+          const owners = i % 3 === 0 ? ["carol", "bob"] : ["bob", "alice"];
+          const r = await store.append({ id: id(i), owners, envelope: JSON.stringify({ n: i }) });
+          for (const o of owners) placements.push({ owner: o, ...r.placed.get(o)! });
+        }
+        const resend = await store.append({ id: id(4), owners: ["bob", "alice"], envelope: "{}" });
+        for (const owner of ["alice", "bob", "carol"]) {
+          const items = (await store.read(owner, null, 100)).items;
+          const told = placements.filter((p) => p.owner === owner && p.prev !== undefined);
+          for (const p of told) {
+            const at = items.findIndex((x) => x.cursor === p.cursor);
+            assert.ok(at >= 0, `${owner}: ${p.cursor} is in the mailbox`);
+            assert.equal(p.prev, at === 0 ? null : items[at - 1]!.cursor, `${owner}: prev of ${p.cursor}`);
+          }
+        }
+        const first = placements.find(
+          (p) => p.owner === "bob" && p.cursor === resend.placed.get("bob")!.cursor,
+        );
+        assert.equal(resend.placed.get("bob")!.prev, first?.prev);
+      });
+    });
+
     it("pages stop before a byte budget (one large item still comes alone) and lose nothing", async () => {
       await withStore(async (store) => {
         const big = (n: number, size: number) => JSON.stringify({ n, pad: "x".repeat(size) });

@@ -1,0 +1,179 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { Cache, type ChatMessage } from "../../core/client/cache.js";
+import { LiveDeliveries } from "../../core/client/live.js";
+import type { MailboxItem } from "../../core/protocol/schema.js";
+import { SqliteStore } from "../../server/store/sqlite.js";
+
+const id = (n: number) => `0190f000-0000-7000-8000-${String(n).padStart(12, "0")}`;
+
+function item(n: number, cursor: string): MailboxItem {
+  return {
+    cursor,
+    serverTime: new Date(1_700_000_000_000 + n).toISOString(),
+    envelope: {
+      v: 1,
+      suite: "test",
+      id: id(n),
+      from: "alice",
+      device: "0123456789abcdef",
+      to: "bob",
+      group: null,
+      seq: n,
+      sentAt: new Date(1_700_000_000_000 + n).toISOString(),
+      nonce: "AA",
+      ct: "",
+      keys: [{ to: "bob", wk: "AA" }],
+      sig: "AA",
+    },
+  };
+}
+
+const frame = (it: MailboxItem, prev?: string | null) => ({
+  v: 1,
+  type: "deliver",
+  owner: "bob",
+  item: it,
+  ...(prev !== undefined ? { prev } : {}),
+});
+
+/** What opening an item gives, without crypto: the unit under test is the ordering, not the opener. */
+function opened(i: MailboxItem): ChatMessage {
+  const e = i.envelope;
+  return {
+    id: e.id,
+    conv: "u:alice",
+    from: e.from,
+    to: e.to,
+    group: e.group,
+    text: `m${e.seq}`,
+    sentAt: e.sentAt,
+    serverTime: i.serverTime,
+    cursor: i.cursor,
+    verified: true,
+    problem: null,
+    seq: e.seq,
+    device: e.device,
+  };
+}
+
+describe("live deliveries (core/client/live.ts)", () => {
+  let dir: string;
+  let cache: Cache;
+  let mailbox: MailboxItem[];
+  let syncs: number;
+  let emitted: string[];
+  let live: LiveDeliveries;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "zmqchat-live-"));
+    cache = new Cache(join(dir, "cache.db"));
+    mailbox = [];
+    syncs = 0;
+    emitted = [];
+    const emit = (m: ChatMessage) => emitted.push(m.text);
+    live = new LiveDeliveries("bob", {
+      cache,
+      open: async (items) => items.map(opened),
+      // A sync as ChatClient does it: everything after the cursor, stored with the last cursor.
+      sync: async () => {
+        syncs++;
+        const after = cache.cursor === null ? -1n : BigInt(cache.cursor);
+        const page = mailbox.filter((i) => BigInt(i.cursor) > after);
+        if (page.length === 0) return 0;
+        const fresh = cache.addMessages(page.map(opened), page.at(-1)!.cursor);
+        for (const m of fresh) emit(m);
+        return fresh.length;
+      },
+      running: () => null,
+      emit,
+      warn: (err) => {
+        throw err;
+      },
+    });
+  });
+
+  afterEach(() => {
+    cache.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("applies deliveries that follow the cursor directly, in order, without a sync", async () => {
+    const items = [item(1, "3"), item(2, "7"), item(3, "8")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    live.push(frame(items[1]!, "3"));
+    live.push(frame(items[2]!, "7"));
+    await live.idle();
+    assert.deepEqual(emitted, ["m1", "m2", "m3"]);
+    assert.equal(syncs, 0);
+    assert.equal(cache.cursor, "8");
+  });
+
+  it("syncs on a gap and then applies what follows again directly; nothing twice, order kept", async () => {
+    const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    // items[1]'s delivery is lost: items[2] does not follow the cursor.
+    live.push(frame(items[2]!, "7"));
+    // Late duplicates of what the sync already read are dropped.
+    live.push(frame(items[1]!, "3"));
+    live.push(frame(items[2]!, "7"));
+    live.push(frame(items[3]!, "8"));
+    await live.idle();
+    assert.deepEqual(emitted, ["m1", "m2", "m3", "m4"]);
+    assert.equal(syncs, 1);
+    assert.equal(cache.cursor, "12");
+    // What follows the cursor after the sync is applied directly again.
+    const next = item(5, "13");
+    mailbox.push(next);
+    live.push(frame(next, "12"));
+    await live.idle();
+    assert.deepEqual(emitted, ["m1", "m2", "m3", "m4", "m5"]);
+    assert.equal(syncs, 1);
+  });
+
+  it("a delivery already covered by the cursor (the sender's own copy, stored from its ack) costs nothing", async () => {
+    const mine = item(1, "5");
+    mailbox.push(mine);
+    assert.deepEqual(cache.addNext([opened(mine)], null, "5")?.length, 1);
+    live.push(frame(mine, null));
+    await live.idle();
+    assert.deepEqual(emitted, []);
+    assert.equal(syncs, 0);
+    assert.equal(cache.messageCount(), 1);
+  });
+
+  it("a delivery without prev (an older server) makes a sync, as before", async () => {
+    const it1 = item(1, "2");
+    mailbox.push(it1);
+    live.push(frame(it1));
+    await live.idle();
+    assert.equal(syncs, 1);
+    assert.deepEqual(emitted, ["m1"]);
+  });
+
+  it("Cache.addNext stores nothing when the cursor is not at prev", () => {
+    cache.addMessages([opened(item(1, "3"))], "3");
+    assert.equal(cache.addNext([opened(item(2, "9"))], "5", "9"), null);
+    assert.equal(cache.cursor, "3");
+    assert.equal(cache.messageCount(), 1);
+  });
+
+  it("the SQLite store tells every copy's prev (so the path above is taken on it)", async () => {
+    const store = new SqliteStore(join(dir, "store.db"));
+    await store.init();
+    try {
+      const a = await store.append({ id: id(1), owners: ["bob", "alice"], envelope: "{}" });
+      const b = await store.append({ id: id(2), owners: ["bob"], envelope: "{}" });
+      assert.equal(a.placed.get("bob")!.prev, null);
+      assert.equal(a.placed.get("alice")!.prev, null);
+      assert.equal(b.placed.get("bob")!.prev, a.placed.get("bob")!.cursor);
+    } finally {
+      await store.close();
+    }
+  });
+});
