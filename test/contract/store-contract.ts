@@ -236,7 +236,7 @@ export function storeContract(
 
     it("a copy's prev, when the store tells it, is the position before it in that mailbox (resends too)", async () => {
       await withStore(async (store) => {
-        const placements: Array<{ owner: string; cursor: string; prev: string | null | undefined }> = [];
+        const placements: Array<{ owner: string; cursor: string; prev?: string | null }> = [];
         for (let i = 0; i < 12; i++) {
           // Interleaved mailboxes: each mailbox's predecessor is its own, not the last append's.
           const owners = i % 3 === 0 ? ["carol", "bob"] : ["bob", "alice"];
