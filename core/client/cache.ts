@@ -190,12 +190,6 @@ export class Cache {
     return this.db.transaction(() => (this.cursor === prev ? this.write(messages, cursor) : null))();
   }
 
-  /** True when the cursor is at or past `cursor`: that mailbox item is already in the cache. */
-  covers(cursor: string): boolean {
-    const current = this.cursor;
-    return current !== null && BigInt(cursor) <= BigInt(current);
-  }
-
   private write(messages: ChatMessage[], cursor: string | null): ChatMessage[] {
     const fresh: ChatMessage[] = [];
     for (const m of messages) {

@@ -3,7 +3,7 @@ import type { Cache, ChatMessage } from "./cache.js";
 
 /** What live deliveries need from the client around them. */
 export interface LiveDeps {
-  cache: Pick<Cache, "covers" | "addNext" | "cursor">;
+  cache: Pick<Cache, "addNext" | "cursor">;
   /** Opens (verifies, decrypts) mailbox items; items held for a key change are kept aside and left out. */
   open(items: MailboxItem[]): Promise<ChatMessage[]>;
   /** Reads the mailbox from the cursor (coalesced: a call during a sync makes it go round once more). */
@@ -18,16 +18,17 @@ export interface LiveDeps {
 const MAX_QUEUED = 2000;
 
 /**
- * Applies live deliveries one at a time, in arrival order. A delivery whose mailbox predecessor
- * (`prev`) is where the cache's cursor is gets opened and stored directly, moving the cursor
- * (Cache.addNext checks and moves in one transaction); one at or behind the cursor is already in
+ * Applies live deliveries in arrival order, each run of those that queued up meanwhile at once.
+ * A delivery whose mailbox predecessor (`prev`) is where the cache's cursor is (or the delivery
+ * before it in the run) gets opened and stored directly, moving the cursor (Cache.addNext checks
+ * and moves in one transaction); one at or behind the cursor is already in
  * the cache (the sender's own copy, stored from its acknowledgement, or a sync) and is dropped;
  * anything else — a gap, a delivery from a server that does not say `prev` — makes a sync from
  * the cursor. The mailbox stays the one truth: the cursor never moves past an item not stored.
  */
 export class LiveDeliveries {
-  private chain: Promise<void> = Promise.resolve();
-  private queued = 0;
+  private queue: unknown[] = [];
+  private draining: Promise<void> | null = null;
 
   constructor(
     private readonly me: string,
@@ -36,52 +37,69 @@ export class LiveDeliveries {
 
   /** Takes one parsed delivery frame (group notices are handled elsewhere). */
   push(frame: unknown): void {
-    if (this.queued >= MAX_QUEUED) {
+    if (this.queue.length >= MAX_QUEUED) {
       this.syncLater();
       return;
     }
-    this.queued++;
-    this.chain = this.chain
-      .then(() => this.apply(frame))
-      .catch((err) => {
-        this.deps.warn(err, "applying a live delivery failed");
-        this.syncLater();
-      })
-      .finally(() => {
-        this.queued--;
-      });
+    this.queue.push(frame);
+    // Started a turn later, so that frames arriving together are applied as one run.
+    this.draining ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.drain());
   }
 
   /** Resolves once every delivery pushed so far is applied (or handed to a sync). */
-  idle(): Promise<void> {
-    return this.chain;
+  async idle(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  /** Applies what has queued up, a whole run at a time: one open call and one cache transaction per run. */
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0);
+        try {
+          await this.apply(batch);
+        } catch (err) {
+          this.deps.warn(err, "applying a live delivery failed");
+          this.syncLater();
+        }
+      }
+    } finally {
+      this.draining = null;
+    }
   }
 
   private syncLater(): void {
     void this.deps.sync().catch((err) => this.deps.warn(err, "sync after a delivery failed"));
   }
 
-  private async apply(frame: unknown): Promise<void> {
-    const parsed = deliveryFrameSchema.safeParse(frame);
-    if (!parsed.success || parsed.data.owner !== this.me || parsed.data.prev === undefined) {
-      await this.deps.sync();
-      return;
-    }
-    const { item, prev } = parsed.data;
+  private async apply(batch: unknown[]): Promise<void> {
     const running = this.deps.running();
     if (running) await running.catch(() => 0);
     const { cache } = this.deps;
-    if (cache.covers(item.cursor)) return;
-    if (cache.cursor !== prev) {
-      await this.deps.sync();
-      return;
+    const start = cache.cursor;
+    let at = start;
+    const run: MailboxItem[] = [];
+    let gap = false;
+    for (const frame of batch) {
+      const parsed = deliveryFrameSchema.safeParse(frame);
+      if (!parsed.success || parsed.data.owner !== this.me || parsed.data.prev === undefined) {
+        gap = true;
+        continue;
+      }
+      const { item, prev } = parsed.data;
+      // At or behind the cursor: already stored (our own copy from its ack, a sync, a repeat).
+      if (at !== null && BigInt(item.cursor) <= BigInt(at)) continue;
+      if (prev === at) {
+        run.push(item);
+        at = item.cursor;
+      } else gap = true;
     }
-    const opened = await this.deps.open([item]);
-    const fresh = cache.addNext(opened, prev, item.cursor);
-    if (fresh === null) {
-      await this.deps.sync();
-      return;
+    if (run.length > 0 && at !== null) {
+      const opened = await this.deps.open(run);
+      const fresh = cache.addNext(opened, start, at);
+      if (fresh === null) gap = true;
+      else for (const m of fresh) this.deps.emit(m);
     }
-    for (const m of fresh) this.deps.emit(m);
+    if (gap) await this.deps.sync();
   }
 }

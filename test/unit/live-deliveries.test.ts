@@ -65,6 +65,7 @@ describe("live deliveries (core/client/live.ts)", () => {
   let cache: Cache;
   let mailbox: MailboxItem[];
   let syncs: number;
+  let opens: number;
   let emitted: string[];
   let live: LiveDeliveries;
 
@@ -73,11 +74,15 @@ describe("live deliveries (core/client/live.ts)", () => {
     cache = new Cache(join(dir, "cache.db"));
     mailbox = [];
     syncs = 0;
+    opens = 0;
     emitted = [];
     const emit = (m: ChatMessage) => emitted.push(m.text);
     live = new LiveDeliveries("bob", {
       cache,
-      open: async (items) => items.map(opened),
+      open: async (items) => {
+        opens++;
+        return items.map(opened);
+      },
       // A sync as ChatClient does it: everything after the cursor, stored with the last cursor.
       sync: async () => {
         syncs++;
@@ -111,6 +116,8 @@ describe("live deliveries (core/client/live.ts)", () => {
     assert.deepEqual(emitted, ["m1", "m2", "m3"]);
     assert.equal(syncs, 0);
     assert.equal(cache.cursor, "8");
+    // Frames that arrive together are opened and stored as one run.
+    assert.equal(opens, 1);
   });
 
   it("syncs on a gap and then applies what follows again directly; nothing twice, order kept", async () => {
