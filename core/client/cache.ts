@@ -181,6 +181,11 @@ export class Cache {
     return this.db.transaction(() => this.write(messages, cursor))();
   }
 
+  /** Runs `fn` in one transaction (nested calls become savepoints). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
   /**
    * Stores a live delivery whose mailbox predecessor is `prev`, and moves the cursor to it, in one
    * transaction — but only when the cursor is at `prev` (null: nothing read yet). Returns null,

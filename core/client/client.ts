@@ -35,6 +35,7 @@ import {
   type UserInfo,
 } from "../protocol/schema.js";
 import type { ClientLink, Route } from "../transport.js";
+import { AckBatch } from "./ack-batch.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
 import type { EndpointMemory } from "./endpoints.js";
 import { ContactKeys, type ContactKeyView } from "./key-history.js";
@@ -109,6 +110,8 @@ export class ChatClient {
   private readonly contactKeys: ContactKeys;
   /** Live deliveries, applied directly when they follow the cursor. */
   private readonly live: LiveDeliveries;
+  /** Acknowledged sends, stored in one transaction per burst. */
+  private readonly acks: AckBatch;
   private readonly listeners = new Set<(e: ClientEvent) => void>();
   private readonly waiters = new Map<string, Waiter>();
   private link: ClientLink | null = null;
@@ -139,6 +142,7 @@ export class ChatClient {
   constructor(private readonly options: ChatClientOptions) {
     if (options.endpoints.length === 0) throw new ZmqchatError("usage", "no endpoint to connect to");
     this.name = options.identity.identity.name;
+    this.acks = new AckBatch(options.cache);
     this.live = new LiveDeliveries(this.name, {
       cache: this.cache,
       open: (items) => this.openAll(items),
@@ -411,12 +415,9 @@ export class ChatClient {
           seq,
           device: this.options.identity.device,
         };
-        if (queued) this.cache.dequeue(id);
         // When the cursor is just before our copy, the acknowledgement stands for its delivery.
-        const fresh =
-          (ack.prev !== undefined ? this.cache.addNext([message], ack.prev, ack.cursor) : null) ??
-          this.cache.addMessages([message], null);
-        for (const m of fresh) this.emit({ type: "message", message: m });
+        for (const m of await this.acks.add(message, ack.prev, queued))
+          this.emit({ type: "message", message: m });
         return message;
       } catch (err) {
         // The group changed between our look-up and the send: look again and seal again, once.

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
+import { AckBatch } from "../../core/client/ack-batch.js";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
 import { LiveDeliveries } from "../../core/client/live.js";
 import type { MailboxItem } from "../../core/protocol/schema.js";
@@ -152,6 +153,29 @@ describe("live deliveries (core/client/live.ts)", () => {
     assert.deepEqual(emitted, []);
     assert.equal(syncs, 0);
     assert.equal(cache.messageCount(), 1);
+  });
+
+  it("a burst of acknowledgements is stored together, moving the cursor through our own copies", async () => {
+    const acks = new AckBatch(cache);
+    const mine = [item(1, "4"), item(2, "6"), item(3, "9")];
+    mailbox.push(...mine);
+    // Acknowledgements come back out of order; their prevs chain 4 → 6 → 9 from an empty mailbox.
+    const stored = await Promise.all([
+      acks.add(opened(mine[2]!), "6", false),
+      acks.add(opened(mine[0]!), null, false),
+      acks.add(opened(mine[1]!), "4", false),
+    ]);
+    assert.deepEqual(
+      stored.map((s) => s.map((m) => m.text)),
+      [["m3"], ["m1"], ["m2"]],
+    );
+    assert.equal(cache.cursor, "9");
+    // Their live copies then cost nothing: no sync, nothing shown twice.
+    for (const [i, it] of mine.entries()) live.push(frame(it, i === 0 ? null : mine[i - 1]!.cursor));
+    await live.idle();
+    assert.equal(syncs, 0);
+    assert.deepEqual(emitted, []);
+    assert.equal(cache.messageCount(), 3);
   });
 
   it("a delivery without prev (an older server) makes a sync, as before", async () => {
