@@ -20,6 +20,7 @@ import { Helper } from "./lib/rpc.js";
 import { type Stack, startStack } from "./lib/stack.js";
 import { ChatBench, type Peers } from "./workloads/chat.js";
 import { cryptoRun } from "./workloads/crypto.js";
+import { MOSQUITTO_PEERS, MosquittoPeer } from "./workloads/mosquitto.js";
 import { RAW, RawBaseline } from "./workloads/raw.js";
 import { RecoveryBench } from "./workloads/recovery.js";
 import { scaleRun } from "./workloads/scale.js";
@@ -165,11 +166,15 @@ async function main(): Promise<number> {
 
     const needStacks = ["raw", "chat", "light", "group", "recovery"].some((w) => want(w as Workload));
     let raw: RawBaseline | null = null;
+    let mosquitto: MosquittoPeer | null = null;
     let peers: Peers | null = null;
     if (needStacks) {
       await step("start: raw baseline, SQLite stack, InfluxDB stack, client helpers", async () => {
         raw = await RawBaseline.start();
         stops.push(() => raw!.stop());
+        mosquitto = await MosquittoPeer.start(ctx);
+        if (mosquitto) stops.push(() => mosquitto!.stop());
+        for (const [base, peer] of Object.entries(MOSQUITTO_PEERS)) results.comparePeer(base, peer);
         const p = {
           p1: Helper.start("peer-1", procScript("peer")),
           p2: Helper.start("peer-2", procScript("peer")),
@@ -210,6 +215,8 @@ async function main(): Promise<number> {
     // Baseline and chat runs alternate, so both see the same machine at about the same time.
     for (let r = 1; r <= args.runs; r++) {
       if (want("raw") || want("chat")) await step(`raw baseline, run ${r}`, () => rawReady().burst(ctx));
+      if ((want("raw") || want("chat")) && mosquitto)
+        await step(`mosquitto QoS 1, run ${r}`, () => mosquitto!.burst(ctx));
       if (want("chat"))
         for (const k of kinds) await step(`1:1 chat (${k}), run ${r}`, () => stores[k]!.chat.oneToOne(r));
     }

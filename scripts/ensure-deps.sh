@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # command -> Debian package
-declare -A need=( [tmux]=tmux [influxd]=influxdb [sqlite3]=sqlite3 [zsh]=zsh [script]=bsdutils )
+declare -A need=( [tmux]=tmux [influxd]=influxdb [sqlite3]=sqlite3 [zsh]=zsh [script]=bsdutils [mosquitto]=mosquitto )
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")

@@ -25,6 +25,9 @@ export interface Figure {
   /** The id of the baseline figure this one is compared with, and median / baseline median. */
   baseline?: string;
   ratioToBaseline?: number;
+  /** The peer system's figure for the same baseline (Mosquitto's), and median / its median. */
+  peer?: string;
+  ratioToPeer?: number;
   targets?: Target[];
   note?: string;
   /** Set instead of values when the figure could not be measured here, with the reason. */
@@ -36,6 +39,13 @@ export class Results {
   private readonly figures = new Map<string, Figure>();
   readonly notes: string[] = [];
   readonly failures: string[] = [];
+  /** Baseline figure id → the peer's figure for the same measure (see comparePeer). */
+  private readonly peers = new Map<string, string>();
+
+  /** Every figure compared with `baseline` is also compared with the peer's figure `peer`. */
+  comparePeer(baseline: string, peer: string): void {
+    this.peers.set(baseline, peer);
+  }
 
   add(
     id: string,
@@ -93,6 +103,12 @@ export class Results {
       if (base && f.runs.length > 0 && base.runs.length > 0 && base.median !== 0) {
         f.ratioToBaseline = f.median / base.median;
       }
+      const peerId = f.baseline ? this.peers.get(f.baseline) : undefined;
+      const peer = peerId ? this.figures.get(peerId) : undefined;
+      if (peer && f.runs.length > 0 && peer.runs.length > 0 && peer.median !== 0) {
+        f.peer = peerId;
+        f.ratioToPeer = f.median / peer.median;
+      }
       for (const t of f.targets ?? []) {
         const v = t.on === "median" ? f.median : (f.ratioToBaseline ?? Number.NaN);
         t.met = Number.isNaN(v) ? null : t.op === ">=" ? v >= t.value : v <= t.value;
@@ -115,11 +131,11 @@ function fmt(v: number): string {
 /** The figures as a fixed-width table. */
 export function table(figures: Figure[]): string {
   const rows: string[][] = [
-    ["workload", "figure", "median", "min–max", "unit", "runs", "× baseline", "target"],
+    ["workload", "figure", "median", "min–max", "unit", "runs", "× baseline", "× mosquitto", "target"],
   ];
   for (const f of figures) {
     if (f.notAvailable) {
-      rows.push([f.workload, f.label, "n/a", "", f.unit, "0", "", `not available: ${f.notAvailable}`]);
+      rows.push([f.workload, f.label, "n/a", "", f.unit, "0", "", "", `not available: ${f.notAvailable}`]);
       continue;
     }
     const target = (f.targets ?? [])
@@ -136,13 +152,14 @@ export function table(figures: Figure[]): string {
       f.unit,
       String(f.runs.length),
       f.ratioToBaseline === undefined ? "" : `${fmt(f.ratioToBaseline)}×`,
+      f.ratioToPeer === undefined ? "" : `${fmt(f.ratioToPeer)}×`,
       target,
     ]);
   }
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (c === 7 ? 0 : r[c]!.length))));
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (c === 8 ? 0 : r[c]!.length))));
   return rows
     .map((r, i) => {
-      const line = r.map((cell, c) => (c === 7 ? cell : cell.padEnd(widths[c]!))).join("  ");
+      const line = r.map((cell, c) => (c === 8 ? cell : cell.padEnd(widths[c]!))).join("  ");
       return i === 0 ? `${line}\n${"-".repeat(line.length)}` : line;
     })
     .join("\n");
