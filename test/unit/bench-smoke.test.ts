@@ -50,6 +50,22 @@ describe("bench figures", () => {
     assert.match(text, /0\.30×/);
   });
 
+  it("gives each figure compared with a baseline its ratio to the peer system's figure for that baseline", () => {
+    const r = new Results();
+    const meta = { workload: "w", label: "l", unit: "msg/s", better: "higher" as const };
+    r.comparePeer("base", "peer");
+    r.add("base", 1000, meta);
+    r.add("peer", 400, meta);
+    r.add("fig", 100, { ...meta, baseline: "base" });
+    r.add("alone", 100, meta);
+    const figs = r.finish();
+    const fig = figs.find((f) => f.id === "fig")!;
+    assert.equal(fig.ratioToBaseline, 0.1);
+    assert.equal(fig.ratioToPeer, 0.25);
+    assert.equal(figs.find((f) => f.id === "alone")!.ratioToPeer, undefined);
+    assert.match(table(figs), /× mosquitto[\s\S]*0\.10×\s+0\.25×/);
+  });
+
   it("reads CPU time and RSS from /proc", () => {
     assert.ok(cpuMicros(process.pid) > 0);
     assert.ok(rssBytes(process.pid) > 1024 * 1024);
