@@ -135,7 +135,7 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     save("alice", "alice-sent-to-bob");
 
     // bob sees it arrive with an unread mark on alice and in the status bar.
-    await tmux.waitFor("bob", (s) => /alice\s+(\? )?1│/.test(s) && s.includes("1 unread"), {
+    await tmux.waitFor("bob", (s) => /alice\s+(\? )?1[│║]/.test(s) && s.includes("1 unread"), {
       what: "an unread mark on alice",
     });
     save("bob", "bob-unread-from-alice");
@@ -211,7 +211,7 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     tmux.type("alice", "hello team");
     tmux.keys("alice", "Enter");
     await tmux.waitFor("alice", /✓ alice\s+hello team/);
-    await tmux.waitFor("bob", /#team\s+1│/, { what: "#team with an unread mark in bob's Groups" });
+    await tmux.waitFor("bob", /#team\s+1[│║]/, { what: "#team with an unread mark in bob's Groups" });
     const carolSees = await until("carol's history of #team", async () => {
       const r = await cli(homes.carol, [
         "--user",
@@ -289,7 +289,7 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     tmux.keys("alice", "Enter");
     await tmux.waitFor("alice", /✓ alice\s+and one more/);
     tmux.run("bob", `clear; ${tuiLine(homes.bob)}`);
-    await tmux.waitFor("bob", (s) => /bob ● online/.test(s) && /alice\s+(\? )?2│/.test(s), {
+    await tmux.waitFor("bob", (s) => /bob ● online/.test(s) && /alice\s+(\? )?2[│║]/.test(s), {
       what: "bob back online with 2 unread from alice",
     });
     save("bob", "bob-back-unread");

@@ -61,12 +61,12 @@ export function ListPane({ pane, width, height }: Props) {
       flexDirection="column"
       width={width}
       height={height}
-      borderStyle="round"
+      borderStyle={focused ? "double" : "round"}
       borderColor={focused ? "cyan" : "gray"}
       overflow="hidden"
     >
       <Text bold color={focused ? "cyan" : undefined} wrap="truncate-end">
-        {title}
+        {focused ? `▶ ${title}` : title}
         {unread > 0 ? <Text color="yellow">{` (${unread} new)`}</Text> : null}
       </Text>
       {shown.length === 0 ? (

@@ -1,10 +1,9 @@
 import { Box, Text } from "ink";
 import { sanitizeBody } from "../../core/text/sanitize.js";
+import { keyHint } from "../keymap.js";
 import { unreadTotal } from "../state.js";
 import { useAppState } from "../store.js";
 import { textWidth, truncate } from "../text.js";
-
-const HINTS = "Tab: panes · Enter: open · Ctrl-N: chat · Ctrl-G: group · /: command · ?: help · Ctrl-C: quit";
 
 const STATE_LOOK = {
   online: { dot: "●", color: "greenBright" },
@@ -36,6 +35,8 @@ function fitSegments(segments: Segment[], width: number): Segment[] {
 /** Two rows: notices (or key hints), then who you are, the connection, your fingerprint and counts. */
 export function StatusBar({ width }: { width: number }) {
   const notice = useAppState((s) => s.notice);
+  const focus = useAppState((s) => s.focus);
+  const outbox = useAppState((s) => s.outbox.length);
   const me = useAppState((s) => s.me);
   const connection = useAppState((s) => s.connection);
   const endpoint = useAppState((s) => s.endpoint);
@@ -55,6 +56,7 @@ export function StatusBar({ width }: { width: number }) {
   if (keyChanged.length > 0)
     segments.push({ text: ` · ⚠ keys changed: ${keyChanged.join(", ")}`, color: "redBright", bold: true });
   if (syncing !== null) segments.push({ text: ` · syncing ${syncing}…`, color: "yellowBright" });
+  if (outbox > 0) segments.push({ text: ` · ${outbox} in the outbox`, color: "yellowBright" });
   if (unread > 0) segments.push({ text: ` · ${unread} unread`, color: "yellowBright", bold: true });
   if (stackNote) segments.push({ text: ` · ${stackNote}`, color: "white" });
   const noticeColor = notice?.level === "error" ? "red" : notice?.level === "warn" ? "yellow" : "green";
@@ -66,7 +68,7 @@ export function StatusBar({ width }: { width: number }) {
         </Text>
       ) : (
         <Text dimColor wrap="truncate-end">
-          {HINTS}
+          {keyHint(focus)}
         </Text>
       )}
       <Text wrap="truncate-end" backgroundColor="gray">
