@@ -463,6 +463,8 @@ export class Controller {
         if (batch.length < 500) break;
         from = batch.at(-1)!.cursor;
       }
+      // `zmqchat send --queue` on this profile adds to the same outbox.
+      this.showOutbox(c);
       if (fence !== null && (this.mark === null || ordLess(this.mark, fence))) {
         this.mark = fence;
         c.cache.setState(SEEN_MARK, fence);
@@ -533,6 +535,9 @@ export class Controller {
         at: o.sentAt,
         error: o.lastError,
       }));
+      const shown = JSON.stringify(items.map((i) => [i.id, i.error]));
+      if (shown === this.outboxShown) return;
+      this.outboxShown = shown;
       this.dispatch({ type: "outbox", items });
     } catch (err) {
       this.log.warn({ err }, "could not read the outbox");
@@ -540,6 +545,8 @@ export class Controller {
   }
 
   private flushing_: Promise<void> | null = null;
+  /** The outbox as last shown (ids and errors), so the poll dispatches only changes. */
+  private outboxShown = "";
 
   private flush(c: ChatClient): Promise<void> {
     this.flushing_ ??= this.registered

@@ -50,13 +50,14 @@ export function StatusBar({ width }: { width: number }) {
   const segments: Segment[] = [
     { text: ` ${me ?? "?"} `, color: "whiteBright", bold: true },
     { text: `${look.dot} ${connection}`, color: look.color, bold: true },
+    // Before the endpoint: what waits to be sent matters more than where it goes.
+    ...(outbox > 0 ? [{ text: ` · ${outbox} in the outbox ·`, color: "yellowBright", bold: true }] : []),
     { text: ` ${endpoint}`, color: "white" },
   ];
   if (shortFp) segments.push({ text: ` · fp ${shortFp} …`, color: "white" });
   if (keyChanged.length > 0)
     segments.push({ text: ` · ⚠ keys changed: ${keyChanged.join(", ")}`, color: "redBright", bold: true });
   if (syncing !== null) segments.push({ text: ` · syncing ${syncing}…`, color: "yellowBright" });
-  if (outbox > 0) segments.push({ text: ` · ${outbox} in the outbox`, color: "yellowBright" });
   if (unread > 0) segments.push({ text: ` · ${unread} unread`, color: "yellowBright", bold: true });
   if (stackNote) segments.push({ text: ` · ${stackNote}`, color: "white" });
   const noticeColor = notice?.level === "error" ? "red" : notice?.level === "warn" ? "yellow" : "green";
