@@ -13,6 +13,7 @@ import {
   ZeromqBrokerSockets,
 } from "../transports/zeromq/index.js";
 import { Dispatcher } from "./dispatch.js";
+import { BalancerRateLimiter, type RateLimits, rateLimitedReply } from "./rate-limit.js";
 import { Tickets } from "./tickets.js";
 
 export interface BalancerOptions {
@@ -24,6 +25,8 @@ export interface BalancerOptions {
   heartbeatMs?: number;
   liveness?: number;
   metrics?: BalancerMetrics;
+  /** Token buckets per connection, per session and for registrations (balancer/rate-limit.ts). */
+  rateLimits?: RateLimits;
   /**
    * CurveZMQ on all four sockets. Servers must be on `allowServers`; clients on `allowClients`
    * when given (else any device key is admitted: users still prove who they are by signing in).
@@ -60,6 +63,7 @@ export class Balancer {
   private pubPort = 0;
   /** When each client peer last sent something, for the connected-clients gauge. */
   private readonly clientsSeen = new Map<string, number>();
+  private readonly limiter: BalancerRateLimiter;
   private readonly tickets = new Tickets(randomBytes(6).toString("hex"), TICKET_TTL_MS);
   /** Servers dropped for replying to requests they were not given: everything they send is ignored. */
   private readonly banned = new Set<string>();
@@ -69,6 +73,7 @@ export class Balancer {
     const interval = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
     this.dispatcher = new Dispatcher(interval * (options.liveness ?? HEARTBEAT_LIVENESS));
     const metrics = options.metrics ?? noMetrics;
+    this.limiter = new BalancerRateLimiter(options.rateLimits);
     this.sockets = new ZeromqBrokerSockets(
       {
         onClient: (peer, route, frame, parts) => this.onClient(peer, route, frame, parts),
@@ -147,7 +152,14 @@ export class Balancer {
   }
 
   private onClient(peer: string, route: string, frame: Buffer, parts: number): void {
-    this.clientsSeen.set(peer, Date.now());
+    const now = Date.now();
+    this.clientsSeen.set(peer, now);
+    const verdict = this.limiter.admit(peer, frame, now);
+    if (!verdict.ok) {
+      this.options.metrics?.refused(`rate_limited_${verdict.limit}`);
+      if (verdict.answer) this.sockets.sendClient(peer, rateLimitedReply(requestId(frame), verdict));
+      return;
+    }
     if (parts !== 2) {
       this.sockets.sendClient(
         peer,

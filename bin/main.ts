@@ -1,6 +1,7 @@
 import { Argument, Command, CommanderError, Option } from "commander";
 import {
   contactsCommand,
+  groupAnswerCommand,
   groupCommand,
   groupsCommand,
   historyCommand,
@@ -186,7 +187,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
 
   const group = program
     .command("group")
-    .description("create groups and change their members (owner only)")
+    .description("groups: the owner creates and invites; invitees accept or decline; members leave")
     .addHelpText(
       "after",
       "\nExamples:\n  zmqchat --user alice group create team bob carol\n  zmqchat --user alice group remove team carol",
@@ -202,6 +203,20 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         `\nExample:\n  zmqchat --user alice group ${op} team bob${op === "create" ? " carol" : ""}`,
       )
       .action(run((cmd, name: string, members: string[]) => groupCommand(cmd, io, op, name, members)));
+  }
+  for (const op of ["accept", "decline", "leave"] as const) {
+    group
+      .command(op)
+      .argument("<group>", "group name")
+      .description(
+        {
+          accept: "accept an invitation: become a member and receive the group's messages",
+          decline: "decline an invitation: nothing from the group reaches you",
+          leave: "leave a group (its owner cannot): nothing more from it reaches you",
+        }[op],
+      )
+      .addHelpText("after", `\nExample:\n  zmqchat --user bob group ${op} team`)
+      .action(run((cmd, name: string) => groupAnswerCommand(cmd, io, op, name)));
   }
 
   const keys = program

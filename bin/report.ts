@@ -3,7 +3,15 @@ import { asZmqchatError } from "../core/errors.js";
 import { sanitizeBody } from "../core/text/sanitize.js";
 
 /** The CLI contract's exit statuses. */
-export const EXIT = { ok: 0, internal: 1, usage: 2, unreachable: 3, refused: 4, unknown: 5 } as const;
+export const EXIT = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  unreachable: 3,
+  refused: 4,
+  unknown: 5,
+  rateLimited: 6,
+} as const;
 
 const EXIT_BY_CODE: Record<ErrorCode, number> = {
   usage: EXIT.usage,
@@ -11,6 +19,7 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
   too_large: EXIT.usage,
   timeout: EXIT.unreachable,
   unavailable: EXIT.unreachable,
+  rate_limited: EXIT.rateLimited,
   unauthorized: EXIT.refused,
   forbidden: EXIT.refused,
   conflict: EXIT.refused,

@@ -7,6 +7,7 @@ export const ERROR_CODES = [
   "conflict",
   "too_large",
   "unavailable",
+  "rate_limited",
   "timeout",
   "key_changed",
   "usage",
@@ -24,6 +25,7 @@ export const WIRE_ERROR_CODES = [
   "conflict",
   "too_large",
   "unavailable",
+  "rate_limited",
   "internal",
 ] as const satisfies readonly ErrorCode[];
 

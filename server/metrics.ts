@@ -48,6 +48,12 @@ export function serverMetrics(): { registry: Registry; metrics: ServiceMetrics; 
     registers: [registry],
   });
   storeErrors.inc({ operation: "append" }, 0);
+  const limited = new Counter({
+    name: "zmqchat_server_limited_total",
+    help: "Requests refused by a quota (server/limits.ts), by quota",
+    labelNames: ["limit"],
+    registers: [registry],
+  });
   return {
     registry,
     store: {
@@ -64,6 +70,7 @@ export function serverMetrics(): { registry: Registry; metrics: ServiceMetrics; 
       },
       stored: (n) => stored.inc(n),
       published: (n) => published.inc(n),
+      limited: (limit) => limited.inc({ limit }),
     },
   };
 }

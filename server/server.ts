@@ -3,6 +3,7 @@ import type { Logger } from "../core/logger.js";
 import { decodeJson } from "../core/protocol/codec.js";
 import type { WorkerLink, WorkerTransport } from "../core/transport.js";
 import { Authority, DEFAULT_SESSION_TTL_MS, systemClock } from "./auth.js";
+import { DEFAULT_SERVER_QUOTAS, type ServerQuotas } from "./limits.js";
 import { ChatService, type ServiceMetrics } from "./service.js";
 import type { Store } from "./store/store.js";
 
@@ -15,8 +16,12 @@ export interface ChatServerOptions {
   log: Logger;
   id: string;
   metrics?: ServiceMetrics;
+  /** Quotas per sender, user and group (server/limits.ts); defaults when absent. */
+  quotas?: ServerQuotas;
   /** Requests in progress beyond which new ones are refused as `unavailable` (back-pressure). */
   maxInFlight?: number;
+  /** Bytes of request frames in progress beyond which new ones are refused as `unavailable`. */
+  maxInFlightBytes?: number;
   /** Session token lifetime (default DEFAULT_SESSION_TTL_MS); clients renew before it ends. */
   sessionTtlMs?: number;
 }
@@ -24,6 +29,7 @@ export interface ChatServerOptions {
 /** A chat server: takes requests from its link, answers through the service, publishes deliveries. */
 export class ChatServer {
   private inFlight = 0;
+  private inFlightBytes = 0;
   private stopping = false;
   private idleWaiters: Array<() => void> = [];
   private readonly maxInFlight: number;
@@ -34,6 +40,8 @@ export class ChatServer {
     private readonly store: Store,
     private readonly log: Logger,
     maxInFlight: number,
+    private readonly maxInFlightBytes: number,
+    private readonly metrics: ServiceMetrics | undefined,
   ) {
     this.maxInFlight = maxInFlight;
     link.onRequest((peer, frame) => this.onRequest(peer, frame));
@@ -47,8 +55,17 @@ export class ChatServer {
       link,
       options.log,
       options.metrics,
+      options.quotas,
     );
-    return new ChatServer(link, service, options.store, options.log, options.maxInFlight ?? 20_000);
+    return new ChatServer(
+      link,
+      service,
+      options.store,
+      options.log,
+      options.maxInFlight ?? options.quotas?.inFlightRequests ?? DEFAULT_SERVER_QUOTAS.inFlightRequests,
+      options.maxInFlightBytes ?? options.quotas?.inFlightBytes ?? DEFAULT_SERVER_QUOTAS.inFlightBytes,
+      options.metrics,
+    );
   }
 
   get pending(): number {
@@ -66,7 +83,9 @@ export class ChatServer {
   }
 
   private onRequest(peer: string, frame: Buffer): void {
-    if (this.stopping || this.inFlight >= this.maxInFlight) {
+    const overBytes = this.inFlight > 0 && this.inFlightBytes + frame.length > this.maxInFlightBytes;
+    if (this.stopping || this.inFlight >= this.maxInFlight || overBytes) {
+      if (!this.stopping) this.metrics?.limited?.(overBytes ? "in_flight_bytes" : "in_flight_requests");
       this.link.reply(
         peer,
         refusal(frame, this.stopping ? "the server is shutting down" : "the server is overloaded"),
@@ -74,12 +93,15 @@ export class ChatServer {
       return;
     }
     this.inFlight++;
+    const bytes = frame.length;
+    this.inFlightBytes += bytes;
     this.service
       .handle(frame)
       .then((reply) => this.link.reply(peer, reply))
       .catch((err: unknown) => this.log.error({ err }, "reply failed"))
       .finally(() => {
         this.inFlight--;
+        this.inFlightBytes -= bytes;
         if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
       });
   }

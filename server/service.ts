@@ -17,6 +17,7 @@ import {
 import {
   type Envelope,
   type GroupInfo,
+  type GroupNotice,
   type RequestBody,
   type RequestType,
   requestBodies,
@@ -24,6 +25,15 @@ import {
 } from "../core/protocol/schema.js";
 import type { Authority, SessionClaims } from "./auth.js";
 import { Backups } from "./backups.js";
+import {
+  checkGroupSize,
+  checkGroupsOwned,
+  checkPublicFrame,
+  DEFAULT_SERVER_QUOTAS,
+  RateLimitedError,
+  SenderQuota,
+  type ServerQuotas,
+} from "./limits.js";
 import { namesAfter, takePage } from "./paging.js";
 import { SessionManager } from "./sessions.js";
 import type { GroupRecord, Store } from "./store/store.js";
@@ -45,6 +55,8 @@ export interface ServiceMetrics {
   request(type: string, outcome: string, seconds: number): void;
   stored(count: number): void;
   published(count: number): void;
+  /** A request refused by a quota of server/limits.ts. */
+  limited?(limit: string): void;
 }
 
 const noMetrics: ServiceMetrics = { request() {}, stored() {}, published() {} };
@@ -70,7 +82,9 @@ export class ChatService {
     private readonly publisher: Publisher,
     private readonly log: Logger,
     private readonly metrics: ServiceMetrics = noMetrics,
+    private readonly quotas: ServerQuotas = DEFAULT_SERVER_QUOTAS,
   ) {
+    this.senderQuota = new SenderQuota(quotas);
     this.sessions = new SessionManager(auth, store);
     this.backups = new Backups(store);
     this.handlers = {
@@ -84,6 +98,9 @@ export class ChatService {
       "group.add": (b, u) => this.groupChange(b.name, b.members, "add", needUser(u)),
       "group.remove": (b, u) => this.groupChange(b.name, b.members, "remove", needUser(u)),
       "group.info": (b, u) => this.groupInfo(b, needUser(u)),
+      "group.accept": (b, u) => this.groupAnswer(b.name, needUser(u), "accept"),
+      "group.decline": (b, u) => this.groupAnswer(b.name, needUser(u), "decline"),
+      "group.leave": (b, u) => this.groupLeave(b.name, needUser(u)),
       groups: (b, u) => this.groups(b, needUser(u)),
       send: (b, u) => this.send(b, needUser(u)),
       sync: (b, u) => this.sync(b, needUser(u)),
@@ -108,6 +125,8 @@ export class ChatService {
     };
   }
 
+  private readonly senderQuota: SenderQuota;
+
   /** Handles one raw frame and returns the raw reply. */
   async handle(frame: Buffer): Promise<Buffer> {
     const started = performance.now();
@@ -131,6 +150,7 @@ export class ChatService {
           ? await this.sessions.check(parsed.data.session, request).catch(() => null)
           : null;
       const user = claims?.name ?? null;
+      if (PUBLIC_TYPES.has(type)) this.limit("public_frame", () => checkPublicFrame(type, frame.length));
       const handler = this.handlers[parsed.data.type] as Handler<RequestType>;
       const replyBody = await handler(body.data as RequestBody<RequestType>, user, claims);
       const seconds = (performance.now() - started) / 1000;
@@ -146,6 +166,16 @@ export class ChatService {
       else this.log.debug({ requestId: id, type, outcome: e.code, message: e.message }, "request refused");
       this.metrics.request(type, e.code, (performance.now() - started) / 1000);
       return Buffer.from(JSON.stringify({ v: 1, id, ok: false, error: e }));
+    }
+  }
+
+  /** Runs a quota check, counting a refusal in /metrics under `name`. */
+  private limit(name: string, check: () => void): void {
+    try {
+      check();
+    } catch (err) {
+      this.metrics.limited?.(name);
+      throw err;
     }
   }
 
@@ -219,16 +249,26 @@ export class ChatService {
     return `{"users":[${page.parts.join(",")}],"more":${page.more}}`;
   }
 
+  /** Creates a group owned by the caller; everyone else named is invited, not made a member. */
   private async groupCreate(b: RequestBody<"group.create">, user: string): Promise<string> {
-    const members = unique([user, ...b.members]);
-    await this.requireUsers(members);
-    const r = await this.store.createGroup({ name: b.name, owner: user, members });
-    if (!r.created && (r.group.owner !== user || !sameSet(r.group.members, members))) {
+    const wanted = unique([user, ...b.members]);
+    this.limit("members_per_group", () => checkGroupSize(this.quotas, b.name, wanted.length));
+    await this.requireUsers(wanted);
+    const owned = (await this.store.groupsOf(user)).filter((g) => g.owner === user && g.name !== b.name);
+    this.limit("groups_per_user", () => checkGroupsOwned(this.quotas, user, owned.length));
+    const invited = wanted.filter((m) => m !== user);
+    const r = await this.store.createGroup({ name: b.name, owner: user, members: [user], invited });
+    if (
+      !r.created &&
+      (r.group.owner !== user || !sameSet([...r.group.members, ...r.group.invited], wanted))
+    ) {
       this.refuse("conflict", `a group named ${b.name} already exists`);
     }
+    if (r.created) for (const m of invited) this.notify(r.group, "invited", m, user);
     return ok({ group: await this.groupWithKeys(r.group), created: r.created });
   }
 
+  /** The owner invites (add) or removes members and invitations (remove). */
   private async groupChange(
     name: string,
     names: string[],
@@ -238,23 +278,83 @@ export class ChatService {
     const group = await this.requireGroup(name);
     if (group.owner !== user)
       this.refuse("forbidden", `only ${group.owner}, the owner of ${name}, can change its members`);
-    let members: string[];
+    let updated: GroupRecord;
     if (op === "add") {
       await this.requireUsers(names);
-      members = unique([...group.members, ...names]);
+      const fresh = unique(names).filter((n) => !group.members.includes(n) && !group.invited.includes(n));
+      const invited = [...group.invited, ...fresh];
+      this.limit("members_per_group", () =>
+        checkGroupSize(this.quotas, name, group.members.length + invited.length),
+      );
+      updated = await this.store.setMembers(name, group.members, invited);
+      for (const m of fresh) this.notify(updated, "invited", m, user);
     } else {
       if (names.includes(group.owner)) this.refuse("bad_request", "the owner cannot be removed from a group");
-      const missing = names.filter((n) => !group.members.includes(n));
+      const missing = names.filter((n) => !group.members.includes(n) && !group.invited.includes(n));
       if (missing.length > 0) this.refuse("not_found", `not members of ${name}: ${missing.join(", ")}`);
-      members = group.members.filter((m) => !names.includes(m));
+      updated = await this.store.setMembers(
+        name,
+        group.members.filter((m) => !names.includes(m)),
+        group.invited.filter((m) => !names.includes(m)),
+      );
+      // The removed hear of it too: they are no longer on the list the notice goes to.
+      for (const m of unique(names)) this.notify(group, "removed", m, user);
     }
-    const updated = await this.store.setMembers(name, members);
     return ok({ group: await this.groupWithKeys(updated) });
+  }
+
+  /** An invitee accepts (becomes a member) or declines (the invitation is gone). */
+  private async groupAnswer(name: string, user: string, answer: "accept" | "decline"): Promise<string> {
+    const group = await this.requireGroup(name);
+    if (answer === "accept" && group.members.includes(user)) {
+      return ok({ group: await this.groupWithKeys(group) });
+    }
+    if (!group.invited.includes(user)) this.refuse("not_found", `you have no invitation to ${name}`);
+    const invited = group.invited.filter((m) => m !== user);
+    if (answer === "decline") {
+      await this.store.setMembers(name, group.members, invited);
+      this.notify(group, "declined", user, user);
+      return ok({ declined: true });
+    }
+    const updated = await this.store.setMembers(name, [...group.members, user], invited);
+    this.notify(updated, "joined", user, user);
+    return ok({ group: await this.groupWithKeys(updated) });
+  }
+
+  /**
+   * A member leaves. The owner cannot: a group always has its owner, who alone changes its
+   * members (DESIGN.md); the owner removes the others instead.
+   */
+  private async groupLeave(name: string, user: string): Promise<string> {
+    const group = await this.requireGroup(name);
+    if (!group.members.includes(user)) this.refuse("not_found", `you are not a member of ${name}`);
+    if (group.owner === user) {
+      this.refuse("forbidden", `you own ${name}: the owner cannot leave a group`);
+    }
+    await this.store.setMembers(
+      name,
+      group.members.filter((m) => m !== user),
+      group.invited,
+    );
+    this.notify(group, "left", user, user);
+    return ok({ left: true });
+  }
+
+  /** Tells the group's members and invitees (`group` as it was or is) of a change, on their live topics. */
+  private notify(group: GroupRecord, change: GroupNotice["change"], who: string, by: string): void {
+    const frame = Buffer.from(
+      JSON.stringify({ v: 1, type: "group", group: group.name, change, user: who, by }),
+    );
+    for (const owner of unique([...group.members, ...group.invited, who])) {
+      for (const topic of this.auth.deliveryTopics(owner)) this.publisher.publish(topic, frame);
+    }
   }
 
   private async groupInfo(b: RequestBody<"group.info">, user: string): Promise<string> {
     const group = await this.requireGroup(b.name);
-    if (!group.members.includes(user)) this.refuse("forbidden", `you are not a member of ${b.name}`);
+    // An invitee may look before accepting.
+    if (!group.members.includes(user) && !group.invited.includes(user))
+      this.refuse("forbidden", `you are not a member of ${b.name}`);
     return ok({ group: await this.groupWithKeys(group) });
   }
 
@@ -296,6 +396,7 @@ export class ChatService {
       );
     }
     const text = serializeEnvelope(env);
+    this.limit("sender_rate", () => this.senderQuota.charge(user, text.length, Date.now()));
     if (Buffer.byteLength(text) > MAX_ENVELOPE_BYTES)
       this.refuse("too_large", `the envelope is over ${MAX_ENVELOPE_BYTES} bytes`);
     // From envelope v2 each mailbox keeps only its owner's wrapped key (core/crypto/envelope.ts).
@@ -339,7 +440,7 @@ export class ChatService {
 
   private async groupWithKeys(g: GroupRecord): Promise<GroupInfo> {
     const users = await this.store.getUsers(g.members);
-    return { name: g.name, owner: g.owner, members: users };
+    return { name: g.name, owner: g.owner, members: users, invited: g.invited };
   }
 }
 
@@ -387,12 +488,13 @@ function serializeEnvelope(env: Envelope): string {
   });
 }
 
-function toWireError(err: unknown): { code: WireErrorCode; message: string } {
+function toWireError(err: unknown): { code: WireErrorCode; message: string; retryAfterMs?: number } {
   if (err instanceof ZmqchatError) {
     const code = (WIRE_ERROR_CODES as readonly string[]).includes(err.code)
       ? (err.code as WireErrorCode)
       : "internal";
-    return { code, message: err.message.slice(0, 2000) };
+    const retry = err instanceof RateLimitedError ? { retryAfterMs: err.retryAfterMs } : {};
+    return { code, message: err.message.slice(0, 2000), ...retry };
   }
   return { code: "internal", message: "the server failed to handle the request" };
 }

@@ -7,6 +7,8 @@ export type Command =
   | { kind: "msg"; user: string; text: string | null }
   | { kind: "group"; op: "create" | "add" | "remove"; name: string; members: string[] }
   | { kind: "members"; name: string | null }
+  /** Answers an invitation, or leaves a group; `name` null: the open (or selected) group. */
+  | { kind: "invite"; answer: "accept" | "decline" | "leave"; name: string | null }
   | { kind: "trust"; user: string }
   | { kind: "verify"; user: string }
   | { kind: "fingerprint"; user: string | null }
@@ -20,6 +22,8 @@ export const COMMAND_HELP: ReadonlyArray<[string, string]> = [
   ["/group create NAME MEMBER…", "create a group you own"],
   ["/group add|remove NAME MEMBER…", "change a group's members (owner only)"],
   ["/members [GROUP]", "list a group's members"],
+  ["/accept GROUP, /decline GROUP", "answer an invitation to a group (a / x on it in Groups)"],
+  ["/leave [GROUP]", "leave a group (the open one); nothing more from it reaches you"],
   ["/trust USER", "accept USER's changed keys (compare fingerprints first)"],
   ["/verify USER", "mark USER's keys verified after comparing safety numbers with them"],
   ["/fingerprint [USER]", "show your or USER's fingerprint (safety number)"],
@@ -76,6 +80,16 @@ export function parseCommand(input: string): Command {
       if (name === undefined) return { kind: "members", name: null };
       const bad = badName("group", name);
       return bad ? { kind: "invalid", message: bad } : { kind: "members", name };
+    }
+    case "accept":
+    case "decline":
+    case "leave": {
+      const name = rest[0];
+      if (name === undefined) return { kind: "invite", answer: word, name: null };
+      const bad = badName("group", name);
+      return bad
+        ? { kind: "invalid", message: `${bad} usage: /${word} GROUP` }
+        : { kind: "invite", answer: word, name };
     }
     case "trust": {
       const bad = badName("user", rest[0]);

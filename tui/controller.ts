@@ -12,7 +12,15 @@ import { asZmqchatError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { NAME_PATTERN, NAME_RULE } from "../core/protocol/limits.js";
 import { type Command, isCommand, parseCommand, parseGroupPrompt } from "./commands.js";
-import { type Action, convTitle, initialState, type NoticeLevel, reduce, type State } from "./state.js";
+import {
+  type Action,
+  convTitle,
+  describeGroupNotice,
+  initialState,
+  type NoticeLevel,
+  reduce,
+  type State,
+} from "./state.js";
 import { Store } from "./store.js";
 
 /** A signed-in profile: its client (built by bin/, with whatever transport) and how to close it. */
@@ -189,6 +197,13 @@ export class Controller {
       case "promptSubmit":
         this.promptSubmit(prev);
         break;
+      case "answerInvite": {
+        const name = prev.selected.groups;
+        if (name && prev.invites.includes(name))
+          this.track(this.run({ kind: "invite", answer: a.answer, name }));
+        else this.notice("select an invitation (✉) in Groups to answer it", "warn");
+        break;
+      }
       case "signup/submit":
         if (!prev.signup.busy) this.track(this.signUp(prev.signup.editor.text.trim()));
         break;
@@ -401,7 +416,11 @@ export class Controller {
         .filter((x) => x.verified)
         .map((x) => x.name),
     });
-    this.dispatch({ type: "groups", names: groups.map((g) => g.name) });
+    this.dispatch({
+      type: "groups",
+      names: groups.filter((g) => g.members.some((m) => m.name === c.name)).map((g) => g.name),
+      invites: groups.filter((g) => !g.members.some((m) => m.name === c.name)).map((g) => g.name),
+    });
   }
 
   private onClientEvent(e: ClientEvent): void {
@@ -427,6 +446,14 @@ export class Controller {
       case "sync":
         this.dispatch({ type: "sync", received: e.received, done: e.done });
         break;
+      case "group": {
+        const c = this.session?.client;
+        if (!c) break;
+        const { text, level } = describeGroupNotice(e.notice, c.name);
+        this.notice(text, level);
+        this.track(this.refreshLists(c));
+        break;
+      }
     }
   }
 
@@ -646,7 +673,8 @@ export class Controller {
       case "group": {
         if (cmd.op === "create") {
           const r = await c.groupCreate(cmd.name, cmd.members);
-          const members = r.group.members.map((m) => m.name).join(", ");
+          const invited = r.group.invited ?? [];
+          const members = `${r.group.members.map((m) => m.name).join(", ")}${invited.length ? `; invited ${invited.join(", ")}` : ""}`;
           this.notice(
             r.created ? `created #${cmd.name}: ${members}` : `#${cmd.name} already exists: ${members}`,
           );
@@ -654,10 +682,28 @@ export class Controller {
           this.dispatch({ type: "open", conv: `g:${cmd.name}` });
         } else {
           const g = await c.groupChange(cmd.op, cmd.name, cmd.members);
+          const invited = g.invited ?? [];
           this.notice(
-            `#${cmd.name} ${cmd.op === "add" ? "now has" : "is left with"}: ${g.members.map((m) => m.name).join(", ")}`,
+            `#${cmd.name} ${cmd.op === "add" ? "now has" : "is left with"}: ${g.members.map((m) => m.name).join(", ")}${invited.length ? `; invited ${invited.join(", ")}` : ""}`,
           );
         }
+        return;
+      }
+      case "invite": {
+        const name = cmd.name ?? (this.state.open?.startsWith("g:") ? this.state.open.slice(2) : null);
+        if (!name) {
+          this.notice(`which group? /${cmd.answer} GROUP`, "error");
+          return;
+        }
+        if (cmd.answer === "leave") await c.groupLeave(name);
+        else await c.groupAnswer(name, cmd.answer);
+        this.notice(
+          { accept: `you joined #${name}`, decline: `you declined #${name}`, leave: `you left #${name}` }[
+            cmd.answer
+          ],
+        );
+        await this.refreshLists(c);
+        if (cmd.answer === "accept") this.dispatch({ type: "open", conv: `g:${name}` });
         return;
       }
       case "members": {

@@ -67,6 +67,8 @@ export function listKey(pane: ListPane, input: string, key: KeyPress): Action | 
   if (key.home || input === "g") return { type: "select", pane, by: "first" };
   if (key.end || input === "G") return { type: "select", pane, by: "last" };
   if (key.return || input === "l" || key.rightArrow) return { type: "activate", pane };
+  if (pane === "groups" && input === "a") return { type: "answerInvite", answer: "accept" };
+  if (pane === "groups" && input === "x") return { type: "answerInvite", answer: "decline" };
   return null;
 }
 
@@ -272,6 +274,7 @@ export const KEY_HELP: ReadonlyArray<[string, string]> = [
   ["Ctrl-R", "send again what failed or waits in the outbox"],
   ["Ctrl-N", "new chat with a user"],
   ["Ctrl-G", "new group"],
+  ["a / x", "accept / decline the selected invitation (in Groups, marked ✉)"],
   ["/", "jump to the composer and start a command"],
   ["?", "this help (outside the composer)"],
   ["Esc", "back: close a dialog, or move between list and composer"],

@@ -79,6 +79,8 @@ export interface State {
   /** Contacts whose pinned keys the user verified (compared safety numbers); the others are marked unverified. */
   verified: string[];
   groups: string[];
+  /** Groups this user is invited to and has not answered: listed in Groups, marked. */
+  invites: string[];
   convs: Record<string, ConvInfo>;
   selected: Record<ListPane, string | null>;
   open: string | null;
@@ -120,7 +122,9 @@ export type Action =
   | { type: "verified"; name: string; verified: boolean }
   | { type: "keyChanged"; name: string }
   | { type: "trusted"; name: string }
-  | { type: "groups"; names: string[] }
+  | { type: "groups"; names: string[]; invites?: string[] }
+  /** a / x on an invitation in Groups: the controller answers it. */
+  | { type: "answerInvite"; answer: "accept" | "decline" }
   | { type: "convs"; convs: Array<{ conv: string; last: string; unread: number }> }
   | { type: "arrived"; messages: ChatMessage[] }
   | { type: "history"; conv: string; messages: ChatMessage[]; complete: boolean }
@@ -174,6 +178,7 @@ export function initialState(opts: { bell?: boolean; profiles?: string[] } = {})
     keyChanged: [],
     verified: [],
     groups: [],
+    invites: [],
     convs: {},
     selected: { contacts: null, groups: null },
     open: null,
@@ -196,7 +201,7 @@ export function initialState(opts: { bell?: boolean; profiles?: string[] } = {})
 // ---- derived lists (shared by the reducer and the panes) -------------------------------------
 
 /** People in the Contacts pane: known users and anyone we have a conversation with, by name. */
-type Lists = Pick<State, "users" | "groups" | "convs">;
+type Lists = Pick<State, "users" | "groups" | "convs"> & { invites?: string[] };
 
 export function contactList(s: Lists): string[] {
   const names = new Set(s.users);
@@ -205,7 +210,7 @@ export function contactList(s: Lists): string[] {
 }
 
 export function groupList(s: Lists): string[] {
-  const names = new Set(s.groups);
+  const names = new Set([...s.groups, ...(s.invites ?? [])]);
   for (const c of Object.keys(s.convs)) if (c.startsWith("g:")) names.add(c.slice(2));
   return [...names].sort();
 }
@@ -471,8 +476,12 @@ export function reduce(s: State, a: Action): State {
       );
     case "trusted":
       return { ...s, keyChanged: s.keyChanged.filter((n) => n !== a.name) };
-    case "groups":
-      return { ...s, groups: [...a.names].sort() };
+    case "answerInvite":
+      return s;
+    case "groups": {
+      const invites = a.invites ?? s.invites.filter((n) => !a.names.includes(n));
+      return { ...s, groups: [...a.names].sort(), invites: [...invites].sort() };
+    }
     case "convs": {
       const convs = { ...s.convs };
       for (const c of a.convs) convs[c.conv] = { unread: c.conv === s.open ? 0 : c.unread, last: c.last };
@@ -661,5 +670,35 @@ export function reduce(s: State, a: Action): State {
       return s.notice?.id === a.id ? { ...s, notice: null } : s;
     case "quit":
       return { ...s, quitting: true };
+  }
+}
+
+/** The line a live group change shows in the status bar, from where `me` stands. */
+export function describeGroupNotice(
+  n: {
+    group: string;
+    change: "invited" | "joined" | "declined" | "left" | "removed";
+    user: string;
+    by: string;
+  },
+  me: string,
+): { text: string; level: NoticeLevel } {
+  const who = n.user === me ? "you" : n.user;
+  switch (n.change) {
+    case "invited":
+      return n.user === me
+        ? {
+            text: `${n.by} invites you to #${n.group}: /accept ${n.group} or /decline ${n.group} (a / x in Groups)`,
+            level: "warn",
+          }
+        : { text: `${n.by} invited ${n.user} to #${n.group}`, level: "info" };
+    case "joined":
+      return { text: `${who} joined #${n.group}`, level: "info" };
+    case "declined":
+      return { text: `${who} declined to join #${n.group}`, level: "info" };
+    case "left":
+      return { text: `${who} left #${n.group}`, level: "info" };
+    case "removed":
+      return { text: `${n.by} removed ${who} from #${n.group}`, level: n.user === me ? "warn" : "info" };
   }
 }

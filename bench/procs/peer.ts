@@ -414,6 +414,15 @@ serve(
     async groupCreate(params: { name: string; group: string; members: string[] }) {
       await peer(params.name).client.groupCreate(params.group, params.members);
     },
+    /** Members accept their invitation; those not open here are opened for it and closed again. */
+    async groupAccept(params: { names: string[]; group: string; home: string; endpoint: string }) {
+      for (const name of params.names) {
+        const wasOpen = peers.has(name);
+        if (!wasOpen) await open({ name, home: params.home, endpoint: params.endpoint, live: false });
+        await peer(name).client.groupAnswer(params.group, "accept");
+        if (!wasOpen) await close(name);
+      }
+    },
     sendBurst,
     sendRate,
     listen,

@@ -330,6 +330,8 @@ export class ChatBench {
       );
       await this.open(peers.p1, owner);
       await peers.p1.call("groupCreate", { name: owner, group, members });
+      for (const [h, names] of listeners)
+        await h.call("groupAccept", { names, group, home: this.home, endpoint: stack.endpoint });
       await this.warm(peers.p1, owner, target, listeners, `gw${run}`);
       const tag = `g${run}`;
       for (const [h, names] of listeners) await h.call("listen", { names, tag, count: s.groupMessages });

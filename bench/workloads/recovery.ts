@@ -51,6 +51,12 @@ export class RecoveryBench {
     await open(peers.p3, carol, false);
     try {
       await peers.p3.call("groupCreate", { name: carol, group, members: [this.bob, ...others] });
+      await peers.p2.call("groupAccept", {
+        names: [this.bob, ...others],
+        group,
+        home: this.home,
+        endpoint: stack.endpoint,
+      });
       const started = Date.now();
       const untilMs = started + (ctx.quick ? SEED_BUDGET_MS.quick : SEED_BUDGET_MS.full);
       const [direct, grouped] = await Promise.all([

@@ -283,9 +283,42 @@ export async function groupsCommand(cmd: Command, io: Io, opts: { json?: boolean
   try {
     for (const g of await s.client.groups()) {
       const members = g.members.map((m) => m.name);
-      if (opts.json) io.out(JSON.stringify({ name: g.name, owner: g.owner, members }));
-      else io.out(sanitizeLine(`${g.name} (owner ${g.owner}): ${members.join(", ")}`));
+      const invited = g.invited ?? [];
+      // Groups you are invited to are listed too, marked, until you accept or decline.
+      const state = members.includes(s.client.name) ? "member" : "invited";
+      if (opts.json) io.out(JSON.stringify({ name: g.name, owner: g.owner, members, state, invited }));
+      else
+        io.out(
+          sanitizeLine(
+            `${g.name} (owner ${g.owner}): ${members.join(", ")}${invited.length ? `; invited: ${invited.join(", ")}` : ""}${
+              state === "invited" ? ` — you are invited: zmqchat group accept ${g.name}` : ""
+            }`,
+          ),
+        );
     }
+  } finally {
+    await s.close();
+  }
+}
+
+function describeMembers(g: { members: Array<{ name: string }>; invited?: string[] }): string {
+  const invited = g.invited ?? [];
+  return `${g.members.map((m) => m.name).join(", ")}${invited.length ? `; invited: ${invited.join(", ")}` : ""}`;
+}
+
+/** Answers an invitation, or leaves a group. */
+export async function groupAnswerCommand(
+  cmd: Command,
+  io: Io,
+  op: "accept" | "decline" | "leave",
+  group: string,
+): Promise<void> {
+  checkName("group", group);
+  const s = openClient(settingsOf(cmd));
+  try {
+    if (op === "leave") await s.client.groupLeave(group);
+    else await s.client.groupAnswer(group, op);
+    io.out(`${{ accept: "joined", decline: "declined", leave: "left" }[op]} ${group}`);
   } finally {
     await s.close();
   }
@@ -306,12 +339,10 @@ export async function groupCommand(
   try {
     if (op === "create") {
       const r = await s.client.groupCreate(group, members);
-      io.out(
-        `${r.created ? "created" : "already exists:"} ${group}: ${r.group.members.map((m) => m.name).join(", ")}`,
-      );
+      io.out(`${r.created ? "created" : "already exists:"} ${group}: ${describeMembers(r.group)}`);
     } else {
       const g = await s.client.groupChange(op, group, members);
-      io.out(`${group}: ${g.members.map((m) => m.name).join(", ")}`);
+      io.out(`${group}: ${describeMembers(g)}`);
     }
   } finally {
     await s.close();

@@ -3,9 +3,11 @@ import { hostname } from "node:os";
 import type { Command } from "commander";
 import { Balancer } from "../../balancer/balancer.js";
 import { balancerMetrics } from "../../balancer/metrics.js";
+import { rateLimitsFromEnv } from "../../balancer/rate-limit.js";
 import { parseDuration } from "../../core/config/duration.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { startOpsServer } from "../../core/ops.js";
+import { serverQuotasFromEnv } from "../../server/limits.js";
 import { serverMetrics } from "../../server/metrics.js";
 import { ChatServer } from "../../server/server.js";
 import { openStore } from "../../server/store/index.js";
@@ -124,6 +126,7 @@ export async function serverCommand(_cmd: Command, io: Io, flags: ServerFlags): 
     log,
     id,
     metrics,
+    quotas: serverQuotasFromEnv(process.env),
   });
   let ready = true;
   const ops =
@@ -193,6 +196,7 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
     version,
     log,
     metrics,
+    rateLimits: rateLimitsFromEnv(process.env),
   });
   const ops =
     httpPort === undefined

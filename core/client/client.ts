@@ -23,6 +23,8 @@ import { uuidv7 } from "../protocol/ids.js";
 import { MAX_TEXT_BYTES } from "../protocol/limits.js";
 import {
   type GroupInfo,
+  type GroupNotice,
+  groupNoticeSchema,
   type MailboxItem,
   type PublicKeys,
   type ReplyBody,
@@ -46,7 +48,9 @@ export type ClientEvent =
   | { type: "state"; state: ConnectionState; endpoint: string }
   | { type: "key_changed"; name: string }
   | { type: "sync"; received: number; done: boolean }
-  | { type: "outbox"; pending: number };
+  | { type: "outbox"; pending: number }
+  /** A group change told live: an invitation, a member who joined, declined, left or was removed. */
+  | { type: "group"; notice: GroupNotice };
 
 export interface ChatClientOptions {
   /** Opens a link to one endpoint (the transport is picked by the caller). */
@@ -79,7 +83,10 @@ export type Target = { user: string } | { group: string };
 interface Waiter {
   /** With a reply, or null when the attempt is given up early (the peer refused the connection). */
   resolve: (
-    frame: { ok: true; body: unknown } | { ok: false; error: { code: string; message: string } } | null,
+    frame:
+      | { ok: true; body: unknown }
+      | { ok: false; error: { code: string; message: string; retryAfterMs?: number } }
+      | null,
   ) => void;
 }
 
@@ -507,6 +514,19 @@ export class ChatClient {
     return (await this.request(op === "add" ? "group.add" : "group.remove", { name, members })).group;
   }
 
+  /** Accepts an invitation (and becomes a member) or declines it. */
+  async groupAnswer(name: string, answer: "accept" | "decline"): Promise<void> {
+    await this.login();
+    if (answer === "accept") await this.request("group.accept", { name });
+    else await this.request("group.decline", { name });
+  }
+
+  /** Leaves a group: nothing sent to it reaches this user any more. */
+  async groupLeave(name: string): Promise<void> {
+    await this.login();
+    await this.request("group.leave", { name });
+  }
+
   /**
    * Makes new keys and has the service bind them to this name, signed by the current keys.
    * Returns the new identity (with the old keys kept to open old messages) for the caller to save.
@@ -526,16 +546,34 @@ export class ChatClient {
       rotationBytes(this.name, current.identity.publicKeys, next.publicKeys),
       next.signPrivate,
     );
-    await this.request(
-      "keys.rotate",
-      { keys: next.publicKeys, sig: sig.toString("base64url"), sigNew: sigNew.toString("base64url") },
-      opts,
-    );
+    try {
+      await this.request(
+        "keys.rotate",
+        { keys: next.publicKeys, sig: sig.toString("base64url"), sigNew: sigNew.toString("base64url") },
+        opts,
+      );
+    } catch (err) {
+      // The acknowledgement can come after a retry, which then finds the old keys' session
+      // ended and fails: the rotation happened exactly when the name is bound to the new keys
+      // (registering them again is then harmless). Losing the new keys would lock the user out.
+      if (!(await this.boundTo(next.publicKeys, opts))) throw err;
+      this.session = null;
+    }
     return {
       identity: next,
       device: current.device,
       previous: [current.identity, ...(current.previous ?? [])],
     };
+  }
+
+  /** True when the service binds this name to `keys` now. */
+  private async boundTo(keys: PublicKeys, opts: RequestOptions): Promise<boolean> {
+    try {
+      await this.request("register", { name: this.name, keys }, opts);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Uploads this identity encrypted under a passphrase (scrypt), for `restore` on another machine. */
@@ -839,6 +877,18 @@ export class ChatClient {
         return parsed.data as ReplyBody<T>;
       }
       const { code, message } = reply.error;
+      if (code === "rate_limited") {
+        // Honour the balancer's retry-after while the deadline allows it; past it, say so.
+        const after = reply.error.retryAfterMs ?? 1000;
+        if (Date.now() + after >= deadline) {
+          throw new ZmqchatError("rate_limited", message, {
+            hint: `too many requests: try again in ${Math.ceil(after / 1000)} s`,
+          });
+        }
+        lastProblem = message;
+        await delay(after);
+        continue;
+      }
       if (code === "unavailable") {
         lastProblem = message;
         await delay(Math.min(50 * 2 ** Math.min(attempt, 6), Math.max(0, deadline - Date.now())));
@@ -870,7 +920,11 @@ export class ChatClient {
     frame: Buffer,
     route: Route,
     timeoutMs: number,
-  ): Promise<{ ok: true; body: unknown } | { ok: false; error: { code: string; message: string } } | null> {
+  ): Promise<
+    | { ok: true; body: unknown }
+    | { ok: false; error: { code: string; message: string; retryAfterMs?: number } }
+    | null
+  > {
     return new Promise((resolve) => {
       const timer = setTimeout(
         () => {
@@ -924,7 +978,7 @@ export class ChatClient {
         const link = this.link;
         this.suspect = false;
         link.onReply((f) => this.onReply(f));
-        link.onDelivery(() => this.onDelivery());
+        link.onDelivery((_topic, frame) => this.onDelivery(frame));
         link.onState((e) => {
           if (link !== this.link) return;
           if (e.state === "disconnected" || e.state === "refused") this.suspect = true;
@@ -1011,8 +1065,14 @@ export class ChatClient {
       ?.resolve(reply.ok ? { ok: true, body: reply.body } : { ok: false, error: reply.error });
   }
 
-  private onDelivery(): void {
+  private onDelivery(frame: Buffer): void {
     if (!this.session || this.closed) return;
+    // Group notices are small and start with their type; messages make the client sync.
+    if (frame.length < 512 && frame.includes('"type":"group"')) {
+      const notice = groupNoticeSchema.safeParse(safeJson(frame));
+      if (notice.success) this.emit({ type: "group", notice: notice.data });
+      return;
+    }
     void this.sync().catch((err) => this.log.warn({ err }, "sync after a delivery failed"));
   }
 
@@ -1036,6 +1096,14 @@ function checkText(text: string): void {
 
 function remaining(deadline: number): number {
   return Math.max(1, deadline - Date.now());
+}
+
+function safeJson(frame: Buffer): unknown {
+  try {
+    return JSON.parse(frame.toString("utf8"));
+  } catch {
+    return null;
+  }
 }
 
 function delay(ms: number): Promise<void> {

@@ -57,7 +57,7 @@ export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
       : (ctx.keysOf(env.from)?.accepted ?? [{ keys: contact!.keys, until: null }]);
   let r: OpenResult = { ok: false, reason: "bad_signature" };
   let until: string | null = null;
-  for (const c of candidates) {
+  for (const c of byTime(candidates, item.serverTime)) {
     r = tryKeys(env, c.keys, ctx.sealers);
     until = c.until;
     if (r.ok || r.reason !== "bad_signature") break;
@@ -99,4 +99,20 @@ function tryKeys(env: MailboxItem["envelope"], senderKeys: PublicKeys, sealers: 
     if (r.ok || r.reason !== "undecryptable") break;
   }
   return r;
+}
+
+/**
+ * The candidate keys with the one valid when the message was stored first (the oldest key
+ * replaced after it), so a recovery after rotations verifies each message once, not once per key.
+ */
+function byTime<T extends { until: string | null }>(candidates: T[], serverTime: string): T[] {
+  const at = Date.parse(serverTime);
+  let best = -1;
+  for (let i = 0; i < candidates.length; i++) {
+    const u = candidates[i]!.until;
+    if (u === null || !(at <= Date.parse(u))) continue;
+    if (best < 0 || Date.parse(u) < Date.parse(candidates[best]!.until!)) best = i;
+  }
+  if (best <= 0) return candidates;
+  return [candidates[best]!, ...candidates.slice(0, best), ...candidates.slice(best + 1)];
 }

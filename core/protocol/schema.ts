@@ -100,6 +100,10 @@ export const requestBodies = {
   "group.add": z.strictObject({ name: nameSchema, members: groupMembers.min(1) }),
   "group.remove": z.strictObject({ name: nameSchema, members: groupMembers.min(1) }),
   "group.info": z.strictObject({ name: nameSchema }),
+  /** Invitations: a member added by the owner is invited and receives nothing until accepting. */
+  "group.accept": z.strictObject({ name: nameSchema }),
+  "group.decline": z.strictObject({ name: nameSchema }),
+  "group.leave": z.strictObject({ name: nameSchema }),
   /** The caller's groups, one page at a time, after the group named `after`. */
   groups: z.strictObject({ after: nameSchema.optional() }),
   send: z.strictObject({ envelope: envelopeSchema }),
@@ -145,7 +149,10 @@ export type KeyLink = z.infer<typeof keyLinkSchema>;
 export const groupInfoSchema = z.object({
   name: nameSchema,
   owner: nameSchema,
+  /** Members who accepted (the owner first): they are who a message is sealed for. */
   members: z.array(userInfoSchema),
+  /** Users invited who have not accepted yet (absent from older servers). */
+  invited: z.array(nameSchema).optional(),
 });
 export type GroupInfo = z.infer<typeof groupInfoSchema>;
 
@@ -178,6 +185,9 @@ export const replyBodies = {
   "group.add": z.object({ group: groupInfoSchema }),
   "group.remove": z.object({ group: groupInfoSchema }),
   "group.info": z.object({ group: groupInfoSchema }),
+  "group.accept": z.object({ group: groupInfoSchema }),
+  "group.decline": z.object({ declined: z.literal(true) }),
+  "group.leave": z.object({ left: z.literal(true) }),
   groups: z.object({ groups: z.array(groupInfoSchema), more: z.boolean().optional() }),
   send: z.object({ id: uuid, cursor: cursorSchema, serverTime: z.string(), duplicate: z.boolean() }),
   sync: z.object({ items: z.array(mailboxItemSchema), more: z.boolean() }),
@@ -216,7 +226,12 @@ export const requestFrameSchema = z.object({
 });
 export type RequestFrame = z.infer<typeof requestFrameSchema>;
 
-export const wireErrorSchema = z.object({ code: z.enum(WIRE_ERROR_CODES), message: z.string().max(2000) });
+export const wireErrorSchema = z.object({
+  code: z.enum(WIRE_ERROR_CODES),
+  message: z.string().max(2000),
+  /** With `rate_limited`: how long to wait before trying again. */
+  retryAfterMs: z.number().int().nonnegative().optional(),
+});
 
 export const replyFrameSchema = z.union([
   z.object({
@@ -233,6 +248,23 @@ export const replyFrameSchema = z.union([
   }),
 ]);
 export type ReplyFrame = z.infer<typeof replyFrameSchema>;
+
+/**
+ * A live notice of a group change, published on the topics of the group's members and
+ * invitees (and of whoever the change concerns). Best effort, like every live delivery:
+ * `groups` and `group.info` are the truth.
+ */
+export const groupNoticeSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("group"),
+  group: nameSchema,
+  change: z.enum(["invited", "joined", "declined", "left", "removed"]),
+  /** Whom the change concerns. */
+  user: nameSchema,
+  /** Who made it. */
+  by: nameSchema,
+});
+export type GroupNotice = z.infer<typeof groupNoticeSchema>;
 
 /** A live delivery, published on the recipient's delivery topic. */
 export const deliveryFrameSchema = z.object({

@@ -15,6 +15,7 @@ import {
   envelopeFor,
   type GroupRecord,
   type KeyLinkRecord,
+  type NewGroup,
   type RotationProof,
   type Store,
   type StoredItem,
@@ -573,13 +574,15 @@ export class InfluxStore implements Store {
     return out;
   }
 
-  async createGroup(group: GroupRecord): Promise<{ created: boolean; group: GroupRecord }> {
+  async createGroup(group: NewGroup): Promise<{ created: boolean; group: GroupRecord }> {
     this.ready();
     checkName(group.name, "group");
     checkName(group.owner, "user");
-    for (const m of group.members) checkName(m, "user");
+    for (const m of [...group.members, ...(group.invited ?? [])]) checkName(m, "user");
     const { created } = await this.claim(M.groups, group.name, ["owner", "members"], (p) =>
-      p.stringField("owner", group.owner).stringField("members", JSON.stringify(group.members)),
+      p
+        .stringField("owner", group.owner)
+        .stringField("members", encodeMembership(group.members, group.invited ?? [])),
     );
     const current = await this.getGroup(group.name);
     if (!current)
@@ -587,16 +590,18 @@ export class InfluxStore implements Store {
     return { created, group: current };
   }
 
-  async setMembers(name: string, members: string[]): Promise<GroupRecord> {
+  async setMembers(name: string, members: string[], invited: string[] = []): Promise<GroupRecord> {
     this.ready();
     checkName(name, "group");
-    for (const m of members) checkName(m, "user");
+    for (const m of [...members, ...invited]) checkName(m, "user");
     const group = await this.getGroup(name);
     if (!group) throw new ZmqchatError("not_found", `no group named ${name}`);
     const ts = this.stamp();
-    const line = new Point(M.memberships).tag("group", name).stringField("members", JSON.stringify(members));
+    const line = new Point(M.memberships)
+      .tag("group", name)
+      .stringField("members", encodeMembership(members, invited));
     await this.writeRetrying([line.timestamp(ts.toString()).toLineProtocol()!], "change a group's members");
-    return { ...group, members: [...members] };
+    return { ...group, ...parseMembership(encodeMembership(members, invited)) };
   }
 
   async getGroup(name: string): Promise<GroupRecord | null> {
@@ -610,7 +615,7 @@ export class InfluxStore implements Store {
     if (!NAME_PATTERN.test(user)) return [];
     const all = await this.groups(null);
     return [...all.values()]
-      .filter((g) => g.members.includes(user))
+      .filter((g) => g.members.includes(user) || g.invited.includes(user))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -634,7 +639,7 @@ export class InfluxStore implements Store {
     for (const [name, w] of winners) {
       const version = latest.get(name);
       const members = version && version.ts > w.ts ? version.members : String(w.fields.members);
-      out.set(name, { name, owner: String(w.fields.owner), members: parseMembers(members) });
+      out.set(name, { name, owner: String(w.fields.owner), ...parseMembership(members) });
     }
     return out;
   }
@@ -1158,11 +1163,23 @@ function parseClaims(series: Series[]): Map<string, Claim[]> {
   return out;
 }
 
-function parseMembers(text: string): string[] {
+/**
+ * A group's members field: a JSON array of members (as stores before invitations wrote it),
+ * or `{"members": [...], "invited": [...]}` when there are pending invitations.
+ */
+function encodeMembership(members: string[], invited: string[]): string {
+  const pending = invited.filter((m) => !members.includes(m));
+  return JSON.stringify(pending.length === 0 ? members : { members, invited: pending });
+}
+
+function parseMembership(text: string): { members: string[]; invited: string[] } {
+  const names = (v: unknown) => (Array.isArray(v) ? v.filter((m): m is string => typeof m === "string") : []);
   try {
     const v = JSON.parse(text) as unknown;
-    return Array.isArray(v) ? v.filter((m): m is string => typeof m === "string") : [];
+    if (Array.isArray(v)) return { members: names(v), invited: [] };
+    const o = v as { members?: unknown; invited?: unknown } | null;
+    return { members: names(o?.members), invited: names(o?.invited) };
   } catch {
-    return [];
+    return { members: [], invited: [] };
   }
 }

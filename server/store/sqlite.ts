@@ -8,6 +8,7 @@ import {
   envelopeFor,
   type GroupRecord,
   type KeyLinkRecord,
+  type NewGroup,
   type RotationProof,
   type Store,
   type StoredItem,
@@ -116,6 +117,10 @@ export class SqliteStore implements Store {
         db.pragma("journal_mode = WAL");
         db.pragma("synchronous = FULL");
         db.exec(SCHEMA);
+        // Stores made before invitations existed: every row there is a member.
+        const columns = db.pragma("table_info(members)") as Array<{ name: string }>;
+        if (!columns.some((c) => c.name === "invited"))
+          db.exec("ALTER TABLE members ADD COLUMN invited INTEGER NOT NULL DEFAULT 0");
       }, 10_000);
       this.db = db;
       this.stmts = this.prepare(db);
@@ -172,11 +177,13 @@ export class SqliteStore implements Store {
       getGroup: db.prepare<[string], { name: string; owner: string }>(
         "SELECT name, owner FROM groups WHERE name = ?",
       ),
-      members: db.prepare<[string], { user_name: string }>(
-        "SELECT user_name FROM members WHERE group_name = ? ORDER BY position",
+      members: db.prepare<[string], { user_name: string; invited: number }>(
+        "SELECT user_name, invited FROM members WHERE group_name = ? ORDER BY position",
       ),
       deleteMembers: db.prepare("DELETE FROM members WHERE group_name = ?"),
-      insertMember: db.prepare("INSERT INTO members (group_name, user_name, position) VALUES (?, ?, ?)"),
+      insertMember: db.prepare(
+        "INSERT INTO members (group_name, user_name, position, invited) VALUES (?, ?, ?, ?)",
+      ),
       groupsOf: db.prepare<[string], { group_name: string }>(
         "SELECT group_name FROM members WHERE user_name = ? ORDER BY group_name",
       ),
@@ -330,21 +337,21 @@ export class SqliteStore implements Store {
     );
   }
 
-  async createGroup(group: GroupRecord): Promise<{ created: boolean; group: GroupRecord }> {
+  async createGroup(group: NewGroup): Promise<{ created: boolean; group: GroupRecord }> {
     return this.guard(() =>
       this.handle.transaction(() => {
         const r = this.stmts.insertGroup.run(group.name, group.owner, new Date().toISOString());
-        if (r.changes === 1) this.writeMembers(group.name, group.members);
+        if (r.changes === 1) this.writeMembers(group.name, group.members, group.invited ?? []);
         return { created: r.changes === 1, group: this.loadGroup(group.name)! };
       })(),
     );
   }
 
-  async setMembers(name: string, members: string[]): Promise<GroupRecord> {
+  async setMembers(name: string, members: string[], invited: string[] = []): Promise<GroupRecord> {
     return this.guard(() =>
       this.handle.transaction(() => {
         if (!this.stmts.getGroup.get(name)) throw new ZmqchatError("not_found", `no group named ${name}`);
-        this.writeMembers(name, members);
+        this.writeMembers(name, members, invited);
         return this.loadGroup(name)!;
       })(),
     );
@@ -466,15 +473,23 @@ export class SqliteStore implements Store {
     return { placed, duplicate };
   }
 
-  private writeMembers(name: string, members: string[]): void {
+  private writeMembers(name: string, members: string[], invited: string[]): void {
     this.stmts.deleteMembers.run(name);
-    for (const [i, m] of members.entries()) this.stmts.insertMember.run(name, m, i);
+    for (const [i, m] of members.entries()) this.stmts.insertMember.run(name, m, i, 0);
+    const pending = invited.filter((m) => !members.includes(m));
+    for (const [i, m] of pending.entries()) this.stmts.insertMember.run(name, m, members.length + i, 1);
   }
 
   private loadGroup(name: string): GroupRecord | null {
     const g = this.stmts.getGroup.get(name);
     if (!g) return null;
-    return { name: g.name, owner: g.owner, members: this.stmts.members.all(name).map((m) => m.user_name) };
+    const rows = this.stmts.members.all(name);
+    return {
+      name: g.name,
+      owner: g.owner,
+      members: rows.filter((m) => m.invited === 0).map((m) => m.user_name),
+      invited: rows.filter((m) => m.invited !== 0).map((m) => m.user_name),
+    };
   }
 
   /** Runs one statement group; while another process holds the lock, tries again a moment later. */

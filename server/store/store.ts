@@ -23,9 +23,14 @@ export interface KeyLinkRecord {
 export interface GroupRecord {
   name: string;
   owner: string;
-  /** Members in the order they joined, owner first. */
+  /** Members in the order they joined, owner first. Only members get the group's messages. */
   members: string[];
+  /** Users invited who have neither accepted nor declined yet, in the order they were invited. */
+  invited: string[];
 }
+
+/** A group as a caller creates it: no invitations unless given. */
+export type NewGroup = Omit<GroupRecord, "invited"> & { invited?: string[] };
 
 export interface StoredItem {
   cursor: string;
@@ -88,10 +93,14 @@ export interface Store {
   /** Users by name; with `page`, only those after `page.after` (exclusive), at most `page.limit`. */
   listUsers(page?: { after?: string; limit: number }): Promise<UserRecord[]>;
   /** Creates a group; when the name exists, returns the existing group with `created: false`. */
-  createGroup(group: GroupRecord): Promise<{ created: boolean; group: GroupRecord }>;
-  /** Replaces a group's member list (the caller checked the owner). Throws not_found for unknown groups. */
-  setMembers(name: string, members: string[]): Promise<GroupRecord>;
+  createGroup(group: NewGroup): Promise<{ created: boolean; group: GroupRecord }>;
+  /**
+   * Replaces a group's members and pending invitations (none when `invited` is absent); the
+   * caller checked who may. Throws not_found for unknown groups.
+   */
+  setMembers(name: string, members: string[], invited?: string[]): Promise<GroupRecord>;
   getGroup(name: string): Promise<GroupRecord | null>;
+  /** The groups `user` is a member of or invited to, by name. */
   groupsOf(user: string): Promise<GroupRecord[]>;
   /**
    * Replaces a user's keys, but only when they are still `from` (the caller checked a

@@ -341,6 +341,9 @@ verify_units() {
     n=$((n + 1))
     grep -q '^Restart=always$' "$unit" || { echo "$unit: no Restart=always"; bad=1; }
     grep -q '^NoNewPrivileges=true$' "$unit" || { echo "$unit: no hardening"; bad=1; }
+    case "$(basename "$unit")" in
+      zmqchat-*) grep -q '^MemoryMax=[0-9]' "$unit" || { echo "$unit: no MemoryMax="; bad=1; } ;;
+    esac
     out=$(systemd-analyze verify "$unit" 2>&1)
     if [ $? -ne 0 ] || [ -n "$out" ]; then
       echo "$unit: $out"
@@ -350,7 +353,7 @@ verify_units() {
   echo "$n units"
   [ "$n" -eq 4 ] && [ $bad -eq 0 ]
 }
-check "4 rendered systemd units (Restart=always, hardened) pass systemd-analyze verify with no output" verify_units
+check "4 rendered systemd units (Restart=always, hardened, MemoryMax= on zmqchat's) pass systemd-analyze verify with no output" verify_units
 
 # ---------------------------------------------------------------- chat through the deployment
 
@@ -382,6 +385,9 @@ chat() {
   local ONE_TO_ONE_ID GROUP_ID
   ONE_TO_ONE_ID=$(zc alice send bob "hello bob, from the deployed cluster") || return 1
   zc alice group create ops bob carol || return 1
+  # Joining a group is an invitation each member accepts.
+  zc bob group accept ops || return 1
+  zc carol group accept ops || return 1
   GROUP_ID=$(zc alice send --group ops "hello ops") || return 1
   # check runs this in a subshell: hand the ids on through files.
   echo "$ONE_TO_ONE_ID" >"$WORK/id-1to1"

@@ -149,7 +149,7 @@ export function storeContract(
       await withStore(async (store) => {
         const g = await store.createGroup({ name: "team", owner: "alice", members: ["alice", "bob"] });
         assert.equal(g.created, true);
-        assert.deepEqual(g.group, { name: "team", owner: "alice", members: ["alice", "bob"] });
+        assert.deepEqual(g.group, { name: "team", owner: "alice", members: ["alice", "bob"], invited: [] });
         const again = await store.createGroup({ name: "team", owner: "bob", members: ["bob"] });
         assert.equal(again.created, false);
         assert.equal(again.group.owner, "alice");
@@ -163,6 +163,34 @@ export function storeContract(
         assert.deepEqual(await store.groupsOf("bob"), []);
         assert.equal(await store.getGroup("nope"), null);
         await assert.rejects(store.setMembers("nope", ["alice"]), { code: "not_found" });
+      });
+    });
+
+    it("keeps invitations apart from members", async () => {
+      await withStore(async (store) => {
+        const g = await store.createGroup({
+          name: "crew",
+          owner: "alice",
+          members: ["alice"],
+          invited: ["bob", "carol"],
+        });
+        assert.deepEqual(g.group, {
+          name: "crew",
+          owner: "alice",
+          members: ["alice"],
+          invited: ["bob", "carol"],
+        });
+        assert.deepEqual(
+          (await store.groupsOf("bob")).map((x) => x.name),
+          ["crew"],
+          "an invitee sees the group",
+        );
+        const accepted = await store.setMembers("crew", ["alice", "bob"], ["carol"]);
+        assert.deepEqual([accepted.members, accepted.invited], [["alice", "bob"], ["carol"]]);
+        assert.deepEqual(await store.getGroup("crew"), accepted);
+        await store.setMembers("crew", ["alice", "bob"], []);
+        assert.deepEqual(await store.groupsOf("carol"), [], "a declined invitation is gone");
+        assert.deepEqual((await store.getGroup("crew"))?.invited, []);
       });
     });
 

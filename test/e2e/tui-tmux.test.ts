@@ -230,6 +230,20 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     tmux.type("alice", "/group create team bob carol");
     tmux.keys("alice", "Enter");
     await tmux.waitFor("alice", "created #team");
+    // Being added is an invitation: bob accepts in the TUI, carol on the command line.
+    tmux.type("bob", "/accept team");
+    tmux.keys("bob", "Enter");
+    await tmux.waitFor("bob", "you joined #team");
+    const carolJoins = await cli(homes.carol, [
+      "--user",
+      "carol",
+      "--endpoint",
+      endpoint,
+      "group",
+      "accept",
+      "team",
+    ]);
+    assert.equal(carolJoins.code, 0, carolJoins.stderr);
     tmux.type("alice", "hello team");
     tmux.keys("alice", "Enter");
     await tmux.waitFor("alice", /✓ alice\s+hello team/);

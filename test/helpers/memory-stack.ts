@@ -5,6 +5,7 @@ import { Cache } from "../../core/client/cache.js";
 import { ChatClient } from "../../core/client/client.js";
 import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
 import { silentLogger } from "../../core/logger.js";
+import type { ServerQuotas } from "../../server/limits.js";
 import { ChatServer } from "../../server/server.js";
 import { SqliteStore } from "../../server/store/sqlite.js";
 import type { Store } from "../../server/store/store.js";
@@ -13,7 +14,9 @@ import { MemoryHub } from "../../transports/memory/index.js";
 export const TEST_SECRET = Buffer.from("0123456789abcdef0123456789abcdef");
 
 /** An in-process stack: a memory hub, N servers on one SQLite store, and clients in temp homes. */
-export async function startMemoryStack(options: { servers?: number; store?: Store } = {}) {
+export async function startMemoryStack(
+  options: { servers?: number; store?: Store; quotas?: ServerQuotas } = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), "zmqchat-mem-"));
   const hub = new MemoryHub();
   const store = options.store ?? new SqliteStore(join(dir, "store.db"));
@@ -28,6 +31,7 @@ export async function startMemoryStack(options: { servers?: number; store?: Stor
         secret: TEST_SECRET,
         log: silentLogger,
         id: `s${i}`,
+        quotas: options.quotas,
       }),
     );
   }

@@ -127,22 +127,17 @@ export async function freeBasePort(): Promise<number> {
 async function startBalancer(
   port = 0,
   extra: string[] = [],
+  env: NodeJS.ProcessEnv = {},
 ): Promise<{
   proc: StackProcess;
   frontend: string;
   backend: string;
   httpPort: number;
 }> {
-  const proc = launch([
-    "balancer",
-    "--port",
-    String(port),
-    "--http-port",
-    "0",
-    "--log-level",
-    "warn",
-    ...extra,
-  ]);
+  const proc = launch(
+    ["balancer", "--port", String(port), "--http-port", "0", "--log-level", "warn", ...extra],
+    env,
+  );
   const line = await waitFor("the balancer to be ready", () =>
     proc.output.find((l) => l.includes('"balancer_ready"')),
   );
@@ -167,6 +162,8 @@ export async function startStack(
     env?: NodeJS.ProcessEnv;
     fixedPorts?: boolean;
     balancerArgs?: string[];
+    /** Extra environment of the balancers (e.g. ZMQCHAT_RATE_CONNECTION). */
+    balancerEnv?: NodeJS.ProcessEnv;
     serverArgs?: string[];
     /** Extra environment of CLI runs (e.g. ZMQCHAT_CURVE_SERVER_KEY). */
     cliEnv?: NodeJS.ProcessEnv;
@@ -214,7 +211,7 @@ export async function startStack(
   for (let i = 0; i < nBalancers; i++) {
     const base = options.fixedPorts ? await freeBasePort() : 0;
     basePorts.push(base);
-    bs.push(await startBalancer(base, balancerArgs(i)));
+    bs.push(await startBalancer(base, balancerArgs(i), options.balancerEnv));
   }
   const backends = bs.map((b) => b.backend);
   const servers: StackProcess[] = [];
@@ -239,7 +236,7 @@ export async function startStack(
     servers,
     async restartBalancer(index) {
       if (!basePorts[index]) throw new Error("restartBalancer needs a stack started with fixedPorts");
-      const b = await startBalancer(basePorts[index], balancerArgs(index));
+      const b = await startBalancer(basePorts[index], balancerArgs(index), options.balancerEnv);
       bs[index] = b;
       stack.balancers[index] = b.proc;
     },

@@ -86,6 +86,10 @@ for (const kind of ["sqlite", "influx"] as const) {
     it("a group of three: every member's message reaches every member, in one order", async () => {
       const c = await stack.cli("alice", ["group", "create", "trio", "bob", "carol"]);
       assert.equal(c.code, 0, c.stderr);
+      for (const u of ["bob", "carol"]) {
+        const a = await stack.cli(u, ["group", "accept", "trio"]);
+        assert.equal(a.code, 0, a.stderr);
+      }
       for (const u of ["alice", "bob", "carol"]) {
         const r = await stack.cli(u, ["send", "--group", "trio", `${u} says hi`]);
         assert.equal(r.code, 0, r.stderr);
@@ -110,6 +114,8 @@ for (const kind of ["sqlite", "influx"] as const) {
         name: "trio",
         owner: "alice",
         members: ["alice", "bob", "carol"],
+        state: "member",
+        invited: [],
       });
     });
 

@@ -31,6 +31,7 @@ describe("history tells the truth: order, replays, safe terminal output, exit co
     for (const u of ["alice", "bob", "carol", "dave", "erin"])
       assert.equal((await stack.cli(u, ["register"])).code, 0);
     assert.equal((await stack.cli("alice", ["group", "create", "team", "bob"])).code, 0);
+    assert.equal((await stack.cli("bob", ["group", "accept", "team"])).code, 0);
   });
   after(async () => {
     await stack?.stop();

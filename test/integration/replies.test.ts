@@ -9,6 +9,7 @@ import { generateIdentity } from "../../core/crypto/keys.js";
 import { MAX_FRAME_BYTES, MAX_REPLY_BYTES, MAX_TEXT_BYTES } from "../../core/protocol/limits.js";
 import { SqliteStore } from "../../server/store/sqlite.js";
 import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
+import { findBalancerKey, makeCurveKeys } from "../../transports/zeromq/index.js";
 import { type RealStack, startStack } from "../helpers/stack.js";
 
 interface Line {
@@ -43,7 +44,11 @@ describe("bounded replies and linear group storage (real stack)", () => {
     const paths = profilePaths(join(stack.dir, "homes", user), user);
     const identity = ensureIdentity(paths, user);
     const cache = new Cache(join(stack.dir, `${user}-lib-cache.db`));
-    const transport = new ZeromqClientTransport();
+    // CurveZMQ towards the stack's published balancer key, as the CLI does.
+    const device = makeCurveKeys();
+    const transport = new ZeromqClientTransport({
+      discover: { serverKeyOf: (e) => findBalancerKey(e), keys: () => device },
+    });
     const client = new ChatClient({
       connect: (e) => transport.connect(e),
       endpoints: stack.endpoints,

@@ -46,6 +46,9 @@ describe("zmqchat search (built CLI, real balancer and servers)", () => {
     try {
       await alice.send({ user: "bob" }, "Grüße aus Köln — das Café ist naïve");
       await carol.groupCreate("team", ["alice", "bob"]);
+      await alice.groupAnswer("team", "accept");
+      const bobClient = await zeromqClient(stack.dir, "bob", stack.endpoints, { register: false });
+      await bobClient.groupAnswer("team", "accept").finally(() => bobClient.dispose());
       await carol.send({ group: "team" }, "release notes are ready for review");
       await alice.send({ group: "team" }, "release party on Friday");
       await alice.send({ user: "bob" }, "lunch on Friday?");

@@ -31,6 +31,7 @@ describe("security: attacks that fail", () => {
     stack = await startStack({ servers: 2 });
     for (const u of ["alice", "bob", "carol"]) assert.equal((await stack.cli(u, ["register"])).code, 0);
     assert.equal((await stack.cli("alice", ["group", "create", "team", "bob"])).code, 0);
+    assert.equal((await stack.cli("bob", ["group", "accept", "team"])).code, 0);
     bobPub = (
       JSON.parse((await stack.cli("bob", ["keys", "show", "--json"])).stdout) as { keys: { sign: string } }
     ).keys.sign;

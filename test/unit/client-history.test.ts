@@ -200,4 +200,22 @@ describe("client: what history shows is true", () => {
       await stack.stop();
     }
   });
+
+  it("a rotation whose acknowledgement comes after the client's retry still completes with the new keys", async () => {
+    const stack = await startMemoryStack({ servers: 1 });
+    try {
+      // 500 ms attempts: the service acknowledges a rotation only after its ~1 s revocation cache.
+      const alice = await stack.client("alice");
+      await alice.login();
+      const rotated = await alice.rotateKeys();
+      const [bound] = await stack.store.getUsers(["alice"]);
+      assert.deepEqual(
+        bound?.keys,
+        rotated.identity.publicKeys,
+        "the keys returned are the ones the service holds",
+      );
+    } finally {
+      await stack.stop();
+    }
+  });
 });

@@ -31,6 +31,8 @@ describe("client core over the memory transport", () => {
         await stack.client("carol"),
       ];
       await alice.groupCreate("team", ["bob", "carol"]);
+      await bob.groupAnswer("team", "accept");
+      await carol.groupAnswer("team", "accept");
       await alice.send({ group: "team" }, "from alice");
       await bob.send({ group: "team" }, "from bob");
       await carol.send({ group: "team" }, "from carol");

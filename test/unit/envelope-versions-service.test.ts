@@ -34,6 +34,8 @@ describe("the service with both envelope versions", () => {
       const [alice, bob, carol] = clients as [(typeof clients)[0], (typeof clients)[0], (typeof clients)[0]];
       for (const c of clients) await c.login();
       await alice.groupCreate("team", ["bob", "carol"]);
+      await bob.groupAnswer("team", "accept");
+      await carol.groupAnswer("team", "accept");
       const group = envelopeSchema.parse(fixture.envelopes.group);
       const direct = envelopeSchema.parse(fixture.envelopes.direct);
       for (const envelope of [group, direct]) {

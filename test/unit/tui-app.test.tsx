@@ -130,10 +130,14 @@ describe("the TUI over the memory transport", () => {
     try {
       await t.waitFor("olga ● online");
       await t.press("/group create crew bob\r");
-      await t.waitFor("created #crew: olga, bob");
+      await t.waitFor("created #crew: olga; invited bob");
       await t.waitFor(/Groups[\s\S]*▸#crew/);
+      await bob.groupAnswer("crew", "accept");
+      await t.waitFor("bob joined #crew");
       await t.press("/group add crew carol\r");
-      await t.waitFor("#crew now has: olga, bob, carol");
+      await t.waitFor("#crew now has: olga, bob; invited carol");
+      await carol.groupAnswer("crew", "accept");
+      await t.waitFor("carol joined #crew");
       await t.press("/members\r");
       await t.waitFor("#crew: olga (owner), bob, carol");
       await t.press("hello crew\r");
@@ -156,6 +160,44 @@ describe("the TUI over the memory transport", () => {
       await t.waitFor(/✓ olga {2}\/not a command/);
       await t.press("/quit\r");
       await t.waitFor(() => t.exited());
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("invitations: marked in Groups with a prompt; a accepts, /decline declines, /leave leaves", async () => {
+    const t = await startTui(stack, { home: home(), user: "pia", columns: 120 });
+    try {
+      await t.waitFor("pia ● online");
+      await bob.groupCreate("band", ["pia"]);
+      // Told live, or found when the lists are fetched (the invitation may precede the subscription).
+      await t.waitFor(/#band\s+✉/);
+      await t.waitFor("✉ 1 invited");
+      await bob.send({ group: "band" }, "before pia joined");
+      // Groups (one Tab from Contacts, where focus starts): select the invitation and accept it with a.
+      await t.press(KEYS.tab);
+      await t.press("j");
+      await t.press("a");
+      await t.waitFor("you joined #band");
+      await t.waitFor((f) => !/#band\s+✉/.test(f));
+      await bob.send({ group: "band" }, "welcome pia");
+      await t.waitFor("welcome pia");
+      assert.ok(!t.frame().includes("before pia joined"), "nothing from before the invitation was accepted");
+      await carol.groupCreate("choir", ["pia"]);
+      await t.waitFor("carol invites you to #choir: /accept choir or /decline choir");
+      await t.press("/");
+      await t.type("decline choir");
+      await t.press(KEYS.enter);
+      await t.waitFor("you declined #choir");
+      await t.waitFor((f) => !/│\s*▸?#choir/.test(f));
+      await t.press("/leave band\r");
+      await t.waitFor("you left #band");
+      await t.waitFor("bob");
+      const seen = t.frame();
+      await bob.send({ group: "band" }, "after pia left");
+      await bob.sync();
+      assert.ok(bob.cache.history("g:band", 10).some((m) => m.text === "after pia left"));
+      assert.ok(!t.frame().includes("after pia left") && !seen.includes("after pia left"));
     } finally {
       await t.close();
     }

@@ -247,8 +247,8 @@ describe("tui focus: typed text is never dropped", () => {
     assert.equal(s.composer.text, "hello");
     assert.equal(s.focus, "composer");
     s = reduce(main(), { type: "focus", pane: "groups" });
-    s = typeKeys(s, "xyz");
-    assert.equal(s.composer.text, "xyz");
+    s = typeKeys(s, "hmm");
+    assert.equal(s.composer.text, "hmm");
     let p = reduce(main(), { type: "focus", pane: "history" });
     for (const a of routeKey(p, PASTE_START, {})) p = reduce(p, a);
     assert.equal(p.focus, "composer");
@@ -272,5 +272,21 @@ describe("tui focus: typed text is never dropped", () => {
       if (pane === "composer") assert.match(hint, /\/help/);
       else assert.match(hint, /\?: help/);
     }
+  });
+});
+
+describe("invitation commands and keys", () => {
+  it("parse /accept, /decline and /leave, with the group or without (the open one)", () => {
+    assert.deepEqual(parseCommand("/accept band"), { kind: "invite", answer: "accept", name: "band" });
+    assert.deepEqual(parseCommand("/decline band"), { kind: "invite", answer: "decline", name: "band" });
+    assert.deepEqual(parseCommand("/leave"), { kind: "invite", answer: "leave", name: null });
+    assert.equal(parseCommand("/accept Band!").kind, "invalid");
+    assert.ok(COMMAND_HELP.some(([c]) => c.startsWith("/accept")));
+  });
+
+  it("a and x answer the selected invitation in Groups only", () => {
+    assert.deepEqual(listKey("groups", "a", {}), { type: "answerInvite", answer: "accept" });
+    assert.deepEqual(listKey("groups", "x", {}), { type: "answerInvite", answer: "decline" });
+    assert.equal(listKey("contacts", "a", {}), null);
   });
 });

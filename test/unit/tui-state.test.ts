@@ -2,7 +2,15 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ChatMessage } from "../../core/client/cache.js";
 import { historyWindow, itemRows } from "../../tui/history-layout.js";
-import { type Action, contactList, initialState, reduce, type State } from "../../tui/state.js";
+import {
+  type Action,
+  contactList,
+  describeGroupNotice,
+  groupList,
+  initialState,
+  reduce,
+  type State,
+} from "../../tui/state.js";
 
 let seq = 0;
 function msg(over: Partial<ChatMessage> & { conv: string; from: string }): ChatMessage {
@@ -368,5 +376,42 @@ describe("tui outbox", () => {
     assert.equal(s.history?.items[0]?.delivery, "failed");
     s = run(s, { type: "retry" });
     assert.deepEqual(s.history?.items, []);
+  });
+});
+
+describe("group invitations in the state", () => {
+  it("lists invitations among the groups, marked apart, until answered", () => {
+    let s = reduce(initialState(), { type: "groups", names: ["crew"], invites: ["band"] });
+    assert.deepEqual(groupList(s), ["band", "crew"]);
+    assert.deepEqual(s.invites, ["band"]);
+    s = reduce(s, { type: "groups", names: ["band", "crew"], invites: [] });
+    assert.deepEqual([s.groups, s.invites], [["band", "crew"], []]);
+    // A list without invitations (an older caller) keeps those not now joined.
+    s = reduce(reduce(s, { type: "groups", names: [], invites: ["x"] }), { type: "groups", names: ["y"] });
+    assert.deepEqual(s.invites, ["x"]);
+  });
+
+  it("describes a live group change from where this user stands", () => {
+    const n = (change: "invited" | "joined" | "declined" | "left" | "removed", user: string, by = "bob") => ({
+      group: "band",
+      change,
+      user,
+      by,
+    });
+    assert.deepEqual(describeGroupNotice(n("invited", "pia"), "pia"), {
+      text: "bob invites you to #band: /accept band or /decline band (a / x in Groups)",
+      level: "warn",
+    });
+    assert.equal(describeGroupNotice(n("invited", "carol"), "pia").text, "bob invited carol to #band");
+    assert.equal(describeGroupNotice(n("joined", "pia", "pia"), "pia").text, "you joined #band");
+    assert.equal(describeGroupNotice(n("left", "carol", "carol"), "pia").text, "carol left #band");
+    assert.equal(
+      describeGroupNotice(n("declined", "carol", "carol"), "pia").text,
+      "carol declined to join #band",
+    );
+    assert.deepEqual(describeGroupNotice(n("removed", "pia"), "pia"), {
+      text: "bob removed you from #band",
+      level: "warn",
+    });
   });
 });

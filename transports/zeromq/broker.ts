@@ -1,6 +1,6 @@
 import { Router, XPublisher, XSubscriber } from "zeromq";
 import { type CurveKeys, curveServerOptions } from "./curve.js";
-import { COMMON_SOCKET_OPTIONS } from "./options.js";
+import { COMMON_SOCKET_OPTIONS, QUEUE_BYTES, QUEUE_FRAMES } from "./options.js";
 import { Outbound } from "./outbound.js";
 
 /** ZMQ_SUBSCRIBE / ZMQ_UNSUBSCRIBE, applied by an XPUB in manual mode to the peer that last sent one. */
@@ -63,27 +63,36 @@ export class ZeromqBrokerSockets {
     this.frontend = new Router({
       ...COMMON_SOCKET_OPTIONS,
       ...clients,
-      sendHighWaterMark: 100_000,
-      receiveHighWaterMark: 100_000,
+      sendHighWaterMark: QUEUE_FRAMES,
+      receiveHighWaterMark: QUEUE_FRAMES,
     });
     this.backend = new Router({
       ...COMMON_SOCKET_OPTIONS,
       ...servers,
       mandatory: true,
-      sendHighWaterMark: 100_000,
-      receiveHighWaterMark: 100_000,
+      sendHighWaterMark: QUEUE_FRAMES,
+      receiveHighWaterMark: QUEUE_FRAMES,
     });
-    this.xsub = new XSubscriber({ ...COMMON_SOCKET_OPTIONS, ...servers, receiveHighWaterMark: 100_000 });
-    this.xpub = new FilteringXPublisher({ ...COMMON_SOCKET_OPTIONS, ...clients, sendHighWaterMark: 10_000 });
+    this.xsub = new XSubscriber({ ...COMMON_SOCKET_OPTIONS, ...servers, receiveHighWaterMark: QUEUE_FRAMES });
+    this.xpub = new FilteringXPublisher({
+      ...COMMON_SOCKET_OPTIONS,
+      ...clients,
+      sendHighWaterMark: QUEUE_FRAMES,
+    });
     this.xpub.manual = true;
     this.xpub.verbosity = "allSubsUnsubs";
-    this.toClients = new Outbound(this.frontend, 100_000);
-    this.toWorkers = new Outbound(this.backend, 100_000, (err, parts) => {
-      if ((err as { code?: string }).code === "EHOSTUNREACH") {
-        handlers.onWorkerUnreachable(String(parts[0]), parts.slice(1));
-      }
-    });
-    this.toSubscribers = new Outbound(this.xpub, 100_000);
+    this.toClients = new Outbound(this.frontend, QUEUE_FRAMES, undefined, QUEUE_BYTES);
+    this.toWorkers = new Outbound(
+      this.backend,
+      QUEUE_FRAMES,
+      (err, parts) => {
+        if ((err as { code?: string }).code === "EHOSTUNREACH") {
+          handlers.onWorkerUnreachable(String(parts[0]), parts.slice(1));
+        }
+      },
+      QUEUE_BYTES,
+    );
+    this.toSubscribers = new Outbound(this.xpub, QUEUE_FRAMES, undefined, QUEUE_BYTES);
   }
 
   /** Binds all four sockets and returns the endpoints the OS gave (ports may be 0 to pick). */
@@ -123,7 +132,12 @@ export class ZeromqBrokerSockets {
 
   private async readFrontend(): Promise<void> {
     await this.guard(async () => {
+      let n = 0;
       for await (const parts of this.frontend) {
+        // A flooding client keeps this loop supplied, and receives that are ready resolve
+        // without leaving the microtask queue: yield now and then so replies, heartbeats and
+        // publications on the other sockets are not starved by one client's backlog.
+        if (++n % 32 === 0) await new Promise((r) => setImmediate(r));
         const [id, route, frame] = parts;
         this.handlers.onClient(
           id!.toString("hex"),

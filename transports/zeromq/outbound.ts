@@ -5,7 +5,8 @@ import type { MessageLike, Writable } from "zeromq";
  * bound on what waits, and never lets a failed send take the process down.
  */
 export class Outbound {
-  private readonly queue: MessageLike[][] = [];
+  private readonly queue: Array<{ parts: MessageLike[]; bytes: number }> = [];
+  private queuedBytes = 0;
   private pumping = false;
   private closed = false;
 
@@ -13,12 +14,18 @@ export class Outbound {
     private readonly socket: Writable,
     private readonly limit: number,
     private readonly onError: (err: unknown, parts: MessageLike[]) => void = () => {},
+    private readonly maxBytes = Number.POSITIVE_INFINITY,
   ) {}
 
-  /** Queues a multipart message; returns false when the queue is full and the message was dropped. */
+  /** Queues a multipart message; returns false when the queue is full (frames or bytes) and the message was dropped. */
   push(parts: MessageLike[]): boolean {
     if (this.closed || this.queue.length >= this.limit) return false;
-    this.queue.push(parts);
+    let bytes = 0;
+    for (const p of parts)
+      bytes += typeof p === "string" ? p.length : ((p as ArrayBufferView).byteLength ?? 0);
+    if (this.queue.length > 0 && this.queuedBytes + bytes > this.maxBytes) return false;
+    this.queuedBytes += bytes;
+    this.queue.push({ parts, bytes });
     if (!this.pumping) void this.pump();
     return true;
   }
@@ -33,13 +40,15 @@ export class Outbound {
   close(): void {
     this.closed = true;
     this.queue.length = 0;
+    this.queuedBytes = 0;
   }
 
   private async pump(): Promise<void> {
     this.pumping = true;
     try {
       while (this.queue.length > 0 && !this.closed) {
-        const parts = this.queue.shift()!;
+        const { parts, bytes } = this.queue.shift()!;
+        this.queuedBytes -= bytes;
         this.sending = true;
         try {
           await this.socket.send(parts);

@@ -3,7 +3,7 @@ import { Dealer, Publisher } from "zeromq";
 import { BrokerCommand, HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS } from "../../core/protocol/broker.js";
 import type { WorkerLink, WorkerTransport } from "../../core/transport.js";
 import { type CurveKeys, curveClientOptions } from "./curve.js";
-import { COMMON_SOCKET_OPTIONS, parseTcpEndpoint } from "./options.js";
+import { COMMON_SOCKET_OPTIONS, parseTcpEndpoint, QUEUE_BYTES, QUEUE_FRAMES } from "./options.js";
 import { Outbound } from "./outbound.js";
 
 export interface ZeromqWorkerOptions {
@@ -54,10 +54,11 @@ class BrokerConnection {
       ...COMMON_SOCKET_OPTIONS,
       ...this.security,
       routingId: this.routingId,
-      sendHighWaterMark: 100_000,
-      receiveHighWaterMark: 100_000,
+      sendHighWaterMark: QUEUE_FRAMES,
+      receiveHighWaterMark: QUEUE_FRAMES,
     });
-    this.outbound = new Outbound(this.dealer, 100_000);
+    // Room for a reply to every request a server takes at once (server.ts) plus heartbeats.
+    this.outbound = new Outbound(this.dealer, 2 * QUEUE_FRAMES, undefined, QUEUE_BYTES);
     this.dealer.connect(this.endpoint);
     this.lastSeen = Date.now();
     this.send([BrokerCommand.ready, JSON.stringify({ version: this.version })]);
@@ -103,8 +104,8 @@ class ZeromqWorkerLink implements WorkerLink {
       if (!key) throw new Error(`no CURVE key for balancer ${endpoints[i]}`);
       return curveClientOptions(key, curve.keys);
     };
-    this.pub = new Publisher({ ...COMMON_SOCKET_OPTIONS, ...security(0), sendHighWaterMark: 100_000 });
-    this.pubOut = new Outbound(this.pub, 100_000);
+    this.pub = new Publisher({ ...COMMON_SOCKET_OPTIONS, ...security(0), sendHighWaterMark: QUEUE_FRAMES });
+    this.pubOut = new Outbound(this.pub, QUEUE_FRAMES, undefined, QUEUE_BYTES);
     this.brokers = endpoints.map(
       (e, i) =>
         new BrokerConnection(e, serverId, options.version, security(i), (c, p) => this.onBrokerMessage(c, p)),

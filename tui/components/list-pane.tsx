@@ -15,12 +15,14 @@ interface Entry {
   unread: number;
   open: boolean;
   warn: boolean;
+  /** An invitation not yet answered (Groups only). */
+  invited: boolean;
   /** A contact whose keys came only from the server: not compared yet (`/verify USER`). */
   unverified: boolean;
 }
 
 function entriesOf(
-  s: Pick<State, "users" | "groups" | "convs" | "keyChanged" | "verified" | "open">,
+  s: Pick<State, "users" | "groups" | "invites" | "convs" | "keyChanged" | "verified" | "open">,
   pane: Which,
 ): Entry[] {
   return listOf(s, pane).map((name) => {
@@ -30,6 +32,7 @@ function entriesOf(
       unread: s.convs[conv]?.unread ?? 0,
       open: s.open === conv,
       warn: pane === "contacts" && s.keyChanged.includes(name),
+      invited: pane === "groups" && s.invites.includes(name),
       unverified: pane === "contacts" && !s.verified.includes(name),
     };
   });
@@ -39,13 +42,14 @@ function entriesOf(
 export function ListPane({ pane, width, height }: Props) {
   const users = useAppState((s) => s.users);
   const groups = useAppState((s) => s.groups);
+  const invites = useAppState((s) => s.invites);
   const convs = useAppState((s) => s.convs);
   const keyChanged = useAppState((s) => s.keyChanged);
   const verified = useAppState((s) => s.verified);
   const open = useAppState((s) => s.open);
   const list = useMemo(
-    () => entriesOf({ users, groups, convs, keyChanged, verified, open }, pane),
-    [users, groups, convs, keyChanged, verified, open, pane],
+    () => entriesOf({ users, groups, invites, convs, keyChanged, verified, open }, pane),
+    [users, groups, invites, convs, keyChanged, verified, open, pane],
   );
   const selected = useAppState((s) => s.selected[pane]);
   const focused = useAppState((s) => s.focus === pane);
@@ -55,6 +59,7 @@ export function ListPane({ pane, width, height }: Props) {
   const start = Math.max(0, Math.min(sel - Math.floor(rows / 2), list.length - rows));
   const shown = list.slice(start, start + rows);
   const unread = list.reduce((n, e) => n + e.unread, 0);
+  const pending = list.filter((e) => e.invited).length;
   const title = pane === "contacts" ? "Contacts" : "Groups";
   return (
     <Box
@@ -68,6 +73,7 @@ export function ListPane({ pane, width, height }: Props) {
       <Text bold color={focused ? "cyan" : undefined} wrap="truncate-end">
         {focused ? `▶ ${title}` : title}
         {unread > 0 ? <Text color="yellow">{` (${unread} new)`}</Text> : null}
+        {pending > 0 ? <Text color="magenta">{` ✉ ${pending} invited: a accept, x decline`}</Text> : null}
       </Text>
       {shown.length === 0 ? (
         <Text dimColor wrap="truncate-end">
@@ -77,13 +83,13 @@ export function ListPane({ pane, width, height }: Props) {
       {shown.map((e) => {
         const isSel = e.name === selected;
         const badge = e.unread > 0 ? ` ${e.unread > 99 ? "99+" : e.unread}` : "";
-        const warn = e.warn ? " ⚠" : e.unverified ? " ?" : "";
+        const warn = e.warn ? " ⚠" : e.unverified ? " ?" : e.invited ? " ✉" : "";
         const label = `${e.open ? "▸" : " "}${pane === "groups" ? "#" : ""}${e.name}`;
         const room = inner - textWidth(badge) - textWidth(warn);
         return (
           <Text key={e.name} wrap="truncate-end" inverse={isSel && focused} bold={e.open || e.unread > 0}>
             {fit(truncate(label, room), room)}
-            <Text color={e.warn ? "red" : "yellow"}>{warn}</Text>
+            <Text color={e.warn ? "red" : e.invited ? "magenta" : "yellow"}>{warn}</Text>
             <Text color="yellow" bold>
               {badge}
             </Text>

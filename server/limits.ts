@@ -1,0 +1,140 @@
+import { ZmqchatError } from "../core/errors.js";
+import { MAX_GROUP_MEMBERS } from "../core/protocol/limits.js";
+import { TokenBuckets } from "../core/token-bucket.js";
+
+/**
+ * Server-side quotas. Where each is kept, and why that is enough:
+ *
+ * - Messages and bytes per sender per minute: token buckets in this server's memory (per
+ *   server). Servers are stateless and many, and the balancer spreads one sender's requests
+ *   over them, so a sender may reach up to N times the quota across N servers. That is
+ *   acceptable: the quota is against flooding a store or a mailbox, and N is small and known;
+ *   a store round trip per message to keep a global count would cost every message what only
+ *   an abuser should pay. The balancer's per-session and per-connection request limits
+ *   (balancer/rate-limit.ts) are the first, single-point bound.
+ * - Groups per user and members per group: counted in the store at the time of the change
+ *   (global). Two concurrent creations may both pass a count that was one below the quota;
+ *   the overshoot is bounded by the concurrency of one user, which the rate limits bound.
+ * - Registrations per source: at the balancer, the only process that sees the source.
+ * - Sessionless requests (register, login, ...) must fit in frames the balancer parses in
+ *   full (PUBLIC_FRAME_BYTES), so none can hide its type from the registration limit.
+ */
+export interface ServerQuotas {
+  messagesPerMinute: number;
+  bytesPerMinute: number;
+  /** Groups one user may own. */
+  groupsPerUser: number;
+  /** Members (and pending invitations) of one group, its owner included. */
+  membersPerGroup: number;
+  /** Requests one server works on at once; more are refused as `unavailable` (per server). */
+  inFlightRequests: number;
+  /** Bytes of request frames one server holds at once (per server): bounds its memory under 1 MiB frames. */
+  inFlightBytes: number;
+}
+
+export const DEFAULT_SERVER_QUOTAS: ServerQuotas = {
+  messagesPerMinute: 3000,
+  bytesPerMinute: 64 * 1024 * 1024,
+  groupsPerUser: 100,
+  membersPerGroup: MAX_GROUP_MEMBERS,
+  inFlightRequests: 1000,
+  inFlightBytes: 64 * 1024 * 1024,
+};
+
+/** Largest frame of a request without a session: the balancer parses frames this size in full. */
+export const PUBLIC_FRAME_BYTES = 64 * 1024;
+
+/** A refusal that tells the client when to try again. */
+export class RateLimitedError extends ZmqchatError {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super("rate_limited", message);
+  }
+}
+
+/** Per-sender message and byte budgets of this server (see above for why per server). */
+export class SenderQuota {
+  private readonly messages: TokenBuckets;
+  private readonly bytes: TokenBuckets;
+
+  constructor(private readonly quotas: ServerQuotas) {
+    this.messages = new TokenBuckets({
+      rate: quotas.messagesPerMinute / 60,
+      burst: quotas.messagesPerMinute,
+    });
+    this.bytes = new TokenBuckets({ rate: quotas.bytesPerMinute / 60, burst: quotas.bytesPerMinute });
+  }
+
+  /** Charges one message of `size` bytes to `sender`; throws RateLimitedError when over either budget. */
+  charge(sender: string, size: number, now: number): void {
+    const m = this.messages.take(sender, now);
+    if (!m.ok) {
+      throw new RateLimitedError(
+        `${sender} sent over ${this.quotas.messagesPerMinute} messages in a minute; retry after ${m.retryAfterMs} ms`,
+        m.retryAfterMs,
+      );
+    }
+    const b = this.bytes.take(sender, now, size);
+    if (!b.ok) {
+      throw new RateLimitedError(
+        `${sender} sent over ${this.quotas.bytesPerMinute} bytes in a minute; retry after ${b.retryAfterMs} ms`,
+        b.retryAfterMs,
+      );
+    }
+  }
+}
+
+/** Refuses a sessionless request in a frame larger than the balancer reads in full. */
+export function checkPublicFrame(type: string, frameBytes: number): void {
+  if (frameBytes > PUBLIC_FRAME_BYTES) {
+    throw new ZmqchatError("too_large", `a ${type} request must fit in ${PUBLIC_FRAME_BYTES} bytes`);
+  }
+}
+
+/** Refuses a group change that would pass the member quota. */
+export function checkGroupSize(quotas: ServerQuotas, group: string, size: number): void {
+  if (size > quotas.membersPerGroup) {
+    throw new ZmqchatError(
+      "forbidden",
+      `a group has at most ${quotas.membersPerGroup} members and invitations; ${group} would have ${size}`,
+    );
+  }
+}
+
+/** Refuses a new group when its owner owns the most allowed already. */
+export function checkGroupsOwned(quotas: ServerQuotas, user: string, owned: number): void {
+  if (owned >= quotas.groupsPerUser) {
+    throw new ZmqchatError("forbidden", `${user} owns ${owned} groups, the most allowed`, {
+      hint: "remove a group's members or ask the operator to raise ZMQCHAT_QUOTA_GROUPS_PER_USER",
+    });
+  }
+}
+
+/**
+ * Reads the quotas from `ZMQCHAT_QUOTA_MESSAGES_PER_MINUTE`, `ZMQCHAT_QUOTA_BYTES_PER_MINUTE`,
+ * `ZMQCHAT_QUOTA_GROUPS_PER_USER` and `ZMQCHAT_QUOTA_MEMBERS_PER_GROUP` (positive integers).
+ */
+export function serverQuotasFromEnv(env: NodeJS.ProcessEnv): ServerQuotas {
+  const read = (name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const text = env[name];
+    if (text === undefined || text === "") return fallback;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1 || n > max)
+      throw new ZmqchatError("usage", `${name} must be a whole number from 1 to ${max}, not ${text}`);
+    return n;
+  };
+  return {
+    messagesPerMinute: read("ZMQCHAT_QUOTA_MESSAGES_PER_MINUTE", DEFAULT_SERVER_QUOTAS.messagesPerMinute),
+    bytesPerMinute: read("ZMQCHAT_QUOTA_BYTES_PER_MINUTE", DEFAULT_SERVER_QUOTAS.bytesPerMinute),
+    groupsPerUser: read("ZMQCHAT_QUOTA_GROUPS_PER_USER", DEFAULT_SERVER_QUOTAS.groupsPerUser),
+    membersPerGroup: read(
+      "ZMQCHAT_QUOTA_MEMBERS_PER_GROUP",
+      DEFAULT_SERVER_QUOTAS.membersPerGroup,
+      MAX_GROUP_MEMBERS,
+    ),
+    inFlightRequests: read("ZMQCHAT_SERVER_INFLIGHT_REQUESTS", DEFAULT_SERVER_QUOTAS.inFlightRequests),
+    inFlightBytes: read("ZMQCHAT_SERVER_INFLIGHT_BYTES", DEFAULT_SERVER_QUOTAS.inFlightBytes),
+  };
+}

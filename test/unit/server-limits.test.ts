@@ -1,0 +1,82 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  checkPublicFrame,
+  DEFAULT_SERVER_QUOTAS,
+  PUBLIC_FRAME_BYTES,
+  RateLimitedError,
+  SenderQuota,
+  serverQuotasFromEnv,
+} from "../../server/limits.js";
+import { startMemoryStack } from "../helpers/memory-stack.js";
+
+describe("server quotas (pure)", () => {
+  it("charge messages and bytes per sender, refusing with the wait until there is room", () => {
+    const q = new SenderQuota({ ...DEFAULT_SERVER_QUOTAS, messagesPerMinute: 3, bytesPerMinute: 6000 });
+    for (let i = 0; i < 3; i++) q.charge("alice", 100, 0);
+    assert.throws(
+      () => q.charge("alice", 100, 0),
+      (e) => e instanceof RateLimitedError && e.code === "rate_limited" && e.retryAfterMs === 20_000,
+    );
+    q.charge("bob", 5000, 0);
+    assert.throws(
+      () => q.charge("bob", 5000, 0),
+      (e) => e instanceof RateLimitedError && /bytes in a minute/.test(e.message),
+    );
+  });
+
+  it("refuse sessionless requests in frames the balancer does not read whole", () => {
+    checkPublicFrame("register", PUBLIC_FRAME_BYTES);
+    assert.throws(() => checkPublicFrame("register", PUBLIC_FRAME_BYTES + 1), { code: "too_large" });
+  });
+
+  it("read quotas from the environment; refuse nonsense", () => {
+    assert.deepEqual(serverQuotasFromEnv({}), DEFAULT_SERVER_QUOTAS);
+    assert.equal(serverQuotasFromEnv({ ZMQCHAT_QUOTA_GROUPS_PER_USER: "3" }).groupsPerUser, 3);
+    assert.throws(() => serverQuotasFromEnv({ ZMQCHAT_QUOTA_MEMBERS_PER_GROUP: "300" }), /1 to 256/);
+    assert.throws(() => serverQuotasFromEnv({ ZMQCHAT_QUOTA_MESSAGES_PER_MINUTE: "-1" }), { code: "usage" });
+  });
+});
+
+describe("server quotas through the service (memory transport)", () => {
+  it("a sender over its message rate waits out the retry-after within its deadline, or gets rate_limited", async () => {
+    const stack = await startMemoryStack({
+      servers: 1,
+      quotas: { ...DEFAULT_SERVER_QUOTAS, messagesPerMinute: 30 },
+    });
+    try {
+      const alice = await stack.client("alice");
+      await stack.client("bob");
+      for (let i = 0; i < 30; i++) await alice.send({ user: "bob" }, `m${i}`);
+      await assert.rejects(alice.send({ user: "bob" }, "too soon", { timeoutMs: 200 }), {
+        code: "rate_limited",
+      });
+      const started = Date.now();
+      await alice.send({ user: "bob" }, "after the wait", { timeoutMs: 5000 });
+      const waited = Date.now() - started;
+      assert.ok(waited >= 300, `the client honoured the retry-after (${waited} ms)`);
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  it("members per group (invitations count) and groups per owner are capped: forbidden", async () => {
+    const stack = await startMemoryStack({
+      servers: 1,
+      quotas: { ...DEFAULT_SERVER_QUOTAS, membersPerGroup: 3, groupsPerUser: 2 },
+    });
+    try {
+      const alice = await stack.client("alice");
+      for (const n of ["bob", "carol", "dave"]) await stack.client(n);
+      await alice.groupCreate("one", ["bob", "carol"]);
+      await assert.rejects(alice.groupChange("add", "one", ["dave"]), { code: "forbidden" });
+      await assert.rejects(alice.groupCreate("big", ["bob", "carol", "dave"]), { code: "forbidden" });
+      await alice.groupCreate("two", []);
+      await assert.rejects(alice.groupCreate("three", []), /owns 2 groups/);
+      // Re-creating an existing group is not a new one.
+      await alice.groupCreate("two", []);
+    } finally {
+      await stack.stop();
+    }
+  });
+});
