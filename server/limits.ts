@@ -15,6 +15,10 @@ import { TokenBuckets } from "../core/token-bucket.js";
  * - Groups per user and members per group: counted in the store at the time of the change
  *   (global). Two concurrent creations may both pass a count that was one below the quota;
  *   the overshoot is bounded by the concurrency of one user, which the rate limits bound.
+ * - Mailbox quota: counted in the store (global), cached per server for a minute and counted
+ *   up by this server's own appends meanwhile: other servers' appends within that minute are
+ *   seen late, so a mailbox may pass its quota by what N servers store in a minute, which the
+ *   per-sender rates bound.
  * - Registrations per source: at the balancer, the only process that sees the source.
  * - Sessionless requests (register, login, ...) must fit in frames the balancer parses in
  *   full (PUBLIC_FRAME_BYTES), so none can hide its type from the registration limit.
@@ -26,6 +30,8 @@ export interface ServerQuotas {
   groupsPerUser: number;
   /** Members (and pending invitations) of one group, its owner included. */
   membersPerGroup: number;
+  /** Messages one mailbox may hold; a send to a full mailbox is refused (see MailboxQuota). */
+  mailboxMessages: number;
   /** Requests one server works on at once; more are refused as `unavailable` (per server). */
   inFlightRequests: number;
   /** Bytes of request frames one server holds at once (per server): bounds its memory under 1 MiB frames. */
@@ -37,6 +43,7 @@ export const DEFAULT_SERVER_QUOTAS: ServerQuotas = {
   bytesPerMinute: 64 * 1024 * 1024,
   groupsPerUser: 100,
   membersPerGroup: MAX_GROUP_MEMBERS,
+  mailboxMessages: 1_000_000,
   inFlightRequests: 1000,
   inFlightBytes: 64 * 1024 * 1024,
 };
@@ -82,6 +89,53 @@ export class SenderQuota {
         `${sender} sent over ${this.quotas.bytesPerMinute} bytes in a minute; retry after ${b.retryAfterMs} ms`,
         b.retryAfterMs,
       );
+    }
+  }
+}
+
+/** How long a mailbox's count is trusted before the store is asked again. */
+const MAILBOX_COUNT_TTL_MS = 60_000;
+/** Mailbox counts kept per server; beyond it, the oldest are forgotten (and asked again). */
+const MAILBOX_COUNTS_KEPT = 50_000;
+
+/** The mailbox quota: a send to a mailbox that holds `mailboxMessages` already is refused. */
+export class MailboxQuota {
+  private readonly counts = new Map<string, { n: number; at: number }>();
+
+  constructor(
+    private readonly quotas: ServerQuotas,
+    private readonly size: (owner: string) => Promise<number>,
+  ) {}
+
+  /** Throws forbidden when one of `owners` is full. */
+  async check(owners: string[], now: number): Promise<void> {
+    const full: string[] = [];
+    await Promise.all(
+      owners.map(async (owner) => {
+        let c = this.counts.get(owner);
+        if (!c || now - c.at > MAILBOX_COUNT_TTL_MS) {
+          c = { n: await this.size(owner), at: now };
+          this.counts.delete(owner);
+          if (this.counts.size >= MAILBOX_COUNTS_KEPT)
+            this.counts.delete(this.counts.keys().next().value as string);
+          this.counts.set(owner, c);
+        }
+        if (c.n >= this.quotas.mailboxMessages) full.push(owner);
+      }),
+    );
+    if (full.length > 0) {
+      throw new ZmqchatError(
+        "forbidden",
+        `the mailbox of ${full.sort().join(", ")} is full (${this.quotas.mailboxMessages} messages)`,
+      );
+    }
+  }
+
+  /** Counts messages this server stored since it last asked the store. */
+  stored(owners: string[]): void {
+    for (const o of owners) {
+      const c = this.counts.get(o);
+      if (c) c.n++;
     }
   }
 }
@@ -134,6 +188,7 @@ export function serverQuotasFromEnv(env: NodeJS.ProcessEnv): ServerQuotas {
       DEFAULT_SERVER_QUOTAS.membersPerGroup,
       MAX_GROUP_MEMBERS,
     ),
+    mailboxMessages: read("ZMQCHAT_QUOTA_MAILBOX_MESSAGES", DEFAULT_SERVER_QUOTAS.mailboxMessages),
     inFlightRequests: read("ZMQCHAT_SERVER_INFLIGHT_REQUESTS", DEFAULT_SERVER_QUOTAS.inFlightRequests),
     inFlightBytes: read("ZMQCHAT_SERVER_INFLIGHT_BYTES", DEFAULT_SERVER_QUOTAS.inFlightBytes),
   };

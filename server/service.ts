@@ -30,6 +30,7 @@ import {
   checkGroupsOwned,
   checkPublicFrame,
   DEFAULT_SERVER_QUOTAS,
+  MailboxQuota,
   RateLimitedError,
   SenderQuota,
   type ServerQuotas,
@@ -85,6 +86,7 @@ export class ChatService {
     private readonly quotas: ServerQuotas = DEFAULT_SERVER_QUOTAS,
   ) {
     this.senderQuota = new SenderQuota(quotas);
+    this.mailboxQuota = new MailboxQuota(quotas, (owner) => this.store.mailboxSize(owner));
     this.sessions = new SessionManager(auth, store);
     this.backups = new Backups(store);
     this.handlers = {
@@ -126,6 +128,7 @@ export class ChatService {
   }
 
   private readonly senderQuota: SenderQuota;
+  private readonly mailboxQuota: MailboxQuota;
 
   /** Handles one raw frame and returns the raw reply. */
   async handle(frame: Buffer): Promise<Buffer> {
@@ -397,6 +400,14 @@ export class ChatService {
     }
     const text = serializeEnvelope(env);
     this.limit("sender_rate", () => this.senderQuota.charge(user, text.length, Date.now()));
+    // The sender's own copy never fills a mailbox shut to others: only recipients are checked.
+    const recipients = owners.filter((o) => o !== user);
+    try {
+      await this.mailboxQuota.check(recipients, Date.now());
+    } catch (err) {
+      this.metrics.limited?.("mailbox");
+      throw err;
+    }
     if (Buffer.byteLength(text) > MAX_ENVELOPE_BYTES)
       this.refuse("too_large", `the envelope is over ${MAX_ENVELOPE_BYTES} bytes`);
     // From envelope v2 each mailbox keeps only its owner's wrapped key (core/crypto/envelope.ts).
@@ -404,6 +415,7 @@ export class ChatService {
     if (env.v !== 1) for (const owner of owners) copies.set(owner, serializeEnvelope(copyFor(env, owner)));
     const result = await this.store.append({ id: env.id, owners, envelope: text, copies });
     this.metrics.stored(result.duplicate ? 0 : owners.length);
+    if (!result.duplicate) this.mailboxQuota.stored(owners);
     for (const owner of owners) {
       const place = result.placed.get(owner)!;
       const frame = Buffer.from(

@@ -703,7 +703,6 @@ export class Controller {
           ],
         );
         await this.refreshLists(c);
-        if (cmd.answer === "accept") this.dispatch({ type: "open", conv: `g:${name}` });
         return;
       }
       case "members": {

@@ -2,26 +2,10 @@ import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
+import { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 import { SearchIndex } from "./search.js";
 
-/** A message as the user sees it: opened, verified (or flagged), placed in its conversation. */
-export interface ChatMessage {
-  id: string;
-  /** `u:NAME` for a 1:1 conversation with NAME, `g:NAME` for a group. */
-  conv: string;
-  from: string;
-  to: string | null;
-  group: string | null;
-  text: string;
-  sentAt: string;
-  serverTime: string;
-  cursor: string;
-  verified: boolean;
-  /** Why a message is not verified (bad signature, not for this user, undecryptable). */
-  problem: string | null;
-  seq: number;
-  device: string;
-}
+export { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 
 export interface Contact {
   name: string;
@@ -103,23 +87,6 @@ export interface OutboxItem {
   seq: number;
   sentAt: string;
   lastError: string | null;
-}
-
-/** A `messages` row as SQLite returns it. */
-export interface MessageRow {
-  id: string;
-  conv: string;
-  sender: string;
-  recipient: string | null;
-  grp: string | null;
-  text: string;
-  sent_at: string;
-  server_time: string;
-  cursor: string;
-  verified: number;
-  problem: string | null;
-  seq: number;
-  device: string;
 }
 
 const COLUMNS =
@@ -421,24 +388,5 @@ function fromContactRow(r: ContactRow): Contact {
     pending: r.pending_sign && r.pending_enc ? { sign: r.pending_sign, enc: r.pending_enc } : null,
     verified,
     verifiedKeys: !verified && r.v_sign && r.v_enc ? { sign: r.v_sign, enc: r.v_enc } : null,
-  };
-}
-
-/** A `messages` row as the message the user sees. */
-export function messageFromRow(r: MessageRow): ChatMessage {
-  return {
-    id: r.id,
-    conv: r.conv,
-    from: r.sender,
-    to: r.recipient,
-    group: r.grp,
-    text: r.text,
-    sentAt: r.sent_at,
-    serverTime: r.server_time,
-    cursor: r.cursor,
-    verified: r.verified === 1,
-    problem: r.problem,
-    seq: r.seq,
-    device: r.device,
   };
 }

@@ -1,6 +1,6 @@
 import type Database from "better-sqlite3";
 import { ZmqchatError } from "../errors.js";
-import { type Cache, type ChatMessage, type MessageRow, messageFromRow } from "./cache.js";
+import { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 
 /**
  * Full-text index over the decrypted messages of the local cache (SQLite FTS5). The server
@@ -148,6 +148,10 @@ export class SearchIndex {
  *
  * @throws ZmqchatError `usage` when `query` holds no word to search for.
  */
-export function searchMessages(cache: Cache, query: string, options: SearchOptions = {}): SearchHit[] {
+export function searchMessages(
+  cache: { readonly searchIndex: SearchIndex },
+  query: string,
+  options: SearchOptions = {},
+): SearchHit[] {
   return cache.searchIndex.search(query, options);
 }

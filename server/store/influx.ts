@@ -795,6 +795,17 @@ export class InfluxStore implements Store {
     });
   }
 
+  async mailboxSize(owner: string): Promise<number> {
+    this.ready();
+    checkName(owner, "user");
+    const res = await this.queryRetrying(
+      `SELECT count("id") AS "n" FROM ${this.m(M.mailbox)} WHERE "owner" = ${str(owner)}`,
+      "count a mailbox",
+    );
+    const n = res[0]?.[0] ? rows(res[0][0])[0]?.n : undefined;
+    return n instanceof RawNumber ? Number(n.text) : typeof n === "number" ? n : 0;
+  }
+
   async read(
     owner: string,
     after: string | null,

@@ -187,6 +187,7 @@ export class SqliteStore implements Store {
       groupsOf: db.prepare<[string], { group_name: string }>(
         "SELECT group_name FROM members WHERE user_name = ? ORDER BY group_name",
       ),
+      mailboxSize: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM mailbox WHERE owner = ?"),
       insertItem: db.prepare(
         "INSERT OR IGNORE INTO mailbox (owner, msg_id, server_time, envelope) VALUES (?, ?, ?, ?)",
       ),
@@ -375,6 +376,10 @@ export class SqliteStore implements Store {
         setImmediate(() => this.flush());
       }
     });
+  }
+
+  async mailboxSize(owner: string): Promise<number> {
+    return this.guard(() => this.stmts.mailboxSize.get(owner)?.n ?? 0);
   }
 
   async read(

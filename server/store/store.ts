@@ -144,5 +144,7 @@ export interface Store {
     limit: number,
     maxChars?: number,
   ): Promise<{ items: StoredItem[]; more: boolean }>;
+  /** How many messages the owner's mailbox holds (for the mailbox quota, server/limits.ts). */
+  mailboxSize(owner: string): Promise<number>;
   close(): Promise<void>;
 }

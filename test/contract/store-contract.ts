@@ -212,6 +212,16 @@ export function storeContract(
         assert.equal((await store.read("carol", null, 100)).items.length, 0);
         const last = page3.items.at(-1)!.cursor;
         assert.deepEqual((await store.read("bob", last, 10)).items, []);
+        // The mailbox quota counts what a mailbox holds; a resend is not a second message.
+        await store.append({ id: id(0), owners: ["bob", "alice"], envelope: JSON.stringify({ n: 0 }) });
+        assert.deepEqual(
+          [
+            await store.mailboxSize("bob"),
+            await store.mailboxSize("alice"),
+            await store.mailboxSize("carol"),
+          ],
+          [25, 25, 0],
+        );
       });
     });
 

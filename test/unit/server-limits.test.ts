@@ -79,4 +79,27 @@ describe("server quotas through the service (memory transport)", () => {
       await stack.stop();
     }
   });
+
+  it("a full mailbox takes no more: the sender is refused (forbidden), other mailboxes are not", async () => {
+    const stack = await startMemoryStack({
+      servers: 1,
+      quotas: { ...DEFAULT_SERVER_QUOTAS, mailboxMessages: 5 },
+    });
+    try {
+      const alice = await stack.client("alice");
+      const carol = await stack.client("carol");
+      await stack.client("bob");
+      for (let i = 0; i < 5; i++) await alice.send({ user: "bob" }, `m${i}`);
+      await assert.rejects(alice.send({ user: "bob" }, "one too many"), {
+        code: "forbidden",
+        message: /the mailbox of bob is full \(5 messages\)/,
+      });
+      await assert.rejects(carol.send({ user: "bob" }, "me too"), { code: "forbidden" });
+      // Positive control: the same sender still reaches a mailbox with room.
+      await alice.send({ user: "carol" }, "carol has room");
+      assert.equal(await stack.store.mailboxSize("bob"), 5);
+    } finally {
+      await stack.stop();
+    }
+  });
 });

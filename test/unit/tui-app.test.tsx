@@ -180,6 +180,7 @@ describe("the TUI over the memory transport", () => {
       await t.press("a");
       await t.waitFor("you joined #band");
       await t.waitFor((f) => !/#band\s+✉/.test(f));
+      await t.press(KEYS.enter);
       await bob.send({ group: "band" }, "welcome pia");
       await t.waitFor("welcome pia");
       assert.ok(!t.frame().includes("before pia joined"), "nothing from before the invitation was accepted");

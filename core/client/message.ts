@@ -1,0 +1,59 @@
+/**
+ * The message as the user sees it and as the cache stores it. A module of its own so that the
+ * cache and its search index both read rows without importing each other.
+ */
+
+/** A message as the user sees it: opened, verified (or flagged), placed in its conversation. */
+export interface ChatMessage {
+  id: string;
+  /** `u:NAME` for a 1:1 conversation with NAME, `g:NAME` for a group. */
+  conv: string;
+  from: string;
+  to: string | null;
+  group: string | null;
+  text: string;
+  sentAt: string;
+  serverTime: string;
+  cursor: string;
+  verified: boolean;
+  /** Why a message is not verified (bad signature, not for this user, undecryptable). */
+  problem: string | null;
+  seq: number;
+  device: string;
+}
+
+/** A `messages` row as SQLite returns it. */
+export interface MessageRow {
+  id: string;
+  conv: string;
+  sender: string;
+  recipient: string | null;
+  grp: string | null;
+  text: string;
+  sent_at: string;
+  server_time: string;
+  cursor: string;
+  verified: number;
+  problem: string | null;
+  seq: number;
+  device: string;
+}
+
+/** A `messages` row as the message the user sees. */
+export function messageFromRow(r: MessageRow): ChatMessage {
+  return {
+    id: r.id,
+    conv: r.conv,
+    from: r.sender,
+    to: r.recipient,
+    group: r.grp,
+    text: r.text,
+    sentAt: r.sent_at,
+    serverTime: r.server_time,
+    cursor: r.cursor,
+    verified: r.verified === 1,
+    problem: r.problem,
+    seq: r.seq,
+    device: r.device,
+  };
+}
