@@ -247,8 +247,9 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     tmux.type("alice", "hello team");
     tmux.keys("alice", "Enter");
     await tmux.waitFor("alice", /✓ alice\s+hello team/);
-    // Accepting opened #team on bob's screen: the message shows there (no unread mark).
-    await tmux.waitFor("bob", /alice\s+hello team/, { what: "#team's message on bob's screen" });
+    await tmux.waitFor("bob", (s) => /#team\s+1[│║]/.test(s) || /alice\s+hello team/.test(s), {
+      what: "#team with an unread mark in bob's Groups (or open, if accepting opened it)",
+    });
     const carolSees = await until("carol's history of #team", async () => {
       const r = await cli(homes.carol, [
         "--user",
