@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Store } from "../../server/store/store.js";
+import type { Store, StoreMetrics } from "../../server/store/store.js";
 
 const keys = (n: number) => ({
   sign: Buffer.alloc(32, n).toString("base64url"),
@@ -10,19 +10,28 @@ const keys = (n: number) => ({
 const id = (n: number) => `0190f000-0000-7000-8000-${String(n).padStart(12, "0")}`;
 
 /**
- * The contract every Store passes. `open` makes a fresh, empty store; `reopen` (optional)
- * opens the same data again after `close`, to prove durability.
+ * The contract every Store passes. `open` makes a fresh, empty store that reports its group
+ * commits to `metrics`; `reopen` (optional) opens the same data again after `close`, to prove
+ * durability.
  */
 export function storeContract(
   name: string,
-  open: () => Promise<{ store: Store; reopen?: () => Promise<Store>; cleanup: () => Promise<void> }>,
+  open: (
+    metrics: StoreMetrics,
+  ) => Promise<{ store: Store; reopen?: () => Promise<Store>; cleanup: () => Promise<void> }>,
 ): void {
   describe(`Store contract: ${name}`, () => {
-    async function withStore(fn: (store: Store, reopen?: () => Promise<Store>) => Promise<void>) {
-      const { store, reopen, cleanup } = await open();
+    async function withStore(
+      fn: (store: Store, reopen: (() => Promise<Store>) | undefined, batches: number[]) => Promise<void>,
+    ) {
+      const batches: number[] = [];
+      const { store, reopen, cleanup } = await open({
+        batch: (appends) => batches.push(appends),
+        error() {},
+      });
       try {
         await store.init();
-        await fn(store, reopen);
+        await fn(store, reopen, batches);
       } finally {
         await store.close().catch(() => {});
         await cleanup();
@@ -282,7 +291,7 @@ export function storeContract(
     });
 
     it("group-commits concurrent appends and loses none", async () => {
-      await withStore(async (store) => {
+      await withStore(async (store, _reopen, batches) => {
         const n = 500;
         const results = await Promise.all(
           Array.from({ length: n }, (_, i) =>
@@ -305,6 +314,17 @@ export function storeContract(
         }
         assert.equal(seen.length, n);
         assert.equal(new Set(seen).size, n);
+        // Group commit: every append went through a reported batch, and they shared writes
+        // (one write per append would report n batches of one).
+        assert.equal(
+          batches.reduce((a, b) => a + b, 0),
+          n,
+          `batches reported: ${batches.join(",")}`,
+        );
+        assert.ok(
+          batches.length <= n / 10,
+          `${n} concurrent appends took ${batches.length} writes: ${batches.slice(0, 20).join(",")}`,
+        );
       });
     });
 
@@ -317,7 +337,7 @@ export function storeContract(
     });
 
     it("keeps what it acknowledged across close and reopen", async (t) => {
-      const { store, reopen, cleanup } = await open();
+      const { store, reopen, cleanup } = await open({ batch() {}, error() {} });
       try {
         if (!reopen) {
           t.diagnostic("this store has no reopen: durability is checked by its own suite");

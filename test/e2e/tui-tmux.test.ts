@@ -234,6 +234,10 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     tmux.type("bob", "/accept team");
     tmux.keys("bob", "Enter");
     await tmux.waitFor("bob", "you joined #team");
+    // Accepting opens #team; bob looks at alice's conversation instead, so #team can gather unread.
+    tmux.type("bob", "/msg alice");
+    tmux.keys("bob", "Enter");
+    await tmux.waitFor("bob", "Message alice (", { what: "bob's composer on alice's conversation" });
     const carolJoins = await cli(homes.carol, [
       "--user",
       "carol",

@@ -7,11 +7,13 @@ const influxd = await startInfluxd();
 after(() => influxd.stop());
 
 let n = 0;
-storeContract("influx", async () => {
+storeContract("influx", async (metrics) => {
   const db = `contract_${process.pid}_${n++}`;
   const open = () => new InfluxStore({ url: influxd.url, db });
+  const store = open();
+  store.metrics = metrics;
   return {
-    store: open(),
+    store,
     reopen: async () => open(),
     cleanup: async () => {
       await fetch(`${influxd.url}/query`, {

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
 import { Point } from "@influxdata/influxdb-client";
 import { isoOf, LaneClock } from "../../server/store/influx/clock.js";
@@ -113,11 +115,33 @@ describe("line protocol through the client's Point", () => {
 });
 
 describe("InfluxStore.fromUrl", () => {
-  it("takes credentials from the environment only", () => {
+  it("takes credentials from the environment only", async () => {
     assert.throws(() => InfluxStore.fromUrl("influx://user:pw@h:8086/db", {}), { code: "usage" });
-    assert.ok(
-      InfluxStore.fromUrl("influx://h/db", { ZMQCHAT_INFLUX_USER: "u", ZMQCHAT_INFLUX_PASSWORD: "p" }),
-    );
+    // What reaches InfluxDB: a fake v1 endpoint on a free loopback port records the
+    // Authorization header of the first request and refuses it.
+    const seen: (string | undefined)[] = [];
+    const fake = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(401, { "content-type": "application/json" }).end('{"error":"authorization failed"}');
+    });
+    await new Promise<void>((resolve) => fake.listen(0, "127.0.0.1", resolve));
+    const port = (fake.address() as AddressInfo).port;
+    const firstAuth = async (env: NodeJS.ProcessEnv): Promise<string | undefined> => {
+      seen.length = 0;
+      const store = InfluxStore.fromUrl(`influx://127.0.0.1:${port}/db?retry=10ms&timeout=2s`, env);
+      await assert.rejects(store.init());
+      await store.close();
+      assert.ok(seen.length >= 1, "the store sent no request");
+      return seen[0];
+    };
+    try {
+      const basic = `Basic ${Buffer.from("u:p").toString("base64")}`;
+      assert.equal(await firstAuth({ ZMQCHAT_INFLUX_USER: "u", ZMQCHAT_INFLUX_PASSWORD: "p" }), basic);
+      assert.equal(await firstAuth({ ZMQCHAT_INFLUX_TOKEN: "t0k" }), "Token t0k");
+      assert.equal(await firstAuth({}), undefined);
+    } finally {
+      await new Promise<void>((resolve) => fake.close(() => resolve()));
+    }
     assert.ok(InfluxStore.fromUrl("influxs://h:8443/db?retention=30d&window=250ms&retry=2s&batch=500", {}));
   });
 
