@@ -1,4 +1,7 @@
 import { Argument, Command, CommanderError, Option } from "commander";
+import { DEFAULT_ENDPOINT, OPERATOR_DEFAULTS } from "../core/config/defaults.js";
+import { ZmqchatError } from "../core/errors.js";
+import { DEFAULT_SESSION_TTL_MS } from "../server/auth.js";
 import {
   contactsCommand,
   groupAnswerCommand,
@@ -11,6 +14,7 @@ import {
   syncCommand,
   verifyHistoryCommand,
 } from "./commands/chat.js";
+import { completeNamesCommand } from "./commands/complete-names.js";
 import { completionCommand } from "./commands/completion.js";
 import { configShowCommand } from "./commands/config.js";
 import {
@@ -26,8 +30,14 @@ import {
   logoutCommand,
 } from "./commands/keys.js";
 import { searchCommand } from "./commands/search.js";
-import { balancerCommand, curveKeygenCommand, serverCommand } from "./commands/serve.js";
-import { downCommand, statusCommand, upCommand } from "./commands/stack.js";
+import {
+  type BalancerFlags,
+  balancerCommand,
+  curveKeygenCommand,
+  type ServerFlags,
+  serverCommand,
+} from "./commands/serve.js";
+import { downCommand, statusCommand, type UpFlags, upCommand } from "./commands/stack.js";
 import { type Io, processIo } from "./io.js";
 import { EXIT, report } from "./report.js";
 import { packageVersion } from "./version.js";
@@ -40,7 +50,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("-u, --user <name>", "who you are (env ZMQCHAT_USER)")
     .option(
       "-e, --endpoint <urls>",
-      "balancer endpoints, comma-separated (env ZMQCHAT_ENDPOINT; default tcp://127.0.0.1:5570)",
+      `balancer endpoints, comma-separated (env ZMQCHAT_ENDPOINT; default ${DEFAULT_ENDPOINT})`,
     )
     .option("--home <dir>", "zmqchat home with one profile per user (env ZMQCHAT_HOME; default ~/.zmqchat)")
     .option("--config <file>", "config file (default HOME/config.json)")
@@ -49,6 +59,14 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "the balancer's CURVE public key, or one per endpoint comma-separated: pin it (env ZMQCHAT_CURVE_SERVER_KEY; default: the key a local stack published)",
     )
     .option("--debug", "print stacks with errors")
+    // Commander's own usage errors (unknown option, missing argument) go through the one
+    // reporter too; the help it shows after them goes to the same stderr.
+    .configureOutput({
+      writeErr: (text) => io.err(text.replace(/\n$/, "")),
+      outputError: (text) => {
+        report(new ZmqchatError("usage", text.replace(/^error: /, "").trim()), false, io.err);
+      },
+    })
     .showHelpAfterError()
     .addHelpText(
       "after",
@@ -64,7 +82,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         await fn(cmd, ...(args.slice(0, -1) as A));
         setExit(EXIT.ok);
       } catch (err) {
-        setExit(report(err, Boolean(cmd.optsWithGlobals().debug), process.stderr));
+        setExit(report(err, Boolean(cmd.optsWithGlobals().debug), io.err));
       }
     };
   const timeout = new Option(
@@ -291,14 +309,18 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   program
     .command("up")
     .description("start a local stack (balancer + servers on loopback, SQLite under the home)")
-    .option("-s, --servers <n>", "how many chat servers", "2")
-    .option("-p, --port <port>", "first of four ports (clients, servers, pub in, pub out)", "5570")
+    .option("-s, --servers <n>", "how many chat servers", OPERATOR_DEFAULTS.servers)
+    .option(
+      "-p, --port <port>",
+      "first of four ports (clients, servers, pub in, pub out)",
+      OPERATOR_DEFAULTS.port,
+    )
     .option("--store <url>", "sqlite:PATH or influx://HOST:PORT/DB (default: sqlite under the home)")
     .option("-d, --detach", "run in the background")
     .option("--insecure", "plaintext links, no CurveZMQ or allow-lists (not for shared machines)")
     .addOption(new Option("--supervise").hideHelp())
     .addHelpText("after", "\nExample:\n  zmqchat up --detach && zmqchat status")
-    .action(run((cmd, flags) => upCommand(cmd, io, flags as never)));
+    .action(run((cmd, flags: UpFlags) => upCommand(cmd, io, flags)));
 
   program
     .command("down")
@@ -315,37 +337,37 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   program
     .command("server")
     .description("run a chat server (operators)")
-    .option("--balancer <urls>", "balancer backend endpoints, comma-separated", "tcp://127.0.0.1:5571")
+    .option("--balancer <urls>", "balancer backend endpoints, comma-separated", OPERATOR_DEFAULTS.balancer)
     .option(
       "--store <url>",
       "sqlite:PATH or influx://HOST:PORT/DB (credentials by env)",
-      "sqlite:./zmqchat-store.db",
+      OPERATOR_DEFAULTS.store,
     )
     .option("--secret-file <path>", "cluster secret file (or env ZMQCHAT_CLUSTER_SECRET)")
     .option("--http-port <port>", "serve /healthz and /metrics on this port")
-    .option("--http-host <host>", "address for the HTTP port", "127.0.0.1")
+    .option("--http-host <host>", "address for the HTTP port", OPERATOR_DEFAULTS.httpHost)
     .option("--id <name>", "server id in logs and metrics")
     .option("--curve-keys <file>", "this server's CURVE key pair (zmqchat curve keygen)")
     .option("--curve-balancer-key <key>", "the balancers' CURVE public key, or one per --balancer endpoint")
     .option("--insecure", "run without CurveZMQ (plaintext; required when no --curve-keys)")
     .option(
       "--session-ttl <duration>",
-      "session token lifetime; clients renew it (env ZMQCHAT_SESSION_TTL, default 10m)",
+      `session token lifetime; clients renew it (env ZMQCHAT_SESSION_TTL, default ${DEFAULT_SESSION_TTL_MS / 60_000}m)`,
     )
-    .option("--log-level <level>", "trace, debug, info, warn, error", "info")
+    .option("--log-level <level>", "trace, debug, info, warn, error", OPERATOR_DEFAULTS.logLevel)
     .addHelpText(
       "after",
       "\nExample:\n  ZMQCHAT_CLUSTER_SECRET=... zmqchat server --balancer tcp://10.0.0.5:5571 --store sqlite:/var/lib/zmqchat/store.db --http-port 9101 --curve-keys /etc/zmqchat/server.curve --curve-balancer-key KEY",
     )
-    .action(run((cmd, flags) => serverCommand(cmd, io, flags as never)));
+    .action(run((cmd, flags: ServerFlags) => serverCommand(cmd, io, flags)));
 
   program
     .command("balancer")
     .description(
       "run a balancer (operators): clients on PORT, servers on PORT+1, pub/sub on PORT+2 and PORT+3",
     )
-    .option("--bind <host>", "address to bind", "127.0.0.1")
-    .option("--port <port>", "first of four ports (0: any free ones)", "5570")
+    .option("--bind <host>", "address to bind", OPERATOR_DEFAULTS.bind)
+    .option("--port <port>", "first of four ports (0: any free ones)", OPERATOR_DEFAULTS.port)
     .option(
       "--public-host <host>",
       "host clients and servers use for pub/sub (default: the one they reached)",
@@ -355,13 +377,13 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--curve-clients <file>", "client device keys allowed in, one per line (default: any device)")
     .option("--insecure", "run without CurveZMQ (plaintext; required when no --curve-keys)")
     .option("--http-port <port>", "serve /healthz and /metrics on this port")
-    .option("--http-host <host>", "address for the HTTP port", "127.0.0.1")
-    .option("--log-level <level>", "trace, debug, info, warn, error", "info")
+    .option("--http-host <host>", "address for the HTTP port", OPERATOR_DEFAULTS.httpHost)
+    .option("--log-level <level>", "trace, debug, info, warn, error", OPERATOR_DEFAULTS.logLevel)
     .addHelpText(
       "after",
       "\nExample:\n  zmqchat balancer --bind 0.0.0.0 --port 5570 --http-port 9100 --curve-keys /etc/zmqchat/balancer.curve --curve-servers /etc/zmqchat/servers.allow",
     )
-    .action(run((cmd, flags) => balancerCommand(cmd, io, flags as never)));
+    .action(run((cmd, flags: BalancerFlags) => balancerCommand(cmd, io, flags)));
 
   const config = program
     .command("config")
@@ -386,6 +408,13 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "\nExamples:\n  source <(zmqchat completion bash)          # in ~/.bashrc\n  source <(zmqchat completion zsh)           # in ~/.zshrc, after compinit",
     )
     .action(run((cmd, shell: string) => completionCommand(cmd, io, shell)));
+
+  // What the completion scripts call for user and group names (the local cache only).
+  program
+    .command("complete-names", { hidden: true })
+    .argument("<kind>", "users, groups or profiles")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice complete-names users")
+    .action(run((cmd, kind: string) => completeNamesCommand(cmd, io, kind)));
 
   program
     .command("curve")
@@ -427,6 +456,6 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       }
       return EXIT.usage;
     }
-    return report(err, argv.includes("--debug"));
+    return report(err, argv.includes("--debug"), io.err);
   }
 }

@@ -32,12 +32,19 @@ export function exitCodeFor(code: ErrorCode): number {
   return EXIT_BY_CODE[code];
 }
 
-/** The one place failures are reported: a clear line on stderr, a hint, a stack with --debug. */
-export function report(err: unknown, debug: boolean, stderr: NodeJS.WritableStream = process.stderr): number {
+/**
+ * The one place failures are reported: a clear line on stderr, a hint, a stack with --debug.
+ * `writeLine` is the command's `Io.err` (stderr, or what a test passes).
+ */
+export function report(
+  err: unknown,
+  debug: boolean,
+  writeLine: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): number {
   const e = asZmqchatError(err);
   // Messages may quote the service or user input: through the terminal sanitizer, like every output.
-  stderr.write(`zmqchat: ${sanitizeBody(e.message)}\n`);
-  if (e.hint) stderr.write(`  hint: ${sanitizeBody(e.hint)}\n`);
-  if (debug) stderr.write(`${(e.cause instanceof Error ? e.cause : e).stack ?? ""}\n`);
+  writeLine(`zmqchat: ${sanitizeBody(e.message)}`);
+  if (e.hint) writeLine(`  hint: ${sanitizeBody(e.hint)}`);
+  if (debug) writeLine((e.cause instanceof Error ? e.cause : e).stack ?? "");
   return exitCodeFor(e.code);
 }

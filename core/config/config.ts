@@ -5,9 +5,11 @@ import { z } from "zod";
 import { ZmqchatError } from "../errors.js";
 import { NAME_PATTERN, NAME_RULE } from "../protocol/limits.js";
 
-export const DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570";
+import { DEFAULT_ENDPOINT, DEFAULT_LOG_LEVEL } from "./defaults.js";
 
-/** Every setting, its default, its environment variable, and how to check it. Defaults live here only. */
+export { DEFAULT_ENDPOINT } from "./defaults.js";
+
+/** Every setting, its default (from defaults.ts), its environment variable, and how to check it. */
 const FIELDS = {
   user: {
     env: "ZMQCHAT_USER",
@@ -26,7 +28,7 @@ const FIELDS = {
   bell: { env: "ZMQCHAT_BELL", default: true as boolean, schema: z.boolean() },
   logLevel: {
     env: "ZMQCHAT_LOG_LEVEL",
-    default: "info",
+    default: DEFAULT_LOG_LEVEL,
     schema: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]),
   },
   curveServerKey: {

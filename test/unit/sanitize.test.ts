@@ -68,7 +68,7 @@ describe("terminal sanitizer", () => {
     const code = report(
       new ZmqchatError("not_found", "no user \x1b]0;pwned\x07\u202eevil", { hint: "try \x1b[2J" }),
       false,
-      out,
+      (line) => out.write(`${line}\n`),
     );
     assert.equal(code, 5);
     assert.doesNotMatch(written, RAW_UNSAFE);
