@@ -14,6 +14,7 @@ import {
   syncCommand,
   verifyHistoryCommand,
 } from "./commands/chat.js";
+import { completeNamesCommand } from "./commands/complete-names.js";
 import { completionCommand } from "./commands/completion.js";
 import { configShowCommand } from "./commands/config.js";
 import {
@@ -407,6 +408,13 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "\nExamples:\n  source <(zmqchat completion bash)          # in ~/.bashrc\n  source <(zmqchat completion zsh)           # in ~/.zshrc, after compinit",
     )
     .action(run((cmd, shell: string) => completionCommand(cmd, io, shell)));
+
+  // What the completion scripts call for user and group names (the local cache only).
+  program
+    .command("complete-names", { hidden: true })
+    .argument("<kind>", "users, groups or profiles")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice complete-names users")
+    .action(run((cmd, kind: string) => completeNamesCommand(cmd, io, kind)));
 
   program
     .command("curve")

@@ -210,6 +210,9 @@ export class Controller {
       case "arrived":
         if (next.open && a.messages.some((m) => m.conv === next.open)) this.markRead(next);
         break;
+      case "retry":
+        this.retry(prev);
+        break;
       default:
         break;
     }
@@ -354,6 +357,7 @@ export class Controller {
       return { conv, last, unread };
     });
     this.dispatch({ type: "convs", convs });
+    this.showOutbox(c);
     this.mark = cache.cursor;
     for (const m of cache.after(this.mark, 10_000)) this.seen.add(m.id);
   }
@@ -424,9 +428,18 @@ export class Controller {
       case "message":
         this.accept([e.message]);
         break;
-      case "state":
+      case "state": {
         this.dispatch({ type: "connection", state: e.state, endpoint: e.endpoint });
+        const c = this.session?.client;
+        // Back online: what waits in the outbox goes now.
+        if (e.state === "online" && c && this.state.outbox.length > 0) this.track(this.flush(c));
         break;
+      }
+      case "outbox": {
+        const c = this.session?.client;
+        if (c) this.showOutbox(c);
+        break;
+      }
       case "key_changed":
         this.dispatch({ type: "keyChanged", name: e.name });
         break;
@@ -477,6 +490,8 @@ export class Controller {
         if (batch.length < 500) break;
         from = batch.at(-1)!.cursor;
       }
+      // `zmqchat send --queue` on this profile adds to the same outbox.
+      this.showOutbox(c);
       if (fence !== null && (this.mark === null || ordLess(this.mark, fence))) {
         this.mark = fence;
         c.cache.setState(SEEN_MARK, fence);
@@ -537,34 +552,93 @@ export class Controller {
     else this.track(this.run(parseGroupPrompt(text)));
   }
 
+  /** What waits in the on-disk outbox (this TUI's and `zmqchat send --queue`'s). */
+  private showOutbox(c: ChatClient): void {
+    try {
+      const items = c.cache.outbox().map((o) => ({
+        id: o.id,
+        conv: o.conv,
+        text: o.text,
+        at: o.sentAt,
+        error: o.lastError,
+      }));
+      const shown = JSON.stringify(items.map((i) => [i.id, i.error]));
+      if (shown === this.outboxShown) return;
+      this.outboxShown = shown;
+      this.dispatch({ type: "outbox", items });
+    } catch (err) {
+      this.log.warn({ err }, "could not read the outbox");
+    }
+  }
+
+  private flushing_: Promise<void> | null = null;
+  /** The outbox as last shown (ids and errors), so the poll dispatches only changes. */
+  private outboxShown = "";
+
+  private flush(c: ChatClient): Promise<void> {
+    this.flushing_ ??= this.registered
+      .then(() => c.flushOutbox())
+      .then(
+        (r) => {
+          if (r.sent > 0) this.notice(`sent ${r.sent} from the outbox`);
+        },
+        (err) => this.log.warn({ err }, "sending the outbox failed"),
+      )
+      .finally(() => {
+        this.flushing_ = null;
+        this.showOutbox(c);
+      });
+    return this.flushing_;
+  }
+
+  /** Ctrl-R: sends again the failed messages of the open conversation, then the outbox. */
+  private retry(prev: State): void {
+    const c = this.session?.client;
+    if (!c) return;
+    const failed = prev.history?.items.filter((i) => i.delivery === "failed") ?? [];
+    for (const i of failed) this.send(prev.history!.conv, i.text);
+    if (prev.outbox.length > 0) this.track(this.flush(c));
+    else if (failed.length === 0) this.notice("nothing to send again here");
+  }
+
   private send(conv: string, text: string): void {
     const c = this.session?.client;
     if (!c) return;
     const localId = `local-${++this.localIds}`;
     this.dispatch({ type: "sending", localId, conv, text, at: new Date().toISOString() });
+    // Kept in the on-disk outbox until stored, so a message written offline is sent on reconnect.
+    // Offline, it goes there at once (sendOrQueue writes it before it tries the link); online,
+    // it waits until the name is known to be registered.
+    const offline = c.state !== "online";
+    const sending = offline
+      ? c.sendOrQueue(targetOf(conv), text, { timeoutMs: 3000 })
+      : this.registered.then(() => c.sendOrQueue(targetOf(conv), text));
     this.track(
-      this.registered
-        .then(() => c.send(targetOf(conv), text))
-        .then(
-          (message) => {
-            this.seen.add(message.id);
-            this.dispatch({ type: "sent", localId, message });
-          },
-          (err) => {
-            const e = asZmqchatError(err);
-            this.dispatch({ type: "sendFailed", localId, error: e.message });
-            if (e.code === "key_changed") {
-              const who = /^([a-z0-9][a-z0-9_.-]*)'s keys changed/.exec(e.message)?.[1];
-              if (who) this.dispatch({ type: "keyChanged", name: who });
-              this.notice(
-                `not sent: ${who ?? "a recipient"}'s keys changed. Compare fingerprints (/fingerprint ${who ?? "USER"}), then /trust ${who ?? "USER"}`,
-                "error",
-              );
-            } else {
-              this.notice(`not sent to ${convTitle(conv)}: ${e.message}`, "error");
-            }
-          },
-        ),
+      sending.then(
+        (r) => {
+          if (r.message) {
+            this.seen.add(r.message.id);
+            this.dispatch({ type: "sent", localId, message: r.message });
+          } else {
+            this.dispatch({ type: "queued", localId, id: r.id });
+            this.showOutbox(c);
+          }
+        },
+        (err) => {
+          const e = asZmqchatError(err);
+          this.dispatch({ type: "sendFailed", localId, error: e.message });
+          if (e.code === "key_changed") {
+            const who = /^([a-z0-9][a-z0-9_.-]*)'s keys changed/.exec(e.message)?.[1];
+            if (who) this.dispatch({ type: "keyChanged", name: who });
+            this.notice(
+              `not sent: ${who ?? "a recipient"}'s keys changed. Compare fingerprints (/fingerprint ${who ?? "USER"}), then /trust ${who ?? "USER"}`,
+              "error",
+            );
+          } else {
+            this.notice(`not sent to ${convTitle(conv)}: ${e.message} (Ctrl-R sends it again)`, "error");
+          }
+        },
+      ),
     );
   }
 

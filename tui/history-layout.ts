@@ -5,7 +5,8 @@
 
 import { sanitize, textWidth, wrapText } from "./text.js";
 
-export type Delivery = "pending" | "stored" | "failed";
+/** `queued`: in the on-disk outbox, sent when the link returns. */
+export type Delivery = "pending" | "queued" | "stored" | "failed";
 
 /** One entry of the history pane: a stored message, or one of ours still being sent. */
 export interface HistoryItem {
@@ -78,7 +79,7 @@ export function dayLabel(iso: string, now: Date = new Date()): string {
 
 export function markOf(item: HistoryItem): Mark {
   if (!item.verified) return "unverified";
-  if (item.delivery === "pending") return "pending";
+  if (item.delivery === "pending" || item.delivery === "queued") return "pending";
   if (item.delivery === "failed") return "failed";
   if (item.delivery === "stored") return "stored";
   return "none";
@@ -101,6 +102,11 @@ export function itemRows(item: HistoryItem, prev: HistoryItem | undefined, width
   } else {
     body = sanitize(item.text);
     if (item.delivery === "pending") tone = "pending";
+    if (item.delivery === "queued") {
+      tone = "pending";
+      const why = item.error ? ` (${item.error})` : "";
+      body = `${body}\n${sanitize(`[in the outbox: sent when the service answers${why}; Ctrl-R retries now]`)}`;
+    }
     if (item.delivery === "failed") {
       tone = "failed";
       body = `${body}\n${sanitize(`[not sent: ${item.error ?? "failed"}]`)}`;

@@ -48,6 +48,7 @@ export function globalKey(ctx: KeyContext, input: string, key: KeyPress): Action
   if (key.tab) return key.shift ? { type: "focusPrev" } : { type: "focusNext" };
   if (key.ctrl && input === "n") return { type: "prompt", purpose: "chat" };
   if (key.ctrl && input === "g") return { type: "prompt", purpose: "group" };
+  if (key.ctrl && input === "r") return { type: "retry" };
   if (key.escape && input === "") return { type: "back" };
   if (key.pageUp) return scroll("pageUp");
   if (key.pageDown) return scroll("pageDown");
@@ -71,19 +72,46 @@ export function listKey(pane: ListPane, input: string, key: KeyPress): Action | 
   return null;
 }
 
-/** History: scroll by line, page, or to either end; Enter goes back to writing. */
-export function historyKey(input: string, key: KeyPress): Action | null {
+/**
+ * History: scroll with the arrows, PgUp/PgDn, Home/End; Enter goes back to writing. Letters are
+ * text here (they go to the composer, see `routeKey`), except n/N while a search is shown.
+ */
+export function historyKey(input: string, key: KeyPress, searching = false): Action | null {
   if (key.ctrl || key.meta) return null;
-  if (key.upArrow || input === "k") return scroll("lineUp");
-  if (key.downArrow || input === "j") return scroll("lineDown");
-  if (key.home || input === "g") return scroll("top");
-  if (key.end || input === "G") return scroll("bottom");
-  if (input === "b" || input === "u") return scroll("pageUp");
-  if (input === " " || input === "d") return scroll("pageDown");
-  if (input === "n") return { type: "searchStep", by: "older" };
-  if (input === "N") return { type: "searchStep", by: "newer" };
-  if (key.return || input === "i") return { type: "focus", pane: "composer" };
+  if (key.upArrow) return scroll("lineUp");
+  if (key.downArrow) return scroll("lineDown");
+  if (key.home) return scroll("top");
+  if (key.end) return scroll("bottom");
+  if (searching && input === "n") return { type: "searchStep", by: "older" };
+  if (searching && input === "N") return { type: "searchStep", by: "newer" };
+  if (key.return) return { type: "focus", pane: "composer" };
   return null;
+}
+
+/** A key that is text to insert (a printable character or more), not a binding. */
+export function isTextKey(input: string, key: KeyPress): boolean {
+  if (input === "" || key.ctrl || key.meta || key.escape || key.tab || key.return) return false;
+  if (key.backspace || key.delete || key.upArrow || key.downArrow || key.leftArrow || key.rightArrow)
+    return false;
+  if (ESCAPE_REMNANT.test(input)) return false;
+  return [...input].every((ch) => ch >= " " && ch !== "\x7f");
+}
+
+/**
+ * Text typed where text is not taken (a list, the history) is never dropped: it goes to the
+ * composer, which takes focus. A paste starting there goes to the composer as well.
+ */
+function toComposer(input: string, key: KeyPress): Action[] {
+  if (input === PASTE_START)
+    return [
+      { type: "focus", pane: "composer" },
+      { type: "paste", on: true },
+    ];
+  if (!isTextKey(input, key)) return [];
+  return [
+    { type: "focus", pane: "composer" },
+    { type: "edit", op: { kind: "insert", text: input } },
+  ];
 }
 
 /** Editing keys shared by the composer and the one-line prompts. */
@@ -225,23 +253,25 @@ export function routeKey(
       a = listKey(s.focus, input, key);
       break;
     case "history":
-      a = historyKey(input, key);
+      a = historyKey(input, key, s.search !== null && Boolean(s.history?.mark));
       break;
     case "composer":
       return composerKey(s.pasting, input, key);
   }
-  return a ? [a] : [];
+  return a ? [a] : toComposer(input, key);
 }
 
 /** Every key, for the help overlay. */
 export const KEY_HELP: ReadonlyArray<[string, string]> = [
   ["Tab / Shift-Tab", "next / previous pane"],
-  ["↑↓ or j k", "move in a list, scroll history by a line"],
+  ["↑↓ (j k in a list)", "move in a list, scroll history by a line"],
   ["Enter", "open the selected conversation; in the composer: send"],
   ["Alt-Enter, Ctrl-J", "new line in the message (pasted text keeps its lines)"],
   ["PgUp / PgDn", "scroll history by a page (from any pane)"],
   ["Home / End", "oldest / newest message (in the history pane)"],
-  ["n / N", "older / newer /search match (in the history pane)"],
+  ["n / N", "older / newer /search match (while a match is shown)"],
+  ["letters", "outside the composer: go to the composer, typed there"],
+  ["Ctrl-R", "send again what failed or waits in the outbox"],
   ["Ctrl-N", "new chat with a user"],
   ["Ctrl-G", "new group"],
   ["a / x", "accept / decline the selected invitation (in Groups, marked ✉)"],
@@ -251,3 +281,20 @@ export const KEY_HELP: ReadonlyArray<[string, string]> = [
   ["Ctrl-A Ctrl-E Ctrl-U Ctrl-W", "line start, line end, delete line, delete word"],
   ["Ctrl-C or /quit", "leave zmqchat"],
 ];
+
+/**
+ * The key hint under the panes: names the focused pane in words (focus is not shown by colour
+ * alone) and the keys that work there. Each fits 80 columns.
+ */
+export function keyHint(focus: Pane): string {
+  switch (focus) {
+    case "contacts":
+      return "[Contacts] ↑↓ Enter: open · Tab: pane · Ctrl-N: chat · ?: help · Ctrl-C: quit";
+    case "groups":
+      return "[Groups] ↑↓ Enter: open · Tab: pane · Ctrl-G: group · ?: help · Ctrl-C: quit";
+    case "history":
+      return "[History] ↑↓ PgUp PgDn Home End · Enter: write · Tab: pane · ?: help";
+    case "composer":
+      return "[Composer] Enter: send · Alt-Enter: new line · Tab: pane · /help · Ctrl-C: quit";
+  }
+}

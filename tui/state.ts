@@ -51,6 +51,17 @@ export interface SearchState {
   at: number;
 }
 
+/** A message in the on-disk outbox (shared with `zmqchat send --queue`): written, not yet stored by the service. */
+export interface OutboxEntry {
+  id: string;
+  conv: string;
+  text: string;
+  /** ISO time it was written. */
+  at: string;
+  /** Why the last attempt did not go through, if one was made. */
+  error: string | null;
+}
+
 export interface State {
   phase: "signup" | "main";
   signup: { editor: Editor; busy: string | null; error: string | null; profiles: string[] };
@@ -84,6 +95,8 @@ export interface State {
   /** Inside a bracketed paste: Enter inserts a newline instead of sending. */
   pasting: boolean;
   notice: { id: number; text: string; level: NoticeLevel } | null;
+  /** What waits in the on-disk outbox, shown as pending in its conversation. */
+  outbox: OutboxEntry[];
   /** Counts bell-worthy arrivals; the controller rings when it grows. */
   bells: number;
   bellEnabled: boolean;
@@ -119,6 +132,11 @@ export type Action =
   | { type: "sending"; localId: string; conv: string; text: string; at: string }
   | { type: "sent"; localId: string; message: ChatMessage }
   | { type: "sendFailed"; localId: string; error: string }
+  /** The service could not be reached: the message (now `id`) waits in the on-disk outbox. */
+  | { type: "queued"; localId: string; id: string }
+  | { type: "outbox"; items: OutboxEntry[] }
+  /** Sends again what failed in the open conversation, and what waits in the outbox. */
+  | { type: "retry" }
   // UI
   | { type: "layout"; width: number; height: number }
   | { type: "open"; conv: string }
@@ -172,6 +190,7 @@ export function initialState(opts: { bell?: boolean; profiles?: string[] } = {})
     composer: emptyEditor,
     pasting: false,
     notice: null,
+    outbox: [],
     bells: 0,
     bellEnabled: opts.bell ?? true,
     nextId: 1,
@@ -237,7 +256,10 @@ function ordLess(a: string, b: string): boolean {
 
 /** Puts a stored item in mailbox order, before any pending ones; ignores ids already present. */
 function insertItem(items: HistoryItem[], item: HistoryItem): HistoryItem[] {
-  if (items.some((i) => i.id === item.id)) return items;
+  const same = items.find((i) => i.id === item.id);
+  if (same && (same.ord !== null || item.ord === null)) return items;
+  // A message of ours that waited (outbox) is now stored: it takes its place in mailbox order.
+  if (same) items = items.filter((i) => i !== same);
   let at = items.length;
   while (at > 0 && (items[at - 1]!.ord === null || ordLess(item.ord!, items[at - 1]!.ord!))) at--;
   return [...items.slice(0, at), item, ...items.slice(at)];
@@ -251,6 +273,39 @@ function bump(
 ): Record<string, ConvInfo> {
   const c = convs[conv] ?? { unread: 0, last: "" };
   return { ...convs, [conv]: { unread: c.unread + unread, last: last > c.last ? last : c.last } };
+}
+
+function outboxItem(e: OutboxEntry, me: string | null): HistoryItem {
+  return {
+    id: e.id,
+    from: me ?? "",
+    text: e.text,
+    time: e.at,
+    ord: null,
+    verified: true,
+    problem: null,
+    delivery: "queued",
+    error: e.error,
+  };
+}
+
+/** Shows the outbox entries of the open conversation as pending items at its end. */
+function withOutbox(
+  h: HistoryState | null,
+  outbox: readonly OutboxEntry[],
+  me: string | null,
+): HistoryState | null {
+  if (!h) return h;
+  const here = outbox.filter((e) => e.conv === h.conv);
+  if (here.length === 0) return h;
+  let items = h.items;
+  for (const e of here) {
+    const at = items.findIndex((i) => i.id === e.id);
+    if (at === -1) items = [...items, outboxItem(e, me)];
+    else if (items[at]!.delivery === "queued" && items[at]!.error !== e.error)
+      items = items.map((i, k) => (k === at ? { ...i, error: e.error } : i));
+  }
+  return items === h.items ? h : { ...h, items };
 }
 
 function notice(s: State, text: string, level: NoticeLevel): State {
@@ -395,7 +450,8 @@ export function reduce(s: State, a: Action): State {
         fingerprint: a.fingerprint,
         endpoint: a.endpoint,
         bellEnabled: a.bell,
-        focus: "composer",
+        // Start where keys are not text (so ? shows help); opening a conversation goes to the composer.
+        focus: s.open ? "composer" : "contacts",
       };
     case "connection":
       return { ...s, connection: a.state, endpoint: a.endpoint };
@@ -476,7 +532,10 @@ export function reduce(s: State, a: Action): State {
       // Home asked for the very top: show it once everything is loaded.
       const scroll =
         h.loading === "all" ? historyWindow(items, s.view.width, s.view.height, 1e9).scroll : h.scroll;
-      return settleMark({ ...s, history: { ...h, items, complete: a.complete, loading: null, scroll } });
+      return settleMark({
+        ...s,
+        history: withOutbox({ ...h, items, complete: a.complete, loading: null, scroll }, s.outbox, s.me),
+      });
     }
 
     case "sending": {
@@ -501,6 +560,22 @@ export function reduce(s: State, a: Action): State {
       if (!h || h.conv !== a.message.conv) return { ...s, convs };
       const rest = h.items.filter((i) => i.id !== a.localId);
       return { ...s, convs, history: { ...h, items: insertItem(rest, itemOf(a.message, s.me)) } };
+    }
+    case "queued": {
+      const h = s.history;
+      if (!h) return s;
+      const items = h.items.some((i) => i.id === a.id)
+        ? h.items.filter((i) => i.id !== a.localId)
+        : h.items.map((i) => (i.id === a.localId ? { ...i, id: a.id, delivery: "queued" as const } : i));
+      return { ...s, history: { ...h, items } };
+    }
+    case "outbox":
+      return { ...s, outbox: a.items, history: withOutbox(s.history, a.items, s.me) };
+    case "retry": {
+      const h = s.history;
+      if (!h) return s;
+      // The controller sends the failed ones again (as new pending items).
+      return { ...s, history: { ...h, items: h.items.filter((i) => i.delivery !== "failed") } };
     }
     case "sendFailed": {
       const h = s.history;

@@ -1,6 +1,7 @@
 import type { Argument, Command, Option } from "commander";
 import { ZmqchatError } from "../../core/errors.js";
 import type { Io } from "../io.js";
+import type { NameKind } from "./complete-names.js";
 
 /** What completion needs to know about one option. */
 interface OptSpec {
@@ -9,8 +10,8 @@ interface OptSpec {
   description: string;
   /** The value's placeholder (`name` of `<name>`), or null for a switch. */
   value: string | null;
-  /** What to offer for the value: listed choices, files, directories, or nothing. */
-  complete: { choices: string[] } | "file" | "dir" | null;
+  /** What to offer for the value: listed choices, files, directories, names from the local cache, or nothing. */
+  complete: { choices: string[] } | "file" | "dir" | NameKind | null;
 }
 
 interface ArgSpec {
@@ -21,6 +22,17 @@ interface ArgSpec {
   choices: string[];
   /** Named like a path (`<file>`, `<dir>`): complete file names. */
   path: "file" | "dir" | null;
+  /** Named like a user or group (`<user>`, `<members...>`, `<group>`): names from the local cache. */
+  names: NameKind | null;
+}
+
+/** Which names a value or argument called `placeholder` takes. */
+function namesOf(placeholder: string, global: boolean): NameKind | null {
+  if (/^(user|users|member|members|from|to)$/i.test(placeholder)) return "users";
+  if (/^(group|groups)$/i.test(placeholder)) return "groups";
+  // The global --user <name> picks one of the profiles here.
+  if (global && /^name$/i.test(placeholder)) return "profiles";
+  return null;
 }
 
 /** One command of the tree: its path from the root, its own subcommands, options and arguments. */
@@ -47,13 +59,14 @@ const VERSION: OptSpec = {
   complete: null,
 };
 
-function optSpec(o: Option): OptSpec {
+function optSpec(o: Option, global = false): OptSpec {
   const placeholder = /[<[]([^>\]]+)[>\]]/.exec(o.flags)?.[1] ?? null;
   const takesValue = o.required || o.optional;
   let complete: OptSpec["complete"] = null;
   if (o.argChoices && o.argChoices.length > 0) complete = { choices: [...o.argChoices] };
   else if (placeholder && /^(dir|directory)$/i.test(placeholder)) complete = "dir";
   else if (placeholder && /^(file|path)$/i.test(placeholder)) complete = "file";
+  else if (placeholder) complete = namesOf(placeholder, global && o.long === "--user");
   return {
     short: o.short ?? null,
     long: o.long ?? null,
@@ -71,6 +84,7 @@ function argSpec(a: Argument): ArgSpec {
     variadic: a.variadic,
     choices: a.argChoices ? [...a.argChoices] : [],
     path: /^(dir|directory)$/i.test(a.name()) ? "dir" : /^(file|path)$/i.test(a.name()) ? "file" : null,
+    names: namesOf(a.name(), false),
   };
 }
 
@@ -81,7 +95,9 @@ function argSpec(a: Argument): ArgSpec {
 export function commandTree(program: Command): CmdSpec {
   const visible = (c: Command) => !(c as unknown as { _hidden?: boolean })._hidden;
   // The version option is the root's alone; the help option is not in `options`: both are added below.
-  const globals = program.options.filter((o) => !o.hidden && o.long !== "--version").map(optSpec);
+  const globals = program.options
+    .filter((o) => !o.hidden && o.long !== "--version")
+    .map((o) => optSpec(o, true));
   const walk = (c: Command, path: string[]): CmdSpec => ({
     path,
     description: c.description(),
@@ -89,7 +105,7 @@ export function commandTree(program: Command): CmdSpec {
     options:
       path.length === 0
         ? [...globals, HELP, VERSION]
-        : [...c.options.filter((o) => !o.hidden).map(optSpec), ...globals, HELP],
+        : [...c.options.filter((o) => !o.hidden).map((o) => optSpec(o)), ...globals, HELP],
     args: c.registeredArguments.map(argSpec),
   });
   return walk(program, []);
@@ -119,6 +135,8 @@ export function bashCompletion(program: Command): string {
         `      valopts=${JSON.stringify(withValue.flatMap(names).join(" "))}`,
         `      choices=${JSON.stringify([...new Set(n.args.flatMap((a) => a.choices))].join(" "))}`,
         `      paths=${JSON.stringify(n.args.some((a) => a.path === "file") ? "-f" : n.args.some((a) => a.path === "dir") ? "-d" : "")}`,
+        `      argnames=${JSON.stringify(n.args.map((a) => a.names ?? "-").join(" "))}`,
+        `      restnames=${JSON.stringify(n.args.at(-1)?.variadic ? (n.args.at(-1)!.names ?? "") : "")}`,
         "      ;;",
       ].join("\n"),
     );
@@ -129,7 +147,9 @@ export function bashCompletion(program: Command): string {
           ? 'compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))'
           : o.complete === "dir"
             ? 'compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur"))'
-            : `COMPREPLY=($(compgen -W ${JSON.stringify(o.complete.choices.join(" "))} -- "$cur"))`;
+            : typeof o.complete === "string"
+              ? `COMPREPLY=($(compgen -W "$(${fn}_names ${o.complete})" -- "$cur"))`
+              : `COMPREPLY=($(compgen -W ${JSON.stringify(o.complete.choices.join(" "))} -- "$cur"))`;
       for (const name of names(o)) valueCases.push(`    ${JSON.stringify(`${key}|${name}`)}) ${action} ;;`);
     }
   }
@@ -141,12 +161,19 @@ export function bashCompletion(program: Command): string {
 ${fn}_node() {
   case "$1" in
 ${cases.join("\n")}
-    *) subs="" opts="" valopts="" choices="" paths="" ;;
+    *) subs="" opts="" valopts="" choices="" paths="" argnames="" restnames="" ;;
   esac
 }
 
+# User, group or profile names from the local cache (${bin} complete-names; never the network),
+# for the --home, --user and --config given on the command line so far.
+${fn}_names() {
+  ${bin} "\${globals[@]}" complete-names "$1" 2>/dev/null
+}
+
 ${fn}() {
-  local cur="\${COMP_WORDS[COMP_CWORD]}" node="" w i skip=0 subs opts valopts choices paths
+  local cur="\${COMP_WORDS[COMP_CWORD]}" node="" w i skip=0 pos=0 subs opts valopts choices paths argnames restnames
+  local -a globals=()
   COMPREPLY=()
   ${fn}_node ""
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -158,9 +185,15 @@ ${fn}() {
     fi
     if [[ $w == -* ]]; then
       [[ $w != *=* && " $valopts " == *" $w "* ]] && skip=1
+      case "$w" in
+        --home | --user | -u | --config) ((i + 1 < COMP_CWORD)) && globals+=("$w" "\${COMP_WORDS[i + 1]}") ;;
+      esac
     elif [[ " $subs " == *" $w "* ]]; then
       node="\${node:+$node }$w"
       ${fn}_node "$node"
+      pos=0
+    else
+      ((pos++))
     fi
   done
   if ((skip)); then
@@ -176,6 +209,11 @@ ${valueCases.join("\n")}
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
   else
     COMPREPLY=($(compgen -W "$subs $choices" -- "$cur"))
+    local -a kinds=($argnames)
+    local kind="\${kinds[pos]:-$restnames}"
+    if [[ -n $kind && $kind != "-" ]]; then
+      COMPREPLY+=($(compgen -W "$(${fn}_names "$kind")" -- "$cur"))
+    fi
     if [[ -n $paths ]]; then
       compopt -o filenames 2>/dev/null
       COMPREPLY+=($(compgen "$paths" -- "$cur"))
@@ -198,7 +236,7 @@ function zdesc(s: string): string {
   return s.replace(/\s+/g, " ").replace(/([[\]\\])/g, "\\$1");
 }
 
-function zshOptSpec(o: OptSpec): string {
+function zshOptSpec(o: OptSpec, bin: string): string {
   const action =
     o.value === null
       ? ""
@@ -209,7 +247,9 @@ function zshOptSpec(o: OptSpec): string {
               ? "_files"
               : o.complete === "dir"
                 ? "_files -/"
-                : `(${o.complete.choices.join(" ")})`
+                : typeof o.complete === "string"
+                  ? `{_${bin}_names ${o.complete}}`
+                  : `(${o.complete.choices.join(" ")})`
         }`;
   const desc = `[${zdesc(o.description)}]${action}`;
   const both = names(o);
@@ -217,7 +257,7 @@ function zshOptSpec(o: OptSpec): string {
   return zq(`${both[0]}${desc}`);
 }
 
-function zshArgSpec(a: ArgSpec, i: number): string {
+function zshArgSpec(a: ArgSpec, i: number, bin: string): string {
   const action =
     a.choices.length > 0
       ? `(${a.choices.join(" ")})`
@@ -225,7 +265,9 @@ function zshArgSpec(a: ArgSpec, i: number): string {
         ? "_files"
         : a.path === "dir"
           ? "_files -/"
-          : " ";
+          : a.names
+            ? `{_${bin}_names ${a.names}}`
+            : " ";
   const msg = a.name.replace(/:/g, "\\:");
   if (a.variadic) return zq(`*:${msg}:${action}`);
   return zq(`${i + 1}:${a.required ? "" : ":"}${msg}:${action}`);
@@ -239,9 +281,9 @@ export function zshCompletion(program: Command): string {
   const fns: string[] = [];
   for (const n of allNodes(root)) {
     const fn = fnOf(n);
-    const specs = n.options.map(zshOptSpec);
+    const specs = n.options.map((o) => zshOptSpec(o, bin));
     if (n.commands.length === 0) {
-      specs.push(...n.args.map(zshArgSpec));
+      specs.push(...n.args.map((a, i) => zshArgSpec(a, i, bin)));
       fns.push(`${fn}() {\n  _arguments -s -S \\\n    ${specs.join(" \\\n    ")}\n}`);
       continue;
     }
@@ -276,6 +318,22 @@ ${dispatch.join("\n")}
 # zsh completion for ${bin}, generated from its commands by \`${bin} completion zsh\`.
 # Load it in the current shell (after compinit):   source <(${bin} completion zsh)
 # or for every shell: save it as _${bin} in a directory of your $fpath.
+
+# User, group or profile names from the local cache (${bin} complete-names; never the network),
+# for the --home, --user and --config on the command line.
+_${bin}_names() {
+  # The whole line ($words starts at the subcommand by now).
+  local -a g names w
+  local i
+  w=(\${(Q)\${(z)BUFFER}})
+  for ((i = 1; i < $#w; i++)); do
+    case $w[i] in
+      --home|--user|-u|--config) g+=($w[i] $w[i+1]) ;;
+    esac
+  done
+  names=(\${(f)"$(${bin} $g complete-names $1 2>/dev/null)"})
+  compadd -a names
+}
 
 ${fns.join("\n\n")}
 

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { openSync } from "node:fs";
+import { openSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { Command } from "commander";
@@ -14,6 +14,7 @@ import {
   Supervisor,
   stackPaths,
 } from "../../server/local-stack.js";
+import { stopRecorded, tightenStackFiles, whoListens } from "../../server/stack-guard.js";
 import type { GlobalFlags } from "../context.js";
 import type { Io } from "../io.js";
 import { waitForBalancer } from "../probe.js";
@@ -115,14 +116,13 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
     );
   }
   for (let p = port; p < port + 4; p++) {
-    if (!(await portFree(p))) {
-      throw new ZmqchatError("unavailable", `port ${p} on 127.0.0.1 is in use`, {
-        hint: "pick other ports with --port",
-      });
-    }
+    if (!(await portFree(p))) throw portTaken(home, p);
   }
+  // Everything the stack writes (store, logs, state, keys) is the user's alone.
+  process.umask(0o077);
+  tightenStackFiles(home);
   if (flags.detach) {
-    const log = openSync(join(ensureDir(home), "supervisor.log"), "a");
+    const log = openSync(join(ensureDir(home), "supervisor.log"), "a", 0o600);
     const args = [
       binPath(),
       "up",
@@ -177,10 +177,38 @@ function ensureDir(home: string): string {
   return stackPaths(home).dir;
 }
 
+/** Says who holds a port `up` needs, and how to free it. */
+function portTaken(home: string, port: number): ZmqchatError {
+  const holder = whoListens(port);
+  const state = readStackState(home);
+  const ours = holder && state?.processes.find((p) => p.pid === holder.pid);
+  const what = holder
+    ? ` by pid ${holder.pid} (${holder.argv.slice(0, 4).join(" ").slice(0, 120) || "unknown"})`
+    : "";
+  return new ZmqchatError("unavailable", `port ${port} on 127.0.0.1 is in use${what}`, {
+    hint: ours
+      ? `it is the ${ours.name} of this local stack, left running by a supervisor that died: zmqchat down stops it`
+      : holder
+        ? `stop it (kill ${holder.pid}) or pick other ports with --port`
+        : "pick other ports with --port",
+  });
+}
+
 export async function downCommand(cmd: Command, io: Io): Promise<void> {
   const home = homeOf(cmd);
   const state = readStackState(home);
-  if (!state || !isAlive(state.supervisorPid)) {
+  if (state && !isAlive(state.supervisorPid)) {
+    // The supervisor died (killed, out of memory): stop what it left running.
+    const stopped = await stopRecorded(state, binPath());
+    rmSync(stackPaths(home).state, { force: true });
+    io.out(
+      stopped.length > 0
+        ? `the local stack's supervisor had died; stopped what it left running: ${stopped.map((p) => `${p.name} (pid ${p.pid})`).join(", ")}`
+        : "no local stack is running",
+    );
+    return;
+  }
+  if (!state) {
     io.out("no local stack is running");
     return;
   }
@@ -189,6 +217,8 @@ export async function downCommand(cmd: Command, io: Io): Promise<void> {
   while (isAlive(state.supervisorPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   if (isAlive(state.supervisorPid))
     throw new ZmqchatError("timeout", `the local stack (pid ${state.supervisorPid}) did not stop`);
+  // Anything the supervisor could not stop (it was killed mid-way) goes too.
+  await stopRecorded(state, binPath());
   io.out("local stack stopped");
 }
 

@@ -303,11 +303,11 @@ export class ChatClient {
     target: Target,
     text: string,
     opts: RequestOptions = {},
-  ): Promise<{ id: string; queued: boolean }> {
+  ): Promise<{ id: string; queued: boolean; message?: ChatMessage }> {
     const item = this.compose(target, text, true);
     try {
-      await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs), true);
-      return { id: item.id, queued: false };
+      const message = await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs), true);
+      return { id: item.id, queued: false, message };
     } catch (err) {
       if (err instanceof ZmqchatError && (err.code === "timeout" || err.code === "unavailable")) {
         this.cache.setOutboxError(item.id, err.message);

@@ -135,13 +135,24 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     save("alice", "alice-sent-to-bob");
 
     // bob sees it arrive with an unread mark on alice and in the status bar.
-    await tmux.waitFor("bob", (s) => /alice\s+(\? )?1│/.test(s) && s.includes("1 unread"), {
+    await tmux.waitFor("bob", (s) => /alice\s+(\? )?1[│║]/.test(s) && s.includes("1 unread"), {
       what: "an unread mark on alice",
     });
     save("bob", "bob-unread-from-alice");
 
-    // bob goes to Contacts (Tab), selects alice (j) and opens the chat (Enter), then replies.
-    tmux.keys("bob", "Tab");
+    // bob starts in Contacts, where keys are not text: the hint and the double border say so
+    // without colour, and ? shows the help. He selects alice (j), opens the chat (Enter), replies.
+    // (The hint row shows once the sign-up notice has timed out.)
+    const start = await tmux.waitFor("bob", /\[Contacts\] ↑↓ Enter: open/, {
+      what: "the hint naming the focused pane",
+    });
+    assert.match(start, /╔═+╗/, "the focused pane has a double border");
+    assert.match(start, /║▶ Contacts/);
+    tmux.type("bob", "?");
+    await tmux.waitFor("bob", "Help — Esc, q or Enter closes");
+    save("bob", "bob-help-from-contacts");
+    tmux.type("bob", "q");
+    await tmux.waitFor("bob", (s) => !s.includes("Help — Esc"), { what: "the help closed" });
     tmux.keys("bob", "j");
     tmux.keys("bob", "Enter");
     await tmux.waitFor("bob", /alice\s+hello bob/, { what: "alice's message in bob's history" });
@@ -150,6 +161,17 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     tmux.keys("bob", "Enter");
     await tmux.waitFor("alice", /bob\s+hi alice/, { what: "bob's reply on alice's screen" });
     save("alice", "alice-got-reply");
+
+    // Typing while the history pane has focus loses nothing: the text goes to the composer,
+    // 'i' included, and Enter sends it whole.
+    tmux.keys("alice", "BTab");
+    await tmux.waitFor("alice", "[History]");
+    tmux.type("alice", "reply from TUI while listen runs");
+    await tmux.waitFor("alice", "[Composer]");
+    tmux.keys("alice", "Enter");
+    await tmux.waitFor("bob", /alice\s+reply from TUI while listen runs/, {
+      what: "the whole text typed from the history pane on bob's screen",
+    });
 
     // A pasted message keeps its lines (bracketed paste), Enter sends it.
     tmux.paste("alice", "first line\nsecond line");
@@ -229,7 +251,9 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     tmux.type("alice", "hello team");
     tmux.keys("alice", "Enter");
     await tmux.waitFor("alice", /✓ alice\s+hello team/);
-    await tmux.waitFor("bob", /#team\s+1│/, { what: "#team with an unread mark in bob's Groups" });
+    await tmux.waitFor("bob", (s) => /#team\s+1[│║]/.test(s) || /alice\s+hello team/.test(s), {
+      what: "#team with an unread mark in bob's Groups (or open, if accepting opened it)",
+    });
     const carolSees = await until("carol's history of #team", async () => {
       const r = await cli(homes.carol, [
         "--user",
@@ -307,11 +331,10 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     tmux.keys("alice", "Enter");
     await tmux.waitFor("alice", /✓ alice\s+and one more/);
     tmux.run("bob", `clear; ${tuiLine(homes.bob)}`);
-    await tmux.waitFor("bob", (s) => /bob ● online/.test(s) && /alice\s+(\? )?2│/.test(s), {
+    await tmux.waitFor("bob", (s) => /bob ● online/.test(s) && /alice\s+(\? )?2[│║]/.test(s), {
       what: "bob back online with 2 unread from alice",
     });
     save("bob", "bob-back-unread");
-    tmux.keys("bob", "Tab");
     tmux.keys("bob", "j");
     tmux.keys("bob", "Enter");
     const back = await tmux.waitFor("bob", /alice\s+and one more/, {
@@ -373,5 +396,81 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
       async () => (listened.includes("live for listen") ? true : null),
       8000,
     );
+  });
+
+  it("offline: messages wait in the on-disk outbox (TUI and send --queue), shown pending, sent on reconnect; the first screen fits 80 columns", async () => {
+    tmux.newSession("carol", { width: 80, height: 24, env: { LANG: "C.UTF-8" } });
+    tmux.run("carol", tuiLine(homes.carol, "carol"));
+    await tmux.waitFor("carol", /carol ● online/, { what: "carol online" });
+    await tmux.waitFor(
+      "carol",
+      "[Contacts] ↑↓ Enter: open · Tab: pane · Ctrl-N: chat · ?: help · Ctrl-C: quit",
+      {
+        what: "the whole key hint on an 80-column terminal",
+      },
+    );
+    save("carol", "carol-first-screen-80-columns");
+    tmux.keys("carol", "C-n");
+    await tmux.waitFor("carol", "New chat with");
+    tmux.type("carol", "alice");
+    tmux.keys("carol", "Enter");
+    await tmux.waitFor("carol", "Message alice");
+
+    const down = await cli(stackHome, ["down"]);
+    assert.equal(down.code, 0, down.stderr);
+    await tmux.waitFor("carol", /carol ○ offline/, { what: "carol sees the service gone" });
+    tmux.type("carol", "written offline");
+    tmux.keys("carol", "Enter");
+    await tmux.waitFor("carol", (s) => s.includes("[in the outbox") && s.includes("1 in the outbox"), {
+      what: "the message pending in the outbox",
+    });
+    const queued = await cli(homes.carol, [
+      "--user",
+      "carol",
+      "--endpoint",
+      endpoint,
+      "send",
+      "--queue",
+      "alice",
+      "queued by the CLI",
+    ]);
+    assert.equal(queued.code, 0, queued.stderr);
+    await tmux.waitFor("carol", (s) => s.includes("queued by the CLI") && s.includes("2 in the outbox"), {
+      what: "the CLI's queued message in the TUI's outbox",
+    });
+    save("carol", "carol-offline-outbox");
+
+    const port = endpoint.replace(/^.*:/, "");
+    const up = await cli(stackHome, ["up", "--detach", "--port", port, "--servers", "2"]);
+    assert.equal(up.code, 0, `zmqchat up again failed: ${up.stderr}`);
+    await tmux.waitFor(
+      "carol",
+      (s) =>
+        /✓ carol\s+written offline/.test(s) &&
+        /✓ carol\s+queued by the CLI/.test(s) &&
+        !s.includes("in the outbox"),
+      { what: "both sent once the service is back", timeoutMs: 30_000 },
+    );
+    save("carol", "carol-outbox-sent");
+    const seen = await cli(homes.alice, [
+      "--user",
+      "alice",
+      "--endpoint",
+      endpoint,
+      "history",
+      "carol",
+      "--json",
+    ]);
+    assert.equal(seen.code, 0, seen.stderr);
+    const texts = seen.stdout
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { text: string }).text);
+    assert.deepEqual(
+      texts.filter((t) => t === "written offline" || t === "queued by the CLI"),
+      ["written offline", "queued by the CLI"],
+      "each once, in the order written",
+    );
+    tmux.keys("carol", "C-c");
   });
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -8,6 +8,10 @@ import type { Command } from "commander";
 import { bashCompletion, commandTree, zshCompletion } from "../../bin/commands/completion.js";
 import type { Io } from "../../bin/io.js";
 import { buildProgram } from "../../bin/main.js";
+import { Cache } from "../../core/client/cache.js";
+import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
+import { generateIdentity } from "../../core/crypto/keys.js";
+import { ZMQCHAT_BIN } from "../helpers/cli.js";
 
 const io: Io = {
   out() {},
@@ -23,6 +27,13 @@ function program(): Command {
 
 function allCommands(c: Command): Command[] {
   return [c, ...c.commands.flatMap(allCommands)];
+}
+
+const isHidden = (c: Command) => (c as unknown as { _hidden?: boolean })._hidden === true;
+
+/** The commands a user sees (the completion scripts' own helper, complete-names, is hidden). */
+function visibleCommands(c: Command): Command[] {
+  return [c, ...c.commands.filter((x) => !isHidden(x)).flatMap(visibleCommands)];
 }
 
 function pathOf(c: Command): string {
@@ -47,6 +58,7 @@ function subcommands(path: string[], prefix = ""): string[] {
   let c = program();
   for (const name of path) c = c.commands.find((x) => x.name() === name)!;
   return c.commands
+    .filter((x) => !isHidden(x))
     .map((x) => x.name())
     .filter((n) => n.startsWith(prefix))
     .sort();
@@ -85,7 +97,7 @@ describe("completion scripts", () => {
       n.commands.forEach(walk);
     };
     walk(tree);
-    const expected = allCommands(program()).map((c) => pathOf(c).replace(/^zmqchat ?/, ""));
+    const expected = visibleCommands(program()).map((c) => pathOf(c).replace(/^zmqchat ?/, ""));
     assert.deepEqual(paths.sort(), expected.sort());
     assert.ok(
       paths.includes("group create") && paths.includes("keys trust") && paths.includes("config show"),
@@ -95,7 +107,7 @@ describe("completion scripts", () => {
   });
 
   /** Completes the words as bash would for `zmqchat WORDS<TAB>`; the last word is the one being completed. */
-  function bashComplete(words: string[]): string[] {
+  function bashComplete(words: string[], withBinary = false): string[] {
     const quoted = words.map((w) => `'${w.replace(/'/g, `'\\''`)}'`).join(" ");
     const out = execFileSync(
       "bash",
@@ -103,10 +115,12 @@ describe("completion scripts", () => {
         "--norc",
         "--noprofile",
         "-c",
-        `source "$1"; cd "$2"; COMP_WORDS=(zmqchat ${quoted}); COMP_CWORD=${words.length}; _zmqchat; printf '%s\\n' "\${COMPREPLY[@]}"`,
+        `${withBinary ? `ZC_NODE="$3" ZC_BIN="$4"; zmqchat() { "$ZC_NODE" "$ZC_BIN" "$@"; }; ` : ""}source "$1"; cd "$2"; COMP_WORDS=(zmqchat ${quoted}); COMP_CWORD=${words.length}; _zmqchat; printf '%s\\n' "\${COMPREPLY[@]}"`,
         "bash",
         bashScript,
         join(dir, "files"),
+        process.execPath,
+        ZMQCHAT_BIN,
       ],
       { encoding: "utf8" },
     );
@@ -159,6 +173,53 @@ describe("completion scripts", () => {
     );
     if (withFileArg)
       assert.deepEqual(bashComplete([...pathOf(withFileArg).split(" ").slice(1), "he"]), ["hello.json"]);
+  });
+
+  /** A home with ann's profile: contacts bob and carol, and a conversation in group team. */
+  function namesHome(): string {
+    const home = join(dir, "names-home");
+    if (existsSync(home)) return home;
+    const paths = profilePaths(home, "ann");
+    ensureIdentity(paths, "ann");
+    const cache = new Cache(paths.cache);
+    for (const n of ["bob", "carol"]) cache.see(n, generateIdentity(n).publicKeys);
+    cache.addMessages(
+      [
+        {
+          id: "0190b2c4-0000-7000-8000-000000000001",
+          conv: "g:team",
+          from: "dave",
+          to: null,
+          group: "team",
+          text: "hi team",
+          sentAt: "2025-06-02T10:00:00.000Z",
+          serverTime: "2025-06-02T10:00:00.000Z",
+          cursor: "1",
+          verified: true,
+          problem: null,
+          seq: 1,
+          device: "0123456789abcdef",
+        },
+      ],
+      "1",
+    );
+    cache.close();
+    return home;
+  }
+
+  it("bash: completes user, group and profile names from the local cache (built CLI)", () => {
+    const home = namesHome();
+    const at = ["--home", home, "--user", "ann"];
+    assert.deepEqual(bashComplete([...at, "send", ""], true), ["bob", "carol"]);
+    assert.deepEqual(bashComplete([...at, "send", "bob", ""], true), [], "the text is not a name");
+    assert.deepEqual(bashComplete([...at, "send", "--group", ""], true), ["team"]);
+    assert.deepEqual(bashComplete([...at, "history", "c"], true), ["carol"]);
+    assert.deepEqual(bashComplete([...at, "search", "--from", "b"], true), ["bob"]);
+    assert.deepEqual(bashComplete([...at, "keys", "trust", ""], true), ["bob", "carol"]);
+    assert.deepEqual(bashComplete([...at, "group", "add", "team", "bob", ""], true), ["bob", "carol"]);
+    assert.deepEqual(bashComplete(["--home", home, "--user", ""], true), ["ann"], "profiles here");
+    // Without --user: the names of every profile here.
+    assert.deepEqual(bashComplete(["--home", home, "keys", "fingerprint", ""], true), ["bob", "carol"]);
   });
 
   it("zsh: the script parses (zsh -n) and registers itself with compinit", (t) => {
@@ -214,6 +275,7 @@ compprefuncs=( null-line )
 comppostfuncs=( null-line exit )
 zstyle ':completion:*' list-grouped false
 zstyle ':completion:*' insert-tab false
+zmqchat () { "$ZC_NODE" "$ZC_BIN" "$@" }
 compadd () {
   if [[ \${@[1,(i)(-|--)]} == *-(O|A|D)\\ * ]]; then
     builtin compadd "$@"
@@ -254,7 +316,13 @@ exit 2
       const r = spawnSync("zsh", ["-f", capture, line], {
         encoding: "utf8",
         timeout: 20_000,
-        env: { ...process.env, ZC_SCRIPT: zshScript, ZC_SETUP: setup },
+        env: {
+          ...process.env,
+          ZC_SCRIPT: zshScript,
+          ZC_SETUP: setup,
+          ZC_NODE: process.execPath,
+          ZC_BIN: ZMQCHAT_BIN,
+        },
       });
       assert.equal(r.status, 0, `zsh completion of "${line}": ${r.stderr}`);
       return r.stdout
@@ -268,6 +336,9 @@ exit 2
     assert.deepEqual(complete("zmqchat --user alice keys "), subcommands(["keys"]));
     assert.deepEqual(complete("zmqchat "), subcommands([]));
     assert.deepEqual(complete("zmqchat completion "), ["bash", "zsh"]);
+    const home = namesHome();
+    assert.deepEqual(complete(`zmqchat --home ${home} --user ann keys trust `), ["bob", "carol"]);
+    assert.deepEqual(complete(`zmqchat --home ${home} --user ann send --group `), ["team"]);
     const searchOpts = complete("zmqchat search --");
     for (const o of ["--from", "--group", "--limit", "--json", "--user", "--home", "--help"]) {
       assert.ok(searchOpts.includes(o), `${o} in ${searchOpts.join(" ")}`);

@@ -64,7 +64,7 @@ describe("the TUI over the memory transport", () => {
       await t.waitFor(/bob {2}hi ann/);
       assert.equal(t.rings(), 0, "no bell for the open conversation");
       await carol.send({ user: "ann" }, "psst");
-      await t.waitFor((f) => /carol\s+(\? )?1│/.test(f) && f.includes("1 unread"));
+      await t.waitFor((f) => /carol\s+(\? )?1[│║]/.test(f) && f.includes("1 unread"));
       assert.equal(t.rings(), 1, "a bell for a message elsewhere");
       assert.doesNotMatch(t.frame(), /psst/, "it stays out of the open conversation");
     } finally {
@@ -76,8 +76,9 @@ describe("the TUI over the memory transport", () => {
     const t = await startTui(stack, { home: home(), user: "nav" });
     try {
       await t.waitFor(/Contacts[\s\S]*bob[\s\S]*carol/);
-      await t.press(KEYS.tab);
-      assert.equal(t.controller.state.focus, "contacts");
+      assert.equal(t.controller.state.focus, "contacts", "starts in Contacts, where ? is help");
+      assert.match(t.frame(), /╔═+╗/, "the focused pane has a double border (no colour needed)");
+      assert.match(t.frame(), /▶ Contacts/);
       const list = contactList(t.controller.state);
       await t.press("G", "g", "j", "j", "k");
       assert.equal(t.controller.state.selected.contacts, list[1]);
@@ -173,8 +174,8 @@ describe("the TUI over the memory transport", () => {
       await t.waitFor(/#band\s+✉/);
       await t.waitFor("✉ 1 invited");
       await bob.send({ group: "band" }, "before pia joined");
-      // Groups: select the invitation and accept it with a.
-      await t.press(KEYS.tab, KEYS.tab);
+      // Groups (one Tab from Contacts, where focus starts): select the invitation and accept it with a.
+      await t.press(KEYS.tab);
       await t.press("j");
       await t.press("a");
       await t.waitFor("you joined #band");
@@ -243,7 +244,7 @@ describe("the TUI over the memory transport", () => {
       rows: 20,
     });
     try {
-      await t.waitFor(/lots\s+(\? )?99\+│/);
+      await t.waitFor(/lots\s+(\? )?99\+[│║]/);
       await t.press("/msg lots\r");
       await t.waitFor(/lots {2}line 250/);
       assert.doesNotMatch(t.frame(), /line 200\b/);
@@ -280,7 +281,7 @@ describe("the TUI over the memory transport", () => {
     try {
       await t.waitFor(
         (f) =>
-          /far\s+(\? )?99\+│/.test(f) && t.controller.client?.cache.history("u:far", 1000).length === 300,
+          /far\s+(\? )?99\+[│║]/.test(f) && t.controller.client?.cache.history("u:far", 1000).length === 300,
       );
       await t.press("/search zebra\r");
       await t.waitFor('no messages match "zebra"');

@@ -8,6 +8,7 @@ import {
   globalKey,
   historyKey,
   type KeyPress,
+  keyHint,
   listKey,
   PASTE_END,
   PASTE_START,
@@ -15,7 +16,7 @@ import {
   splitKeys,
 } from "../../tui/keymap.js";
 import { geometry, tooSmall } from "../../tui/layout.js";
-import { initialState, reduce, type State } from "../../tui/state.js";
+import { initialState, PANES, reduce, type State } from "../../tui/state.js";
 import { sanitize, textWidth, wrapLine } from "../../tui/text.js";
 
 const main = (): State =>
@@ -94,11 +95,15 @@ describe("tui keymap", () => {
 
   it("routes a key to the focused pane, the dialog, the sign-up screen or only Ctrl-C when too small", () => {
     let s = main();
-    assert.deepEqual(routeKey(s, "j", {}), [{ type: "edit", op: { kind: "insert", text: "j" } }]);
-    s = reduce(s, { type: "focus", pane: "contacts" });
+    assert.equal(s.focus, "contacts");
+    assert.deepEqual(routeKey(s, "?", {}), [{ type: "help" }]);
     assert.deepEqual(routeKey(s, "j", {}), [{ type: "select", pane: "contacts", by: 1 }]);
+    s = reduce(s, { type: "focus", pane: "composer" });
+    assert.deepEqual(routeKey(s, "j", {}), [{ type: "edit", op: { kind: "insert", text: "j" } }]);
+    assert.deepEqual(routeKey(s, "?", {}), [{ type: "edit", op: { kind: "insert", text: "?" } }]);
     s = reduce(s, { type: "focus", pane: "history" });
-    assert.deepEqual(routeKey(s, "k", {}), [{ type: "scroll", by: "lineUp" }]);
+    assert.deepEqual(routeKey(s, "", { upArrow: true }), [{ type: "scroll", by: "lineUp" }]);
+    assert.deepEqual(routeKey(s, "?", {}), [{ type: "help" }]);
     s = reduce(s, { type: "help" });
     assert.deepEqual(routeKey(s, "q", {}), [{ type: "close" }]);
     assert.deepEqual(routeKey(main(), "j", {}, { tooSmall: true }), []);
@@ -150,9 +155,10 @@ describe("tui slash commands", () => {
     );
   });
 
-  it("n and N in the history pane step through search matches", () => {
-    assert.deepEqual(historyKey("n", {}), { type: "searchStep", by: "older" });
-    assert.deepEqual(historyKey("N", { shift: true }), { type: "searchStep", by: "newer" });
+  it("n and N in the history pane step through search matches while one is shown; otherwise they are text", () => {
+    assert.deepEqual(historyKey("n", {}, true), { type: "searchStep", by: "older" });
+    assert.deepEqual(historyKey("N", { shift: true }, true), { type: "searchStep", by: "newer" });
+    assert.equal(historyKey("n", {}, false), null);
   });
 });
 
@@ -218,6 +224,54 @@ describe("tui editor, text and layout", () => {
       geometry({ columns: 100, rows: 30 }, 4).history.height < g.history.height,
       "a taller composer takes rows",
     );
+  });
+});
+
+/** Types `text` key by key (as a terminal delivers it) from state `s`, through the keymap and the reducer. */
+function typeKeys(s: State, text: string): State {
+  for (const k of splitKeys(text, {}, false)) for (const a of routeKey(s, k.input, k.key)) s = reduce(s, a);
+  return s;
+}
+
+describe("tui focus: typed text is never dropped", () => {
+  it("text typed in the history pane goes to the composer whole, 'i' included", () => {
+    let s = reduce(main(), { type: "open", conv: "u:bob" });
+    s = reduce(s, { type: "focus", pane: "history" });
+    s = typeKeys(s, "reply from TUI while listen runs");
+    assert.equal(s.focus, "composer");
+    assert.equal(s.composer.text, "reply from TUI while listen runs");
+  });
+
+  it("text typed in a list goes to the composer, except the list's own keys; a paste too", () => {
+    let s = typeKeys(main(), "hello");
+    assert.equal(s.composer.text, "hello");
+    assert.equal(s.focus, "composer");
+    s = reduce(main(), { type: "focus", pane: "groups" });
+    s = typeKeys(s, "hmm");
+    assert.equal(s.composer.text, "hmm");
+    let p = reduce(main(), { type: "focus", pane: "history" });
+    for (const a of routeKey(p, PASTE_START, {})) p = reduce(p, a);
+    assert.equal(p.focus, "composer");
+    assert.equal(p.pasting, true);
+  });
+
+  it("Enter, arrows and control keys in the history pane are not text", () => {
+    const s = reduce(main(), { type: "focus", pane: "history" });
+    assert.deepEqual(routeKey(s, "\r", { return: true }), [{ type: "focus", pane: "composer" }]);
+    assert.deepEqual(routeKey(s, "", { escape: true }), [{ type: "back" }]);
+    assert.deepEqual(routeKey(s, "[Z", {}), [], "an escape remnant is not text");
+    assert.deepEqual(routeKey(s, "r", { ctrl: true }), [{ type: "retry" }]);
+  });
+
+  it("the key hint names the focused pane in words and fits 80 columns", () => {
+    for (const pane of PANES) {
+      const hint = keyHint(pane);
+      assert.ok(textWidth(hint) <= 80, `${pane}: ${textWidth(hint)} columns: ${hint}`);
+      assert.match(hint, new RegExp(`^\\[${pane}\\]`, "i"));
+      // ? works wherever it is not text input, and the hint says so there; the composer names /help.
+      if (pane === "composer") assert.match(hint, /\/help/);
+      else assert.match(hint, /\?: help/);
+    }
   });
 });
 

@@ -70,7 +70,7 @@ describe("tui panes", () => {
     const t = v.text();
     assert.match(t, /Contacts \(3 new\)/);
     assert.match(t, /▸bob/);
-    assert.match(t, /carol\s+\? 3│/);
+    assert.match(t, /carol\s+\? 3[│║]/);
     assert.match(t, /dave\s+⚠/);
     assert.doesNotMatch(t, /alice/, "you are not your own contact");
     v.unmount();
@@ -82,8 +82,8 @@ describe("tui panes", () => {
       { type: "verified", name: "bob", verified: false },
     );
     const v = view(store, <ListPane pane="contacts" width={26} height={6} />);
-    assert.match(v.text(), /bob\s+\?│/, "unverified");
-    assert.match(v.text(), /carol\s+│/, "verified: no mark");
+    assert.match(v.text(), /bob\s+\?[│║]/, "unverified");
+    assert.match(v.text(), /carol\s+[│║]/, "verified: no mark");
     const after = view(
       storeWith(
         { type: "users", names: ["bob", "carol"], keyChanged: [], verified: ["carol"] },
@@ -91,7 +91,7 @@ describe("tui panes", () => {
       ),
       <ListPane pane="contacts" width={26} height={6} />,
     );
-    assert.match(after.text(), /bob\s+│/, "after /verify bob");
+    assert.match(after.text(), /bob\s+[│║]/, "after /verify bob");
     after.unmount();
     assert.deepEqual(parseCommand("/verify bob"), { kind: "verify", user: "bob" });
     assert.equal(parseCommand("/verify").kind, "invalid");
@@ -109,7 +109,7 @@ describe("tui panes", () => {
       ),
       <ListPane pane="groups" width={26} height={6} />,
     );
-    assert.match(v.text(), /#ops\s+1│/);
+    assert.match(v.text(), /#ops\s+1[│║]/);
     assert.match(v.text(), /#team/);
     v.unmount();
   });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ChatMessage } from "../../core/client/cache.js";
-import { historyWindow } from "../../tui/history-layout.js";
+import { historyWindow, itemRows } from "../../tui/history-layout.js";
 import {
   type Action,
   contactList,
@@ -46,14 +46,16 @@ function main(): State {
 }
 
 describe("tui reducer", () => {
-  it("starts on the composer and cycles focus with Tab and Shift-Tab", () => {
+  it("starts in Contacts (not text input, so ? is help) and cycles focus with Tab and Shift-Tab", () => {
     let s = main();
-    assert.equal(s.focus, "composer");
-    s = reduce(s, { type: "focusNext" });
     assert.equal(s.focus, "contacts");
     s = run(s, { type: "focusNext" }, { type: "focusNext" });
     assert.equal(s.focus, "history");
-    s = run(s, { type: "focusPrev" }, { type: "focusPrev" }, { type: "focusPrev" });
+    s = reduce(s, { type: "focusNext" });
+    assert.equal(s.focus, "composer");
+    s = reduce(s, { type: "focusNext" });
+    assert.equal(s.focus, "contacts");
+    s = run(s, { type: "focusPrev" });
     assert.equal(s.focus, "composer");
   });
 
@@ -305,6 +307,75 @@ describe("tui reducer", () => {
     const id = s.notice!.id;
     s = run(s, { type: "notice", text: "two", level: "error" }, { type: "clearNotice", id });
     assert.equal(s.notice?.text, "two");
+  });
+});
+
+describe("tui outbox", () => {
+  const at = "2025-06-02T10:05:00.000Z";
+
+  it("a message that could not go out waits in the outbox as pending, and takes its place once stored", () => {
+    let s = run(
+      main(),
+      { type: "open", conv: "u:bob" },
+      { type: "history", conv: "u:bob", messages: [], complete: true },
+      { type: "sending", localId: "local-1", conv: "u:bob", text: "written offline", at },
+      { type: "queued", localId: "local-1", id: "out-1" },
+      {
+        type: "outbox",
+        items: [{ id: "out-1", conv: "u:bob", text: "written offline", at, error: "no answer" }],
+      },
+    );
+    assert.deepEqual(
+      s.history?.items.map((i) => [i.id, i.delivery]),
+      [["out-1", "queued"]],
+      "one pending item, under the outbox's id",
+    );
+    assert.equal(s.outbox.length, 1);
+    const rows = itemRows(s.history!.items[0]!, undefined, 60).flatMap((r) =>
+      r.kind === "msg" ? [r.text] : [],
+    );
+    assert.match(rows.join(" "), /in the outbox: sent when the service answers \(no answer\); Ctrl-R/);
+    // Reconnected: the outbox sent it; the stored message replaces the pending one, once.
+    const stored = msg({ id: "out-1", conv: "u:bob", from: "alice", text: "written offline" });
+    s = run(s, { type: "arrived", messages: [stored] }, { type: "outbox", items: [] });
+    assert.deepEqual(
+      s.history?.items.map((i) => [i.id, i.delivery, i.ord]),
+      [["out-1", "stored", stored.cursor]],
+    );
+  });
+
+  it("shows what `zmqchat send --queue` left in the outbox when the conversation opens", () => {
+    const s = run(
+      main(),
+      { type: "outbox", items: [{ id: "cli-1", conv: "u:carol", text: "from the CLI", at, error: null }] },
+      { type: "open", conv: "u:carol" },
+      {
+        type: "history",
+        conv: "u:carol",
+        messages: [msg({ conv: "u:carol", from: "carol" })],
+        complete: true,
+      },
+    );
+    assert.deepEqual(
+      s.history?.items.map((i) => [i.text, i.delivery]),
+      [
+        [s.history?.items[0]?.text, null],
+        ["from the CLI", "queued"],
+      ],
+    );
+  });
+
+  it("Ctrl-R takes failed messages off the screen for the controller to send again", () => {
+    let s = run(
+      main(),
+      { type: "open", conv: "u:bob" },
+      { type: "history", conv: "u:bob", messages: [], complete: true },
+      { type: "sending", localId: "local-1", conv: "u:bob", text: "refused", at },
+      { type: "sendFailed", localId: "local-1", error: "forbidden" },
+    );
+    assert.equal(s.history?.items[0]?.delivery, "failed");
+    s = run(s, { type: "retry" });
+    assert.deepEqual(s.history?.items, []);
   });
 });
 

@@ -69,7 +69,7 @@ export function Composer({ width, height }: Props) {
       flexDirection="column"
       width={width}
       height={height}
-      borderStyle="round"
+      borderStyle={focused ? "double" : "round"}
       borderColor={focused ? "cyan" : "gray"}
       paddingX={1}
       overflow="hidden"

@@ -111,7 +111,7 @@ export function HistoryPane({ width, height }: Props) {
       flexDirection="column"
       width={width}
       height={height}
-      borderStyle="round"
+      borderStyle={focused ? "double" : "round"}
       borderColor={focused ? "cyan" : "gray"}
       paddingRight={1}
       overflow="hidden"
@@ -120,6 +120,7 @@ export function HistoryPane({ width, height }: Props) {
       <Text wrap="truncate-end">
         {" "}
         <Text bold color={focused ? "cyan" : undefined}>
+          {focused ? "▶ " : ""}
           {open ? convTitle(open) : "zmqchat"}
         </Text>
         {warn ? (
@@ -136,7 +137,10 @@ export function HistoryPane({ width, height }: Props) {
             No conversation open.
           </Text>
           <Text dimColor wrap="truncate-end">
-            Ctrl-N or /msg USER starts a chat; Enter on a contact or group opens it; ? shows every key.
+            Ctrl-N or /msg USER starts a chat; Enter on a contact or group opens it.
+          </Text>
+          <Text dimColor wrap="truncate-end">
+            ? (outside the composer) or /help shows every key.
           </Text>
         </Box>
       ) : items.length === 0 && !history?.loading ? (

@@ -66,12 +66,12 @@ export function ListPane({ pane, width, height }: Props) {
       flexDirection="column"
       width={width}
       height={height}
-      borderStyle="round"
+      borderStyle={focused ? "double" : "round"}
       borderColor={focused ? "cyan" : "gray"}
       overflow="hidden"
     >
       <Text bold color={focused ? "cyan" : undefined} wrap="truncate-end">
-        {title}
+        {focused ? `▶ ${title}` : title}
         {unread > 0 ? <Text color="yellow">{` (${unread} new)`}</Text> : null}
         {pending > 0 ? <Text color="magenta">{` ✉ ${pending} invited: a accept, x decline`}</Text> : null}
       </Text>

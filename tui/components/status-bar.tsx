@@ -1,10 +1,9 @@
 import { Box, Text } from "ink";
 import { sanitizeBody } from "../../core/text/sanitize.js";
+import { keyHint } from "../keymap.js";
 import { unreadTotal } from "../state.js";
 import { useAppState } from "../store.js";
 import { textWidth, truncate } from "../text.js";
-
-const HINTS = "Tab: panes · Enter: open · Ctrl-N: chat · Ctrl-G: group · /: command · ?: help · Ctrl-C: quit";
 
 const STATE_LOOK = {
   online: { dot: "●", color: "greenBright" },
@@ -36,6 +35,8 @@ function fitSegments(segments: Segment[], width: number): Segment[] {
 /** Two rows: notices (or key hints), then who you are, the connection, your fingerprint and counts. */
 export function StatusBar({ width }: { width: number }) {
   const notice = useAppState((s) => s.notice);
+  const focus = useAppState((s) => s.focus);
+  const outbox = useAppState((s) => s.outbox.length);
   const me = useAppState((s) => s.me);
   const connection = useAppState((s) => s.connection);
   const endpoint = useAppState((s) => s.endpoint);
@@ -49,6 +50,8 @@ export function StatusBar({ width }: { width: number }) {
   const segments: Segment[] = [
     { text: ` ${me ?? "?"} `, color: "whiteBright", bold: true },
     { text: `${look.dot} ${connection}`, color: look.color, bold: true },
+    // Before the endpoint: what waits to be sent matters more than where it goes.
+    ...(outbox > 0 ? [{ text: ` · ${outbox} in the outbox ·`, color: "yellowBright", bold: true }] : []),
     { text: ` ${endpoint}`, color: "white" },
   ];
   if (shortFp) segments.push({ text: ` · fp ${shortFp} …`, color: "white" });
@@ -66,7 +69,7 @@ export function StatusBar({ width }: { width: number }) {
         </Text>
       ) : (
         <Text dimColor wrap="truncate-end">
-          {HINTS}
+          {keyHint(focus)}
         </Text>
       )}
       <Text wrap="truncate-end" backgroundColor="gray">
