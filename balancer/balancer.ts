@@ -3,6 +3,7 @@ import { ZmqchatError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { BrokerCommand, HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS } from "../core/protocol/broker.js";
 import { decodeJson } from "../core/protocol/codec.js";
+import { errorFrame, okFrame, requestIdOf } from "../core/protocol/frames.js";
 import { TOPIC_PATTERN } from "../core/protocol/limits.js";
 import {
   type BrokerEndpoints,
@@ -157,13 +158,13 @@ export class Balancer {
     const verdict = this.limiter.admit(peer, frame, now);
     if (!verdict.ok) {
       this.options.metrics?.refused(`rate_limited_${verdict.limit}`);
-      if (verdict.answer) this.sockets.sendClient(peer, rateLimitedReply(requestId(frame), verdict));
+      if (verdict.answer) this.sockets.sendClient(peer, rateLimitedReply(requestIdOf(frame), verdict));
       return;
     }
     if (parts !== 2) {
       this.sockets.sendClient(
         peer,
-        errorReply(null, "bad_request", "a request is two frames: route and body"),
+        errorFrame(null, { code: "bad_request", message: "a request is two frames: route and body" }),
       );
       return;
     }
@@ -172,7 +173,10 @@ export class Balancer {
     } else if (route === "B") {
       this.answer(peer, frame);
     } else {
-      this.sockets.sendClient(peer, errorReply(null, "bad_request", "unknown route frame"));
+      this.sockets.sendClient(
+        peer,
+        errorFrame(null, { code: "bad_request", message: "unknown route frame" }),
+      );
     }
   }
 
@@ -182,7 +186,7 @@ export class Balancer {
       this.options.metrics?.refused("no_server");
       this.sockets.sendClient(
         peer,
-        errorReply(requestId(frame), "unavailable", "no chat server is available"),
+        errorFrame(requestIdOf(frame), { code: "unavailable", message: "no chat server is available" }),
       );
       return;
     }
@@ -208,10 +212,10 @@ export class Balancer {
       } else {
         throw new ZmqchatError("bad_request", "the balancer answers only hello and ping");
       }
-      this.sockets.sendClient(peer, Buffer.from(JSON.stringify({ v: 1, id, ok: true, body })));
+      this.sockets.sendClient(peer, okFrame(id, body));
     } catch (err) {
       const e = err instanceof ZmqchatError ? err : new ZmqchatError("bad_request", "malformed request");
-      this.sockets.sendClient(peer, errorReply(id, e.code, e.message));
+      this.sockets.sendClient(peer, errorFrame(id, { code: e.code, message: e.message }));
     }
   }
 
@@ -287,17 +291,4 @@ function readVersion(frame: Buffer | undefined): string {
   } catch {
     return "unknown";
   }
-}
-
-function requestId(frame: Buffer): string | null {
-  try {
-    const id = (decodeJson(frame) as { id?: unknown })?.id;
-    return typeof id === "string" ? id.slice(0, 64) : null;
-  } catch {
-    return null;
-  }
-}
-
-function errorReply(id: string | null, code: string, message: string): Buffer {
-  return Buffer.from(JSON.stringify({ v: 1, id, ok: false, error: { code, message } }));
 }

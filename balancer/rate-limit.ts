@@ -1,4 +1,5 @@
 import { ZmqchatError } from "../core/errors.js";
+import { errorFrame } from "../core/protocol/frames.js";
 import { type BucketRule, TokenBuckets } from "../core/token-bucket.js";
 
 export { type BucketRule, TokenBuckets };
@@ -115,18 +116,11 @@ export function rateLimitedReply(id: string | null, verdict: Extract<Verdict, { 
     perSession: "requests of this session",
     registrations: "registrations from this source",
   }[verdict.limit];
-  return Buffer.from(
-    JSON.stringify({
-      v: 1,
-      id,
-      ok: false,
-      error: {
-        code: "rate_limited",
-        message: `too many ${what}; retry after ${verdict.retryAfterMs} ms`,
-        retryAfterMs: verdict.retryAfterMs,
-      },
-    }),
-  );
+  return errorFrame(id, {
+    code: "rate_limited",
+    message: `too many ${what}; retry after ${verdict.retryAfterMs} ms`,
+    retryAfterMs: verdict.retryAfterMs,
+  });
 }
 
 const RULE = /^(\d+(?:\.\d+)?)\/(s|min)(?::(\d+))?$/;

@@ -1,6 +1,5 @@
-import { ZmqchatError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import { decodeJson } from "../core/protocol/codec.js";
+import { errorFrame, requestIdOf } from "../core/protocol/frames.js";
 import type { WorkerLink, WorkerTransport } from "../core/transport.js";
 import { Authority, DEFAULT_SESSION_TTL_MS, systemClock } from "./auth.js";
 import { DEFAULT_SERVER_QUOTAS, type ServerQuotas } from "./limits.js";
@@ -109,12 +108,5 @@ export class ChatServer {
 
 /** An `unavailable` reply for a request the server will not take; the client retries elsewhere. */
 export function refusal(frame: Buffer, message: string): Buffer {
-  let id: string | null = null;
-  try {
-    const raw = decodeJson(frame) as { id?: unknown };
-    if (typeof raw?.id === "string") id = raw.id.slice(0, 64);
-  } catch (err) {
-    if (!(err instanceof ZmqchatError)) throw err;
-  }
-  return Buffer.from(JSON.stringify({ v: 1, id, ok: false, error: { code: "unavailable", message } }));
+  return errorFrame(requestIdOf(frame), { code: "unavailable", message });
 }

@@ -5,6 +5,7 @@ import { rotationBytes } from "../core/crypto/login.js";
 import { type ErrorCode, WIRE_ERROR_CODES, type WireErrorCode, ZmqchatError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { decodeJson } from "../core/protocol/codec.js";
+import { errorFrame, okFrameJson } from "../core/protocol/frames.js";
 import {
   MAX_ENVELOPE_BYTES,
   MAX_LIST_PAGE,
@@ -162,13 +163,13 @@ export class ChatService {
         { requestId: id, type, user, outcome: "ok", ms: Math.round(seconds * 1e4) / 10 },
         "request",
       );
-      return Buffer.from(`{"v":1,"id":${JSON.stringify(id)},"ok":true,"body":${replyBody}}`);
+      return okFrameJson(id, replyBody);
     } catch (err) {
       const e = toWireError(err);
       if (e.code === "internal") this.log.error({ err, type, requestId: id }, "request failed");
       else this.log.debug({ requestId: id, type, outcome: e.code, message: e.message }, "request refused");
       this.metrics.request(type, e.code, (performance.now() - started) / 1000);
-      return Buffer.from(JSON.stringify({ v: 1, id, ok: false, error: e }));
+      return errorFrame(id, e);
     }
   }
 

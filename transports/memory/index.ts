@@ -1,4 +1,5 @@
 import { decodeJson } from "../../core/protocol/codec.js";
+import { errorFrame, okFrame, requestIdOf } from "../../core/protocol/frames.js";
 import { MAX_FRAME_BYTES, TOPIC_PATTERN } from "../../core/protocol/limits.js";
 import type {
   ClientLink,
@@ -56,7 +57,11 @@ export class MemoryHub {
     const live = this.workers.filter((w) => !w.draining && !w.closed);
     const worker = live[this.next++ % Math.max(live.length, 1)];
     if (!worker) {
-      later(() => link.deliverReply(errorFrame(idOf(copy), "unavailable", "no chat server is available")));
+      later(() =>
+        link.deliverReply(
+          errorFrame(requestIdOf(copy), { code: "unavailable", message: "no chat server is available" }),
+        ),
+      );
       return;
     }
     later(() => worker.deliverRequest(link.peer, copy));
@@ -97,21 +102,18 @@ export class MemoryHub {
   }
 
   private answer(frame: Buffer): Buffer {
-    const id = idOf(frame);
+    const id = requestIdOf(frame);
     let type: unknown;
     try {
       type = (decodeJson(frame) as { type?: unknown })?.type;
     } catch {
-      return errorFrame(id, "bad_request", "malformed request");
+      return errorFrame(id, { code: "bad_request", message: "malformed request" });
     }
     if (type === "hello") {
-      return Buffer.from(
-        JSON.stringify({ v: 1, id, ok: true, body: { pubPort: 0, pubHost: null, version: this.version } }),
-      );
+      return okFrame(id, { pubPort: 0, pubHost: null, version: this.version });
     }
-    if (type === "ping")
-      return Buffer.from(JSON.stringify({ v: 1, id, ok: true, body: { time: new Date().toISOString() } }));
-    return errorFrame(id, "bad_request", "the balancer answers only hello and ping");
+    if (type === "ping") return okFrame(id, { time: new Date().toISOString() });
+    return errorFrame(id, { code: "bad_request", message: "the balancer answers only hello and ping" });
   }
 }
 
@@ -200,17 +202,4 @@ class MemoryWorkerLink implements WorkerLink {
 
 function later(fn: () => void): void {
   setImmediate(fn);
-}
-
-function idOf(frame: Buffer): string | null {
-  try {
-    const id = (decodeJson(frame) as { id?: unknown })?.id;
-    return typeof id === "string" ? id : null;
-  } catch {
-    return null;
-  }
-}
-
-function errorFrame(id: string | null, code: string, message: string): Buffer {
-  return Buffer.from(JSON.stringify({ v: 1, id, ok: false, error: { code, message } }));
 }
