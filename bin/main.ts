@@ -318,8 +318,15 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--store <url>", "sqlite:PATH or influx://HOST:PORT/DB (default: sqlite under the home)")
     .option("-d, --detach", "run in the background")
     .option("--insecure", "plaintext links, no CurveZMQ or allow-lists (not for shared machines)")
+    .option(
+      "--http-port <port>",
+      "serve /healthz and /metrics on 127.0.0.1: the balancer on PORT, server N on PORT+N (zmqchat status shows them)",
+    )
     .addOption(new Option("--supervise").hideHelp())
-    .addHelpText("after", "\nExample:\n  zmqchat up --detach && zmqchat status")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  zmqchat up --detach && zmqchat status\n  zmqchat up --detach --http-port 9100 && curl -s 127.0.0.1:9100/metrics",
+    )
     .action(run((cmd, flags: UpFlags) => upCommand(cmd, io, flags)));
 
   program

@@ -20,6 +20,7 @@ import {
 } from "../../transports/zeromq/index.js";
 import { ZeromqWorkerTransport } from "../../transports/zeromq/worker.js";
 import { readAllowList, readCurveKeys, writeCurveKeys } from "../curve.js";
+import { freeRun } from "../free-ports.js";
 import type { Io } from "../io.js";
 import { makeLogger } from "../logging.js";
 import { packageVersion } from "../version.js";
@@ -170,8 +171,7 @@ export interface BalancerFlags {
 export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlags): Promise<void> {
   const version = packageVersion();
   const log = makeLogger("balancer", flags.logLevel);
-  const base = port(flags.port, "--port")!;
-  const at = (offset: number) => `tcp://${flags.bind}:${base === 0 ? 0 : base + offset}`;
+  const asked = port(flags.port, "--port")!;
   const httpPort = port(flags.httpPort, "--http-port");
   const { registry, metrics } = balancerMetrics();
   if (flags.curveKeys && !flags.curveServers) {
@@ -189,15 +189,31 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
       }
     : undefined;
   if (!curve) log.warn({ insecure: true }, INSECURE_WARNING);
-  const balancer = await Balancer.start({
-    curve,
-    endpoints: { frontend: at(0), backend: at(1), pubIn: at(2), pubOut: at(3) },
-    publicHost: flags.publicHost ?? null,
-    version,
-    log,
-    metrics,
-    rateLimits: rateLimitsFromEnv(process.env),
-  });
+  const start = (base: number) => {
+    const at = (offset: number) => `tcp://${flags.bind}:${base + offset}`;
+    return Balancer.start({
+      curve,
+      endpoints: { frontend: at(0), backend: at(1), pubIn: at(2), pubOut: at(3) },
+      publicHost: flags.publicHost ?? null,
+      version,
+      log,
+      metrics,
+      rateLimits: rateLimitsFromEnv(process.env),
+    });
+  };
+  // --port 0: four free ports in a row, PORT to PORT+3 as the help says (another process may
+  // take one between the look and the bind: look again).
+  let balancer: Balancer | null = null;
+  for (let attempt = 0; !balancer; attempt++) {
+    try {
+      balancer = await start(
+        asked === 0 ? await freeRun(flags.bind === "*" ? "0.0.0.0" : flags.bind, 4) : asked,
+      );
+    } catch (err) {
+      const inUse = err instanceof ZmqchatError && /in use/i.test(String((err.cause as Error)?.message));
+      if (asked !== 0 || !inUse || attempt >= 10) throw err;
+    }
+  }
   const ops =
     httpPort === undefined
       ? null

@@ -14,7 +14,7 @@ import {
   Supervisor,
   stackPaths,
 } from "../../server/local-stack.js";
-import { stopRecorded, tightenStackFiles, whoListens } from "../../server/stack-guard.js";
+import { commandLine, stopRecorded, tightenStackFiles, whoListens } from "../../server/stack-guard.js";
 import type { GlobalFlags } from "../context.js";
 import type { Io } from "../io.js";
 import { waitForBalancer } from "../probe.js";
@@ -27,6 +27,7 @@ export interface UpFlags {
   detach?: boolean;
   supervise?: boolean;
   insecure?: boolean;
+  httpPort?: string;
 }
 
 function homeOf(cmd: Command): string {
@@ -43,7 +44,10 @@ export function stackSpecs(
   port: number,
   store: string,
   insecure = false,
+  /** /healthz and /metrics: the balancer on this port, server N on this port + N. */
+  httpPort?: number,
 ): ProcessSpec[] {
+  const http = (offset: number) => (httpPort === undefined ? [] : ["--http-port", String(httpPort + offset)]);
   const secret = ensureStackSecret(home);
   const curve = insecure ? null : ensureStackCurve(home, servers);
   const specs: ProcessSpec[] = [
@@ -60,6 +64,7 @@ export function stackSpecs(
         ...(curve
           ? ["--curve-keys", curve.balancerKeys, "--curve-servers", curve.serversAllow]
           : ["--insecure"]),
+        ...http(0),
       ],
     },
   ];
@@ -81,6 +86,7 @@ export function stackSpecs(
         ...(curve
           ? ["--curve-keys", curve.serverKeys[i - 1]!, "--curve-balancer-key", curve.balancerPublicKey]
           : ["--insecure"]),
+        ...http(i),
       ],
     });
   }
@@ -103,6 +109,9 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
     throw new ZmqchatError("usage", "--servers takes 1 to 32");
   if (!Number.isInteger(port) || port < 1 || port > 65532)
     throw new ZmqchatError("usage", "--port takes a port number");
+  const httpPort = flags.httpPort === undefined ? undefined : Number(flags.httpPort);
+  if (httpPort !== undefined && (!Number.isInteger(httpPort) || httpPort < 1 || httpPort + servers > 65535))
+    throw new ZmqchatError("usage", `--http-port takes a port number with ${servers} free after it`);
   const endpoint = `tcp://127.0.0.1:${port}`;
   const store = flags.store ?? `sqlite:${stackPaths(home).store}`;
   const existing = readStackState(home);
@@ -115,7 +124,9 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
       "zmqchat: WARNING: --insecure: the local stack runs without CurveZMQ; any local process can join it as a server or publisher and read what passes",
     );
   }
-  for (let p = port; p < port + 4; p++) {
+  const needed = [port, port + 1, port + 2, port + 3];
+  if (httpPort !== undefined) for (let i = 0; i <= servers; i++) needed.push(httpPort + i);
+  for (const p of needed) {
     if (!(await portFree(p))) throw portTaken(home, p);
   }
   // Everything the stack writes (store, logs, state, keys) is the user's alone.
@@ -134,6 +145,7 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
       "--store",
       store,
       ...(flags.insecure ? ["--insecure"] : []),
+      ...(httpPort !== undefined ? ["--http-port", String(httpPort)] : []),
     ];
     const child = spawn(process.execPath, args, {
       detached: true,
@@ -152,7 +164,7 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
     );
     return;
   }
-  const supervisor = new Supervisor(stackSpecs(home, servers, port, store, flags.insecure), {
+  const supervisor = new Supervisor(stackSpecs(home, servers, port, store, flags.insecure, httpPort), {
     node: process.execPath,
     script: binPath(),
     home,
@@ -175,6 +187,14 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
 function ensureDir(home: string): string {
   ensureStackSecret(home);
   return stackPaths(home).dir;
+}
+
+/** The /healthz and /metrics port a stack process was started with (from its command line), or null. */
+function httpPortOf(pid: number | null): number | null {
+  const argv = pid ? commandLine(pid) : null;
+  const at = argv?.indexOf("--http-port") ?? -1;
+  const value = at >= 0 ? Number(argv![at + 1]) : Number.NaN;
+  return Number.isInteger(value) ? value : null;
 }
 
 /** Says who holds a port `up` needs, and how to free it. */
@@ -231,6 +251,7 @@ export async function statusCommand(cmd: Command, io: Io, opts: { json?: boolean
   const processes = (running ? state.processes : []).map((p) => ({
     ...p,
     alive: isAlive(p.pid),
+    httpPort: httpPortOf(p.pid),
     uptimeSeconds: p.startedAt && isAlive(p.pid) ? Math.round((now - Date.parse(p.startedAt)) / 1000) : 0,
   }));
   if (opts.json) {
@@ -252,7 +273,7 @@ export async function statusCommand(cmd: Command, io: Io, opts: { json?: boolean
     );
     for (const p of processes) {
       io.out(
-        `  ${p.name.padEnd(10)} ${p.alive ? `pid ${String(p.pid).padEnd(8)} up ${p.uptimeSeconds}s` : "down".padEnd(20)}  restarts ${p.restarts}`,
+        `  ${p.name.padEnd(10)} ${p.alive ? `pid ${String(p.pid).padEnd(8)} up ${p.uptimeSeconds}s` : "down".padEnd(20)}  restarts ${p.restarts}${p.httpPort ? `  http://127.0.0.1:${p.httpPort}/metrics /healthz` : ""}`,
       );
     }
   }

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
 import { isAlive } from "../../server/local-stack.js";
-import { runCli } from "../helpers/cli.js";
+import { runCli, ZMQCHAT_BIN } from "../helpers/cli.js";
 import { freeBasePort, waitFor } from "../helpers/stack.js";
 
 interface Status {
@@ -86,10 +88,80 @@ describe("local stack guards: file modes, a dead supervisor's orphans, who holds
     assert.match(down.stdout, /supervisor had died; stopped what it left running: .*balancer \(pid \d+\)/);
     await waitFor("the orphans to stop", () => children.every((p) => !isAlive(p)), 10_000);
 
-    // And the stack comes up again on the same ports.
-    const again = await runCli(["up", "--detach", "--port", String(port), "--servers", "1"], { home });
+    // And the stack comes up again on the same ports, this time with /healthz and /metrics.
+    const http = await freeBasePort();
+    const again = await runCli(
+      ["up", "--detach", "--port", String(port), "--servers", "1", "--http-port", String(http)],
+      { home },
+    );
     assert.equal(again.code, 0, again.stderr);
+    const withHttp = JSON.parse((await runCli(["status", "--json"], { home })).stdout) as {
+      processes: Array<{ name: string; httpPort: number | null }>;
+    };
+    assert.deepEqual(
+      withHttp.processes.map((p) => [p.name, p.httpPort]),
+      [
+        ["balancer", http],
+        ["server-1", http + 1],
+      ],
+    );
+    const human = await runCli(["status"], { home });
+    assert.match(human.stdout, new RegExp(`balancer .*http://127\\.0\\.0\\.1:${http}/metrics /healthz`));
+    const health = await waitFor("the balancer's /healthz", async () => {
+      const r = await fetch(`http://127.0.0.1:${http}/healthz`).catch(() => null);
+      return r?.ok ? r : null;
+    });
+    assert.equal(health.status, 200);
+    const metrics = await waitFor("a server's /metrics", async () => {
+      const r = await fetch(`http://127.0.0.1:${http + 1}/metrics`).catch(() => null);
+      return r?.ok ? await r.text() : null;
+    });
+    assert.match(metrics, /^# (HELP|TYPE) /m);
     const stopped = await runCli(["down"], { home });
     assert.match(stopped.stdout, /local stack stopped/);
+  });
+});
+
+describe("balancer --port 0", () => {
+  it("takes four ports in a row, PORT to PORT+3, as its help says", async () => {
+    const procs: ChildProcess[] = [];
+    try {
+      const readies = [];
+      // Two at once, so they also compete for runs of free ports.
+      for (let i = 0; i < 2; i++) {
+        const child = spawn(
+          process.execPath,
+          [
+            ZMQCHAT_BIN,
+            "balancer",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--insecure",
+            "--log-level",
+            "error",
+          ],
+          { stdio: ["ignore", "pipe", "ignore"] },
+        );
+        procs.push(child);
+        const lines: string[] = [];
+        createInterface({ input: child.stdout! }).on("line", (l) => lines.push(l));
+        readies.push(
+          waitFor("the balancer to be ready", () => lines.find((l) => l.includes('"balancer_ready"'))),
+        );
+      }
+      const bases = new Set<number>();
+      for (const line of await Promise.all(readies)) {
+        const e = JSON.parse(line).endpoints as Record<"frontend" | "backend" | "pubIn" | "pubOut", string>;
+        const ports = [e.frontend, e.backend, e.pubIn, e.pubOut].map((x) => Number(/:(\d+)$/.exec(x)![1]));
+        const base = ports[0]!;
+        assert.deepEqual(ports, [base, base + 1, base + 2, base + 3], JSON.stringify(e));
+        bases.add(base);
+      }
+      assert.equal(bases.size, 2);
+    } finally {
+      for (const p of procs) p.kill("SIGKILL");
+    }
   });
 });
