@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type { BrokerHandlers, BrokerSockets } from "../core/broker-sockets.js";
 import { ZmqchatError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { BrokerCommand, HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS } from "../core/protocol/broker.js";
@@ -16,6 +17,9 @@ import {
 import { Dispatcher } from "./dispatch.js";
 import { BalancerRateLimiter, type RateLimits, rateLimitedReply } from "./rate-limit.js";
 import { Tickets } from "./tickets.js";
+
+/** What the broker needs whatever sockets carry it. */
+export type BrokerOptions = Omit<BalancerOptions, "endpoints" | "curve">;
 
 export interface BalancerOptions {
   endpoints: BrokerEndpoints;
@@ -58,10 +62,11 @@ const CLIENT_SEEN_MS = 10_000;
  * back; live deliveries pass through an XSUB/XPUB proxy that admits only full delivery topics.
  */
 export class Balancer {
-  private readonly sockets: ZeromqBrokerSockets;
+  private readonly sockets: BrokerSockets;
   private readonly dispatcher: Dispatcher;
   private readonly timer: NodeJS.Timeout;
-  private pubPort = 0;
+  /** Where servers publish (told in WELCOME) and clients subscribe (told in `hello`); 0 in memory. */
+  private pubPorts = { in: 0, out: 0 };
   /** When each client peer last sent something, for the connected-clients gauge. */
   private readonly clientsSeen = new Map<string, number>();
   private readonly limiter: BalancerRateLimiter;
@@ -70,34 +75,34 @@ export class Balancer {
   private readonly banned = new Set<string>();
   bound!: BrokerEndpoints;
 
-  private constructor(private readonly options: BalancerOptions) {
+  private constructor(
+    private readonly options: BrokerOptions,
+    makeSockets: (handlers: BrokerHandlers) => BrokerSockets,
+  ) {
     const interval = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
     this.dispatcher = new Dispatcher(interval * (options.liveness ?? HEARTBEAT_LIVENESS));
     const metrics = options.metrics ?? noMetrics;
     this.limiter = new BalancerRateLimiter(options.rateLimits);
-    this.sockets = new ZeromqBrokerSockets(
-      {
-        onClient: (peer, route, frame, parts) => this.onClient(peer, route, frame, parts),
-        onWorker: (worker, parts) => this.onWorker(worker, parts),
-        onWorkerUnreachable: (worker, parts) => {
-          options.log.warn({ worker }, "server unreachable; dropped");
-          this.dispatcher.remove(worker);
-          if (String(parts[0]) === BrokerCommand.request && parts.length === 3) {
-            const ticket = this.tickets.cancel(String(parts[1]));
-            if (ticket) this.forward(ticket.peer, parts[2] as Buffer);
-          }
-        },
-        acceptTopic: (topic) => topic.length === 64 && TOPIC_PATTERN.test(topic.toString("latin1")),
-        onRefusedTopic: (topic) => {
-          metrics.refused("subscription");
-          options.log.warn(
-            { length: topic.length },
-            "refused a subscription that is not a full delivery topic",
-          );
-        },
+    this.sockets = makeSockets({
+      onClient: (peer, route, frame, parts) => this.onClient(peer, route, frame, parts),
+      onWorker: (worker, parts) => this.onWorker(worker, parts),
+      onWorkerUnreachable: (worker, parts) => {
+        options.log.warn({ worker }, "server unreachable; dropped");
+        this.dispatcher.remove(worker);
+        if (String(parts[0]) === BrokerCommand.request && parts.length === 3) {
+          const ticket = this.tickets.cancel(String(parts[1]));
+          if (ticket) this.forward(ticket.peer, parts[2] as Buffer);
+        }
       },
-      { curve: options.curve?.keys },
-    );
+      acceptTopic: (topic) => topic.length === 64 && TOPIC_PATTERN.test(topic.toString("latin1")),
+      onRefusedTopic: (topic) => {
+        metrics.refused("subscription");
+        options.log.warn(
+          { length: topic.length },
+          "refused a subscription that is not a full delivery topic",
+        );
+      },
+    });
     this.timer = setInterval(() => this.tick(), interval);
   }
 
@@ -114,19 +119,34 @@ export class Balancer {
           },
         )
       : null;
-    const b = new Balancer(options);
+    let sockets: ZeromqBrokerSockets | null = null;
+    const b = new Balancer(options, (handlers) => {
+      sockets = new ZeromqBrokerSockets(handlers, { curve: curve?.keys });
+      return sockets;
+    });
     b.zap = zap;
     try {
-      b.bound = await b.sockets.bind(options.endpoints);
+      b.bound = await sockets!.bind(options.endpoints);
     } catch (cause) {
       b.stop();
       throw new ZmqchatError("unavailable", `the balancer cannot bind: ${(cause as Error).message}`, {
         cause,
       });
     }
-    b.pubPort = parseTcpEndpoint(b.bound.pubOut).port;
+    b.pubPorts = {
+      in: parseTcpEndpoint(b.bound.pubIn).port,
+      out: parseTcpEndpoint(b.bound.pubOut).port,
+    };
     options.log.info({ endpoints: b.bound }, "balancer ready");
     return b;
+  }
+
+  /**
+   * The broker over sockets made elsewhere (the memory transport's): the same dispatch,
+   * heartbeats, tickets, rate limits and topic filter as over ZeroMQ.
+   */
+  static over(makeSockets: (handlers: BrokerHandlers) => BrokerSockets, options: BrokerOptions): Balancer {
+    return new Balancer(options, makeSockets);
   }
 
   liveServers(): number {
@@ -206,7 +226,11 @@ export class Balancer {
         throw new ZmqchatError("bad_request", "not a version 1 request with an id");
       let body: unknown;
       if (req.type === "hello") {
-        body = { pubPort: this.pubPort, pubHost: this.options.publicHost, version: this.options.version };
+        body = {
+          pubPort: this.pubPorts.out,
+          pubHost: this.options.publicHost,
+          version: this.options.version,
+        };
       } else if (req.type === "ping") {
         body = { time: new Date().toISOString() };
       } else {
@@ -279,7 +303,7 @@ export class Balancer {
   private sendWelcome(worker: string): void {
     this.sockets.sendWorker(worker, [
       BrokerCommand.welcome,
-      JSON.stringify({ pubPort: parseTcpEndpoint(this.bound.pubIn).port, pubHost: this.options.publicHost }),
+      JSON.stringify({ pubPort: this.pubPorts.in, pubHost: this.options.publicHost }),
     ]);
   }
 }

@@ -152,6 +152,48 @@ export function transportContract(name: string, open: () => Promise<TransportNet
       });
     });
 
+    it("a request goes to the server with the fewest in flight", async () => {
+      await withNet(async (net, links) => {
+        // `slow` keeps every request it gets; `fast` answers at once.
+        const held: string[] = [];
+        const slow = await net.worker.attach(net.workerEndpoints, "slow");
+        slow.onRequest((_peer, frame) => held.push(requestIdOf(frame) ?? "?"));
+        const fast = await echoServer(net, "fast");
+        try {
+          const c = watch(net.client.connect(net.endpoint));
+          links.push(c.link);
+          let n = 0;
+          const send = async (): Promise<void> => {
+            const id = `r${n++}`;
+            c.link.send(Buffer.from(JSON.stringify({ v: 1, id, type: "echo", body: {} })), "service");
+            await waitFor(
+              `${id} answered or held`,
+              () => c.replies.some((r) => r.id === id) || held.includes(id),
+              5000,
+            );
+          };
+          await waitFor(
+            "both servers to take requests",
+            async () => {
+              await send();
+              return held.length > 0 && c.replies.some((r) => r.ok);
+            },
+            10_000,
+          );
+          const before = held.length;
+          // `slow` has requests in flight, `fast` none: everything now goes to `fast`
+          // (round-robin would give `slow` every other one).
+          for (let i = 0; i < 10; i++) await send();
+          assert.equal(held.length, before, `slow was given ${held.join(",")}`);
+          const last = c.replies.slice(-10);
+          assert.ok(last.every((r) => r.ok && r.body?.server === "fast"));
+        } finally {
+          await fast.close();
+          await slow.close();
+        }
+      });
+    });
+
     it("a live delivery reaches subscribers of its full topic, and nobody else", async () => {
       await withNet(async (net, links) => {
         const server = await echoServer(net, "s1");

@@ -9,16 +9,17 @@ import type { ServerQuotas } from "../../server/limits.js";
 import { ChatServer } from "../../server/server.js";
 import { SqliteStore } from "../../server/store/sqlite.js";
 import type { Store } from "../../server/store/store.js";
-import { MemoryHub } from "../../transports/memory/index.js";
+import { startMemoryBroker } from "./memory-broker.js";
 
 export const TEST_SECRET = Buffer.from("0123456789abcdef0123456789abcdef");
 
-/** An in-process stack: a memory hub, N servers on one SQLite store, and clients in temp homes. */
+/** An in-process stack: the real balancer on the memory hub, N servers on one SQLite store, and clients in temp homes. */
 export async function startMemoryStack(
   options: { servers?: number; store?: Store; quotas?: ServerQuotas } = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), "zmqchat-mem-"));
-  const hub = new MemoryHub();
+  const broker = startMemoryBroker();
+  const hub = broker.hub;
   const store = options.store ?? new SqliteStore(join(dir, "store.db"));
   await store.init();
   const servers: ChatServer[] = [];
@@ -65,6 +66,7 @@ export async function startMemoryStack(
         c.cache.close();
       }
       for (const s of servers) await s.stop();
+      broker.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -118,6 +118,8 @@ describe("npm pack, npm install -g, zmqchat from anywhere", () => {
         "0",
         "--log-level",
         "info",
+        // Only the native modules are under test here; the service plane has its own tests.
+        "--insecure",
       ],
       {
         cwd: elsewhere,

@@ -42,17 +42,19 @@ describe("server quotas through the service (memory transport)", () => {
   it("a sender over its message rate waits out the retry-after within its deadline, or gets rate_limited", async () => {
     const stack = await startMemoryStack({
       servers: 1,
-      quotas: { ...DEFAULT_SERVER_QUOTAS, messagesPerMinute: 30 },
+      // 6 a minute: a token every 10 s, so however slowly the six sends below run on a loaded
+      // machine, the next token stays seconds away (beyond the short deadline, within the long one).
+      quotas: { ...DEFAULT_SERVER_QUOTAS, messagesPerMinute: 6 },
     });
     try {
       const alice = await stack.client("alice");
       await stack.client("bob");
-      for (let i = 0; i < 30; i++) await alice.send({ user: "bob" }, `m${i}`);
-      await assert.rejects(alice.send({ user: "bob" }, "too soon", { timeoutMs: 200 }), {
+      for (let i = 0; i < 6; i++) await alice.send({ user: "bob" }, `m${i}`);
+      await assert.rejects(alice.send({ user: "bob" }, "too soon", { timeoutMs: 1500 }), {
         code: "rate_limited",
       });
       const started = Date.now();
-      await alice.send({ user: "bob" }, "after the wait", { timeoutMs: 5000 });
+      await alice.send({ user: "bob" }, "after the wait", { timeoutMs: 15_000 });
       const waited = Date.now() - started;
       assert.ok(waited >= 300, `the client honoured the retry-after (${waited} ms)`);
     } finally {

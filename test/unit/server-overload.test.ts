@@ -6,7 +6,7 @@ import { uuidv7 } from "../../core/protocol/ids.js";
 import { ChatServer } from "../../server/server.js";
 import { SqliteStore } from "../../server/store/sqlite.js";
 import type { UserRecord } from "../../server/store/store.js";
-import { MemoryHub } from "../../transports/memory/index.js";
+import { startMemoryBroker } from "../helpers/memory-broker.js";
 import { TEST_SECRET } from "../helpers/memory-stack.js";
 import { waitFor } from "../helpers/stack.js";
 
@@ -29,7 +29,8 @@ const key = () => generateKeyPairSync("ed25519").publicKey.export({ format: "jwk
 
 describe("server back-pressure", () => {
   it("refuses work beyond its in-flight bound as unavailable, and finishes what it took before stopping", async () => {
-    const hub = new MemoryHub();
+    const broker = startMemoryBroker();
+    const hub = broker.hub;
     const store = new GatedStore(":memory:");
     await store.init();
     const server = await ChatServer.start({
@@ -62,5 +63,6 @@ describe("server back-pressure", () => {
     for (const id of ids.slice(0, 3))
       assert.equal(replies.get(id)?.ok, true, "what was taken is finished before the stop");
     await link.close();
+    broker.stop();
   });
 });

@@ -1,13 +1,13 @@
-import { MemoryHub } from "../../transports/memory/index.js";
 import { transportContract } from "../contract/transport-contract.js";
+import { startMemoryBroker } from "../helpers/memory-broker.js";
 
 transportContract("memory", async () => {
-  const hub = new MemoryHub();
+  const { hub, stop } = startMemoryBroker();
   return {
     client: hub.clientTransport(),
     worker: hub.workerTransport(),
     endpoint: "memory://hub",
     workerEndpoints: ["memory://hub"],
-    stop: async () => {},
+    stop: async () => stop(),
   };
 });

@@ -1,6 +1,6 @@
-import { decodeJson } from "../../core/protocol/codec.js";
-import { errorFrame, okFrame, requestIdOf } from "../../core/protocol/frames.js";
-import { MAX_FRAME_BYTES, TOPIC_PATTERN } from "../../core/protocol/limits.js";
+import type { BrokerHandlers, BrokerSockets } from "../../core/broker-sockets.js";
+import { BrokerCommand, HEARTBEAT_INTERVAL_MS } from "../../core/protocol/broker.js";
+import { MAX_FRAME_BYTES } from "../../core/protocol/limits.js";
 import type {
   ClientLink,
   ClientTransport,
@@ -10,69 +10,82 @@ import type {
   WorkerTransport,
 } from "../../core/transport.js";
 
+const ROUTE_FRAME: Record<Route, string> = { broker: "B", service: "S" };
+
 /**
- * An in-process network with the balancer's behaviour: round-robin dispatch to attached
- * servers, `hello`/`ping` answered by the hub, deliveries only on full delivery topics, frames
- * over the size limit dropped. Every hop is asynchronous, as on a socket. Made per test: no
- * module state.
+ * An in-process network: what ZeroMQ's sockets do for the balancer, done in memory. It only
+ * moves frames; the broker's rules (dispatch, heartbeats, tickets, rate limits, the topic
+ * filter) are the real `Balancer`'s, run over `brokerSockets` (see test/helpers/memory-broker.ts).
+ * Every hop is asynchronous, as on a socket; frames over the size limit are dropped, as
+ * ZMQ_MAXMSGSIZE drops them. Made per test: no module state.
  */
 export class MemoryHub {
-  private readonly workers: MemoryWorkerLink[] = [];
   private readonly clients = new Map<string, MemoryClientLink>();
+  private readonly workers = new Map<string, MemoryWorkerLink>();
+  /** Accepted subscriptions: topic → client links. */
   private readonly subscribers = new Map<string, Set<MemoryClientLink>>();
-  private next = 0;
+  private broker: BrokerHandlers | null = null;
   private peers = 0;
+  private servers = 0;
 
-  constructor(readonly version = "memory") {}
+  constructor(private readonly heartbeatMs = HEARTBEAT_INTERVAL_MS) {}
 
-  clientTransport(): ClientTransport {
-    return { connect: (endpoint) => this.addClient(endpoint) };
-  }
-
-  workerTransport(): WorkerTransport {
+  /** The broker's side of the network; `Balancer.over` calls this once with its handlers. */
+  brokerSockets(handlers: BrokerHandlers): BrokerSockets {
+    this.broker = handlers;
     return {
-      attach: async () => {
-        const w = new MemoryWorkerLink(this);
-        this.workers.push(w);
-        return w;
+      sendClient: (peer, frame) => {
+        const link = this.clients.get(peer);
+        const copy = Buffer.from(frame);
+        if (link) later(() => link.deliverReply(copy));
+      },
+      sendWorker: (worker, parts) => {
+        const link = this.workers.get(worker);
+        const copy = parts.map((p) => Buffer.from(p));
+        if (!link || link.closed) {
+          later(() => this.broker?.onWorkerUnreachable(worker, copy));
+          return;
+        }
+        later(() => link.fromBroker(copy));
+      },
+      close: () => {
+        this.broker = null;
       },
     };
   }
 
-  private addClient(endpoint: string): MemoryClientLink {
-    const peer = `c${++this.peers}`;
-    const link = new MemoryClientLink(this, endpoint, peer);
-    this.clients.set(peer, link);
-    return link;
+  clientTransport(): ClientTransport {
+    return {
+      connect: (endpoint) => {
+        const link = new MemoryClientLink(this, endpoint, `c${++this.peers}`);
+        this.clients.set(link.peer, link);
+        return link;
+      },
+    };
+  }
+
+  workerTransport(): WorkerTransport {
+    return {
+      attach: async (_endpoints, serverId) => {
+        const link = new MemoryWorkerLink(this, `${serverId}#${++this.servers}`, this.heartbeatMs);
+        this.workers.set(link.id, link);
+        return link;
+      },
+    };
   }
 
   /** @internal */
-  fromClient(link: MemoryClientLink, frame: Uint8Array, route: Route): void {
+  fromClient(peer: string, frame: Uint8Array, route: Route): void {
     if (frame.byteLength > MAX_FRAME_BYTES) return;
     const copy = Buffer.from(frame);
-    if (route === "broker") {
-      later(() => link.deliverReply(this.answer(copy)));
-      return;
-    }
-    const live = this.workers.filter((w) => !w.draining && !w.closed);
-    const worker = live[this.next++ % Math.max(live.length, 1)];
-    if (!worker) {
-      later(() =>
-        link.deliverReply(
-          errorFrame(requestIdOf(copy), { code: "unavailable", message: "no chat server is available" }),
-        ),
-      );
-      return;
-    }
-    later(() => worker.deliverRequest(link.peer, copy));
+    later(() => this.broker?.onClient(peer, ROUTE_FRAME[route], copy, 2));
   }
 
   /** @internal */
-  fromWorker(peer: string, frame: Uint8Array): void {
-    const link = this.clients.get(peer);
-    if (!link) return;
-    const copy = Buffer.from(frame);
-    later(() => link.deliverReply(copy));
+  fromWorker(worker: string, parts: Array<string | Uint8Array>): void {
+    const copy = parts.map((p) => Buffer.from(p));
+    if (copy.some((p) => p.byteLength > MAX_FRAME_BYTES)) return;
+    later(() => this.broker?.onWorker(worker, copy));
   }
 
   /** @internal */
@@ -83,16 +96,25 @@ export class MemoryHub {
     for (const s of subs) later(() => s.deliverPublication(topic, copy));
   }
 
-  /** @internal */
+  /** @internal A subscription passes the broker's topic filter, as the XPUB in manual mode asks it. */
   subscribe(link: MemoryClientLink, topic: string, on: boolean): void {
-    if (!TOPIC_PATTERN.test(topic)) return;
+    if (!on) {
+      this.subscribers.get(topic)?.delete(link);
+      return;
+    }
+    const handlers = this.broker;
+    if (!handlers) return;
+    const bytes = Buffer.from(topic, "latin1");
+    if (!handlers.acceptTopic(bytes)) {
+      handlers.onRefusedTopic?.(bytes);
+      return;
+    }
     let subs = this.subscribers.get(topic);
     if (!subs) {
       subs = new Set();
       this.subscribers.set(topic, subs);
     }
-    if (on) subs.add(link);
-    else subs.delete(link);
+    subs.add(link);
   }
 
   /** @internal */
@@ -101,19 +123,9 @@ export class MemoryHub {
     for (const subs of this.subscribers.values()) subs.delete(link);
   }
 
-  private answer(frame: Buffer): Buffer {
-    const id = requestIdOf(frame);
-    let type: unknown;
-    try {
-      type = (decodeJson(frame) as { type?: unknown })?.type;
-    } catch {
-      return errorFrame(id, { code: "bad_request", message: "malformed request" });
-    }
-    if (type === "hello") {
-      return okFrame(id, { pubPort: 0, pubHost: null, version: this.version });
-    }
-    if (type === "ping") return okFrame(id, { time: new Date().toISOString() });
-    return errorFrame(id, { code: "bad_request", message: "the balancer answers only hello and ping" });
+  /** @internal */
+  removeWorker(link: MemoryWorkerLink): void {
+    this.workers.delete(link.id);
   }
 }
 
@@ -134,7 +146,7 @@ class MemoryClientLink implements ClientLink {
   }
 
   send(frame: Uint8Array, route: Route): void {
-    if (!this.closed) this.hub.fromClient(this, frame, route);
+    if (!this.closed) this.hub.fromClient(this.peer, frame, route);
   }
   onReply(handler: (frame: Buffer) => void): void {
     this.replyHandler = handler;
@@ -173,30 +185,51 @@ class MemoryClientLink implements ClientLink {
   }
 }
 
+/** A server's link: speaks the broker protocol (READY, heartbeats, REQ/REP, BYE) as the ZeroMQ worker does. */
 class MemoryWorkerLink implements WorkerLink {
   private handler: (peer: string, frame: Buffer) => void = () => {};
-  draining = false;
+  private readonly timer: NodeJS.Timeout;
+  private draining = false;
   closed = false;
 
-  constructor(private readonly hub: MemoryHub) {}
+  constructor(
+    private readonly hub: MemoryHub,
+    readonly id: string,
+    heartbeatMs: number,
+  ) {
+    hub.fromWorker(id, [BrokerCommand.ready, JSON.stringify({ version: "memory" })]);
+    this.timer = setInterval(
+      () => hub.fromWorker(id, [this.draining ? BrokerCommand.bye : BrokerCommand.heartbeat]),
+      heartbeatMs,
+    );
+    this.timer.unref();
+  }
 
   onRequest(handler: (peer: string, frame: Buffer) => void): void {
     this.handler = handler;
   }
-  deliverRequest(peer: string, frame: Buffer): void {
-    if (!this.closed) this.handler(peer, frame);
+  /** @internal */
+  fromBroker(parts: Buffer[]): void {
+    if (this.closed) return;
+    if (parts[0]?.toString() === BrokerCommand.request && parts.length === 3) {
+      this.handler(parts[1]!.toString("latin1"), parts[2]!);
+    }
+    // WELCOME names a publishing port, which has no meaning here; heartbeats need no answer.
   }
   reply(peer: string, frame: Uint8Array): void {
-    this.hub.fromWorker(peer, frame);
+    if (!this.closed) this.hub.fromWorker(this.id, [BrokerCommand.reply, peer, frame]);
   }
   publish(topic: string, frame: Uint8Array): void {
     this.hub.publish(topic, frame);
   }
   drain(): void {
     this.draining = true;
+    this.hub.fromWorker(this.id, [BrokerCommand.bye]);
   }
   async close(): Promise<void> {
+    clearInterval(this.timer);
     this.closed = true;
+    this.hub.removeWorker(this);
   }
 }
 

@@ -1,4 +1,5 @@
 import { Router, XPublisher, XSubscriber } from "zeromq";
+import type { BrokerHandlers, BrokerSockets } from "../../core/broker-sockets.js";
 import { type CurveKeys, curveServerOptions } from "./curve.js";
 import { COMMON_SOCKET_OPTIONS, QUEUE_BYTES, QUEUE_FRAMES } from "./options.js";
 import { Outbound } from "./outbound.js";
@@ -25,24 +26,13 @@ export interface BrokerEndpoints {
   pubOut: string;
 }
 
-export interface BrokerHandlers {
-  /** A frame from a client: `route` is the client's first frame ("B" broker, "S" service). */
-  onClient(peer: string, route: string, frame: Buffer, parts: number): void;
-  /** A message from a server: all its frames. */
-  onWorker(worker: string, parts: Buffer[]): void;
-  /** A message to a server could not be sent (it is gone). */
-  onWorkerUnreachable(worker: string, parts: unknown[]): void;
-  /** Decides whether a subscription may be made. */
-  acceptTopic(topic: Buffer): boolean;
-  /** Called for each refused subscription. */
-  onRefusedTopic?(topic: Buffer): void;
-}
-
 /** ZAP domains: what clients connect to, and what servers connect to. */
 export const ZAP_DOMAIN = { clients: "zmqchat-clients", servers: "zmqchat-servers" } as const;
 
 /** The balancer's four sockets; routing ids leave this file only as hex / text strings. */
-export class ZeromqBrokerSockets {
+export type { BrokerHandlers };
+
+export class ZeromqBrokerSockets implements BrokerSockets {
   private readonly frontend: Router;
   private readonly backend: Router;
   private readonly xsub: XSubscriber;
