@@ -233,7 +233,10 @@ describe("the TUI over the memory transport", () => {
       await t.press("\x12");
       await t.waitFor((f) => /✓ kim {2}hello\?/.test(f) && !/✗ kim/.test(f));
       await bob.sync();
-      assert.ok(bob.cache.history("u:kim", 10).some((m) => m.text === "hello?"), "bob got the resent one");
+      assert.ok(
+        bob.cache.history("u:kim", 10).some((m) => m.text === "hello?"),
+        "bob got the resent one",
+      );
     } finally {
       await t.close();
     }
