@@ -228,6 +228,15 @@ describe("the TUI over the memory transport", () => {
       assert.doesNotMatch(t.frame(), /keys changed: bob/);
       await t.press("hello again\r");
       await t.waitFor(/✓ kim {2}hello again/);
+      // The one refused before the trust goes with a key: Ctrl-R sends it again.
+      assert.match(t.frame(), /✗ kim {2}hello\?/);
+      await t.press("\x12");
+      await t.waitFor((f) => /✓ kim {2}hello\?/.test(f) && !/✗ kim/.test(f));
+      await bob.sync();
+      assert.ok(
+        bob.cache.history("u:kim", 10).some((m) => m.text === "hello?"),
+        "bob got the resent one",
+      );
     } finally {
       await t.close();
     }
