@@ -198,6 +198,19 @@ export class ChatClient {
   }
 
   private async doLogin(opts: RequestOptions): Promise<void> {
+    // A challenge is good once. A server that used ours up and died before answering (or an
+    // answer lost to a timeout) makes the retry of the same login "already used": ask for a
+    // fresh challenge and sign again. A login refused for any other reason is refused again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.loginOnce(opts);
+      } catch (err) {
+        if (!(err instanceof ZmqchatError && err.code === "unauthorized") || attempt >= 3) throw err;
+      }
+    }
+  }
+
+  private async loginOnce(opts: RequestOptions): Promise<void> {
     const { bind, ...ch } = await this.request("challenge", { name: this.name }, opts);
     const sig = sign(
       null,

@@ -260,6 +260,7 @@ for (const kind of ["sqlite", "influx"] as const) {
 
     it("a server killed with SIGKILL mid-stream: every acknowledged message arrives once", async () => {
       const acked: string[] = [];
+      const failures: string[] = [];
       const texts = Array.from({ length: 24 }, (_, i) => `burst ${i}`);
       let killed = false;
       // Three senders at a time, as several scripts would; one server dies after a few messages.
@@ -271,9 +272,12 @@ for (const kind of ["sqlite", "influx"] as const) {
         const rs = await Promise.all(
           texts.slice(i, i + 3).map((t) => stack.cli("alice", ["send", "bob", t, "--timeout", "20s"])),
         );
-        for (const r of rs) if (r.code === 0) acked.push(r.stdout.trim());
+        for (const r of rs)
+          if (r.code === 0) acked.push(r.stdout.trim());
+          else failures.push(`exit ${r.code}: ${r.stderr.trim()}`);
       }
-      assert.equal(acked.length, texts.length, "with one server left, every send is acknowledged");
+      assert.deepEqual(failures, [], "with one server left, every send is acknowledged");
+      assert.equal(acked.length, texts.length);
       const history = parseLines(
         (await stack.cli("bob", ["history", "alice", "--json", "--limit", "1000"])).stdout,
       );
