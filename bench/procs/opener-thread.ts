@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type { ChatMessage } from "../../core/client/cache.js";
+import { messageBase } from "../../core/client/open.js";
 import { loadIdentity, profilePaths } from "../../core/client/profile.js";
 import { Sealer } from "../../core/crypto/envelope.js";
 import type { MailboxItem, PublicKeys } from "../../core/protocol/schema.js";
@@ -16,19 +17,7 @@ const sealer = new Sealer(me.identity);
 
 function open(item: MailboxItem, keys: Record<string, PublicKeys>): ChatMessage {
   const env = item.envelope;
-  const other = env.group === null ? (env.from === name ? env.to : env.from) : null;
-  const base = {
-    id: env.id,
-    conv: env.group !== null ? `g:${env.group}` : `u:${other ?? env.from}`,
-    from: env.from,
-    to: env.to,
-    group: env.group,
-    sentAt: env.sentAt,
-    serverTime: item.serverTime,
-    cursor: item.cursor,
-    seq: env.seq,
-    device: env.device,
-  };
+  const base = messageBase(item, name);
   const senderKeys = env.from === name ? me.identity.publicKeys : keys[env.from];
   if (!senderKeys) return { ...base, text: "", verified: false, problem: `unknown sender ${env.from}` };
   const r = sealer.open(env, senderKeys);

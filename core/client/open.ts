@@ -21,16 +21,11 @@ export interface OpenContext {
   keysOf(name: string): ContactKeyView | null;
 }
 
-/**
- * Opens one envelope: verifies its signature against the sender's key that was valid for it
- * (only keys on the sender's checked key chain count; see key-history.ts), then decrypts the
- * copy sealed for this user with whichever of its keys it was sealed for.
- */
-export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
+/** The fields of a message that come from its mailbox item, before it is verified or opened. */
+export function messageBase(item: MailboxItem, me: string) {
   const env = item.envelope;
-  const me = ctx.me;
   const other = env.group === null ? (env.from === me ? env.to : env.from) : null;
-  const base = {
+  return {
     id: env.id,
     conv: env.group !== null ? `g:${env.group}` : `u:${other ?? env.from}`,
     from: env.from,
@@ -42,6 +37,17 @@ export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
     seq: env.seq,
     device: env.device,
   };
+}
+
+/**
+ * Opens one envelope: verifies its signature against the sender's key that was valid for it
+ * (only keys on the sender's checked key chain count; see key-history.ts), then decrypts the
+ * copy sealed for this user with whichever of its keys it was sealed for.
+ */
+export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
+  const env = item.envelope;
+  const me = ctx.me;
+  const base = messageBase(item, me);
   const flagged = (problem: string, more: Partial<Opened> = {}): Opened => ({
     message: { ...base, text: "", verified: false, problem },
     held: false,
