@@ -5,34 +5,15 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { freeBasePort } from "../helpers/stack.js";
 import { Tmux } from "../helpers/tmux.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const BIN = join(ROOT, "dist/bin/zmqchat.js");
 const ARTIFACTS = join(ROOT, "test/artifacts/tui");
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const s = createServer();
-    s.once("error", () => done(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => done(true)));
-  });
-}
-
-/** A base port with the three after it free too (the stack takes four). */
-async function freePorts(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
-    let ok = true;
-    for (let p = base; p < base + 4 && ok; p++) ok = await portFree(p);
-    if (ok) return base;
-  }
-  throw new Error("no four free ports in a row");
-}
 
 /** Runs the CLI; `stopAfterMs` interrupts a command that runs until interrupted (listen). */
 function cli(
@@ -89,7 +70,7 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
 
   before(async () => {
     assert.ok(existsSync(BIN), `build first (npm run build): ${BIN} is missing`);
-    const port = await freePorts();
+    const port = await freeBasePort();
     endpoint = `tcp://127.0.0.1:${port}`;
     const up = await cli(stackHome, ["up", "--detach", "--port", String(port), "--servers", "2"]);
     assert.equal(up.code, 0, `zmqchat up failed: ${up.stderr}`);

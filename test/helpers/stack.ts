@@ -116,7 +116,9 @@ export async function freeBasePort(): Promise<number> {
       s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
     });
   for (let tries = 0; tries < 200; tries++) {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    // Below Linux's ephemeral range (32768+), so no OS-assigned port of a test running alongside
+    // can take these between this check and the bind.
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
     let ok = true;
     for (let p = base; p < base + 4 && ok; p++) ok = await free(p);
     if (ok) return base;
