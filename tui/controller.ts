@@ -6,6 +6,7 @@
 
 import type { ChatMessage } from "../core/client/cache.js";
 import type { ChatClient, ClientEvent, Target } from "../core/client/client.js";
+import { groupConv, groupOf, targetOfConv, userConv } from "../core/client/conv.js";
 import { searchMessages } from "../core/client/search.js";
 import { fingerprint } from "../core/crypto/keys.js";
 import { asZmqchatError } from "../core/errors.js";
@@ -69,7 +70,9 @@ function ordLess(a: string, b: string): boolean {
 }
 
 function targetOf(conv: string): Target {
-  return conv.startsWith("g:") ? { group: conv.slice(2) } : { user: conv.slice(2) };
+  const target = targetOfConv(conv);
+  if (!target) throw new Error(`not a conversation id: ${conv}`);
+  return target;
 }
 
 export class Controller {
@@ -666,8 +669,8 @@ export class Controller {
             return;
           }
         }
-        this.dispatch({ type: "open", conv: `u:${cmd.user}` });
-        if (cmd.text) this.send(`u:${cmd.user}`, cmd.text);
+        this.dispatch({ type: "open", conv: userConv(cmd.user) });
+        if (cmd.text) this.send(userConv(cmd.user), cmd.text);
         return;
       }
       case "group": {
@@ -679,7 +682,7 @@ export class Controller {
             r.created ? `created #${cmd.name}: ${members}` : `#${cmd.name} already exists: ${members}`,
           );
           this.dispatch({ type: "groups", names: [...new Set([...this.state.groups, cmd.name])] });
-          this.dispatch({ type: "open", conv: `g:${cmd.name}` });
+          this.dispatch({ type: "open", conv: groupConv(cmd.name) });
         } else {
           const g = await c.groupChange(cmd.op, cmd.name, cmd.members);
           const invited = g.invited ?? [];
@@ -690,7 +693,7 @@ export class Controller {
         return;
       }
       case "invite": {
-        const name = cmd.name ?? (this.state.open?.startsWith("g:") ? this.state.open.slice(2) : null);
+        const name = cmd.name ?? groupOf(this.state.open);
         if (!name) {
           this.notice(`which group? /${cmd.answer} GROUP`, "error");
           return;
@@ -706,7 +709,7 @@ export class Controller {
         return;
       }
       case "members": {
-        const name = cmd.name ?? (this.state.open?.startsWith("g:") ? this.state.open.slice(2) : null);
+        const name = cmd.name ?? groupOf(this.state.open);
         if (!name) {
           this.notice("which group? /members GROUP", "error");
           return;

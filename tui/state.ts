@@ -5,6 +5,7 @@
 
 import type { ChatMessage } from "../core/client/cache.js";
 import type { ConnectionState } from "../core/client/client.js";
+import { type ConvKind, formatConv, groupOf, parseConv, userOf } from "../core/client/conv.js";
 import { type EditOp, type Editor, edit, emptyEditor } from "./editor.js";
 import { type HistoryItem, historyWindow, itemRows, rowsOfNewest } from "./history-layout.js";
 
@@ -205,13 +206,19 @@ type Lists = Pick<State, "users" | "groups" | "convs"> & { invites?: string[] };
 
 export function contactList(s: Lists): string[] {
   const names = new Set(s.users);
-  for (const c of Object.keys(s.convs)) if (c.startsWith("u:")) names.add(c.slice(2));
+  for (const c of Object.keys(s.convs)) {
+    const user = userOf(c);
+    if (user !== null) names.add(user);
+  }
   return [...names].sort();
 }
 
 export function groupList(s: Lists): string[] {
   const names = new Set([...s.groups, ...(s.invites ?? [])]);
-  for (const c of Object.keys(s.convs)) if (c.startsWith("g:")) names.add(c.slice(2));
+  for (const c of Object.keys(s.convs)) {
+    const group = groupOf(c);
+    if (group !== null) names.add(group);
+  }
   return [...names].sort();
 }
 
@@ -219,13 +226,20 @@ export function listOf(s: Lists, pane: ListPane): string[] {
   return pane === "contacts" ? contactList(s) : groupList(s);
 }
 
+/** The list pane that shows conversations of `kind`. */
+export function paneOf(kind: ConvKind): ListPane {
+  return kind === "group" ? "groups" : "contacts";
+}
+
 export function convOf(pane: ListPane, name: string): string {
-  return pane === "contacts" ? `u:${name}` : `g:${name}`;
+  return formatConv(pane === "contacts" ? "user" : "group", name);
 }
 
 /** The title of a conversation: "alice" or "#team". */
 export function convTitle(conv: string): string {
-  return conv.startsWith("g:") ? `#${conv.slice(2)}` : conv.slice(2);
+  const ref = parseConv(conv);
+  if (!ref) return conv;
+  return ref.kind === "group" ? `#${ref.name}` : ref.name;
 }
 
 export function unreadTotal(s: State): number {
@@ -321,8 +335,9 @@ function withEditor(s: State, op: EditOp): State {
 }
 
 function openConv(s: State, conv: string): State {
-  const pane: ListPane = conv.startsWith("g:") ? "groups" : "contacts";
-  const name = conv.slice(2);
+  const ref = parseConv(conv) ?? { kind: "user", name: conv };
+  const pane: ListPane = paneOf(ref.kind);
+  const name = ref.name;
   const same = s.history?.conv === conv;
   return {
     ...s,
@@ -499,11 +514,11 @@ export function reduce(s: State, a: Action): State {
         const here = m.conv === s.open;
         convs = bump(convs, m.conv, m.serverTime, !mine && !here ? 1 : 0);
         if (!mine && !here && s.bellEnabled) bells++;
-        if (m.conv.startsWith("u:")) {
-          const other = m.conv.slice(2);
-          if (other !== s.me && !users.includes(other)) users = [...users, other];
-        } else if (!groups.includes(m.conv.slice(2))) {
-          groups = [...groups, m.conv.slice(2)];
+        const ref = parseConv(m.conv);
+        if (ref?.kind === "user") {
+          if (ref.name !== s.me && !users.includes(ref.name)) users = [...users, ref.name];
+        } else if (ref?.kind === "group" && !groups.includes(ref.name)) {
+          groups = [...groups, ref.name];
         }
         if (history && history.conv === m.conv && history.loading !== "newest") {
           const items = insertItem(history.items, itemOf(m, s.me));
@@ -653,7 +668,7 @@ export function reduce(s: State, a: Action): State {
     case "back": {
       if (s.overlay) return { ...s, overlay: null };
       if (s.focus === "contacts" || s.focus === "groups") return { ...s, focus: "composer" };
-      return { ...s, focus: s.open?.startsWith("g:") ? "groups" : "contacts" };
+      return { ...s, focus: groupOf(s.open) !== null ? "groups" : "contacts" };
     }
     case "submit":
       if (s.composer.text.trim() === "") return s;
