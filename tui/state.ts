@@ -28,7 +28,7 @@ export interface HistoryState {
   items: HistoryItem[];
   /** Every older message is loaded. */
   complete: boolean;
-  /** What the controller is loading from the cache, if anything. */
+  /** The page being loaded from the cache, if any (asked for by a `loadHistory` intent). */
   loading: "newest" | "older" | "all" | null;
   /** Rows above the newest row; 0 follows new messages. */
   scroll: number;
@@ -428,6 +428,36 @@ function showHit(s: State, search: SearchState, note: string): State {
 function focusStep(s: State, step: 1 | -1): State {
   const i = PANES.indexOf(s.focus);
   return { ...s, focus: PANES[(i + step + PANES.length) % PANES.length]! };
+}
+
+// ---- intents: what a change asks the worker to do -------------------------------------------
+
+/**
+ * A request from the pure state to the worker (tui/worker/), returned beside the new state by
+ * `update`: the worker acts on these values and never infers work from how the state changed.
+ */
+export type Intent = {
+  kind: "loadHistory";
+  conv: string;
+  /** The newest page (a conversation just opened), one page more, or everything (Home, a search hit). */
+  want: "newest" | "older" | "all";
+  /** Messages of `conv` loaded so far. */
+  have: number;
+};
+
+/** The history page a change asks for: `loading` is set where a page is wanted (opening, scrolling to the top, revealing). */
+function historyIntent(prev: State, next: State): Intent | null {
+  const h = next.history;
+  if (!h?.loading) return null;
+  if (prev.history?.conv === h.conv && prev.history.loading === h.loading) return null;
+  return { kind: "loadHistory", conv: h.conv, want: h.loading, have: h.items.length };
+}
+
+/** Applies an action, and says what the change asks the worker for (the one way work leaves the state). */
+export function update(s: State, a: Action): { state: State; intents: Intent[] } {
+  const state = reduce(s, a);
+  const load = state === s ? null : historyIntent(s, state);
+  return { state, intents: load ? [load] : [] };
 }
 
 // ---- the reducer -------------------------------------------------------------------------
