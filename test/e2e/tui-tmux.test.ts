@@ -210,8 +210,10 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
       backlog.stderr += d.toString();
     });
     try {
-      await until("listen to print the backlog", async () =>
-        backlog.stdout.includes("hi alice") ? true : null,
+      await until(
+        "listen to print the backlog",
+        async () => (backlog.stdout.includes("hi alice") ? true : null),
+        60_000,
       );
     } catch (err) {
       throw new Error(`listen printed the backlog: ${backlog.stdout} ${backlog.stderr}`, { cause: err });

@@ -91,11 +91,14 @@ function launch(args: string[], env: NodeJS.ProcessEnv = {}): StackProcess {
   return { child, output };
 }
 
-/** Waits for a condition, polling; throws with `what` when the deadline passes. */
+/**
+ * Waits for a condition, polling; throws with `what` when the deadline passes. The deadline only
+ * catches a hang: generous, as processes start slowly while other test files run alongside.
+ */
 export async function waitFor<T>(
   what: string,
   fn: () => T | Promise<T>,
-  timeoutMs = 15_000,
+  timeoutMs = 60_000,
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
