@@ -19,27 +19,18 @@ npm run --silent build || exit 1
 stage "lint (biome)"
 npx --no-install biome check . || failed_stages+=("lint")
 
-# Test files run side by side (each in its own process with its own temp dirs, runtime dir and
-# OS-assigned ports); 3 at a time measured fastest on two cores. ZMQCHAT_TEST_CONCURRENCY overrides.
-concurrency=${ZMQCHAT_TEST_CONCURRENCY:-3}
-export ZMQCHAT_TEST_CONCURRENCY=$concurrency
-
 stage "Node $(bash scripts/node-versions.sh versions | sed 's/ / and /'): install from the npm registry, rebuild native modules"
 bash scripts/node-versions.sh prepare || failed_stages+=("node versions: prepare")
 
-stage "unit, integration and e2e tests on Node $(node --version) (node --test, $concurrency files at a time)"
-shopt -s nullglob
-files=(test/unit/*.test.ts test/unit/*.test.tsx test/integration/*.test.ts test/e2e/*.test.ts)
-node --import tsx --import ./test/helpers/isolate.ts --test --test-reporter=tap --test-timeout=600000 \
-  --test-concurrency="$concurrency" "${files[@]}" 2>&1 | tee "$log"
+stage "unit, integration and e2e tests on Node $(node --version | tr -d v) (node --test, ${ZMQCHAT_TEST_CONCURRENCY:-3} files at a time)"
+out=test/artifacts/node-test-summary.log
+bash scripts/node-tests.sh "$log" unit integration e2e | tee "$out"
 node_status=${PIPESTATUS[0]}
-node_pass=$(grep -E '^# pass ' "$log" | tail -1 | awk '{print $3}')
-# A test cancelled (its file hung or crashed) counts as failed.
-failed=$(grep -E '^# fail ' "$log" | tail -1 | awk '{print $3}')
-cancelled=$(grep -E '^# cancelled ' "$log" | tail -1 | awk '{print $3}')
-node_fail=$((${failed:-0} + ${cancelled:-0}))
+line=$(grep -oE '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)
+node_pass=$(echo "${line:-0 passed, 1 failed}" | awk '{print $1}')
+node_fail=$(echo "${line:-0 passed, 1 failed}" | awk '{print $3}')
 [ "$node_status" -eq 0 ] || { failed_stages+=("node tests"); [ "$node_fail" -gt 0 ] || node_fail=1; }
-summary="Node $(node --version | tr -d v): ${node_pass:-0} passed $node_fail failed"
+summary="Node $(node --version | tr -d v): $node_pass passed $node_fail failed"
 
 # The unit and integration suites on the other supported releases (scripts/node-versions.sh).
 versions_pass=0
@@ -80,8 +71,8 @@ if [ -f dist/bench/run.js ]; then
   if npm run --silent bench -- --quick; then extra_pass=$((extra_pass + 1)); else extra_fail=$((extra_fail + 1)); failed_stages+=("bench --quick"); fi
 fi
 
-total_pass=$(( ${node_pass:-0} + versions_pass + extra_pass ))
-total_fail=$(( ${node_fail:-0} + versions_fail + extra_fail ))
+total_pass=$(( node_pass + versions_pass + extra_pass ))
+total_fail=$(( node_fail + versions_fail + extra_fail ))
 summary="$summary; Ansible and bench: $extra_pass passed $extra_fail failed"
 echo
 if [ ${#failed_stages[@]} -gt 0 ]; then

@@ -143,9 +143,14 @@ async function startBalancer(
     ["balancer", "--port", String(port), "--http-port", "0", "--log-level", "warn", ...extra],
     env,
   );
+  // A balancer that never gets ready is killed: a child left running keeps the test file's
+  // process alive after its last test, and node --test waits for it forever.
   const line = await waitFor("the balancer to be ready", () =>
     proc.output.find((l) => l.includes('"balancer_ready"')),
-  );
+  ).catch((err: Error) => {
+    proc.child.kill("SIGKILL");
+    throw new Error(`${err.message}\n${proc.output.slice(-20).join("\n")}`);
+  });
   const ready = JSON.parse(line) as { endpoints: { frontend: string; backend: string }; httpPort: number };
   return {
     proc,
@@ -213,10 +218,16 @@ export async function startStack(
   const store = options.store ?? `sqlite:${join(dir, "store.db")}`;
   const bs: Array<Awaited<ReturnType<typeof startBalancer>>> = [];
   const basePorts: number[] = [];
-  for (let i = 0; i < nBalancers; i++) {
-    const base = options.fixedPorts ? await freeBasePort() : 0;
-    basePorts.push(base);
-    bs.push(await startBalancer(base, balancerArgs(i), options.balancerEnv));
+  try {
+    for (let i = 0; i < nBalancers; i++) {
+      const base = options.fixedPorts ? await freeBasePort() : 0;
+      basePorts.push(base);
+      bs.push(await startBalancer(base, balancerArgs(i), options.balancerEnv));
+    }
+  } catch (err) {
+    for (const b of bs) b.proc.child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
   const backends = bs.map((b) => b.backend);
   const servers: StackProcess[] = [];
