@@ -24,8 +24,10 @@ for suite in "$@"; do
   done
 done
 
+# The per-test timeout only catches a hang: 20 min, beyond the 15 min package.test.ts allows its
+# `npm install -g` (which compiles better-sqlite3, slow on a busy machine).
 run() {
-  node --import tsx --import ./test/helpers/isolate.ts --test --test-reporter=tap --test-timeout=600000 "$@"
+  node --import tsx --import ./test/helpers/isolate.ts --test --test-reporter=tap --test-timeout=1200000 "$@"
 }
 
 : >"$log"
