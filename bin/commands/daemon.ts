@@ -32,8 +32,11 @@ const MAX_CONNECTIONS = 64;
 
 const name = z.string().regex(NAME_PATTERN, NAME_RULE);
 const none = z.object({}).strict();
-const oneOf = (what: string, a: string, b: string) => (p: Record<string, unknown>) =>
-  (p[a] === undefined) !== (p[b] === undefined) || `give ${what}`;
+const oneOf = (a: string, b: string) =>
+  [
+    (p: Record<string, unknown>) => (p[a] === undefined) !== (p[b] === undefined),
+    { message: `give ${a} or ${b}, not both` },
+  ] as const;
 
 /** The daemon's methods: names and params are a contract (README, "Daemon"). */
 export function daemonMethods(client: ChatClient) {
@@ -50,7 +53,7 @@ export function daemonMethods(client: ChatClient) {
           timeoutMs: z.number().int().min(1).max(600_000).optional(),
         })
         .strict()
-        .refine(oneOf("to or group, not both", "to", "group")),
+        .refine(...oneOf("to", "group")),
       (p) => {
         if (p.replyTo !== undefined)
           throw new ZmqchatError(
@@ -69,7 +72,7 @@ export function daemonMethods(client: ChatClient) {
           limit: z.number().int().min(1).max(100_000).default(100),
         })
         .strict()
-        .refine(oneOf("with or group, not both", "with", "group")),
+        .refine(...oneOf("with", "group")),
       (p, caller) =>
         historyOp(
           client,

@@ -193,11 +193,14 @@ export class RpcConnection implements Caller {
   private waitForDrain(): void {
     if (this.waitingDrain || this.closed) return;
     this.waitingDrain = true;
-    this.output.once("drain", () => {
+    const again = () => {
       this.waitingDrain = false;
       this.pump();
       this.wake();
-    });
+    };
+    // A stream emits `drain` only after a write was refused (its own high-water mark passed).
+    if (this.output.writableNeedDrain) this.output.once("drain", again);
+    else setTimeout(again, 10).unref();
   }
 
   /** Works on waiting lines while there is room; reads more from the peer only then. */
