@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type { ChatClient } from "../../core/client/client.js";
+import { convKind, convName, groupConv, userConv } from "../../core/client/conv.js";
 import { verifyHistory } from "../../core/client/verify.js";
 import type { Settings } from "../../core/config/config.js";
 import { parseDuration } from "../../core/config/duration.js";
@@ -122,13 +123,13 @@ export async function verifyHistoryCommand(
     else if (user !== undefined) await checkConversation(s.client, io, { user });
     const convs =
       opts.group !== undefined
-        ? [`g:${checkName("group", opts.group)}`]
+        ? [groupConv(checkName("group", opts.group))]
         : user !== undefined
-          ? [`u:${checkName("user", user)}`]
+          ? [userConv(checkName("user", user))]
           : s.client.cache.conversations().map((c) => c.conv);
     let complete = true;
     const held = s.client.cache.heldAll().map((i) => ({
-      conv: i.envelope.group !== null ? `g:${i.envelope.group}` : `u:${i.envelope.from}`,
+      conv: i.envelope.group !== null ? groupConv(i.envelope.group) : userConv(i.envelope.from),
       id: i.envelope.id,
       from: i.envelope.from,
     }));
@@ -145,7 +146,7 @@ export async function verifyHistoryCommand(
         continue;
       }
       io.out(
-        `${conv.slice(2)}${conv.startsWith("g:") ? " (group)" : ""}: ${report.messages} messages, ${report.complete ? "complete" : "INCOMPLETE"}`,
+        `${convName(conv) ?? conv}${convKind(conv) === "group" ? " (group)" : ""}: ${report.messages} messages, ${report.complete ? "complete" : "INCOMPLETE"}`,
       );
       for (const g of report.gaps)
         io.out(`  missing from ${g.from} (device ${g.device}): #${g.missing.join(", #")}`);

@@ -1,4 +1,5 @@
 import type { ChatClient, Target } from "../../core/client/client.js";
+import { convOfTarget } from "../../core/client/conv.js";
 import { fingerprint } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { type MessageFields, messageFields } from "../format.js";
@@ -54,8 +55,7 @@ export async function historyOp(
     online = false;
   }
   if (online) await checkConversation(client, { err: (line) => warn(line.replace(WARNING, "")) }, p.target);
-  const conv = "user" in p.target ? `u:${p.target.user}` : `g:${p.target.group}`;
-  return client.cache.history(conv, p.limit).map(messageFields);
+  return client.cache.history(convOfTarget(p.target), p.limit).map(messageFields);
 }
 
 export interface SyncResult {
