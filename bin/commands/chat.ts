@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { convKind, convName, groupConv, userConv } from "../../core/client/conv.js";
 import { verifyHistory } from "../../core/client/verify.js";
 import { parseDuration } from "../../core/config/duration.js";
 import { fingerprint } from "../../core/crypto/keys.js";
@@ -92,13 +93,13 @@ export async function verifyHistoryCommand(
     else if (user !== undefined) await checkConversation(s.client, io, { user });
     const convs =
       opts.group !== undefined
-        ? [`g:${checkName("group", opts.group)}`]
+        ? [groupConv(checkName("group", opts.group))]
         : user !== undefined
-          ? [`u:${checkName("user", user)}`]
+          ? [userConv(checkName("user", user))]
           : s.client.cache.conversations().map((c) => c.conv);
     let complete = true;
     const held = s.client.cache.heldAll().map((i) => ({
-      conv: i.envelope.group !== null ? `g:${i.envelope.group}` : `u:${i.envelope.from}`,
+      conv: i.envelope.group !== null ? groupConv(i.envelope.group) : userConv(i.envelope.from),
       id: i.envelope.id,
       from: i.envelope.from,
     }));
@@ -115,7 +116,7 @@ export async function verifyHistoryCommand(
         continue;
       }
       io.out(
-        `${conv.slice(2)}${conv.startsWith("g:") ? " (group)" : ""}: ${report.messages} messages, ${report.complete ? "complete" : "INCOMPLETE"}`,
+        `${convName(conv) ?? conv}${convKind(conv) === "group" ? " (group)" : ""}: ${report.messages} messages, ${report.complete ? "complete" : "INCOMPLETE"}`,
       );
       for (const g of report.gaps)
         io.out(`  missing from ${g.from} (device ${g.device}): #${g.missing.join(", #")}`);
@@ -155,7 +156,7 @@ export async function historyCommand(
   if (!Number.isInteger(limit) || limit < 1)
     throw new ZmqchatError("usage", "--limit takes a whole number above 0");
   const conv =
-    opts.group !== undefined ? `g:${checkName("group", opts.group)}` : `u:${checkName("user", user!)}`;
+    opts.group !== undefined ? groupConv(checkName("group", opts.group)) : userConv(checkName("user", user!));
   const s = openClient(settingsOf(cmd));
   try {
     let online = true;
