@@ -69,7 +69,8 @@ export function daemonMethods(client: ChatClient) {
         .object({
           with: name.optional(),
           group: name.optional(),
-          limit: z.number().int().min(1).max(100_000).default(100),
+          // No upper bound: `history --limit N` asks the daemon for what it would show itself.
+          limit: z.number().int().min(1).default(100),
         })
         .strict()
         .refine(...oneOf("with", "group")),
@@ -203,6 +204,11 @@ export async function daemonCommand(cmd: Command, io: Io, flags: DaemonFlags): P
     };
     let waking = false;
     client.on((e) => {
+      // What waits in the outbox (a `send` with `queue` while the service was away) goes out when the link returns.
+      if (e.type === "state" && e.state === "online" && client.cache.outbox().length > 0)
+        client
+          .flushOutbox()
+          .catch((err: unknown) => io.err(`zmqchat: warning: the outbox waits: ${(err as Error).message}`));
       if (e.type !== "message" || waking) return;
       waking = true;
       queueMicrotask(() => {
@@ -215,6 +221,11 @@ export async function daemonCommand(cmd: Command, io: Io, flags: DaemonFlags): P
     const poll = setInterval(wakeAll, 1000);
     poll.unref();
 
+    // A unix socket's path must fit in sockaddr_un (108 bytes on Linux, with its final NUL).
+    if (Buffer.byteLength(socketPath) > 107)
+      throw new ZmqchatError("usage", `the socket path ${socketPath} is longer than 107 bytes`, {
+        hint: "pass --socket with a shorter path",
+      });
     // A socket file left by a daemon that was killed: the lock says nobody serves it now.
     if (existsSync(socketPath)) unlinkSync(socketPath);
     const unix = createServer({ allowHalfOpen: true }, (socket) => serve(socket, socket));

@@ -261,4 +261,27 @@ describe("daemon connection: JSON-RPC lines within bounds", () => {
     assert.deepEqual([1, 2, 3, 4, 5].map(code), ["unauthorized", "unauthorized", "unauthorized", "ok", "ok"]);
     assert.deepEqual(h.received.find((r) => r.id === 5)?.result, { x: 5 });
   });
+
+  it("the mark moves to the least place every subscriber was handed, never back", () => {
+    const cache = new FakeCache();
+    cache.add(10);
+    const feed = new CacheFeed(cache, (m) => ({ id: m.id }));
+    const a = {};
+    const b = {};
+    feed.handed(a, null);
+    feed.handed(b, null);
+    feed.handed(a, "8");
+    assert.equal(cache.getState("daemon_mark"), null, "b has been handed nothing yet");
+    feed.handed(b, "3");
+    assert.equal(cache.getState("daemon_mark"), "3");
+    feed.leave(b);
+    feed.handed(a, "9");
+    assert.equal(cache.getState("daemon_mark"), "9");
+    // A subscriber that joins now starts at the mark, and its place does not move the mark back.
+    const c = {};
+    feed.handed(c, feed.start());
+    feed.handed(a, "10");
+    assert.equal(cache.getState("daemon_mark"), "9");
+    assert.deepEqual(feed.after(feed.start(), 5).items, [{ id: "m10" }]);
+  });
 });
