@@ -75,7 +75,7 @@ export class FakeV1 {
       this.queries.push(q);
       return {
         status: 200,
-        body: JSON.stringify(this.onQuery(q), bigintAsNumber).replace(/"(-?\d+)n"/g, "$1"),
+        body: JSON.stringify(await this.onQuery(q), bigintAsNumber).replace(/"(-?\d+)n"/g, "$1"),
       };
     }
     return { status: 404 };

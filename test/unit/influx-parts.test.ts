@@ -264,31 +264,32 @@ describe("first-claim agreement", () => {
   });
 });
 
-/** Answers the mailbox page and resend-lookup queries from the points written so far. */
+/** Answers mailbox queries (pages, ids before a cursor, resend lookups) from the points written so far. */
 function mailboxFromPoints(): void {
-  fake.onQuery = (q) => {
-    const owners = [...q.matchAll(/"owner" = '([^']+)'/g)].map((m) => m[1]!);
-    const gt = /time > (\d+)/.exec(q)?.[1];
-    const le = /time <= (\d+)/.exec(q)?.[1];
-    const ge = /time >= (\d+)/.exec(q)?.[1];
-    const limit = Number(/LIMIT (\d+)/.exec(q)?.[1] ?? 1e9);
-    return answer(
-      owners.map((owner) => ({
-        tags: { owner },
-        columns: ["time", "id", "envelope"],
-        values: fake
-          .mailbox(owner)
-          .filter(
-            (p) =>
-              (gt === undefined || p.ts > BigInt(gt)) &&
-              (le === undefined || p.ts <= BigInt(le)) &&
-              (ge === undefined || p.ts >= BigInt(ge)),
-          )
-          .slice(0, limit)
-          .map((p) => [p.ts, p.fields.id, p.fields.envelope]),
-      })),
+  fake.onQuery = (q) =>
+    answer(
+      ...q.split("; ").map((statement) => {
+        const owners = [...statement.matchAll(/"owner" = '([^']+)'/g)].map((m) => m[1]!);
+        const gt = /time > (\d+)/.exec(statement)?.[1];
+        const le = /time <= (\d+)/.exec(statement)?.[1];
+        const ge = /time >= (\d+)/.exec(statement)?.[1];
+        const limit = Number(/LIMIT (\d+)/.exec(statement)?.[1] ?? 1e9);
+        return owners.map((owner) => ({
+          tags: { owner },
+          columns: ["time", "id", "envelope"],
+          values: fake
+            .mailbox(owner)
+            .filter(
+              (p) =>
+                (gt === undefined || p.ts > BigInt(gt)) &&
+                (le === undefined || p.ts <= BigInt(le)) &&
+                (ge === undefined || p.ts >= BigInt(ge)),
+            )
+            .slice(0, limit)
+            .map((p) => [p.ts, p.fields.id, p.fields.envelope]),
+        }));
+      }),
     );
-  };
 }
 
 describe("safety-window reads", () => {
@@ -337,6 +338,34 @@ describe("safety-window reads", () => {
       page.items.map((i) => i.envelope),
       ['"late"'],
     );
+  });
+
+  it("hands out the first copy of an id only, also when the second lies pages later", async () => {
+    const clock = new LaneClock(7, () => Date.now() - 2000);
+    const put = (id: string) =>
+      fake.points.push({
+        measurement: "mailbox",
+        tags: { owner: "bob" },
+        fields: { id, envelope: `"${id}"` },
+        ts: clock.next(),
+      });
+    // Two servers stored x and y twice, racing (the copies lie within the window of each other).
+    for (const id of ["a", "x", "y", "b", "x", "y", "c"]) put(id);
+    mailboxFromPoints();
+    const reader = new MailboxReader(ctxOf({ windowMs: 100 }), () => null);
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (let pages = 0; pages < 20; pages++) {
+      const page: { items: { cursor: string; envelope: string }[]; more: boolean } = await reader.read(
+        "bob",
+        after,
+        1,
+      );
+      seen.push(...page.items.map((i) => JSON.parse(i.envelope) as string));
+      if (!page.more) break;
+      after = page.items.at(-1)!.cursor;
+    }
+    assert.deepEqual(seen, ["a", "x", "y", "b", "c"]);
   });
 
   it("never hands out a position at or past a local batch still in flight", async () => {
@@ -420,6 +449,24 @@ describe("group commit", () => {
     );
     assert.equal(fake.writes.length, 1, "a 4xx is not retried");
     assert.deepEqual(errors, ["append"]);
+  });
+
+  it("looks for stored copies again when the lookup took over half the window", async () => {
+    mailboxFromPoints();
+    const answerQuery = fake.onQuery;
+    let lookups = 0;
+    fake.onQuery = async (q: string) => {
+      if (++lookups === 1) await new Promise((r) => setTimeout(r, 300));
+      return answerQuery(q);
+    };
+    const clock = new LaneClock(8);
+    const gc = new GroupCommit(
+      ctxOf(),
+      { maxBatchPoints: 2000, maxBatchBytes: 4 << 20, dedupeWindowMs: 3600_000, safetyWindowMs: 100 },
+      () => clock.next(),
+    );
+    await gc.append({ id: id(1), owners: ["bob"], envelope: "{}" });
+    assert.equal(lookups, 2, "a slow lookup is done again before stamping");
   });
 
   it("finds a resend's first copy already stored and writes nothing", async () => {

@@ -16,6 +16,9 @@ import { retrying } from "./retry.js";
 /** Clock skew allowed between a client's UUIDv7 and the server when looking for a resend's first copy. */
 const ID_SKEW_MS = 3600_000;
 
+/** How often a batch looks again for stored copies when the lookup was slower than W/2. */
+const LOOKUPS = 5;
+
 export interface GroupCommitOptions {
   maxBatchPoints: number;
   maxBatchBytes: number;
@@ -154,7 +157,15 @@ export class GroupCommit {
       if (Number.isFinite(t)) earliestId = Math.min(earliestId, t);
     }
     from = Math.max(from, earliestId - ID_SKEW_MS);
-    const existing = await this.storedIds(owners, nowNs(from));
+    // A copy that another server stamped more than W before this lookup began is visible to it
+    // (the safety window), and this batch is stamped right after the lookup ends: a lookup kept
+    // under W/2 bounds how far apart two racing copies of one id can lie (see mailbox-read.ts).
+    let existing: Map<string, bigint>;
+    for (let attempt = 1; ; attempt++) {
+      const began = Date.now();
+      existing = await this.storedIds(owners, nowNs(from));
+      if (Date.now() - began <= this.opts.safetyWindowMs / 2 || attempt >= LOOKUPS) break;
+    }
     const placedHere = new Map<string, bigint>();
     const handled = new Set<string>();
     const lines: string[] = [];
