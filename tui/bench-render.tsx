@@ -9,7 +9,7 @@ import type { ChatMessage } from "../core/client/cache.js";
 import { App } from "./components/app.js";
 import { HeadlessStdin, HeadlessStdout } from "./headless.js";
 import { geometry } from "./layout.js";
-import { initialState, reduce } from "./state.js";
+import { initialState, update } from "./state.js";
 import { Store, TuiContext } from "./store.js";
 
 export interface RenderPageOptions {
@@ -34,7 +34,7 @@ export async function renderNewestPage(
   const newest = messages.at(-1);
   const conv = newest?.conv ?? "u:nobody";
   const me = options.me ?? messages[0]?.to ?? "me";
-  const store = new Store(reduce, initialState({ bell: false }));
+  const store = new Store(update, initialState({ bell: false }));
   store.dispatch({ type: "session", me, fingerprint: "", endpoint: "headless", bell: false });
   const g = geometry({ columns, rows }, 1);
   store.dispatch({ type: "layout", width: g.history.width, height: g.history.height });

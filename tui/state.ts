@@ -5,6 +5,7 @@
 
 import type { ChatMessage } from "../core/client/cache.js";
 import type { ConnectionState } from "../core/client/client.js";
+import { type ConvKind, formatConv, groupOf, parseConv, userOf } from "../core/client/conv.js";
 import { type EditOp, type Editor, edit, emptyEditor } from "./editor.js";
 import { type HistoryItem, historyWindow, itemRows, rowsOfNewest } from "./history-layout.js";
 
@@ -27,7 +28,7 @@ export interface HistoryState {
   items: HistoryItem[];
   /** Every older message is loaded. */
   complete: boolean;
-  /** What the controller is loading from the cache, if anything. */
+  /** The page being loaded from the cache, if any (asked for by a `loadHistory` intent). */
   loading: "newest" | "older" | "all" | null;
   /** Rows above the newest row; 0 follows new messages. */
   scroll: number;
@@ -205,13 +206,19 @@ type Lists = Pick<State, "users" | "groups" | "convs"> & { invites?: string[] };
 
 export function contactList(s: Lists): string[] {
   const names = new Set(s.users);
-  for (const c of Object.keys(s.convs)) if (c.startsWith("u:")) names.add(c.slice(2));
+  for (const c of Object.keys(s.convs)) {
+    const user = userOf(c);
+    if (user !== null) names.add(user);
+  }
   return [...names].sort();
 }
 
 export function groupList(s: Lists): string[] {
   const names = new Set([...s.groups, ...(s.invites ?? [])]);
-  for (const c of Object.keys(s.convs)) if (c.startsWith("g:")) names.add(c.slice(2));
+  for (const c of Object.keys(s.convs)) {
+    const group = groupOf(c);
+    if (group !== null) names.add(group);
+  }
   return [...names].sort();
 }
 
@@ -219,13 +226,20 @@ export function listOf(s: Lists, pane: ListPane): string[] {
   return pane === "contacts" ? contactList(s) : groupList(s);
 }
 
+/** The list pane that shows conversations of `kind`. */
+export function paneOf(kind: ConvKind): ListPane {
+  return kind === "group" ? "groups" : "contacts";
+}
+
 export function convOf(pane: ListPane, name: string): string {
-  return pane === "contacts" ? `u:${name}` : `g:${name}`;
+  return formatConv(pane === "contacts" ? "user" : "group", name);
 }
 
 /** The title of a conversation: "alice" or "#team". */
 export function convTitle(conv: string): string {
-  return conv.startsWith("g:") ? `#${conv.slice(2)}` : conv.slice(2);
+  const ref = parseConv(conv);
+  if (!ref) return conv;
+  return ref.kind === "group" ? `#${ref.name}` : ref.name;
 }
 
 export function unreadTotal(s: State): number {
@@ -321,8 +335,9 @@ function withEditor(s: State, op: EditOp): State {
 }
 
 function openConv(s: State, conv: string): State {
-  const pane: ListPane = conv.startsWith("g:") ? "groups" : "contacts";
-  const name = conv.slice(2);
+  const ref = parseConv(conv) ?? { kind: "user", name: conv };
+  const pane: ListPane = paneOf(ref.kind);
+  const name = ref.name;
   const same = s.history?.conv === conv;
   return {
     ...s,
@@ -415,6 +430,36 @@ function focusStep(s: State, step: 1 | -1): State {
   return { ...s, focus: PANES[(i + step + PANES.length) % PANES.length]! };
 }
 
+// ---- intents: what a change asks the worker to do -------------------------------------------
+
+/**
+ * A request from the pure state to the worker (tui/worker/), returned beside the new state by
+ * `update`: the worker acts on these values and never infers work from how the state changed.
+ */
+export type Intent = {
+  kind: "loadHistory";
+  conv: string;
+  /** The newest page (a conversation just opened), one page more, or everything (Home, a search hit). */
+  want: "newest" | "older" | "all";
+  /** Messages of `conv` loaded so far. */
+  have: number;
+};
+
+/** The history page a change asks for: `loading` is set where a page is wanted (opening, scrolling to the top, revealing). */
+function historyIntent(prev: State, next: State): Intent | null {
+  const h = next.history;
+  if (!h?.loading) return null;
+  if (prev.history?.conv === h.conv && prev.history.loading === h.loading) return null;
+  return { kind: "loadHistory", conv: h.conv, want: h.loading, have: h.items.length };
+}
+
+/** Applies an action, and says what the change asks the worker for (the one way work leaves the state). */
+export function update(s: State, a: Action): { state: State; intents: Intent[] } {
+  const state = reduce(s, a);
+  const load = state === s ? null : historyIntent(s, state);
+  return { state, intents: load ? [load] : [] };
+}
+
 // ---- the reducer -------------------------------------------------------------------------
 
 export function reduce(s: State, a: Action): State {
@@ -499,11 +544,11 @@ export function reduce(s: State, a: Action): State {
         const here = m.conv === s.open;
         convs = bump(convs, m.conv, m.serverTime, !mine && !here ? 1 : 0);
         if (!mine && !here && s.bellEnabled) bells++;
-        if (m.conv.startsWith("u:")) {
-          const other = m.conv.slice(2);
-          if (other !== s.me && !users.includes(other)) users = [...users, other];
-        } else if (!groups.includes(m.conv.slice(2))) {
-          groups = [...groups, m.conv.slice(2)];
+        const ref = parseConv(m.conv);
+        if (ref?.kind === "user") {
+          if (ref.name !== s.me && !users.includes(ref.name)) users = [...users, ref.name];
+        } else if (ref?.kind === "group" && !groups.includes(ref.name)) {
+          groups = [...groups, ref.name];
         }
         if (history && history.conv === m.conv && history.loading !== "newest") {
           const items = insertItem(history.items, itemOf(m, s.me));
@@ -653,7 +698,7 @@ export function reduce(s: State, a: Action): State {
     case "back": {
       if (s.overlay) return { ...s, overlay: null };
       if (s.focus === "contacts" || s.focus === "groups") return { ...s, focus: "composer" };
-      return { ...s, focus: s.open?.startsWith("g:") ? "groups" : "contacts" };
+      return { ...s, focus: groupOf(s.open) !== null ? "groups" : "contacts" };
     }
     case "submit":
       if (s.composer.text.trim() === "") return s;

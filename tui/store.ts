@@ -1,14 +1,14 @@
 /** A minimal store for the reducer, and the React hooks panes read it with. */
 
 import { createContext, useContext, useSyncExternalStore } from "react";
-import type { Action, State } from "./state.js";
+import type { Action, Intent, State } from "./state.js";
 
 export class Store {
   private state: State;
   private readonly listeners = new Set<() => void>();
 
   constructor(
-    private readonly reducer: (s: State, a: Action) => State,
+    private readonly updater: (s: State, a: Action) => { state: State; intents: Intent[] },
     initial: State,
   ) {
     this.state = initial;
@@ -16,15 +16,15 @@ export class Store {
 
   getState = (): State => this.state;
 
-  /** Applies an action; returns the state before it (for effects that compare). */
-  dispatch(action: Action): State {
+  /** Applies an action; returns the state before it and what the change asks the worker for. */
+  dispatch(action: Action): { prev: State; intents: Intent[] } {
     const prev = this.state;
-    const next = this.reducer(prev, action);
+    const { state: next, intents } = this.updater(prev, action);
     if (next !== prev) {
       this.state = next;
       for (const l of this.listeners) l();
     }
-    return prev;
+    return { prev, intents };
   }
 
   subscribe = (listener: () => void): (() => void) => {

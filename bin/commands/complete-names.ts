@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { Cache } from "../../core/client/cache.js";
+import { parseConv } from "../../core/client/conv.js";
 import { hasIdentity, profilePaths } from "../../core/client/profile.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { NAME_PATTERN } from "../../core/protocol/limits.js";
@@ -33,8 +34,8 @@ export function localNames(home: string, user: string | undefined, kind: NameKin
     try {
       if (kind === "users") for (const c of cache.contacts()) names.add(c.name);
       for (const { conv } of cache.conversations()) {
-        if (kind === "users" && conv.startsWith("u:")) names.add(conv.slice(2));
-        if (kind === "groups" && conv.startsWith("g:")) names.add(conv.slice(2));
+        const ref = parseConv(conv);
+        if (ref && ref.kind === (kind === "users" ? "user" : "group")) names.add(ref.name);
       }
     } finally {
       cache.close();

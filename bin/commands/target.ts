@@ -1,4 +1,5 @@
 import type { ChatClient } from "../../core/client/client.js";
+import { groupConv } from "../../core/client/conv.js";
 import { ZmqchatError } from "../../core/errors.js";
 import type { Io } from "../io.js";
 
@@ -10,7 +11,7 @@ import type { Io } from "../io.js";
  */
 export async function checkConversation(
   client: ChatClient,
-  io: Io,
+  io: Pick<Io, "err">,
   target: { user: string } | { group: string },
 ): Promise<void> {
   try {
@@ -32,7 +33,7 @@ export async function checkConversation(
         hint: "zmqchat groups lists your groups",
       });
     if ("group" in target && err.code === "forbidden") {
-      if (client.cache.history(`g:${target.group}`, 1).length > 0) {
+      if (client.cache.history(groupConv(target.group), 1).length > 0) {
         io.err(`zmqchat: warning: you are not a member of ${target.group} now; showing what you kept`);
         return;
       }

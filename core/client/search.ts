@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import { ZmqchatError } from "../errors.js";
+import { groupConv } from "./conv.js";
 import { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 
 /**
@@ -128,7 +129,7 @@ export class SearchIndex {
       match,
       from: options.from ?? null,
       conv: options.conv ?? null,
-      groupConv: options.group !== undefined ? `g:${options.group}` : null,
+      groupConv: options.group !== undefined ? groupConv(options.group) : null,
       open,
       close,
       limit,

@@ -1,4 +1,5 @@
 import type { ChatMessage } from "./cache.js";
+import { convKind } from "./conv.js";
 
 export interface Gap {
   from: string;
@@ -79,7 +80,7 @@ export function verifyHistory(
   for (const [key, seqs] of bySender) {
     const [from, device] = key.split("\0") as [string, string];
     const sorted = [...seqs].sort((a, b) => a - b);
-    const first = conv.startsWith("g:") ? sorted[0]! : 1;
+    const first = convKind(conv) === "group" ? sorted[0]! : 1;
     const missing: number[] = [];
     for (let n = first, i = 0; n <= sorted.at(-1)!; n++) {
       if (sorted[i] === n) i++;

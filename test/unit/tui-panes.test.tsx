@@ -11,12 +11,12 @@ import { ListPane } from "../../tui/components/list-pane.js";
 import { SignupScreen } from "../../tui/components/signup-screen.js";
 import { StatusBar } from "../../tui/components/status-bar.js";
 import { KEY_HELP } from "../../tui/keymap.js";
-import { type Action, initialState, reduce } from "../../tui/state.js";
+import { type Action, initialState, update } from "../../tui/state.js";
 import { Store, TuiContext } from "../../tui/store.js";
 import { plain } from "../helpers/tui-harness.js";
 
 function storeWith(...actions: Action[]): Store {
-  const store = new Store(reduce, initialState());
+  const store = new Store(update, initialState());
   store.dispatch({
     type: "session",
     me: "alice",
@@ -204,7 +204,7 @@ describe("tui panes", () => {
   });
 
   it("Sign-up screen: the name being typed, profiles here, progress and errors", async () => {
-    const store = new Store(reduce, initialState({ profiles: ["carol"] }));
+    const store = new Store(update, initialState({ profiles: ["carol"] }));
     store.dispatch({ type: "signup/show", profiles: ["carol"] });
     store.dispatch({ type: "signup/edit", op: { kind: "insert", text: "dan" } });
     const v = view(store, <SignupScreen size={{ columns: 80, rows: 20 }} />);

@@ -1,4 +1,5 @@
 import { Box, Text } from "ink";
+import { userOf } from "../../core/client/conv.js";
 import { type HistoryItem, historyWindow, MARK_CHARS, type Row } from "../history-layout.js";
 import { convTitle } from "../state.js";
 import { useAppState } from "../store.js";
@@ -98,7 +99,7 @@ export function HistoryPane({ width, height }: Props) {
   const items = history?.items ?? EMPTY;
   const mark = history?.mark?.id ?? null;
   const win = historyWindow(items, innerWidth, rowsAvail, history?.scroll ?? 0);
-  const other = open?.startsWith("u:") ? open.slice(2) : null;
+  const other = userOf(open);
   const warn = other !== null && keyChanged.includes(other);
   const notes: string[] = [];
   if (history?.loading) notes.push("loading…");

@@ -1,6 +1,6 @@
 import { Box, Text } from "ink";
 import { useMemo } from "react";
-import { listOf, type State, type ListPane as Which } from "../state.js";
+import { convOf, listOf, type State, type ListPane as Which } from "../state.js";
 import { useAppState } from "../store.js";
 import { fit, textWidth, truncate } from "../text.js";
 
@@ -26,7 +26,7 @@ function entriesOf(
   pane: Which,
 ): Entry[] {
   return listOf(s, pane).map((name) => {
-    const conv = `${pane === "contacts" ? "u" : "g"}:${name}`;
+    const conv = convOf(pane, name);
     return {
       name,
       unread: s.convs[conv]?.unread ?? 0,

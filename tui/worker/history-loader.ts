@@ -1,0 +1,43 @@
+/** Runs `loadHistory` intents: reads a page of the open conversation from the cache. */
+
+import type { Intent } from "../state.js";
+import type { WorkerContext } from "./context.js";
+import type { Feed } from "./feed.js";
+import { markRead } from "./reads.js";
+
+export class HistoryLoader {
+  constructor(
+    private readonly ctx: Pick<WorkerContext, "dispatch" | "state" | "client" | "log">,
+    private readonly feed: Pick<Feed, "see">,
+    /** Messages loaded when a conversation opens, and per step when scrolling back. */
+    private readonly pageSize: number,
+  ) {}
+
+  /** How many of the newest messages an intent asks for. */
+  limitOf(intent: Intent): number {
+    if (intent.want === "newest") return this.pageSize;
+    if (intent.want === "all") return Number.MAX_SAFE_INTEGER;
+    return intent.have + this.pageSize;
+  }
+
+  run(intent: Intent): void {
+    const limit = this.limitOf(intent);
+    if (intent.want === "newest") {
+      this.load(intent.conv, limit);
+      return;
+    }
+    // A turn later, so the pane draws "loading…" before a long read.
+    const t = setImmediate(() => this.load(intent.conv, limit));
+    t.unref?.();
+  }
+
+  private load(conv: string, limit: number): void {
+    const c = this.ctx.client();
+    // The user moved on meanwhile: the page is not wanted any more.
+    if (!c || this.ctx.state().history?.conv !== conv) return;
+    const messages = c.cache.history(conv, limit);
+    this.feed.see(messages.map((m) => m.id));
+    this.ctx.dispatch({ type: "history", conv, messages, complete: messages.length < limit });
+    markRead(c.cache, this.ctx.state().history, this.ctx.log);
+  }
+}
