@@ -30,7 +30,7 @@ run() {
   node --import tsx --import ./test/helpers/isolate.ts --test --test-reporter=tap --test-timeout=1200000 "$@"
 }
 
-: >"$log"
+echo "# node $(node --version) ($(command -v node))" | tee "$log"
 status=0
 if [ ${#together[@]} -gt 0 ]; then
   echo "# ${#together[@]} files, $concurrency at a time" | tee -a "$log"

@@ -69,6 +69,12 @@ test_one() {
   log=$root/test/artifacts/node$v-test.log
   mkdir -p "$root/test/artifacts"
   started=$(date +%s)
+  # Never fall back to the system Node: without this release prepared, the run fails.
+  if [ "$("$pkg/bin/node" --version 2>/dev/null)" != "v$v" ] || [ ! -f "$tree/node_modules/better-sqlite3/.zmqchat-built-for" ]; then
+    echo "Node $v: not prepared (bash scripts/node-versions.sh prepare $v)"
+    echo "Node $v: 0 passed, 1 failed"
+    return 1
+  fi
   # The working tree as it is (tracked and new files) and the build, fresh for each run.
   find "$tree" -mindepth 1 -maxdepth 1 ! -name node_modules -exec rm -rf {} +
   git ls-files -z --cached --others --exclude-standard | tar --null -cf - -T - 2>/dev/null | tar -xf - -C "$tree"
