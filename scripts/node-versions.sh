@@ -77,7 +77,12 @@ test_one() {
   fi
   # The working tree as it is (tracked and new files) and the build, fresh for each run.
   find "$tree" -mindepth 1 -maxdepth 1 ! -name node_modules -exec rm -rf {} +
-  git ls-files -z --cached --others --exclude-standard | tar --null -cf - -T - 2>/dev/null | tar -xf - -C "$tree"
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git ls-files -z --cached --others --exclude-standard | tar --null -cf - -T - 2>/dev/null | tar -xf - -C "$tree"
+  else
+    tar --exclude=./node_modules --exclude=./.node-versions --exclude=./dist --exclude=./test/artifacts -cf - . |
+      tar -xf - -C "$tree"
+  fi
   cp -a dist "$tree/"
   local line
   # npm_config_nodedir: what npm builds from source during a test (npm install -g of the
