@@ -32,7 +32,7 @@ import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOp
 import type { EndpointMemory } from "./endpoints.js";
 import { ContactKeys, type ContactKeyView } from "./key-history.js";
 import { LiveDeliveries } from "./live.js";
-import type { Opened } from "./open.js";
+import { messageBase, type Opened } from "./open.js";
 import { Opener } from "./opener.js";
 import type { LoadedIdentity } from "./profile.js";
 
@@ -89,6 +89,8 @@ export class ChatClient {
   private readonly previousSealers: Sealer[];
   /** Contacts' checked key histories: which key verifies which message. */
   private readonly contactKeys: ContactKeys;
+  /** Sends of this device awaiting their acknowledgement: the signature they went out with, and their text. */
+  private readonly sending = new Map<string, { sig: string; text: string }>();
   /** Verifies and decrypts batches of mailbox items (large ones on worker threads). */
   private readonly opener: Opener;
   /** Live deliveries, applied directly when they follow the cursor. */
@@ -385,6 +387,7 @@ export class ChatClient {
         text,
         recipients,
       });
+      this.sending.set(id, { sig: envelope.sig, text });
       try {
         const ack = await this.request("send", { envelope }, { timeoutMs: remaining(deadline) });
         const message: ChatMessage = {
@@ -411,6 +414,8 @@ export class ChatClient {
         if (err instanceof ZmqchatError && err.code === "conflict" && "group" in target && round === 0)
           continue;
         throw err;
+      } finally {
+        this.sending.delete(id);
       }
     }
   }
@@ -719,7 +724,20 @@ export class ChatClient {
       (n) => n !== this.name && !this.cache.contact(n),
     );
     if (unknown.length > 0) await this.users(unknown);
-    const opened = await this.opener.open(items, this.lookup);
+    // This device's own sends, delivered before their acknowledgement: the envelope is the one
+    // this device signed (same signature), so its text is known here and nothing needs opening.
+    const local: Array<Opened | undefined> = items.map((item) => {
+      const env = item.envelope;
+      const mine = env.from === this.name && env.device === this.options.identity.device;
+      const sent = mine ? this.sending.get(env.id) : undefined;
+      if (!sent || sent.sig !== env.sig) return undefined;
+      const message = { ...messageBase(item, this.name), text: sent.text, verified: true, problem: null };
+      return { message, held: false, unexplained: false };
+    });
+    const rest = items.filter((_, k) => local[k] === undefined);
+    const fromOpener = rest.length > 0 ? await this.opener.open(rest, this.lookup) : [];
+    let j = 0;
+    const opened: Opened[] = local.map((o) => o ?? fromOpener[j++]!);
     // A signature no known key explains: the sender may have rotated; fetch their key history once and look again.
     const unexplained = [...new Set(opened.filter((o) => o.unexplained).map((o) => o.message.from))];
     if (unexplained.length > 0) {
