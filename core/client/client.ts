@@ -27,6 +27,7 @@ import {
 } from "../protocol/schema.js";
 import type { ClientLink, Route } from "../transport.js";
 import { AckBatch } from "./ack-batch.js";
+import { extraFields, type MessageExtra } from "./actions.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
 import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOptions } from "./channel.js";
 import type { EndpointMemory } from "./endpoints.js";
@@ -276,8 +277,13 @@ export class ChatClient {
   }
 
   /** Sends one message; resolves once the service stored it durably in every mailbox. */
-  async send(target: Target, text: string, opts: RequestOptions = {}): Promise<ChatMessage> {
-    const item = this.compose(target, text, false);
+  async send(
+    target: Target,
+    text: string,
+    opts: RequestOptions = {},
+    extra?: MessageExtra,
+  ): Promise<ChatMessage> {
+    const item = this.compose(target, text, false, extra);
     try {
       return await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs), false);
     } catch (err) {
@@ -295,8 +301,9 @@ export class ChatClient {
     target: Target,
     text: string,
     opts: RequestOptions = {},
+    extra?: MessageExtra,
   ): Promise<{ id: string; queued: boolean; message?: ChatMessage }> {
-    const item = this.compose(target, text, true);
+    const item = this.compose(target, text, true, extra);
     try {
       const message = await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs), true);
       return { id: item.id, queued: false, message };
@@ -343,7 +350,7 @@ export class ChatClient {
 
   private flushing: Promise<{ sent: number; left: number }> | null = null;
 
-  private compose(target: Target, text: string, persist: boolean): OutboxItem {
+  private compose(target: Target, text: string, persist: boolean, extra?: MessageExtra): OutboxItem {
     checkText(text);
     const conv = "user" in target ? `u:${target.user}` : `g:${target.group}`;
     const item: OutboxItem = {
@@ -354,6 +361,7 @@ export class ChatClient {
       seq: this.cache.nextSeq(conv),
       sentAt: new Date().toISOString(),
       lastError: null,
+      ...(extra ? { extra } : {}),
     };
     if (persist) this.cache.enqueue(item);
     return item;
@@ -361,7 +369,7 @@ export class ChatClient {
 
   /** Seals and sends one composed message with its own id, seq and time; removes it from the outbox once acknowledged. */
   private async deliver(item: OutboxItem, deadline: number, queued: boolean): Promise<ChatMessage> {
-    const { id, target, text, seq, sentAt, conv } = item;
+    const { id, target, text, seq, sentAt, conv, extra } = item;
     await this.login({ timeoutMs: remaining(deadline) });
     for (let round = 0; ; round++) {
       const recipients = await this.recipientsOf(target, round > 0, deadline);
@@ -374,6 +382,7 @@ export class ChatClient {
         sentAt,
         text,
         recipients,
+        ...(extra ? { extra } : {}),
       });
       try {
         const ack = await this.request("send", { envelope }, { timeoutMs: remaining(deadline) });
@@ -391,6 +400,7 @@ export class ChatClient {
           problem: null,
           seq,
           device: this.options.identity.device,
+          ...extraFields(extra),
         };
         // When the cursor is just before our copy, the acknowledgement stands for its delivery.
         for (const m of await this.acks.add(message, ack.prev, queued))

@@ -1,6 +1,7 @@
 import type { OpenResult, Sealer } from "../crypto/envelope.js";
 import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
 import { isIsoTime } from "../text/sanitize.js";
+import { extraFields, readExtra } from "./actions.js";
 import type { ChatMessage, Contact } from "./cache.js";
 import type { ContactKeyView } from "./key-history.js";
 
@@ -72,8 +73,10 @@ export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
     if (until !== null && !(Date.parse(item.serverTime) <= Date.parse(until)))
       return flagged(`signed with a key ${env.from} had already replaced when it was stored`);
     if (!isIsoTime(env.sentAt)) return flagged("its sentAt is not an ISO 8601 time");
+    const extra = readExtra(r.extra);
+    if (!extra.ok) return flagged(extra.problem);
     return {
-      message: { ...base, text: r.text, verified: true, problem: null },
+      message: { ...base, text: r.text, verified: true, problem: null, ...extraFields(extra.extra) },
       held: false,
       unexplained: false,
     };
