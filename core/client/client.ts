@@ -91,7 +91,7 @@ export class ChatClient {
   /** Contacts' checked key histories: which key verifies which message. */
   private readonly contactKeys: ContactKeys;
   /** Sends of this device awaiting their acknowledgement: the signature they went out with, and their text. */
-  private readonly sending = new Map<string, { sig: string; text: string }>();
+  private readonly sending = new Map<string, { sig: string; text: string; extra?: MessageExtra }>();
   /** Verifies and decrypts batches of mailbox items (large ones on worker threads). */
   private readonly opener: Opener;
   /** Live deliveries, applied directly when they follow the cursor. */
@@ -396,7 +396,7 @@ export class ChatClient {
         recipients,
         ...(extra ? { extra } : {}),
       });
-      this.sending.set(id, { sig: envelope.sig, text });
+      this.sending.set(id, { sig: envelope.sig, text, extra });
       try {
         const ack = await this.request("send", { envelope }, { timeoutMs: remaining(deadline) });
         const message: ChatMessage = {
@@ -741,7 +741,13 @@ export class ChatClient {
       const mine = env.from === this.name && env.device === this.options.identity.device;
       const sent = mine ? this.sending.get(env.id) : undefined;
       if (!sent || sent.sig !== env.sig) return undefined;
-      const message = { ...messageBase(item, this.name), text: sent.text, verified: true, problem: null };
+      const message = {
+        ...messageBase(item, this.name),
+        text: sent.text,
+        verified: true,
+        problem: null,
+        ...extraFields(sent.extra),
+      };
       return { message, held: false, unexplained: false };
     });
     const rest = items.filter((_, k) => local[k] === undefined);
