@@ -52,7 +52,13 @@ export type ClientEvent =
   | { type: "sync"; received: number; done: boolean }
   | { type: "outbox"; pending: number }
   /** A group change told live: an invitation, a member who joined, declined, left or was removed. */
-  | { type: "group"; notice: GroupNotice };
+  | { type: "group"; notice: GroupNotice }
+  /**
+   * The live path or a sync found messages already in the shared cache (stored by another process
+   * of this profile, e.g. `zmqchat send`, or by our own acknowledgement), so no `message` event was
+   * given for them: a view showing every message reads the cache up to `cursor`.
+   */
+  | { type: "already_stored"; cursor: string };
 
 export interface ChatClientOptions {
   /** Opens a link to one endpoint (the transport is picked by the caller). */
@@ -149,6 +155,7 @@ export class ChatClient {
       sync: () => this.sync(),
       running: () => this.syncing,
       emit: (message) => this.emit({ type: "message", message }),
+      alreadyStored: (cursor) => this.emit({ type: "already_stored", cursor }),
       warn: (err, what) => this.log.warn({ err }, what),
     });
     this.sealer = new Sealer(options.identity.identity);
@@ -474,6 +481,8 @@ export class ChatClient {
       const fresh = this.cache.addMessages(messages, page.items.at(-1)!.cursor);
       received += fresh.length;
       for (const m of fresh) this.emit({ type: "message", message: m });
+      if (fresh.length < messages.length)
+        this.emit({ type: "already_stored", cursor: page.items.at(-1)!.cursor });
       onProgress(received);
       this.emit({ type: "sync", received, done: !page.more });
       if (!page.more) break;
