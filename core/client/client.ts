@@ -9,16 +9,9 @@ import {
 import { Sealer } from "../crypto/envelope.js";
 import { fingerprint, generateIdentity, identitySecrets } from "../crypto/keys.js";
 import { loginChallengeBytes, rotationBytes } from "../crypto/login.js";
-import {
-  bindingKey,
-  loginBindingProof,
-  requestBindingProof,
-  x25519Private,
-  x25519PublicRaw,
-} from "../crypto/session-binding.js";
+import { bindingKey, loginBindingProof, x25519Private, x25519PublicRaw } from "../crypto/session-binding.js";
 import { ZmqchatError } from "../errors.js";
 import { type Logger, silentLogger } from "../logger.js";
-import { decodeJson } from "../protocol/codec.js";
 import { uuidv7 } from "../protocol/ids.js";
 import { MAX_TEXT_BYTES } from "../protocol/limits.js";
 import {
@@ -30,20 +23,19 @@ import {
   type ReplyBody,
   type RequestBody,
   type RequestType,
-  replyBodies,
-  replyFrameSchema,
   type UserInfo,
 } from "../protocol/schema.js";
 import type { ClientLink, Route } from "../transport.js";
 import { AckBatch } from "./ack-batch.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
+import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOptions } from "./channel.js";
 import type { EndpointMemory } from "./endpoints.js";
 import { ContactKeys, type ContactKeyView } from "./key-history.js";
 import { LiveDeliveries } from "./live.js";
 import { type Opened, openItem } from "./open.js";
 import type { LoadedIdentity } from "./profile.js";
 
-export type ConnectionState = "connecting" | "online" | "offline" | "closed";
+export type { ConnectionState, RequestOptions } from "./channel.js";
 
 export type ClientEvent =
   | { type: "message"; message: ChatMessage }
@@ -82,21 +74,7 @@ export interface ChatClientOptions {
   firstContactMs?: number;
 }
 
-export interface RequestOptions {
-  timeoutMs?: number;
-}
-
 export type Target = { user: string } | { group: string };
-
-interface Waiter {
-  /** With a reply, or null when the attempt is given up early (the peer refused the connection). */
-  resolve: (
-    frame:
-      | { ok: true; body: unknown }
-      | { ok: false; error: { code: string; message: string; retryAfterMs?: number } }
-      | null,
-  ) => void;
-}
 
 const SYNC_PAGE = 1000;
 const KEY_CHECK_MS = 60_000;
@@ -119,21 +97,8 @@ export class ChatClient {
   /** Acknowledged sends, stored in one transaction per burst. */
   private readonly acks: AckBatch;
   private readonly listeners = new Set<(e: ClientEvent) => void>();
-  private readonly waiters = new Map<string, Waiter>();
-  private link: ClientLink | null = null;
-  /** Counts link replacements, so that concurrent requests fail over once, not once each. */
-  private generation = 0;
-  /** The link reported its peer gone: fail over at the first silent attempt. */
-  private suspect = false;
-  private linkReady: Promise<void> | null = null;
-  private endpointIndex = 0;
-  /** The endpoints in the order to try them (remembered silent ones last). */
-  private readonly endpoints: string[];
-  /** Some balancer answered this client: from then on silence is an outage to wait out, not "nothing runs there". */
-  private everAnswered = false;
-  /** Cuts a first-contact hello short when the link reports its peer refused the connection. */
-  private onRefused: (() => void) | null = null;
-  private readonly firstContactMs: number;
+  /** Link, retries, failover and connection state. */
+  private readonly channel: RequestChannel;
   private session: { token: string; topic: string } | null = null;
   private loggingIn: Promise<void> | null = null;
   private syncing: Promise<number> | null = null;
@@ -141,12 +106,10 @@ export class ChatClient {
   private readonly keysCheckedAt = new Map<string, number>();
   private closed = false;
   private readonly log: Logger;
-  private readonly attemptMs: number;
   private readonly requestMs: number;
-  state: ConnectionState = "offline";
 
   constructor(private readonly options: ChatClientOptions) {
-    if (options.endpoints.length === 0) throw new ZmqchatError("usage", "no endpoint to connect to");
+    this.channel = new RequestChannel(options, this.channelHooks());
     this.name = options.identity.identity.name;
     this.acks = new AckBatch(options.cache);
     this.live = new LiveDeliveries(this.name, {
@@ -165,10 +128,7 @@ export class ChatClient {
       async (name) => (await this.request("keys.history", { name })).chain,
     );
     this.log = options.log ?? silentLogger;
-    this.attemptMs = options.attemptTimeoutMs ?? 1500;
-    this.requestMs = options.requestTimeoutMs ?? 10_000;
-    this.firstContactMs = options.firstContactMs ?? 1500;
-    this.endpoints = options.endpointMemory?.order(options.endpoints) ?? [...options.endpoints];
+    this.requestMs = this.channel.requestMs;
   }
 
   get cache(): Cache {
@@ -176,7 +136,11 @@ export class ChatClient {
   }
 
   get endpoint(): string {
-    return this.endpoints[this.endpointIndex]!;
+    return this.channel.endpoint;
+  }
+
+  get state(): ConnectionState {
+    return this.channel.state;
   }
 
   get publicKeys(): PublicKeys {
@@ -240,8 +204,8 @@ export class ChatClient {
     this.session = { token: r.session, topic: r.topic };
     this.bindKey = r.bound ? (binding?.key ?? null) : null;
     this.scheduleRenewal(r.lifetimeMs ?? Date.parse(r.expires) - Date.now());
-    this.link?.subscribe(r.topic);
-    if (previous && previous !== r.topic) this.link?.unsubscribe(previous);
+    this.channel.subscribe(r.topic);
+    if (previous && previous !== r.topic) this.channel.unsubscribe(previous);
     this.staleTopic = null;
     this.scheduleTopicRefresh(r.topicExpires);
   }
@@ -737,12 +701,7 @@ export class ChatClient {
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.topicTimer) clearTimeout(this.topicTimer);
     if (this.renewTimer) clearTimeout(this.renewTimer);
-    for (const [, w] of this.waiters)
-      w.resolve({ ok: false, error: { code: "unavailable", message: "client closed" } });
-    this.waiters.clear();
-    await this.link?.close();
-    this.link = null;
-    this.setState("closed");
+    await this.channel.close();
   }
 
   // ---- opening -------------------------------------------------------------------------
@@ -850,257 +809,37 @@ export class ChatClient {
   // ---- requests ------------------------------------------------------------------------
 
   /**
-   * One request with retries until its deadline. The same request id and body go out on
-   * every attempt, so a resent `send` is recognised by the service and stored once.
+   * One request with retries until its deadline (see RequestChannel): the same request id and
+   * body go out on every attempt, so a resent `send` is recognised by the service and stored once.
    */
-  async request<T extends RequestType>(
+  request<T extends RequestType>(
     type: T,
     body: RequestBody<T>,
     opts: RequestOptions = {},
     route: Route = "service",
   ): Promise<ReplyBody<T>> {
-    const deadline = Date.now() + (opts.timeoutMs ?? this.requestMs);
-    const id = uuidv7();
-    let attempt = 0;
-    let silent = 0;
-    let reloggedIn = false;
-    let lastProblem = "no answer";
-    while (!this.closed) {
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      try {
-        await this.ready(deadline);
-      } catch (err) {
-        if (err instanceof ZmqchatError && err.code === "timeout") {
-          lastProblem = err.message;
-          break;
-        }
-        throw err;
-      }
-      const session = this.session && type !== "login" ? this.session.token : null;
-      const frame = Buffer.from(
-        JSON.stringify({
-          v: 1,
-          id,
-          type,
-          ...(session ? { session } : {}),
-          ...(session && this.bindKey
-            ? { pop: requestBindingProof(this.bindKey, id, type, session, body) }
-            : {}),
-          body,
-        }),
-      );
-      const wait = Math.min(this.attemptMs * 1.5 ** Math.min(attempt, 4), deadline - Date.now());
-      const generation = this.generation;
-      const reply = await this.attempt(id, frame, route, wait);
-      attempt++;
-      if (reply === null) {
-        silent++;
-        lastProblem = `no answer from ${this.endpoint}`;
-        this.setState("offline");
-        // Freelance-style failover: after two silent attempts (one, when the link saw its peer
-        // go), move to the next endpoint, unless another request already did. With a single
-        // endpoint the DEALER reconnects by itself and the same request is simply sent again.
-        if (silent >= (this.suspect ? 1 : 2) && this.endpoints.length > 1 && generation === this.generation) {
-          silent = 0;
-          await this.rotate();
-        }
-        continue;
-      }
-      silent = 0;
-      this.setState("online");
-      if (reply.ok) {
-        const parsed = replyBodies[type].safeParse(reply.body);
-        if (!parsed.success) throw new ZmqchatError("internal", `the service sent a malformed ${type} reply`);
-        return parsed.data as ReplyBody<T>;
-      }
-      const { code, message } = reply.error;
-      if (code === "rate_limited") {
-        // Honour the balancer's retry-after while the deadline allows it; past it, say so.
-        const after = reply.error.retryAfterMs ?? 1000;
-        if (Date.now() + after >= deadline) {
-          throw new ZmqchatError("rate_limited", message, {
-            hint: `too many requests: try again in ${Math.ceil(after / 1000)} s`,
-          });
-        }
-        lastProblem = message;
-        await delay(after);
-        continue;
-      }
-      if (code === "unavailable") {
-        lastProblem = message;
-        await delay(Math.min(50 * 2 ** Math.min(attempt, 6), Math.max(0, deadline - Date.now())));
-        continue;
-      }
-      if (
-        code === "unauthorized" &&
-        this.session &&
-        !reloggedIn &&
-        type !== "login" &&
-        type !== "challenge"
-      ) {
-        reloggedIn = true;
+    return this.channel.request(type, body, opts, route);
+  }
+
+  /** The channel's hooks: the session it sends with, and what happens on a new link or a delivery. */
+  private channelHooks(): ChannelHooks {
+    return {
+      session: () => (this.session ? { token: this.session.token, bindKey: this.bindKey } : null),
+      relogin: async (timeoutMs) => {
+        if (!this.session) return false;
         this.session = null;
-        await this.login({ timeoutMs: Math.max(1, deadline - Date.now()) });
-        continue;
-      }
-      throw new ZmqchatError(code as never, message);
-    }
-    if (this.closed) throw new ZmqchatError("unavailable", "the client is closed");
-    this.setState("offline");
-    throw new ZmqchatError("timeout", `the service did not answer in time (${lastProblem})`, {
-      hint: `is the service running at ${this.endpoints.join(", ")}? (zmqchat up starts a local one)`,
-    });
-  }
-
-  private attempt(
-    id: string,
-    frame: Buffer,
-    route: Route,
-    timeoutMs: number,
-  ): Promise<
-    | { ok: true; body: unknown }
-    | { ok: false; error: { code: string; message: string; retryAfterMs?: number } }
-    | null
-  > {
-    return new Promise((resolve) => {
-      const timer = setTimeout(
-        () => {
-          this.waiters.delete(id);
-          resolve(null);
-        },
-        Math.max(1, timeoutMs),
-      );
-      this.waiters.set(id, {
-        resolve: (r) => {
-          clearTimeout(timer);
-          this.waiters.delete(id);
-          resolve(r);
-        },
-      });
-      if (!this.link) {
-        // The link is being replaced (failover): count this attempt as unanswered.
-        clearTimeout(timer);
-        this.waiters.delete(id);
-        resolve(null);
-        return;
-      }
-      this.link.send(frame, route);
-    });
-  }
-
-  /** Makes sure there is a link whose broker said hello, and that deliveries are subscribed. */
-  private async ready(deadline: number): Promise<void> {
-    if (this.link && !this.linkReady) return;
-    if (!this.linkReady) {
-      this.linkReady = this.openLink(deadline).finally(() => {
-        this.linkReady = null;
-      });
-    }
-    return this.linkReady;
-  }
-
-  private async openLink(deadline: number): Promise<void> {
-    // A client that never reached the service gives up soon: nothing answers there, and the
-    // caller reports it or falls back (the outbox, the local cache). Once a balancer has
-    // answered, silence is an outage: keep trying until the request's deadline.
-    const firstContact = !this.everAnswered;
-    const giveUpAt = firstContact ? Math.min(deadline, Date.now() + this.firstContactMs) : deadline;
-    const several = this.endpoints.length > 1;
-    let silent = 0;
-    let refusedInRow = 0;
-    while (!this.closed) {
-      if (!this.link) {
-        this.setState("connecting");
-        this.link = this.options.connect(this.endpoint);
-        const link = this.link;
-        this.suspect = false;
-        link.onReply((f) => this.onReply(f));
-        link.onDelivery((_topic, frame) => this.onDelivery(frame));
-        link.onState((e) => {
-          if (link !== this.link) return;
-          if (e.state === "disconnected" || e.state === "refused") this.suspect = true;
-          if (e.state === "connected") this.suspect = false;
-          if (e.state === "refused") this.onRefused?.();
-        });
-      }
-      const left = giveUpAt - Date.now();
-      if (left <= 0)
-        throw new ZmqchatError(
-          "timeout",
-          firstContact
-            ? `nothing answers at ${this.endpoints.join(", ")}`
-            : `no answer from ${this.endpoint}`,
-        );
-      const id = uuidv7();
-      const hello = Buffer.from(JSON.stringify({ v: 1, id, type: "hello", body: {} }));
-      // On first contact with several endpoints, each gets its share of the time, and a
-      // refused connection moves on at once. A single endpoint keeps its hello queued while
-      // the DEALER reconnects, so a balancer that is just starting is still found.
-      const cutShort = firstContact && several;
-      const wait = cutShort
-        ? Math.min(this.attemptMs, left, Math.max(300, this.firstContactMs / this.endpoints.length))
-        : Math.min(this.attemptMs, left);
-      let refused = false;
-      if (cutShort)
-        this.onRefused = () => {
-          refused = true;
-          this.waiters.get(id)?.resolve(null);
-        };
-      const reply = await this.attempt(id, hello, "broker", wait).finally(() => {
-        this.onRefused = null;
-      });
-      if (reply?.ok) {
-        const info = replyBodies.hello.safeParse(reply.body);
-        if (!info.success) throw new ZmqchatError("internal", "the balancer sent a malformed hello");
-        this.everAnswered = true;
-        this.options.endpointMemory?.answered(this.endpoint);
-        this.link.openDeliveries(info.data.pubPort, info.data.pubHost);
-        if (this.session) this.link.subscribe(this.session.topic);
-        this.setState("online");
+        await this.login({ timeoutMs });
+        return true;
+      },
+      linkOpened: () => {
+        if (!this.session) return;
+        this.channel.subscribe(this.session.topic);
         // Anything published while we were away is in the mailbox.
-        if (this.session)
-          void this.sync().catch((err) => this.log.warn({ err }, "sync after reconnect failed"));
-        return;
-      }
-      silent++;
-      refusedInRow = refused ? refusedInRow + 1 : 0;
-      if (several && (cutShort || silent >= 2)) {
-        silent = 0;
-        await this.rotate(false);
-        // Every endpoint refused in a row: pause a little before the next round.
-        if (refusedInRow > 0 && refusedInRow % this.endpoints.length === 0)
-          await delay(Math.min(150, Math.max(0, giveUpAt - Date.now())));
-      }
-    }
-  }
-
-  private async rotate(reopen = true): Promise<void> {
-    const old = this.link;
-    this.link = null;
-    this.generation++;
-    if (this.endpoints.length > 1) {
-      // Only silence makes a client move on: the next command tries the others first.
-      this.options.endpointMemory?.silent(this.endpoint);
-      this.endpointIndex = (this.endpointIndex + 1) % this.endpoints.length;
-    }
-    await old?.close();
-    this.setState("offline");
-    if (reopen) this.linkReady = null;
-  }
-
-  private onReply(frame: Buffer): void {
-    let reply: ReturnType<typeof replyFrameSchema.parse>;
-    try {
-      reply = replyFrameSchema.parse(decodeJson(frame));
-    } catch {
-      this.log.warn({}, "ignored a malformed reply");
-      return;
-    }
-    if (reply.id === null) return;
-    this.waiters
-      .get(reply.id)
-      ?.resolve(reply.ok ? { ok: true, body: reply.body } : { ok: false, error: reply.error });
+        void this.sync().catch((err) => this.log.warn({ err }, "sync after reconnect failed"));
+      },
+      delivery: (frame) => this.onDelivery(frame),
+      state: (state, endpoint) => this.emit({ type: "state", state, endpoint }),
+    };
   }
 
   private onDelivery(frame: Buffer): void {
@@ -1112,12 +851,6 @@ export class ChatClient {
       return;
     }
     this.live.push(safeJson(frame));
-  }
-
-  private setState(state: ConnectionState): void {
-    if (this.state === state) return;
-    this.state = state;
-    this.emit({ type: "state", state, endpoint: this.endpoint });
   }
 
   private emit(e: ClientEvent): void {
@@ -1142,8 +875,4 @@ function safeJson(frame: Buffer): unknown {
   } catch {
     return null;
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
