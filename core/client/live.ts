@@ -108,7 +108,11 @@ export class LiveDeliveries {
       if (fresh === null) {
         gap = true;
         stored = at;
-      } else for (const m of fresh) this.deps.emit(m);
+      } else {
+        for (const m of fresh) this.deps.emit(m);
+        // Some were in the cache already (stored by another process without moving the cursor).
+        if (fresh.length < opened.length) stored = at;
+      }
     }
     if (stored !== null) this.deps.alreadyStored?.(cache.cursor ?? stored);
     if (gap) await this.deps.sync();

@@ -166,6 +166,17 @@ describe("the TUI fed by its client's events", () => {
     assert.deepEqual(stored, [first.cursor, second.cursor], "the race lost to another process is told too");
     assert.deepEqual(emitted, []);
     assert.equal(cache.messageCount(), 2);
+
+    // Another process stored this one without moving the cursor (its ack did not follow it):
+    // applying it moves the cursor, but it is not new here.
+    sneakIn = null;
+    const third = mailboxItem(3);
+    other.addMessages([messageOf(third)], null);
+    live.push(deliver(third, second.cursor));
+    await live.idle();
+    assert.deepEqual(stored, [first.cursor, second.cursor, third.cursor]);
+    assert.deepEqual(emitted, []);
+    assert.equal(cache.cursor, third.cursor);
   });
 
   it("shows what another process stored when the client says already_stored, and what it fetched while this one was away when back online", async () => {
