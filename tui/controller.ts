@@ -225,8 +225,12 @@ export class Controller {
         break;
       case "group": {
         if (!c) break;
-        const { text, level } = describeGroupNotice(e.notice, c.name);
-        this.notice(text, level);
+        // The echo of this user's own change may come after the command's own, fuller notice
+        // (the live path and the reply race): it does not replace a notice being shown.
+        if (e.notice.by !== c.name || this.state.notice === null) {
+          const { text, level } = describeGroupNotice(e.notice, c.name);
+          this.notice(text, level);
+        }
         this.track(this.session.refreshLists(c));
         break;
       }
