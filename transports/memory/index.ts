@@ -1,27 +1,28 @@
 import type { BrokerHandlers, BrokerSockets } from "../../core/broker-sockets.js";
-import { BrokerCommand, HEARTBEAT_INTERVAL_MS } from "../../core/protocol/broker.js";
+import { BrokerWorker, type WorkerSocketHandlers, type WorkerSockets } from "../../core/broker-worker.js";
+import { HEARTBEAT_INTERVAL_MS } from "../../core/protocol/broker.js";
 import { MAX_FRAME_BYTES } from "../../core/protocol/limits.js";
 import type {
   ClientLink,
   ClientTransport,
   LinkStateEvent,
   Route,
-  WorkerLink,
   WorkerTransport,
 } from "../../core/transport.js";
 
 const ROUTE_FRAME: Record<Route, string> = { broker: "B", service: "S" };
 
 /**
- * An in-process network: what ZeroMQ's sockets do for the balancer, done in memory. It only
- * moves frames; the broker's rules (dispatch, heartbeats, tickets, rate limits, the topic
- * filter) are the real `Balancer`'s, run over `brokerSockets` (see test/helpers/memory-broker.ts).
+ * An in-process network: what ZeroMQ's sockets do for the balancer and its servers, done in
+ * memory. It only moves frames; the broker's rules (dispatch, heartbeats, tickets, rate limits,
+ * the topic filter) are the real `Balancer`'s, run over `brokerSockets` (see
+ * test/helpers/memory-broker.ts), and a server's side of the protocol is the real `BrokerWorker`'s.
  * Every hop is asynchronous, as on a socket; frames over the size limit are dropped, as
  * ZMQ_MAXMSGSIZE drops them. Made per test: no module state.
  */
 export class MemoryHub {
   private readonly clients = new Map<string, MemoryClientLink>();
-  private readonly workers = new Map<string, MemoryWorkerLink>();
+  private readonly workers = new Map<string, MemoryWorkerSockets>();
   /** Accepted subscriptions: topic → client links. */
   private readonly subscribers = new Map<string, Set<MemoryClientLink>>();
   private broker: BrokerHandlers | null = null;
@@ -67,9 +68,15 @@ export class MemoryHub {
   workerTransport(): WorkerTransport {
     return {
       attach: async (_endpoints, serverId) => {
-        const link = new MemoryWorkerLink(this, `${serverId}#${++this.servers}`, this.heartbeatMs);
-        this.workers.set(link.id, link);
-        return link;
+        const id = `${serverId}#${++this.servers}`;
+        return new BrokerWorker(
+          (handlers) => {
+            const sockets = new MemoryWorkerSockets(this, id, handlers);
+            this.workers.set(id, sockets);
+            return sockets;
+          },
+          { version: "memory", heartbeatMs: this.heartbeatMs, keepAlive: false },
+        );
       },
     };
   }
@@ -124,7 +131,7 @@ export class MemoryHub {
   }
 
   /** @internal */
-  removeWorker(link: MemoryWorkerLink): void {
+  removeWorker(link: MemoryWorkerSockets): void {
     this.workers.delete(link.id);
   }
 }
@@ -185,49 +192,38 @@ class MemoryClientLink implements ClientLink {
   }
 }
 
-/** A server's link: speaks the broker protocol (READY, heartbeats, REQ/REP, BYE) as the ZeroMQ worker does. */
-class MemoryWorkerLink implements WorkerLink {
-  private handler: (peer: string, frame: Buffer) => void = () => {};
-  private readonly timer: NodeJS.Timeout;
-  private draining = false;
+/**
+ * A server's sockets on the in-process network: one connection to the hub's broker and a
+ * publisher into the hub. The protocol on them (READY, heartbeats, REQ/REP, BYE) is
+ * `BrokerWorker`'s, the same as over ZeroMQ.
+ */
+class MemoryWorkerSockets implements WorkerSockets {
+  readonly brokers = 1;
   closed = false;
 
   constructor(
     private readonly hub: MemoryHub,
     readonly id: string,
-    heartbeatMs: number,
-  ) {
-    hub.fromWorker(id, [BrokerCommand.ready, JSON.stringify({ version: "memory" })]);
-    this.timer = setInterval(
-      () => hub.fromWorker(id, [this.draining ? BrokerCommand.bye : BrokerCommand.heartbeat]),
-      heartbeatMs,
-    );
-    this.timer.unref();
-  }
+    private readonly handlers: WorkerSocketHandlers,
+  ) {}
 
-  onRequest(handler: (peer: string, frame: Buffer) => void): void {
-    this.handler = handler;
-  }
   /** @internal */
   fromBroker(parts: Buffer[]): void {
-    if (this.closed) return;
-    if (parts[0]?.toString() === BrokerCommand.request && parts.length === 3) {
-      this.handler(parts[1]!.toString("latin1"), parts[2]!);
-    }
-    // WELCOME names a publishing port, which has no meaning here; heartbeats need no answer.
+    if (!this.closed) this.handlers.onBroker(0, parts);
   }
-  reply(peer: string, frame: Uint8Array): void {
-    if (!this.closed) this.hub.fromWorker(this.id, [BrokerCommand.reply, peer, frame]);
+  sendBroker(_broker: number, parts: Array<string | Uint8Array>): void {
+    if (!this.closed) this.hub.fromWorker(this.id, parts);
+  }
+  reconnect(): void {
+    // An in-process connection has nothing to renew: the protocol announces READY again.
+  }
+  connectPublisher(): void {
+    // Publications go straight into the hub: a WELCOME's port has no meaning here.
   }
   publish(topic: string, frame: Uint8Array): void {
     this.hub.publish(topic, frame);
   }
-  drain(): void {
-    this.draining = true;
-    this.hub.fromWorker(this.id, [BrokerCommand.bye]);
-  }
   async close(): Promise<void> {
-    clearInterval(this.timer);
     this.closed = true;
     this.hub.removeWorker(this);
   }
