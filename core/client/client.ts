@@ -30,6 +30,7 @@ import { AckBatch } from "./ack-batch.js";
 import { extraFields, type MessageExtra } from "./actions.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
 import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOptions } from "./channel.js";
+import { convOfTarget, groupConv } from "./conv.js";
 import type { EndpointMemory } from "./endpoints.js";
 import { ContactKeys, type ContactKeyView } from "./key-history.js";
 import { LiveDeliveries } from "./live.js";
@@ -46,7 +47,13 @@ export type ClientEvent =
   | { type: "sync"; received: number; done: boolean }
   | { type: "outbox"; pending: number }
   /** A group change told live: an invitation, a member who joined, declined, left or was removed. */
-  | { type: "group"; notice: GroupNotice };
+  | { type: "group"; notice: GroupNotice }
+  /**
+   * The live path or a sync found messages already in the shared cache (stored by another process
+   * of this profile, e.g. `zmqchat send`, or by our own acknowledgement), so no `message` event was
+   * given for them: a view showing every message reads the cache up to `cursor`.
+   */
+  | { type: "already_stored"; cursor: string };
 
 export interface ChatClientOptions {
   /** Opens a link to one endpoint (the transport is picked by the caller). */
@@ -120,6 +127,7 @@ export class ChatClient {
       sync: () => this.sync(),
       running: () => this.syncing,
       emit: (message) => this.emit({ type: "message", message }),
+      alreadyStored: (cursor) => this.emit({ type: "already_stored", cursor }),
       warn: (err, what) => this.log.warn({ err }, what),
     });
     this.sealer = new Sealer(options.identity.identity);
@@ -364,7 +372,7 @@ export class ChatClient {
 
   private compose(target: Target, text: string, persist: boolean, extra?: MessageExtra): OutboxItem {
     checkText(text);
-    const conv = "user" in target ? `u:${target.user}` : `g:${target.group}`;
+    const conv = convOfTarget(target);
     const item: OutboxItem = {
       id: uuidv7(),
       conv,
@@ -468,6 +476,7 @@ export class ChatClient {
       const fresh = this.cache.addMessages(messages, last);
       received += fresh.length;
       for (const m of fresh) this.emit({ type: "message", message: m });
+      if (fresh.length < messages.length) this.emit({ type: "already_stored", cursor: last });
       onProgress(received);
       this.emit({ type: "sync", received, done: !page.more });
       if (!ahead) break;
@@ -813,7 +822,7 @@ export class ChatClient {
         this.keysCheckedAt.set(target.user, Date.now());
       }
     } else {
-      const key = `g:${target.group}`;
+      const key = groupConv(target.group);
       const cached = this.groupCache.get(key);
       let info: GroupInfo;
       if (!fresh && cached && Date.now() - cached.at < KEY_CHECK_MS) {
