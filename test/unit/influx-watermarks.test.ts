@@ -67,14 +67,15 @@ function setUp(windowMs: number) {
   return { marks, lanes, others, setBusy: (b: boolean) => (busy = b) };
 }
 
-const settle = () => new Promise((r) => setTimeout(r, 50));
+const settle = () => new Promise((r) => setTimeout(r, 20));
 
 describe("lane watermarks", () => {
   it("publishes a stamp of its own lane clock, later than anything it stamped before", async () => {
     const { marks, lanes } = setUp(10_000);
     const before = lanes.clock!.next();
     marks.publish();
-    await settle();
+    const deadline = Date.now() + 5000;
+    while (!fake.points.some((x) => x.measurement === "watermarks") && Date.now() < deadline) await settle();
     const [p] = fake.points.filter((x) => x.measurement === "watermarks");
     assert.equal(p?.tags.holder, "me");
     const wm = BigInt(String(p!.fields.wm));

@@ -232,11 +232,18 @@ export class GroupCommit {
     // A copy that another server stamped more than W before this lookup began is visible to it
     // (the safety window), and this batch is stamped right after the lookup ends: a lookup kept
     // under W/2 bounds how far apart two racing copies of one id can lie (see mailbox-read.ts).
-    let existing: Map<string, bigint>;
+    // A lookup looked again covers only what the one before may have missed: since W before it began.
+    const existing = new Map<string, bigint>();
+    const ids = [...new Set(batch.map((p) => p.input.id))];
+    let since = from;
     for (let attempt = 1; ; attempt++) {
       const began = Date.now();
-      existing = await this.storedIds(owners, [...new Set(batch.map((p) => p.input.id))], nowNs(from));
+      for (const [key, ts] of await this.storedIds(owners, ids, nowNs(since))) {
+        const known = existing.get(key);
+        if (known === undefined || ts < known) existing.set(key, ts);
+      }
       if (Date.now() - began <= this.opts.safetyWindowMs / 2 || attempt >= LOOKUPS) break;
+      since = Math.max(from, began - this.opts.safetyWindowMs);
     }
     const placedHere = new Map<string, bigint>();
     const handled = new Set<string>();

@@ -27,6 +27,9 @@ export interface Row {
 /** How many points before a mailbox's newest copy are read to find predecessors. */
 const LOOK_BACK = 64;
 
+/** How many points before each copy are checked for earlier copies beyond those read. */
+const CANDIDATES = 3;
+
 /**
  * Each copy's predecessor in its mailbox as readers see it (mailbox-read.ts drops a copy whose
  * id came up at most `racingNs` before it). Only meaningful once every point stamped before the
@@ -60,14 +63,26 @@ export async function readPredecessors(
     return out.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
   });
   const partial = owners.flatMap((owner, i) => (fetched[i]!.length >= limits[i]! ? [{ owner, i }] : []));
-  const before = new Map<number, Row[]>();
+  // The rows whose status matters: each copy and the few before it (where its predecessor is).
+  const candidates = new Map<number, string[]>();
+  for (const { owner, i } of partial) {
+    const at = new Map(fetched[i]!.map((r, k) => [r.ts, k]));
+    const ids = new Set<string>();
+    for (const c of byOwner.get(owner)!) {
+      const k = at.get(c.ts);
+      if (k === undefined) continue;
+      for (let j = Math.max(0, k - CANDIDATES); j <= k; j++) ids.add(fetched[i]![j]!.id);
+    }
+    candidates.set(i, [...ids]);
+  }
+  const before = new Map<number, { rows: Row[]; checked: Set<string> | null }>();
   if (partial.length > 0) {
     const earlier = await ctx.http.query(
       partial
         .map(({ owner, i }) => {
           const oldest = fetched[i]![0]!.ts;
           const from = oldest - racingNs;
-          return `SELECT "id" FROM ${mailbox} WHERE "owner" = ${str(owner)} AND ${idFilter(fetched[i]!.map((r) => r.id))}time >= ${nanos(from > 0n ? from : 0n)} AND time < ${nanos(oldest)}`;
+          return `SELECT "id" FROM ${mailbox} WHERE "owner" = ${str(owner)} AND ${idFilter(candidates.get(i)!)}time >= ${nanos(from > 0n ? from : 0n)} AND time < ${nanos(oldest)}`;
         })
         .join("; "),
     );
@@ -75,13 +90,22 @@ export async function readPredecessors(
       const out: Row[] = [];
       for (const s of earlier[k] ?? [])
         for (const r of rows(s)) if (typeof r.id === "string") out.push({ ts: timeOf(r), id: r.id });
-      before.set(i, out);
+      const ids = candidates.get(i)!;
+      before.set(i, { rows: out, checked: idFilter(ids) === "" ? null : new Set(ids) });
     });
   }
   const out = new Map<string, Placement>();
   owners.forEach((owner, i) => {
     const complete = fetched[i]!.length < limits[i]!;
-    const placements = placeAmong(fetched[i]!, complete, before.get(i) ?? [], byOwner.get(owner)!, racingNs);
+    const earlier = before.get(i) ?? { rows: [], checked: null };
+    const placements = placeAmong(
+      fetched[i]!,
+      complete,
+      earlier.rows,
+      earlier.checked,
+      byOwner.get(owner)!,
+      racingNs,
+    );
     for (const [ts, p] of placements) out.set(`${owner}\u0000${ts}`, p);
   });
   return out;
@@ -110,50 +134,58 @@ export function newestOf(copies: Copy[]): bigint {
 /**
  * The pure part of {@link readPredecessors}: `rows` are the points up to the newest copy, oldest
  * first, `complete` when they reach the start of the mailbox; `before` holds the earlier copies
- * (within `racingNs` before the oldest row) of the rows' ids. Keyed by each copy's own `ts`.
+ * (within `racingNs` before the oldest row) of the ids in `checked` (null: of every row's id).
+ * Keyed by each copy's own `ts`.
  */
 export function placeAmong(
   rows: Row[],
   complete: boolean,
   before: Row[],
+  checked: Set<string> | null,
   copies: Copy[],
   racingNs: bigint,
 ): Map<bigint, Placement> {
   const index = new Map(rows.map((r, i) => [r.ts, i]));
+  const oldest = rows[0]?.ts ?? 0n;
   // Every stamp of each id among the points read, earliest first.
   const stamps = new Map<string, bigint[]>();
   for (const q of [...before, ...rows]) stamps.set(q.id, [...(stamps.get(q.id) ?? []), q.ts]);
   for (const list of stamps.values()) list.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const firsts = new Map<number, bigint | null>();
-  /** The earliest stamp of row i's id within racingNs before it, or null: row i is a first copy. */
-  const firstOf = (i: number): bigint | null => {
-    let known = firsts.get(i);
-    if (known === undefined) {
-      const r = rows[i]!;
-      const from = r.ts - racingNs;
-      known = stamps.get(r.id)!.find((ts) => ts >= from && ts < r.ts) ?? null;
-      firsts.set(i, known);
-    }
-    return known;
+  const firsts = new Map<number, bigint | null | undefined>();
+  /**
+   * The earliest stamp of row i's id within racingNs before it; null: row i is a first copy;
+   * undefined: cannot tell (its earlier copies, if any, were not read).
+   */
+  const firstOf = (i: number): bigint | null | undefined => {
+    if (firsts.has(i)) return firsts.get(i);
+    const r = rows[i]!;
+    const from = r.ts - racingNs;
+    let first: bigint | null | undefined = stamps.get(r.id)!.find((ts) => ts >= from && ts < r.ts) ?? null;
+    if (first === null && !complete && from < oldest && checked !== null && !checked.has(r.id))
+      first = undefined;
+    firsts.set(i, first);
+    return first;
   };
   const prevOf = (i: number): bigint | null | undefined => {
-    for (let k = i - 1; k >= 0; k--) if (firstOf(k) === null) return rows[k]!.ts;
+    for (let k = i - 1; k >= 0; k--) {
+      const first = firstOf(k);
+      if (first === undefined) return undefined;
+      if (first === null) return rows[k]!.ts;
+    }
     return complete ? null : undefined;
   };
   const out = new Map<bigint, Placement>();
   for (const c of copies) {
     const i = index.get(c.ts);
-    if (i === undefined) {
+    const first = i === undefined ? undefined : firstOf(i);
+    if (i === undefined || first === undefined) {
       out.set(c.ts, { ts: c.ts, prev: undefined, second: false });
-      continue;
-    }
-    const first = firstOf(i);
-    if (first === null) {
+    } else if (first === null) {
       out.set(c.ts, { ts: c.ts, prev: prevOf(i), second: false });
-      continue;
+    } else {
+      const at = index.get(first);
+      out.set(c.ts, { ts: first, prev: at === undefined ? undefined : prevOf(at), second: true });
     }
-    const at = index.get(first);
-    out.set(c.ts, { ts: first, prev: at === undefined ? undefined : prevOf(at), second: true });
   }
   return out;
 }
