@@ -249,9 +249,6 @@ async function main(): Promise<number> {
       for (let r = 1; r <= args.runs; r++)
         for (const k of kinds) {
           await step(`recovery (${k}), run ${r}`, () => stores[k]!.recovery.recover());
-          await step(`recovery (${k}, parallel prototype), run ${r}`, () =>
-            stores[k]!.recovery.recover(true),
-          );
         }
     }
     void peers;

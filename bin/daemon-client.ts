@@ -74,33 +74,52 @@ export async function viaDaemon<T>(
   }
   const socket = await open(path);
   if (!socket) return null;
+  const link = daemonLink(socket, (method, p) => {
+    const text = (p as { text?: unknown } | undefined)?.text;
+    if (method === "warning" && typeof text === "string") io.err(`zmqchat: warning: ${text}`);
+  });
+  try {
+    return { result: (await link.client.request(method, params)) as T };
+  } catch (err) {
+    throw fromRpcError(err);
+  } finally {
+    link.close();
+  }
+}
+
+/**
+ * A JSON-RPC client (json-rpc-2.0's JSONRPCClient) on a connected daemon socket: one object per
+ * line each way; notifications go to `onNotification`. Pending requests fail when the socket closes.
+ */
+export function daemonLink(
+  socket: Socket,
+  onNotification: (method: string, params: unknown) => void,
+): { client: JSONRPCClient; close(): void } {
   const client = new JSONRPCClient((payload) => {
     socket.write(`${JSON.stringify(payload)}\n`);
   });
   const lines = createInterface({ input: socket });
   lines.on("line", (line) => {
-    let msg: { method?: string; params?: { text?: unknown } } & Partial<JSONRPCResponse>;
+    let msg: { method?: string; params?: unknown } & Partial<JSONRPCResponse>;
     try {
       msg = JSON.parse(line);
     } catch {
       return;
     }
-    if (msg.method === "warning" && typeof msg.params?.text === "string")
-      io.err(`zmqchat: warning: ${msg.params.text}`);
-    else if (msg.method === undefined) client.receive(msg as JSONRPCResponse);
+    if (msg.method !== undefined) onNotification(msg.method, msg.params);
+    else client.receive(msg as JSONRPCResponse);
   });
   socket.on("close", () =>
     client.rejectAllPendingRequests("the daemon closed the connection before answering"),
   );
   socket.on("error", () => {});
-  try {
-    return { result: (await client.request(method, params)) as T };
-  } catch (err) {
-    throw fromRpcError(err);
-  } finally {
-    lines.close();
-    socket.destroy();
-  }
+  return {
+    client,
+    close() {
+      lines.close();
+      socket.destroy();
+    },
+  };
 }
 
 function fromRpcError(err: unknown): ZmqchatError {

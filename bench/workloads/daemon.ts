@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { connect, type Socket } from "node:net";
+import { connect } from "node:net";
 import { join } from "node:path";
+import { daemonLink } from "../../bin/daemon-client.js";
 import type { BenchContext } from "../lib/context.js";
 import { ZMQCHAT_BIN } from "../lib/paths.js";
 import { stopChild, track } from "../lib/processes.js";
@@ -19,55 +20,32 @@ const SIZES = {
   full: { sends: 3000, inFlight: 64, cliSends: 20, latency: 200 },
 };
 
-interface Reply {
-  id?: number;
-  result?: { id: string };
-  error?: { message: string };
-  method?: string;
-  params?: { id: string };
-}
-
-/** A JSON-RPC peer on a daemon's socket. */
+/** A JSON-RPC peer on a daemon's socket: the CLI's own daemon link. */
 class Peer {
-  private next = 1;
-  private buffered = "";
-  private readonly waiting = new Map<number, (r: Reply) => void>();
   onMessage: (params: { id: string; text: string }) => void = () => {};
 
-  private constructor(private readonly socket: Socket) {
-    socket.on("data", (d: Buffer) => {
-      this.buffered += d.toString();
-      let nl = this.buffered.indexOf("\n");
-      while (nl !== -1) {
-        const r = JSON.parse(this.buffered.slice(0, nl)) as Reply;
-        this.buffered = this.buffered.slice(nl + 1);
-        nl = this.buffered.indexOf("\n");
-        if (r.method === "message") this.onMessage(r.params as { id: string; text: string });
-        else if (typeof r.id === "number") this.waiting.get(r.id)?.(r);
-      }
-    });
-  }
+  private constructor(private readonly link: ReturnType<typeof daemonLink>) {}
 
   static open(path: string): Promise<Peer> {
     return new Promise((resolve, reject) => {
-      const s = connect(path, () => resolve(new Peer(s)));
+      const s = connect(path, () => {
+        const peer: Peer = new Peer(
+          daemonLink(s, (method, params) => {
+            if (method === "message") peer.onMessage(params as { id: string; text: string });
+          }),
+        );
+        resolve(peer);
+      });
       s.once("error", reject);
     });
   }
 
-  async call(method: string, params: unknown = {}): Promise<Reply["result"]> {
-    const id = this.next++;
-    const r = await new Promise<Reply>((resolve) => {
-      this.waiting.set(id, resolve);
-      this.socket.write(`${JSON.stringify({ jsonrpc: "2.0", id, method, params })}\n`);
-    });
-    this.waiting.delete(id);
-    if (r.error) throw new Error(`${method}: ${r.error.message}`);
-    return r.result;
+  call(method: string, params: unknown = {}): PromiseLike<unknown> {
+    return this.link.client.request(method, params);
   }
 
   close(): void {
-    this.socket.destroy();
+    this.link.close();
   }
 }
 

@@ -91,11 +91,14 @@ function launch(args: string[], env: NodeJS.ProcessEnv = {}): StackProcess {
   return { child, output };
 }
 
-/** Waits for a condition, polling; throws with `what` when the deadline passes. */
+/**
+ * Waits for a condition, polling; throws with `what` when the deadline passes. The deadline only
+ * catches a hang: generous, as processes start slowly while other test files run alongside.
+ */
 export async function waitFor<T>(
   what: string,
   fn: () => T | Promise<T>,
-  timeoutMs = 15_000,
+  timeoutMs = 60_000,
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -116,7 +119,9 @@ export async function freeBasePort(): Promise<number> {
       s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
     });
   for (let tries = 0; tries < 200; tries++) {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    // Below Linux's ephemeral range (32768+), so no OS-assigned port of a test running alongside
+    // can take these between this check and the bind.
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
     let ok = true;
     for (let p = base; p < base + 4 && ok; p++) ok = await free(p);
     if (ok) return base;
@@ -138,9 +143,14 @@ async function startBalancer(
     ["balancer", "--port", String(port), "--http-port", "0", "--log-level", "warn", ...extra],
     env,
   );
+  // A balancer that never gets ready is killed: a child left running keeps the test file's
+  // process alive after its last test, and node --test waits for it forever.
   const line = await waitFor("the balancer to be ready", () =>
     proc.output.find((l) => l.includes('"balancer_ready"')),
-  );
+  ).catch((err: Error) => {
+    proc.child.kill("SIGKILL");
+    throw new Error(`${err.message}\n${proc.output.slice(-20).join("\n")}`);
+  });
   const ready = JSON.parse(line) as { endpoints: { frontend: string; backend: string }; httpPort: number };
   return {
     proc,
@@ -208,10 +218,16 @@ export async function startStack(
   const store = options.store ?? `sqlite:${join(dir, "store.db")}`;
   const bs: Array<Awaited<ReturnType<typeof startBalancer>>> = [];
   const basePorts: number[] = [];
-  for (let i = 0; i < nBalancers; i++) {
-    const base = options.fixedPorts ? await freeBasePort() : 0;
-    basePorts.push(base);
-    bs.push(await startBalancer(base, balancerArgs(i), options.balancerEnv));
+  try {
+    for (let i = 0; i < nBalancers; i++) {
+      const base = options.fixedPorts ? await freeBasePort() : 0;
+      basePorts.push(base);
+      bs.push(await startBalancer(base, balancerArgs(i), options.balancerEnv));
+    }
+  } catch (err) {
+    for (const b of bs) b.proc.child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
   const backends = bs.map((b) => b.backend);
   const servers: StackProcess[] = [];
