@@ -29,6 +29,7 @@ import type { ClientLink, Route } from "../transport.js";
 import { AckBatch } from "./ack-batch.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
 import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOptions } from "./channel.js";
+import { convOfTarget, groupConv } from "./conv.js";
 import type { EndpointMemory } from "./endpoints.js";
 import { ContactKeys, type ContactKeyView } from "./key-history.js";
 import { LiveDeliveries } from "./live.js";
@@ -364,7 +365,7 @@ export class ChatClient {
 
   private compose(target: Target, text: string, persist: boolean): OutboxItem {
     checkText(text);
-    const conv = "user" in target ? `u:${target.user}` : `g:${target.group}`;
+    const conv = convOfTarget(target);
     const item: OutboxItem = {
       id: uuidv7(),
       conv,
@@ -805,7 +806,7 @@ export class ChatClient {
         this.keysCheckedAt.set(target.user, Date.now());
       }
     } else {
-      const key = `g:${target.group}`;
+      const key = groupConv(target.group);
       const cached = this.groupCache.get(key);
       let info: GroupInfo;
       if (!fresh && cached && Date.now() - cached.at < KEY_CHECK_MS) {

@@ -2,6 +2,7 @@ import type { OpenResult, Sealer } from "../crypto/envelope.js";
 import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
 import { isIsoTime } from "../text/sanitize.js";
 import type { ChatMessage, Contact } from "./cache.js";
+import { groupConv, userConv } from "./conv.js";
 import type { ContactKeyView } from "./key-history.js";
 
 /** What opening one mailbox item gave. */
@@ -27,7 +28,7 @@ export function messageBase(item: MailboxItem, me: string) {
   const other = env.group === null ? (env.from === me ? env.to : env.from) : null;
   return {
     id: env.id,
-    conv: env.group !== null ? `g:${env.group}` : `u:${other ?? env.from}`,
+    conv: env.group !== null ? groupConv(env.group) : userConv(other ?? env.from),
     from: env.from,
     to: env.to,
     group: env.group,
