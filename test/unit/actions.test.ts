@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import Database from "better-sqlite3";
 import { emojiProblem, inMailboxOrder, readExtra } from "../../core/client/actions.js";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
 import type { MessageAction } from "../../core/client/message.js";
@@ -165,5 +169,42 @@ describe("actions in the cache (order, exactly-once, authorship)", () => {
       false,
       "the reply reference is not visible to the server",
     );
+  });
+
+  it("the outbox keeps a queued reply's reference, also in a cache made before replies existed", () => {
+    const dir = mkdtempSync(join(tmpdir(), "zmqchat-actions-"));
+    const path = join(dir, "cache.db");
+    // The outbox as it was before this column existed.
+    const old = new Database(path);
+    old.exec(
+      "CREATE TABLE outbox (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conv TEXT NOT NULL, target_user TEXT, target_group TEXT, text TEXT NOT NULL, seq INTEGER NOT NULL, sent_at TEXT NOT NULL, last_error TEXT)",
+    );
+    old
+      .prepare(
+        "INSERT INTO outbox (id, conv, target_user, text, seq, sent_at) VALUES ('a', 'u:bob', 'bob', 'old', 1, '2026-01-01T00:00:00.000Z')",
+      )
+      .run();
+    old.close();
+    const cache = new Cache(path);
+    try {
+      const replyTo = uuidv7();
+      cache.enqueue({
+        id: uuidv7(),
+        conv: "u:bob",
+        target: { user: "bob" },
+        text: "queued reply",
+        seq: 2,
+        sentAt: new Date().toISOString(),
+        lastError: null,
+        extra: { replyTo },
+      });
+      const [first, second] = cache.outbox();
+      assert.equal(first!.text, "old");
+      assert.equal(first!.extra, undefined);
+      assert.deepEqual(second!.extra, { replyTo });
+    } finally {
+      cache.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
