@@ -137,6 +137,12 @@ export class ActionStore {
       deletedBy: db.prepare<[string, string, string], { id: string }>(
         "SELECT id FROM actions WHERE target = ? AND kind = 'delete' AND sender = ? AND conv = ? LIMIT 1",
       ),
+      editsOf: db.prepare<[string, string, string], ActionRow>(
+        "SELECT * FROM actions WHERE target = ? AND kind = 'edit' AND sender = ? AND conv = ?",
+      ),
+      setText: db.prepare(
+        "UPDATE messages SET text = ? WHERE id = ? AND sender = ? AND conv = ? AND text != ? AND text != ''",
+      ),
       wipe: db.prepare(
         "UPDATE messages SET text = '' WHERE id = ? AND sender = ? AND conv = ? AND text != ''",
       ),
@@ -170,12 +176,24 @@ export class ActionStore {
     // Cached from its acknowledgement first: the mailbox copy gives its place.
     if (r.changes === 0 && fromMailbox) this.stmts.place.run(m.serverTime, m.cursor, m.id, m.cursor);
     if (a.kind === "delete") this.stmts.wipe.run(a.target, m.from, m.conv);
+    if (a.kind === "edit") this.latestEdit(a.target, m.from, m.conv);
+  }
+
+  /**
+   * Keeps the cached text of a message at its author's latest edit, so the search index (which
+   * follows the messages table) finds what history shows, not the words the author replaced.
+   */
+  private latestEdit(id: string, author: string, conv: string): void {
+    let edit: ActionRow | null = null;
+    for (const a of this.stmts.editsOf.all(id, author, conv)) edit = edit ? later(edit, a) : a;
+    if (edit) this.stmts.setText.run(edit.text, id, author, conv, edit.text);
   }
 
   /** A message just stored: keeps its reply reference, and applies a delete that arrived before it. */
   landed(m: ChatMessage): void {
     if (m.replyTo) this.stmts.reply.run(m.id, m.conv, m.replyTo);
     if (this.stmts.deletedBy.get(m.id, m.from, m.conv)) this.stmts.wipe.run(m.id, m.from, m.conv);
+    else this.latestEdit(m.id, m.from, m.conv);
   }
 
   /** One cached message by id (any conversation), as stored (actions not applied). */

@@ -71,6 +71,10 @@ describe("actions in the cache (order, exactly-once, authorship)", () => {
     // The deleted text is gone from the cache's search index too (positive control: the other is found).
     assert.equal(searchMessages(reversed, "secret").length, 0);
     assert.equal(searchMessages(reversed, "lunch").length, 1);
+    // An edited message is found by its latest words, not by the words its author replaced.
+    assert.equal(searchMessages(reversed, "12").length, 0);
+    assert.equal(searchMessages(reversed, "2").length, 1);
+    assert.equal(searchMessages(inOrder, "12").length, 0);
   });
 
   it("ignores an edit or delete by anyone but the author, and verify-history flags it", () => {
