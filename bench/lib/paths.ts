@@ -2,8 +2,6 @@ import { fileURLToPath } from "node:url";
 
 /** The repository root (this file runs from dist/bench/lib). */
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-/** The built zmqchat command. */
-export const ZMQCHAT_BIN = fileURLToPath(new URL("../../bin/zmqchat.js", import.meta.url));
 
 /** A compiled helper script under dist/bench/procs. */
 export function procScript(name: string): string {
