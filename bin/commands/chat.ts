@@ -6,7 +6,7 @@ import { fingerprint } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { NAME_PATTERN, NAME_RULE } from "../../core/protocol/limits.js";
 import { sanitizeLine } from "../../core/text/sanitize.js";
-import { openClient, settingsOf } from "../context.js";
+import { openClient, settingsOf, syncOrWarn } from "../context.js";
 import { messageJson, messageLine } from "../format.js";
 import type { Io } from "../io.js";
 import { checkConversation } from "./target.js";
@@ -159,14 +159,7 @@ export async function historyCommand(
     opts.group !== undefined ? groupConv(checkName("group", opts.group)) : userConv(checkName("user", user!));
   const s = openClient(settingsOf(cmd));
   try {
-    let online = true;
-    try {
-      await s.client.sync();
-    } catch (err) {
-      if (!(err instanceof ZmqchatError) || (err.code !== "timeout" && err.code !== "unavailable")) throw err;
-      io.err(`zmqchat: warning: offline (${err.message}); showing the local cache`);
-      online = false;
-    }
+    const online = await syncOrWarn(s.client, (l) => io.err(l), "showing the local cache");
     if (online)
       await checkConversation(
         s.client,
