@@ -20,13 +20,25 @@ import { Helper } from "./lib/rpc.js";
 import { type Stack, startStack } from "./lib/stack.js";
 import { ChatBench, type Peers } from "./workloads/chat.js";
 import { cryptoRun } from "./workloads/crypto.js";
+import { daemonRun } from "./workloads/daemon.js";
 import { MOSQUITTO_PEERS, MosquittoPeer } from "./workloads/mosquitto.js";
 import { RAW, RawBaseline } from "./workloads/raw.js";
 import { RecoveryBench } from "./workloads/recovery.js";
 import { scaleRun } from "./workloads/scale.js";
 import { tuiRun } from "./workloads/tui.js";
 
-const WORKLOADS = ["crypto", "tui", "raw", "chat", "light", "group", "recovery", "scale", "influx"] as const;
+const WORKLOADS = [
+  "crypto",
+  "tui",
+  "raw",
+  "chat",
+  "light",
+  "group",
+  "recovery",
+  "scale",
+  "influx",
+  "daemon",
+] as const;
 type Workload = (typeof WORKLOADS)[number];
 
 interface Args {
@@ -238,15 +250,14 @@ async function main(): Promise<number> {
       for (let r = 1; r <= args.runs; r++)
         for (const k of kinds) {
           await step(`recovery (${k}), run ${r}`, () => stores[k]!.recovery.recover());
-          await step(`recovery (${k}, parallel prototype), run ${r}`, () =>
-            stores[k]!.recovery.recover(true),
-          );
         }
     }
     void peers;
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
     if (want("scale"))
       for (let r = 1; r <= args.runs; r++) await step(`scale, run ${r}`, () => scaleRun(ctx, r));
+    if (want("daemon"))
+      for (let r = 1; r <= args.runs; r++) await step(`daemon vs CLI, run ${r}`, () => daemonRun(ctx));
   } finally {
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
     killAll();

@@ -131,7 +131,8 @@ export function openClient(
 
 /**
  * Brings the client's cache up to date with the service. Offline (timeout, unavailable), warns
- * that the command goes on with `fallback` and returns false; any other failure is thrown.
+ * (without the `zmqchat: warning:` prefix) that the command goes on with `fallback` and returns
+ * false; any other failure is thrown.
  */
 export async function syncOrWarn(
   client: ChatClient,
@@ -143,7 +144,7 @@ export async function syncOrWarn(
     return true;
   } catch (err) {
     if (!(err instanceof ZmqchatError) || (err.code !== "timeout" && err.code !== "unavailable")) throw err;
-    warn(`zmqchat: warning: offline (${err.message}); ${fallback}`);
+    warn(`offline (${err.message}); ${fallback}`);
     return false;
   }
 }

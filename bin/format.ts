@@ -1,9 +1,21 @@
 import type { ChatMessage } from "../core/client/cache.js";
 import { sanitizeBody, sanitizeLine } from "../core/text/sanitize.js";
 
-/** The `--json` line of a message: the keys the CLI contract promises, `problem` only when there is one. */
-export function messageJson(m: ChatMessage): string {
-  return JSON.stringify({
+/** A message as `--json` and the daemon give it: the keys the CLI contract promises, `problem` only when there is one. */
+export interface MessageFields {
+  id: string;
+  from: string;
+  to: string | null;
+  group: string | null;
+  text: string;
+  sentAt: string;
+  serverTime: string;
+  verified: boolean;
+  problem?: string;
+}
+
+export function messageFields(m: ChatMessage | MessageFields): MessageFields {
+  return {
     id: m.id,
     from: m.from,
     to: m.to,
@@ -13,11 +25,16 @@ export function messageJson(m: ChatMessage): string {
     serverTime: m.serverTime,
     verified: m.verified,
     ...(m.problem ? { problem: m.problem } : {}),
-  });
+  };
+}
+
+/** The `--json` line of a message. */
+export function messageJson(m: ChatMessage | MessageFields): string {
+  return JSON.stringify(messageFields(m));
 }
 
 /** A message for a terminal: everything the sender controls goes through the one sanitizer. */
-export function messageLine(m: ChatMessage): string {
+export function messageLine(m: ChatMessage | MessageFields): string {
   const when = sanitizeLine(m.sentAt.replace("T", " ").slice(0, 19));
   const where = m.group ? `[${m.group}] ${m.from}` : `${m.from} → ${m.to}`;
   const text = m.verified ? sanitizeBody(m.text) : `⚠ UNVERIFIED (${m.problem ?? "unknown problem"})`;

@@ -17,6 +17,7 @@ import {
 import { completeNamesCommand } from "./commands/complete-names.js";
 import { completionCommand } from "./commands/completion.js";
 import { configShowCommand } from "./commands/config.js";
+import { type DaemonFlags, daemonCommand } from "./commands/daemon.js";
 import {
   keysBackupCommand,
   keysFingerprintCommand,
@@ -167,6 +168,22 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--json", "print {recovered, total} as JSON")
     .addHelpText("after", "\nExample:\n  zmqchat --user bob sync")
     .action(run((cmd, opts: { json?: boolean }) => syncCommand(cmd, io, opts)));
+
+  program
+    .command("daemon")
+    .description("serve this profile to scripts and bots: JSON-RPC 2.0, one object per line (README: Daemon)")
+    .option("--socket <path>", "the unix socket (default daemon.sock in the profile; mode 0600)")
+    .option("--stdio", "also serve stdin/stdout; stops when stdin ends")
+    .option(
+      "--tcp <host:port>",
+      "also serve TCP on loopback (clients call auth with the token in daemon.token)",
+    )
+    .option("--allow-remote", "let --tcp listen beyond loopback (plaintext; the token is still required)")
+    .addHelpText(
+      "after",
+      `\nExamples:\n  zmqchat --user alice daemon &\n  echo '{"jsonrpc":"2.0","id":1,"method":"send","params":{"to":"bob","text":"hi"}}' | socat - UNIX-CONNECT:$HOME/.zmqchat/users/alice/daemon.sock`,
+    )
+    .action(run((cmd, flags: DaemonFlags) => daemonCommand(cmd, io, flags)));
 
   program
     .command("verify-history")

@@ -7,3 +7,5 @@ export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 export function procScript(name: string): string {
   return fileURLToPath(new URL(`../procs/${name}.js`, import.meta.url));
 }
+/** The built zmqchat command (the one path the tests use too). */
+export { ZMQCHAT_BIN } from "../../test/helpers/paths.js";

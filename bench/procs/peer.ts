@@ -5,11 +5,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { Worker } from "node:worker_threads";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
 import { ChatClient, type Target } from "../../core/client/client.js";
 import { ensureIdentity, hasIdentity, profilePaths, saveIdentity } from "../../core/client/profile.js";
-import type { MailboxItem, PublicKeys, ReplyBody } from "../../core/protocol/schema.js";
+import type { ReplyBody } from "../../core/protocol/schema.js";
 import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
 import { now, sleep } from "../lib/clock.js";
 import { benchIdentity } from "../lib/keys.js";
@@ -234,6 +233,7 @@ async function recover(params: { name: string; home: string; endpoint: string; c
   verified: number;
   problems: number;
   duplicates: number;
+  storedTwice?: number;
   error?: string;
 }> {
   const paths = profilePaths(params.home, params.name);
@@ -266,7 +266,9 @@ async function recover(params: { name: string; home: string; endpoint: string; c
     await client.login();
     await client.sync();
     const ms = now() - started;
-    return { ms, messages, verified, problems, duplicates };
+    // Not timed: a second read of the whole mailbox, for copies the service stored twice.
+    const stored = await auditMailbox(client);
+    return { ms, messages, verified, problems, duplicates, storedTwice: stored.items - stored.unique };
   } catch (err) {
     // What did arrive is reported with the error: the caller counts the rest as lost.
     return { ms: now() - started, messages, verified, problems, duplicates, error: (err as Error).message };
@@ -282,12 +284,15 @@ async function recover(params: { name: string; home: string; endpoint: string; c
  * is where a resend that the service stored twice shows.
  */
 async function audit(params: { name: string }): Promise<{ items: number; unique: number }> {
-  const { client } = peer(params.name);
+  return auditMailbox(peer(params.name).client);
+}
+
+async function auditMailbox(client: ChatClient): Promise<{ items: number; unique: number }> {
   const ids = new Set<string>();
   let items = 0;
   let after: string | null = null;
   for (;;) {
-    // Pages of 500: larger ones can exceed the 1 MiB frame limit (see recoverParallel).
+    // Pages of 500: larger ones can exceed the 1 MiB frame limit.
     const page: ReplyBody<"sync"> = await client.request("sync", { after, limit: 500 });
     for (const i of page.items) ids.add(i.envelope.id);
     items += page.items.length;
@@ -297,106 +302,9 @@ async function audit(params: { name: string }): Promise<{ items: number; unique:
   return { items, unique: ids.size };
 }
 
-/**
- * A prototype of the proposed recovery, for comparison with `recover`: pages are fetched ahead
- * (the next request goes out while the current page is opened), and each page is verified and
- * decrypted by `threads` worker threads, so both cores work. Same requests, same checks, same
- * cache writes as ChatClient.sync; not product code.
- */
-async function recoverParallel(params: {
-  name: string;
-  home: string;
-  endpoint: string;
-  cacheDir: string;
-  threads: number;
-}): Promise<{
-  ms: number;
-  messages: number;
-  verified: number;
-  problems: number;
-  duplicates: number;
-  storedTwice: number;
-}> {
-  const paths = profilePaths(params.home, params.name);
-  const identity = ensureIdentity(paths, params.name);
-  const cache = new Cache(join(params.cacheDir, `${params.name}-par-${Date.now()}.db`));
-  const client = new ChatClient({
-    connect: (e) => transport.connect(e),
-    endpoints: [params.endpoint],
-    identity,
-    cache,
-    requestTimeoutMs: REQUEST_TIMEOUT_MS,
-  });
-  const script = new URL("./opener-thread.js", import.meta.url);
-  const threads = Array.from(
-    { length: params.threads },
-    () => new Worker(script, { workerData: { home: params.home, name: params.name } }),
-  );
-  let next = 0;
-  const openOn = (w: Worker, items: MailboxItem[], keys: Record<string, PublicKeys>) =>
-    new Promise<ChatMessage[]>((resolve, reject) => {
-      const id = ++next;
-      const onMessage = (m: { id: number; messages: ChatMessage[] }) => {
-        if (m.id !== id) return;
-        w.off("message", onMessage);
-        resolve(m.messages);
-      };
-      w.on("message", onMessage);
-      w.once("error", reject);
-      w.postMessage({ id, items, keys });
-    });
-  const keys: Record<string, PublicKeys> = {};
-  let messages = 0;
-  let verified = 0;
-  let problems = 0;
-  let duplicates = 0;
-  let items = 0;
-  const ids = new Set<string>();
-  const seen = new Set<string>();
-  const started = now();
-  try {
-    await client.login();
-    // Pages of 500: a page of 1,000 ~1 KB envelopes is over the 1 MiB frame limit (see the report).
-    const fetchPage = (after: string | null) => client.request("sync", { after, limit: 500 });
-    let page = await fetchPage(null);
-    while (page.items.length > 0) {
-      items += page.items.length;
-      for (const i of page.items) ids.add(i.envelope.id);
-      const last = page.items.at(-1)!.cursor;
-      const ahead = page.more ? fetchPage(last) : null;
-      const unknown = [...new Set(page.items.map((i) => i.envelope.from))].filter(
-        (n) => n !== params.name && !keys[n],
-      );
-      if (unknown.length > 0) for (const u of await client.users(unknown)) keys[u.name] = u.keys;
-      const share = Math.ceil(page.items.length / threads.length);
-      const parts = await Promise.all(
-        threads.map((w, i) => openOn(w, page.items.slice(i * share, (i + 1) * share), keys)),
-      );
-      const fresh = cache.addMessages(parts.flat(), last);
-      for (const m of fresh) {
-        messages++;
-        if (m.verified) verified++;
-        else problems++;
-        const t = parseBenchText(m.text);
-        const key = t ? `${t.tag}:${t.index}` : m.id;
-        if (seen.has(key)) duplicates++;
-        else seen.add(key);
-      }
-      if (!ahead) break;
-      page = await ahead;
-    }
-    return { ms: now() - started, messages, verified, problems, duplicates, storedTwice: items - ids.size };
-  } finally {
-    await Promise.all(threads.map((w) => w.terminate()));
-    await client.close();
-    cache.close();
-  }
-}
-
 serve(
   {
     open,
-    recoverParallel,
     audit,
     async openMany(params: { names: string[]; home: string; endpoint: string; live: boolean }) {
       // A few at a time: each one registers and logs in.

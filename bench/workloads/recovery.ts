@@ -106,10 +106,10 @@ export class RecoveryBench {
   }
 
   /**
-   * One recovery into a fresh cache. `parallel`: the bench's prototype of the proposed client
-   * change (pages fetched ahead, opened on 2 worker threads) instead of ChatClient.sync.
+   * One recovery into a fresh cache: ChatClient.sync as the product runs it (pages read ahead,
+   * opened on worker threads, one transaction per page).
    */
-  async recover(parallel = false): Promise<void> {
+  async recover(): Promise<void> {
     const { ctx, peers, stack } = this;
     const r = await peers.p2.call<{
       ms: number;
@@ -119,16 +119,15 @@ export class RecoveryBench {
       duplicates: number;
       storedTwice?: number;
       error?: string;
-    }>(parallel ? "recoverParallel" : "recover", {
+    }>("recover", {
       name: this.bob,
       home: this.home,
       endpoint: stack.endpoint,
       cacheDir: ctx.tmp,
-      threads: 2,
     });
-    const what = `recovery (${this.store}${parallel ? ", parallel prototype" : ""})`;
+    const what = `recovery (${this.store})`;
     const w = `recovery, ${this.store}`;
-    const id = `recovery.${this.store}${parallel ? ".parallel" : ""}`;
+    const id = `recovery.${this.store}`;
     if (r.error) {
       ctx.results.fail(
         `${what}: bob got ${r.messages} of ${this.total} messages, then sync failed: ${r.error}`,
@@ -150,16 +149,13 @@ export class RecoveryBench {
     if (r.problems > 0) ctx.results.fail(`${what}: ${r.problems} messages did not verify`);
     ctx.results.add(`${id}.seconds`, r.ms / 1000, {
       workload: w,
-      label: parallel
-        ? `bench prototype (not the product): pages fetched ahead, opened on 2 threads`
-        : `sync of ${this.total} (1:1 + group) into a fresh cache`,
+      label: `sync of ${this.total} (1:1 + group) into a fresh cache`,
       unit: "s",
       better: "lower",
-      ...(parallel ? { baseline: `recovery.${this.store}.seconds` } : {}),
     });
     ctx.results.add(`${id}.msgs`, (r.verified * 1000) / r.ms, {
       workload: w,
-      label: parallel ? "  prototype: stored, verified and decrypted" : "stored, verified and decrypted",
+      label: "stored, verified and decrypted",
       unit: "msg/s",
       better: "higher",
     });

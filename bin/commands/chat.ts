@@ -1,14 +1,29 @@
 import type { Command } from "commander";
+import type { ChatClient } from "../../core/client/client.js";
 import { convKind, convName, groupConv, userConv } from "../../core/client/conv.js";
 import { verifyHistory } from "../../core/client/verify.js";
+import type { Settings } from "../../core/config/config.js";
 import { parseDuration } from "../../core/config/duration.js";
 import { fingerprint } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { NAME_PATTERN, NAME_RULE } from "../../core/protocol/limits.js";
 import { sanitizeLine } from "../../core/text/sanitize.js";
-import { openClient, settingsOf, syncOrWarn } from "../context.js";
+import { openClient, settingsOf } from "../context.js";
+import { viaDaemon } from "../daemon-client.js";
 import { messageJson, messageLine } from "../format.js";
 import type { Io } from "../io.js";
+import {
+  contactsOp,
+  type GroupRow,
+  groupChangeOp,
+  groupCreateOp,
+  groupsOp,
+  historyOp,
+  type SendResult,
+  type SyncResult,
+  sendOp,
+  syncOp,
+} from "./headless.js";
 import { checkConversation } from "./target.js";
 
 export function checkName(kind: string, name: string): string {
@@ -19,6 +34,26 @@ export function checkName(kind: string, name: string): string {
 
 function timeoutOf(opts: { timeout?: string }): number | undefined {
   return opts.timeout === undefined ? undefined : parseDuration(opts.timeout);
+}
+
+/**
+ * Runs a headless command's work in this profile's daemon when one runs (the same method the
+ * daemon offers scripts), else here with a client of its own: the result, and so the output, is the same.
+ */
+async function work<T>(
+  settings: Settings,
+  io: Io,
+  rpc: [method: string, params: Record<string, unknown>],
+  direct: (client: ChatClient) => Promise<T>,
+): Promise<T> {
+  const viaD = await viaDaemon<T>(settings, io, rpc[0], rpc[1]);
+  if (viaD) return viaD.result;
+  const s = openClient(settings);
+  try {
+    return await direct(s.client);
+  } finally {
+    await s.close();
+  }
 }
 
 export async function registerCommand(cmd: Command, io: Io): Promise<void> {
@@ -56,25 +91,20 @@ export async function sendCommand(
     target = { user: checkName("user", user) };
   }
   if (text === undefined || text === "-") text = (await io.readStdin()).replace(/\r?\n$/, "");
-  const settings = settingsOf(cmd);
-  const s = openClient(settings);
+  const body = text;
   const timeoutMs = timeoutOf(opts) ?? 10_000;
-  try {
-    // Messages queued earlier go first, so the conversation keeps the order they were written in.
-    if (s.client.cache.outbox().length > 0) await s.client.flushOutbox({ timeoutMs });
-    if (opts.queue) {
-      const r = await s.client.sendOrQueue(target, text, { timeoutMs });
-      if (r.queued)
-        io.err(
-          "zmqchat: the service is unreachable; the message waits in the outbox and is sent when the link returns",
-        );
-      io.out(r.id);
-    } else {
-      io.out((await s.client.send(target, text, { timeoutMs })).id);
-    }
-  } finally {
-    await s.close();
-  }
+  const queue = Boolean(opts.queue);
+  const r = await work<SendResult>(
+    settingsOf(cmd),
+    io,
+    ["send", { ...("user" in target ? { to: target.user } : target), text: body, queue, timeoutMs }],
+    (client) => sendOp(client, { target, text: body, queue, timeoutMs }),
+  );
+  if (r.queued)
+    io.err(
+      "zmqchat: the service is unreachable; the message waits in the outbox and is sent when the link returns",
+    );
+  io.out(r.id);
 }
 
 /** Reports gaps (by the senders' own numbering) and unverifiable messages; exits 0 only when complete. */
@@ -155,21 +185,15 @@ export async function historyCommand(
   const limit = Number(opts.limit);
   if (!Number.isInteger(limit) || limit < 1)
     throw new ZmqchatError("usage", "--limit takes a whole number above 0");
-  const conv =
-    opts.group !== undefined ? groupConv(checkName("group", opts.group)) : userConv(checkName("user", user!));
-  const s = openClient(settingsOf(cmd));
-  try {
-    const online = await syncOrWarn(s.client, (l) => io.err(l), "showing the local cache");
-    if (online)
-      await checkConversation(
-        s.client,
-        io,
-        opts.group !== undefined ? { group: opts.group } : { user: user! },
-      );
-    for (const m of s.client.cache.history(conv, limit)) io.out(opts.json ? messageJson(m) : messageLine(m));
-  } finally {
-    await s.close();
-  }
+  const target =
+    opts.group !== undefined ? { group: checkName("group", opts.group) } : { user: checkName("user", user!) };
+  const messages = await work(
+    settingsOf(cmd),
+    io,
+    ["history", { ...("user" in target ? { with: target.user } : target), limit }],
+    (client) => historyOp(client, { target, limit }, (text) => io.err(`zmqchat: warning: ${text}`)),
+  );
+  for (const m of messages) io.out(opts.json ? messageJson(m) : messageLine(m));
 }
 
 export async function syncCommand(
@@ -177,23 +201,20 @@ export async function syncCommand(
   io: Io,
   opts: { timeout?: string; json?: boolean },
 ): Promise<void> {
-  const s = openClient(settingsOf(cmd));
-  try {
+  const r = await work<SyncResult>(settingsOf(cmd), io, ["sync", {}], async (client) => {
     const progress = io.progress("syncing");
-    const n = await s.client.sync((received) => progress.update(received));
-    progress.done();
-    if (s.client.cache.outbox().length > 0) {
-      const r = await s.client.flushOutbox();
-      if (r.sent > 0) io.err(`zmqchat: sent ${r.sent} queued message(s)`);
+    try {
+      return await syncOp(client, (received) => progress.update(received));
+    } finally {
+      progress.done();
     }
-    io.out(
-      opts.json
-        ? JSON.stringify({ recovered: n, total: s.client.cache.messageCount() })
-        : `recovered ${n} messages`,
-    );
-  } finally {
-    await s.close();
-  }
+  });
+  if (r.sent > 0) io.err(`zmqchat: sent ${r.sent} queued message(s)`);
+  io.out(
+    opts.json
+      ? JSON.stringify({ recovered: r.received, total: r.total })
+      : `recovered ${r.received} messages`,
+  );
 }
 
 /** Prints what arrived since the last listen, then live messages until interrupted. */
@@ -243,61 +264,33 @@ export async function listenCommand(cmd: Command, io: Io, opts: { json?: boolean
 }
 
 export async function contactsCommand(cmd: Command, io: Io, opts: { json?: boolean }): Promise<void> {
-  const s = openClient(settingsOf(cmd));
-  try {
-    const users = await s.client.users();
-    for (const u of users) {
-      const c = s.client.cache.contact(u.name);
-      const status = u.name === s.client.name ? "you" : c?.pending ? "key changed" : "pinned";
-      // Keys that came only from the server are unverified until `keys verify` (you are always verified).
-      const verified = u.name === s.client.name || (c?.verified ?? false);
-      if (opts.json)
-        io.out(
-          JSON.stringify({
-            name: u.name,
-            status,
-            verified,
-            fingerprint: fingerprint(u.name, c?.keys ?? u.keys),
-          }),
-        );
-      else
-        io.out(
-          sanitizeLine(
-            `${u.name}${status === "pinned" ? "" : ` (${status})`}${verified || status === "you" ? "" : " (unverified)"}`,
-          ),
-        );
-    }
-  } finally {
-    await s.close();
+  for (const c of await work(settingsOf(cmd), io, ["contacts", {}], contactsOp)) {
+    if (opts.json) io.out(JSON.stringify(c));
+    else
+      io.out(
+        sanitizeLine(
+          `${c.name}${c.status === "pinned" ? "" : ` (${c.status})`}${c.verified || c.status === "you" ? "" : " (unverified)"}`,
+        ),
+      );
   }
 }
 
 export async function groupsCommand(cmd: Command, io: Io, opts: { json?: boolean }): Promise<void> {
-  const s = openClient(settingsOf(cmd));
-  try {
-    for (const g of await s.client.groups()) {
-      const members = g.members.map((m) => m.name);
-      const invited = g.invited ?? [];
-      // Groups you are invited to are listed too, marked, until you accept or decline.
-      const state = members.includes(s.client.name) ? "member" : "invited";
-      if (opts.json) io.out(JSON.stringify({ name: g.name, owner: g.owner, members, state, invited }));
-      else
-        io.out(
-          sanitizeLine(
-            `${g.name} (owner ${g.owner}): ${members.join(", ")}${invited.length ? `; invited: ${invited.join(", ")}` : ""}${
-              state === "invited" ? ` — you are invited: zmqchat group accept ${g.name}` : ""
-            }`,
-          ),
-        );
-    }
-  } finally {
-    await s.close();
+  for (const g of await work(settingsOf(cmd), io, ["groups", {}], groupsOp)) {
+    if (opts.json) io.out(JSON.stringify(g));
+    else
+      io.out(
+        sanitizeLine(
+          `${g.name} (owner ${g.owner}): ${g.members.join(", ")}${g.invited.length ? `; invited: ${g.invited.join(", ")}` : ""}${
+            g.state === "invited" ? ` — you are invited: zmqchat group accept ${g.name}` : ""
+          }`,
+        ),
+      );
   }
 }
 
-function describeMembers(g: { members: Array<{ name: string }>; invited?: string[] }): string {
-  const invited = g.invited ?? [];
-  return `${g.members.map((m) => m.name).join(", ")}${invited.length ? `; invited: ${invited.join(", ")}` : ""}`;
+function describeMembers(g: GroupRow): string {
+  return `${g.members.join(", ")}${g.invited.length ? `; invited: ${g.invited.join(", ")}` : ""}`;
 }
 
 /** Answers an invitation, or leaves a group. */
@@ -329,16 +322,16 @@ export async function groupCommand(
   for (const m of members) checkName("user", m);
   if (op !== "create" && members.length === 0)
     throw new ZmqchatError("usage", `group ${op} needs at least one member`);
-  const s = openClient(settingsOf(cmd));
-  try {
-    if (op === "create") {
-      const r = await s.client.groupCreate(group, members);
-      io.out(`${r.created ? "created" : "already exists:"} ${group}: ${describeMembers(r.group)}`);
-    } else {
-      const g = await s.client.groupChange(op, group, members);
-      io.out(`${group}: ${describeMembers(g)}`);
-    }
-  } finally {
-    await s.close();
+  const settings = settingsOf(cmd);
+  if (op === "create") {
+    const r = await work(settings, io, ["group.create", { name: group, members }], (client) =>
+      groupCreateOp(client, group, members),
+    );
+    io.out(`${r.created ? "created" : "already exists:"} ${group}: ${describeMembers(r.group)}`);
+  } else {
+    const g = await work(settings, io, [`group.${op}`, { name: group, members }], (client) =>
+      groupChangeOp(client, op, group, members),
+    );
+    io.out(`${group}: ${describeMembers(g)}`);
   }
 }

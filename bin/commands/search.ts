@@ -26,7 +26,11 @@ export async function searchCommand(cmd: Command, io: Io, words: string[], opts:
   if (opts.group !== undefined) checkName("group", opts.group);
   const s = openClient(settingsOf(cmd));
   try {
-    const online = await syncOrWarn(s.client, (l) => io.err(l), "searching the local cache");
+    const online = await syncOrWarn(
+      s.client,
+      (t) => io.err(`zmqchat: warning: ${t}`),
+      "searching the local cache",
+    );
     if (online && opts.from !== undefined) await checkConversation(s.client, io, { user: opts.from });
     if (online && opts.group !== undefined) await checkConversation(s.client, io, { group: opts.group });
     const hits = searchMessages(s.client.cache, text, { from: opts.from, group: opts.group, limit });

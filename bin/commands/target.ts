@@ -11,7 +11,7 @@ import type { Io } from "../io.js";
  */
 export async function checkConversation(
   client: ChatClient,
-  io: Io,
+  io: Pick<Io, "err">,
   target: { user: string } | { group: string },
 ): Promise<void> {
   try {

@@ -178,12 +178,17 @@ export class Cache {
 
   /** Stores opened messages and the new cursor in one transaction; returns those not seen before. */
   addMessages(messages: ChatMessage[], cursor: string | null): ChatMessage[] {
-    return this.db.transaction(() => this.write(messages, cursor))();
+    return this.db.transaction(() => this.write(messages, cursor)).immediate();
   }
 
-  /** Runs `fn` in one transaction (nested calls become savepoints). */
+  /**
+   * Runs `fn` in one transaction (nested calls become savepoints). Writing transactions start
+   * IMMEDIATE: a deferred one that reads (the cursor) before it writes fails at once with
+   * "database is locked" when another process sharing the profile wrote in between, where an
+   * immediate one waits its turn (busy_timeout).
+   */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.db.transaction(fn).immediate();
   }
 
   /**
@@ -192,7 +197,9 @@ export class Cache {
    * storing nothing, when it is not: there is a gap (or another process moved on) and a sync decides.
    */
   addNext(messages: ChatMessage[], prev: string | null, cursor: string): ChatMessage[] | null {
-    return this.db.transaction(() => (this.cursor === prev ? this.write(messages, cursor) : null))();
+    return this.db
+      .transaction(() => (this.cursor === prev ? this.write(messages, cursor) : null))
+      .immediate();
   }
 
   private write(messages: ChatMessage[], cursor: string | null): ChatMessage[] {

@@ -32,7 +32,8 @@ import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOp
 import type { EndpointMemory } from "./endpoints.js";
 import { ContactKeys, type ContactKeyView } from "./key-history.js";
 import { LiveDeliveries } from "./live.js";
-import { type Opened, openItem } from "./open.js";
+import { messageBase, type Opened } from "./open.js";
+import { Opener } from "./opener.js";
 import type { LoadedIdentity } from "./profile.js";
 
 export type { ConnectionState, RequestOptions } from "./channel.js";
@@ -66,6 +67,8 @@ export interface ChatClientOptions {
    * fails (`timeout`): with the service down, commands fail or fall back at once.
    */
   firstContactMs?: number;
+  /** Worker threads that open large sync pages (default: the cores, up to 4; 0: none). */
+  openerThreads?: number;
 }
 
 export type Target = { user: string } | { group: string };
@@ -86,6 +89,10 @@ export class ChatClient {
   private readonly previousSealers: Sealer[];
   /** Contacts' checked key histories: which key verifies which message. */
   private readonly contactKeys: ContactKeys;
+  /** Sends of this device awaiting their acknowledgement: the signature they went out with, and their text. */
+  private readonly sending = new Map<string, { sig: string; text: string }>();
+  /** Verifies and decrypts batches of mailbox items (large ones on worker threads). */
+  private readonly opener: Opener;
   /** Live deliveries, applied directly when they follow the cursor. */
   private readonly live: LiveDeliveries;
   /** Acknowledged sends, stored in one transaction per burst. */
@@ -116,6 +123,11 @@ export class ChatClient {
     });
     this.sealer = new Sealer(options.identity.identity);
     this.previousSealers = (options.identity.previous ?? []).map((i) => new Sealer(i));
+    this.opener = new Opener({
+      me: this.name,
+      sealers: [this.sealer, ...this.previousSealers],
+      threads: options.openerThreads,
+    });
     this.contactKeys = new ContactKeys(
       options.cache,
       async (name) => (await this.request("keys.history", { name })).chain,
@@ -375,6 +387,7 @@ export class ChatClient {
         text,
         recipients,
       });
+      this.sending.set(id, { sig: envelope.sig, text });
       try {
         const ack = await this.request("send", { envelope }, { timeoutMs: remaining(deadline) });
         const message: ChatMessage = {
@@ -401,6 +414,8 @@ export class ChatClient {
         if (err instanceof ZmqchatError && err.code === "conflict" && "group" in target && round === 0)
           continue;
         throw err;
+      } finally {
+        this.sending.delete(id);
       }
     }
   }
@@ -431,16 +446,22 @@ export class ChatClient {
   private async syncOnce(onProgress: (received: number) => void): Promise<number> {
     await this.login();
     let received = 0;
-    for (;;) {
-      const page = await this.request("sync", { after: this.cache.cursor, limit: SYNC_PAGE });
-      if (page.items.length === 0) break;
+    const fetch = (after: string | null) => this.request("sync", { after, limit: SYNC_PAGE });
+    let page = await fetch(this.cache.cursor);
+    while (page.items.length > 0) {
+      const last = page.items.at(-1)!.cursor;
+      // The next page is read ahead while this one is opened; pages are still stored in order,
+      // each with the cursor of its last item, so a failure leaves the cursor at a stored item.
+      const ahead = page.more ? fetch(last) : null;
+      ahead?.catch(() => {});
       const messages = await this.openAll(page.items);
-      const fresh = this.cache.addMessages(messages, page.items.at(-1)!.cursor);
+      const fresh = this.cache.addMessages(messages, last);
       received += fresh.length;
       for (const m of fresh) this.emit({ type: "message", message: m });
       onProgress(received);
       this.emit({ type: "sync", received, done: !page.more });
-      if (!page.more) break;
+      if (!ahead) break;
+      page = await ahead;
     }
     return received;
   }
@@ -693,6 +714,7 @@ export class ChatClient {
     if (this.topicTimer) clearTimeout(this.topicTimer);
     if (this.renewTimer) clearTimeout(this.renewTimer);
     await this.channel.close();
+    await this.opener.close();
   }
 
   // ---- opening -------------------------------------------------------------------------
@@ -702,7 +724,20 @@ export class ChatClient {
       (n) => n !== this.name && !this.cache.contact(n),
     );
     if (unknown.length > 0) await this.users(unknown);
-    const opened = items.map((i) => this.open(i));
+    // This device's own sends, delivered before their acknowledgement: the envelope is the one
+    // this device signed (same signature), so its text is known here and nothing needs opening.
+    const local: Array<Opened | undefined> = items.map((item) => {
+      const env = item.envelope;
+      const mine = env.from === this.name && env.device === this.options.identity.device;
+      const sent = mine ? this.sending.get(env.id) : undefined;
+      if (!sent || sent.sig !== env.sig) return undefined;
+      const message = { ...messageBase(item, this.name), text: sent.text, verified: true, problem: null };
+      return { message, held: false, unexplained: false };
+    });
+    const rest = items.filter((_, k) => local[k] === undefined);
+    const fromOpener = rest.length > 0 ? await this.opener.open(rest, this.lookup) : [];
+    let j = 0;
+    const opened: Opened[] = local.map((o) => o ?? fromOpener[j++]!);
     // A signature no known key explains: the sender may have rotated; fetch their key history once and look again.
     const unexplained = [...new Set(opened.filter((o) => o.unexplained).map((o) => o.message.from))];
     if (unexplained.length > 0) {
@@ -724,13 +759,13 @@ export class ChatClient {
     return shown;
   }
 
+  private readonly lookup = {
+    contact: (n: string) => this.cache.contact(n),
+    keysOf: (n: string) => this.contactKeys.view(n),
+  };
+
   private open(item: MailboxItem): Opened {
-    return openItem(item, {
-      me: this.name,
-      sealers: [this.sealer, ...this.previousSealers],
-      contact: (n) => this.cache.contact(n),
-      keysOf: (n) => this.contactKeys.view(n),
-    });
+    return this.opener.openOne(item, this.lookup);
   }
 
   // ---- keys ----------------------------------------------------------------------------

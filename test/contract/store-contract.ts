@@ -316,6 +316,49 @@ export function storeContract(
       });
     });
 
+    it("stores a resend through another server once: after its first copy landed, and racing it", async () => {
+      await withStore(async (store, reopen) => {
+        assert.ok(reopen, `${name} must provide reopen: it is the second server on the same data`);
+        const other = await reopen();
+        await other.init();
+        try {
+          // The first copy landed, its acknowledgement was lost, the client resent elsewhere.
+          const first = await store.append({ id: id(1), owners: ["bob", "alice"], envelope: '{"n":1}' });
+          const again = await other.append({ id: id(1), owners: ["bob", "alice"], envelope: '{"n":1}' });
+          assert.equal(again.duplicate, true, "recognised as a resend by the other server");
+          assert.equal(again.placed.get("bob")!.cursor, first.placed.get("bob")!.cursor);
+          // A timed-out send and its resend at the same moment, through two servers.
+          const racing = Array.from({ length: 20 }, (_, i) => id(100 + i));
+          await Promise.all(
+            racing.flatMap((m, i) =>
+              [store, other].map((s) =>
+                s.append({ id: m, owners: ["bob", "alice"], envelope: `{"n":${i}}` }),
+              ),
+            ),
+          );
+          const want = [id(1), ...racing];
+          for (const reader of [store, other]) {
+            for (const limit of [1, 3, 100]) {
+              const ids: string[] = [];
+              let after: string | null = null;
+              for (let pages = 0; pages < 100; pages++) {
+                const page: { items: { cursor: string; envelope: string }[]; more: boolean } =
+                  await reader.read("bob", after, limit);
+                ids.push(...page.items.map((x) => x.cursor));
+                if (!page.more) break;
+                assert.ok(page.items.length > 0, "a page that says more holds something");
+                after = page.items.at(-1)!.cursor;
+              }
+              assert.equal(ids.length, want.length, `pages of ${limit}: each message once, no second copy`);
+              assert.equal(new Set(ids).size, ids.length);
+            }
+          }
+        } finally {
+          await other.close();
+        }
+      });
+    });
+
     it("group-commits concurrent appends and loses none", async () => {
       await withStore(async (store, _reopen, batches) => {
         const n = 500;

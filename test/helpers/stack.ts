@@ -146,11 +146,14 @@ function stopProcess(p: StackProcess, graceMs?: number): Promise<void> {
   });
 }
 
-/** Waits for a condition, polling; throws with `what` when the deadline passes. */
+/**
+ * Waits for a condition, polling; throws with `what` when the deadline passes. The deadline only
+ * catches a hang: generous, as processes start slowly while other test files run alongside.
+ */
 export async function waitFor<T>(
   what: string,
   fn: () => T | Promise<T>,
-  timeoutMs = 15_000,
+  timeoutMs = 60_000,
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -171,7 +174,9 @@ export async function freeBasePort(): Promise<number> {
       s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
     });
   for (let tries = 0; tries < 200; tries++) {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    // Below Linux's ephemeral range (32768+), so no OS-assigned port of a test running alongside
+    // can take these between this check and the bind.
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
     let ok = true;
     for (let p = base; p < base + 4 && ok; p++) ok = await free(p);
     if (ok) return base;
@@ -185,7 +190,7 @@ async function startBalancer(
   extra: string[] = [],
   env: NodeJS.ProcessEnv = {},
   how: LaunchOptions = {},
-  timeoutMs = 15_000,
+  timeoutMs?: number,
 ): Promise<{
   proc: StackProcess;
   frontend: string;
@@ -198,6 +203,8 @@ async function startBalancer(
     env,
     how,
   );
+  // A balancer that never gets ready is killed: a child left running keeps the test file's
+  // process alive after its last test, and node --test waits for it forever.
   let line: string;
   try {
     line = await waitFor(
@@ -254,7 +261,7 @@ export async function startStack(
     serverHttp?: boolean;
     /** `stop` sends SIGTERM and waits this long before SIGKILL; default SIGKILL at once. */
     stopGraceMs?: number;
-    /** Deadline for the balancers to be ready and the servers to be live; default 15 s each. */
+    /** Deadline for the balancers to be ready and the servers to be live; default `waitFor`'s, each. */
     startTimeoutMs?: number;
   } & LaunchOptions = {},
 ): Promise<RealStack> {

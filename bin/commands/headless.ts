@@ -1,0 +1,129 @@
+import type { ChatClient, Target } from "../../core/client/client.js";
+import { convOfTarget } from "../../core/client/conv.js";
+import { fingerprint } from "../../core/crypto/keys.js";
+import { syncOrWarn } from "../context.js";
+import { type MessageFields, messageFields } from "../format.js";
+import { checkConversation } from "./target.js";
+
+/**
+ * The headless commands' work as functions that return plain values: the CLI prints them, the
+ * daemon answers them. One implementation, so a command prints the same whether it ran itself or
+ * asked a running daemon.
+ */
+
+/** Says a warning; the CLI prints `zmqchat: warning: TEXT`, the daemon sends a `warning` notification. */
+export type Warn = (text: string) => void;
+
+const WARNING = /^zmqchat: warning: /;
+
+export interface SendResult {
+  id: string;
+  serverTime: string | null;
+  /** Only with `queue`: the service was unreachable and the message waits in the outbox. */
+  queued?: true;
+}
+
+export async function sendOp(
+  client: ChatClient,
+  p: { target: Target; text: string; queue?: boolean; timeoutMs?: number },
+): Promise<SendResult> {
+  const timeoutMs = p.timeoutMs ?? 10_000;
+  // Messages queued earlier go first, so the conversation keeps the order they were written in.
+  if (client.cache.outbox().length > 0) await client.flushOutbox({ timeoutMs });
+  if (p.queue) {
+    const r = await client.sendOrQueue(p.target, p.text, { timeoutMs });
+    return r.queued
+      ? { id: r.id, serverTime: null, queued: true }
+      : { id: r.id, serverTime: r.message!.serverTime };
+  }
+  const m = await client.send(p.target, p.text, { timeoutMs });
+  return { id: m.id, serverTime: m.serverTime };
+}
+
+/** A conversation's newest `limit` messages, oldest first, after fetching what is new (offline: the cache). */
+export async function historyOp(
+  client: ChatClient,
+  p: { target: Target; limit: number },
+  warn: Warn,
+): Promise<MessageFields[]> {
+  const online = await syncOrWarn(client, warn, "showing the local cache");
+  if (online) await checkConversation(client, { err: (line) => warn(line.replace(WARNING, "")) }, p.target);
+  return client.cache.history(convOfTarget(p.target), p.limit).map(messageFields);
+}
+
+export interface SyncResult {
+  received: number;
+  total: number;
+  /** Messages that waited in the outbox and went out. */
+  sent: number;
+}
+
+export async function syncOp(
+  client: ChatClient,
+  onProgress?: (received: number) => void,
+): Promise<SyncResult> {
+  const received = await client.sync(onProgress);
+  const sent = client.cache.outbox().length > 0 ? (await client.flushOutbox()).sent : 0;
+  return { received, total: client.cache.messageCount(), sent };
+}
+
+export interface ContactRow {
+  name: string;
+  status: "you" | "key changed" | "pinned";
+  verified: boolean;
+  fingerprint: string;
+}
+
+export async function contactsOp(client: ChatClient): Promise<ContactRow[]> {
+  return (await client.users()).map((u) => {
+    const c = client.cache.contact(u.name);
+    const status = u.name === client.name ? "you" : c?.pending ? "key changed" : "pinned";
+    // Keys that came only from the server are unverified until `keys verify` (you are always verified).
+    const verified = u.name === client.name || (c?.verified ?? false);
+    return { name: u.name, status, verified, fingerprint: fingerprint(u.name, c?.keys ?? u.keys) };
+  });
+}
+
+export interface GroupRow {
+  name: string;
+  owner: string;
+  members: string[];
+  invited: string[];
+}
+
+function groupRow(g: {
+  name: string;
+  owner: string;
+  members: Array<{ name: string }>;
+  invited?: string[];
+}): GroupRow {
+  return { name: g.name, owner: g.owner, members: g.members.map((m) => m.name), invited: g.invited ?? [] };
+}
+
+export async function groupsOp(
+  client: ChatClient,
+): Promise<Array<Omit<GroupRow, "invited"> & { state: "member" | "invited"; invited: string[] }>> {
+  return (await client.groups()).map((g) => {
+    const { name, owner, members, invited } = groupRow(g);
+    // Groups you are invited to are listed too, marked, until you accept or decline.
+    return { name, owner, members, state: members.includes(client.name) ? "member" : "invited", invited };
+  });
+}
+
+export async function groupCreateOp(
+  client: ChatClient,
+  name: string,
+  members: string[],
+): Promise<{ created: boolean; group: GroupRow }> {
+  const r = await client.groupCreate(name, members);
+  return { created: r.created, group: groupRow(r.group) };
+}
+
+export async function groupChangeOp(
+  client: ChatClient,
+  op: "add" | "remove",
+  name: string,
+  members: string[],
+): Promise<GroupRow> {
+  return groupRow(await client.groupChange(op, name, members));
+}

@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Contact } from "../../core/client/cache.js";
+import { Opener } from "../../core/client/opener.js";
+import { Sealer } from "../../core/crypto/envelope.js";
+import { generateIdentity } from "../../core/crypto/keys.js";
+import { uuidv7 } from "../../core/protocol/ids.js";
+import type { MailboxItem } from "../../core/protocol/schema.js";
+import { startMemoryStack } from "../helpers/memory-stack.js";
+
+/** `count` messages from alice to bob as bob's mailbox holds them; the one at `forged` has its ciphertext altered. */
+function mailbox(count: number, forged: number) {
+  const alice = generateIdentity("alice");
+  const bob = generateIdentity("bob");
+  const sealer = new Sealer(alice);
+  const items: MailboxItem[] = [];
+  for (let i = 0; i < count; i++) {
+    const envelope = sealer.seal({
+      id: uuidv7(),
+      device: "d1",
+      to: "bob",
+      group: null,
+      seq: i + 1,
+      sentAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
+      text: `message ${i}`,
+      recipients: [{ name: "bob", keys: bob.publicKeys }],
+    });
+    if (i === forged) {
+      const ct = Buffer.from(envelope.ct, "base64url");
+      ct[0]! ^= 1;
+      envelope.ct = ct.toString("base64url");
+    }
+    items.push({ cursor: String(1000 + i), serverTime: new Date().toISOString(), envelope });
+  }
+  const contact: Contact = {
+    name: "alice",
+    keys: alice.publicKeys,
+    pinnedAt: new Date().toISOString(),
+    pending: null,
+    verified: false,
+    verifiedKeys: null,
+  };
+  const lookup = { contact: (n: string) => (n === "alice" ? contact : null), keysOf: () => null };
+  return { bob, items, lookup };
+}
+
+describe("client opener (worker threads for large batches)", () => {
+  it("opens a large batch on worker threads exactly as on the calling thread, in order, forgery flagged", async () => {
+    const { bob, items, lookup } = mailbox(300, 137);
+    const threaded = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 2 });
+    const here = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 0 });
+    try {
+      const a = await threaded.open(items, lookup);
+      const b = await here.open(items, lookup);
+      assert.deepEqual(a, b);
+      assert.deepEqual(
+        a.map((o) => o.message.cursor),
+        items.map((i) => i.cursor),
+        "same order as the mailbox",
+      );
+      const bad = a.filter((o) => !o.message.verified);
+      assert.equal(bad.length, 1);
+      assert.equal(bad[0]!.message.cursor, "1137");
+      assert.match(bad[0]!.message.problem!, /bad signature/);
+      assert.equal(a[3]!.message.text, "message 3");
+    } finally {
+      await threaded.close();
+      await here.close();
+    }
+  });
+
+  it("recovers a mailbox into a fresh cache through the threaded opener: every message once, in order", async () => {
+    const stack = await startMemoryStack();
+    try {
+      const alice = await stack.client("alice");
+      const bob = await stack.client("bob");
+      const n = 240;
+      for (let i = 0; i < n; i += 40)
+        await Promise.all(
+          Array.from({ length: 40 }, (_, k) => alice.send({ user: "bob" }, `recovery ${i + k}`)),
+        );
+      const seen: string[] = [];
+      bob.on((e) => {
+        if (e.type === "message") seen.push(e.message.text);
+      });
+      assert.equal(await bob.sync(), n);
+      const history = bob.cache.history("u:alice", n + 10);
+      assert.equal(history.length, n);
+      assert.ok(history.every((m) => m.verified && m.from === "alice"));
+      const sentOrder = alice.cache.history("u:bob", n + 10).map((m) => m.text);
+      assert.deepEqual(
+        history.map((m) => m.text),
+        sentOrder,
+        "bob's order is the mailbox's, which is alice's ack order",
+      );
+      assert.equal(new Set(seen).size, n, "each message announced once");
+      assert.equal(seen.length, n);
+      assert.equal(await bob.sync(), 0, "a second sync finds nothing new");
+    } finally {
+      await stack.stop();
+    }
+  });
+});
