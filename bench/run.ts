@@ -240,6 +240,8 @@ async function main(): Promise<number> {
         await step(`raw baseline at ${ctx.sizes.lightRate}/s, run ${r}`, () => rawReady().rate(ctx));
         if (stores.sqlite)
           await step(`light load (sqlite), run ${r}`, () => stores.sqlite!.chat.lightLoad(r));
+        if (stores.influx)
+          await step(`light load (influx), run ${r}`, () => stores.influx!.chat.lightLoad(r));
       }
     }
     if (want("group") && stores.sqlite)

@@ -12,6 +12,14 @@ export interface MessageFields {
   serverTime: string;
   verified: boolean;
   problem?: string;
+  /** Issue 17, added after the fields above (which keep their meaning): the id replied to, or null. */
+  replyTo: string | null;
+  /** ISO time of the author's last edit, or null. */
+  edited: string | null;
+  /** Deleted by its author: `text` is then "". */
+  deleted: boolean;
+  /** Emoji → who reacted with it, in name order ({} when none). */
+  reactions: Record<string, string[]>;
 }
 
 export function messageFields(m: ChatMessage | MessageFields): MessageFields {
@@ -25,6 +33,10 @@ export function messageFields(m: ChatMessage | MessageFields): MessageFields {
     serverTime: m.serverTime,
     verified: m.verified,
     ...(m.problem ? { problem: m.problem } : {}),
+    replyTo: m.replyTo ?? null,
+    edited: m.edited ?? null,
+    deleted: m.deleted ?? false,
+    reactions: m.reactions ?? {},
   };
 }
 
@@ -37,6 +49,14 @@ export function messageJson(m: ChatMessage | MessageFields): string {
 export function messageLine(m: ChatMessage | MessageFields): string {
   const when = sanitizeLine(m.sentAt.replace("T", " ").slice(0, 19));
   const where = m.group ? `[${m.group}] ${m.from}` : `${m.from} → ${m.to}`;
-  const text = m.verified ? sanitizeBody(m.text) : `⚠ UNVERIFIED (${m.problem ?? "unknown problem"})`;
-  return sanitizeLine(`${when}  ${where}: `) + text;
+  const text = !m.verified
+    ? `⚠ UNVERIFIED (${m.problem ?? "unknown problem"})`
+    : m.deleted
+      ? "(message deleted)"
+      : sanitizeBody(m.text) + (m.edited ? " (edited)" : "");
+  const reply = m.replyTo ? sanitizeLine(`↪ ${m.replyTo.slice(-8)} `) : "";
+  const reactions = Object.entries(m.reactions ?? {})
+    .map(([emoji, names]) => sanitizeLine(`${emoji} ${names.join(", ")}`))
+    .join("  ");
+  return sanitizeLine(`${when}  ${where}: `) + reply + text + (reactions ? `  [${reactions}]` : "");
 }
