@@ -2,6 +2,7 @@ import { checkActionTarget, type MessageExtra } from "../../core/client/actions.
 import type { ChatClient, Target } from "../../core/client/client.js";
 import { convOfTarget } from "../../core/client/conv.js";
 import { fingerprint } from "../../core/crypto/keys.js";
+import { ZmqchatError } from "../../core/errors.js";
 import { syncOrWarn } from "../context.js";
 import { type MessageFields, messageFields } from "../format.js";
 import { checkConversation } from "./target.js";
