@@ -3,6 +3,7 @@ import type { ChatClient, Target } from "../../core/client/client.js";
 import { convOfTarget } from "../../core/client/conv.js";
 import { fingerprint } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
+import { syncOrWarn } from "../context.js";
 import { type MessageFields, messageFields } from "../format.js";
 import { checkConversation } from "./target.js";
 
@@ -70,14 +71,7 @@ export async function historyOp(
   p: { target: Target; limit: number },
   warn: Warn,
 ): Promise<MessageFields[]> {
-  let online = true;
-  try {
-    await client.sync();
-  } catch (err) {
-    if (!(err instanceof ZmqchatError) || (err.code !== "timeout" && err.code !== "unavailable")) throw err;
-    warn(`offline (${err.message}); showing the local cache`);
-    online = false;
-  }
+  const online = await syncOrWarn(client, warn, "showing the local cache");
   if (online) await checkConversation(client, { err: (line) => warn(line.replace(WARNING, "")) }, p.target);
   return client.cache.history(convOfTarget(p.target), p.limit).map(messageFields);
 }
