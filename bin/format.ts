@@ -2,15 +2,8 @@ import type { ChatMessage } from "../core/client/cache.js";
 import { sanitizeBody, sanitizeLine } from "../core/text/sanitize.js";
 
 /** A message as `--json` and the daemon give it: the keys the CLI contract promises, `problem` only when there is one. */
-export interface MessageFields {
-  id: string;
-  from: string;
-  to: string | null;
-  group: string | null;
-  text: string;
-  sentAt: string;
-  serverTime: string;
-  verified: boolean;
+export interface MessageFields
+  extends Pick<ChatMessage, "id" | "from" | "to" | "group" | "text" | "sentAt" | "serverTime" | "verified"> {
   problem?: string;
   /** Issue 17, added after the fields above (which keep their meaning): the id replied to, or null. */
   replyTo: string | null;
