@@ -456,13 +456,15 @@ describe("group commit", () => {
     const answerQuery = fake.onQuery;
     let lookups = 0;
     fake.onQuery = async (q: string) => {
-      if (++lookups === 1) await new Promise((r) => setTimeout(r, 300));
+      if (++lookups === 1) await new Promise((r) => setTimeout(r, 1500));
       return answerQuery(q);
     };
     const clock = new LaneClock(8);
+    // A window wide enough that the second lookup stays under its half on a loaded machine
+    // (with 100 ms, a second lookup that took over 50 ms was done a third time).
     const gc = new GroupCommit(
       ctxOf(),
-      { maxBatchPoints: 2000, maxBatchBytes: 4 << 20, dedupeWindowMs: 3600_000, safetyWindowMs: 100 },
+      { maxBatchPoints: 2000, maxBatchBytes: 4 << 20, dedupeWindowMs: 3600_000, safetyWindowMs: 2000 },
       () => clock.next(),
     );
     await gc.append({ id: id(1), owners: ["bob"], envelope: "{}" });
