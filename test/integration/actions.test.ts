@@ -127,6 +127,11 @@ describe("message actions: reply, edit, delete, react (real stack, three users)"
       assert.equal(oops.text, "");
       assert.equal(team.length, 4, "actions are not shown as messages");
     }
+    // bob's second profile edits what his first one sent: it is his message on every device.
+    await ok("bob", ["edit", ids.reply!, "12 works, see you"], bob2());
+    const edited = byId(await history("alice", ["--group", "team"]), ids.reply!);
+    assert.equal(edited.text, "12 works, see you");
+    assert.equal(edited.replyTo, ids.lunch, "an edit keeps the reply reference");
     const human = await ok("bob", ["history", "--group", "team"]);
     assert.match(human, /lunch at 1\? \(edited\)/);
     assert.match(human, /\(message deleted\)/);
