@@ -100,8 +100,13 @@ describe("everyday friction: fail fast, remember dead endpoints, plain words", (
       ["send --queue", queued.ms],
       ["history", history.ms],
     ] as const) {
-      assert.ok(ms - local.ms < WAIT_BOUND_MS, `${what} took ${ms} ms (${local.ms} ms with the service up)`);
-      assert.ok(ms < OLD_WAIT_MS, `${what} took ${ms} ms`);
+      // The old wait alone was 10 s. A failing command's own work slows down with the machine as
+      // much as the command with the service up (local.ms): allowed twice that, plus 4 s.
+      assert.ok(
+        ms < WAIT_BOUND_MS + 2 * local.ms,
+        `${what} took ${ms} ms (${local.ms} ms with the service up)`,
+      );
+      assert.ok(ms - local.ms < OLD_WAIT_MS, `${what} took ${ms} ms`);
     }
     // The queued message is sent when the service answers again, and only once.
     const sync = await stack.cli("ann", ["sync"], { home });
