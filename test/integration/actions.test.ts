@@ -221,6 +221,28 @@ describe("message actions: reply, edit, delete, react (real stack, three users)"
     );
   });
 
+  it("group info [--json]: owner, members and invitations; unknown group exits 5, a stranger 4", async () => {
+    const info = JSON.parse(await ok("bob", ["group", "info", "team", "--json"])) as {
+      name: string;
+      owner: string;
+      members: string[];
+      invited: string[];
+    };
+    assert.deepEqual(
+      { ...info, members: [...info.members].sort() },
+      {
+        name: "team",
+        owner: "alice",
+        members: ["alice", "bob", "carol"],
+        invited: [],
+      },
+    );
+    assert.match(await ok("alice", ["group", "info", "team"]), /^team: owner alice; members: .*bob/);
+    assert.equal((await stack.cli("bob", ["group", "info", "nosuchgroup"])).code, 5);
+    await ok("dave", ["register"]);
+    assert.equal((await stack.cli("dave", ["group", "info", "team"])).code, 4);
+  });
+
   it("an edit forged into the store by a non-author is ignored by every client and flagged by verify-history", async () => {
     // Positive control first: alice's history verifies with her own edits and deletes in it.
     const clean = await stack.cli("alice", ["verify-history", "--group", "team"]);
