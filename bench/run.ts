@@ -10,11 +10,11 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { influxdMissing, startInfluxd } from "../test/helpers/influxd.js";
 import { type BenchContext, FULL, QUICK } from "./lib/context.js";
-import { influxdMissing, startInfluxd } from "./lib/influxd.js";
 import { machineInfo } from "./lib/machine.js";
 import { procScript, REPO_ROOT } from "./lib/paths.js";
-import { installCleanup, killAll } from "./lib/processes.js";
+import { installCleanup, killAll, track } from "./lib/processes.js";
 import { Results, table } from "./lib/report.js";
 import { Helper } from "./lib/rpc.js";
 import { type Stack, startStack } from "./lib/stack.js";
@@ -205,7 +205,10 @@ async function main(): Promise<number> {
           recovery: new RecoveryBench(ctx, sqlite, "sqlite", p, home),
         };
         if (!missingInflux) {
-          const influxd = await startInfluxd(join(tmp, "influxd"));
+          const influxd = await startInfluxd({
+            dir: join(tmp, "influxd"),
+            onSpawn: (c) => track(c, "influxd"),
+          });
           (machine.versions as Record<string, string>).influxd = influxd.version;
           stops.push(() => influxd.stop());
           const influx = await startStack(influxd.storeUrl("zmqchat_bench"), 2, "influx");
@@ -237,6 +240,8 @@ async function main(): Promise<number> {
         await step(`raw baseline at ${ctx.sizes.lightRate}/s, run ${r}`, () => rawReady().rate(ctx));
         if (stores.sqlite)
           await step(`light load (sqlite), run ${r}`, () => stores.sqlite!.chat.lightLoad(r));
+        if (stores.influx)
+          await step(`light load (influx), run ${r}`, () => stores.influx!.chat.lightLoad(r));
       }
     }
     if (want("group") && stores.sqlite)

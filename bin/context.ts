@@ -128,3 +128,23 @@ export function openClient(
     },
   };
 }
+
+/**
+ * Brings the client's cache up to date with the service. Offline (timeout, unavailable), warns
+ * (without the `zmqchat: warning:` prefix) that the command goes on with `fallback` and returns
+ * false; any other failure is thrown.
+ */
+export async function syncOrWarn(
+  client: ChatClient,
+  warn: (line: string) => void,
+  fallback: string,
+): Promise<boolean> {
+  try {
+    await client.sync();
+    return true;
+  } catch (err) {
+    if (!(err instanceof ZmqchatError) || (err.code !== "timeout" && err.code !== "unavailable")) throw err;
+    warn(`offline (${err.message}); ${fallback}`);
+    return false;
+  }
+}

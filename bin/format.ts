@@ -2,16 +2,17 @@ import type { ChatMessage } from "../core/client/cache.js";
 import { sanitizeBody, sanitizeLine } from "../core/text/sanitize.js";
 
 /** A message as `--json` and the daemon give it: the keys the CLI contract promises, `problem` only when there is one. */
-export interface MessageFields {
-  id: string;
-  from: string;
-  to: string | null;
-  group: string | null;
-  text: string;
-  sentAt: string;
-  serverTime: string;
-  verified: boolean;
+export interface MessageFields
+  extends Pick<ChatMessage, "id" | "from" | "to" | "group" | "text" | "sentAt" | "serverTime" | "verified"> {
   problem?: string;
+  /** Issue 17, added after the fields above (which keep their meaning): the id replied to, or null. */
+  replyTo: string | null;
+  /** ISO time of the author's last edit, or null. */
+  edited: string | null;
+  /** Deleted by its author: `text` is then "". */
+  deleted: boolean;
+  /** Emoji → who reacted with it, in name order ({} when none). */
+  reactions: Record<string, string[]>;
 }
 
 export function messageFields(m: ChatMessage | MessageFields): MessageFields {
@@ -25,6 +26,10 @@ export function messageFields(m: ChatMessage | MessageFields): MessageFields {
     serverTime: m.serverTime,
     verified: m.verified,
     ...(m.problem ? { problem: m.problem } : {}),
+    replyTo: m.replyTo ?? null,
+    edited: m.edited ?? null,
+    deleted: m.deleted ?? false,
+    reactions: m.reactions ?? {},
   };
 }
 
@@ -37,6 +42,14 @@ export function messageJson(m: ChatMessage | MessageFields): string {
 export function messageLine(m: ChatMessage | MessageFields): string {
   const when = sanitizeLine(m.sentAt.replace("T", " ").slice(0, 19));
   const where = m.group ? `[${m.group}] ${m.from}` : `${m.from} → ${m.to}`;
-  const text = m.verified ? sanitizeBody(m.text) : `⚠ UNVERIFIED (${m.problem ?? "unknown problem"})`;
-  return sanitizeLine(`${when}  ${where}: `) + text;
+  const text = !m.verified
+    ? `⚠ UNVERIFIED (${m.problem ?? "unknown problem"})`
+    : m.deleted
+      ? "(message deleted)"
+      : sanitizeBody(m.text) + (m.edited ? " (edited)" : "");
+  const reply = m.replyTo ? sanitizeLine(`↪ ${m.replyTo.slice(-8)} `) : "";
+  const reactions = Object.entries(m.reactions ?? {})
+    .map(([emoji, names]) => sanitizeLine(`${emoji} ${names.join(", ")}`))
+    .join("  ");
+  return sanitizeLine(`${when}  ${where}: `) + reply + text + (reactions ? `  [${reactions}]` : "");
 }

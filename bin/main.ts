@@ -2,10 +2,12 @@ import { Argument, Command, CommanderError, Option } from "commander";
 import { DEFAULT_ENDPOINT, OPERATOR_DEFAULTS } from "../core/config/defaults.js";
 import { ZmqchatError } from "../core/errors.js";
 import { DEFAULT_SESSION_TTL_MS } from "../server/auth.js";
+import { deleteCommand, editCommand, reactCommand } from "./commands/actions.js";
 import {
   contactsCommand,
   groupAnswerCommand,
   groupCommand,
+  groupInfoCommand,
   groupsCommand,
   historyCommand,
   listenCommand,
@@ -105,6 +107,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .argument("[text]", "the message")
     .option("-g, --group <group>", "send to a group instead")
     .option("-q, --queue", "when the service is unreachable, keep the message in the outbox and exit 0")
+    .option("--reply-to <id>", "reply to this message of the conversation (its id from history --json)")
     .addOption(timeout)
     .addHelpText(
       "after",
@@ -116,8 +119,45 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
           cmd,
           user: string | undefined,
           text: string | undefined,
-          opts: { group?: string; timeout?: string },
+          opts: { group?: string; timeout?: string; replyTo?: string },
         ) => sendCommand(cmd, io, user, text, opts),
+      ),
+    );
+
+  program
+    .command("edit")
+    .description(
+      "edit one of your messages for everyone; TEXT from the argument, or stdin when absent or '-'",
+    )
+    .argument("<id>", "the message id (history --json)")
+    .argument("[text]", "the new text")
+    .addOption(timeout)
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice edit 0193… 'lunch at 1, not 12'")
+    .action(
+      run((cmd, id: string, text: string | undefined, opts: { timeout?: string }) =>
+        editCommand(cmd, io, id, text, opts),
+      ),
+    );
+
+  program
+    .command("delete")
+    .description("delete one of your messages for everyone")
+    .argument("<id>", "the message id (history --json)")
+    .addOption(timeout)
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice delete 0193…")
+    .action(run((cmd, id: string, opts: { timeout?: string }) => deleteCommand(cmd, io, id, opts)));
+
+  program
+    .command("react")
+    .description("react to a message with one emoji (again with --remove to take it back)")
+    .argument("<id>", "the message id (history --json)")
+    .argument("<emoji>", "one emoji")
+    .option("--remove", "take the reaction back")
+    .addOption(timeout)
+    .addHelpText("after", "\nExample:\n  zmqchat --user bob react 0193… 👍")
+    .action(
+      run((cmd, id: string, emoji: string, opts: { remove?: boolean; timeout?: string }) =>
+        reactCommand(cmd, io, id, emoji, opts),
       ),
     );
 
@@ -238,6 +278,13 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       )
       .action(run((cmd, name: string, members: string[]) => groupCommand(cmd, io, op, name, members)));
   }
+  group
+    .command("info")
+    .argument("<group>", "group name")
+    .description("a group's owner, members and pending invitations")
+    .option("--json", "as one JSON object: {name, owner, members, invited}")
+    .addHelpText("after", "\nExample:\n  zmqchat --user bob group info team --json")
+    .action(run((cmd, name: string, opts: { json?: boolean }) => groupInfoCommand(cmd, io, name, opts)));
   for (const op of ["accept", "decline", "leave"] as const) {
     group
       .command(op)

@@ -1,21 +1,3 @@
-/** Error codes shared by the wire protocol, the client core and the CLI reporter. */
-export const ERROR_CODES = [
-  "bad_request",
-  "unauthorized",
-  "forbidden",
-  "not_found",
-  "conflict",
-  "too_large",
-  "unavailable",
-  "rate_limited",
-  "timeout",
-  "key_changed",
-  "usage",
-  "internal",
-] as const;
-
-export type ErrorCode = (typeof ERROR_CODES)[number];
-
 /** Codes a server may put in an error reply. */
 export const WIRE_ERROR_CODES = [
   "bad_request",
@@ -27,7 +9,12 @@ export const WIRE_ERROR_CODES = [
   "unavailable",
   "rate_limited",
   "internal",
-] as const satisfies readonly ErrorCode[];
+] as const;
+
+/** Error codes shared by the wire protocol, the client core and the CLI reporter: the wire's and the client's own. */
+export const ERROR_CODES = [...WIRE_ERROR_CODES, "timeout", "key_changed", "usage"] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
 

@@ -19,14 +19,35 @@ npm run --silent build || exit 1
 stage "lint (biome)"
 npx --no-install biome check . || failed_stages+=("lint")
 
-stage "unit, integration and e2e tests (node --test)"
-shopt -s nullglob
-files=(test/unit/*.test.ts test/unit/*.test.tsx test/integration/*.test.ts test/e2e/*.test.ts)
-node --import tsx --test --test-reporter=tap --test-timeout=600000 "${files[@]}" 2>&1 | tee "$log"
+stage "Node $(bash scripts/node-versions.sh versions | sed 's/ / and /'): install from the npm registry, rebuild native modules"
+bash scripts/node-versions.sh prepare || failed_stages+=("node versions: prepare")
+
+stage "unit, integration and e2e tests on Node $(node --version | tr -d v) (node --test, ${ZMQCHAT_TEST_CONCURRENCY:-3} files at a time)"
+out=test/artifacts/node-test-summary.log
+bash scripts/node-tests.sh "$log" unit integration e2e | tee "$out"
 node_status=${PIPESTATUS[0]}
-node_pass=$(grep -E '^# pass ' "$log" | tail -1 | awk '{print $3}')
-node_fail=$(grep -E '^# fail ' "$log" | tail -1 | awk '{print $3}')
-[ "$node_status" -eq 0 ] || failed_stages+=("node tests")
+line=$(grep -oE '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)
+node_pass=$(echo "${line:-0 passed, 1 failed}" | awk '{print $1}')
+node_fail=$(echo "${line:-0 passed, 1 failed}" | awk '{print $3}')
+[ "$node_status" -eq 0 ] || { failed_stages+=("node tests"); [ "$node_fail" -gt 0 ] || node_fail=1; }
+summary="Node $(node --version | tr -d v): $node_pass passed $node_fail failed"
+
+# The unit and integration suites on the other supported releases (scripts/node-versions.sh).
+versions_pass=0
+versions_fail=0
+for v in $(bash scripts/node-versions.sh versions); do
+  stage "unit and integration tests on Node $v"
+  out=test/artifacts/node$v-summary.log
+  bash scripts/node-versions.sh test "$v" 2>&1 | tee "$out"
+  status=${PIPESTATUS[0]}
+  line=$(grep -oE '[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+  p=$(echo "${line:-0 passed, 1 failed}" | awk '{print $1}')
+  f=$(echo "${line:-0 passed, 1 failed}" | awk '{print $3}')
+  [ "$status" -eq 0 ] || { failed_stages+=("node $v tests"); [ "$f" -gt 0 ] || f=1; }
+  versions_pass=$((versions_pass + p))
+  versions_fail=$((versions_fail + f))
+  summary="$summary; Node $v: $p passed $f failed"
+done
 
 extra_pass=0
 extra_fail=0
@@ -50,11 +71,12 @@ if [ -f dist/bench/run.js ]; then
   if npm run --silent bench -- --quick; then extra_pass=$((extra_pass + 1)); else extra_fail=$((extra_fail + 1)); failed_stages+=("bench --quick"); fi
 fi
 
-total_pass=$(( ${node_pass:-0} + extra_pass ))
-total_fail=$(( ${node_fail:-0} + extra_fail ))
+total_pass=$(( node_pass + versions_pass + extra_pass ))
+total_fail=$(( node_fail + versions_fail + extra_fail ))
+summary="$summary; Ansible and bench: $extra_pass passed $extra_fail failed"
 echo
 if [ ${#failed_stages[@]} -gt 0 ]; then
   echo "failed stages: ${failed_stages[*]}"
 fi
-echo "${total_pass} passed, ${total_fail} failed"
+echo "${total_pass} passed, ${total_fail} failed (${summary})"
 [ ${#failed_stages[@]} -eq 0 ] && [ "$total_fail" -eq 0 ]

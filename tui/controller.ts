@@ -25,7 +25,7 @@ import { Feed } from "./worker/feed.js";
 import { HistoryLoader } from "./worker/history-loader.js";
 import { conversationsWithUnread, markRead } from "./worker/reads.js";
 import { Sends } from "./worker/sends.js";
-import { type ProfileAccess, Session, safeList } from "./worker/session.js";
+import { type ProfileAccess, Session, safeList, type TuiSession } from "./worker/session.js";
 import { Timers } from "./worker/timers.js";
 
 export type { NewSession, ProfileAccess, TuiSession } from "./worker/session.js";
@@ -37,8 +37,6 @@ export interface ControllerOptions {
   ring?: () => void;
   /** Runs before the first network call (e.g. starts the local stack); `note` goes to the status bar. */
   prepare?: (note: (text: string) => void) => Promise<void>;
-  /** How often the shared cache is checked for messages other processes of this profile fetched. */
-  pollMs?: number;
   /** How often the user and group lists are fetched again. */
   refreshMs?: number;
   noticeMs?: number;
@@ -60,7 +58,8 @@ export class Controller {
   private readonly history: HistoryLoader;
   private readonly sends: Sends;
   private readonly commands: CommandDeps;
-  private unsubscribe: (() => void) | null = null;
+  /** Stops listening to the client and to the shared cache. */
+  private readonly unsubscribe: Array<() => void> = [];
   private lastRing = 0;
   private stopped = false;
   /** Background work (sends, commands), awaited by `idle()` in tests and on stop. */
@@ -70,7 +69,6 @@ export class Controller {
     this.opts = {
       bell: true,
       ring: () => {},
-      pollMs: 750,
       refreshMs: 30_000,
       noticeMs: 8000,
       pageSize: 200,
@@ -98,7 +96,7 @@ export class Controller {
       profiles: this.opts.profiles,
       bell: this.opts.bell,
       prepare: this.opts.prepare,
-      onEnter: (c) => this.onEnter(c),
+      onEnter: (s) => this.onEnter(s),
     });
     this.commands = {
       send: (conv, text) => this.sends.send(conv, text),
@@ -144,7 +142,7 @@ export class Controller {
     this.stopped = true;
     this.timers.clear();
     this.feed.stop();
-    this.unsubscribe?.();
+    for (const u of this.unsubscribe.splice(0)) u();
     await this.session.close((c) => this.feed.save(c.cache));
   }
 
@@ -206,8 +204,15 @@ export class Controller {
         break;
       case "state":
         this.dispatch({ type: "connection", state: e.state, endpoint: e.endpoint });
-        // Back online: what waits in the outbox goes now.
-        if (e.state === "online" && c && this.state.outbox.length > 0) this.track(this.sends.flush(c));
+        if (e.state === "online" && c) {
+          // Other processes of this profile may have fetched messages while this client was away.
+          this.feed.catchUp(c.cache);
+          // Back online: what waits in the outbox goes now.
+          if (this.state.outbox.length > 0) this.track(this.sends.flush(c));
+        }
+        break;
+      case "already_stored":
+        if (c) this.feed.catchUp(c.cache);
         break;
       case "outbox":
         if (c) this.sends.showOutbox(c);
@@ -220,8 +225,12 @@ export class Controller {
         break;
       case "group": {
         if (!c) break;
-        const { text, level } = describeGroupNotice(e.notice, c.name);
-        this.notice(text, level);
+        // The echo of this user's own change may come after the command's own, fuller notice
+        // (the live path and the reply race): it does not replace a notice being shown.
+        if (e.notice.by !== c.name || this.state.notice === null) {
+          const { text, level } = describeGroupNotice(e.notice, c.name);
+          this.notice(text, level);
+        }
         this.track(this.session.refreshLists(c));
         break;
       }
@@ -230,17 +239,21 @@ export class Controller {
 
   // ---- the session's start --------------------------------------------------------------
 
-  /** A profile is signed in: show what its cache knows, listen to its client, start the timers. */
-  private onEnter(c: ChatClient): void {
-    this.unsubscribe = c.on((e) => this.onClientEvent(e));
+  /**
+   * A profile is signed in: show what its cache knows, then follow its client's events (and,
+   * for the outbox other processes share, changes of the cache file); no polling.
+   */
+  private onEnter(s: TuiSession): void {
+    const c = s.client;
+    this.unsubscribe.push(c.on((e) => this.onClientEvent(e)));
     this.dispatch({ type: "connection", state: c.state, endpoint: c.endpoint });
     this.loadFromCache(c);
-    this.timers.every(this.opts.pollMs, () => {
-      if (this.stopped) return;
-      this.feed.catchUp(c.cache);
-      // `zmqchat send --queue` on this profile adds to the same outbox.
-      this.sends.showOutbox(c);
+    // `zmqchat send --queue` on this profile adds to the same outbox while the service is away.
+    const unwatch = s.watchShared?.(() => {
+      if (!this.stopped) this.sends.showOutbox(c);
     });
+    if (unwatch) this.unsubscribe.push(unwatch);
+    // Users who register have no event: the user and group lists are fetched again now and then.
     this.timers.every(this.opts.refreshMs, () => {
       if (!this.stopped && c.state === "online") this.track(this.session.refreshLists(c));
     });

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { inMailboxOrder } from "../../core/client/actions.js";
 import type { ChatClient } from "../../core/client/client.js";
 import { convKind, convName, groupConv, userConv } from "../../core/client/conv.js";
 import { verifyHistory } from "../../core/client/verify.js";
@@ -32,7 +33,7 @@ export function checkName(kind: string, name: string): string {
   return name;
 }
 
-function timeoutOf(opts: { timeout?: string }): number | undefined {
+export function timeoutOf(opts: { timeout?: string }): number | undefined {
   return opts.timeout === undefined ? undefined : parseDuration(opts.timeout);
 }
 
@@ -40,7 +41,7 @@ function timeoutOf(opts: { timeout?: string }): number | undefined {
  * Runs a headless command's work in this profile's daemon when one runs (the same method the
  * daemon offers scripts), else here with a client of its own: the result, and so the output, is the same.
  */
-async function work<T>(
+export async function work<T>(
   settings: Settings,
   io: Io,
   rpc: [method: string, params: Record<string, unknown>],
@@ -75,7 +76,7 @@ export async function sendCommand(
   io: Io,
   user: string | undefined,
   textArg: string | undefined,
-  opts: { group?: string; timeout?: string; queue?: boolean },
+  opts: { group?: string; timeout?: string; queue?: boolean; replyTo?: string },
 ): Promise<void> {
   let target: { user: string } | { group: string };
   let text = textArg;
@@ -94,11 +95,21 @@ export async function sendCommand(
   const body = text;
   const timeoutMs = timeoutOf(opts) ?? 10_000;
   const queue = Boolean(opts.queue);
+  const replyTo = opts.replyTo;
   const r = await work<SendResult>(
     settingsOf(cmd),
     io,
-    ["send", { ...("user" in target ? { to: target.user } : target), text: body, queue, timeoutMs }],
-    (client) => sendOp(client, { target, text: body, queue, timeoutMs }),
+    [
+      "send",
+      {
+        ...("user" in target ? { to: target.user } : target),
+        text: body,
+        queue,
+        timeoutMs,
+        ...(replyTo !== undefined ? { replyTo } : {}),
+      },
+    ],
+    (client) => sendOp(client, { target, text: body, queue, timeoutMs, replyTo }),
   );
   if (r.queued)
     io.err(
@@ -136,7 +147,8 @@ export async function verifyHistoryCommand(
     for (const conv of convs) {
       const report = verifyHistory(
         conv,
-        s.client.cache.history(conv, 1_000_000),
+        // Edits, deletes and reactions are numbered with the messages; one that does not count is flagged.
+        inMailboxOrder(s.client.cache.history(conv, 1_000_000), s.client.cache.actions.asMessages(conv)),
         s.client.cache.replays(conv),
         held.filter((h) => h.conv === conv).map(({ id, from }) => ({ id, from })),
       );
@@ -291,6 +303,30 @@ export async function groupsCommand(cmd: Command, io: Io, opts: { json?: boolean
 
 function describeMembers(g: GroupRow): string {
   return `${g.members.join(", ")}${g.invited.length ? `; invited: ${g.invited.join(", ")}` : ""}`;
+}
+
+/** One group's owner, members and invitations (`group info GROUP [--json]`); members and invitees may look. */
+export async function groupInfoCommand(
+  cmd: Command,
+  io: Io,
+  group: string,
+  opts: { json?: boolean },
+): Promise<void> {
+  checkName("group", group);
+  const s = openClient(settingsOf(cmd));
+  try {
+    const g = await s.client.groupInfo(group);
+    const row = {
+      name: g.name,
+      owner: g.owner,
+      members: g.members.map((m) => m.name),
+      invited: g.invited ?? [],
+    };
+    if (opts.json) io.out(JSON.stringify(row));
+    else io.out(sanitizeLine(`${row.name}: owner ${row.owner}; members: ${describeMembers(row)}`));
+  } finally {
+    await s.close();
+  }
 }
 
 /** Answers an invitation, or leaves a group. */

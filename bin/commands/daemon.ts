@@ -18,6 +18,7 @@ import { daemonSocketPath } from "../daemon-client.js";
 import { messageFields } from "../format.js";
 import type { Io } from "../io.js";
 import { exitCodeFor } from "../report.js";
+import { actionMethods } from "./actions.js";
 import { contactsOp, groupChangeOp, groupCreateOp, groupsOp, historyOp, sendOp, syncOp } from "./headless.js";
 
 export interface DaemonFlags {
@@ -55,15 +56,17 @@ export function daemonMethods(client: ChatClient) {
         .strict()
         .refine(...oneOf("to", "group")),
       (p) => {
-        if (p.replyTo !== undefined)
-          throw new ZmqchatError(
-            "bad_request",
-            "replyTo is not supported yet: messages carry no reply reference",
-          );
         const target = p.to !== undefined ? { user: p.to } : { group: p.group! };
-        return sendOp(client, { target, text: p.text, queue: p.queue, timeoutMs: p.timeoutMs });
+        return sendOp(client, {
+          target,
+          text: p.text,
+          queue: p.queue,
+          timeoutMs: p.timeoutMs,
+          replyTo: p.replyTo,
+        });
       },
     ),
+    ...actionMethods(client),
     history: method(
       z
         .object({

@@ -1,7 +1,9 @@
+import { checkActionTarget, type MessageExtra } from "../../core/client/actions.js";
 import type { ChatClient, Target } from "../../core/client/client.js";
 import { convOfTarget } from "../../core/client/conv.js";
 import { fingerprint } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
+import { syncOrWarn } from "../context.js";
 import { type MessageFields, messageFields } from "../format.js";
 import { checkConversation } from "./target.js";
 
@@ -25,19 +27,42 @@ export interface SendResult {
 
 export async function sendOp(
   client: ChatClient,
-  p: { target: Target; text: string; queue?: boolean; timeoutMs?: number },
+  p: {
+    target: Target;
+    text: string;
+    queue?: boolean;
+    timeoutMs?: number;
+    replyTo?: string;
+    extra?: MessageExtra;
+  },
 ): Promise<SendResult> {
   const timeoutMs = p.timeoutMs ?? 10_000;
+  const extra =
+    p.extra ?? (p.replyTo !== undefined ? await replyExtra(client, p.target, p.replyTo) : undefined);
   // Messages queued earlier go first, so the conversation keeps the order they were written in.
   if (client.cache.outbox().length > 0) await client.flushOutbox({ timeoutMs });
   if (p.queue) {
-    const r = await client.sendOrQueue(p.target, p.text, { timeoutMs });
+    const r = await client.sendOrQueue(p.target, p.text, { timeoutMs }, extra);
     return r.queued
       ? { id: r.id, serverTime: null, queued: true }
       : { id: r.id, serverTime: r.message!.serverTime };
   }
-  const m = await client.send(p.target, p.text, { timeoutMs });
+  const m = await client.send(p.target, p.text, { timeoutMs }, extra);
   return { id: m.id, serverTime: m.serverTime };
+}
+
+/** A reply's sealed reference, once the message replied to is known in this conversation (synced first when not). */
+async function replyExtra(client: ChatClient, target: Target, replyTo: string): Promise<MessageExtra> {
+  const conv = convOfTarget(target);
+  const known = () => checkActionTarget(client.cache.actions, client.name, replyTo, "reply", conv);
+  try {
+    known();
+  } catch (err) {
+    if (!(err instanceof ZmqchatError) || err.code !== "not_found") throw err;
+    await client.sync();
+    known();
+  }
+  return { replyTo };
 }
 
 /** A conversation's newest `limit` messages, oldest first, after fetching what is new (offline: the cache). */
@@ -46,14 +71,7 @@ export async function historyOp(
   p: { target: Target; limit: number },
   warn: Warn,
 ): Promise<MessageFields[]> {
-  let online = true;
-  try {
-    await client.sync();
-  } catch (err) {
-    if (!(err instanceof ZmqchatError) || (err.code !== "timeout" && err.code !== "unavailable")) throw err;
-    warn(`offline (${err.message}); showing the local cache`);
-    online = false;
-  }
+  const online = await syncOrWarn(client, warn, "showing the local cache");
   if (online) await checkConversation(client, { err: (line) => warn(line.replace(WARNING, "")) }, p.target);
   return client.cache.history(convOfTarget(p.target), p.limit).map(messageFields);
 }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { searchMessages, toMatchQuery } from "../../core/client/search.js";
 import { ZmqchatError } from "../../core/errors.js";
-import { openClient, settingsOf } from "../context.js";
+import { openClient, settingsOf, syncOrWarn } from "../context.js";
 import { messageJson, messageLine } from "../format.js";
 import type { Io } from "../io.js";
 import { checkName } from "./chat.js";
@@ -26,14 +26,11 @@ export async function searchCommand(cmd: Command, io: Io, words: string[], opts:
   if (opts.group !== undefined) checkName("group", opts.group);
   const s = openClient(settingsOf(cmd));
   try {
-    let online = true;
-    try {
-      await s.client.sync();
-    } catch (err) {
-      if (!(err instanceof ZmqchatError) || (err.code !== "timeout" && err.code !== "unavailable")) throw err;
-      io.err(`zmqchat: warning: offline (${err.message}); searching the local cache`);
-      online = false;
-    }
+    const online = await syncOrWarn(
+      s.client,
+      (t) => io.err(`zmqchat: warning: ${t}`),
+      "searching the local cache",
+    );
     if (online && opts.from !== undefined) await checkConversation(s.client, io, { user: opts.from });
     if (online && opts.group !== undefined) await checkConversation(s.client, io, { group: opts.group });
     const hits = searchMessages(s.client.cache, text, { from: opts.from, group: opts.group, limit });

@@ -18,6 +18,7 @@ import { NAME_PATTERN } from "../../core/protocol/limits.js";
 import { isAlive, readStackState, stackPaths } from "../../server/local-stack.js";
 import type { ProfileAccess, TuiSession } from "../../tui/controller.js";
 import { runTui, TerminalScreen } from "../../tui/main.js";
+import { watchCacheFile } from "../../tui/worker/cache-watch.js";
 import { clientTransport, curveSecretOf, settingsOf, unlockOptions } from "../context.js";
 import { makeLogger } from "../logging.js";
 import { probeBalancer } from "../probe.js";
@@ -45,6 +46,7 @@ export function zeromqProfiles(settings: Settings, log: Logger): ProfileAccess {
         await client.close();
         cache.close();
       },
+      watchShared: (onChange) => watchCacheFile(profilePaths(home, name).cache, onChange),
     };
   };
   const exists = (name: string) => NAME_PATTERN.test(name) && hasIdentity(profilePaths(home, name));

@@ -2,6 +2,7 @@ import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
+import { ActionStore, type MessageExtra } from "./actions.js";
 import { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 import { SearchIndex } from "./search.js";
 
@@ -78,6 +79,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 `;
 
+/** Columns added after the first release: a cache made before gets them on open. */
+const ADDED_COLUMNS: Array<[table: string, column: string, type: string]> = [["outbox", "extra", "TEXT"]];
+
 /** A message composed but not yet acknowledged by the service; kept on disk until it is. */
 export interface OutboxItem {
   id: string;
@@ -87,6 +91,8 @@ export interface OutboxItem {
   seq: number;
   sentAt: string;
   lastError: string | null;
+  /** A reply reference or an action, sealed with the text (actions.ts). */
+  extra?: MessageExtra;
 }
 
 const COLUMNS =
@@ -102,6 +108,8 @@ export class Cache {
   private readonly stmts;
   /** Full-text search over the cached messages (`searchMessages` in search.ts). */
   readonly searchIndex: SearchIndex;
+  /** Replies, edits, deletes and reactions (actions.ts). */
+  readonly actions: ActionStore;
 
   constructor(path: string) {
     const inMemory = path === ":memory:";
@@ -113,7 +121,13 @@ export class Cache {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.exec(SCHEMA);
+    for (const [table, column, type] of ADDED_COLUMNS) {
+      const has = this.db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all();
+      if (!has.some((c) => c.name === column))
+        this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+    }
     this.searchIndex = new SearchIndex(this.db);
+    this.actions = new ActionStore(this.db);
     const db = this.db;
     this.stmts = {
       insert: db.prepare(
@@ -168,7 +182,7 @@ export class Cache {
       count: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM messages"),
       releaseSeq: db.prepare("UPDATE seqs SET next = next - 1 WHERE conv = ? AND next = ?"),
       enqueue: db.prepare(
-        "INSERT OR IGNORE INTO outbox (id, conv, target_user, target_group, text, seq, sent_at) VALUES (@id, @conv, @user, @group, @text, @seq, @sentAt)",
+        "INSERT OR IGNORE INTO outbox (id, conv, target_user, target_group, text, seq, sent_at, extra) VALUES (@id, @conv, @user, @group, @text, @seq, @sentAt, @extra)",
       ),
       dequeue: db.prepare("DELETE FROM outbox WHERE id = ?"),
       outbox: db.prepare<[], OutboxRow>("SELECT * FROM outbox ORDER BY n"),
@@ -210,8 +224,16 @@ export class Cache {
         cursor !== null &&
         this.stmts.seen.run(m.id, m.cursor, m.conv).changes === 1 &&
         this.stmts.seenAt.all(m.id).length > 1;
+      // An edit, delete or reaction is kept apart and applied when messages are read (actions.ts).
+      if (m.action) {
+        this.actions.record({ ...m, action: m.action }, cursor !== null);
+        continue;
+      }
       const r = this.stmts.insert.run({ ...m, verified: m.verified ? 1 : 0, ord: BigInt(m.cursor) });
-      if (r.changes === 1) fresh.push(m);
+      if (r.changes === 1) {
+        fresh.push(m);
+        this.actions.landed(m);
+      }
       // A message cached from its acknowledgement takes its place from the mailbox copy when that
       // arrives; a replay keeps the place it was first seen at.
       else if (cursor !== null && !replayed)
@@ -281,12 +303,14 @@ export class Cache {
 
   /** The newest `limit` messages of a conversation, oldest first. */
   history(conv: string, limit: number): ChatMessage[] {
-    return this.stmts.history.all(conv, limit).map(messageFromRow);
+    return this.actions.apply(this.stmts.history.all(conv, limit).map(messageFromRow));
   }
 
   /** Messages placed after a cursor (any conversation), oldest first. */
   after(cursor: string | null, limit: number): ChatMessage[] {
-    return this.stmts.after.all(cursor === null ? -1n : BigInt(cursor), limit).map(messageFromRow);
+    return this.actions.apply(
+      this.stmts.after.all(cursor === null ? -1n : BigInt(cursor), limit).map(messageFromRow),
+    );
   }
 
   conversations(): Array<{ conv: string; last: string; count: number }> {
@@ -349,6 +373,7 @@ export class Cache {
       text: item.text,
       seq: item.seq,
       sentAt: item.sentAt,
+      extra: item.extra ? JSON.stringify(item.extra) : null,
     });
   }
 
@@ -365,6 +390,7 @@ export class Cache {
       seq: r.seq,
       sentAt: r.sent_at,
       lastError: r.last_error,
+      ...(r.extra ? { extra: JSON.parse(r.extra) as MessageExtra } : {}),
     }));
   }
 
@@ -386,6 +412,7 @@ interface OutboxRow {
   seq: number;
   sent_at: string;
   last_error: string | null;
+  extra: string | null;
 }
 
 interface ContactRow {

@@ -27,8 +27,10 @@ import {
 } from "../protocol/schema.js";
 import type { ClientLink, Route } from "../transport.js";
 import { AckBatch } from "./ack-batch.js";
+import { extraFields, type MessageExtra } from "./actions.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
 import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOptions } from "./channel.js";
+import { convOfTarget, groupConv } from "./conv.js";
 import type { EndpointMemory } from "./endpoints.js";
 import { ContactKeys, type ContactKeyView } from "./key-history.js";
 import { LiveDeliveries } from "./live.js";
@@ -45,7 +47,13 @@ export type ClientEvent =
   | { type: "sync"; received: number; done: boolean }
   | { type: "outbox"; pending: number }
   /** A group change told live: an invitation, a member who joined, declined, left or was removed. */
-  | { type: "group"; notice: GroupNotice };
+  | { type: "group"; notice: GroupNotice }
+  /**
+   * The live path or a sync found messages already in the shared cache (stored by another process
+   * of this profile, e.g. `zmqchat send`, or by our own acknowledgement), so no `message` event was
+   * given for them: a view showing every message reads the cache up to `cursor`.
+   */
+  | { type: "already_stored"; cursor: string };
 
 export interface ChatClientOptions {
   /** Opens a link to one endpoint (the transport is picked by the caller). */
@@ -90,7 +98,7 @@ export class ChatClient {
   /** Contacts' checked key histories: which key verifies which message. */
   private readonly contactKeys: ContactKeys;
   /** Sends of this device awaiting their acknowledgement: the signature they went out with, and their text. */
-  private readonly sending = new Map<string, { sig: string; text: string }>();
+  private readonly sending = new Map<string, { sig: string; text: string; extra?: MessageExtra }>();
   /** Verifies and decrypts batches of mailbox items (large ones on worker threads). */
   private readonly opener: Opener;
   /** Live deliveries, applied directly when they follow the cursor. */
@@ -119,6 +127,7 @@ export class ChatClient {
       sync: () => this.sync(),
       running: () => this.syncing,
       emit: (message) => this.emit({ type: "message", message }),
+      alreadyStored: (cursor) => this.emit({ type: "already_stored", cursor }),
       warn: (err, what) => this.log.warn({ err }, what),
     });
     this.sealer = new Sealer(options.identity.identity);
@@ -288,8 +297,13 @@ export class ChatClient {
   }
 
   /** Sends one message; resolves once the service stored it durably in every mailbox. */
-  async send(target: Target, text: string, opts: RequestOptions = {}): Promise<ChatMessage> {
-    const item = this.compose(target, text, false);
+  async send(
+    target: Target,
+    text: string,
+    opts: RequestOptions = {},
+    extra?: MessageExtra,
+  ): Promise<ChatMessage> {
+    const item = this.compose(target, text, false, extra);
     try {
       return await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs), false);
     } catch (err) {
@@ -307,8 +321,9 @@ export class ChatClient {
     target: Target,
     text: string,
     opts: RequestOptions = {},
+    extra?: MessageExtra,
   ): Promise<{ id: string; queued: boolean; message?: ChatMessage }> {
-    const item = this.compose(target, text, true);
+    const item = this.compose(target, text, true, extra);
     try {
       const message = await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs), true);
       return { id: item.id, queued: false, message };
@@ -355,9 +370,9 @@ export class ChatClient {
 
   private flushing: Promise<{ sent: number; left: number }> | null = null;
 
-  private compose(target: Target, text: string, persist: boolean): OutboxItem {
+  private compose(target: Target, text: string, persist: boolean, extra?: MessageExtra): OutboxItem {
     checkText(text);
-    const conv = "user" in target ? `u:${target.user}` : `g:${target.group}`;
+    const conv = convOfTarget(target);
     const item: OutboxItem = {
       id: uuidv7(),
       conv,
@@ -366,6 +381,7 @@ export class ChatClient {
       seq: this.cache.nextSeq(conv),
       sentAt: new Date().toISOString(),
       lastError: null,
+      ...(extra ? { extra } : {}),
     };
     if (persist) this.cache.enqueue(item);
     return item;
@@ -373,7 +389,7 @@ export class ChatClient {
 
   /** Seals and sends one composed message with its own id, seq and time; removes it from the outbox once acknowledged. */
   private async deliver(item: OutboxItem, deadline: number, queued: boolean): Promise<ChatMessage> {
-    const { id, target, text, seq, sentAt, conv } = item;
+    const { id, target, text, seq, sentAt, conv, extra } = item;
     await this.login({ timeoutMs: remaining(deadline) });
     for (let round = 0; ; round++) {
       const recipients = await this.recipientsOf(target, round > 0, deadline);
@@ -386,8 +402,9 @@ export class ChatClient {
         sentAt,
         text,
         recipients,
+        ...(extra ? { extra } : {}),
       });
-      this.sending.set(id, { sig: envelope.sig, text });
+      this.sending.set(id, { sig: envelope.sig, text, extra });
       try {
         const ack = await this.request("send", { envelope }, { timeoutMs: remaining(deadline) });
         const message: ChatMessage = {
@@ -404,6 +421,7 @@ export class ChatClient {
           problem: null,
           seq,
           device: this.options.identity.device,
+          ...extraFields(extra),
         };
         // When the cursor is just before our copy, the acknowledgement stands for its delivery.
         for (const m of await this.acks.add(message, ack.prev, queued))
@@ -458,6 +476,7 @@ export class ChatClient {
       const fresh = this.cache.addMessages(messages, last);
       received += fresh.length;
       for (const m of fresh) this.emit({ type: "message", message: m });
+      if (fresh.length < messages.length) this.emit({ type: "already_stored", cursor: last });
       onProgress(received);
       this.emit({ type: "sync", received, done: !page.more });
       if (!ahead) break;
@@ -731,7 +750,13 @@ export class ChatClient {
       const mine = env.from === this.name && env.device === this.options.identity.device;
       const sent = mine ? this.sending.get(env.id) : undefined;
       if (!sent || sent.sig !== env.sig) return undefined;
-      const message = { ...messageBase(item, this.name), text: sent.text, verified: true, problem: null };
+      const message = {
+        ...messageBase(item, this.name),
+        text: sent.text,
+        verified: true,
+        problem: null,
+        ...extraFields(sent.extra),
+      };
       return { message, held: false, unexplained: false };
     });
     const rest = items.filter((_, k) => local[k] === undefined);
@@ -797,7 +822,7 @@ export class ChatClient {
         this.keysCheckedAt.set(target.user, Date.now());
       }
     } else {
-      const key = `g:${target.group}`;
+      const key = groupConv(target.group);
       const cached = this.groupCache.get(key);
       let info: GroupInfo;
       if (!fresh && cached && Date.now() - cached.at < KEY_CHECK_MS) {

@@ -11,6 +11,8 @@ export interface LiveDeps {
   /** The sync under way, if any. */
   running(): Promise<number> | null;
   emit(message: ChatMessage): void;
+  /** Deliveries were found already in the shared cache, which holds the mailbox up to `cursor` (another process of this profile, or our ack, stored them). */
+  alreadyStored?(cursor: string): void;
   warn(err: unknown, what: string): void;
 }
 
@@ -80,16 +82,21 @@ export class LiveDeliveries {
     let at = start;
     const run: MailboxItem[] = [];
     let gap = false;
+    let stored: string | null = null;
     for (const frame of batch) {
       const parsed = deliveryFrameSchema.safeParse(frame);
-      if (!parsed.success || parsed.data.owner !== this.me || parsed.data.prev === undefined) {
+      if (!parsed.success || parsed.data.owner !== this.me) {
         gap = true;
         continue;
       }
       const { item, prev } = parsed.data;
       // At or behind the cursor: already stored (our own copy from its ack, a sync, a repeat).
-      if (at !== null && BigInt(item.cursor) <= BigInt(at)) continue;
-      if (prev === at) {
+      if (at !== null && BigInt(item.cursor) <= BigInt(at)) {
+        stored = item.cursor;
+        continue;
+      }
+      if (prev === undefined) gap = true;
+      else if (prev === at) {
         run.push(item);
         at = item.cursor;
       } else gap = true;
@@ -97,9 +104,17 @@ export class LiveDeliveries {
     if (run.length > 0 && at !== null) {
       const opened = await this.deps.open(run);
       const fresh = cache.addNext(opened, start, at);
-      if (fresh === null) gap = true;
-      else for (const m of fresh) this.deps.emit(m);
+      // The cursor moved meanwhile: another process of this profile stored (at least some of) these.
+      if (fresh === null) {
+        gap = true;
+        stored = at;
+      } else {
+        for (const m of fresh) this.deps.emit(m);
+        // Some were in the cache already (stored by another process without moving the cursor).
+        if (fresh.length < opened.length) stored = at;
+      }
     }
+    if (stored !== null) this.deps.alreadyStored?.(cache.cursor ?? stored);
     if (gap) await this.deps.sync();
   }
 }

@@ -20,7 +20,22 @@ export interface ChatMessage {
   problem: string | null;
   seq: number;
   device: string;
+  /** The id of the message this one replies to (sealed inside the content), or null. */
+  replyTo?: string | null;
+  /** Set on an action event (edit, delete, reaction): what it does to which message; see actions.ts. */
+  action?: MessageAction;
+  /** Filled when read from the cache (actions.ts applies the actions to their targets). */
+  edited?: string | null;
+  deleted?: boolean;
+  /** Emoji → the names of who reacted with it, in name order. */
+  reactions?: Record<string, string[]>;
 }
+
+/** What an action event does, sealed and signed inside its content. Only the author may edit or delete. */
+export type MessageAction =
+  | { kind: "edit"; target: string }
+  | { kind: "delete"; target: string }
+  | { kind: "react"; target: string; emoji: string; remove: boolean };
 
 /** A `messages` row as SQLite returns it. */
 export interface MessageRow {

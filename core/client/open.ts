@@ -1,7 +1,9 @@
 import type { OpenResult, Sealer } from "../crypto/envelope.js";
 import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
 import { isIsoTime } from "../text/sanitize.js";
+import { extraFields, readExtra } from "./actions.js";
 import type { ChatMessage, Contact } from "./cache.js";
+import { groupConv, userConv } from "./conv.js";
 import type { ContactKeyView } from "./key-history.js";
 
 /** What opening one mailbox item gave. */
@@ -27,7 +29,7 @@ export function messageBase(item: MailboxItem, me: string) {
   const other = env.group === null ? (env.from === me ? env.to : env.from) : null;
   return {
     id: env.id,
-    conv: env.group !== null ? `g:${env.group}` : `u:${other ?? env.from}`,
+    conv: env.group !== null ? groupConv(env.group) : userConv(other ?? env.from),
     from: env.from,
     to: env.to,
     group: env.group,
@@ -72,8 +74,10 @@ export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
     if (until !== null && !(Date.parse(item.serverTime) <= Date.parse(until)))
       return flagged(`signed with a key ${env.from} had already replaced when it was stored`);
     if (!isIsoTime(env.sentAt)) return flagged("its sentAt is not an ISO 8601 time");
+    const extra = readExtra(r.extra);
+    if (!extra.ok) return flagged(extra.problem);
     return {
-      message: { ...base, text: r.text, verified: true, problem: null },
+      message: { ...base, text: r.text, verified: true, problem: null, ...extraFields(extra.extra) },
       held: false,
       unexplained: false,
     };

@@ -60,6 +60,11 @@ export type UnsignedEnvelope = Envelope extends infer E
 
 export interface Plaintext {
   text: string;
+  /**
+   * What the client adds inside the sealed content beside the text (a reply reference, an
+   * action on another message). Opaque here; older clients read only `text`.
+   */
+  extra?: unknown;
 }
 
 export interface SealInput {
@@ -70,12 +75,14 @@ export interface SealInput {
   seq: number;
   sentAt: string;
   text: string;
+  /** Sealed and signed with the text (Plaintext.extra), as JSON; absent for a plain message. */
+  extra?: object;
   /** Every recipient with their keys; the sender is added when missing. */
   recipients: Array<{ name: string; keys: PublicKeys }>;
 }
 
 export type OpenResult =
-  | { ok: true; text: string }
+  | { ok: true; text: string; extra?: unknown }
   | { ok: false; reason: "bad_signature" | "not_for_me" | "undecryptable" | "unknown_suite" };
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64url");
@@ -98,7 +105,11 @@ export class Sealer {
     const cipher = createCipheriv("aes-256-gcm", cek, nonce);
     cipher.setAAD(contentAad(2, input.id, me.name, input.to, input.group));
     const body = Buffer.concat([
-      cipher.update(JSON.stringify({ text: input.text } satisfies Plaintext)),
+      cipher.update(
+        JSON.stringify(
+          (input.extra ? { text: input.text, extra: input.extra } : { text: input.text }) satisfies Plaintext,
+        ),
+      ),
       cipher.final(),
       cipher.getAuthTag(),
     ]);
@@ -159,7 +170,10 @@ export class Sealer {
       const plain = Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]);
       const parsed = JSON.parse(plain.toString("utf8")) as Partial<Plaintext>;
       if (typeof parsed.text !== "string") return { ok: false, reason: "undecryptable" };
-      return { ok: true, text: parsed.text };
+      // `extra` is checked by the client (core/client/actions.ts), which can say what is wrong with it.
+      return parsed.extra === undefined
+        ? { ok: true, text: parsed.text }
+        : { ok: true, text: parsed.text, extra: parsed.extra };
     } catch {
       return { ok: false, reason: "undecryptable" };
     }

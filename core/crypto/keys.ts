@@ -69,22 +69,21 @@ export class PublicKeyCache {
   private readonly enc = new Map<string, KeyObject>();
 
   signKey(raw: string): KeyObject {
-    let k = this.sign.get(raw);
-    if (!k) {
-      k = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: raw }, format: "jwk" });
-      this.sign.set(raw, k);
-    }
-    return k;
+    return cachedKey(this.sign, "Ed25519", raw);
   }
 
   encKey(raw: string): KeyObject {
-    let k = this.enc.get(raw);
-    if (!k) {
-      k = createPublicKey({ key: { kty: "OKP", crv: "X25519", x: raw }, format: "jwk" });
-      this.enc.set(raw, k);
-    }
-    return k;
+    return cachedKey(this.enc, "X25519", raw);
   }
+}
+
+function cachedKey(cache: Map<string, KeyObject>, crv: "Ed25519" | "X25519", raw: string): KeyObject {
+  let k = cache.get(raw);
+  if (!k) {
+    k = createPublicKey({ key: { kty: "OKP", crv, x: raw }, format: "jwk" });
+    cache.set(raw, k);
+  }
+  return k;
 }
 
 /**

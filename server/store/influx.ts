@@ -13,6 +13,7 @@ import {
   resolveOptions,
 } from "./influx/options.js";
 import { checkName, Records } from "./influx/records.js";
+import { Watermarks } from "./influx/watermarks.js";
 import { SafetyWindow } from "./influx/window.js";
 import type {
   AppendInput,
@@ -29,13 +30,17 @@ import type {
 
 export type { InfluxStoreOptions } from "./influx/options.js";
 
+/** How often an idle process publishes its lane watermark (watermarks.ts). */
+const WATERMARK_EVERY_MS = 50;
+
 /**
  * The production store: InfluxDB through its v1 HTTP API (`/write`, InfluxQL on `/query`).
  * See docs/influx-schema.md for the measurements and for why every step is safe with several
  * server processes on one database. The mechanisms live under influx/: options.ts (URL and
  * environment), bootstrap.ts (start-up), lane-lease.ts (unique timestamps), claims.ts
  * (first-claim agreement) and records.ts (users, keys, groups on top of it), mailbox-read.ts
- * (safety-window reads), group-commit.ts (batched appends), retry.ts (the one retry loop).
+ * (safety-window reads), group-commit.ts (batched appends), watermarks.ts and predecessors.ts
+ * (each copy's predecessor, told without waiting out the window), retry.ts (the one retry loop).
  */
 export class InfluxStore implements Store {
   private readonly opts: ResolvedOptions;
@@ -44,6 +49,7 @@ export class InfluxStore implements Store {
   private readonly records: Records;
   private readonly commits: GroupCommit;
   private readonly reader: MailboxReader;
+  private readonly watermarks: Watermarks | null;
   private state: "new" | "open" | "closed" = "new";
   private initing: Promise<void> | null = null;
 
@@ -68,8 +74,19 @@ export class InfluxStore implements Store {
     const stamp = () => this.stamp();
     this.lanes = new LaneLease(this.ctx, this.opts.laneLeaseMs);
     this.records = new Records(this.ctx, new Claims(this.ctx, stamp), stamp);
-    this.commits = new GroupCommit(this.ctx, this.opts, stamp);
-    this.reader = new MailboxReader(this.ctx, () => this.commits.inflightMin);
+    // Watermarks assume an acknowledged write is visible to every later query (watermarks.ts).
+    const consistent = options.consistency === undefined || options.consistency === "all";
+    this.watermarks =
+      consistent && this.opts.safetyWindowMs > 0
+        ? new Watermarks(
+            this.ctx,
+            this.lanes,
+            { everyMs: WATERMARK_EVERY_MS, quietMs: this.opts.timeoutMs + this.opts.safetyWindowMs },
+            () => this.commits.busy,
+          )
+        : null;
+    this.commits = new GroupCommit(this.ctx, this.opts, stamp, this.watermarks, this.ctx.window.racingNs);
+    this.reader = new MailboxReader(this.ctx, () => this.commits.inflightMin, this.watermarks);
   }
 
   /** See options.ts optionsFromUrl for the URL's parameters and the environment it reads. */
@@ -99,6 +116,7 @@ export class InfluxStore implements Store {
   private async doInit(): Promise<void> {
     await bootstrap(this.ctx, this.opts);
     await this.lanes.lease(() => this.state === "open");
+    this.watermarks?.start();
     this.state = "open";
   }
 
@@ -182,7 +200,8 @@ export class InfluxStore implements Store {
   append(input: AppendInput): Promise<AppendResult> {
     try {
       this.ready();
-      if (typeof input.id !== "string" || input.id.length === 0 || input.id.length > 64) {
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+      if (typeof input.id !== "string" || !/^[^\u0000-\u001f\u007f]{1,64}$/.test(input.id)) {
         throw new ZmqchatError("bad_request", "a message needs an id");
       }
       if (!Array.isArray(input.owners) || input.owners.length === 0)
@@ -217,6 +236,7 @@ export class InfluxStore implements Store {
     if (this.state === "closed") return;
     this.lanes.stop();
     await this.commits.idle();
+    this.watermarks?.stop();
     if (this.state === "open") await this.lanes.release();
     this.state = "closed";
     this.ctx.http.close();

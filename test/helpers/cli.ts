@@ -1,8 +1,7 @@
 import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { ZMQCHAT_BIN } from "./paths.js";
 
-/** The built CLI; tests run it as a user would. */
-export const ZMQCHAT_BIN = fileURLToPath(new URL("../../dist/bin/zmqchat.js", import.meta.url));
+export { ZMQCHAT_BIN };
 
 export interface CliResult {
   code: number | null;

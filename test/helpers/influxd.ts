@@ -2,14 +2,17 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
+import { REPO_ROOT } from "./paths.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const ensureScript = resolve(here, "../../scripts/ensure-influxd.sh");
+const ensureScript = join(REPO_ROOT, "scripts", "ensure-influxd.sh");
 
 export interface Influxd {
+  /** The running influxd's process id (a new one after `restart`). */
+  readonly pid: number;
+  /** What `influxd version` says. */
+  version: string;
   /** Base URL of the HTTP API, e.g. `http://127.0.0.1:41234`. */
   url: string;
   port: number;
@@ -32,6 +35,20 @@ export interface InfluxdOptions {
   auth?: boolean;
   /** Deadline for influxd to answer /ping, per start. */
   startTimeoutMs?: number;
+  /** Keep the data here (made when missing, left in place by `stop`); default: a new temporary directory that `stop` deletes. */
+  dir?: string;
+  /** Called with each influxd process started (the bench tracks them to kill them should it crash). */
+  onSpawn?: (child: ChildProcess) => void;
+}
+
+/** Why influxd cannot be started here, or null when it is installed (the bench reports InfluxDB figures as missing). */
+export function influxdMissing(): string | null {
+  try {
+    execFileSync("influxd", ["version"], { stdio: ["ignore", "pipe", "pipe"] });
+    return null;
+  } catch {
+    return "influxd is not installed (Debian package influxdb)";
+  }
 }
 
 let ensured = false;
@@ -103,14 +120,18 @@ bind-address = "127.0.0.1:${rpcPort}"
 }
 
 /**
- * Starts a private influxd on free loopback ports with its data in a temporary directory, and
- * waits (polling /ping with a deadline) until it answers. Fails loudly when influxd is missing.
+ * Starts a private influxd (1.x, as Debian ships it) on free loopback ports, configured as the
+ * tests and the bench run it (fsync on every write batch), with its data in a temporary
+ * directory, and waits (polling /ping with a deadline) until it answers. Fails loudly when
+ * influxd is missing. The one influxd launcher of the tests and the bench.
  */
 export async function startInfluxd(options: InfluxdOptions = {}): Promise<Influxd> {
   ensureInfluxd();
   const startTimeoutMs = options.startTimeoutMs ?? 20_000;
-  const dir = mkdtempSync(join(tmpdir(), "zmqchat-influxd-"));
-  for (const sub of ["meta", "data", "wal"]) mkdirSync(join(dir, sub));
+  const ownDir = options.dir === undefined;
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), "zmqchat-influxd-"));
+  for (const sub of ["meta", "data", "wal"]) mkdirSync(join(dir, sub), { recursive: true });
+  const version = execFileSync("influxd", ["version"]).toString().trim();
   const logPath = join(dir, "influxd.log");
   const configPath = join(dir, "influxd.conf");
   const auth = options.auth ?? false;
@@ -133,6 +154,7 @@ export async function startInfluxd(options: InfluxdOptions = {}): Promise<Influx
     const proc = spawn("influxd", ["-config", configPath], { stdio: ["ignore", fd, fd] });
     closeSync(fd);
     child = proc;
+    options.onSpawn?.(proc);
     let alive = true;
     exited = new Promise((res) => {
       proc.once("exit", () => {
@@ -180,7 +202,7 @@ export async function startInfluxd(options: InfluxdOptions = {}): Promise<Influx
     }
   }
   if (lastError) {
-    rmSync(dir, { recursive: true, force: true });
+    if (ownDir) rmSync(dir, { recursive: true, force: true });
     throw lastError;
   }
 
@@ -211,6 +233,10 @@ export async function startInfluxd(options: InfluxdOptions = {}): Promise<Influx
   };
 
   return {
+    get pid() {
+      return (child as ChildProcess | null)?.pid ?? 0;
+    },
+    version,
     url,
     port: httpPort,
     admin,
@@ -223,7 +249,7 @@ export async function startInfluxd(options: InfluxdOptions = {}): Promise<Influx
     },
     stop: async () => {
       await waitGone("SIGTERM");
-      rmSync(dir, { recursive: true, force: true });
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -9,8 +10,22 @@ import { type CliResult, runCli, ZMQCHAT_BIN } from "./cli.js";
 export const CLUSTER_SECRET = "integration-test-secret-0123456789";
 
 export interface StackProcess {
+  /** `LABEL-balancer` (`LABEL-balancer-N` from the second on) or `LABEL-server-N`. */
+  name: string;
   child: ChildProcess;
   output: string[];
+}
+
+/** How the stack's processes are started, watched and told apart (the bench sets these). */
+interface LaunchOptions {
+  /** Node flags before the CLI, per process name (the bench's CPU profiles). */
+  nodeArgs?: (name: string) => string[];
+  /** Called with each process started. */
+  onSpawn?: (child: ChildProcess, name: string) => void;
+  /** Called with each line a process writes. */
+  onLine?: (name: string, line: string) => void;
+  /** Keep about this many of the latest output lines per process; default all. */
+  keepLines?: number;
 }
 
 /** The CURVE keys of a helper stack: the balancers' pair and the listed servers' pairs. */
@@ -63,6 +78,10 @@ export interface RealStack {
   endpoint: string;
   endpoints: string[];
   backends: string[];
+  /** The balancers' ops HTTP ports (/healthz, /metrics). */
+  httpPorts: number[];
+  /** Prometheus endpoints: each balancer's, then (with `serverHttp`) each server's. */
+  metricsUrls: string[];
   dir: string;
   store: string;
   balancers: StackProcess[];
@@ -80,22 +99,61 @@ export interface RealStack {
   stop(): Promise<void>;
 }
 
-function launch(args: string[], env: NodeJS.ProcessEnv = {}): StackProcess {
-  const child = spawn(process.execPath, [ZMQCHAT_BIN, ...args], {
+function launch(
+  name: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  how: LaunchOptions = {},
+): StackProcess {
+  const child = spawn(process.execPath, [...(how.nodeArgs?.(name) ?? []), ZMQCHAT_BIN, ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  how.onSpawn?.(child, name);
   const output: string[] = [];
-  createInterface({ input: child.stdout! }).on("line", (l) => output.push(l));
-  createInterface({ input: child.stderr! }).on("line", (l) => output.push(l));
-  return { child, output };
+  const keep = (l: string) => {
+    output.push(l);
+    if (how.keepLines !== undefined && output.length > how.keepLines) output.splice(0, output.length >> 1);
+    how.onLine?.(name, l);
+  };
+  createInterface({ input: child.stdout! }).on("line", keep);
+  createInterface({ input: child.stderr! }).on("line", keep);
+  return { name, child, output };
 }
 
-/** Waits for a condition, polling; throws with `what` when the deadline passes. */
+/** A loopback port that was free a moment ago (a server's ops HTTP port). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === "object" ? resolve(addr.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+/** Ends a process: SIGKILL at once, or SIGTERM and SIGKILL after `graceMs`; resolves when it has exited. */
+function stopProcess(p: StackProcess, graceMs?: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (p.child.exitCode !== null || p.child.signalCode !== null) return resolve();
+    const timer = graceMs === undefined ? null : setTimeout(() => p.child.kill("SIGKILL"), graceMs);
+    p.child.once("exit", () => {
+      if (timer) clearTimeout(timer);
+      resolve();
+    });
+    p.child.kill(graceMs === undefined ? "SIGKILL" : "SIGTERM");
+  });
+}
+
+/**
+ * Waits for a condition, polling; throws with `what` when the deadline passes. The deadline only
+ * catches a hang: generous, as processes start slowly while other test files run alongside.
+ */
 export async function waitFor<T>(
   what: string,
   fn: () => T | Promise<T>,
-  timeoutMs = 15_000,
+  timeoutMs = 60_000,
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -116,7 +174,9 @@ export async function freeBasePort(): Promise<number> {
       s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
     });
   for (let tries = 0; tries < 200; tries++) {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    // Below Linux's ephemeral range (32768+), so no OS-assigned port of a test running alongside
+    // can take these between this check and the bind.
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
     let ok = true;
     for (let p = base; p < base + 4 && ok; p++) ok = await free(p);
     if (ok) return base;
@@ -125,9 +185,12 @@ export async function freeBasePort(): Promise<number> {
 }
 
 async function startBalancer(
+  name: string,
   port = 0,
   extra: string[] = [],
   env: NodeJS.ProcessEnv = {},
+  how: LaunchOptions = {},
+  timeoutMs?: number,
 ): Promise<{
   proc: StackProcess;
   frontend: string;
@@ -135,12 +198,29 @@ async function startBalancer(
   httpPort: number;
 }> {
   const proc = launch(
+    name,
     ["balancer", "--port", String(port), "--http-port", "0", "--log-level", "warn", ...extra],
     env,
+    how,
   );
-  const line = await waitFor("the balancer to be ready", () =>
-    proc.output.find((l) => l.includes('"balancer_ready"')),
-  );
+  // A balancer that never gets ready is killed: a child left running keeps the test file's
+  // process alive after its last test, and node --test waits for it forever.
+  let line: string;
+  try {
+    line = await waitFor(
+      "the balancer to be ready",
+      () => {
+        const found = proc.output.find((l) => l.includes('"balancer_ready"'));
+        if (!found && (proc.child.exitCode !== null || proc.child.signalCode !== null))
+          throw new Error(`${name} exited before it was ready:\n${proc.output.slice(-20).join("\n")}`);
+        return found;
+      },
+      timeoutMs,
+    );
+  } catch (err) {
+    await stopProcess(proc);
+    throw err;
+  }
   const ready = JSON.parse(line) as { endpoints: { frontend: string; backend: string }; httpPort: number };
   return {
     proc,
@@ -175,8 +255,24 @@ export async function startStack(
     insecure?: boolean;
     /** Each balancer with a key pair of its own (servers pin one key per balancer). */
     keyPerBalancer?: boolean;
-  } = {},
+    /** Names the processes (`LABEL-balancer`, `LABEL-server-N`) and the servers' ids (`LABEL-N`); default `it`. */
+    label?: string;
+    /** Each server serves /healthz and /metrics on a loopback port of its own (see `metricsUrls`). */
+    serverHttp?: boolean;
+    /** `stop` sends SIGTERM and waits this long before SIGKILL; default SIGKILL at once. */
+    stopGraceMs?: number;
+    /** Deadline for the balancers to be ready and the servers to be live; default `waitFor`'s, each. */
+    startTimeoutMs?: number;
+  } & LaunchOptions = {},
 ): Promise<RealStack> {
+  const label = options.label ?? "it";
+  const how: LaunchOptions = {
+    nodeArgs: options.nodeArgs,
+    onSpawn: options.onSpawn,
+    onLine: options.onLine,
+    keepLines: options.keepLines,
+  };
+  const balancerName = (i: number) => (i === 0 ? `${label}-balancer` : `${label}-balancer-${i + 1}`);
   const dir = mkdtempSync(join(tmpdir(), "zmqchat-it-"));
   const nBalancers = options.balancers ?? 1;
   const ownCurve =
@@ -211,10 +307,24 @@ export async function startStack(
   for (let i = 0; i < nBalancers; i++) {
     const base = options.fixedPorts ? await freeBasePort() : 0;
     basePorts.push(base);
-    bs.push(await startBalancer(base, balancerArgs(i), options.balancerEnv));
+    bs.push(
+      await startBalancer(
+        balancerName(i),
+        base,
+        balancerArgs(i),
+        options.balancerEnv,
+        how,
+        options.startTimeoutMs,
+      ).catch(async (err: Error) => {
+        await Promise.all(bs.map((b) => stopProcess(b.proc)));
+        rmSync(dir, { recursive: true, force: true });
+        throw err;
+      }),
+    );
   }
   const backends = bs.map((b) => b.backend);
   const servers: StackProcess[] = [];
+  const serverHttpPorts: number[] = [];
   let serial = 0;
   const stack: RealStack = {
     curve: ownCurve,
@@ -230,19 +340,37 @@ export async function startStack(
     endpoint: bs.map((b) => b.frontend).join(","),
     endpoints: bs.map((b) => b.frontend),
     backends,
+    httpPorts: bs.map((b) => b.httpPort),
+    get metricsUrls() {
+      return [...bs.map((b) => b.httpPort), ...serverHttpPorts].map((p) => `http://127.0.0.1:${p}/metrics`);
+    },
     dir,
     store,
     balancers: bs.map((b) => b.proc),
     servers,
     async restartBalancer(index) {
       if (!basePorts[index]) throw new Error("restartBalancer needs a stack started with fixedPorts");
-      const b = await startBalancer(basePorts[index], balancerArgs(index), options.balancerEnv);
+      const b = await startBalancer(
+        balancerName(index),
+        basePorts[index],
+        balancerArgs(index),
+        options.balancerEnv,
+        how,
+        options.startTimeoutMs,
+      );
       bs[index] = b;
       stack.balancers[index] = b.proc;
     },
     async startServer(extraArgs = options.serverArgs ?? []) {
       const n = ++serial;
+      const http: string[] = [];
+      if (options.serverHttp) {
+        const port = await freePort();
+        serverHttpPorts.push(port);
+        http.push("--http-host", "127.0.0.1", "--http-port", String(port));
+      }
       const proc = launch(
+        `${label}-server-${n}`,
         [
           "server",
           "--balancer",
@@ -250,13 +378,15 @@ export async function startStack(
           "--store",
           store,
           "--id",
-          `it-${n}`,
+          `${label}-${n}`,
+          ...http,
           "--log-level",
           "warn",
           ...serverSecurity(extraArgs, n),
           ...extraArgs,
         ],
         { ZMQCHAT_CLUSTER_SECRET: CLUSTER_SECRET, ...options.env },
+        how,
       );
       servers.push(proc);
       return proc;
@@ -276,16 +406,7 @@ export async function startStack(
     },
     async stop() {
       const all = [...servers, ...stack.balancers];
-      await Promise.all(
-        all.map(
-          (p) =>
-            new Promise<void>((resolve) => {
-              if (p.child.exitCode !== null || p.child.signalCode !== null) return resolve();
-              p.child.once("exit", () => resolve());
-              p.child.kill("SIGKILL");
-            }),
-        ),
-      );
+      await Promise.all(all.map((p) => stopProcess(p, options.stopGraceMs)));
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -296,12 +417,13 @@ export async function startStack(
       await waitFor(
         `${want} servers at balancer ${i}`,
         async () => (await stack.balancerHealth(i)).liveServers >= want,
+        options.startTimeoutMs,
       );
     }
   } catch (err) {
     // Leave nothing running behind a failed start, and say what the processes said.
     const logs = [...stack.balancers, ...servers].map(
-      (p, i) => `--- process ${i}\n${p.output.slice(-20).join("\n")}`,
+      (p) => `--- ${p.name}\n${p.output.slice(-20).join("\n")}`,
     );
     await stack.stop();
     throw new Error(`${(err as Error).message}\n${logs.join("\n")}`);

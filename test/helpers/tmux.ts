@@ -86,7 +86,8 @@ export class Tmux {
       typeof test === "function"
         ? test
         : (s: string) => (typeof test === "string" ? s.includes(test) : test.test(s));
-    const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+    // Generous: the deadline only catches a hang, and other test files run alongside.
+    const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
     let screen = "";
     for (;;) {
       screen = this.capture(target);

@@ -18,6 +18,7 @@ import {
   type TuiSession,
 } from "../../tui/controller.js";
 import { HeadlessStdin, HeadlessStdout } from "../../tui/headless.js";
+import { watchCacheFile } from "../../tui/worker/cache-watch.js";
 import type { startMemoryStack } from "./memory-stack.js";
 
 export type MemoryStack = Awaited<ReturnType<typeof startMemoryStack>>;
@@ -48,6 +49,7 @@ export function memoryProfiles(stack: MemoryStack, home: string): ProfileAccess 
         await client.close();
         cache.close();
       },
+      watchShared: (onChange) => watchCacheFile(profilePaths(home, name).cache, onChange),
     };
   };
   const exists = (n: string) => NAME_PATTERN.test(n) && hasIdentity(profilePaths(home, n));
@@ -124,7 +126,6 @@ export async function startTui(
     ring: () => {
       rings++;
     },
-    pollMs: 100,
     refreshMs: 60_000,
     noticeMs: 60_000,
     ...opts,

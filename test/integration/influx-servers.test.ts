@@ -188,4 +188,37 @@ describe("InfluxStore with several servers on one database", () => {
     assert.equal(again.duplicate, true);
     assert.deepEqual(again.placed, first.placed);
   });
+
+  it("tells each copy's predecessor as readers see it while two servers write one mailbox, racing resends too", async () => {
+    const [a, b] = await servers(2);
+    const placements: Array<{ cursor: string; prev?: string | null }> = [];
+    const append = async (s: InfluxStore, id: string) => {
+      const r = await s.append({ id, owners: ["bob"], envelope: JSON.stringify({ id }) });
+      placements.push(r.placed.get("bob")!);
+    };
+    for (let round = 0; round < 6; round++) {
+      const racing = uuidv7();
+      await Promise.all([
+        ...Array.from({ length: 8 }, () => append(a!, uuidv7())),
+        ...Array.from({ length: 8 }, () => append(b!, uuidv7())),
+        append(a!, racing),
+        append(b!, racing),
+      ]);
+    }
+    const visible: string[] = [];
+    let cursor: string | null = null;
+    for (;;) {
+      const page: { items: StoredItem[]; more: boolean } = await a!.read("bob", cursor, 1000);
+      visible.push(...page.items.map((x) => x.cursor));
+      if (!page.more) break;
+      cursor = page.items.at(-1)!.cursor;
+    }
+    assert.equal(visible.length, 6 * 17, "each message once");
+    for (const p of placements) {
+      const at = visible.indexOf(p.cursor);
+      assert.ok(at >= 0, `${p.cursor} is where readers see the message`);
+      assert.notEqual(p.prev, undefined, `the store tells the predecessor of ${p.cursor}`);
+      assert.equal(p.prev, at === 0 ? null : visible[at - 1], `the predecessor of ${p.cursor}`);
+    }
+  });
 });

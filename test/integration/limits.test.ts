@@ -1,3 +1,6 @@
+// npm test: runs alone
+// (It measures a bystander's latency under a niced flood: test files running alongside would
+// starve the flooder and skew the ratio. scripts/node-tests.sh runs it after the others, by itself.)
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";

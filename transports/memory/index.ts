@@ -1,14 +1,9 @@
 import type { BrokerHandlers, BrokerSockets } from "../../core/broker-sockets.js";
 import { BrokerWorker, type WorkerSocketHandlers, type WorkerSockets } from "../../core/broker-worker.js";
+import { ClientLinkBase } from "../../core/client-link-base.js";
 import { HEARTBEAT_INTERVAL_MS } from "../../core/protocol/broker.js";
 import { MAX_FRAME_BYTES } from "../../core/protocol/limits.js";
-import type {
-  ClientLink,
-  ClientTransport,
-  LinkStateEvent,
-  Route,
-  WorkerTransport,
-} from "../../core/transport.js";
+import type { ClientTransport, Route, WorkerTransport } from "../../core/transport.js";
 
 const ROUTE_FRAME: Record<Route, string> = { broker: "B", service: "S" };
 
@@ -136,10 +131,7 @@ export class MemoryHub {
   }
 }
 
-class MemoryClientLink implements ClientLink {
-  private replyHandler: (frame: Buffer) => void = () => {};
-  private deliveryHandler: (topic: string, frame: Buffer) => void = () => {};
-  private readonly stateHandlers: Array<(e: LinkStateEvent) => void> = [];
+class MemoryClientLink extends ClientLinkBase {
   private readonly topics = new Set<string>();
   private open = false;
   private closed = false;
@@ -149,20 +141,12 @@ class MemoryClientLink implements ClientLink {
     readonly endpoint: string,
     readonly peer: string,
   ) {
+    super();
     later(() => this.emit("connected"));
   }
 
   send(frame: Uint8Array, route: Route): void {
     if (!this.closed) this.hub.fromClient(this.peer, frame, route);
-  }
-  onReply(handler: (frame: Buffer) => void): void {
-    this.replyHandler = handler;
-  }
-  onDelivery(handler: (topic: string, frame: Buffer) => void): void {
-    this.deliveryHandler = handler;
-  }
-  onState(handler: (event: LinkStateEvent) => void): void {
-    this.stateHandlers.push(handler);
   }
   openDeliveries(): void {
     this.open = true;
@@ -186,9 +170,6 @@ class MemoryClientLink implements ClientLink {
   }
   deliverPublication(topic: string, frame: Buffer): void {
     if (!this.closed) this.deliveryHandler(topic, frame);
-  }
-  private emit(state: LinkStateEvent["state"]): void {
-    for (const h of this.stateHandlers) h({ state, endpoint: this.endpoint });
   }
 }
 

@@ -1,5 +1,6 @@
 import { Dealer, Subscriber } from "zeromq";
-import type { ClientLink, ClientTransport, LinkStateEvent, Route } from "../../core/transport.js";
+import { ClientLinkBase } from "../../core/client-link-base.js";
+import type { ClientLink, ClientTransport, Route } from "../../core/transport.js";
 import { type CurveKeys, curveClientOptions } from "./curve.js";
 import { COMMON_SOCKET_OPTIONS, parseTcpEndpoint } from "./options.js";
 import { Outbound } from "./outbound.js";
@@ -28,21 +29,19 @@ export class ZeromqClientTransport implements ClientTransport {
   }
 }
 
-class ZeromqClientLink implements ClientLink {
+class ZeromqClientLink extends ClientLinkBase {
   private readonly dealer: Dealer;
   private readonly outbound: Outbound;
   private readonly security: object;
   private sub: Subscriber | null = null;
   private readonly topics = new Set<string>();
-  private replyHandler: (frame: Buffer) => void = () => {};
-  private deliveryHandler: (topic: string, frame: Buffer) => void = () => {};
-  private readonly stateHandlers: Array<(e: LinkStateEvent) => void> = [];
   private closed = false;
 
   constructor(
     readonly endpoint: string,
     options: ZeromqClientOptions,
   ) {
+    super();
     parseTcpEndpoint(endpoint);
     this.security = options.curve ? curveClientOptions(options.curve.serverKey, options.curve.keys) : {};
     this.dealer = new Dealer({
@@ -61,18 +60,6 @@ class ZeromqClientLink implements ClientLink {
 
   send(frame: Uint8Array, route: Route): void {
     this.outbound.push([ROUTE_FRAME[route], frame]);
-  }
-
-  onReply(handler: (frame: Buffer) => void): void {
-    this.replyHandler = handler;
-  }
-
-  onDelivery(handler: (topic: string, frame: Buffer) => void): void {
-    this.deliveryHandler = handler;
-  }
-
-  onState(handler: (event: LinkStateEvent) => void): void {
-    this.stateHandlers.push(handler);
   }
 
   openDeliveries(pubPort: number, pubHost: string | null): void {
@@ -102,10 +89,6 @@ class ZeromqClientLink implements ClientLink {
     this.dealer.close();
     this.sub?.close();
     this.emit("closed");
-  }
-
-  private emit(state: LinkStateEvent["state"]): void {
-    for (const h of this.stateHandlers) h({ state, endpoint: this.endpoint });
   }
 
   private async readReplies(): Promise<void> {

@@ -1,6 +1,7 @@
 /**
- * The message feed: turns what the client reports (and what other processes of the profile
- * stored in the shared cache) into `arrived` actions, each message once, batched per tick.
+ * The message feed: turns what the client reports into `arrived` actions, each message once,
+ * batched per tick. Messages another process of the profile stored first (the client reports
+ * them as `already_stored`) are read from the shared cache by `catchUp`.
  */
 
 import type { Cache, ChatMessage } from "../../core/client/cache.js";
@@ -52,7 +53,7 @@ export class Feed {
 
   /**
    * Reads what the shared cache holds past the mark (what other processes of this profile
-   * stored there) and moves the mark to the cache's cursor.
+   * stored there before this client could report it) and moves the mark to the cache's cursor.
    */
   catchUp(cache: Cache): void {
     try {
@@ -73,9 +74,14 @@ export class Feed {
     }
   }
 
-  /** Saves how far messages were shown, so the next start counts unread from there. */
+  /**
+   * Saves how far messages were shown, so the next start counts unread from there: up to the
+   * cache's cursor, since every message up to it was reported by the client or read by `catchUp`.
+   */
   save(cache: Cache): void {
     try {
+      const cursor = cache.cursor;
+      if (cursor !== null && (this.mark === null || ordLess(this.mark, cursor))) this.mark = cursor;
       if (this.mark !== null) cache.setState(SEEN_MARK, this.mark);
     } catch (err) {
       this.ctx.log.warn({ err }, "could not save the seen mark");

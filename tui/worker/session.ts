@@ -14,6 +14,12 @@ import type { Timers } from "./timers.js";
 export interface TuiSession {
   client: ChatClient;
   close(): Promise<void>;
+  /**
+   * Calls `onChange` when another process may have written the profile's shared cache (see
+   * worker/cache-watch.ts); returns the stop function. Without it, the outbox shows only this
+   * TUI's own messages until the client next reports on it.
+   */
+  watchShared?(onChange: () => void): () => void;
 }
 
 /** A profile made just now: `discard` removes it again when its name cannot be registered. */
@@ -43,7 +49,7 @@ export interface SessionOptions {
   /** Runs before the first network call (e.g. starts the local stack); `note` goes to the status bar. */
   prepare?: (note: (text: string) => void) => Promise<void>;
   /** Called once a profile is signed in, before the first network call: the rest of the worker starts here. */
-  onEnter(client: ChatClient): void;
+  onEnter(session: TuiSession): void;
 }
 
 export class Session {
@@ -150,7 +156,7 @@ export class Session {
     this.registeredP = new Promise((resolve) => {
       this.markRegistered = resolve;
     });
-    this.opts.onEnter(c);
+    this.opts.onEnter(s);
     if (greeting) this.ctx.notice(greeting);
     this.ctx.track(this.connect(c));
   }

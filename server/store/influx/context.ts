@@ -14,6 +14,7 @@ export const M = {
   lanes: "lanes",
   usedTokens: "used_tokens",
   revocations: "revocations",
+  watermarks: "watermarks",
 } as const;
 
 /** What every mechanism of the InfluxDB store shares: the connection, retries, the window. */

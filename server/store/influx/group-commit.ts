@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import { Point } from "@influxdata/influxdb-client";
 import { uuidv7Time } from "../../../core/protocol/ids.js";
 import {
@@ -5,19 +6,25 @@ import {
   type AppendResult,
   appendChars,
   envelopeFor,
+  type Placement,
   type StoreMetrics,
 } from "../store.js";
 import { isoOf, nowNs } from "./clock.js";
 import { type InfluxContext, M } from "./context.js";
 import { rows, timeOf } from "./http.js";
 import { nanos, str } from "./influxql.js";
+import { type Copy, idFilter, newestOf, readPredecessors } from "./predecessors.js";
 import { retrying } from "./retry.js";
+import type { Watermarks } from "./watermarks.js";
 
 /** Clock skew allowed between a client's UUIDv7 and the server when looking for a resend's first copy. */
 const ID_SKEW_MS = 3600_000;
 
 /** How often a batch looks again for stored copies when the lookup was slower than W/2. */
 const LOOKUPS = 5;
+
+/** How often close() looks whether settling batches are done. */
+const POLL_MS = 5;
 
 export interface GroupCommitOptions {
   maxBatchPoints: number;
@@ -38,6 +45,8 @@ interface Plan {
   /** Line protocol, cut into requests of at most maxBatchBytes. */
   chunks: string[];
   results: AppendResult[];
+  /** Every copy of the batch, new or found stored, with its id. */
+  copies: Copy[];
   madeAt: number;
 }
 
@@ -52,6 +61,8 @@ export class GroupCommit {
   private draining: Promise<void> | null = null;
   /** Lowest timestamp of the batch being written: local reads never pass it until the write ends. */
   private floor: bigint | null = null;
+  /** Batches written whose appends wait until their copies' predecessors can be told. */
+  private settling = 0;
   /** Receives batch sizes and failures. */
   metrics: StoreMetrics | null = null;
 
@@ -59,7 +70,16 @@ export class GroupCommit {
     private readonly ctx: InfluxContext,
     private readonly opts: GroupCommitOptions,
     private readonly stamp: () => bigint,
+    /** Lane watermarks (watermarks.ts); without them copies come without predecessors. */
+    private readonly watermarks: Watermarks | null = null,
+    /** How far apart racing copies of one id can lie (mailbox-read.ts). */
+    private readonly racingNs: bigint = 0n,
   ) {}
+
+  /** True while a batch is being written (or retried). */
+  get busy(): boolean {
+    return this.draining !== null;
+  }
 
   /** The lowest timestamp of a batch still being written (or retried), if any. */
   get inflightMin(): bigint | null {
@@ -80,9 +100,12 @@ export class GroupCommit {
     });
   }
 
-  /** Resolves when nothing is queued or in flight. */
+  /** Resolves when nothing is queued, in flight or settling. */
   async idle(): Promise<void> {
-    while (this.draining) await this.draining;
+    while (this.draining || this.settling > 0) {
+      if (this.draining) await this.draining;
+      else await delay(POLL_MS);
+    }
   }
 
   private drain(): void {
@@ -117,33 +140,82 @@ export class GroupCommit {
   }
 
   /**
-   * Writes one batch and settles its appends, retried (retry.ts). A retry later than half the
-   * safety window re-plans the batch (fresh timestamps, and a fresh look for copies that a
-   * failed attempt may have stored after all) so no point lands behind readers.
+   * Writes one batch, retried (retry.ts). A retry later than half the safety window re-plans the
+   * batch (fresh timestamps, and a fresh look for copies that a failed attempt may have stored
+   * after all) so no point lands behind readers. Then the appends settle (see settle) while the
+   * next batch is written.
    */
   private async commit(batch: Pending[]): Promise<void> {
     const started = performance.now();
     const ours = new Map<string, bigint>();
     let plan: Plan | null = null;
+    let attempts = 0;
     try {
-      const results = await retrying(this.ctx.policy, "store a message", async () => {
+      const written = await retrying(this.ctx.policy, "store a message", async () => {
+        attempts++;
         if (!plan || Date.now() - plan.madeAt > this.opts.safetyWindowMs / 2) {
           plan = await this.plan(batch, ours);
         }
         // Rewriting a chunk that already landed is harmless: same series, time and fields.
         for (const chunk of plan.chunks) await this.ctx.http.write(chunk);
-        return plan.results;
+        return plan;
       });
+      this.floor = null;
+      // Every point this process stamped so far is acknowledged: say so before the next batch
+      // stamps. Unless an attempt failed: a write that timed out may still land, later.
+      if (attempts > 1) this.watermarks?.failed();
+      else this.watermarks?.publish();
       this.metrics?.batch(batch.length, (performance.now() - started) / 1000);
-      batch.forEach((p, i) => {
-        p.resolve(results[i]!);
-      });
+      void this.settle(batch, written);
     } catch (failure) {
+      this.floor = null;
+      this.watermarks?.failed();
       this.metrics?.error("append");
       for (const p of batch) p.reject(failure);
-    } finally {
-      this.floor = null;
     }
+  }
+
+  /**
+   * Settles a written batch: once every point stamped before its copies is visible (the other
+   * processes' watermarks passed them, or the safety window did), reads each copy's predecessor
+   * (predecessors.ts), so a client at that position applies the delivery without reading. A copy
+   * that turns out to be a second copy of a racing resend is reported where the first one is.
+   * Without watermarks, or when the predecessors cannot be read, copies come without `prev`.
+   */
+  private async settle(batch: Pending[], plan: Plan): Promise<void> {
+    const { results, copies } = plan;
+    if (this.watermarks && copies.length > 0) {
+      this.settling++;
+      try {
+        await this.watermarks.waitVisible(newestOf(copies));
+        const placements = await readPredecessors(this.ctx, copies, this.racingNs);
+        let i = 0;
+        for (const result of results) {
+          let second = true;
+          for (const [owner, place] of result.placed) {
+            const copy = copies[i++]!;
+            const p = placements.get(`${owner}\u0000${copy.ts}`);
+            if (!p) {
+              second = false;
+              continue;
+            }
+            second &&= p.second;
+            const moved: Placement =
+              p.ts === copy.ts ? { ...place } : { cursor: p.ts.toString(), serverTime: isoOf(p.ts) };
+            if (p.prev !== undefined) moved.prev = p.prev === null ? null : p.prev.toString();
+            result.placed.set(owner, moved);
+          }
+          if (second) result.duplicate = true;
+        }
+      } catch {
+        // The predecessors could not be read: the copies go out without, and clients sync.
+      } finally {
+        this.settling--;
+      }
+    }
+    batch.forEach((p, i) => {
+      p.resolve(results[i]!);
+    });
   }
 
   /** Looks up copies already stored (resends), then stamps the new points. */
@@ -160,18 +232,26 @@ export class GroupCommit {
     // A copy that another server stamped more than W before this lookup began is visible to it
     // (the safety window), and this batch is stamped right after the lookup ends: a lookup kept
     // under W/2 bounds how far apart two racing copies of one id can lie (see mailbox-read.ts).
-    let existing: Map<string, bigint>;
+    // A lookup looked again covers only what the one before may have missed: since W before it began.
+    const existing = new Map<string, bigint>();
+    const ids = [...new Set(batch.map((p) => p.input.id))];
+    let since = from;
     for (let attempt = 1; ; attempt++) {
       const began = Date.now();
-      existing = await this.storedIds(owners, nowNs(from));
+      for (const [key, ts] of await this.storedIds(owners, ids, nowNs(since))) {
+        const known = existing.get(key);
+        if (known === undefined || ts < known) existing.set(key, ts);
+      }
       if (Date.now() - began <= this.opts.safetyWindowMs / 2 || attempt >= LOOKUPS) break;
+      since = Math.max(from, began - this.opts.safetyWindowMs);
     }
     const placedHere = new Map<string, bigint>();
     const handled = new Set<string>();
     const lines: string[] = [];
     let minTs: bigint | null = null;
+    const copies: Copy[] = [];
     const results = batch.map((p) => {
-      const placed = new Map<string, { cursor: string; serverTime: string }>();
+      const placed = new Map<string, Placement>();
       let duplicate = true;
       for (const owner of new Set(p.input.owners)) {
         const key = `${owner}\u0000${p.input.id}`;
@@ -194,11 +274,12 @@ export class GroupCommit {
         }
         handled.add(key);
         placed.set(owner, { cursor: ts.toString(), serverTime: isoOf(ts) });
+        copies.push({ owner, id: p.input.id, ts });
       }
       return { placed, duplicate };
     });
     if (minTs !== null && (this.floor === null || minTs < this.floor)) this.floor = minTs;
-    return { chunks: this.chunk(lines), results, madeAt: Date.now() };
+    return { chunks: this.chunk(lines), results, copies, madeAt: Date.now() };
   }
 
   private chunk(lines: string[]): string[] {
@@ -219,11 +300,11 @@ export class GroupCommit {
     return chunks;
   }
 
-  /** Earliest stored copy of each (owner, id) since `from`, keyed `owner\0id`. */
-  private async storedIds(owners: string[], from: bigint): Promise<Map<string, bigint>> {
+  /** Earliest stored copy of each (owner, id) of `ids` since `from`, keyed by owner, NUL, id. */
+  private async storedIds(owners: string[], ids: string[], from: bigint): Promise<Map<string, bigint>> {
     const out = new Map<string, bigint>();
     const res = await this.ctx.http.query(
-      `SELECT "id" FROM ${this.ctx.m(M.mailbox)} WHERE (${owners.map((o) => `"owner" = ${str(o)}`).join(" OR ")}) AND time >= ${nanos(from)} GROUP BY "owner"`,
+      `SELECT "id" FROM ${this.ctx.m(M.mailbox)} WHERE (${owners.map((o) => `"owner" = ${str(o)}`).join(" OR ")}) AND ${idFilter(ids)}time >= ${nanos(from)} GROUP BY "owner"`,
     );
     for (const s of res[0] ?? []) {
       const owner = s.tags.owner;

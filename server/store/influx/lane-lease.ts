@@ -3,7 +3,7 @@ import { Point } from "@influxdata/influxdb-client";
 import { ZmqchatError } from "../../../core/errors.js";
 import { LANES, LaneClock, nowNs } from "./clock.js";
 import { type InfluxContext, M } from "./context.js";
-import { rows, timeOf } from "./http.js";
+import { rows, type Series, timeOf } from "./http.js";
 import { nanos, str } from "./influxql.js";
 
 /**
@@ -36,6 +36,10 @@ export class LaneLease {
       const ts = await this.mark(lane, true);
       await this.ctx.window.waitPast(ts);
       if ((await this.owner(lane)) === this.holder) {
+        // One more window before the first stamp: a process that has not seen this lane's mark
+        // yet (it was not visible for up to W) has stamped nothing it must wait for since
+        // (watermarks.ts counts only the holders it sees).
+        if (!this.clock) await this.ctx.window.waitPast(ts + this.ctx.window.ns);
         if (this.clock) this.clock.lane = lane;
         else this.clock = new LaneClock(lane);
         this.renewEvery(lane, stillWanted);
@@ -108,13 +112,20 @@ export class LaneLease {
 
   /** Holders per lane with a mark within the lease whose latest mark is not a release. */
   async holders(lane: number | null): Promise<Map<number, { holder: string; since: bigint }[]>> {
+    const res = await this.ctx.query(this.holdersStatement(lane), "read timestamp lanes");
+    return this.parseHolders(res[0] ?? []);
+  }
+
+  /** The InfluxQL that reads lane marks within the lease (of one lane, or of all). */
+  holdersStatement(lane: number | null = null): string {
     const which = lane === null ? "" : `"lane" = ${str(String(lane))} AND `;
-    const res = await this.ctx.query(
-      `SELECT "alive" FROM ${this.ctx.m(M.lanes)} WHERE ${which}time > ${nanos(nowNs() - this.leaseNs)} GROUP BY "lane", "holder"`,
-      "read timestamp lanes",
-    );
+    return `SELECT "alive" FROM ${this.ctx.m(M.lanes)} WHERE ${which}time > ${nanos(nowNs() - this.leaseNs)} GROUP BY "lane", "holder"`;
+  }
+
+  /** Live holders per lane from the answer to {@link holdersStatement}. */
+  parseHolders(series: Series[]): Map<number, { holder: string; since: bigint }[]> {
     const out = new Map<number, { holder: string; since: bigint }[]>();
-    for (const s of res[0] ?? []) {
+    for (const s of series) {
       const rs = rows(s);
       const first = rs[0];
       const holder = s.tags.holder;

@@ -5,6 +5,7 @@ import { type InfluxContext, M } from "./context.js";
 import { rows, timeOf } from "./http.js";
 import { nanos, str } from "./influxql.js";
 import { RawNumber } from "./raw-json.js";
+import type { Watermarks } from "./watermarks.js";
 
 interface PageRow {
   ts: bigint;
@@ -23,6 +24,8 @@ export class MailboxReader {
     private readonly ctx: InfluxContext,
     /** The lowest timestamp of a local batch still being written (group-commit.ts). */
     private readonly inflightMin: () => bigint | null,
+    /** Lane watermarks, which often tell sooner than the window that a position is safe. */
+    private readonly watermarks: Watermarks | null = null,
   ) {}
 
   async read(
@@ -43,13 +46,10 @@ export class MailboxReader {
     }
   }
 
-  /**
-   * How far before a copy a racing first copy of the same id can lie: a batch is stamped within
-   * W/2 after a lookup that saw every copy stamped more than W before the lookup began
-   * (group-commit.ts), so 1.5 W, and a margin for the time between lookup and stamping.
-   */
-  private get racingCopiesNs(): bigint {
-    return 2n * this.ctx.window.ns + 100_000_000n;
+  /** Resolves once every point stamped up to `ts` is visible: the window passed it, or the watermarks did. */
+  private async visible(ts: bigint): Promise<void> {
+    if (this.watermarks) await this.watermarks.waitVisible(ts);
+    else await this.ctx.window.waitPast(ts);
   }
 
   private async readOnce(
@@ -74,7 +74,7 @@ export class MailboxReader {
     let page: PageRow[];
     let earlier = first.earlier;
     if (!this.ctx.window.settled(boundary)) {
-      await this.ctx.window.waitPast(boundary);
+      await this.visible(boundary);
       const floor = this.inflightMin();
       if (floor !== null && floor <= boundary) boundary = floor - 1n;
       const again = await this.page(owner, after, boundary, limit + 1);
@@ -137,7 +137,7 @@ export class MailboxReader {
       `SELECT "id", "envelope" FROM ${mailbox} WHERE ${conds.join(" AND ")} ORDER BY time ASC LIMIT ${limit}`,
     ];
     if (after !== null) {
-      const from = BigInt(after) - this.racingCopiesNs;
+      const from = BigInt(after) - this.ctx.window.racingNs;
       statements.push(
         `SELECT "id" FROM ${mailbox} WHERE "owner" = ${str(owner)} AND time > ${nanos(from > 0n ? from : 0n)} AND time <= ${nanos(after)}`,
       );

@@ -18,6 +18,16 @@ export class SafetyWindow {
     return ts + this.ns <= nowNs();
   }
 
+  /**
+   * How far apart two copies of one id can lie when two servers stored a resend racing its first
+   * copy: a batch is stamped within W/2 after a lookup that saw every copy stamped more than W
+   * before the lookup began (group-commit.ts), so 1.5 W; 2 W and 100 ms leave a margin for the
+   * time between lookup and stamping. Readers drop a copy of an id seen that close before it.
+   */
+  get racingNs(): bigint {
+    return 2n * this.ns + 100_000_000n;
+  }
+
   /** More than half of W passed since `ts`: a claim written this late may lose (see claims.ts). */
   late(ts: bigint): boolean {
     return nowNs() > ts + this.ns / 2n;

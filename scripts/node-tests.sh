@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs the node --test files of the given suites with whatever `node` is first on PATH, the TAP
+# output in LOG, and ends with "N passed, M failed". Used by scripts/test.sh (Node 20: unit,
+# integration, e2e) and scripts/node-versions.sh (Node 22 and 24: unit, integration).
+#
+#   bash scripts/node-tests.sh LOG unit integration e2e
+#
+# Test files run side by side, ZMQCHAT_TEST_CONCURRENCY at a time (default 3), each in its own
+# process with its own temporary directories, runtime directory (test/helpers/isolate.ts) and
+# OS-assigned ports. A file that measures the machine (a ratio under a flood) says so with the
+# line `// npm test: runs alone` and runs afterwards, by itself.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log=$1
+shift
+concurrency=${ZMQCHAT_TEST_CONCURRENCY:-3}
+
+shopt -s nullglob
+together=()
+alone=()
+for suite in "$@"; do
+  for f in test/"$suite"/*.test.ts test/"$suite"/*.test.tsx; do
+    if grep -qx '// npm test: runs alone' "$f"; then alone+=("$f"); else together+=("$f"); fi
+  done
+done
+
+# The per-test timeout only catches a hang: 20 min, beyond the 15 min package.test.ts allows its
+# `npm install -g` (which compiles better-sqlite3, slow on a busy machine).
+run() {
+  node --import tsx --import ./test/helpers/isolate.ts --test --test-reporter=tap --test-timeout=1200000 "$@"
+}
+
+echo "# node $(node --version) ($(command -v node))" | tee "$log"
+status=0
+if [ ${#together[@]} -gt 0 ]; then
+  echo "# ${#together[@]} files, $concurrency at a time" | tee -a "$log"
+  run --test-concurrency="$concurrency" "${together[@]}" 2>&1 | tee -a "$log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fi
+if [ ${#alone[@]} -gt 0 ]; then
+  echo "# ${#alone[@]} files that measure the machine, one at a time: ${alone[*]}" | tee -a "$log"
+  run --test-concurrency=1 "${alone[@]}" 2>&1 | tee -a "$log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fi
+
+# The runs' summaries added up; a cancelled test (its file hung or crashed) counts as failed.
+sum() { grep -E "^# $1 [0-9]+$" "$log" | awk '{s += $3} END {print s + 0}'; }
+passed=$(sum pass)
+failed=$(($(sum fail) + $(sum cancelled)))
+[ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
+echo "${passed} passed, ${failed} failed"
+exit $status

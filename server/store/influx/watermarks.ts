@@ -1,0 +1,144 @@
+import { setTimeout as delay } from "node:timers/promises";
+import { Point } from "@influxdata/influxdb-client";
+import { nowNs } from "./clock.js";
+import { type InfluxContext, M } from "./context.js";
+import { rows } from "./http.js";
+import { nanos } from "./influxql.js";
+import type { LaneLease } from "./lane-lease.js";
+
+const HOUR_NS = 3600n * 1_000_000_000n;
+
+/** How often waiters ask for the other processes' watermarks. */
+const POLL_MS = 20;
+
+/**
+ * Lane watermarks: a faster way than waiting out the safety window to know that every mailbox
+ * point stamped up to some time is visible. Each process publishes, after each group commit and
+ * every `everyMs` while idle, a stamp taken from its own lane clock at a moment when none of its
+ * writes was in flight: every point it stamped before is acknowledged (so visible), and every
+ * point it stamps later is stamped after. Once every other live lane holder's watermark has
+ * passed a time, nothing stamped before it can land any more, and predecessors can be told.
+ *
+ * A watermark is one point per holder and hour (field `wm`, overwritten in place), so the
+ * measurement stays small. Assumes an acknowledged write is visible to every later query: true
+ * of a single InfluxDB node and of Enterprise with `consistency=all`; with any other write
+ * consistency the store does not use watermarks and waits out the window.
+ */
+export class Watermarks {
+  private timer: NodeJS.Timeout | null = null;
+  private waiting: Array<{ ts: bigint; done: () => void }> = [];
+  private polling = false;
+  /** Publishing pauses after a failed write, whose points may still land (until then + timeout + W). */
+  private quietUntil = 0;
+
+  constructor(
+    private readonly ctx: InfluxContext,
+    private readonly lanes: LaneLease,
+    private readonly opts: { everyMs: number; quietMs: number },
+    /** True while a batch of this process is being written (nothing may be published then). */
+    private readonly busy: () => boolean,
+  ) {}
+
+  start(): void {
+    this.stop();
+    this.timer = setInterval(() => {
+      if (!this.busy()) this.publish();
+    }, this.opts.everyMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** A write of this process failed: its points may land late, so say nothing for a while. */
+  failed(): void {
+    this.quietUntil = Date.now() + this.opts.quietMs;
+  }
+
+  /** Publishes a watermark now; call only when no write of this process is in flight. */
+  publish(): void {
+    const clock = this.lanes.clock;
+    if (!clock || Date.now() < this.quietUntil) return;
+    const wm = clock.next();
+    const hour = (wm / HOUR_NS) * HOUR_NS;
+    const line = new Point(M.watermarks)
+      .tag("holder", this.lanes.holder)
+      .stringField("wm", wm.toString())
+      .timestamp(hour.toString())
+      .toLineProtocol()!;
+    // Best effort: a watermark that is lost or lands late only makes others wait the window.
+    this.ctx.http.write(line).catch(() => {});
+  }
+
+  /** Resolves once every mailbox point stamped up to `ts` is visible: by the watermarks, or the window. */
+  waitVisible(ts: bigint): Promise<void> {
+    if (this.ctx.window.settled(ts)) return Promise.resolve();
+    return new Promise((done) => {
+      this.waiting.push({ ts, done });
+      this.poll();
+    });
+  }
+
+  /** One poller for every waiter: reads the floor, wakes those it (or the window) passed. */
+  private poll(): void {
+    if (this.polling) return;
+    this.polling = true;
+    void (async () => {
+      try {
+        while (this.waiting.length > 0) {
+          let floor: bigint | null = -1n;
+          try {
+            floor = await this.floor();
+          } catch {
+            // InfluxDB did not answer: the window still settles them.
+          }
+          const still: typeof this.waiting = [];
+          for (const w of this.waiting) {
+            if (floor === null || w.ts <= floor || this.ctx.window.settled(w.ts)) w.done();
+            else still.push(w);
+          }
+          this.waiting = still;
+          if (still.length > 0) await delay(POLL_MS);
+        }
+      } finally {
+        this.polling = false;
+      }
+    })();
+  }
+
+  /**
+   * The lowest watermark among the other live lane holders: every mailbox point stamped at or
+   * before it is visible. Null when no other process holds a lane; -1n while this process is
+   * quiet after a failed write (nothing can be said then).
+   */
+  async floor(): Promise<bigint | null> {
+    if (Date.now() < this.quietUntil) return -1n;
+    const hour = (nowNs() / HOUR_NS) * HOUR_NS;
+    // One attempt, not retried: the window settles the waiters anyway.
+    const res = await this.ctx.http.query(
+      `${this.lanes.holdersStatement()}; SELECT "wm" FROM ${this.ctx.m(M.watermarks)} WHERE time >= ${nanos(hour - HOUR_NS)} GROUP BY "holder"`,
+    );
+    const marks = new Map<string, bigint>();
+    for (const s of res[1] ?? []) {
+      const holder = s.tags.holder;
+      if (holder === undefined) continue;
+      for (const r of rows(s)) {
+        if (typeof r.wm !== "string" || !/^[0-9]{1,19}$/.test(r.wm)) continue;
+        const wm = BigInt(r.wm);
+        if (wm > (marks.get(holder) ?? -1n)) marks.set(holder, wm);
+      }
+    }
+    let floor: bigint | null = null;
+    for (const holders of this.lanes.parseHolders(res[0] ?? []).values()) {
+      for (const { holder } of holders) {
+        if (holder === this.lanes.holder) continue;
+        const wm = marks.get(holder) ?? -1n;
+        if (floor === null || wm < floor) floor = wm;
+      }
+    }
+    if (Date.now() < this.quietUntil) return -1n;
+    return floor;
+  }
+}
