@@ -7,6 +7,7 @@ import {
   contactsCommand,
   groupAnswerCommand,
   groupCommand,
+  groupInfoCommand,
   groupsCommand,
   historyCommand,
   listenCommand,
@@ -277,6 +278,13 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       )
       .action(run((cmd, name: string, members: string[]) => groupCommand(cmd, io, op, name, members)));
   }
+  group
+    .command("info")
+    .argument("<group>", "group name")
+    .description("a group's owner, members and pending invitations")
+    .option("--json", "as one JSON object: {name, owner, members, invited}")
+    .addHelpText("after", "\nExample:\n  zmqchat --user bob group info team --json")
+    .action(run((cmd, name: string, opts: { json?: boolean }) => groupInfoCommand(cmd, io, name, opts)));
   for (const op of ["accept", "decline", "leave"] as const) {
     group
       .command(op)

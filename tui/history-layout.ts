@@ -23,6 +23,11 @@ export interface HistoryItem {
   /** Delivery state of our own messages; null for others'. */
   delivery: Delivery | null;
   error: string | null;
+  /** From the message actions (core/client/actions.ts), when the cache applied them. */
+  replyTo?: string | null;
+  edited?: string | null;
+  deleted?: boolean;
+  reactions?: Record<string, string[]>;
 }
 
 export type Row =
@@ -100,7 +105,12 @@ export function itemRows(item: HistoryItem, prev: HistoryItem | undefined, width
     body = sanitize(`[not verified: ${item.problem ?? "unknown problem"}]`);
     tone = "problem";
   } else {
-    body = sanitize(item.text);
+    body = item.deleted ? "(message deleted)" : sanitize(item.text) + (item.edited ? " (edited)" : "");
+    if (item.replyTo) body = `${sanitize(`↪ reply to …${item.replyTo.slice(-8)}`)}\n${body}`;
+    const reactions = Object.entries(item.reactions ?? {})
+      .map(([emoji, names]) => sanitize(`${emoji} ${names.join(", ")}`))
+      .join("  ");
+    if (reactions) body = `${body}\n${reactions}`;
     if (item.delivery === "pending") tone = "pending";
     if (item.delivery === "queued") {
       tone = "pending";

@@ -261,6 +261,10 @@ function itemOf(m: ChatMessage, me: string | null): HistoryItem {
     problem: m.problem,
     delivery: m.from === me ? "stored" : null,
     error: null,
+    replyTo: m.replyTo ?? null,
+    edited: m.edited ?? null,
+    deleted: m.deleted ?? false,
+    reactions: m.reactions ?? {},
   };
 }
 

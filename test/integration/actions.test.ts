@@ -127,6 +127,11 @@ describe("message actions: reply, edit, delete, react (real stack, three users)"
       assert.equal(oops.text, "");
       assert.equal(team.length, 4, "actions are not shown as messages");
     }
+    // bob's second profile edits what his first one sent: it is his message on every device.
+    await ok("bob", ["edit", ids.reply!, "12 works, see you"], bob2());
+    const edited = byId(await history("alice", ["--group", "team"]), ids.reply!);
+    assert.equal(edited.text, "12 works, see you");
+    assert.equal(edited.replyTo, ids.lunch, "an edit keeps the reply reference");
     const human = await ok("bob", ["history", "--group", "team"]);
     assert.match(human, /lunch at 1\? \(edited\)/);
     assert.match(human, /\(message deleted\)/);
@@ -214,6 +219,28 @@ describe("message actions: reply, edit, delete, react (real stack, three users)"
       [parsed.replyTo, parsed.edited, parsed.deleted, parsed.reactions],
       [null, null, false, {}],
     );
+  });
+
+  it("group info [--json]: owner, members and invitations; unknown group exits 5, a stranger 4", async () => {
+    const info = JSON.parse(await ok("bob", ["group", "info", "team", "--json"])) as {
+      name: string;
+      owner: string;
+      members: string[];
+      invited: string[];
+    };
+    assert.deepEqual(
+      { ...info, members: [...info.members].sort() },
+      {
+        name: "team",
+        owner: "alice",
+        members: ["alice", "bob", "carol"],
+        invited: [],
+      },
+    );
+    assert.match(await ok("alice", ["group", "info", "team"]), /^team: owner alice; members: .*bob/);
+    assert.equal((await stack.cli("bob", ["group", "info", "nosuchgroup"])).code, 5);
+    await ok("dave", ["register"]);
+    assert.equal((await stack.cli("dave", ["group", "info", "team"])).code, 4);
   });
 
   it("an edit forged into the store by a non-author is ignored by every client and flagged by verify-history", async () => {

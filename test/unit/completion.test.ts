@@ -143,7 +143,15 @@ describe("completion scripts", () => {
     assert.deepEqual(bashComplete(["s"]), subcommands([], "s"));
     assert.ok(bashComplete(["s"]).includes("search"));
     assert.deepEqual(bashComplete([""]), subcommands([]));
-    assert.deepEqual(bashComplete(["group", ""]), ["accept", "add", "create", "decline", "leave", "remove"]);
+    assert.deepEqual(bashComplete(["group", ""]), [
+      "accept",
+      "add",
+      "create",
+      "decline",
+      "info",
+      "leave",
+      "remove",
+    ]);
     assert.deepEqual(bashComplete(["keys", "t"]), ["trust"]);
     assert.deepEqual(bashComplete(["config", ""]), ["show"]);
     assert.deepEqual(bashComplete(["completion", ""]), ["bash", "zsh"]);
@@ -332,7 +340,15 @@ exit 2
         .sort();
     };
     assert.deepEqual(complete("zmqchat gr"), ["group", "groups"]);
-    assert.deepEqual(complete("zmqchat group "), ["accept", "add", "create", "decline", "leave", "remove"]);
+    assert.deepEqual(complete("zmqchat group "), [
+      "accept",
+      "add",
+      "create",
+      "decline",
+      "info",
+      "leave",
+      "remove",
+    ]);
     assert.deepEqual(complete("zmqchat --user alice keys "), subcommands(["keys"]));
     assert.deepEqual(complete("zmqchat "), subcommands([]));
     assert.deepEqual(complete("zmqchat completion "), ["bash", "zsh"]);

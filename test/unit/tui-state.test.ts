@@ -415,3 +415,32 @@ describe("group invitations in the state", () => {
     });
   });
 });
+
+describe("tui message actions", () => {
+  it("shows a deleted message as deleted, an edited one marked, the reply it answers and its reactions", () => {
+    const plain = msg({ conv: "u:bob", from: "bob", text: "plain words" });
+    const gone = msg({ conv: "u:bob", from: "bob", text: "", deleted: true });
+    const changed = msg({ conv: "u:bob", from: "bob", text: "new words", edited: plain.sentAt });
+    const reply = msg({
+      conv: "u:bob",
+      from: "bob",
+      text: "answer",
+      replyTo: "0190aaaa-bbbb-7ccc-8ddd-eeee12345678",
+      reactions: { "👍": ["alice", "carol"] },
+    });
+    const s = run(
+      main(),
+      { type: "open", conv: "u:bob" },
+      { type: "history", conv: "u:bob", messages: [plain, gone, changed, reply], complete: true },
+    );
+    const text = (i: number) =>
+      itemRows(s.history!.items[i]!, s.history!.items[i - 1], 80)
+        .flatMap((r) => (r.kind === "msg" ? [r.text] : []))
+        .join("\n");
+    // A plain message shows its text alone: no marks added.
+    assert.equal(text(0), "plain words");
+    assert.equal(text(1), "(message deleted)");
+    assert.equal(text(2), "new words (edited)");
+    assert.equal(text(3), "↪ reply to …12345678\nanswer\n👍 alice, carol");
+  });
+});
