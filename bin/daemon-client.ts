@@ -61,6 +61,9 @@ export async function viaDaemon<T>(
   method: string,
   params: Record<string, unknown>,
 ): Promise<{ result: T } | null> {
+  // A command given its own --endpoint or CURVE key on the command line asks for that service;
+  // the daemon serves the profile's, so the command does the work itself.
+  if (settings.sources.endpoint === "flag" || settings.sources.curveServerKey === "flag") return null;
   const path = daemonSocketPath(profilePaths(settings.home, requireUser(settings)).dir);
   let problem: string | null;
   try {

@@ -382,6 +382,9 @@ describe("zmqchat daemon (JSON-RPC 2.0)", { timeout: 300_000 }, () => {
       const away = { endpoint: "tcp://127.0.0.1:9" };
       const via = await stack.cli("alice", ["contacts", "--json"], away);
       assert.equal(via.code, 0, via.stderr);
+      // An --endpoint given on the command line is that command's own service: no daemon.
+      const own = await stack.cli("alice", ["--endpoint", "tcp://127.0.0.1:9", "contacts", "--json"]);
+      assert.equal(own.code, 3, "with its own --endpoint the command did not use the daemon");
       chmodSync(d.socket, 0o666);
       assert.match(socketProblem(d.socket) ?? "", /mode is 0666, not 0600/);
       const refused = await stack.cli("alice", ["contacts", "--json"], away);
