@@ -117,11 +117,16 @@ export class SqliteStore implements Store {
       await this.guard(() => {
         db.pragma("journal_mode = WAL");
         db.pragma("synchronous = FULL");
-        db.exec(SCHEMA);
-        // Stores made before invitations existed: every row there is a member.
-        const columns = db.pragma("table_info(members)") as Array<{ name: string }>;
-        if (!columns.some((c) => c.name === "invited"))
-          db.exec("ALTER TABLE members ADD COLUMN invited INTEGER NOT NULL DEFAULT 0");
+        // Schema and column check in one transaction that holds the write lock from its start: two
+        // servers opening one new file both saw no `invited` column and the second ALTER failed
+        // with "duplicate column name" (seen in the Node 24 run of sessions.test.ts under load).
+        db.transaction(() => {
+          db.exec(SCHEMA);
+          // Stores made before invitations existed: every row there is a member.
+          const columns = db.pragma("table_info(members)") as Array<{ name: string }>;
+          if (!columns.some((c) => c.name === "invited"))
+            db.exec("ALTER TABLE members ADD COLUMN invited INTEGER NOT NULL DEFAULT 0");
+        }).immediate();
       }, 10_000);
       this.db = db;
       this.stmts = this.prepare(db);

@@ -12,6 +12,10 @@ interface Line {
   verified: boolean;
   sentAt: string;
   serverTime: string;
+  replyTo?: string | null;
+  edited?: string | null;
+  deleted?: boolean;
+  reactions?: Record<string, string[]>;
 }
 
 const parseLines = (stdout: string): Line[] =>
@@ -71,6 +75,7 @@ for (const kind of ["sqlite", "influx"] as const) {
       }
       assert.equal(bobView[0]!.id, a.stdout.trim(), "send prints the message id");
       assert.ok(!Number.isNaN(Date.parse(bobView[0]!.serverTime)));
+      // The contract's fields first and in their order; fields added later (message actions) follow.
       assert.deepEqual(Object.keys(bobView[0]!), [
         "id",
         "from",
@@ -80,7 +85,16 @@ for (const kind of ["sqlite", "influx"] as const) {
         "sentAt",
         "serverTime",
         "verified",
+        "replyTo",
+        "edited",
+        "deleted",
+        "reactions",
       ]);
+      assert.deepEqual(
+        [bobView[0]!.replyTo, bobView[0]!.edited, bobView[0]!.deleted, bobView[0]!.reactions],
+        [null, null, false, {}],
+        "a plain message: no reply, never edited, not deleted, no reactions",
+      );
     });
 
     it("a group of three: every member's message reaches every member, in one order", async () => {
