@@ -43,6 +43,11 @@ node_gyp() {
   echo "$gyp"
 }
 
+# True when better-sqlite3 at $2 opens a database in the Node of package $1.
+loads() {
+  "$1/bin/node" -e 'const D = require(process.argv[1]); new D(":memory:").prepare("select 1").get();' "$2" 2>/dev/null
+}
+
 prepare_one() {
   local v=$1 pkg tree stamp sqlite log
   pkg=$(nodepkg "$v")
@@ -63,13 +68,17 @@ prepare_one() {
   done
   sqlite=$tree/node_modules/better-sqlite3
   stamp="$(node -p 'require("./node_modules/better-sqlite3/package.json").version')-node$v"
-  if [ "$(cat "$sqlite/.zmqchat-built-for" 2>/dev/null)" != "$stamp" ]; then
+  # A build that does not load in this Node (say, one made against another Node's headers) is redone.
+  if [ "$(cat "$sqlite/.zmqchat-built-for" 2>/dev/null)" != "$stamp" ] || ! loads "$pkg" "$sqlite"; then
     rm -rf "$sqlite"
     cp -a "$(realpath node_modules/better-sqlite3)" "$sqlite"
     rm -rf "$sqlite/build"
-    # From source only (no prebuilt binary fetched from GitHub), against this Node's headers.
-    (cd "$sqlite" && JOBS=2 "$pkg/bin/node" "$(node_gyp)" rebuild --release --nodedir="$pkg") >>"$log" 2>&1 ||
+    # From source only (no prebuilt binary fetched from GitHub), against this Node's headers. Under
+    # `npm test`, npm exports its own nodedir setting (npm_config_nodedir, /usr on this machine:
+    # Node 20's headers), which node-gyp takes over --nodedir: it is set to this Node's here too.
+    (cd "$sqlite" && JOBS=2 npm_config_nodedir="$pkg" "$pkg/bin/node" "$(node_gyp)" rebuild --release --nodedir="$pkg") >>"$log" 2>&1 ||
       { echo "Node $v: rebuilding better-sqlite3 failed (see $log)"; return 1; }
+    loads "$pkg" "$sqlite" || { echo "Node $v: the rebuilt better-sqlite3 does not load in Node $v (see $log)"; return 1; }
     echo "$stamp" >"$sqlite/.zmqchat-built-for"
   fi
   echo "Node $v: ready ($("$pkg/bin/node" --version), better-sqlite3 $stamp)"
@@ -83,7 +92,8 @@ test_one() {
   mkdir -p "$root/test/artifacts"
   started=$(date +%s)
   # Never fall back to the system Node: without this release prepared, the run fails.
-  if [ "$("$pkg/bin/node" --version 2>/dev/null)" != "v$v" ] || [ ! -f "$tree/node_modules/better-sqlite3/.zmqchat-built-for" ]; then
+  if [ "$("$pkg/bin/node" --version 2>/dev/null)" != "v$v" ] || [ ! -f "$tree/node_modules/better-sqlite3/.zmqchat-built-for" ] ||
+    ! loads "$pkg" "$tree/node_modules/better-sqlite3"; then
     echo "Node $v: not prepared (bash scripts/node-versions.sh prepare $v)"
     echo "Node $v: 0 passed, 1 failed"
     return 1
