@@ -6,7 +6,7 @@ import {
   openBackup,
   sealBackup,
 } from "../crypto/backup.js";
-import { Sealer } from "../crypto/envelope.js";
+import { Sealer, sealTag } from "../crypto/envelope.js";
 import { fingerprint, generateIdentity, identitySecrets } from "../crypto/keys.js";
 import { loginChallengeBytes, rotationBytes } from "../crypto/login.js";
 import { bindingKey, loginBindingProof, x25519Private, x25519PublicRaw } from "../crypto/session-binding.js";
@@ -98,7 +98,7 @@ export class ChatClient {
   /** Contacts' checked key histories: which key verifies which message. */
   private readonly contactKeys: ContactKeys;
   /** Sends of this device awaiting their acknowledgement: the signature they went out with, and their text. */
-  private readonly sending = new Map<string, { sig: string; text: string; extra?: MessageExtra }>();
+  private readonly sending = new Map<string, { tag: string; text: string; extra?: MessageExtra }>();
   /** Verifies and decrypts batches of mailbox items (large ones on worker threads). */
   private readonly opener: Opener;
   /** Live deliveries, applied directly when they follow the cursor. */
@@ -404,7 +404,7 @@ export class ChatClient {
         recipients,
         ...(extra ? { extra } : {}),
       });
-      this.sending.set(id, { sig: envelope.sig, text, extra });
+      this.sending.set(id, { tag: sealTag(envelope), text, extra });
       try {
         const ack = await this.request("send", { envelope }, { timeoutMs: remaining(deadline) });
         const message: ChatMessage = {
@@ -744,12 +744,12 @@ export class ChatClient {
     );
     if (unknown.length > 0) await this.users(unknown);
     // This device's own sends, delivered before their acknowledgement: the envelope is the one
-    // this device signed (same signature), so its text is known here and nothing needs opening.
+    // this device sealed (same signature or key commitment), so its text is known here.
     const local: Array<Opened | undefined> = items.map((item) => {
       const env = item.envelope;
       const mine = env.from === this.name && env.device === this.options.identity.device;
       const sent = mine ? this.sending.get(env.id) : undefined;
-      if (!sent || sent.sig !== env.sig) return undefined;
+      if (!sent || sent.tag !== sealTag(env)) return undefined;
       const message = {
         ...messageBase(item, this.name),
         text: sent.text,
