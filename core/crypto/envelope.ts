@@ -256,8 +256,10 @@ export class Sealer {
       toKey: peer.name === me.name ? this.keyId : this.keys.keyId(peer.keys),
     };
     const h = headerBytes(header);
-    const cek = randomBytes(32);
-    const nonce = randomBytes(12);
+    // One call for the content key, the nonce and each wrap's iv (each call to the CSPRNG costs).
+    const fresh = randomBytes(44 + 12 * recipients.length);
+    const cek = fresh.subarray(0, 32);
+    const nonce = fresh.subarray(32, 44);
     const cipher = createCipheriv("aes-256-gcm", cek, nonce);
     cipher.setAAD(h);
     const body = Buffer.concat([
@@ -270,9 +272,10 @@ export class Sealer {
       cipher.getAuthTag(),
     ]);
     const kc = pairwiseCommitment(cek, h, nonce, body);
-    const keys = recipients.map((r) => {
+    const keys = recipients.map((r, i) => {
       const kek = this.pairwiseKey(me.name, me.publicKeys.enc, r.name, r.keys.enc);
-      return { to: r.name, wk: b64(sealKey(kek, cek, pairwiseWrapAad(r.name, h, kc))) };
+      const iv = fresh.subarray(44 + 12 * i, 56 + 12 * i);
+      return { to: r.name, wk: b64(sealKey(kek, iv, cek, pairwiseWrapAad(r.name, h, kc))) };
     });
     return { ...header, nonce: b64(nonce), ct: b64(body), kc: b64(kc), keys };
   }
@@ -397,9 +400,8 @@ function readPlaintext(plain: Buffer): OpenResult {
     : { ok: true, text: parsed.text, extra: parsed.extra };
 }
 
-/** AES-256-GCM of a 32-byte key under `kek`: iv ‖ ciphertext ‖ tag (60 bytes). */
-function sealKey(kek: Buffer, key: Buffer, aad: Buffer): Buffer {
-  const iv = randomBytes(12);
+/** AES-256-GCM of a 32-byte key under `kek` with a fresh 12-byte `iv`: iv ‖ ciphertext ‖ tag (60 bytes). */
+function sealKey(kek: Buffer, iv: Buffer, key: Buffer, aad: Buffer): Buffer {
   const c = createCipheriv("aes-256-gcm", kek, iv);
   c.setAAD(aad);
   return Buffer.concat([iv, c.update(key), c.final(), c.getAuthTag()]);
