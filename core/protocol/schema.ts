@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { WIRE_ERROR_CODES } from "../errors.js";
+import { deviceReplyBodies, deviceRequestBodies } from "./devices.js";
 import { UUID_PATTERN } from "./ids.js";
 import {
   MAX_GROUP_MEMBERS,
@@ -127,6 +128,7 @@ export const requestBodies = {
   "session.renew": z.strictObject({}),
   /** Ends this device's sessions (every session of the user with `all`). */
   logout: z.strictObject({ all: z.boolean().optional() }),
+  ...deviceRequestBodies,
 } as const;
 
 export type RequestType = keyof typeof requestBodies;
@@ -217,6 +219,7 @@ export const replyBodies = {
     lifetimeMs: z.number().int().positive().optional(),
   }),
   logout: z.object({ ended: z.literal(true) }),
+  ...deviceReplyBodies,
 } as const satisfies Record<RequestType, z.ZodType>;
 
 export type ReplyBody<T extends RequestType> = z.infer<(typeof replyBodies)[T]>;
