@@ -88,7 +88,7 @@ describe("devices: link, list, revoke (issue #19)", () => {
       ],
     );
 
-    // Live on both devices: bob's message, and what alice sends from device 1 shows on device 2 as hers.
+    // Live on both devices.
     const d1 = listen(join(stack.dir, "homes", "alice"));
     const d2 = listen(laptop());
     try {
@@ -96,16 +96,15 @@ describe("devices: link, list, revoke (issue #19)", () => {
       await ok("bob", ["send", "alice", "three, live"]);
       await waitFor("bob's live message on both devices", () =>
         d1.seen.out.includes("three, live") && d2.seen.out.includes("three, live"), 15_000);
-      await ok("alice", ["send", "bob", "four, from device 1"]);
-      await waitFor("alice's send on device 2", () => d2.seen.out.includes("four, from device 1"), 15_000);
-      const mine = parse<Line>(d2.seen.out).find((m) => m.text === "four, from device 1")!;
-      assert.equal(mine.from, "alice");
-      assert.equal(mine.to, "bob");
-      assert.equal(mine.verified, true);
     } finally {
       await stop(d1.child);
       await stop(d2.child);
     }
+
+    // What alice sends from device 1 shows on device 2 as hers (listen prints only others' messages).
+    await ok("alice", ["send", "bob", "four, from device 1"]);
+    const mine = (await history("alice", "bob", laptop())).find((m) => m.text === "four, from device 1");
+    assert.deepEqual([mine?.from, mine?.to, mine?.verified], ["alice", "bob", true]);
 
     // Away: both devices recover what was sent meanwhile.
     await ok("bob", ["send", "alice", "five, while away"]);
@@ -136,11 +135,13 @@ describe("devices: link, list, revoke (issue #19)", () => {
     assert.equal(posing.code, 4, posing.stderr);
 
     // Bob sees a signed rotation (a normal key change), trusts it, and both carry on verified.
+    await ok("alice", ["send", "bob", "seven, after the revocation"]);
+    const held = await stack.cli("bob", ["send", "alice", "six, after the revocation"]);
+    assert.equal(held.code, 4, "bob's sends wait until he trusts alice's new keys");
     const fpBob = await ok("bob", ["keys", "fingerprint", "alice"]);
     assert.match(fpBob, /signed by their previous key/);
     await ok("bob", ["keys", "trust", "alice"]);
     await ok("bob", ["send", "alice", "six, after the revocation"]);
-    await ok("alice", ["send", "bob", "seven, after the revocation"]);
     const aliceView = await history("alice", "bob");
     assert.ok(aliceView.every((m) => m.verified));
     assert.ok(aliceView.some((m) => m.text === "six, after the revocation"));
