@@ -60,7 +60,9 @@ export function registerDevicesCommands(program: Command, run: Run, io: Io): voi
     .option("--ttl <seconds>", "how long the code is good for, at most 600", "600")
     .addHelpText("after", "\nWith --json: {code, expires, device, fingerprint}")
     .action(
-      run((cmd, opts: { name?: string; ttl: string }) => devicesAddCommand(cmd, io, { ...opts, json: json(cmd) })),
+      run((cmd, opts: { name?: string; ttl: string }) =>
+        devicesAddCommand(cmd, io, { ...opts, json: json(cmd) }),
+      ),
     );
   devices
     .command("link")

@@ -67,11 +67,7 @@ function codeOf(chars: string): LinkCode {
 
 /** Reads a typed code: case, dashes and spaces do not matter, O is 0 and I or L are 1 (Crockford). */
 export function parseLinkCode(text: string): LinkCode {
-  const chars = text
-    .toUpperCase()
-    .replace(/[\s-]/g, "")
-    .replace(/O/g, "0")
-    .replace(/[IL]/g, "1");
+  const chars = text.toUpperCase().replace(/[\s-]/g, "").replace(/O/g, "0").replace(/[IL]/g, "1");
   if (chars.length !== SLOT_CHARS + SECRET_CHARS || [...chars].some((c) => !ALPHABET.includes(c)))
     throw new ZmqchatError(
       "usage",
@@ -133,17 +129,16 @@ function unaead(key: Buffer, aad: string, blob: string): Buffer | null {
 }
 
 export function sealLink(keys: LinkKeys, code: LinkCode, payload: LinkPayload): string {
-  return aead(
-    keys.enc,
-    `${LINK_INFO}\n${payload.name}\n${code.slot}`,
-    Buffer.from(JSON.stringify(payload)),
-  );
+  return aead(keys.enc, `${LINK_INFO}\n${payload.name}\n${code.slot}`, Buffer.from(JSON.stringify(payload)));
 }
 
 export function openLink(keys: LinkKeys, name: string, code: LinkCode, blob: string): LinkPayload {
   const plain = unaead(keys.enc, `${LINK_INFO}\n${name}\n${code.slot}`, blob);
   if (!plain)
-    throw new ZmqchatError("unauthorized", "the linked identity does not open under this code: it was altered");
+    throw new ZmqchatError(
+      "unauthorized",
+      "the linked identity does not open under this code: it was altered",
+    );
   const p = JSON.parse(plain.toString("utf8")) as LinkPayload;
   if (p.name !== name) throw new ZmqchatError("unauthorized", `the link code is for ${p.name}, not ${name}`);
   return p;
@@ -163,7 +158,11 @@ function deviceKeyBytes(name: string, device: string, key: string): Buffer {
 }
 
 /** The device's public X25519 key (base64url) and the user's Ed25519 signature over it. */
-export function deviceKeyClaim(identity: Identity, device: string, secret: Buffer): { key: string; keySig: string } {
+export function deviceKeyClaim(
+  identity: Identity,
+  device: string,
+  secret: Buffer,
+): { key: string; keySig: string } {
   const key = x25519PublicRaw(x25519Private(secret)).toString("base64url");
   const keySig = sign(null, deviceKeyBytes(identity.name, device, key), identity.signPrivate).toString(
     "base64url",
@@ -244,7 +243,12 @@ export function openRekey(
   const signers = [held.identity, ...(held.previous ?? [])];
   const signed = signers.some((s) => {
     try {
-      return verify(null, Buffer.from(`${info}\n${b.eph}\n${b.ct}`), s.signPublic, Buffer.from(b.sig, "base64url"));
+      return verify(
+        null,
+        Buffer.from(`${info}\n${b.eph}\n${b.ct}`),
+        s.signPublic,
+        Buffer.from(b.sig, "base64url"),
+      );
     } catch {
       return false;
     }

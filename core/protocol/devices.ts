@@ -9,7 +9,9 @@ const key32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "a 32-byte base64url key e
 /** A device id: 16 hex characters, as a profile makes it. */
 export const deviceIdSchema = z.string().regex(/^[0-9a-f]{16}$/, "a device id is 16 hex characters");
 /** The public part of a link code: 4 Crockford base32 characters. */
-export const linkSlotSchema = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{4}$/, "a link slot is 4 base32 characters");
+export const linkSlotSchema = z
+  .string()
+  .regex(/^[0-9A-HJKMNP-TV-Z]{4}$/, "a link slot is 4 base32 characters");
 const deviceName = z
   .string()
   .min(1)

@@ -2,6 +2,7 @@ import { ZmqchatError } from "../../core/errors.js";
 import { bootstrap } from "./influx/bootstrap.js";
 import { Claims } from "./influx/claims.js";
 import { InfluxContext } from "./influx/context.js";
+import { DeviceRecords } from "./influx/devices.js";
 import { GroupCommit } from "./influx/group-commit.js";
 import { V1Http } from "./influx/http.js";
 import { LaneLease } from "./influx/lane-lease.js";
@@ -12,7 +13,6 @@ import {
   type ResolvedOptions,
   resolveOptions,
 } from "./influx/options.js";
-import { DeviceRecords } from "./influx/devices.js";
 import { checkName, Records } from "./influx/records.js";
 import { Watermarks } from "./influx/watermarks.js";
 import { SafetyWindow } from "./influx/window.js";

@@ -372,7 +372,9 @@ export class SqliteStore implements Store {
   }
 
   async listDevices(name: string): Promise<DeviceRecord[]> {
-    return this.guard(() => this.stmts.listDevices.all(name).map((r) => JSON.parse(r.record) as DeviceRecord));
+    return this.guard(() =>
+      this.stmts.listDevices.all(name).map((r) => JSON.parse(r.record) as DeviceRecord),
+    );
   }
 
   async putDrop(key: string, value: string, expires: number): Promise<void> {

@@ -54,7 +54,14 @@ export function storeContract(
     it("keeps each user's devices, the latest record of each winning, and sealed drops until they expire", async () => {
       await withStore(async (store) => {
         assert.deepEqual(await store.listDevices("alice"), []);
-        const one = { id: "0123456789abcdef", name: "laptop", added: 1000, lastSeen: null, revoked: null, key: null };
+        const one = {
+          id: "0123456789abcdef",
+          name: "laptop",
+          added: 1000,
+          lastSeen: null,
+          revoked: null,
+          key: null,
+        };
         const two = { ...one, id: "fedcba9876543210", name: "desk", added: 2000 };
         await store.putDevice("alice", two);
         await store.putDevice("alice", one);

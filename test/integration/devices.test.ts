@@ -92,10 +92,17 @@ describe("devices: link, list, revoke (issue #19)", () => {
     const d1 = listen(join(stack.dir, "homes", "alice"));
     const d2 = listen(laptop());
     try {
-      await waitFor("both listening", () => d1.seen.out.includes("two, before") && d2.seen.out.includes("two, before"), 30_000);
+      await waitFor(
+        "both listening",
+        () => d1.seen.out.includes("two, before") && d2.seen.out.includes("two, before"),
+        30_000,
+      );
       await ok("bob", ["send", "alice", "three, live"]);
-      await waitFor("bob's live message on both devices", () =>
-        d1.seen.out.includes("three, live") && d2.seen.out.includes("three, live"), 15_000);
+      await waitFor(
+        "bob's live message on both devices",
+        () => d1.seen.out.includes("three, live") && d2.seen.out.includes("three, live"),
+        15_000,
+      );
     } finally {
       await stop(d1.child);
       await stop(d2.child);
@@ -109,7 +116,9 @@ describe("devices: link, list, revoke (issue #19)", () => {
     // Away: both devices recover what was sent meanwhile.
     await ok("bob", ["send", "alice", "five, while away"]);
     for (const home of [undefined, laptop()])
-      assert.ok((await history("alice", "bob", home)).some((m) => m.text === "five, while away" && m.verified));
+      assert.ok(
+        (await history("alice", "bob", home)).some((m) => m.text === "five, while away" && m.verified),
+      );
 
     const list = parse<DeviceLine>(await ok("alice", ["devices", "--json"]));
     assert.equal(list.length, 2, JSON.stringify(list));
@@ -171,10 +180,16 @@ describe("devices: link, list, revoke (issue #19)", () => {
     const wrong = await stack.cli("carol", ["devices", "link", wrongSecret(a.code)], { home: home("a") });
     assert.equal(wrong.code, 4, wrong.stderr);
     assert.match(wrong.stderr, /wrong link code/);
-    const right = await stack.cli("carol", ["devices", "link", a.code], { home: home("a2"), timeoutMs: 60_000 });
+    const right = await stack.cli("carol", ["devices", "link", a.code], {
+      home: home("a2"),
+      timeoutMs: 60_000,
+    });
     assert.equal(right.code, 0, right.stderr);
     // …and never twice.
-    const reused = await stack.cli("carol", ["devices", "link", a.code], { home: home("a3"), timeoutMs: 60_000 });
+    const reused = await stack.cli("carol", ["devices", "link", a.code], {
+      home: home("a3"),
+      timeoutMs: 60_000,
+    });
     assert.equal(reused.code, 4, reused.stderr);
 
     // Expired.
@@ -186,11 +201,19 @@ describe("devices: link, list, revoke (issue #19)", () => {
     // Guessing: five wrong secrets for a slot void the code, so the right one is refused after.
     const c = await addCode("carol");
     for (let i = 0; i < 5; i++) {
-      const guess = c.code.slice(0, 5) + String(i).repeat(14).replace(/(.{4})(?=.)/g, "$1-").slice(0, 14);
+      const guess =
+        c.code.slice(0, 5) +
+        String(i)
+          .repeat(14)
+          .replace(/(.{4})(?=.)/g, "$1-")
+          .slice(0, 14);
       const g = await stack.cli("carol", ["devices", "link", guess], { home: home(`g${i}`) });
       assert.equal(g.code, 4, g.stderr);
     }
-    const late = await stack.cli("carol", ["devices", "link", c.code], { home: home("c"), timeoutMs: 60_000 });
+    const late = await stack.cli("carol", ["devices", "link", c.code], {
+      home: home("c"),
+      timeoutMs: 60_000,
+    });
     assert.equal(late.code, 4, late.stderr);
     assert.match(late.stderr, /void/);
 
