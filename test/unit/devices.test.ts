@@ -13,7 +13,7 @@ import {
   sealRekey,
 } from "../../core/client/devices.js";
 import { generateIdentity, identitySecrets } from "../../core/crypto/keys.js";
-import { ZmqchatError } from "../../core/errors.js";
+import type { ZmqchatError } from "../../core/errors.js";
 import { Authority, type SessionClaims } from "../../server/auth.js";
 import { DeviceRegistry } from "../../server/devices.js";
 import { SessionManager } from "../../server/sessions.js";
