@@ -26,6 +26,7 @@ import {
 } from "../core/protocol/schema.js";
 import type { Authority, SessionClaims } from "./auth.js";
 import { Backups } from "./backups.js";
+import { FileService } from "./blobs/files.js";
 import { DeviceRegistry } from "./devices.js";
 import {
   checkGroupSize,
@@ -96,6 +97,8 @@ export class ChatService {
     private readonly log: Logger,
     private readonly metrics: ServiceMetrics = noMetrics,
     private readonly quotas: ServerQuotas = DEFAULT_SERVER_QUOTAS,
+    /** Attachments (server/blobs/files.ts); without a blob store, file requests are refused. */
+    files: FileService = new FileService(null, store),
   ) {
     this.senderQuota = new SenderQuota(quotas);
     this.mailboxQuota = new MailboxQuota(quotas, (owner) => this.store.mailboxSize(owner));
@@ -144,6 +147,10 @@ export class ChatService {
       "devices.rekey.get": async (b) => ok(await this.devices.rekeyGet(b)),
       "link.put": async (b, _u, c) => ok(await this.devices.linkPut(needSession(c), b)),
       "link.get": async (b) => ok(await this.devices.linkGet(b)),
+      "file.init": async (b, u) => ok(await files.init(b, needUser(u))),
+      "file.put": async (b, u) => ok(await files.put(b, needUser(u))),
+      "file.done": async (b, u) => ok(await files.done(b, needUser(u))),
+      "file.get": async (b, u) => ok(await files.get(b, needUser(u))),
     };
   }
 

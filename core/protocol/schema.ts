@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { WIRE_ERROR_CODES } from "../errors.js";
 import { deviceReplyBodies, deviceRequestBodies } from "./devices.js";
+import { fileReplyBodies, fileRequestBodies } from "./files.js";
 import { UUID_PATTERN } from "./ids.js";
 import {
   MAX_GROUP_MEMBERS,
@@ -129,6 +130,8 @@ export const requestBodies = {
   /** Ends this device's sessions (every session of the user with `all`). */
   logout: z.strictObject({ all: z.boolean().optional() }),
   ...deviceRequestBodies,
+  /** Attachments: upload and download of encrypted chunks (core/protocol/files.ts). */
+  ...fileRequestBodies,
 } as const;
 
 export type RequestType = keyof typeof requestBodies;
@@ -220,6 +223,7 @@ export const replyBodies = {
   }),
   logout: z.object({ ended: z.literal(true) }),
   ...deviceReplyBodies,
+  ...fileReplyBodies,
 } as const satisfies Record<RequestType, z.ZodType>;
 
 export type ReplyBody<T extends RequestType> = z.infer<(typeof replyBodies)[T]>;
