@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BenchContext } from "../lib/context.js";
 import { ZMQCHAT_BIN } from "../lib/paths.js";
@@ -39,8 +39,7 @@ function cli(
 
 export async function filesRun(ctx: BenchContext): Promise<void> {
   const mib = ctx.quick ? SIZES.quick : SIZES.full;
-  const dir = join(ctx.tmp, "files");
-  mkdirSync(dir, { recursive: true });
+  const dir = mkdtempSync(join(ctx.tmp, "files-"));
   const stack = await startStack(`sqlite:${join(dir, "store.db")}`, 2, "files");
   const home = join(dir, "homes");
   try {
@@ -90,5 +89,6 @@ export async function filesRun(ctx: BenchContext): Promise<void> {
     });
   } finally {
     await stack.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
