@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { WIRE_ERROR_CODES } from "../errors.js";
+import { deviceReplyBodies, deviceRequestBodies } from "./devices.js";
 import { fileReplyBodies, fileRequestBodies } from "./files.js";
 import { UUID_PATTERN } from "./ids.js";
 import {
@@ -128,6 +129,7 @@ export const requestBodies = {
   "session.renew": z.strictObject({}),
   /** Ends this device's sessions (every session of the user with `all`). */
   logout: z.strictObject({ all: z.boolean().optional() }),
+  ...deviceRequestBodies,
   /** Attachments: upload and download of encrypted chunks (core/protocol/files.ts). */
   ...fileRequestBodies,
 } as const;
@@ -220,6 +222,7 @@ export const replyBodies = {
     lifetimeMs: z.number().int().positive().optional(),
   }),
   logout: z.object({ ended: z.literal(true) }),
+  ...deviceReplyBodies,
   ...fileReplyBodies,
 } as const satisfies Record<RequestType, z.ZodType>;
 
