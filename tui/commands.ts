@@ -16,6 +16,9 @@ export type Command =
   | { kind: "unread" }
   /** `/devices`: the list; `/devices revoke ID`: says how (the keys rotate: see worker/commands.ts). */
   | { kind: "devices"; revoke: string | null }
+  /** Attachments (tui/worker/files.ts): send a file to the open conversation; save one. */
+  | { kind: "file"; path: string }
+  | { kind: "save"; id: string | null }
   | { kind: "help" }
   | { kind: "quit" }
   | { kind: "invalid"; message: string };
@@ -32,6 +35,8 @@ export const COMMAND_HELP: ReadonlyArray<[string, string]> = [
   ["/fingerprint [USER]", "show your or USER's fingerprint (safety number)"],
   ["/search WORDS…", "find messages; jumps to the newest match (n/N or /search again: older/newer)"],
   ["/devices [revoke ID]", "your devices: id, name, added, last seen, this one marked"],
+  ["/file PATH", "send a file to the open conversation (encrypted; resumes when sent again)"],
+  ["/save [ID]", "save the newest file of the open conversation (or message ID's) here"],
   ["/unread", "jump to the first unread message of the open conversation (Shift-PgUp)"],
   ["/help", "keys and commands"],
   ["/quit", "leave zmqchat"],
@@ -132,6 +137,15 @@ export function parseCommand(input: string): Command {
         return { kind: "devices", revoke: rest[1]! };
       return { kind: "invalid", message: "usage: /devices, or /devices revoke ID (16 hex characters)" };
     }
+    case "file":
+    case "attach": {
+      const path = line.slice(head.length).trim();
+      return path === ""
+        ? { kind: "invalid", message: "which file? usage: /file PATH" }
+        : { kind: "file", path };
+    }
+    case "save":
+      return { kind: "save", id: rest[0] ?? null };
     case "help":
     case "?":
       return { kind: "help" };
