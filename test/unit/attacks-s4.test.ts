@@ -8,9 +8,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { linkKeys, newLinkCode } from "../../core/client/devices.js";
+import type { ZmqchatError } from "../../core/errors.js";
 import { FILE_CHUNK_OVERHEAD } from "../../core/protocol/files.js";
+import { Authority, type SessionClaims } from "../../server/auth.js";
 import { DiskBlobStore } from "../../server/blobs/disk.js";
 import { DEFAULT_FILE_LIMITS, type FileLimits, FileService } from "../../server/blobs/files.js";
+import { DeviceRegistry } from "../../server/devices.js";
+import { SessionManager } from "../../server/sessions.js";
 import { SqliteStore } from "../../server/store/sqlite.js";
 
 const id = (n: number) => `0190f000-0000-7000-8000-${String(n).padStart(12, "0")}`;
@@ -90,5 +95,85 @@ describe("attack: a hostile user against attachment quotas and finished files", 
       await files.put({ id: id(1), index: 0, data: first }, "alice");
       assert.equal((await files.get({ id: id(1), index: 0 }, "bob")).data, second);
     });
+  });
+});
+
+describe("attack: racing the link code and the device key", () => {
+  const setup = async () => {
+    const store = new SqliteStore(":memory:");
+    await store.init();
+    const at = Date.now();
+    const auth = new Authority(Buffer.from("unit-test-cluster-secret-0123456789"), { now: () => at });
+    const registry = new DeviceRegistry(store, auth, new SessionManager(auth, store, 0), 0);
+    const claims = (device: string): SessionClaims => ({
+      name: "alice",
+      device,
+      keyTag: "k",
+      issued: Date.now(),
+      expires: Date.now() + 60_000,
+    });
+    await registry.admit("alice", "0000000000000001");
+    const code = newLinkCode();
+    const keys = linkKeys("alice", code);
+    await registry.linkPut(claims("0000000000000001"), {
+      slot: code.slot,
+      verifier: keys.verifier,
+      blob: "c2VhbGVk",
+      device: "00000000000000ff",
+      deviceName: "laptop",
+      ttlMs: 600_000,
+    });
+    const get = (proof: string) => registry.linkGet({ name: "alice", slot: code.slot, proof });
+    return { store, registry, claims, right: keys.proof, get };
+  };
+  const wrong = () => randomBytes(32).toString("base64url");
+
+  it("two devices racing with the right code (one looked over a shoulder): exactly one gets the identity", async () => {
+    const { store, right, get } = await setup();
+    try {
+      const ok = await settled(Array.from({ length: 4 }, () => get(right)));
+      assert.equal(ok.filter(Boolean).length, 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("five wrong proofs sent at once void the code (control: after four the right code still works)", async () => {
+    const control = await setup();
+    try {
+      assert.deepEqual(await settled(Array.from({ length: 4 }, () => control.get(wrong()))), [
+        false,
+        false,
+        false,
+        false,
+      ]);
+      assert.equal((await control.get(control.right)).device, "00000000000000ff");
+    } finally {
+      await control.store.close();
+    }
+    const attack = await setup();
+    try {
+      await settled(Array.from({ length: 5 }, () => attack.get(wrong())));
+      await assert.rejects(attack.get(attack.right), (e: ZmqchatError) => /void/.test(e.message));
+    } finally {
+      await attack.store.close();
+    }
+  });
+
+  it("a device key, once registered, is not replaced by a later hello (control: the first one is kept)", async () => {
+    const { store, registry, claims } = await setup();
+    try {
+      const k1 = Buffer.alloc(32, 1).toString("base64url");
+      const k2 = Buffer.alloc(32, 2).toString("base64url");
+      const sig = Buffer.alloc(64, 3).toString("base64url");
+      await registry.hello(claims("0000000000000001"), { key: k1, keySig: sig });
+      const keyOf = async () =>
+        (await store.listDevices("alice")).find((d) => d.id === "0000000000000001")!.key;
+      assert.equal(await keyOf(), k1);
+      await registry.hello(claims("0000000000000001"), { key: k2, keySig: sig });
+      assert.equal(await keyOf(), k1);
+    } finally {
+      await store.close();
+    }
   });
 });
