@@ -1,4 +1,3 @@
-import { copyFor } from "../core/crypto/envelope.js";
 import { ZmqchatError } from "../core/errors.js";
 import {
   MAX_ENVELOPE_BYTES,
@@ -134,7 +133,8 @@ export class SendPath {
         "the message is not sealed for exactly the current recipients; fetch them and seal again",
       );
     }
-    const text = serializeEnvelope(env);
+    const parts = envelopeParts(env);
+    const text = parts.join(env.keys);
     this.deps.limit("sender_rate", () => this.deps.senderQuota.charge(user, text.length, Date.now()));
     // The sender's own copy never fills a mailbox shut to others: only recipients are checked.
     const recipients = owners.filter((o) => o !== user);
@@ -148,7 +148,8 @@ export class SendPath {
       refuse("too_large", `the envelope is over ${MAX_ENVELOPE_BYTES} bytes`);
     // From envelope v2 each mailbox keeps only its owner's wrapped key (core/crypto/envelope.ts).
     const copies = new Map<string, string>();
-    if (env.v !== 1) for (const owner of owners) copies.set(owner, serializeEnvelope(copyFor(env, owner)));
+    if (env.v !== 1)
+      for (const owner of owners) copies.set(owner, parts.join(env.keys.filter((k) => k.to === owner)));
     return { env, owners, input: { id: env.id, owners, envelope: text, copies } };
   }
 
@@ -193,7 +194,16 @@ function prevField(prev: string | null | undefined): string {
 
 /** Serialises an envelope with its fields in schema order, so what is stored is canonical JSON. */
 export function serializeEnvelope(env: Envelope): string {
-  return JSON.stringify({
+  return envelopeParts(env).join(env.keys);
+}
+
+/**
+ * An envelope's canonical JSON cut around its wrapped keys: the copies of one envelope (each
+ * mailbox keeps only its owner's key, core/crypto/envelope.ts copyFor) differ only there, so the
+ * rest is serialised once for all of them.
+ */
+function envelopeParts(env: Envelope): { join(keys: Envelope["keys"]): string } {
+  const head = JSON.stringify({
     v: env.v,
     suite: env.suite,
     id: env.id,
@@ -206,7 +216,11 @@ export function serializeEnvelope(env: Envelope): string {
     nonce: env.nonce,
     ct: env.ct,
     ...(env.v === 2 ? { kc: env.kc } : {}),
-    keys: env.keys.map((k) => ({ to: k.to, wk: k.wk })),
-    sig: env.sig,
   });
+  const front = `${head.slice(0, -1)},"keys":[`;
+  const back = `],"sig":${JSON.stringify(env.sig)}}`;
+  return {
+    join: (keys) =>
+      front + keys.map((k) => `{"to":${JSON.stringify(k.to)},"wk":${JSON.stringify(k.wk)}}`).join(",") + back,
+  };
 }

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Sealer } from "../../core/crypto/envelope.js";
+import { copyFor, Sealer } from "../../core/crypto/envelope.js";
 import { generateIdentity } from "../../core/crypto/keys.js";
 import { fastSendBody, isEnvelope } from "../../core/protocol/envelope-check.js";
 import { uuidv7 } from "../../core/protocol/ids.js";
 import { MAX_GROUP_MEMBERS, MAX_SEND_MANY } from "../../core/protocol/limits.js";
-import { envelopeSchema, requestBodies } from "../../core/protocol/schema.js";
+import { type Envelope, envelopeSchema, requestBodies } from "../../core/protocol/schema.js";
+import { serializeEnvelope } from "../../server/send.js";
 
 const alice = generateIdentity("alice");
 const bob = generateIdentity("bob");
@@ -125,5 +126,47 @@ describe("the hand check of envelopes (the send path's validation)", () => {
       assert.equal(fast !== null, want, `${type} ${JSON.stringify(body).slice(0, 200)}`);
     }
     assert.equal(fastSendBody("sync", { after: null, limit: 1 }), null, "other requests go to the schema");
+  });
+});
+
+describe("the stored form of an envelope", () => {
+  it("is its fields in schema order, as JSON.stringify writes them, for v1, v2 and each v2 copy", () => {
+    const carol = generateIdentity("carol");
+    const group = new Sealer(alice).seal({
+      id: uuidv7(),
+      device: "0123456789abcdef",
+      to: null,
+      group: "team",
+      seq: 0,
+      sentAt: 'a "quoted" time',
+      text: "hello",
+      recipients: [
+        { name: "bob", keys: bob.publicKeys },
+        { name: "carol", keys: carol.publicKeys },
+      ],
+    });
+    const canonical = (e: Envelope) =>
+      JSON.stringify({
+        v: e.v,
+        suite: e.suite,
+        id: e.id,
+        from: e.from,
+        device: e.device,
+        to: e.to,
+        group: e.group,
+        seq: e.seq,
+        sentAt: e.sentAt,
+        nonce: e.nonce,
+        ct: e.ct,
+        ...(e.v === 2 ? { kc: e.kc } : {}),
+        keys: e.keys.map((k) => ({ to: k.to, wk: k.wk })),
+        sig: e.sig,
+      });
+    const withExtra = { ...sealed, keys: sealed.keys.map((k) => ({ ...k, extra: 1 })) } as Envelope;
+    for (const e of [sealed, envelopeSchema.parse(v1), group, withExtra]) {
+      assert.equal(serializeEnvelope(e), canonical(e));
+      for (const k of e.keys) assert.equal(serializeEnvelope(copyFor(e, k.to)), canonical(copyFor(e, k.to)));
+    }
+    assert.equal(JSON.parse(serializeEnvelope(group)).keys.length, 3);
   });
 });
