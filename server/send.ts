@@ -20,8 +20,8 @@ const REGISTERED_KEPT = 100_000;
 /** What the send path needs of the service around it. */
 export interface SendDeps {
   store: Store;
-  /** The live delivery topics of a user (server/auth.ts). */
-  deliveryTopics(owner: string): string[];
+  /** The live delivery topics of a user: one per live device (server/devices.ts). */
+  deliveryTopics(owner: string): Promise<string[]>;
   publish(topic: string, frame: Uint8Array): void;
   senderQuota: SenderQuota;
   mailboxQuota: MailboxQuota;
@@ -57,7 +57,7 @@ export class SendPath {
   async send(env: Envelope, user: string): Promise<string> {
     const checked = await this.check(env, user, null);
     const [result] = await this.deps.store.appendMany([checked.input]);
-    this.afterStore(checked, result!, true);
+    await this.afterStore(checked, result!, true);
     return this.reply(checked, result!, user);
   }
 
@@ -87,7 +87,7 @@ export class SendPath {
       const rung = new Set<string>();
       for (const [i, { at, checked }] of accepted.entries()) {
         const result = results[i]!;
-        this.afterStore(checked, result, !rung.has(checked.env.id));
+        await this.afterStore(checked, result, !rung.has(checked.env.id));
         rung.add(checked.env.id);
         parts[at] = this.reply(checked, result, user);
       }
@@ -154,7 +154,7 @@ export class SendPath {
   }
 
   /** Counts what was stored and publishes each copy on its owner's topics (`ring`: false for a repeat in one batch). */
-  private afterStore(checked: Checked, result: AppendResult, ring: boolean): void {
+  private async afterStore(checked: Checked, result: AppendResult, ring: boolean): Promise<void> {
     const { owners, input } = checked;
     this.deps.stored(result.duplicate ? 0 : owners.length);
     if (!result.duplicate) this.deps.mailboxQuota.stored(owners);
@@ -164,7 +164,7 @@ export class SendPath {
       const frame = Buffer.from(
         `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${input.copies?.get(owner) ?? input.envelope}}${prevField(place.prev)}}`,
       );
-      for (const topic of this.deps.deliveryTopics(owner)) this.deps.publish(topic, frame);
+      for (const topic of await this.deps.deliveryTopics(owner)) this.deps.publish(topic, frame);
     }
     this.deps.published(owners.length);
   }
@@ -213,12 +213,14 @@ function envelopeParts(env: Envelope): { join(keys: Envelope["keys"]): string } 
     group: env.group,
     seq: env.seq,
     sentAt: env.sentAt,
+    ...(env.v === 3 ? { fromKey: env.fromKey, toKey: env.toKey } : {}),
     nonce: env.nonce,
     ct: env.ct,
-    ...(env.v === 2 ? { kc: env.kc } : {}),
+    ...(env.v !== 1 ? { kc: env.kc } : {}),
   });
   const front = `${head.slice(0, -1)},"keys":[`;
-  const back = `],"sig":${JSON.stringify(env.sig)}}`;
+  // Version 3 has no signature: the wrapped key authenticates the envelope.
+  const back = env.v === 3 ? "]}" : `],"sig":${JSON.stringify(env.sig)}}`;
   return {
     join: (keys) =>
       front + keys.map((k) => `{"to":${JSON.stringify(k.to)},"wk":${JSON.stringify(k.wk)}}`).join(",") + back,

@@ -167,8 +167,9 @@ export class Controller {
   private effects(a: Action, prev: State, next: State): void {
     if (next.bells > prev.bells) this.ring();
     const m = next.mention;
-    if (m && m !== prev.mention)
-      this.opts.notify(`${m.from} mentioned you in ${convTitle(m.conv)}: ${m.text}`);
+    // Names only, as `listen` does: a desktop notification may show where others can see it, and
+    // nothing the sender wrote reaches the terminal's control sequences.
+    if (m && m !== prev.mention) this.opts.notify(`zmqchat: ${m.from} mentioned you in ${convTitle(m.conv)}`);
     if (next.notice && next.notice !== prev.notice) {
       const id = next.notice.id;
       this.timers.after(this.opts.noticeMs, () => this.dispatch({ type: "clearNotice", id }));

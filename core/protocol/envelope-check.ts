@@ -22,6 +22,8 @@ const V1_KEYS = [
   "sig",
 ];
 const V2_KEYS = [...V1_KEYS, "kc"];
+const V3_KEYS = [...V1_KEYS.filter((k) => k !== "sig"), "kc", "fromKey", "toKey"];
+const KEY_ID = /^[A-Za-z0-9_-]{16}$/;
 
 const isName = (x: unknown): boolean => typeof x === "string" && NAME_PATTERN.test(x);
 const isB64 = (x: unknown): boolean => typeof x === "string" && x.length <= 8192 && B64.test(x);
@@ -54,6 +56,12 @@ export function isEnvelope(x: unknown): x is Envelope {
     if (!hasExactly(x, V1_KEYS)) return false;
   } else if (x.v === 2) {
     if (!hasExactly(x, V2_KEYS) || typeof x.kc !== "string" || !KEY32.test(x.kc)) return false;
+  } else if (x.v === 3) {
+    // 1:1 only, unsigned: the pairwise key ids name the keys the wrapped key is under.
+    if (!hasExactly(x, V3_KEYS) || typeof x.kc !== "string" || !KEY32.test(x.kc)) return false;
+    if (typeof x.fromKey !== "string" || !KEY_ID.test(x.fromKey)) return false;
+    if (typeof x.toKey !== "string" || !KEY_ID.test(x.toKey)) return false;
+    if (x.to === null || x.group !== null || !Array.isArray(x.keys) || x.keys.length > 2) return false;
   } else return false;
   const { suite, id, from, device, to, group, seq, sentAt, nonce, ct, keys, sig } = x;
   if (typeof suite !== "string" || suite.length > 64) return false;
@@ -64,7 +72,7 @@ export function isEnvelope(x: unknown): x is Envelope {
   if (group !== null && !isName(group)) return false;
   if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) return false;
   if (typeof sentAt !== "string" || sentAt.length > 40) return false;
-  if (!isB64(nonce) || !isB64(sig)) return false;
+  if (!isB64(nonce) || (x.v !== 3 && !isB64(sig))) return false;
   if (typeof ct !== "string" || !B64_OR_EMPTY.test(ct)) return false;
   if (!Array.isArray(keys) || keys.length < 1 || keys.length > MAX_GROUP_MEMBERS + 1) return false;
   for (const k of keys) {

@@ -10,21 +10,26 @@ import { serializeEnvelope } from "../../server/send.js";
 
 const alice = generateIdentity("alice");
 const bob = generateIdentity("bob");
-const sealed = new Sealer(alice).seal({
-  id: uuidv7(),
-  device: "0123456789abcdef",
-  to: "bob",
-  group: null,
-  seq: 3,
-  sentAt: new Date().toISOString(),
-  text: "hello",
-  recipients: [{ name: "bob", keys: bob.publicKeys }],
-});
+const sealOneToOne = (version: 2 | 3) =>
+  new Sealer(alice).seal({
+    id: uuidv7(),
+    device: "0123456789abcdef",
+    to: "bob",
+    group: null,
+    seq: 3,
+    sentAt: new Date().toISOString(),
+    text: "hello",
+    recipients: [{ name: "bob", keys: bob.publicKeys }],
+    version,
+  });
+const sealed = sealOneToOne(2);
+const sealedV3 = sealOneToOne(3);
 const base = JSON.parse(JSON.stringify(sealed)) as Record<string, unknown>;
 const v1 = (() => {
   const { kc: _kc, ...rest } = base;
   return { ...rest, v: 1 };
 })();
+const v3 = JSON.parse(JSON.stringify(sealedV3)) as Record<string, unknown>;
 
 /** Values to put in a field: right and wrong types, edges of each rule. */
 const VALUES: unknown[] = [
@@ -54,6 +59,8 @@ const VALUES: unknown[] = [
   "x".repeat(41),
   "x".repeat(64),
   "x".repeat(65),
+  "A".repeat(16),
+  "A".repeat(17),
   "A".repeat(43),
   "A".repeat(44),
   "A".repeat(8192),
@@ -67,6 +74,15 @@ const VALUES: unknown[] = [
   [],
   {},
   [{ to: "bob", wk: "AAAA" }],
+  [
+    { to: "bob", wk: "AAAA" },
+    { to: "alice", wk: "AAAA" },
+  ],
+  [
+    { to: "bob", wk: "AAAA" },
+    { to: "alice", wk: "AAAA" },
+    { to: "carol", wk: "AAAA" },
+  ],
   [{ to: "bob", wk: "AAAA", extra: 1 }],
   [{ to: "Bob", wk: "AAAA" }],
   [{ to: "bob", wk: "" }],
@@ -77,9 +93,9 @@ const VALUES: unknown[] = [
 ];
 
 function variants(): unknown[] {
-  const out: unknown[] = [base, v1, null, [], "x", 1, {}];
-  for (const start of [base, v1]) {
-    for (const key of [...Object.keys(base), "extra"]) {
+  const out: unknown[] = [base, v1, v3, null, [], "x", 1, {}];
+  for (const start of [base, v1, v3]) {
+    for (const key of [...new Set([...Object.keys(base), ...Object.keys(v3)]), "extra"]) {
       for (const value of VALUES) {
         const e = { ...start, [key]: value };
         if (value === undefined) delete (e as Record<string, unknown>)[key];
@@ -106,6 +122,8 @@ describe("the hand check of envelopes (the send path's validation)", () => {
     const bodies: Array<[string, unknown]> = [
       ["send", { envelope: base }],
       ["send", { envelope: v1 }],
+      ["send", { envelope: v3 }],
+      ["send", { envelope: { ...v3, sig: "AAAA" } }],
       ["send", { envelope: { ...base, v: 3 } }],
       ["send", { envelope: base, extra: 1 }],
       ["send", {}],
@@ -156,14 +174,15 @@ describe("the stored form of an envelope", () => {
         group: e.group,
         seq: e.seq,
         sentAt: e.sentAt,
+        ...(e.v === 3 ? { fromKey: e.fromKey, toKey: e.toKey } : {}),
         nonce: e.nonce,
         ct: e.ct,
-        ...(e.v === 2 ? { kc: e.kc } : {}),
+        ...(e.v !== 1 ? { kc: e.kc } : {}),
         keys: e.keys.map((k) => ({ to: k.to, wk: k.wk })),
-        sig: e.sig,
+        ...(e.v !== 3 ? { sig: e.sig } : {}),
       });
     const withExtra = { ...sealed, keys: sealed.keys.map((k) => ({ ...k, extra: 1 })) } as Envelope;
-    for (const e of [sealed, envelopeSchema.parse(v1), group, withExtra]) {
+    for (const e of [sealed, envelopeSchema.parse(v1), sealedV3, group, withExtra]) {
       assert.equal(serializeEnvelope(e), canonical(e));
       for (const k of e.keys) assert.equal(serializeEnvelope(copyFor(e, k.to)), canonical(copyFor(e, k.to)));
     }

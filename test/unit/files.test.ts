@@ -142,3 +142,16 @@ describe("FileService (upload, resume, audience, limits)", () => {
     );
   });
 });
+
+describe("TUI /file and /save", () => {
+  it("parse into values, keeping spaces in the path", async () => {
+    const { parseCommand } = await import("../../tui/commands.js");
+    assert.deepEqual(parseCommand("/file ~/My Documents/a b.pdf"), {
+      kind: "file",
+      path: "~/My Documents/a b.pdf",
+    });
+    assert.equal(parseCommand("/file").kind, "invalid");
+    assert.deepEqual(parseCommand("/save"), { kind: "save", id: null });
+    assert.deepEqual(parseCommand(`/save ${ID}`), { kind: "save", id: ID });
+  });
+});

@@ -6,6 +6,7 @@ import { searchMessages } from "../../core/client/search.js";
 import { fingerprint } from "../../core/crypto/keys.js";
 import type { Command } from "../commands.js";
 import type { WorkerContext } from "./context.js";
+import { saveFileOf, sendFileTo } from "./files.js";
 
 /** How many of the newest matches `/search` steps through. */
 const SEARCH_LIMIT = 100;
@@ -111,6 +112,15 @@ export async function runCommand(ctx: WorkerContext, deps: CommandDeps, cmd: Com
       }
       return;
     }
+    case "file": {
+      const conv = ctx.state().open;
+      if (conv === null) notice("open a conversation first, then /file PATH", "error");
+      else ctx.track(sendFileTo(ctx, conv, cmd.path));
+      return;
+    }
+    case "save":
+      ctx.track(saveFileOf(ctx, ctx.state().open, cmd.id));
+      return;
     case "verify": {
       try {
         const r = await c.verifyContact(cmd.user);
