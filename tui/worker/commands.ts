@@ -2,6 +2,7 @@
 
 import type { ChatClient } from "../../core/client/client.js";
 import { groupConv, groupOf, userConv } from "../../core/client/conv.js";
+import { listDevices } from "../../core/client/devices.js";
 import { searchMessages } from "../../core/client/search.js";
 import { fingerprint } from "../../core/crypto/keys.js";
 import type { Command } from "../commands.js";
@@ -35,6 +36,20 @@ export async function runCommand(ctx: WorkerContext, deps: CommandDeps, cmd: Com
     case "unread":
       dispatch({ type: "jumpUnread" });
       return;
+    case "devices": {
+      if (cmd.revoke !== null) {
+        // A revocation rotates this profile's keys, which this running session holds: it is done
+        // by the command, after which the TUI starts again with the new keys.
+        notice(
+          `to revoke ${cmd.revoke}, quit and run: zmqchat devices revoke ${cmd.revoke} (your keys rotate; then start zmqchat again)`,
+          "warn",
+        );
+        return;
+      }
+      const r = await listDevices(c);
+      dispatch({ type: "devices", devices: r.devices, current: r.current });
+      return;
+    }
     case "quit":
       dispatch({ type: "quit" });
       return;
