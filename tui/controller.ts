@@ -23,7 +23,7 @@ import { Store } from "./store.js";
 import { type CommandDeps, runCommand } from "./worker/commands.js";
 import type { WorkerContext } from "./worker/context.js";
 import { Feed } from "./worker/feed.js";
-import { HistoryLoader } from "./worker/history-loader.js";
+import { HistoryLoader, loadQuotes } from "./worker/history-loader.js";
 import { MessageActions } from "./worker/message-actions.js";
 import { conversationsWithUnread, markRead } from "./worker/reads.js";
 import { Sends } from "./worker/sends.js";
@@ -196,8 +196,10 @@ export class Controller {
         break;
       case "arrived": {
         const c = this.session.client;
-        if (c && next.open && a.messages.some((m) => m.conv === next.open))
+        if (c && next.open && a.messages.some((m) => m.conv === next.open)) {
           markRead(c.cache, next.history, this.log);
+          loadQuotes(this.ctx, c.cache, next.open);
+        }
         break;
       }
       case "retry":

@@ -309,6 +309,7 @@ function itemOf(m: ChatMessage, me: string | null): HistoryItem {
     edited: m.edited ?? null,
     deleted: m.deleted ?? false,
     reactions: m.reactions ?? {},
+    ...(m.file ? { file: { name: m.file.name, size: m.file.size, type: m.file.type } } : {}),
   };
 }
 

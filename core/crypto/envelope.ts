@@ -90,8 +90,10 @@ export const SUITE_V2 = "zc2-x25519-hkdf-sha256-aes256gcm-hmac-commit-ed25519";
  *   transferable; suite 3's authentication is not.
  * - Key compromise impersonation, as in every static-static DH scheme (NaCl box, HPKE Auth):
  *   whoever holds bob's X25519 private key can make messages that bob's client accepts as from
- *   anyone, sealed for that key. A rotated-away key therefore still authenticates what is
- *   sealed for it, exactly as suite 2 still decrypts it (see core/client/open.ts).
+ *   anyone, sealed for that key. A message sealed for a key bob has rotated away still opens
+ *   with the old key bob keeps, as in suite 2 (core/client/open.ts); so a thief of that old key
+ *   (with the server's help, since the server stores only what a sender's session sends) could
+ *   still make 1:1 messages to bob under it, where suite 2's signature would have stopped him.
  */
 export const SUITE_V3 = "zc3-x25519-hkdf-sha256-aes256gcm-hmac-commit-pairwise";
 

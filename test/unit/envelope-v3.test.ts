@@ -419,6 +419,25 @@ describe("envelope v3 (1:1): sender authentication by the AEAD under the pairwis
       const a = await stack.client("alice");
       const b = await stack.client("bob");
       const c = await stack.client("carol");
+      await a.login();
+      // The server takes a v3 envelope only for a user, sealed for exactly the two mailboxes.
+      const sealed = direct(alice, bob, "not stored");
+      const refused: Array<[string, unknown, string]> = [
+        ["to a group", { ...sealed, to: null, group: "team" }, "bad_request"],
+        [
+          "without the sender's own copy",
+          { ...sealed, keys: sealed.keys.filter((k) => k.to === "bob") },
+          "conflict",
+        ],
+        [
+          "with a third wrap",
+          { ...sealed, keys: [...sealed.keys, { to: "carol", wk: sealed.keys[0]!.wk }] },
+          "bad_request",
+        ],
+        ["with a signature", { ...sealed, sig: "AA" }, "bad_request"],
+      ];
+      for (const [what, envelope, code] of refused)
+        await assert.rejects(a.request("send", { envelope: envelope as Envelope }), { code }, what);
       const first = await a.send({ user: "bob" }, "lunch at 1?");
       await b.send({ user: "alice" }, "yes");
       await a.send({ user: "bob" }, "lunch at 2?", {}, { action: { kind: "edit", target: first.id } });
