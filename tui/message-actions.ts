@@ -186,14 +186,23 @@ function refreshed(i: HistoryItem, m: ChatMessage): HistoryItem {
     (i.edited ?? null) === (m.edited ?? null) &&
     Boolean(i.deleted) === Boolean(m.deleted) &&
     JSON.stringify(i.reactions ?? {}) === JSON.stringify(m.reactions ?? {});
-  if (same) return i;
+  // Own stored messages: the mark follows their receipts (✓ → ✓✓ → ✔✔).
+  const own = i.delivery === "stored" || i.delivery === "delivered" || i.delivery === "read";
+  const delivery = own ? deliveryOf(m.status) : i.delivery;
+  if (same && delivery === i.delivery) return i;
   return {
     ...i,
     text: m.text,
     edited: m.edited ?? null,
     deleted: m.deleted ?? false,
     reactions: m.reactions ?? {},
+    delivery,
   };
+}
+
+/** The mark of an own stored message from its receipts (core/client/receipts.ts). */
+export function deliveryOf(status: ChatMessage["status"]): "stored" | "delivered" | "read" {
+  return status === "delivered" || status === "read" ? status : "stored";
 }
 
 function refresh(s: State, conv: string, messages: ChatMessage[]): State {
