@@ -113,6 +113,7 @@ export function openClient(
     }),
     curveSecret: curveSecretOf(paths.dir),
     endpointMemory: new FileEndpointMemory(join(paths.dir, "endpoints.json")),
+    readReceipts: settings.readReceipts,
   });
   const warned = new Set<string>();
   client.on((e) => {

@@ -13,6 +13,10 @@ export interface MessageFields
   deleted: boolean;
   /** Emoji → who reacted with it, in name order ({} when none). */
   reactions: Record<string, string[]>;
+  /** Own messages: "sent" (stored), "delivered" (to a device of every recipient) or "read"; null on others'. */
+  status: "sent" | "delivered" | "read" | null;
+  /** Own group messages: who read them, in name order; null otherwise. */
+  readBy: string[] | null;
 }
 
 export function messageFields(m: ChatMessage | MessageFields): MessageFields {
@@ -30,6 +34,8 @@ export function messageFields(m: ChatMessage | MessageFields): MessageFields {
     edited: m.edited ?? null,
     deleted: m.deleted ?? false,
     reactions: m.reactions ?? {},
+    status: m.status ?? null,
+    readBy: m.readBy ?? null,
   };
 }
 

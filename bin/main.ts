@@ -168,10 +168,16 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("-g, --group <group>", "a group's history instead")
     .option("-n, --limit <n>", "how many of the newest messages", "100")
     .option("--json", "one JSON object per line")
+    .option("--mark-read", "count what is printed as read (read receipts) even when stdout is not a terminal")
+    .option("--no-mark-read", "do not count what is printed as read, even on a terminal")
     .addHelpText("after", "\nExample:\n  zmqchat --user bob history alice --json")
     .action(
-      run((cmd, user: string | undefined, opts: { group?: string; limit: string; json?: boolean }) =>
-        historyCommand(cmd, io, user, opts),
+      run(
+        (
+          cmd,
+          user: string | undefined,
+          opts: { group?: string; limit: string; json?: boolean; markRead?: boolean },
+        ) => historyCommand(cmd, io, user, opts),
       ),
     );
 

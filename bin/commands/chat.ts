@@ -189,7 +189,7 @@ export async function historyCommand(
   cmd: Command,
   io: Io,
   user: string | undefined,
-  opts: { group?: string; limit: string; json?: boolean; timeout?: string },
+  opts: { group?: string; limit: string; json?: boolean; timeout?: string; markRead?: boolean },
 ): Promise<void> {
   if ((user === undefined) === (opts.group === undefined)) {
     throw new ZmqchatError("usage", "history of whom? zmqchat history USER or --group GROUP");
@@ -199,11 +199,14 @@ export async function historyCommand(
     throw new ZmqchatError("usage", "--limit takes a whole number above 0");
   const target =
     opts.group !== undefined ? { group: checkName("group", opts.group) } : { user: checkName("user", user!) };
+  // Printed to a terminal, a person reads it; a script reading a pipe is not reading (receipts.ts).
+  const markRead = opts.markRead ?? Boolean(process.stdout.isTTY);
   const messages = await work(
     settingsOf(cmd),
     io,
-    ["history", { ...("user" in target ? { with: target.user } : target), limit }],
-    (client) => historyOp(client, { target, limit }, (text) => io.err(`zmqchat: warning: ${text}`)),
+    ["history", { ...("user" in target ? { with: target.user } : target), limit, markRead }],
+    (client) =>
+      historyOp(client, { target, limit, markRead }, (text) => io.err(`zmqchat: warning: ${text}`)),
   );
   for (const m of messages) io.out(opts.json ? messageJson(m) : messageLine(m));
 }

@@ -74,13 +74,18 @@ export function daemonMethods(client: ChatClient) {
           group: name.optional(),
           // No upper bound: `history --limit N` asks the daemon for what it would show itself.
           limit: z.number().int().min(1).default(100),
+          markRead: z.boolean().optional(),
         })
         .strict()
         .refine(...oneOf("with", "group")),
       (p, caller) =>
         historyOp(
           client,
-          { target: p.with !== undefined ? { user: p.with } : { group: p.group! }, limit: p.limit },
+          {
+            target: p.with !== undefined ? { user: p.with } : { group: p.group! },
+            limit: p.limit,
+            markRead: p.markRead === true,
+          },
           (text) => caller.warn(text),
         ),
     ),

@@ -68,12 +68,15 @@ async function replyExtra(client: ChatClient, target: Target, replyTo: string): 
 /** A conversation's newest `limit` messages, oldest first, after fetching what is new (offline: the cache). */
 export async function historyOp(
   client: ChatClient,
-  p: { target: Target; limit: number },
+  p: { target: Target; limit: number; markRead?: boolean },
   warn: Warn,
 ): Promise<MessageFields[]> {
   const online = await syncOrWarn(client, warn, "showing the local cache");
   if (online) await checkConversation(client, { err: (line) => warn(line.replace(WARNING, "")) }, p.target);
-  return client.cache.history(convOfTarget(p.target), p.limit).map(messageFields);
+  const shown = client.cache.history(convOfTarget(p.target), p.limit);
+  // Shown to a person: read receipts follow (core/client/receipts.ts says when a message is read).
+  if (p.markRead) client.markRead(shown);
+  return shown.map(messageFields);
 }
 
 export interface SyncResult {

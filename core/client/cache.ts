@@ -4,6 +4,7 @@ import Database from "better-sqlite3";
 import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
 import { ActionStore, type MessageExtra } from "./actions.js";
 import { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
+import { ReceiptStore } from "./receipts.js";
 import { SearchIndex } from "./search.js";
 
 export { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
@@ -110,6 +111,8 @@ export class Cache {
   readonly searchIndex: SearchIndex;
   /** Replies, edits, deletes and reactions (actions.ts). */
   readonly actions: ActionStore;
+  /** Delivery and read receipts, and the read marks of this profile (receipts.ts). */
+  readonly receipts: ReceiptStore;
 
   constructor(path: string) {
     const inMemory = path === ":memory:";
@@ -128,6 +131,7 @@ export class Cache {
     }
     this.searchIndex = new SearchIndex(this.db);
     this.actions = new ActionStore(this.db);
+    this.receipts = new ReceiptStore(this.db);
     const db = this.db;
     this.stmts = {
       insert: db.prepare(
@@ -229,10 +233,17 @@ export class Cache {
         this.actions.record({ ...m, action: m.action }, cursor !== null);
         continue;
       }
+      // A receipt likewise (receipts.ts).
+      if (m.receipt) {
+        this.actions.recordReceipt({ ...m, receipt: m.receipt }, cursor !== null);
+        this.receipts.record({ ...m, receipt: m.receipt });
+        continue;
+      }
       const r = this.stmts.insert.run({ ...m, verified: m.verified ? 1 : 0, ord: BigInt(m.cursor) });
       if (r.changes === 1) {
         fresh.push(m);
         this.actions.landed(m);
+        this.receipts.landed(m);
       }
       // A message cached from its acknowledgement takes its place from the mailbox copy when that
       // arrives; a replay keeps the place it was first seen at.
@@ -303,13 +314,13 @@ export class Cache {
 
   /** The newest `limit` messages of a conversation, oldest first. */
   history(conv: string, limit: number): ChatMessage[] {
-    return this.actions.apply(this.stmts.history.all(conv, limit).map(messageFromRow));
+    return this.receipts.apply(this.actions.apply(this.stmts.history.all(conv, limit).map(messageFromRow)));
   }
 
   /** Messages placed after a cursor (any conversation), oldest first. */
   after(cursor: string | null, limit: number): ChatMessage[] {
-    return this.actions.apply(
-      this.stmts.after.all(cursor === null ? -1n : BigInt(cursor), limit).map(messageFromRow),
+    return this.receipts.apply(
+      this.actions.apply(this.stmts.after.all(cursor === null ? -1n : BigInt(cursor), limit).map(messageFromRow)),
     );
   }
 

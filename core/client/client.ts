@@ -28,6 +28,7 @@ import {
 import type { ClientLink, Route } from "../transport.js";
 import { AckBatch } from "./ack-batch.js";
 import { extraFields, type MessageExtra } from "./actions.js";
+import { ReceiptSender } from "./receipt-sender.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
 import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOptions } from "./channel.js";
 import { convOfTarget, groupConv } from "./conv.js";
@@ -53,7 +54,17 @@ export type ClientEvent =
    * of this profile, e.g. `zmqchat send`, or by our own acknowledgement), so no `message` event was
    * given for them: a view showing every message reads the cache up to `cursor`.
    */
-  | { type: "already_stored"; cursor: string };
+  | { type: "already_stored"; cursor: string }
+  /**
+   * Issue 17: a delivery or read receipt for own messages arrived (`ids`, by `from`): views showing
+   * them read their `status` / `readBy` from the cache again (receipts.ts).
+   */
+  | { type: "receipt"; from: string; status: "delivered" | "read"; ids: string[] }
+  /**
+   * Issue 17: an edit, delete or reaction (`kind`) of message `target` in `conv` was stored (live,
+   * by a sync or by another process's send): views showing `target` read it from the cache again.
+   */
+  | { type: "action"; id: string; conv: string; target: string; kind: string; from: string };
 
 export interface ChatClientOptions {
   /** Opens a link to one endpoint (the transport is picked by the caller). */
@@ -77,6 +88,8 @@ export interface ChatClientOptions {
   firstContactMs?: number;
   /** Worker threads that open large sync pages (default: the cores, up to 4; 0: none). */
   openerThreads?: number;
+  /** False: sends no read receipts and shows none (config `readReceipts`; receipts.ts). Default true. */
+  readReceipts?: boolean;
 }
 
 export type Target = { user: string } | { group: string };
@@ -98,7 +111,10 @@ export class ChatClient {
   /** Contacts' checked key histories: which key verifies which message. */
   private readonly contactKeys: ContactKeys;
   /** Sends of this device awaiting their acknowledgement: the signature they went out with, and their text. */
-  private readonly sending = new Map<string, { sig: string; text: string; extra?: MessageExtra }>();
+  private readonly sending = new Map<
+    string,
+    { sig: string; text: string; extra?: MessageExtra; sealedFor?: string[] }
+  >();
   /** Verifies and decrypts batches of mailbox items (large ones on worker threads). */
   private readonly opener: Opener;
   /** Live deliveries, applied directly when they follow the cursor. */
@@ -143,6 +159,29 @@ export class ChatClient {
     );
     this.log = options.log ?? silentLogger;
     this.requestMs = this.channel.requestMs;
+    this.receipts = new ReceiptSender(this, options.cache.receipts, this.log);
+    options.cache.receipts.owner = this.name;
+    options.cache.receipts.readReceipts = options.readReceipts !== false;
+    options.cache.receipts.onReceived = (r) => this.emit({ type: "receipt", ...r });
+    options.cache.actions.onAction = (a) => this.emit({ type: "action", ...a });
+  }
+
+  /** Sends the receipts the cache queues, one event per author and conversation per burst. */
+  private readonly receipts: ReceiptSender;
+
+  /** The user was shown these messages (TUI, `history` on a terminal): read receipts follow (receipts.ts). */
+  markRead(messages: ChatMessage[]): void {
+    this.cache.transaction(() => this.cache.receipts.markRead(messages));
+  }
+
+  /** Sends the receipts waiting in the cache now (a command about to exit). */
+  flushReceipts(timeoutMs = 3000): Promise<void> {
+    return this.receipts.flush(timeoutMs);
+  }
+
+  /** True while logged in (receipts go out only then: a command working offline leaves them queued). */
+  get online(): boolean {
+    return this.session !== null && !this.closed;
   }
 
   get cache(): Cache {
@@ -404,7 +443,9 @@ export class ChatClient {
         recipients,
         ...(extra ? { extra } : {}),
       });
-      this.sending.set(id, { sig: envelope.sig, text, extra });
+      // A group message's recipients, to judge its receipts against (receipts.ts).
+      const sealedFor = "group" in target ? recipients.map((r) => r.name) : undefined;
+      this.sending.set(id, { sig: envelope.sig, text, extra, ...(sealedFor ? { sealedFor } : {}) });
       try {
         const ack = await this.request("send", { envelope }, { timeoutMs: remaining(deadline) });
         const message: ChatMessage = {
@@ -422,6 +463,7 @@ export class ChatClient {
           seq,
           device: this.options.identity.device,
           ...extraFields(extra),
+          ...(sealedFor ? { sealedFor } : {}),
         };
         // When the cursor is just before our copy, the acknowledgement stands for its delivery.
         for (const m of await this.acks.add(message, ack.prev, queued))
@@ -728,6 +770,9 @@ export class ChatClient {
   private heartbeat: NodeJS.Timeout | null = null;
 
   async close(): Promise<void> {
+    // Receipts queued by what this client stored go out before it goes (queued on when offline).
+    if (this.online) await this.receipts.flush(3000).catch(() => {});
+    this.receipts.stop();
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.topicTimer) clearTimeout(this.topicTimer);
@@ -756,6 +801,7 @@ export class ChatClient {
         verified: true,
         problem: null,
         ...extraFields(sent.extra),
+        ...(sent.sealedFor ? { sealedFor: sent.sealedFor } : {}),
       };
       return { message, held: false, unexplained: false };
     });

@@ -1,3 +1,5 @@
+import type { ReceiptExtra } from "./receipts.js";
+
 /**
  * The message as the user sees it and as the cache stores it. A module of its own so that the
  * cache and its search index both read rows without importing each other.
@@ -29,6 +31,14 @@ export interface ChatMessage {
   deleted?: boolean;
   /** Emoji → the names of who reacted with it, in name order. */
   reactions?: Record<string, string[]>;
+  /** Set on a receipt event: which messages its sender got or read (receipts.ts). */
+  receipt?: ReceiptExtra;
+  /** Filled when read from the cache, on own messages (null on others'): "sent", "delivered" or "read" (receipts.ts). */
+  status?: "sent" | "delivered" | "read" | null;
+  /** Own group messages: who read them, in name order (null otherwise). */
+  readBy?: string[] | null;
+  /** Set by this device on its own group sends, not stored: who it sealed them for (receipts.ts). */
+  sealedFor?: string[];
 }
 
 /** What an action event does, sealed and signed inside its content. Only the author may edit or delete. */
