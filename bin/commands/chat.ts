@@ -205,8 +205,7 @@ export async function historyCommand(
     settingsOf(cmd),
     io,
     ["history", { ...("user" in target ? { with: target.user } : target), limit, markRead }],
-    (client) =>
-      historyOp(client, { target, limit, markRead }, (text) => io.err(`zmqchat: warning: ${text}`)),
+    (client) => historyOp(client, { target, limit, markRead }, (text) => io.err(`zmqchat: warning: ${text}`)),
   );
   for (const m of messages) io.out(opts.json ? messageJson(m) : messageLine(m));
 }

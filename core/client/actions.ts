@@ -51,7 +51,10 @@ const extraSchema = z
       .optional(),
   })
   .strict()
-  .refine((x) => [x.replyTo, x.action, x.receipt].filter(Boolean).length <= 1, "one of reply, action, receipt");
+  .refine(
+    (x) => [x.replyTo, x.action, x.receipt].filter(Boolean).length <= 1,
+    "one of reply, action, receipt",
+  );
 
 /** Why `e` is not an acceptable reaction, or null when it is. */
 export function emojiProblem(e: string): string | null {

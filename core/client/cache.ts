@@ -320,7 +320,9 @@ export class Cache {
   /** Messages placed after a cursor (any conversation), oldest first. */
   after(cursor: string | null, limit: number): ChatMessage[] {
     return this.receipts.apply(
-      this.actions.apply(this.stmts.after.all(cursor === null ? -1n : BigInt(cursor), limit).map(messageFromRow)),
+      this.actions.apply(
+        this.stmts.after.all(cursor === null ? -1n : BigInt(cursor), limit).map(messageFromRow),
+      ),
     );
   }
 

@@ -28,7 +28,6 @@ import {
 import type { ClientLink, Route } from "../transport.js";
 import { AckBatch } from "./ack-batch.js";
 import { extraFields, type MessageExtra } from "./actions.js";
-import { ReceiptSender } from "./receipt-sender.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
 import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOptions } from "./channel.js";
 import { convOfTarget, groupConv } from "./conv.js";
@@ -38,6 +37,7 @@ import { LiveDeliveries } from "./live.js";
 import { messageBase, type Opened } from "./open.js";
 import { Opener } from "./opener.js";
 import type { LoadedIdentity } from "./profile.js";
+import { ReceiptSender } from "./receipt-sender.js";
 
 export type { ConnectionState, RequestOptions } from "./channel.js";
 

@@ -160,7 +160,8 @@ export class ReceiptStore {
   }
 
   private queue(m: ChatMessage, status: ReceiptStatus): void {
-    if (this.stmts.queue.run({ id: m.id, author: m.from, grp: m.group, status }).changes > 0) this.onPending?.();
+    if (this.stmts.queue.run({ id: m.id, author: m.from, grp: m.group, status }).changes > 0)
+      this.onPending?.();
   }
 
   /**

@@ -211,6 +211,8 @@ describe("message actions: reply, edit, delete, react (real stack, three users)"
       "edited",
       "deleted",
       "reactions",
+      "status",
+      "readBy",
     ]);
     assert.equal(parsed.text, "a plain message nobody touches");
     assert.equal(parsed.from, "alice");
