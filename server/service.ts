@@ -26,6 +26,7 @@ import {
 } from "../core/protocol/schema.js";
 import type { Authority, SessionClaims } from "./auth.js";
 import { Backups } from "./backups.js";
+import { EphemeralRelay } from "./ephemeral.js";
 import {
   checkGroupSize,
   checkGroupsOwned,
@@ -76,6 +77,8 @@ type Handler<T extends RequestType> = (
 export class ChatService {
   private readonly handlers: { [T in RequestType]: Handler<T> };
   private readonly sessions: SessionManager;
+  /** Typing and presence signals: relayed live, never stored (ephemeral.ts). */
+  private readonly ephemeral: EphemeralRelay;
   private readonly backups: Backups;
 
   constructor(
@@ -90,6 +93,7 @@ export class ChatService {
     this.mailboxQuota = new MailboxQuota(quotas, (owner) => this.store.mailboxSize(owner));
     this.sessions = new SessionManager(auth, store);
     this.backups = new Backups(store);
+    this.ephemeral = new EphemeralRelay(store, auth, publisher);
     this.handlers = {
       hello: async () => this.refuse("bad_request", "hello is answered by the balancer"),
       ping: async () => ok({ time: new Date().toISOString() }),
@@ -125,6 +129,7 @@ export class ChatService {
         await this.sessions.logout(needSession(c), b.all ?? false);
         return ok({ ended: true });
       },
+      signal: async (b, u) => ok(await this.ephemeral.relay(b, needUser(u))),
     };
   }
 

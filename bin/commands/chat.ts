@@ -263,6 +263,10 @@ export async function listenCommand(cmd: Command, io: Io, opts: { json?: boolean
     await s.client.goLive();
     drain();
     s.client.keepAlive();
+    // Listening is being around: share presence while it runs (issue 17; config `presence`).
+    await s.client
+      .startPresence()
+      .catch((err) => io.err(`zmqchat: warning: presence: ${(err as Error).message}`));
     // Another process on this profile (the TUI) may store a message first, so this client never
     // sees it as new: look at the shared cache now and then as well.
     const poll = setInterval(drain, 500);

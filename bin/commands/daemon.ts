@@ -272,6 +272,10 @@ export async function daemonCommand(cmd: Command, io: Io, flags: DaemonFlags): P
         try {
           await client.goLive();
           client.keepAlive();
+          // A running daemon is this user being around: share presence (issue 17; config `presence`).
+          await client
+            .startPresence()
+            .catch((err) => io.err(`zmqchat: warning: presence: ${(err as Error).message}`));
           return;
         } catch (err) {
           if (attempt === 0) io.err(`zmqchat: warning: not live yet (${(err as Error).message}); retrying`);

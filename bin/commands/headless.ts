@@ -100,6 +100,8 @@ export interface ContactRow {
   status: "you" | "key changed" | "pinned";
   verified: boolean;
   fingerprint: string;
+  /** Issue 17: "online", "offline", or null when the contact shares none (or presence is off here). */
+  presence: "online" | "offline" | null;
 }
 
 export async function contactsOp(client: ChatClient): Promise<ContactRow[]> {
@@ -108,7 +110,13 @@ export async function contactsOp(client: ChatClient): Promise<ContactRow[]> {
     const status = u.name === client.name ? "you" : c?.pending ? "key changed" : "pinned";
     // Keys that came only from the server are unverified until `keys verify` (you are always verified).
     const verified = u.name === client.name || (c?.verified ?? false);
-    return { name: u.name, status, verified, fingerprint: fingerprint(u.name, c?.keys ?? u.keys) };
+    return {
+      name: u.name,
+      status,
+      verified,
+      fingerprint: fingerprint(u.name, c?.keys ?? u.keys),
+      presence: u.name === client.name ? null : client.presenceOf(u.name),
+    };
   });
 }
 

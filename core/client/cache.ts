@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
 import { ActionStore, type MessageExtra } from "./actions.js";
+import { PresenceBook } from "./ephemeral.js";
 import { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 import { ReceiptStore } from "./receipts.js";
 import { SearchIndex } from "./search.js";
@@ -113,6 +114,8 @@ export class Cache {
   readonly actions: ActionStore;
   /** Delivery and read receipts, and the read marks of this profile (receipts.ts). */
   readonly receipts: ReceiptStore;
+  /** Contacts' presence as last signalled (ephemeral.ts). */
+  readonly presence: PresenceBook;
 
   constructor(path: string) {
     const inMemory = path === ":memory:";
@@ -132,6 +135,7 @@ export class Cache {
     this.searchIndex = new SearchIndex(this.db);
     this.actions = new ActionStore(this.db);
     this.receipts = new ReceiptStore(this.db);
+    this.presence = new PresenceBook(this.db);
     const db = this.db;
     this.stmts = {
       insert: db.prepare(

@@ -32,6 +32,7 @@ import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
 import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOptions } from "./channel.js";
 import { convOfTarget, groupConv } from "./conv.js";
 import type { EndpointMemory } from "./endpoints.js";
+import { EphemeralSignals } from "./ephemeral.js";
 import { ContactKeys, type ContactKeyView } from "./key-history.js";
 import { LiveDeliveries } from "./live.js";
 import { messageBase, type Opened } from "./open.js";
@@ -64,7 +65,11 @@ export type ClientEvent =
    * Issue 17: an edit, delete or reaction (`kind`) of message `target` in `conv` was stored (live,
    * by a sync or by another process's send): views showing `target` read it from the cache again.
    */
-  | { type: "action"; id: string; conv: string; target: string; kind: string; from: string };
+  | { type: "action"; id: string; conv: string; target: string; kind: string; from: string }
+  /** Issue 17 (ephemeral.ts): `from` is typing in `conv`; show it until `until` (ISO) or their next message. */
+  | { type: "typing"; from: string; conv: string; until: string }
+  /** Issue 17 (ephemeral.ts): a contact's presence changed (`presenceOf` reads it any time). */
+  | { type: "presence"; name: string; state: "online" | "offline" };
 
 export interface ChatClientOptions {
   /** Opens a link to one endpoint (the transport is picked by the caller). */
@@ -90,6 +95,10 @@ export interface ChatClientOptions {
   openerThreads?: number;
   /** False: sends no read receipts and shows none (config `readReceipts`; receipts.ts). Default true. */
   readReceipts?: boolean;
+  /** False: sends no presence and shows none (config `presence`). Default true. */
+  presence?: boolean;
+  /** False: sends no typing signals and shows none (config `typing`). Default true. */
+  typing?: boolean;
 }
 
 export type Target = { user: string } | { group: string };
@@ -164,6 +173,61 @@ export class ChatClient {
     options.cache.receipts.readReceipts = options.readReceipts !== false;
     options.cache.receipts.onReceived = (r) => this.emit({ type: "receipt", ...r });
     options.cache.actions.onAction = (a) => this.emit({ type: "action", ...a });
+    this.signals = new EphemeralSignals(
+      {
+        me: this.name,
+        online: () => this.online,
+        seal: (target, text) => this.sealSignal(target, text),
+        open: (item) => {
+          const o = this.open(item);
+          return o.held ? null : o.message;
+        },
+        request: (body, timeoutMs) => this.request("signal", body, { timeoutMs }),
+        learn: async (name) => {
+          await this.users([name]);
+        },
+        known: (name) => this.cache.contact(name) !== null,
+        emit: (e) => this.emit(e),
+        conversations: () => this.cache.conversations().map((c) => c.conv),
+        log: this.log,
+      },
+      options.cache.presence,
+      { typing: options.typing !== false, presence: options.presence !== false },
+    );
+  }
+
+  /** Typing and presence signals (ephemeral.ts). */
+  private readonly signals: EphemeralSignals;
+
+  /** Tells a conversation this user is typing (throttled; live only, never stored). */
+  typing(target: Target): Promise<void> {
+    return this.signals.typing(target);
+  }
+
+  /** Shares this user's presence while this client runs (TUI, listen, daemon); "offline" on close. */
+  startPresence(): Promise<void> {
+    return this.signals.startPresence();
+  }
+
+  /** A contact's presence as last signalled: "online", "offline", or null when they shared none. */
+  presenceOf(name: string): "online" | "offline" | null {
+    return this.signals.presenceOf(name);
+  }
+
+  /** A never-stored envelope for a signal, sealed for the target's recipients like a message. */
+  private async sealSignal(target: Target, text: string) {
+    await this.login();
+    const recipients = await this.recipientsOf(target, false, Date.now() + this.requestMs);
+    return this.sealer.seal({
+      id: uuidv7(),
+      device: this.options.identity.device,
+      to: "user" in target ? target.user : null,
+      group: "group" in target ? target.group : null,
+      seq: 0,
+      sentAt: new Date().toISOString(),
+      text,
+      recipients,
+    });
   }
 
   /** Sends the receipts the cache queues, one event per author and conversation per burst. */
@@ -772,6 +836,7 @@ export class ChatClient {
   async close(): Promise<void> {
     // Receipts queued by what this client stored go out before it goes (queued on when offline).
     if (this.online) await this.receipts.flush(3000).catch(() => {});
+    await this.signals.stopPresence();
     this.receipts.stop();
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
@@ -941,6 +1006,11 @@ export class ChatClient {
 
   private onDelivery(frame: Buffer): void {
     if (!this.session || this.closed) return;
+    // Typing and presence (ephemeral.ts): the relay writes the type first.
+    if (frame.subarray(0, 32).includes('"type":"signal"')) {
+      this.signals.receive(safeJson(frame));
+      return;
+    }
     // Group notices are small and start with their type; messages go to the live path (live.ts).
     if (frame.length < 512 && frame.includes('"type":"group"')) {
       const notice = groupNoticeSchema.safeParse(safeJson(frame));
