@@ -23,6 +23,7 @@ import { type CommandDeps, runCommand } from "./worker/commands.js";
 import type { WorkerContext } from "./worker/context.js";
 import { Feed } from "./worker/feed.js";
 import { HistoryLoader } from "./worker/history-loader.js";
+import { MessageActions } from "./worker/message-actions.js";
 import { conversationsWithUnread, markRead } from "./worker/reads.js";
 import { Sends } from "./worker/sends.js";
 import { type ProfileAccess, Session, safeList, type TuiSession } from "./worker/session.js";
@@ -57,6 +58,7 @@ export class Controller {
   private readonly feed: Feed;
   private readonly history: HistoryLoader;
   private readonly sends: Sends;
+  private readonly actions: MessageActions;
   private readonly commands: CommandDeps;
   /** Stops listening to the client and to the shared cache. */
   private readonly unsubscribe: Array<() => void> = [];
@@ -92,6 +94,7 @@ export class Controller {
     this.feed = new Feed(this.ctx);
     this.history = new HistoryLoader(this.ctx, this.feed, this.opts.pageSize);
     this.sends = new Sends(this.ctx, this.feed);
+    this.actions = new MessageActions(this.ctx, (conv, text, extra) => this.sends.send(conv, text, extra));
     this.session = new Session(this.ctx, this.timers, {
       profiles: this.opts.profiles,
       bell: this.opts.bell,
@@ -142,6 +145,7 @@ export class Controller {
     this.stopped = true;
     this.timers.clear();
     this.feed.stop();
+    this.actions.stop();
     for (const u of this.unsubscribe.splice(0)) u();
     await this.session.close((c) => this.feed.save(c.cache));
   }
@@ -191,6 +195,12 @@ export class Controller {
       case "retry":
         this.sends.retry(prev);
         break;
+      case "confirmDelete":
+        if (prev.overlay?.kind === "confirm") this.actions.delete(prev.overlay.id);
+        break;
+      case "react":
+        if (prev.overlay?.kind === "react") this.actions.react(prev.overlay.id, a.emoji);
+        break;
       default:
         break;
     }
@@ -200,19 +210,24 @@ export class Controller {
     const c = this.session.client;
     switch (e.type) {
       case "message":
-        this.feed.accept([e.message]);
+        // An edit, delete or reaction is no message of its own: it changes one already shown.
+        if (e.message.action) this.actions.changed(e.message.conv);
+        else this.feed.accept([e.message]);
         break;
       case "state":
         this.dispatch({ type: "connection", state: e.state, endpoint: e.endpoint });
         if (e.state === "online" && c) {
           // Other processes of this profile may have fetched messages while this client was away.
           this.feed.catchUp(c.cache);
+          this.actions.changed(null);
           // Back online: what waits in the outbox goes now.
           if (this.state.outbox.length > 0) this.track(this.sends.flush(c));
         }
         break;
       case "already_stored":
+        // Another process stored it first, or it was an action (the cache keeps those apart).
         if (c) this.feed.catchUp(c.cache);
+        this.actions.changed(null);
         break;
       case "outbox":
         if (c) this.sends.showOutbox(c);
@@ -283,6 +298,10 @@ export class Controller {
       return;
     }
     const body = text.startsWith("//") ? text.slice(1) : text;
+    if (prev.compose) {
+      this.actions.submit(prev.compose, body);
+      return;
+    }
     if (!prev.open) {
       this.notice("open a conversation first: Ctrl-N, /msg USER, or Enter on a contact", "warn");
       this.dispatch({ type: "edit", op: { kind: "insert", text } });

@@ -7,13 +7,12 @@ import {
   sealBackup,
 } from "../crypto/backup.js";
 import { Sealer } from "../crypto/envelope.js";
-import { fingerprint, generateIdentity, identitySecrets } from "../crypto/keys.js";
+import { generateIdentity, identitySecrets } from "../crypto/keys.js";
 import { loginChallengeBytes, rotationBytes } from "../crypto/login.js";
 import { bindingKey, loginBindingProof, x25519Private, x25519PublicRaw } from "../crypto/session-binding.js";
 import { ZmqchatError } from "../errors.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { uuidv7 } from "../protocol/ids.js";
-import { MAX_TEXT_BYTES } from "../protocol/limits.js";
 import {
   type GroupInfo,
   type GroupNotice,
@@ -28,15 +27,16 @@ import {
 import type { ClientLink, Route } from "../transport.js";
 import { AckBatch } from "./ack-batch.js";
 import { extraFields, type MessageExtra } from "./actions.js";
-import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
+import type { Cache, ChatMessage } from "./cache.js";
 import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOptions } from "./channel.js";
-import { convOfTarget, groupConv } from "./conv.js";
 import type { EndpointMemory } from "./endpoints.js";
 import { EphemeralSignals } from "./ephemeral.js";
-import { ContactKeys, type ContactKeyView } from "./key-history.js";
+import type { ContactKeyView } from "./key-history.js";
+import { KeyBook, type Target } from "./keybook.js";
 import { LiveDeliveries } from "./live.js";
 import { messageBase, type Opened } from "./open.js";
 import { Opener } from "./opener.js";
+import { Outbox } from "./outbox.js";
 import type { LoadedIdentity } from "./profile.js";
 import { ReceiptSender } from "./receipt-sender.js";
 
@@ -101,10 +101,9 @@ export interface ChatClientOptions {
   typing?: boolean;
 }
 
-export type Target = { user: string } | { group: string };
+export type { Target } from "./keybook.js";
 
 const SYNC_PAGE = 1000;
-const KEY_CHECK_MS = 60_000;
 
 /**
  * The headless chat client shared by the CLI and the TUI: the only code that talks to the
@@ -117,13 +116,10 @@ export class ChatClient {
   private readonly sealer: Sealer;
   /** Sealers of keys this user held before a rotation: old messages were sealed for them. */
   private readonly previousSealers: Sealer[];
-  /** Contacts' checked key histories: which key verifies which message. */
-  private readonly contactKeys: ContactKeys;
-  /** Sends of this device awaiting their acknowledgement: the signature they went out with, and their text. */
-  private readonly sending = new Map<
-    string,
-    { sig: string; text: string; extra?: MessageExtra; sealedFor?: string[] }
-  >();
+  /** Pinned keys, key histories, recipients of a send. */
+  private readonly keys: KeyBook;
+  /** Composes, seals and sends; keeps what the service could not take on disk. */
+  private readonly outbox: Outbox;
   /** Verifies and decrypts batches of mailbox items (large ones on worker threads). */
   private readonly opener: Opener;
   /** Live deliveries, applied directly when they follow the cursor. */
@@ -137,7 +133,6 @@ export class ChatClient {
   private loggingIn: Promise<void> | null = null;
   private syncing: Promise<number> | null = null;
   private syncAgain = false;
-  private readonly keysCheckedAt = new Map<string, number>();
   private closed = false;
   private readonly log: Logger;
   private readonly requestMs: number;
@@ -162,12 +157,35 @@ export class ChatClient {
       sealers: [this.sealer, ...this.previousSealers],
       threads: options.openerThreads,
     });
-    this.contactKeys = new ContactKeys(
-      options.cache,
-      async (name) => (await this.request("keys.history", { name })).chain,
-    );
     this.log = options.log ?? silentLogger;
     this.requestMs = this.channel.requestMs;
+    this.keys = new KeyBook({
+      name: this.name,
+      publicKeys: this.publicKeys,
+      cache: this.cache,
+      log: this.log,
+      lookupUsers: async (names, timeoutMs) =>
+        (await this.request("users", { names }, timeoutMs === undefined ? {} : { timeoutMs })).users,
+      groupInfo: async (name, timeoutMs) => (await this.request("group.info", { name }, { timeoutMs })).group,
+      keyHistory: async (name) => (await this.request("keys.history", { name })).chain,
+      openOne: (item) => this.open(item),
+      keyChanged: (name) => this.emit({ type: "key_changed", name }),
+      shown: (message) => this.emit({ type: "message", message }),
+    });
+    this.outbox = new Outbox({
+      name: this.name,
+      device: options.identity.device,
+      cache: this.cache,
+      log: this.log,
+      sealer: this.sealer,
+      keys: this.keys,
+      requestMs: this.requestMs,
+      login: (timeoutMs) => this.login({ timeoutMs }),
+      post: (envelope, timeoutMs) => this.request("send", { envelope }, { timeoutMs }),
+      acks: this.acks,
+      shown: (message) => this.emit({ type: "message", message }),
+      pending: (count) => this.emit({ type: "outbox", pending: count }),
+    });
     this.receipts = new ReceiptSender(this, options.cache.receipts, this.log);
     options.cache.receipts.owner = this.name;
     options.cache.receipts.readReceipts = options.readReceipts !== false;
@@ -217,7 +235,7 @@ export class ChatClient {
   /** A never-stored envelope for a signal, sealed for the target's recipients like a message. */
   private async sealSignal(target: Target, text: string) {
     await this.login();
-    const recipients = await this.recipientsOf(target, false, Date.now() + this.requestMs);
+    const recipients = await this.keys.recipientsOf(target, false, Date.now() + this.requestMs);
     return this.sealer.seal({
       id: uuidv7(),
       device: this.options.identity.device,
@@ -400,148 +418,26 @@ export class ChatClient {
   }
 
   /** Sends one message; resolves once the service stored it durably in every mailbox. */
-  async send(
-    target: Target,
-    text: string,
-    opts: RequestOptions = {},
-    extra?: MessageExtra,
-  ): Promise<ChatMessage> {
-    const item = this.compose(target, text, false, extra);
-    try {
-      return await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs), false);
-    } catch (err) {
-      // Not acknowledged: give the sequence number back, so the conversation shows no false gap.
-      this.cache.releaseSeq(item.conv, item.seq);
-      throw err;
-    }
+  send(target: Target, text: string, opts: RequestOptions = {}, extra?: MessageExtra): Promise<ChatMessage> {
+    return this.outbox.send(target, text, opts, extra);
   }
 
   /**
    * Sends, or, when the service cannot be reached in time, keeps the message in the on-disk
    * outbox; `flushOutbox` (run on every reconnect) sends it later with the same id.
    */
-  async sendOrQueue(
+  sendOrQueue(
     target: Target,
     text: string,
     opts: RequestOptions = {},
     extra?: MessageExtra,
   ): Promise<{ id: string; queued: boolean; message?: ChatMessage }> {
-    const item = this.compose(target, text, true, extra);
-    try {
-      const message = await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs), true);
-      return { id: item.id, queued: false, message };
-    } catch (err) {
-      if (err instanceof ZmqchatError && (err.code === "timeout" || err.code === "unavailable")) {
-        this.cache.setOutboxError(item.id, err.message);
-        this.emit({ type: "outbox", pending: this.cache.outbox().length });
-        return { id: item.id, queued: true };
-      }
-      this.cache.dequeue(item.id);
-      this.cache.releaseSeq(item.conv, item.seq);
-      throw err;
-    }
+    return this.outbox.sendOrQueue(target, text, opts, extra);
   }
 
   /** Sends what waits in the outbox, oldest first; stops at the first sign the service is still away. */
-  async flushOutbox(opts: RequestOptions = {}): Promise<{ sent: number; left: number }> {
-    if (!this.flushing) {
-      this.flushing = (async () => {
-        let sent = 0;
-        for (const item of this.cache.outbox()) {
-          try {
-            await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.requestMs), true);
-            sent++;
-          } catch (err) {
-            const e = err instanceof ZmqchatError ? err : new ZmqchatError("internal", String(err));
-            this.cache.setOutboxError(item.id, e.message);
-            if (e.code === "timeout" || e.code === "unavailable") break;
-            this.log.warn(
-              { id: item.id, err: e.message },
-              "an outbox message was refused; it stays in the outbox",
-            );
-          }
-        }
-        const left = this.cache.outbox().length;
-        this.emit({ type: "outbox", pending: left });
-        return { sent, left };
-      })().finally(() => {
-        this.flushing = null;
-      });
-    }
-    return this.flushing;
-  }
-
-  private flushing: Promise<{ sent: number; left: number }> | null = null;
-
-  private compose(target: Target, text: string, persist: boolean, extra?: MessageExtra): OutboxItem {
-    checkText(text);
-    const conv = convOfTarget(target);
-    const item: OutboxItem = {
-      id: uuidv7(),
-      conv,
-      target,
-      text,
-      seq: this.cache.nextSeq(conv),
-      sentAt: new Date().toISOString(),
-      lastError: null,
-      ...(extra ? { extra } : {}),
-    };
-    if (persist) this.cache.enqueue(item);
-    return item;
-  }
-
-  /** Seals and sends one composed message with its own id, seq and time; removes it from the outbox once acknowledged. */
-  private async deliver(item: OutboxItem, deadline: number, queued: boolean): Promise<ChatMessage> {
-    const { id, target, text, seq, sentAt, conv, extra } = item;
-    await this.login({ timeoutMs: remaining(deadline) });
-    for (let round = 0; ; round++) {
-      const recipients = await this.recipientsOf(target, round > 0, deadline);
-      const envelope = this.sealer.seal({
-        id,
-        device: this.options.identity.device,
-        to: "user" in target ? target.user : null,
-        group: "group" in target ? target.group : null,
-        seq,
-        sentAt,
-        text,
-        recipients,
-        ...(extra ? { extra } : {}),
-      });
-      // A group message's recipients, to judge its receipts against (receipts.ts).
-      const sealedFor = "group" in target ? recipients.map((r) => r.name) : undefined;
-      this.sending.set(id, { sig: envelope.sig, text, extra, ...(sealedFor ? { sealedFor } : {}) });
-      try {
-        const ack = await this.request("send", { envelope }, { timeoutMs: remaining(deadline) });
-        const message: ChatMessage = {
-          id,
-          conv,
-          from: this.name,
-          to: envelope.to,
-          group: envelope.group,
-          text,
-          sentAt,
-          serverTime: ack.serverTime,
-          cursor: ack.cursor,
-          verified: true,
-          problem: null,
-          seq,
-          device: this.options.identity.device,
-          ...extraFields(extra),
-          ...(sealedFor ? { sealedFor } : {}),
-        };
-        // When the cursor is just before our copy, the acknowledgement stands for its delivery.
-        for (const m of await this.acks.add(message, ack.prev, queued))
-          this.emit({ type: "message", message: m });
-        return message;
-      } catch (err) {
-        // The group changed between our look-up and the send: look again and seal again, once.
-        if (err instanceof ZmqchatError && err.code === "conflict" && "group" in target && round === 0)
-          continue;
-        throw err;
-      } finally {
-        this.sending.delete(id);
-      }
-    }
+  flushOutbox(opts: RequestOptions = {}): Promise<{ sent: number; left: number }> {
+    return this.outbox.flush(opts);
   }
 
   /** Fetches everything new in this user's mailbox into the cache. Returns how many messages were new. */
@@ -603,12 +499,12 @@ export class ChatClient {
     await this.login();
     if (names) {
       const r = await this.request("users", { names });
-      for (const u of r.users) this.pin(u);
+      for (const u of r.users) this.keys.pin(u);
       return r.users;
     }
     return this.allPages(async (after) => {
       const r = await this.request("users", after === undefined ? {} : { after });
-      for (const u of r.users) this.pin(u);
+      for (const u of r.users) this.keys.pin(u);
       return { entries: r.users, more: r.more === true };
     });
   }
@@ -751,15 +647,8 @@ export class ChatClient {
    * Which keys verify `name`'s messages, and whether a pending change is a signed rotation.
    * With `fetch`, the key history is fetched first (offline: what the cache holds).
    */
-  async keyView(name: string, fetch = true): Promise<ContactKeyView | null> {
-    if (fetch) {
-      try {
-        for (const u of await this.contactKeys.refresh([name])) this.pin(u);
-      } catch (err) {
-        this.log.warn({ err }, "could not fetch a key history");
-      }
-    }
-    return this.contactKeys.view(name);
+  keyView(name: string, fetch = true): Promise<ContactKeyView | null> {
+    return this.keys.keyView(name, fetch);
   }
 
   /**
@@ -767,37 +656,13 @@ export class ChatClient {
    * and pins them first when unknown). Refuses while a key change waits for `trust`.
    */
   async verifyContact(name: string): Promise<{ keys: PublicKeys; already: boolean }> {
-    if (!this.cache.contact(name)) await this.users([name]);
-    const c = this.cache.contact(name);
-    if (!c) throw new ZmqchatError("not_found", `no user named ${name}`);
-    if (c.pending)
-      throw new ZmqchatError("key_changed", `${name}'s keys changed and are not trusted yet`, {
-        hint: `compare the new safety number (zmqchat keys fingerprint ${name}), then: zmqchat keys trust ${name}`,
-      });
-    if (!c.verified) this.cache.markVerified(name);
-    return { keys: c.keys, already: c.verified };
+    if (!this.cache.contact(name)) await this.login();
+    return this.keys.verifyContact(name);
   }
 
   /** Accepts a contact's changed keys after the user compared fingerprints. */
   trust(name: string): boolean {
-    const ok = this.cache.trust(name);
-    this.keysCheckedAt.delete(name);
-    if (ok) this.releaseHeld(name);
-    return ok;
-  }
-
-  /** Opens again what was held for `name` during a key change; shows what now verifies. */
-  private releaseHeld(name: string): void {
-    const shown: ChatMessage[] = [];
-    for (const item of this.cache.heldFrom(name)) {
-      const o = this.open(item);
-      if (o.held) continue;
-      shown.push(o.message);
-    }
-    if (shown.length === 0) return;
-    const fresh = this.cache.addMessages(shown, null);
-    for (const m of shown) this.cache.unhold(m.id);
-    for (const m of fresh) this.emit({ type: "message", message: m });
+    return this.keys.trust(name);
   }
 
   async ping(opts: RequestOptions = {}): Promise<void> {
@@ -858,7 +723,7 @@ export class ChatClient {
     const local: Array<Opened | undefined> = items.map((item) => {
       const env = item.envelope;
       const mine = env.from === this.name && env.device === this.options.identity.device;
-      const sent = mine ? this.sending.get(env.id) : undefined;
+      const sent = mine ? this.outbox.sending.get(env.id) : undefined;
       if (!sent || sent.sig !== env.sig) return undefined;
       const message = {
         ...messageBase(item, this.name),
@@ -871,14 +736,14 @@ export class ChatClient {
       return { message, held: false, unexplained: false };
     });
     const rest = items.filter((_, k) => local[k] === undefined);
-    const fromOpener = rest.length > 0 ? await this.opener.open(rest, this.lookup) : [];
+    const fromOpener = rest.length > 0 ? await this.opener.open(rest, this.keys.lookup) : [];
     let j = 0;
     const opened: Opened[] = local.map((o) => o ?? fromOpener[j++]!);
     // A signature no known key explains: the sender may have rotated; fetch their key history once and look again.
     const unexplained = [...new Set(opened.filter((o) => o.unexplained).map((o) => o.message.from))];
     if (unexplained.length > 0) {
       try {
-        for (const u of await this.contactKeys.refresh(unexplained)) this.pin(u);
+        await this.keys.refresh(unexplained);
       } catch (err) {
         // Unreachable now: stop here, so these messages are judged on the next sync, not marked forged.
         if (err instanceof ZmqchatError && (err.code === "timeout" || err.code === "unavailable")) throw err;
@@ -895,78 +760,9 @@ export class ChatClient {
     return shown;
   }
 
-  private readonly lookup = {
-    contact: (n: string) => this.cache.contact(n),
-    keysOf: (n: string) => this.contactKeys.view(n),
-  };
-
   private open(item: MailboxItem): Opened {
-    return this.opener.openOne(item, this.lookup);
+    return this.opener.openOne(item, this.keys.lookup);
   }
-
-  // ---- keys ----------------------------------------------------------------------------
-
-  private pin(u: UserInfo): void {
-    if (u.name === this.name) return;
-    const seen = this.cache.see(u.name, u.keys);
-    if (seen === "changed") {
-      // Views say it in their own words (the event); the log keeps a record.
-      this.log.info({ user: u.name }, "key changed");
-      this.emit({ type: "key_changed", name: u.name });
-    }
-  }
-
-  /** Recipients with their pinned keys; refuses when a recipient's keys changed and were not trusted. */
-  private async recipientsOf(
-    target: Target,
-    fresh: boolean,
-    deadline: number,
-  ): Promise<Array<{ name: string; keys: PublicKeys }>> {
-    let names: string[];
-    if ("user" in target) {
-      names = [target.user];
-      const stale = Date.now() - (this.keysCheckedAt.get(target.user) ?? 0) > KEY_CHECK_MS;
-      if (fresh || stale || !this.cache.contact(target.user)) {
-        const found = await this.request("users", { names }, { timeoutMs: remaining(deadline) });
-        if (found.users.length === 0) throw new ZmqchatError("not_found", `no user named ${target.user}`);
-        for (const u of found.users) this.pin(u);
-        this.keysCheckedAt.set(target.user, Date.now());
-      }
-    } else {
-      const key = groupConv(target.group);
-      const cached = this.groupCache.get(key);
-      let info: GroupInfo;
-      if (!fresh && cached && Date.now() - cached.at < KEY_CHECK_MS) {
-        info = cached.info;
-      } else {
-        info = (await this.request("group.info", { name: target.group }, { timeoutMs: remaining(deadline) }))
-          .group;
-        for (const u of info.members) this.pin(u);
-        this.groupCache.set(key, { info, at: Date.now() });
-      }
-      names = info.members.map((m) => m.name);
-    }
-    return names.map((name) => {
-      if (name === this.name) return { name, keys: this.publicKeys };
-      const c = this.cache.contact(name)!;
-      if (c.pending) {
-        // A contact the user verified gets both safety numbers, to compare the new one with them.
-        const numbers = c.verified
-          ? ` (verified safety number: ${fingerprint(name, c.keys)}; new: ${fingerprint(name, c.pending)})`
-          : "";
-        throw new ZmqchatError(
-          "key_changed",
-          `${name}'s keys changed since you first saw them; the message was not sent${numbers}`,
-          {
-            hint: `compare fingerprints with ${name} (zmqchat keys fingerprint ${name}), then run: zmqchat keys trust ${name}`,
-          },
-        );
-      }
-      return { name, keys: c.keys };
-    });
-  }
-
-  private readonly groupCache = new Map<string, { info: GroupInfo; at: number }>();
 
   // ---- requests ------------------------------------------------------------------------
 
@@ -1023,17 +819,6 @@ export class ChatClient {
   private emit(e: ClientEvent): void {
     for (const l of this.listeners) l(e);
   }
-}
-
-function checkText(text: string): void {
-  if (text.trim().length === 0) throw new ZmqchatError("usage", "the message is empty");
-  const size = Buffer.byteLength(text);
-  if (size > MAX_TEXT_BYTES)
-    throw new ZmqchatError("too_large", `the message is ${size} bytes; the limit is ${MAX_TEXT_BYTES}`);
-}
-
-function remaining(deadline: number): number {
-  return Math.max(1, deadline - Date.now());
 }
 
 function safeJson(frame: Buffer): unknown {
