@@ -17,6 +17,8 @@ export interface MessageFields
   status: "sent" | "delivered" | "read" | null;
   /** Own group messages: who read them, in name order; null otherwise. */
   readBy: string[] | null;
+  /** Someone else's message that mentions you as `@name` (core/client/mentions.ts). */
+  mention: boolean;
 }
 
 export function messageFields(m: ChatMessage | MessageFields): MessageFields {
@@ -36,6 +38,7 @@ export function messageFields(m: ChatMessage | MessageFields): MessageFields {
     reactions: m.reactions ?? {},
     status: m.status ?? null,
     readBy: m.readBy ?? null,
+    mention: m.mention ?? false,
   };
 }
 

@@ -32,6 +32,7 @@ import {
   keysVerifyCommand,
   logoutCommand,
 } from "./commands/keys.js";
+import { muteCommand } from "./commands/mute.js";
 import { searchCommand } from "./commands/search.js";
 import {
   type BalancerFlags,
@@ -158,6 +159,22 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .action(
       run((cmd, id: string, emoji: string, opts: { remove?: boolean; timeout?: string }) =>
         reactCommand(cmd, io, id, emoji, opts),
+      ),
+    );
+
+  program
+    .command("mute")
+    .description(
+      "no bell or notification for a conversation (its messages are still kept and shown); no target: list",
+    )
+    .argument("[user]", "the other person")
+    .option("-g, --group <group>", "a group instead")
+    .option("--off", "unmute")
+    .option("--json", "the list as JSON lines")
+    .addHelpText("after", "\nExample:\n  zmqchat --user bob mute --group team")
+    .action(
+      run((cmd, user: string | undefined, opts: { group?: string; off?: boolean; json?: boolean }) =>
+        muteCommand(cmd, io, user, opts),
       ),
     );
 

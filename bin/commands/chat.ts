@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { inMailboxOrder } from "../../core/client/actions.js";
 import type { ChatClient } from "../../core/client/client.js";
 import { convKind, convName, groupConv, userConv } from "../../core/client/conv.js";
+import { mentionAlert, notifies } from "../../core/client/mentions.js";
 import { verifyHistory } from "../../core/client/verify.js";
 import type { Settings } from "../../core/config/config.js";
 import { parseDuration } from "../../core/config/duration.js";
@@ -237,12 +238,15 @@ export async function listenCommand(cmd: Command, io: Io, opts: { json?: boolean
   const cache = s.client.cache;
   const me = s.client.name;
   let mark = cache.getState("listen_mark");
+  const alerts = settingsOf(cmd).bell && Boolean(process.stderr.isTTY);
   const drain = () => {
     for (;;) {
       const batch = cache.after(mark, 1000);
       if (batch.length === 0) return;
       for (const m of batch) {
         if (m.from !== me) io.out(opts.json ? messageJson(m) : messageLine(m));
+        // A mention rings the bell and raises a desktop notification on a terminal (mentions.ts).
+        if (alerts && notifies(m, (c) => cache.mutes.muted(c))) process.stderr.write(mentionAlert(m));
       }
       mark = batch.at(-1)!.cursor;
       cache.setState("listen_mark", mark);
@@ -258,6 +262,11 @@ export async function listenCommand(cmd: Command, io: Io, opts: { json?: boolean
       });
     }
     if (e.type === "state") io.err(`zmqchat: ${e.state} (${e.endpoint})`);
+    // An edit, delete or reaction that landed: the message it changed, again, as it is now.
+    if (e.type === "action") {
+      const [changed] = cache.messages([e.target]);
+      if (changed && e.from !== me) io.out(opts.json ? messageJson(changed) : messageLine(changed));
+    }
   });
   try {
     await s.client.goLive();

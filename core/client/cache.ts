@@ -4,6 +4,7 @@ import Database from "better-sqlite3";
 import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
 import { ActionStore, type MessageExtra } from "./actions.js";
 import { PresenceBook } from "./ephemeral.js";
+import { MuteList, markMentions } from "./mentions.js";
 import { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 import { ReceiptStore } from "./receipts.js";
 import { SearchIndex } from "./search.js";
@@ -116,6 +117,8 @@ export class Cache {
   readonly receipts: ReceiptStore;
   /** Contacts' presence as last signalled (ephemeral.ts). */
   readonly presence: PresenceBook;
+  /** Conversations this profile muted (mentions.ts). */
+  readonly mutes: MuteList;
 
   constructor(path: string) {
     const inMemory = path === ":memory:";
@@ -136,6 +139,7 @@ export class Cache {
     this.actions = new ActionStore(this.db);
     this.receipts = new ReceiptStore(this.db);
     this.presence = new PresenceBook(this.db);
+    this.mutes = new MuteList(this.db);
     const db = this.db;
     this.stmts = {
       insert: db.prepare(
@@ -169,6 +173,7 @@ export class Cache {
         `SELECT ${COLUMNS} FROM messages WHERE ord > ? ORDER BY ord LIMIT ?`,
       ),
       has: db.prepare<[string], { id: string }>("SELECT id FROM messages WHERE id = ?"),
+      byId: db.prepare<[string], MessageRow>(`SELECT ${COLUMNS} FROM messages WHERE id = ?`),
       conversations: db.prepare<[], { conv: string; last: string; n: number }>(
         "SELECT conv, max(server_time) AS last, count(*) AS n FROM messages GROUP BY conv ORDER BY max(ord) DESC",
       ),
@@ -318,16 +323,22 @@ export class Cache {
 
   /** The newest `limit` messages of a conversation, oldest first. */
   history(conv: string, limit: number): ChatMessage[] {
-    return this.receipts.apply(this.actions.apply(this.stmts.history.all(conv, limit).map(messageFromRow)));
+    return this.view(this.stmts.history.all(conv, limit).map(messageFromRow));
   }
 
   /** Messages placed after a cursor (any conversation), oldest first. */
   after(cursor: string | null, limit: number): ChatMessage[] {
-    return this.receipts.apply(
-      this.actions.apply(
-        this.stmts.after.all(cursor === null ? -1n : BigInt(cursor), limit).map(messageFromRow),
-      ),
-    );
+    return this.view(this.stmts.after.all(cursor === null ? -1n : BigInt(cursor), limit).map(messageFromRow));
+  }
+
+  /** These messages (by id, any conversation) as the user sees them; unknown ids are left out. */
+  messages(ids: string[]): ChatMessage[] {
+    return this.view(ids.flatMap((id) => this.stmts.byId.all(id)).map(messageFromRow));
+  }
+
+  /** Messages as the user sees them: actions applied, receipts' status, mentions (issue 17). */
+  private view(messages: ChatMessage[]): ChatMessage[] {
+    return markMentions(this.receipts.apply(this.actions.apply(messages)), this.receipts.owner);
   }
 
   conversations(): Array<{ conv: string; last: string; count: number }> {

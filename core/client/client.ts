@@ -38,7 +38,7 @@ import { messageBase, type Opened } from "./open.js";
 import { Opener } from "./opener.js";
 import { Outbox } from "./outbox.js";
 import type { LoadedIdentity } from "./profile.js";
-import { ReceiptSender } from "./receipt-sender.js";
+import { RECEIPT_CLOSE_MS, ReceiptSender } from "./receipt-sender.js";
 
 export type { ConnectionState, RequestOptions } from "./channel.js";
 
@@ -700,7 +700,12 @@ export class ChatClient {
 
   async close(): Promise<void> {
     // Receipts queued by what this client stored go out before it goes (queued on when offline).
-    if (this.online) await this.receipts.flush(3000).catch(() => {});
+    // Bounded: a command never waits more than RECEIPT_CLOSE_MS for them (the rest goes next time).
+    if (this.online && this.cache.receipts.waiting())
+      await Promise.race([
+        this.receipts.flush(RECEIPT_CLOSE_MS).catch(() => {}),
+        new Promise((r) => setTimeout(r, RECEIPT_CLOSE_MS).unref()),
+      ]);
     await this.signals.stopPresence();
     this.receipts.stop();
     this.closed = true;

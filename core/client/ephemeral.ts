@@ -252,7 +252,7 @@ export class EphemeralSignals {
     // The relay's routing must be what the sender signed: no moving a signal to another conversation.
     if (env.from !== f.from || env.to !== f.to || env.group !== f.group) return null;
     const m = this.hooks.open({ cursor: "0", serverTime: new Date(this.now()).toISOString(), envelope: env });
-    if (!m || !m.verified) return null;
+    if (!m?.verified) return null;
     const age = this.now() - Date.parse(m.sentAt);
     if (!(age < SIGNAL_MAX_AGE_MS && age > -SIGNAL_MAX_AGE_MS)) return null;
     try {

@@ -37,6 +37,8 @@ export interface ChatMessage {
   status?: "sent" | "delivered" | "read" | null;
   /** Own group messages: who read them, in name order (null otherwise). */
   readBy?: string[] | null;
+  /** Filled when read from the cache: someone else's message that mentions this user as `@name` (mentions.ts). */
+  mention?: boolean;
   /** Set by this device on its own group sends, not stored: who it sealed them for (receipts.ts). */
   sealedFor?: string[];
 }

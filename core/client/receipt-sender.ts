@@ -21,6 +21,9 @@ export interface ReceiptClient {
  */
 export const RECEIPT_BURST_MS = 250;
 
+/** The most a client's close waits for its queued receipts (a command about to exit). */
+export const RECEIPT_CLOSE_MS = 5000;
+
 /** Sends the receipts the cache queues (receipts.ts), in batches, while the client is logged in. */
 export class ReceiptSender {
   private timer: NodeJS.Timeout | null = null;

@@ -108,6 +108,7 @@ export class ReceiptStore {
         "SELECT id, author, grp, status FROM receipts_out ORDER BY rowid",
       ),
       done: db.prepare("DELETE FROM receipts_out WHERE id = ? AND status = ?"),
+      any: db.prepare<[], { id: string }>("SELECT id FROM receipts_out LIMIT 1"),
       sent: db.prepare("INSERT OR IGNORE INTO receipts_sent (id, status) VALUES (?, ?)"),
       expect: db.prepare("INSERT OR IGNORE INTO receipt_expect (id, names) VALUES (?, ?)"),
       expected: db.prepare<[string], { names: string }>("SELECT names FROM receipt_expect WHERE id = ?"),
@@ -189,6 +190,11 @@ export class ReceiptStore {
       b.ids.push(r.id);
     }
     return out;
+  }
+
+  /** True when receipts wait to be sent. */
+  waiting(): boolean {
+    return this.stmts.any.get() !== undefined;
   }
 
   /** A batch went out (or can never go): it is not sent again. */

@@ -40,6 +40,12 @@ describe("receipts: sent, delivered, read (real stack, three users)", () => {
       .split("\n")
       .filter(Boolean)
       .map((l) => JSON.parse(l) as Line);
+  /**
+   * A command sends its queued receipts as it exits, waiting at most a few seconds; on a loaded
+   * machine some wait for the user's next command. This is that next command.
+   */
+  const settle = (user: string, opts: { home?: string; env?: NodeJS.ProcessEnv } = {}) =>
+    ok(user, ["sync"], opts);
   const byId = (lines: Line[], id: string) => {
     const l = lines.find((x) => x.id === id);
     assert.ok(l, `message ${id} is in the history`);
@@ -77,12 +83,14 @@ describe("receipts: sent, delivered, read (real stack, three users)", () => {
     const before = storedFrom("alice", "bob");
     // A script reading history --json through a pipe is not bob reading: delivered, not read.
     await history("bob", ["alice"]);
+    await settle("bob");
     const view = await history("alice", ["bob"]);
     for (const id of ids) assert.equal(byId(view, id).status, "delivered", "stored by bob's device");
     assert.equal(storedFrom("alice", "bob"), before + 1, "one delivery receipt for the five messages");
     // bob's own messages have no status in alice's view, and alice's have none in bob's.
     for (const l of await history("bob", ["alice"])) assert.equal(l.status, null);
     await ok("bob", ["history", "alice", "--mark-read"]);
+    await settle("bob");
     const read = await history("alice", ["bob"]);
     for (const id of ids) assert.equal(byId(read, id).status, "read");
     assert.equal(storedFrom("alice", "bob"), before + 2, "one read receipt for the five messages");
@@ -98,6 +106,7 @@ describe("receipts: sent, delivered, read (real stack, three users)", () => {
   it("bob's second profile sees the status of what his first one sent", async () => {
     const id = await ok("bob", ["send", "alice", "from bob's first device"]);
     await ok("alice", ["history", "bob", "--mark-read"]);
+    await settle("alice");
     assert.equal(byId(await history("bob", ["alice"]), id).status, "read");
     assert.equal(byId(await history("bob", ["alice"], bob2()), id).status, "read");
   });
@@ -105,9 +114,11 @@ describe("receipts: sent, delivered, read (real stack, three users)", () => {
   it("groups: readBy lists who read; delivered only once carol, offline until now, has it; then read", async () => {
     const id = await ok("alice", ["send", "--group", "team", "team lunch?"]);
     await ok("bob", ["history", "--group", "team", "--mark-read"]);
+    await settle("bob");
     let line = byId(await history("alice", ["--group", "team"]), id);
     assert.deepEqual([line.status, line.readBy], ["sent", ["bob"]], "carol has not got it yet");
     await ok("carol", ["history", "--group", "team", "--mark-read"]);
+    await settle("carol");
     line = byId(await history("alice", ["--group", "team"]), id);
     assert.deepEqual([line.status, line.readBy], ["read", ["bob", "carol"]]);
     // carol's receipt went to alice alone: bob's mailbox holds nothing from carol.
@@ -118,14 +129,17 @@ describe("receipts: sent, delivered, read (real stack, three users)", () => {
     const off = { env: { ZMQCHAT_READ_RECEIPTS: "false" } };
     const id = await ok("alice", ["send", "bob", "are you reading this?"]);
     await ok("bob", ["history", "alice", "--mark-read"], off);
+    await settle("bob", off);
     assert.equal(byId(await history("alice", ["bob"]), id).status, "delivered");
     // Positive control: with receipts on, the same reading makes it read.
     const id2 = await ok("alice", ["send", "bob", "and this?"]);
     await ok("bob", ["history", "alice", "--mark-read"]);
+    await settle("bob");
     assert.equal(byId(await history("alice", ["bob"]), id2).status, "read");
     // bob with receipts off does not see that alice read his message.
     const mine = await ok("bob", ["send", "alice", "read receipts are off here"]);
     await ok("alice", ["history", "bob", "--mark-read"]);
+    await settle("alice");
     assert.equal(byId(await history("bob", ["alice"], off), mine).status, "delivered");
     assert.equal(byId(await history("bob", ["alice"]), mine).status, "read");
   });

@@ -213,6 +213,7 @@ describe("message actions: reply, edit, delete, react (real stack, three users)"
       "reactions",
       "status",
       "readBy",
+      "mention",
     ]);
     assert.equal(parsed.text, "a plain message nobody touches");
     assert.equal(parsed.from, "alice");

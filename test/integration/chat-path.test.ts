@@ -100,6 +100,7 @@ for (const kind of ["sqlite", "influx"] as const) {
         "reactions",
         "status",
         "readBy",
+        "mention",
       ]);
       assert.deepEqual(
         [bobView[0]!.replyTo, bobView[0]!.edited, bobView[0]!.deleted, bobView[0]!.reactions],
