@@ -54,7 +54,7 @@ describe("mentions, mute and live actions (real stack, three users)", () => {
   it("mute USER | --group GROUP [--off]: listed, kept per profile, messages still stored and shown", async () => {
     assert.match(await ok("carol", ["mute", "--group", "team"]), /^muted group team/);
     await ok("carol", ["mute", "alice"]);
-    assert.deepEqual((await ok("carol", ["mute"])).split("\n"), ["alice", "--group team"]);
+    assert.deepEqual((await ok("carol", ["mute"])).split("\n"), ["--group team", "alice"]);
     assert.equal(await ok("bob", ["mute"]), "", "bob muted nothing");
     const id = await ok("alice", ["send", "--group", "team", "@carol still there?"]);
     const line = (await history("carol", ["--group", "team"])).find((l) => l.id === id);
