@@ -26,6 +26,8 @@ import {
 } from "../core/protocol/schema.js";
 import type { Authority, SessionClaims } from "./auth.js";
 import { Backups } from "./backups.js";
+import { FileService } from "./blobs/files.js";
+import { DeviceRegistry } from "./devices.js";
 import { EphemeralRelay } from "./ephemeral.js";
 import {
   checkGroupSize,
@@ -42,7 +44,16 @@ import { SessionManager } from "./sessions.js";
 import type { GroupRecord, Store } from "./store/store.js";
 
 /** The requests anyone may make without a session. */
-const PUBLIC_TYPES = new Set(["register", "challenge", "login", "ping", "backup.get", "backup.params"]);
+const PUBLIC_TYPES = new Set([
+  "register",
+  "challenge",
+  "login",
+  "ping",
+  "backup.get",
+  "backup.params",
+  "link.get",
+  "devices.rekey.get",
+]);
 
 /** Public requests that still look at a session when one comes with them. */
 const OPTIONAL_SESSION = new Set(["backup.get"]);
@@ -80,6 +91,7 @@ export class ChatService {
   /** Typing and presence signals: relayed live, never stored (ephemeral.ts). */
   private readonly ephemeral: EphemeralRelay;
   private readonly backups: Backups;
+  private readonly devices: DeviceRegistry;
 
   constructor(
     private readonly store: Store,
@@ -88,12 +100,15 @@ export class ChatService {
     private readonly log: Logger,
     private readonly metrics: ServiceMetrics = noMetrics,
     private readonly quotas: ServerQuotas = DEFAULT_SERVER_QUOTAS,
+    /** Attachments (server/blobs/files.ts); without a blob store, file requests are refused. */
+    files: FileService = new FileService(null, store),
   ) {
     this.senderQuota = new SenderQuota(quotas);
     this.mailboxQuota = new MailboxQuota(quotas, (owner) => this.store.mailboxSize(owner));
     this.sessions = new SessionManager(auth, store);
     this.backups = new Backups(store);
     this.ephemeral = new EphemeralRelay(store, auth, publisher);
+    this.devices = new DeviceRegistry(store, auth, this.sessions);
     this.handlers = {
       hello: async () => this.refuse("bad_request", "hello is answered by the balancer"),
       ping: async () => ok({ time: new Date().toISOString() }),
@@ -130,6 +145,17 @@ export class ChatService {
         return ok({ ended: true });
       },
       signal: async (b, u) => ok(await this.ephemeral.relay(b, needUser(u))),
+      "devices.list": async (_b, _u, c) => ok(await this.devices.list(needSession(c))),
+      "devices.hello": async (b, _u, c) => ok(await this.devices.hello(needSession(c), b)),
+      "devices.revoke": async (b, _u, c) => ok(await this.devices.revoke(needSession(c), b.id)),
+      "devices.rekey.put": async (b, _u, c) => ok(await this.devices.rekeyPut(needSession(c), b)),
+      "devices.rekey.get": async (b) => ok(await this.devices.rekeyGet(b)),
+      "link.put": async (b, _u, c) => ok(await this.devices.linkPut(needSession(c), b)),
+      "link.get": async (b) => ok(await this.devices.linkGet(b)),
+      "file.init": async (b, u) => ok(await files.init(b, needUser(u))),
+      "file.put": async (b, u) => ok(await files.put(b, needUser(u))),
+      "file.done": async (b, u) => ok(await files.done(b, needUser(u))),
+      "file.get": async (b, u) => ok(await files.get(b, needUser(u))),
     };
   }
 
@@ -209,7 +235,9 @@ export class ChatService {
   private async login(b: RequestBody<"login">): Promise<string> {
     const [u] = await this.store.getUsers([b.name]);
     if (!u) this.refuse("not_found", `no user named ${b.name}; register first`);
-    return ok(await this.sessions.login(b, u.keys.sign));
+    const session = await this.sessions.login(b, u.keys.sign);
+    await this.devices.admit(b.name, b.device ?? "-");
+    return ok(session);
   }
 
   /** New keys for a name, signed by the keys it holds now. */
@@ -355,7 +383,12 @@ export class ChatService {
       JSON.stringify({ v: 1, type: "group", group: group.name, change, user: who, by }),
     );
     for (const owner of unique([...group.members, ...group.invited, who])) {
-      for (const topic of this.auth.deliveryTopics(owner)) this.publisher.publish(topic, frame);
+      this.devices.topics(owner).then(
+        (topics) => {
+          for (const topic of topics) this.publisher.publish(topic, frame);
+        },
+        (err) => this.log.warn({ err, owner }, "a group notice was not published"),
+      );
     }
   }
 
@@ -427,7 +460,7 @@ export class ChatService {
       const frame = Buffer.from(
         `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${copies.get(owner) ?? text}}${prevField(place.prev)}}`,
       );
-      for (const topic of this.auth.deliveryTopics(owner)) this.publisher.publish(topic, frame);
+      for (const topic of await this.devices.topics(owner)) this.publisher.publish(topic, frame);
     }
     this.metrics.published(owners.length);
     const mine = result.placed.get(user)!;

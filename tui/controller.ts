@@ -11,6 +11,7 @@ import { type Logger, silentLogger } from "../core/logger.js";
 import { isCommand, parseCommand, parseGroupPrompt } from "./commands.js";
 import {
   type Action,
+  convTitle,
   describeGroupNotice,
   type Intent,
   initialState,
@@ -36,6 +37,8 @@ export interface ControllerOptions {
   /** Ring the terminal bell for messages in other conversations (default true). */
   bell?: boolean;
   ring?: () => void;
+  /** Raises a desktop notification (the terminal's OSC 9) for a mention of this user. */
+  notify?: (text: string) => void;
   /** Runs before the first network call (e.g. starts the local stack); `note` goes to the status bar. */
   prepare?: (note: (text: string) => void) => Promise<void>;
   /** How often the user and group lists are fetched again. */
@@ -71,6 +74,7 @@ export class Controller {
     this.opts = {
       bell: true,
       ring: () => {},
+      notify: () => {},
       refreshMs: 30_000,
       noticeMs: 8000,
       pageSize: 200,
@@ -162,6 +166,9 @@ export class Controller {
 
   private effects(a: Action, prev: State, next: State): void {
     if (next.bells > prev.bells) this.ring();
+    const m = next.mention;
+    if (m && m !== prev.mention)
+      this.opts.notify(`${m.from} mentioned you in ${convTitle(m.conv)}: ${m.text}`);
     if (next.notice && next.notice !== prev.notice) {
       const id = next.notice.id;
       this.timers.after(this.opts.noticeMs, () => this.dispatch({ type: "clearNotice", id }));

@@ -1,3 +1,4 @@
+import type { FileRef } from "./file-ref.js";
 import type { ReceiptExtra } from "./receipts.js";
 
 /**
@@ -26,6 +27,8 @@ export interface ChatMessage {
   replyTo?: string | null;
   /** Set on an action event (edit, delete, reaction): what it does to which message; see actions.ts. */
   action?: MessageAction;
+  /** An attachment sealed with the message (core/client/file-ref.ts), or null. */
+  file?: FileRef | null;
   /** Filled when read from the cache (actions.ts applies the actions to their targets). */
   edited?: string | null;
   deleted?: boolean;

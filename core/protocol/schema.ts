@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { WIRE_ERROR_CODES } from "../errors.js";
+import { deviceReplyBodies, deviceRequestBodies } from "./devices.js";
+import { fileReplyBodies, fileRequestBodies } from "./files.js";
 import { UUID_PATTERN } from "./ids.js";
 import {
   MAX_GROUP_MEMBERS,
@@ -139,6 +141,9 @@ export const requestBodies = {
       .regex(/^[A-Za-z0-9_-]+$/, "base64url expected")
       .max(MAX_SIGNAL_SEALED_CHARS),
   }),
+  ...deviceRequestBodies,
+  /** Attachments: upload and download of encrypted chunks (core/protocol/files.ts). */
+  ...fileRequestBodies,
 } as const;
 
 export type RequestType = keyof typeof requestBodies;
@@ -230,6 +235,8 @@ export const replyBodies = {
   }),
   logout: z.object({ ended: z.literal(true) }),
   signal: z.object({ relayed: z.number().int().nonnegative() }),
+  ...deviceReplyBodies,
+  ...fileReplyBodies,
 } as const satisfies Record<RequestType, z.ZodType>;
 
 export type ReplyBody<T extends RequestType> = z.infer<(typeof replyBodies)[T]>;

@@ -211,6 +211,7 @@ describe("message actions: reply, edit, delete, react (real stack, three users)"
       "edited",
       "deleted",
       "reactions",
+      "file",
       "status",
       "readBy",
       "mention",
@@ -219,8 +220,8 @@ describe("message actions: reply, edit, delete, react (real stack, three users)"
     assert.equal(parsed.from, "alice");
     assert.equal(parsed.verified, true);
     assert.deepEqual(
-      [parsed.replyTo, parsed.edited, parsed.deleted, parsed.reactions],
-      [null, null, false, {}],
+      [parsed.replyTo, parsed.edited, parsed.deleted, parsed.reactions, parsed.file],
+      [null, null, false, {}, null],
     );
   });
 

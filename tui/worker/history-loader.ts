@@ -1,5 +1,6 @@
 /** Runs `loadHistory` intents: reads a page of the open conversation from the cache. */
 
+import { missingQuotes } from "../message-actions.js";
 import type { Intent } from "../state.js";
 import type { WorkerContext } from "./context.js";
 import type { Feed } from "./feed.js";
@@ -38,6 +39,15 @@ export class HistoryLoader {
     const messages = c.cache.history(conv, limit);
     this.feed.see(messages.map((m) => m.id));
     this.ctx.dispatch({ type: "history", conv, messages, complete: messages.length < limit });
+    // Replies to messages older than the page: their quotes come from the cache.
+    const wanted = missingQuotes(this.ctx.state().history);
+    if (wanted.length > 0) {
+      const found = wanted.flatMap((id) => {
+        const m = c.cache.actions.message(id);
+        return m && m.conv === conv ? c.cache.actions.apply([m]) : [];
+      });
+      if (found.length > 0) this.ctx.dispatch({ type: "quotes", conv, messages: found });
+    }
     markRead(c.cache, this.ctx.state().history, this.ctx.log);
   }
 }
