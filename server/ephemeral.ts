@@ -1,7 +1,6 @@
 import { ZmqchatError } from "../core/errors.js";
 import type { RequestBody } from "../core/protocol/schema.js";
 import { type BucketRule, TokenBuckets } from "../core/token-bucket.js";
-import type { Authority } from "./auth.js";
 import { RateLimitedError } from "./limits.js";
 import type { Store } from "./store/store.js";
 
@@ -33,7 +32,8 @@ export class EphemeralRelay {
 
   constructor(
     private readonly store: Store,
-    private readonly auth: Authority,
+    /** A user's live delivery topics (one per device: server/devices.ts). */
+    private readonly topics: (name: string) => Promise<string[]>,
     private readonly publisher: SignalPublisher,
     rule: BucketRule = SIGNAL_RULE,
     private readonly now: () => number = Date.now,
@@ -67,7 +67,7 @@ export class EphemeralRelay {
       JSON.stringify({ v: 1, type: "signal", from: user, to: b.to, group: b.group, sealed: b.sealed }),
     );
     for (const r of recipients)
-      for (const topic of this.auth.deliveryTopics(r)) this.publisher.publish(topic, frame);
+      for (const topic of await this.topics(r)) this.publisher.publish(topic, frame);
     return { relayed: recipients.length };
   }
 }

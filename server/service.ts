@@ -107,8 +107,8 @@ export class ChatService {
     this.mailboxQuota = new MailboxQuota(quotas, (owner) => this.store.mailboxSize(owner));
     this.sessions = new SessionManager(auth, store);
     this.backups = new Backups(store);
-    this.ephemeral = new EphemeralRelay(store, auth, publisher);
     this.devices = new DeviceRegistry(store, auth, this.sessions);
+    this.ephemeral = new EphemeralRelay(store, (name) => this.devices.topics(name), publisher);
     this.handlers = {
       hello: async () => this.refuse("bad_request", "hello is answered by the balancer"),
       ping: async () => ok({ time: new Date().toISOString() }),

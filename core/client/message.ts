@@ -1,5 +1,4 @@
 import type { FileRef } from "./file-ref.js";
-import type { ReceiptExtra } from "./receipts.js";
 
 /**
  * The message as the user sees it and as the cache stores it. A module of its own so that the
@@ -44,6 +43,13 @@ export interface ChatMessage {
   mention?: boolean;
   /** Set by this device on its own group sends, not stored: who it sealed them for (receipts.ts). */
   sealedFor?: string[];
+}
+
+/** What a receipt event seals beside its text (receipts.ts). `group` null: the 1:1 conversation it travels in. */
+export interface ReceiptExtra {
+  status: "delivered" | "read";
+  group: string | null;
+  ids: string[];
 }
 
 /** What an action event does, sealed and signed inside its content. Only the author may edit or delete. */

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import type { ChatMessage } from "./message.js";
+import type { ChatMessage, ReceiptExtra } from "./message.js";
 
 /**
  * Delivery and read receipts (issue 17).
@@ -40,12 +40,7 @@ export const MAX_RECEIPT_IDS = 100;
 
 export type ReceiptStatus = "delivered" | "read";
 
-/** What a receipt event seals beside its text. `group` null: the 1:1 conversation it travels in. */
-export interface ReceiptExtra {
-  status: ReceiptStatus;
-  group: string | null;
-  ids: string[];
-}
+export type { ReceiptExtra } from "./message.js";
 
 /** One receipt event to send: to `author`, about messages of `group` (null: their 1:1 conversation). */
 export interface ReceiptBatch {

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ZmqchatError } from "../../core/errors.js";
-import type { Authority } from "../../server/auth.js";
 import { EphemeralRelay, SIGNAL_RULE } from "../../server/ephemeral.js";
 import type { Store } from "../../server/store/store.js";
 
@@ -15,10 +14,10 @@ function relay() {
     getGroup: async (name: string) =>
       name === "team" ? { name, owner: "alice", members: ["alice", "bob", "carol"], invited: [] } : null,
   } as unknown as Store;
-  const auth = { deliveryTopics: (n: string) => [`topic-of-${n}`] } as unknown as Authority;
+  const topics = async (n: string) => [`topic-of-${n}`];
   const r = new EphemeralRelay(
     store,
-    auth,
+    topics,
     { publish: (topic, f) => published.push({ topic, frame: Buffer.from(f).toString() }) },
     SIGNAL_RULE,
     () => 1_000_000,
