@@ -543,11 +543,12 @@ function serializeEnvelope(env: Envelope): string {
     group: env.group,
     seq: env.seq,
     sentAt: env.sentAt,
+    ...(env.v === 3 ? { fromKey: env.fromKey, toKey: env.toKey } : {}),
     nonce: env.nonce,
     ct: env.ct,
-    ...(env.v === 2 ? { kc: env.kc } : {}),
+    ...(env.v !== 1 ? { kc: env.kc } : {}),
     keys: env.keys.map((k) => ({ to: k.to, wk: k.wk })),
-    sig: env.sig,
+    ...(env.v !== 3 ? { sig: env.sig } : {}),
   });
 }
 

@@ -52,13 +52,17 @@ export function registerDevicesCommands(program: Command, run: Run, io: Io): voi
   devices
     .command("list")
     .description("your devices (this one marked); --json as for devices")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice devices list --json")
     .action(run((cmd) => devicesListCommand(cmd, io, { json: json(cmd) })));
   devices
     .command("add")
     .description("print a one-time link code (10 minutes) to link a new device")
     .option("--name <name>", "the new device's name")
     .option("--ttl <seconds>", "how long the code is good for, at most 600", "600")
-    .addHelpText("after", "\nWith --json: {code, expires, device, fingerprint}")
+    .addHelpText(
+      "after",
+      "\nWith --json: {code, expires, device, fingerprint}\n\nExample:\n  zmqchat --user alice devices add --name laptop",
+    )
     .action(
       run((cmd, opts: { name?: string; ttl: string }) =>
         devicesAddCommand(cmd, io, { ...opts, json: json(cmd) }),
@@ -68,15 +72,27 @@ export function registerDevicesCommands(program: Command, run: Run, io: Io): voi
     .command("link")
     .argument("<code>", "the code `devices add` printed on a device of yours")
     .description("on a new machine (empty home): become a device of the user and recover the history")
+    .addHelpText(
+      "after",
+      "\nExample:\n  zmqchat --home /new/home --user alice devices link 7K2M-Q9XD-4RTB-0HNA",
+    )
     .action(run((cmd, code: string) => devicesLinkCommand(cmd, io, code)));
   devices
     .command("revoke")
     .argument("<id>", "the device id (zmqchat devices)")
     .description("cut a device off: its sessions end, it cannot log in again, and your keys rotate")
+    .addHelpText(
+      "after",
+      "\nExample:\n  zmqchat --user alice devices && zmqchat --user alice devices revoke 0123456789abcdef",
+    )
     .action(run((cmd, id: string) => devicesRevokeCommand(cmd, io, id)));
   devices
     .command("fetch-keys")
     .description("after another device of yours revoked one: take the new keys it pushed to this device")
+    .addHelpText(
+      "after",
+      "\nExample:\n  zmqchat --user alice devices fetch-keys && zmqchat --user alice sync",
+    )
     .action(run((cmd) => devicesFetchKeysCommand(cmd, io)));
 }
 

@@ -1,4 +1,4 @@
-import type { Sealer } from "../crypto/envelope.js";
+import { type Sealer, sealTag } from "../crypto/envelope.js";
 import { ZmqchatError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { uuidv7 } from "../protocol/ids.js";
@@ -11,9 +11,9 @@ import type { RequestOptions } from "./channel.js";
 import { convOfTarget } from "./conv.js";
 import { type KeyBook, remaining, type Target } from "./keybook.js";
 
-/** A send of this device awaiting its acknowledgement: the signature it went out with, and its text. */
+/** A send of this device awaiting its acknowledgement: its seal tag (signature or key commitment), and its text. */
 export interface Sending {
-  sig: string;
+  tag: string;
   text: string;
   extra?: MessageExtra;
   /** A group send's recipients (receipts.ts judges its receipts against them). */
@@ -172,7 +172,7 @@ export class Outbox {
       });
       // A group message's recipients, to judge its receipts against (receipts.ts).
       const sealedFor = "group" in target ? recipients.map((r) => r.name) : undefined;
-      this.sending.set(id, { sig: envelope.sig, text, extra, ...(sealedFor ? { sealedFor } : {}) });
+      this.sending.set(id, { tag: sealTag(envelope), text, extra, ...(sealedFor ? { sealedFor } : {}) });
       try {
         const ack = await this.deps.post(envelope, remaining(deadline));
         const message: ChatMessage = {

@@ -131,9 +131,18 @@ describe("devices: link, list, revoke (issue #19)", () => {
     const fromLaptop = parse<DeviceLine>(await ok("alice", ["devices", "--json"], laptop()));
     assert.equal(fromLaptop.find((d) => d.current)?.id, offer.device, "the laptop marks itself");
 
+    // A third device, the desk, linked too: after the revocation it gets the new keys pushed to it.
+    const desk = join(stack.dir, "homes", "alice-desk");
+    await ok("alice", ["devices", "link", (await addCode("alice", ["--name", "desk"])).code], desk);
+
     // Revoke the laptop from device 1.
     const revoked = await ok("alice", ["devices", "revoke", offer.device]);
     assert.match(revoked, /revoked/);
+    assert.match(revoked, /pushed the new keys/);
+    const stale = await stack.cli("alice", ["sync"], { home: desk });
+    assert.equal(stale.code, 4, "the desk holds the rotated-out keys until it fetches the new ones");
+    await ok("alice", ["devices", "fetch-keys"], desk);
+    await ok("alice", ["sync"], desk);
     const cut = await stack.cli("alice", ["sync"], { home: laptop() });
     assert.equal(cut.code, 4, cut.stderr);
     // The revoked device posing as a new device, with the keys it held: refused too (the keys rotated).
@@ -158,6 +167,12 @@ describe("devices: link, list, revoke (issue #19)", () => {
     assert.ok(bobView.every((m) => m.verified));
     assert.ok(bobView.some((m) => m.text === "seven, after the revocation"));
     await ok("alice", ["verify-history", "bob"]);
+    const deskView = await history("alice", "bob", desk);
+    assert.ok(
+      deskView.some((m) => m.text === "six, after the revocation" && m.verified),
+      "the desk carries on",
+    );
+    await ok("alice", ["verify-history", "bob"], desk);
     await ok("bob", ["verify-history", "alice"]);
 
     // The laptop never sees a later message: its history (offline cache) stops before the revocation.
