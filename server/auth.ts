@@ -157,7 +157,11 @@ export class Authority {
     } catch {
       good = false;
     }
-    if (!good) throw new ZmqchatError("unauthorized", `the login signature does not match ${req.name}'s key`);
+    if (!good)
+      throw new ZmqchatError(
+        "unauthorized",
+        `the login signature does not match ${req.name}'s key (if another device of yours revoked a device, your keys rotated: zmqchat devices fetch-keys)`,
+      );
     if (req.curve !== undefined) {
       const want = loginBindingProof(this.bindingKeyFor(req.curve), req.nonce);
       if (!req.curveProof || !proofsEqual(req.curveProof, want))

@@ -141,6 +141,7 @@ describe("devices: link, list, revoke (issue #19)", () => {
     assert.match(revoked, /pushed the new keys/);
     const stale = await stack.cli("alice", ["sync"], { home: desk });
     assert.equal(stale.code, 4, "the desk holds the rotated-out keys until it fetches the new ones");
+    assert.match(stale.stderr, /zmqchat devices fetch-keys/, "and is told how");
     await ok("alice", ["devices", "fetch-keys"], desk);
     await ok("alice", ["sync"], desk);
     const cut = await stack.cli("alice", ["sync"], { home: laptop() });
