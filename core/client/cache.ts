@@ -303,7 +303,7 @@ export class Cache {
       }
       // A receipt likewise (receipts.ts).
       if (m.receipt) {
-        this.actions.recordReceipt({ ...m, receipt: m.receipt }, cursor !== null);
+        this.actions.recordReceipt({ ...m, receipt: m.receipt }, placed);
         this.receipts.record({ ...m, receipt: m.receipt });
         continue;
       }
