@@ -35,6 +35,7 @@ import { LiveDeliveries } from "./live.js";
 import { messageBase, type Opened } from "./open.js";
 import { Opener } from "./opener.js";
 import { Outbox } from "./outbox.js";
+import { SendWindow } from "./send-window.js";
 import type { LoadedIdentity } from "./profile.js";
 
 export type { ConnectionState, RequestOptions } from "./channel.js";
@@ -97,6 +98,8 @@ export class ChatClient {
   private readonly keys: KeyBook;
   /** Composes, seals and sends; keeps what the service could not take on disk. */
   private readonly outbox: Outbox;
+  /** Sends in composition order, one request in flight, batched into `send.many`. */
+  private readonly window: SendWindow;
   /** Verifies and decrypts batches of mailbox items (large ones on worker threads). */
   private readonly opener: Opener;
   /** Live deliveries, applied directly when they follow the cursor. */
@@ -149,6 +152,11 @@ export class ChatClient {
       keyChanged: (name) => this.emit({ type: "key_changed", name }),
       shown: (message) => this.emit({ type: "message", message }),
     });
+    this.window = new SendWindow({
+      one: (envelope, timeoutMs) => this.request("send", { envelope }, { timeoutMs }),
+      many: async (envelopes, timeoutMs) =>
+        (await this.request("send.many", { envelopes }, { timeoutMs })).results,
+    });
     this.outbox = new Outbox({
       name: this.name,
       device: options.identity.device,
@@ -158,7 +166,7 @@ export class ChatClient {
       keys: this.keys,
       requestMs: this.requestMs,
       login: (timeoutMs) => this.login({ timeoutMs }),
-      post: (envelope, timeoutMs) => this.request("send", { envelope }, { timeoutMs }),
+      reserve: () => this.window.reserve(),
       acks: this.acks,
       shown: (message) => this.emit({ type: "message", message }),
       pending: (count) => this.emit({ type: "outbox", pending: count }),
