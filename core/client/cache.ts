@@ -216,17 +216,50 @@ export class Cache {
       .immediate();
   }
 
+  /**
+   * Stores acknowledged sends in one transaction, in the order given (mailbox order): each whose
+   * mailbox predecessor `prev` is where the cursor is moves the cursor to it, as `addNext` would;
+   * any other is stored without moving the cursor (its mailbox copy places it later). Outbox
+   * items are taken out in the same transaction. Returns, per send, whether it was new.
+   */
+  addAcked(
+    acks: Array<{ message: ChatMessage; prev: string | null | undefined; dequeue: boolean }>,
+  ): boolean[] {
+    return this.db
+      .transaction(() => {
+        let at = this.cursor;
+        let moved = false;
+        const fresh = acks.map((a) => {
+          if (a.dequeue) this.stmts.dequeue.run(a.message.id);
+          const follows = a.prev !== undefined && a.prev === at;
+          const stored = this.put([a.message], follows);
+          if (follows) {
+            at = a.message.cursor;
+            moved = true;
+          }
+          return stored.length === 1;
+        });
+        if (moved && at !== null) this.advanceCursor(at);
+        return fresh;
+      })
+      .immediate();
+  }
+
   private write(messages: ChatMessage[], cursor: string | null): ChatMessage[] {
+    const fresh = this.put(messages, cursor !== null);
+    if (cursor !== null) this.advanceCursor(cursor);
+    return fresh;
+  }
+
+  /** Stores messages (inside a transaction); `placed`: they come with their mailbox place (not from an ack). */
+  private put(messages: ChatMessage[], placed: boolean): ChatMessage[] {
     const fresh: ChatMessage[] = [];
     for (const m of messages) {
       // Every place the mailbox handed an id out at is kept: a second place is a replay (verify-history).
-      const replayed =
-        cursor !== null &&
-        this.stmts.seen.run(m.id, m.cursor, m.conv).changes === 1 &&
-        this.stmts.seenAt.all(m.id).length > 1;
+      const newPlace = placed && this.stmts.seen.run(m.id, m.cursor, m.conv).changes === 1;
       // An edit, delete or reaction is kept apart and applied when messages are read (actions.ts).
       if (m.action) {
-        this.actions.record({ ...m, action: m.action }, cursor !== null);
+        this.actions.record({ ...m, action: m.action }, placed);
         continue;
       }
       const r = this.stmts.insert.run({ ...m, verified: m.verified ? 1 : 0, ord: BigInt(m.cursor) });
@@ -235,8 +268,9 @@ export class Cache {
         this.actions.landed(m);
       }
       // A message cached from its acknowledgement takes its place from the mailbox copy when that
-      // arrives; a replay keeps the place it was first seen at.
-      else if (cursor !== null && !replayed)
+      // arrives; a replay keeps the place it was first seen at. (Only a message already cached can
+      // be a replay, so the places are read only then.)
+      else if (placed && !(newPlace && this.stmts.seenAt.all(m.id).length > 1))
         this.stmts.place.run({
           serverTime: m.serverTime,
           cursor: m.cursor,
@@ -244,7 +278,6 @@ export class Cache {
           id: m.id,
         });
     }
-    if (cursor !== null) this.advanceCursor(cursor);
     return fresh;
   }
 

@@ -35,8 +35,8 @@ import { LiveDeliveries } from "./live.js";
 import { messageBase, type Opened } from "./open.js";
 import { Opener } from "./opener.js";
 import { Outbox } from "./outbox.js";
-import { SendWindow } from "./send-window.js";
 import type { LoadedIdentity } from "./profile.js";
+import { SendWindow } from "./send-window.js";
 
 export type { ConnectionState, RequestOptions } from "./channel.js";
 

@@ -1,9 +1,5 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ZmqchatError } from "../../core/errors.js";
-import { uuidv7 } from "../../core/protocol/ids.js";
-import { MAX_ENVELOPE_BYTES } from "../../core/protocol/limits.js";
-import type { Envelope } from "../../core/protocol/schema.js";
 import {
   MAX_BATCH,
   type SendAck,
@@ -11,6 +7,10 @@ import {
   SendWindow,
   type SendWindowDeps,
 } from "../../core/client/send-window.js";
+import { ZmqchatError } from "../../core/errors.js";
+import { uuidv7 } from "../../core/protocol/ids.js";
+import { MAX_ENVELOPE_BYTES } from "../../core/protocol/limits.js";
+import type { Envelope } from "../../core/protocol/schema.js";
 
 /** Only the id and the size matter to the window. */
 function env(pad = 10): Envelope {
@@ -141,7 +141,7 @@ test("one envelope's refusal refuses only that envelope; 'not now' is sent again
   const es = Array.from({ length: 6 }, () => env());
   refused.add(es[2]!.id);
   busyOnce = es[4]!.id;
-  const results = await Promise.allSettled(es.map((e) => w.reserve()).map((s, i) => s.post(es[i]!, 5000)));
+  const results = await Promise.allSettled(es.map(() => w.reserve()).map((s, i) => s.post(es[i]!, 5000)));
   assert.deepEqual(
     results.map((r) => r.status),
     ["fulfilled", "fulfilled", "rejected", "fulfilled", "fulfilled", "fulfilled"],
