@@ -107,8 +107,11 @@ export class MailboxQuota {
     private readonly size: (owner: string) => Promise<number>,
   ) {}
 
-  /** Throws forbidden when one of `owners` is full. */
-  async check(owners: string[], now: number): Promise<void> {
+  /**
+   * Throws forbidden when one of `owners` is full, counting `reserved` copies (a `send.many`
+   * batch's earlier envelopes, not stored yet) as if they were in.
+   */
+  async check(owners: string[], now: number, reserved?: ReadonlyMap<string, number>): Promise<void> {
     const full: string[] = [];
     await Promise.all(
       owners.map(async (owner) => {
@@ -120,7 +123,7 @@ export class MailboxQuota {
             this.counts.delete(this.counts.keys().next().value as string);
           this.counts.set(owner, c);
         }
-        if (c.n >= this.quotas.mailboxMessages) full.push(owner);
+        if (c.n + (reserved?.get(owner) ?? 0) >= this.quotas.mailboxMessages) full.push(owner);
       }),
     );
     if (full.length > 0) {

@@ -1,22 +1,12 @@
 import { verify } from "node:crypto";
-import { copyFor } from "../core/crypto/envelope.js";
 import { PublicKeyCache } from "../core/crypto/keys.js";
 import { rotationBytes } from "../core/crypto/login.js";
-import { type ErrorCode, WIRE_ERROR_CODES, type WireErrorCode, ZmqchatError } from "../core/errors.js";
+import { type ErrorCode, ZmqchatError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { decodeJson } from "../core/protocol/codec.js";
 import { errorFrame, okFrameJson } from "../core/protocol/frames.js";
+import { MAX_LIST_PAGE, MAX_REPLY_BYTES, MAX_SYNC_PAGE } from "../core/protocol/limits.js";
 import {
-  MAX_ENVELOPE_BYTES,
-  MAX_LIST_PAGE,
-  MAX_REPLY_BYTES,
-  MAX_SYNC_PAGE,
-  MAX_TEXT_BYTES,
-  MAX_V1_RECIPIENTS,
-  WRAPPED_KEY_CHARS,
-} from "../core/protocol/limits.js";
-import {
-  type Envelope,
   type GroupInfo,
   type GroupNotice,
   type RequestBody,
@@ -32,22 +22,21 @@ import {
   checkPublicFrame,
   DEFAULT_SERVER_QUOTAS,
   MailboxQuota,
-  RateLimitedError,
   SenderQuota,
   type ServerQuotas,
 } from "./limits.js";
 import { namesAfter, takePage } from "./paging.js";
+import { SendPath } from "./send.js";
 import { SessionManager } from "./sessions.js";
+import { sameSet, unique } from "./sets.js";
 import type { GroupRecord, Store } from "./store/store.js";
+import { toWireError } from "./wire-error.js";
 
 /** The requests anyone may make without a session. */
 const PUBLIC_TYPES = new Set(["register", "challenge", "login", "ping", "backup.get", "backup.params"]);
 
 /** Public requests that still look at a session when one comes with them. */
 const OPTIONAL_SESSION = new Set(["backup.get"]);
-
-/** Largest ciphertext (base64url chars) a text of MAX_TEXT_BYTES can seal to, with room for JSON escapes. */
-const MAX_CT_CHARS = Math.ceil(((MAX_TEXT_BYTES * 2 + 64 + 16) * 4) / 3);
 
 export interface Publisher {
   publish(topic: string, frame: Uint8Array): void;
@@ -77,6 +66,7 @@ export class ChatService {
   private readonly handlers: { [T in RequestType]: Handler<T> };
   private readonly sessions: SessionManager;
   private readonly backups: Backups;
+  private readonly sendPath: SendPath;
 
   constructor(
     private readonly store: Store,
@@ -90,6 +80,17 @@ export class ChatService {
     this.mailboxQuota = new MailboxQuota(quotas, (owner) => this.store.mailboxSize(owner));
     this.sessions = new SessionManager(auth, store);
     this.backups = new Backups(store);
+    this.sendPath = new SendPath({
+      store,
+      deliveryTopics: (owner) => auth.deliveryTopics(owner),
+      publish: (topic, frame) => publisher.publish(topic, frame),
+      senderQuota: this.senderQuota,
+      mailboxQuota: this.mailboxQuota,
+      limit: (name, check) => this.limit(name, check),
+      limited: (name) => this.metrics.limited?.(name),
+      stored: (n) => metrics.stored(n),
+      published: (n) => metrics.published(n),
+    });
     this.handlers = {
       hello: async () => this.refuse("bad_request", "hello is answered by the balancer"),
       ping: async () => ok({ time: new Date().toISOString() }),
@@ -105,7 +106,8 @@ export class ChatService {
       "group.decline": (b, u) => this.groupAnswer(b.name, needUser(u), "decline"),
       "group.leave": (b, u) => this.groupLeave(b.name, needUser(u)),
       groups: (b, u) => this.groups(b, needUser(u)),
-      send: (b, u) => this.send(b, needUser(u)),
+      send: (b, u) => this.sendPath.send(b.envelope, needUser(u)),
+      "send.many": (b, u) => this.sendPath.sendMany(b.envelopes, needUser(u)),
       sync: (b, u) => this.sync(b, needUser(u)),
       "keys.rotate": (b, u) => this.rotate(b, needUser(u)),
       "keys.history": async (b, u) => {
@@ -369,72 +371,6 @@ export class ChatService {
     return `{"groups":[${page.parts.join(",")}],"more":${page.more}}`;
   }
 
-  private async send(b: RequestBody<"send">, user: string): Promise<string> {
-    const env = b.envelope;
-    if (env.from !== user) this.refuse("forbidden", `you are ${user} and cannot send as ${env.from}`);
-    if (env.ct.length > MAX_CT_CHARS) this.refuse("too_large", `the message is over ${MAX_TEXT_BYTES} bytes`);
-    if (env.v === 1 && env.keys.length > MAX_V1_RECIPIENTS)
-      this.refuse(
-        "too_large",
-        `a message to more than ${MAX_V1_RECIPIENTS} recipients must be sealed as envelope v2 (storage linear in members); upgrade zmqchat`,
-      );
-    if (env.v !== 1 && env.keys.some((k) => k.wk.length !== WRAPPED_KEY_CHARS))
-      this.refuse("bad_request", "a wrapped key has the wrong size");
-    const sealedFor = env.keys.map((k) => k.to);
-    let owners: string[];
-    if (env.to !== null && env.group === null) {
-      const [peer] = await this.store.getUsers([env.to]);
-      if (!peer) this.refuse("not_found", `no user named ${env.to}`);
-      owners = unique([env.to, user]);
-    } else if (env.group !== null && env.to === null) {
-      const group = await this.requireGroup(env.group);
-      if (!group.members.includes(user)) this.refuse("forbidden", `you are not a member of ${env.group}`);
-      owners = group.members;
-    } else {
-      this.refuse("bad_request", "a message goes to exactly one of a user (to) or a group");
-    }
-    if (!sameSet(sealedFor, owners)) {
-      this.refuse(
-        "conflict",
-        "the message is not sealed for exactly the current recipients; fetch them and seal again",
-      );
-    }
-    const text = serializeEnvelope(env);
-    this.limit("sender_rate", () => this.senderQuota.charge(user, text.length, Date.now()));
-    // The sender's own copy never fills a mailbox shut to others: only recipients are checked.
-    const recipients = owners.filter((o) => o !== user);
-    try {
-      await this.mailboxQuota.check(recipients, Date.now());
-    } catch (err) {
-      this.metrics.limited?.("mailbox");
-      throw err;
-    }
-    if (Buffer.byteLength(text) > MAX_ENVELOPE_BYTES)
-      this.refuse("too_large", `the envelope is over ${MAX_ENVELOPE_BYTES} bytes`);
-    // From envelope v2 each mailbox keeps only its owner's wrapped key (core/crypto/envelope.ts).
-    const copies = new Map<string, string>();
-    if (env.v !== 1) for (const owner of owners) copies.set(owner, serializeEnvelope(copyFor(env, owner)));
-    const result = await this.store.append({ id: env.id, owners, envelope: text, copies });
-    this.metrics.stored(result.duplicate ? 0 : owners.length);
-    if (!result.duplicate) this.mailboxQuota.stored(owners);
-    for (const owner of owners) {
-      const place = result.placed.get(owner)!;
-      const frame = Buffer.from(
-        `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${copies.get(owner) ?? text}}${prevField(place.prev)}}`,
-      );
-      for (const topic of this.auth.deliveryTopics(owner)) this.publisher.publish(topic, frame);
-    }
-    this.metrics.published(owners.length);
-    const mine = result.placed.get(user)!;
-    return ok({
-      id: env.id,
-      cursor: mine.cursor,
-      serverTime: mine.serverTime,
-      duplicate: result.duplicate,
-      ...(mine.prev !== undefined ? { prev: mine.prev } : {}),
-    });
-  }
-
   private async sync(b: RequestBody<"sync">, user: string): Promise<string> {
     // Bounded by bytes as well as by count, so that no mailbox content can make a page pass
     // the frame limit: whatever was sent to a mailbox, it stays readable.
@@ -463,12 +399,6 @@ export class ChatService {
   }
 }
 
-/** The delivery's `prev` member (schema.ts deliveryFrameSchema), or nothing when the store cannot tell. */
-function prevField(prev: string | null | undefined): string {
-  if (prev === undefined) return "";
-  return prev === null ? ',"prev":null' : `,"prev":"${prev}"`;
-}
-
 function ok(body: unknown): string {
   return JSON.stringify(body);
 }
@@ -481,47 +411,6 @@ function needUser(u: string | null): string {
 function needSession(c: SessionClaims | null): SessionClaims {
   if (c === null) throw new ZmqchatError("unauthorized", "log in first");
   return c;
-}
-
-function unique(xs: string[]): string[] {
-  return [...new Set(xs)];
-}
-
-function sameSet(a: string[], b: string[]): boolean {
-  const x = new Set(a);
-  const y = new Set(b);
-  return x.size === y.size && a.length === x.size && [...x].every((v) => y.has(v));
-}
-
-/** Serialises an envelope with its fields in schema order, so what is stored is canonical JSON. */
-function serializeEnvelope(env: Envelope): string {
-  return JSON.stringify({
-    v: env.v,
-    suite: env.suite,
-    id: env.id,
-    from: env.from,
-    device: env.device,
-    to: env.to,
-    group: env.group,
-    seq: env.seq,
-    sentAt: env.sentAt,
-    nonce: env.nonce,
-    ct: env.ct,
-    ...(env.v === 2 ? { kc: env.kc } : {}),
-    keys: env.keys.map((k) => ({ to: k.to, wk: k.wk })),
-    sig: env.sig,
-  });
-}
-
-function toWireError(err: unknown): { code: WireErrorCode; message: string; retryAfterMs?: number } {
-  if (err instanceof ZmqchatError) {
-    const code = (WIRE_ERROR_CODES as readonly string[]).includes(err.code)
-      ? (err.code as WireErrorCode)
-      : "internal";
-    const retry = err instanceof RateLimitedError ? { retryAfterMs: err.retryAfterMs } : {};
-    return { code, message: err.message.slice(0, 2000), ...retry };
-  }
-  return { code: "internal", message: "the server failed to handle the request" };
 }
 
 function describeZod(error: { issues: Array<{ path: PropertyKey[]; message: string }> }): string {

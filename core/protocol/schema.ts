@@ -3,6 +3,7 @@ import { WIRE_ERROR_CODES } from "../errors.js";
 import { UUID_PATTERN } from "./ids.js";
 import {
   MAX_GROUP_MEMBERS,
+  MAX_SEND_MANY,
   MAX_SYNC_PAGE,
   NAME_PATTERN,
   NAME_RULE,
@@ -107,6 +108,11 @@ export const requestBodies = {
   /** The caller's groups, one page at a time, after the group named `after`. */
   groups: z.strictObject({ after: nameSchema.optional() }),
   send: z.strictObject({ envelope: envelopeSchema }),
+  /**
+   * Several envelopes at once, each handled as `send` would (same checks and quotas, each
+   * refused on its own); the server stores them in as few transactions as it can.
+   */
+  "send.many": z.strictObject({ envelopes: z.array(envelopeSchema).min(1).max(MAX_SEND_MANY) }),
   sync: z.strictObject({ after: cursorSchema.nullable(), limit: z.number().int().min(1).max(MAX_SYNC_PAGE) }),
   /** `sig` by the current keys; `sigNew` by the new ones over the same bytes (so the chain verifies both ways). */
   "keys.rotate": z.strictObject({ keys: publicKeysSchema, sig: b64, sigNew: b64.optional() }),
@@ -156,6 +162,22 @@ export const groupInfoSchema = z.object({
 });
 export type GroupInfo = z.infer<typeof groupInfoSchema>;
 
+export const wireErrorSchema = z.object({
+  code: z.enum(WIRE_ERROR_CODES),
+  message: z.string().max(2000),
+  /** With `rate_limited`: how long to wait before trying again. */
+  retryAfterMs: z.number().int().nonnegative().optional(),
+});
+
+const sendReply = z.object({
+  id: uuid,
+  cursor: cursorSchema,
+  serverTime: z.string(),
+  duplicate: z.boolean(),
+  /** The sender's mailbox position before its copy (null: none); absent from older servers. */
+  prev: cursorSchema.nullable().optional(),
+});
+
 /** Reply bodies, by request type. The client validates every reply it gets. */
 export const replyBodies = {
   hello: z.object({ pubPort: z.number().int(), pubHost: z.string().nullable(), version: z.string() }),
@@ -189,13 +211,10 @@ export const replyBodies = {
   "group.decline": z.object({ declined: z.literal(true) }),
   "group.leave": z.object({ left: z.literal(true) }),
   groups: z.object({ groups: z.array(groupInfoSchema), more: z.boolean().optional() }),
-  send: z.object({
-    id: uuid,
-    cursor: cursorSchema,
-    serverTime: z.string(),
-    duplicate: z.boolean(),
-    /** The sender's mailbox position before its copy (null: none); absent from older servers. */
-    prev: cursorSchema.nullable().optional(),
+  send: sendReply,
+  /** One result per envelope, in order: where it was stored (as `send`'s reply), or why it was refused. */
+  "send.many": z.object({
+    results: z.array(z.union([sendReply, z.object({ id: uuid, error: wireErrorSchema })])),
   }),
   sync: z.object({ items: z.array(mailboxItemSchema), more: z.boolean() }),
   "keys.rotate": z.object({ rotated: z.literal(true) }),
@@ -232,13 +251,6 @@ export const requestFrameSchema = z.object({
   body: z.unknown(),
 });
 export type RequestFrame = z.infer<typeof requestFrameSchema>;
-
-export const wireErrorSchema = z.object({
-  code: z.enum(WIRE_ERROR_CODES),
-  message: z.string().max(2000),
-  /** With `rate_limited`: how long to wait before trying again. */
-  retryAfterMs: z.number().int().nonnegative().optional(),
-});
 
 export const replyFrameSchema = z.union([
   z.object({

@@ -200,19 +200,21 @@ export class InfluxStore implements Store {
   append(input: AppendInput): Promise<AppendResult> {
     try {
       this.ready();
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-      if (typeof input.id !== "string" || !/^[^\u0000-\u001f\u007f]{1,64}$/.test(input.id)) {
-        throw new ZmqchatError("bad_request", "a message needs an id");
-      }
-      if (!Array.isArray(input.owners) || input.owners.length === 0)
-        throw new ZmqchatError("bad_request", "a message needs a mailbox");
-      for (const o of input.owners) checkName(o, "user");
-      if (typeof input.envelope !== "string")
-        throw new ZmqchatError("bad_request", "the envelope must be text");
+      checkAppend(input);
     } catch (err) {
       return Promise.reject(err);
     }
     return this.commits.append(input);
+  }
+
+  appendMany(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
+    try {
+      this.ready();
+      for (const input of inputs) checkAppend(input);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.commits.appendMany(inputs);
   }
 
   async mailboxSize(owner: string): Promise<number> {
@@ -258,4 +260,16 @@ export class InfluxStore implements Store {
       },
     );
   }
+}
+
+/** Refuses an append the line protocol cannot carry safely. */
+function checkAppend(input: AppendInput): void {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (typeof input.id !== "string" || !/^[^\u0000-\u001f\u007f]{1,64}$/.test(input.id)) {
+    throw new ZmqchatError("bad_request", "a message needs an id");
+  }
+  if (!Array.isArray(input.owners) || input.owners.length === 0)
+    throw new ZmqchatError("bad_request", "a message needs a mailbox");
+  for (const o of input.owners) checkName(o, "user");
+  if (typeof input.envelope !== "string") throw new ZmqchatError("bad_request", "the envelope must be text");
 }

@@ -74,10 +74,11 @@ CREATE TABLE IF NOT EXISTS revocations (
 `;
 
 interface Pending {
-  input: AppendInput;
+  /** Appends that commit together (one request's batch), in order. */
+  inputs: readonly AppendInput[];
   /** When the append arrived: the busy deadline counts from here. */
   since: number;
-  resolve: (r: AppendResult) => void;
+  resolve: (r: AppendResult[]) => void;
   reject: (e: unknown) => void;
 }
 
@@ -89,6 +90,8 @@ interface Pending {
 export class SqliteStore implements Store {
   private db: Database.Database | null = null;
   private pending: Pending[] = [];
+  /** Appends in `pending` (a request's batch counts each). */
+  private pendingAppends = 0;
   private flushScheduled = false;
   private readonly maxBatch: number;
   private stmts!: ReturnType<SqliteStore["prepare"]>;
@@ -377,10 +380,16 @@ export class SqliteStore implements Store {
     return this.guard(() => this.stmts.groupsOf.all(user).map((r) => this.loadGroup(r.group_name)!));
   }
 
-  append(input: AppendInput): Promise<AppendResult> {
+  async append(input: AppendInput): Promise<AppendResult> {
+    return (await this.appendMany([input]))[0]!;
+  }
+
+  appendMany(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
+    if (inputs.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.pending.push({ input, resolve, reject, since: Date.now() });
-      if (this.pending.length >= this.maxBatch) {
+      this.pending.push({ inputs, resolve, reject, since: Date.now() });
+      this.pendingAppends += inputs.length;
+      if (this.pendingAppends >= this.maxBatch) {
         this.flush();
       } else if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -425,7 +434,6 @@ export class SqliteStore implements Store {
     this.db = null;
   }
 
-  /** Commits every pending append in one transaction, then settles each. */
   /**
    * Commits every pending append in one transaction, then settles each. When another process
    * holds the write lock, the batch goes back to the front of the queue and is tried again a
@@ -435,17 +443,22 @@ export class SqliteStore implements Store {
   private flush(): void {
     this.flushScheduled = false;
     const batch = this.pending;
+    const appends = this.pendingAppends;
     this.pending = [];
+    this.pendingAppends = 0;
     if (batch.length === 0) return;
-    let results: AppendResult[];
+    let results: AppendResult[][];
     const started = performance.now();
     try {
-      results = this.handle.transaction(() => batch.map((p) => this.appendOne(p.input))).immediate();
-      this.metrics?.batch(batch.length, (performance.now() - started) / 1000);
+      results = this.handle
+        .transaction(() => batch.map((p) => p.inputs.map((input) => this.appendOne(input))))
+        .immediate();
+      this.metrics?.batch(appends, (performance.now() - started) / 1000);
     } catch (cause) {
       const firstTry = Math.min(...batch.map((p) => p.since));
       if (isBusy(cause) && Date.now() - firstTry < this.busyTimeoutMs) {
         this.pending = batch.concat(this.pending);
+        this.pendingAppends += appends;
         this.busyRetries++;
         this.scheduleFlush(Math.min(1 + this.busyRetries, 10));
         return;

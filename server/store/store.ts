@@ -145,6 +145,13 @@ export interface Store {
   /** Stores one message in several mailboxes; resolves only when the write is durable. */
   append(input: AppendInput): Promise<AppendResult>;
   /**
+   * Stores several messages at once, as `append` each, in as few writes as the store can (one
+   * transaction on SQLite, one group commit on InfluxDB while the batch fits in one); the results
+   * come in the order of `inputs`. A later input with the id of an earlier one is a resend of it.
+   * All or nothing: when it throws, the caller may rely on none of them being stored.
+   */
+  appendMany(inputs: readonly AppendInput[]): Promise<AppendResult[]>;
+  /**
    * The owner's mailbox after `after` (exclusive), oldest first: at most `limit` items and, when
    * `maxChars` is given, stopping before the envelopes' total length would pass it (but always
    * at least one item); `more` tells whether anything was left.

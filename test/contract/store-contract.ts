@@ -359,6 +359,38 @@ export function storeContract(
       });
     });
 
+    it("stores a batch (appendMany) in one write, results in order, a repeated id once", async () => {
+      await withStore(async (store, _reopen, batches) => {
+        const earlier = await store.append({ id: id(1), owners: ["bob", "alice"], envelope: '{"n":1}' });
+        const before = batches.length;
+        const results = await store.appendMany([
+          { id: id(2), owners: ["bob", "alice"], envelope: '{"n":2}' },
+          { id: id(1), owners: ["bob", "alice"], envelope: '{"n":1}' },
+          { id: id(3), owners: ["carol", "alice"], envelope: '{"n":3}' },
+          { id: id(2), owners: ["bob", "alice"], envelope: '{"n":2}' },
+        ]);
+        assert.deepEqual(
+          results.map((r) => r.duplicate),
+          [false, true, false, true],
+        );
+        assert.deepEqual(results[1]!.placed.get("bob"), earlier.placed.get("bob"), "a resend of a stored id");
+        assert.equal(results[3]!.placed.get("bob")!.cursor, results[0]!.placed.get("bob")!.cursor);
+        assert.deepEqual(batches.slice(before), [4], "one write for the whole batch");
+        const bob = (await store.read("bob", null, 10)).items.map((i) => JSON.parse(i.envelope).n);
+        assert.deepEqual(bob, [1, 2]);
+        assert.deepEqual(
+          (await store.read("alice", null, 10)).items.map((i) => JSON.parse(i.envelope).n),
+          [1, 2, 3],
+        );
+        const third = results[2]!.placed.get("alice")!;
+        assert.equal(
+          third.prev === undefined || third.prev === results[0]!.placed.get("alice")!.cursor,
+          true,
+        );
+        assert.deepEqual(await store.appendMany([]), []);
+      });
+    });
+
     it("group-commits concurrent appends and loses none", async () => {
       await withStore(async (store, _reopen, batches) => {
         const n = 500;

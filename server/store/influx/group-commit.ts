@@ -87,17 +87,33 @@ export class GroupCommit {
   }
 
   append(input: AppendInput): Promise<AppendResult> {
-    return new Promise((resolve, reject) => {
-      const owners = new Set(input.owners).size;
-      this.queue.push({
-        input,
-        points: owners,
-        bytes: appendChars(input) * 3 + owners * 200,
-        resolve,
-        reject,
-      });
-      this.drain();
-    });
+    const result = new Promise<AppendResult>((resolve, reject) => this.enqueue(input, resolve, reject));
+    this.drain();
+    return result;
+  }
+
+  /**
+   * Several appends queued at once, so they join one batch (unless they pass its size limits).
+   * All or nothing for the caller: if any fails, it throws (what the others stored is harmless,
+   * as a resend of the same ids finds it).
+   */
+  appendMany(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
+    const results = Promise.all(
+      inputs.map(
+        (input) => new Promise<AppendResult>((resolve, reject) => this.enqueue(input, resolve, reject)),
+      ),
+    );
+    this.drain();
+    return results;
+  }
+
+  private enqueue(
+    input: AppendInput,
+    resolve: (r: AppendResult) => void,
+    reject: (e: unknown) => void,
+  ): void {
+    const owners = new Set(input.owners).size;
+    this.queue.push({ input, points: owners, bytes: appendChars(input) * 3 + owners * 200, resolve, reject });
   }
 
   /** Resolves when nothing is queued, in flight or settling. */

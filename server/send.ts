@@ -1,0 +1,212 @@
+import { copyFor } from "../core/crypto/envelope.js";
+import { ZmqchatError } from "../core/errors.js";
+import {
+  MAX_ENVELOPE_BYTES,
+  MAX_TEXT_BYTES,
+  MAX_V1_RECIPIENTS,
+  WRAPPED_KEY_CHARS,
+} from "../core/protocol/limits.js";
+import type { Envelope } from "../core/protocol/schema.js";
+import type { MailboxQuota, SenderQuota } from "./limits.js";
+import { sameSet, unique } from "./sets.js";
+import type { AppendInput, AppendResult, GroupRecord, Store } from "./store/store.js";
+import { toWireError } from "./wire-error.js";
+
+/** Largest ciphertext (base64url chars) a text of MAX_TEXT_BYTES can seal to, with room for JSON escapes. */
+const MAX_CT_CHARS = Math.ceil(((MAX_TEXT_BYTES * 2 + 64 + 16) * 4) / 3);
+
+/** Recipients remembered as registered per server (SendPath.registered); beyond it, forgotten and asked again. */
+const REGISTERED_KEPT = 100_000;
+
+/** What the send path needs of the service around it. */
+export interface SendDeps {
+  store: Store;
+  /** The live delivery topics of a user (server/auth.ts). */
+  deliveryTopics(owner: string): string[];
+  publish(topic: string, frame: Uint8Array): void;
+  senderQuota: SenderQuota;
+  mailboxQuota: MailboxQuota;
+  /** Runs a quota check, counting a refusal in /metrics under `name`. */
+  limit(name: string, check: () => void): void;
+  limited(name: string): void;
+  stored(count: number): void;
+  published(count: number): void;
+}
+
+/** One envelope that passed every check, ready to be stored. */
+interface Checked {
+  env: Envelope;
+  owners: string[];
+  input: AppendInput;
+}
+
+/**
+ * The send path: `send` (one envelope) and `send.many` (up to MAX_SEND_MANY), the same checks
+ * and quotas for each envelope, stored before the acknowledgement, then published once per copy.
+ */
+export class SendPath {
+  constructor(private readonly deps: SendDeps) {}
+
+  /**
+   * Names seen registered. Nothing unregisters a name (a key rotation keeps it), so every
+   * server may remember this for good without asking the store again: a 1:1 send costs no
+   * store read (two InfluxDB queries) for its recipient after the first.
+   */
+  private readonly registered = new Set<string>();
+
+  /** `send`: the reply body, or a thrown refusal. */
+  async send(env: Envelope, user: string): Promise<string> {
+    const checked = await this.check(env, user, null);
+    const [result] = await this.deps.store.appendMany([checked.input]);
+    this.afterStore(checked, result!, true);
+    return this.reply(checked, result!, user);
+  }
+
+  /**
+   * `send.many`: each envelope checked and charged as one `send` (a refusal refuses that
+   * envelope only), the accepted ones stored in one store write, one result per envelope in
+   * order. A store failure refuses the whole request: nothing of it may be relied on as stored,
+   * and the client resends every envelope with the same ids.
+   */
+  async sendMany(envs: readonly Envelope[], user: string): Promise<string> {
+    const parts: string[] = new Array(envs.length);
+    const accepted: Array<{ at: number; checked: Checked }> = [];
+    // Copies accepted so far per recipient: a batch is held to a mailbox's quota as its sends would be.
+    const reserved = new Map<string, number>();
+    for (const [at, env] of envs.entries()) {
+      try {
+        const checked = await this.check(env, user, reserved);
+        for (const o of checked.owners) if (o !== user) reserved.set(o, (reserved.get(o) ?? 0) + 1);
+        accepted.push({ at, checked });
+      } catch (err) {
+        parts[at] = `{"id":${JSON.stringify(env.id)},"error":${JSON.stringify(toWireError(err))}}`;
+      }
+    }
+    if (accepted.length > 0) {
+      const results = await this.deps.store.appendMany(accepted.map((a) => a.checked.input));
+      // A second envelope with an id already in this batch is its resend: stored once, rung once.
+      const rung = new Set<string>();
+      for (const [i, { at, checked }] of accepted.entries()) {
+        const result = results[i]!;
+        this.afterStore(checked, result, !rung.has(checked.env.id));
+        rung.add(checked.env.id);
+        parts[at] = this.reply(checked, result, user);
+      }
+    }
+    return `{"results":[${parts.join(",")}]}`;
+  }
+
+  /** Every check `send` makes, in its order; throws the refusal. `reserved`: copies this batch already holds per mailbox. */
+  private async check(
+    env: Envelope,
+    user: string,
+    reserved: ReadonlyMap<string, number> | null,
+  ): Promise<Checked> {
+    if (env.from !== user) refuse("forbidden", `you are ${user} and cannot send as ${env.from}`);
+    if (env.ct.length > MAX_CT_CHARS) refuse("too_large", `the message is over ${MAX_TEXT_BYTES} bytes`);
+    if (env.v === 1 && env.keys.length > MAX_V1_RECIPIENTS)
+      refuse(
+        "too_large",
+        `a message to more than ${MAX_V1_RECIPIENTS} recipients must be sealed as envelope v2 (storage linear in members); upgrade zmqchat`,
+      );
+    if (env.v !== 1 && env.keys.some((k) => k.wk.length !== WRAPPED_KEY_CHARS))
+      refuse("bad_request", "a wrapped key has the wrong size");
+    const sealedFor = env.keys.map((k) => k.to);
+    let owners: string[];
+    if (env.to !== null && env.group === null) {
+      if (!this.registered.has(env.to)) {
+        const [peer] = await this.deps.store.getUsers([env.to]);
+        if (!peer) refuse("not_found", `no user named ${env.to}`);
+        if (this.registered.size >= REGISTERED_KEPT) this.registered.clear();
+        this.registered.add(env.to);
+      }
+      owners = unique([env.to, user]);
+    } else if (env.group !== null && env.to === null) {
+      const group = await this.requireGroup(env.group);
+      if (!group.members.includes(user)) refuse("forbidden", `you are not a member of ${env.group}`);
+      owners = group.members;
+    } else {
+      refuse("bad_request", "a message goes to exactly one of a user (to) or a group");
+    }
+    if (!sameSet(sealedFor, owners)) {
+      refuse(
+        "conflict",
+        "the message is not sealed for exactly the current recipients; fetch them and seal again",
+      );
+    }
+    const text = serializeEnvelope(env);
+    this.deps.limit("sender_rate", () => this.deps.senderQuota.charge(user, text.length, Date.now()));
+    // The sender's own copy never fills a mailbox shut to others: only recipients are checked.
+    const recipients = owners.filter((o) => o !== user);
+    try {
+      await this.deps.mailboxQuota.check(recipients, Date.now(), reserved ?? undefined);
+    } catch (err) {
+      this.deps.limited("mailbox");
+      throw err;
+    }
+    if (Buffer.byteLength(text) > MAX_ENVELOPE_BYTES)
+      refuse("too_large", `the envelope is over ${MAX_ENVELOPE_BYTES} bytes`);
+    // From envelope v2 each mailbox keeps only its owner's wrapped key (core/crypto/envelope.ts).
+    const copies = new Map<string, string>();
+    if (env.v !== 1) for (const owner of owners) copies.set(owner, serializeEnvelope(copyFor(env, owner)));
+    return { env, owners, input: { id: env.id, owners, envelope: text, copies } };
+  }
+
+  /** Counts what was stored and publishes each copy on its owner's topics (`ring`: false for a repeat in one batch). */
+  private afterStore(checked: Checked, result: AppendResult, ring: boolean): void {
+    const { owners, input } = checked;
+    this.deps.stored(result.duplicate ? 0 : owners.length);
+    if (!result.duplicate) this.deps.mailboxQuota.stored(owners);
+    if (!ring) return;
+    for (const owner of owners) {
+      const place = result.placed.get(owner)!;
+      const frame = Buffer.from(
+        `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${input.copies?.get(owner) ?? input.envelope}}${prevField(place.prev)}}`,
+      );
+      for (const topic of this.deps.deliveryTopics(owner)) this.deps.publish(topic, frame);
+    }
+    this.deps.published(owners.length);
+  }
+
+  /** `send`'s reply body for the sender's own copy. */
+  private reply(checked: Checked, result: AppendResult, user: string): string {
+    const mine = result.placed.get(user)!;
+    return `{"id":"${checked.env.id}","cursor":"${mine.cursor}","serverTime":"${mine.serverTime}","duplicate":${result.duplicate}${prevField(mine.prev)}}`;
+  }
+
+  private async requireGroup(name: string): Promise<GroupRecord> {
+    const g = await this.deps.store.getGroup(name);
+    if (!g) refuse("not_found", `no group named ${name}`);
+    return g;
+  }
+}
+
+function refuse(code: ConstructorParameters<typeof ZmqchatError>[0], message: string): never {
+  throw new ZmqchatError(code, message);
+}
+
+/** The `prev` member of a delivery or a send reply (schema.ts), or nothing when the store cannot tell. */
+function prevField(prev: string | null | undefined): string {
+  if (prev === undefined) return "";
+  return prev === null ? ',"prev":null' : `,"prev":"${prev}"`;
+}
+
+/** Serialises an envelope with its fields in schema order, so what is stored is canonical JSON. */
+export function serializeEnvelope(env: Envelope): string {
+  return JSON.stringify({
+    v: env.v,
+    suite: env.suite,
+    id: env.id,
+    from: env.from,
+    device: env.device,
+    to: env.to,
+    group: env.group,
+    seq: env.seq,
+    sentAt: env.sentAt,
+    nonce: env.nonce,
+    ct: env.ct,
+    ...(env.v === 2 ? { kc: env.kc } : {}),
+    keys: env.keys.map((k) => ({ to: k.to, wk: k.wk })),
+    sig: env.sig,
+  });
+}
