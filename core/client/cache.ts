@@ -95,6 +95,9 @@ export interface OutboxItem {
   extra?: MessageExtra;
 }
 
+/** How soon after a burst of new messages they are indexed for search. */
+const INDEX_DELAY_MS = 1000;
+
 const COLUMNS =
   "id, conv, sender, recipient, grp, text, sent_at, server_time, cursor, verified, problem, seq, device";
 
@@ -192,7 +195,28 @@ export class Cache {
 
   /** Stores opened messages and the new cursor in one transaction; returns those not seen before. */
   addMessages(messages: ChatMessage[], cursor: string | null): ChatMessage[] {
-    return this.db.transaction(() => this.write(messages, cursor)).immediate();
+    return this.indexed(this.db.transaction(() => this.write(messages, cursor)).immediate());
+  }
+
+  private indexTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * New messages are indexed for search shortly after a burst of writes, all in one transaction
+   * (a search indexes what still waits first).
+   */
+  private indexed<T extends unknown[] | null>(fresh: T): T {
+    if (fresh && fresh.length > 0 && !this.indexTimer) {
+      this.indexTimer = setTimeout(() => {
+        this.indexTimer = null;
+        try {
+          this.searchIndex.catchUp();
+        } catch {
+          // Busy or closed: the next write or search indexes what waits.
+        }
+      }, INDEX_DELAY_MS);
+      this.indexTimer.unref();
+    }
+    return fresh;
   }
 
   /**
@@ -211,9 +235,9 @@ export class Cache {
    * storing nothing, when it is not: there is a gap (or another process moved on) and a sync decides.
    */
   addNext(messages: ChatMessage[], prev: string | null, cursor: string): ChatMessage[] | null {
-    return this.db
-      .transaction(() => (this.cursor === prev ? this.write(messages, cursor) : null))
-      .immediate();
+    return this.indexed(
+      this.db.transaction(() => (this.cursor === prev ? this.write(messages, cursor) : null)).immediate(),
+    );
   }
 
   /**
@@ -225,7 +249,7 @@ export class Cache {
   addAcked(
     acks: Array<{ message: ChatMessage; prev: string | null | undefined; dequeue: boolean }>,
   ): boolean[] {
-    return this.db
+    const fresh = this.db
       .transaction(() => {
         let at = this.cursor;
         let moved = false;
@@ -243,6 +267,8 @@ export class Cache {
         return fresh;
       })
       .immediate();
+    if (fresh.some((f) => f)) this.indexed(fresh);
+    return fresh;
   }
 
   private write(messages: ChatMessage[], cursor: string | null): ChatMessage[] {
@@ -432,6 +458,8 @@ export class Cache {
   }
 
   close(): void {
+    if (this.indexTimer) clearTimeout(this.indexTimer);
+    this.indexTimer = null;
     this.db.close();
   }
 }
