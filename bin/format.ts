@@ -1,4 +1,5 @@
 import type { ChatMessage } from "../core/client/cache.js";
+import { publicFileFields } from "../core/client/file-ref.js";
 import { sanitizeBody, sanitizeLine } from "../core/text/sanitize.js";
 
 /** A message as `--json` and the daemon give it: the keys the CLI contract promises, `problem` only when there is one. */
@@ -13,6 +14,8 @@ export interface MessageFields
   deleted: boolean;
   /** Emoji → who reacted with it, in name order ({} when none). */
   reactions: Record<string, string[]>;
+  /** Issue 18, after the fields above: the attachment's name, size, type and SHA-256, or null. */
+  file: { name: string; size: number; type: string; sha256: string } | null;
 }
 
 export function messageFields(m: ChatMessage | MessageFields): MessageFields {
@@ -30,6 +33,7 @@ export function messageFields(m: ChatMessage | MessageFields): MessageFields {
     edited: m.edited ?? null,
     deleted: m.deleted ?? false,
     reactions: m.reactions ?? {},
+    file: m.file ? ("key" in m.file ? publicFileFields(m.file) : m.file) : null,
   };
 }
 
@@ -51,5 +55,9 @@ export function messageLine(m: ChatMessage | MessageFields): string {
   const reactions = Object.entries(m.reactions ?? {})
     .map(([emoji, names]) => sanitizeLine(`${emoji} ${names.join(", ")}`))
     .join("  ");
-  return sanitizeLine(`${when}  ${where}: `) + reply + text + (reactions ? `  [${reactions}]` : "");
+  const file =
+    m.file && m.verified
+      ? sanitizeLine(` [file ${m.file.name}, ${m.file.size} bytes, ${m.file.type}: zmqchat download ${m.id}]`)
+      : "";
+  return sanitizeLine(`${when}  ${where}: `) + reply + text + file + (reactions ? `  [${reactions}]` : "");
 }

@@ -20,6 +20,7 @@ import { completeNamesCommand } from "./commands/complete-names.js";
 import { completionCommand } from "./commands/completion.js";
 import { configShowCommand } from "./commands/config.js";
 import { type DaemonFlags, daemonCommand } from "./commands/daemon.js";
+import { downloadCommand, sendFileCommand } from "./commands/files.js";
 import {
   keysBackupCommand,
   keysFingerprintCommand,
@@ -108,10 +109,11 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("-g, --group <group>", "send to a group instead")
     .option("-q, --queue", "when the service is unreachable, keep the message in the outbox and exit 0")
     .option("--reply-to <id>", "reply to this message of the conversation (its id from history --json)")
+    .option("--file <path>", "attach a file (encrypted here, uploaded in chunks, resumed when sent again)")
     .addOption(timeout)
     .addHelpText(
       "after",
-      "\nExamples:\n  zmqchat --user alice send bob 'hi bob'\n  echo 'hi all' | zmqchat --user alice send --group team",
+      "\nExamples:\n  zmqchat --user alice send bob 'hi bob'\n  echo 'hi all' | zmqchat --user alice send --group team\n  zmqchat --user alice send bob --file report.pdf 'the report'",
     )
     .action(
       run(
@@ -119,8 +121,31 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
           cmd,
           user: string | undefined,
           text: string | undefined,
-          opts: { group?: string; timeout?: string; replyTo?: string },
-        ) => sendCommand(cmd, io, user, text, opts),
+          opts: { group?: string; timeout?: string; replyTo?: string; file?: string },
+        ) =>
+          opts.file !== undefined
+            ? sendFileCommand(cmd, io, user, text, { ...opts, file: opts.file })
+            : sendCommand(cmd, io, user, text, opts),
+      ),
+    );
+
+  program
+    .command("download")
+    .description("fetch, decrypt and check the file of a message; prints where it was written")
+    .argument("<id>", "the message id (history --json)")
+    .option(
+      "-o, --out <path>",
+      "where to write it (a directory: the file's name in it); default: its name here",
+    )
+    .option("--force", "replace a file that exists")
+    .addOption(timeout)
+    .addHelpText(
+      "after",
+      "\nExample:\n  zmqchat --user bob download 0190f000-0000-7000-8000-000000000001 --out ~/Downloads",
+    )
+    .action(
+      run((cmd, id: string, opts: { out?: string; force?: boolean; timeout?: string }) =>
+        downloadCommand(cmd, io, id, opts),
       ),
     );
 
@@ -413,6 +438,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "--store <url>",
       "sqlite:PATH or influx://HOST:PORT/DB (credentials by env)",
       OPERATOR_DEFAULTS.store,
+    )
+    .option(
+      "--blobs <url>",
+      "attachments' encrypted chunks: a path, file:PATH or s3://BUCKET[/PREFIX]?endpoint=URL&region=R (env ZMQCHAT_BLOBS; default: blobs/ beside an SQLite store)",
     )
     .option("--secret-file <path>", "cluster secret file (or env ZMQCHAT_CLUSTER_SECRET)")
     .option("--http-port <port>", "serve /healthz and /metrics on this port")

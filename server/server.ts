@@ -2,6 +2,8 @@ import type { Logger } from "../core/logger.js";
 import { errorFrame, requestIdOf } from "../core/protocol/frames.js";
 import type { WorkerLink, WorkerTransport } from "../core/transport.js";
 import { Authority, DEFAULT_SESSION_TTL_MS, systemClock } from "./auth.js";
+import { type FileLimits, FileService } from "./blobs/files.js";
+import type { BlobStore } from "./blobs/store.js";
 import { DEFAULT_SERVER_QUOTAS, type ServerQuotas } from "./limits.js";
 import { ChatService, type ServiceMetrics } from "./service.js";
 import type { Store } from "./store/store.js";
@@ -23,6 +25,9 @@ export interface ChatServerOptions {
   maxInFlightBytes?: number;
   /** Session token lifetime (default DEFAULT_SESSION_TTL_MS); clients renew before it ends. */
   sessionTtlMs?: number;
+  /** Where attachments' encrypted chunks are kept (server/blobs/); none: file requests are refused. */
+  blobs?: BlobStore | null;
+  fileLimits?: FileLimits;
 }
 
 /** A chat server: takes requests from its link, answers through the service, publishes deliveries. */
@@ -41,6 +46,7 @@ export class ChatServer {
     maxInFlight: number,
     private readonly maxInFlightBytes: number,
     private readonly metrics: ServiceMetrics | undefined,
+    private readonly blobs: BlobStore | null,
   ) {
     this.maxInFlight = maxInFlight;
     link.onRequest((peer, frame) => this.onRequest(peer, frame));
@@ -55,6 +61,7 @@ export class ChatServer {
       options.log,
       options.metrics,
       options.quotas,
+      new FileService(options.blobs ?? null, options.store, options.fileLimits),
     );
     return new ChatServer(
       link,
@@ -64,6 +71,7 @@ export class ChatServer {
       options.maxInFlight ?? options.quotas?.inFlightRequests ?? DEFAULT_SERVER_QUOTAS.inFlightRequests,
       options.maxInFlightBytes ?? options.quotas?.inFlightBytes ?? DEFAULT_SERVER_QUOTAS.inFlightBytes,
       options.metrics,
+      options.blobs ?? null,
     );
   }
 
@@ -79,6 +87,7 @@ export class ChatServer {
     if (this.inFlight > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
     await this.link.close();
     await this.store.close();
+    await this.blobs?.close();
   }
 
   private onRequest(peer: string, frame: Buffer): void {

@@ -16,6 +16,7 @@ import {
 } from "../core/protocol/schema.js";
 import type { Authority, SessionClaims } from "./auth.js";
 import { Backups } from "./backups.js";
+import { FileService } from "./blobs/files.js";
 import {
   checkGroupSize,
   checkGroupsOwned,
@@ -75,6 +76,8 @@ export class ChatService {
     private readonly log: Logger,
     private readonly metrics: ServiceMetrics = noMetrics,
     private readonly quotas: ServerQuotas = DEFAULT_SERVER_QUOTAS,
+    /** Attachments (server/blobs/files.ts); without a blob store, file requests are refused. */
+    files: FileService = new FileService(null, store),
   ) {
     this.senderQuota = new SenderQuota(quotas);
     this.mailboxQuota = new MailboxQuota(quotas, (owner) => this.store.mailboxSize(owner));
@@ -127,6 +130,10 @@ export class ChatService {
         await this.sessions.logout(needSession(c), b.all ?? false);
         return ok({ ended: true });
       },
+      "file.init": async (b, u) => ok(await files.init(b, needUser(u))),
+      "file.put": async (b, u) => ok(await files.put(b, needUser(u))),
+      "file.done": async (b, u) => ok(await files.done(b, needUser(u))),
+      "file.get": async (b, u) => ok(await files.get(b, needUser(u))),
     };
   }
 

@@ -13,6 +13,7 @@ export type Command =
   | { kind: "verify"; user: string }
   | { kind: "fingerprint"; user: string | null }
   | { kind: "search"; query: string }
+  | { kind: "unread" }
   | { kind: "help" }
   | { kind: "quit" }
   | { kind: "invalid"; message: string };
@@ -28,6 +29,7 @@ export const COMMAND_HELP: ReadonlyArray<[string, string]> = [
   ["/verify USER", "mark USER's keys verified after comparing safety numbers with them"],
   ["/fingerprint [USER]", "show your or USER's fingerprint (safety number)"],
   ["/search WORDS…", "find messages; jumps to the newest match (n/N or /search again: older/newer)"],
+  ["/unread", "jump to the first unread message of the open conversation (Shift-PgUp)"],
   ["/help", "keys and commands"],
   ["/quit", "leave zmqchat"],
   ["//text", "send a message that starts with /"],
@@ -119,6 +121,8 @@ export function parseCommand(input: string): Command {
         return { kind: "invalid", message: `nothing to search for in "${query}": type a word` };
       return { kind: "search", query };
     }
+    case "unread":
+      return { kind: "unread" };
     case "help":
     case "?":
       return { kind: "help" };

@@ -11,6 +11,7 @@ import { type Logger, silentLogger } from "../core/logger.js";
 import { isCommand, parseCommand, parseGroupPrompt } from "./commands.js";
 import {
   type Action,
+  convTitle,
   describeGroupNotice,
   type Intent,
   initialState,
@@ -23,6 +24,7 @@ import { type CommandDeps, runCommand } from "./worker/commands.js";
 import type { WorkerContext } from "./worker/context.js";
 import { Feed } from "./worker/feed.js";
 import { HistoryLoader } from "./worker/history-loader.js";
+import { MessageActions } from "./worker/message-actions.js";
 import { conversationsWithUnread, markRead } from "./worker/reads.js";
 import { Sends } from "./worker/sends.js";
 import { type ProfileAccess, Session, safeList, type TuiSession } from "./worker/session.js";
@@ -35,6 +37,8 @@ export interface ControllerOptions {
   /** Ring the terminal bell for messages in other conversations (default true). */
   bell?: boolean;
   ring?: () => void;
+  /** Raises a desktop notification (the terminal's OSC 9) for a mention of this user. */
+  notify?: (text: string) => void;
   /** Runs before the first network call (e.g. starts the local stack); `note` goes to the status bar. */
   prepare?: (note: (text: string) => void) => Promise<void>;
   /** How often the user and group lists are fetched again. */
@@ -57,6 +61,7 @@ export class Controller {
   private readonly feed: Feed;
   private readonly history: HistoryLoader;
   private readonly sends: Sends;
+  private readonly actions: MessageActions;
   private readonly commands: CommandDeps;
   /** Stops listening to the client and to the shared cache. */
   private readonly unsubscribe: Array<() => void> = [];
@@ -69,6 +74,7 @@ export class Controller {
     this.opts = {
       bell: true,
       ring: () => {},
+      notify: () => {},
       refreshMs: 30_000,
       noticeMs: 8000,
       pageSize: 200,
@@ -92,6 +98,7 @@ export class Controller {
     this.feed = new Feed(this.ctx);
     this.history = new HistoryLoader(this.ctx, this.feed, this.opts.pageSize);
     this.sends = new Sends(this.ctx, this.feed);
+    this.actions = new MessageActions(this.ctx, (conv, text, extra) => this.sends.send(conv, text, extra));
     this.session = new Session(this.ctx, this.timers, {
       profiles: this.opts.profiles,
       bell: this.opts.bell,
@@ -142,6 +149,7 @@ export class Controller {
     this.stopped = true;
     this.timers.clear();
     this.feed.stop();
+    this.actions.stop();
     for (const u of this.unsubscribe.splice(0)) u();
     await this.session.close((c) => this.feed.save(c.cache));
   }
@@ -158,6 +166,9 @@ export class Controller {
 
   private effects(a: Action, prev: State, next: State): void {
     if (next.bells > prev.bells) this.ring();
+    const m = next.mention;
+    if (m && m !== prev.mention)
+      this.opts.notify(`${m.from} mentioned you in ${convTitle(m.conv)}: ${m.text}`);
     if (next.notice && next.notice !== prev.notice) {
       const id = next.notice.id;
       this.timers.after(this.opts.noticeMs, () => this.dispatch({ type: "clearNotice", id }));
@@ -191,6 +202,12 @@ export class Controller {
       case "retry":
         this.sends.retry(prev);
         break;
+      case "confirmDelete":
+        if (prev.overlay?.kind === "confirm") this.actions.delete(prev.overlay.id);
+        break;
+      case "react":
+        if (prev.overlay?.kind === "react") this.actions.react(prev.overlay.id, a.emoji);
+        break;
       default:
         break;
     }
@@ -200,19 +217,24 @@ export class Controller {
     const c = this.session.client;
     switch (e.type) {
       case "message":
-        this.feed.accept([e.message]);
+        // An edit, delete or reaction is no message of its own: it changes one already shown.
+        if (e.message.action) this.actions.changed(e.message.conv);
+        else this.feed.accept([e.message]);
         break;
       case "state":
         this.dispatch({ type: "connection", state: e.state, endpoint: e.endpoint });
         if (e.state === "online" && c) {
           // Other processes of this profile may have fetched messages while this client was away.
           this.feed.catchUp(c.cache);
+          this.actions.changed(null);
           // Back online: what waits in the outbox goes now.
           if (this.state.outbox.length > 0) this.track(this.sends.flush(c));
         }
         break;
       case "already_stored":
+        // Another process stored it first, or it was an action (the cache keeps those apart).
         if (c) this.feed.catchUp(c.cache);
+        this.actions.changed(null);
         break;
       case "outbox":
         if (c) this.sends.showOutbox(c);
@@ -283,6 +305,10 @@ export class Controller {
       return;
     }
     const body = text.startsWith("//") ? text.slice(1) : text;
+    if (prev.compose) {
+      this.actions.submit(prev.compose, body);
+      return;
+    }
     if (!prev.open) {
       this.notice("open a conversation first: Ctrl-N, /msg USER, or Enter on a contact", "warn");
       this.dispatch({ type: "edit", op: { kind: "insert", text } });

@@ -5,8 +5,11 @@
 
 import { sanitize, textWidth, wrapText } from "./text.js";
 
-/** `queued`: in the on-disk outbox, sent when the link returns. */
-export type Delivery = "pending" | "queued" | "stored" | "failed";
+/**
+ * `queued`: in the on-disk outbox, sent when the link returns. `stored` (✓): in every mailbox;
+ * `delivered` (✓✓): a device of every recipient has it; `read` (✔✔): the recipients read it.
+ */
+export type Delivery = "pending" | "queued" | "stored" | "delivered" | "read" | "failed";
 
 /** One entry of the history pane: a stored message, or one of ours still being sent. */
 export interface HistoryItem {
@@ -28,10 +31,15 @@ export interface HistoryItem {
   edited?: string | null;
   deleted?: boolean;
   reactions?: Record<string, string[]>;
+  /** The message replied to, as shown above the reply (tui/message-actions.ts fills it). */
+  quote?: { from: string; text: string } | null;
+  /** The first message that was unread when the conversation opened: the divider goes above it. */
+  unreadStart?: boolean;
 }
 
 export type Row =
   | { kind: "day"; label: string }
+  | { kind: "divider"; label: string }
   | {
       kind: "msg";
       id: string;
@@ -42,15 +50,21 @@ export type Row =
       tone: "normal" | "problem" | "pending" | "failed";
     };
 
-export type Mark = "pending" | "stored" | "failed" | "unverified" | "none";
+export type Mark = "pending" | "stored" | "delivered" | "read" | "failed" | "unverified" | "none";
 
+/** Two columns each; read differs from delivered in shape (heavy checks), not in colour alone. */
 export const MARK_CHARS: Record<Mark, string> = {
-  pending: "…",
-  stored: "✓",
-  failed: "✗",
-  unverified: "⚠",
-  none: " ",
+  pending: "… ",
+  stored: "✓ ",
+  delivered: "✓✓",
+  read: "✔✔",
+  failed: "✗ ",
+  unverified: "⚠ ",
+  none: "  ",
 };
+
+/** The label of the divider above the first message unread when the conversation opened. */
+export const NEW_MESSAGES = "new messages";
 
 const pad2 = (n: number) => String(n).padStart(2, "0");
 
@@ -86,7 +100,8 @@ export function markOf(item: HistoryItem): Mark {
   if (!item.verified) return "unverified";
   if (item.delivery === "pending" || item.delivery === "queued") return "pending";
   if (item.delivery === "failed") return "failed";
-  if (item.delivery === "stored") return "stored";
+  if (item.delivery === "stored" || item.delivery === "delivered" || item.delivery === "read")
+    return item.delivery;
   return "none";
 }
 
@@ -95,9 +110,10 @@ export function itemRows(item: HistoryItem, prev: HistoryItem | undefined, width
   const rows: Row[] = [];
   if (!prev || dayKey(prev.time) !== dayKey(item.time))
     rows.push({ kind: "day", label: dayLabel(item.time, now) });
+  if (item.unreadStart) rows.push({ kind: "divider", label: NEW_MESSAGES });
   const from = sanitize(item.from);
-  // "HH:MM ✓ name  text": continuation rows are indented under the text, unless the pane is too narrow.
-  const indentFull = 5 + 1 + 1 + 1 + textWidth(from) + 2;
+  // "HH:MM ✓✓ name  text": continuation rows are indented under the text, unless the pane is too narrow.
+  const indentFull = 5 + 1 + 2 + 1 + textWidth(from) + 2;
   const indent = indentFull <= Math.floor(width / 2) ? indentFull : 2;
   let body: string;
   let tone: "normal" | "problem" | "pending" | "failed" = "normal";
@@ -106,7 +122,7 @@ export function itemRows(item: HistoryItem, prev: HistoryItem | undefined, width
     tone = "problem";
   } else {
     body = item.deleted ? "(message deleted)" : sanitize(item.text) + (item.edited ? " (edited)" : "");
-    if (item.replyTo) body = `${sanitize(`↪ reply to …${item.replyTo.slice(-8)}`)}\n${body}`;
+    if (item.replyTo) body = `${quoteLine(item)}\n${body}`;
     const reactions = Object.entries(item.reactions ?? {})
       .map(([emoji, names]) => sanitize(`${emoji} ${names.join(", ")}`))
       .join("  ");
@@ -136,6 +152,15 @@ export function itemRows(item: HistoryItem, prev: HistoryItem | undefined, width
     }
   }
   return rows;
+}
+
+/** The line above a reply: who wrote the message replied to and its first line, or where it is. */
+export function quoteLine(item: Pick<HistoryItem, "replyTo" | "quote">): string {
+  const q = item.quote;
+  if (!q) return sanitize(`↪ reply to an older message (…${(item.replyTo ?? "").slice(-8)})`);
+  const first = [...(q.text.split("\n")[0] ?? "")];
+  const text = first.length > 60 ? `${first.slice(0, 59).join("")}…` : first.join("");
+  return sanitize(`↪ ${q.from}: ${text}`);
 }
 
 export interface HistoryWindow {
@@ -183,4 +208,34 @@ export function rowsOfNewest(items: readonly HistoryItem[], n: number, width: nu
     total += itemRows(items[i]!, items[i - 1], width, now).length;
   }
   return total;
+}
+
+/** Rows to scroll so that item `index` sits about the middle of the window (clamped at the top). */
+export function revealScroll(
+  items: readonly HistoryItem[],
+  index: number,
+  width: number,
+  height: number,
+): number {
+  const below = rowsOfNewest(items, items.length - 1 - index, width);
+  const own = itemRows(items[index]!, items[index - 1], width).length;
+  const wanted = Math.max(0, below - Math.max(0, Math.floor((height - own) / 2)));
+  return historyWindow(items, width, height, wanted).scroll;
+}
+
+/** Rows to scroll so that item `index` is wholly in view, moving as little as possible from `scroll`. */
+export function keepInView(
+  items: readonly HistoryItem[],
+  index: number,
+  width: number,
+  height: number,
+  scroll: number,
+): number {
+  const below = rowsOfNewest(items, items.length - 1 - index, width);
+  const own = itemRows(items[index]!, items[index - 1], width).length;
+  // The item spans rows [below, below + own) counted up from the bottom; the window shows [scroll, scroll + height).
+  let next = scroll;
+  if (below < next) next = below;
+  if (below + own > next + height) next = below + own - height;
+  return historyWindow(items, width, height, Math.max(0, next)).scroll;
 }

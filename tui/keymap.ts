@@ -5,6 +5,7 @@
  */
 
 import type { EditOp } from "./editor.js";
+import { REACTIONS } from "./message-actions.js";
 import type { Action, ListPane, Pane, ScrollBy, State } from "./state.js";
 
 /** The key as Ink's useInput reports it (the subset we read). */
@@ -29,7 +30,7 @@ export interface KeyPress {
 
 export interface KeyContext {
   focus: Pane;
-  overlay: "help" | "prompt" | null;
+  overlay: "help" | "prompt" | "react" | "confirm" | null;
 }
 
 /** Bracketed paste markers as they reach useInput (Ink strips the leading ESC). */
@@ -50,6 +51,7 @@ export function globalKey(ctx: KeyContext, input: string, key: KeyPress): Action
   if (key.ctrl && input === "g") return { type: "prompt", purpose: "group" };
   if (key.ctrl && input === "r") return { type: "retry" };
   if (key.escape && input === "") return { type: "back" };
+  if (key.pageUp && key.shift) return { type: "jumpUnread" };
   if (key.pageUp) return scroll("pageUp");
   if (key.pageDown) return scroll("pageDown");
   if (ctx.focus !== "composer" && !key.ctrl && !key.meta) {
@@ -73,13 +75,18 @@ export function listKey(pane: ListPane, input: string, key: KeyPress): Action | 
 }
 
 /**
- * History: scroll with the arrows, PgUp/PgDn, Home/End; Enter goes back to writing. Letters are
- * text here (they go to the composer, see `routeKey`), except n/N while a search is shown.
+ * History: ↑↓ select a message, PgUp/PgDn and Home/End scroll; Enter goes back to writing.
+ * Letters are text here (they go to the composer, see `routeKey`), except n/N while a search
+ * is shown and r e d + while a message is selected (reply, edit, delete, react).
  */
-export function historyKey(input: string, key: KeyPress, searching = false): Action | null {
+export function historyKey(input: string, key: KeyPress, searching = false, selected = false): Action | null {
   if (key.ctrl || key.meta) return null;
-  if (key.upArrow) return scroll("lineUp");
-  if (key.downArrow) return scroll("lineDown");
+  if (key.upArrow) return { type: "pick", by: -1 };
+  if (key.downArrow) return { type: "pick", by: 1 };
+  if (selected && input === "r") return { type: "startReply" };
+  if (selected && input === "e") return { type: "startEdit" };
+  if (selected && input === "d") return { type: "askDelete" };
+  if (selected && input === "+") return { type: "pickReaction" };
   if (key.home) return scroll("top");
   if (key.end) return scroll("bottom");
   if (searching && input === "n") return { type: "searchStep", by: "older" };
@@ -183,6 +190,25 @@ export function promptKey(input: string, key: KeyPress): Action[] {
   return op ? [{ type: "edit", op }] : [];
 }
 
+/** The emoji picker: 1–8 picks, ←→ and Enter pick the highlighted one, Esc or q closes. */
+export function reactKey(at: number, input: string, key: KeyPress): Action | null {
+  if ((key.escape && input === "") || input === "q") return { type: "close" };
+  if (key.leftArrow || input === "h") return { type: "reactMove", by: -1 };
+  if (key.rightArrow || input === "l") return { type: "reactMove", by: 1 };
+  if (key.return) return { type: "react", emoji: REACTIONS[at]! };
+  const n = /^[1-9]$/.test(input) ? Number(input) : 0;
+  if (n >= 1 && n <= REACTIONS.length) return { type: "react", emoji: REACTIONS[n - 1]! };
+  return null;
+}
+
+/** The delete question: y deletes; n, Esc or q keeps the message. */
+export function confirmKey(input: string, key: KeyPress): Action | null {
+  if (input === "y" || input === "Y") return { type: "confirmDelete" };
+  if ((key.escape && input === "") || input === "n" || input === "N" || input === "q")
+    return { type: "close" };
+  return null;
+}
+
 /** The help overlay: any of Esc, q, Enter or ? closes it. */
 export function helpKey(input: string, key: KeyPress): Action | null {
   if ((key.escape && input === "") || key.return || input === "q" || input === "?") return { type: "close" };
@@ -246,6 +272,14 @@ export function routeKey(
     return a ? [a] : [];
   }
   if (overlay === "prompt") return promptKey(input, key);
+  if (s.overlay?.kind === "react") {
+    const a = reactKey(s.overlay.at, input, key);
+    return a ? [a] : [];
+  }
+  if (overlay === "confirm") {
+    const a = confirmKey(input, key);
+    return a ? [a] : [];
+  }
   let a: Action | null = null;
   switch (s.focus) {
     case "contacts":
@@ -253,7 +287,7 @@ export function routeKey(
       a = listKey(s.focus, input, key);
       break;
     case "history":
-      a = historyKey(input, key, s.search !== null && Boolean(s.history?.mark));
+      a = historyKey(input, key, s.search !== null && Boolean(s.history?.mark), Boolean(s.history?.selected));
       break;
     case "composer":
       return composerKey(s.pasting, input, key);
@@ -264,12 +298,14 @@ export function routeKey(
 /** Every key, for the help overlay. */
 export const KEY_HELP: ReadonlyArray<[string, string]> = [
   ["Tab / Shift-Tab", "next / previous pane"],
-  ["↑↓ (j k in a list)", "move in a list, scroll history by a line"],
+  ["↑↓ (j k in a list)", "move in a list; in the history: select a message"],
+  ["r e d + (a message selected)", "reply, edit (yours), delete (yours, asks first), react (1–8)"],
   ["Enter", "open the selected conversation; in the composer: send"],
   ["Alt-Enter, Ctrl-J", "new line in the message (pasted text keeps its lines)"],
   ["PgUp / PgDn", "scroll history by a page (from any pane)"],
   ["Home / End", "oldest / newest message (in the history pane)"],
   ["n / N", "older / newer /search match (while a match is shown)"],
+  ["Shift-PgUp, /unread", "jump to the first unread message (the new-messages divider)"],
   ["letters", "outside the composer: go to the composer, typed there"],
   ["Ctrl-R", "send again what failed or waits in the outbox"],
   ["Ctrl-N", "new chat with a user"],
@@ -277,7 +313,7 @@ export const KEY_HELP: ReadonlyArray<[string, string]> = [
   ["a / x", "accept / decline the selected invitation (in Groups, marked ✉)"],
   ["/", "jump to the composer and start a command"],
   ["?", "this help (outside the composer)"],
-  ["Esc", "back: close a dialog, or move between list and composer"],
+  ["Esc", "back: close a dialog, end a reply or edit, clear the selection, or change pane"],
   ["Ctrl-A Ctrl-E Ctrl-U Ctrl-W", "line start, line end, delete line, delete word"],
   ["Ctrl-C or /quit", "leave zmqchat"],
 ];
@@ -286,14 +322,16 @@ export const KEY_HELP: ReadonlyArray<[string, string]> = [
  * The key hint under the panes: names the focused pane in words (focus is not shown by colour
  * alone) and the keys that work there. Each fits 80 columns.
  */
-export function keyHint(focus: Pane): string {
+export function keyHint(focus: Pane, selected = false): string {
   switch (focus) {
     case "contacts":
       return "[Contacts] ↑↓ Enter: open · Tab: pane · Ctrl-N: chat · ?: help · Ctrl-C: quit";
     case "groups":
       return "[Groups] ↑↓ Enter: open · Tab: pane · Ctrl-G: group · ?: help · Ctrl-C: quit";
     case "history":
-      return "[History] ↑↓ PgUp PgDn Home End · Enter: write · Tab: pane · ?: help";
+      return selected
+        ? "[History] ↑↓ select · r: reply · e: edit · d: delete · +: react · Esc · ?: help"
+        : "[History] ↑↓: select · PgUp PgDn Home End · Enter: write · Tab: pane · ?: help";
     case "composer":
       return "[Composer] Enter: send · Alt-Enter: new line · Tab: pane · /help · Ctrl-C: quit";
   }

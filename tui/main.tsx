@@ -5,6 +5,7 @@ import { ZmqchatError } from "../core/errors.js";
 import { App, Root } from "./components/app.js";
 import { TuiProvider } from "./components/provider.js";
 import { Controller, type ControllerOptions } from "./controller.js";
+import { osc9 } from "./mentions.js";
 import { TerminalScreen } from "./screen.js";
 
 export type { NewSession, ProfileAccess, TuiSession } from "./controller.js";
@@ -31,7 +32,11 @@ export async function runTui(options: RunTuiOptions): Promise<number> {
     });
   }
   const screen = options.screen ?? new TerminalScreen(stdout, stdin);
-  const controller = new Controller({ ring: () => stdout.write("\x07"), ...options });
+  const controller = new Controller({
+    ring: () => stdout.write("\x07"),
+    notify: (text) => stdout.write(osc9(text)),
+    ...options,
+  });
   screen.enter();
   try {
     const ink = render(

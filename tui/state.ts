@@ -7,7 +7,20 @@ import type { ChatMessage } from "../core/client/cache.js";
 import type { ConnectionState } from "../core/client/client.js";
 import { type ConvKind, formatConv, groupOf, parseConv, userOf } from "../core/client/conv.js";
 import { type EditOp, type Editor, edit, emptyEditor } from "./editor.js";
-import { type HistoryItem, historyWindow, itemRows, rowsOfNewest } from "./history-layout.js";
+import { type HistoryItem, historyWindow, revealScroll, rowsOfNewest } from "./history-layout.js";
+import { mentions } from "./mentions.js";
+import {
+  type ActionOverlay,
+  afterLoad,
+  backFromAction,
+  type ComposeMode,
+  type MessageActionAction,
+  reduceMessageAction,
+  withQuotes,
+} from "./message-actions.js";
+import { type Presence, withTyping } from "./presence.js";
+
+export { revealScroll };
 
 export type Pane = "contacts" | "groups" | "history" | "composer";
 export const PANES: readonly Pane[] = ["contacts", "groups", "history", "composer"];
@@ -15,7 +28,10 @@ export type ListPane = "contacts" | "groups";
 
 export type NoticeLevel = "info" | "warn" | "error";
 
-export type Overlay = { kind: "help" } | { kind: "prompt"; purpose: "chat" | "group"; editor: Editor };
+export type Overlay =
+  | { kind: "help" }
+  | { kind: "prompt"; purpose: "chat" | "group"; editor: Editor }
+  | ActionOverlay;
 
 export interface ConvInfo {
   unread: number;
@@ -36,6 +52,10 @@ export interface HistoryState {
   newBelow: number;
   /** The message marked by a search; `pending` until it is loaded and scrolled into view. */
   mark: { id: string; pending: boolean } | null;
+  /** The message selected with ↑↓ for an action (reply, edit, delete, react). */
+  selected?: string | null;
+  /** Unread messages when the conversation opened: the "new messages" divider goes above them. */
+  unreadAtOpen?: number;
 }
 
 /** Where a search hit lives. */
@@ -93,6 +113,8 @@ export interface State {
   focus: Pane;
   overlay: Overlay | null;
   composer: Editor;
+  /** The composer replies to, or edits, a message (Esc ends it). */
+  compose: ComposeMode | null;
   /** Inside a bracketed paste: Enter inserts a newline instead of sending. */
   pasting: boolean;
   notice: { id: number; text: string; level: NoticeLevel } | null;
@@ -100,6 +122,14 @@ export interface State {
   outbox: OutboxEntry[];
   /** Counts bell-worthy arrivals; the controller rings when it grows. */
   bells: number;
+  /** The newest message that mentions this user (`@me`), for the desktop notification; `n` counts them. */
+  mention: { n: number; conv: string; from: string; text: string } | null;
+  /** Conversations muted (`zmqchat mute`): no bell, no notification. */
+  muted: string[];
+  /** Who is typing, by conversation (live signals, never stored). */
+  typing: Record<string, string[]>;
+  /** Contacts who share their presence. */
+  presence: Record<string, Presence>;
   bellEnabled: boolean;
   nextId: number;
   quitting: boolean;
@@ -130,7 +160,7 @@ export type Action =
   | { type: "arrived"; messages: ChatMessage[] }
   | { type: "history"; conv: string; messages: ChatMessage[]; complete: boolean }
   // our sends
-  | { type: "sending"; localId: string; conv: string; text: string; at: string }
+  | { type: "sending"; localId: string; conv: string; text: string; at: string; replyTo?: string }
   | { type: "sent"; localId: string; message: ChatMessage }
   | { type: "sendFailed"; localId: string; error: string }
   /** The service could not be reached: the message (now `id`) waits in the on-disk outbox. */
@@ -163,7 +193,11 @@ export type Action =
   | { type: "promptSubmit" }
   | { type: "notice"; text: string; level: NoticeLevel }
   | { type: "clearNotice"; id: number }
-  | { type: "quit" };
+  | { type: "quit" }
+  | { type: "typing"; conv: string; from: string; on: boolean }
+  | { type: "presence"; name: string; state: Presence | null }
+  | { type: "muted"; convs: string[] }
+  | MessageActionAction;
 
 export function initialState(opts: { bell?: boolean; profiles?: string[] } = {}): State {
   return {
@@ -189,10 +223,15 @@ export function initialState(opts: { bell?: boolean; profiles?: string[] } = {})
     focus: "composer",
     overlay: null,
     composer: emptyEditor,
+    compose: null,
     pasting: false,
     notice: null,
     outbox: [],
     bells: 0,
+    mention: null,
+    muted: [],
+    typing: {},
+    presence: {},
     bellEnabled: opts.bell ?? true,
     nextId: 1,
     quitting: false,
@@ -348,7 +387,18 @@ function openConv(s: State, conv: string): State {
     open: conv,
     history: same
       ? { ...s.history!, scroll: 0, newBelow: 0 }
-      : { conv, items: [], complete: false, loading: "newest", scroll: 0, newBelow: 0, mark: null },
+      : {
+          conv,
+          items: [],
+          complete: false,
+          loading: "newest",
+          scroll: 0,
+          newBelow: 0,
+          mark: null,
+          selected: null,
+          unreadAtOpen: s.convs[conv]?.unread ?? 0,
+        },
+    compose: s.compose?.conv === conv ? s.compose : null,
     convs: { ...s.convs, [conv]: { unread: 0, last: s.convs[conv]?.last ?? "" } },
     selected: { ...s.selected, [pane]: name },
     users: pane === "contacts" && !s.users.includes(name) && name !== s.me ? [...s.users, name] : s.users,
@@ -378,19 +428,6 @@ function scrollHistory(s: State, by: ScrollBy): State {
   if (win.atTop && !h.complete && loading === null && target >= win.scroll)
     loading = by === "top" ? "all" : "older";
   return { ...s, history: { ...h, scroll, loading, newBelow: scroll === 0 ? 0 : h.newBelow } };
-}
-
-/** Rows to scroll so that item `index` sits about the middle of the window (clamped at the top). */
-export function revealScroll(
-  items: readonly HistoryItem[],
-  index: number,
-  width: number,
-  height: number,
-): number {
-  const below = rowsOfNewest(items, items.length - 1 - index, width);
-  const own = itemRows(items[index]!, items[index - 1], width).length;
-  const wanted = Math.max(0, below - Math.max(0, Math.floor((height - own) / 2)));
-  return historyWindow(items, width, height, wanted).scroll;
 }
 
 /** Scrolls to the marked message once it is loaded; asks the controller for the whole history until then. */
@@ -542,12 +579,21 @@ export function reduce(s: State, a: Action): State {
       let users = s.users;
       let groups = s.groups;
       let bells = s.bells;
+      let mention = s.mention;
+      let typing = s.typing;
       let belowRows = 0;
       for (const m of a.messages) {
         const mine = m.from === s.me;
         const here = m.conv === s.open;
+        const muted = s.muted.includes(m.conv);
+        const named = !mine && s.me !== null && m.verified && mentions(m.text, s.me);
         convs = bump(convs, m.conv, m.serverTime, !mine && !here ? 1 : 0);
-        if (!mine && !here && s.bellEnabled) bells++;
+        if (!mine && (!here || named) && s.bellEnabled && !muted) bells++;
+        if (named && !muted && s.bellEnabled)
+          mention = { n: (mention?.n ?? 0) + 1, conv: m.conv, from: m.from, text: m.text };
+        // A message from someone ends their "typing…".
+        if (!mine && typing[m.conv]?.includes(m.from))
+          typing = { ...typing, [m.conv]: withTyping(typing[m.conv], m.from, false) };
         const ref = parseConv(m.conv);
         if (ref?.kind === "user") {
           if (ref.name !== s.me && !users.includes(ref.name)) users = [...users, ref.name];
@@ -567,7 +613,8 @@ export function reduce(s: State, a: Action): State {
         }
       }
       if (history && belowRows > 0) history = { ...history, scroll: history.scroll + belowRows };
-      return { ...s, convs, history, users, groups, bells };
+      if (history && history !== s.history) history = { ...history, items: withQuotes(history.items) };
+      return { ...s, convs, history, users, groups, bells, mention, typing };
     }
     case "history": {
       const h = s.history;
@@ -581,10 +628,12 @@ export function reduce(s: State, a: Action): State {
       // Home asked for the very top: show it once everything is loaded.
       const scroll =
         h.loading === "all" ? historyWindow(items, s.view.width, s.view.height, 1e9).scroll : h.scroll;
-      return settleMark({
-        ...s,
-        history: withOutbox({ ...h, items, complete: a.complete, loading: null, scroll }, s.outbox, s.me),
-      });
+      const loaded = afterLoad(
+        { ...h, items, complete: a.complete, loading: null, scroll },
+        s.me,
+        h.loading === "newest",
+      );
+      return settleMark({ ...s, history: withOutbox(loaded, s.outbox, s.me) });
     }
 
     case "sending": {
@@ -599,16 +648,17 @@ export function reduce(s: State, a: Action): State {
         problem: null,
         delivery: "pending",
         error: null,
+        replyTo: a.replyTo ?? null,
       };
       if (!h || h.conv !== a.conv) return s;
-      return { ...s, history: { ...h, items: [...h.items, item], scroll: 0, newBelow: 0 } };
+      return { ...s, history: { ...h, items: withQuotes([...h.items, item]), scroll: 0, newBelow: 0 } };
     }
     case "sent": {
       const convs = bump(s.convs, a.message.conv, a.message.serverTime, 0);
       const h = s.history;
       if (!h || h.conv !== a.message.conv) return { ...s, convs };
       const rest = h.items.filter((i) => i.id !== a.localId);
-      return { ...s, convs, history: { ...h, items: insertItem(rest, itemOf(a.message, s.me)) } };
+      return { ...s, convs, history: { ...h, items: withQuotes(insertItem(rest, itemOf(a.message, s.me))) } };
     }
     case "queued": {
       const h = s.history;
@@ -701,6 +751,8 @@ export function reduce(s: State, a: Action): State {
       return { ...s, overlay: null };
     case "back": {
       if (s.overlay) return { ...s, overlay: null };
+      const ended = backFromAction(s);
+      if (ended) return ended;
       if (s.focus === "contacts" || s.focus === "groups") return { ...s, focus: "composer" };
       return { ...s, focus: groupOf(s.open) !== null ? "groups" : "contacts" };
     }
@@ -709,7 +761,8 @@ export function reduce(s: State, a: Action): State {
       return {
         ...s,
         composer: emptyEditor,
-        history: s.history ? { ...s.history, scroll: 0, newBelow: 0, mark: null } : null,
+        compose: null,
+        history: s.history ? { ...s.history, scroll: 0, newBelow: 0, mark: null, selected: null } : null,
       };
     case "promptSubmit":
       return { ...s, overlay: null };
@@ -719,6 +772,21 @@ export function reduce(s: State, a: Action): State {
       return s.notice?.id === a.id ? { ...s, notice: null } : s;
     case "quit":
       return { ...s, quitting: true };
+    case "typing": {
+      if ((s.typing[a.conv]?.includes(a.from) ?? false) === a.on) return s;
+      return { ...s, typing: { ...s.typing, [a.conv]: withTyping(s.typing[a.conv], a.from, a.on) } };
+    }
+    case "presence": {
+      if ((s.presence[a.name] ?? null) === a.state) return s;
+      const presence = { ...s.presence };
+      if (a.state === null) delete presence[a.name];
+      else presence[a.name] = a.state;
+      return { ...s, presence };
+    }
+    case "muted":
+      return { ...s, muted: [...a.convs].sort() };
+    default:
+      return reduceMessageAction(s, a);
   }
 }
 

@@ -7,6 +7,8 @@ import { rateLimitsFromEnv } from "../../balancer/rate-limit.js";
 import { parseDuration } from "../../core/config/duration.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { startOpsServer } from "../../core/ops.js";
+import { fileLimitsFromEnv } from "../../server/blobs/files.js";
+import { defaultBlobUrl, openBlobStore } from "../../server/blobs/store.js";
 import { serverQuotasFromEnv } from "../../server/limits.js";
 import { serverMetrics } from "../../server/metrics.js";
 import { ChatServer } from "../../server/server.js";
@@ -37,6 +39,7 @@ export interface ServerFlags {
   curveBalancerKey?: string;
   insecure?: boolean;
   sessionTtl?: string;
+  blobs?: string;
 }
 
 const INSECURE_WARNING =
@@ -90,6 +93,9 @@ export async function serverCommand(_cmd: Command, io: Io, flags: ServerFlags): 
   const httpPort = port(flags.httpPort, "--http-port");
   const { registry, metrics, store: storeMetrics } = serverMetrics();
   const store = await openStore(flags.store, process.env, { metrics: storeMetrics });
+  const blobUrl = flags.blobs ?? (process.env.ZMQCHAT_BLOBS || defaultBlobUrl(flags.store));
+  const blobs = blobUrl ? await openBlobStore(blobUrl) : null;
+  if (!blobs) log.warn({}, "no blob store (--blobs): this server refuses file uploads and downloads");
   const id = flags.id ?? `${hostname()}-${process.pid}`;
   if (Boolean(flags.curveKeys) !== Boolean(flags.curveBalancerKey)) {
     throw new ZmqchatError("usage", "CURVE needs both --curve-keys (this server's) and --curve-balancer-key");
@@ -128,6 +134,8 @@ export async function serverCommand(_cmd: Command, io: Io, flags: ServerFlags): 
     id,
     metrics,
     quotas: serverQuotasFromEnv(process.env),
+    blobs,
+    fileLimits: fileLimitsFromEnv(process.env),
   });
   let ready = true;
   const ops =
@@ -142,6 +150,7 @@ export async function serverCommand(_cmd: Command, io: Io, flags: ServerFlags): 
       id,
       balancers: endpoints,
       store: flags.store.replace(/\/\/[^@]*@/, "//"),
+      blobs: blobUrl,
       version,
       httpPort: ops?.port,
     },

@@ -2,6 +2,7 @@ import type Database from "better-sqlite3";
 import { z } from "zod";
 import { ZmqchatError } from "../errors.js";
 import { UUID_PATTERN } from "../protocol/ids.js";
+import { type FileRef, FileRefStore, fileRefSchema } from "./file-ref.js";
 import { type ChatMessage, type MessageAction, type MessageRow, messageFromRow } from "./message.js";
 
 /**
@@ -18,6 +19,8 @@ import { type ChatMessage, type MessageAction, type MessageRow, messageFromRow }
 export interface MessageExtra {
   replyTo?: string;
   action?: MessageAction;
+  /** An attachment (issue 18, core/client/file-ref.ts). */
+  file?: FileRef;
 }
 
 /** Most bytes of a reaction (one emoji, possibly with modifiers and joiners). */
@@ -37,6 +40,7 @@ const extraSchema = z
         z.object({ kind: z.literal("react"), target: id, emoji, remove: z.boolean() }).strict(),
       ])
       .optional(),
+    file: fileRefSchema.optional(),
   })
   .strict()
   .refine((x) => !(x.replyTo && x.action), "a reply carries no action");
@@ -65,13 +69,17 @@ export function readExtra(
   const out: MessageExtra = {};
   if (r.data.replyTo) out.replyTo = r.data.replyTo;
   if (r.data.action) out.action = r.data.action;
+  if (r.data.file) out.file = r.data.file;
   return { ok: true, extra: out };
 }
 
 /** The fields of a message that its extra gives (for the opened message and the acknowledged copy). */
-export function extraFields(extra: MessageExtra | undefined): Pick<ChatMessage, "replyTo" | "action"> {
+export function extraFields(
+  extra: MessageExtra | undefined,
+): Pick<ChatMessage, "replyTo" | "action" | "file"> {
   return {
     replyTo: extra?.replyTo ?? null,
+    ...(extra?.file ? { file: extra.file } : {}),
     ...(extra?.action ? { action: extra.action } : {}),
   };
 }
@@ -121,9 +129,12 @@ const later = (a: ActionRow, b: ActionRow) =>
 /** The cache's actions and reply references, in the cache's own database (see Cache.actions). */
 export class ActionStore {
   private readonly stmts;
+  /** File messages' references (file-ref.ts). */
+  readonly files: FileRefStore;
 
   constructor(db: Database.Database) {
     db.exec(SCHEMA);
+    this.files = new FileRefStore(db);
     this.stmts = {
       insert: db.prepare(
         "INSERT OR IGNORE INTO actions (id, conv, target, kind, sender, text, emoji, remove, sent_at, server_time, cursor, seq, device) VALUES (@id, @conv, @target, @kind, @sender, @text, @emoji, @remove, @sentAt, @serverTime, @cursor, @seq, @device)",
@@ -192,6 +203,7 @@ export class ActionStore {
   /** A message just stored: keeps its reply reference, and applies a delete that arrived before it. */
   landed(m: ChatMessage): void {
     if (m.replyTo) this.stmts.reply.run(m.id, m.conv, m.replyTo);
+    this.files.landed(m);
     if (this.stmts.deletedBy.get(m.id, m.from, m.conv)) this.stmts.wipe.run(m.id, m.from, m.conv);
     else this.latestEdit(m.id, m.from, m.conv);
   }
@@ -208,7 +220,10 @@ export class ActionStore {
    * author, or from another conversation, change nothing (verify-history flags them).
    */
   apply(messages: ChatMessage[]): ChatMessage[] {
-    const convs = new Map<string, { actions: Map<string, ActionRow[]>; replies: Map<string, string> }>();
+    const convs = new Map<
+      string,
+      { actions: Map<string, ActionRow[]>; replies: Map<string, string>; files: Map<string, FileRef> }
+    >();
     const load = (conv: string) => {
       let c = convs.get(conv);
       if (!c) {
@@ -219,7 +234,7 @@ export class ActionStore {
           else actions.set(a.target, [a]);
         }
         const replies = new Map(this.stmts.repliesOf.all(conv).map((r) => [r.id, r.reply_to]));
-        c = { actions, replies };
+        c = { actions, replies, files: this.files.ofConv(conv) };
         convs.set(conv, c);
       }
       return c;
@@ -229,6 +244,7 @@ export class ActionStore {
       const out: ChatMessage = {
         ...m,
         replyTo: c.replies.get(m.id) ?? m.replyTo ?? null,
+        ...(c.files.has(m.id) || m.file ? { file: c.files.get(m.id) ?? m.file } : {}),
         edited: null,
         deleted: false,
         reactions: {},

@@ -325,7 +325,12 @@ export class ChatClient {
   }
 
   /** Sends one message; resolves once the service stored it durably in every mailbox. */
-  send(target: Target, text: string, opts: RequestOptions = {}, extra?: MessageExtra): Promise<ChatMessage> {
+  send(
+    target: Target,
+    text: string,
+    opts: RequestOptions & { id?: string } = {},
+    extra?: MessageExtra,
+  ): Promise<ChatMessage> {
     return this.outbox.send(target, text, opts, extra);
   }
 

@@ -1,3 +1,5 @@
+import type { FileRef } from "./file-ref.js";
+
 /**
  * The message as the user sees it and as the cache stores it. A module of its own so that the
  * cache and its search index both read rows without importing each other.
@@ -24,6 +26,8 @@ export interface ChatMessage {
   replyTo?: string | null;
   /** Set on an action event (edit, delete, reaction): what it does to which message; see actions.ts. */
   action?: MessageAction;
+  /** An attachment sealed with the message (core/client/file-ref.ts), or null. */
+  file?: FileRef | null;
   /** Filled when read from the cache (actions.ts applies the actions to their targets). */
   edited?: string | null;
   deleted?: boolean;

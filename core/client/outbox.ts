@@ -54,10 +54,11 @@ export class Outbox {
   async send(
     target: Target,
     text: string,
-    opts: RequestOptions = {},
+    opts: RequestOptions & { id?: string } = {},
     extra?: MessageExtra,
   ): Promise<ChatMessage> {
-    const item = this.compose(target, text, false, extra);
+    // `id`: a message id chosen beforehand (a file message's is its upload's, core/client/files.ts).
+    const item = this.compose(target, text, false, extra, opts.id);
     try {
       return await this.deliver(item, Date.now() + (opts.timeoutMs ?? this.deps.requestMs), false);
     } catch (err) {
@@ -126,11 +127,17 @@ export class Outbox {
     return { sent, left };
   }
 
-  private compose(target: Target, text: string, persist: boolean, extra?: MessageExtra): OutboxItem {
+  private compose(
+    target: Target,
+    text: string,
+    persist: boolean,
+    extra?: MessageExtra,
+    id: string = uuidv7(),
+  ): OutboxItem {
     checkText(text);
     const conv = convOfTarget(target);
     const item: OutboxItem = {
-      id: uuidv7(),
+      id,
       conv,
       target,
       text,

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { WIRE_ERROR_CODES } from "../errors.js";
+import { fileReplyBodies, fileRequestBodies } from "./files.js";
 import { UUID_PATTERN } from "./ids.js";
 import {
   MAX_GROUP_MEMBERS,
@@ -133,6 +134,8 @@ export const requestBodies = {
   "session.renew": z.strictObject({}),
   /** Ends this device's sessions (every session of the user with `all`). */
   logout: z.strictObject({ all: z.boolean().optional() }),
+  /** Attachments: upload and download of encrypted chunks (core/protocol/files.ts). */
+  ...fileRequestBodies,
 } as const;
 
 export type RequestType = keyof typeof requestBodies;
@@ -236,6 +239,7 @@ export const replyBodies = {
     lifetimeMs: z.number().int().positive().optional(),
   }),
   logout: z.object({ ended: z.literal(true) }),
+  ...fileReplyBodies,
 } as const satisfies Record<RequestType, z.ZodType>;
 
 export type ReplyBody<T extends RequestType> = z.infer<(typeof replyBodies)[T]>;

@@ -112,7 +112,7 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     await tmux.waitFor("alice", "Message bob");
     tmux.type("alice", "hello bob");
     tmux.keys("alice", "Enter");
-    await tmux.waitFor("alice", /✓ alice\s+hello bob/, { what: "alice's message stored (✓)" });
+    await tmux.waitFor("alice", /✓\s+alice\s+hello bob/, { what: "alice's message stored (✓)" });
     save("alice", "alice-sent-to-bob");
 
     // bob sees it arrive with an unread mark on alice and in the status bar.
@@ -251,7 +251,7 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     assert.equal(carolJoins.code, 0, carolJoins.stderr);
     tmux.type("alice", "hello team");
     tmux.keys("alice", "Enter");
-    await tmux.waitFor("alice", /✓ alice\s+hello team/);
+    await tmux.waitFor("alice", /✓\s+alice\s+hello team/);
     await tmux.waitFor("bob", (s) => /#team\s+1[│║]/.test(s) || /alice\s+hello team/.test(s), {
       what: "#team with an unread mark in bob's Groups (or open, if accepting opened it)",
     });
@@ -327,10 +327,10 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     // While bob is away alice writes to him; bob comes back and sees everything.
     tmux.type("alice", "/msg bob while you were away");
     tmux.keys("alice", "Enter");
-    await tmux.waitFor("alice", /✓ alice\s+while you were away/);
+    await tmux.waitFor("alice", /✓\s+alice\s+while you were away/);
     tmux.type("alice", "and one more");
     tmux.keys("alice", "Enter");
-    await tmux.waitFor("alice", /✓ alice\s+and one more/);
+    await tmux.waitFor("alice", /✓\s+alice\s+and one more/);
     tmux.run("bob", `clear; ${tuiLine(homes.bob)}`);
     await tmux.waitFor("bob", (s) => /bob ● online/.test(s) && /alice\s+(\? )?2[│║]/.test(s), {
       what: "bob back online with 2 unread from alice",
@@ -447,8 +447,8 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     await tmux.waitFor(
       "carol",
       (s) =>
-        /✓ carol\s+written offline/.test(s) &&
-        /✓ carol\s+queued by the CLI/.test(s) &&
+        /✓\s+carol\s+written offline/.test(s) &&
+        /✓\s+carol\s+queued by the CLI/.test(s) &&
         !s.includes("in the outbox"),
       { what: "both sent once the service is back", timeoutMs: 30_000 },
     );

@@ -211,13 +211,14 @@ describe("message actions: reply, edit, delete, react (real stack, three users)"
       "edited",
       "deleted",
       "reactions",
+      "file",
     ]);
     assert.equal(parsed.text, "a plain message nobody touches");
     assert.equal(parsed.from, "alice");
     assert.equal(parsed.verified, true);
     assert.deepEqual(
-      [parsed.replyTo, parsed.edited, parsed.deleted, parsed.reactions],
-      [null, null, false, {}],
+      [parsed.replyTo, parsed.edited, parsed.deleted, parsed.reactions, parsed.file],
+      [null, null, false, {}, null],
     );
   });
 

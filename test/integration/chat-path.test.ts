@@ -16,6 +16,7 @@ interface Line {
   edited?: string | null;
   deleted?: boolean;
   reactions?: Record<string, string[]>;
+  file?: unknown;
 }
 
 const parseLines = (stdout: string): Line[] =>
@@ -89,11 +90,18 @@ for (const kind of ["sqlite", "influx"] as const) {
         "edited",
         "deleted",
         "reactions",
+        "file",
       ]);
       assert.deepEqual(
-        [bobView[0]!.replyTo, bobView[0]!.edited, bobView[0]!.deleted, bobView[0]!.reactions],
-        [null, null, false, {}],
-        "a plain message: no reply, never edited, not deleted, no reactions",
+        [
+          bobView[0]!.replyTo,
+          bobView[0]!.edited,
+          bobView[0]!.deleted,
+          bobView[0]!.reactions,
+          bobView[0]!.file,
+        ],
+        [null, null, false, {}, null],
+        "a plain message: no reply, never edited, not deleted, no reactions, no file",
       );
     });
 

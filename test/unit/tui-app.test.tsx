@@ -57,7 +57,7 @@ describe("the TUI over the memory transport", () => {
       await t.waitFor("Message bob");
       await t.type("hello bob");
       await t.press(KEYS.enter);
-      await t.waitFor(/✓ ann {2}hello bob/);
+      await t.waitFor(/✓ {2}ann {2}hello bob/);
       await bob.sync();
       assert.equal(bob.cache.history("u:ann", 1)[0]?.text, "hello bob");
       await bob.send({ user: "ann" }, "hi ann");
@@ -114,7 +114,7 @@ describe("the TUI over the memory transport", () => {
       await t.press(`${KEYS.pasteStart}pasted one\rpasted two${KEYS.pasteEnd}`);
       assert.equal(t.controller.state.composer.text, "roses\nviolets\npasted one\npasted two");
       await t.press(KEYS.enter);
-      await t.waitFor(/✓ poet {2}roses/);
+      await t.waitFor(/✓ {2}poet {2}roses/);
       await bob.sync();
       assert.equal(bob.cache.history("u:poet", 1)[0]?.text, "roses\nviolets\npasted one\npasted two");
       const f = t.frame();
@@ -141,7 +141,7 @@ describe("the TUI over the memory transport", () => {
       await t.press("/members\r");
       await t.waitFor("#crew: olga (owner), bob, carol");
       await t.press("hello crew\r");
-      await t.waitFor(/✓ olga {2}hello crew/);
+      await t.waitFor(/✓ {2}olga {2}hello crew/);
       await carol.sync();
       assert.equal(carol.cache.history("g:crew", 1)[0]?.text, "hello crew");
       await t.press("/group remove crew carol\r");
@@ -157,7 +157,7 @@ describe("the TUI over the memory transport", () => {
       await t.press(KEYS.esc);
       await t.waitFor((f) => !f.includes("Help — Esc"));
       await t.press("//not a command\r");
-      await t.waitFor(/✓ olga {2}\/not a command/);
+      await t.waitFor(/✓ {2}olga {2}\/not a command/);
       await t.press("/quit\r");
       await t.waitFor(() => t.exited());
     } finally {
@@ -216,7 +216,7 @@ describe("the TUI over the memory transport", () => {
     try {
       await t.waitFor((f) => f.includes("⚠ keys changed: bob") && /bob\s+⚠/.test(f));
       await t.press("/msg bob hello?\r");
-      await t.waitFor(/✗ kim {2}hello\?/);
+      await t.waitFor(/✗ {2}kim {2}hello\?/);
       await t.waitFor(
         "not sent: bob's keys changed. Compare fingerprints (/fingerprint bob), then /trust bob",
       );
@@ -227,11 +227,11 @@ describe("the TUI over the memory transport", () => {
       await t.waitFor(/trusted bob's new keys; fingerprint [\d ]+/);
       assert.doesNotMatch(t.frame(), /keys changed: bob/);
       await t.press("hello again\r");
-      await t.waitFor(/✓ kim {2}hello again/);
+      await t.waitFor(/✓ {2}kim {2}hello again/);
       // The one refused before the trust goes with a key: Ctrl-R sends it again.
-      assert.match(t.frame(), /✗ kim {2}hello\?/);
+      assert.match(t.frame(), /✗ {2}kim {2}hello\?/);
       await t.press("\x12");
-      await t.waitFor((f) => /✓ kim {2}hello\?/.test(f) && !/✗ kim/.test(f));
+      await t.waitFor((f) => /✓ {2}kim {2}hello\?/.test(f) && !/✗ kim/.test(f));
       await bob.sync();
       assert.ok(
         bob.cache.history("u:kim", 10).some((m) => m.text === "hello?"),
@@ -326,7 +326,7 @@ describe("the TUI over the memory transport", () => {
       // A second client on the same profile (as `zmqchat send` would be), same cache file.
       const other = await stack.client("sam", { home: h });
       await other.send({ user: "bob" }, "sent by the CLI");
-      await t.waitFor(/✓ sam {2}sent by the CLI/);
+      await t.waitFor(/✓ {2}sam {2}sent by the CLI/);
       await bob.send({ user: "sam" }, "to both");
       await other.sync();
       await t.waitFor(/bob {2}to both/);
@@ -384,7 +384,7 @@ describe("the TUI over the memory transport", () => {
     try {
       await t.waitFor("vera ● online");
       await t.press("/msg bob\r");
-      await t.waitFor(/⚠ bob {2}\[not verified: bad signature: altered or forged\]/);
+      await t.waitFor(/⚠ {2}bob {2}\[not verified: bad signature: altered or forged\]/);
     } finally {
       await t.close();
     }

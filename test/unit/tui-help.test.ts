@@ -12,13 +12,45 @@ import { type Action, initialState, type Pane, reduce, type State } from "../../
 const main = (): State =>
   reduce(initialState(), { type: "session", me: "alice", fingerprint: "", endpoint: "x", bell: true });
 
-/** `searching`: the history pane while a /search match is shown (n/N step then). */
-type Where = Pane | "help" | "prompt" | "searching";
+/**
+ * `searching`: the history pane while a /search match is shown (n/N step then); `selected`: the
+ * history pane with a message selected (r e d + act on it); `reacting`: the emoji picker.
+ */
+type Where = Pane | "help" | "prompt" | "searching" | "selected" | "reacting";
 
 function stateAt(where: Where): State {
   const s = main();
   if (where === "help") return reduce(s, { type: "help" });
   if (where === "prompt") return reduce(s, { type: "prompt", purpose: "chat" });
+  if (where === "selected" || where === "reacting") {
+    const item = {
+      id: "m1",
+      from: "alice",
+      text: "hi",
+      time: "2026-01-01T00:00:00.000Z",
+      ord: "1",
+      verified: true,
+      problem: null,
+      delivery: "stored" as const,
+      error: null,
+    };
+    const sel: State = {
+      ...s,
+      focus: "history",
+      open: "u:bob",
+      history: {
+        conv: "u:bob",
+        items: [item],
+        complete: true,
+        loading: null,
+        scroll: 0,
+        newBelow: 0,
+        mark: null,
+        selected: "m1",
+      },
+    };
+    return where === "reacting" ? reduce(sel, { type: "pickReaction" }) : sel;
+  }
   if (where === "searching")
     return {
       ...s,
@@ -77,9 +109,27 @@ const PROMISES: Record<string, Check[]> = {
     },
     { where: "contacts", input: "k", does: [{ type: "select", pane: "contacts", by: -1 }] },
     { where: "groups", input: "j", does: [{ type: "select", pane: "groups", by: 1 }] },
-    { where: "history", input: "", key: { upArrow: true }, does: scroll("lineUp") },
-    { where: "history", input: "", key: { downArrow: true }, does: scroll("lineDown") },
+    { where: "history", input: "", key: { upArrow: true }, does: [{ type: "pick", by: -1 }] },
+    { where: "history", input: "", key: { downArrow: true }, does: [{ type: "pick", by: 1 }] },
   ],
+  "r e d + (a message selected)": [
+    { where: "selected", input: "r", does: [{ type: "startReply" }] },
+    { where: "selected", input: "e", does: [{ type: "startEdit" }] },
+    { where: "selected", input: "d", does: [{ type: "askDelete" }] },
+    { where: "selected", input: "+", does: [{ type: "pickReaction" }] },
+    { where: "reacting", input: "1", does: [{ type: "react", emoji: "👍" }] },
+    { where: "reacting", input: "", key: { rightArrow: true }, does: [{ type: "reactMove", by: 1 }] },
+    { where: "reacting", input: "\r", key: { return: true }, does: [{ type: "react", emoji: "👍" }] },
+    // Without a selection they are text, as every letter in the history.
+    { where: "history", input: "r", does: typed("r") },
+    { where: "history", input: "+", does: typed("+") },
+  ],
+  "Shift-PgUp, /unread": (["contacts", "history", "composer"] as const).map((where) => ({
+    where,
+    input: "",
+    key: { pageUp: true, shift: true },
+    does: [{ type: "jumpUnread" } as Action],
+  })),
   letters: [
     { where: "history", input: "k", does: typed("k") },
     { where: "history", input: "i", does: typed("i") },

@@ -102,7 +102,7 @@ describe("tui keymap", () => {
     assert.deepEqual(routeKey(s, "j", {}), [{ type: "edit", op: { kind: "insert", text: "j" } }]);
     assert.deepEqual(routeKey(s, "?", {}), [{ type: "edit", op: { kind: "insert", text: "?" } }]);
     s = reduce(s, { type: "focus", pane: "history" });
-    assert.deepEqual(routeKey(s, "", { upArrow: true }), [{ type: "scroll", by: "lineUp" }]);
+    assert.deepEqual(routeKey(s, "", { upArrow: true }), [{ type: "pick", by: -1 }]);
     assert.deepEqual(routeKey(s, "?", {}), [{ type: "help" }]);
     s = reduce(s, { type: "help" });
     assert.deepEqual(routeKey(s, "q", {}), [{ type: "close" }]);

@@ -143,10 +143,10 @@ describe("tui panes", () => {
     const t = v.text();
     assert.match(t, /Sunday, 1 Jun 2025/);
     assert.match(t, /Monday, 2 Jun 2025/);
-    assert.match(t, /\d\d:\d\d {3}bob {2}yesterday's news/);
-    assert.match(t, /✓ alice {2}stored one/);
-    assert.match(t, /⚠ bob {2}\[not verified: bad signature: altered or forged\]/);
-    assert.match(t, /… alice {2}on its way/);
+    assert.match(t, /\d\d:\d\d {4}bob {2}yesterday's news/);
+    assert.match(t, /✓ {2}alice {2}stored one/);
+    assert.match(t, /⚠ {2}bob {2}\[not verified: bad signature: altered or forged\]/);
+    assert.match(t, /… {2}alice {2}on its way/);
     v.unmount();
   });
 

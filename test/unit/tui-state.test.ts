@@ -441,6 +441,6 @@ describe("tui message actions", () => {
     assert.equal(text(0), "plain words");
     assert.equal(text(1), "(message deleted)");
     assert.equal(text(2), "new words (edited)");
-    assert.equal(text(3), "↪ reply to …12345678\nanswer\n👍 alice, carol");
+    assert.equal(text(3), "↪ reply to an older message (…12345678)\nanswer\n👍 alice, carol");
   });
 });

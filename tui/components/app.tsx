@@ -4,6 +4,7 @@ import { editorRows } from "../editor.js";
 import { routeKey, splitKeys } from "../keymap.js";
 import { composerWidthFor, geometry, MIN_COLUMNS, MIN_ROWS, type Size, tooSmall } from "../layout.js";
 import { useAppState, useDispatch, useOnExit, useStore } from "../store.js";
+import { ActionOverlay } from "./action-overlay.js";
 import { Composer } from "./composer.js";
 import { HelpOverlay } from "./help-overlay.js";
 import { HistoryPane } from "./history-pane.js";
@@ -64,7 +65,9 @@ function MainScreen({ size }: { size: Size }) {
   const dispatch = useDispatch();
   const overlay = useAppState((s) => s.overlay);
   const composer = useAppState((s) => s.composer);
-  const composerLines = editorRows(composer, composerWidthFor(size)).length;
+  const composing = useAppState((s) => s.compose !== null);
+  // A reply or an edit shows what it is about on a line of its own above the text.
+  const composerLines = editorRows(composer, composerWidthFor(size)).length + (composing ? 1 : 0);
   const g = geometry(size, composerLines);
   useEffect(() => {
     dispatch({ type: "layout", width: g.history.width, height: g.history.height });
@@ -84,6 +87,8 @@ function MainScreen({ size }: { size: Size }) {
           )}
           {overlay?.kind === "prompt" ? (
             <Prompt width={g.right.width} height={g.right.composerRows} />
+          ) : overlay?.kind === "react" || overlay?.kind === "confirm" ? (
+            <ActionOverlay width={g.right.width} height={g.right.composerRows} />
           ) : (
             <Composer width={g.right.width} height={g.right.composerRows} />
           )}

@@ -2,6 +2,7 @@ import { Box, Text } from "ink";
 import { editorRows } from "../editor.js";
 import { convTitle } from "../state.js";
 import { useAppState } from "../store.js";
+import { sanitize } from "../text.js";
 
 interface Props {
   width: number;
@@ -62,7 +63,8 @@ export function Composer({ width, height }: Props) {
   const editor = useAppState((s) => s.composer);
   const open = useAppState((s) => s.open);
   const focused = useAppState((s) => s.focus === "composer");
-  const lines = Math.max(1, height - 2);
+  const compose = useAppState((s) => s.compose);
+  const lines = Math.max(1, height - 2 - (compose ? 1 : 0));
   const rows = editorRows(editor, width - 4);
   return (
     <Box
@@ -74,6 +76,16 @@ export function Composer({ width, height }: Props) {
       paddingX={1}
       overflow="hidden"
     >
+      {compose ? (
+        <Text wrap="truncate-end" color="cyan">
+          {compose.kind === "reply"
+            ? `↪ Replying to ${compose.from}: ${sanitize(compose.text)}`
+            : "✎ Editing your message"}
+          <Text dimColor>
+            {compose.kind === "reply" ? "  (Esc: cancel)" : "  (Enter: save · Esc: cancel)"}
+          </Text>
+        </Text>
+      ) : null}
       {editor.text === "" ? (
         <Text wrap="truncate-end">
           {focused ? <Text inverse> </Text> : null}

@@ -1,5 +1,6 @@
 import { Box, Text } from "ink";
 import { useMemo } from "react";
+import { type Presence, presenceDot } from "../presence.js";
 import { convOf, listOf, type State, type ListPane as Which } from "../state.js";
 import { useAppState } from "../store.js";
 import { fit, textWidth, truncate } from "../text.js";
@@ -19,10 +20,12 @@ interface Entry {
   invited: boolean;
   /** A contact whose keys came only from the server: not compared yet (`/verify USER`). */
   unverified: boolean;
+  /** Contacts only: online, offline, or undefined when the contact shares no presence. */
+  presence: Presence | undefined;
 }
 
 function entriesOf(
-  s: Pick<State, "users" | "groups" | "invites" | "convs" | "keyChanged" | "verified" | "open">,
+  s: Pick<State, "users" | "groups" | "invites" | "convs" | "keyChanged" | "verified" | "open" | "presence">,
   pane: Which,
 ): Entry[] {
   return listOf(s, pane).map((name) => {
@@ -34,6 +37,7 @@ function entriesOf(
       warn: pane === "contacts" && s.keyChanged.includes(name),
       invited: pane === "groups" && s.invites.includes(name),
       unverified: pane === "contacts" && !s.verified.includes(name),
+      presence: pane === "contacts" ? s.presence[name] : undefined,
     };
   });
 }
@@ -47,13 +51,16 @@ export function ListPane({ pane, width, height }: Props) {
   const keyChanged = useAppState((s) => s.keyChanged);
   const verified = useAppState((s) => s.verified);
   const open = useAppState((s) => s.open);
+  const presence = useAppState((s) => s.presence);
   const list = useMemo(
-    () => entriesOf({ users, groups, invites, convs, keyChanged, verified, open }, pane),
-    [users, groups, invites, convs, keyChanged, verified, open, pane],
+    () => entriesOf({ users, groups, invites, convs, keyChanged, verified, open, presence }, pane),
+    [users, groups, invites, convs, keyChanged, verified, open, presence, pane],
   );
   const selected = useAppState((s) => s.selected[pane]);
   const focused = useAppState((s) => s.focus === pane);
   const inner = width - 2;
+  // The dot column shows once someone shares presence.
+  const anyPresence = Object.keys(presence).length > 0;
   const rows = Math.max(1, height - 3);
   const sel = selected === null ? -1 : list.findIndex((e) => e.name === selected);
   const start = Math.max(0, Math.min(sel - Math.floor(rows / 2), list.length - rows));
@@ -85,9 +92,11 @@ export function ListPane({ pane, width, height }: Props) {
         const badge = e.unread > 0 ? ` ${e.unread > 99 ? "99+" : e.unread}` : "";
         const warn = e.warn ? " ⚠" : e.unverified ? " ?" : e.invited ? " ✉" : "";
         const label = `${e.open ? "▸" : " "}${pane === "groups" ? "#" : ""}${e.name}`;
-        const room = inner - textWidth(badge) - textWidth(warn);
+        const dot = pane === "contacts" && anyPresence ? `${presenceDot(e.presence)} ` : "";
+        const room = inner - textWidth(badge) - textWidth(warn) - textWidth(dot);
         return (
           <Text key={e.name} wrap="truncate-end" inverse={isSel && focused} bold={e.open || e.unread > 0}>
+            {dot ? <Text color={e.presence === "online" ? "green" : "gray"}>{dot}</Text> : null}
             {fit(truncate(label, room), room)}
             <Text color={e.warn ? "red" : e.invited ? "magenta" : "yellow"}>{warn}</Text>
             <Text color="yellow" bold>

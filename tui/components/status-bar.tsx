@@ -36,6 +36,7 @@ function fitSegments(segments: Segment[], width: number): Segment[] {
 export function StatusBar({ width }: { width: number }) {
   const notice = useAppState((s) => s.notice);
   const focus = useAppState((s) => s.focus);
+  const selected = useAppState((s) => Boolean(s.history?.selected));
   const outbox = useAppState((s) => s.outbox.length);
   const me = useAppState((s) => s.me);
   const connection = useAppState((s) => s.connection);
@@ -69,7 +70,7 @@ export function StatusBar({ width }: { width: number }) {
         </Text>
       ) : (
         <Text dimColor wrap="truncate-end">
-          {keyHint(focus)}
+          {keyHint(focus, selected)}
         </Text>
       )}
       <Text wrap="truncate-end" backgroundColor="gray">

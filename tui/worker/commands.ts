@@ -17,7 +17,7 @@ export interface CommandDeps {
 }
 
 /** Commands that run locally: they do not wait for the name to be registered. */
-const LOCAL = new Set<Command["kind"]>(["help", "quit", "invalid", "search"]);
+const LOCAL = new Set<Command["kind"]>(["help", "quit", "invalid", "search", "unread"]);
 
 export async function runCommand(ctx: WorkerContext, deps: CommandDeps, cmd: Command): Promise<void> {
   const c = ctx.client();
@@ -30,6 +30,9 @@ export async function runCommand(ctx: WorkerContext, deps: CommandDeps, cmd: Com
       return;
     case "help":
       dispatch({ type: "help" });
+      return;
+    case "unread":
+      dispatch({ type: "jumpUnread" });
       return;
     case "quit":
       dispatch({ type: "quit" });

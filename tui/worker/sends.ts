@@ -3,6 +3,7 @@
  * on-disk outbox, or failed; the outbox (shared with `zmqchat send --queue`) is shown and sent.
  */
 
+import type { MessageExtra } from "../../core/client/actions.js";
 import type { ChatClient, Target } from "../../core/client/client.js";
 import { targetOfConv } from "../../core/client/conv.js";
 import { asZmqchatError } from "../../core/errors.js";
@@ -27,19 +28,26 @@ export class Sends {
     private readonly feed: Pick<Feed, "see">,
   ) {}
 
-  /** Sends `text` to `conv`, shown as pending until the service stores it. */
-  send(conv: string, text: string): void {
+  /** Sends `text` to `conv` (a reply when `extra` says so), shown as pending until the service stores it. */
+  send(conv: string, text: string, extra?: MessageExtra): void {
     const c = this.ctx.client();
     if (!c) return;
     const localId = `local-${++this.localIds}`;
-    this.ctx.dispatch({ type: "sending", localId, conv, text, at: new Date().toISOString() });
+    this.ctx.dispatch({
+      type: "sending",
+      localId,
+      conv,
+      text,
+      at: new Date().toISOString(),
+      ...(extra?.replyTo ? { replyTo: extra.replyTo } : {}),
+    });
     // Kept in the on-disk outbox until stored, so a message written offline is sent on reconnect.
     // Offline, it goes there at once (sendOrQueue writes it before it tries the link); online,
     // it waits until the name is known to be registered.
     const offline = c.state !== "online";
     const sending = offline
-      ? c.sendOrQueue(targetOf(conv), text, { timeoutMs: 3000 })
-      : this.ctx.registered().then(() => c.sendOrQueue(targetOf(conv), text));
+      ? c.sendOrQueue(targetOf(conv), text, { timeoutMs: 3000 }, extra)
+      : this.ctx.registered().then(() => c.sendOrQueue(targetOf(conv), text, {}, extra));
     this.ctx.track(
       sending.then(
         (r) => {
@@ -101,13 +109,16 @@ export class Sends {
   /** Shows what waits in the on-disk outbox (this TUI's and `zmqchat send --queue`'s), when it changed. */
   showOutbox(c: ChatClient): void {
     try {
-      const items = c.cache.outbox().map((o) => ({
-        id: o.id,
-        conv: o.conv,
-        text: o.text,
-        at: o.sentAt,
-        error: o.lastError,
-      }));
+      const items = c.cache
+        .outbox()
+        .filter((o) => !o.extra?.action)
+        .map((o) => ({
+          id: o.id,
+          conv: o.conv,
+          text: o.text,
+          at: o.sentAt,
+          error: o.lastError,
+        }));
       const shown = JSON.stringify(items.map((i) => [i.id, i.error]));
       if (shown === this.outboxShown) return;
       this.outboxShown = shown;
