@@ -414,8 +414,34 @@ export class Cache {
     return this.stmts.trust.run(new Date().toISOString(), name).changes === 1;
   }
 
+  /**
+   * The next sequence number of a conversation. Many messages composed in one turn of the event
+   * loop take theirs in one write transaction, committed at the end of the turn (before any of
+   * them is sent: the send window leaves a turn later), instead of one commit each.
+   */
   nextSeq(conv: string): number {
+    if (!this.db.inTransaction) {
+      this.db.exec("BEGIN IMMEDIATE");
+      this.composing = true;
+      setImmediate(() => this.endComposing());
+    }
     return this.stmts.nextSeq.get(conv)!.next;
+  }
+
+  /** A write transaction nextSeq opened for this turn. */
+  private composing = false;
+
+  private endComposing(): void {
+    if (!this.composing) return;
+    this.composing = false;
+    if (!this.db.open || !this.db.inTransaction) return;
+    try {
+      this.db.exec("COMMIT");
+    } catch {
+      // With the write lock held, COMMIT fails only on an I/O error (disk full): roll back so
+      // the cache stays usable; the numbers taken this turn may be taken again.
+      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+    }
   }
 
   /** Gives back a sequence number whose message was never sent, when it is still the latest one. */
@@ -458,6 +484,7 @@ export class Cache {
   }
 
   close(): void {
+    this.endComposing();
     if (this.indexTimer) clearTimeout(this.indexTimer);
     this.indexTimer = null;
     this.db.close();
