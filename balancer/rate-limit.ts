@@ -52,6 +52,8 @@ export interface FrameFacts {
  * server/limits.ts), so a `register` cannot slip past the registration limit that way.
  */
 export function frameFacts(frame: Buffer): FrameFacts {
+  const front = frontFacts(frame);
+  if (front) return front;
   if (frame.length <= PARSED_FRAME_BYTES) {
     try {
       const raw = JSON.parse(frame.toString("utf8")) as { type?: unknown; session?: unknown } | null;
@@ -66,6 +68,26 @@ export function frameFacts(frame: Buffer): FrameFacts {
   const head = frame.subarray(0, 1024).toString("latin1");
   const session = /"session":"([^"\\]{1,512})"/.exec(head)?.[1] ?? null;
   return { type: null, session };
+}
+
+/** The front of a request as clients write it (core/client/channel.ts): version, id, type, then the session if any. */
+const FRONT = /^\{"v":1,"id":"[^"\\]{1,64}","type":"([a-z.]{1,32})"(?:,"session":"([^"\\]{1,512})")?[,}]/;
+const BACKSLASH = 0x5c;
+
+/**
+ * The type and session read from the front of the frame without parsing the rest, when that is
+ * certainly what a JSON parse would find: the front matches FRONT, and no later `"type"` or
+ * `"session"` (a duplicate key, which JSON.parse would take instead) nor any backslash (an
+ * escaped key, or whitespace tricks, cannot then hide one) occurs. Otherwise null, and the
+ * frame is parsed. Parsing every frame cost the balancer about a tenth of its time per request.
+ */
+function frontFacts(frame: Buffer): FrameFacts | null {
+  if (frame.indexOf(BACKSLASH) !== -1) return null;
+  const m = FRONT.exec(frame.toString("latin1", 0, 700));
+  if (!m) return null;
+  const after = m[0].length;
+  if (frame.indexOf('"type"', after) !== -1 || frame.indexOf('"session"', after) !== -1) return null;
+  return { type: m[1]!, session: m[2] ?? null };
 }
 
 /** The balancer's three limits together: one call per request from a client. */

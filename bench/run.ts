@@ -21,6 +21,7 @@ import { type Stack, startStack } from "./lib/stack.js";
 import { ChatBench, type Peers } from "./workloads/chat.js";
 import { cryptoRun } from "./workloads/crypto.js";
 import { daemonRun } from "./workloads/daemon.js";
+import { filesRun } from "./workloads/files.js";
 import { MOSQUITTO_PEERS, MosquittoPeer } from "./workloads/mosquitto.js";
 import { RAW, RawBaseline } from "./workloads/raw.js";
 import { RecoveryBench } from "./workloads/recovery.js";
@@ -38,6 +39,7 @@ const WORKLOADS = [
   "scale",
   "influx",
   "daemon",
+  "files",
 ] as const;
 type Workload = (typeof WORKLOADS)[number];
 
@@ -260,6 +262,9 @@ async function main(): Promise<number> {
       for (let r = 1; r <= args.runs; r++) await step(`scale, run ${r}`, () => scaleRun(ctx, r));
     if (want("daemon"))
       for (let r = 1; r <= args.runs; r++) await step(`daemon vs CLI, run ${r}`, () => daemonRun(ctx));
+    if (want("files"))
+      for (let r = 1; r <= args.runs; r++)
+        await step(`files: upload and download vs cp, run ${r}`, () => filesRun(ctx));
   } finally {
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
     killAll();

@@ -20,6 +20,7 @@ import { completeNamesCommand } from "./commands/complete-names.js";
 import { completionCommand } from "./commands/completion.js";
 import { configShowCommand } from "./commands/config.js";
 import { type DaemonFlags, daemonCommand } from "./commands/daemon.js";
+import { registerDevicesCommands } from "./commands/devices.js";
 import { downloadCommand, sendFileCommand } from "./commands/files.js";
 import {
   keysBackupCommand,
@@ -394,6 +395,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "\nExample:\n  zmqchat --home /new/home --user alice keys restore && zmqchat --home /new/home --user alice sync",
     )
     .action(run((cmd) => keysRestoreCommand(cmd, io)));
+
+  registerDevicesCommands(program, run, io);
 
   program
     .command("up")

@@ -157,7 +157,11 @@ export class Authority {
     } catch {
       good = false;
     }
-    if (!good) throw new ZmqchatError("unauthorized", `the login signature does not match ${req.name}'s key`);
+    if (!good)
+      throw new ZmqchatError(
+        "unauthorized",
+        `the login signature does not match ${req.name}'s key (if another device of yours revoked a device, your keys rotated: zmqchat devices fetch-keys)`,
+      );
     if (req.curve !== undefined) {
       const want = loginBindingProof(this.bindingKeyFor(req.curve), req.nonce);
       if (!req.curveProof || !proofsEqual(req.curveProof, want))
@@ -175,7 +179,7 @@ export class Authority {
     return {
       ...session,
       bound: req.curve !== undefined,
-      topic: this.topic(req.name),
+      topic: this.topic(req.name, this.epoch(), req.device ?? "-"),
       topicExpires: new Date((this.epoch() + 1) * this.topicPeriodMs).toISOString(),
     };
   }
@@ -246,11 +250,13 @@ export class Authority {
    * without the cluster secret, and that stops working when the period ends, so a leaked topic
    * is worth a day at most. Clients log in again for the next one.
    */
-  topic(name: string, epoch = this.epoch()): string {
-    const key = `${name}\n${epoch}`;
+  topic(name: string, epoch = this.epoch(), device = "-"): string {
+    const key = `${name}\n${epoch}\n${device}`;
     let t = this.topics.get(key);
     if (!t) {
-      t = createHmac("sha256", this.secret).update(`topic\n${name}\n${epoch}`).digest("hex");
+      // Each device has its own topic (server/devices.ts); "-" (a login without a device id) keeps the user's.
+      const what = device === "-" ? `topic\n${name}\n${epoch}` : `topic-device\n${name}\n${device}\n${epoch}`;
+      t = createHmac("sha256", this.secret).update(what).digest("hex");
       if (this.topics.size > 100_000) this.topics.clear();
       this.topics.set(key, t);
     }
@@ -258,13 +264,12 @@ export class Authority {
   }
 
   /** Where to publish a user's delivery: this period's topic, and the last one's during a grace time after the change. */
-  deliveryTopics(name: string): string[] {
+  deliveryTopics(name: string, devices: readonly string[] = ["-"]): string[] {
     const now = this.clock.now();
     const epoch = this.epoch(now);
     const intoPeriod = now - epoch * this.topicPeriodMs;
-    return intoPeriod < TOPIC_GRACE_MS
-      ? [this.topic(name, epoch), this.topic(name, epoch - 1)]
-      : [this.topic(name, epoch)];
+    const epochs = intoPeriod < TOPIC_GRACE_MS ? [epoch, epoch - 1] : [epoch];
+    return devices.flatMap((d) => epochs.map((e) => this.topic(name, e, d)));
   }
 
   private epoch(now = this.clock.now()): number {

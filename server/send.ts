@@ -1,4 +1,3 @@
-import { copyFor } from "../core/crypto/envelope.js";
 import { ZmqchatError } from "../core/errors.js";
 import {
   MAX_ENVELOPE_BYTES,
@@ -21,8 +20,8 @@ const REGISTERED_KEPT = 100_000;
 /** What the send path needs of the service around it. */
 export interface SendDeps {
   store: Store;
-  /** The live delivery topics of a user (server/auth.ts). */
-  deliveryTopics(owner: string): string[];
+  /** The live delivery topics of a user: one per live device (server/devices.ts). */
+  deliveryTopics(owner: string): Promise<string[]>;
   publish(topic: string, frame: Uint8Array): void;
   senderQuota: SenderQuota;
   mailboxQuota: MailboxQuota;
@@ -58,7 +57,7 @@ export class SendPath {
   async send(env: Envelope, user: string): Promise<string> {
     const checked = await this.check(env, user, null);
     const [result] = await this.deps.store.appendMany([checked.input]);
-    this.afterStore(checked, result!, true);
+    await this.afterStore(checked, result!, true);
     return this.reply(checked, result!, user);
   }
 
@@ -88,7 +87,7 @@ export class SendPath {
       const rung = new Set<string>();
       for (const [i, { at, checked }] of accepted.entries()) {
         const result = results[i]!;
-        this.afterStore(checked, result, !rung.has(checked.env.id));
+        await this.afterStore(checked, result, !rung.has(checked.env.id));
         rung.add(checked.env.id);
         parts[at] = this.reply(checked, result, user);
       }
@@ -134,7 +133,8 @@ export class SendPath {
         "the message is not sealed for exactly the current recipients; fetch them and seal again",
       );
     }
-    const text = serializeEnvelope(env);
+    const parts = envelopeParts(env);
+    const text = parts.join(env.keys);
     this.deps.limit("sender_rate", () => this.deps.senderQuota.charge(user, text.length, Date.now()));
     // The sender's own copy never fills a mailbox shut to others: only recipients are checked.
     const recipients = owners.filter((o) => o !== user);
@@ -148,12 +148,13 @@ export class SendPath {
       refuse("too_large", `the envelope is over ${MAX_ENVELOPE_BYTES} bytes`);
     // From envelope v2 each mailbox keeps only its owner's wrapped key (core/crypto/envelope.ts).
     const copies = new Map<string, string>();
-    if (env.v !== 1) for (const owner of owners) copies.set(owner, serializeEnvelope(copyFor(env, owner)));
+    if (env.v !== 1)
+      for (const owner of owners) copies.set(owner, parts.join(env.keys.filter((k) => k.to === owner)));
     return { env, owners, input: { id: env.id, owners, envelope: text, copies } };
   }
 
   /** Counts what was stored and publishes each copy on its owner's topics (`ring`: false for a repeat in one batch). */
-  private afterStore(checked: Checked, result: AppendResult, ring: boolean): void {
+  private async afterStore(checked: Checked, result: AppendResult, ring: boolean): Promise<void> {
     const { owners, input } = checked;
     this.deps.stored(result.duplicate ? 0 : owners.length);
     if (!result.duplicate) this.deps.mailboxQuota.stored(owners);
@@ -163,7 +164,7 @@ export class SendPath {
       const frame = Buffer.from(
         `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${input.copies?.get(owner) ?? input.envelope}}${prevField(place.prev)}}`,
       );
-      for (const topic of this.deps.deliveryTopics(owner)) this.deps.publish(topic, frame);
+      for (const topic of await this.deps.deliveryTopics(owner)) this.deps.publish(topic, frame);
     }
     this.deps.published(owners.length);
   }
@@ -193,7 +194,16 @@ function prevField(prev: string | null | undefined): string {
 
 /** Serialises an envelope with its fields in schema order, so what is stored is canonical JSON. */
 export function serializeEnvelope(env: Envelope): string {
-  return JSON.stringify({
+  return envelopeParts(env).join(env.keys);
+}
+
+/**
+ * An envelope's canonical JSON cut around its wrapped keys: the copies of one envelope (each
+ * mailbox keeps only its owner's key, core/crypto/envelope.ts copyFor) differ only there, so the
+ * rest is serialised once for all of them.
+ */
+function envelopeParts(env: Envelope): { join(keys: Envelope["keys"]): string } {
+  const head = JSON.stringify({
     v: env.v,
     suite: env.suite,
     id: env.id,
@@ -203,10 +213,16 @@ export function serializeEnvelope(env: Envelope): string {
     group: env.group,
     seq: env.seq,
     sentAt: env.sentAt,
+    ...(env.v === 3 ? { fromKey: env.fromKey, toKey: env.toKey } : {}),
     nonce: env.nonce,
     ct: env.ct,
-    ...(env.v === 2 ? { kc: env.kc } : {}),
-    keys: env.keys.map((k) => ({ to: k.to, wk: k.wk })),
-    sig: env.sig,
+    ...(env.v !== 1 ? { kc: env.kc } : {}),
   });
+  const front = `${head.slice(0, -1)},"keys":[`;
+  // Version 3 has no signature: the wrapped key authenticates the envelope.
+  const back = env.v === 3 ? "]}" : `],"sig":${JSON.stringify(env.sig)}}`;
+  return {
+    join: (keys) =>
+      front + keys.map((k) => `{"to":${JSON.stringify(k.to)},"wk":${JSON.stringify(k.wk)}}`).join(",") + back,
+  };
 }

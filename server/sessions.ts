@@ -109,6 +109,16 @@ export class SessionManager {
     await this.revoke(claims.name, all ? "*" : `device:${claims.device}`, this.auth.now() + 1);
   }
 
+  /** A revoked device: its sessions end, and every session it could ever get (server/devices.ts). */
+  async endDevice(name: string, device: string): Promise<void> {
+    await this.revoke(name, `device:${device}`, FOREVER);
+  }
+
+  /** True when `device` of `name` was revoked for good (endDevice). */
+  async deviceEnded(name: string, device: string): Promise<boolean> {
+    return ((await this.revocations(name)).get(`device:${device}`) ?? 0) >= FOREVER;
+  }
+
   /** After a key rotation: every session made with the earlier signing key ends. */
   async endKeyGeneration(name: string, oldSignKey: string): Promise<void> {
     await this.revoke(name, `key:${keyTag(oldSignKey)}`, FOREVER);

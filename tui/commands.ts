@@ -14,6 +14,11 @@ export type Command =
   | { kind: "fingerprint"; user: string | null }
   | { kind: "search"; query: string }
   | { kind: "unread" }
+  /** `/devices`: the list; `/devices revoke ID`: says how (the keys rotate: see worker/commands.ts). */
+  | { kind: "devices"; revoke: string | null }
+  /** Attachments (tui/worker/files.ts): send a file to the open conversation; save one. */
+  | { kind: "file"; path: string }
+  | { kind: "save"; id: string | null }
   | { kind: "help" }
   | { kind: "quit" }
   | { kind: "invalid"; message: string };
@@ -29,6 +34,9 @@ export const COMMAND_HELP: ReadonlyArray<[string, string]> = [
   ["/verify USER", "mark USER's keys verified after comparing safety numbers with them"],
   ["/fingerprint [USER]", "show your or USER's fingerprint (safety number)"],
   ["/search WORDS…", "find messages; jumps to the newest match (n/N or /search again: older/newer)"],
+  ["/devices [revoke ID]", "your devices: id, name, added, last seen, this one marked"],
+  ["/file PATH", "send a file to the open conversation (encrypted; resumes when sent again)"],
+  ["/save [ID]", "save the newest file of the open conversation (or message ID's) here"],
   ["/unread", "jump to the first unread message of the open conversation (Shift-PgUp)"],
   ["/help", "keys and commands"],
   ["/quit", "leave zmqchat"],
@@ -123,6 +131,21 @@ export function parseCommand(input: string): Command {
     }
     case "unread":
       return { kind: "unread" };
+    case "devices": {
+      if (rest.length === 0) return { kind: "devices", revoke: null };
+      if (rest[0] === "revoke" && /^[0-9a-f]{16}$/.test(rest[1] ?? ""))
+        return { kind: "devices", revoke: rest[1]! };
+      return { kind: "invalid", message: "usage: /devices, or /devices revoke ID (16 hex characters)" };
+    }
+    case "file":
+    case "attach": {
+      const path = line.slice(head.length).trim();
+      return path === ""
+        ? { kind: "invalid", message: "which file? usage: /file PATH" }
+        : { kind: "file", path };
+    }
+    case "save":
+      return { kind: "save", id: rest[0] ?? null };
     case "help":
     case "?":
       return { kind: "help" };

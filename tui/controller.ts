@@ -23,7 +23,7 @@ import { Store } from "./store.js";
 import { type CommandDeps, runCommand } from "./worker/commands.js";
 import type { WorkerContext } from "./worker/context.js";
 import { Feed } from "./worker/feed.js";
-import { HistoryLoader } from "./worker/history-loader.js";
+import { HistoryLoader, loadQuotes } from "./worker/history-loader.js";
 import { MessageActions } from "./worker/message-actions.js";
 import { conversationsWithUnread, markRead } from "./worker/reads.js";
 import { Sends } from "./worker/sends.js";
@@ -167,8 +167,9 @@ export class Controller {
   private effects(a: Action, prev: State, next: State): void {
     if (next.bells > prev.bells) this.ring();
     const m = next.mention;
-    if (m && m !== prev.mention)
-      this.opts.notify(`${m.from} mentioned you in ${convTitle(m.conv)}: ${m.text}`);
+    // Names only, as `listen` does: a desktop notification may show where others can see it, and
+    // nothing the sender wrote reaches the terminal's control sequences.
+    if (m && m !== prev.mention) this.opts.notify(`zmqchat: ${m.from} mentioned you in ${convTitle(m.conv)}`);
     if (next.notice && next.notice !== prev.notice) {
       const id = next.notice.id;
       this.timers.after(this.opts.noticeMs, () => this.dispatch({ type: "clearNotice", id }));
@@ -195,8 +196,10 @@ export class Controller {
         break;
       case "arrived": {
         const c = this.session.client;
-        if (c && next.open && a.messages.some((m) => m.conv === next.open))
+        if (c && next.open && a.messages.some((m) => m.conv === next.open)) {
           markRead(c.cache, next.history, this.log);
+          loadQuotes(this.ctx, c.cache, next.open);
+        }
         break;
       }
       case "retry":

@@ -31,6 +31,8 @@ export interface HistoryItem {
   edited?: string | null;
   deleted?: boolean;
   reactions?: Record<string, string[]>;
+  /** An attachment (issue 18): shown under the text; `/save ID` fetches it (tui/worker/files.ts). */
+  file?: { name: string; size: number; type: string };
   /** The message replied to, as shown above the reply (tui/message-actions.ts fills it). */
   quote?: { from: string; text: string } | null;
   /** The first message that was unread when the conversation opened: the divider goes above it. */
@@ -123,6 +125,8 @@ export function itemRows(item: HistoryItem, prev: HistoryItem | undefined, width
   } else {
     body = item.deleted ? "(message deleted)" : sanitize(item.text) + (item.edited ? " (edited)" : "");
     if (item.replyTo) body = `${quoteLine(item)}\n${body}`;
+    if (item.file && !item.deleted)
+      body = `${body}\n${sanitize(`📎 ${item.file.name} (${item.file.size} bytes, ${item.file.type}): /save ${item.id}`)}`;
     const reactions = Object.entries(item.reactions ?? {})
       .map(([emoji, names]) => sanitize(`${emoji} ${names.join(", ")}`))
       .join("  ");

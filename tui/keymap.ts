@@ -30,7 +30,7 @@ export interface KeyPress {
 
 export interface KeyContext {
   focus: Pane;
-  overlay: "help" | "prompt" | "react" | "confirm" | null;
+  overlay: "help" | "prompt" | "react" | "confirm" | "devices" | null;
 }
 
 /** Bracketed paste markers as they reach useInput (Ink strips the leading ESC). */
@@ -267,7 +267,7 @@ export function routeKey(
   const overlay = s.overlay?.kind ?? null;
   const global = globalKey({ focus: s.focus, overlay }, input, key);
   if (global) return [global];
-  if (overlay === "help") {
+  if (overlay === "help" || overlay === "devices") {
     const a = helpKey(input, key);
     return a ? [a] : [];
   }

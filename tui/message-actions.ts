@@ -42,7 +42,9 @@ export type MessageActionAction =
   /** Shift-PgUp or /unread: scrolls to the "new messages" divider. */
   | { type: "jumpUnread" }
   /** The cache's current view of messages already shown (an edit, delete or reaction landed). */
-  | { type: "refresh"; conv: string; messages: ChatMessage[] };
+  | { type: "refresh"; conv: string; messages: ChatMessage[] }
+  /** Messages replied to that are not loaded (older than the page), read from the cache for their quotes. */
+  | { type: "quotes"; conv: string; messages: ChatMessage[] };
 
 function notice(s: State, text: string, level: NoticeLevel): State {
   return { ...s, notice: { id: s.nextId, text, level }, nextId: s.nextId + 1 };
@@ -143,8 +145,10 @@ export function withQuotes(items: HistoryItem[]): HistoryItem[] {
   const out = items.map((i) => {
     if (!i.replyTo) return i;
     const t = byId.get(i.replyTo);
-    const quote = t ? { from: t.from, text: t.deleted ? "(message deleted)" : firstLine(t.text) } : null;
-    if (i.quote?.from === quote?.from && i.quote?.text === quote?.text) return i;
+    // Not loaded: a quote read from the cache (`quotes`) stays.
+    if (!t) return i;
+    const quote = quoteOf(t);
+    if (i.quote?.from === quote.from && i.quote?.text === quote.text) return i;
     changed = true;
     return { ...i, quote };
   });
@@ -217,6 +221,30 @@ function refresh(s: State, conv: string, messages: ChatMessage[]): State {
   );
 }
 
+function quoteOf(m: Pick<ChatMessage, "from" | "text" | "deleted">): { from: string; text: string } {
+  return { from: m.from, text: m.deleted ? "(message deleted)" : firstLine(m.text) };
+}
+
+function quotes(s: State, conv: string, messages: ChatMessage[]): State {
+  const h = s.history;
+  if (!h || h.conv !== conv || messages.length === 0) return s;
+  const byId = new Map(messages.filter((m) => m.conv === conv).map((m) => [m.id, m]));
+  let changed = false;
+  const items = h.items.map((i) => {
+    const m = i.replyTo && !i.quote ? byId.get(i.replyTo) : undefined;
+    if (!m) return i;
+    changed = true;
+    return { ...i, quote: quoteOf(m) };
+  });
+  return changed ? { ...s, history: { ...h, items } } : s;
+}
+
+/** Replies whose quoted message is not among the loaded items (the worker reads those from the cache). */
+export function missingQuotes(h: HistoryState | null): string[] {
+  if (!h) return [];
+  return [...new Set(h.items.filter((i) => i.replyTo && !i.quote).map((i) => i.replyTo!))];
+}
+
 /** The reducer's part for message actions. */
 export function reduceMessageAction(s: State, a: MessageActionAction): State {
   switch (a.type) {
@@ -244,6 +272,8 @@ export function reduceMessageAction(s: State, a: MessageActionAction): State {
       return jumpUnread(s);
     case "refresh":
       return refresh(s, a.conv, a.messages);
+    case "quotes":
+      return quotes(s, a.conv, a.messages);
   }
 }
 

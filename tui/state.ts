@@ -6,6 +6,8 @@
 import type { ChatMessage } from "../core/client/cache.js";
 import type { ConnectionState } from "../core/client/client.js";
 import { type ConvKind, formatConv, groupOf, parseConv, userOf } from "../core/client/conv.js";
+import type { DeviceInfo } from "../core/protocol/devices.js";
+import type { DevicesOverlay } from "./devices-view.js";
 import { type EditOp, type Editor, edit, emptyEditor } from "./editor.js";
 import { type HistoryItem, historyWindow, revealScroll, rowsOfNewest } from "./history-layout.js";
 import { mentions } from "./mentions.js";
@@ -31,7 +33,8 @@ export type NoticeLevel = "info" | "warn" | "error";
 export type Overlay =
   | { kind: "help" }
   | { kind: "prompt"; purpose: "chat" | "group"; editor: Editor }
-  | ActionOverlay;
+  | ActionOverlay
+  | DevicesOverlay;
 
 export interface ConvInfo {
   unread: number;
@@ -186,6 +189,8 @@ export type Action =
   | { type: "paste"; on: boolean }
   | { type: "slash" }
   | { type: "help" }
+  /** `/devices`: the user's devices, over the history pane (tui/devices-view.ts). */
+  | { type: "devices"; devices: DeviceInfo[]; current: string }
   | { type: "prompt"; purpose: "chat" | "group" }
   | { type: "close" }
   | { type: "back" }
@@ -304,6 +309,7 @@ function itemOf(m: ChatMessage, me: string | null): HistoryItem {
     edited: m.edited ?? null,
     deleted: m.deleted ?? false,
     reactions: m.reactions ?? {},
+    ...(m.file ? { file: { name: m.file.name, size: m.file.size, type: m.file.type } } : {}),
   };
 }
 
@@ -745,6 +751,8 @@ export function reduce(s: State, a: Action): State {
       };
     case "help":
       return { ...s, overlay: { kind: "help" } };
+    case "devices":
+      return { ...s, overlay: { kind: "devices", devices: a.devices, current: a.current } };
     case "prompt":
       return { ...s, overlay: { kind: "prompt", purpose: a.purpose, editor: emptyEditor } };
     case "close":

@@ -19,7 +19,7 @@ function perSecond(ms: number, fn: (i: number) => void): number {
   return (n * 1000) / elapsed;
 }
 
-/** Seal and open per second on one core (this thread), 1:1 and for a group of 50. */
+/** Seal and open per second on one core (this thread), 1:1 (envelope v2 and v3) and for a group of 50. */
 export function cryptoRun(ctx: BenchContext): void {
   const s = ctx.sizes;
   const alice = new Sealer(benchIdentity("alice"));
@@ -31,8 +31,9 @@ export function cryptoRun(ctx: BenchContext): void {
   // Ids and times are made outside the measured calls: they are not part of sealing.
   const ids = Array.from({ length: 1024 }, () => uuidv7());
   const sentAt = new Date().toISOString();
-  const seal = (recipients: typeof toBob, group: string | null, i: number): Envelope =>
+  const seal = (recipients: typeof toBob, group: string | null, i: number, version?: 2 | 3): Envelope =>
     alice.seal({
+      ...(version ? { version } : {}),
       id: ids[i % ids.length]!,
       device: "0123456789abcdef",
       to: group ? null : "m0",
@@ -45,7 +46,9 @@ export function cryptoRun(ctx: BenchContext): void {
   const w = "crypto, one core";
   // The floor: OpenSSL's Ed25519 alone over the bytes a 1:1 envelope signs. Every seal signs
   // once and every open verifies once, so these bound seal and open on this machine, now.
-  const { sig: _sig, ...unsigned } = seal(toBob, null, 0);
+  const signed = seal(toBob, null, 0, 2);
+  if (signed.v !== 2) throw new Error("a v2 envelope expected");
+  const { sig: _sig, ...unsigned } = signed;
   const bytes = signedBytes(unsigned);
   const sig = sign(null, bytes, alice.identity.signPrivate);
   const signs = perSecond(s.cryptoMs, () => sign(null, bytes, alice.identity.signPrivate));
@@ -62,31 +65,36 @@ export function cryptoRun(ctx: BenchContext): void {
     unit: "/s",
     better: "higher",
   });
-  for (const [kind, recipients, group] of [
-    ["1:1", toBob, null],
-    ["group of 50", toGroup, "team"],
+  // 1:1 is sealed as envelope v3 (AEAD under the cached pairwise key, no signature) by default;
+  // v2 (signed) is measured beside it, and each v3 figure is given as a ratio to v2's.
+  for (const [kind, recipients, group, version] of [
+    ["1:1 v2 (Ed25519-signed)", toBob, null, 2],
+    ["1:1 v3 (pairwise AEAD)", toBob, null, 3],
+    ["group of 50 (v2)", toGroup, "team", 2],
   ] as const) {
-    const id = kind === "1:1" ? "crypto.direct" : "crypto.group";
-    const sealed = Array.from({ length: 256 }, (_, i) => seal(recipients, group, i));
-    const seals = perSecond(s.cryptoMs, (i) => seal(recipients, group, i));
+    const id = group ? "crypto.group" : version === 2 ? "crypto.direct.v2" : "crypto.direct";
+    const sealed = Array.from({ length: 256 }, (_, i) => seal(recipients, group, i, version));
+    if (sealed[0]!.v !== version) ctx.results.fail(`crypto: ${kind} sealed as v${sealed[0]!.v}`);
+    const seals = perSecond(s.cryptoMs, (i) => seal(recipients, group, i, version));
     let bad = 0;
     const opens = perSecond(s.cryptoMs, (i) => {
       if (!bob.open(sealed[i % sealed.length]!, alice.identity.publicKeys).ok) bad++;
     });
     if (bad > 0) ctx.results.fail(`crypto: ${bad} envelopes did not open`);
+    const v3 = id === "crypto.direct";
     ctx.results.add(`${id}.seal`, seals, {
       workload: w,
-      label: `seal + sign, ${kind}, ${s.textBytes} B`,
+      label: `seal${version === 2 ? " + sign" : ""}, ${kind}, ${s.textBytes} B`,
       unit: "msg/s",
       better: "higher",
-      baseline: "crypto.floor.sign",
+      baseline: v3 ? "crypto.direct.v2.seal" : "crypto.floor.sign",
     });
     ctx.results.add(`${id}.open`, opens, {
       workload: w,
-      label: `verify + open, ${kind}, ${s.textBytes} B`,
+      label: `${version === 2 ? "verify + " : ""}open, ${kind}, ${s.textBytes} B`,
       unit: "msg/s",
       better: "higher",
-      baseline: "crypto.floor.verify",
+      baseline: v3 ? "crypto.direct.v2.open" : "crypto.floor.verify",
     });
   }
 }

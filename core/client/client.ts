@@ -6,7 +6,7 @@ import {
   openBackup,
   sealBackup,
 } from "../crypto/backup.js";
-import { Sealer } from "../crypto/envelope.js";
+import { Sealer, sealTag } from "../crypto/envelope.js";
 import { generateIdentity, identitySecrets } from "../crypto/keys.js";
 import { loginChallengeBytes, rotationBytes } from "../crypto/login.js";
 import { bindingKey, loginBindingProof, x25519Private, x25519PublicRaw } from "../crypto/session-binding.js";
@@ -627,12 +627,12 @@ export class ChatClient {
     );
     if (unknown.length > 0) await this.users(unknown);
     // This device's own sends, delivered before their acknowledgement: the envelope is the one
-    // this device signed (same signature), so its text is known here and nothing needs opening.
+    // this device sealed (same signature or key commitment), so its text is known here.
     const local: Array<Opened | undefined> = items.map((item) => {
       const env = item.envelope;
       const mine = env.from === this.name && env.device === this.options.identity.device;
       const sent = mine ? this.outbox.sending.get(env.id) : undefined;
-      if (!sent || sent.sig !== env.sig) return undefined;
+      if (!sent || sent.tag !== sealTag(env)) return undefined;
       const message = {
         ...messageBase(item, this.name),
         text: sent.text,

@@ -44,7 +44,11 @@ export function messageBase(item: MailboxItem, me: string) {
 /**
  * Opens one envelope: verifies its signature against the sender's key that was valid for it
  * (only keys on the sender's checked key chain count; see key-history.ts), then decrypts the
- * copy sealed for this user with whichever of its keys it was sealed for.
+ * copy sealed for this user with whichever of its keys it was sealed for. A suite 3 (1:1)
+ * envelope names both key generations and is authenticated by the AEAD under their pairwise
+ * key instead of a signature; the same rules pick the sender's key (pinned, older ones on the
+ * chain until they were replaced, newer ones held), and a copy sealed for a key this user
+ * rotated away opens with the key kept for it, as in suite 2.
  */
 export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
   const env = item.envelope;
@@ -85,7 +89,8 @@ export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
   if (r.reason === "bad_signature" && env.from !== me) {
     for (const keys of ctx.keysOf(env.from)?.held ?? []) {
       const h = tryKeys(env, keys, ctx.sealers);
-      if (h.ok || h.reason !== "bad_signature")
+      // Suite 3 names the key it was sealed with: naming a held key does not make a forgery held.
+      if (h.ok || (h.reason !== "bad_signature" && h.reason !== "forged"))
         return flagged(`held: signed by ${env.from}'s new keys, not trusted yet (see zmqchat keys trust)`, {
           held: true,
         });
@@ -94,6 +99,7 @@ export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
   }
   const problem = {
     bad_signature: "bad signature: altered or forged",
+    forged: "not authentic (the pairwise key does not open it): altered or forged",
     not_for_me: "not sealed for you",
     undecryptable: "cannot be decrypted",
     unknown_suite: "unknown encryption suite",

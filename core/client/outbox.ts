@@ -1,4 +1,4 @@
-import type { Sealer } from "../crypto/envelope.js";
+import { type Sealer, sealTag } from "../crypto/envelope.js";
 import { ZmqchatError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { uuidv7 } from "../protocol/ids.js";
@@ -11,9 +11,9 @@ import { convOfTarget } from "./conv.js";
 import { type KeyBook, remaining, type Target } from "./keybook.js";
 import type { SendSlot } from "./send-window.js";
 
-/** A send of this device awaiting its acknowledgement: the signature it went out with, and its text. */
+/** A send of this device awaiting its acknowledgement: its seal tag (signature or key commitment), and its text. */
 export interface Sending {
-  sig: string;
+  tag: string;
   text: string;
   extra?: MessageExtra;
 }
@@ -174,7 +174,7 @@ export class Outbox {
           recipients,
           ...(extra ? { extra } : {}),
         });
-        this.sending.set(id, { sig: envelope.sig, text, extra });
+        this.sending.set(id, { tag: sealTag(envelope), text, extra });
         try {
           const slot = round === 0 ? first : this.deps.reserve();
           const ack = await slot.post(envelope, remaining(deadline));

@@ -45,6 +45,15 @@ export interface HistoryReport {
  * it in mailbox order is a message the service moved, and an id handed out at a second place
  * is a replay. In a 1:1 conversation numbers start at 1; in a group, at the first message this
  * member saw (joining later is not a gap). `messages` are in mailbox order.
+ *
+ * What a complete report proves depends on the envelope (core/crypto/envelope.ts). Group
+ * messages (v2) are signed: each came from its sender, and the proof is transferable (anyone
+ * with the sender's key can check it). 1:1 messages (v3) are authenticated by AES-GCM under the
+ * pair's directional key: each came from the peer or from this user, and the service did not
+ * drop, alter, move or replay any of them; but this user holds that key too, so the report
+ * convinces this user and proves nothing to a third party (deniable, as NaCl box and Signal).
+ * Either way an edit or delete authenticated as someone other than the target's author is
+ * listed as unverified (core/client/actions.ts).
  */
 export function verifyHistory(
   conv: string,

@@ -12,7 +12,7 @@ import {
 } from "node:crypto";
 import { ZmqchatError } from "../errors.js";
 import type { Envelope, PublicKeys } from "../protocol/schema.js";
-import { type Identity, PublicKeyCache } from "./keys.js";
+import { type Identity, keyId, PublicKeyCache } from "./keys.js";
 
 /**
  * Suite 1 (envelope `v: 1`, still opened, no longer sealed): content encrypted once with a
@@ -51,12 +51,57 @@ export const SUITE = "zc1-x25519-hkdf-sha256-aes256gcm-ed25519";
  */
 export const SUITE_V2 = "zc2-x25519-hkdf-sha256-aes256gcm-hmac-commit-ed25519";
 
-/** An envelope without its signature, per version. */
-export type UnsignedEnvelope = Envelope extends infer E
-  ? E extends unknown
-    ? Omit<E, "sig">
-    : never
-  : never;
+/**
+ * Suite 3 (envelope `v: 3`, sealed by default for 1:1 messages; groups stay on suite 2): the
+ * sender is authenticated by the AEAD under a pairwise key instead of an Ed25519 signature, as
+ * NaCl's box (crypto_box_beforenm + AEAD) and HPKE's Auth mode (RFC 9180) authenticate it.
+ * Standards: X25519 (RFC 7748), HKDF-SHA256 (RFC 5869), AES-256-GCM (NIST SP 800-38D),
+ * HMAC-SHA256 (RFC 2104).
+ *
+ * - Pairwise keys: K(s→r) = HKDF-SHA256(X25519(s, r), salt = SUITE_V3, info = label ‖ s ‖ s's
+ *   X25519 key ‖ r ‖ r's X25519 key), computed once per (sender key, recipient key) and cached:
+ *   no Diffie-Hellman per message. The info is ordered, so K(a→b) ≠ K(b→a): the key is
+ *   directional. The sender's own copy is wrapped under K(a→a) = HKDF(X25519(a, a), …), which
+ *   only the holder of a's private key can compute (bob knows X25519(a, b), never X25519(a, a)).
+ * - Header H = every routing field: version, suite, id, from, device, to, group (null), seq,
+ *   sentAt, and the key ids of the sender's and the recipient's key generations it was sealed
+ *   for (`fromKey`, `toKey`: SHA-256 over the public keys, 12 bytes). The content is
+ *   {text, extra?} as JSON (so whether `extra` is present is authenticated with it), encrypted
+ *   once with a random content key: AES-256-GCM, associated data H.
+ * - Key commitment `kc` = HMAC-SHA256(content key, label ‖ H ‖ nonce ‖ ciphertext), the "hash
+ *   the key" commitment of suite 2 extended over the whole message, so it also binds the exact
+ *   ciphertext (AES-GCM under a known key is not collision resistant; HMAC is).
+ * - Per copy owner o ∈ {recipient, sender}: `wk` = AES-256-GCM(K(from→o), random iv, content
+ *   key, associated data label ‖ o ‖ H ‖ kc). This wrap is the sender authentication: only the
+ *   two holders of K(from→o) can make a wrap that opens, and it covers every header field and
+ *   (through kc) the ciphertext.
+ *
+ * What that gives, and what it does not:
+ * - The server cannot alter any field (each is in H, bound by the wrap), move a copy into
+ *   another conversation (`to`/`from` are in H and in the pairwise key), or replay a copy into
+ *   another mailbox (the copy carries only its owner's wrap; relabelled, it names another owner
+ *   in the wrap's associated data and needs another pairwise key): "not_for_me" or "forged".
+ * - Reflection: a copy with from = me only ever opens under K(me→me). So bob, who knows
+ *   X25519(a, b) and hence K(a→b) and K(b→a), cannot place a message "from alice" in alice's
+ *   mailbox, and cannot reflect alice's message to him back to her as one of hers.
+ * - Deniability (as NaCl box and Signal): the recipient can compute K(a→b) itself, so a 1:1
+ *   message proves to its recipient that it came from the peer (or from the recipient), but
+ *   proves nothing to a third party: bob could have made it. Suite 2's signature is
+ *   transferable; suite 3's authentication is not.
+ * - Key compromise impersonation, as in every static-static DH scheme (NaCl box, HPKE Auth):
+ *   whoever holds bob's X25519 private key can make messages that bob's client accepts as from
+ *   anyone, sealed for that key. A message sealed for a key bob has rotated away still opens
+ *   with the old key bob keeps, as in suite 2 (core/client/open.ts); so a thief of that old key
+ *   (with the server's help, since the server stores only what a sender's session sends) could
+ *   still make 1:1 messages to bob under it, where suite 2's signature would have stopped him.
+ */
+export const SUITE_V3 = "zc3-x25519-hkdf-sha256-aes256gcm-hmac-commit-pairwise";
+
+/** An envelope without its signature, per version (suite 3 has none). */
+export type UnsignedEnvelope =
+  Extract<Envelope, { v: 1 | 2 }> extends infer E ? (E extends unknown ? Omit<E, "sig"> : never) : never;
+
+type PairwiseEnvelope = Extract<Envelope, { v: 3 }>;
 
 export interface Plaintext {
   text: string;
@@ -79,11 +124,22 @@ export interface SealInput {
   extra?: object;
   /** Every recipient with their keys; the sender is added when missing. */
   recipients: Array<{ name: string; keys: PublicKeys }>;
+  /** The envelope version: by default 3 for a 1:1 message and 2 for a group (3 is 1:1 only). */
+  version?: 2 | 3;
 }
 
 export type OpenResult =
   | { ok: true; text: string; extra?: unknown }
-  | { ok: false; reason: "bad_signature" | "not_for_me" | "undecryptable" | "unknown_suite" };
+  | {
+      ok: false;
+      /**
+       * bad_signature: not made with these sender keys (suites 1, 2: the signature fails; suite 3:
+       * `fromKey` names another key generation). forged: suite 3's AEAD under the pairwise key
+       * fails, so the envelope was altered or forged. undecryptable: not sealed for this key of
+       * mine (or, in suites 1 and 2, a signed envelope whose content does not decrypt).
+       */
+      reason: "bad_signature" | "forged" | "not_for_me" | "undecryptable" | "unknown_suite";
+    };
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64url");
 const unb64 = (s: string) => Buffer.from(s, "base64url");
@@ -92,14 +148,20 @@ const unb64 = (s: string) => Buffer.from(s, "base64url");
 export class Sealer {
   private readonly pairKeys = new Map<string, Buffer>();
   readonly keys = new PublicKeyCache();
+  /** The key id (suite 3's `fromKey`/`toKey`) of this identity's keys. */
+  readonly keyId: string;
 
-  constructor(readonly identity: Identity) {}
+  constructor(readonly identity: Identity) {
+    this.keyId = keyId(identity.publicKeys);
+  }
 
   seal(input: SealInput): Envelope {
     const me = this.identity;
     const recipients = input.recipients.some((r) => r.name === me.name)
       ? input.recipients
       : [...input.recipients, { name: me.name, keys: me.publicKeys }];
+    const version = input.version ?? (input.group === null && input.to !== null ? 3 : 2);
+    if (version === 3) return this.sealPairwise(input, recipients);
     const cek = randomBytes(32);
     const nonce = randomBytes(12);
     const cipher = createCipheriv("aes-256-gcm", cek, nonce);
@@ -142,6 +204,7 @@ export class Sealer {
    * envelope versions.
    */
   open(env: Envelope, senderKeys: PublicKeys): OpenResult {
+    if (env.v === 3) return env.suite === SUITE_V3 ? this.openPairwise(env, senderKeys) : unknownSuite;
     if (!((env.v === 1 && env.suite === SUITE) || (env.v === 2 && env.suite === SUITE_V2)))
       return { ok: false, reason: "unknown_suite" };
     const { sig, ...unsigned } = env;
@@ -168,15 +231,125 @@ export class Sealer {
       decipher.setAAD(contentAad(env.v, env.id, env.from, env.to, env.group));
       decipher.setAuthTag(body.subarray(body.length - 16));
       const plain = Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]);
-      const parsed = JSON.parse(plain.toString("utf8")) as Partial<Plaintext>;
-      if (typeof parsed.text !== "string") return { ok: false, reason: "undecryptable" };
-      // `extra` is checked by the client (core/client/actions.ts), which can say what is wrong with it.
-      return parsed.extra === undefined
-        ? { ok: true, text: parsed.text }
-        : { ok: true, text: parsed.text, extra: parsed.extra };
+      return readPlaintext(plain);
     } catch {
       return { ok: false, reason: "undecryptable" };
     }
+  }
+
+  /** Suite 3 (see SUITE_V3): one content key, wrapped under K(me→to) and K(me→me). */
+  private sealPairwise(input: SealInput, recipients: SealInput["recipients"]): PairwiseEnvelope {
+    const me = this.identity;
+    const to = input.to;
+    const peer = recipients.find((r) => r.name === to);
+    if (to === null || input.group !== null || !peer || recipients.length > 2)
+      throw new ZmqchatError("bad_request", "envelope v3 seals 1:1 messages only");
+    const header = {
+      v: 3 as const,
+      suite: SUITE_V3,
+      id: input.id,
+      from: me.name,
+      device: input.device,
+      to,
+      group: null,
+      seq: input.seq,
+      sentAt: input.sentAt,
+      fromKey: this.keyId,
+      toKey: peer.name === me.name ? this.keyId : this.keys.keyId(peer.keys),
+    };
+    const h = headerBytes(header);
+    // One call for the content key, the nonce and each wrap's iv (each call to the CSPRNG costs).
+    const fresh = randomBytes(44 + 12 * recipients.length);
+    const cek = fresh.subarray(0, 32);
+    const nonce = fresh.subarray(32, 44);
+    const cipher = createCipheriv("aes-256-gcm", cek, nonce);
+    cipher.setAAD(h);
+    const body = Buffer.concat([
+      cipher.update(
+        JSON.stringify(
+          (input.extra ? { text: input.text, extra: input.extra } : { text: input.text }) satisfies Plaintext,
+        ),
+      ),
+      cipher.final(),
+      cipher.getAuthTag(),
+    ]);
+    const kc = pairwiseCommitment(cek, h, nonce, body);
+    const keys = recipients.map((r, i) => {
+      const kek = this.pairwiseKey(me.name, me.publicKeys.enc, r.name, r.keys.enc);
+      const iv = fresh.subarray(44 + 12 * i, 56 + 12 * i);
+      return { to: r.name, wk: b64(sealKey(kek, iv, cek, pairwiseWrapAad(r.name, h, kc))) };
+    });
+    return { ...header, nonce: b64(nonce), ct: b64(body), kc: b64(kc), keys };
+  }
+
+  /**
+   * Suite 3: the copy for this identity opens only under K(from→me), and a copy from this
+   * identity only under K(me→me), for the key generations the envelope names.
+   */
+  private openPairwise(env: PairwiseEnvelope, senderKeys: PublicKeys): OpenResult {
+    const me = this.identity;
+    if (this.keys.keyId(senderKeys) !== env.fromKey) return { ok: false, reason: "bad_signature" };
+    if (env.from === me.name) {
+      // My own copy: sealed by one of my key generations for itself; another sealer may hold it.
+      if (senderKeys.enc !== me.publicKeys.enc || senderKeys.sign !== me.publicKeys.sign)
+        return { ok: false, reason: "undecryptable" };
+    } else {
+      if (env.to !== me.name) return { ok: false, reason: "not_for_me" };
+      if (env.toKey !== this.keyId) return { ok: false, reason: "undecryptable" };
+    }
+    const mine = env.keys.find((k) => k.to === me.name);
+    if (!mine) return { ok: false, reason: "not_for_me" };
+    const h = headerBytes(env);
+    let cek: Buffer;
+    let nonce: Buffer;
+    let body: Buffer;
+    try {
+      nonce = unb64(env.nonce);
+      body = unb64(env.ct);
+      const kek = this.pairwiseKey(env.from, senderKeys.enc, me.name, me.publicKeys.enc);
+      cek = openKey(kek, unb64(mine.wk), pairwiseWrapAad(me.name, h, unb64(env.kc)));
+    } catch {
+      return { ok: false, reason: "forged" };
+    }
+    const kc = unb64(env.kc);
+    const expected = pairwiseCommitment(cek, h, nonce, body);
+    if (kc.length !== expected.length || !timingSafeEqual(kc, expected))
+      return { ok: false, reason: "forged" };
+    try {
+      if (body.length < 16 || nonce.length !== 12) return { ok: false, reason: "forged" };
+      const decipher = createDecipheriv("aes-256-gcm", cek, nonce);
+      decipher.setAAD(h);
+      decipher.setAuthTag(body.subarray(body.length - 16));
+      const plain = Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]);
+      return readPlaintext(plain);
+    } catch {
+      return { ok: false, reason: "forged" };
+    }
+  }
+
+  /**
+   * Suite 3's key for messages from `sender` to `recipient` (directional: the info names the
+   * sender first). X25519 with this identity's private key and the other party's public key, or
+   * with its own public key when this identity is both (K(me→me)).
+   */
+  private pairwiseKey(sender: string, senderEnc: string, recipient: string, recipientEnc: string): Buffer {
+    const cacheKey = `3\0${sender}\0${senderEnc}\0${recipient}\0${recipientEnc}`;
+    let k = this.pairKeys.get(cacheKey);
+    if (!k) {
+      const me = this.identity;
+      const mineAsSender = sender === me.name && senderEnc === me.publicKeys.enc;
+      const mineAsRecipient = recipient === me.name && recipientEnc === me.publicKeys.enc;
+      if (!mineAsSender && !mineAsRecipient)
+        throw new ZmqchatError("bad_request", "a pairwise key of two other identities");
+      const shared = diffieHellman({
+        privateKey: me.encPrivate,
+        publicKey: this.keys.encKey(mineAsSender ? recipientEnc : senderEnc),
+      });
+      const info = Buffer.from(`zmqchat-pair-v3\n${sender}\n${senderEnc}\n${recipient}\n${recipientEnc}`);
+      k = Buffer.from(hkdfSync("sha256", shared, Buffer.from(SUITE_V3), info, 32));
+      this.pairKeys.set(cacheKey, k);
+    }
+    return k;
   }
 
   private wrap(cek: Buffer, peer: string, peerEnc: string, aad: Buffer): Buffer {
@@ -215,6 +388,79 @@ export class Sealer {
     }
     return k;
   }
+}
+
+const unknownSuite: OpenResult = { ok: false, reason: "unknown_suite" };
+
+/** The sealed content, {text, extra?}; a content that is not one is "undecryptable". */
+function readPlaintext(plain: Buffer): OpenResult {
+  const parsed = JSON.parse(plain.toString("utf8")) as Partial<Plaintext>;
+  if (typeof parsed.text !== "string") return { ok: false, reason: "undecryptable" };
+  // `extra` is checked by the client (core/client/actions.ts), which can say what is wrong with it.
+  return parsed.extra === undefined
+    ? { ok: true, text: parsed.text }
+    : { ok: true, text: parsed.text, extra: parsed.extra };
+}
+
+/** AES-256-GCM of a 32-byte key under `kek` with a fresh 12-byte `iv`: iv ‖ ciphertext ‖ tag (60 bytes). */
+function sealKey(kek: Buffer, iv: Buffer, key: Buffer, aad: Buffer): Buffer {
+  const c = createCipheriv("aes-256-gcm", kek, iv);
+  c.setAAD(aad);
+  return Buffer.concat([iv, c.update(key), c.final(), c.getAuthTag()]);
+}
+
+function openKey(kek: Buffer, wk: Buffer, aad: Buffer): Buffer {
+  if (wk.length !== 12 + 32 + 16) throw new ZmqchatError("bad_request", "wrapped key has the wrong size");
+  const d = createDecipheriv("aes-256-gcm", kek, wk.subarray(0, 12));
+  d.setAAD(aad);
+  d.setAuthTag(wk.subarray(44));
+  return Buffer.concat([d.update(wk.subarray(12, 44)), d.final()]);
+}
+
+/** Suite 3's header H: every field but the nonce, ciphertext, commitment and wrapped keys, in a fixed order. */
+function headerBytes(env: Omit<PairwiseEnvelope, "nonce" | "ct" | "kc" | "keys">): Buffer {
+  return Buffer.from(
+    JSON.stringify([
+      "zmqchat-envelope-v3",
+      env.v,
+      env.suite,
+      env.id,
+      env.from,
+      env.device,
+      env.to,
+      env.group,
+      env.seq,
+      env.sentAt,
+      env.fromKey,
+      env.toKey,
+    ]),
+  );
+}
+
+/** Suite 3's key commitment: HMAC-SHA256 keyed by the content key over H, the nonce and the ciphertext. */
+function pairwiseCommitment(cek: Buffer, h: Buffer, nonce: Buffer, body: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(h.length);
+  return createHmac("sha256", cek)
+    .update("zmqchat-key-commitment-v3\n")
+    .update(len)
+    .update(h)
+    .update(nonce)
+    .update(body)
+    .digest();
+}
+
+/** The associated data of suite 3's wrapped key for `owner`: the owner, H and the commitment. */
+function pairwiseWrapAad(owner: string, h: Buffer, kc: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`zmqchat-wrap-v3\n${owner}\n`), h, kc]);
+}
+
+/**
+ * What identifies one sealing of a message: the signature (suites 1, 2) or the key commitment
+ * (suite 3), both fresh per sealing. A client recognises its own send coming back by it.
+ */
+export function sealTag(env: Envelope): string {
+  return env.v === 3 ? env.kc : env.sig;
 }
 
 /**
@@ -256,10 +502,12 @@ function keyCommitment(cek: Buffer, id: string): Buffer {
 
 /**
  * The copy of an envelope that `owner`'s mailbox keeps: from version 2, only the owner's own
- * wrapped key (the signature does not cover the others); version 1 copies keep every key.
+ * wrapped key (neither the signature nor, in version 3, the other wraps cover the others);
+ * version 1 copies keep every key.
  */
 export function copyFor(env: Envelope, owner: string): Envelope {
   if (env.v === 1) return env;
+  if (env.v === 3) return { ...env, keys: env.keys.filter((k) => k.to === owner) };
   return { ...env, keys: env.keys.filter((k) => k.to === owner) };
 }
 

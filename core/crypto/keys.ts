@@ -67,6 +67,18 @@ function fromKeyObjects(name: string, signPrivate: KeyObject, encPrivate: KeyObj
 export class PublicKeyCache {
   private readonly sign = new Map<string, KeyObject>();
   private readonly enc = new Map<string, KeyObject>();
+  private readonly ids = new Map<string, string>();
+
+  /** keyId(keys), cached (a SHA-256 per message otherwise). */
+  keyId(keys: PublicKeys): string {
+    const raw = `${keys.sign}.${keys.enc}`;
+    let id = this.ids.get(raw);
+    if (id === undefined) {
+      id = keyId(keys);
+      this.ids.set(raw, id);
+    }
+    return id;
+  }
 
   signKey(raw: string): KeyObject {
     return cachedKey(this.sign, "Ed25519", raw);
@@ -84,6 +96,18 @@ function cachedKey(cache: Map<string, KeyObject>, crv: "Ed25519" | "X25519", raw
     cache.set(raw, k);
   }
   return k;
+}
+
+/**
+ * A key generation's id (envelope suite 3's `fromKey`, `toKey`): SHA-256 over a label and both
+ * public keys, first 12 bytes, base64url (16 characters).
+ */
+export function keyId(keys: PublicKeys): string {
+  return createHash("sha256")
+    .update(`zmqchat-key-id-v1\n${keys.sign}\n${keys.enc}`)
+    .digest()
+    .subarray(0, 12)
+    .toString("base64url");
 }
 
 /**

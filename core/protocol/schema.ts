@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { WIRE_ERROR_CODES } from "../errors.js";
+import { deviceReplyBodies, deviceRequestBodies } from "./devices.js";
 import { fileReplyBodies, fileRequestBodies } from "./files.js";
 import { UUID_PATTERN } from "./ids.js";
 import {
@@ -47,15 +48,35 @@ const envelopeFields = {
   sig: b64,
 };
 
+const { sig: _signature, ...unsignedFields } = envelopeFields;
+/**
+ * Version 3, 1:1 messages only: no signature; the sender is authenticated by AES-GCM under the
+ * pairwise key named by the key ids `fromKey` and `toKey` (core/crypto/envelope.ts, SUITE_V3).
+ */
+const pairwiseFields = {
+  ...unsignedFields,
+  to: nameSchema,
+  group: z.null(),
+  fromKey: z.string().regex(/^[A-Za-z0-9_-]{16}$/, "a key id expected"),
+  toKey: z.string().regex(/^[A-Za-z0-9_-]{16}$/, "a key id expected"),
+  kc: key32,
+  keys: z
+    .array(z.object({ to: nameSchema, wk: b64 }))
+    .min(1)
+    .max(2),
+};
+
 /**
  * The sealed message as the server sees it. Routing fields are in clear; the text is in `ct`.
  * `sig` signs the other fields (see core/crypto/envelope.ts). The server checks routing, never content.
  * Version 1 signs every wrapped key too, so each mailbox copy must carry all of them; version 2
  * signs a key commitment `kc` instead, so each mailbox copy keeps only its owner's wrapped key.
+ * Version 3 (1:1 only) has no `sig`: the wrapped key authenticates the whole envelope.
  */
 export const envelopeSchema = z.discriminatedUnion("v", [
   z.strictObject({ v: z.literal(1), ...envelopeFields }),
   z.strictObject({ v: z.literal(2), ...envelopeFields, kc: key32 }),
+  z.strictObject({ v: z.literal(3), ...pairwiseFields }),
 ]);
 export type Envelope = z.infer<typeof envelopeSchema>;
 
@@ -134,6 +155,7 @@ export const requestBodies = {
   "session.renew": z.strictObject({}),
   /** Ends this device's sessions (every session of the user with `all`). */
   logout: z.strictObject({ all: z.boolean().optional() }),
+  ...deviceRequestBodies,
   /** Attachments: upload and download of encrypted chunks (core/protocol/files.ts). */
   ...fileRequestBodies,
 } as const;
@@ -239,6 +261,7 @@ export const replyBodies = {
     lifetimeMs: z.number().int().positive().optional(),
   }),
   logout: z.object({ ended: z.literal(true) }),
+  ...deviceReplyBodies,
   ...fileReplyBodies,
 } as const satisfies Record<RequestType, z.ZodType>;
 

@@ -2,6 +2,7 @@ import { ZmqchatError } from "../../core/errors.js";
 import { bootstrap } from "./influx/bootstrap.js";
 import { Claims } from "./influx/claims.js";
 import { InfluxContext } from "./influx/context.js";
+import { DeviceRecords } from "./influx/devices.js";
 import { GroupCommit } from "./influx/group-commit.js";
 import { V1Http } from "./influx/http.js";
 import { LaneLease } from "./influx/lane-lease.js";
@@ -18,6 +19,7 @@ import { SafetyWindow } from "./influx/window.js";
 import type {
   AppendInput,
   AppendResult,
+  DeviceRecord,
   GroupRecord,
   KeyLinkRecord,
   NewGroup,
@@ -47,6 +49,7 @@ export class InfluxStore implements Store {
   private readonly ctx: InfluxContext;
   private readonly lanes: LaneLease;
   private readonly records: Records;
+  private readonly devices: DeviceRecords;
   private readonly commits: GroupCommit;
   private readonly reader: MailboxReader;
   private readonly watermarks: Watermarks | null;
@@ -74,6 +77,7 @@ export class InfluxStore implements Store {
     const stamp = () => this.stamp();
     this.lanes = new LaneLease(this.ctx, this.opts.laneLeaseMs);
     this.records = new Records(this.ctx, new Claims(this.ctx, stamp), stamp);
+    this.devices = new DeviceRecords(this.ctx, stamp);
     // Watermarks assume an acknowledged write is visible to every later query (watermarks.ts).
     const consistent = options.consistency === undefined || options.consistency === "all";
     this.watermarks =
@@ -165,6 +169,26 @@ export class InfluxStore implements Store {
     if (typeof token !== "string" || !/^[A-Za-z0-9_-]{1,128}$/.test(token))
       throw new ZmqchatError("bad_request", "a one-time token is 1-128 base64url characters");
     return new Claims(this.ctx, () => this.stamp()).claimOnce(token, expires);
+  }
+
+  async putDevice(name: string, device: DeviceRecord): Promise<void> {
+    this.ready();
+    return this.devices.putDevice(name, device);
+  }
+
+  async listDevices(name: string): Promise<DeviceRecord[]> {
+    this.ready();
+    return this.devices.listDevices(name);
+  }
+
+  async putDrop(key: string, value: string, expires: number): Promise<void> {
+    this.ready();
+    return this.devices.putDrop(key, value, expires);
+  }
+
+  async getDrop(key: string, now: number): Promise<string | null> {
+    this.ready();
+    return this.devices.getDrop(key, now);
   }
 
   async revokeSessions(name: string, scope: string, before: number): Promise<void> {

@@ -5,6 +5,7 @@ import { ZmqchatError } from "../../core/errors.js";
 import {
   type AppendInput,
   type AppendResult,
+  type DeviceRecord,
   envelopeFor,
   type GroupRecord,
   type KeyLinkRecord,
@@ -70,6 +71,18 @@ CREATE TABLE IF NOT EXISTS revocations (
   scope TEXT NOT NULL,
   before INTEGER NOT NULL,
   PRIMARY KEY (name, scope)
+);
+CREATE TABLE IF NOT EXISTS devices (
+  name TEXT NOT NULL,
+  id TEXT NOT NULL,
+  record TEXT NOT NULL,
+  added INTEGER NOT NULL,
+  PRIMARY KEY (name, id)
+);
+CREATE TABLE IF NOT EXISTS drops (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  expires INTEGER NOT NULL
 );
 `;
 
@@ -182,6 +195,19 @@ export class SqliteStore implements Store {
       revocations: db.prepare<[string], { scope: string; before: number }>(
         "SELECT scope, before FROM revocations WHERE name = ?",
       ),
+      putDevice: db.prepare(
+        "INSERT INTO devices (name, id, record, added) VALUES (?, ?, ?, ?) ON CONFLICT(name, id) DO UPDATE SET record = excluded.record",
+      ),
+      listDevices: db.prepare<[string], { record: string }>(
+        "SELECT record FROM devices WHERE name = ? ORDER BY added, id",
+      ),
+      putDrop: db.prepare(
+        "INSERT INTO drops (key, value, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
+      ),
+      getDrop: db.prepare<[string, number], { value: string }>(
+        "SELECT value FROM drops WHERE key = ? AND expires > ?",
+      ),
+      forgetDrops: db.prepare("DELETE FROM drops WHERE expires < ?"),
       insertGroup: db.prepare("INSERT OR IGNORE INTO groups (name, owner, created_at) VALUES (?, ?, ?)"),
       getGroup: db.prepare<[string], { name: string; owner: string }>(
         "SELECT name, owner FROM groups WHERE name = ?",
@@ -340,6 +366,32 @@ export class SqliteStore implements Store {
       claim: db.prepare("INSERT OR IGNORE INTO used_tokens (token, expires) VALUES (?, ?)"),
       forget: db.prepare("DELETE FROM used_tokens WHERE expires < ?"),
     };
+  }
+
+  async putDevice(name: string, device: DeviceRecord): Promise<void> {
+    await this.guard(() =>
+      this.stmts.putDevice.run(name, device.id, JSON.stringify(device), Math.floor(device.added)),
+    );
+  }
+
+  async listDevices(name: string): Promise<DeviceRecord[]> {
+    return this.guard(() =>
+      this.stmts.listDevices.all(name).map((r) => JSON.parse(r.record) as DeviceRecord),
+    );
+  }
+
+  async putDrop(key: string, value: string, expires: number): Promise<void> {
+    await this.guard(() => {
+      this.stmts.putDrop.run(key, value, Math.floor(expires));
+      // Expired drops are never read again: forget them now and then.
+      if (++this.drops % 64 === 0) this.stmts.forgetDrops.run(Date.now() - 60_000);
+    });
+  }
+
+  private drops = 0;
+
+  async getDrop(key: string, now: number): Promise<string | null> {
+    return this.guard(() => this.stmts.getDrop.get(key, Math.floor(now))?.value ?? null);
   }
 
   async revokeSessions(name: string, scope: string, before: number): Promise<void> {

@@ -82,6 +82,23 @@ export interface AppendResult {
   duplicate: boolean;
 }
 
+/** One device of a user (server/devices.ts): its own id, sessions and delivery topic. */
+export interface DeviceRecord {
+  /** The device id the client logs in with (16 hex characters). */
+  id: string;
+  name: string;
+  /** When it was added (ms since the epoch). */
+  added: number;
+  /** Its latest login (ms since the epoch), null before the first. */
+  lastSeen: number | null;
+  /** When it was revoked (ms since the epoch), null while it is live. */
+  revoked: number | null;
+  /** The device's own X25519 public key (raw, base64url): new keys after a revocation are sealed to it. */
+  key: string | null;
+  /** The user's Ed25519 signature over the device key (core/client/device-keys.ts). */
+  keySig?: string | null;
+}
+
 /** What a store reports for `/metrics` (server/metrics.ts makes the Prometheus side). */
 export interface StoreMetrics {
   /** One group commit: how many appends it carried and how long the write took. */
@@ -142,6 +159,18 @@ export interface Store {
   revokeSessions(name: string, scope: string, before: number): Promise<void>;
   /** A user's revocations: scope → sessions issued before this time are ended. */
   sessionRevocations(name: string): Promise<Map<string, number>>;
+  /** Stores (replaces) one device record of a user. */
+  putDevice(name: string, device: DeviceRecord): Promise<void>;
+  /** A user's devices (revoked ones included), oldest first. */
+  listDevices(name: string): Promise<DeviceRecord[]>;
+  /**
+   * Keeps an opaque sealed value under `key` until `expires` (ms since the epoch), replacing
+   * any earlier one: the link relay and the keys pushed to devices after a revocation.
+   * Single use is the caller's part (claimOnce).
+   */
+  putDrop(key: string, value: string, expires: number): Promise<void>;
+  /** The value under `key`, or null when there is none or it expired before `now`. */
+  getDrop(key: string, now: number): Promise<string | null>;
   /** Stores one message in several mailboxes; resolves only when the write is durable. */
   append(input: AppendInput): Promise<AppendResult>;
   /**

@@ -51,6 +51,39 @@ export function storeContract(
       });
     });
 
+    it("keeps each user's devices, the latest record of each winning, and sealed drops until they expire", async () => {
+      await withStore(async (store) => {
+        assert.deepEqual(await store.listDevices("alice"), []);
+        const one = {
+          id: "0123456789abcdef",
+          name: "laptop",
+          added: 1000,
+          lastSeen: null,
+          revoked: null,
+          key: null,
+        };
+        const two = { ...one, id: "fedcba9876543210", name: "desk", added: 2000 };
+        await store.putDevice("alice", two);
+        await store.putDevice("alice", one);
+        await store.putDevice("bob", { ...one, name: "bob's" });
+        await store.putDevice("alice", { ...two, lastSeen: 2500 });
+        await store.putDevice("alice", { ...two, lastSeen: 2500, revoked: 3000 });
+        assert.deepEqual(await store.listDevices("alice"), [one, { ...two, lastSeen: 2500, revoked: 3000 }]);
+        assert.deepEqual(
+          (await store.listDevices("bob")).map((d) => d.name),
+          ["bob's"],
+        );
+
+        const now = Date.now();
+        await store.putDrop("link:ABCD", "sealed-1", now + 60_000);
+        assert.equal(await store.getDrop("link:ABCD", now), "sealed-1");
+        assert.equal(await store.getDrop("link:ABCD", now + 60_000), null, "expired");
+        assert.equal(await store.getDrop("link:ABCE", now), null);
+        await store.putDrop("link:ABCD", "sealed-2", now + 120_000);
+        assert.equal(await store.getDrop("link:ABCD", now + 90_000), "sealed-2", "a later drop replaces it");
+      });
+    });
+
     it("rotates keys only from the keys the name holds", async () => {
       await withStore(async (store) => {
         await store.registerUser({ name: "bob", keys: keys(1) });

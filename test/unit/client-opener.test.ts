@@ -61,7 +61,7 @@ describe("client opener (worker threads for large batches)", () => {
       const bad = a.filter((o) => !o.message.verified);
       assert.equal(bad.length, 1);
       assert.equal(bad[0]!.message.cursor, "1137");
-      assert.match(bad[0]!.message.problem!, /bad signature/);
+      assert.match(bad[0]!.message.problem!, /altered or forged/);
       assert.equal(a[3]!.message.text, "message 3");
     } finally {
       await threaded.close();

@@ -71,7 +71,7 @@ describe("the service with both envelope versions", () => {
     }
   });
 
-  it("refuses new v1 envelopes for many recipients (quadratic storage) and v2 wrapped keys of the wrong size", async () => {
+  it("refuses new v1 envelopes for many recipients (quadratic storage) and v2/v3 wrapped keys of the wrong size", async () => {
     const stack = await startMemoryStack();
     try {
       const alice = await stack.client("alice");
@@ -83,12 +83,12 @@ describe("the service with both envelope versions", () => {
         keys: Array.from({ length: MAX_V1_RECIPIENTS + 1 }, (_, i) => ({ to: `m${i}`, wk: v1.keys[0]!.wk })),
       };
       await assert.rejects(alice.request("send", { envelope: padded }), { code: "too_large" });
-      // A v2 envelope from the current client, then one of its wrapped keys bloated.
+      // A v3 (1:1) envelope from the current client, then one of its wrapped keys bloated.
       const sent = await alice.send({ user: "alice" }, "note to self");
       const mine = (await alice.request("sync", { after: null, limit: 10 })).items.find(
         (i) => i.envelope.id === sent.id,
       )!.envelope;
-      assert.equal(mine.v, 2);
+      assert.equal(mine.v, 3);
       const bloated = {
         ...mine,
         id: "0192a6b0-0000-7000-8000-0000000000ff",

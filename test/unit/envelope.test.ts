@@ -66,7 +66,7 @@ describe("envelope v2: each mailbox copy holds only its owner's wrapped key", ()
     const altered: Array<[string, Envelope]> = [
       ["ciphertext tag", { ...env, ct: ct.toString("base64url") }],
       ["key commitment", { ...env, kc: kc.toString("base64url") } as Envelope],
-      ["group", { ...env, group: "other" }],
+      ["group", { ...env, group: "other" } as Envelope],
       ["sender", { ...env, from: "carol" }],
       ["time", { ...env, sentAt: "2020-01-01T00:00:00.000Z" }],
       ["sequence", { ...env, seq: 2 }],

@@ -142,3 +142,42 @@ describe("FileService (upload, resume, audience, limits)", () => {
     );
   });
 });
+
+describe("TUI /file and /save", () => {
+  it("parse into values, keeping spaces in the path", async () => {
+    const { parseCommand } = await import("../../tui/commands.js");
+    assert.deepEqual(parseCommand("/file ~/My Documents/a b.pdf"), {
+      kind: "file",
+      path: "~/My Documents/a b.pdf",
+    });
+    assert.equal(parseCommand("/file").kind, "invalid");
+    assert.deepEqual(parseCommand("/save"), { kind: "save", id: null });
+    assert.deepEqual(parseCommand(`/save ${ID}`), { kind: "save", id: ID });
+  });
+});
+
+describe("TUI history rows of a file message", () => {
+  it("show the file's name, size and type (sanitised) and how to save it", async () => {
+    const { itemRows } = await import("../../tui/history-layout.js");
+    const rows = itemRows(
+      {
+        id: ID,
+        from: "alice",
+        text: "the report",
+        time: "2026-12-01T10:00:00.000Z",
+        ord: "1",
+        verified: true,
+        problem: null,
+        delivery: null,
+        error: null,
+        file: { name: "r\u001b[2Jeport.pdf", size: 1234, type: "application/pdf" },
+      },
+      undefined,
+      200,
+    );
+    const text = JSON.stringify(rows);
+    assert.ok(text.includes("1234 bytes, application/pdf"), text);
+    assert.ok(text.includes(`/save ${ID}`), text);
+    assert.ok(!text.includes("\\u001b["), "the escape is shown escaped, never raw");
+  });
+});

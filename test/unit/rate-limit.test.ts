@@ -48,9 +48,45 @@ describe("frame facts", () => {
     assert.deepEqual(frameFacts(Buffer.from("not json")), { type: null, session: null });
   });
 
+  it("read the front of a client's frame without parsing, and never read there what JSON.parse would not", () => {
+    const truth = (f: string) => {
+      const o = JSON.parse(f) as { type?: unknown; session?: unknown };
+      return {
+        type: typeof o.type === "string" ? o.type : null,
+        session: typeof o.session === "string" ? o.session : null,
+      };
+    };
+    const cases = [
+      '{"v":1,"id":"r1","type":"send","session":"s2.a.b","body":{"envelope":{}}}',
+      '{"v":1,"id":"r1","type":"register","body":{"name":"alice"}}',
+      // Hiding the real session or type behind a decoy at the front: a later duplicate key wins in JSON.parse.
+      '{"v":1,"id":"r1","type":"send","session":"decoy","body":{},"session":"real"}',
+      '{"v":1,"id":"r1","type":"ping","session":"s","body":{},"type":"register"}',
+      '{"v":1,"id":"r1","type":"send","session":"decoy","body":{},"session" : "real"}',
+      '{"v":1,"id":"r1","type":"send","session":"decoy","body":{},"sess\\u0069on":"real"}',
+      '{"v":1,"id":"r1","type":"ping","body":{},"typ\\u0065":"register"}',
+      '{"v":1,"id":"r1","type":"send","session":"s","body":{"to":"session"}}',
+    ];
+    for (const c of cases) assert.deepEqual(frameFacts(Buffer.from(c)), truth(c), c);
+    // Positive control: the decoy cases do put the decoy at the front, where a careless scan would read it.
+    assert.equal(truth(cases[2]!).session, "real");
+    assert.equal(truth(cases[5]!).session, "real");
+    assert.equal(truth(cases[6]!).type, "register");
+  });
+
   it("scan only the front of a large frame", () => {
     const big = frame({ type: "send", session: "tok", body: { pad: "x".repeat(PARSED_FRAME_BYTES) } });
-    assert.deepEqual(frameFacts(big), { type: null, session: "tok" });
+    assert.deepEqual(frameFacts(big), { type: "send", session: "tok" }, "a client's front is read whole");
+    const escaped = frame({
+      type: "send",
+      session: "tok",
+      body: { pad: `\\${"x".repeat(PARSED_FRAME_BYTES)}` },
+    });
+    assert.deepEqual(
+      frameFacts(escaped),
+      { type: null, session: "tok" },
+      "otherwise only the session is scanned",
+    );
   });
 });
 

@@ -105,6 +105,24 @@ describe("message actions in the history pane", () => {
     assert.deepEqual(rowsOf(t, reply.id), ["↪ bob: (message deleted)", "fine"]);
   });
 
+  it("a reply to a message older than the page takes its quote from the cache, never from another conversation", () => {
+    const { s } = chat();
+    const old = msg({ conv: "u:bob", from: "bob", text: "long ago" });
+    const elsewhere = msg({ conv: "g:team", from: "carol", text: "team secret" });
+    const r1 = msg({ conv: "u:bob", from: "bob", text: "re old", replyTo: old.id });
+    const r2 = msg({ conv: "u:bob", from: "bob", text: "re elsewhere", replyTo: elsewhere.id });
+    let t = run(s, { type: "arrived", messages: [r1, r2] });
+    t = run(t, { type: "quotes", conv: "u:bob", messages: [old, elsewhere] });
+    const items = t.history!.items;
+    assert.deepEqual(items.find((i) => i.id === r1.id)!.quote, { from: "bob", text: "long ago" });
+    const spoof = items.find((i) => i.id === r2.id)!;
+    assert.equal(spoof.quote ?? null, null);
+    assert.match(
+      itemRows(spoof, undefined, 60).flatMap((r) => (r.kind === "msg" ? [r.text] : []))[0]!,
+      /↪ reply to an older message/,
+    );
+  });
+
   it("e edits only one's own message (the composer holds its text); a non-author's edit and delete are refused", () => {
     const { s, mine } = chat();
     const onTheirs = keys(s, ["", { upArrow: true }], ["e"]);

@@ -77,7 +77,7 @@ describe("actions arriving live in the TUI", () => {
       // A mention rings and asks for a desktop notification.
       await bob.send({ user: "ann" }, "hey @ann, look");
       await t.waitFor(/hey @ann, look/);
-      assert.deepEqual(notified, ["bob mentioned you in bob: hey @ann, look"]);
+      assert.deepEqual(notified, ["zmqchat: bob mentioned you in bob"]);
     } finally {
       await t.close();
     }

@@ -6,6 +6,7 @@ import { composerWidthFor, geometry, MIN_COLUMNS, MIN_ROWS, type Size, tooSmall 
 import { useAppState, useDispatch, useOnExit, useStore } from "../store.js";
 import { ActionOverlay } from "./action-overlay.js";
 import { Composer } from "./composer.js";
+import { DevicesOverlay } from "./devices-overlay.js";
 import { HelpOverlay } from "./help-overlay.js";
 import { HistoryPane } from "./history-pane.js";
 import { ListPane } from "./list-pane.js";
@@ -82,6 +83,8 @@ function MainScreen({ size }: { size: Size }) {
         <Box flexDirection="column" width={g.right.width}>
           {overlay?.kind === "help" ? (
             <HelpOverlay width={g.right.width} height={g.right.historyRows} />
+          ) : overlay?.kind === "devices" ? (
+            <DevicesOverlay width={g.right.width} height={g.right.historyRows} />
           ) : (
             <HistoryPane width={g.right.width} height={g.right.historyRows} />
           )}

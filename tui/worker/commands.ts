@@ -2,10 +2,12 @@
 
 import type { ChatClient } from "../../core/client/client.js";
 import { groupConv, groupOf, userConv } from "../../core/client/conv.js";
+import { listDevices } from "../../core/client/devices.js";
 import { searchMessages } from "../../core/client/search.js";
 import { fingerprint } from "../../core/crypto/keys.js";
 import type { Command } from "../commands.js";
 import type { WorkerContext } from "./context.js";
+import { saveFileOf, sendFileTo } from "./files.js";
 
 /** How many of the newest matches `/search` steps through. */
 const SEARCH_LIMIT = 100;
@@ -34,6 +36,20 @@ export async function runCommand(ctx: WorkerContext, deps: CommandDeps, cmd: Com
     case "unread":
       dispatch({ type: "jumpUnread" });
       return;
+    case "devices": {
+      if (cmd.revoke !== null) {
+        // A revocation rotates this profile's keys, which this running session holds: it is done
+        // by the command, after which the TUI starts again with the new keys.
+        notice(
+          `to revoke ${cmd.revoke}, quit and run: zmqchat devices revoke ${cmd.revoke} (your keys rotate; then start zmqchat again)`,
+          "warn",
+        );
+        return;
+      }
+      const r = await listDevices(c);
+      dispatch({ type: "devices", devices: r.devices, current: r.current });
+      return;
+    }
     case "quit":
       dispatch({ type: "quit" });
       return;
@@ -111,6 +127,15 @@ export async function runCommand(ctx: WorkerContext, deps: CommandDeps, cmd: Com
       }
       return;
     }
+    case "file": {
+      const conv = ctx.state().open;
+      if (conv === null) notice("open a conversation first, then /file PATH", "error");
+      else ctx.track(sendFileTo(ctx, conv, cmd.path));
+      return;
+    }
+    case "save":
+      ctx.track(saveFileOf(ctx, ctx.state().open, cmd.id));
+      return;
     case "verify": {
       try {
         const r = await c.verifyContact(cmd.user);

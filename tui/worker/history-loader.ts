@@ -1,9 +1,22 @@
 /** Runs `loadHistory` intents: reads a page of the open conversation from the cache. */
 
+import type { Cache } from "../../core/client/cache.js";
+import { missingQuotes } from "../message-actions.js";
 import type { Intent } from "../state.js";
 import type { WorkerContext } from "./context.js";
 import type { Feed } from "./feed.js";
 import { markRead } from "./reads.js";
+
+/** Replies to messages older than the loaded page: their quotes come from the cache (same conversation only). */
+export function loadQuotes(ctx: Pick<WorkerContext, "dispatch" | "state">, cache: Cache, conv: string): void {
+  const wanted = missingQuotes(ctx.state().history);
+  if (wanted.length === 0) return;
+  const found = wanted.flatMap((id) => {
+    const m = cache.actions.message(id);
+    return m && m.conv === conv ? cache.actions.apply([m]) : [];
+  });
+  if (found.length > 0) ctx.dispatch({ type: "quotes", conv, messages: found });
+}
 
 export class HistoryLoader {
   constructor(
@@ -38,6 +51,7 @@ export class HistoryLoader {
     const messages = c.cache.history(conv, limit);
     this.feed.see(messages.map((m) => m.id));
     this.ctx.dispatch({ type: "history", conv, messages, complete: messages.length < limit });
+    loadQuotes(this.ctx, c.cache, conv);
     markRead(c.cache, this.ctx.state().history, this.ctx.log);
   }
 }

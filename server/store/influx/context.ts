@@ -15,6 +15,8 @@ export const M = {
   usedTokens: "used_tokens",
   revocations: "revocations",
   watermarks: "watermarks",
+  devices: "devices",
+  drops: "drops",
 } as const;
 
 /** What every mechanism of the InfluxDB store shares: the connection, retries, the window. */
