@@ -647,7 +647,13 @@ export class ChatClient {
     let j = 0;
     const opened: Opened[] = local.map((o) => o ?? fromOpener[j++]!);
     // A signature no known key explains: the sender may have rotated; fetch their key history once and look again.
-    const unexplained = [...new Set(opened.filter((o) => o.unexplained).map((o) => o.message.from))];
+    const unexplained = [
+      ...new Set(
+        opened
+          .filter((o) => o.unexplained || o.ownHistory)
+          .map((o) => (o.ownHistory ? this.name : o.message.from)),
+      ),
+    ];
     if (unexplained.length > 0) {
       try {
         await this.keys.refresh(unexplained);
@@ -656,7 +662,8 @@ export class ChatClient {
         if (err instanceof ZmqchatError && (err.code === "timeout" || err.code === "unavailable")) throw err;
         this.log.warn({ err }, "could not fetch a key history");
       }
-      for (let k = 0; k < items.length; k++) if (opened[k]!.unexplained) opened[k] = this.open(items[k]!);
+      for (let k = 0; k < items.length; k++)
+        if (opened[k]!.unexplained || opened[k]!.ownHistory) opened[k] = this.open(items[k]!);
     }
     const shown: ChatMessage[] = [];
     for (let k = 0; k < items.length; k++) {

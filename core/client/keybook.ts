@@ -4,7 +4,7 @@ import type { Logger } from "../logger.js";
 import type { GroupInfo, KeyLink, MailboxItem, PublicKeys, UserInfo } from "../protocol/schema.js";
 import type { Cache, ChatMessage, Contact } from "./cache.js";
 import { convOfTarget } from "./conv.js";
-import { ContactKeys, type ContactKeyView } from "./key-history.js";
+import { ContactKeys, type ContactKeyView, replacedAt } from "./key-history.js";
 import type { Opened } from "./open.js";
 
 /** Where a message goes: one user, or a group. */
@@ -51,6 +51,8 @@ export class KeyBook {
   readonly lookup = {
     contact: (n: string): Contact | null => this.deps.cache.contact(n),
     keysOf: (n: string): ContactKeyView | null => this.contactKeys.view(n),
+    ownReplacedAt: (keys: PublicKeys): string | null =>
+      replacedAt(this.contactKeys.chain(this.deps.name), keys),
   };
 
   /** Pins (or records as pending) the keys the service presented for a user. */
