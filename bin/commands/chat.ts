@@ -247,8 +247,10 @@ export async function listenCommand(cmd: Command, io: Io, opts: { json?: boolean
     }
   };
   let draining = false;
+  // Fed by the client's events: `message` for what this client stored, `already_stored` for what
+  // another process of this profile (the TUI, a second listen) stored first — no cache polling.
   s.client.on((e) => {
-    if (e.type === "message" && !draining) {
+    if ((e.type === "message" || e.type === "already_stored") && !draining) {
       draining = true;
       queueMicrotask(() => {
         draining = false;
@@ -261,14 +263,7 @@ export async function listenCommand(cmd: Command, io: Io, opts: { json?: boolean
     await s.client.goLive();
     drain();
     s.client.keepAlive();
-    // Another process on this profile (the TUI) may store a message first, so this client never
-    // sees it as new: look at the shared cache now and then as well.
-    const poll = setInterval(drain, 500);
-    try {
-      await io.untilInterrupted();
-    } finally {
-      clearInterval(poll);
-    }
+    await io.untilInterrupted();
     drain();
   } finally {
     await s.close();

@@ -13,7 +13,7 @@ interface Acked {
 /**
  * Stores acknowledged sends in one cache transaction per event-loop turn instead of one (or
  * two, with the outbox) per message: with many sends in flight, acknowledgements come in
- * bursts. Each acknowledged copy that follows the cursor moves it (Cache.addNext), so the live
+ * bursts. Each acknowledged copy that follows the cursor moves it (Cache.addAcked), so the live
  * delivery of our own copy finds it already stored; any other is stored without moving the
  * cursor, and the mailbox copy takes its place when a delivery or sync brings it.
  */
@@ -35,22 +35,15 @@ export class AckBatch {
     this.pending = [];
     // In mailbox order, so a burst of our own copies moves the cursor along in one go.
     const ordered = [...batch].sort((a, b) => compare(a.message.cursor, b.message.cursor));
-    let results: ChatMessage[][];
+    let fresh: boolean[];
     try {
-      results = this.cache.transaction(() =>
-        ordered.map((a) => {
-          if (a.dequeue) this.cache.dequeue(a.message.id);
-          const next =
-            a.prev !== undefined ? this.cache.addNext([a.message], a.prev, a.message.cursor) : null;
-          return next ?? this.cache.addMessages([a.message], null);
-        }),
-      );
+      fresh = this.cache.addAcked(ordered);
     } catch (err) {
       for (const a of batch) a.reject(err);
       return;
     }
     ordered.forEach((a, i) => {
-      a.resolve(results[i]!);
+      a.resolve(fresh[i] ? [a.message] : []);
     });
   }
 }

@@ -95,6 +95,9 @@ export interface OutboxItem {
   extra?: MessageExtra;
 }
 
+/** How soon after a burst of new messages they are indexed for search. */
+const INDEX_DELAY_MS = 1000;
+
 const COLUMNS =
   "id, conv, sender, recipient, grp, text, sent_at, server_time, cursor, verified, problem, seq, device";
 
@@ -192,7 +195,28 @@ export class Cache {
 
   /** Stores opened messages and the new cursor in one transaction; returns those not seen before. */
   addMessages(messages: ChatMessage[], cursor: string | null): ChatMessage[] {
-    return this.db.transaction(() => this.write(messages, cursor)).immediate();
+    return this.indexed(this.db.transaction(() => this.write(messages, cursor)).immediate());
+  }
+
+  private indexTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * New messages are indexed for search shortly after a burst of writes, all in one transaction
+   * (a search indexes what still waits first).
+   */
+  private indexed<T extends unknown[] | null>(fresh: T): T {
+    if (fresh && fresh.length > 0 && !this.indexTimer) {
+      this.indexTimer = setTimeout(() => {
+        this.indexTimer = null;
+        try {
+          this.searchIndex.catchUp();
+        } catch {
+          // Busy or closed: the next write or search indexes what waits.
+        }
+      }, INDEX_DELAY_MS);
+      this.indexTimer.unref();
+    }
+    return fresh;
   }
 
   /**
@@ -211,22 +235,57 @@ export class Cache {
    * storing nothing, when it is not: there is a gap (or another process moved on) and a sync decides.
    */
   addNext(messages: ChatMessage[], prev: string | null, cursor: string): ChatMessage[] | null {
-    return this.db
-      .transaction(() => (this.cursor === prev ? this.write(messages, cursor) : null))
+    return this.indexed(
+      this.db.transaction(() => (this.cursor === prev ? this.write(messages, cursor) : null)).immediate(),
+    );
+  }
+
+  /**
+   * Stores acknowledged sends in one transaction, in the order given (mailbox order): each whose
+   * mailbox predecessor `prev` is where the cursor is moves the cursor to it, as `addNext` would;
+   * any other is stored without moving the cursor (its mailbox copy places it later). Outbox
+   * items are taken out in the same transaction. Returns, per send, whether it was new.
+   */
+  addAcked(
+    acks: Array<{ message: ChatMessage; prev: string | null | undefined; dequeue: boolean }>,
+  ): boolean[] {
+    const fresh = this.db
+      .transaction(() => {
+        let at = this.cursor;
+        let moved = false;
+        const fresh = acks.map((a) => {
+          if (a.dequeue) this.stmts.dequeue.run(a.message.id);
+          const follows = a.prev !== undefined && a.prev === at;
+          const stored = this.put([a.message], follows);
+          if (follows) {
+            at = a.message.cursor;
+            moved = true;
+          }
+          return stored.length === 1;
+        });
+        if (moved && at !== null) this.advanceCursor(at);
+        return fresh;
+      })
       .immediate();
+    if (fresh.some((f) => f)) this.indexed(fresh);
+    return fresh;
   }
 
   private write(messages: ChatMessage[], cursor: string | null): ChatMessage[] {
+    const fresh = this.put(messages, cursor !== null);
+    if (cursor !== null) this.advanceCursor(cursor);
+    return fresh;
+  }
+
+  /** Stores messages (inside a transaction); `placed`: they come with their mailbox place (not from an ack). */
+  private put(messages: ChatMessage[], placed: boolean): ChatMessage[] {
     const fresh: ChatMessage[] = [];
     for (const m of messages) {
       // Every place the mailbox handed an id out at is kept: a second place is a replay (verify-history).
-      const replayed =
-        cursor !== null &&
-        this.stmts.seen.run(m.id, m.cursor, m.conv).changes === 1 &&
-        this.stmts.seenAt.all(m.id).length > 1;
+      const newPlace = placed && this.stmts.seen.run(m.id, m.cursor, m.conv).changes === 1;
       // An edit, delete or reaction is kept apart and applied when messages are read (actions.ts).
       if (m.action) {
-        this.actions.record({ ...m, action: m.action }, cursor !== null);
+        this.actions.record({ ...m, action: m.action }, placed);
         continue;
       }
       const r = this.stmts.insert.run({ ...m, verified: m.verified ? 1 : 0, ord: BigInt(m.cursor) });
@@ -235,8 +294,9 @@ export class Cache {
         this.actions.landed(m);
       }
       // A message cached from its acknowledgement takes its place from the mailbox copy when that
-      // arrives; a replay keeps the place it was first seen at.
-      else if (cursor !== null && !replayed)
+      // arrives; a replay keeps the place it was first seen at. (Only a message already cached can
+      // be a replay, so the places are read only then.)
+      else if (placed && !(newPlace && this.stmts.seenAt.all(m.id).length > 1))
         this.stmts.place.run({
           serverTime: m.serverTime,
           cursor: m.cursor,
@@ -244,7 +304,6 @@ export class Cache {
           id: m.id,
         });
     }
-    if (cursor !== null) this.advanceCursor(cursor);
     return fresh;
   }
 
@@ -355,8 +414,34 @@ export class Cache {
     return this.stmts.trust.run(new Date().toISOString(), name).changes === 1;
   }
 
+  /**
+   * The next sequence number of a conversation. Many messages composed in one turn of the event
+   * loop take theirs in one write transaction, committed at the end of the turn (before any of
+   * them is sent: the send window leaves a turn later), instead of one commit each.
+   */
   nextSeq(conv: string): number {
+    if (!this.db.inTransaction) {
+      this.db.exec("BEGIN IMMEDIATE");
+      this.composing = true;
+      setImmediate(() => this.endComposing());
+    }
     return this.stmts.nextSeq.get(conv)!.next;
+  }
+
+  /** A write transaction nextSeq opened for this turn. */
+  private composing = false;
+
+  private endComposing(): void {
+    if (!this.composing) return;
+    this.composing = false;
+    if (!this.db.open || !this.db.inTransaction) return;
+    try {
+      this.db.exec("COMMIT");
+    } catch {
+      // With the write lock held, COMMIT fails only on an I/O error (disk full): roll back so
+      // the cache stays usable; the numbers taken this turn may be taken again.
+      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+    }
   }
 
   /** Gives back a sequence number whose message was never sent, when it is still the latest one. */
@@ -399,6 +484,9 @@ export class Cache {
   }
 
   close(): void {
+    this.endComposing();
+    if (this.indexTimer) clearTimeout(this.indexTimer);
+    this.indexTimer = null;
     this.db.close();
   }
 }

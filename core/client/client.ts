@@ -36,6 +36,7 @@ import { messageBase, type Opened } from "./open.js";
 import { Opener } from "./opener.js";
 import { Outbox } from "./outbox.js";
 import type { LoadedIdentity } from "./profile.js";
+import { SendWindow } from "./send-window.js";
 
 export type { ConnectionState, RequestOptions } from "./channel.js";
 
@@ -97,6 +98,8 @@ export class ChatClient {
   private readonly keys: KeyBook;
   /** Composes, seals and sends; keeps what the service could not take on disk. */
   private readonly outbox: Outbox;
+  /** Sends in composition order, one request in flight, batched into `send.many`. */
+  private readonly window: SendWindow;
   /** Verifies and decrypts batches of mailbox items (large ones on worker threads). */
   private readonly opener: Opener;
   /** Live deliveries, applied directly when they follow the cursor. */
@@ -149,6 +152,11 @@ export class ChatClient {
       keyChanged: (name) => this.emit({ type: "key_changed", name }),
       shown: (message) => this.emit({ type: "message", message }),
     });
+    this.window = new SendWindow({
+      one: (envelope, timeoutMs) => this.request("send", { envelope }, { timeoutMs }),
+      many: async (envelopes, timeoutMs) =>
+        (await this.request("send.many", { envelopes }, { timeoutMs })).results,
+    });
     this.outbox = new Outbox({
       name: this.name,
       device: options.identity.device,
@@ -158,7 +166,7 @@ export class ChatClient {
       keys: this.keys,
       requestMs: this.requestMs,
       login: (timeoutMs) => this.login({ timeoutMs }),
-      post: (envelope, timeoutMs) => this.request("send", { envelope }, { timeoutMs }),
+      reserve: () => this.window.reserve(),
       acks: this.acks,
       shown: (message) => this.emit({ type: "message", message }),
       pending: (count) => this.emit({ type: "outbox", pending: count }),
@@ -639,7 +647,13 @@ export class ChatClient {
     let j = 0;
     const opened: Opened[] = local.map((o) => o ?? fromOpener[j++]!);
     // A signature no known key explains: the sender may have rotated; fetch their key history once and look again.
-    const unexplained = [...new Set(opened.filter((o) => o.unexplained).map((o) => o.message.from))];
+    const unexplained = [
+      ...new Set(
+        opened
+          .filter((o) => o.unexplained || o.ownHistory)
+          .map((o) => (o.ownHistory ? this.name : o.message.from)),
+      ),
+    ];
     if (unexplained.length > 0) {
       try {
         await this.keys.refresh(unexplained);
@@ -648,7 +662,8 @@ export class ChatClient {
         if (err instanceof ZmqchatError && (err.code === "timeout" || err.code === "unavailable")) throw err;
         this.log.warn({ err }, "could not fetch a key history");
       }
-      for (let k = 0; k < items.length; k++) if (opened[k]!.unexplained) opened[k] = this.open(items[k]!);
+      for (let k = 0; k < items.length; k++)
+        if (opened[k]!.unexplained || opened[k]!.ownHistory) opened[k] = this.open(items[k]!);
     }
     const shown: ChatMessage[] = [];
     for (let k = 0; k < items.length; k++) {

@@ -93,6 +93,19 @@ export function contactKeyView(contact: Contact, chain: CheckedChain | null): Co
 }
 
 /**
+ * When the key generation `keys` was replaced on `chain` (the time of the rotation away from it,
+ * as the server recorded it), or null when the chain does not show a rotation away from it that
+ * its holder signed. Used for this user's own keys (core/client/open.ts, suite 3).
+ */
+export function replacedAt(chain: CheckedChain | null, keys: PublicKeys): string | null {
+  const links = chain?.links ?? [];
+  for (let i = links.length - 2; i >= 0; i--) {
+    if (same(links[i]!.keys, keys)) return chain!.forward[i + 1] ? links[i + 1]!.at : null;
+  }
+  return null;
+}
+
+/**
  * Contacts' key histories for one client: fetched from the server when a message does not
  * verify with what is known, checked, and kept in the cache (so `keys trust` and later runs
  * work offline).

@@ -4,7 +4,7 @@ import type { Logger } from "../logger.js";
 import type { GroupInfo, KeyLink, MailboxItem, PublicKeys, UserInfo } from "../protocol/schema.js";
 import type { Cache, ChatMessage, Contact } from "./cache.js";
 import { convOfTarget } from "./conv.js";
-import { ContactKeys, type ContactKeyView } from "./key-history.js";
+import { ContactKeys, type ContactKeyView, replacedAt } from "./key-history.js";
 import type { Opened } from "./open.js";
 
 /** Where a message goes: one user, or a group. */
@@ -51,6 +51,8 @@ export class KeyBook {
   readonly lookup = {
     contact: (n: string): Contact | null => this.deps.cache.contact(n),
     keysOf: (n: string): ContactKeyView | null => this.contactKeys.view(n),
+    ownReplacedAt: (keys: PublicKeys): string | null =>
+      replacedAt(this.contactKeys.chain(this.deps.name), keys),
   };
 
   /** Pins (or records as pending) the keys the service presented for a user. */
@@ -81,23 +83,24 @@ export class KeyBook {
       names = [target.user];
       const stale = Date.now() - (this.keysCheckedAt.get(target.user) ?? 0) > KEY_CHECK_MS;
       if (fresh || stale || !cache.contact(target.user)) {
-        const found = await this.deps.lookupUsers(names, remaining(deadline));
-        if (found.length === 0) throw new ZmqchatError("not_found", `no user named ${target.user}`);
-        for (const u of found) this.pin(u);
-        this.keysCheckedAt.set(target.user, Date.now());
+        await this.once(fresh, `u:${target.user}`, async () => {
+          const found = await this.deps.lookupUsers(names, remaining(deadline));
+          if (found.length === 0) throw new ZmqchatError("not_found", `no user named ${target.user}`);
+          for (const u of found) this.pin(u);
+          this.keysCheckedAt.set(target.user, Date.now());
+        });
       }
     } else {
       const key = convOfTarget(target);
       const cached = this.groupCache.get(key);
-      let info: GroupInfo;
-      if (!fresh && cached && Date.now() - cached.at < KEY_CHECK_MS) {
-        info = cached.info;
-      } else {
-        info = await this.deps.groupInfo(target.group, remaining(deadline));
-        for (const u of info.members) this.pin(u);
-        this.groupCache.set(key, { info, at: Date.now() });
+      if (fresh || !cached || Date.now() - cached.at >= KEY_CHECK_MS) {
+        await this.once(fresh, key, async () => {
+          const info = await this.deps.groupInfo(target.group, remaining(deadline));
+          for (const u of info.members) this.pin(u);
+          this.groupCache.set(key, { info, at: Date.now() });
+        });
       }
-      names = info.members.map((m) => m.name);
+      names = this.groupCache.get(key)!.info.members.map((m) => m.name);
     }
     return names.map((name) => {
       if (name === me) return { name, keys: this.deps.publicKeys };
@@ -118,6 +121,22 @@ export class KeyBook {
       return { name, keys: c.keys };
     });
   }
+
+  /**
+   * Runs one look-up per key at a time: many sends composed at once to a contact not looked up
+   * yet share one request (a `fresh` look-up, after a refusal, always asks again).
+   */
+  private async once(fresh: boolean, key: string, lookUp: () => Promise<void>): Promise<void> {
+    const running = fresh ? undefined : this.lookups.get(key);
+    if (running) return running;
+    const p = lookUp().finally(() => {
+      if (this.lookups.get(key) === p) this.lookups.delete(key);
+    });
+    if (!fresh) this.lookups.set(key, p);
+    return p;
+  }
+
+  private readonly lookups = new Map<string, Promise<void>>();
 
   /**
    * Which keys verify `name`'s messages, and whether a pending change is a signed rotation.

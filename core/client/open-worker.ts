@@ -7,23 +7,27 @@ import { Sealer } from "../crypto/envelope.js";
 import { type IdentitySecrets, identityFromSecrets } from "../crypto/keys.js";
 import type { MailboxItem } from "../protocol/schema.js";
 import { openItem } from "./open.js";
-import type { SenderSnapshot } from "./opener.js";
+import { type OwnSnapshot, ownLookup, type SenderSnapshot } from "./opener.js";
 
 const { me, secrets } = workerData as { me: string; secrets: IdentitySecrets[] };
 const sealers = secrets.map((s) => new Sealer(identityFromSecrets(me, s)));
 
-parentPort!.on("message", (job: { id: number; items: MailboxItem[]; senders: SenderSnapshot }) => {
-  try {
-    const opened = job.items.map((item) =>
-      openItem(item, {
-        me,
-        sealers,
-        contact: (n) => job.senders[n]?.contact ?? null,
-        keysOf: (n) => job.senders[n]?.view ?? null,
-      }),
-    );
-    parentPort!.postMessage({ id: job.id, opened });
-  } catch (err) {
-    parentPort!.postMessage({ id: job.id, error: String(err) });
-  }
-});
+parentPort!.on(
+  "message",
+  (job: { id: number; items: MailboxItem[]; senders: SenderSnapshot; own: OwnSnapshot }) => {
+    try {
+      const opened = job.items.map((item) =>
+        openItem(item, {
+          me,
+          sealers,
+          contact: (n) => job.senders[n]?.contact ?? null,
+          keysOf: (n) => job.senders[n]?.view ?? null,
+          ownReplacedAt: ownLookup(sealers, job.own),
+        }),
+      );
+      parentPort!.postMessage({ id: job.id, opened });
+    } catch (err) {
+      parentPort!.postMessage({ id: job.id, error: String(err) });
+    }
+  },
+);

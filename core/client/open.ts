@@ -13,7 +13,17 @@ export interface Opened {
   held: boolean;
   /** The signature matched no key known here: the sender's key history may explain it. */
   unexplained: boolean;
+  /** Sealed (suite 3) for a key this user rotated away, whose rotation time is not known here: this user's own key history may explain it. */
+  ownHistory?: boolean;
 }
+
+/**
+ * How long after this user rotated a key a suite 3 copy sealed for the old key is still
+ * accepted: senders re-check a recipient's keys every minute (core/client/keybook.ts), so a
+ * message sealed just before the rotation is stored within this. Later, only a thief of the
+ * old key could have made it (key compromise impersonation; core/crypto/envelope.ts).
+ */
+export const ROTATION_GRACE_MS = 10 * 60_000;
 
 export interface OpenContext {
   me: string;
@@ -21,6 +31,8 @@ export interface OpenContext {
   sealers: Sealer[];
   contact(name: string): Contact | null;
   keysOf(name: string): ContactKeyView | null;
+  /** When this user's key generation `keys` was replaced (its own key history), null when not known. */
+  ownReplacedAt?(keys: PublicKeys): string | null;
 }
 
 /** The fields of a message that come from its mailbox item, before it is verified or opened. */
@@ -47,8 +59,10 @@ export function messageBase(item: MailboxItem, me: string) {
  * copy sealed for this user with whichever of its keys it was sealed for. A suite 3 (1:1)
  * envelope names both key generations and is authenticated by the AEAD under their pairwise
  * key instead of a signature; the same rules pick the sender's key (pinned, older ones on the
- * chain until they were replaced, newer ones held), and a copy sealed for a key this user
- * rotated away opens with the key kept for it, as in suite 2.
+ * chain until they were replaced, newer ones held). A copy sealed for a key this user rotated
+ * away opens with the key kept for it, as in suite 2, but in suite 3 only if the server stored
+ * it within ROTATION_GRACE_MS of the rotation (by this user's key history): a later one could
+ * have been made by whoever stole the old key, and is flagged as a forgery.
  */
 export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
   const env = item.envelope;
@@ -67,7 +81,7 @@ export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
     env.from === me
       ? ctx.sealers.map((s) => ({ keys: s.identity.publicKeys, until: null }))
       : (ctx.keysOf(env.from)?.accepted ?? [{ keys: contact!.keys, until: null }]);
-  let r: OpenResult = { ok: false, reason: "bad_signature" };
+  let r: OpenResult & { by?: Sealer } = { ok: false, reason: "bad_signature" };
   let until: string | null = null;
   for (const c of byTime(candidates, item.serverTime)) {
     r = tryKeys(env, c.keys, ctx.sealers);
@@ -75,6 +89,13 @@ export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
     if (r.ok || r.reason !== "bad_signature") break;
   }
   if (r.ok) {
+    if (env.v === 3 && env.from !== me && r.by !== ctx.sealers[0]) {
+      const at = ctx.ownReplacedAt?.(r.by!.identity.publicKeys) ?? null;
+      if (at === null)
+        return flagged("sealed for a key you rotated away, at a time not known here", { ownHistory: true });
+      if (!(Date.parse(item.serverTime) <= Date.parse(at) + ROTATION_GRACE_MS))
+        return flagged("not authentic: sealed for a key you had rotated away when it was stored (forged)");
+    }
     if (until !== null && !(Date.parse(item.serverTime) <= Date.parse(until)))
       return flagged(`signed with a key ${env.from} had already replaced when it was stored`);
     if (!isIsoTime(env.sentAt)) return flagged("its sentAt is not an ISO 8601 time");
@@ -108,11 +129,16 @@ export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
 }
 
 /** Verifies with one sender key and decrypts with whichever of this user's keys the copy was sealed for. */
-function tryKeys(env: MailboxItem["envelope"], senderKeys: PublicKeys, sealers: Sealer[]): OpenResult {
+function tryKeys(
+  env: MailboxItem["envelope"],
+  senderKeys: PublicKeys,
+  sealers: Sealer[],
+): OpenResult & { by?: Sealer } {
   let r: OpenResult = { ok: false, reason: "bad_signature" };
   for (const sealer of sealers) {
     r = sealer.open(env, senderKeys);
-    if (r.ok || r.reason !== "undecryptable") break;
+    if (r.ok) return { ...r, by: sealer };
+    if (r.reason !== "undecryptable") break;
   }
   return r;
 }

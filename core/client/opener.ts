@@ -2,13 +2,33 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { Sealer } from "../crypto/envelope.js";
 import { identitySecrets } from "../crypto/keys.js";
-import type { MailboxItem } from "../protocol/schema.js";
+import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
 import type { Contact } from "./cache.js";
 import type { ContactKeyView } from "./key-history.js";
 import { type Opened, openItem } from "./open.js";
 
 /** What opening needs to know of each sender of a batch, read once per batch (and sent to the threads). */
 export type SenderSnapshot = Record<string, { contact: Contact | null; view: ContactKeyView | null }>;
+
+/** What the opener is asked per batch: senders' keys, and when this user's own keys were replaced. */
+export interface OpenLookup {
+  contact(name: string): Contact | null;
+  keysOf(name: string): ContactKeyView | null;
+  ownReplacedAt?(keys: PublicKeys): string | null;
+}
+
+/** When each of this user's sealers was replaced (null for the current one or when not known), read once per batch. */
+export type OwnSnapshot = Array<string | null>;
+
+/** `ownReplacedAt` over a snapshot taken for `sealers`. */
+export function ownLookup(sealers: Sealer[], own: OwnSnapshot): (keys: PublicKeys) => string | null {
+  return (keys) => {
+    const i = sealers.findIndex(
+      (s) => s.identity.publicKeys.sign === keys.sign && s.identity.publicKeys.enc === keys.enc,
+    );
+    return i < 0 ? null : (own[i] ?? null);
+  };
+}
 
 export interface OpenerOptions {
   me: string;
@@ -40,35 +60,32 @@ export class Opener {
   }
 
   /** Opens `items`, in order. `contact`/`keysOf` are read once per sender. */
-  async open(
-    items: MailboxItem[],
-    lookup: { contact(name: string): Contact | null; keysOf(name: string): ContactKeyView | null },
-  ): Promise<Opened[]> {
+  async open(items: MailboxItem[], lookup: OpenLookup): Promise<Opened[]> {
     const senders: SenderSnapshot = {};
     for (const item of items) {
       const n = item.envelope.from;
       if (n === this.options.me || senders[n]) continue;
       senders[n] = { contact: lookup.contact(n), view: lookup.keysOf(n) };
     }
-    if (items.length < PARALLEL_MIN || this.threads < 2) return this.openHere(items, senders);
+    const own: OwnSnapshot = this.options.sealers.map((s, i) =>
+      i === 0 ? null : (lookup.ownReplacedAt?.(s.identity.publicKeys) ?? null),
+    );
+    if (items.length < PARALLEL_MIN || this.threads < 2) return this.openHere(items, senders, own);
     try {
       const workers = this.start();
       const share = Math.ceil(items.length / workers.length);
       const parts = await Promise.all(
-        workers.map((w, i) => this.run(w, items.slice(i * share, (i + 1) * share), senders)),
+        workers.map((w, i) => this.run(w, items.slice(i * share, (i + 1) * share), senders, own)),
       );
       return parts.flat();
     } catch {
       // A thread that failed (or could not start) costs speed, never a message: open here.
-      return this.openHere(items, senders);
+      return this.openHere(items, senders, own);
     }
   }
 
   /** Opens one item on the calling thread with fresh look-ups (after a key history was fetched). */
-  openOne(
-    item: MailboxItem,
-    lookup: { contact(name: string): Contact | null; keysOf(name: string): ContactKeyView | null },
-  ): Opened {
+  openOne(item: MailboxItem, lookup: OpenLookup): Opened {
     return openItem(item, { me: this.options.me, sealers: this.options.sealers, ...lookup });
   }
 
@@ -80,12 +97,13 @@ export class Opener {
     await Promise.all(workers.map((w) => w.terminate()));
   }
 
-  private openHere(items: MailboxItem[], senders: SenderSnapshot): Opened[] {
+  private openHere(items: MailboxItem[], senders: SenderSnapshot, own: OwnSnapshot): Opened[] {
     const ctx = {
       me: this.options.me,
       sealers: this.options.sealers,
       contact: (n: string) => senders[n]?.contact ?? null,
       keysOf: (n: string) => senders[n]?.view ?? null,
+      ownReplacedAt: ownLookup(this.options.sealers, own),
     };
     return items.map((i) => openItem(i, ctx));
   }
@@ -124,14 +142,14 @@ export class Opener {
     return this.workers;
   }
 
-  private run(w: Worker, items: MailboxItem[], senders: SenderSnapshot): Promise<Opened[]> {
+  private run(w: Worker, items: MailboxItem[], senders: SenderSnapshot, own: OwnSnapshot): Promise<Opened[]> {
     if (items.length === 0) return Promise.resolve([]);
     // Referenced only while it has work: the process waits for a batch, never for an idle thread.
     w.ref();
     return new Promise<Opened[]>((resolve, reject) => {
       const id = ++this.next;
       this.waiting.set(id, { resolve, reject });
-      w.postMessage({ id, items, senders });
+      w.postMessage({ id, items, senders, own });
     }).finally(() => w.unref());
   }
 }

@@ -8,7 +8,9 @@ import { type ChatMessage, type MessageRow, messageFromRow } from "./message.js"
  * holds only ciphertext, so this is the only place a user's messages can be searched.
  *
  * The index is an FTS5 table of its own (text and message id), kept in step with `messages` by
- * triggers. It does not borrow the rowid of `messages` (external content): that table has no
+ * triggers — inserts in batches: a new message's id is only queued (`messages_fts_todo`, a plain
+ * b-tree insert), and the queue is indexed in one transaction before a search and soon after a
+ * burst of writes (`catchUp`), so a delivery does not pay for tokenizing and FTS segment writes. It does not borrow the rowid of `messages` (external content): that table has no
  * INTEGER PRIMARY KEY, and VACUUM may renumber such rowids, which would silently point the
  * index at the wrong messages. `unicode61 remove_diacritics 2` folds case and accents, so
  * "koln" finds "Köln" and "CAFE" finds "café".
@@ -30,19 +32,52 @@ END;
 `;
 
 /**
+ * Inserts go through the queue: the insert trigger only queues the id, an edit of the text takes
+ * the old text out of the index and queues the id again, a deleted message leaves the queue.
+ */
+const QUEUE_SCHEMA = `
+CREATE TABLE IF NOT EXISTS messages_fts_todo (id TEXT PRIMARY KEY) WITHOUT ROWID;
+DROP TRIGGER IF EXISTS messages_fts_insert;
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.text <> '' BEGIN
+  INSERT OR IGNORE INTO messages_fts_todo (id) VALUES (new.id);
+END;
+DROP TRIGGER IF EXISTS messages_fts_update;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+  DELETE FROM messages_fts WHERE id = old.id;
+  INSERT OR IGNORE INTO messages_fts_todo (id) SELECT new.id WHERE new.text <> '';
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_todo_delete AFTER DELETE ON messages BEGIN
+  DELETE FROM messages_fts_todo WHERE id = old.id;
+END;
+`;
+
+/**
  * Creates the index and its triggers when the cache has none yet, and fills it from the
- * messages already cached (a cache made before search existed). Safe when several processes
- * open one profile at once: the check and the fill happen in one write transaction.
+ * messages already cached (a cache made before search existed); moves an index of an older
+ * release to queued inserts. Safe when several processes open one profile at once: each check
+ * and change happens in one write transaction.
  */
 export function ensureSearchIndex(db: Database.Database): void {
   const exists = () =>
     db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages_fts'").get() !==
     undefined;
-  if (exists()) return;
+  const queued = () =>
+    (
+      db
+        .prepare<[], { sql: string }>(
+          "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'messages_fts_insert'",
+        )
+        .get()?.sql ?? ""
+    ).includes("messages_fts_todo");
+  if (exists() && queued()) return;
   db.transaction(() => {
-    if (exists()) return;
-    db.exec(INDEX_SCHEMA);
-    db.exec("INSERT INTO messages_fts (text, id) SELECT text, id FROM messages WHERE text <> ''");
+    if (!exists()) {
+      db.exec(INDEX_SCHEMA);
+      db.exec("INSERT INTO messages_fts (text, id) SELECT text, id FROM messages WHERE text <> ''");
+      // Everything is indexed now: a queue left from before would index some twice.
+      db.exec("DROP TABLE IF EXISTS messages_fts_todo");
+    }
+    if (!queued()) db.exec(QUEUE_SCHEMA);
   }).immediate();
 }
 
@@ -100,8 +135,17 @@ type HitRow = MessageRow & { snippet: string };
 export class SearchIndex {
   private readonly stmt: Database.Statement<Record<string, unknown>, HitRow>;
 
-  constructor(db: Database.Database) {
+  private readonly pending: Database.Statement<[], unknown>;
+  private readonly index: Database.Statement;
+  private readonly clear: Database.Statement;
+
+  constructor(private readonly db: Database.Database) {
     ensureSearchIndex(db);
+    this.pending = db.prepare("SELECT 1 FROM messages_fts_todo LIMIT 1");
+    this.index = db.prepare(
+      "INSERT INTO messages_fts (text, id) SELECT m.text, m.id FROM messages_fts_todo t JOIN messages m ON m.id = t.id WHERE m.text <> ''",
+    );
+    this.clear = db.prepare("DELETE FROM messages_fts_todo");
     this.stmt = db.prepare<Record<string, unknown>, HitRow>(
       `SELECT m.id, m.conv, m.sender, m.recipient, m.grp, m.text, m.sent_at, m.server_time, m.cursor,
               m.verified, m.problem, m.seq, m.device,
@@ -115,8 +159,24 @@ export class SearchIndex {
     );
   }
 
+  /**
+   * Indexes the queued messages in one transaction (nothing when none wait). Returns how many
+   * were waiting.
+   */
+  catchUp(): number {
+    if (this.pending.get() === undefined) return 0;
+    return this.db
+      .transaction(() => {
+        const n = this.index.run().changes;
+        this.clear.run();
+        return n;
+      })
+      .immediate();
+  }
+
   /** See `searchMessages`. */
   search(query: string, options: SearchOptions = {}): SearchHit[] {
+    this.catchUp();
     const match = toMatchQuery(query);
     if (match === null) {
       throw new ZmqchatError("usage", "search for what? give at least one word (letters or digits)");

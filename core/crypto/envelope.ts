@@ -90,10 +90,15 @@ export const SUITE_V2 = "zc2-x25519-hkdf-sha256-aes256gcm-hmac-commit-ed25519";
  *   transferable; suite 3's authentication is not.
  * - Key compromise impersonation, as in every static-static DH scheme (NaCl box, HPKE Auth):
  *   whoever holds bob's X25519 private key can make messages that bob's client accepts as from
- *   anyone, sealed for that key. A message sealed for a key bob has rotated away still opens
- *   with the old key bob keeps, as in suite 2 (core/client/open.ts); so a thief of that old key
- *   (with the server's help, since the server stores only what a sender's session sends) could
- *   still make 1:1 messages to bob under it, where suite 2's signature would have stopped him.
+ *   anyone, sealed for that key. A copy sealed for a key bob has rotated away opens with the
+ *   old key bob keeps only if the server stored it within ROTATION_GRACE_MS (10 minutes) of the
+ *   rotation, by bob's own key history (core/client/open.ts); later it is flagged as forged by
+ *   open and verify-history. What remains: a key stolen while it is bob's current key (or in
+ *   the grace after its rotation) lets the thief, with the server's help (the server stores
+ *   only what a sender's session sends), make 1:1 messages to bob that bob's client accepts as
+ *   from anyone, where suite 2's signature would have stopped him; the rotation time comes from
+ *   the server, so a hostile operator can move it later (it cannot invent a rotation: those
+ *   are signed). Rotating a key suspected stolen ends this after the grace.
  */
 export const SUITE_V3 = "zc3-x25519-hkdf-sha256-aes256gcm-hmac-commit-pairwise";
 

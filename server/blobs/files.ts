@@ -69,7 +69,27 @@ export class FileService {
     private readonly limits: FileLimits = DEFAULT_FILE_LIMITS,
   ) {}
 
+  /** One init at a time per user on this server: concurrent inits must not together pass the quotas. */
+  private readonly initsOf = new Map<string, Promise<unknown>>();
+
   async init(b: RequestBody<"file.init">, user: string): Promise<{ have: number[]; complete: boolean }> {
+    const before = this.initsOf.get(user) ?? Promise.resolve();
+    const run = before.then(
+      () => this.initNow(b, user),
+      () => this.initNow(b, user),
+    );
+    const tail = run.catch(() => undefined);
+    this.initsOf.set(user, tail);
+    void tail.then(() => {
+      if (this.initsOf.get(user) === tail) this.initsOf.delete(user);
+    });
+    return run;
+  }
+
+  private async initNow(
+    b: RequestBody<"file.init">,
+    user: string,
+  ): Promise<{ have: number[]; complete: boolean }> {
     const blobs = this.need();
     if (b.size > this.limits.maxFileBytes)
       throw new ZmqchatError(

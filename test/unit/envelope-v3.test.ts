@@ -6,7 +6,7 @@ import Database from "better-sqlite3";
 import { inMailboxOrder } from "../../core/client/actions.js";
 import type { Contact } from "../../core/client/cache.js";
 import type { ContactKeyView } from "../../core/client/key-history.js";
-import { type OpenContext, openItem } from "../../core/client/open.js";
+import { type OpenContext, openItem, ROTATION_GRACE_MS } from "../../core/client/open.js";
 import { Opener } from "../../core/client/opener.js";
 import { verifyHistory } from "../../core/client/verify.js";
 import { copyFor, Sealer, SUITE_V3 } from "../../core/crypto/envelope.js";
@@ -367,7 +367,10 @@ describe("envelope v3 (1:1): sender authentication by the AEAD under the pairwis
     assert.match(openItem(late, bobCtx).message.problem!, /already replaced/);
 
     // Sealed for bob's old key after bob rotated: opens with the key bob kept, as v2 does; not without it.
-    const rotatedBob = ctxOf(bob2, { sealers: [new Sealer(bob2), new Sealer(bob)] });
+    const rotatedBob = ctxOf(bob2, {
+      sealers: [new Sealer(bob2), new Sealer(bob)],
+      ownReplacedAt: () => new Date().toISOString(),
+    });
     const forOld = openItem(item(copyFor(direct(alice, bob, "to bob's old key"), "bob")), rotatedBob);
     assert.equal(forOld.message.text, "to bob's old key");
     const lost = openItem(item(copyFor(direct(alice, bob, "to bob's old key"), "bob")), ctxOf(bob2));
@@ -498,6 +501,82 @@ describe("envelope v3 (1:1): sender authentication by the AEAD under the pairwis
       assert.equal(seen.filter((m) => m.verified).length, 0, JSON.stringify(seen));
     } finally {
       await stack.stop();
+    }
+  });
+});
+
+describe("envelope v3: a copy sealed for a key the recipient rotated away (key compromise impersonation)", () => {
+  const bob2 = generateIdentity("bob"); // bob after a rotation; `bob` is the key he rotated away
+  const rotatedAt = "2026-01-01T12:00:00.000Z";
+  const at = (ms: number) => new Date(Date.parse(rotatedAt) + ms).toISOString();
+  const rotated = (more: Partial<OpenContext> = {}) =>
+    ctxOf(bob2, {
+      sealers: [new Sealer(bob2), new Sealer(bob)],
+      ownReplacedAt: (k) => (k.enc === bob.publicKeys.enc ? rotatedAt : null),
+      ...more,
+    });
+  // What a thief of bob's old X25519 key makes: a v3 copy "from alice" for bob's old key (K(alice→bob) = HKDF(X25519(bob_old, alice))).
+  const stolen = () => copyFor(direct(alice, bob, "sealed for bob's old key"), "bob");
+
+  it("opens within the grace after the rotation (positive control), is flagged as a forgery after it", () => {
+    const env = stolen();
+    const inGrace = openItem(
+      { cursor: "1", serverTime: at(ROTATION_GRACE_MS - 1000), envelope: env },
+      rotated(),
+    );
+    assert.equal(inGrace.message.verified, true);
+    assert.equal(inGrace.message.text, "sealed for bob's old key");
+    const late = openItem(
+      { cursor: "2", serverTime: at(ROTATION_GRACE_MS + 1000), envelope: env },
+      rotated(),
+    );
+    assert.equal(late.message.verified, false);
+    assert.equal(late.message.text, "");
+    assert.match(late.message.problem!, /rotated away.*forged/);
+    // The same message to bob's current key is not limited (control: only rotated-away keys are).
+    const current = copyFor(direct(alice, bob2, "to bob's current key"), "bob");
+    assert.equal(
+      openItem({ cursor: "3", serverTime: at(86_400_000), envelope: current }, rotated()).message.verified,
+      true,
+    );
+  });
+
+  it("is not shown while the rotation time is unknown, and asks for this user's own key history", () => {
+    const o = openItem(
+      { cursor: "1", serverTime: at(1000), envelope: stolen() },
+      rotated({ ownReplacedAt: () => null }),
+    );
+    assert.equal(o.message.verified, false);
+    assert.equal(o.ownHistory, true);
+  });
+
+  it("verify-history lists the late copy as unverified, and the worker-thread opener judges it the same", async () => {
+    const items = Array.from({ length: 70 }, (_, k) => ({
+      cursor: String(k + 1),
+      serverTime: at(k < 35 ? 1000 : ROTATION_GRACE_MS + 1000),
+      envelope: copyFor(direct(alice, bob, `m${k}`), "bob") as Envelope,
+    }));
+    const opener = new Opener({ me: "bob", sealers: [new Sealer(bob2), new Sealer(bob)], threads: 2 });
+    try {
+      const ctx = rotated();
+      const opened = await opener.open(items, {
+        contact: ctx.contact,
+        keysOf: ctx.keysOf,
+        ownReplacedAt: ctx.ownReplacedAt!,
+      });
+      assert.deepEqual(
+        opened.map((o) => o.message.verified),
+        items.map((_, k) => k < 35),
+      );
+      const report = verifyHistory(
+        "u:alice",
+        opened.map((o) => o.message),
+      );
+      assert.equal(report.complete, false);
+      assert.equal(report.unverified.length, 35);
+      assert.match(report.unverified[0]!.problem, /rotated away/);
+    } finally {
+      await opener.close();
     }
   });
 });

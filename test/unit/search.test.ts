@@ -208,3 +208,45 @@ describe("toMatchQuery", () => {
     assert.equal(toMatchQuery("!!! ..."), null);
   });
 });
+
+describe("search index with queued inserts", () => {
+  it("indexes queued messages once, before a search and soon after a burst, in any process of the profile", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "zmqchat-search-queue-"));
+    try {
+      const path = join(dir, "cache.db");
+      const writer = new Cache(path);
+      const reader = new Cache(path); // another process on the profile
+      const raw = new Database(path, { readonly: true });
+      const queued = () =>
+        (raw.prepare("SELECT count(*) AS n FROM messages_fts_todo").get() as { n: number }).n;
+      const indexed = () => (raw.prepare("SELECT count(*) AS n FROM messages_fts").get() as { n: number }).n;
+      try {
+        const burst = Array.from({ length: 50 }, (_, i) => msg("alice", `quokka number ${i}`, { to: "bob" }));
+        writer.addMessages(burst, burst.at(-1)!.cursor);
+        // Positive control: the burst waits in the queue, not yet in the index.
+        assert.equal(queued(), 50);
+        assert.equal(indexed(), 0);
+        assert.equal(searchMessages(reader, "quokka", { limit: 1000 }).length, 50, "a search indexes first");
+        assert.equal(queued(), 0);
+        assert.equal(indexed(), 50);
+        // Indexed once: a second catch-up (and a search from the writer) adds nothing.
+        assert.equal(writer.searchIndex.catchUp(), 0);
+        assert.equal(searchMessages(writer, "quokka", { limit: 1000 }).length, 50);
+        assert.equal(indexed(), 50);
+        // A later burst is indexed by the writer's timer without any search.
+        const more = Array.from({ length: 5 }, (_, i) => msg("alice", `wombat ${i}`, { to: "bob" }));
+        writer.addMessages(more, more.at(-1)!.cursor);
+        const deadline = Date.now() + 10_000;
+        while (queued() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        assert.equal(queued(), 0, "indexed after the burst");
+        assert.equal(indexed(), 55);
+      } finally {
+        raw.close();
+        writer.close();
+        reader.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
