@@ -20,7 +20,7 @@ import { completeNamesCommand } from "./commands/complete-names.js";
 import { completionCommand } from "./commands/completion.js";
 import { configShowCommand } from "./commands/config.js";
 import { type DaemonFlags, daemonCommand } from "./commands/daemon.js";
-import { registerDevicesCommands } from "./commands/devices.js";
+import { adoptPushedKeys, registerDevicesCommands } from "./commands/devices.js";
 import { downloadCommand, sendFileCommand } from "./commands/files.js";
 import {
   keysBackupCommand,
@@ -85,7 +85,12 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     async (...args: unknown[]) => {
       const cmd = args.at(-1) as Command;
       try {
-        await fn(cmd, ...(args.slice(0, -1) as A));
+        const again = () => fn(cmd, ...(args.slice(0, -1) as A));
+        // A login refused for keys another device rotated: take the keys it pushed here, retry once.
+        await again().catch(async (err) => {
+          if (!(await adoptPushedKeys(cmd, io, err))) throw err;
+          await again();
+        });
         setExit(EXIT.ok);
       } catch (err) {
         setExit(report(err, Boolean(cmd.optsWithGlobals().debug), io.err));

@@ -39,6 +39,7 @@ import { Opener } from "./opener.js";
 import { Outbox } from "./outbox.js";
 import type { LoadedIdentity } from "./profile.js";
 import { RECEIPT_CLOSE_MS, ReceiptSender } from "./receipt-sender.js";
+import { SendWindow } from "./send-window.js";
 
 export type { ConnectionState, RequestOptions } from "./channel.js";
 
@@ -120,6 +121,8 @@ export class ChatClient {
   private readonly keys: KeyBook;
   /** Composes, seals and sends; keeps what the service could not take on disk. */
   private readonly outbox: Outbox;
+  /** Sends in composition order, one request in flight, batched into `send.many`. */
+  private readonly window: SendWindow;
   /** Verifies and decrypts batches of mailbox items (large ones on worker threads). */
   private readonly opener: Opener;
   /** Live deliveries, applied directly when they follow the cursor. */
@@ -172,6 +175,11 @@ export class ChatClient {
       keyChanged: (name) => this.emit({ type: "key_changed", name }),
       shown: (message) => this.emit({ type: "message", message }),
     });
+    this.window = new SendWindow({
+      one: (envelope, timeoutMs) => this.request("send", { envelope }, { timeoutMs }),
+      many: async (envelopes, timeoutMs) =>
+        (await this.request("send.many", { envelopes }, { timeoutMs })).results,
+    });
     this.outbox = new Outbox({
       name: this.name,
       device: options.identity.device,
@@ -181,7 +189,7 @@ export class ChatClient {
       keys: this.keys,
       requestMs: this.requestMs,
       login: (timeoutMs) => this.login({ timeoutMs }),
-      post: (envelope, timeoutMs) => this.request("send", { envelope }, { timeoutMs }),
+      reserve: () => this.window.reserve(),
       acks: this.acks,
       shown: (message) => this.emit({ type: "message", message }),
       pending: (count) => this.emit({ type: "outbox", pending: count }),
