@@ -113,6 +113,9 @@ export function openClient(
     }),
     curveSecret: curveSecretOf(paths.dir),
     endpointMemory: new FileEndpointMemory(join(paths.dir, "endpoints.json")),
+    readReceipts: settings.readReceipts,
+    presence: settings.presence,
+    typing: settings.typing,
   });
   const warned = new Set<string>();
   client.on((e) => {

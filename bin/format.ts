@@ -16,6 +16,12 @@ export interface MessageFields
   reactions: Record<string, string[]>;
   /** Issue 18, after the fields above: the attachment's name, size, type and SHA-256, or null. */
   file: { name: string; size: number; type: string; sha256: string } | null;
+  /** Own messages: "sent" (stored), "delivered" (to a device of every recipient) or "read"; null on others'. */
+  status: "sent" | "delivered" | "read" | null;
+  /** Own group messages: who read them, in name order; null otherwise. */
+  readBy: string[] | null;
+  /** Someone else's message that mentions you as `@name` (core/client/mentions.ts). */
+  mention: boolean;
 }
 
 export function messageFields(m: ChatMessage | MessageFields): MessageFields {
@@ -34,6 +40,9 @@ export function messageFields(m: ChatMessage | MessageFields): MessageFields {
     deleted: m.deleted ?? false,
     reactions: m.reactions ?? {},
     file: m.file ? ("key" in m.file ? publicFileFields(m.file) : m.file) : null,
+    status: m.status ?? null,
+    readBy: m.readBy ?? null,
+    mention: m.mention ?? false,
   };
 }
 

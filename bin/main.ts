@@ -20,7 +20,7 @@ import { completeNamesCommand } from "./commands/complete-names.js";
 import { completionCommand } from "./commands/completion.js";
 import { configShowCommand } from "./commands/config.js";
 import { type DaemonFlags, daemonCommand } from "./commands/daemon.js";
-import { registerDevicesCommands } from "./commands/devices.js";
+import { adoptPushedKeys, registerDevicesCommands } from "./commands/devices.js";
 import { downloadCommand, sendFileCommand } from "./commands/files.js";
 import {
   keysBackupCommand,
@@ -34,6 +34,7 @@ import {
   keysVerifyCommand,
   logoutCommand,
 } from "./commands/keys.js";
+import { muteCommand } from "./commands/mute.js";
 import { searchCommand } from "./commands/search.js";
 import {
   type BalancerFlags,
@@ -84,7 +85,12 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     async (...args: unknown[]) => {
       const cmd = args.at(-1) as Command;
       try {
-        await fn(cmd, ...(args.slice(0, -1) as A));
+        const again = () => fn(cmd, ...(args.slice(0, -1) as A));
+        // A login refused for keys another device rotated: take the keys it pushed here, retry once.
+        await again().catch(async (err) => {
+          if (!(await adoptPushedKeys(cmd, io, err))) throw err;
+          await again();
+        });
         setExit(EXIT.ok);
       } catch (err) {
         setExit(report(err, Boolean(cmd.optsWithGlobals().debug), io.err));
@@ -188,16 +194,38 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     );
 
   program
+    .command("mute")
+    .description(
+      "no bell or notification for a conversation (its messages are still kept and shown); no target: list",
+    )
+    .argument("[user]", "the other person")
+    .option("-g, --group <group>", "a group instead")
+    .option("--off", "unmute")
+    .option("--json", "the list as JSON lines")
+    .addHelpText("after", "\nExample:\n  zmqchat --user bob mute --group team")
+    .action(
+      run((cmd, user: string | undefined, opts: { group?: string; off?: boolean; json?: boolean }) =>
+        muteCommand(cmd, io, user, opts),
+      ),
+    );
+
+  program
     .command("history")
     .description("a conversation, oldest first (fetches what is new first; offline: the local cache)")
     .argument("[user]", "the other person")
     .option("-g, --group <group>", "a group's history instead")
     .option("-n, --limit <n>", "how many of the newest messages", "100")
     .option("--json", "one JSON object per line")
+    .option("--mark-read", "count what is printed as read (read receipts) even when stdout is not a terminal")
+    .option("--no-mark-read", "do not count what is printed as read, even on a terminal")
     .addHelpText("after", "\nExample:\n  zmqchat --user bob history alice --json")
     .action(
-      run((cmd, user: string | undefined, opts: { group?: string; limit: string; json?: boolean }) =>
-        historyCommand(cmd, io, user, opts),
+      run(
+        (
+          cmd,
+          user: string | undefined,
+          opts: { group?: string; limit: string; json?: boolean; markRead?: boolean },
+        ) => historyCommand(cmd, io, user, opts),
       ),
     );
 

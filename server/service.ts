@@ -19,6 +19,7 @@ import type { Authority, SessionClaims } from "./auth.js";
 import { Backups } from "./backups.js";
 import { FileService } from "./blobs/files.js";
 import { DeviceRegistry } from "./devices.js";
+import { EphemeralRelay } from "./ephemeral.js";
 import {
   checkGroupSize,
   checkGroupsOwned,
@@ -77,6 +78,8 @@ type Handler<T extends RequestType> = (
 export class ChatService {
   private readonly handlers: { [T in RequestType]: Handler<T> };
   private readonly sessions: SessionManager;
+  /** Typing and presence signals: relayed live, never stored (ephemeral.ts). */
+  private readonly ephemeral: EphemeralRelay;
   private readonly backups: Backups;
   private readonly sendPath: SendPath;
   private readonly devices: DeviceRegistry;
@@ -96,6 +99,7 @@ export class ChatService {
     this.sessions = new SessionManager(auth, store);
     this.backups = new Backups(store);
     this.devices = new DeviceRegistry(store, auth, this.sessions);
+    this.ephemeral = new EphemeralRelay(store, (name) => this.devices.topics(name), publisher);
     this.sendPath = new SendPath({
       store,
       deliveryTopics: (owner) => this.devices.topics(owner),
@@ -143,6 +147,7 @@ export class ChatService {
         await this.sessions.logout(needSession(c), b.all ?? false);
         return ok({ ended: true });
       },
+      signal: async (b, u) => ok(await this.ephemeral.relay(b, needUser(u))),
       "devices.list": async (_b, _u, c) => ok(await this.devices.list(needSession(c))),
       "devices.hello": async (b, _u, c) => ok(await this.devices.hello(needSession(c), b)),
       "devices.revoke": async (b, _u, c) => ok(await this.devices.revoke(needSession(c), b.id)),

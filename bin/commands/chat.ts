@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { inMailboxOrder } from "../../core/client/actions.js";
 import type { ChatClient } from "../../core/client/client.js";
 import { convKind, convName, groupConv, userConv } from "../../core/client/conv.js";
+import { mentionAlert, notifies } from "../../core/client/mentions.js";
 import { verifyHistory } from "../../core/client/verify.js";
 import type { Settings } from "../../core/config/config.js";
 import { parseDuration } from "../../core/config/duration.js";
@@ -189,7 +190,7 @@ export async function historyCommand(
   cmd: Command,
   io: Io,
   user: string | undefined,
-  opts: { group?: string; limit: string; json?: boolean; timeout?: string },
+  opts: { group?: string; limit: string; json?: boolean; timeout?: string; markRead?: boolean },
 ): Promise<void> {
   if ((user === undefined) === (opts.group === undefined)) {
     throw new ZmqchatError("usage", "history of whom? zmqchat history USER or --group GROUP");
@@ -199,11 +200,13 @@ export async function historyCommand(
     throw new ZmqchatError("usage", "--limit takes a whole number above 0");
   const target =
     opts.group !== undefined ? { group: checkName("group", opts.group) } : { user: checkName("user", user!) };
+  // Printed to a terminal, a person reads it; a script reading a pipe is not reading (receipts.ts).
+  const markRead = opts.markRead ?? Boolean(process.stdout.isTTY);
   const messages = await work(
     settingsOf(cmd),
     io,
-    ["history", { ...("user" in target ? { with: target.user } : target), limit }],
-    (client) => historyOp(client, { target, limit }, (text) => io.err(`zmqchat: warning: ${text}`)),
+    ["history", { ...("user" in target ? { with: target.user } : target), limit, markRead }],
+    (client) => historyOp(client, { target, limit, markRead }, (text) => io.err(`zmqchat: warning: ${text}`)),
   );
   for (const m of messages) io.out(opts.json ? messageJson(m) : messageLine(m));
 }
@@ -235,12 +238,15 @@ export async function listenCommand(cmd: Command, io: Io, opts: { json?: boolean
   const cache = s.client.cache;
   const me = s.client.name;
   let mark = cache.getState("listen_mark");
+  const alerts = settingsOf(cmd).bell && Boolean(process.stderr.isTTY);
   const drain = () => {
     for (;;) {
       const batch = cache.after(mark, 1000);
       if (batch.length === 0) return;
       for (const m of batch) {
         if (m.from !== me) io.out(opts.json ? messageJson(m) : messageLine(m));
+        // A mention rings the bell and raises a desktop notification on a terminal (mentions.ts).
+        if (alerts && notifies(m, (c) => cache.mutes.muted(c))) process.stderr.write(mentionAlert(m));
       }
       mark = batch.at(-1)!.cursor;
       cache.setState("listen_mark", mark);
@@ -258,11 +264,20 @@ export async function listenCommand(cmd: Command, io: Io, opts: { json?: boolean
       });
     }
     if (e.type === "state") io.err(`zmqchat: ${e.state} (${e.endpoint})`);
+    // An edit, delete or reaction that landed: the message it changed, again, as it is now.
+    if (e.type === "action") {
+      const [changed] = cache.messages([e.target]);
+      if (changed && e.from !== me) io.out(opts.json ? messageJson(changed) : messageLine(changed));
+    }
   });
   try {
     await s.client.goLive();
     drain();
     s.client.keepAlive();
+    // Listening is being around: share presence while it runs (issue 17; config `presence`).
+    await s.client
+      .startPresence()
+      .catch((err) => io.err(`zmqchat: warning: presence: ${(err as Error).message}`));
     await io.untilInterrupted();
     drain();
   } finally {

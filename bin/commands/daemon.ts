@@ -74,13 +74,18 @@ export function daemonMethods(client: ChatClient) {
           group: name.optional(),
           // No upper bound: `history --limit N` asks the daemon for what it would show itself.
           limit: z.number().int().min(1).default(100),
+          markRead: z.boolean().optional(),
         })
         .strict()
         .refine(...oneOf("with", "group")),
       (p, caller) =>
         historyOp(
           client,
-          { target: p.with !== undefined ? { user: p.with } : { group: p.group! }, limit: p.limit },
+          {
+            target: p.with !== undefined ? { user: p.with } : { group: p.group! },
+            limit: p.limit,
+            markRead: p.markRead === true,
+          },
           (text) => caller.warn(text),
         ),
     ),
@@ -267,6 +272,10 @@ export async function daemonCommand(cmd: Command, io: Io, flags: DaemonFlags): P
         try {
           await client.goLive();
           client.keepAlive();
+          // A running daemon is this user being around: share presence (issue 17; config `presence`).
+          await client
+            .startPresence()
+            .catch((err) => io.err(`zmqchat: warning: presence: ${(err as Error).message}`));
           return;
         } catch (err) {
           if (attempt === 0) io.err(`zmqchat: warning: not live yet (${(err as Error).message}); retrying`);

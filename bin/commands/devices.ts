@@ -256,3 +256,34 @@ export async function devicesFetchKeysCommand(cmd: Command, io: Io): Promise<voi
     await s.close();
   }
 }
+
+/**
+ * After a command failed: when the service refused this device's login signature and keys that
+ * another device rotated wait for it, installs them (signed by the old keys, sealed to this
+ * device, as `devices fetch-keys`) and returns true so that the command runs once more.
+ */
+export async function adoptPushedKeys(cmd: Command, io: Io, err: unknown): Promise<boolean> {
+  if (!(err instanceof ZmqchatError && err.code === "unauthorized" && /login signature/.test(err.message)))
+    return false;
+  const settings = settingsOf(cmd);
+  if (!settings.user) return false;
+  const paths = profilePaths(settings.home, settings.user);
+  if (!hasIdentity(paths)) return false;
+  const unlock = isProtected(paths) ? unlockOptions() : {};
+  const loaded = loadIdentity(paths, settings.user, unlockOptions());
+  const s = openClient(settings, { identity: loaded });
+  try {
+    const next = await fetchPushedKeys(s.client, loaded, curveSecretOf(paths.dir)).catch((e: unknown) => {
+      if (e instanceof ZmqchatError && e.code === "not_found") return null;
+      throw e;
+    });
+    if (!next || next.identity.publicKeys.sign === loaded.identity.publicKeys.sign) return false;
+    saveIdentity(paths, next, paths.identity, unlock);
+    io.err(
+      `zmqchat: took the new keys another device of yours pushed here: ${fingerprint(settings.user, next.identity.publicKeys)}`,
+    );
+    return true;
+  } finally {
+    await s.close();
+  }
+}

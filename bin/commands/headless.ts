@@ -68,12 +68,15 @@ async function replyExtra(client: ChatClient, target: Target, replyTo: string): 
 /** A conversation's newest `limit` messages, oldest first, after fetching what is new (offline: the cache). */
 export async function historyOp(
   client: ChatClient,
-  p: { target: Target; limit: number },
+  p: { target: Target; limit: number; markRead?: boolean },
   warn: Warn,
 ): Promise<MessageFields[]> {
   const online = await syncOrWarn(client, warn, "showing the local cache");
   if (online) await checkConversation(client, { err: (line) => warn(line.replace(WARNING, "")) }, p.target);
-  return client.cache.history(convOfTarget(p.target), p.limit).map(messageFields);
+  const shown = client.cache.history(convOfTarget(p.target), p.limit);
+  // Shown to a person: read receipts follow (core/client/receipts.ts says when a message is read).
+  if (p.markRead) client.markRead(shown);
+  return shown.map(messageFields);
 }
 
 export interface SyncResult {
@@ -97,6 +100,8 @@ export interface ContactRow {
   status: "you" | "key changed" | "pinned";
   verified: boolean;
   fingerprint: string;
+  /** Issue 17: "online", "offline", or null when the contact shares none (or presence is off here). */
+  presence: "online" | "offline" | null;
 }
 
 export async function contactsOp(client: ChatClient): Promise<ContactRow[]> {
@@ -105,7 +110,13 @@ export async function contactsOp(client: ChatClient): Promise<ContactRow[]> {
     const status = u.name === client.name ? "you" : c?.pending ? "key changed" : "pinned";
     // Keys that came only from the server are unverified until `keys verify` (you are always verified).
     const verified = u.name === client.name || (c?.verified ?? false);
-    return { name: u.name, status, verified, fingerprint: fingerprint(u.name, c?.keys ?? u.keys) };
+    return {
+      name: u.name,
+      status,
+      verified,
+      fingerprint: fingerprint(u.name, c?.keys ?? u.keys),
+      presence: u.name === client.name ? null : client.presenceOf(u.name),
+    };
   });
 }
 

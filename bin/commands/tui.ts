@@ -39,6 +39,9 @@ export function zeromqProfiles(settings: Settings, log: Logger): ProfileAccess {
       log,
       endpointMemory: new FileEndpointMemory(join(profilePaths(home, name).dir, "endpoints.json")),
       curveSecret: curveSecretOf(profilePaths(home, name).dir),
+      readReceipts: settings.readReceipts,
+      presence: settings.presence,
+      typing: settings.typing,
     });
     return {
       client,

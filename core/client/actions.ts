@@ -2,8 +2,10 @@ import type Database from "better-sqlite3";
 import { z } from "zod";
 import { ZmqchatError } from "../errors.js";
 import { UUID_PATTERN } from "../protocol/ids.js";
+import { nameSchema } from "../protocol/schema.js";
 import { type FileRef, FileRefStore, fileRefSchema } from "./file-ref.js";
 import { type ChatMessage, type MessageAction, type MessageRow, messageFromRow } from "./message.js";
+import { MAX_RECEIPT_IDS, type ReceiptExtra } from "./receipts.js";
 
 /**
  * Replies, edits, deletes and reactions (issue 17). Each is a message like any other on the
@@ -19,6 +21,8 @@ import { type ChatMessage, type MessageAction, type MessageRow, messageFromRow }
 export interface MessageExtra {
   replyTo?: string;
   action?: MessageAction;
+  /** A delivery or read receipt (receipts.ts). */
+  receipt?: ReceiptExtra;
   /** An attachment (issue 18, core/client/file-ref.ts). */
   file?: FileRef;
 }
@@ -40,10 +44,21 @@ const extraSchema = z
         z.object({ kind: z.literal("react"), target: id, emoji, remove: z.boolean() }).strict(),
       ])
       .optional(),
+    receipt: z
+      .object({
+        status: z.enum(["delivered", "read"]),
+        group: nameSchema.nullable(),
+        ids: z.array(id).min(1).max(MAX_RECEIPT_IDS),
+      })
+      .strict()
+      .optional(),
     file: fileRefSchema.optional(),
   })
   .strict()
-  .refine((x) => !(x.replyTo && x.action), "a reply carries no action");
+  .refine(
+    (x) => [x.replyTo, x.action, x.receipt].filter(Boolean).length <= 1,
+    "one of reply, action, receipt",
+  );
 
 /** Why `e` is not an acceptable reaction, or null when it is. */
 export function emojiProblem(e: string): string | null {
@@ -69,6 +84,7 @@ export function readExtra(
   const out: MessageExtra = {};
   if (r.data.replyTo) out.replyTo = r.data.replyTo;
   if (r.data.action) out.action = r.data.action;
+  if (r.data.receipt) out.receipt = r.data.receipt;
   if (r.data.file) out.file = r.data.file;
   return { ok: true, extra: out };
 }
@@ -76,11 +92,12 @@ export function readExtra(
 /** The fields of a message that its extra gives (for the opened message and the acknowledged copy). */
 export function extraFields(
   extra: MessageExtra | undefined,
-): Pick<ChatMessage, "replyTo" | "action" | "file"> {
+): Pick<ChatMessage, "replyTo" | "action" | "receipt" | "file"> {
   return {
     replyTo: extra?.replyTo ?? null,
     ...(extra?.file ? { file: extra.file } : {}),
     ...(extra?.action ? { action: extra.action } : {}),
+    ...(extra?.receipt ? { receipt: extra.receipt } : {}),
   };
 }
 
@@ -110,7 +127,8 @@ interface ActionRow {
   id: string;
   conv: string;
   target: string;
-  kind: "edit" | "delete" | "react";
+  /** "receipt": a receipt event, kept here only so verify-history sees it in its sender's numbering. */
+  kind: "edit" | "delete" | "react" | "receipt";
   sender: string;
   text: string;
   emoji: string | null;
@@ -169,15 +187,32 @@ export class ActionStore {
    */
   record(m: ChatMessage & { action: MessageAction }, fromMailbox: boolean): void {
     const a = m.action;
+    this.insertEvent(m, a.kind, a.target, fromMailbox, a.kind === "react" ? a : null);
+    if (a.kind === "delete") this.stmts.wipe.run(a.target, m.from, m.conv);
+    if (a.kind === "edit") this.latestEdit(a.target, m.from, m.conv);
+  }
+
+  /** Stores a receipt event (receipts.ts keeps what it says): numbered like the messages, so verify-history sees no gap. */
+  recordReceipt(m: ChatMessage & { receipt: { ids: string[] } }, fromMailbox: boolean): void {
+    this.insertEvent(m, "receipt", m.receipt.ids[0]!, fromMailbox, null);
+  }
+
+  private insertEvent(
+    m: ChatMessage,
+    kind: ActionRow["kind"],
+    target: string,
+    fromMailbox: boolean,
+    react: { emoji: string; remove: boolean } | null,
+  ): void {
     const r = this.stmts.insert.run({
       id: m.id,
       conv: m.conv,
-      target: a.target,
-      kind: a.kind,
+      target,
+      kind,
       sender: m.from,
-      text: a.kind === "edit" ? m.text : "",
-      emoji: a.kind === "react" ? a.emoji : null,
-      remove: a.kind === "react" && a.remove ? 1 : 0,
+      text: kind === "edit" ? m.text : "",
+      emoji: react ? react.emoji : null,
+      remove: react?.remove ? 1 : 0,
       sentAt: m.sentAt,
       serverTime: m.serverTime,
       cursor: m.cursor,
@@ -186,9 +221,16 @@ export class ActionStore {
     });
     // Cached from its acknowledgement first: the mailbox copy gives its place.
     if (r.changes === 0 && fromMailbox) this.stmts.place.run(m.serverTime, m.cursor, m.id, m.cursor);
-    if (a.kind === "delete") this.stmts.wipe.run(a.target, m.from, m.conv);
-    if (a.kind === "edit") this.latestEdit(a.target, m.from, m.conv);
+    // A new edit, delete or reaction: views showing its target read it again (ClientEvent "action").
+    if (r.changes === 1 && kind !== "receipt") {
+      const e = { id: m.id, conv: m.conv, target, kind, from: m.from };
+      queueMicrotask(() => this.onAction?.(e));
+    }
   }
+
+  /** Called after the writing transaction when a new edit, delete or reaction was stored (views re-read its target). */
+  onAction: ((e: { id: string; conv: string; target: string; kind: string; from: string }) => void) | null =
+    null;
 
   /**
    * Keeps the cached text of a message at its author's latest edit, so the search index (which
@@ -291,7 +333,7 @@ export class ActionStore {
       let problem: string | null = null;
       if (target && target.conv !== conv)
         problem = `a ${a.kind} of ${a.target}, a message of another conversation`;
-      else if (target && a.kind !== "react" && target.sender !== a.sender)
+      else if (target && (a.kind === "edit" || a.kind === "delete") && target.sender !== a.sender)
         problem = `${a.sender} signed a ${a.kind} of ${a.target}, a message by ${target.sender}: only its author may`;
       return {
         id: a.id,

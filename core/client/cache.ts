@@ -3,7 +3,10 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
 import { ActionStore, type MessageExtra } from "./actions.js";
+import { PresenceBook } from "./ephemeral.js";
+import { MuteList, markMentions } from "./mentions.js";
 import { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
+import { ReceiptStore } from "./receipts.js";
 import { SearchIndex } from "./search.js";
 
 export { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
@@ -113,6 +116,12 @@ export class Cache {
   readonly searchIndex: SearchIndex;
   /** Replies, edits, deletes and reactions (actions.ts). */
   readonly actions: ActionStore;
+  /** Delivery and read receipts, and the read marks of this profile (receipts.ts). */
+  readonly receipts: ReceiptStore;
+  /** Contacts' presence as last signalled (ephemeral.ts). */
+  readonly presence: PresenceBook;
+  /** Conversations this profile muted (mentions.ts). */
+  readonly mutes: MuteList;
 
   constructor(path: string) {
     const inMemory = path === ":memory:";
@@ -131,6 +140,9 @@ export class Cache {
     }
     this.searchIndex = new SearchIndex(this.db);
     this.actions = new ActionStore(this.db);
+    this.receipts = new ReceiptStore(this.db);
+    this.presence = new PresenceBook(this.db);
+    this.mutes = new MuteList(this.db);
     const db = this.db;
     this.stmts = {
       insert: db.prepare(
@@ -164,6 +176,7 @@ export class Cache {
         `SELECT ${COLUMNS} FROM messages WHERE ord > ? ORDER BY ord LIMIT ?`,
       ),
       has: db.prepare<[string], { id: string }>("SELECT id FROM messages WHERE id = ?"),
+      byId: db.prepare<[string], MessageRow>(`SELECT ${COLUMNS} FROM messages WHERE id = ?`),
       conversations: db.prepare<[], { conv: string; last: string; n: number }>(
         "SELECT conv, max(server_time) AS last, count(*) AS n FROM messages GROUP BY conv ORDER BY max(ord) DESC",
       ),
@@ -288,10 +301,17 @@ export class Cache {
         this.actions.record({ ...m, action: m.action }, placed);
         continue;
       }
+      // A receipt likewise (receipts.ts).
+      if (m.receipt) {
+        this.actions.recordReceipt({ ...m, receipt: m.receipt }, placed);
+        this.receipts.record({ ...m, receipt: m.receipt });
+        continue;
+      }
       const r = this.stmts.insert.run({ ...m, verified: m.verified ? 1 : 0, ord: BigInt(m.cursor) });
       if (r.changes === 1) {
         fresh.push(m);
         this.actions.landed(m);
+        this.receipts.landed(m);
       }
       // A message cached from its acknowledgement takes its place from the mailbox copy when that
       // arrives; a replay keeps the place it was first seen at. (Only a message already cached can
@@ -362,14 +382,22 @@ export class Cache {
 
   /** The newest `limit` messages of a conversation, oldest first. */
   history(conv: string, limit: number): ChatMessage[] {
-    return this.actions.apply(this.stmts.history.all(conv, limit).map(messageFromRow));
+    return this.view(this.stmts.history.all(conv, limit).map(messageFromRow));
   }
 
   /** Messages placed after a cursor (any conversation), oldest first. */
   after(cursor: string | null, limit: number): ChatMessage[] {
-    return this.actions.apply(
-      this.stmts.after.all(cursor === null ? -1n : BigInt(cursor), limit).map(messageFromRow),
-    );
+    return this.view(this.stmts.after.all(cursor === null ? -1n : BigInt(cursor), limit).map(messageFromRow));
+  }
+
+  /** These messages (by id, any conversation) as the user sees them; unknown ids are left out. */
+  messages(ids: string[]): ChatMessage[] {
+    return this.view(ids.flatMap((id) => this.stmts.byId.all(id)).map(messageFromRow));
+  }
+
+  /** Messages as the user sees them: actions applied, receipts' status, mentions (issue 17). */
+  private view(messages: ChatMessage[]): ChatMessage[] {
+    return markMentions(this.receipts.apply(this.actions.apply(messages)), this.receipts.owner);
   }
 
   conversations(): Array<{ conv: string; last: string; count: number }> {

@@ -12,6 +12,7 @@ import { loginChallengeBytes, rotationBytes } from "../crypto/login.js";
 import { bindingKey, loginBindingProof, x25519Private, x25519PublicRaw } from "../crypto/session-binding.js";
 import { ZmqchatError } from "../errors.js";
 import { type Logger, silentLogger } from "../logger.js";
+import { uuidv7 } from "../protocol/ids.js";
 import {
   type GroupInfo,
   type GroupNotice,
@@ -29,6 +30,7 @@ import { extraFields, type MessageExtra } from "./actions.js";
 import type { Cache, ChatMessage } from "./cache.js";
 import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOptions } from "./channel.js";
 import type { EndpointMemory } from "./endpoints.js";
+import { EphemeralSignals } from "./ephemeral.js";
 import type { ContactKeyView } from "./key-history.js";
 import { KeyBook, type Target } from "./keybook.js";
 import { LiveDeliveries } from "./live.js";
@@ -36,6 +38,8 @@ import { messageBase, type Opened } from "./open.js";
 import { Opener } from "./opener.js";
 import { Outbox } from "./outbox.js";
 import type { LoadedIdentity } from "./profile.js";
+import { RECEIPT_CLOSE_MS, ReceiptSender } from "./receipt-sender.js";
+import { SendWindow } from "./send-window.js";
 
 export type { ConnectionState, RequestOptions } from "./channel.js";
 
@@ -52,7 +56,21 @@ export type ClientEvent =
    * of this profile, e.g. `zmqchat send`, or by our own acknowledgement), so no `message` event was
    * given for them: a view showing every message reads the cache up to `cursor`.
    */
-  | { type: "already_stored"; cursor: string };
+  | { type: "already_stored"; cursor: string }
+  /**
+   * Issue 17: a delivery or read receipt for own messages arrived (`ids`, by `from`): views showing
+   * them read their `status` / `readBy` from the cache again (receipts.ts).
+   */
+  | { type: "receipt"; from: string; status: "delivered" | "read"; ids: string[] }
+  /**
+   * Issue 17: an edit, delete or reaction (`kind`) of message `target` in `conv` was stored (live,
+   * by a sync or by another process's send): views showing `target` read it from the cache again.
+   */
+  | { type: "action"; id: string; conv: string; target: string; kind: string; from: string }
+  /** Issue 17 (ephemeral.ts): `from` is typing in `conv`; show it until `until` (ISO) or their next message. */
+  | { type: "typing"; from: string; conv: string; until: string }
+  /** Issue 17 (ephemeral.ts): a contact's presence changed (`presenceOf` reads it any time). */
+  | { type: "presence"; name: string; state: "online" | "offline" };
 
 export interface ChatClientOptions {
   /** Opens a link to one endpoint (the transport is picked by the caller). */
@@ -76,6 +94,12 @@ export interface ChatClientOptions {
   firstContactMs?: number;
   /** Worker threads that open large sync pages (default: the cores, up to 4; 0: none). */
   openerThreads?: number;
+  /** False: sends no read receipts and shows none (config `readReceipts`; receipts.ts). Default true. */
+  readReceipts?: boolean;
+  /** False: sends no presence and shows none (config `presence`). Default true. */
+  presence?: boolean;
+  /** False: sends no typing signals and shows none (config `typing`). Default true. */
+  typing?: boolean;
 }
 
 export type { Target } from "./keybook.js";
@@ -97,6 +121,8 @@ export class ChatClient {
   private readonly keys: KeyBook;
   /** Composes, seals and sends; keeps what the service could not take on disk. */
   private readonly outbox: Outbox;
+  /** Sends in composition order, one request in flight, batched into `send.many`. */
+  private readonly window: SendWindow;
   /** Verifies and decrypts batches of mailbox items (large ones on worker threads). */
   private readonly opener: Opener;
   /** Live deliveries, applied directly when they follow the cursor. */
@@ -149,6 +175,11 @@ export class ChatClient {
       keyChanged: (name) => this.emit({ type: "key_changed", name }),
       shown: (message) => this.emit({ type: "message", message }),
     });
+    this.window = new SendWindow({
+      one: (envelope, timeoutMs) => this.request("send", { envelope }, { timeoutMs }),
+      many: async (envelopes, timeoutMs) =>
+        (await this.request("send.many", { envelopes }, { timeoutMs })).results,
+    });
     this.outbox = new Outbox({
       name: this.name,
       device: options.identity.device,
@@ -158,11 +189,89 @@ export class ChatClient {
       keys: this.keys,
       requestMs: this.requestMs,
       login: (timeoutMs) => this.login({ timeoutMs }),
-      post: (envelope, timeoutMs) => this.request("send", { envelope }, { timeoutMs }),
+      reserve: () => this.window.reserve(),
       acks: this.acks,
       shown: (message) => this.emit({ type: "message", message }),
       pending: (count) => this.emit({ type: "outbox", pending: count }),
     });
+    this.receipts = new ReceiptSender(this, options.cache.receipts, this.log);
+    options.cache.receipts.owner = this.name;
+    options.cache.receipts.readReceipts = options.readReceipts !== false;
+    options.cache.receipts.onReceived = (r) => this.emit({ type: "receipt", ...r });
+    options.cache.actions.onAction = (a) => this.emit({ type: "action", ...a });
+    this.signals = new EphemeralSignals(
+      {
+        me: this.name,
+        online: () => this.online,
+        seal: (target, text) => this.sealSignal(target, text),
+        open: (item) => {
+          const o = this.open(item);
+          return o.held ? null : o.message;
+        },
+        request: (body, timeoutMs) => this.request("signal", body, { timeoutMs }),
+        learn: async (name) => {
+          await this.users([name]);
+        },
+        known: (name) => this.cache.contact(name) !== null,
+        emit: (e) => this.emit(e),
+        conversations: () => this.cache.conversations().map((c) => c.conv),
+        log: this.log,
+      },
+      options.cache.presence,
+      { typing: options.typing !== false, presence: options.presence !== false },
+    );
+  }
+
+  /** Typing and presence signals (ephemeral.ts). */
+  private readonly signals: EphemeralSignals;
+
+  /** Tells a conversation this user is typing (throttled; live only, never stored). */
+  typing(target: Target): Promise<void> {
+    return this.signals.typing(target);
+  }
+
+  /** Shares this user's presence while this client runs (TUI, listen, daemon); "offline" on close. */
+  startPresence(): Promise<void> {
+    return this.signals.startPresence();
+  }
+
+  /** A contact's presence as last signalled: "online", "offline", or null when they shared none. */
+  presenceOf(name: string): "online" | "offline" | null {
+    return this.signals.presenceOf(name);
+  }
+
+  /** A never-stored envelope for a signal, sealed for the target's recipients like a message. */
+  private async sealSignal(target: Target, text: string) {
+    await this.login();
+    const recipients = await this.keys.recipientsOf(target, false, Date.now() + this.requestMs);
+    return this.sealer.seal({
+      id: uuidv7(),
+      device: this.options.identity.device,
+      to: "user" in target ? target.user : null,
+      group: "group" in target ? target.group : null,
+      seq: 0,
+      sentAt: new Date().toISOString(),
+      text,
+      recipients,
+    });
+  }
+
+  /** Sends the receipts the cache queues, one event per author and conversation per burst. */
+  private readonly receipts: ReceiptSender;
+
+  /** The user was shown these messages (TUI, `history` on a terminal): read receipts follow (receipts.ts). */
+  markRead(messages: ChatMessage[]): void {
+    this.cache.transaction(() => this.cache.receipts.markRead(messages));
+  }
+
+  /** Sends the receipts waiting in the cache now (a command about to exit). */
+  flushReceipts(timeoutMs = 3000): Promise<void> {
+    return this.receipts.flush(timeoutMs);
+  }
+
+  /** True while logged in (receipts go out only then: a command working offline leaves them queued). */
+  get online(): boolean {
+    return this.session !== null && !this.closed;
   }
 
   get cache(): Cache {
@@ -603,6 +712,15 @@ export class ChatClient {
   private heartbeat: NodeJS.Timeout | null = null;
 
   async close(): Promise<void> {
+    // Receipts queued by what this client stored go out before it goes (queued on when offline).
+    // Bounded: a command never waits more than RECEIPT_CLOSE_MS for them (the rest goes next time).
+    if (this.online && this.cache.receipts.waiting())
+      await Promise.race([
+        this.receipts.flush(RECEIPT_CLOSE_MS).catch(() => {}),
+        new Promise((r) => setTimeout(r, RECEIPT_CLOSE_MS).unref()),
+      ]);
+    await this.signals.stopPresence();
+    this.receipts.stop();
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.topicTimer) clearTimeout(this.topicTimer);
@@ -631,6 +749,7 @@ export class ChatClient {
         verified: true,
         problem: null,
         ...extraFields(sent.extra),
+        ...(sent.sealedFor ? { sealedFor: sent.sealedFor } : {}),
       };
       return { message, held: false, unexplained: false };
     });
@@ -708,6 +827,11 @@ export class ChatClient {
 
   private onDelivery(frame: Buffer): void {
     if (!this.session || this.closed) return;
+    // Typing and presence (ephemeral.ts): the relay writes the type first.
+    if (frame.subarray(0, 32).includes('"type":"signal"')) {
+      this.signals.receive(safeJson(frame));
+      return;
+    }
     // Group notices are small and start with their type; messages go to the live path (live.ts).
     if (frame.length < 512 && frame.includes('"type":"group"')) {
       const notice = groupNoticeSchema.safeParse(safeJson(frame));

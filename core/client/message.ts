@@ -33,6 +33,23 @@ export interface ChatMessage {
   deleted?: boolean;
   /** Emoji → the names of who reacted with it, in name order. */
   reactions?: Record<string, string[]>;
+  /** Set on a receipt event: which messages its sender got or read (receipts.ts). */
+  receipt?: ReceiptExtra;
+  /** Filled when read from the cache, on own messages (null on others'): "sent", "delivered" or "read" (receipts.ts). */
+  status?: "sent" | "delivered" | "read" | null;
+  /** Own group messages: who read them, in name order (null otherwise). */
+  readBy?: string[] | null;
+  /** Filled when read from the cache: someone else's message that mentions this user as `@name` (mentions.ts). */
+  mention?: boolean;
+  /** Set by this device on its own group sends, not stored: who it sealed them for (receipts.ts). */
+  sealedFor?: string[];
+}
+
+/** What a receipt event seals beside its text (receipts.ts). `group` null: the 1:1 conversation it travels in. */
+export interface ReceiptExtra {
+  status: "delivered" | "read";
+  group: string | null;
+  ids: string[];
 }
 
 /** What an action event does, sealed and signed inside its content. Only the author may edit or delete. */

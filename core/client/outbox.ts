@@ -3,19 +3,21 @@ import { ZmqchatError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { uuidv7 } from "../protocol/ids.js";
 import { MAX_TEXT_BYTES } from "../protocol/limits.js";
-import type { Envelope, ReplyBody } from "../protocol/schema.js";
 import type { AckBatch } from "./ack-batch.js";
 import { extraFields, type MessageExtra } from "./actions.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
 import type { RequestOptions } from "./channel.js";
 import { convOfTarget } from "./conv.js";
 import { type KeyBook, remaining, type Target } from "./keybook.js";
+import type { SendSlot } from "./send-window.js";
 
 /** A send of this device awaiting its acknowledgement: its seal tag (signature or key commitment), and its text. */
 export interface Sending {
   tag: string;
   text: string;
   extra?: MessageExtra;
+  /** A group send's recipients (receipts.ts judges its receipts against them). */
+  sealedFor?: string[];
 }
 
 /** What the outbox needs from the client around it. */
@@ -29,8 +31,8 @@ export interface OutboxDeps {
   /** Default deadline of a send, retries included. */
   requestMs: number;
   login(timeoutMs: number): Promise<void>;
-  /** Hands one sealed envelope to the service (retried with the same id until `timeoutMs`). */
-  post(envelope: Envelope, timeoutMs: number): Promise<ReplyBody<"send">>;
+  /** Takes the next place in the send order (send-window.ts); the sealed envelope is posted there. */
+  reserve(): SendSlot;
   /** Stores acknowledged sends (one cache transaction per burst). */
   acks: AckBatch;
   shown(message: ChatMessage): void;
@@ -150,54 +152,67 @@ export class Outbox {
     return item;
   }
 
-  /** Seals and sends one composed message with its own id, seq and time; removes it from the outbox once acknowledged. */
+  /**
+   * Seals and sends one composed message with its own id, seq and time; removes it from the
+   * outbox once acknowledged. Its place in the send order is taken at once, so messages leave
+   * in the order they were composed even when sealing waits for a key look-up.
+   */
   private async deliver(item: OutboxItem, deadline: number, queued: boolean): Promise<ChatMessage> {
     const { id, target, text, seq, sentAt, conv, extra } = item;
     const { name, device } = this.deps;
-    await this.deps.login(remaining(deadline));
-    for (let round = 0; ; round++) {
-      const recipients = await this.deps.keys.recipientsOf(target, round > 0, deadline);
-      const envelope = this.deps.sealer.seal({
-        id,
-        device,
-        to: "user" in target ? target.user : null,
-        group: "group" in target ? target.group : null,
-        seq,
-        sentAt,
-        text,
-        recipients,
-        ...(extra ? { extra } : {}),
-      });
-      this.sending.set(id, { tag: sealTag(envelope), text, extra });
-      try {
-        const ack = await this.deps.post(envelope, remaining(deadline));
-        const message: ChatMessage = {
+    const first = this.deps.reserve();
+    try {
+      await this.deps.login(remaining(deadline));
+      for (let round = 0; ; round++) {
+        const recipients = await this.deps.keys.recipientsOf(target, round > 0, deadline);
+        const envelope = this.deps.sealer.seal({
           id,
-          conv,
-          from: name,
-          to: envelope.to,
-          group: envelope.group,
-          text,
-          sentAt,
-          serverTime: ack.serverTime,
-          cursor: ack.cursor,
-          verified: true,
-          problem: null,
-          seq,
           device,
-          ...extraFields(extra),
-        };
-        // When the cursor is just before our copy, the acknowledgement stands for its delivery.
-        for (const m of await this.deps.acks.add(message, ack.prev, queued)) this.deps.shown(m);
-        return message;
-      } catch (err) {
-        // The group changed between our look-up and the send: look again and seal again, once.
-        if (err instanceof ZmqchatError && err.code === "conflict" && "group" in target && round === 0)
-          continue;
-        throw err;
-      } finally {
-        this.sending.delete(id);
+          to: "user" in target ? target.user : null,
+          group: "group" in target ? target.group : null,
+          seq,
+          sentAt,
+          text,
+          recipients,
+          ...(extra ? { extra } : {}),
+        });
+        // A group message's recipients, to judge its receipts against (receipts.ts).
+        const sealedFor = "group" in target ? recipients.map((r) => r.name) : undefined;
+        this.sending.set(id, { tag: sealTag(envelope), text, extra, ...(sealedFor ? { sealedFor } : {}) });
+        try {
+          const slot = round === 0 ? first : this.deps.reserve();
+          const ack = await slot.post(envelope, remaining(deadline));
+          const message: ChatMessage = {
+            id,
+            conv,
+            from: name,
+            to: envelope.to,
+            group: envelope.group,
+            text,
+            sentAt,
+            serverTime: ack.serverTime,
+            cursor: ack.cursor,
+            verified: true,
+            problem: null,
+            seq,
+            device,
+            ...extraFields(extra),
+            ...(sealedFor ? { sealedFor } : {}),
+          };
+          // When the cursor is just before our copy, the acknowledgement stands for its delivery.
+          for (const m of await this.deps.acks.add(message, ack.prev, queued)) this.deps.shown(m);
+          return message;
+        } catch (err) {
+          // The group changed between our look-up and the send: look again and seal again, once.
+          if (err instanceof ZmqchatError && err.code === "conflict" && "group" in target && round === 0)
+            continue;
+          throw err;
+        } finally {
+          this.sending.delete(id);
+        }
       }
+    } finally {
+      first.cancel();
     }
   }
 }

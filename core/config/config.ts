@@ -26,6 +26,12 @@ const FIELDS = {
       }),
   },
   bell: { env: "ZMQCHAT_BELL", default: true as boolean, schema: z.boolean() },
+  /** Issue 17: false sends no read receipts and shows none (receipts.ts). */
+  readReceipts: { env: "ZMQCHAT_READ_RECEIPTS", default: true as boolean, schema: z.boolean() },
+  /** Issue 17: false neither shares this user's presence nor shows others'. */
+  presence: { env: "ZMQCHAT_PRESENCE", default: true as boolean, schema: z.boolean() },
+  /** Issue 17: false neither sends typing signals nor shows others'. */
+  typing: { env: "ZMQCHAT_TYPING", default: true as boolean, schema: z.boolean() },
   logLevel: {
     env: "ZMQCHAT_LOG_LEVEL",
     default: DEFAULT_LOG_LEVEL,
@@ -57,6 +63,9 @@ export interface Settings {
   user: string | undefined;
   endpoints: string[];
   bell: boolean;
+  readReceipts: boolean;
+  presence: boolean;
+  typing: boolean;
   logLevel: string;
   /** The balancer's CURVE public key: set, the client encrypts its link with CurveZMQ and pins this key. */
   curveServerKey: string | undefined;
@@ -153,6 +162,9 @@ export function resolveSettings(input: SettingsInput, homeSource: Source): Setti
       .map((e) => e.trim())
       .filter(Boolean),
     bell: values.bell as boolean,
+    readReceipts: values.readReceipts as boolean,
+    presence: values.presence as boolean,
+    typing: values.typing as boolean,
     logLevel: values.logLevel as string,
     curveServerKey: values.curveServerKey as string | undefined,
     sources,

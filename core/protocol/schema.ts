@@ -90,6 +90,9 @@ export type MailboxItem = z.infer<typeof mailboxItemSchema>;
 
 const groupMembers = z.array(nameSchema).max(MAX_GROUP_MEMBERS);
 
+/** Most characters of a signal's sealed content (a group signal carries a wrapped key per member). */
+export const MAX_SIGNAL_SEALED_CHARS = 64 * 1024;
+
 /** Request bodies, by request type. */
 export const requestBodies = {
   hello: z.strictObject({}),
@@ -155,6 +158,15 @@ export const requestBodies = {
   "session.renew": z.strictObject({}),
   /** Ends this device's sessions (every session of the user with `all`). */
   logout: z.strictObject({ all: z.boolean().optional() }),
+  /** An ephemeral signal (typing, presence), relayed live and never stored (server/ephemeral.ts). */
+  signal: z.strictObject({
+    to: nameSchema.nullable(),
+    group: nameSchema.nullable(),
+    sealed: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/, "base64url expected")
+      .max(MAX_SIGNAL_SEALED_CHARS),
+  }),
   ...deviceRequestBodies,
   /** Attachments: upload and download of encrypted chunks (core/protocol/files.ts). */
   ...fileRequestBodies,
@@ -261,6 +273,7 @@ export const replyBodies = {
     lifetimeMs: z.number().int().positive().optional(),
   }),
   logout: z.object({ ended: z.literal(true) }),
+  signal: z.object({ relayed: z.number().int().nonnegative() }),
   ...deviceReplyBodies,
   ...fileReplyBodies,
 } as const satisfies Record<RequestType, z.ZodType>;
@@ -311,6 +324,17 @@ export const groupNoticeSchema = z.object({
   by: nameSchema,
 });
 export type GroupNotice = z.infer<typeof groupNoticeSchema>;
+
+/** An ephemeral signal as relayed to a recipient's delivery topic (server/ephemeral.ts); never stored. */
+export const signalFrameSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("signal"),
+  from: nameSchema,
+  to: nameSchema.nullable(),
+  group: nameSchema.nullable(),
+  sealed: z.string().max(MAX_SIGNAL_SEALED_CHARS),
+});
+export type SignalFrame = z.infer<typeof signalFrameSchema>;
 
 /** A live delivery, published on the recipient's delivery topic. */
 export const deliveryFrameSchema = z.object({

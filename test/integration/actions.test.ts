@@ -212,6 +212,9 @@ describe("message actions: reply, edit, delete, react (real stack, three users)"
       "deleted",
       "reactions",
       "file",
+      "status",
+      "readBy",
+      "mention",
     ]);
     assert.equal(parsed.text, "a plain message nobody touches");
     assert.equal(parsed.from, "alice");

@@ -239,8 +239,18 @@ describe("security: attacks that fail", () => {
     const ready = JSON.parse(stack.balancers[0]!.output.find((l) => l.includes("balancer_ready"))!) as {
       endpoints: { pubOut: string };
     };
+    // Deliveries go to each device's own topic (server/devices.ts, auth.ts): bob's is the HMAC
+    // of his device id, which `devices --json` tells.
+    const listed = await stack.cli("bob", ["devices", "--json"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    const device = listed.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { id: string; current: boolean })
+      .find((d) => d.current)?.id;
+    assert.ok(device, "bob's device is listed as current");
     const bobTopic = createHmac("sha256", CLUSTER_SECRET)
-      .update(`topic\nbob\n${Math.floor(Date.now() / 86_400_000)}`)
+      .update(`topic-device\nbob\n${device}\n${Math.floor(Date.now() / 86_400_000)}`)
       .digest("hex");
     const snoops = ["", bobTopic.slice(0, 8), bobTopic.slice(0, 63)].map((prefix) => {
       const s = new Subscriber({ linger: 0, receiveTimeout: 2500, ...stack.socketSecurity("client") });

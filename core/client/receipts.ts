@@ -1,0 +1,233 @@
+import type Database from "better-sqlite3";
+import type { ChatMessage, ReceiptExtra } from "./message.js";
+
+/**
+ * Delivery and read receipts (issue 17).
+ *
+ * A receipt is a message like any other on the wire: sealed for its author, signed by the reader,
+ * stored in both mailboxes, numbered in the reader's sequence of that 1:1 conversation and
+ * recovered by sync; what makes it a receipt is sealed beside the text (the envelope's `extra`,
+ * see actions.ts), so the service cannot tell a receipt from a message, nor forge one.
+ *
+ * - "delivered": a device of the reader stored the message in its cache (any client: CLI, TUI,
+ *   daemon, `listen`). "read": the reader was shown it — the TUI showing the conversation, or
+ *   `zmqchat history` printing it to a terminal (or with `--mark-read`): output read by a script
+ *   (`history --json` into a pipe) is not someone reading, so it does not count unless asked.
+ * - Batched: receipts wait in the cache (`receipts_out`, so a command that exits first sends them
+ *   next time) and go out as ONE event per author and conversation per burst, naming up to
+ *   MAX_RECEIPT_IDS ids. One receipt per message would double what every message costs the
+ *   service (a second sealed, signed, stored envelope in two mailboxes for each one, and a third
+ *   when it is read) and make a recovery of thousands of messages send thousands of receipts.
+ * - Group receipts go to the author alone, as a 1:1 event naming the group, not to the group:
+ *   sent to the group they would cost every member's mailbox members × messages entries.
+ * - Status of an own message: "read" when every recipient read it, "delivered" when every
+ *   recipient's device stored it (a read receipt counts as delivered), else "sent" (stored by the
+ *   service). The recipients are the ones this device sealed for (recorded at send); for a group
+ *   message sent from another device of the user, which this device cannot know, the status
+ *   stays "sent" and `readBy` still lists who read it. A receipt counts only from a recipient of
+ *   that message: a 1:1 receipt only from the peer of that conversation, a group receipt only for
+ *   a message of the group it names.
+ * - With `readReceipts: false` no read receipt is sent and none is shown (as in Signal): status
+ *   stops at "delivered" and `readBy` is empty.
+ *
+ * Tables (in the cache's database): `receipts` (id, reader, status, grp, at) as received;
+ * `receipts_out` (id, author, grp, status) waiting to be sent; `receipt_expect` (id, names) the
+ * recipients of own sends; `read_local` (conv → cursor of the newest message shown here).
+ */
+
+/** Most message ids one receipt event names (36 characters each: about 3.7 KB). */
+export const MAX_RECEIPT_IDS = 100;
+
+export type ReceiptStatus = "delivered" | "read";
+
+export type { ReceiptExtra } from "./message.js";
+
+/** One receipt event to send: to `author`, about messages of `group` (null: their 1:1 conversation). */
+export interface ReceiptBatch {
+  author: string;
+  group: string | null;
+  status: ReceiptStatus;
+  ids: string[];
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS receipts (
+  id TEXT NOT NULL,
+  reader TEXT NOT NULL,
+  status TEXT NOT NULL,
+  grp TEXT,
+  at TEXT NOT NULL,
+  PRIMARY KEY (id, reader, status)
+);
+CREATE TABLE IF NOT EXISTS receipts_out (
+  id TEXT NOT NULL,
+  author TEXT NOT NULL,
+  grp TEXT,
+  status TEXT NOT NULL,
+  PRIMARY KEY (id, status)
+);
+CREATE TABLE IF NOT EXISTS receipts_sent (id TEXT NOT NULL, status TEXT NOT NULL, PRIMARY KEY (id, status));
+CREATE TABLE IF NOT EXISTS receipt_expect (id TEXT PRIMARY KEY, names TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS read_local (conv TEXT PRIMARY KEY, cursor TEXT NOT NULL);
+`;
+
+interface ReceiptRow {
+  id: string;
+  reader: string;
+  status: ReceiptStatus;
+  grp: string | null;
+}
+
+/** The cache's receipts (see the file header). */
+export class ReceiptStore {
+  private readonly stmts;
+  /** The profile's user (set by the client): only their messages have a status. */
+  owner: string | null = null;
+  /** False: read receipts are neither queued nor shown (config `readReceipts`). */
+  readReceipts = true;
+  /** Called (inside the writing transaction) when receipts wait to be sent. */
+  onPending: (() => void) | null = null;
+  /** Called after the writing transaction with the receipts that just arrived, for views. */
+  onReceived: ((r: { from: string; status: ReceiptStatus; ids: string[] }) => void) | null = null;
+
+  constructor(db: Database.Database) {
+    db.exec(SCHEMA);
+    this.stmts = {
+      insert: db.prepare(
+        "INSERT OR IGNORE INTO receipts (id, reader, status, grp, at) VALUES (?, ?, ?, ?, ?)",
+      ),
+      queue: db.prepare(
+        "INSERT OR IGNORE INTO receipts_out (id, author, grp, status) SELECT @id, @author, @grp, @status WHERE NOT EXISTS (SELECT 1 FROM receipts_sent WHERE id = @id AND status = @status)",
+      ),
+      pending: db.prepare<[], { id: string; author: string; grp: string | null; status: ReceiptStatus }>(
+        "SELECT id, author, grp, status FROM receipts_out ORDER BY rowid",
+      ),
+      done: db.prepare("DELETE FROM receipts_out WHERE id = ? AND status = ?"),
+      any: db.prepare<[], { id: string }>("SELECT id FROM receipts_out LIMIT 1"),
+      sent: db.prepare("INSERT OR IGNORE INTO receipts_sent (id, status) VALUES (?, ?)"),
+      expect: db.prepare("INSERT OR IGNORE INTO receipt_expect (id, names) VALUES (?, ?)"),
+      expected: db.prepare<[string], { names: string }>("SELECT names FROM receipt_expect WHERE id = ?"),
+      of: db.prepare<[string], ReceiptRow>("SELECT id, reader, status, grp FROM receipts WHERE id = ?"),
+      readMark: db.prepare<[string], { cursor: string }>("SELECT cursor FROM read_local WHERE conv = ?"),
+      setReadMark: db.prepare(
+        "INSERT INTO read_local (conv, cursor) VALUES (?, ?) ON CONFLICT(conv) DO UPDATE SET cursor = excluded.cursor WHERE CAST(excluded.cursor AS INTEGER) > CAST(read_local.cursor AS INTEGER)",
+      ),
+    };
+  }
+
+  /** A receipt event arrived (from the mailbox, the live path or our own acknowledgement). */
+  record(m: ChatMessage & { receipt: ReceiptExtra }): void {
+    if (!m.verified) return;
+    let fresh = 0;
+    for (const id of m.receipt.ids)
+      fresh += this.stmts.insert.run(id, m.from, m.receipt.status, m.receipt.group, m.sentAt).changes;
+    if (fresh > 0 && m.from !== this.owner) {
+      const r = { from: m.from, status: m.receipt.status, ids: m.receipt.ids };
+      queueMicrotask(() => this.onReceived?.(r));
+    }
+  }
+
+  /** A message just stored: someone else's verified message gets a "delivered" receipt. */
+  landed(m: ChatMessage): void {
+    if (m.sealedFor) this.expect(m.id, m.sealedFor);
+    if (this.owner === null || m.from === this.owner || !m.verified) return;
+    this.queue(m, "delivered");
+  }
+
+  /** Recipients this device sealed an own message for (its status is judged against them). */
+  expect(id: string, recipients: string[]): void {
+    this.stmts.expect.run(id, JSON.stringify(recipients.filter((r) => r !== this.owner)));
+  }
+
+  /**
+   * The user was shown these messages: queues read receipts for the others' ones (unless read
+   * receipts are off) and moves the conversation's read mark (the "new messages" divider).
+   */
+  markRead(messages: ChatMessage[]): void {
+    for (const m of messages) {
+      this.stmts.setReadMark.run(m.conv, m.cursor);
+      if (this.readReceipts && m.from !== this.owner && m.verified && !m.deleted) this.queue(m, "read");
+    }
+  }
+
+  /** The cursor of the newest message shown in a conversation on this profile, or null. */
+  readMark(conv: string): string | null {
+    return this.stmts.readMark.get(conv)?.cursor ?? null;
+  }
+
+  private queue(m: ChatMessage, status: ReceiptStatus): void {
+    if (this.stmts.queue.run({ id: m.id, author: m.from, grp: m.group, status }).changes > 0)
+      this.onPending?.();
+  }
+
+  /**
+   * What waits to be sent, as receipt events: one per author, conversation and status, at most
+   * MAX_RECEIPT_IDS ids each. A "delivered" for a message also waiting as "read" is dropped: the
+   * read receipt says both.
+   */
+  batches(): ReceiptBatch[] {
+    const rows = this.stmts.pending.all();
+    const read = new Set(rows.filter((r) => r.status === "read").map((r) => r.id));
+    const byKey = new Map<string, ReceiptBatch>();
+    const out: ReceiptBatch[] = [];
+    for (const r of rows) {
+      if (r.status === "delivered" && read.has(r.id)) {
+        this.stmts.done.run(r.id, r.status);
+        continue;
+      }
+      const key = `${r.author}\0${r.grp ?? ""}\0${r.status}`;
+      let b = byKey.get(key);
+      if (!b || b.ids.length >= MAX_RECEIPT_IDS) {
+        b = { author: r.author, group: r.grp, status: r.status, ids: [] };
+        byKey.set(key, b);
+        out.push(b);
+      }
+      b.ids.push(r.id);
+    }
+    return out;
+  }
+
+  /** True when receipts wait to be sent. */
+  waiting(): boolean {
+    return this.stmts.any.get() !== undefined;
+  }
+
+  /** A batch went out (or can never go): it is not sent again. */
+  sent(b: ReceiptBatch): void {
+    for (const id of b.ids) {
+      this.stmts.done.run(id, b.status);
+      this.stmts.sent.run(id, b.status);
+      if (b.status === "read") this.stmts.done.run(id, "delivered");
+    }
+  }
+
+  /**
+   * Own messages get `status` ("sent", "delivered", "read") and, in groups, `readBy`; others'
+   * messages get null for both (the keys are always there, so `--json` lines keep one shape).
+   */
+  apply(messages: ChatMessage[]): ChatMessage[] {
+    return messages.map((m) => {
+      if (this.owner === null || m.from !== this.owner || !m.verified)
+        return { ...m, status: null, readBy: null };
+      const delivered = new Set<string>();
+      const read = new Set<string>();
+      for (const r of this.stmts.of.all(m.id)) {
+        if (r.reader === this.owner) continue;
+        // A receipt counts only from someone the message was for, for the conversation it names.
+        if (m.group === null ? r.grp !== null || r.reader !== m.to : r.grp !== m.group) continue;
+        delivered.add(r.reader);
+        if (r.status === "read" && this.readReceipts) read.add(r.reader);
+      }
+      const expectedRow = this.stmts.expected.get(m.id);
+      const expected: string[] | null = expectedRow
+        ? (JSON.parse(expectedRow.names) as string[])
+        : m.group === null && m.to !== null
+          ? [m.to]
+          : null;
+      const counted = (s: Set<string>) => (expected ? expected.filter((n) => s.has(n)) : [...s]);
+      const all = (s: Set<string>) => expected !== null && counted(s).length === expected.length;
+      const status = all(read) ? "read" : all(delivered) ? "delivered" : "sent";
+      return { ...m, status, readBy: m.group === null ? null : counted(read).sort() };
+    });
+  }
+}
