@@ -9,24 +9,12 @@
 import type { ChatMessage } from "../core/client/cache.js";
 import { editorOf, emptyEditor } from "./editor.js";
 import { type HistoryItem, keepInView, revealScroll } from "./history-layout.js";
-import type { HistoryState, NoticeLevel, State } from "./state.js";
+import type { ActionOverlay, ComposeMode, HistoryState, NoticeLevel, State } from "./state-types.js";
 
-/** What Enter in the composer does besides sending a message: reply to, or replace, message `id`. */
-export interface ComposeMode {
-  kind: "reply" | "edit";
-  conv: string;
-  id: string;
-  /** The author and first line of the message, shown above the composer. */
-  from: string;
-  text: string;
-}
+export type { ActionOverlay, ComposeMode };
 
 /** The emoji the picker offers, picked with 1–8 (or ←→ and Enter). */
 export const REACTIONS: readonly string[] = ["👍", "❤️", "😂", "😮", "😢", "🎉", "🙏", "👀"];
-
-export type ActionOverlay =
-  | { kind: "react"; id: string; at: number }
-  | { kind: "confirm"; id: string; preview: string };
 
 export type MessageActionAction =
   /** ↑ (older) / ↓ (newer) in the history: moves the selection; ↓ from the newest clears it. */
