@@ -9,6 +9,7 @@ import { type ConvKind, formatConv, groupOf, parseConv, userOf } from "../core/c
 import type { DeviceInfo } from "../core/protocol/devices.js";
 import type { DevicesOverlay } from "./devices-view.js";
 import { type EditOp, type Editor, edit, emptyEditor } from "./editor.js";
+import { type FileKeyAction, reduceFileKey } from "./file-keys.js";
 import { type HistoryItem, historyWindow, revealScroll, rowsOfNewest } from "./history-layout.js";
 import { mentions } from "./mentions.js";
 import {
@@ -202,7 +203,8 @@ export type Action =
   | { type: "typing"; conv: string; from: string; on: boolean }
   | { type: "presence"; name: string; state: Presence | null }
   | { type: "muted"; convs: string[] }
-  | MessageActionAction;
+  | MessageActionAction
+  | FileKeyAction;
 
 export function initialState(opts: { bell?: boolean; profiles?: string[] } = {}): State {
   return {
@@ -793,6 +795,9 @@ export function reduce(s: State, a: Action): State {
     }
     case "muted":
       return { ...s, muted: [...a.convs].sort() };
+    case "saveSelected":
+    case "completePath":
+      return reduceFileKey(s, a);
     default:
       return reduceMessageAction(s, a);
   }
