@@ -4,8 +4,19 @@
  * does the reading and writing (tui/worker/files.ts); nothing here touches the disk.
  */
 
-import { selectedItem } from "./message-actions.js";
-import type { NoticeLevel, State } from "./state.js";
+import type { Editor } from "./editor.js";
+import type { HistoryItem } from "./history-layout.js";
+
+/**
+ * The part of the TUI state these keys read (tui/state.ts's State has it). Named here rather
+ * than imported, so that state.ts, which reduces these actions, and this file form no import cycle.
+ */
+export interface FileKeyState {
+  history: { conv: string; items: HistoryItem[]; selected?: string | null } | null;
+  composer: Editor;
+  notice: { id: number; text: string; level: "info" | "warn" | "error" } | null;
+  nextId: number;
+}
 
 export type FileKeyAction =
   /** `s` in the history: save the selected message's file (the worker downloads it). */
@@ -17,25 +28,31 @@ export type FileKeyAction =
 const FILE_ARG = /^\/file +(.*)$/s;
 
 /** The path being typed after `/file`, or null when Tab is not a completion here. */
-export function pathToComplete(s: State): string | null {
+export function pathToComplete(s: FileKeyState): string | null {
   const e = s.composer;
   if (e.cursor !== e.text.length) return null;
   const m = FILE_ARG.exec(e.text);
   return m && !m[1]!.includes("\n") ? m[1]! : null;
 }
 
-function notice(s: State, text: string, level: NoticeLevel): State {
+/** The selected message of the open conversation (as message-actions.ts's, without importing it: no cycle). */
+function selectedItem(s: FileKeyState): HistoryItem | null {
+  const h = s.history;
+  return h?.selected ? (h.items.find((i) => i.id === h.selected) ?? null) : null;
+}
+
+function notice<S extends FileKeyState>(s: S, text: string, level: "info" | "warn"): S {
   return { ...s, notice: { id: s.nextId, text, level }, nextId: s.nextId + 1 };
 }
 
 /** The file message `s` saves, or null; the reducer explains a refusal in the status bar. */
-export function fileToSave(s: State): { conv: string; id: string } | null {
+export function fileToSave(s: FileKeyState): { conv: string; id: string } | null {
   const i = selectedItem(s);
   if (!i || !s.history || !i.file || i.deleted) return null;
   return { conv: s.history.conv, id: i.id };
 }
 
-export function reduceFileKey(s: State, a: FileKeyAction): State {
+export function reduceFileKey<S extends FileKeyState>(s: S, a: FileKeyAction): S {
   switch (a.type) {
     case "saveSelected": {
       if (!selectedItem(s)) return notice(s, "select a message first (↑ in the history)", "warn");

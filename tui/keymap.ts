@@ -306,7 +306,6 @@ export const KEY_HELP: ReadonlyArray<[string, string]> = [
   ["↑↓ (j k in a list)", "move in a list; in the history: select a message"],
   ["r e d + (a message selected)", "reply, edit (yours), delete (yours, asks first), react (1–8)"],
   ["s (a file message selected)", "save its file here, progress in the status bar (as /save)"],
-  ["Tab after /file", "complete the path (a directory gets /; several: their common start)"],
   ["Enter", "open the selected conversation; in the composer: send"],
   ["Alt-Enter, Ctrl-J", "new line in the message (pasted text keeps its lines)"],
   ["PgUp / PgDn", "scroll history by a page (from any pane)"],

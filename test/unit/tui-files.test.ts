@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import type { ChatMessage } from "../../core/client/cache.js";
+import { COMMAND_HELP } from "../../tui/commands.js";
 import { editorOf } from "../../tui/editor.js";
 import { completeSegment } from "../../tui/file-keys.js";
 import { KEY_HELP, keyHint, routeKey } from "../../tui/keymap.js";
@@ -103,6 +104,7 @@ describe("s on a selected file message", () => {
     });
     assert.deepEqual(saved, [["u:bob", file.id]]);
     assert.ok(KEY_HELP.some(([k]) => k.startsWith("s ")));
+    assert.ok(COMMAND_HELP.some(([c, what]) => c === "/file PATH" && /Tab completes/.test(what)));
     assert.match(keyHint("history", true), /s: save/);
   });
 
