@@ -23,6 +23,7 @@ import { Store } from "./store.js";
 import { type CommandDeps, runCommand } from "./worker/commands.js";
 import type { WorkerContext } from "./worker/context.js";
 import { Feed } from "./worker/feed.js";
+import { fileKeyEffect } from "./worker/files.js";
 import { HistoryLoader, loadQuotes } from "./worker/history-loader.js";
 import { MessageActions } from "./worker/message-actions.js";
 import { conversationsWithUnread, markRead } from "./worker/reads.js";
@@ -222,6 +223,10 @@ export class Controller {
         break;
       case "react":
         if (prev.overlay?.kind === "react") this.actions.react(prev.overlay.id, a.emoji);
+        break;
+      case "saveSelected":
+      case "completePath":
+        fileKeyEffect(this.ctx, a, prev);
         break;
       default:
         break;

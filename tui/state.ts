@@ -8,6 +8,7 @@ import type { ConnectionState } from "../core/client/client.js";
 import { type ConvKind, formatConv, groupOf, parseConv, userOf } from "../core/client/conv.js";
 import type { DeviceInfo } from "../core/protocol/devices.js";
 import { type EditOp, edit, emptyEditor } from "./editor.js";
+import { type FileKeyAction, reduceFileKey } from "./file-keys.js";
 import { type HistoryItem, historyWindow, revealScroll, rowsOfNewest } from "./history-layout.js";
 import { mentions } from "./mentions.js";
 import {
@@ -101,7 +102,8 @@ export type Action =
   | { type: "typing"; conv: string; from: string; on: boolean }
   | { type: "presence"; name: string; state: Presence | null }
   | { type: "muted"; convs: string[] }
-  | MessageActionAction;
+  | MessageActionAction
+  | FileKeyAction;
 
 export function initialState(opts: { bell?: boolean; profiles?: string[] } = {}): State {
   return {
@@ -692,6 +694,9 @@ export function reduce(s: State, a: Action): State {
     }
     case "muted":
       return { ...s, muted: [...a.convs].sort() };
+    case "saveSelected":
+    case "completePath":
+      return reduceFileKey(s, a);
     default:
       return reduceMessageAction(s, a);
   }
