@@ -39,8 +39,16 @@ describe("bounded replies and linear group storage (real stack)", () => {
   let store: SqliteStore;
   const clients: Array<{ client: ChatClient; cache: Cache }> = [];
 
-  /** An in-process client for a user the CLI registered (its profile, a cache of its own). */
+  /**
+   * An in-process client for a user the CLI registered (its profile, a cache of its own), one per
+   * user as in the product: two connections to one cache file on one thread can stall each other
+   * for the cache's busy timeout (a write waits synchronously for the lock the other holds until
+   * the end of its turn, and that turn cannot end while the thread waits).
+   */
+  const byUser = new Map<string, ChatClient>();
   async function clientOf(user: string): Promise<ChatClient> {
+    const known = byUser.get(user);
+    if (known) return known;
     const paths = profilePaths(join(stack.dir, "homes", user), user);
     const identity = ensureIdentity(paths, user);
     const cache = new Cache(join(stack.dir, `${user}-lib-cache.db`));
@@ -56,6 +64,7 @@ describe("bounded replies and linear group storage (real stack)", () => {
       cache,
     });
     clients.push({ client, cache });
+    byUser.set(user, client);
     await client.login();
     return client;
   }
