@@ -9,6 +9,7 @@ import { UUID_PATTERN } from "../../core/protocol/ids.js";
 import { openClient, settingsOf, syncOrWarn } from "../context.js";
 import type { Io } from "../io.js";
 import { checkName, timeoutOf } from "./chat.js";
+import { replyExtra } from "./headless.js";
 
 /** Each chunk request's own deadline, retries included, unless --timeout says otherwise. */
 const FILE_REQUEST_MS = 30_000;
@@ -34,8 +35,10 @@ export async function sendFileCommand(
   textArg: string | undefined,
   opts: { group?: string; file: string; timeout?: string; replyTo?: string; queue?: boolean },
 ): Promise<void> {
-  if (opts.replyTo !== undefined || opts.queue)
-    throw new ZmqchatError("usage", "--file goes without --reply-to and --queue");
+  if (opts.queue)
+    throw new ZmqchatError("usage", "--file goes without --queue (a file is uploaded while online)", {
+      hint: "send the file when the service can be reached; a stopped upload continues when sent again",
+    });
   let target: { user: string } | { group: string };
   let text = textArg;
   if (opts.group !== undefined) {
@@ -53,6 +56,8 @@ export async function sendFileCommand(
   const progress = progressOf(io, "uploading (KiB)");
   try {
     await s.client.login({ timeoutMs });
+    // Checked before the upload: a reply to a message not in this conversation uploads nothing.
+    const reply = opts.replyTo !== undefined ? await replyExtra(s.client, target, opts.replyTo) : {};
     const ref = await uploadFile(s.client, opts.file, target, s.client.cache, {
       timeoutMs,
       onProgress: progress.onProgress,
@@ -60,7 +65,7 @@ export async function sendFileCommand(
     progress.done();
     const body = text !== undefined && text.trim() !== "" ? text : `[file] ${ref.name}`;
     // The message takes the upload's id: whoever has the message id asks for the file by it.
-    const message = await s.client.send(target, body, { timeoutMs, id: ref.id }, { file: ref });
+    const message = await s.client.send(target, body, { timeoutMs, id: ref.id }, { ...reply, file: ref });
     forgetUpload(s.client.cache, ref, target);
     io.out(message.id);
   } finally {
