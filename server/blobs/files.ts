@@ -2,7 +2,7 @@ import { ZmqchatError } from "../../core/errors.js";
 import { chunkCount, chunkPlainBytes, FILE_CHUNK_OVERHEAD } from "../../core/protocol/files.js";
 import type { RequestBody } from "../../core/protocol/schema.js";
 import type { Store } from "../store/store.js";
-import type { BlobStore } from "./store.js";
+import type { BlobEntry, BlobStore } from "./store.js";
 
 /** How large files may be and how much one user may keep (issue 18; quotas as in server/limits.ts). */
 export interface FileLimits {
@@ -45,7 +45,12 @@ interface FileMeta {
   /** Who may fetch it: the uploader and the recipients of the message it was declared for. */
   audience: string[];
   complete: boolean;
+  /** When the upload started (ms since the epoch); absent in metadata written before it was kept. */
+  started?: number;
 }
+
+/** An upload unfinished this long is abandoned: its uploader's next `file.init` removes it (quota and open-upload count freed). */
+export const ABANDONED_UPLOAD_MS = 24 * 3600_000;
 
 const metaKey = (id: string) => `f/${id}/meta`;
 const chunkKey = (id: string, i: number) => `f/${id}/c/${i}`;
@@ -67,6 +72,7 @@ export class FileService {
     private readonly blobs: BlobStore | null,
     private readonly store: Store,
     private readonly limits: FileLimits = DEFAULT_FILE_LIMITS,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** One init at a time per user on this server: concurrent inits must not together pass the quotas. */
@@ -114,7 +120,7 @@ export class FileService {
       };
     }
     const audience = await this.audience(b, user);
-    const ledger = await blobs.list(`u/${user}/`);
+    const ledger = await this.sweep(user, await blobs.list(`u/${user}/`));
     const used = ledger.reduce((n, e) => n + Number(e.key.split("=")[1] ?? 0), 0);
     if (used + b.size > this.limits.bytesPerUser)
       throw new ZmqchatError(
@@ -131,7 +137,14 @@ export class FileService {
       );
     // The ledger first: a crash between the two leaves bytes counted, never bytes uncounted.
     await blobs.put(ledgerKey(user, b.id, b.size), new Uint8Array(0));
-    const meta: FileMeta = { owner: user, size: b.size, chunks: b.chunks, audience, complete: false };
+    const meta: FileMeta = {
+      owner: user,
+      size: b.size,
+      chunks: b.chunks,
+      audience,
+      complete: false,
+      started: this.now(),
+    };
     await blobs.put(metaKey(b.id), Buffer.from(JSON.stringify(meta)));
     return { have: [], complete: false };
   }
@@ -211,6 +224,23 @@ export class FileService {
     for (const e of await blobs.list(`f/${b.id}/`)) await blobs.delete(e.key);
     if (ledger) await blobs.delete(ledger.key);
     return { deleted: true };
+  }
+
+  /**
+   * Removes `user`'s abandoned uploads (unfinished for ABANDONED_UPLOAD_MS, or from before start
+   * times were kept) and returns the ledger entries left. A sender that resumes one later starts
+   * it again under the same id.
+   */
+  private async sweep(user: string, ledger: BlobEntry[]): Promise<BlobEntry[]> {
+    const kept: BlobEntry[] = [];
+    for (const e of ledger) {
+      const id = e.key.slice(`u/${user}/`.length).split("=")[0]!;
+      const meta = await this.meta(id);
+      if (meta && !meta.complete && this.now() - (meta.started ?? 0) >= ABANDONED_UPLOAD_MS)
+        await this.delete({ id }, user);
+      else kept.push(e);
+    }
+    return kept;
   }
 
   /** The mailboxes a message to `to` or `group` from `user` goes to, as `send` decides them. */
