@@ -45,6 +45,8 @@ interface FileMeta {
   /** Who may fetch it: the uploader and the recipients of the message it was declared for. */
   audience: string[];
   complete: boolean;
+  /** The group a group file was sent to: who joins it between the upload and the message may fetch it too. */
+  group?: string;
   /** When the upload started (ms since the epoch); absent in metadata written before it was kept. */
   started?: number;
 }
@@ -143,6 +145,7 @@ export class FileService {
       chunks: b.chunks,
       audience,
       complete: false,
+      ...(b.group !== null ? { group: b.group } : {}),
       started: this.now(),
     };
     await blobs.put(metaKey(b.id), Buffer.from(JSON.stringify(meta)));
@@ -191,7 +194,7 @@ export class FileService {
     const meta = await this.meta(b.id);
     if (!meta || (!meta.complete && meta.owner !== user))
       throw new ZmqchatError("not_found", `no file ${b.id}`);
-    if (!meta.audience.includes(user))
+    if (!meta.audience.includes(user) && !(await this.joinedSince(meta, user)))
       throw new ZmqchatError("forbidden", `the file ${b.id} was not sent to you`);
     if (!meta.complete) throw new ZmqchatError("not_found", `the upload of ${b.id} is not finished`);
     if (b.index >= meta.chunks)
@@ -224,6 +227,16 @@ export class FileService {
     for (const e of await blobs.list(`f/${b.id}/`)) await blobs.delete(e.key);
     if (ledger) await blobs.delete(ledger.key);
     return { deleted: true };
+  }
+
+  /**
+   * A member of a group file's group who was not in it when the upload started: the message may
+   * have been sealed for them (they joined before it was sent). Someone who joined later holds
+   * ciphertext without the file's key, which is sealed only in that message.
+   */
+  private async joinedSince(meta: FileMeta, user: string): Promise<boolean> {
+    if (meta.group === undefined) return false;
+    return (await this.store.getGroup(meta.group))?.members.includes(user) ?? false;
   }
 
   /**

@@ -142,6 +142,26 @@ describe("FileService (upload, resume, audience, limits)", () => {
     );
   });
 
+  it("a group file: a member who joined after the upload started fetches it; a non-member still cannot", async () => {
+    await withService(async (files, store) => {
+      await files.init({ id: ID, size: 10, chunks: 1, to: null, group: "team" }, "alice");
+      await files.put({ id: ID, index: 0, data: chunk(10) }, "alice");
+      await files.done({ id: ID }, "alice");
+      await assert.rejects(
+        files.get({ id: ID, index: 0 }, "eve"),
+        /not sent to you/,
+        "control: eve is outside",
+      );
+      await store.setMembers("team", ["alice", "bob", "carol", "eve"]);
+      assert.ok(
+        (await files.get({ id: ID, index: 0 }, "eve")).data,
+        "eve joined before the message was sent",
+      );
+      await store.setMembers("team", ["alice", "bob", "carol"]);
+      await assert.rejects(files.get({ id: ID, index: 0 }, "eve"), /not sent to you/, "and left again");
+    });
+  });
+
   it("an upload left unfinished for a day is removed at its uploader's next init, freeing the open-upload count; finished files stay", async () => {
     await withService(async (_files, store) => {
       let now = Date.parse("2026-12-01T00:00:00Z");
