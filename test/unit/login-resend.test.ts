@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { sign } from "node:crypto";
 import { describe, it } from "node:test";
-import { loginChallengeBytes } from "../../core/crypto/login.js";
 import { generateIdentity } from "../../core/crypto/keys.js";
+import { loginChallengeBytes } from "../../core/crypto/login.js";
 import type { ZmqchatError } from "../../core/errors.js";
 import { Authority } from "../../server/auth.js";
 import { DeviceRegistry } from "../../server/devices.js";
