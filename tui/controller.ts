@@ -258,6 +258,10 @@ export class Controller {
         // Marks of own messages changed (✓✓ delivered, ✔✔ read).
         this.actions.changed(null);
         break;
+      case "read":
+        // Read on another device of this user: the unread counts follow.
+        if (c) this.dispatch({ type: "convs", convs: conversationsWithUnread(c.cache, c.name) });
+        break;
       case "typing":
         this.signals.typing(e.from, e.conv, e.until);
         break;

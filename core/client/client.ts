@@ -62,6 +62,8 @@ export type ClientEvent =
    * them read their `status` / `readBy` from the cache again (receipts.ts).
    */
   | { type: "receipt"; from: string; status: "delivered" | "read"; ids: string[] }
+  /** Issue 19: another device of this user read these conversations: their read marks moved (read-state.ts). */
+  | { type: "read"; convs: string[] }
   /**
    * Issue 17: an edit, delete or reaction (`kind`) of message `target` in `conv` was stored (live,
    * by a sync or by another process's send): views showing `target` read it from the cache again.
@@ -198,6 +200,7 @@ export class ChatClient {
     options.cache.receipts.owner = this.name;
     options.cache.receipts.readReceipts = options.readReceipts !== false;
     options.cache.receipts.onReceived = (r) => this.emit({ type: "receipt", ...r });
+    options.cache.receipts.onReadElsewhere = (convs) => this.emit({ type: "read", convs });
     options.cache.actions.onAction = (a) => this.emit({ type: "action", ...a });
     this.signals = new EphemeralSignals(
       {
