@@ -29,6 +29,7 @@ import { AckBatch } from "./ack-batch.js";
 import { extraFields, type MessageExtra } from "./actions.js";
 import type { Cache, ChatMessage } from "./cache.js";
 import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOptions } from "./channel.js";
+import { registerDeviceKey } from "./devices.js";
 import type { EndpointMemory } from "./endpoints.js";
 import { EphemeralSignals } from "./ephemeral.js";
 import type { ContactKeyView } from "./key-history.js";
@@ -354,6 +355,12 @@ export class ChatClient {
     if (previous && previous !== r.topic) this.channel.unsubscribe(previous);
     this.staleTopic = null;
     this.scheduleTopicRefresh(r.topicExpires);
+    // Issue #19: every device registers its own key, so it gets the keys pushed after a revocation.
+    const secret = this.options.curveSecret;
+    if (secret)
+      registerDeviceKey(this, this.options.identity, secret, (err) =>
+        this.log.debug({ err }, "registering this device's key failed"),
+      );
   }
 
   private renewTimer: NodeJS.Timeout | null = null;

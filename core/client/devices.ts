@@ -285,6 +285,36 @@ export async function helloDevice(
   await client.request("devices.hello", { ...(name ? { name } : {}), ...claim }, opts);
 }
 
+/** Cache state naming the device key this profile registered (`DEVICE:KEY`). */
+const KEY_REGISTERED = "devices.key";
+
+/**
+ * After a login: registers this device's key (signed by the user's keys) once per profile, so that
+ * every device — the one that ran `register`, one made by `keys restore` — gets the keys pushed
+ * after a revocation, not only those that ran a `devices` command. Best effort: a service that
+ * predates devices refuses it, and the next login tries again.
+ */
+export function registerDeviceKey(
+  client: ChatClient,
+  loaded: LoadedIdentity,
+  secret: Buffer,
+  onError: (err: unknown) => void,
+): void {
+  const claim = deviceKeyClaim(loaded.identity, loaded.device, secret);
+  const mark = `${loaded.device}:${claim.key}`;
+  if (client.cache.getState(KEY_REGISTERED) === mark) return;
+  client
+    .request("devices.hello", claim)
+    .then(() => {
+      try {
+        client.cache.setState(KEY_REGISTERED, mark);
+      } catch {
+        // A command that exits at once closed its cache meanwhile: the next login marks it.
+      }
+    })
+    .catch(onError);
+}
+
 /** `devices add`: makes a code and leaves the identity sealed under it with the service. */
 export async function offerLink(
   client: ChatClient,

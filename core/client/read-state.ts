@@ -34,7 +34,7 @@ export class SharedReadState {
       setMark: db.prepare(
         "INSERT INTO read_local (conv, cursor) VALUES (?, ?) ON CONFLICT(conv) DO UPDATE SET cursor = excluded.cursor WHERE CAST(excluded.cursor AS INTEGER) > CAST(read_local.cursor AS INTEGER)",
       ),
-      unqueue: db.prepare("DELETE FROM receipts_out WHERE id = ?"),
+      unqueue: db.prepare("DELETE FROM receipts_out WHERE id = ? AND status = ?"),
       sent: db.prepare("INSERT OR IGNORE INTO receipts_sent (id, status) VALUES (?, 'read')"),
     };
   }
@@ -54,15 +54,18 @@ export class SharedReadState {
 
   /**
    * The user's own verified "read" receipt arrived (sent by any of their devices, this one
-   * included): the messages it names are read. Returns the conversations whose mark moved.
+   * included): the messages it names are read. `toAuthor`: it went to their author (not to the user
+   * herself). Returns the conversations whose mark moved.
    * Messages not cached yet (held for a key change) are marked when they land (`landed`).
    */
-  learned(ids: readonly string[]): string[] {
+  learned(ids: readonly string[], toAuthor: boolean): string[] {
     const moved = new Set<string>();
     for (const id of ids) {
-      // The author was told (or, for a receipt to the user herself, needs no telling): nothing of
-      // this device's waits for these messages, and none is sent later.
-      this.stmts.unqueue.run(id);
+      // The author was told (or, for a receipt to the user herself, is not to be told): no read
+      // receipt of this device waits for these messages, and none is sent later. A "delivered"
+      // still goes when the author was not told "read" (which says both).
+      this.stmts.unqueue.run(id, "read");
+      if (toAuthor) this.stmts.unqueue.run(id, "delivered");
       this.stmts.sent.run(id);
       const at = this.stmts.place.get(id);
       if (at && this.advance(at.conv, at.cursor)) moved.add(at.conv);

@@ -135,7 +135,7 @@ export class ReceiptStore {
       queueMicrotask(() => this.onReceived?.(r));
     }
     if (fresh > 0 && m.from === this.owner && m.receipt.status === "read")
-      this.readElsewhere(this.shared.learned(m.receipt.ids));
+      this.readElsewhere(this.shared.learned(m.receipt.ids, m.to !== this.owner));
   }
 
   private readElsewhere(convs: string[]): void {
@@ -196,11 +196,12 @@ export class ReceiptStore {
    */
   batches(): ReceiptBatch[] {
     const rows = this.stmts.pending.all();
-    const read = new Set(rows.filter((r) => r.status === "read").map((r) => r.id));
+    // Per author: a read receipt to the user herself (read-state.ts) says nothing to the author.
+    const read = new Set(rows.filter((r) => r.status === "read").map((r) => `${r.author}\0${r.id}`));
     const byKey = new Map<string, ReceiptBatch>();
     const out: ReceiptBatch[] = [];
     for (const r of rows) {
-      if (r.status === "delivered" && read.has(r.id)) {
+      if (r.status === "delivered" && read.has(`${r.author}\0${r.id}`)) {
         this.stmts.done.run(r.id, r.status);
         continue;
       }
@@ -226,7 +227,8 @@ export class ReceiptStore {
     for (const id of b.ids) {
       this.stmts.done.run(id, b.status);
       this.stmts.sent.run(id, b.status);
-      if (b.status === "read") this.stmts.done.run(id, "delivered");
+      // A read receipt to the author says "delivered" too; one to the user herself does not.
+      if (b.status === "read" && b.author !== this.owner) this.stmts.done.run(id, "delivered");
     }
   }
 

@@ -185,6 +185,33 @@ describe("devices: link, list, revoke (issue #19)", () => {
     assert.ok(after2.find((d) => d.id === offer.device)?.revoked, "listed as revoked");
   });
 
+  it("every device registers its own key when it logs in: one made by `keys restore`, which ran no devices command, gets the keys pushed after a revocation", async () => {
+    const home = (n: string) => join(stack.dir, "homes", `erin-${n}`);
+    const pass = "orbit tangerine cellar votive\n";
+    await ok("erin", ["register"], home("first"));
+    const backup = await stack.cli("erin", ["keys", "backup"], { home: home("first"), stdin: pass });
+    assert.equal(backup.code, 0, backup.stderr);
+    const restore = await stack.cli("erin", ["keys", "restore"], { home: home("restored"), stdin: pass });
+    assert.equal(restore.code, 0, restore.stderr);
+    await ok("erin", ["sync"], home("restored"));
+    // A third device, linked, to revoke from the first.
+    const offer = JSON.parse(await ok("erin", ["devices", "add", "--json"], home("first"))) as {
+      code: string;
+      device: string;
+    };
+    await ok("erin", ["devices", "link", offer.code], home("linked"));
+    const revoked = await ok("erin", ["devices", "revoke", offer.device], home("first"));
+    const restoredId = (
+      JSON.parse(readFileSync(join(home("restored"), "users", "erin", "identity.json"), "utf8")) as {
+        device: string;
+      }
+    ).device;
+    assert.match(revoked, new RegExp(`pushed the new keys, sealed, to [^\\n]*${restoredId}`), revoked);
+    const carried = await stack.cli("erin", ["sync"], { home: home("restored") });
+    assert.equal(carried.code, 0, carried.stderr);
+    assert.match(carried.stderr, /took the new keys another device of yours pushed here/);
+  });
+
   it("a wrong, an expired and a reused code are refused with exit 4; guessing voids a code", async () => {
     const home = (n: string) => join(stack.dir, "homes", `carol-${n}`);
     const wrongSecret = (code: string) => {

@@ -131,6 +131,15 @@ describe("read state shared across devices (read-state.ts)", () => {
         .map((b) => [b.author, b.ids]),
       [["alice", [x.id]]],
     );
+    // bob is still told "delivered": the receipt to alice herself says nothing to him.
+    const delivered = () =>
+      off.receipts
+        .batches()
+        .filter((b) => b.status === "delivered")
+        .map((b) => [b.author, b.ids]);
+    assert.deepEqual(delivered(), [["bob", [x.id]]]);
+    for (const b of off.receipts.batches()) if (b.author === "alice") off.receipts.sent(b);
+    assert.deepEqual(delivered(), [["bob", [x.id]]], "sending the one to alice keeps bob's");
     // Own messages only, or nothing newer than the mark: nothing to tell.
     const mine = msg("alice", "mine");
     off.addMessages([mine], mine.cursor);

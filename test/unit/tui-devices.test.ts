@@ -305,7 +305,7 @@ describe("TUI /devices revoke and key pickup (the worker)", () => {
       controller.start("alice");
       await controller.idle();
       assert.equal(controller.state.convs["u:bob"]?.unread, 2);
-      cache.receipts.shared.learned([bobs[1]!.id]);
+      cache.receipts.shared.learned([bobs[1]!.id], true);
       c.emit({ type: "read", convs: ["u:bob"] });
       assert.equal(controller.state.convs["u:bob"]?.unread, 0);
     } finally {
