@@ -7,6 +7,7 @@ import {
   helloDevice,
   listDevices,
   offerLink,
+  renameDevice,
   revokeDevice,
   takeLink,
 } from "../../core/client/devices.js";
@@ -22,7 +23,7 @@ import {
 import type { Settings } from "../../core/config/config.js";
 import { fingerprint, generateIdentity } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
-import type { DeviceInfo } from "../../core/protocol/devices.js";
+import { type DeviceInfo, deviceIdSchema, deviceNameSchema } from "../../core/protocol/devices.js";
 import {
   clientTransport,
   curveSecretOf,
@@ -87,6 +88,13 @@ export function registerDevicesCommands(program: Command, run: Run, io: Io): voi
       "\nExample:\n  zmqchat --user alice devices && zmqchat --user alice devices revoke 0123456789abcdef",
     )
     .action(run((cmd, id: string) => devicesRevokeCommand(cmd, io, id)));
+  devices
+    .command("rename")
+    .argument("<id>", "the device id (zmqchat devices)")
+    .argument("<name>", "its new name (1 to 64 characters, no control characters)")
+    .description("rename one of your devices (this one or another)")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice devices rename 0123456789abcdef laptop")
+    .action(run((cmd, id: string, name: string) => devicesRenameCommand(cmd, io, id, name)));
   devices
     .command("fetch-keys")
     .description("after another device of yours revoked one: take the new keys it pushed to this device")
@@ -198,6 +206,22 @@ export async function devicesLinkCommand(cmd: Command, io: Io, code: string): Pr
     const n = await s.client.sync((k) => progress.update(k));
     progress.done();
     io.out(`recovered ${n} message(s)`);
+  } finally {
+    await s.close();
+  }
+}
+
+export async function devicesRenameCommand(cmd: Command, io: Io, id: string, name: string): Promise<void> {
+  if (!deviceIdSchema.safeParse(id).success)
+    throw new ZmqchatError("usage", "a device id is 16 hex characters");
+  if (!deviceNameSchema.safeParse(name).success)
+    throw new ZmqchatError("usage", "a device name is 1 to 64 characters, without control characters");
+  const settings = settingsOf(cmd);
+  const s = openClient(settings);
+  try {
+    // A service that predates renaming answers bad_request (an unknown request type).
+    const r = await renameDevice(s.client, id, name);
+    io.out(`renamed ${r.id} to ${r.name}`);
   } finally {
     await s.close();
   }

@@ -360,6 +360,16 @@ export async function takeLink(client: ChatClient, name: string, codeText: strin
   };
 }
 
+/** Renames one of the user's devices (this one or another; not a revoked one). */
+export async function renameDevice(
+  client: ChatClient,
+  id: string,
+  name: string,
+): Promise<{ id: string; name: string }> {
+  await client.login();
+  return client.request("devices.rename", { id, name });
+}
+
 export async function listDevices(client: ChatClient): Promise<{ devices: DeviceInfo[]; current: string }> {
   await client.login();
   return client.request("devices.list", {});

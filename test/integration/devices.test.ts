@@ -212,6 +212,43 @@ describe("devices: link, list, revoke (issue #19)", () => {
     assert.match(carried.stderr, /took the new keys another device of yours pushed here/);
   });
 
+  it("devices rename names this device or another; another user cannot rename yours; bad input exits 2, an unknown id 5", async () => {
+    const home = (n: string) => join(stack.dir, "homes", `frank-${n}`);
+    await ok("frank", ["register"], home("a"));
+    const offer = JSON.parse(
+      await ok("frank", ["devices", "add", "--json", "--name", "old name"], home("a")),
+    ) as {
+      code: string;
+      device: string;
+    };
+    await ok("frank", ["devices", "link", offer.code], home("b"));
+    const names = async () =>
+      Object.fromEntries(
+        parse<DeviceLine>(await ok("frank", ["devices", "--json"], home("a"))).map((d) => [d.id, d.name]),
+      );
+    assert.equal((await names())[offer.device], "old name");
+    assert.match(await ok("frank", ["devices", "rename", offer.device, "the laptop"], home("a")), /renamed/);
+    const own = parse<DeviceLine>(await ok("frank", ["devices", "--json"], home("b"))).find(
+      (d) => d.current,
+    )!;
+    await ok("frank", ["devices", "rename", own.id, "laptop, as it calls itself"], home("b"));
+    assert.equal((await names())[offer.device], "laptop, as it calls itself");
+    // carol, who knows the id, cannot rename frank's device: it is not hers (positive control above).
+    const carol = await stack.cli("carol", ["devices", "rename", offer.device, "pwned"]);
+    assert.equal(carol.code, 5, carol.stderr);
+    assert.equal((await names())[offer.device], "laptop, as it calls itself");
+    const bad = await stack.cli("frank", ["devices", "rename", offer.device, "two\nlines"], {
+      home: home("a"),
+    });
+    assert.equal(bad.code, 2, bad.stderr);
+    const badId = await stack.cli("frank", ["devices", "rename", "laptop", "x"], { home: home("a") });
+    assert.equal(badId.code, 2, badId.stderr);
+    const unknown = await stack.cli("frank", ["devices", "rename", "0000000000000000", "x"], {
+      home: home("a"),
+    });
+    assert.equal(unknown.code, 5, unknown.stderr);
+  });
+
   it("a wrong, an expired and a reused code are refused with exit 4; guessing voids a code", async () => {
     const home = (n: string) => join(stack.dir, "homes", `carol-${n}`);
     const wrongSecret = (code: string) => {
