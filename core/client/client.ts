@@ -29,7 +29,7 @@ import { AckBatch } from "./ack-batch.js";
 import { extraFields, type MessageExtra } from "./actions.js";
 import type { Cache, ChatMessage } from "./cache.js";
 import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOptions } from "./channel.js";
-import { registerDeviceKey } from "./devices.js";
+import { registerDeviceKey } from "./device-keys.js";
 import type { EndpointMemory } from "./endpoints.js";
 import { EphemeralSignals } from "./ephemeral.js";
 import type { ContactKeyView } from "./key-history.js";

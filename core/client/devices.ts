@@ -19,7 +19,10 @@ import { ZmqchatError } from "../errors.js";
 import type { DeviceInfo } from "../protocol/devices.js";
 import type { RequestOptions } from "./channel.js";
 import type { ChatClient } from "./client.js";
+import { deviceKeyClaim, deviceKeyTrusted } from "./device-keys.js";
 import { type LoadedIdentity, newDeviceId } from "./profile.js";
+
+export { deviceKeyClaim, deviceKeyTrusted } from "./device-keys.js";
 
 /**
  * Several devices per user (issue #19), the client side: link codes, the identity sealed under a
@@ -152,42 +155,6 @@ function x25519Public(raw: Buffer): KeyObject {
   return createPublicKey({ key: Buffer.concat([SPKI_X25519, raw]), format: "der", type: "spki" });
 }
 
-/** What a user's signature over one of their device keys covers. */
-function deviceKeyBytes(name: string, device: string, key: string): Buffer {
-  return Buffer.from(`zmqchat-device-key-v1\n${name}\n${device}\n${key}`);
-}
-
-/** The device's public X25519 key (base64url) and the user's Ed25519 signature over it. */
-export function deviceKeyClaim(
-  identity: Identity,
-  device: string,
-  secret: Buffer,
-): { key: string; keySig: string } {
-  const key = x25519PublicRaw(x25519Private(secret)).toString("base64url");
-  const keySig = sign(null, deviceKeyBytes(identity.name, device, key), identity.signPrivate).toString(
-    "base64url",
-  );
-  return { key, keySig };
-}
-
-/** True when one of `signers` (this user's keys, now and before) signed this device's key. */
-export function deviceKeyTrusted(
-  name: string,
-  device: string,
-  key: string,
-  keySig: string,
-  signers: Identity[],
-): boolean {
-  const bytes = deviceKeyBytes(name, device, key);
-  return signers.some((s) => {
-    try {
-      return verify(null, bytes, s.signPublic, Buffer.from(keySig, "base64url"));
-    } catch {
-      return false;
-    }
-  });
-}
-
 // ---- key push after a revocation -----------------------------------------------------
 
 const REKEY_INFO = "zmqchat-rekey-v1";
@@ -283,36 +250,6 @@ export async function helloDevice(
   await client.login(opts);
   const claim = deviceKeyClaim(loaded.identity, loaded.device, secret);
   await client.request("devices.hello", { ...(name ? { name } : {}), ...claim }, opts);
-}
-
-/** Cache state naming the device key this profile registered (`DEVICE:KEY`). */
-const KEY_REGISTERED = "devices.key";
-
-/**
- * After a login: registers this device's key (signed by the user's keys) once per profile, so that
- * every device — the one that ran `register`, one made by `keys restore` — gets the keys pushed
- * after a revocation, not only those that ran a `devices` command. Best effort: a service that
- * predates devices refuses it, and the next login tries again.
- */
-export function registerDeviceKey(
-  client: ChatClient,
-  loaded: LoadedIdentity,
-  secret: Buffer,
-  onError: (err: unknown) => void,
-): void {
-  const claim = deviceKeyClaim(loaded.identity, loaded.device, secret);
-  const mark = `${loaded.device}:${claim.key}`;
-  if (client.cache.getState(KEY_REGISTERED) === mark) return;
-  client
-    .request("devices.hello", claim)
-    .then(() => {
-      try {
-        client.cache.setState(KEY_REGISTERED, mark);
-      } catch {
-        // A command that exits at once closed its cache meanwhile: the next login marks it.
-      }
-    })
-    .catch(onError);
 }
 
 /** `devices add`: makes a code and leaves the identity sealed under it with the service. */
