@@ -22,6 +22,11 @@ export interface MessageFields
   readBy: string[] | null;
   /** Someone else's message that mentions you as `@name` (core/client/mentions.ts). */
   mention: boolean;
+  /**
+   * Issue 19, after the fields above: `history` tells whether someone else's message is read on
+   * none of your devices yet (false for your own); null where it is not told (`listen`, `search`).
+   */
+  unread: boolean | null;
 }
 
 export function messageFields(m: ChatMessage | MessageFields): MessageFields {
@@ -43,6 +48,7 @@ export function messageFields(m: ChatMessage | MessageFields): MessageFields {
     status: m.status ?? null,
     readBy: m.readBy ?? null,
     mention: m.mention ?? false,
+    unread: m.unread ?? null,
   };
 }
 

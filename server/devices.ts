@@ -159,6 +159,16 @@ export class DeviceRegistry {
     return { id: c.device };
   }
 
+  /** Renames one of the caller's devices (any but a revoked one: its record stays as it was cut off). */
+  async rename(c: SessionClaims, b: RequestBody<"devices.rename">): Promise<{ id: string; name: string }> {
+    const rec = (await this.fresh(c.name)).find((d) => d.id === b.id);
+    if (!rec) throw new ZmqchatError("not_found", `${c.name} has no device ${b.id}`);
+    if (rec.revoked !== null) throw new ZmqchatError("conflict", `device ${b.id} is revoked`);
+    if (rec.name !== b.name) await this.store.putDevice(c.name, { ...rec, name: b.name });
+    this.cache.delete(c.name);
+    return { id: b.id, name: b.name };
+  }
+
   /** Revokes another device of the caller: its sessions end and it never logs in again. */
   async revoke(
     c: SessionClaims,

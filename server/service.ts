@@ -151,6 +151,7 @@ export class ChatService {
       "devices.list": async (_b, _u, c) => ok(await this.devices.list(needSession(c))),
       "devices.hello": async (b, _u, c) => ok(await this.devices.hello(needSession(c), b)),
       "devices.revoke": async (b, _u, c) => ok(await this.devices.revoke(needSession(c), b.id)),
+      "devices.rename": async (b, _u, c) => ok(await this.devices.rename(needSession(c), b)),
       "devices.rekey.put": async (b, _u, c) => ok(await this.devices.rekeyPut(needSession(c), b)),
       "devices.rekey.get": async (b) => ok(await this.devices.rekeyGet(b)),
       "link.put": async (b, _u, c) => ok(await this.devices.linkPut(needSession(c), b)),

@@ -215,6 +215,7 @@ describe("message actions: reply, edit, delete, react (real stack, three users)"
       "status",
       "readBy",
       "mention",
+      "unread",
     ]);
     assert.equal(parsed.text, "a plain message nobody touches");
     assert.equal(parsed.from, "alice");
