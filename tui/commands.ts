@@ -35,7 +35,7 @@ export const COMMAND_HELP: ReadonlyArray<[string, string]> = [
   ["/fingerprint [USER]", "show your or USER's fingerprint (safety number)"],
   ["/search WORDS…", "find messages; jumps to the newest match (n/N or /search again: older/newer)"],
   ["/devices [revoke ID]", "your devices: id, name, added, last seen, this one marked"],
-  ["/file PATH", "send a file to the open conversation (encrypted; resumes when sent again)"],
+  ["/file PATH", "send a file to the open conversation (encrypted; resumable; Tab completes PATH)"],
   ["/save [ID]", "save the newest file of the open conversation (or message ID's) here"],
   ["/unread", "jump to the first unread message of the open conversation (Shift-PgUp)"],
   ["/help", "keys and commands"],

@@ -23,11 +23,13 @@ import { Store } from "./store.js";
 import { type CommandDeps, runCommand } from "./worker/commands.js";
 import type { WorkerContext } from "./worker/context.js";
 import { Feed } from "./worker/feed.js";
+import { fileKeyEffect } from "./worker/files.js";
 import { HistoryLoader, loadQuotes } from "./worker/history-loader.js";
 import { MessageActions } from "./worker/message-actions.js";
 import { conversationsWithUnread, markRead } from "./worker/reads.js";
 import { Sends } from "./worker/sends.js";
 import { type ProfileAccess, Session, safeList, type TuiSession } from "./worker/session.js";
+import { Signals } from "./worker/signals.js";
 import { Timers } from "./worker/timers.js";
 
 export type { NewSession, ProfileAccess, TuiSession } from "./worker/session.js";
@@ -62,6 +64,7 @@ export class Controller {
   private readonly history: HistoryLoader;
   private readonly sends: Sends;
   private readonly actions: MessageActions;
+  private readonly signals: Signals;
   private readonly commands: CommandDeps;
   /** Stops listening to the client and to the shared cache. */
   private readonly unsubscribe: Array<() => void> = [];
@@ -98,6 +101,7 @@ export class Controller {
     this.feed = new Feed(this.ctx);
     this.history = new HistoryLoader(this.ctx, this.feed, this.opts.pageSize);
     this.sends = new Sends(this.ctx, this.feed);
+    this.signals = new Signals(this.ctx, this.timers);
     this.actions = new MessageActions(this.ctx, (conv, text, extra) => this.sends.send(conv, text, extra));
     this.session = new Session(this.ctx, this.timers, {
       profiles: this.opts.profiles,
@@ -199,17 +203,30 @@ export class Controller {
         if (c && next.open && a.messages.some((m) => m.conv === next.open)) {
           markRead(c.cache, next.history, this.log);
           loadQuotes(this.ctx, c.cache, next.open);
+          // Shown: read receipts follow (none when the user turned them off).
+          c.markRead(a.messages.filter((m) => m.conv === next.open));
         }
         break;
       }
       case "retry":
         this.sends.retry(prev);
         break;
+      case "edit":
+        // Writing a message (not a command) in an open conversation tells the others "typing…".
+        if (a.op.kind === "insert" && next.focus === "composer" && !next.overlay && next.open) {
+          const t = next.composer.text;
+          if (!t.startsWith("/") || t.startsWith("//")) this.signals.typed(next.open);
+        }
+        break;
       case "confirmDelete":
         if (prev.overlay?.kind === "confirm") this.actions.delete(prev.overlay.id);
         break;
       case "react":
         if (prev.overlay?.kind === "react") this.actions.react(prev.overlay.id, a.emoji);
+        break;
+      case "saveSelected":
+      case "completePath":
+        fileKeyEffect(this.ctx, a, prev);
         break;
       default:
         break;
@@ -233,6 +250,19 @@ export class Controller {
           // Back online: what waits in the outbox goes now.
           if (this.state.outbox.length > 0) this.track(this.sends.flush(c));
         }
+        break;
+      case "action":
+        this.actions.changed(e.conv);
+        break;
+      case "receipt":
+        // Marks of own messages changed (✓✓ delivered, ✔✔ read).
+        this.actions.changed(null);
+        break;
+      case "typing":
+        this.signals.typing(e.from, e.conv, e.until);
+        break;
+      case "presence":
+        this.signals.presence(e.name, e.state);
         break;
       case "already_stored":
         // Another process stored it first, or it was an action (the cache keeps those apart).
@@ -294,6 +324,7 @@ export class Controller {
       verified: contacts.filter((x) => x.verified).map((x) => x.name),
     });
     this.dispatch({ type: "convs", convs: conversationsWithUnread(c.cache, c.name) });
+    this.dispatch({ type: "muted", convs: c.cache.mutes.list() });
     this.sends.showOutbox(c);
     this.feed.seed(c.cache);
   }
@@ -308,6 +339,7 @@ export class Controller {
       return;
     }
     const body = text.startsWith("//") ? text.slice(1) : text;
+    if (prev.open) this.signals.sent(prev.open);
     if (prev.compose) {
       this.actions.submit(prev.compose, body);
       return;

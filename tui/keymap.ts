@@ -5,6 +5,7 @@
  */
 
 import type { EditOp } from "./editor.js";
+import { pathToComplete } from "./file-keys.js";
 import { REACTIONS } from "./message-actions.js";
 import type { Action, ListPane, Pane, ScrollBy, State } from "./state.js";
 
@@ -77,7 +78,7 @@ export function listKey(pane: ListPane, input: string, key: KeyPress): Action | 
 /**
  * History: ↑↓ select a message, PgUp/PgDn and Home/End scroll; Enter goes back to writing.
  * Letters are text here (they go to the composer, see `routeKey`), except n/N while a search
- * is shown and r e d + while a message is selected (reply, edit, delete, react).
+ * is shown and r e d + s while a message is selected (reply, edit, delete, react, save its file).
  */
 export function historyKey(input: string, key: KeyPress, searching = false, selected = false): Action | null {
   if (key.ctrl || key.meta) return null;
@@ -87,6 +88,7 @@ export function historyKey(input: string, key: KeyPress, searching = false, sele
   if (selected && input === "e") return { type: "startEdit" };
   if (selected && input === "d") return { type: "askDelete" };
   if (selected && input === "+") return { type: "pickReaction" };
+  if (selected && input === "s") return { type: "saveSelected" };
   if (key.home) return scroll("top");
   if (key.end) return scroll("bottom");
   if (searching && input === "n") return { type: "searchStep", by: "older" };
@@ -265,6 +267,9 @@ export function routeKey(
     return s.signup.busy === null || (key.ctrl && input === "c") ? signupKey(input, key) : [];
   if (opts.tooSmall) return key.ctrl && input === "c" ? [{ type: "quit" }] : [];
   const overlay = s.overlay?.kind ?? null;
+  // Tab on `/file PATH` completes the path rather than changing pane.
+  if (key.tab && !key.shift && !overlay && s.focus === "composer" && !s.pasting && pathToComplete(s) !== null)
+    return [{ type: "completePath" }];
   const global = globalKey({ focus: s.focus, overlay }, input, key);
   if (global) return [global];
   if (overlay === "help" || overlay === "devices") {
@@ -300,6 +305,7 @@ export const KEY_HELP: ReadonlyArray<[string, string]> = [
   ["Tab / Shift-Tab", "next / previous pane"],
   ["↑↓ (j k in a list)", "move in a list; in the history: select a message"],
   ["r e d + (a message selected)", "reply, edit (yours), delete (yours, asks first), react (1–8)"],
+  ["s (a file message selected)", "save its file here, progress in the status bar (as /save)"],
   ["Enter", "open the selected conversation; in the composer: send"],
   ["Alt-Enter, Ctrl-J", "new line in the message (pasted text keeps its lines)"],
   ["PgUp / PgDn", "scroll history by a page (from any pane)"],
@@ -330,7 +336,7 @@ export function keyHint(focus: Pane, selected = false): string {
       return "[Groups] ↑↓ Enter: open · Tab: pane · Ctrl-G: group · ?: help · Ctrl-C: quit";
     case "history":
       return selected
-        ? "[History] ↑↓ select · r: reply · e: edit · d: delete · +: react · Esc · ?: help"
+        ? "[History] ↑↓ · r: reply · e: edit · d: delete · +: react · s: save · ?: help"
         : "[History] ↑↓: select · PgUp PgDn Home End · Enter: write · Tab: pane · ?: help";
     case "composer":
       return "[Composer] Enter: send · Alt-Enter: new line · Tab: pane · /help · Ctrl-C: quit";

@@ -9,24 +9,12 @@
 import type { ChatMessage } from "../core/client/cache.js";
 import { editorOf, emptyEditor } from "./editor.js";
 import { type HistoryItem, keepInView, revealScroll } from "./history-layout.js";
-import type { HistoryState, NoticeLevel, State } from "./state.js";
+import type { ActionOverlay, ComposeMode, HistoryState, NoticeLevel, State } from "./state-types.js";
 
-/** What Enter in the composer does besides sending a message: reply to, or replace, message `id`. */
-export interface ComposeMode {
-  kind: "reply" | "edit";
-  conv: string;
-  id: string;
-  /** The author and first line of the message, shown above the composer. */
-  from: string;
-  text: string;
-}
+export type { ActionOverlay, ComposeMode };
 
 /** The emoji the picker offers, picked with 1–8 (or ←→ and Enter). */
 export const REACTIONS: readonly string[] = ["👍", "❤️", "😂", "😮", "😢", "🎉", "🙏", "👀"];
-
-export type ActionOverlay =
-  | { kind: "react"; id: string; at: number }
-  | { kind: "confirm"; id: string; preview: string };
 
 export type MessageActionAction =
   /** ↑ (older) / ↓ (newer) in the history: moves the selection; ↓ from the newest clears it. */
@@ -186,14 +174,23 @@ function refreshed(i: HistoryItem, m: ChatMessage): HistoryItem {
     (i.edited ?? null) === (m.edited ?? null) &&
     Boolean(i.deleted) === Boolean(m.deleted) &&
     JSON.stringify(i.reactions ?? {}) === JSON.stringify(m.reactions ?? {});
-  if (same) return i;
+  // Own stored messages: the mark follows their receipts (✓ → ✓✓ → ✔✔).
+  const own = i.delivery === "stored" || i.delivery === "delivered" || i.delivery === "read";
+  const delivery = own ? deliveryOf(m.status) : i.delivery;
+  if (same && delivery === i.delivery) return i;
   return {
     ...i,
     text: m.text,
     edited: m.edited ?? null,
     deleted: m.deleted ?? false,
     reactions: m.reactions ?? {},
+    delivery,
   };
+}
+
+/** The mark of an own stored message from its receipts (core/client/receipts.ts). */
+export function deliveryOf(status: ChatMessage["status"]): "stored" | "delivered" | "read" {
+  return status === "delivered" || status === "read" ? status : "stored";
 }
 
 function refresh(s: State, conv: string, messages: ChatMessage[]): State {

@@ -7,15 +7,14 @@ import type { ChatMessage } from "../core/client/cache.js";
 import type { ConnectionState } from "../core/client/client.js";
 import { type ConvKind, formatConv, groupOf, parseConv, userOf } from "../core/client/conv.js";
 import type { DeviceInfo } from "../core/protocol/devices.js";
-import type { DevicesOverlay } from "./devices-view.js";
-import { type EditOp, type Editor, edit, emptyEditor } from "./editor.js";
+import { type EditOp, edit, emptyEditor } from "./editor.js";
+import { type FileKeyAction, reduceFileKey } from "./file-keys.js";
 import { type HistoryItem, historyWindow, revealScroll, rowsOfNewest } from "./history-layout.js";
 import { mentions } from "./mentions.js";
 import {
-  type ActionOverlay,
   afterLoad,
   backFromAction,
-  type ComposeMode,
+  deliveryOf,
   type MessageActionAction,
   reduceMessageAction,
   withQuotes,
@@ -24,119 +23,20 @@ import { type Presence, withTyping } from "./presence.js";
 
 export { revealScroll };
 
-export type Pane = "contacts" | "groups" | "history" | "composer";
-export const PANES: readonly Pane[] = ["contacts", "groups", "history", "composer"];
-export type ListPane = "contacts" | "groups";
+import {
+  type ConvInfo,
+  type HistoryState,
+  type ListPane,
+  type NoticeLevel,
+  type OutboxEntry,
+  PANES,
+  type Pane,
+  type SearchState,
+  type SearchTarget,
+  type State,
+} from "./state-types.js";
 
-export type NoticeLevel = "info" | "warn" | "error";
-
-export type Overlay =
-  | { kind: "help" }
-  | { kind: "prompt"; purpose: "chat" | "group"; editor: Editor }
-  | ActionOverlay
-  | DevicesOverlay;
-
-export interface ConvInfo {
-  unread: number;
-  /** Time of the newest message (ISO), "" when unknown. */
-  last: string;
-}
-
-export interface HistoryState {
-  conv: string;
-  items: HistoryItem[];
-  /** Every older message is loaded. */
-  complete: boolean;
-  /** The page being loaded from the cache, if any (asked for by a `loadHistory` intent). */
-  loading: "newest" | "older" | "all" | null;
-  /** Rows above the newest row; 0 follows new messages. */
-  scroll: number;
-  /** Messages that arrived below the window while scrolled up. */
-  newBelow: number;
-  /** The message marked by a search; `pending` until it is loaded and scrolled into view. */
-  mark: { id: string; pending: boolean } | null;
-  /** The message selected with ↑↓ for an action (reply, edit, delete, react). */
-  selected?: string | null;
-  /** Unread messages when the conversation opened: the "new messages" divider goes above them. */
-  unreadAtOpen?: number;
-}
-
-/** Where a search hit lives. */
-export interface SearchTarget {
-  conv: string;
-  id: string;
-}
-
-export interface SearchState {
-  query: string;
-  /** Oldest first, as `searchMessages` returns them. */
-  hits: SearchTarget[];
-  /** The hit shown now (an index into `hits`). */
-  at: number;
-}
-
-/** A message in the on-disk outbox (shared with `zmqchat send --queue`): written, not yet stored by the service. */
-export interface OutboxEntry {
-  id: string;
-  conv: string;
-  text: string;
-  /** ISO time it was written. */
-  at: string;
-  /** Why the last attempt did not go through, if one was made. */
-  error: string | null;
-}
-
-export interface State {
-  phase: "signup" | "main";
-  signup: { editor: Editor; busy: string | null; error: string | null; profiles: string[] };
-  me: string | null;
-  fingerprint: string | null;
-  connection: ConnectionState;
-  endpoint: string;
-  /** What the TUI did about the local stack (started it, found it), shown in the status bar. */
-  stackNote: string | null;
-  /** Messages received by a sync in progress, or null. */
-  syncing: number | null;
-  users: string[];
-  /** Users whose keys changed and are not yet trusted: messages to them are held. */
-  keyChanged: string[];
-  /** Contacts whose pinned keys the user verified (compared safety numbers); the others are marked unverified. */
-  verified: string[];
-  groups: string[];
-  /** Groups this user is invited to and has not answered: listed in Groups, marked. */
-  invites: string[];
-  convs: Record<string, ConvInfo>;
-  selected: Record<ListPane, string | null>;
-  open: string | null;
-  history: HistoryState | null;
-  /** The last search with results, stepped through with n/N or by repeating it. */
-  search: SearchState | null;
-  /** Size of the history pane's message area, set by the root from the terminal size. */
-  view: { width: number; height: number };
-  focus: Pane;
-  overlay: Overlay | null;
-  composer: Editor;
-  /** The composer replies to, or edits, a message (Esc ends it). */
-  compose: ComposeMode | null;
-  /** Inside a bracketed paste: Enter inserts a newline instead of sending. */
-  pasting: boolean;
-  notice: { id: number; text: string; level: NoticeLevel } | null;
-  /** What waits in the on-disk outbox, shown as pending in its conversation. */
-  outbox: OutboxEntry[];
-  /** Counts bell-worthy arrivals; the controller rings when it grows. */
-  bells: number;
-  /** The newest message that mentions this user (`@me`), for the desktop notification; `n` counts them. */
-  mention: { n: number; conv: string; from: string; text: string } | null;
-  /** Conversations muted (`zmqchat mute`): no bell, no notification. */
-  muted: string[];
-  /** Who is typing, by conversation (live signals, never stored). */
-  typing: Record<string, string[]>;
-  /** Contacts who share their presence. */
-  presence: Record<string, Presence>;
-  bellEnabled: boolean;
-  nextId: number;
-  quitting: boolean;
-}
+export * from "./state-types.js";
 
 export type ScrollBy = "lineUp" | "lineDown" | "pageUp" | "pageDown" | "top" | "bottom";
 
@@ -202,7 +102,8 @@ export type Action =
   | { type: "typing"; conv: string; from: string; on: boolean }
   | { type: "presence"; name: string; state: Presence | null }
   | { type: "muted"; convs: string[] }
-  | MessageActionAction;
+  | MessageActionAction
+  | FileKeyAction;
 
 export function initialState(opts: { bell?: boolean; profiles?: string[] } = {}): State {
   return {
@@ -303,7 +204,7 @@ function itemOf(m: ChatMessage, me: string | null): HistoryItem {
     ord: m.cursor,
     verified: m.verified,
     problem: m.problem,
-    delivery: m.from === me ? "stored" : null,
+    delivery: m.from === me ? deliveryOf(m.status) : null,
     error: null,
     replyTo: m.replyTo ?? null,
     edited: m.edited ?? null,
@@ -793,6 +694,9 @@ export function reduce(s: State, a: Action): State {
     }
     case "muted":
       return { ...s, muted: [...a.convs].sort() };
+    case "saveSelected":
+    case "completePath":
+      return reduceFileKey(s, a);
     default:
       return reduceMessageAction(s, a);
   }

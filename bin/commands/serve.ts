@@ -8,7 +8,7 @@ import { parseDuration } from "../../core/config/duration.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { startOpsServer } from "../../core/ops.js";
 import { fileLimitsFromEnv } from "../../server/blobs/files.js";
-import { defaultBlobUrl, openBlobStore } from "../../server/blobs/store.js";
+import { defaultBlobUrl, openBlobStore } from "../../server/blobs/open.js";
 import { serverQuotasFromEnv } from "../../server/limits.js";
 import { serverMetrics } from "../../server/metrics.js";
 import { ChatServer } from "../../server/server.js";

@@ -62,7 +62,7 @@ describe("message actions in the TUI, in tmux on a real local stack", { timeout:
     rmSync(base, { recursive: true, force: true });
   });
 
-  it("divider, reply with its quote, a reaction seen by the other side, an edit, a delete; a non-author's edit refused", async () => {
+  it("✓✓ delivered and ✔✔ read marks, presence, typing, divider, reply with its quote, a reaction seen by the other side, an edit, a delete; a non-author's edit refused", async () => {
     const env = { LANG: "C.UTF-8" };
     for (const who of ["alice", "bob"] as const) {
       tmux.newSession(who, { width: 120, height: 36, env });
@@ -83,6 +83,12 @@ describe("message actions in the TUI, in tmux on a real local stack", { timeout:
     tmux.keys("alice", "Enter");
     await tmux.waitFor("alice", /✓\s+alice\s+second from alice/);
     await tmux.waitFor("bob", "2 unread", { what: "two unread on bob's side" });
+    // bob's TUI stored them (delivered, ✓✓) but does not show them yet (not read).
+    await tmux.waitFor("alice", /✓✓\s+alice\s+first from alice/, { what: "✓✓ delivered on alice's screen" });
+    save("alice", "alice-delivered");
+    assert.doesNotMatch(tmux.capture("alice"), /✔✔/, "not read before bob opens the chat");
+    // Presence: bob's TUI shares "online"; alice's Contacts pane shows the dot.
+    await tmux.waitFor("alice", /● ▸?bob/, { what: "bob's presence dot in alice's Contacts" });
 
     // bob opens the chat: the divider sits above the first unread message.
     tmux.type("bob", "/msg alice");
@@ -92,6 +98,9 @@ describe("message actions in the TUI, in tmux on a real local stack", { timeout:
     });
     save("bob", "bob-divider");
     assert.doesNotMatch(opened, /2 unread/);
+    // bob's screen shows them now: read (✔✔) on alice's.
+    await tmux.waitFor("alice", /✔✔\s+alice\s+first from alice/, { what: "✔✔ read on alice's screen" });
+    save("alice", "alice-read");
 
     // bob replies to alice's first message: History (Shift-Tab), ↑↑ selects it, r replies.
     tmux.keys("bob", "BTab");
@@ -105,6 +114,8 @@ describe("message actions in the TUI, in tmux on a real local stack", { timeout:
     });
     save("bob", "bob-replying");
     tmux.type("bob", "reply from bob");
+    await tmux.waitFor("alice", "bob is typing…", { what: "bob typing on alice's screen" });
+    save("alice", "alice-sees-typing");
     tmux.keys("bob", "Enter");
     const quoted = await tmux.waitFor("alice", /↪ alice: first from alice[\s\S]*reply from bob/, {
       what: "the quote above bob's reply on alice's screen",
@@ -112,6 +123,20 @@ describe("message actions in the TUI, in tmux on a real local stack", { timeout:
     assert.match(quoted, /bob\s+↪ alice: first from alice/);
     save("alice", "alice-sees-reply");
     await tmux.waitFor("bob", /bob\s+↪ alice: first from alice/, { what: "the quote on bob's own screen" });
+    // bob's message ends his "typing…".
+    await tmux.waitFor("alice", (s) => !s.includes("is typing"), {
+      what: "typing gone once bob's reply came",
+    });
+    // Typing that stops without a message goes away on its own.
+    // (Signals are throttled, one per 3 s: bob goes on typing, a key per look, until one goes out.)
+    const deadline = Date.now() + 30_000;
+    while (!tmux.capture("alice").includes("bob is typing…")) {
+      assert.ok(Date.now() < deadline, "bob typing again on alice's screen");
+      tmux.type("bob", "x");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    tmux.keys("bob", "C-u");
+    await tmux.waitFor("alice", (s) => !s.includes("is typing"), { what: "typing gone after bob stopped" });
 
     // alice reacts to bob's reply (the newest): History, ↑, +, 1 (👍); bob sees it.
     tmux.keys("alice", "BTab");

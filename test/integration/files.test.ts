@@ -111,7 +111,9 @@ describe("file attachments (real stack)", () => {
       sha256: small.sha256,
     });
     assert.equal(withFile.text, "the small one");
-    assert.equal(Object.keys(withFile).at(-1), "file", "file is the last key");
+    // After the message-action keys, before those added later (receipts, mentions): the order chat-path pins.
+    const keys = Object.keys(withFile);
+    assert.equal(keys[keys.indexOf("reactions") + 1], "file", "file comes right after reactions");
     assert.equal(lines.find((l) => l.text === "plain")!.file, null);
     const group = (await ok("carol", ["history", "--group", "team", "--json"]))
       .split("\n")

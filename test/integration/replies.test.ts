@@ -39,8 +39,20 @@ describe("bounded replies and linear group storage (real stack)", () => {
   let store: SqliteStore;
   const clients: Array<{ client: ChatClient; cache: Cache }> = [];
 
-  /** An in-process client for a user the CLI registered (its profile, a cache of its own). */
+  /**
+   * An in-process client for a user the CLI registered (its profile, a cache of its own), one live
+   * client per user at a time (the earlier one is closed), as in the product: two connections to one cache file on one thread can stall each other
+   * for the cache's busy timeout (a write waits synchronously for the lock the other holds until
+   * the end of its turn, and that turn cannot end while the thread waits).
+   */
+  const byUser = new Map<string, { client: ChatClient; cache: Cache }>();
   async function clientOf(user: string): Promise<ChatClient> {
+    const known = byUser.get(user);
+    if (known) {
+      await known.client.close();
+      known.cache.close();
+      clients.splice(clients.indexOf(known), 1);
+    }
     const paths = profilePaths(join(stack.dir, "homes", user), user);
     const identity = ensureIdentity(paths, user);
     const cache = new Cache(join(stack.dir, `${user}-lib-cache.db`));
@@ -55,7 +67,9 @@ describe("bounded replies and linear group storage (real stack)", () => {
       identity,
       cache,
     });
-    clients.push({ client, cache });
+    const entry = { client, cache };
+    clients.push(entry);
+    byUser.set(user, entry);
     await client.login();
     return client;
   }

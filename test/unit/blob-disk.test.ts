@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { it } from "node:test";
 import { DiskBlobStore } from "../../server/blobs/disk.js";
-import { defaultBlobUrl, openBlobStore } from "../../server/blobs/store.js";
+import { defaultBlobUrl, openBlobStore } from "../../server/blobs/open.js";
 import { blobContract } from "../contract/blob-contract.js";
 
 blobContract("disk", async () => {

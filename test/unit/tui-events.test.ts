@@ -98,6 +98,15 @@ class FakeClient {
   }
   async goLive() {}
   keepAlive() {}
+  /** Read receipts and presence (issue 17) are the client's business: recorded, not sent. */
+  readonly shown: string[] = [];
+  markRead(messages: Array<{ id: string }>) {
+    this.shown.push(...messages.map((m) => m.id));
+  }
+  async startPresence() {}
+  presenceOf() {
+    return null;
+  }
   async users() {
     return [];
   }

@@ -124,6 +124,10 @@ const PROMISES: Record<string, Check[]> = {
     { where: "history", input: "r", does: typed("r") },
     { where: "history", input: "+", does: typed("+") },
   ],
+  "s (a file message selected)": [
+    { where: "selected", input: "s", does: [{ type: "saveSelected" }] },
+    { where: "history", input: "s", does: typed("s") },
+  ],
   "Shift-PgUp, /unread": (["contacts", "history", "composer"] as const).map((where) => ({
     where,
     input: "",

@@ -40,7 +40,7 @@ function context(cache: Cache | null, state: State = initialState()) {
       s = reduce(s, a);
     },
     state: () => s,
-    client: () => (cache ? ({ cache, name: "alice" } as unknown as ChatClient) : null),
+    client: () => (cache ? ({ cache, name: "alice", markRead: () => {} } as unknown as ChatClient) : null),
     notice: () => {},
     track: () => {},
     registered: () => Promise.resolve(),

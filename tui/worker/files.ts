@@ -1,9 +1,19 @@
 /** `/file PATH` and `/save [ID]` in the TUI (issue 18): attachments through core/client/files.ts. */
 
+import { readdir } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { targetOfConv } from "../../core/client/conv.js";
 import { downloadFile, forgetUpload, safeFileName, uploadFile } from "../../core/client/files.js";
+import {
+  completeSegment,
+  type DirEntry,
+  type FileKeyAction,
+  fileToSave,
+  pathToComplete,
+} from "../file-keys.js";
+import type { State } from "../state.js";
+import { sanitize } from "../text.js";
 import type { WorkerContext } from "./context.js";
 
 /** Progress in the status bar, at most every 10 % (a notice per step, not per chunk). */
@@ -63,5 +73,53 @@ export async function saveFileOf(ctx: WorkerContext, conv: string | null, id: st
     ctx.notice(`saved ${out}`);
   } catch (err) {
     ctx.notice(`not saved: ${err instanceof Error ? err.message : String(err)}`, "error");
+  }
+}
+
+/** The entries of the directory `typed` (a path being typed) lives in; [] when it cannot be read. */
+export async function listFor(typed: string): Promise<DirEntry[]> {
+  const cut = typed.lastIndexOf("/");
+  const dir = cut === -1 ? "." : typed.slice(0, cut + 1);
+  try {
+    const entries = await readdir(expandPath(dir), { withFileTypes: true });
+    return entries.map((e) => ({ name: e.name, dir: e.isDirectory() }));
+  } catch {
+    return [];
+  }
+}
+
+/** Tab on `/file PATH`: completes PATH in the composer, or says in the status bar why it cannot. */
+export async function completeFilePath(ctx: WorkerContext): Promise<void> {
+  const before = ctx.state().composer.text;
+  const typed = pathToComplete(ctx.state());
+  if (typed === null) return;
+  if (typed === "~") {
+    ctx.dispatch({ type: "edit", op: { kind: "insert", text: "/" } });
+    return;
+  }
+  const { add, matches } = completeSegment(typed, await listFor(typed));
+  // The user typed on meanwhile: this completion is for text that is gone.
+  if (ctx.state().composer.text !== before) return;
+  if (matches.length === 0) ctx.notice(`no file matches ${typed || "./"}`, "warn");
+  else if (add !== "") ctx.dispatch({ type: "edit", op: { kind: "insert", text: add } });
+  else if (matches.length > 1)
+    ctx.notice(
+      sanitize(
+        `${matches.length} matches: ${matches.slice(0, 12).join("  ")}${matches.length > 12 ? " …" : ""}`,
+      ),
+    );
+}
+
+/** What `s` (save the selected file) and Tab on `/file` do once the reducer let them through. */
+export function fileKeyEffect(
+  ctx: WorkerContext,
+  a: FileKeyAction,
+  prev: State,
+  save: typeof saveFileOf = saveFileOf,
+): void {
+  if (a.type === "completePath") ctx.track(completeFilePath(ctx));
+  else {
+    const f = fileToSave(prev);
+    if (f) ctx.track(save(ctx, f.conv, f.id));
   }
 }

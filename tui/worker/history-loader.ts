@@ -53,5 +53,7 @@ export class HistoryLoader {
     this.ctx.dispatch({ type: "history", conv, messages, complete: messages.length < limit });
     loadQuotes(this.ctx, c.cache, conv);
     markRead(c.cache, this.ctx.state().history, this.ctx.log);
+    // What the pane shows now counts as read (read receipts; none when turned off).
+    c.markRead(messages.slice(-this.ctx.state().view.height));
   }
 }

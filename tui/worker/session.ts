@@ -171,6 +171,8 @@ export class Session {
         this.markRegistered();
         await c.goLive();
         c.keepAlive();
+        // Contacts see this user online while the TUI runs (none sent when presence is off).
+        c.startPresence().catch((err) => this.ctx.log.warn({ err }, "sharing presence failed"));
         await this.refreshLists(c);
         return;
       } catch (err) {
@@ -202,6 +204,12 @@ export class Session {
       keyChanged: contacts.filter((x) => x.pending).map((x) => x.name),
       verified: contacts.filter((x) => x.verified).map((x) => x.name),
     });
+    // Muted conversations (`zmqchat mute`, any process of the profile): no bell, no notification.
+    this.ctx.dispatch({ type: "muted", convs: c.cache.mutes.list() });
+    // Presence as last signalled; an "online" that ran out (its client died) reads as offline now.
+    for (const u of users)
+      if (u.name !== c.name)
+        this.ctx.dispatch({ type: "presence", name: u.name, state: c.presenceOf(u.name) });
     const member = (g: (typeof groups)[number]) => g.members.some((m) => m.name === c.name);
     this.ctx.dispatch({
       type: "groups",
