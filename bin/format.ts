@@ -22,8 +22,6 @@ export interface MessageFields
   readBy: string[] | null;
   /** Someone else's message that mentions you as `@name` (core/client/mentions.ts). */
   mention: boolean;
-  /** A group's system line: `{kind: "added" | "removed" | "joined" | "left", users}`, or null; `text` is then the line. */
-  system: { kind: string; users: string[] } | null;
 }
 
 export function messageFields(m: ChatMessage | MessageFields): MessageFields {
@@ -45,7 +43,6 @@ export function messageFields(m: ChatMessage | MessageFields): MessageFields {
     status: m.status ?? null,
     readBy: m.readBy ?? null,
     mention: m.mention ?? false,
-    system: m.system ?? null,
   };
 }
 

@@ -25,7 +25,6 @@ import {
   type SyncResult,
   sendOp,
   syncOp,
-  systemLine,
 } from "./headless.js";
 import { checkConversation } from "./target.js";
 
@@ -350,17 +349,8 @@ export async function groupAnswerCommand(
   checkName("group", group);
   const s = openClient(settingsOf(cmd));
   try {
-    // A member who left can no longer post: the line goes first; a joiner's goes once a member.
-    if (op === "leave") {
-      // The owner's leave is refused (it says why): no line for it.
-      const info = await s.client.groupInfo(group);
-      if (info.owner !== s.client.name && info.members.some((m) => m.name === s.client.name))
-        await systemLine(s.client, group, { kind: "left", users: [] });
-      await s.client.groupLeave(group);
-    } else {
-      await s.client.groupAnswer(group, op);
-      if (op === "accept") await systemLine(s.client, group, { kind: "joined", users: [] });
-    }
+    if (op === "leave") await s.client.groupLeave(group);
+    else await s.client.groupAnswer(group, op);
     io.out(`${{ accept: "joined", decline: "declined", leave: "left" }[op]} ${group}`);
   } finally {
     await s.close();

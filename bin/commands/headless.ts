@@ -1,7 +1,6 @@
 import { checkActionTarget, type MessageExtra } from "../../core/client/actions.js";
 import type { ChatClient, Target } from "../../core/client/client.js";
 import { convOfTarget } from "../../core/client/conv.js";
-import { renderSystemLine, type SystemLine } from "../../core/client/system-lines.js";
 import { fingerprint } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { syncOrWarn } from "../context.js";
@@ -162,32 +161,5 @@ export async function groupChangeOp(
   name: string,
   members: string[],
 ): Promise<GroupRow> {
-  const before = op === "add" ? await client.groupInfo(name) : null;
-  const g = groupRow(await client.groupChange(op, name, members));
-  // Who was invited now (not who already was a member or invitee), or removed: every member's history says so.
-  const users =
-    op === "add"
-      ? [...new Set(members)].filter(
-          (m) => !before!.members.some((x) => x.name === m) && !(before!.invited ?? []).includes(m),
-        )
-      : [...new Set(members)];
-  if (users.length > 0) await systemLine(client, name, { kind: op === "add" ? "added" : "removed", users });
-  return g;
-}
-
-/**
- * Sends a group's system line (core/client/system-lines.ts) after a change the service made. The
- * change stands even when the line cannot be sent (logged): the live group notice still tells.
- */
-export async function systemLine(client: ChatClient, group: string, line: SystemLine): Promise<void> {
-  try {
-    await client.send(
-      { group },
-      renderSystemLine(client.name, line),
-      { timeoutMs: 10_000 },
-      { system: line },
-    );
-  } catch (err) {
-    process.stderr.write(`zmqchat: warning: the system line was not sent: ${(err as Error).message}\n`);
-  }
+  return groupRow(await client.groupChange(op, name, members));
 }

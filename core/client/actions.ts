@@ -2,12 +2,10 @@ import type Database from "better-sqlite3";
 import { z } from "zod";
 import { ZmqchatError } from "../errors.js";
 import { UUID_PATTERN } from "../protocol/ids.js";
-import { MAX_GROUP_MEMBERS } from "../protocol/limits.js";
 import { nameSchema } from "../protocol/schema.js";
 import { type FileRef, FileRefStore, fileRefSchema } from "./file-ref.js";
 import { type ChatMessage, type MessageAction, type MessageRow, messageFromRow } from "./message.js";
 import { MAX_RECEIPT_IDS, type ReceiptExtra } from "./receipts.js";
-import { SYSTEM_KINDS, type SystemLine } from "./system-lines.js";
 
 /**
  * Replies, edits, deletes and reactions (issue 17). Each is a message like any other on the
@@ -27,8 +25,6 @@ export interface MessageExtra {
   receipt?: ReceiptExtra;
   /** An attachment (issue 18, core/client/file-ref.ts). */
   file?: FileRef;
-  /** A group's system line (system-lines.ts). */
-  system?: SystemLine;
 }
 
 /** Most bytes of a reaction (one emoji, possibly with modifiers and joiners). */
@@ -57,14 +53,10 @@ const extraSchema = z
       .strict()
       .optional(),
     file: fileRefSchema.optional(),
-    system: z
-      .object({ kind: z.enum(SYSTEM_KINDS), users: z.array(nameSchema).max(MAX_GROUP_MEMBERS) })
-      .strict()
-      .optional(),
   })
   .strict()
   .refine(
-    (x) => [x.replyTo, x.action, x.receipt, x.system].filter(Boolean).length <= 1,
+    (x) => [x.replyTo, x.action, x.receipt].filter(Boolean).length <= 1,
     "one of reply, action, receipt",
   );
 
@@ -94,7 +86,6 @@ export function readExtra(
   if (r.data.action) out.action = r.data.action;
   if (r.data.receipt) out.receipt = r.data.receipt;
   if (r.data.file) out.file = r.data.file;
-  if (r.data.system) out.system = r.data.system;
   return { ok: true, extra: out };
 }
 
@@ -102,13 +93,11 @@ export function readExtra(
 export function extraFields(
   extra: MessageExtra | undefined,
 ): Pick<ChatMessage, "replyTo" | "action" | "receipt" | "file"> {
-): Pick<ChatMessage, "replyTo" | "action" | "receipt" | "system"> {
   return {
     replyTo: extra?.replyTo ?? null,
     ...(extra?.file ? { file: extra.file } : {}),
     ...(extra?.action ? { action: extra.action } : {}),
     ...(extra?.receipt ? { receipt: extra.receipt } : {}),
-    ...(extra?.system ? { system: extra.system } : {}),
   };
 }
 

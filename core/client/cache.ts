@@ -8,7 +8,6 @@ import { MuteList, markMentions } from "./mentions.js";
 import { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 import { ReceiptStore } from "./receipts.js";
 import { SearchIndex } from "./search.js";
-import { SystemLineStore } from "./system-lines.js";
 
 export { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 
@@ -123,8 +122,6 @@ export class Cache {
   readonly presence: PresenceBook;
   /** Conversations this profile muted (mentions.ts). */
   readonly mutes: MuteList;
-  /** Groups' system lines (system-lines.ts). */
-  readonly systemLines: SystemLineStore;
 
   constructor(path: string) {
     const inMemory = path === ":memory:";
@@ -146,7 +143,6 @@ export class Cache {
     this.receipts = new ReceiptStore(this.db);
     this.presence = new PresenceBook(this.db);
     this.mutes = new MuteList(this.db);
-    this.systemLines = new SystemLineStore(this.db);
     const db = this.db;
     this.stmts = {
       insert: db.prepare(
@@ -316,7 +312,6 @@ export class Cache {
         fresh.push(m);
         this.actions.landed(m);
         this.receipts.landed(m);
-        this.systemLines.landed(m);
       }
       // A message cached from its acknowledgement takes its place from the mailbox copy when that
       // arrives; a replay keeps the place it was first seen at. (Only a message already cached can
@@ -402,10 +397,7 @@ export class Cache {
 
   /** Messages as the user sees them: actions applied, receipts' status, mentions (issue 17). */
   private view(messages: ChatMessage[]): ChatMessage[] {
-    return markMentions(
-      this.systemLines.apply(this.receipts.apply(this.actions.apply(messages))),
-      this.receipts.owner,
-    );
+    return markMentions(this.receipts.apply(this.actions.apply(messages)), this.receipts.owner);
   }
 
   conversations(): Array<{ conv: string; last: string; count: number }> {

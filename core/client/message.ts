@@ -1,6 +1,4 @@
 import type { FileRef } from "./file-ref.js";
-import type { ReceiptExtra } from "./receipts.js";
-import type { SystemLine } from "./system-lines.js";
 
 /**
  * The message as the user sees it and as the cache stores it. A module of its own so that the
@@ -41,8 +39,6 @@ export interface ChatMessage {
   status?: "sent" | "delivered" | "read" | null;
   /** Own group messages: who read them, in name order (null otherwise). */
   readBy?: string[] | null;
-  /** A group's system line ("alice added carol"): set when opened, and when read from the cache (null: an ordinary message). */
-  system?: SystemLine | null;
   /** Filled when read from the cache: someone else's message that mentions this user as `@name` (mentions.ts). */
   mention?: boolean;
   /** Set by this device on its own group sends, not stored: who it sealed them for (receipts.ts). */
