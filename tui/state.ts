@@ -706,7 +706,16 @@ export function reduce(s: State, a: Action): State {
 export function describeGroupNotice(
   n: {
     group: string;
-    change: "invited" | "joined" | "declined" | "left" | "removed";
+    change:
+      | "invited"
+      | "joined"
+      | "declined"
+      | "left"
+      | "removed"
+      | "renamed"
+      | "owner"
+      | "admin"
+      | "unadmin";
     user: string;
     by: string;
   },
@@ -729,5 +738,13 @@ export function describeGroupNotice(
       return { text: `${who} left #${n.group}`, level: "info" };
     case "removed":
       return { text: `${n.by} removed ${who} from #${n.group}`, level: n.user === me ? "warn" : "info" };
+    case "renamed":
+      return { text: `${n.by} renamed #${n.group}`, level: "info" };
+    case "owner":
+      return { text: `${n.by} made ${who} the owner of #${n.group}`, level: "info" };
+    case "admin":
+      return { text: `${n.by} made ${who} an admin of #${n.group}`, level: "info" };
+    case "unadmin":
+      return { text: `${n.by} removed ${who} as an admin of #${n.group}`, level: "info" };
   }
 }
