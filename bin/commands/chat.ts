@@ -14,6 +14,7 @@ import { openClient, settingsOf } from "../context.js";
 import { viaDaemon } from "../daemon-client.js";
 import { messageJson, messageLine } from "../format.js";
 import type { Io } from "../io.js";
+import { groupInfoLine, groupInfoRow } from "./group-roles.js";
 import {
   contactsOp,
   type GroupRow,
@@ -326,14 +327,8 @@ export async function groupInfoCommand(
   const s = openClient(settingsOf(cmd));
   try {
     const g = await s.client.groupInfo(group);
-    const row = {
-      name: g.name,
-      owner: g.owner,
-      members: g.members.map((m) => m.name),
-      invited: g.invited ?? [],
-    };
-    if (opts.json) io.out(JSON.stringify(row));
-    else io.out(sanitizeLine(`${row.name}: owner ${row.owner}; members: ${describeMembers(row)}`));
+    // Issue 17 appended admins and title after the first four keys (group-roles.ts).
+    io.out(opts.json ? JSON.stringify(groupInfoRow(g)) : groupInfoLine(g));
   } finally {
     await s.close();
   }

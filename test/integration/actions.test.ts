@@ -215,6 +215,7 @@ describe("message actions: reply, edit, delete, react (real stack, three users)"
       "status",
       "readBy",
       "mention",
+      "system",
     ]);
     assert.equal(parsed.text, "a plain message nobody touches");
     assert.equal(parsed.from, "alice");
@@ -239,6 +240,9 @@ describe("message actions: reply, edit, delete, react (real stack, three users)"
         owner: "alice",
         members: ["alice", "bob", "carol"],
         invited: [],
+        // Issue 17's group roles, after the keys above.
+        admins: [],
+        title: null,
       },
     );
     assert.match(await ok("alice", ["group", "info", "team"]), /^team: owner alice; members: .*bob/);
