@@ -20,6 +20,7 @@ import {
   withQuotes,
 } from "./message-actions.js";
 import { type Presence, withTyping } from "./presence.js";
+import { type SystemLineView, withSystemLines } from "./system-lines.js";
 
 export { revealScroll };
 
@@ -62,6 +63,8 @@ export type Action =
   | { type: "convs"; convs: Array<{ conv: string; last: string; unread: number }> }
   | { type: "arrived"; messages: ChatMessage[] }
   | { type: "history"; conv: string; messages: ChatMessage[]; complete: boolean }
+  /** A group's system lines, placed among the open conversation's messages (tui/system-lines.ts). */
+  | { type: "systemLines"; conv: string; lines: SystemLineView[] }
   // our sends
   | { type: "sending"; localId: string; conv: string; text: string; at: string; replyTo?: string }
   | { type: "sent"; localId: string; message: ChatMessage }
@@ -541,6 +544,12 @@ export function reduce(s: State, a: Action): State {
         h.loading === "newest",
       );
       return settleMark({ ...s, history: withOutbox(loaded, s.outbox, s.me) });
+    }
+
+    case "systemLines": {
+      const h = s.history;
+      if (!h || h.conv !== a.conv) return s;
+      return { ...s, history: { ...h, items: withSystemLines(h.items, a.lines, h.complete) } };
     }
 
     case "sending": {
