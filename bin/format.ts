@@ -24,6 +24,11 @@ export interface MessageFields
   /** Someone else's message that mentions you as `@name` (core/client/mentions.ts). */
   mention: boolean;
   /**
+   * Issue 19, after the fields above: `history` tells whether someone else's message is read on
+   * none of your devices yet (false for your own); null where it is not told (`listen`, `search`).
+   */
+  unread: boolean | null;
+  /**
    * Issue 17, after the fields above: a group's system line (`{kind, actor, target, title}`, drawn
    * from the server's record of the group's changes, core/client/system-lines.ts; `text` is then
    * the sentence), or null on ordinary messages.
@@ -50,6 +55,7 @@ export function messageFields(m: ChatMessage | MessageFields): MessageFields {
     status: m.status ?? null,
     readBy: m.readBy ?? null,
     mention: m.mention ?? false,
+    unread: m.unread ?? null,
     system: "system" in m ? (m.system ?? null) : null,
   };
 }
@@ -73,6 +79,7 @@ export function systemFields(e: SystemEntry): MessageFields {
     status: null,
     readBy: null,
     mention: false,
+    unread: null,
     system: e.system,
   };
 }

@@ -161,6 +161,7 @@ export class ChatService {
       "devices.list": async (_b, _u, c) => ok(await this.devices.list(needSession(c))),
       "devices.hello": async (b, _u, c) => ok(await this.devices.hello(needSession(c), b)),
       "devices.revoke": async (b, _u, c) => ok(await this.devices.revoke(needSession(c), b.id)),
+      "devices.rename": async (b, _u, c) => ok(await this.devices.rename(needSession(c), b)),
       "devices.rekey.put": async (b, _u, c) => ok(await this.devices.rekeyPut(needSession(c), b)),
       "devices.rekey.get": async (b) => ok(await this.devices.rekeyGet(b)),
       "link.put": async (b, _u, c) => ok(await this.devices.linkPut(needSession(c), b)),
@@ -252,8 +253,9 @@ export class ChatService {
   private async login(b: RequestBody<"login">): Promise<string> {
     const [u] = await this.store.getUsers([b.name]);
     if (!u) this.refuse("not_found", `no user named ${b.name}; register first`);
-    const session = await this.sessions.login(b, u.keys.sign);
-    await this.devices.admit(b.name, b.device ?? "-");
+    const session = await this.sessions.login(b, u.keys.sign, () =>
+      this.devices.admit(b.name, b.device ?? "-"),
+    );
     return ok(session);
   }
 

@@ -109,6 +109,10 @@ export class Controller {
       bell: this.opts.bell,
       prepare: this.opts.prepare,
       onEnter: (s) => this.onEnter(s),
+      onLeave: (s) => {
+        for (const u of this.unsubscribe.splice(0)) u();
+        this.feed.save(s.client.cache);
+      },
     });
     this.commands = {
       send: (conv, text) => this.sends.send(conv, text),
@@ -219,6 +223,10 @@ export class Controller {
           if (!t.startsWith("/") || t.startsWith("//")) this.signals.typed(next.open);
         }
         break;
+      case "devicesConfirm":
+        if (prev.overlay?.kind === "devices" && prev.overlay.confirm)
+          this.track(this.session.revokeDevice(prev.overlay.confirm));
+        break;
       case "confirmDelete":
         if (prev.overlay?.kind === "confirm") this.actions.delete(prev.overlay.id);
         break;
@@ -258,6 +266,10 @@ export class Controller {
       case "receipt":
         // Marks of own messages changed (✓✓ delivered, ✔✔ read).
         this.actions.changed(null);
+        break;
+      case "read":
+        // Read on another device of this user: the unread counts follow.
+        if (c) this.dispatch({ type: "convs", convs: conversationsWithUnread(c.cache, c.name) });
         break;
       case "typing":
         this.signals.typing(e.from, e.conv, e.until);
@@ -313,9 +325,11 @@ export class Controller {
     });
     if (unwatch) this.unsubscribe.push(unwatch);
     // Users who register have no event: the user and group lists are fetched again now and then.
-    this.timers.every(this.opts.refreshMs, () => {
-      if (!this.stopped && c.state === "online") this.track(this.session.refreshLists(c));
-    });
+    this.unsubscribe.push(
+      this.timers.every(this.opts.refreshMs, () => {
+        if (!this.stopped && c.state === "online") this.track(this.session.refreshLists(c));
+      }),
+    );
   }
 
   /** What the cache already knows: people, key warnings, conversations and their unread counts. */

@@ -6,7 +6,7 @@
 import type { ChatMessage } from "../core/client/cache.js";
 import type { ConnectionState } from "../core/client/client.js";
 import { type ConvKind, formatConv, groupOf, parseConv, userOf } from "../core/client/conv.js";
-import type { DeviceInfo } from "../core/protocol/devices.js";
+import { type DevicesAction, reduceDevices } from "./devices-view.js";
 import { type EditOp, edit, emptyEditor } from "./editor.js";
 import { type FileKeyAction, reduceFileKey } from "./file-keys.js";
 import { type HistoryItem, historyWindow, revealScroll, rowsOfNewest } from "./history-layout.js";
@@ -92,8 +92,6 @@ export type Action =
   | { type: "paste"; on: boolean }
   | { type: "slash" }
   | { type: "help" }
-  /** `/devices`: the user's devices, over the history pane (tui/devices-view.ts). */
-  | { type: "devices"; devices: DeviceInfo[]; current: string }
   | { type: "prompt"; purpose: "chat" | "group" }
   | { type: "close" }
   | { type: "back" }
@@ -106,7 +104,9 @@ export type Action =
   | { type: "presence"; name: string; state: Presence | null }
   | { type: "muted"; convs: string[] }
   | MessageActionAction
-  | FileKeyAction;
+  | FileKeyAction
+  /** `/devices`: the user's devices, over the history pane; select and revoke (tui/devices-view.ts). */
+  | DevicesAction;
 
 export function initialState(opts: { bell?: boolean; profiles?: string[] } = {}): State {
   return {
@@ -662,7 +662,11 @@ export function reduce(s: State, a: Action): State {
     case "help":
       return { ...s, overlay: { kind: "help" } };
     case "devices":
-      return { ...s, overlay: { kind: "devices", devices: a.devices, current: a.current } };
+    case "devicesSelect":
+    case "devicesRevoke":
+    case "devicesConfirm":
+    case "devicesCancel":
+      return reduceDevices(s, a);
     case "prompt":
       return { ...s, overlay: { kind: "prompt", purpose: a.purpose, editor: emptyEditor } };
     case "close":

@@ -1,6 +1,7 @@
 import { checkActionTarget, type MessageExtra } from "../../core/client/actions.js";
 import type { ChatClient, Target } from "../../core/client/client.js";
 import { convOfTarget } from "../../core/client/conv.js";
+import { withUnread } from "../../core/client/read-state.js";
 import {
   cachedSystemLines,
   isSystemEntry,
@@ -79,7 +80,10 @@ export async function historyOp(
 ): Promise<MessageFields[]> {
   const online = await syncOrWarn(client, warn, "showing the local cache");
   if (online) await checkConversation(client, { err: (line) => warn(line.replace(WARNING, "")) }, p.target);
-  const shown = client.cache.history(convOfTarget(p.target), p.limit);
+  // Unread as it was before this command showed anything (the "new messages" divider's view).
+  const shown = withUnread(client.cache.history(convOfTarget(p.target), p.limit), client.name, (conv) =>
+    client.cache.receipts.readMark(conv),
+  );
   // Shown to a person: read receipts follow (core/client/receipts.ts says when a message is read).
   if (p.markRead) client.markRead(shown);
   if (!("group" in p.target)) return shown.map(messageFields);

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import type { ChatMessage, ReceiptExtra } from "./message.js";
+import { SharedReadState } from "./read-state.js";
 
 /**
  * Delivery and read receipts (issue 17).
@@ -89,9 +90,14 @@ export class ReceiptStore {
   onPending: (() => void) | null = null;
   /** Called after the writing transaction with the receipts that just arrived, for views. */
   onReceived: ((r: { from: string; status: ReceiptStatus; ids: string[] }) => void) | null = null;
+  /** Called after the writing transaction with the conversations read on another device of the user (read-state.ts). */
+  onReadElsewhere: ((convs: string[]) => void) | null = null;
+  /** The read marks shared by the user's devices (read-state.ts). */
+  readonly shared: SharedReadState;
 
   constructor(db: Database.Database) {
     db.exec(SCHEMA);
+    this.shared = new SharedReadState(db);
     this.stmts = {
       insert: db.prepare(
         "INSERT OR IGNORE INTO receipts (id, reader, status, grp, at) VALUES (?, ?, ?, ?, ?)",
@@ -105,6 +111,9 @@ export class ReceiptStore {
       done: db.prepare("DELETE FROM receipts_out WHERE id = ? AND status = ?"),
       any: db.prepare<[], { id: string }>("SELECT id FROM receipts_out LIMIT 1"),
       sent: db.prepare("INSERT OR IGNORE INTO receipts_sent (id, status) VALUES (?, ?)"),
+      readSent: db.prepare<[string, string], { id: string }>(
+        "SELECT id FROM receipts_out WHERE id = ? AND status = 'read' UNION ALL SELECT id FROM receipts_sent WHERE id = ? AND status = 'read' LIMIT 1",
+      ),
       expect: db.prepare("INSERT OR IGNORE INTO receipt_expect (id, names) VALUES (?, ?)"),
       expected: db.prepare<[string], { names: string }>("SELECT names FROM receipt_expect WHERE id = ?"),
       of: db.prepare<[string], ReceiptRow>("SELECT id, reader, status, grp FROM receipts WHERE id = ?"),
@@ -125,12 +134,20 @@ export class ReceiptStore {
       const r = { from: m.from, status: m.receipt.status, ids: m.receipt.ids };
       queueMicrotask(() => this.onReceived?.(r));
     }
+    if (fresh > 0 && m.from === this.owner && m.receipt.status === "read")
+      this.readElsewhere(this.shared.learned(m.receipt.ids, m.to !== this.owner));
+  }
+
+  private readElsewhere(convs: string[]): void {
+    if (convs.length > 0) queueMicrotask(() => this.onReadElsewhere?.(convs));
   }
 
   /** A message just stored: someone else's verified message gets a "delivered" receipt. */
   landed(m: ChatMessage): void {
     if (m.sealedFor) this.expect(m.id, m.sealedFor);
-    if (this.owner === null || m.from === this.owner || !m.verified) return;
+    if (this.owner === null || m.from === this.owner) return;
+    if (this.shared.landed(m, this.owner)) this.readElsewhere([m.conv]);
+    if (!m.verified) return;
     this.queue(m, "delivered");
   }
 
@@ -144,13 +161,25 @@ export class ReceiptStore {
    * receipts are off) and moves the conversation's read mark (the "new messages" divider).
    */
   markRead(messages: ChatMessage[]): void {
+    const before = new Map<string, string | null>();
     for (const m of messages) {
+      if (!before.has(m.conv)) before.set(m.conv, this.readMark(m.conv));
       this.stmts.setReadMark.run(m.conv, m.cursor);
       if (this.readReceipts && m.from !== this.owner && m.verified && !m.deleted) this.queue(m, "read");
     }
+    // What no receipt to an author tells the user's other devices goes to the user (read-state.ts).
+    const owner = this.owner;
+    if (owner === null) return;
+    for (const m of this.shared.uncovered(messages, owner, before, (id) => this.readSent(id)))
+      this.queue({ ...m, from: owner }, "read");
   }
 
-  /** The cursor of the newest message shown in a conversation on this profile, or null. */
+  /** True when a read receipt for `id` waits or went (to its author or to the user). */
+  private readSent(id: string): boolean {
+    return this.stmts.readSent.get(id, id) !== undefined;
+  }
+
+  /** The cursor of the newest message read in a conversation, on this device or another of the user's (read-state.ts), or null. */
   readMark(conv: string): string | null {
     return this.stmts.readMark.get(conv)?.cursor ?? null;
   }
@@ -167,11 +196,12 @@ export class ReceiptStore {
    */
   batches(): ReceiptBatch[] {
     const rows = this.stmts.pending.all();
-    const read = new Set(rows.filter((r) => r.status === "read").map((r) => r.id));
+    // Per author: a read receipt to the user herself (read-state.ts) says nothing to the author.
+    const read = new Set(rows.filter((r) => r.status === "read").map((r) => `${r.author}\0${r.id}`));
     const byKey = new Map<string, ReceiptBatch>();
     const out: ReceiptBatch[] = [];
     for (const r of rows) {
-      if (r.status === "delivered" && read.has(r.id)) {
+      if (r.status === "delivered" && read.has(`${r.author}\0${r.id}`)) {
         this.stmts.done.run(r.id, r.status);
         continue;
       }
@@ -197,7 +227,8 @@ export class ReceiptStore {
     for (const id of b.ids) {
       this.stmts.done.run(id, b.status);
       this.stmts.sent.run(id, b.status);
-      if (b.status === "read") this.stmts.done.run(id, "delivered");
+      // A read receipt to the author says "delivered" too; one to the user herself does not.
+      if (b.status === "read" && b.author !== this.owner) this.stmts.done.run(id, "delivered");
     }
   }
 

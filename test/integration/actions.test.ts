@@ -217,6 +217,7 @@ describe("message actions: reply, edit, delete, react (real stack, three users)"
       "status",
       "readBy",
       "mention",
+      "unread",
       "system",
     ]);
     assert.equal(parsed.text, "a plain message nobody touches");

@@ -52,17 +52,14 @@ export async function runCommand(ctx: WorkerContext, deps: CommandDeps, cmd: Com
       return;
     }
     case "devices": {
-      if (cmd.revoke !== null) {
-        // A revocation rotates this profile's keys, which this running session holds: it is done
-        // by the command, after which the TUI starts again with the new keys.
-        notice(
-          `to revoke ${cmd.revoke}, quit and run: zmqchat devices revoke ${cmd.revoke} (your keys rotate; then start zmqchat again)`,
-          "warn",
-        );
-        return;
-      }
+      // `/devices revoke ID` shows the list with ID selected and asks first, as `r` in the list does.
       const r = await listDevices(c);
-      dispatch({ type: "devices", devices: r.devices, current: r.current });
+      dispatch({
+        type: "devices",
+        devices: r.devices,
+        current: r.current,
+        ...(cmd.revoke !== null ? { revoke: cmd.revoke } : {}),
+      });
       return;
     }
     case "quit":
