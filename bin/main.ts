@@ -7,7 +7,6 @@ import {
   contactsCommand,
   groupAnswerCommand,
   groupCommand,
-  groupInfoCommand,
   groupsCommand,
   historyCommand,
   listenCommand,
@@ -22,7 +21,12 @@ import { configShowCommand } from "./commands/config.js";
 import { type DaemonFlags, daemonCommand } from "./commands/daemon.js";
 import { adoptPushedKeys, registerDevicesCommands } from "./commands/devices.js";
 import { downloadCommand, sendFileCommand } from "./commands/files.js";
-import { groupAdminCommand, groupOwnerCommand, groupRenameCommand } from "./commands/group-roles.js";
+import {
+  groupAdminCommand,
+  groupInfoCommand,
+  groupOwnerCommand,
+  groupRenameCommand,
+} from "./commands/group-roles.js";
 import {
   keysBackupCommand,
   keysFingerprintCommand,

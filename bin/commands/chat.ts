@@ -14,7 +14,6 @@ import { openClient, settingsOf } from "../context.js";
 import { viaDaemon } from "../daemon-client.js";
 import { messageJson, messageLine } from "../format.js";
 import type { Io } from "../io.js";
-import { groupInfoLine, groupInfoRow } from "./group-roles.js";
 import {
   contactsOp,
   type GroupRow,
@@ -314,24 +313,6 @@ export async function groupsCommand(cmd: Command, io: Io, opts: { json?: boolean
 
 function describeMembers(g: GroupRow): string {
   return `${g.members.join(", ")}${g.invited.length ? `; invited: ${g.invited.join(", ")}` : ""}`;
-}
-
-/** One group's owner, members and invitations (`group info GROUP [--json]`); members and invitees may look. */
-export async function groupInfoCommand(
-  cmd: Command,
-  io: Io,
-  group: string,
-  opts: { json?: boolean },
-): Promise<void> {
-  checkName("group", group);
-  const s = openClient(settingsOf(cmd));
-  try {
-    const g = await s.client.groupInfo(group);
-    // Issue 17 appended admins and title after the first four keys (group-roles.ts).
-    io.out(opts.json ? JSON.stringify(groupInfoRow(g)) : groupInfoLine(g));
-  } finally {
-    await s.close();
-  }
 }
 
 /** Answers an invitation, or leaves a group. */

@@ -81,3 +81,21 @@ export async function groupAdminCommand(
   const g = await withClient(cmd, (s) => groupAdmin(s.client, group, user, opts.remove === true));
   io.out(groupInfoLine(g));
 }
+
+/** One group's owner, members, invitations, admins and title (`group info GROUP [--json]`); members and invitees may look. */
+export async function groupInfoCommand(
+  cmd: Command,
+  io: Io,
+  group: string,
+  opts: { json?: boolean },
+): Promise<void> {
+  checkName("group", group);
+  const s = openClient(settingsOf(cmd));
+  try {
+    const g = await s.client.groupInfo(group);
+    // Issue 17 appended admins and title after the first four keys.
+    io.out(opts.json ? JSON.stringify(groupInfoRow(g)) : groupInfoLine(g));
+  } finally {
+    await s.close();
+  }
+}
