@@ -6,6 +6,7 @@
  */
 
 import type { ChatClient, ClientEvent } from "../core/client/client.js";
+import { groupConv } from "../core/client/conv.js";
 import { asZmqchatError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { isCommand, parseCommand, parseGroupPrompt } from "./commands.js";
@@ -299,6 +300,9 @@ export class Controller {
           this.notice(text, level);
         }
         this.track(this.session.refreshLists(c));
+        // The open group's system lines follow its changes live (issue 17).
+        if (this.state.history?.conv === groupConv(e.notice.group))
+          this.history.refreshSystemLines(groupConv(e.notice.group));
         break;
       }
     }

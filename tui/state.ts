@@ -20,6 +20,7 @@ import {
   withQuotes,
 } from "./message-actions.js";
 import { type Presence, withTyping } from "./presence.js";
+import { type SystemLineView, withSystemLines } from "./system-lines.js";
 
 export { revealScroll };
 
@@ -62,6 +63,8 @@ export type Action =
   | { type: "convs"; convs: Array<{ conv: string; last: string; unread: number }> }
   | { type: "arrived"; messages: ChatMessage[] }
   | { type: "history"; conv: string; messages: ChatMessage[]; complete: boolean }
+  /** A group's system lines, placed among the open conversation's messages (tui/system-lines.ts). */
+  | { type: "systemLines"; conv: string; lines: SystemLineView[] }
   // our sends
   | { type: "sending"; localId: string; conv: string; text: string; at: string; replyTo?: string }
   | { type: "sent"; localId: string; message: ChatMessage }
@@ -543,6 +546,12 @@ export function reduce(s: State, a: Action): State {
       return settleMark({ ...s, history: withOutbox(loaded, s.outbox, s.me) });
     }
 
+    case "systemLines": {
+      const h = s.history;
+      if (!h || h.conv !== a.conv) return s;
+      return { ...s, history: { ...h, items: withSystemLines(h.items, a.lines, h.complete) } };
+    }
+
     case "sending": {
       const h = s.history;
       const item: HistoryItem = {
@@ -710,7 +719,16 @@ export function reduce(s: State, a: Action): State {
 export function describeGroupNotice(
   n: {
     group: string;
-    change: "invited" | "joined" | "declined" | "left" | "removed";
+    change:
+      | "invited"
+      | "joined"
+      | "declined"
+      | "left"
+      | "removed"
+      | "renamed"
+      | "owner"
+      | "admin"
+      | "unadmin";
     user: string;
     by: string;
   },
@@ -733,5 +751,13 @@ export function describeGroupNotice(
       return { text: `${who} left #${n.group}`, level: "info" };
     case "removed":
       return { text: `${n.by} removed ${who} from #${n.group}`, level: n.user === me ? "warn" : "info" };
+    case "renamed":
+      return { text: `${n.by} renamed #${n.group}`, level: "info" };
+    case "owner":
+      return { text: `${n.by} made ${who} the owner of #${n.group}`, level: "info" };
+    case "admin":
+      return { text: `${n.by} made ${who} an admin of #${n.group}`, level: "info" };
+    case "unadmin":
+      return { text: `${n.by} removed ${who} as an admin of #${n.group}`, level: "info" };
   }
 }

@@ -442,6 +442,8 @@ export class ChatClient {
     opts: RequestOptions & { id?: string } = {},
     extra?: MessageExtra,
   ): Promise<ChatMessage> {
+    // A message (not a receipt) ends "typing" at the other side: the next key announces it again.
+    if (!extra?.receipt) this.signals.sent(target);
     return this.outbox.send(target, text, opts, extra);
   }
 
@@ -455,6 +457,7 @@ export class ChatClient {
     opts: RequestOptions = {},
     extra?: MessageExtra,
   ): Promise<{ id: string; queued: boolean; message?: ChatMessage }> {
+    if (!extra?.receipt) this.signals.sent(target);
     return this.outbox.sendOrQueue(target, text, opts, extra);
   }
 
