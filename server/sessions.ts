@@ -68,6 +68,10 @@ export class SessionManager {
       if (claimed) return;
       claimed = true;
       if (!(await this.store.claimOnce(req.nonce, req.expires))) {
+        // Most often the resend of a login whose first attempt (maybe on another server) is
+        // still waiting out the device caches: answered later than that attempt can be, so
+        // the client's first answer is its session. A replay only gets its refusal later.
+        if (this.cacheMs > 0) await delay(2 * this.cacheMs);
         throw new ZmqchatError("unauthorized", "this login challenge was already used; log in again");
       }
     };
