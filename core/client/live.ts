@@ -1,4 +1,5 @@
-import { deliveryFrameSchema, type MailboxItem } from "../protocol/schema.js";
+import { checkDeliveryFrame } from "../protocol/delivery-check.js";
+import type { MailboxItem } from "../protocol/schema.js";
 import type { Cache, ChatMessage } from "./cache.js";
 
 /** What live deliveries need from the client around them. */
@@ -84,12 +85,13 @@ export class LiveDeliveries {
     let gap = false;
     let stored: string | null = null;
     for (const frame of batch) {
-      const parsed = deliveryFrameSchema.safeParse(frame);
-      if (!parsed.success || parsed.data.owner !== this.me) {
+      // Checked by hand as deliveryFrameSchema would (delivery-check.ts), without Zod's cost.
+      const parsed = checkDeliveryFrame(frame);
+      if (parsed === null || parsed.owner !== this.me) {
         gap = true;
         continue;
       }
-      const { item, prev } = parsed.data;
+      const { item, prev } = parsed;
       // At or behind the cursor: already stored (our own copy from its ack, a sync, a repeat).
       if (at !== null && BigInt(item.cursor) <= BigInt(at)) {
         stored = item.cursor;

@@ -38,6 +38,9 @@ import type { ChatMessage, ReceiptExtra } from "./message.js";
 /** Most message ids one receipt event names (36 characters each: about 3.7 KB). */
 export const MAX_RECEIPT_IDS = 100;
 
+/** Read receipts remembered as sent (see `sent`): about 40 bytes each on disk. */
+const MAX_SENT_KEPT = 50_000;
+
 export type ReceiptStatus = "delivered" | "read";
 
 export type { ReceiptExtra } from "./message.js";
@@ -67,6 +70,7 @@ CREATE TABLE IF NOT EXISTS receipts_out (
   PRIMARY KEY (id, status)
 );
 CREATE TABLE IF NOT EXISTS receipts_sent (id TEXT NOT NULL, status TEXT NOT NULL, PRIMARY KEY (id, status));
+DELETE FROM receipts_sent WHERE status = 'delivered';
 CREATE TABLE IF NOT EXISTS receipt_expect (id TEXT PRIMARY KEY, names TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS read_local (conv TEXT PRIMARY KEY, cursor TEXT NOT NULL);
 `;
@@ -85,12 +89,14 @@ export class ReceiptStore {
   owner: string | null = null;
   /** False: read receipts are neither queued nor shown (config `readReceipts`). */
   readReceipts = true;
+  /** How many read receipts are remembered as sent (see `sent`). */
+  sentKept = MAX_SENT_KEPT;
   /** Called (inside the writing transaction) when receipts wait to be sent. */
   onPending: (() => void) | null = null;
   /** Called after the writing transaction with the receipts that just arrived, for views. */
   onReceived: ((r: { from: string; status: ReceiptStatus; ids: string[] }) => void) | null = null;
 
-  constructor(db: Database.Database) {
+  constructor(private readonly db: Database.Database) {
     db.exec(SCHEMA);
     this.stmts = {
       insert: db.prepare(
@@ -103,8 +109,16 @@ export class ReceiptStore {
         "SELECT id, author, grp, status FROM receipts_out ORDER BY rowid",
       ),
       done: db.prepare("DELETE FROM receipts_out WHERE id = ? AND status = ?"),
+      doneMany: db.prepare<[string, string]>(
+        "DELETE FROM receipts_out WHERE status = ? AND id IN (SELECT value FROM json_each(?))",
+      ),
+      sentMany: db.prepare<[string]>(
+        "INSERT OR IGNORE INTO receipts_sent (id, status) SELECT value, 'read' FROM json_each(?)",
+      ),
+      prune: db.prepare<[number]>(
+        "DELETE FROM receipts_sent WHERE rowid <= (SELECT max(rowid) FROM receipts_sent) - ?",
+      ),
       any: db.prepare<[], { id: string }>("SELECT id FROM receipts_out LIMIT 1"),
-      sent: db.prepare("INSERT OR IGNORE INTO receipts_sent (id, status) VALUES (?, ?)"),
       expect: db.prepare("INSERT OR IGNORE INTO receipt_expect (id, names) VALUES (?, ?)"),
       expected: db.prepare<[string], { names: string }>("SELECT names FROM receipt_expect WHERE id = ?"),
       of: db.prepare<[string], ReceiptRow>("SELECT id, reader, status, grp FROM receipts WHERE id = ?"),
@@ -192,13 +206,28 @@ export class ReceiptStore {
     return this.stmts.any.get() !== undefined;
   }
 
-  /** A batch went out (or can never go): it is not sent again. */
+  /**
+   * A batch went out (or can never go): it is not sent again. One transaction, one statement per
+   * table: this runs for every batch of a busy conversation, and one autocommit per id and table
+   * stalled the event loop for tens of milliseconds per batch.
+   *
+   * Only read receipts are remembered as sent (`receipts_sent`, the newest MAX_SENT_KEPT): a
+   * "delivered" is queued once, when the message is first stored, so it cannot come again; a
+   * "read" is queued each time a view shows the message. A read receipt for a message shown again
+   * after its row was pruned goes out once more, which the author stores once (receipts are keyed
+   * by id, reader and status).
+   */
   sent(b: ReceiptBatch): void {
-    for (const id of b.ids) {
-      this.stmts.done.run(id, b.status);
-      this.stmts.sent.run(id, b.status);
-      if (b.status === "read") this.stmts.done.run(id, "delivered");
-    }
+    const ids = JSON.stringify(b.ids);
+    this.db
+      .transaction(() => {
+        this.stmts.doneMany.run(b.status, ids);
+        if (b.status !== "read") return;
+        this.stmts.doneMany.run("delivered", ids);
+        this.stmts.sentMany.run(ids);
+        this.stmts.prune.run(this.sentKept);
+      })
+      .immediate();
   }
 
   /**
