@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
 import { uuidv7 } from "../../core/protocol/ids.js";
 
