@@ -159,6 +159,7 @@ export class ChatService {
       "file.put": async (b, u) => ok(await files.put(b, needUser(u))),
       "file.done": async (b, u) => ok(await files.done(b, needUser(u))),
       "file.get": async (b, u) => ok(await files.get(b, needUser(u))),
+      "file.delete": async (b, u) => ok(await files.delete(b, needUser(u))),
     };
   }
 

@@ -3,9 +3,10 @@ import { z } from "zod";
 import { checkActionTarget, emojiProblem } from "../../core/client/actions.js";
 import type { ChatClient } from "../../core/client/client.js";
 import { targetOfConv } from "../../core/client/conv.js";
+import { removeFromService } from "../../core/client/files.js";
 import type { ChatMessage, MessageAction } from "../../core/client/message.js";
 import { method } from "../../core/daemon/rpc.js";
-import { ZmqchatError } from "../../core/errors.js";
+import { asZmqchatError, ZmqchatError } from "../../core/errors.js";
 import { settingsOf } from "../context.js";
 import type { Io } from "../io.js";
 import { timeoutOf, work } from "./chat.js";
@@ -44,9 +45,26 @@ export function editOp(client: ChatClient, p: { id: string; text: string; timeou
   return act(client, p.id, p.text, { kind: "edit", target: p.id }, p.timeoutMs);
 }
 
-export function deleteOp(client: ChatClient, p: { id: string; timeoutMs?: number }) {
+export async function deleteOp(client: ChatClient, p: { id: string; timeoutMs?: number }) {
+  await targetOf(client, p.id, "delete");
+  // Read before the delete: once recorded, the cache forgets the file's reference.
+  const file = client.cache.actions.files.get(p.id);
   // The text is what clients that predate actions show.
-  return act(client, p.id, "(deleted a message)", { kind: "delete", target: p.id }, p.timeoutMs);
+  const r = await act(client, p.id, "(deleted a message)", { kind: "delete", target: p.id }, p.timeoutMs);
+  if (file) {
+    try {
+      await removeFromService(client, file, { timeoutMs: p.timeoutMs });
+    } catch (err) {
+      throw new ZmqchatError(
+        asZmqchatError(err).code,
+        `the message is deleted, but its file is still on the service: ${asZmqchatError(err).message}`,
+        {
+          hint: `run zmqchat delete ${p.id} again to remove the file`,
+        },
+      );
+    }
+  }
+  return r;
 }
 
 export function reactOp(

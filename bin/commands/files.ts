@@ -79,7 +79,10 @@ async function fileOf(client: ChatClient, id: string, io: Io, timeoutMs: number)
   await syncOrWarn(client, (line) => io.err(`zmqchat: warning: ${line}`), "looking in the local cache");
   const ref = client.cache.actions.files.get(id);
   if (ref) return ref;
-  if (client.cache.has(id)) throw new ZmqchatError("usage", `the message ${id} carries no file`);
+  const cached = client.cache.actions.message(id);
+  if (cached && client.cache.actions.apply([cached])[0]!.deleted)
+    throw new ZmqchatError("not_found", `the message ${id} was deleted by its author, with its file`);
+  if (cached) throw new ZmqchatError("usage", `the message ${id} carries no file`);
   await client.request("file.get", { id, index: 0 }, { timeoutMs });
   throw new ZmqchatError(
     "not_found",

@@ -188,7 +188,7 @@ export class ActionStore {
   record(m: ChatMessage & { action: MessageAction }, fromMailbox: boolean): void {
     const a = m.action;
     this.insertEvent(m, a.kind, a.target, fromMailbox, a.kind === "react" ? a : null);
-    if (a.kind === "delete") this.stmts.wipe.run(a.target, m.from, m.conv);
+    if (a.kind === "delete") this.wipe(a.target, m.from, m.conv);
     if (a.kind === "edit") this.latestEdit(a.target, m.from, m.conv);
   }
 
@@ -250,8 +250,15 @@ export class ActionStore {
     if (m.replyTo) this.stmts.reply.run(m.id, m.conv, m.replyTo);
     this.files.landed(m);
     if (!acted) return;
-    if (this.stmts.deletedBy.get(m.id, m.from, m.conv)) this.stmts.wipe.run(m.id, m.from, m.conv);
+    if (this.stmts.deletedBy.get(m.id, m.from, m.conv)) this.wipe(m.id, m.from, m.conv);
     else this.latestEdit(m.id, m.from, m.conv);
+  }
+
+  /** The author deleted `id`: its text and its file reference (key, name, digest) leave the cache. */
+  private wipe(id: string, author: string, conv: string): void {
+    this.stmts.wipe.run(id, author, conv);
+    const target = this.stmts.message.get(id);
+    if (target && target.sender === author && target.conv === conv) this.files.forget(id, conv);
   }
 
   /** One cached message by id (any conversation), as stored (actions not applied). */
@@ -308,8 +315,10 @@ export class ActionStore {
           reacts.set(key, prev ? later(prev, a) : a);
         }
       }
-      if (out.deleted) out.text = "";
-      else if (edit) {
+      if (out.deleted) {
+        out.text = "";
+        if (out.file) out.file = null;
+      } else if (edit) {
         out.text = edit.text;
         out.edited = edit.sent_at;
       }

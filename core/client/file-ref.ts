@@ -106,12 +106,18 @@ export class FileRefStore {
       insert: db.prepare("INSERT OR IGNORE INTO files (id, conv, ref) VALUES (?, ?, ?)"),
       get: db.prepare<[string], { ref: string }>("SELECT ref FROM files WHERE id = ?"),
       ofConv: db.prepare<[string], { id: string; ref: string }>("SELECT id, ref FROM files WHERE conv = ?"),
+      forget: db.prepare("DELETE FROM files WHERE id = ? AND conv = ?"),
     };
   }
 
   /** Keeps a file message's reference (idempotent). */
   landed(m: { id: string; conv: string; file?: FileRef | null }): void {
     if (m.file) this.stmts.insert.run(m.id, m.conv, JSON.stringify(m.file));
+  }
+
+  /** Drops a deleted message's file reference: its key, name and digest leave the cache. */
+  forget(messageId: string, conv: string): void {
+    this.stmts.forget.run(messageId, conv);
   }
 
   /** The file a message carries, or null. */

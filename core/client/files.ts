@@ -199,6 +199,28 @@ export function uploadKept(
   );
 }
 
+/**
+ * After its author deleted a file message for everyone: removes the file from the service, so
+ * nobody fetches it any more and the uploader's quota is freed. "gone": it was removed before;
+ * "kept": the service cannot remove files (no blob store, or a server older than `file.delete`).
+ * Copies already downloaded stay where they were saved.
+ */
+export async function removeFromService(
+  req: FileRequester,
+  ref: FileRef,
+  opts: RequestOptions = {},
+): Promise<"removed" | "gone" | "kept"> {
+  try {
+    await req.request("file.delete", { id: ref.id }, opts);
+    return "removed";
+  } catch (err) {
+    if (!(err instanceof ZmqchatError)) throw err;
+    if (err.code === "not_found") return "gone";
+    if (err.code === "bad_request" || err.code === "forbidden") return "kept";
+    throw err;
+  }
+}
+
 /** The `.part` file a download of `out` writes before it is checked and renamed. */
 export function partPath(out: string): string {
   return `${out}.zmqchat-part`;

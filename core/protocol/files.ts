@@ -55,6 +55,8 @@ export const fileRequestBodies = {
   "file.done": z.strictObject({ id: fileId }),
   /** One encrypted chunk of a complete file. */
   "file.get": z.strictObject({ id: fileId, index }),
+  /** The uploader removes a file (its chunks, metadata and quota), as `zmqchat delete` of its message does. */
+  "file.delete": z.strictObject({ id: fileId }),
 } as const;
 
 export const fileReplyBodies = {
@@ -63,4 +65,5 @@ export const fileReplyBodies = {
   "file.put": z.object({ stored: z.literal(true) }),
   "file.done": z.object({ complete: z.literal(true) }),
   "file.get": z.object({ data: z.string(), chunks: z.number().int() }),
+  "file.delete": z.object({ deleted: z.literal(true) }),
 } as const;

@@ -187,9 +187,30 @@ export class FileService {
         `the file has ${meta.chunks} chunks; there is no chunk ${b.index}`,
       );
     const bytes = await blobs.get(chunkKey(b.id, b.index));
-    if (!bytes)
+    if (!bytes) {
+      // Deleted through another server since this one cached the file's metadata.
+      if (!(await this.meta(b.id, true))) throw new ZmqchatError("not_found", `no file ${b.id}`);
       throw new ZmqchatError("internal", `chunk ${b.index} of ${b.id} is missing from the blob store`);
+    }
     return { data: bytes.toString("base64url"), chunks: meta.chunks };
+  }
+
+  /**
+   * The uploader removes a file: its metadata first (from then on nobody can fetch it), then its
+   * chunks, then its ledger entry (a crash between leaves bytes counted, never bytes uncounted;
+   * deleting again finishes the job). Anyone else is answered as if there were no such file.
+   */
+  async delete(b: RequestBody<"file.delete">, user: string): Promise<{ deleted: true }> {
+    const blobs = this.need();
+    const meta = await this.meta(b.id, true);
+    const ledger = (await blobs.list(`u/${user}/${b.id}=`))[0];
+    if ((!meta && !ledger) || (meta && meta.owner !== user))
+      throw new ZmqchatError("not_found", `no file ${b.id} of yours`);
+    this.metas.delete(b.id);
+    await blobs.delete(metaKey(b.id));
+    for (const e of await blobs.list(`f/${b.id}/`)) await blobs.delete(e.key);
+    if (ledger) await blobs.delete(ledger.key);
+    return { deleted: true };
   }
 
   /** The mailboxes a message to `to` or `group` from `user` goes to, as `send` decides them. */
@@ -217,11 +238,15 @@ export class FileService {
       .sort((a, b) => a - b);
   }
 
-  private async meta(id: string): Promise<FileMeta | null> {
-    const kept = this.metas.get(id);
+  /** A file's metadata (a finished file's from memory unless `fresh`), or null when there is none. */
+  private async meta(id: string, fresh = false): Promise<FileMeta | null> {
+    const kept = fresh ? undefined : this.metas.get(id);
     if (kept) return kept;
     const bytes = await this.need().get(metaKey(id));
-    if (!bytes) return null;
+    if (!bytes) {
+      this.metas.delete(id);
+      return null;
+    }
     const meta = JSON.parse(bytes.toString()) as FileMeta;
     if (meta.complete) this.remember(id, meta);
     return meta;

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Cache } from "../../core/client/cache.js";
 import { ChatClient } from "../../core/client/client.js";
-import { partPath, uploadFile } from "../../core/client/files.js";
+import { downloadFile, partPath, uploadFile } from "../../core/client/files.js";
 import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
 import { FILE_CHUNK_BYTES } from "../../core/protocol/files.js";
 import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
@@ -154,6 +154,51 @@ describe("file attachments (real stack)", () => {
     assert.equal(unknown.code, 5, unknown.stderr);
     const bad = await stack.cli("dave", ["download", "../../etc/passwd", "--out", dir]);
     assert.equal(bad.code, 2, bad.stderr);
+  });
+
+  it("deleting a file message removes the file from the service: refused to a recipient, granted to the author, then nobody fetches it", async () => {
+    const f = makeFile("gone.bin", FILE_CHUNK_BYTES + 10);
+    const id = await ok("alice", ["send", "bob", "--file", f.path, "soon gone"]);
+    const bob = await clientOf("bob");
+    await bob.sync();
+    const ref = bob.cache.actions.files.get(id);
+    assert.ok(ref, "bob's cache holds the file's reference");
+    // The attack: a recipient (in the file's audience) asks the service to remove it.
+    await assert.rejects(bob.request("file.delete", { id }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, "not_found");
+      return true;
+    });
+    // Positive control: the file is still there for bob, and its blobs are on disk.
+    assert.equal(await fetchAs("bob", id), f.sha256);
+    assert.ok(
+      blobFiles().some((p) => p.includes(id)),
+      "the scan sees the file's blobs",
+    );
+
+    await ok("alice", ["delete", id]);
+    assert.deepEqual(
+      blobFiles().filter((p) => p.includes(id)),
+      [],
+      "no chunk, metadata or quota entry of the file is left",
+    );
+    const dir = join(work, "bob-gone");
+    mkdirSync(dir);
+    const r = await stack.cli("bob", ["download", id, "--out", dir]);
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /deleted by its author/);
+    assert.deepEqual(readdirSync(dir), []);
+    // A client that kept the key from before (not synced since) is refused by the service itself.
+    await assert.rejects(downloadFile(bob, ref, join(dir, "stale.bin")), (e: Error & { code?: string }) => {
+      assert.equal(e.code, "not_found");
+      return true;
+    });
+    const line = (await ok("bob", ["history", "alice", "--json"]))
+      .split("\n")
+      .map((l) => JSON.parse(l) as Line & { deleted: boolean })
+      .find((l) => l.id === id)!;
+    assert.equal(line.deleted, true);
+    assert.equal(line.file, null, "the deleted message's file name and digest are gone from history");
+    assert.equal(line.text, "");
   });
 
   it("never overwrites without --force", async () => {

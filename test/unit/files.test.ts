@@ -141,6 +141,41 @@ describe("FileService (upload, resume, audience, limits)", () => {
       { maxFileBytes: 4000, bytesPerUser: 5000, openUploadsPerUser: 4 },
     );
   });
+
+  it("file.delete: only the uploader removes a file; it frees the quota and no server serves it any more", async () => {
+    await withService(
+      async (files, store) => {
+        const other = new FileService(files["blobs"], store, {
+          maxFileBytes: 4000,
+          bytesPerUser: 5000,
+          openUploadsPerUser: 4,
+        });
+        await files.init({ id: ID, size: 3000, chunks: 1, to: "bob", group: null }, "alice");
+        await files.put({ id: ID, index: 0, data: chunk(3000) }, "alice");
+        await files.done({ id: ID }, "alice");
+        // Another server has the finished file's metadata in memory.
+        assert.ok((await other.get({ id: ID, index: 0 }, "bob")).data);
+        await assert.rejects(
+          files.init({ id: OTHER, size: 3000, chunks: 1, to: "bob", group: null }, "alice"),
+          /pass the quota/,
+          "control: the quota is taken",
+        );
+        for (const u of ["bob", "eve"])
+          await assert.rejects(files.delete({ id: ID }, u), /no file .* of yours/, `${u} may not remove it`);
+        assert.ok((await files.get({ id: ID, index: 0 }, "bob")).data, "still there after their attempts");
+        assert.deepEqual(await files.delete({ id: ID }, "alice"), { deleted: true });
+        await assert.rejects(files.get({ id: ID, index: 0 }, "bob"), /no file/);
+        await assert.rejects(
+          other.get({ id: ID, index: 0 }, "bob"),
+          /no file/,
+          "nor the server that cached it",
+        );
+        await assert.rejects(files.delete({ id: ID }, "alice"), /no file/, "a second delete: already gone");
+        await files.init({ id: OTHER, size: 3000, chunks: 1, to: "bob", group: null }, "alice");
+      },
+      { maxFileBytes: 4000, bytesPerUser: 5000, openUploadsPerUser: 4 },
+    );
+  });
 });
 
 describe("TUI /file and /save", () => {

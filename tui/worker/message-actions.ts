@@ -7,6 +7,7 @@
 
 import { checkActionTarget } from "../../core/client/actions.js";
 import { targetOfConv } from "../../core/client/conv.js";
+import { removeFromService } from "../../core/client/files.js";
 import type { MessageAction } from "../../core/client/message.js";
 import { asZmqchatError } from "../../core/errors.js";
 import type { ComposeMode } from "../message-actions.js";
@@ -62,7 +63,10 @@ export class MessageActions {
           const m = checkActionTarget(c.cache.actions, c.name, id, action.kind);
           const target = targetOfConv(m.conv);
           if (!target) throw new Error(`message ${id} has no conversation`);
+          const file = action.kind === "delete" ? c.cache.actions.files.get(id) : null;
           await c.send(target, text, {}, { action });
+          // A deleted file message's file leaves the service too (as `zmqchat delete` does).
+          if (file) await removeFromService(c, file);
           this.changed(m.conv);
           this.ctx.notice(done);
         } catch (err) {
