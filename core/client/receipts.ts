@@ -99,8 +99,8 @@ export class ReceiptStore {
   constructor(private readonly db: Database.Database) {
     db.exec(SCHEMA);
     this.stmts = {
-      insert: db.prepare(
-        "INSERT OR IGNORE INTO receipts (id, reader, status, grp, at) VALUES (?, ?, ?, ?, ?)",
+      insertMany: db.prepare<[string, string, string | null, string, string]>(
+        "INSERT OR IGNORE INTO receipts (id, reader, status, grp, at) SELECT value, ?, ?, ?, ? FROM json_each(?)",
       ),
       queue: db.prepare(
         "INSERT OR IGNORE INTO receipts_out (id, author, grp, status) SELECT @id, @author, @grp, @status WHERE NOT EXISTS (SELECT 1 FROM receipts_sent WHERE id = @id AND status = @status)",
@@ -132,9 +132,14 @@ export class ReceiptStore {
   /** A receipt event arrived (from the mailbox, the live path or our own acknowledgement). */
   record(m: ChatMessage & { receipt: ReceiptExtra }): void {
     if (!m.verified) return;
-    let fresh = 0;
-    for (const id of m.receipt.ids)
-      fresh += this.stmts.insert.run(id, m.from, m.receipt.status, m.receipt.group, m.sentAt).changes;
+    // One statement for the up to MAX_RECEIPT_IDS ids of the event.
+    const fresh = this.stmts.insertMany.run(
+      m.from,
+      m.receipt.status,
+      m.receipt.group,
+      m.sentAt,
+      JSON.stringify(m.receipt.ids),
+    ).changes;
     if (fresh > 0 && m.from !== this.owner) {
       const r = { from: m.from, status: m.receipt.status, ids: m.receipt.ids };
       queueMicrotask(() => this.onReceived?.(r));

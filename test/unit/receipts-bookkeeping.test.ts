@@ -70,4 +70,36 @@ describe("receipts bookkeeping (issue 15: cheap and bounded)", () => {
     assert.deepEqual(rows, [{ id: "b", status: "read" }]);
     cache.close();
   });
+
+  it("records a receipt event's ids in one go: own messages show delivered, a repeat tells nobody again", async () => {
+    const cache = new Cache(":memory:");
+    const r = cache.receipts;
+    r.owner = "bob";
+    const received: string[][] = [];
+    r.onReceived = (e) => received.push(e.ids);
+    // Bob's own messages to carol.
+    const mine = fromCarol(3).map((m) => ({ ...m, from: "bob", to: "carol", conv: "u:carol" }));
+    cache.addMessages(mine, "3");
+    // Positive control: before the receipt they are only sent.
+    assert.deepEqual(
+      cache.history("u:carol", 10).map((m) => m.status),
+      ["sent", "sent", "sent"],
+    );
+    const receipt: ChatMessage = {
+      ...fromCarol(1, 3)[0]!,
+      receipt: { status: "delivered", group: null, ids: [mine[0]!.id, mine[2]!.id, mine[0]!.id] },
+    };
+    cache.addMessages([receipt], "4");
+    await Promise.resolve();
+    assert.deepEqual(
+      cache.history("u:carol", 10).map((m) => m.status),
+      ["delivered", "sent", "delivered"],
+    );
+    assert.equal(received.length, 1);
+    // The same receipt again (a sync replaying it): stored once, nobody told twice.
+    r.record({ ...receipt, receipt: receipt.receipt! });
+    await Promise.resolve();
+    assert.equal(received.length, 1);
+    cache.close();
+  });
 });
