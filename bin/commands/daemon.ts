@@ -19,6 +19,7 @@ import { messageFields } from "../format.js";
 import type { Io } from "../io.js";
 import { exitCodeFor } from "../report.js";
 import { actionMethods } from "./actions.js";
+import { fileMethods } from "./files.js";
 import { contactsOp, groupChangeOp, groupCreateOp, groupsOp, historyOp, sendOp, syncOp } from "./headless.js";
 
 export interface DaemonFlags {
@@ -67,6 +68,7 @@ export function daemonMethods(client: ChatClient) {
       },
     ),
     ...actionMethods(client),
+    ...fileMethods(client),
     history: method(
       z
         .object({

@@ -1,14 +1,17 @@
 import { statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import type { Command } from "commander";
+import { z } from "zod";
 import type { ChatClient } from "../../core/client/client.js";
 import type { FileRef } from "../../core/client/file-ref.js";
 import { downloadFile, forgetUpload, safeFileName, uploadFile } from "../../core/client/files.js";
+import { type Caller, method } from "../../core/daemon/rpc.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { UUID_PATTERN } from "../../core/protocol/ids.js";
 import { openClient, settingsOf, syncOrWarn } from "../context.js";
 import type { Io } from "../io.js";
 import { checkName, timeoutOf } from "./chat.js";
+import { replyExtra } from "./headless.js";
 
 /** Each chunk request's own deadline, retries included, unless --timeout says otherwise. */
 const FILE_REQUEST_MS = 30_000;
@@ -34,8 +37,10 @@ export async function sendFileCommand(
   textArg: string | undefined,
   opts: { group?: string; file: string; timeout?: string; replyTo?: string; queue?: boolean },
 ): Promise<void> {
-  if (opts.replyTo !== undefined || opts.queue)
-    throw new ZmqchatError("usage", "--file goes without --reply-to and --queue");
+  if (opts.queue)
+    throw new ZmqchatError("usage", "--file goes without --queue (a file is uploaded while online)", {
+      hint: "send the file when the service can be reached; a stopped upload continues when sent again",
+    });
   let target: { user: string } | { group: string };
   let text = textArg;
   if (opts.group !== undefined) {
@@ -52,21 +57,47 @@ export async function sendFileCommand(
   const s = openClient(settingsOf(cmd));
   const progress = progressOf(io, "uploading (KiB)");
   try {
-    await s.client.login({ timeoutMs });
-    const ref = await uploadFile(s.client, opts.file, target, s.client.cache, {
+    const r = await sendFileOp(s.client, {
+      target,
+      path: opts.file,
+      text,
+      replyTo: opts.replyTo,
       timeoutMs,
       onProgress: progress.onProgress,
     });
     progress.done();
-    const body = text !== undefined && text.trim() !== "" ? text : `[file] ${ref.name}`;
-    // The message takes the upload's id: whoever has the message id asks for the file by it.
-    const message = await s.client.send(target, body, { timeoutMs, id: ref.id }, { file: ref });
-    forgetUpload(s.client.cache, ref, target);
-    io.out(message.id);
+    io.out(r.id);
   } finally {
     progress.done();
     await s.close();
   }
+}
+
+/** Uploads a file and sends the message that carries its key (the CLI's `send --file` and the daemon's `sendFile`). */
+export async function sendFileOp(
+  client: ChatClient,
+  p: {
+    target: { user: string } | { group: string };
+    path: string;
+    text?: string;
+    replyTo?: string;
+    timeoutMs?: number;
+    onProgress?: (done: number, total: number) => void;
+  },
+): Promise<{ id: string; serverTime: string }> {
+  const timeoutMs = p.timeoutMs ?? FILE_REQUEST_MS;
+  await client.login({ timeoutMs });
+  // Checked before the upload: a reply to a message not in this conversation uploads nothing.
+  const reply = p.replyTo !== undefined ? await replyExtra(client, p.target, p.replyTo) : {};
+  const ref = await uploadFile(client, p.path, p.target, client.cache, {
+    timeoutMs,
+    onProgress: p.onProgress,
+  });
+  const body = p.text !== undefined && p.text.trim() !== "" ? p.text : `[file] ${ref.name}`;
+  // The message takes the upload's id: whoever has the message id asks for the file by it.
+  const message = await client.send(p.target, body, { timeoutMs, id: ref.id }, { ...reply, file: ref });
+  forgetUpload(client.cache, ref, p.target);
+  return { id: message.id, serverTime: message.serverTime };
 }
 
 /**
@@ -74,9 +105,14 @@ export async function sendFileCommand(
  * here is asked of the service as a file id, so that what the service refuses (not in the
  * file's audience: exit 4) or does not know (exit 5) is said plainly.
  */
-async function fileOf(client: ChatClient, id: string, io: Io, timeoutMs: number): Promise<FileRef> {
+async function fileOf(
+  client: ChatClient,
+  id: string,
+  warn: (line: string) => void,
+  timeoutMs: number,
+): Promise<FileRef> {
   await client.login({ timeoutMs });
-  await syncOrWarn(client, (line) => io.err(`zmqchat: warning: ${line}`), "looking in the local cache");
+  await syncOrWarn(client, warn, "looking in the local cache");
   const ref = client.cache.actions.files.get(id);
   if (ref) return ref;
   const cached = client.cache.actions.message(id);
@@ -101,20 +137,16 @@ export async function downloadCommand(
   id: string,
   opts: { out?: string; force?: boolean; timeout?: string },
 ): Promise<void> {
-  if (!UUID_PATTERN.test(id)) throw new ZmqchatError("usage", `"${id}" is not a message id (history --json)`);
-  const timeoutMs = timeoutOf(opts) ?? FILE_REQUEST_MS;
   const s = openClient(settingsOf(cmd));
   const progress = progressOf(io, "downloading (KiB)");
   try {
-    const ref = await fileOf(s.client, id, io, timeoutMs);
-    const name = safeFileName(ref.name);
-    let out = resolve(opts.out ?? name);
-    if (opts.out !== undefined && statSync(out, { throwIfNoEntry: false })?.isDirectory())
-      out = join(out, name);
-    const r = await downloadFile(s.client, ref, out, {
-      timeoutMs,
+    const r = await downloadOp(s.client, {
+      id,
+      out: opts.out,
       force: opts.force,
+      timeoutMs: timeoutOf(opts),
       onProgress: progress.onProgress,
+      warn: (line) => io.err(`zmqchat: warning: ${line}`),
     });
     progress.done();
     io.out(r.path);
@@ -122,4 +154,84 @@ export async function downloadCommand(
     progress.done();
     await s.close();
   }
+}
+
+/** Fetches, decrypts and checks the file of message `id` (the CLI's `download` and the daemon's). */
+export async function downloadOp(
+  client: ChatClient,
+  p: {
+    id: string;
+    out?: string;
+    force?: boolean;
+    timeoutMs?: number;
+    onProgress?: (done: number, total: number) => void;
+    warn: (line: string) => void;
+  },
+): Promise<{ path: string; bytes: number }> {
+  if (!UUID_PATTERN.test(p.id))
+    throw new ZmqchatError("usage", `"${p.id}" is not a message id (history --json)`);
+  const timeoutMs = p.timeoutMs ?? FILE_REQUEST_MS;
+  const ref = await fileOf(client, p.id, p.warn, timeoutMs);
+  const name = safeFileName(ref.name);
+  let out = resolve(p.out ?? name);
+  if (p.out !== undefined && statSync(out, { throwIfNoEntry: false })?.isDirectory()) out = join(out, name);
+  return downloadFile(client, ref, out, { timeoutMs, force: p.force, onProgress: p.onProgress });
+}
+
+/**
+ * The daemon's `sendFile` and `download` (README, "Daemon"): they read and write files by path
+ * as the daemon's user, so only a caller on this machine's socket or stdio may use them, never
+ * one over TCP (which --allow-remote opens to other machines), and only with absolute paths.
+ */
+export function fileMethods(client: ChatClient) {
+  const name = z.string().min(1).max(64);
+  const timeoutMs = z.number().int().min(1).max(600_000).optional();
+  const absolute = z
+    .string()
+    .min(1)
+    .max(4096)
+    .refine((p) => isAbsolute(p), "must be an absolute path");
+  const local = (caller: Caller) => {
+    if (!caller.local)
+      throw new ZmqchatError(
+        "forbidden",
+        "files are sent and saved by path only over the daemon's socket or stdio, not TCP",
+      );
+  };
+  return {
+    sendFile: method(
+      z
+        .object({
+          to: name.optional(),
+          group: name.optional(),
+          path: absolute,
+          text: z.string().optional(),
+          replyTo: z.string().optional(),
+          timeoutMs,
+        })
+        .strict()
+        .refine((p) => (p.to === undefined) !== (p.group === undefined), "give exactly one of to or group"),
+      (p, caller) => {
+        local(caller);
+        const target =
+          p.to !== undefined ? { user: checkName("user", p.to) } : { group: checkName("group", p.group!) };
+        return sendFileOp(client, {
+          target,
+          path: p.path,
+          text: p.text,
+          replyTo: p.replyTo,
+          timeoutMs: p.timeoutMs,
+        });
+      },
+    ),
+    download: method(
+      z
+        .object({ id: z.string().min(1).max(64), out: absolute, force: z.boolean().optional(), timeoutMs })
+        .strict(),
+      (p, caller) => {
+        local(caller);
+        return downloadOp(client, { ...p, warn: (line) => caller.warn(line) });
+      },
+    ),
+  };
 }

@@ -52,7 +52,7 @@ export async function sendOp(
 }
 
 /** A reply's sealed reference, once the message replied to is known in this conversation (synced first when not). */
-async function replyExtra(client: ChatClient, target: Target, replyTo: string): Promise<MessageExtra> {
+export async function replyExtra(client: ChatClient, target: Target, replyTo: string): Promise<MessageExtra> {
   const conv = convOfTarget(target);
   const known = () => checkActionTarget(client.cache.actions, client.name, replyTo, "reply", conv);
   try {

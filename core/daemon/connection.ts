@@ -90,6 +90,11 @@ export class RpcConnection implements Caller {
     return this.options.limits ?? DEFAULT_LIMITS;
   }
 
+  /** Connections that need no token are the unix socket and stdio; TCP always needs one. */
+  get local(): boolean {
+    return this.options.token === undefined;
+  }
+
   authorize(token: string): boolean {
     if (!this.options.token) return true;
     this.authorized = this.options.token(token);

@@ -18,6 +18,8 @@ export interface Caller {
   /** Starts `message` notifications on this connection. */
   subscribe(): void;
   unsubscribe(): void;
+  /** A unix socket or stdio (this machine's user), not TCP: only such a caller may name files by path. */
+  readonly local: boolean;
   /** A connection that needs a token (TCP) is authorized once `auth` succeeded. */
   authorized: boolean;
   authorize(token: string): boolean;

@@ -2,7 +2,7 @@ import { ZmqchatError } from "../../core/errors.js";
 import { chunkCount, chunkPlainBytes, FILE_CHUNK_OVERHEAD } from "../../core/protocol/files.js";
 import type { RequestBody } from "../../core/protocol/schema.js";
 import type { Store } from "../store/store.js";
-import type { BlobStore } from "./store.js";
+import type { BlobEntry, BlobStore } from "./store.js";
 
 /** How large files may be and how much one user may keep (issue 18; quotas as in server/limits.ts). */
 export interface FileLimits {
@@ -45,7 +45,14 @@ interface FileMeta {
   /** Who may fetch it: the uploader and the recipients of the message it was declared for. */
   audience: string[];
   complete: boolean;
+  /** The group a group file was sent to: who joins it between the upload and the message may fetch it too. */
+  group?: string;
+  /** When the upload started (ms since the epoch); absent in metadata written before it was kept. */
+  started?: number;
 }
+
+/** An upload unfinished this long is abandoned: its uploader's next `file.init` removes it (quota and open-upload count freed). */
+export const ABANDONED_UPLOAD_MS = 24 * 3600_000;
 
 const metaKey = (id: string) => `f/${id}/meta`;
 const chunkKey = (id: string, i: number) => `f/${id}/c/${i}`;
@@ -67,6 +74,7 @@ export class FileService {
     private readonly blobs: BlobStore | null,
     private readonly store: Store,
     private readonly limits: FileLimits = DEFAULT_FILE_LIMITS,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** One init at a time per user on this server: concurrent inits must not together pass the quotas. */
@@ -114,7 +122,7 @@ export class FileService {
       };
     }
     const audience = await this.audience(b, user);
-    const ledger = await blobs.list(`u/${user}/`);
+    const ledger = await this.sweep(user, await blobs.list(`u/${user}/`));
     const used = ledger.reduce((n, e) => n + Number(e.key.split("=")[1] ?? 0), 0);
     if (used + b.size > this.limits.bytesPerUser)
       throw new ZmqchatError(
@@ -131,7 +139,15 @@ export class FileService {
       );
     // The ledger first: a crash between the two leaves bytes counted, never bytes uncounted.
     await blobs.put(ledgerKey(user, b.id, b.size), new Uint8Array(0));
-    const meta: FileMeta = { owner: user, size: b.size, chunks: b.chunks, audience, complete: false };
+    const meta: FileMeta = {
+      owner: user,
+      size: b.size,
+      chunks: b.chunks,
+      audience,
+      complete: false,
+      ...(b.group !== null ? { group: b.group } : {}),
+      started: this.now(),
+    };
     await blobs.put(metaKey(b.id), Buffer.from(JSON.stringify(meta)));
     return { have: [], complete: false };
   }
@@ -178,7 +194,7 @@ export class FileService {
     const meta = await this.meta(b.id);
     if (!meta || (!meta.complete && meta.owner !== user))
       throw new ZmqchatError("not_found", `no file ${b.id}`);
-    if (!meta.audience.includes(user))
+    if (!meta.audience.includes(user) && !(await this.joinedSince(meta, user)))
       throw new ZmqchatError("forbidden", `the file ${b.id} was not sent to you`);
     if (!meta.complete) throw new ZmqchatError("not_found", `the upload of ${b.id} is not finished`);
     if (b.index >= meta.chunks)
@@ -211,6 +227,33 @@ export class FileService {
     for (const e of await blobs.list(`f/${b.id}/`)) await blobs.delete(e.key);
     if (ledger) await blobs.delete(ledger.key);
     return { deleted: true };
+  }
+
+  /**
+   * A member of a group file's group who was not in it when the upload started: the message may
+   * have been sealed for them (they joined before it was sent). Someone who joined later holds
+   * ciphertext without the file's key, which is sealed only in that message.
+   */
+  private async joinedSince(meta: FileMeta, user: string): Promise<boolean> {
+    if (meta.group === undefined) return false;
+    return (await this.store.getGroup(meta.group))?.members.includes(user) ?? false;
+  }
+
+  /**
+   * Removes `user`'s abandoned uploads (unfinished for ABANDONED_UPLOAD_MS, or from before start
+   * times were kept) and returns the ledger entries left. A sender that resumes one later starts
+   * it again under the same id.
+   */
+  private async sweep(user: string, ledger: BlobEntry[]): Promise<BlobEntry[]> {
+    const kept: BlobEntry[] = [];
+    for (const e of ledger) {
+      const id = e.key.slice(`u/${user}/`.length).split("=")[0]!;
+      const meta = await this.meta(id);
+      if (meta && !meta.complete && this.now() - (meta.started ?? 0) >= ABANDONED_UPLOAD_MS)
+        await this.delete({ id }, user);
+      else kept.push(e);
+    }
+    return kept;
   }
 
   /** The mailboxes a message to `to` or `group` from `user` goes to, as `send` decides them. */

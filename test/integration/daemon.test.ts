@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, existsSync, readFileSync, statSync } from "node:fs";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -471,6 +472,60 @@ describe("zmqchat daemon (JSON-RPC 2.0)", { timeout: 300_000 }, () => {
       p.close();
     } finally {
       assert.equal(await again.stop(), 0);
+    }
+  });
+
+  it("sendFile and download by absolute path over the socket; refused over TCP even with the token", async () => {
+    const d = await startDaemon(stack, "dave", ["--tcp", "127.0.0.1:0"]);
+    try {
+      const secret = randomBytes(300_000);
+      const path = join(stack.dir, "dave-report.bin");
+      writeFileSync(path, secret);
+      const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+      const code = (r: Reply) => [r.error?.data?.code, r.error?.data?.exit];
+
+      // Over TCP (authorized with the token) a caller may not make the daemon read or write local files.
+      const port = Number(/listening on tcp 127\.0\.0\.1:(\d+)/.exec(d.stderr())![1]);
+      const t = await Peer.tcp(port);
+      const token = readFileSync(
+        join(stack.dir, "homes", "dave", "users", "dave", "daemon.token"),
+        "utf8",
+      ).trim();
+      assert.deepEqual((await t.call("auth", { token })).result, { authorized: true });
+      assert.deepEqual(code(await t.call("sendFile", { to: "bob", path })), ["forbidden", 4]);
+      assert.deepEqual(code(await t.call("download", { id: randomUUID(), out: "/tmp" })), ["forbidden", 4]);
+      t.close();
+
+      // Positive control: the same call over the socket sends the file; bob's CLI fetches it whole.
+      const p = await Peer.socket(d.socket);
+      assert.deepEqual(code(await p.call("sendFile", { to: "bob", path: "relative.bin" })), [
+        "bad_request",
+        2,
+      ]);
+      const sent = await p.call("sendFile", { to: "bob", path, text: "the report" });
+      assert.equal(sent.error, undefined, JSON.stringify(sent.error));
+      const id = (sent.result as { id: string }).id;
+      assert.match(id, UUID);
+      const bobDir = join(stack.dir, "bob-daemon-dl");
+      mkdirSync(bobDir);
+      const got = await stack.cli("bob", ["download", id, "--out", bobDir]);
+      assert.equal(got.code, 0, got.stderr);
+      assert.equal(sha(readFileSync(got.stdout.trim())), sha(secret));
+
+      // And the daemon downloads: dave saves the file he sent.
+      const out = join(stack.dir, "dave-copy.bin");
+      const saved = await p.call("download", { id, out });
+      assert.equal(saved.error, undefined, JSON.stringify(saved.error));
+      assert.deepEqual(saved.result, { path: out, bytes: secret.length });
+      assert.equal(sha(readFileSync(out)), sha(secret));
+      assert.deepEqual(
+        code(await p.call("download", { id, out })),
+        ["conflict", 4],
+        "never replaced without force",
+      );
+      p.close();
+    } finally {
+      await d.stop();
     }
   });
 

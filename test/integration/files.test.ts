@@ -201,6 +201,34 @@ describe("file attachments (real stack)", () => {
     assert.equal(line.text, "");
   });
 
+  it("a file can answer a message (--reply-to); a reply to an unknown message uploads nothing; --queue is refused", async () => {
+    const question = await ok("alice", ["send", "bob", "which file?"]);
+    const f = makeFile("answer.bin", 2048);
+    const before = fileIds().length;
+    const unknown = await stack.cli("bob", [
+      "send",
+      "alice",
+      "--file",
+      f.path,
+      "--reply-to",
+      "0190f000-0000-7000-8000-000000000777",
+    ]);
+    assert.equal(unknown.code, 5, unknown.stderr);
+    assert.equal(fileIds().length, before, "nothing was uploaded for a reply that could not be sent");
+    const queued = await stack.cli("bob", ["send", "alice", "--file", f.path, "--queue"]);
+    assert.equal(queued.code, 2, queued.stderr);
+    assert.match(queued.stderr, /--queue/);
+    const id = await ok("bob", ["send", "alice", "--file", f.path, "--reply-to", question, "this one"]);
+    const line = (await ok("alice", ["history", "bob", "--json"]))
+      .split("\n")
+      .map((l) => JSON.parse(l) as Line & { replyTo: string | null })
+      .find((l) => l.id === id)!;
+    assert.equal(line.replyTo, question);
+    assert.equal(line.file?.sha256, f.sha256);
+    assert.equal(line.text, "this one");
+    assert.equal(await fetchAs("alice", id), f.sha256);
+  });
+
   it("never overwrites without --force", async () => {
     const f = makeFile("keep.txt", 100);
     const id = await ok("alice", ["send", "bob", "--file", f.path]);

@@ -8,7 +8,7 @@ import { openChunk, sealChunk } from "../../core/client/file-ref.js";
 import { safeFileName } from "../../core/client/files.js";
 import { chunkCount, FILE_CHUNK_BYTES, FILE_CHUNK_OVERHEAD } from "../../core/protocol/files.js";
 import { DiskBlobStore } from "../../server/blobs/disk.js";
-import { DEFAULT_FILE_LIMITS, FileService } from "../../server/blobs/files.js";
+import { ABANDONED_UPLOAD_MS, DEFAULT_FILE_LIMITS, FileService } from "../../server/blobs/files.js";
 import { SqliteStore } from "../../server/store/sqlite.js";
 
 const ID = "0190f000-0000-7000-8000-000000000001";
@@ -140,6 +140,49 @@ describe("FileService (upload, resume, audience, limits)", () => {
       },
       { maxFileBytes: 4000, bytesPerUser: 5000, openUploadsPerUser: 4 },
     );
+  });
+
+  it("a group file: a member who joined after the upload started fetches it; a non-member still cannot", async () => {
+    await withService(async (files, store) => {
+      await files.init({ id: ID, size: 10, chunks: 1, to: null, group: "team" }, "alice");
+      await files.put({ id: ID, index: 0, data: chunk(10) }, "alice");
+      await files.done({ id: ID }, "alice");
+      await assert.rejects(
+        files.get({ id: ID, index: 0 }, "eve"),
+        /not sent to you/,
+        "control: eve is outside",
+      );
+      await store.setMembers("team", ["alice", "bob", "carol", "eve"]);
+      assert.ok(
+        (await files.get({ id: ID, index: 0 }, "eve")).data,
+        "eve joined before the message was sent",
+      );
+      await store.setMembers("team", ["alice", "bob", "carol"]);
+      await assert.rejects(files.get({ id: ID, index: 0 }, "eve"), /not sent to you/, "and left again");
+    });
+  });
+
+  it("an upload left unfinished for a day is removed at its uploader's next init, freeing the open-upload count; finished files stay", async () => {
+    await withService(async (_files, store) => {
+      let now = Date.parse("2026-12-01T00:00:00Z");
+      const limits = { maxFileBytes: 4000, bytesPerUser: 100_000, openUploadsPerUser: 2 };
+      const files = new FileService(_files["blobs"], store, limits, () => now);
+      const ids = Array.from({ length: 4 }, (_, i) => `0190f000-0000-7000-8000-00000000010${i}`);
+      const init = (id: string) => files.init({ id, size: 10, chunks: 1, to: "bob", group: null }, "alice");
+      await init(ids[0]!);
+      await files.put({ id: ids[0]!, index: 0, data: chunk(10) }, "alice");
+      await files.done({ id: ids[0]! }, "alice");
+      await init(ids[1]!);
+      await init(ids[2]!);
+      now += ABANDONED_UPLOAD_MS - 1;
+      await assert.rejects(init(ids[3]!), /2 unfinished uploads/, "not yet abandoned");
+      now += 1;
+      assert.deepEqual(await init(ids[3]!), { have: [], complete: false });
+      assert.ok((await files.get({ id: ids[0]!, index: 0 }, "bob")).data, "the finished file stays");
+      await assert.rejects(files.put({ id: ids[1]!, index: 0, data: chunk(10) }, "alice"), /no upload/);
+      // The sender of an abandoned upload that comes back starts it again under the same id.
+      assert.deepEqual(await init(ids[1]!), { have: [], complete: false });
+    }, DEFAULT_FILE_LIMITS);
   });
 
   it("file.delete: only the uploader removes a file; it frees the quota and no server serves it any more", async () => {
