@@ -8,6 +8,7 @@ import { MuteList, markMentions } from "./mentions.js";
 import { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 import { ReceiptStore } from "./receipts.js";
 import { SearchIndex } from "./search.js";
+import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer } from "./wal-checkpoint.js";
 
 export { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 
@@ -112,6 +113,8 @@ const COLUMNS =
 export class Cache {
   private readonly db: Database.Database;
   private readonly stmts;
+  /** Copies the write-ahead log into the database off the event loop (null: in memory). */
+  readonly checkpointer: WalCheckpointer | null;
   /** Full-text search over the cached messages (`searchMessages` in search.ts). */
   readonly searchIndex: SearchIndex;
   /** Replies, edits, deletes and reactions (actions.ts). */
@@ -132,6 +135,9 @@ export class Cache {
     this.db.pragma("busy_timeout = 10000");
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
+    // The log is checkpointed on a worker thread (wal-checkpoint.ts), not inside a commit here.
+    this.checkpointer = inMemory ? null : new WalCheckpointer(path);
+    if (this.checkpointer) this.db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
     this.db.exec(SCHEMA);
     for (const [table, column, type] of ADDED_COLUMNS) {
       const has = this.db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all();
@@ -221,6 +227,7 @@ export class Cache {
    * (a search indexes what still waits first).
    */
   private indexed<T extends unknown[] | null>(fresh: T): T {
+    this.checkpointer?.wrote();
     if (fresh && fresh.length > 0 && !this.indexTimer) {
       this.indexTimer = setTimeout(() => {
         this.indexTimer = null;
@@ -242,7 +249,9 @@ export class Cache {
    * immediate one waits its turn (busy_timeout).
    */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    const r = this.db.transaction(fn).immediate();
+    this.checkpointer?.wrote();
+    return r;
   }
 
   /**
@@ -495,6 +504,7 @@ export class Cache {
     if (!this.db.open || !this.db.inTransaction) return;
     try {
       this.db.exec("COMMIT");
+      this.checkpointer?.wrote();
     } catch {
       // With the write lock held, COMMIT fails only on an I/O error (disk full): roll back so
       // the cache stays usable; the numbers taken this turn may be taken again.
@@ -543,6 +553,7 @@ export class Cache {
 
   close(): void {
     this.endComposing();
+    this.checkpointer?.close();
     if (this.indexTimer) clearTimeout(this.indexTimer);
     this.indexTimer = null;
     this.db.close();
