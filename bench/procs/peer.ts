@@ -5,8 +5,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { appendFileSync } from "node:fs";
-import { monitorEventLoopDelay } from "node:perf_hooks";
 import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
 import { ChatClient, type Target } from "../../core/client/client.js";
 import { ensureIdentity, hasIdentity, profilePaths, saveIdentity } from "../../core/client/profile.js";
