@@ -1,5 +1,6 @@
 import type { ChatMessage } from "../core/client/cache.js";
 import { publicFileFields } from "../core/client/file-ref.js";
+import type { SystemEntry, SystemLine } from "../core/client/system-lines.js";
 import { sanitizeBody, sanitizeLine } from "../core/text/sanitize.js";
 
 /** A message as `--json` and the daemon give it: the keys the CLI contract promises, `problem` only when there is one. */
@@ -22,6 +23,17 @@ export interface MessageFields
   readBy: string[] | null;
   /** Someone else's message that mentions you as `@name` (core/client/mentions.ts). */
   mention: boolean;
+  /**
+   * Issue 19, after the fields above: `history` tells whether someone else's message is read on
+   * none of your devices yet (false for your own); null where it is not told (`listen`, `search`).
+   */
+  unread: boolean | null;
+  /**
+   * Issue 17, after the fields above: a group's system line (`{kind, actor, target, title}`, drawn
+   * from the server's record of the group's changes, core/client/system-lines.ts; `text` is then
+   * the sentence), or null on ordinary messages.
+   */
+  system: SystemLine | null;
 }
 
 export function messageFields(m: ChatMessage | MessageFields): MessageFields {
@@ -43,6 +55,32 @@ export function messageFields(m: ChatMessage | MessageFields): MessageFields {
     status: m.status ?? null,
     readBy: m.readBy ?? null,
     mention: m.mention ?? false,
+    unread: m.unread ?? null,
+    system: "system" in m ? (m.system ?? null) : null,
+  };
+}
+
+/** A group's system line as a history row: the message keys, with `system` set. */
+export function systemFields(e: SystemEntry): MessageFields {
+  return {
+    id: e.id,
+    from: e.system.actor,
+    to: null,
+    group: e.group,
+    text: e.text,
+    sentAt: e.at,
+    serverTime: e.at,
+    verified: true,
+    replyTo: null,
+    edited: null,
+    deleted: false,
+    reactions: {},
+    file: null,
+    status: null,
+    readBy: null,
+    mention: false,
+    unread: null,
+    system: e.system,
   };
 }
 
@@ -54,6 +92,7 @@ export function messageJson(m: ChatMessage | MessageFields): string {
 /** A message for a terminal: everything the sender controls goes through the one sanitizer. */
 export function messageLine(m: ChatMessage | MessageFields): string {
   const when = sanitizeLine(m.sentAt.replace("T", " ").slice(0, 19));
+  if ("system" in m && m.system) return sanitizeLine(`${when}  [${m.group ?? ""}] — ${m.text} —`);
   const where = m.group ? `[${m.group}] ${m.from}` : `${m.from} → ${m.to}`;
   const text = !m.verified
     ? `⚠ UNVERIFIED (${m.problem ?? "unknown problem"})`

@@ -7,7 +7,6 @@ import {
   contactsCommand,
   groupAnswerCommand,
   groupCommand,
-  groupInfoCommand,
   groupsCommand,
   historyCommand,
   listenCommand,
@@ -22,6 +21,12 @@ import { configShowCommand } from "./commands/config.js";
 import { type DaemonFlags, daemonCommand } from "./commands/daemon.js";
 import { adoptPushedKeys, registerDevicesCommands } from "./commands/devices.js";
 import { downloadCommand, sendFileCommand } from "./commands/files.js";
+import {
+  groupAdminCommand,
+  groupInfoCommand,
+  groupOwnerCommand,
+  groupRenameCommand,
+} from "./commands/group-roles.js";
 import {
   keysBackupCommand,
   keysFingerprintCommand,
@@ -335,10 +340,36 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   group
     .command("info")
     .argument("<group>", "group name")
-    .description("a group's owner, members and pending invitations")
-    .option("--json", "as one JSON object: {name, owner, members, invited}")
+    .description("a group's owner, members, pending invitations, admins and title")
+    .option("--json", "as one JSON object: {name, owner, members, invited, admins, title}")
     .addHelpText("after", "\nExample:\n  zmqchat --user bob group info team --json")
     .action(run((cmd, name: string, opts: { json?: boolean }) => groupInfoCommand(cmd, io, name, opts)));
+  group
+    .command("rename")
+    .argument("<group>", "group name (stays: --group keeps using it)")
+    .argument("<title>", "the new display title")
+    .description("owner: set the group's display title; its name stays, so scripts keep working")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice group rename team 'Release team'")
+    .action(run((cmd, name: string, title: string) => groupRenameCommand(cmd, io, name, title)));
+  group
+    .command("owner")
+    .argument("<group>", "group name")
+    .argument("<user>", "a member")
+    .description("owner: hand the group over to a member (you stay a plain member)")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice group owner team bob")
+    .action(run((cmd, name: string, user: string) => groupOwnerCommand(cmd, io, name, user)));
+  group
+    .command("admin")
+    .argument("<group>", "group name")
+    .argument("<user>", "a member")
+    .option("--remove", "no longer an admin")
+    .description("owner: make a member an admin (admins add and remove plain members)")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice group admin team bob")
+    .action(
+      run((cmd, name: string, user: string, opts: { remove?: boolean }) =>
+        groupAdminCommand(cmd, io, name, user, opts),
+      ),
+    );
   for (const op of ["accept", "decline", "leave"] as const) {
     group
       .command(op)

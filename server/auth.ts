@@ -1,13 +1,13 @@
 import {
   createHash,
   createHmac,
+  createPublicKey,
   hkdfSync,
   type KeyObject,
   randomBytes,
   timingSafeEqual,
   verify,
 } from "node:crypto";
-import { PublicKeyCache } from "../core/crypto/keys.js";
 import { loginChallengeBytes } from "../core/crypto/login.js";
 import {
   bindingKey,
@@ -21,6 +21,9 @@ import { ZmqchatError } from "../core/errors.js";
 
 /** After a topic period ends, deliveries also go to the old topic this long, while clients move over. */
 const TOPIC_GRACE_MS = 15 * 60_000;
+
+/** Login signing keys a server keeps parsed (Authority.loginKey). */
+const LOGIN_KEYS_KEPT = 1024;
 
 export interface Clock {
   now(): number;
@@ -63,7 +66,12 @@ export function keyTag(signKey: string): string {
  * the cluster secret, so any server can check what any other server issued.
  */
 export class Authority {
-  private readonly keys = new PublicKeyCache();
+  /**
+   * Signing keys of recent logins. Bounded: a key is used once per login (sessions renew without
+   * one), and each kept key is about 0.9 KiB of native memory, which for every user who ever
+   * logged in made a server's memory grow with its users (bench scale, idle clients).
+   */
+  private readonly loginKeys = new Map<string, KeyObject>();
 
   constructor(
     private readonly secret: Buffer,
@@ -106,6 +114,16 @@ export class Authority {
         "unauthorized",
         "this session is bound to another device's CURVE key; log in from your own device",
       );
+  }
+
+  private loginKey(raw: string): KeyObject {
+    let k = this.loginKeys.get(raw);
+    if (!k) {
+      k = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: raw }, format: "jwk" });
+      if (this.loginKeys.size >= LOGIN_KEYS_KEPT) this.loginKeys.delete(this.loginKeys.keys().next().value!);
+      this.loginKeys.set(raw, k);
+    }
+    return k;
   }
 
   /** This authority's time (ms since the epoch). */
@@ -151,7 +169,7 @@ export class Authority {
       good = verify(
         null,
         loginChallengeBytes(req.name, req.nonce, req.expires),
-        this.keys.signKey(signKey),
+        this.loginKey(signKey),
         Buffer.from(req.sig, "base64url"),
       );
     } catch {

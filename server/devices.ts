@@ -99,20 +99,38 @@ export class DeviceRegistry {
     const rec = (await this.store.listDevices(name)).find((d) => d.id === device);
     if (rec?.revoked) throw revokedError(name);
     if (!rec) {
-      await this.store.putDevice(name, {
+      // Registered unseen: until the wait below is over, a resent login of this device (its
+      // first attempt timed out meanwhile, maybe on another server) waits as well.
+      const added: DeviceRecord = {
         id: device,
         name: device === "-" ? "unnamed" : `device ${device.slice(0, 4)}`,
         added: now,
-        lastSeen: now,
+        lastSeen: null,
         revoked: null,
         key: null,
         keySig: null,
-      });
+      };
+      await this.store.putDevice(name, added);
       await this.changed(name);
-    } else if (rec.lastSeen === null || now - rec.lastSeen >= SEEN_EVERY_MS) {
+      await this.seen(name, added);
+    } else if (rec.lastSeen === null) {
+      // Never seen settled: registered by a link code (which waited already) or by a login
+      // still waiting out the device caches. Waiting from this read on is safe in both cases,
+      // whatever the servers' clocks say: every list read after it holds the device.
+      await this.changed(name);
+      await this.seen(name, rec);
+    } else if (now - rec.lastSeen >= SEEN_EVERY_MS) {
       await this.store.putDevice(name, { ...rec, lastSeen: now });
       this.cache.delete(name);
     }
+  }
+
+  /** Notes the device seen now, unless another login of it did so meanwhile. */
+  private async seen(name: string, rec: DeviceRecord): Promise<void> {
+    const cur = (await this.store.listDevices(name)).find((d) => d.id === rec.id);
+    if (cur && cur.revoked === null && cur.lastSeen === null)
+      await this.store.putDevice(name, { ...cur, lastSeen: this.auth.now() });
+    this.cache.delete(name);
   }
 
   async list(c: SessionClaims): Promise<{ devices: DeviceInfo[]; current: string }> {
@@ -139,6 +157,16 @@ export class DeviceRegistry {
     }
     if (next.name !== rec.name || next.key !== rec.key) await this.store.putDevice(c.name, next);
     return { id: c.device };
+  }
+
+  /** Renames one of the caller's devices (any but a revoked one: its record stays as it was cut off). */
+  async rename(c: SessionClaims, b: RequestBody<"devices.rename">): Promise<{ id: string; name: string }> {
+    const rec = (await this.fresh(c.name)).find((d) => d.id === b.id);
+    if (!rec) throw new ZmqchatError("not_found", `${c.name} has no device ${b.id}`);
+    if (rec.revoked !== null) throw new ZmqchatError("conflict", `device ${b.id} is revoked`);
+    if (rec.name !== b.name) await this.store.putDevice(c.name, { ...rec, name: b.name });
+    this.cache.delete(c.name);
+    return { id: b.id, name: b.name };
   }
 
   /** Revokes another device of the caller: its sessions end and it never logs in again. */

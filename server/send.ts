@@ -72,9 +72,11 @@ export class SendPath {
     const accepted: Array<{ at: number; checked: Checked }> = [];
     // Copies accepted so far per recipient: a batch is held to a mailbox's quota as its sends would be.
     const reserved = new Map<string, number>();
+    // One read of each group per request: a batch to one group otherwise read it (and its members) once per envelope.
+    const groups = new Map<string, Promise<GroupRecord>>();
     for (const [at, env] of envs.entries()) {
       try {
-        const checked = await this.check(env, user, reserved);
+        const checked = await this.check(env, user, reserved, groups);
         for (const o of checked.owners) if (o !== user) reserved.set(o, (reserved.get(o) ?? 0) + 1);
         accepted.push({ at, checked });
       } catch (err) {
@@ -100,6 +102,7 @@ export class SendPath {
     env: Envelope,
     user: string,
     reserved: ReadonlyMap<string, number> | null,
+    groups: Map<string, Promise<GroupRecord>> | null = null,
   ): Promise<Checked> {
     if (env.from !== user) refuse("forbidden", `you are ${user} and cannot send as ${env.from}`);
     if (env.ct.length > MAX_CT_CHARS) refuse("too_large", `the message is over ${MAX_TEXT_BYTES} bytes`);
@@ -121,7 +124,12 @@ export class SendPath {
       }
       owners = unique([env.to, user]);
     } else if (env.group !== null && env.to === null) {
-      const group = await this.requireGroup(env.group);
+      let read = groups?.get(env.group);
+      if (!read) {
+        read = this.requireGroup(env.group);
+        groups?.set(env.group, read);
+      }
+      const group = await read;
       if (!group.members.includes(user)) refuse("forbidden", `you are not a member of ${env.group}`);
       owners = group.members;
     } else {

@@ -8,8 +8,6 @@ import { fastSendBody } from "../core/protocol/envelope-check.js";
 import { errorFrame, okFrameJson } from "../core/protocol/frames.js";
 import { MAX_LIST_PAGE, MAX_REPLY_BYTES, MAX_SYNC_PAGE } from "../core/protocol/limits.js";
 import {
-  type GroupInfo,
-  type GroupNotice,
   type RequestBody,
   type RequestType,
   requestBodies,
@@ -20,20 +18,18 @@ import { Backups } from "./backups.js";
 import { FileService } from "./blobs/files.js";
 import { DeviceRegistry } from "./devices.js";
 import { EphemeralRelay } from "./ephemeral.js";
+import { GroupService } from "./groups.js";
 import {
-  checkGroupSize,
-  checkGroupsOwned,
   checkPublicFrame,
   DEFAULT_SERVER_QUOTAS,
   MailboxQuota,
   SenderQuota,
   type ServerQuotas,
 } from "./limits.js";
-import { namesAfter, takePage } from "./paging.js";
+import { takePage } from "./paging.js";
 import { SendPath } from "./send.js";
 import { SessionManager } from "./sessions.js";
-import { sameSet, unique } from "./sets.js";
-import type { GroupRecord, Store } from "./store/store.js";
+import type { Store } from "./store/store.js";
 import { toWireError } from "./wire-error.js";
 
 /** The requests anyone may make without a session. */
@@ -83,14 +79,16 @@ export class ChatService {
   private readonly backups: Backups;
   private readonly sendPath: SendPath;
   private readonly devices: DeviceRegistry;
+  /** Group requests: roles, changes and their record (groups.ts). */
+  private readonly groups: GroupService;
 
   constructor(
     private readonly store: Store,
     private readonly auth: Authority,
-    private readonly publisher: Publisher,
+    publisher: Publisher,
     private readonly log: Logger,
     private readonly metrics: ServiceMetrics = noMetrics,
-    private readonly quotas: ServerQuotas = DEFAULT_SERVER_QUOTAS,
+    quotas: ServerQuotas = DEFAULT_SERVER_QUOTAS,
     /** Attachments (server/blobs/files.ts); without a blob store, file requests are refused. */
     files: FileService = new FileService(null, store),
   ) {
@@ -100,6 +98,14 @@ export class ChatService {
     this.backups = new Backups(store);
     this.devices = new DeviceRegistry(store, auth, this.sessions);
     this.ephemeral = new EphemeralRelay(store, (name) => this.devices.topics(name), publisher);
+    this.groups = new GroupService({
+      store,
+      quotas,
+      log,
+      topics: (name) => this.devices.topics(name),
+      publish: (topic, frame) => publisher.publish(topic, frame),
+      limit: (name, check) => this.limit(name, check),
+    });
     this.sendPath = new SendPath({
       store,
       deliveryTopics: (owner) => this.devices.topics(owner),
@@ -118,14 +124,18 @@ export class ChatService {
       challenge: (b) => this.challenge(b),
       login: (b) => this.login(b),
       users: (b, u) => this.users(b, needUser(u)),
-      "group.create": (b, u) => this.groupCreate(b, needUser(u)),
-      "group.add": (b, u) => this.groupChange(b.name, b.members, "add", needUser(u)),
-      "group.remove": (b, u) => this.groupChange(b.name, b.members, "remove", needUser(u)),
-      "group.info": (b, u) => this.groupInfo(b, needUser(u)),
-      "group.accept": (b, u) => this.groupAnswer(b.name, needUser(u), "accept"),
-      "group.decline": (b, u) => this.groupAnswer(b.name, needUser(u), "decline"),
-      "group.leave": (b, u) => this.groupLeave(b.name, needUser(u)),
-      groups: (b, u) => this.groups(b, needUser(u)),
+      "group.create": (b, u) => this.groups.create(b, needUser(u)),
+      "group.add": (b, u) => this.groups.change(b.name, b.members, "add", needUser(u)),
+      "group.remove": (b, u) => this.groups.change(b.name, b.members, "remove", needUser(u)),
+      "group.info": (b, u) => this.groups.info(b, needUser(u)),
+      "group.accept": (b, u) => this.groups.answer(b.name, needUser(u), "accept"),
+      "group.decline": (b, u) => this.groups.answer(b.name, needUser(u), "decline"),
+      "group.leave": (b, u) => this.groups.leave(b.name, needUser(u)),
+      "group.rename": (b, u) => this.groups.rename(b, needUser(u)),
+      "group.owner": (b, u) => this.groups.handOver(b, needUser(u)),
+      "group.admin": (b, u) => this.groups.admin(b, needUser(u)),
+      "group.events": (b, u) => this.groups.events(b, needUser(u)),
+      groups: (b, u) => this.groups.list(b, needUser(u)),
       send: (b, u) => this.sendPath.send(b.envelope, needUser(u)),
       "send.many": (b, u) => this.sendPath.sendMany(b.envelopes, needUser(u)),
       sync: (b, u) => this.sync(b, needUser(u)),
@@ -151,6 +161,7 @@ export class ChatService {
       "devices.list": async (_b, _u, c) => ok(await this.devices.list(needSession(c))),
       "devices.hello": async (b, _u, c) => ok(await this.devices.hello(needSession(c), b)),
       "devices.revoke": async (b, _u, c) => ok(await this.devices.revoke(needSession(c), b.id)),
+      "devices.rename": async (b, _u, c) => ok(await this.devices.rename(needSession(c), b)),
       "devices.rekey.put": async (b, _u, c) => ok(await this.devices.rekeyPut(needSession(c), b)),
       "devices.rekey.get": async (b) => ok(await this.devices.rekeyGet(b)),
       "link.put": async (b, _u, c) => ok(await this.devices.linkPut(needSession(c), b)),
@@ -242,8 +253,9 @@ export class ChatService {
   private async login(b: RequestBody<"login">): Promise<string> {
     const [u] = await this.store.getUsers([b.name]);
     if (!u) this.refuse("not_found", `no user named ${b.name}; register first`);
-    const session = await this.sessions.login(b, u.keys.sign);
-    await this.devices.admit(b.name, b.device ?? "-");
+    const session = await this.sessions.login(b, u.keys.sign, () =>
+      this.devices.admit(b.name, b.device ?? "-"),
+    );
     return ok(session);
   }
 
@@ -293,127 +305,6 @@ export class ChatService {
     return `{"users":[${page.parts.join(",")}],"more":${page.more}}`;
   }
 
-  /** Creates a group owned by the caller; everyone else named is invited, not made a member. */
-  private async groupCreate(b: RequestBody<"group.create">, user: string): Promise<string> {
-    const wanted = unique([user, ...b.members]);
-    this.limit("members_per_group", () => checkGroupSize(this.quotas, b.name, wanted.length));
-    await this.requireUsers(wanted);
-    const owned = (await this.store.groupsOf(user)).filter((g) => g.owner === user && g.name !== b.name);
-    this.limit("groups_per_user", () => checkGroupsOwned(this.quotas, user, owned.length));
-    const invited = wanted.filter((m) => m !== user);
-    const r = await this.store.createGroup({ name: b.name, owner: user, members: [user], invited });
-    if (
-      !r.created &&
-      (r.group.owner !== user || !sameSet([...r.group.members, ...r.group.invited], wanted))
-    ) {
-      this.refuse("conflict", `a group named ${b.name} already exists`);
-    }
-    if (r.created) for (const m of invited) this.notify(r.group, "invited", m, user);
-    return ok({ group: await this.groupWithKeys(r.group), created: r.created });
-  }
-
-  /** The owner invites (add) or removes members and invitations (remove). */
-  private async groupChange(
-    name: string,
-    names: string[],
-    op: "add" | "remove",
-    user: string,
-  ): Promise<string> {
-    const group = await this.requireGroup(name);
-    if (group.owner !== user)
-      this.refuse("forbidden", `only ${group.owner}, the owner of ${name}, can change its members`);
-    let updated: GroupRecord;
-    if (op === "add") {
-      await this.requireUsers(names);
-      const fresh = unique(names).filter((n) => !group.members.includes(n) && !group.invited.includes(n));
-      const invited = [...group.invited, ...fresh];
-      this.limit("members_per_group", () =>
-        checkGroupSize(this.quotas, name, group.members.length + invited.length),
-      );
-      updated = await this.store.setMembers(name, group.members, invited);
-      for (const m of fresh) this.notify(updated, "invited", m, user);
-    } else {
-      if (names.includes(group.owner)) this.refuse("bad_request", "the owner cannot be removed from a group");
-      const missing = names.filter((n) => !group.members.includes(n) && !group.invited.includes(n));
-      if (missing.length > 0) this.refuse("not_found", `not members of ${name}: ${missing.join(", ")}`);
-      updated = await this.store.setMembers(
-        name,
-        group.members.filter((m) => !names.includes(m)),
-        group.invited.filter((m) => !names.includes(m)),
-      );
-      // The removed hear of it too: they are no longer on the list the notice goes to.
-      for (const m of unique(names)) this.notify(group, "removed", m, user);
-    }
-    return ok({ group: await this.groupWithKeys(updated) });
-  }
-
-  /** An invitee accepts (becomes a member) or declines (the invitation is gone). */
-  private async groupAnswer(name: string, user: string, answer: "accept" | "decline"): Promise<string> {
-    const group = await this.requireGroup(name);
-    if (answer === "accept" && group.members.includes(user)) {
-      return ok({ group: await this.groupWithKeys(group) });
-    }
-    if (!group.invited.includes(user)) this.refuse("not_found", `you have no invitation to ${name}`);
-    const invited = group.invited.filter((m) => m !== user);
-    if (answer === "decline") {
-      await this.store.setMembers(name, group.members, invited);
-      this.notify(group, "declined", user, user);
-      return ok({ declined: true });
-    }
-    const updated = await this.store.setMembers(name, [...group.members, user], invited);
-    this.notify(updated, "joined", user, user);
-    return ok({ group: await this.groupWithKeys(updated) });
-  }
-
-  /**
-   * A member leaves. The owner cannot: a group always has its owner, who alone changes its
-   * members (DESIGN.md); the owner removes the others instead.
-   */
-  private async groupLeave(name: string, user: string): Promise<string> {
-    const group = await this.requireGroup(name);
-    if (!group.members.includes(user)) this.refuse("not_found", `you are not a member of ${name}`);
-    if (group.owner === user) {
-      this.refuse("forbidden", `you own ${name}: the owner cannot leave a group`);
-    }
-    await this.store.setMembers(
-      name,
-      group.members.filter((m) => m !== user),
-      group.invited,
-    );
-    this.notify(group, "left", user, user);
-    return ok({ left: true });
-  }
-
-  /** Tells the group's members and invitees (`group` as it was or is) of a change, on their live topics. */
-  private notify(group: GroupRecord, change: GroupNotice["change"], who: string, by: string): void {
-    const frame = Buffer.from(
-      JSON.stringify({ v: 1, type: "group", group: group.name, change, user: who, by }),
-    );
-    for (const owner of unique([...group.members, ...group.invited, who])) {
-      this.devices.topics(owner).then(
-        (topics) => {
-          for (const topic of topics) this.publisher.publish(topic, frame);
-        },
-        (err) => this.log.warn({ err, owner }, "a group notice was not published"),
-      );
-    }
-  }
-
-  private async groupInfo(b: RequestBody<"group.info">, user: string): Promise<string> {
-    const group = await this.requireGroup(b.name);
-    // An invitee may look before accepting.
-    if (!group.members.includes(user) && !group.invited.includes(user))
-      this.refuse("forbidden", `you are not a member of ${b.name}`);
-    return ok({ group: await this.groupWithKeys(group) });
-  }
-
-  /** The caller's groups by name, each with its members' keys, paged by bytes and count. */
-  private async groups(b: RequestBody<"groups">, user: string): Promise<string> {
-    const groups = namesAfter(await this.store.groupsOf(user), b.after);
-    const page = await takePage(groups, async (g) => JSON.stringify(await this.groupWithKeys(g)));
-    return `{"groups":[${page.parts.join(",")}],"more":${page.more}}`;
-  }
-
   private async sync(b: RequestBody<"sync">, user: string): Promise<string> {
     // Bounded by bytes as well as by count, so that no mailbox content can make a page pass
     // the frame limit: whatever was sent to a mailbox, it stays readable.
@@ -422,23 +313,6 @@ export class ChatService {
       (i) => `{"cursor":"${i.cursor}","serverTime":"${i.serverTime}","envelope":${i.envelope}}`,
     );
     return `{"items":[${items.join(",")}],"more":${page.more}}`;
-  }
-
-  private async requireUsers(names: string[]): Promise<void> {
-    const found = new Set((await this.store.getUsers(unique(names))).map((u) => u.name));
-    const missing = unique(names).filter((n) => !found.has(n));
-    if (missing.length > 0) this.refuse("not_found", `no such user: ${missing.join(", ")}`);
-  }
-
-  private async requireGroup(name: string): Promise<GroupRecord> {
-    const g = await this.store.getGroup(name);
-    if (!g) this.refuse("not_found", `no group named ${name}`);
-    return g;
-  }
-
-  private async groupWithKeys(g: GroupRecord): Promise<GroupInfo> {
-    const users = await this.store.getUsers(g.members);
-    return { name: g.name, owner: g.owner, members: users, invited: g.invited };
   }
 }
 

@@ -50,12 +50,19 @@ export class SessionManager {
     if (this.cacheMs > 0) await delay(this.cacheMs);
   }
 
-  /** A signed login: the signature first (no store write for a forgery), then the challenge is used up. */
+  /**
+   * A signed login: the signature first (no store write for a forgery), then `admit` (the
+   * device registry's checks), then the challenge is used up. Claiming last lets a resent login
+   * (the client's attempt timed out while the first was still being admitted) succeed in place
+   * of the first, instead of finding its challenge used by a login whose answer it gave up on.
+   */
   async login(
     req: Parameters<Authority["login"]>[0],
     signKey: string,
+    admit: () => Promise<void> = async () => {},
   ): Promise<ReturnType<Authority["login"]> & { lifetimeMs: number }> {
     const session = this.auth.login(req, signKey);
+    await admit();
     if (!(await this.store.claimOnce(req.nonce, req.expires))) {
       throw new ZmqchatError("unauthorized", "this login challenge was already used; log in again");
     }

@@ -14,6 +14,8 @@ export type Command =
   | { kind: "fingerprint"; user: string | null }
   | { kind: "search"; query: string }
   | { kind: "unread" }
+  /** `/mute`, `/unmute`: the open conversation, in this profile's mute list (as `zmqchat mute`). */
+  | { kind: "mute"; on: boolean }
   /** `/devices`: the list; `/devices revoke ID`: says how (the keys rotate: see worker/commands.ts). */
   | { kind: "devices"; revoke: string | null }
   /** Attachments (tui/worker/files.ts): send a file to the open conversation; save one. */
@@ -38,6 +40,7 @@ export const COMMAND_HELP: ReadonlyArray<[string, string]> = [
   ["/file PATH", "send a file to the open conversation (encrypted; resumable; Tab completes PATH)"],
   ["/save [ID]", "save the newest file of the open conversation (or message ID's) here"],
   ["/unread", "jump to the first unread message of the open conversation (Shift-PgUp)"],
+  ["/mute, /unmute", "no bell or notification for the open conversation (its messages still show), or again"],
   ["/help", "keys and commands"],
   ["/quit", "leave zmqchat"],
   ["//text", "send a message that starts with /"],
@@ -131,6 +134,14 @@ export function parseCommand(input: string): Command {
     }
     case "unread":
       return { kind: "unread" };
+    case "mute":
+    case "unmute":
+      if (rest.length > 0)
+        return {
+          kind: "invalid",
+          message: `usage: /${word} (the open conversation; zmqchat mute for others)`,
+        };
+      return { kind: "mute", on: word === "mute" };
     case "devices": {
       if (rest.length === 0) return { kind: "devices", revoke: null };
       if (rest[0] === "revoke" && /^[0-9a-f]{16}$/.test(rest[1] ?? ""))

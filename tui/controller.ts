@@ -6,6 +6,7 @@
  */
 
 import type { ChatClient, ClientEvent } from "../core/client/client.js";
+import { groupConv } from "../core/client/conv.js";
 import { asZmqchatError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { isCommand, parseCommand, parseGroupPrompt } from "./commands.js";
@@ -108,6 +109,10 @@ export class Controller {
       bell: this.opts.bell,
       prepare: this.opts.prepare,
       onEnter: (s) => this.onEnter(s),
+      onLeave: (s) => {
+        for (const u of this.unsubscribe.splice(0)) u();
+        this.feed.save(s.client.cache);
+      },
     });
     this.commands = {
       send: (conv, text) => this.sends.send(conv, text),
@@ -218,6 +223,10 @@ export class Controller {
           if (!t.startsWith("/") || t.startsWith("//")) this.signals.typed(next.open);
         }
         break;
+      case "devicesConfirm":
+        if (prev.overlay?.kind === "devices" && prev.overlay.confirm)
+          this.track(this.session.revokeDevice(prev.overlay.confirm));
+        break;
       case "confirmDelete":
         if (prev.overlay?.kind === "confirm") this.actions.delete(prev.overlay.id);
         break;
@@ -258,6 +267,10 @@ export class Controller {
         // Marks of own messages changed (✓✓ delivered, ✔✔ read).
         this.actions.changed(null);
         break;
+      case "read":
+        // Read on another device of this user: the unread counts follow.
+        if (c) this.dispatch({ type: "convs", convs: conversationsWithUnread(c.cache, c.name) });
+        break;
       case "typing":
         this.signals.typing(e.from, e.conv, e.until);
         break;
@@ -287,6 +300,9 @@ export class Controller {
           this.notice(text, level);
         }
         this.track(this.session.refreshLists(c));
+        // The open group's system lines follow its changes live (issue 17).
+        if (this.state.history?.conv === groupConv(e.notice.group))
+          this.history.refreshSystemLines(groupConv(e.notice.group));
         break;
       }
     }
@@ -309,9 +325,11 @@ export class Controller {
     });
     if (unwatch) this.unsubscribe.push(unwatch);
     // Users who register have no event: the user and group lists are fetched again now and then.
-    this.timers.every(this.opts.refreshMs, () => {
-      if (!this.stopped && c.state === "online") this.track(this.session.refreshLists(c));
-    });
+    this.unsubscribe.push(
+      this.timers.every(this.opts.refreshMs, () => {
+        if (!this.stopped && c.state === "online") this.track(this.session.refreshLists(c));
+      }),
+    );
   }
 
   /** What the cache already knows: people, key warnings, conversations and their unread counts. */

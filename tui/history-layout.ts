@@ -37,10 +37,13 @@ export interface HistoryItem {
   quote?: { from: string; text: string } | null;
   /** The first message that was unread when the conversation opened: the divider goes above it. */
   unreadStart?: boolean;
+  /** A group's system line (tui/system-lines.ts): `text` is the sentence, shown dim. */
+  system?: boolean;
 }
 
 export type Row =
   | { kind: "day"; label: string }
+  | { kind: "system"; label: string }
   | { kind: "divider"; label: string }
   | {
       kind: "msg";
@@ -113,6 +116,11 @@ export function itemRows(item: HistoryItem, prev: HistoryItem | undefined, width
   if (!prev || dayKey(prev.time) !== dayKey(item.time))
     rows.push({ kind: "day", label: dayLabel(item.time, now) });
   if (item.unreadStart) rows.push({ kind: "divider", label: NEW_MESSAGES });
+  if (item.system) {
+    for (const label of wrapText(sanitize(`— ${item.text} —`), Math.max(1, width - 2)))
+      rows.push({ kind: "system", label });
+    return rows;
+  }
   const from = sanitize(item.from);
   // "HH:MM ✓✓ name  text": continuation rows are indented under the text, unless the pane is too narrow.
   const indentFull = 5 + 1 + 2 + 1 + textWidth(from) + 2;

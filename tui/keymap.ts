@@ -4,6 +4,7 @@
  * focused pane. Tested without a terminal.
  */
 
+import { devicesKey } from "./devices-view.js";
 import type { EditOp } from "./editor.js";
 import { pathToComplete } from "./file-keys.js";
 import { REACTIONS } from "./message-actions.js";
@@ -272,7 +273,11 @@ export function routeKey(
     return [{ type: "completePath" }];
   const global = globalKey({ focus: s.focus, overlay }, input, key);
   if (global) return [global];
-  if (overlay === "help" || overlay === "devices") {
+  if (s.overlay?.kind === "devices") {
+    const a = devicesKey(s.overlay, input, key);
+    return a ? [a] : [];
+  }
+  if (overlay === "help") {
     const a = helpKey(input, key);
     return a ? [a] : [];
   }

@@ -47,7 +47,7 @@ export function selectedItem(s: State): HistoryItem | null {
 
 /** An item the user may act on: stored (not pending), verified, not deleted. */
 function actionable(i: HistoryItem): boolean {
-  return i.ord !== null && i.verified && !i.deleted;
+  return i.ord !== null && i.verified && !i.deleted && !i.system;
 }
 
 function firstLine(text: string): string {

@@ -6,7 +6,7 @@
 import type { ChatMessage } from "../core/client/cache.js";
 import type { ConnectionState } from "../core/client/client.js";
 import { type ConvKind, formatConv, groupOf, parseConv, userOf } from "../core/client/conv.js";
-import type { DeviceInfo } from "../core/protocol/devices.js";
+import { type DevicesAction, reduceDevices } from "./devices-view.js";
 import { type EditOp, edit, emptyEditor } from "./editor.js";
 import { type FileKeyAction, reduceFileKey } from "./file-keys.js";
 import { type HistoryItem, historyWindow, revealScroll, rowsOfNewest } from "./history-layout.js";
@@ -20,6 +20,7 @@ import {
   withQuotes,
 } from "./message-actions.js";
 import { type Presence, withTyping } from "./presence.js";
+import { type SystemLineView, withSystemLines } from "./system-lines.js";
 
 export { revealScroll };
 
@@ -62,6 +63,8 @@ export type Action =
   | { type: "convs"; convs: Array<{ conv: string; last: string; unread: number }> }
   | { type: "arrived"; messages: ChatMessage[] }
   | { type: "history"; conv: string; messages: ChatMessage[]; complete: boolean }
+  /** A group's system lines, placed among the open conversation's messages (tui/system-lines.ts). */
+  | { type: "systemLines"; conv: string; lines: SystemLineView[] }
   // our sends
   | { type: "sending"; localId: string; conv: string; text: string; at: string; replyTo?: string }
   | { type: "sent"; localId: string; message: ChatMessage }
@@ -89,8 +92,6 @@ export type Action =
   | { type: "paste"; on: boolean }
   | { type: "slash" }
   | { type: "help" }
-  /** `/devices`: the user's devices, over the history pane (tui/devices-view.ts). */
-  | { type: "devices"; devices: DeviceInfo[]; current: string }
   | { type: "prompt"; purpose: "chat" | "group" }
   | { type: "close" }
   | { type: "back" }
@@ -103,7 +104,9 @@ export type Action =
   | { type: "presence"; name: string; state: Presence | null }
   | { type: "muted"; convs: string[] }
   | MessageActionAction
-  | FileKeyAction;
+  | FileKeyAction
+  /** `/devices`: the user's devices, over the history pane; select and revoke (tui/devices-view.ts). */
+  | DevicesAction;
 
 export function initialState(opts: { bell?: boolean; profiles?: string[] } = {}): State {
   return {
@@ -543,6 +546,12 @@ export function reduce(s: State, a: Action): State {
       return settleMark({ ...s, history: withOutbox(loaded, s.outbox, s.me) });
     }
 
+    case "systemLines": {
+      const h = s.history;
+      if (!h || h.conv !== a.conv) return s;
+      return { ...s, history: { ...h, items: withSystemLines(h.items, a.lines, h.complete) } };
+    }
+
     case "sending": {
       const h = s.history;
       const item: HistoryItem = {
@@ -653,7 +662,11 @@ export function reduce(s: State, a: Action): State {
     case "help":
       return { ...s, overlay: { kind: "help" } };
     case "devices":
-      return { ...s, overlay: { kind: "devices", devices: a.devices, current: a.current } };
+    case "devicesSelect":
+    case "devicesRevoke":
+    case "devicesConfirm":
+    case "devicesCancel":
+      return reduceDevices(s, a);
     case "prompt":
       return { ...s, overlay: { kind: "prompt", purpose: a.purpose, editor: emptyEditor } };
     case "close":
@@ -706,7 +719,16 @@ export function reduce(s: State, a: Action): State {
 export function describeGroupNotice(
   n: {
     group: string;
-    change: "invited" | "joined" | "declined" | "left" | "removed";
+    change:
+      | "invited"
+      | "joined"
+      | "declined"
+      | "left"
+      | "removed"
+      | "renamed"
+      | "owner"
+      | "admin"
+      | "unadmin";
     user: string;
     by: string;
   },
@@ -729,5 +751,13 @@ export function describeGroupNotice(
       return { text: `${who} left #${n.group}`, level: "info" };
     case "removed":
       return { text: `${n.by} removed ${who} from #${n.group}`, level: n.user === me ? "warn" : "info" };
+    case "renamed":
+      return { text: `${n.by} renamed #${n.group}`, level: "info" };
+    case "owner":
+      return { text: `${n.by} made ${who} the owner of #${n.group}`, level: "info" };
+    case "admin":
+      return { text: `${n.by} made ${who} an admin of #${n.group}`, level: "info" };
+    case "unadmin":
+      return { text: `${n.by} removed ${who} as an admin of #${n.group}`, level: "info" };
   }
 }

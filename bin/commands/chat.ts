@@ -315,30 +315,6 @@ function describeMembers(g: GroupRow): string {
   return `${g.members.join(", ")}${g.invited.length ? `; invited: ${g.invited.join(", ")}` : ""}`;
 }
 
-/** One group's owner, members and invitations (`group info GROUP [--json]`); members and invitees may look. */
-export async function groupInfoCommand(
-  cmd: Command,
-  io: Io,
-  group: string,
-  opts: { json?: boolean },
-): Promise<void> {
-  checkName("group", group);
-  const s = openClient(settingsOf(cmd));
-  try {
-    const g = await s.client.groupInfo(group);
-    const row = {
-      name: g.name,
-      owner: g.owner,
-      members: g.members.map((m) => m.name),
-      invited: g.invited ?? [],
-    };
-    if (opts.json) io.out(JSON.stringify(row));
-    else io.out(sanitizeLine(`${row.name}: owner ${row.owner}; members: ${describeMembers(row)}`));
-  } finally {
-    await s.close();
-  }
-}
-
 /** Answers an invitation, or leaves a group. */
 export async function groupAnswerCommand(
   cmd: Command,

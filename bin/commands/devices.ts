@@ -7,6 +7,7 @@ import {
   helloDevice,
   listDevices,
   offerLink,
+  renameDevice,
   revokeDevice,
   takeLink,
 } from "../../core/client/devices.js";
@@ -19,9 +20,10 @@ import {
   profilePaths,
   saveIdentity,
 } from "../../core/client/profile.js";
+import type { Settings } from "../../core/config/config.js";
 import { fingerprint, generateIdentity } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
-import type { DeviceInfo } from "../../core/protocol/devices.js";
+import { type DeviceInfo, deviceIdSchema, deviceNameSchema } from "../../core/protocol/devices.js";
 import {
   clientTransport,
   curveSecretOf,
@@ -86,6 +88,13 @@ export function registerDevicesCommands(program: Command, run: Run, io: Io): voi
       "\nExample:\n  zmqchat --user alice devices && zmqchat --user alice devices revoke 0123456789abcdef",
     )
     .action(run((cmd, id: string) => devicesRevokeCommand(cmd, io, id)));
+  devices
+    .command("rename")
+    .argument("<id>", "the device id (zmqchat devices)")
+    .argument("<name>", "its new name (1 to 64 characters, no control characters)")
+    .description("rename one of your devices (this one or another)")
+    .addHelpText("after", "\nExample:\n  zmqchat --user alice devices rename 0123456789abcdef laptop")
+    .action(run((cmd, id: string, name: string) => devicesRenameCommand(cmd, io, id, name)));
   devices
     .command("fetch-keys")
     .description("after another device of yours revoked one: take the new keys it pushed to this device")
@@ -202,27 +211,31 @@ export async function devicesLinkCommand(cmd: Command, io: Io, code: string): Pr
   }
 }
 
+export async function devicesRenameCommand(cmd: Command, io: Io, id: string, name: string): Promise<void> {
+  if (!deviceIdSchema.safeParse(id).success)
+    throw new ZmqchatError("usage", "a device id is 16 hex characters");
+  if (!deviceNameSchema.safeParse(name).success)
+    throw new ZmqchatError("usage", "a device name is 1 to 64 characters, without control characters");
+  const settings = settingsOf(cmd);
+  const s = openClient(settings);
+  try {
+    // A service that predates renaming answers bad_request (an unknown request type).
+    const r = await renameDevice(s.client, id, name);
+    io.out(`renamed ${r.id} to ${r.name}`);
+  } finally {
+    await s.close();
+  }
+}
+
 export async function devicesRevokeCommand(cmd: Command, io: Io, id: string): Promise<void> {
   if (!/^[0-9a-f]{16}$/.test(id)) throw new ZmqchatError("usage", "a device id is 16 hex characters");
   const settings = settingsOf(cmd);
   const user = requireUser(settings);
   const paths = profilePaths(settings.home, user);
-  const unlock = isProtected(paths) ? unlockOptions() : {};
   const loaded = loadIdentity(paths, user, unlockOptions());
   const s = openClient(settings, { identity: loaded });
-  const pending = `${paths.identity}.next`;
   try {
-    const r = await revokeDevice(
-      s.client,
-      loaded,
-      id,
-      (next) => openClient(settings, { identity: next }),
-      (next) => {
-        // Saved only once the service took the new keys; the old ones stay in it to open old messages.
-        saveIdentity(paths, next, pending, unlock);
-        renameSync(pending, paths.identity);
-      },
-    );
+    const r = await revokeFromProfile(settings, user, s.client, loaded, id);
     io.out(`revoked ${id}: its sessions ended and it cannot log in again`);
     io.out(`new keys for ${user}: ${fingerprint(user, r.next.identity.publicKeys)}`);
     if (r.pushed.length > 0)
@@ -232,8 +245,38 @@ export async function devicesRevokeCommand(cmd: Command, io: Io, id: string): Pr
         `zmqchat: warning: ${r.unreachable.join(", ")} registered no key of its own; link it again (zmqchat devices add)`,
       );
   } finally {
-    rmSync(pending, { force: true });
     await s.close();
+  }
+}
+
+/**
+ * Revokes device `id` of `user` with a client of the profile (the command's, or the running TUI's):
+ * the keys rotate and are saved to the profile, then pushed to the remaining devices.
+ */
+export async function revokeFromProfile(
+  settings: Settings,
+  user: string,
+  client: ChatClient,
+  loaded: LoadedIdentity,
+  id: string,
+): Promise<{ next: LoadedIdentity; pushed: string[]; unreachable: string[] }> {
+  const paths = profilePaths(settings.home, user);
+  const unlock = isProtected(paths) ? unlockOptions() : {};
+  const pending = `${paths.identity}.next`;
+  try {
+    return await revokeDevice(
+      client,
+      loaded,
+      id,
+      (next) => openClient({ ...settings, user }, { identity: next }),
+      (next) => {
+        // Saved only once the service took the new keys; the old ones stay in it to open old messages.
+        saveIdentity(paths, next, pending, unlock);
+        renameSync(pending, paths.identity);
+      },
+    );
+  } finally {
+    rmSync(pending, { force: true });
   }
 }
 
@@ -267,22 +310,33 @@ export async function adoptPushedKeys(cmd: Command, io: Io, err: unknown): Promi
     return false;
   const settings = settingsOf(cmd);
   if (!settings.user) return false;
-  const paths = profilePaths(settings.home, settings.user);
-  if (!hasIdentity(paths)) return false;
+  const next = await takePushedKeys(settings, settings.user);
+  if (!next) return false;
+  io.err(
+    `zmqchat: took the new keys another device of yours pushed here: ${fingerprint(settings.user, next.identity.publicKeys)}`,
+  );
+  return true;
+}
+
+/**
+ * Installs the keys another device of `user` pushed to this one after a revocation (signed by the
+ * old keys, sealed to this device): the new identity once saved, or null when none (or none newer)
+ * waits. The CLI runs a refused command again after it; the TUI signs in again.
+ */
+export async function takePushedKeys(settings: Settings, user: string): Promise<LoadedIdentity | null> {
+  const paths = profilePaths(settings.home, user);
+  if (!hasIdentity(paths)) return null;
   const unlock = isProtected(paths) ? unlockOptions() : {};
-  const loaded = loadIdentity(paths, settings.user, unlockOptions());
-  const s = openClient(settings, { identity: loaded });
+  const loaded = loadIdentity(paths, user, unlockOptions());
+  const s = openClient({ ...settings, user }, { identity: loaded });
   try {
     const next = await fetchPushedKeys(s.client, loaded, curveSecretOf(paths.dir)).catch((e: unknown) => {
       if (e instanceof ZmqchatError && e.code === "not_found") return null;
       throw e;
     });
-    if (!next || next.identity.publicKeys.sign === loaded.identity.publicKeys.sign) return false;
+    if (!next || next.identity.publicKeys.sign === loaded.identity.publicKeys.sign) return null;
     saveIdentity(paths, next, paths.identity, unlock);
-    io.err(
-      `zmqchat: took the new keys another device of yours pushed here: ${fingerprint(settings.user, next.identity.publicKeys)}`,
-    );
-    return true;
+    return next;
   } finally {
     await s.close();
   }

@@ -1,10 +1,17 @@
 import { checkActionTarget, type MessageExtra } from "../../core/client/actions.js";
 import type { ChatClient, Target } from "../../core/client/client.js";
 import { convOfTarget } from "../../core/client/conv.js";
+import { withUnread } from "../../core/client/read-state.js";
+import {
+  cachedSystemLines,
+  isSystemEntry,
+  mergeSystemLines,
+  refreshSystemLines,
+} from "../../core/client/system-lines.js";
 import { fingerprint } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { syncOrWarn } from "../context.js";
-import { type MessageFields, messageFields } from "../format.js";
+import { type MessageFields, messageFields, systemFields } from "../format.js";
 import { checkConversation } from "./target.js";
 
 /**
@@ -73,10 +80,24 @@ export async function historyOp(
 ): Promise<MessageFields[]> {
   const online = await syncOrWarn(client, warn, "showing the local cache");
   if (online) await checkConversation(client, { err: (line) => warn(line.replace(WARNING, "")) }, p.target);
-  const shown = client.cache.history(convOfTarget(p.target), p.limit);
+  // Unread as it was before this command showed anything (the "new messages" divider's view).
+  const shown = withUnread(client.cache.history(convOfTarget(p.target), p.limit), client.name, (conv) =>
+    client.cache.receipts.readMark(conv),
+  );
   // Shown to a person: read receipts follow (core/client/receipts.ts says when a message is read).
   if (p.markRead) client.markRead(shown);
-  return shown.map(messageFields);
+  if (!("group" in p.target)) return shown.map(messageFields);
+  const group = p.target.group;
+  // A group's history carries its system lines (issue 17): the server's record, kept in the cache.
+  const lines = online
+    ? await refreshSystemLines(client, group).catch((err: Error) => {
+        warn(`system lines: ${err.message}; showing the cached ones`);
+        return cachedSystemLines(client.cache, group);
+      })
+    : cachedSystemLines(client.cache, group);
+  return mergeSystemLines(shown, lines, p.limit).map((m) =>
+    isSystemEntry(m) ? systemFields(m) : messageFields(m),
+  );
 }
 
 export interface SyncResult {

@@ -13,6 +13,7 @@ import {
   profilePaths,
 } from "../../core/client/profile.js";
 import type { Settings } from "../../core/config/config.js";
+import { fingerprint } from "../../core/crypto/keys.js";
 import type { Logger } from "../../core/logger.js";
 import { NAME_PATTERN } from "../../core/protocol/limits.js";
 import { isAlive, readStackState, stackPaths } from "../../server/local-stack.js";
@@ -24,6 +25,7 @@ import { makeLogger } from "../logging.js";
 import { probeBalancer } from "../probe.js";
 import { report } from "../report.js";
 import { binPath } from "../version.js";
+import { revokeFromProfile, takePushedKeys } from "./devices.js";
 
 /** The profiles under HOME/users, each opened with a zeromq client (the TUI never builds transports). */
 export function zeromqProfiles(settings: Settings, log: Logger): ProfileAccess {
@@ -61,6 +63,19 @@ export function zeromqProfiles(settings: Settings, log: Logger): ProfileAccess {
     },
     exists,
     open: (name) => build(name, loadIdentity(profilePaths(home, name), name, unlockOptions())),
+    async revokeDevice(name, client, id) {
+      const loaded = loadIdentity(profilePaths(home, name), name, unlockOptions());
+      const r = await revokeFromProfile(settings, name, client, loaded, id);
+      return {
+        fingerprint: fingerprint(name, r.next.identity.publicKeys),
+        pushed: r.pushed,
+        unreachable: r.unreachable,
+      };
+    },
+    async pickUpKeys(name) {
+      const next = await takePushedKeys(settings, name);
+      return next ? fingerprint(name, next.identity.publicKeys) : null;
+    },
     create(name) {
       const paths = profilePaths(home, name);
       const made = ensureIdentity(paths, name, unlockOptions());

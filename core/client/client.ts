@@ -29,6 +29,7 @@ import { AckBatch } from "./ack-batch.js";
 import { extraFields, type MessageExtra } from "./actions.js";
 import type { Cache, ChatMessage } from "./cache.js";
 import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOptions } from "./channel.js";
+import { registerDeviceKey } from "./device-keys.js";
 import type { EndpointMemory } from "./endpoints.js";
 import { EphemeralSignals } from "./ephemeral.js";
 import type { ContactKeyView } from "./key-history.js";
@@ -62,6 +63,8 @@ export type ClientEvent =
    * them read their `status` / `readBy` from the cache again (receipts.ts).
    */
   | { type: "receipt"; from: string; status: "delivered" | "read"; ids: string[] }
+  /** Issue 19: another device of this user read these conversations: their read marks moved (read-state.ts). */
+  | { type: "read"; convs: string[] }
   /**
    * Issue 17: an edit, delete or reaction (`kind`) of message `target` in `conv` was stored (live,
    * by a sync or by another process's send): views showing `target` read it from the cache again.
@@ -198,6 +201,7 @@ export class ChatClient {
     options.cache.receipts.owner = this.name;
     options.cache.receipts.readReceipts = options.readReceipts !== false;
     options.cache.receipts.onReceived = (r) => this.emit({ type: "receipt", ...r });
+    options.cache.receipts.onReadElsewhere = (convs) => this.emit({ type: "read", convs });
     options.cache.actions.onAction = (a) => this.emit({ type: "action", ...a });
     this.signals = new EphemeralSignals(
       {
@@ -351,6 +355,12 @@ export class ChatClient {
     if (previous && previous !== r.topic) this.channel.unsubscribe(previous);
     this.staleTopic = null;
     this.scheduleTopicRefresh(r.topicExpires);
+    // Issue #19: every device registers its own key, so it gets the keys pushed after a revocation.
+    const secret = this.options.curveSecret;
+    if (secret)
+      registerDeviceKey(this, this.options.identity, secret, (err) =>
+        this.log.debug({ err }, "registering this device's key failed"),
+      );
   }
 
   private renewTimer: NodeJS.Timeout | null = null;
@@ -432,6 +442,8 @@ export class ChatClient {
     opts: RequestOptions & { id?: string } = {},
     extra?: MessageExtra,
   ): Promise<ChatMessage> {
+    // A message (not a receipt) ends "typing" at the other side: the next key announces it again.
+    if (!extra?.receipt) this.signals.sent(target);
     return this.outbox.send(target, text, opts, extra);
   }
 
@@ -445,6 +457,7 @@ export class ChatClient {
     opts: RequestOptions = {},
     extra?: MessageExtra,
   ): Promise<{ id: string; queued: boolean; message?: ChatMessage }> {
+    if (!extra?.receipt) this.signals.sent(target);
     return this.outbox.sendOrQueue(target, text, opts, extra);
   }
 

@@ -19,7 +19,10 @@ import { ZmqchatError } from "../errors.js";
 import type { DeviceInfo } from "../protocol/devices.js";
 import type { RequestOptions } from "./channel.js";
 import type { ChatClient } from "./client.js";
+import { deviceKeyClaim, deviceKeyTrusted } from "./device-keys.js";
 import { type LoadedIdentity, newDeviceId } from "./profile.js";
+
+export { deviceKeyClaim, deviceKeyTrusted } from "./device-keys.js";
 
 /**
  * Several devices per user (issue #19), the client side: link codes, the identity sealed under a
@@ -150,42 +153,6 @@ const SPKI_X25519 = Buffer.from("302a300506032b656e032100", "hex");
 
 function x25519Public(raw: Buffer): KeyObject {
   return createPublicKey({ key: Buffer.concat([SPKI_X25519, raw]), format: "der", type: "spki" });
-}
-
-/** What a user's signature over one of their device keys covers. */
-function deviceKeyBytes(name: string, device: string, key: string): Buffer {
-  return Buffer.from(`zmqchat-device-key-v1\n${name}\n${device}\n${key}`);
-}
-
-/** The device's public X25519 key (base64url) and the user's Ed25519 signature over it. */
-export function deviceKeyClaim(
-  identity: Identity,
-  device: string,
-  secret: Buffer,
-): { key: string; keySig: string } {
-  const key = x25519PublicRaw(x25519Private(secret)).toString("base64url");
-  const keySig = sign(null, deviceKeyBytes(identity.name, device, key), identity.signPrivate).toString(
-    "base64url",
-  );
-  return { key, keySig };
-}
-
-/** True when one of `signers` (this user's keys, now and before) signed this device's key. */
-export function deviceKeyTrusted(
-  name: string,
-  device: string,
-  key: string,
-  keySig: string,
-  signers: Identity[],
-): boolean {
-  const bytes = deviceKeyBytes(name, device, key);
-  return signers.some((s) => {
-    try {
-      return verify(null, bytes, s.signPublic, Buffer.from(keySig, "base64url"));
-    } catch {
-      return false;
-    }
-  });
 }
 
 // ---- key push after a revocation -----------------------------------------------------
@@ -328,6 +295,16 @@ export async function takeLink(client: ChatClient, name: string, codeText: strin
     device: p.device,
     previous: p.previous.map((s) => identityFromSecrets(name, s)),
   };
+}
+
+/** Renames one of the user's devices (this one or another; not a revoked one). */
+export async function renameDevice(
+  client: ChatClient,
+  id: string,
+  name: string,
+): Promise<{ id: string; name: string }> {
+  await client.login();
+  return client.request("devices.rename", { id, name });
 }
 
 export async function listDevices(client: ChatClient): Promise<{ devices: DeviceInfo[]; current: string }> {

@@ -137,6 +137,14 @@ export class EphemeralSignals {
     await this.send(target, { kind: "typing" });
   }
 
+  /**
+   * A message went to the conversation: the recipients stop showing "typing" when it lands, so
+   * the next key typed there announces typing again at once, not up to TYPING_EVERY_MS later.
+   */
+  sent(target: Target): void {
+    this.typingSent.delete("user" in target ? userConv(target.user) : groupConv(target.group));
+  }
+
   /** Announces "online" now and every PRESENCE_EVERY_MS (long-lived clients only). */
   async startPresence(): Promise<void> {
     if (!this.settings.presence || this.announcing) return;

@@ -43,6 +43,8 @@ export interface ChatMessage {
   mention?: boolean;
   /** Set by this device on its own group sends, not stored: who it sealed them for (receipts.ts). */
   sealedFor?: string[];
+  /** Set by `history`: someone else's message read on none of the user's devices yet (read-state.ts). */
+  unread?: boolean;
 }
 
 /** What a receipt event seals beside its text (receipts.ts). `group` null: the 1:1 conversation it travels in. */

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import type { ChatMessage, ReceiptExtra } from "./message.js";
+import { SharedReadState } from "./read-state.js";
 
 /**
  * Delivery and read receipts (issue 17).
@@ -95,9 +96,14 @@ export class ReceiptStore {
   onPending: (() => void) | null = null;
   /** Called after the writing transaction with the receipts that just arrived, for views. */
   onReceived: ((r: { from: string; status: ReceiptStatus; ids: string[] }) => void) | null = null;
+  /** Called after the writing transaction with the conversations read on another device of the user (read-state.ts). */
+  onReadElsewhere: ((convs: string[]) => void) | null = null;
+  /** The read marks shared by the user's devices (read-state.ts). */
+  readonly shared: SharedReadState;
 
   constructor(private readonly db: Database.Database) {
     db.exec(SCHEMA);
+    this.shared = new SharedReadState(db);
     this.stmts = {
       insertMany: db.prepare<[string, string, string | null, string, string]>(
         "INSERT OR IGNORE INTO receipts (id, reader, status, grp, at) SELECT value, ?, ?, ?, ? FROM json_each(?)",
@@ -119,6 +125,9 @@ export class ReceiptStore {
         "DELETE FROM receipts_sent WHERE rowid <= (SELECT max(rowid) FROM receipts_sent) - ?",
       ),
       any: db.prepare<[], { id: string }>("SELECT id FROM receipts_out LIMIT 1"),
+      readSent: db.prepare<[string, string], { id: string }>(
+        "SELECT id FROM receipts_out WHERE id = ? AND status = 'read' UNION ALL SELECT id FROM receipts_sent WHERE id = ? AND status = 'read' LIMIT 1",
+      ),
       expect: db.prepare("INSERT OR IGNORE INTO receipt_expect (id, names) VALUES (?, ?)"),
       expected: db.prepare<[string], { names: string }>("SELECT names FROM receipt_expect WHERE id = ?"),
       of: db.prepare<[string], ReceiptRow>("SELECT id, reader, status, grp FROM receipts WHERE id = ?"),
@@ -144,12 +153,20 @@ export class ReceiptStore {
       const r = { from: m.from, status: m.receipt.status, ids: m.receipt.ids };
       queueMicrotask(() => this.onReceived?.(r));
     }
+    if (fresh > 0 && m.from === this.owner && m.receipt.status === "read")
+      this.readElsewhere(this.shared.learned(m.receipt.ids, m.to !== this.owner));
+  }
+
+  private readElsewhere(convs: string[]): void {
+    if (convs.length > 0) queueMicrotask(() => this.onReadElsewhere?.(convs));
   }
 
   /** A message just stored: someone else's verified message gets a "delivered" receipt. */
   landed(m: ChatMessage): void {
     if (m.sealedFor) this.expect(m.id, m.sealedFor);
-    if (this.owner === null || m.from === this.owner || !m.verified) return;
+    if (this.owner === null || m.from === this.owner) return;
+    if (this.shared.landed(m, this.owner)) this.readElsewhere([m.conv]);
+    if (!m.verified) return;
     this.queue(m, "delivered");
   }
 
@@ -163,13 +180,25 @@ export class ReceiptStore {
    * receipts are off) and moves the conversation's read mark (the "new messages" divider).
    */
   markRead(messages: ChatMessage[]): void {
+    const before = new Map<string, string | null>();
     for (const m of messages) {
+      if (!before.has(m.conv)) before.set(m.conv, this.readMark(m.conv));
       this.stmts.setReadMark.run(m.conv, m.cursor);
       if (this.readReceipts && m.from !== this.owner && m.verified && !m.deleted) this.queue(m, "read");
     }
+    // What no receipt to an author tells the user's other devices goes to the user (read-state.ts).
+    const owner = this.owner;
+    if (owner === null) return;
+    for (const m of this.shared.uncovered(messages, owner, before, (id) => this.readSent(id)))
+      this.queue({ ...m, from: owner }, "read");
   }
 
-  /** The cursor of the newest message shown in a conversation on this profile, or null. */
+  /** True when a read receipt for `id` waits or went (to its author or to the user). */
+  private readSent(id: string): boolean {
+    return this.stmts.readSent.get(id, id) !== undefined;
+  }
+
+  /** The cursor of the newest message read in a conversation, on this device or another of the user's (read-state.ts), or null. */
   readMark(conv: string): string | null {
     return this.stmts.readMark.get(conv)?.cursor ?? null;
   }
@@ -186,11 +215,12 @@ export class ReceiptStore {
    */
   batches(): ReceiptBatch[] {
     const rows = this.stmts.pending.all();
-    const read = new Set(rows.filter((r) => r.status === "read").map((r) => r.id));
+    // Per author: a read receipt to the user herself (read-state.ts) says nothing to the author.
+    const read = new Set(rows.filter((r) => r.status === "read").map((r) => `${r.author}\0${r.id}`));
     const byKey = new Map<string, ReceiptBatch>();
     const out: ReceiptBatch[] = [];
     for (const r of rows) {
-      if (r.status === "delivered" && read.has(r.id)) {
+      if (r.status === "delivered" && read.has(`${r.author}\0${r.id}`)) {
         this.stmts.done.run(r.id, r.status);
         continue;
       }
@@ -228,7 +258,8 @@ export class ReceiptStore {
       .transaction(() => {
         this.stmts.doneMany.run(b.status, ids);
         if (b.status !== "read") return;
-        this.stmts.doneMany.run("delivered", ids);
+        // A read receipt to the author says "delivered" too; one to the user herself does not.
+        if (b.author !== this.owner) this.stmts.doneMany.run("delivered", ids);
         this.stmts.sentMany.run(ids);
         this.stmts.prune.run(this.sentKept);
       })

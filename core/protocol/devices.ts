@@ -12,7 +12,7 @@ export const deviceIdSchema = z.string().regex(/^[0-9a-f]{16}$/, "a device id is
 export const linkSlotSchema = z
   .string()
   .regex(/^[0-9A-HJKMNP-TV-Z]{4}$/, "a link slot is 4 base32 characters");
-const deviceName = z
+export const deviceNameSchema = z
   .string()
   .min(1)
   .max(64)
@@ -28,10 +28,12 @@ export const deviceRequestBodies = {
    * (core/client/device-keys.ts): each kept only when not set yet.
    */
   "devices.hello": z.strictObject({
-    name: deviceName.optional(),
+    name: deviceNameSchema.optional(),
     key: key32.optional(),
     keySig: b64.max(128).optional(),
   }),
+  /** Renames one of the caller's devices (not a revoked one). */
+  "devices.rename": z.strictObject({ id: deviceIdSchema, name: deviceNameSchema }),
   /** Ends a device: its sessions end and its logins are refused for good. */
   "devices.revoke": z.strictObject({ id: deviceIdSchema }),
   /** The user's new keys after a revocation, sealed to one remaining device's key (signed by the old keys). */
@@ -47,7 +49,7 @@ export const deviceRequestBodies = {
     verifier: key32,
     blob: b64.max(SEALED_MAX),
     device: deviceIdSchema,
-    deviceName,
+    deviceName: deviceNameSchema,
     ttlMs: z.number().int().min(1000).max(600_000),
   }),
   /** Public: the new device proves the code and takes the sealed identity. */
@@ -66,6 +68,7 @@ export type DeviceInfo = z.infer<typeof deviceInfoSchema>;
 export const deviceReplyBodies = {
   "devices.list": z.object({ devices: z.array(deviceInfoSchema), current: z.string() }),
   "devices.hello": z.object({ id: z.string() }),
+  "devices.rename": z.object({ id: z.string(), name: z.string() }),
   /** The devices left, with their keys, to push the rotated keys to. */
   "devices.revoke": z.object({
     revoked: z.literal(true),

@@ -90,6 +90,44 @@ export type MailboxItem = z.infer<typeof mailboxItemSchema>;
 
 const groupMembers = z.array(nameSchema).max(MAX_GROUP_MEMBERS);
 
+/** A group's display title: 1 to 64 characters, none of them control or format characters (terminal escapes). */
+export const groupTitleSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+$/u, "a title has no control characters")
+  .refine((t) => t.trim() === t && t !== "", "a title neither starts nor ends with spaces");
+
+/** What a group's system line says happened (issue 17). */
+export const GROUP_EVENT_KINDS = [
+  "created",
+  "added",
+  "joined",
+  "declined",
+  "removed",
+  "left",
+  "renamed",
+  "owner",
+  "admin",
+  "unadmin",
+] as const;
+export type GroupEventKind = (typeof GROUP_EVENT_KINDS)[number];
+
+/** One change of a group as the server recorded it when it made it. */
+export const groupEventSchema = z.object({
+  cursor: cursorSchema,
+  id: uuid,
+  at: z.string().max(40),
+  kind: z.enum(GROUP_EVENT_KINDS),
+  /** Who made the change (for joined, declined and left: the member themself). */
+  actor: nameSchema,
+  /** Whom it concerns (null for created and renamed). */
+  target: nameSchema.nullable(),
+  /** The new title (renamed only). */
+  title: groupTitleSchema.nullable(),
+});
+export type GroupEvent = z.infer<typeof groupEventSchema>;
+
 /** Most characters of a signal's sealed content (a group signal carries a wrapped key per member). */
 export const MAX_SIGNAL_SEALED_CHARS = 64 * 1024;
 
@@ -130,6 +168,14 @@ export const requestBodies = {
   "group.accept": z.strictObject({ name: nameSchema }),
   "group.decline": z.strictObject({ name: nameSchema }),
   "group.leave": z.strictObject({ name: nameSchema }),
+  /** Issue 17: the owner sets the group's display title (its name, the id scripts use, stays). */
+  "group.rename": z.strictObject({ name: nameSchema, title: groupTitleSchema }),
+  /** The owner hands the group over to a member. */
+  "group.owner": z.strictObject({ name: nameSchema, user: nameSchema }),
+  /** The owner makes a member an admin (who may add and remove plain members), or no longer one. */
+  "group.admin": z.strictObject({ name: nameSchema, user: nameSchema, remove: z.boolean().optional() }),
+  /** The server's record of a group's changes (system lines), oldest first, after the cursor `after`. */
+  "group.events": z.strictObject({ name: nameSchema, after: cursorSchema.optional() }),
   /** The caller's groups, one page at a time, after the group named `after`. */
   groups: z.strictObject({ after: nameSchema.optional() }),
   send: z.strictObject({ envelope: envelopeSchema }),
@@ -196,6 +242,10 @@ export const groupInfoSchema = z.object({
   members: z.array(userInfoSchema),
   /** Users invited who have not accepted yet (absent from older servers). */
   invited: z.array(nameSchema).optional(),
+  /** Members the owner made admins, who may add and remove plain members (absent from older servers). */
+  admins: z.array(nameSchema).optional(),
+  /** The display title set by `group rename`, or null (absent from older servers). */
+  title: groupTitleSchema.nullable().optional(),
 });
 export type GroupInfo = z.infer<typeof groupInfoSchema>;
 
@@ -247,6 +297,10 @@ export const replyBodies = {
   "group.accept": z.object({ group: groupInfoSchema }),
   "group.decline": z.object({ declined: z.literal(true) }),
   "group.leave": z.object({ left: z.literal(true) }),
+  "group.rename": z.object({ group: groupInfoSchema }),
+  "group.owner": z.object({ group: groupInfoSchema }),
+  "group.admin": z.object({ group: groupInfoSchema }),
+  "group.events": z.object({ events: z.array(groupEventSchema), more: z.boolean() }),
   groups: z.object({ groups: z.array(groupInfoSchema), more: z.boolean().optional() }),
   send: sendReply,
   /** One result per envelope, in order: where it was stored (as `send`'s reply), or why it was refused. */
@@ -317,7 +371,17 @@ export const groupNoticeSchema = z.object({
   v: z.literal(PROTOCOL_VERSION),
   type: z.literal("group"),
   group: nameSchema,
-  change: z.enum(["invited", "joined", "declined", "left", "removed"]),
+  change: z.enum([
+    "invited",
+    "joined",
+    "declined",
+    "left",
+    "removed",
+    "renamed",
+    "owner",
+    "admin",
+    "unadmin",
+  ]),
   /** Whom the change concerns. */
   user: nameSchema,
   /** Who made it. */

@@ -20,6 +20,8 @@ import type {
   AppendInput,
   AppendResult,
   DeviceRecord,
+  GroupChange,
+  GroupEventRecord,
   GroupRecord,
   KeyLinkRecord,
   NewGroup,
@@ -209,6 +211,25 @@ export class InfluxStore implements Store {
   async setMembers(name: string, members: string[], invited: string[] = []): Promise<GroupRecord> {
     this.ready();
     return this.records.setMembers(name, members, invited);
+  }
+
+  async updateGroup(name: string, change: GroupChange): Promise<GroupRecord> {
+    this.ready();
+    return this.records.updateGroup(name, change);
+  }
+
+  async addGroupEvent(event: GroupEventRecord): Promise<void> {
+    this.ready();
+    return this.records.addGroupEvent(event);
+  }
+
+  async groupEvents(
+    group: string,
+    after: string | null,
+    limit: number,
+  ): Promise<{ events: Array<GroupEventRecord & { cursor: string }>; more: boolean }> {
+    this.ready();
+    return this.records.groupEvents(group, after, limit);
   }
 
   async getGroup(name: string): Promise<GroupRecord | null> {

@@ -7,6 +7,8 @@ import {
   type AppendResult,
   type DeviceRecord,
   envelopeFor,
+  type GroupChange,
+  type GroupEventRecord,
   type GroupRecord,
   type KeyLinkRecord,
   type NewGroup,
@@ -52,6 +54,17 @@ CREATE TABLE IF NOT EXISTS members (
   PRIMARY KEY (group_name, user_name)
 );
 CREATE INDEX IF NOT EXISTS members_by_user ON members(user_name);
+CREATE TABLE IF NOT EXISTS group_events (
+  pos INTEGER PRIMARY KEY AUTOINCREMENT,
+  group_name TEXT NOT NULL,
+  id TEXT NOT NULL,
+  at TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  target TEXT,
+  title TEXT
+);
+CREATE INDEX IF NOT EXISTS group_events_by_group ON group_events(group_name, pos);
 CREATE TABLE IF NOT EXISTS mailbox (
   pos INTEGER PRIMARY KEY AUTOINCREMENT,
   owner TEXT NOT NULL,
@@ -142,6 +155,12 @@ export class SqliteStore implements Store {
           const columns = db.pragma("table_info(members)") as Array<{ name: string }>;
           if (!columns.some((c) => c.name === "invited"))
             db.exec("ALTER TABLE members ADD COLUMN invited INTEGER NOT NULL DEFAULT 0");
+          // Stores made before group admins and titles (issue 17): none of either.
+          const groupColumns = db.pragma("table_info(groups)") as Array<{ name: string }>;
+          if (!groupColumns.some((c) => c.name === "admins"))
+            db.exec("ALTER TABLE groups ADD COLUMN admins TEXT NOT NULL DEFAULT '[]'");
+          if (!groupColumns.some((c) => c.name === "title"))
+            db.exec("ALTER TABLE groups ADD COLUMN title TEXT");
         }).immediate();
       }, 10_000);
       this.db = db;
@@ -209,8 +228,26 @@ export class SqliteStore implements Store {
       ),
       forgetDrops: db.prepare("DELETE FROM drops WHERE expires < ?"),
       insertGroup: db.prepare("INSERT OR IGNORE INTO groups (name, owner, created_at) VALUES (?, ?, ?)"),
-      getGroup: db.prepare<[string], { name: string; owner: string }>(
-        "SELECT name, owner FROM groups WHERE name = ?",
+      getGroup: db.prepare<[string], { name: string; owner: string; admins: string; title: string | null }>(
+        "SELECT name, owner, admins, title FROM groups WHERE name = ?",
+      ),
+      updateGroup: db.prepare("UPDATE groups SET owner = ?, admins = ?, title = ? WHERE name = ?"),
+      insertGroupEvent: db.prepare(
+        "INSERT INTO group_events (group_name, id, at, kind, actor, target, title) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ),
+      groupEvents: db.prepare<
+        [string, number, number],
+        {
+          pos: number;
+          id: string;
+          at: string;
+          kind: string;
+          actor: string;
+          target: string | null;
+          title: string | null;
+        }
+      >(
+        "SELECT pos, id, at, kind, actor, target, title FROM group_events WHERE group_name = ? AND pos > ? ORDER BY pos LIMIT ?",
       ),
       members: db.prepare<[string], { user_name: string; invited: number }>(
         "SELECT user_name, invited FROM members WHERE group_name = ? ORDER BY position",
@@ -417,11 +454,58 @@ export class SqliteStore implements Store {
   async setMembers(name: string, members: string[], invited: string[] = []): Promise<GroupRecord> {
     return this.guard(() =>
       this.handle.transaction(() => {
-        if (!this.stmts.getGroup.get(name)) throw new ZmqchatError("not_found", `no group named ${name}`);
+        const g = this.stmts.getGroup.get(name);
+        if (!g) throw new ZmqchatError("not_found", `no group named ${name}`);
         this.writeMembers(name, members, invited);
+        // An admin who is no longer a member is no longer an admin (were they added again).
+        const admins = parseNames(g.admins).filter((a) => members.includes(a));
+        this.stmts.updateGroup.run(g.owner, JSON.stringify(admins), g.title, name);
         return this.loadGroup(name)!;
       })(),
     );
+  }
+
+  async updateGroup(name: string, change: GroupChange): Promise<GroupRecord> {
+    return this.guard(() =>
+      this.handle.transaction(() => {
+        const g = this.stmts.getGroup.get(name);
+        if (!g) throw new ZmqchatError("not_found", `no group named ${name}`);
+        this.stmts.updateGroup.run(
+          change.owner ?? g.owner,
+          change.admins ? JSON.stringify(change.admins) : g.admins,
+          change.title ?? g.title,
+          name,
+        );
+        return this.loadGroup(name)!;
+      })(),
+    );
+  }
+
+  async addGroupEvent(e: GroupEventRecord): Promise<void> {
+    await this.guard(() => {
+      this.stmts.insertGroupEvent.run(e.group, e.id, e.at, e.kind, e.actor, e.target, e.title);
+    });
+  }
+
+  async groupEvents(
+    group: string,
+    after: string | null,
+    limit: number,
+  ): Promise<{ events: Array<GroupEventRecord & { cursor: string }>; more: boolean }> {
+    return this.guard(() => {
+      const rows = this.stmts.groupEvents.all(group, after === null ? 0 : Number(after), limit + 1);
+      const events = rows.slice(0, limit).map((r) => ({
+        cursor: String(r.pos),
+        id: r.id,
+        group,
+        at: r.at,
+        kind: r.kind,
+        actor: r.actor,
+        target: r.target,
+        title: r.title,
+      }));
+      return { events, more: rows.length > limit };
+    });
   }
 
   async getGroup(name: string): Promise<GroupRecord | null> {
@@ -570,11 +654,15 @@ export class SqliteStore implements Store {
     const g = this.stmts.getGroup.get(name);
     if (!g) return null;
     const rows = this.stmts.members.all(name);
+    const members = rows.filter((m) => m.invited === 0).map((m) => m.user_name);
+    const admins = parseNames(g.admins).filter((a) => members.includes(a));
     return {
       name: g.name,
       owner: g.owner,
-      members: rows.filter((m) => m.invited === 0).map((m) => m.user_name),
+      members,
       invited: rows.filter((m) => m.invited !== 0).map((m) => m.user_name),
+      ...(admins.length > 0 ? { admins } : {}),
+      ...(g.title !== null ? { title: g.title } : {}),
     };
   }
 
@@ -603,4 +691,14 @@ function toUser(row: { name: string; sign_key: string; enc_key: string }): UserR
 function isBusy(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
+}
+
+/** A JSON array of names as the groups table keeps admins (anything else reads as none). */
+function parseNames(text: string): string[] {
+  try {
+    const v = JSON.parse(text) as unknown;
+    return Array.isArray(v) ? v.filter((n): n is string => typeof n === "string") : [];
+  } catch {
+    return [];
+  }
 }

@@ -27,6 +27,30 @@ export interface GroupRecord {
   members: string[];
   /** Users invited who have neither accepted nor declined yet, in the order they were invited. */
   invited: string[];
+  /** Members the owner made admins (issue 17); absent when none. */
+  admins?: string[];
+  /** The display title set by a rename; absent when none. */
+  title?: string;
+}
+
+/** What `updateGroup` changes: the fields given. */
+export interface GroupChange {
+  owner?: string;
+  admins?: string[];
+  title?: string;
+}
+
+/** One recorded change of a group (a system line, issue 17), as the service makes it. */
+export interface GroupEventRecord {
+  /** A UUIDv7 the service made. */
+  id: string;
+  group: string;
+  /** ISO time the service made the change. */
+  at: string;
+  kind: string;
+  actor: string;
+  target: string | null;
+  title: string | null;
 }
 
 /** A group as a caller creates it: no invitations unless given. */
@@ -127,6 +151,23 @@ export interface Store {
    * caller checked who may. Throws not_found for unknown groups.
    */
   setMembers(name: string, members: string[], invited?: string[]): Promise<GroupRecord>;
+  /**
+   * Changes a group's owner, admins or title (the fields `change` gives; members stay); the caller
+   * checked who may. Admins are kept only while members (setMembers drops the others). Throws
+   * not_found for unknown groups.
+   */
+  updateGroup(name: string, change: GroupChange): Promise<GroupRecord>;
+  /** Records one change of a group; resolves when it is durable. */
+  addGroupEvent(event: GroupEventRecord): Promise<void>;
+  /**
+   * A group's recorded changes after the cursor `after` (exclusive; null from the first), oldest
+   * first, at most `limit`; each with its cursor (an opaque decimal string).
+   */
+  groupEvents(
+    group: string,
+    after: string | null,
+    limit: number,
+  ): Promise<{ events: Array<GroupEventRecord & { cursor: string }>; more: boolean }>;
   getGroup(name: string): Promise<GroupRecord | null>;
   /** The groups `user` is a member of or invited to, by name. */
   groupsOf(user: string): Promise<GroupRecord[]>;

@@ -236,6 +236,92 @@ export function storeContract(
       });
     });
 
+    it("changes a group's owner, admins and title, keeps them through member changes and a reopen (issue 17)", async () => {
+      await withStore(async (store, reopen) => {
+        await store.createGroup({ name: "ops", owner: "alice", members: ["alice"], invited: ["bob"] });
+        await store.setMembers("ops", ["alice", "bob", "carol"], ["dave"]);
+        const titled = await store.updateGroup("ops", { title: "Ops — on call", admins: ["bob", "carol"] });
+        assert.deepEqual(titled, {
+          name: "ops",
+          owner: "alice",
+          members: ["alice", "bob", "carol"],
+          invited: ["dave"],
+          admins: ["bob", "carol"],
+          title: "Ops — on call",
+        });
+        // A member change keeps the roles; an admin who leaves is no longer one.
+        const left = await store.setMembers("ops", ["alice", "bob"], ["dave"]);
+        assert.deepEqual([left.admins, left.title], [["bob"], "Ops — on call"]);
+        const handed = await store.updateGroup("ops", { owner: "bob", admins: [] });
+        assert.equal(handed.owner, "bob");
+        assert.equal(handed.admins, undefined, "no admins: the field is absent");
+        assert.equal(handed.title, "Ops — on call", "fields not given stay");
+        assert.deepEqual(await store.getGroup("ops"), handed);
+        assert.deepEqual(
+          (await store.groupsOf("bob")).map((g) => [g.name, g.owner]),
+          [["ops", "bob"]],
+        );
+        // Added back later, carol is a plain member again.
+        const back = await store.setMembers("ops", ["alice", "bob", "carol"], ["dave"]);
+        assert.deepEqual(
+          [back.owner, back.admins, back.members],
+          ["bob", undefined, ["alice", "bob", "carol"]],
+        );
+        await assert.rejects(store.updateGroup("nope", { title: "x" }), { code: "not_found" });
+        if (reopen) {
+          await store.close();
+          const again = await reopen();
+          try {
+            await again.init();
+            assert.deepEqual(await again.getGroup("ops"), back, "roles are durable");
+          } finally {
+            await again.close();
+          }
+        }
+      });
+    });
+
+    it("records a group's changes in order and pages them with cursors (issue 17)", async () => {
+      await withStore(async (store, reopen) => {
+        await store.createGroup({ name: "ops", owner: "alice", members: ["alice"] });
+        await store.createGroup({ name: "other", owner: "bob", members: ["bob"] });
+        const event = (n: number, group = "ops") => ({
+          id: id(n),
+          group,
+          at: new Date(1_700_000_000_000 + n).toISOString(),
+          kind: n % 2 === 0 ? "added" : "renamed",
+          actor: "alice",
+          target: n % 2 === 0 ? `user${n}` : null,
+          title: n % 2 === 0 ? null : `Title ${n} "quoted" \\ ✓`,
+        });
+        for (let n = 0; n < 7; n++) await store.addGroupEvent(event(n));
+        await store.addGroupEvent(event(99, "other"));
+        const first = await store.groupEvents("ops", null, 4);
+        assert.equal(first.more, true);
+        const rest = await store.groupEvents("ops", first.events.at(-1)!.cursor, 4);
+        assert.equal(rest.more, false);
+        const all = [...first.events, ...rest.events];
+        assert.deepEqual(
+          all.map(({ cursor: _c, ...e }) => e),
+          [0, 1, 2, 3, 4, 5, 6].map((n) => event(n)),
+          "every field back as written, oldest first, no other group's",
+        );
+        for (const e of all) assert.match(e.cursor, /^[0-9]{1,24}$/, "cursors are decimal strings");
+        assert.deepEqual((await store.groupEvents("ops", all.at(-1)!.cursor, 4)).events, [], "past the end");
+        assert.deepEqual((await store.groupEvents("none", null, 4)).events, [], "an unknown group has none");
+        if (reopen) {
+          await store.close();
+          const again = await reopen();
+          try {
+            await again.init();
+            assert.equal((await again.groupEvents("ops", null, 100)).events.length, 7, "changes are durable");
+          } finally {
+            await again.close();
+          }
+        }
+      });
+    });
+
     it("appends to every mailbox, in order, and pages with cursors", async () => {
       await withStore(async (store) => {
         for (let i = 0; i < 25; i++) {

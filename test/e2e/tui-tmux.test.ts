@@ -472,6 +472,38 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
       ["written offline", "queued by the CLI"],
       "each once, in the order written",
     );
+
+    // Issue #19: carol links a second device, then revokes it from the TUI's /devices view
+    // (↓ selects it, r asks, y confirms); the TUI signs in again with the rotated keys.
+    const carol2 = join(base, "carol-second");
+    const as = (home: string, args: string[]) =>
+      cli(home, ["--user", "carol", "--endpoint", endpoint, ...args]);
+    const offer = await as(homes.carol, ["devices", "add", "--name", "second", "--json"]);
+    assert.equal(offer.code, 0, offer.stderr);
+    const { code, device } = JSON.parse(offer.stdout) as { code: string; device: string };
+    const linked = await as(carol2, ["devices", "link", code]);
+    assert.equal(linked.code, 0, linked.stderr);
+    tmux.type("carol", "/devices");
+    tmux.keys("carol", "Enter");
+    await tmux.waitFor("carol", (s) => s.includes("Your devices") && s.includes("second"), {
+      what: "the devices view",
+    });
+    tmux.type("carol", "r");
+    await tmux.waitFor("carol", "the device you are on", { what: "this device refused" });
+    tmux.keys("carol", "Down");
+    tmux.type("carol", "r");
+    await tmux.waitFor("carol", `revoke ${device}`, { what: "the question" });
+    save("carol", "carol-devices-revoke-question");
+    tmux.type("carol", "y");
+    await tmux.waitFor("carol", (s) => s.includes(`revoked ${device}`) && /carol ● online/.test(s), {
+      what: "revoked, and signed in again with the new keys",
+      timeoutMs: 30_000,
+    });
+    save("carol", "carol-devices-revoked");
+    const cut = await as(carol2, ["sync"]);
+    assert.equal(cut.code, 4, `the revoked device is cut off: ${cut.stderr}`);
+    const still = await as(homes.carol, ["sync"]);
+    assert.equal(still.code, 0, `the TUI's profile carries on with the saved keys: ${still.stderr}`);
     tmux.keys("carol", "C-c");
   });
 });

@@ -69,14 +69,16 @@ for (const kind of ["sqlite", "influx"] as const) {
       );
       // serverTime is when the message reached each mailbox: InfluxDB gives every mailbox copy
       // its own unique timestamp, so the two views may differ by a hair, never by more.
-      // status and readBy (issue 17's receipts) are the author's view of their own messages: null in the other's.
+      // status and readBy (issue 17's receipts) are the author's view of their own messages: null in the
+      // other's; unread (issue 19) is the reader's: false on their own messages.
       const withoutTime = (v: Line[]) =>
         v.map(({ serverTime: _t, ...rest }) => {
           const {
             status: _s,
             readBy: _r,
+            unread: _u,
             ...same
-          } = rest as typeof rest & { status?: unknown; readBy?: unknown };
+          } = rest as typeof rest & { status?: unknown; readBy?: unknown; unread?: unknown };
           return same;
         });
       assert.deepEqual(withoutTime(aliceView), withoutTime(bobView));
@@ -103,6 +105,8 @@ for (const kind of ["sqlite", "influx"] as const) {
         "status",
         "readBy",
         "mention",
+        "unread",
+        "system",
       ]);
       assert.deepEqual(
         [
@@ -130,7 +134,10 @@ for (const kind of ["sqlite", "influx"] as const) {
       }
       const views = await Promise.all(
         ["alice", "bob", "carol"].map(async (u) =>
-          parseLines((await stack.cli(u, ["history", "--group", "trio", "--json"])).stdout),
+          // Messages only: the group's system lines (issue 17) are rows with `system` set.
+          parseLines((await stack.cli(u, ["history", "--group", "trio", "--json"])).stdout).filter(
+            (m) => (m as { system?: unknown }).system === null,
+          ),
         ),
       );
       for (const v of views) {

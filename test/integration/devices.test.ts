@@ -185,6 +185,70 @@ describe("devices: link, list, revoke (issue #19)", () => {
     assert.ok(after2.find((d) => d.id === offer.device)?.revoked, "listed as revoked");
   });
 
+  it("every device registers its own key when it logs in: one made by `keys restore`, which ran no devices command, gets the keys pushed after a revocation", async () => {
+    const home = (n: string) => join(stack.dir, "homes", `erin-${n}`);
+    const pass = "orbit tangerine cellar votive\n";
+    await ok("erin", ["register"], home("first"));
+    const backup = await stack.cli("erin", ["keys", "backup"], { home: home("first"), stdin: pass });
+    assert.equal(backup.code, 0, backup.stderr);
+    const restore = await stack.cli("erin", ["keys", "restore"], { home: home("restored"), stdin: pass });
+    assert.equal(restore.code, 0, restore.stderr);
+    await ok("erin", ["sync"], home("restored"));
+    // A third device, linked, to revoke from the first.
+    const offer = JSON.parse(await ok("erin", ["devices", "add", "--json"], home("first"))) as {
+      code: string;
+      device: string;
+    };
+    await ok("erin", ["devices", "link", offer.code], home("linked"));
+    const revoked = await ok("erin", ["devices", "revoke", offer.device], home("first"));
+    const restoredId = (
+      JSON.parse(readFileSync(join(home("restored"), "users", "erin", "identity.json"), "utf8")) as {
+        device: string;
+      }
+    ).device;
+    assert.match(revoked, new RegExp(`pushed the new keys, sealed, to [^\\n]*${restoredId}`), revoked);
+    const carried = await stack.cli("erin", ["sync"], { home: home("restored") });
+    assert.equal(carried.code, 0, carried.stderr);
+    assert.match(carried.stderr, /took the new keys another device of yours pushed here/);
+  });
+
+  it("devices rename names this device or another; another user cannot rename yours; bad input exits 2, an unknown id 5", async () => {
+    const home = (n: string) => join(stack.dir, "homes", `frank-${n}`);
+    await ok("frank", ["register"], home("a"));
+    const offer = JSON.parse(
+      await ok("frank", ["devices", "add", "--json", "--name", "old name"], home("a")),
+    ) as {
+      code: string;
+      device: string;
+    };
+    await ok("frank", ["devices", "link", offer.code], home("b"));
+    const names = async () =>
+      Object.fromEntries(
+        parse<DeviceLine>(await ok("frank", ["devices", "--json"], home("a"))).map((d) => [d.id, d.name]),
+      );
+    assert.equal((await names())[offer.device], "old name");
+    assert.match(await ok("frank", ["devices", "rename", offer.device, "the laptop"], home("a")), /renamed/);
+    const own = parse<DeviceLine>(await ok("frank", ["devices", "--json"], home("b"))).find(
+      (d) => d.current,
+    )!;
+    await ok("frank", ["devices", "rename", own.id, "laptop, as it calls itself"], home("b"));
+    assert.equal((await names())[offer.device], "laptop, as it calls itself");
+    // carol, who knows the id, cannot rename frank's device: it is not hers (positive control above).
+    const carol = await stack.cli("carol", ["devices", "rename", offer.device, "pwned"]);
+    assert.equal(carol.code, 5, carol.stderr);
+    assert.equal((await names())[offer.device], "laptop, as it calls itself");
+    const bad = await stack.cli("frank", ["devices", "rename", offer.device, "two\nlines"], {
+      home: home("a"),
+    });
+    assert.equal(bad.code, 2, bad.stderr);
+    const badId = await stack.cli("frank", ["devices", "rename", "laptop", "x"], { home: home("a") });
+    assert.equal(badId.code, 2, badId.stderr);
+    const unknown = await stack.cli("frank", ["devices", "rename", "0000000000000000", "x"], {
+      home: home("a"),
+    });
+    assert.equal(unknown.code, 5, unknown.stderr);
+  });
+
   it("a wrong, an expired and a reused code are refused with exit 4; guessing voids a code", async () => {
     const home = (n: string) => join(stack.dir, "homes", `carol-${n}`);
     const wrongSecret = (code: string) => {

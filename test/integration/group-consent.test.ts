@@ -69,7 +69,10 @@ describe("group consent: invitations, accept, decline, leave (CLI and clients, r
       history.stdout
         .split("\n")
         .filter(Boolean)
-        .map((l) => (JSON.parse(l) as { text: string }).text),
+        .map((l) => JSON.parse(l) as { text: string; system: unknown })
+        // Messages only: the group's system lines (issue 17) are rows with `system` set.
+        .filter((m) => m.system === null)
+        .map((m) => m.text),
       ["welcome bob"],
     );
     assert.equal((await stack.cli("bob", ["send", "--group", "crew", "hi all"])).code, 0);

@@ -102,6 +102,14 @@ function RowView({
       </Text>
     );
   }
+  if (row.kind === "system") {
+    return (
+      <Text dimColor wrap="truncate-end">
+        {"  "}
+        {row.label}
+      </Text>
+    );
+  }
   if (row.kind === "day") {
     const label = ` ${row.label} `;
     const side = Math.max(2, Math.floor((width - label.length) / 2));

@@ -19,7 +19,7 @@ export interface CommandDeps {
 }
 
 /** Commands that run locally: they do not wait for the name to be registered. */
-const LOCAL = new Set<Command["kind"]>(["help", "quit", "invalid", "search", "unread"]);
+const LOCAL = new Set<Command["kind"]>(["help", "quit", "invalid", "search", "unread", "mute"]);
 
 export async function runCommand(ctx: WorkerContext, deps: CommandDeps, cmd: Command): Promise<void> {
   const c = ctx.client();
@@ -36,18 +36,30 @@ export async function runCommand(ctx: WorkerContext, deps: CommandDeps, cmd: Com
     case "unread":
       dispatch({ type: "jumpUnread" });
       return;
-    case "devices": {
-      if (cmd.revoke !== null) {
-        // A revocation rotates this profile's keys, which this running session holds: it is done
-        // by the command, after which the TUI starts again with the new keys.
-        notice(
-          `to revoke ${cmd.revoke}, quit and run: zmqchat devices revoke ${cmd.revoke} (your keys rotate; then start zmqchat again)`,
-          "warn",
-        );
+    case "mute": {
+      const conv = ctx.state().open;
+      if (!conv) {
+        notice(`open a conversation first: /${cmd.on ? "mute" : "unmute"} acts on the open one`, "error");
         return;
       }
+      const name = groupOf(conv) !== null ? `#${groupOf(conv)}` : conv.slice(2);
+      const changed = c.cache.mutes.set(conv, cmd.on);
+      notice(
+        cmd.on
+          ? `${changed ? "muted" : "already muted:"} ${name}: its messages still show, without bell or notification (/unmute)`
+          : `${changed ? "unmuted" : "not muted:"} ${name}`,
+      );
+      return;
+    }
+    case "devices": {
+      // `/devices revoke ID` shows the list with ID selected and asks first, as `r` in the list does.
       const r = await listDevices(c);
-      dispatch({ type: "devices", devices: r.devices, current: r.current });
+      dispatch({
+        type: "devices",
+        devices: r.devices,
+        current: r.current,
+        ...(cmd.revoke !== null ? { revoke: cmd.revoke } : {}),
+      });
       return;
     }
     case "quit":
@@ -105,8 +117,13 @@ export async function runCommand(ctx: WorkerContext, deps: CommandDeps, cmd: Com
         return;
       }
       const g = await c.groupInfo(name);
-      const list = g.members.map((m) => (m.name === g.owner ? `${m.name} (owner)` : m.name)).join(", ");
-      notice(`#${name}: ${list}`);
+      const admins = g.admins ?? [];
+      const list = g.members
+        .map((m) =>
+          m.name === g.owner ? `${m.name} (owner)` : admins.includes(m.name) ? `${m.name} (admin)` : m.name,
+        )
+        .join(", ");
+      notice(`#${name}${g.title ? ` "${g.title}"` : ""}: ${list}`);
       return;
     }
     case "trust": {

@@ -1,6 +1,8 @@
 /** Runs `loadHistory` intents: reads a page of the open conversation from the cache. */
 
 import type { Cache } from "../../core/client/cache.js";
+import { groupOf } from "../../core/client/conv.js";
+import { cachedSystemLines, refreshSystemLines, type SystemEntry } from "../../core/client/system-lines.js";
 import { missingQuotes } from "../message-actions.js";
 import type { Intent } from "../state.js";
 import type { WorkerContext } from "./context.js";
@@ -51,9 +53,34 @@ export class HistoryLoader {
     const messages = c.cache.history(conv, limit);
     this.feed.see(messages.map((m) => m.id));
     this.ctx.dispatch({ type: "history", conv, messages, complete: messages.length < limit });
+    this.showSystemLines(conv, cachedSystemLines(c.cache, groupOf(conv) ?? ""));
+    if (limit === this.pageSize) this.refreshSystemLines(conv);
     loadQuotes(this.ctx, c.cache, conv);
     markRead(c.cache, this.ctx.state().history, this.ctx.log);
     // What the pane shows now counts as read (read receipts; none when turned off).
     c.markRead(messages.slice(-this.ctx.state().view.height));
+  }
+
+  /**
+   * Reads a group's record of changes from the service and shows its system lines, when the
+   * group is still open (opening it, and on a live group notice). Failures keep the cached lines.
+   */
+  refreshSystemLines(conv: string): void {
+    const c = this.ctx.client();
+    const group = groupOf(conv);
+    if (!c || group === null) return;
+    refreshSystemLines(c, group).then(
+      (lines) => this.showSystemLines(conv, lines),
+      (err) => this.ctx.log.warn({ err, group }, "could not read the group's changes"),
+    );
+  }
+
+  private showSystemLines(conv: string, lines: SystemEntry[]): void {
+    if (groupOf(conv) === null || this.ctx.state().history?.conv !== conv) return;
+    this.ctx.dispatch({
+      type: "systemLines",
+      conv,
+      lines: lines.map((l) => ({ id: l.id, at: l.at, text: l.text })),
+    });
   }
 }

@@ -22,7 +22,8 @@ export function ordLess(a: string, b: string): boolean {
 
 /**
  * Every conversation in the cache with its newest time and its unread count: messages of others
- * after the conversation's read mark (or, for one never opened, after the TUI's seen mark).
+ * after the conversation's read mark (or, for one never opened, after the TUI's seen mark), or
+ * after the newest message read on any device of the user (core/client/read-state.ts), if later.
  */
 export function conversationsWithUnread(
   cache: Cache,
@@ -30,7 +31,9 @@ export function conversationsWithUnread(
 ): Array<{ conv: string; last: string; unread: number }> {
   const seenMark = cache.getState(SEEN_MARK);
   return cache.conversations().map(({ conv, last }) => {
-    const mark = cache.getState(readMarkKey(conv)) ?? seenMark;
+    const here = cache.getState(readMarkKey(conv)) ?? seenMark;
+    const shared = cache.receipts.readMark(conv);
+    const mark = here === null ? shared : shared === null || ordLess(shared, here) ? here : shared;
     let unread = 0;
     if (mark !== null) {
       for (const m of cache.history(conv, UNREAD_SCAN))

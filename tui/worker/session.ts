@@ -33,6 +33,21 @@ export interface ProfileAccess {
   exists(name: string): boolean;
   open(name: string): TuiSession;
   create(name: string): NewSession;
+  /**
+   * Issue #19: revokes device `id` of the profile `name` with its running client, as
+   * `zmqchat devices revoke ID` does (the keys rotate and are saved to the profile; the session
+   * then signs in again with them). Returns the new safety number and the devices the keys went to.
+   */
+  revokeDevice?(
+    name: string,
+    client: ChatClient,
+    id: string,
+  ): Promise<{ fingerprint: string; pushed: string[]; unreachable: string[] }>;
+  /**
+   * Issue #19: takes the keys another device of the user pushed to this one after a revocation
+   * (as the CLI's automatic pickup); the new safety number once saved, or null when none waits.
+   */
+  pickUpKeys?(name: string): Promise<string | null>;
 }
 
 export function safeList(p: ProfileAccess): string[] {
@@ -50,6 +65,8 @@ export interface SessionOptions {
   prepare?: (note: (text: string) => void) => Promise<void>;
   /** Called once a profile is signed in, before the first network call: the rest of the worker starts here. */
   onEnter(session: TuiSession): void;
+  /** Called before a session's client closes to sign in again (new keys): what onEnter started stops. */
+  onLeave?(session: TuiSession): void;
 }
 
 export class Session {
@@ -179,6 +196,8 @@ export class Session {
         const e = asZmqchatError(err);
         if (this.ctx.stopped()) return;
         if (e.code !== "timeout" && e.code !== "unavailable") {
+          // Keys another device rotated (it revoked one): take those it pushed here and sign in again.
+          if ((e.code === "conflict" || e.code === "unauthorized") && (await this.pickUp(c))) return;
           this.ctx.notice(
             e.code === "conflict"
               ? `the name ${c.name} is registered with other keys on ${c.endpoint}`
@@ -191,6 +210,54 @@ export class Session {
         await this.timers.sleep(Math.min(5000, 500 * 2 ** attempt));
       }
     }
+  }
+
+  /** Takes keys pushed to this device and signs in again with them; false when none wait. */
+  private async pickUp(c: ChatClient): Promise<boolean> {
+    const pick = this.opts.profiles.pickUpKeys;
+    if (!pick || this.current?.client !== c) return false;
+    let fp: string | null;
+    try {
+      fp = await pick(c.name);
+    } catch (err) {
+      this.ctx.log.warn({ err }, "taking pushed keys failed");
+      return false;
+    }
+    if (fp === null || this.ctx.stopped()) return false;
+    await this.restart(`took the new keys another device of yours pushed here: ${fp}`);
+    return true;
+  }
+
+  /**
+   * Issue #19: revokes another device of this user (the reducer refused this one and asked first),
+   * then signs in again with the rotated keys.
+   */
+  async revokeDevice(id: string): Promise<void> {
+    const c = this.client;
+    const revoke = this.opts.profiles.revokeDevice;
+    if (!c) return;
+    if (!revoke) {
+      this.ctx.notice(`to revoke ${id}, quit and run: zmqchat devices revoke ${id}`, "warn");
+      return;
+    }
+    await this.ctx.registered();
+    const r = await revoke(c.name, c, id);
+    const pushed = r.pushed.length > 0 ? `; sent them, sealed, to ${r.pushed.join(", ")}` : "";
+    const unreachable =
+      r.unreachable.length > 0 ? `; ${r.unreachable.join(", ")} registered no key: link it again` : "";
+    await this.restart(`revoked ${id}; your keys rotated (${r.fingerprint})${pushed}${unreachable}`);
+  }
+
+  /** Closes the session's client and opens the profile again (its keys as now saved), with `greeting`. */
+  private async restart(greeting: string): Promise<void> {
+    const s = this.current;
+    if (!s || this.ctx.stopped()) return;
+    const name = s.client.name;
+    this.current = null;
+    this.opts.onLeave?.(s);
+    await s.close().catch((err) => this.ctx.log.warn({ err }, "closing the old session failed"));
+    if (this.ctx.stopped()) return;
+    this.enter(this.opts.profiles.open(name), greeting);
   }
 
   /** Fetches the user and group lists (with invitations) from the service. */

@@ -12,11 +12,15 @@ export class Timers {
     this.live.add(t);
   }
 
-  /** Runs `fn` every `ms` until cleared. */
-  every(ms: number, fn: () => void): void {
+  /** Runs `fn` every `ms` until cleared or until the returned function is called. */
+  every(ms: number, fn: () => void): () => void {
     const t = setInterval(fn, ms);
     t.unref();
     this.live.add(t);
+    return () => {
+      clearInterval(t);
+      this.live.delete(t);
+    };
   }
 
   /** Resolves after `ms` (or never, once cleared: whoever waits checks `stopped` first anyway). */

@@ -10,6 +10,7 @@ export const M = {
   backups: "backups",
   groups: "groups",
   memberships: "memberships",
+  groupEvents: "group_events",
   mailbox: "mailbox",
   lanes: "lanes",
   usedTokens: "used_tokens",

@@ -2,7 +2,15 @@ import { randomBytes } from "node:crypto";
 import { Point } from "@influxdata/influxdb-client";
 import { ZmqchatError } from "../../../core/errors.js";
 import { NAME_PATTERN } from "../../../core/protocol/limits.js";
-import type { GroupRecord, KeyLinkRecord, NewGroup, RotationProof, UserRecord } from "../store.js";
+import type {
+  GroupChange,
+  GroupEventRecord,
+  GroupRecord,
+  KeyLinkRecord,
+  NewGroup,
+  RotationProof,
+  UserRecord,
+} from "../store.js";
 import type { Claims } from "./claims.js";
 import { parseClaims } from "./claims.js";
 import { isoOf } from "./clock.js";
@@ -177,12 +185,77 @@ export class Records {
     for (const m of [...members, ...invited]) checkName(m, "user");
     const group = await this.getGroup(name);
     if (!group) throw new ZmqchatError("not_found", `no group named ${name}`);
-    const ts = this.stamp();
-    const line = new Point(M.memberships)
-      .tag("group", name)
-      .stringField("members", encodeMembership(members, invited));
-    await this.ctx.write([line.timestamp(ts.toString()).toLineProtocol()!], "change a group's members");
-    return { ...group, ...parseMembership(encodeMembership(members, invited)) };
+    // Roles ride along in the same point (latest wins); an admin no longer a member is no admin.
+    const roles = {
+      owner: group.owner,
+      admins: (group.admins ?? []).filter((a) => members.includes(a)),
+      title: group.title,
+    };
+    return this.writeMembership(group, encodeMembership(members, invited, roles));
+  }
+
+  async updateGroup(name: string, change: GroupChange): Promise<GroupRecord> {
+    checkName(name, "group");
+    if (change.owner !== undefined) checkName(change.owner, "user");
+    for (const a of change.admins ?? []) checkName(a, "user");
+    const group = await this.getGroup(name);
+    if (!group) throw new ZmqchatError("not_found", `no group named ${name}`);
+    const roles = {
+      owner: change.owner ?? group.owner,
+      admins: change.admins ?? group.admins ?? [],
+      title: change.title ?? group.title,
+    };
+    return this.writeMembership(group, encodeMembership(group.members, group.invited, roles));
+  }
+
+  /** Group changes (issue 17): one point each, in a measurement of their own, tagged by group. */
+  async addGroupEvent(e: GroupEventRecord): Promise<void> {
+    checkName(e.group, "group");
+    const p = new Point(M.groupEvents)
+      .tag("group", e.group)
+      .stringField("id", e.id)
+      .stringField("at", e.at)
+      .stringField("kind", e.kind)
+      .stringField("actor", e.actor)
+      .stringField("target", e.target ?? "")
+      .stringField("title", e.title ?? "");
+    await this.ctx.write([p.timestamp(this.stamp().toString()).toLineProtocol()!], "record a group change");
+  }
+
+  async groupEvents(
+    group: string,
+    after: string | null,
+    limit: number,
+  ): Promise<{ events: Array<GroupEventRecord & { cursor: string }>; more: boolean }> {
+    if (!NAME_PATTERN.test(group)) return { events: [], more: false };
+    // Cursors are the points' nanosecond times, as decimal strings (never JSON numbers).
+    const from = after === null ? "" : ` AND time > ${BigInt(after).toString()}`;
+    const res = await this.ctx.query(
+      `SELECT "id", "at", "kind", "actor", "target", "title" FROM ${this.ctx.m(M.groupEvents)} WHERE "group" = ${str(group)}${from} ORDER BY time ASC LIMIT ${limit + 1}`,
+      "read group changes",
+    );
+    const all = (res[0] ?? []).flatMap((series) => rows(series));
+    const text = (v: unknown) => (typeof v === "string" && v !== "" ? v : null);
+    const events = all.slice(0, limit).map((r) => ({
+      cursor: timeOf(r).toString(),
+      id: String(r.id),
+      group,
+      at: String(r.at),
+      kind: String(r.kind),
+      actor: String(r.actor),
+      target: text(r.target),
+      title: text(r.title),
+    }));
+    return { events, more: all.length > limit };
+  }
+
+  private async writeMembership(group: GroupRecord, members: string): Promise<GroupRecord> {
+    const line = new Point(M.memberships).tag("group", group.name).stringField("members", members);
+    await this.ctx.write(
+      [line.timestamp(this.stamp().toString()).toLineProtocol()!],
+      "change a group's members",
+    );
+    return recordOf(group.name, group.owner, members);
   }
 
   async getGroup(name: string): Promise<GroupRecord | null> {
@@ -218,7 +291,7 @@ export class Records {
     for (const [name, w] of winners) {
       const version = latest.get(name);
       const members = version && version.ts > w.ts ? version.members : String(w.fields.members);
-      out.set(name, { name, owner: String(w.fields.owner), ...parseMembership(members) });
+      out.set(name, recordOf(name, String(w.fields.owner), members));
     }
     return out;
   }
@@ -273,23 +346,59 @@ function checkKeys(keys: unknown): asserts keys is UserRecord["keys"] {
   }
 }
 
-/**
- * A group's members field: a JSON array of members (as stores before invitations wrote it),
- * or `{"members": [...], "invited": [...]}` when there are pending invitations.
- */
-function encodeMembership(members: string[], invited: string[]): string {
-  const pending = invited.filter((m) => !members.includes(m));
-  return JSON.stringify(pending.length === 0 ? members : { members, invited: pending });
+interface Roles {
+  owner?: string;
+  admins?: string[];
+  title?: string;
 }
 
-function parseMembership(text: string): { members: string[]; invited: string[] } {
+/**
+ * A group's members field: a JSON array of members (as stores before invitations wrote it),
+ * or `{"members": [...], "invited": [...]}` when there are pending invitations, with the owner
+ * (once a handover is possible), admins and title beside them (issue 17; older servers ignore them).
+ */
+function encodeMembership(members: string[], invited: string[], roles: Roles = {}): string {
+  const pending = invited.filter((m) => !members.includes(m));
+  const admins = (roles.admins ?? []).filter((a) => members.includes(a));
+  if (pending.length === 0 && roles.owner === undefined && admins.length === 0 && roles.title === undefined)
+    return JSON.stringify(members);
+  return JSON.stringify({
+    members,
+    invited: pending,
+    ...(roles.owner !== undefined ? { owner: roles.owner } : {}),
+    ...(admins.length > 0 ? { admins } : {}),
+    ...(roles.title !== undefined ? { title: roles.title } : {}),
+  });
+}
+
+function parseMembership(text: string): { members: string[]; invited: string[] } & Roles {
   const names = (v: unknown) => (Array.isArray(v) ? v.filter((m): m is string => typeof m === "string") : []);
   try {
     const v = JSON.parse(text) as unknown;
     if (Array.isArray(v)) return { members: names(v), invited: [] };
-    const o = v as { members?: unknown; invited?: unknown } | null;
-    return { members: names(o?.members), invited: names(o?.invited) };
+    const o = v as {
+      members?: unknown;
+      invited?: unknown;
+      owner?: unknown;
+      admins?: unknown;
+      title?: unknown;
+    } | null;
+    const members = names(o?.members);
+    const admins = names(o?.admins).filter((a) => members.includes(a));
+    return {
+      members,
+      invited: names(o?.invited),
+      ...(typeof o?.owner === "string" && NAME_PATTERN.test(o.owner) ? { owner: o.owner } : {}),
+      ...(admins.length > 0 ? { admins } : {}),
+      ...(typeof o?.title === "string" ? { title: o.title } : {}),
+    };
   } catch {
     return { members: [], invited: [] };
   }
+}
+
+/** A group record from its creation claim's owner and its latest members field (which may name a later owner). */
+function recordOf(name: string, claimOwner: string, membersField: string): GroupRecord {
+  const { owner, ...rest } = parseMembership(membersField);
+  return { name, owner: owner ?? claimOwner, ...rest };
 }

@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { sign } from "node:crypto";
+import { describe, it } from "node:test";
+import { generateIdentity } from "../../core/crypto/keys.js";
+import { loginChallengeBytes } from "../../core/crypto/login.js";
+import type { ZmqchatError } from "../../core/errors.js";
+import { Authority } from "../../server/auth.js";
+import { DeviceRegistry } from "../../server/devices.js";
+import { SessionManager } from "../../server/sessions.js";
+import { SqliteStore } from "../../server/store/sqlite.js";
+
+const SECRET = Buffer.from("unit-test-cluster-secret-0123456789");
+/** The device-cache time of these servers: short, but long enough to resend a login within it. */
+const CACHE_MS = 400;
+const OLD = "0000000000000001";
+const NEW = "0000000000000002";
+
+/**
+ * A device's first login is acknowledged only after every server's cached device list holds it
+ * (server/devices.ts). Under load a client's attempt times out during that wait and the same
+ * login (same challenge) is resent, maybe to another server. The scale bench's 5,000 logins
+ * failed that way: the resend found its challenge used by the first attempt (claimed before its
+ * wait) and was refused before the first attempt answered, three times in a row. The challenge
+ * is now claimed after the wait, and a resend of an unsettled device waits too, so the first
+ * answer a client gets is the session.
+ */
+describe("a resent first login of a new device", () => {
+  it("is refused only after the first attempt's session went out, or admitted after the wait when the first server died", async () => {
+    const store = new SqliteStore(":memory:");
+    await store.init();
+    const server = () => {
+      const auth = new Authority(SECRET);
+      const sessions = new SessionManager(auth, store, 0);
+      return { auth, sessions, devices: new DeviceRegistry(store, auth, sessions, CACHE_MS) };
+    };
+    const [a, b, c] = [server(), server(), server()];
+    try {
+      const alice = generateIdentity("alice");
+      await store.registerUser({ name: "alice", keys: alice.publicKeys });
+      const signKey = alice.publicKeys.sign;
+      const loginOf = (device: string) => {
+        const ch = a.auth.challenge("alice");
+        const sig = sign(null, loginChallengeBytes("alice", ch.nonce, ch.expires), alice.signPrivate);
+        return { name: "alice", ...ch, sig: sig.toString("base64url"), device };
+      };
+      const login = (s: ReturnType<typeof server>, req: ReturnType<typeof loginOf>) =>
+        s.sessions.login(req, signKey, () => s.devices.admit("alice", req.device));
+
+      await login(a, loginOf(OLD));
+      // Server C publishes to alice from a list cached before the new device exists.
+      assert.deepEqual(await c.devices.topics("alice"), a.auth.deliveryTopics("alice", [OLD]));
+
+      const req = loginOf(NEW);
+      const order: string[] = [];
+      const first = login(a, req).then(
+        () => order.push("first ok"),
+        (e: ZmqchatError) => order.push(`first refused: ${e.message}`),
+      );
+      // The resend reaches server B while A still waits out the device caches.
+      while ((await store.listDevices("alice")).every((d) => d.id !== NEW))
+        await new Promise((r) => setImmediate(r));
+      const resent = login(b, req).then(
+        () => order.push("resend ok"),
+        (e: ZmqchatError) => order.push(`resend refused: ${e.message}`),
+      );
+      await first;
+      assert.deepEqual(
+        await c.devices.topics("alice"),
+        a.auth.deliveryTopics("alice", [OLD, NEW]),
+        "once the login is acknowledged, a server that cached the list before publishes to the new device",
+      );
+      await resent;
+      assert.equal(order[0], "first ok", "the client's first answer is the session");
+      assert.match(order[1] ?? "", /^resend refused: .*already used/, "one session per challenge");
+      assert.notEqual(
+        (await store.listDevices("alice")).find((d) => d.id === NEW)?.lastSeen ?? null,
+        null,
+        "the device is noted as seen once settled",
+      );
+
+      // The server that registered a device died before answering: the resend is admitted, after the wait.
+      const THIRD = "0000000000000003";
+      await c.devices.topics("alice");
+      await store.putDevice("alice", {
+        id: THIRD,
+        name: "device 0000",
+        added: Date.now(),
+        lastSeen: null,
+        revoked: null,
+        key: null,
+        keySig: null,
+      });
+      const orphan = loginOf(THIRD);
+      assert.equal(typeof (await login(b, orphan)).session, "string");
+      assert.deepEqual(
+        await c.devices.topics("alice"),
+        a.auth.deliveryTopics("alice", [OLD, NEW, THIRD]),
+        "acknowledged only once every cached list holds the device",
+      );
+
+      // Positive control: a replay of the same login is refused; a fresh challenge logs in.
+      await assert.rejects(
+        login(c, req),
+        (e: ZmqchatError) => e.code === "unauthorized" && /already used/.test(e.message),
+      );
+      await login(c, loginOf(NEW));
+    } finally {
+      await store.close();
+    }
+  });
+});
