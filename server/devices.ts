@@ -93,14 +93,17 @@ export class DeviceRegistry {
    * After a good login signature: refuses a revoked device, registers a device seen for the
    * first time (a profile made by `register` or `keys restore`) and notes when it was last seen.
    */
-  async admit(name: string, device: string): Promise<void> {
+  async admit(name: string, device: string, claim: () => Promise<void> = async () => {}): Promise<void> {
     if (await this.sessions.deviceEnded(name, device)) throw revokedError(name);
     const now = this.auth.now();
     const rec = (await this.store.listDevices(name)).find((d) => d.id === device);
     if (rec?.revoked) throw revokedError(name);
     if (!rec) {
-      // Registered unseen: until the wait below is over, a resent login of this device (its
-      // first attempt timed out meanwhile, maybe on another server) waits as well.
+      // The challenge is used up before anything is registered: the device id is not signed,
+      // so a replayed login must not add devices. Registered unseen: until the wait below is
+      // over, a resent login of this device (its first attempt timed out meanwhile, maybe on
+      // another server) waits as well, and finds the challenge used only after this answered.
+      await claim();
       const added: DeviceRecord = {
         id: device,
         name: device === "-" ? "unnamed" : `device ${device.slice(0, 4)}`,

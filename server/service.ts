@@ -253,8 +253,8 @@ export class ChatService {
   private async login(b: RequestBody<"login">): Promise<string> {
     const [u] = await this.store.getUsers([b.name]);
     if (!u) this.refuse("not_found", `no user named ${b.name}; register first`);
-    const session = await this.sessions.login(b, u.keys.sign, () =>
-      this.devices.admit(b.name, b.device ?? "-"),
+    const session = await this.sessions.login(b, u.keys.sign, (claim) =>
+      this.devices.admit(b.name, b.device ?? "-", claim),
     );
     return ok(session);
   }

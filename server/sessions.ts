@@ -52,20 +52,27 @@ export class SessionManager {
 
   /**
    * A signed login: the signature first (no store write for a forgery), then `admit` (the
-   * device registry's checks), then the challenge is used up. Claiming last lets a resent login
-   * (the client's attempt timed out while the first was still being admitted) succeed in place
-   * of the first, instead of finding its challenge used by a login whose answer it gave up on.
+   * device registry), which uses the challenge up by calling `claim` when it must happen before
+   * a store write of its own; otherwise the challenge is used up after it. A resend of a login
+   * whose first attempt is still waiting in `admit` is answered only after that attempt
+   * (server/devices.ts), so the client's first answer is the session, not "already used".
    */
   async login(
     req: Parameters<Authority["login"]>[0],
     signKey: string,
-    admit: () => Promise<void> = async () => {},
+    admit: (claim: () => Promise<void>) => Promise<void> = async () => {},
   ): Promise<ReturnType<Authority["login"]> & { lifetimeMs: number }> {
     const session = this.auth.login(req, signKey);
-    await admit();
-    if (!(await this.store.claimOnce(req.nonce, req.expires))) {
-      throw new ZmqchatError("unauthorized", "this login challenge was already used; log in again");
-    }
+    let claimed = false;
+    const claim = async () => {
+      if (claimed) return;
+      claimed = true;
+      if (!(await this.store.claimOnce(req.nonce, req.expires))) {
+        throw new ZmqchatError("unauthorized", "this login challenge was already used; log in again");
+      }
+    };
+    await admit(claim);
+    await claim();
     return { ...session, lifetimeMs: this.auth.sessionTtlMs };
   }
 

@@ -56,9 +56,11 @@ export function deviceRows(o: DevicesOverlay): string[] {
 export function devicesHint(o: DevicesOverlay): string {
   if (o.confirm) {
     const d = o.devices.find((x) => x.id === o.confirm);
-    return `revoke ${o.confirm}${d ? ` (${d.name})` : ""}? it is cut off for good and your keys rotate — y: yes · n: no`;
+    // The keys first: the line is cut to the view's width (57 columns on an 80-column terminal).
+    const name = d ? ` (${d.name.length > 16 ? `${d.name.slice(0, 15)}…` : d.name})` : "";
+    return `revoke ${o.confirm}${name}? y: yes · n: no — it is cut off for good, your keys rotate`;
   }
-  return "↑↓ select · r: revoke the selected device · Esc, q or Enter closes";
+  return "↑↓ select · r: revoke · Esc, q or Enter: close";
 }
 
 /** Keys while the view is open (null: not a key of the view). */

@@ -20,16 +20,22 @@ import type { ChatMessage } from "./message.js";
  */
 export class SharedReadState {
   private readonly stmts;
+  /**
+   * Messages read on another device that were not cached here yet wait in `read_pending`; while
+   * none does (known to this process), a message that lands costs no look-up.
+   */
+  private pending: boolean;
 
   /** `db` holds the cache's `messages` and the receipts' tables (receipts.ts makes them first). */
   constructor(db: Database.Database) {
+    db.exec("CREATE TABLE IF NOT EXISTS read_pending (id TEXT PRIMARY KEY)");
     this.stmts = {
       place: db.prepare<[string], { conv: string; cursor: string }>(
         "SELECT conv, cursor FROM messages WHERE id = ?",
       ),
-      readHere: db.prepare<[string, string], { id: string }>(
-        "SELECT id FROM receipts WHERE id = ? AND reader = ? AND status = 'read' LIMIT 1",
-      ),
+      wait: db.prepare("INSERT OR IGNORE INTO read_pending (id) VALUES (?)"),
+      waited: db.prepare("DELETE FROM read_pending WHERE id = ?"),
+      anyWaiting: db.prepare<[], { id: string }>("SELECT id FROM read_pending LIMIT 1"),
       mark: db.prepare<[string], { cursor: string }>("SELECT cursor FROM read_local WHERE conv = ?"),
       setMark: db.prepare(
         "INSERT INTO read_local (conv, cursor) VALUES (?, ?) ON CONFLICT(conv) DO UPDATE SET cursor = excluded.cursor WHERE CAST(excluded.cursor AS INTEGER) > CAST(read_local.cursor AS INTEGER)",
@@ -37,6 +43,7 @@ export class SharedReadState {
       unqueue: db.prepare("DELETE FROM receipts_out WHERE id = ? AND status = ?"),
       sent: db.prepare("INSERT OR IGNORE INTO receipts_sent (id, status) VALUES (?, 'read')"),
     };
+    this.pending = this.stmts.anyWaiting.get() !== undefined;
   }
 
   /** The cursor of the newest message read in `conv` on any device of this profile's user, or null. */
@@ -68,14 +75,17 @@ export class SharedReadState {
       if (toAuthor) this.stmts.unqueue.run(id, "delivered");
       this.stmts.sent.run(id);
       const at = this.stmts.place.get(id);
-      if (at && this.advance(at.conv, at.cursor)) moved.add(at.conv);
+      if (!at) {
+        this.stmts.wait.run(id);
+        this.pending = true;
+      } else if (this.advance(at.conv, at.cursor)) moved.add(at.conv);
     }
     return [...moved];
   }
 
   /** A message just stored: one the user already read on another device moves its mark. */
-  landed(m: ChatMessage, owner: string): boolean {
-    if (m.from === owner || this.stmts.readHere.get(m.id, owner) === undefined) return false;
+  landed(m: ChatMessage): boolean {
+    if (!this.pending || this.stmts.waited.run(m.id).changes === 0) return false;
     return this.advance(m.conv, m.cursor);
   }
 

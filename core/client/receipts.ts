@@ -165,7 +165,7 @@ export class ReceiptStore {
   landed(m: ChatMessage): void {
     if (m.sealedFor) this.expect(m.id, m.sealedFor);
     if (this.owner === null || m.from === this.owner) return;
-    if (this.shared.landed(m, this.owner)) this.readElsewhere([m.conv]);
+    if (this.shared.landed(m)) this.readElsewhere([m.conv]);
     if (!m.verified) return;
     this.queue(m, "delivered");
   }

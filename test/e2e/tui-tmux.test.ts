@@ -492,7 +492,8 @@ describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
     await tmux.waitFor("carol", "the device you are on", { what: "this device refused" });
     tmux.keys("carol", "Down");
     tmux.type("carol", "r");
-    await tmux.waitFor("carol", `revoke ${device}`, { what: "the question" });
+    // The question and its keys fit an 80-column terminal.
+    await tmux.waitFor("carol", `revoke ${device} (second)? y: yes · n: no`, { what: "the question" });
     save("carol", "carol-devices-revoke-question");
     tmux.type("carol", "y");
     await tmux.waitFor("carol", (s) => s.includes(`revoked ${device}`) && /carol ● online/.test(s), {

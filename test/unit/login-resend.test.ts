@@ -44,7 +44,7 @@ describe("a resent first login of a new device", () => {
         return { name: "alice", ...ch, sig: sig.toString("base64url"), device };
       };
       const login = (s: ReturnType<typeof server>, req: ReturnType<typeof loginOf>) =>
-        s.sessions.login(req, signKey, () => s.devices.admit("alice", req.device));
+        s.sessions.login(req, signKey, (claim) => s.devices.admit("alice", req.device, claim));
 
       await login(a, loginOf(OLD));
       // Server C publishes to alice from a list cached before the new device exists.
@@ -98,7 +98,18 @@ describe("a resent first login of a new device", () => {
         "acknowledged only once every cached list holds the device",
       );
 
-      // Positive control: a replay of the same login is refused; a fresh challenge logs in.
+      // Attack: the device id is not signed; a replayed login naming another device adds none.
+      const FORGED = "00000000000000ff";
+      await assert.rejects(login(c, { ...req, device: FORGED }), /already used/);
+      assert.ok(
+        (await store.listDevices("alice")).every((d) => d.id !== FORGED),
+        "a replayed login registers no device",
+      );
+      // Positive control: a fresh login naming that device does register it.
+      await login(c, loginOf(FORGED));
+      assert.ok((await store.listDevices("alice")).some((d) => d.id === FORGED));
+
+      // A replay of the same login is refused; a fresh challenge logs in.
       await assert.rejects(
         login(c, req),
         (e: ZmqchatError) => e.code === "unauthorized" && /already used/.test(e.message),

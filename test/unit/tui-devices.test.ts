@@ -6,7 +6,7 @@ import { generateIdentity } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { parseCommand } from "../../tui/commands.js";
 import { Controller, type ProfileAccess } from "../../tui/controller.js";
-import { deviceRows } from "../../tui/devices-view.js";
+import { deviceRows, devicesHint } from "../../tui/devices-view.js";
 import { routeKey } from "../../tui/keymap.js";
 import { initialState, reduce, type State } from "../../tui/state.js";
 
@@ -93,6 +93,11 @@ describe("TUI /devices revoke (state and keys)", () => {
     assert.equal(overlay(s)?.confirm, other);
     const rows = deviceRows(s.overlay as Parameters<typeof deviceRows>[0]);
     assert.match(rows[1]!, /laptop/);
+    // The question starts with its keys: the view cuts the line to its width.
+    assert.match(
+      devicesHint(s.overlay as Parameters<typeof devicesHint>[0]),
+      new RegExp(`^revoke ${other} \\(laptop\\)\\? y: yes · n: no`),
+    );
     // While asking, other keys do nothing (j does not move, Enter does not close).
     s = keys(s, ["j", {}], ["", { return: true }]);
     assert.equal(overlay(s)?.at, 1);
