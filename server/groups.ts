@@ -10,6 +10,9 @@ import type { GroupRecord, Store } from "./store/store.js";
 /** Most recorded changes in one `group.events` reply (each well under 300 bytes). */
 export const MAX_GROUP_EVENTS_PAGE = 200;
 
+/** Most pages of a group's record read to find where a former member left (20 × 200 changes). */
+const MAX_DEPARTURE_SCAN_PAGES = 20;
+
 export interface GroupServiceDeps {
   store: Store;
   quotas: ServerQuotas;
@@ -180,13 +183,23 @@ export class GroupService {
     return ok({ group: await this.withKeys(updated) });
   }
 
-  /** The group's recorded changes, for members and invitees, one page at a time. */
+  /**
+   * The group's recorded changes, one page at a time: for members and invitees all of them; for
+   * someone who was a member or invitee, those up to their own departure (removed, left,
+   * declined), so they too learn why they are out, and nothing after.
+   */
   async events(b: RequestBody<"group.events">, user: string): Promise<string> {
     const group = await this.requireGroup(b.name);
-    if (!group.members.includes(user) && !group.invited.includes(user))
-      refuse("forbidden", `you are not a member of ${b.name}`);
+    let until: bigint | null = null;
+    if (!group.members.includes(user) && !group.invited.includes(user)) {
+      const left = await this.departure(b.name, user);
+      if (left === null) refuse("forbidden", `you are not a member of ${b.name}`);
+      until = BigInt(left);
+    }
     const page = await this.d.store.groupEvents(b.name, b.after ?? null, MAX_GROUP_EVENTS_PAGE);
-    const events = page.events.map((e) => ({
+    const shown = until === null ? page.events : page.events.filter((e) => BigInt(e.cursor) <= until);
+    const more = page.more && shown.length === page.events.length;
+    const events = shown.map((e) => ({
       cursor: e.cursor,
       id: e.id,
       at: e.at,
@@ -195,7 +208,23 @@ export class GroupService {
       target: e.target,
       title: e.title,
     }));
-    return ok({ events, more: page.more });
+    return ok({ events, more });
+  }
+
+  /** The cursor of the user's last departure from the group (removed, left, declined), or null. */
+  private async departure(group: string, user: string): Promise<string | null> {
+    let after: string | null = null;
+    let last: string | null = null;
+    for (let i = 0; i < MAX_DEPARTURE_SCAN_PAGES; i++) {
+      const page = await this.d.store.groupEvents(group, after, MAX_GROUP_EVENTS_PAGE);
+      for (const e of page.events)
+        if (e.target === user && (e.kind === "removed" || e.kind === "left" || e.kind === "declined"))
+          last = e.cursor;
+      const next = page.events.at(-1)?.cursor;
+      if (!page.more || next === undefined) break;
+      after = next;
+    }
+    return last;
   }
 
   async info(b: RequestBody<"group.info">, user: string): Promise<string> {

@@ -4,7 +4,9 @@
  * record, per run tag, when each message became display-ready (opened, verified, cached).
  */
 import { randomBytes } from "node:crypto";
+import { appendFileSync } from "node:fs";
 import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
 import { ChatClient, type Target } from "../../core/client/client.js";
 import { ensureIdentity, hasIdentity, profilePaths, saveIdentity } from "../../core/client/profile.js";
@@ -29,6 +31,48 @@ interface Peer {
 }
 
 const peers = new Map<string, Peer>();
+
+/**
+ * How long this process's event loop was blocked during a call (a stall here delays every
+ * message of the run). With ZMQCHAT_BENCH_LOOPLOG=FILE each sendRate/collect call appends one
+ * JSON line with it there, to tell a client stall from a slow service.
+ */
+/** With ZMQCHAT_BENCH_LOOPLOG, the send → acknowledgement times of a call (is the wait before or after the service?). */
+function logAcks(what: string, sent: Float64Array, acked: Float64Array): void {
+  const file = process.env.ZMQCHAT_BENCH_LOOPLOG;
+  if (!file) return;
+  const d = Array.from(acked, (a, i) => a - sent[i]!)
+    .filter((x) => !Number.isNaN(x))
+    .sort((a, b) => a - b);
+  if (d.length === 0) return;
+  const q = (p: number) => Math.round(d[Math.floor(p * (d.length - 1))]! * 10) / 10;
+  appendFileSync(
+    file,
+    `${JSON.stringify({ pid: process.pid, what: `${what} acks`, p50: q(0.5), p99: q(0.99), max: q(1) })}\n`,
+  );
+}
+
+async function withLoopDelay<T>(what: string, run: () => Promise<T>): Promise<T> {
+  const h = monitorEventLoopDelay({ resolution: 5 });
+  h.enable();
+  try {
+    return await run();
+  } finally {
+    h.disable();
+    const file = process.env.ZMQCHAT_BENCH_LOOPLOG;
+    if (file) {
+      const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+      const line = {
+        pid: process.pid,
+        what,
+        p50: ms(h.percentile(50)),
+        p99: ms(h.percentile(99)),
+        max: ms(h.max),
+      };
+      appendFileSync(file, `${JSON.stringify(line)}\n`);
+    }
+  }
+}
 const transport = new ZeromqClientTransport();
 /** Long enough that a slow machine never turns into a failed request; retries keep their ids. */
 const REQUEST_TIMEOUT_MS = 120_000;
@@ -172,6 +216,7 @@ async function sendRate(params: {
     pending.add(p);
   }
   await Promise.all(pending);
+  logAcks("sendRate", sent, acked);
   return { sent, acked, failures, behindMs };
 }
 
@@ -331,10 +376,10 @@ serve(
         if (!wasOpen) await close(name);
       }
     },
-    sendBurst,
-    sendRate,
+    sendBurst: (p: Parameters<typeof sendBurst>[0]) => withLoopDelay("sendBurst", () => sendBurst(p)),
+    sendRate: (p: Parameters<typeof sendRate>[0]) => withLoopDelay("sendRate", () => sendRate(p)),
     listen,
-    collect,
+    collect: (p: Parameters<typeof collect>[0]) => withLoopDelay("collect", () => collect(p)),
     recover,
   },
   async () => {

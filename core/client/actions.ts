@@ -242,10 +242,14 @@ export class ActionStore {
     if (edit) this.stmts.setText.run(edit.text, id, author, conv, edit.text);
   }
 
-  /** A message just stored: keeps its reply reference, and applies a delete that arrived before it. */
-  landed(m: ChatMessage): void {
+  /**
+   * A message just stored: keeps its reply reference, and applies a delete or edit that arrived
+   * before it (`acted` false: the caller knows none did, so nothing is looked up).
+   */
+  landed(m: ChatMessage, acted = true): void {
     if (m.replyTo) this.stmts.reply.run(m.id, m.conv, m.replyTo);
     this.files.landed(m);
+    if (!acted) return;
     if (this.stmts.deletedBy.get(m.id, m.from, m.conv)) this.wipe(m.id, m.from, m.conv);
     else this.latestEdit(m.id, m.from, m.conv);
   }

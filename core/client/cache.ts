@@ -8,6 +8,7 @@ import { MuteList, markMentions } from "./mentions.js";
 import { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 import { ReceiptStore } from "./receipts.js";
 import { SearchIndex } from "./search.js";
+import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer } from "./wal-checkpoint.js";
 
 export { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 
@@ -112,6 +113,8 @@ const COLUMNS =
 export class Cache {
   private readonly db: Database.Database;
   private readonly stmts;
+  /** Copies the write-ahead log into the database off the event loop (null: in memory). */
+  readonly checkpointer: WalCheckpointer | null;
   /** Full-text search over the cached messages (`searchMessages` in search.ts). */
   readonly searchIndex: SearchIndex;
   /** Replies, edits, deletes and reactions (actions.ts). */
@@ -132,6 +135,9 @@ export class Cache {
     this.db.pragma("busy_timeout = 10000");
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
+    // The log is checkpointed on a worker thread (wal-checkpoint.ts), not inside a commit here.
+    this.checkpointer = inMemory ? null : new WalCheckpointer(path);
+    if (this.checkpointer) this.db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
     this.db.exec(SCHEMA);
     for (const [table, column, type] of ADDED_COLUMNS) {
       const has = this.db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all();
@@ -155,6 +161,9 @@ export class Cache {
       heldAll: db.prepare<[], { item: string }>("SELECT item FROM held ORDER BY rowid"),
       heldCount: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM held WHERE sender = ?"),
       unhold: db.prepare("DELETE FROM held WHERE id = ?"),
+      acted: db.prepare<[string], { target: string }>(
+        "SELECT DISTINCT target FROM actions WHERE kind IN ('edit', 'delete') AND target IN (SELECT value FROM json_each(?))",
+      ),
       seen: db.prepare("INSERT OR IGNORE INTO mailbox_seen (id, cursor, conv) VALUES (?, ?, ?)"),
       seenAt: db.prepare<[string], { cursor: string }>(
         "SELECT cursor FROM mailbox_seen WHERE id = ? ORDER BY CAST(cursor AS INTEGER)",
@@ -218,6 +227,7 @@ export class Cache {
    * (a search indexes what still waits first).
    */
   private indexed<T extends unknown[] | null>(fresh: T): T {
+    this.checkpointer?.wrote();
     if (fresh && fresh.length > 0 && !this.indexTimer) {
       this.indexTimer = setTimeout(() => {
         this.indexTimer = null;
@@ -239,7 +249,9 @@ export class Cache {
    * immediate one waits its turn (busy_timeout).
    */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    const r = this.db.transaction(fn).immediate();
+    this.checkpointer?.wrote();
+    return r;
   }
 
   /**
@@ -293,11 +305,19 @@ export class Cache {
   /** Stores messages (inside a transaction); `placed`: they come with their mailbox place (not from an ack). */
   private put(messages: ChatMessage[], placed: boolean): ChatMessage[] {
     const fresh: ChatMessage[] = [];
+    // Messages an edit or delete already waits for (it came first): only those look their actions
+    // up when they land; one query for the whole burst instead of two per message.
+    const acted = new Set(
+      this.stmts.acted
+        .all(JSON.stringify(messages.filter((m) => !m.action && !m.receipt).map((m) => m.id)))
+        .map((r) => r.target),
+    );
     for (const m of messages) {
       // Every place the mailbox handed an id out at is kept: a second place is a replay (verify-history).
       const newPlace = placed && this.stmts.seen.run(m.id, m.cursor, m.conv).changes === 1;
       // An edit, delete or reaction is kept apart and applied when messages are read (actions.ts).
       if (m.action) {
+        if (m.action.kind !== "react") acted.add(m.action.target);
         this.actions.record({ ...m, action: m.action }, placed);
         continue;
       }
@@ -310,7 +330,7 @@ export class Cache {
       const r = this.stmts.insert.run({ ...m, verified: m.verified ? 1 : 0, ord: BigInt(m.cursor) });
       if (r.changes === 1) {
         fresh.push(m);
-        this.actions.landed(m);
+        this.actions.landed(m, acted.has(m.id));
         this.receipts.landed(m);
       }
       // A message cached from its acknowledgement takes its place from the mailbox copy when that
@@ -443,21 +463,40 @@ export class Cache {
   }
 
   /**
-   * The next sequence number of a conversation. Many messages composed in one turn of the event
-   * loop take theirs in one write transaction, committed at the end of the turn (before any of
-   * them is sent: the send window leaves a turn later), instead of one commit each.
+   * The next sequence number of a conversation. Many messages composed together take theirs in
+   * one write transaction instead of one commit each. It is committed as soon as the microtasks
+   * that follow stop taking numbers (a loop of sends, or a burst of sends resumed by one burst of
+   * acknowledgements), before anything else of the event loop runs, so it is committed before any
+   * of them is sent (the send window leaves a turn later), and the write lock is not held over a
+   * turn: another connection to this file in this thread (a second client, a command's own
+   * cache) that writes in a timer or I/O callback no longer waits out the busy timeout on a lock
+   * that only this thread could release.
    */
   nextSeq(conv: string): number {
     if (!this.db.inTransaction) {
       this.db.exec("BEGIN IMMEDIATE");
       this.composing = true;
-      setImmediate(() => this.endComposing());
+      this.composed = 0;
+      queueMicrotask(() => this.settleComposing(0));
     }
+    if (this.composing) this.composed++;
     return this.stmts.nextSeq.get(conv)!.next;
   }
 
-  /** A write transaction nextSeq opened for this turn. */
+  /** A write transaction nextSeq opened, and how many numbers it took. */
   private composing = false;
+  private composed = 0;
+
+  /** Commits the composing transaction once a pass of the microtask queue took no more numbers. */
+  private settleComposing(seen: number): void {
+    if (!this.composing) return;
+    if (this.composed !== seen) {
+      const now = this.composed;
+      queueMicrotask(() => this.settleComposing(now));
+      return;
+    }
+    this.endComposing();
+  }
 
   private endComposing(): void {
     if (!this.composing) return;
@@ -465,6 +504,7 @@ export class Cache {
     if (!this.db.open || !this.db.inTransaction) return;
     try {
       this.db.exec("COMMIT");
+      this.checkpointer?.wrote();
     } catch {
       // With the write lock held, COMMIT fails only on an I/O error (disk full): roll back so
       // the cache stays usable; the numbers taken this turn may be taken again.
@@ -513,6 +553,7 @@ export class Cache {
 
   close(): void {
     this.endComposing();
+    this.checkpointer?.close();
     if (this.indexTimer) clearTimeout(this.indexTimer);
     this.indexTimer = null;
     this.db.close();

@@ -492,23 +492,33 @@ export class ChatClient {
   private async syncOnce(onProgress: (received: number) => void): Promise<number> {
     await this.login();
     let received = 0;
-    const fetch = (after: string | null) => this.request("sync", { after, limit: SYNC_PAGE });
-    let page = await fetch(this.cache.cursor);
-    while (page.items.length > 0) {
+    // A page is opened as soon as it arrives (on the opener's threads), while the page before it
+    // is written on this thread, and the page after it is read as soon as its start is known:
+    // reading, opening and writing overlap. Pages are still stored in order, each with the cursor
+    // of its last item, so a failure leaves the cursor at a stored item. At most two pages are
+    // held at once.
+    const start = (after: string | null) => {
+      const page = this.request("sync", { after, limit: SYNC_PAGE });
+      const opened = page.then((p) => this.openAll(p.items));
+      page.catch(() => {});
+      opened.catch(() => {});
+      return { page, opened };
+    };
+    let current = start(this.cache.cursor);
+    for (;;) {
+      const page = await current.page;
+      if (page.items.length === 0) break;
       const last = page.items.at(-1)!.cursor;
-      // The next page is read ahead while this one is opened; pages are still stored in order,
-      // each with the cursor of its last item, so a failure leaves the cursor at a stored item.
-      const ahead = page.more ? fetch(last) : null;
-      ahead?.catch(() => {});
-      const messages = await this.openAll(page.items);
+      const next = page.more ? start(last) : null;
+      const messages = await current.opened;
       const fresh = this.cache.addMessages(messages, last);
       received += fresh.length;
       for (const m of fresh) this.emit({ type: "message", message: m });
       if (fresh.length < messages.length) this.emit({ type: "already_stored", cursor: last });
       onProgress(received);
       this.emit({ type: "sync", received, done: !page.more });
-      if (!ahead) break;
-      page = await ahead;
+      if (!next) break;
+      current = next;
     }
     return received;
   }

@@ -1,4 +1,5 @@
-import { deliveryFrameSchema, type MailboxItem } from "../protocol/schema.js";
+import { checkDeliveryFrame } from "../protocol/delivery-check.js";
+import type { MailboxItem } from "../protocol/schema.js";
 import type { Cache, ChatMessage } from "./cache.js";
 
 /** What live deliveries need from the client around them. */
@@ -20,17 +21,34 @@ export interface LiveDeps {
 const MAX_QUEUED = 2000;
 
 /**
- * Applies live deliveries in arrival order, each run of those that queued up meanwhile at once.
+ * How long deliveries that arrived ahead of their predecessor wait for it before a sync reads the
+ * gap: two servers publish what they stored in the order their own work ends, so a delivery can
+ * overtake the one before it by a few milliseconds; a sync for each of those cost a request and a
+ * store read (about one per 250 messages in the bench).
+ */
+export const HOLD_MS = 50;
+
+/** Queued by the hold timer: the deliveries held did not find their predecessor in time. */
+const HOLD_EXPIRED = Symbol("hold expired");
+
+type Checked = NonNullable<ReturnType<typeof checkDeliveryFrame>>;
+
+/**
+ * Applies live deliveries in mailbox order, each run of those that queued up meanwhile at once.
  * A delivery whose mailbox predecessor (`prev`) is where the cache's cursor is (or the delivery
  * before it in the run) gets opened and stored directly, moving the cursor (Cache.addNext checks
- * and moves in one transaction); one at or behind the cursor is already in
- * the cache (the sender's own copy, stored from its acknowledgement, or a sync) and is dropped;
- * anything else — a gap, a delivery from a server that does not say `prev` — makes a sync from
- * the cursor. The mailbox stays the one truth: the cursor never moves past an item not stored.
+ * and moves in one transaction); one at or behind the cursor is already in the cache (the
+ * sender's own copy, stored from its acknowledgement, or a sync) and is dropped; one ahead of a
+ * predecessor not yet here waits for it up to HOLD_MS; anything else — a gap that does not close,
+ * a delivery from a server that does not say `prev` — makes a sync from the cursor. The mailbox
+ * stays the one truth: the cursor never moves past an item not stored.
  */
 export class LiveDeliveries {
   private queue: unknown[] = [];
   private draining: Promise<void> | null = null;
+  /** Deliveries ahead of their predecessor, in mailbox order. */
+  private held: Checked[] = [];
+  private holdTimer: { timer: NodeJS.Timeout; done: Promise<void>; resolve: () => void } | null = null;
 
   constructor(
     private readonly me: string,
@@ -50,7 +68,7 @@ export class LiveDeliveries {
 
   /** Resolves once every delivery pushed so far is applied (or handed to a sync). */
   async idle(): Promise<void> {
-    while (this.draining) await this.draining;
+    while (this.draining || this.holdTimer) await (this.draining ?? this.holdTimer?.done);
   }
 
   /** Applies what has queued up, a whole run at a time: one open call and one cache transaction per run. */
@@ -62,6 +80,7 @@ export class LiveDeliveries {
           await this.apply(batch);
         } catch (err) {
           this.deps.warn(err, "applying a live delivery failed");
+          this.release();
           this.syncLater();
         }
       }
@@ -74,32 +93,77 @@ export class LiveDeliveries {
     void this.deps.sync().catch((err) => this.deps.warn(err, "sync after a delivery failed"));
   }
 
+  /** Waits for held deliveries' predecessors until HOLD_MS from now (a timer already running stays). */
+  private hold(): void {
+    if (this.holdTimer) return;
+    let resolve = () => {};
+    const done = new Promise<void>((r) => {
+      resolve = r;
+    });
+    const timer = setTimeout(() => {
+      this.holdTimer = null;
+      this.push(HOLD_EXPIRED);
+      resolve();
+    }, HOLD_MS);
+    this.holdTimer = { timer, done, resolve };
+  }
+
+  /** Drops what is held (a sync reads it from the mailbox) and stops waiting. */
+  private release(): void {
+    this.held = [];
+    if (!this.holdTimer) return;
+    clearTimeout(this.holdTimer.timer);
+    this.holdTimer.resolve();
+    this.holdTimer = null;
+  }
+
   private async apply(batch: unknown[]): Promise<void> {
     const running = this.deps.running();
     if (running) await running.catch(() => 0);
     const { cache } = this.deps;
     const start = cache.cursor;
-    let at = start;
-    const run: MailboxItem[] = [];
     let gap = false;
     let stored: string | null = null;
+    const behind = (cursor: string, at: string | null) => at !== null && BigInt(cursor) <= BigInt(at);
+    const frames = this.held;
+    this.held = [];
     for (const frame of batch) {
-      const parsed = deliveryFrameSchema.safeParse(frame);
-      if (!parsed.success || parsed.data.owner !== this.me) {
+      if (frame === HOLD_EXPIRED) {
         gap = true;
         continue;
       }
-      const { item, prev } = parsed.data;
-      // At or behind the cursor: already stored (our own copy from its ack, a sync, a repeat).
-      if (at !== null && BigInt(item.cursor) <= BigInt(at)) {
-        stored = item.cursor;
+      // Checked by hand as deliveryFrameSchema would (delivery-check.ts), without Zod's cost.
+      const parsed = checkDeliveryFrame(frame);
+      if (parsed === null || parsed.owner !== this.me) {
+        gap = true;
         continue;
       }
-      if (prev === undefined) gap = true;
-      else if (prev === at) {
-        run.push(item);
-        at = item.cursor;
-      } else gap = true;
+      // At or behind the cursor: already stored (our own copy from its ack, a sync, a repeat).
+      if (behind(parsed.item.cursor, start)) {
+        stored = parsed.item.cursor;
+        continue;
+      }
+      if (parsed.prev === undefined) gap = true;
+      else frames.push(parsed);
+    }
+    frames.sort((a, b) => {
+      const x = BigInt(a.item.cursor);
+      const y = BigInt(b.item.cursor);
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+    let at = start;
+    const run: MailboxItem[] = [];
+    const held: Checked[] = [];
+    for (const f of frames) {
+      if (behind(f.item.cursor, at)) continue;
+      // Once one waits for its predecessor, every later one waits behind it.
+      if (held.length === 0 && f.prev === at) {
+        run.push(f.item);
+        at = f.item.cursor;
+      } else if (held.length > 0 || (f.prev !== null && (at === null || BigInt(f.prev!) > BigInt(at))))
+        held.push(f);
+      // Its predecessor is at or behind the cursor but is not the cursor: only a sync can tell.
+      else gap = true;
     }
     if (run.length > 0 && at !== null) {
       const opened = await this.deps.open(run);
@@ -115,6 +179,13 @@ export class LiveDeliveries {
       }
     }
     if (stored !== null) this.deps.alreadyStored?.(cache.cursor ?? stored);
-    if (gap) await this.deps.sync();
+    if (gap || held.length > MAX_QUEUED) {
+      this.release();
+      await this.deps.sync();
+      return;
+    }
+    this.held = held;
+    if (held.length > 0) this.hold();
+    else this.release();
   }
 }

@@ -39,6 +39,9 @@ import { SharedReadState } from "./read-state.js";
 /** Most message ids one receipt event names (36 characters each: about 3.7 KB). */
 export const MAX_RECEIPT_IDS = 100;
 
+/** Read receipts remembered as sent (see `sent`): about 40 bytes each on disk. */
+const MAX_SENT_KEPT = 50_000;
+
 export type ReceiptStatus = "delivered" | "read";
 
 export type { ReceiptExtra } from "./message.js";
@@ -68,6 +71,7 @@ CREATE TABLE IF NOT EXISTS receipts_out (
   PRIMARY KEY (id, status)
 );
 CREATE TABLE IF NOT EXISTS receipts_sent (id TEXT NOT NULL, status TEXT NOT NULL, PRIMARY KEY (id, status));
+DELETE FROM receipts_sent WHERE status = 'delivered';
 CREATE TABLE IF NOT EXISTS receipt_expect (id TEXT PRIMARY KEY, names TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS read_local (conv TEXT PRIMARY KEY, cursor TEXT NOT NULL);
 `;
@@ -86,6 +90,8 @@ export class ReceiptStore {
   owner: string | null = null;
   /** False: read receipts are neither queued nor shown (config `readReceipts`). */
   readReceipts = true;
+  /** How many read receipts are remembered as sent (see `sent`). */
+  sentKept = MAX_SENT_KEPT;
   /** Called (inside the writing transaction) when receipts wait to be sent. */
   onPending: (() => void) | null = null;
   /** Called after the writing transaction with the receipts that just arrived, for views. */
@@ -95,12 +101,12 @@ export class ReceiptStore {
   /** The read marks shared by the user's devices (read-state.ts). */
   readonly shared: SharedReadState;
 
-  constructor(db: Database.Database) {
+  constructor(private readonly db: Database.Database) {
     db.exec(SCHEMA);
     this.shared = new SharedReadState(db);
     this.stmts = {
-      insert: db.prepare(
-        "INSERT OR IGNORE INTO receipts (id, reader, status, grp, at) VALUES (?, ?, ?, ?, ?)",
+      insertMany: db.prepare<[string, string, string | null, string, string]>(
+        "INSERT OR IGNORE INTO receipts (id, reader, status, grp, at) SELECT value, ?, ?, ?, ? FROM json_each(?)",
       ),
       queue: db.prepare(
         "INSERT OR IGNORE INTO receipts_out (id, author, grp, status) SELECT @id, @author, @grp, @status WHERE NOT EXISTS (SELECT 1 FROM receipts_sent WHERE id = @id AND status = @status)",
@@ -109,8 +115,16 @@ export class ReceiptStore {
         "SELECT id, author, grp, status FROM receipts_out ORDER BY rowid",
       ),
       done: db.prepare("DELETE FROM receipts_out WHERE id = ? AND status = ?"),
+      doneMany: db.prepare<[string, string]>(
+        "DELETE FROM receipts_out WHERE status = ? AND id IN (SELECT value FROM json_each(?))",
+      ),
+      sentMany: db.prepare<[string]>(
+        "INSERT OR IGNORE INTO receipts_sent (id, status) SELECT value, 'read' FROM json_each(?)",
+      ),
+      prune: db.prepare<[number]>(
+        "DELETE FROM receipts_sent WHERE rowid <= (SELECT max(rowid) FROM receipts_sent) - ?",
+      ),
       any: db.prepare<[], { id: string }>("SELECT id FROM receipts_out LIMIT 1"),
-      sent: db.prepare("INSERT OR IGNORE INTO receipts_sent (id, status) VALUES (?, ?)"),
       readSent: db.prepare<[string, string], { id: string }>(
         "SELECT id FROM receipts_out WHERE id = ? AND status = 'read' UNION ALL SELECT id FROM receipts_sent WHERE id = ? AND status = 'read' LIMIT 1",
       ),
@@ -127,9 +141,14 @@ export class ReceiptStore {
   /** A receipt event arrived (from the mailbox, the live path or our own acknowledgement). */
   record(m: ChatMessage & { receipt: ReceiptExtra }): void {
     if (!m.verified) return;
-    let fresh = 0;
-    for (const id of m.receipt.ids)
-      fresh += this.stmts.insert.run(id, m.from, m.receipt.status, m.receipt.group, m.sentAt).changes;
+    // One statement for the up to MAX_RECEIPT_IDS ids of the event.
+    const fresh = this.stmts.insertMany.run(
+      m.from,
+      m.receipt.status,
+      m.receipt.group,
+      m.sentAt,
+      JSON.stringify(m.receipt.ids),
+    ).changes;
     if (fresh > 0 && m.from !== this.owner) {
       const r = { from: m.from, status: m.receipt.status, ids: m.receipt.ids };
       queueMicrotask(() => this.onReceived?.(r));
@@ -222,14 +241,29 @@ export class ReceiptStore {
     return this.stmts.any.get() !== undefined;
   }
 
-  /** A batch went out (or can never go): it is not sent again. */
+  /**
+   * A batch went out (or can never go): it is not sent again. One transaction, one statement per
+   * table: this runs for every batch of a busy conversation, and one autocommit per id and table
+   * stalled the event loop for tens of milliseconds per batch.
+   *
+   * Only read receipts are remembered as sent (`receipts_sent`, the newest MAX_SENT_KEPT): a
+   * "delivered" is queued once, when the message is first stored, so it cannot come again; a
+   * "read" is queued each time a view shows the message. A read receipt for a message shown again
+   * after its row was pruned goes out once more, which the author stores once (receipts are keyed
+   * by id, reader and status).
+   */
   sent(b: ReceiptBatch): void {
-    for (const id of b.ids) {
-      this.stmts.done.run(id, b.status);
-      this.stmts.sent.run(id, b.status);
-      // A read receipt to the author says "delivered" too; one to the user herself does not.
-      if (b.status === "read" && b.author !== this.owner) this.stmts.done.run(id, "delivered");
-    }
+    const ids = JSON.stringify(b.ids);
+    this.db
+      .transaction(() => {
+        this.stmts.doneMany.run(b.status, ids);
+        if (b.status !== "read") return;
+        // A read receipt to the author says "delivered" too; one to the user herself does not.
+        if (b.author !== this.owner) this.stmts.doneMany.run("delivered", ids);
+        this.stmts.sentMany.run(ids);
+        this.stmts.prune.run(this.sentKept);
+      })
+      .immediate();
   }
 
   /**

@@ -5,7 +5,6 @@ import {
   diffieHellman,
   hkdfSync,
   type KeyObject,
-  randomBytes,
   sign,
   timingSafeEqual,
   verify,
@@ -13,6 +12,7 @@ import {
 import { ZmqchatError } from "../errors.js";
 import type { Envelope, PublicKeys } from "../protocol/schema.js";
 import { type Identity, keyId, PublicKeyCache } from "./keys.js";
+import { RandomPool } from "./random-pool.js";
 
 /**
  * Suite 1 (envelope `v: 1`, still opened, no longer sealed): content encrypted once with a
@@ -152,6 +152,8 @@ const unb64 = (s: string) => Buffer.from(s, "base64url");
 /** Holds one identity's derived pairwise keys, so sealing and opening skip repeated X25519. */
 export class Sealer {
   private readonly pairKeys = new Map<string, Buffer>();
+  /** Content keys, nonces and ivs (the CSPRNG a block at a time, random-pool.ts). */
+  private readonly random = new RandomPool();
   readonly keys = new PublicKeyCache();
   /** The key id (suite 3's `fromKey`/`toKey`) of this identity's keys. */
   readonly keyId: string;
@@ -167,8 +169,8 @@ export class Sealer {
       : [...input.recipients, { name: me.name, keys: me.publicKeys }];
     const version = input.version ?? (input.group === null && input.to !== null ? 3 : 2);
     if (version === 3) return this.sealPairwise(input, recipients);
-    const cek = randomBytes(32);
-    const nonce = randomBytes(12);
+    const cek = this.random.take(32);
+    const nonce = this.random.take(12);
     const cipher = createCipheriv("aes-256-gcm", cek, nonce);
     cipher.setAAD(contentAad(2, input.id, me.name, input.to, input.group));
     const body = Buffer.concat([
@@ -264,7 +266,7 @@ export class Sealer {
     };
     const h = headerBytes(header);
     // One call for the content key, the nonce and each wrap's iv (each call to the CSPRNG costs).
-    const fresh = randomBytes(44 + 12 * recipients.length);
+    const fresh = this.random.take(44 + 12 * recipients.length);
     const cek = fresh.subarray(0, 32);
     const nonce = fresh.subarray(32, 44);
     const cipher = createCipheriv("aes-256-gcm", cek, nonce);
@@ -359,7 +361,7 @@ export class Sealer {
 
   private wrap(cek: Buffer, peer: string, peerEnc: string, aad: Buffer): Buffer {
     const kek = this.pairKey(this.identity.name, this.identity.publicKeys.enc, peer, peerEnc);
-    const iv = randomBytes(12);
+    const iv = this.random.take(12);
     const c = createCipheriv("aes-256-gcm", kek, iv);
     c.setAAD(aad);
     return Buffer.concat([iv, c.update(cek), c.final(), c.getAuthTag()]);

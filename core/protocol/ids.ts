@@ -1,14 +1,28 @@
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 
 let lastMs = 0;
 let counter = 0;
+/** The CSPRNG's bytes fetched for 256 ids at a time (one call costs about 6 µs whatever its size), each used once. */
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+
+function random16(): Buffer {
+  if (poolAt + 16 > pool.length) {
+    pool = randomFillSync(Buffer.allocUnsafeSlow(4096));
+    poolAt = 0;
+  }
+  // A copy: the id's bytes are written over below.
+  const out = Buffer.from(pool.subarray(poolAt, poolAt + 16));
+  poolAt += 16;
+  return out;
+}
 
 /**
  * A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits. Ids made in the same
  * millisecond by one process stay ordered through a 12-bit counter in `rand_a`.
  */
 export function uuidv7(now: number = Date.now()): string {
-  const bytes = randomBytes(16);
+  const bytes = random16();
   if (now <= lastMs) {
     counter = (counter + 1) & 0xfff;
     if (counter === 0) lastMs += 1;

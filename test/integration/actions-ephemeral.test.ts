@@ -74,6 +74,25 @@ describe("ephemeral signals: typing and presence (real stack, three users)", () 
     assert.equal(mailboxRows(), rows, "signals are never stored");
   });
 
+  it("a message sent resets the typing throttle: the next key announces typing again at once", async () => {
+    const seen = () =>
+      events.get("alice")!.filter((e) => e.type === "typing" && e.from === "carol" && e.conv === "u:carol")
+        .length;
+    const before = seen();
+    await carol.typing({ user: "alice" });
+    // Within the throttle (3 s): not announced again (positive control of the throttle).
+    await carol.typing({ user: "alice" });
+    await carol.send({ user: "alice" }, "here it is");
+    await carol.typing({ user: "alice" });
+    await waitFor(
+      "alice sees carol typing after her message",
+      () => (seen() >= before + 2 ? true : undefined),
+      20_000,
+    );
+    // The last signal arrived after the throttled one would have: there were two, not three.
+    assert.equal(seen(), before + 2);
+  });
+
   it("a signal relayed by someone else than its signer, or for another conversation, is dropped", async () => {
     // carol takes an envelope alice sealed for bob and relays it as her own: the relay says from
     // carol, the signature says alice; bob drops it.

@@ -189,6 +189,8 @@ describe("group roles and system lines (real stack)", () => {
       !rows.some((r) => r.system?.kind === "removed" && r.system.target === "bob"),
       "no line says bob was removed",
     );
+    // mallory's own profile keeps the group's messages (so she may look after her removal).
+    assert.ok((await history("mallory")).some((r) => r.text === "welcome"));
     // Positive control: the owner's real removal is a line.
     await ok("bob", ["group", "remove", "team", "mallory"]);
     const now = await history("carol");
@@ -235,6 +237,10 @@ describe("group roles and system lines (real stack)", () => {
     assert.match(plain, /\[team\] — bob added dave —/);
     assert.match(plain, /\[team\] — alice made bob the owner —/);
     assert.match(plain, /\[team\] — alice left —/);
+    // mallory, removed, learns why she is out: the record up to her removal, nothing after it.
+    const hers = systemOf(await history("mallory"));
+    assert.deepEqual(hers.at(-1), ["removed", "bob", "mallory"]);
+    assert.ok(!hers.some(([kind]) => kind === "left"), "alice's later leaving is not shown to her");
     // verify-history still checks every message (the lines are not messages).
     const v = await stack.cli("carol", ["verify-history", "--group", "team"], { timeoutMs: 60_000 });
     assert.equal(v.code, 0, v.stdout + v.stderr);

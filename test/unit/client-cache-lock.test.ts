@@ -66,3 +66,45 @@ describe("cache shared by several processes of one profile", () => {
     }
   });
 });
+
+describe("sequence numbers taken together (Cache.nextSeq)", () => {
+  it("are committed before the event loop moves on: another connection's write in the next turn does not wait", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "zmqchat-cache-seq-"));
+    const path = join(dir, "cache.db");
+    const cache = new Cache(path);
+    // A second connection in this thread that does not wait for locks: waiting here would block
+    // the only thread that could release the lock (a real one waits out its busy timeout).
+    const other = new Database(path);
+    other.pragma("busy_timeout = 0");
+    const otherWrites = () =>
+      other.prepare("INSERT OR REPLACE INTO state (key, value) VALUES ('x', ?)").run("1");
+    try {
+      // Queued before the numbers are taken, so it runs before anything they queue for later.
+      const nextTurn = new Promise<void>((resolve, reject) =>
+        setImmediate(() => {
+          try {
+            otherWrites();
+            resolve();
+          } catch (err) {
+            reject(err);
+          }
+        }),
+      );
+      const seqs = [cache.nextSeq("u:bob"), cache.nextSeq("u:bob")];
+      // Resumed sends of one burst take theirs a few microtasks later, in the same transaction.
+      await Promise.resolve();
+      seqs.push(cache.nextSeq("u:bob"));
+      assert.deepEqual(seqs, [1, 2, 3]);
+      // Positive control: while the numbers are being taken, the write lock is held.
+      assert.throws(otherWrites, /database is locked/);
+      // The next turn of the event loop finds the lock free.
+      await nextTurn;
+      const row = other.prepare("SELECT next FROM seqs WHERE conv = 'u:bob'").get() as { next: number };
+      assert.equal(row.next, 3, "the numbers taken are committed");
+    } finally {
+      other.close();
+      cache.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

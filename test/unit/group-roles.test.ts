@@ -116,6 +116,45 @@ describe("group roles: who may do what (server/groups.ts)", () => {
   });
 });
 
+describe("group record for former members (server/groups.ts)", () => {
+  it("a former member reads the record up to their own departure, nothing after; a stranger nothing", async () => {
+    const store = new SqliteStore(":memory:");
+    await store.init();
+    try {
+      for (const [i, u] of ["olive", "newt", "mia", "stranger"].entries())
+        await store.registerUser({ name: u, keys: keys(i + 1) });
+      const groups = new GroupService({
+        store,
+        quotas: DEFAULT_SERVER_QUOTAS,
+        log: silentLogger,
+        topics: async () => [],
+        publish: () => {},
+        limit: (_name, check) => check(),
+      });
+      await groups.create({ name: "g", members: ["newt", "mia"] }, "olive");
+      await groups.answer("g", "newt", "accept");
+      await groups.change("g", ["newt"], "remove", "olive");
+      await groups.rename({ name: "g", title: "After newt" }, "olive");
+      const kinds = async (user: string) =>
+        (
+          JSON.parse(await groups.events({ name: "g" }, user)) as {
+            events: Array<{ kind: string; target: string | null }>;
+          }
+        ).events.map((e) => `${e.kind}:${e.target ?? ""}`);
+      const all = await kinds("mia");
+      assert.deepEqual(
+        all.slice(-2),
+        ["removed:newt", "renamed:"],
+        "positive control: a member sees the later change",
+      );
+      assert.deepEqual(await kinds("newt"), all.slice(0, -1), "newt sees up to his removal");
+      await assert.rejects(groups.events({ name: "g" }, "stranger"), { code: "forbidden" });
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe("system lines: text and place (core/client/system-lines.ts)", () => {
   const line = (
     kind: (typeof GROUP_EVENT_KINDS)[number],

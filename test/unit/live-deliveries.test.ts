@@ -121,12 +121,15 @@ describe("live deliveries (core/client/live.ts)", () => {
     assert.equal(opens, 1);
   });
 
-  it("syncs on a gap and then applies what follows again directly; nothing twice, order kept", async () => {
+  it("syncs on a gap that does not close within HOLD_MS, then applies what follows directly; nothing twice, order kept", async () => {
     const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12")];
     mailbox.push(...items);
     live.push(frame(items[0]!, null));
-    // items[1]'s delivery is lost: items[2] does not follow the cursor.
+    // items[1]'s delivery is lost: items[2] does not follow the cursor, waits, then a sync reads the gap.
     live.push(frame(items[2]!, "7"));
+    await live.idle();
+    assert.equal(syncs, 1);
+    assert.deepEqual(emitted, ["m1", "m2", "m3", "m4"]);
     // Late duplicates of what the sync already read are dropped.
     live.push(frame(items[1]!, "3"));
     live.push(frame(items[2]!, "7"));
@@ -142,6 +145,24 @@ describe("live deliveries (core/client/live.ts)", () => {
     await live.idle();
     assert.deepEqual(emitted, ["m1", "m2", "m3", "m4", "m5"]);
     assert.equal(syncs, 1);
+  });
+
+  it("a delivery that overtakes its predecessor (two servers publishing) waits for it: in order, no sync", async () => {
+    const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    await new Promise((r) => setImmediate(r));
+    // Two runs arrive ahead of items[1], in separate turns.
+    live.push(frame(items[3]!, "8"));
+    await new Promise((r) => setImmediate(r));
+    live.push(frame(items[2]!, "7"));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(emitted, ["m1"], "nothing is applied past the missing one");
+    live.push(frame(items[1]!, "3"));
+    await live.idle();
+    assert.deepEqual(emitted, ["m1", "m2", "m3", "m4"]);
+    assert.equal(syncs, 0);
+    assert.equal(cache.cursor, "12");
   });
 
   it("a delivery already covered by the cursor (the sender's own copy, stored from its ack) costs nothing", async () => {

@@ -1,0 +1,126 @@
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+
+/**
+ * The checkpoint thread: its own connection to the cache file, which copies the write-ahead log
+ * into the database when asked. Plain JavaScript evaluated in the thread (it is this small), so
+ * it runs the same compiled or from source.
+ */
+const THREAD = `
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.sqlite);
+const db = new Database(workerData.path);
+db.pragma("busy_timeout = 1000");
+parentPort.on("message", (job) => {
+  if (job.close) {
+    // The last connection to close checkpoints the whole log and removes it.
+    db.close();
+    parentPort.close();
+    return;
+  }
+  try {
+    // PASSIVE: copies what it can without waiting for readers or writers, and never blocks them.
+    const [r] = db.pragma("wal_checkpoint(PASSIVE)");
+    parentPort.postMessage({ id: job.id, log: r ? r.log : 0, checkpointed: r ? r.checkpointed : 0 });
+  } catch (err) {
+    parentPort.postMessage({ id: job.id, error: String(err) });
+  }
+});
+`;
+
+/** How long after a write the log is checkpointed (writes meanwhile share the checkpoint). */
+const CHECKPOINT_DELAY_MS = 1000;
+
+/**
+ * The log size, in pages, at which the cache's own connection checkpoints after all (SQLite's
+ * default is 1,000): only when the checkpointer falls behind or never ran (a short command).
+ */
+export const FALLBACK_AUTOCHECKPOINT_PAGES = 10_000;
+
+export interface CheckpointResult {
+  /** Pages in the write-ahead log, and how many of them are now in the database. */
+  log: number;
+  checkpointed: number;
+}
+
+/**
+ * Checkpoints a cache's write-ahead log on a worker thread with its own connection, instead of
+ * SQLite's automatic checkpoint, which runs inside the commit that crosses 1,000 pages: on the
+ * event loop, copying ~4 MB and syncing the database file (commits of a receiving client had a
+ * p99 of ~33 ms with it, ~10–17 ms without, on this machine). Started on the first write; the
+ * thread never keeps the process alive.
+ */
+export class WalCheckpointer {
+  private worker: Worker | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private next = 0;
+  private readonly waiting = new Map<
+    number,
+    { resolve: (r: CheckpointResult) => void; reject: (e: Error) => void }
+  >();
+  private closed = false;
+
+  constructor(private readonly path: string) {}
+
+  /** A write transaction committed: a checkpoint follows within CHECKPOINT_DELAY_MS. */
+  wrote(): void {
+    if (this.timer || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.checkpoint().catch(() => {
+        // A failed checkpoint leaves the log to the next one (or to the connection's fallback).
+      });
+    }, CHECKPOINT_DELAY_MS);
+    this.timer.unref();
+  }
+
+  /** Checkpoints now, on the worker thread. */
+  checkpoint(): Promise<CheckpointResult> {
+    if (this.closed) return Promise.reject(new Error("the cache is closed"));
+    const w = this.start();
+    w.ref();
+    return new Promise<CheckpointResult>((resolve, reject) => {
+      const id = ++this.next;
+      this.waiting.set(id, { resolve, reject });
+      w.postMessage({ id });
+    }).finally(() => {
+      if (this.waiting.size === 0) this.worker?.unref();
+    });
+  }
+
+  private start(): Worker {
+    if (this.worker) return this.worker;
+    const sqlite = createRequire(import.meta.url).resolve("better-sqlite3");
+    const w = new Worker(THREAD, { eval: true, workerData: { path: this.path, sqlite } });
+    w.on("message", (m: { id: number; log?: number; checkpointed?: number; error?: string }) => {
+      const waiter = this.waiting.get(m.id);
+      if (!waiter) return;
+      this.waiting.delete(m.id);
+      if (m.error !== undefined) waiter.reject(new Error(`checkpoint failed: ${m.error}`));
+      else waiter.resolve({ log: m.log ?? 0, checkpointed: m.checkpointed ?? 0 });
+    });
+    w.on("error", (err) => this.fail(err));
+    w.on("exit", () => this.fail(new Error("the checkpoint thread exited")));
+    w.unref();
+    this.worker = w;
+    return w;
+  }
+
+  private fail(err: Error): void {
+    this.worker = null;
+    for (const [, waiter] of this.waiting) waiter.reject(err);
+    this.waiting.clear();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const w = this.worker;
+    this.worker = null;
+    // Closed by the thread itself after what it is doing, so its connection lets go of the file cleanly.
+    w?.postMessage({ close: true });
+    for (const [, waiter] of this.waiting) waiter.reject(new Error("the cache is closed"));
+    this.waiting.clear();
+  }
+}
