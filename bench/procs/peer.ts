@@ -37,6 +37,21 @@ const peers = new Map<string, Peer>();
  * message of the run). With ZMQCHAT_BENCH_LOOPLOG=FILE each sendRate/collect call appends one
  * JSON line with it there, to tell a client stall from a slow service.
  */
+/** With ZMQCHAT_BENCH_LOOPLOG, the send → acknowledgement times of a call (is the wait before or after the service?). */
+function logAcks(what: string, sent: Float64Array, acked: Float64Array): void {
+  const file = process.env.ZMQCHAT_BENCH_LOOPLOG;
+  if (!file) return;
+  const d = Array.from(acked, (a, i) => a - sent[i]!)
+    .filter((x) => !Number.isNaN(x))
+    .sort((a, b) => a - b);
+  if (d.length === 0) return;
+  const q = (p: number) => Math.round(d[Math.floor(p * (d.length - 1))]! * 10) / 10;
+  appendFileSync(
+    file,
+    `${JSON.stringify({ pid: process.pid, what: `${what} acks`, p50: q(0.5), p99: q(0.99), max: q(1) })}\n`,
+  );
+}
+
 async function withLoopDelay<T>(what: string, run: () => Promise<T>): Promise<T> {
   const h = monitorEventLoopDelay({ resolution: 5 });
   h.enable();
@@ -201,6 +216,7 @@ async function sendRate(params: {
     pending.add(p);
   }
   await Promise.all(pending);
+  logAcks("sendRate", sent, acked);
   return { sent, acked, failures, behindMs };
 }
 
