@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { withUnread } from "../../core/client/read-state.js";
 import { searchMessages, toMatchQuery } from "../../core/client/search.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { openClient, settingsOf, syncOrWarn } from "../context.js";
@@ -34,7 +35,13 @@ export async function searchCommand(cmd: Command, io: Io, words: string[], opts:
     if (online && opts.from !== undefined) await checkConversation(s.client, io, { user: opts.from });
     if (online && opts.group !== undefined) await checkConversation(s.client, io, { group: opts.group });
     const hits = searchMessages(s.client.cache, text, { from: opts.from, group: opts.group, limit });
-    for (const h of hits) io.out(opts.json ? messageJson(h.message) : messageLine(h.message));
+    // The same fields as history --json, `unread` included (a search marks nothing read).
+    const found = withUnread(
+      hits.map((h) => h.message),
+      s.client.name,
+      (conv) => s.client.cache.receipts.readMark(conv),
+    );
+    for (const m of found) io.out(opts.json ? messageJson(m) : messageLine(m));
     if (hits.length === 0 && !opts.json) io.err("zmqchat: no cached message matches");
   } finally {
     await s.close();
