@@ -241,6 +241,32 @@ describe("group roles and system lines (real stack)", () => {
     const hers = systemOf(await history("mallory"));
     assert.deepEqual(hers.at(-1), ["removed", "bob", "mallory"]);
     assert.ok(!hers.some(([kind]) => kind === "left"), "alice's later leaving is not shown to her");
+    // bob's second profile (his identity restored into another home) shows the same lines, and
+    // acts as the owner he now is.
+    const second = { home: join(stack.dir, "homes", "bob-second"), timeoutMs: 60_000 };
+    const passphrase = "orbit tangerine cellar votive\n";
+    assert.equal((await stack.cli("bob", ["keys", "backup"], { stdin: passphrase })).code, 0);
+    const restored = await stack.cli("bob", ["keys", "restore"], { ...second, stdin: passphrase });
+    assert.equal(restored.code, 0, restored.stderr);
+    const onSecond = await stack.cli(
+      "bob",
+      ["history", "--group", "team", "--json", "--limit", "200"],
+      second,
+    );
+    assert.equal(onSecond.code, 0, onSecond.stderr);
+    assert.deepEqual(
+      systemOf(
+        onSecond.stdout
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Row),
+      ),
+      systemOf(rows),
+      "the same record on bob's second profile",
+    );
+    const retitle = await stack.cli("bob", ["group", "rename", "team", "Ship it"], second);
+    assert.equal(retitle.code, 0, retitle.stderr);
+    assert.equal((await info("carol")).title, "Ship it");
     // verify-history still checks every message (the lines are not messages).
     const v = await stack.cli("carol", ["verify-history", "--group", "team"], { timeoutMs: 60_000 });
     assert.equal(v.code, 0, v.stdout + v.stderr);
