@@ -18,6 +18,10 @@ const CACHE_USERS = 50_000;
  * session made with the earlier key. Tokens stay HMACs any server can check; the store is
  * asked only what was ended.
  */
+/** Refusals of a used login challenge held back at once, per user and in all (holdRefusal). */
+export const HELD_REFUSALS_PER_USER = 4;
+export const HELD_REFUSALS = 64;
+
 export class SessionManager {
   /**
    * Revocations read from the store are reused for `cacheMs` (real time), and a logout or key
@@ -31,6 +35,9 @@ export class SessionManager {
   ) {}
 
   private readonly cache = new Map<string, { at: number; ended: Map<string, number> }>();
+  /** Refusals of a used challenge being held back now: in all, and per user. */
+  private held = 0;
+  private readonly heldOf = new Map<string, number>();
 
   private async revocations(name: string): Promise<Map<string, number>> {
     if (this.cacheMs <= 0) return this.store.sessionRevocations(name);
@@ -71,13 +78,34 @@ export class SessionManager {
         // Most often the resend of a login whose first attempt (maybe on another server) is
         // still waiting out the device caches: answered later than that attempt can be, so
         // the client's first answer is its session. A replay only gets its refusal later.
-        if (this.cacheMs > 0) await delay(2 * this.cacheMs);
+        await this.holdRefusal(req.name);
         throw new ZmqchatError("unauthorized", "this login challenge was already used; log in again");
       }
     };
     await admit(claim);
     await claim();
     return { ...session, lifetimeMs: this.auth.sessionTtlMs };
+  }
+
+  /**
+   * Waits twice the cache time before a used challenge is refused, for at most
+   * HELD_REFUSALS_PER_USER of one user and HELD_REFUSALS in all at once; beyond that the refusal
+   * is at once. A resend is one or two per login; a user replaying their own login in a flood
+   * would otherwise hold the server's in-flight slots (1,000) for 2 s each and starve everyone.
+   */
+  private async holdRefusal(name: string): Promise<void> {
+    const mine = this.heldOf.get(name) ?? 0;
+    if (this.cacheMs <= 0 || this.held >= HELD_REFUSALS || mine >= HELD_REFUSALS_PER_USER) return;
+    this.held++;
+    this.heldOf.set(name, mine + 1);
+    try {
+      await delay(2 * this.cacheMs);
+    } finally {
+      this.held--;
+      const left = (this.heldOf.get(name) ?? 1) - 1;
+      if (left > 0) this.heldOf.set(name, left);
+      else this.heldOf.delete(name);
+    }
   }
 
   /**

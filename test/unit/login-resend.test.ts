@@ -6,7 +6,7 @@ import { loginChallengeBytes } from "../../core/crypto/login.js";
 import type { ZmqchatError } from "../../core/errors.js";
 import { Authority } from "../../server/auth.js";
 import { DeviceRegistry } from "../../server/devices.js";
-import { SessionManager } from "../../server/sessions.js";
+import { HELD_REFUSALS_PER_USER, SessionManager } from "../../server/sessions.js";
 import { SqliteStore } from "../../server/store/sqlite.js";
 
 const SECRET = Buffer.from("unit-test-cluster-secret-0123456789");
@@ -115,6 +115,48 @@ describe("a resent first login of a new device", () => {
         (e: ZmqchatError) => e.code === "unauthorized" && /already used/.test(e.message),
       );
       await login(c, loginOf(NEW));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a flood of replays of one's own login is refused at once beyond a few held back (no one can fill the server's in-flight slots)", async () => {
+    const store = new SqliteStore(":memory:");
+    await store.init();
+    const auth = new Authority(SECRET);
+    const sessions = new SessionManager(auth, store, 1000);
+    try {
+      const users = ["mallory", "bob"].map((name) => ({ name, id: generateIdentity(name) }));
+      for (const u of users) await store.registerUser({ name: u.name, keys: u.id.publicKeys });
+      const used = users.map((u) => {
+        const ch = auth.challenge(u.name);
+        const sig = sign(null, loginChallengeBytes(u.name, ch.nonce, ch.expires), u.id.signPrivate);
+        return { name: u.name, ...ch, sig: sig.toString("base64url"), device: OLD };
+      });
+      for (const [i, u] of users.entries()) await sessions.login(used[i]!, u.id.publicKeys.sign);
+      const settled: string[] = [];
+      const replay = (i: number, tag: string) =>
+        sessions.login(used[i]!, users[i]!.id.publicKeys.sign).then(
+          () => settled.push(`${tag} ok`),
+          (e: ZmqchatError) => settled.push(`${tag} ${e.code}`),
+        );
+      // A marker half-way through the hold: a refusal before it was not held, one after it was.
+      const marker = new Promise<void>((r) => setTimeout(r, 1000)).then(() => settled.push("marker"));
+      const flood = Array.from({ length: 10 }, (_, k) => replay(0, `mallory#${k}`));
+      const bystander = replay(1, "bob");
+      await Promise.all([...flood, bystander, marker]);
+      const at = settled.indexOf("marker");
+      const before = settled.slice(0, at);
+      const after = settled.slice(at + 1);
+      assert.ok(
+        settled.every((s) => s === "marker" || s.endsWith("unauthorized")),
+        settled.join(", "),
+      );
+      assert.equal(before.length, 10 - HELD_REFUSALS_PER_USER, `refused at once: ${before.join(", ")}`);
+      assert.ok(before.every((s) => s.startsWith("mallory")));
+      // Positive control: held refusals exist, and mallory's flood did not use up bob's.
+      assert.equal(after.filter((s) => s.startsWith("mallory")).length, HELD_REFUSALS_PER_USER);
+      assert.ok(after.includes("bob unauthorized"), "bob's resend is still held back");
     } finally {
       await store.close();
     }
