@@ -3,6 +3,7 @@ import { inMailboxOrder } from "../../core/client/actions.js";
 import type { ChatClient } from "../../core/client/client.js";
 import { convKind, convName, groupConv, userConv } from "../../core/client/conv.js";
 import { mentionAlert, notifies } from "../../core/client/mentions.js";
+import { withUnread } from "../../core/client/read-state.js";
 import { verifyHistory } from "../../core/client/verify.js";
 import type { Settings } from "../../core/config/config.js";
 import { parseDuration } from "../../core/config/duration.js";
@@ -243,7 +244,8 @@ export async function listenCommand(cmd: Command, io: Io, opts: { json?: boolean
     for (;;) {
       const batch = cache.after(mark, 1000);
       if (batch.length === 0) return;
-      for (const m of batch) {
+      // `unread` as history --json has it: not shown on any of the user's devices yet.
+      for (const m of withUnread(batch, me, (conv) => cache.receipts.readMark(conv))) {
         if (m.from !== me) io.out(opts.json ? messageJson(m) : messageLine(m));
         // A mention rings the bell and raises a desktop notification on a terminal (mentions.ts).
         if (alerts && notifies(m, (c) => cache.mutes.muted(c))) process.stderr.write(mentionAlert(m));

@@ -214,6 +214,11 @@ for (const kind of ["sqlite", "influx"] as const) {
           lines.map((m) => m.text),
           ["before listen", "while listening"],
         );
+        assert.deepEqual(
+          lines.map((m) => (m as typeof m & { unread?: unknown }).unread),
+          [true, true],
+          "listen --json says unread as history --json does (nothing read them yet)",
+        );
       } finally {
         const exited = new Promise((r) => child.once("exit", r));
         child.kill("SIGINT");
