@@ -5,16 +5,22 @@ import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
 import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
 import { findBalancerKey, makeCurveKeys } from "../../transports/zeromq/index.js";
 
-/** An in-process client over real ZeroMQ, in a home of its own under `dir`. */
+export type DisposableClient = ChatClient & { dispose(): Promise<void> };
+
+/**
+ * An in-process client over real ZeroMQ, in a home of its own under `dir` (the CLI's home for
+ * `name` when the CLI registered it). `cache`: a cache file of its own instead of the profile's,
+ * so the client and the CLI do not share one.
+ */
 export async function zeromqClient(
   dir: string,
   name: string,
   endpoints: string[],
-  opts: { register?: boolean; attemptTimeoutMs?: number; requestTimeoutMs?: number } = {},
-): Promise<ChatClient & { dispose(): Promise<void> }> {
+  opts: { register?: boolean; attemptTimeoutMs?: number; requestTimeoutMs?: number; cache?: string } = {},
+): Promise<DisposableClient> {
   const paths = profilePaths(join(dir, "homes", name), name);
   const identity = ensureIdentity(paths, name);
-  const cache = new Cache(paths.cache);
+  const cache = new Cache(opts.cache ?? paths.cache);
   // CurveZMQ towards a balancer that published its key here, as the CLI does.
   const device = makeCurveKeys();
   const transport = new ZeromqClientTransport({

@@ -1,11 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Cache } from "../../core/client/cache.js";
-import { ChatClient } from "../../core/client/client.js";
-import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
-import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
-import { findBalancerKey, makeCurveKeys } from "../../transports/zeromq/index.js";
+import type { ChatClient } from "../../core/client/client.js";
+import { type DisposableClient, zeromqClient } from "../helpers/clients.js";
 import { type RealStack, startStack } from "../helpers/stack.js";
 
 interface Row {
@@ -33,7 +30,7 @@ interface Info {
  */
 describe("group roles and system lines (real stack)", () => {
   let stack: RealStack;
-  const clients: Array<{ client: ChatClient; cache: Cache }> = [];
+  const clients: DisposableClient[] = [];
 
   const run = (user: string, args: string[]) => stack.cli(user, args, { timeoutMs: 60_000 });
   const ok = async (user: string, args: string[]) => {
@@ -56,19 +53,11 @@ describe("group roles and system lines (real stack)", () => {
   async function clientOf(user: string): Promise<ChatClient> {
     const known = byUser.get(user);
     if (known) return known;
-    const paths = profilePaths(join(stack.dir, "homes", user), user);
-    const cache = new Cache(join(stack.dir, `${user}-raw-cache.db`));
-    const device = makeCurveKeys();
-    const transport = new ZeromqClientTransport({
-      discover: { serverKeyOf: (e) => findBalancerKey(e), keys: () => device },
+    const client = await zeromqClient(stack.dir, user, stack.endpoints, {
+      register: false,
+      cache: join(stack.dir, `${user}-raw-cache.db`),
     });
-    const client = new ChatClient({
-      connect: (e) => transport.connect(e),
-      endpoints: stack.endpoints,
-      identity: ensureIdentity(paths, user),
-      cache,
-    });
-    clients.push({ client, cache });
+    clients.push(client);
     byUser.set(user, client);
     await client.login();
     return client;
@@ -82,10 +71,7 @@ describe("group roles and system lines (real stack)", () => {
     await ok("alice", ["send", "--group", "team", "welcome"]);
   });
   after(async () => {
-    for (const c of clients) {
-      await c.client.close().catch(() => {});
-      c.cache.close();
-    }
+    for (const c of clients) await c.dispose().catch(() => {});
     await stack?.stop();
   });
 

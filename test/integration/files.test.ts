@@ -4,14 +4,11 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Cache } from "../../core/client/cache.js";
-import { ChatClient } from "../../core/client/client.js";
+import type { ChatClient } from "../../core/client/client.js";
 import { downloadFile, partPath, uploadFile } from "../../core/client/files.js";
-import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
 import { FILE_CHUNK_BYTES } from "../../core/protocol/files.js";
-import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
-import { findBalancerKey, makeCurveKeys } from "../../transports/zeromq/index.js";
 import { ZMQCHAT_BIN } from "../helpers/cli.js";
+import { type DisposableClient, zeromqClient } from "../helpers/clients.js";
 import { type RealStack, startStack, waitFor } from "../helpers/stack.js";
 
 const MiB = 1024 * 1024;
@@ -31,7 +28,7 @@ interface Line {
 describe("file attachments (real stack)", () => {
   let stack: RealStack;
   let work: string;
-  const clients: Array<{ client: ChatClient; cache: Cache }> = [];
+  const clients: DisposableClient[] = [];
 
   const ok = async (user: string, args: string[], timeoutMs = 60_000) => {
     const r = await stack.cli(user, args, { timeoutMs });
@@ -77,10 +74,7 @@ describe("file attachments (real stack)", () => {
   });
 
   after(async () => {
-    for (const c of clients) {
-      await c.client.close();
-      c.cache.close();
-    }
+    for (const c of clients) await c.dispose();
     await stack?.stop();
   });
 
@@ -395,20 +389,11 @@ describe("file attachments (real stack)", () => {
 
   /** An in-process client for a user the CLI registered (its profile's keys, a cache of its own). */
   async function clientOf(user: string): Promise<ChatClient> {
-    const paths = profilePaths(join(stack.dir, "homes", user), user);
-    const identity = ensureIdentity(paths, user);
-    const cache = new Cache(join(stack.dir, `${user}-lib-cache.db`));
-    const device = makeCurveKeys();
-    const transport = new ZeromqClientTransport({
-      discover: { serverKeyOf: (e) => findBalancerKey(e), keys: () => device },
+    const client = await zeromqClient(stack.dir, user, stack.endpoints, {
+      register: false,
+      cache: join(stack.dir, `${user}-lib-cache.db`),
     });
-    const client = new ChatClient({
-      connect: (e) => transport.connect(e),
-      endpoints: stack.endpoints,
-      identity,
-      cache,
-    });
-    clients.push({ client, cache });
+    clients.push(client);
     await client.login();
     return client;
   }

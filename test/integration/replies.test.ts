@@ -2,14 +2,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
-import { Cache } from "../../core/client/cache.js";
-import { ChatClient } from "../../core/client/client.js";
-import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
+import type { ChatClient } from "../../core/client/client.js";
 import { generateIdentity } from "../../core/crypto/keys.js";
 import { MAX_FRAME_BYTES, MAX_REPLY_BYTES, MAX_TEXT_BYTES } from "../../core/protocol/limits.js";
 import { SqliteStore } from "../../server/store/sqlite.js";
-import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
-import { findBalancerKey, makeCurveKeys } from "../../transports/zeromq/index.js";
+import { type DisposableClient, zeromqClient } from "../helpers/clients.js";
 import { type RealStack, startStack } from "../helpers/stack.js";
 
 interface Line {
@@ -37,7 +34,7 @@ const someKeys = () => generateIdentity("x").publicKeys;
 describe("bounded replies and linear group storage (real stack)", () => {
   let stack: RealStack;
   let store: SqliteStore;
-  const clients: Array<{ client: ChatClient; cache: Cache }> = [];
+  const clients: DisposableClient[] = [];
 
   /**
    * An in-process client for a user the CLI registered (its profile, a cache of its own), one live
@@ -45,31 +42,19 @@ describe("bounded replies and linear group storage (real stack)", () => {
    * for the cache's busy timeout (a write waits synchronously for the lock the other holds until
    * the end of its turn, and that turn cannot end while the thread waits).
    */
-  const byUser = new Map<string, { client: ChatClient; cache: Cache }>();
+  const byUser = new Map<string, DisposableClient>();
   async function clientOf(user: string): Promise<ChatClient> {
     const known = byUser.get(user);
     if (known) {
-      await known.client.close();
-      known.cache.close();
+      await known.dispose();
       clients.splice(clients.indexOf(known), 1);
     }
-    const paths = profilePaths(join(stack.dir, "homes", user), user);
-    const identity = ensureIdentity(paths, user);
-    const cache = new Cache(join(stack.dir, `${user}-lib-cache.db`));
-    // CurveZMQ towards the stack's published balancer key, as the CLI does.
-    const device = makeCurveKeys();
-    const transport = new ZeromqClientTransport({
-      discover: { serverKeyOf: (e) => findBalancerKey(e), keys: () => device },
+    const client = await zeromqClient(stack.dir, user, stack.endpoints, {
+      register: false,
+      cache: join(stack.dir, `${user}-lib-cache.db`),
     });
-    const client = new ChatClient({
-      connect: (e) => transport.connect(e),
-      endpoints: stack.endpoints,
-      identity,
-      cache,
-    });
-    const entry = { client, cache };
-    clients.push(entry);
-    byUser.set(user, entry);
+    clients.push(client);
+    byUser.set(user, client);
     await client.login();
     return client;
   }
@@ -88,10 +73,7 @@ describe("bounded replies and linear group storage (real stack)", () => {
   });
 
   after(async () => {
-    for (const c of clients) {
-      await c.client.close();
-      c.cache.close();
-    }
+    for (const c of clients) await c.dispose();
     await store?.close();
     await stack?.stop();
   });
