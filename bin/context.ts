@@ -127,7 +127,7 @@ export function openClient(
     client,
     async close() {
       await client.close();
-      cache.close();
+      await cache.close();
     },
   };
 }

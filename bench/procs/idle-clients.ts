@@ -95,6 +95,6 @@ serve(
       c.sub?.close();
     }
     await Promise.all(clients.map((c) => c.close()));
-    for (const c of clients) c.cache.close();
+    for (const c of clients) await c.cache.close();
   },
 );

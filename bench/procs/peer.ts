@@ -136,7 +136,7 @@ async function close(name: string): Promise<void> {
   if (!p) return;
   peers.delete(name);
   await p.client.close();
-  p.client.cache.close();
+  await p.client.cache.close();
 }
 
 /**
@@ -319,7 +319,7 @@ async function recover(params: { name: string; home: string; endpoint: string; c
     return { ms: now() - started, messages, verified, problems, duplicates, error: (err as Error).message };
   } finally {
     await client.close();
-    cache.close();
+    await cache.close();
   }
 }
 

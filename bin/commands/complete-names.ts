@@ -38,7 +38,7 @@ export function localNames(home: string, user: string | undefined, kind: NameKin
         if (ref && ref.kind === (kind === "users" ? "user" : "group")) names.add(ref.name);
       }
     } finally {
-      cache.close();
+      void cache.close();
     }
     if (kind === "users") names.delete(who);
   }

@@ -194,7 +194,7 @@ export async function devicesLinkCommand(cmd: Command, io: Io, code: string): Pr
     linked = await takeLink(taker, user, code);
   } finally {
     await taker.close();
-    cache.close();
+    await cache.close();
   }
   saveIdentity(paths, linked, paths.identity, unlockOptions());
   io.out(`linked ${user} as device ${linked.device}`);

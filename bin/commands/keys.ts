@@ -220,7 +220,7 @@ export async function keysRestoreCommand(cmd: Command, io: Io): Promise<void> {
     io.out("run `zmqchat sync` to recover your history");
   } finally {
     await client.close();
-    cache.close();
+    await cache.close();
   }
 }
 

@@ -48,6 +48,6 @@ export async function muteCommand(
       opts.off ? `unmuted ${what}` : `muted ${what}: its messages are kept and shown, without notifications`,
     );
   } finally {
-    cache.close();
+    await cache.close();
   }
 }

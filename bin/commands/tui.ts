@@ -49,7 +49,7 @@ export function zeromqProfiles(settings: Settings, log: Logger): ProfileAccess {
       client,
       async close() {
         await client.close();
-        cache.close();
+        await cache.close();
       },
       watchShared: (onChange) => watchCacheFile(profilePaths(home, name).cache, onChange),
     };

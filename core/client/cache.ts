@@ -551,7 +551,11 @@ export class Cache {
     this.stmts.outboxError.run(error, id);
   }
 
-  close(): void {
+  /**
+   * Closes the cache. The database is closed at once; the promise settles when the checkpoint
+   * thread has let go of the files too (await it before removing the cache's directory).
+   */
+  close(): Promise<void> {
     this.endComposing();
     if (this.indexTimer) clearTimeout(this.indexTimer);
     this.indexTimer = null;
@@ -559,7 +563,7 @@ export class Cache {
     // After this connection is closed, so the thread's is the last: it checkpoints the whole log
     // and removes it. (Closed the other way round, both could close at once, each seeing the
     // other still open, and leave the log behind: harmless, but the unit test saw it under load.)
-    this.checkpointer?.close();
+    return this.checkpointer?.close() ?? Promise.resolve();
   }
 }
 

@@ -28,6 +28,9 @@ parentPort.on("message", (job) => {
 });
 `;
 
+/** The longest close() waits for the thread to end. */
+const CLOSE_WAIT_MS = 5000;
+
 /** How long after a write the log is checkpointed (writes meanwhile share the checkpoint). */
 const CHECKPOINT_DELAY_MS = 1000;
 
@@ -112,15 +115,31 @@ export class WalCheckpointer {
     this.waiting.clear();
   }
 
-  close(): void {
+  /**
+   * Asks the thread to close its connection and end. The promise settles when it has ended (or
+   * after CLOSE_WAIT_MS): until then the thread may still create or remove the -wal and -shm
+   * files beside the cache, so whoever removes the directory afterwards waits for it.
+   */
+  close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     const w = this.worker;
     this.worker = null;
-    // Closed by the thread itself after what it is doing, so its connection lets go of the file cleanly.
-    w?.postMessage({ close: true });
     for (const [, waiter] of this.waiting) waiter.reject(new Error("the cache is closed"));
     this.waiting.clear();
+    if (!w) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, CLOSE_WAIT_MS);
+      t.unref();
+      w.once("exit", () => {
+        clearTimeout(t);
+        resolve();
+      });
+      // Closed by the thread itself after what it is doing, so its connection lets go of the file
+      // cleanly; kept referenced until then, so that a process awaiting this does not end first.
+      w.ref();
+      w.postMessage({ close: true });
+    });
   }
 }

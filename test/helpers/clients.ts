@@ -38,7 +38,7 @@ export async function zeromqClient(
   return Object.assign(client, {
     async dispose() {
       await client.close();
-      cache.close();
+      await cache.close();
     },
   });
 }

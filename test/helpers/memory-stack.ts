@@ -63,7 +63,7 @@ export async function startMemoryStack(
     async stop() {
       for (const c of clients) {
         await c.close();
-        c.cache.close();
+        await c.cache.close();
       }
       for (const s of servers) await s.stop();
       broker.stop();

@@ -47,7 +47,7 @@ export function memoryProfiles(stack: MemoryStack, home: string): ProfileAccess 
       client,
       async close() {
         await client.close();
-        cache.close();
+        await cache.close();
       },
       watchShared: (onChange) => watchCacheFile(profilePaths(home, name).cache, onChange),
     };

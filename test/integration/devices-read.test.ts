@@ -80,7 +80,7 @@ describe("devices: read state shared across a user's devices (issue #19)", () =>
       events,
       async close() {
         await client.close();
-        cache.close();
+        await cache.close();
       },
     };
   };

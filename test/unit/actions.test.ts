@@ -175,7 +175,7 @@ describe("actions in the cache (order, exactly-once, authorship)", () => {
     );
   });
 
-  it("the outbox keeps a queued reply's reference, also in a cache made before replies existed", () => {
+  it("the outbox keeps a queued reply's reference, also in a cache made before replies existed", async () => {
     const dir = mkdtempSync(join(tmpdir(), "zmqchat-actions-"));
     const path = join(dir, "cache.db");
     // The outbox as it was before this column existed.
@@ -207,7 +207,7 @@ describe("actions in the cache (order, exactly-once, authorship)", () => {
       assert.equal(first!.extra, undefined);
       assert.deepEqual(second!.extra, { replyTo });
     } finally {
-      cache.close();
+      await cache.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -29,7 +29,7 @@ function msg(from: string, text: string, more: Partial<ChatMessage> = {}): ChatM
 const action = (from: string, a: MessageAction, text = "") => msg(from, text, { action: a });
 
 describe("a burst of messages stored at once (issue 15: action look-ups only where an action waits)", () => {
-  it("applies an edit and a delete that come before their targets in the same burst, and in an earlier one", () => {
+  it("applies an edit and a delete that come before their targets in the same burst, and in an earlier one", async () => {
     for (const split of [false, true]) {
       const cache = new Cache(":memory:");
       const edited = msg("alice", "lunch at 12?");
@@ -54,7 +54,7 @@ describe("a burst of messages stored at once (issue 15: action look-ups only whe
       assert.equal(shown.get(plain.id)!.text, "just a message");
       assert.equal(shown.get(plain.id)!.edited, null);
       assert.equal(searchMessages(cache, "just").length, 1);
-      cache.close();
+      await cache.close();
     }
   });
 });

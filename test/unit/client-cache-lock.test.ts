@@ -7,7 +7,7 @@ import Database from "better-sqlite3";
 import { Cache } from "../../core/client/cache.js";
 
 describe("cache shared by several processes of one profile", () => {
-  it("a transaction that reads the cursor before writing holds the write lock from its start", () => {
+  it("a transaction that reads the cursor before writing holds the write lock from its start", async () => {
     const dir = mkdtempSync(join(tmpdir(), "zmqchat-cache-lock-"));
     const path = join(dir, "cache.db");
     const cache = new Cache(path);
@@ -61,7 +61,7 @@ describe("cache shared by several processes of one profile", () => {
       otherWrites();
     } finally {
       other.close();
-      cache.close();
+      await cache.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -103,7 +103,7 @@ describe("sequence numbers taken together (Cache.nextSeq)", () => {
       assert.equal(row.next, 3, "the numbers taken are committed");
     } finally {
       other.close();
-      cache.close();
+      await cache.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

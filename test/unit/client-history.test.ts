@@ -139,7 +139,7 @@ describe("client: what history shows is true", () => {
     } finally {
       for (const c of extra) {
         await c.close();
-        c.cache.close();
+        await c.cache.close();
       }
       await stack.stop();
     }
@@ -195,7 +195,7 @@ describe("client: what history shows is true", () => {
     } finally {
       for (const c of extra) {
         await c.close();
-        c.cache.close();
+        await c.cache.close();
       }
       await stack.stop();
     }

@@ -206,7 +206,7 @@ describe("completion scripts", () => {
       ],
       "1",
     );
-    cache.close();
+    void cache.close();
     return home;
   }
 

@@ -227,7 +227,7 @@ describe("system lines: text and place (core/client/system-lines.ts)", () => {
     assert.deepEqual(row.system, { kind: "renamed", actor: "alice", target: null, title: row.system!.title });
   });
 
-  it("the cached record is read defensively: unparsable entries are skipped, not rendered", () => {
+  it("the cached record is read defensively: unparsable entries are skipped, not rendered", async () => {
     const cache = new Cache(":memory:");
     try {
       cache.setState(
@@ -260,7 +260,7 @@ describe("system lines: text and place (core/client/system-lines.ts)", () => {
       cache.setState("group_events:other", "{not json");
       assert.deepEqual(cachedSystemLines(cache, "other"), []);
     } finally {
-      cache.close();
+      await cache.close();
     }
   });
 });

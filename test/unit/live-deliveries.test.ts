@@ -102,8 +102,8 @@ describe("live deliveries (core/client/live.ts)", () => {
     });
   });
 
-  afterEach(() => {
-    cache.close();
+  afterEach(async () => {
+    await cache.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

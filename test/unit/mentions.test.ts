@@ -55,13 +55,13 @@ describe("mentions", () => {
     assert.equal(alert, "\u0007\u001b]9;zmqchat: alice mentioned you in team\u0007");
   });
 
-  it("the mute list lives in the profile's cache", () => {
+  it("the mute list lives in the profile's cache", async () => {
     const cache = new Cache(":memory:");
     assert.equal(cache.mutes.set("g:team", true), true);
     assert.equal(cache.mutes.set("g:team", true), false);
     assert.deepEqual([cache.mutes.muted("g:team"), cache.mutes.muted("u:bob")], [true, false]);
     cache.mutes.set("g:team", false);
     assert.deepEqual(cache.mutes.list(), []);
-    cache.close();
+    await cache.close();
   });
 });

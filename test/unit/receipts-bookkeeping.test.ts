@@ -23,7 +23,7 @@ function fromCarol(n: number, start = 0): ChatMessage[] {
 }
 
 describe("receipts bookkeeping (issue 15: cheap and bounded)", () => {
-  it("sends each receipt once, keeps no row per delivered receipt, and keeps at most sentKept read rows", () => {
+  it("sends each receipt once, keeps no row per delivered receipt, and keeps at most sentKept read rows", async () => {
     const cache = new Cache(":memory:");
     const r = cache.receipts;
     r.owner = "bob";
@@ -57,10 +57,10 @@ describe("receipts bookkeeping (issue 15: cheap and bounded)", () => {
     // Shown again: the newest read receipts are remembered and not sent twice.
     cache.transaction(() => r.markRead(messages.slice(250, 300)));
     assert.equal(r.waiting(), false);
-    cache.close();
+    await cache.close();
   });
 
-  it("drops the delivered rows an older cache kept", () => {
+  it("drops the delivered rows an older cache kept", async () => {
     const cache = new Cache(":memory:");
     const db = (cache as unknown as { db: Database.Database }).db;
     db.prepare("INSERT INTO receipts_sent (id, status) VALUES ('a', 'delivered'), ('b', 'read')").run();
@@ -68,7 +68,7 @@ describe("receipts bookkeeping (issue 15: cheap and bounded)", () => {
     new (cache.receipts.constructor as new (db: Database.Database) => unknown)(db);
     const rows = db.prepare("SELECT id, status FROM receipts_sent ORDER BY id").all();
     assert.deepEqual(rows, [{ id: "b", status: "read" }]);
-    cache.close();
+    await cache.close();
   });
 
   it("records a receipt event's ids in one go: own messages show delivered, a repeat tells nobody again", async () => {
@@ -100,6 +100,6 @@ describe("receipts bookkeeping (issue 15: cheap and bounded)", () => {
     r.record({ ...receipt, receipt: receipt.receipt! });
     await Promise.resolve();
     assert.equal(received.length, 1);
-    cache.close();
+    await cache.close();
   });
 });

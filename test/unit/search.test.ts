@@ -52,8 +52,8 @@ describe("search over the local cache (SQLite FTS5)", () => {
       "8",
     );
   });
-  after(() => {
-    cache.close();
+  after(async () => {
+    await cache.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -170,13 +170,13 @@ describe("search over the local cache (SQLite FTS5)", () => {
 });
 
 describe("search index on a cache made before search existed", () => {
-  it("is created and filled from the cached messages when the cache opens", () => {
+  it("is created and filled from the cached messages when the cache opens", async () => {
     const dir = mkdtempSync(join(tmpdir(), "zmqchat-search-old-"));
     try {
       const path = join(dir, "cache.db");
       const c1 = new Cache(path);
       c1.addMessages([msg("alice", "an old message about zeppelins", { to: "bob" })], "1");
-      c1.close();
+      await c1.close();
       // What a cache looked like before: no index, no triggers.
       const db = new Database(path);
       db.exec(
@@ -191,8 +191,8 @@ describe("search index on a cache made before search existed", () => {
         c3.addMessages([msg("alice", "another zeppelin", { to: "bob" })], "2");
         assert.equal(searchMessages(c2, "zeppelin").length, 2);
       } finally {
-        c2.close();
-        c3.close();
+        await c2.close();
+        await c3.close();
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -242,8 +242,8 @@ describe("search index with queued inserts", () => {
         assert.equal(indexed(), 55);
       } finally {
         raw.close();
-        writer.close();
-        reader.close();
+        await writer.close();
+        await reader.close();
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

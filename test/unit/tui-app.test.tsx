@@ -211,7 +211,7 @@ describe("the TUI over the memory transport", () => {
     ensureIdentity(paths, "kim");
     const cache = new Cache(paths.cache);
     cache.see("bob", generateIdentity("bob").publicKeys);
-    cache.close();
+    await cache.close();
     const t = await startTui(stack, { home: h, user: "kim", columns: 120 });
     try {
       await t.waitFor((f) => f.includes("⚠ keys changed: bob") && /bob\s+⚠/.test(f));
@@ -379,7 +379,7 @@ describe("the TUI over the memory transport", () => {
       ],
       null,
     );
-    cache.close();
+    await cache.close();
     const t = await startTui(stack, { home: h, user: "vera" });
     try {
       await t.waitFor("vera ● online");

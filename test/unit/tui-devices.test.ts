@@ -236,7 +236,7 @@ describe("TUI /devices revoke and key pickup (the worker)", () => {
       );
     } finally {
       await controller.stop();
-      cache.close();
+      await cache.close();
     }
   });
 
@@ -263,7 +263,7 @@ describe("TUI /devices revoke and key pickup (the worker)", () => {
       );
     } finally {
       await controller.stop();
-      cache.close();
+      await cache.close();
     }
   });
 
@@ -279,7 +279,7 @@ describe("TUI /devices revoke and key pickup (the worker)", () => {
       assert.equal(opened.length, 1);
     } finally {
       await controller.stop();
-      cache.close();
+      await cache.close();
     }
   });
 
@@ -315,7 +315,7 @@ describe("TUI /devices revoke and key pickup (the worker)", () => {
       assert.equal(controller.state.convs["u:bob"]?.unread, 0);
     } finally {
       await controller.stop();
-      cache.close();
+      await cache.close();
     }
   });
 });

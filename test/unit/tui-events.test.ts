@@ -131,9 +131,9 @@ describe("the TUI fed by its client's events", () => {
     cache = new Cache(path);
     other = new Cache(path);
   });
-  afterEach(() => {
-    other.close();
-    cache.close();
+  afterEach(async () => {
+    await other.close();
+    await cache.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -58,7 +58,7 @@ describe("TUI /mute and /unmute", () => {
       assert.equal(none.notices.at(-1)![1], "error", "no open conversation: says so");
       assert.deepEqual(cache.mutes.list(), []);
     } finally {
-      cache.close();
+      await cache.close();
     }
   });
 });

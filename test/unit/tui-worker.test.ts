@@ -109,11 +109,11 @@ describe("tui worker", () => {
       await turn();
       assert.equal(actions.filter((x) => x.type === "arrived").length, 1, "nothing twice");
     } finally {
-      cache.close();
+      await cache.close();
     }
   });
 
-  it("unread counts come from read marks (or the seen mark), and markRead moves the mark", () => {
+  it("unread counts come from read marks (or the seen mark), and markRead moves the mark", async () => {
     const cache = new Cache(":memory:");
     try {
       const bob = [msg("u:bob", "bob"), msg("u:bob", "alice"), msg("u:bob", "bob")];
@@ -134,7 +134,7 @@ describe("tui worker", () => {
       );
       assert.equal(after["g:team"], 0);
     } finally {
-      cache.close();
+      await cache.close();
     }
   });
 
@@ -167,7 +167,7 @@ describe("tui worker", () => {
       assert.equal(state().history?.items.length, 30);
       assert.equal(state().history?.complete, true);
     } finally {
-      cache.close();
+      await cache.close();
     }
   });
 });

@@ -58,7 +58,7 @@ describe("typing throttle, reset by a send (core/client/ephemeral.ts)", () => {
       await s.typing({ group: "team" });
       assert.deepEqual(sent, ["bob", "team", "bob", "team"]);
     } finally {
-      cache.close();
+      await cache.close();
     }
   });
 });
