@@ -13,9 +13,9 @@ import { ensureIdentity, hasIdentity, profilePaths, saveIdentity } from "../../c
 import type { ReplyBody } from "../../core/protocol/schema.js";
 import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
 import { now, sleep } from "../lib/clock.js";
-import { cpuMicros } from "../lib/sysinfo.js";
 import { benchIdentity } from "../lib/keys.js";
 import { serve } from "../lib/rpc.js";
+import { cpuMicros } from "../lib/sysinfo.js";
 import { benchText, parseBenchText } from "../lib/text.js";
 
 interface ReceiveLog {
