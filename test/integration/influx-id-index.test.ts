@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { uuidv7 } from "../../core/protocol/ids.js";
-import { InfluxStore } from "../../server/store/influx.js";
 import { V1Http } from "../../server/store/influx/http.js";
+import { InfluxStore } from "../../server/store/influx.js";
 import { type Influxd, startInfluxd } from "../helpers/influxd.js";
 
 /** The index slot of an id, computed here independently of id-index.ts: UUIDv7 ms × 10^6 + SHA-256 mod 10^6. */

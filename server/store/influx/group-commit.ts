@@ -11,8 +11,8 @@ import {
 } from "../store.js";
 import { isoOf, nowNs } from "./clock.js";
 import { type InfluxContext, M } from "./context.js";
-import type { IdIndex } from "./id-index.js";
 import { rows, timeOf } from "./http.js";
+import type { IdIndex } from "./id-index.js";
 import { nanos, str } from "./influxql.js";
 import { type Copy, idFilter, newestOf, readPredecessors } from "./predecessors.js";
 import { retrying } from "./retry.js";
