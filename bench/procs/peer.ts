@@ -15,6 +15,7 @@ import { ZeromqClientTransport } from "../../transports/zeromq/client.js";
 import { now, sleep } from "../lib/clock.js";
 import { benchIdentity } from "../lib/keys.js";
 import { serve } from "../lib/rpc.js";
+import { cpuMicros } from "../lib/sysinfo.js";
 import { benchText, parseBenchText } from "../lib/text.js";
 
 interface ReceiveLog {
@@ -272,8 +273,19 @@ async function collect(params: { names: string[]; tag: string; stallMs: number }
  * A user on a new machine: a fresh cache for an existing identity, then one `sync` of the whole
  * mailbox. Returns how long it took until every message was stored, verified and decrypted.
  */
-async function recover(params: { name: string; home: string; endpoint: string; cacheDir: string }): Promise<{
+async function recover(params: {
+  name: string;
+  home: string;
+  endpoint: string;
+  cacheDir: string;
+  /** The service's processes (balancer, servers): their CPU time during the sync is returned too. */
+  servicePids?: number[];
+}): Promise<{
   ms: number;
+  /** CPU time of this process (all its threads: the opener's too) during the sync. */
+  cpuMs?: number;
+  /** CPU time of the service's processes during the sync. */
+  serviceCpuMs?: number;
   messages: number;
   verified: number;
   problems: number;
@@ -306,14 +318,30 @@ async function recover(params: { name: string; home: string; endpoint: string; c
     if (ids.has(id)) duplicates++;
     else ids.add(id);
   });
+  const servicePids = params.servicePids ?? [];
+  const serviceCpu = () => servicePids.reduce((sum, pid) => sum + cpuMicros(pid), 0);
   const started = now();
+  const cpu0 = process.cpuUsage();
+  const service0 = serviceCpu();
   try {
     await client.login();
     await client.sync();
     const ms = now() - started;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    const serviceCpuMs = (serviceCpu() - service0) / 1000;
     // Not timed: a second read of the whole mailbox, for copies the service stored twice.
     const stored = await auditMailbox(client);
-    return { ms, messages, verified, problems, duplicates, storedTwice: stored.items - stored.unique };
+    return {
+      ms,
+      cpuMs,
+      serviceCpuMs,
+      messages,
+      verified,
+      problems,
+      duplicates,
+      storedTwice: stored.items - stored.unique,
+    };
   } catch (err) {
     // What did arrive is reported with the error: the caller counts the rest as lost.
     return { ms: now() - started, messages, verified, problems, duplicates, error: (err as Error).message };

@@ -113,6 +113,8 @@ export class RecoveryBench {
     const { ctx, peers, stack } = this;
     const r = await peers.p2.call<{
       ms: number;
+      cpuMs?: number;
+      serviceCpuMs?: number;
       messages: number;
       verified: number;
       problems: number;
@@ -124,6 +126,7 @@ export class RecoveryBench {
       home: this.home,
       endpoint: stack.endpoint,
       cacheDir: ctx.tmp,
+      servicePids: stack.pids,
     });
     const what = `recovery (${this.store})`;
     const w = `recovery, ${this.store}`;
@@ -159,5 +162,20 @@ export class RecoveryBench {
       unit: "msg/s",
       better: "higher",
     });
+    // CPU per message, which the load of a shared machine changes less than the seconds do.
+    if (r.cpuMs !== undefined && r.messages > 0)
+      ctx.results.add(`${id}.clientCpu`, (r.cpuMs * 1000) / r.messages, {
+        workload: w,
+        label: "client CPU per message (all threads)",
+        unit: "µs/msg",
+        better: "lower",
+      });
+    if (r.serviceCpuMs !== undefined && r.messages > 0)
+      ctx.results.add(`${id}.serviceCpu`, (r.serviceCpuMs * 1000) / r.messages, {
+        workload: w,
+        label: "balancer + servers CPU per message",
+        unit: "µs/msg",
+        better: "lower",
+      });
   }
 }

@@ -151,9 +151,24 @@ export class Cache {
     this.mutes = new MuteList(this.db);
     const db = this.db;
     this.stmts = {
-      insert: db.prepare(
-        `INSERT OR IGNORE INTO messages (${COLUMNS}, ord) VALUES (@id, @conv, @from, @to, @group, @text, @sentAt, @serverTime, @cursor, @verified, @problem, @seq, @device, @ord)`,
-      ),
+      insert: db.prepare<
+        [
+          string,
+          string,
+          string,
+          string | null,
+          string | null,
+          string,
+          string,
+          string,
+          string,
+          number,
+          string | null,
+          number,
+          string,
+          bigint,
+        ]
+      >(`INSERT OR IGNORE INTO messages (${COLUMNS}, ord) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       hold: db.prepare("INSERT OR REPLACE INTO held (id, sender, item) VALUES (?, ?, ?)"),
       heldFrom: db.prepare<[string], { item: string }>(
         "SELECT item FROM held WHERE sender = ? ORDER BY rowid",
@@ -165,6 +180,9 @@ export class Cache {
         "SELECT DISTINCT target FROM actions WHERE kind IN ('edit', 'delete') AND target IN (SELECT value FROM json_each(?))",
       ),
       seen: db.prepare("INSERT OR IGNORE INTO mailbox_seen (id, cursor, conv) VALUES (?, ?, ?)"),
+      seenMany: db.prepare<[string]>(
+        "INSERT OR IGNORE INTO mailbox_seen (id, cursor, conv) SELECT value->>0, value->>1, value->>2 FROM json_each(?)",
+      ),
       seenAt: db.prepare<[string], { cursor: string }>(
         "SELECT cursor FROM mailbox_seen WHERE id = ? ORDER BY CAST(cursor AS INTEGER)",
       ),
@@ -221,6 +239,10 @@ export class Cache {
   }
 
   private indexTimer: NodeJS.Timeout | null = null;
+  /** How many holds (`holdIndexing`) keep the search index from catching up by itself. */
+  private indexHolds = 0;
+  /** New messages were written since the index last caught up by itself. */
+  private indexDue = false;
 
   /**
    * New messages are indexed for search shortly after a burst of writes, all in one transaction
@@ -228,18 +250,43 @@ export class Cache {
    */
   private indexed<T extends unknown[] | null>(fresh: T): T {
     this.checkpointer?.wrote();
-    if (fresh && fresh.length > 0 && !this.indexTimer) {
-      this.indexTimer = setTimeout(() => {
-        this.indexTimer = null;
-        try {
-          this.searchIndex.catchUp();
-        } catch {
-          // Busy or closed: the next write or search indexes what waits.
-        }
-      }, INDEX_DELAY_MS);
-      this.indexTimer.unref();
+    if (fresh && fresh.length > 0) {
+      this.indexDue = true;
+      this.scheduleIndex();
     }
     return fresh;
+  }
+
+  private scheduleIndex(): void {
+    if (this.indexTimer || this.indexHolds > 0 || !this.indexDue) return;
+    this.indexTimer = setTimeout(() => {
+      this.indexTimer = null;
+      if (this.indexHolds > 0) return;
+      this.indexDue = false;
+      try {
+        this.searchIndex.catchUp();
+      } catch {
+        // Busy or closed: the next write or search indexes what waits.
+      }
+    }, INDEX_DELAY_MS);
+    this.indexTimer.unref();
+  }
+
+  /**
+   * Keeps the search index from catching up by itself until the returned function is called (a
+   * recovery: one catch-up after the last page, instead of one per second of pages, each on this
+   * thread between pages). A search still indexes everything that waits first, so it stays
+   * complete; only the background catch-up waits.
+   */
+  holdIndexing(): () => void {
+    this.indexHolds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.indexHolds--;
+      this.scheduleIndex();
+    };
   }
 
   /**
@@ -312,31 +359,65 @@ export class Cache {
         .all(JSON.stringify(messages.filter((m) => !m.action && !m.receipt).map((m) => m.id)))
         .map((r) => r.target),
     );
+    // New messages' mailbox places and "delivered" receipts are written in one statement per run
+    // of new messages (a recovery page: one each instead of one per message). The run is written
+    // before anything that reads them: an action or receipt event, or a copy already cached.
+    const seenLater: ChatMessage[] = [];
+    const deliveredLater: ChatMessage[] = [];
+    const flush = () => {
+      if (seenLater.length > 0)
+        this.stmts.seenMany.run(JSON.stringify(seenLater.map((m) => [m.id, m.cursor, m.conv])));
+      this.receipts.queueDelivered(deliveredLater);
+      seenLater.length = 0;
+      deliveredLater.length = 0;
+    };
     for (const m of messages) {
-      // Every place the mailbox handed an id out at is kept: a second place is a replay (verify-history).
-      const newPlace = placed && this.stmts.seen.run(m.id, m.cursor, m.conv).changes === 1;
-      // An edit, delete or reaction is kept apart and applied when messages are read (actions.ts).
-      if (m.action) {
-        if (m.action.kind !== "react") acted.add(m.action.target);
-        this.actions.record({ ...m, action: m.action }, placed);
+      if (m.action || m.receipt) {
+        flush();
+        // Every place the mailbox handed an id out at is kept: a second place is a replay (verify-history).
+        if (placed) this.stmts.seen.run(m.id, m.cursor, m.conv);
+        // An edit, delete or reaction is kept apart and applied when messages are read (actions.ts).
+        if (m.action) {
+          if (m.action.kind !== "react") acted.add(m.action.target);
+          this.actions.record({ ...m, action: m.action }, placed);
+          continue;
+        }
+        // A receipt likewise (receipts.ts).
+        const receipt = m.receipt!;
+        this.actions.recordReceipt({ ...m, receipt }, placed);
+        this.receipts.record({ ...m, receipt });
         continue;
       }
-      // A receipt likewise (receipts.ts).
-      if (m.receipt) {
-        this.actions.recordReceipt({ ...m, receipt: m.receipt }, placed);
-        this.receipts.record({ ...m, receipt: m.receipt });
-        continue;
-      }
-      const r = this.stmts.insert.run({ ...m, verified: m.verified ? 1 : 0, ord: BigInt(m.cursor) });
+      const r = this.stmts.insert.run(
+        m.id,
+        m.conv,
+        m.from,
+        m.to,
+        m.group,
+        m.text,
+        m.sentAt,
+        m.serverTime,
+        m.cursor,
+        m.verified ? 1 : 0,
+        m.problem,
+        m.seq,
+        m.device,
+        BigInt(m.cursor),
+      );
       if (r.changes === 1) {
         fresh.push(m);
+        if (placed) seenLater.push(m);
         this.actions.landed(m, acted.has(m.id));
-        this.receipts.landed(m);
+        this.receipts.landed(m, deliveredLater);
+        continue;
       }
+      if (!placed) continue;
+      flush();
+      const newPlace = this.stmts.seen.run(m.id, m.cursor, m.conv).changes === 1;
       // A message cached from its acknowledgement takes its place from the mailbox copy when that
       // arrives; a replay keeps the place it was first seen at. (Only a message already cached can
       // be a replay, so the places are read only then.)
-      else if (placed && !(newPlace && this.stmts.seenAt.all(m.id).length > 1))
+      if (!(newPlace && this.stmts.seenAt.all(m.id).length > 1))
         this.stmts.place.run({
           serverTime: m.serverTime,
           cursor: m.cursor,
@@ -344,6 +425,7 @@ export class Cache {
           id: m.id,
         });
     }
+    flush();
     return fresh;
   }
 

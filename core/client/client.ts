@@ -505,22 +505,41 @@ export class ChatClient {
       return { page, opened };
     };
     let current = start(this.cache.cursor);
-    for (;;) {
-      const page = await current.page;
-      if (page.items.length === 0) break;
-      const last = page.items.at(-1)!.cursor;
-      const next = page.more ? start(last) : null;
-      const messages = await current.opened;
-      const fresh = this.cache.addMessages(messages, last);
-      received += fresh.length;
-      for (const m of fresh) this.emit({ type: "message", message: m });
-      if (fresh.length < messages.length) this.emit({ type: "already_stored", cursor: last });
-      onProgress(received);
-      this.emit({ type: "sync", received, done: !page.more });
-      if (!next) break;
-      current = next;
+    // A sync of more than one page (a recovery) has the cache's search index and the receipts
+    // it queues wait until its last page is stored: both then run once, not between its pages.
+    let release: (() => void) | null = null;
+    try {
+      for (;;) {
+        const page = await current.page;
+        if (page.items.length === 0) break;
+        const last = page.items.at(-1)!.cursor;
+        const next = page.more ? start(last) : null;
+        if (next && !release) {
+          release = this.cache.holdIndexing();
+          this.bulkSyncing = true;
+        }
+        const messages = await current.opened;
+        const fresh = this.cache.addMessages(messages, last);
+        received += fresh.length;
+        for (const m of fresh) this.emit({ type: "message", message: m });
+        if (fresh.length < messages.length) this.emit({ type: "already_stored", cursor: last });
+        onProgress(received);
+        this.emit({ type: "sync", received, done: !page.more });
+        if (!next) break;
+        current = next;
+      }
+    } finally {
+      this.bulkSyncing = false;
+      release?.();
     }
     return received;
+  }
+
+  private bulkSyncing = false;
+
+  /** A sync of more than one page (a recovery) is running: receipts wait for it (receipt-sender.ts). */
+  get recovering(): boolean {
+    return this.bulkSyncing;
   }
 
   /** Subscribes to live deliveries: each one triggers a sync from the cursor, so order and completeness come from the mailbox. */

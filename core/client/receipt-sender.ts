@@ -7,6 +7,8 @@ import type { ReceiptBatch, ReceiptStore } from "./receipts.js";
 /** What the sender needs of the client: a 1:1 send with a sealed extra, and whether it is logged in. */
 export interface ReceiptClient {
   readonly online: boolean;
+  /** A recovery (a sync of many pages) is running: receipts wait until it is done. */
+  readonly recovering?: boolean;
   send(
     target: { user: string },
     text: string,
@@ -42,7 +44,10 @@ export class ReceiptSender {
     if (this.timer || this.stopped) return;
     this.timer = setTimeout(() => {
       this.timer = null;
-      if (this.client.online) void this.flush(10_000);
+      // The receipts of a recovery go after its last page, in a few large events, instead of
+      // being sealed and sent between its pages (they wait in the cache meanwhile).
+      if (this.client.recovering) this.schedule();
+      else if (this.client.online) void this.flush(10_000);
     }, RECEIPT_BURST_MS);
     this.timer.unref();
   }

@@ -111,6 +111,9 @@ export class ReceiptStore {
       queue: db.prepare(
         "INSERT OR IGNORE INTO receipts_out (id, author, grp, status) SELECT @id, @author, @grp, @status WHERE NOT EXISTS (SELECT 1 FROM receipts_sent WHERE id = @id AND status = @status)",
       ),
+      queueDelivered: db.prepare<[string]>(
+        "INSERT OR IGNORE INTO receipts_out (id, author, grp, status) SELECT j.value->>0, j.value->>1, j.value->>2, 'delivered' FROM json_each(?) j WHERE NOT EXISTS (SELECT 1 FROM receipts_sent s WHERE s.id = j.value->>0 AND s.status = 'delivered')",
+      ),
       pending: db.prepare<[], { id: string; author: string; grp: string | null; status: ReceiptStatus }>(
         "SELECT id, author, grp, status FROM receipts_out ORDER BY rowid",
       ),
@@ -161,13 +164,24 @@ export class ReceiptStore {
     if (convs.length > 0) queueMicrotask(() => this.onReadElsewhere?.(convs));
   }
 
-  /** A message just stored: someone else's verified message gets a "delivered" receipt. */
-  landed(m: ChatMessage): void {
+  /**
+   * A message just stored: someone else's verified message gets a "delivered" receipt (queued at
+   * once, or pushed on `later` for `queueDelivered`).
+   */
+  landed(m: ChatMessage, later?: ChatMessage[]): void {
     if (m.sealedFor) this.expect(m.id, m.sealedFor);
     if (this.owner === null || m.from === this.owner) return;
     if (this.shared.landed(m)) this.readElsewhere([m.conv]);
     if (!m.verified) return;
-    this.queue(m, "delivered");
+    if (later) later.push(m);
+    else this.queue(m, "delivered");
+  }
+
+  /** Queues "delivered" receipts for messages `landed` pushed on its `later`, in one statement. */
+  queueDelivered(messages: readonly ChatMessage[]): void {
+    if (messages.length === 0) return;
+    const rows = JSON.stringify(messages.map((m) => [m.id, m.from, m.group]));
+    if (this.stmts.queueDelivered.run(rows).changes > 0) this.onPending?.();
   }
 
   /** Recipients this device sealed an own message for (its status is judged against them). */

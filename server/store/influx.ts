@@ -5,6 +5,7 @@ import { InfluxContext } from "./influx/context.js";
 import { DeviceRecords } from "./influx/devices.js";
 import { GroupCommit } from "./influx/group-commit.js";
 import { V1Http } from "./influx/http.js";
+import { IdIndex } from "./influx/id-index.js";
 import { LaneLease } from "./influx/lane-lease.js";
 import { MailboxReader } from "./influx/mailbox-read.js";
 import {
@@ -53,6 +54,7 @@ export class InfluxStore implements Store {
   private readonly records: Records;
   private readonly devices: DeviceRecords;
   private readonly commits: GroupCommit;
+  private readonly index: IdIndex;
   private readonly reader: MailboxReader;
   private readonly watermarks: Watermarks | null;
   private state: "new" | "open" | "closed" = "new";
@@ -91,7 +93,15 @@ export class InfluxStore implements Store {
             () => this.commits.busy,
           )
         : null;
-    this.commits = new GroupCommit(this.ctx, this.opts, stamp, this.watermarks, this.ctx.window.racingNs);
+    this.index = new IdIndex(this.ctx);
+    this.commits = new GroupCommit(
+      this.ctx,
+      this.opts,
+      stamp,
+      this.watermarks,
+      this.ctx.window.racingNs,
+      this.index,
+    );
     this.reader = new MailboxReader(this.ctx, () => this.commits.inflightMin, this.watermarks);
   }
 
@@ -121,6 +131,7 @@ export class InfluxStore implements Store {
 
   private async doInit(): Promise<void> {
     await bootstrap(this.ctx, this.opts);
+    await this.index.start();
     await this.lanes.lease(() => this.state === "open");
     this.watermarks?.start();
     this.state = "open";

@@ -12,6 +12,8 @@ export const M = {
   memberships: "memberships",
   groupEvents: "group_events",
   mailbox: "mailbox",
+  msgIds: "msg_ids",
+  idIndex: "id_index",
   lanes: "lanes",
   usedTokens: "used_tokens",
   revocations: "revocations",

@@ -12,6 +12,7 @@ import {
 import { isoOf, nowNs } from "./clock.js";
 import { type InfluxContext, M } from "./context.js";
 import { rows, timeOf } from "./http.js";
+import type { IdIndex } from "./id-index.js";
 import { nanos, str } from "./influxql.js";
 import { type Copy, idFilter, newestOf, readPredecessors } from "./predecessors.js";
 import { retrying } from "./retry.js";
@@ -42,6 +43,8 @@ interface Pending {
 }
 
 interface Plan {
+  /** The new copies' index points (id-index.ts), written before the copies. */
+  indexChunks: string[];
   /** Line protocol, cut into requests of at most maxBatchBytes. */
   chunks: string[];
   results: AppendResult[];
@@ -74,6 +77,8 @@ export class GroupCommit {
     private readonly watermarks: Watermarks | null = null,
     /** How far apart racing copies of one id can lie (mailbox-read.ts). */
     private readonly racingNs: bigint = 0n,
+    /** The message id index (id-index.ts); without it every resend lookup scans the mailboxes. */
+    private readonly index: IdIndex | null = null,
   ) {}
 
   /** True while a batch is being written (or retried). */
@@ -173,6 +178,8 @@ export class GroupCommit {
           plan = await this.plan(batch, ours);
         }
         // Rewriting a chunk that already landed is harmless: same series, time and fields.
+        // The index first: a copy stored is always found by a lookup (id-index.ts).
+        for (const chunk of plan.indexChunks) await this.ctx.http.write(chunk);
         for (const chunk of plan.chunks) await this.ctx.http.write(chunk);
         return plan;
       });
@@ -238,32 +245,55 @@ export class GroupCommit {
   private async plan(batch: Pending[], ours: Map<string, bigint>): Promise<Plan> {
     const owners = [...new Set(batch.flatMap((p) => p.input.owners))];
     const now = Date.now();
-    let from = now - this.opts.dedupeWindowMs;
-    let earliestId = now;
-    for (const p of batch) {
-      const t = uuidv7Time(p.input.id);
-      if (Number.isFinite(t)) earliestId = Math.min(earliestId, t);
-    }
-    from = Math.max(from, earliestId - ID_SKEW_MS);
+    // Ids in the index (id-index.ts) are looked up there; the others by a scan of the mailboxes.
+    const slots = new Map<string, bigint | null>();
+    for (const p of batch)
+      if (!slots.has(p.input.id)) slots.set(p.input.id, this.index?.slot(p.input.id, now) ?? null);
+    const indexed = new Map<string, bigint>();
+    for (const [id, slot] of slots) if (slot !== null) indexed.set(id, slot);
     // A copy that another server stamped more than W before this lookup began is visible to it
-    // (the safety window), and this batch is stamped right after the lookup ends: a lookup kept
-    // under W/2 bounds how far apart two racing copies of one id can lie (see mailbox-read.ts).
-    // A lookup looked again covers only what the one before may have missed: since W before it began.
+    // (the safety window; index points are written before their copies), and this batch is
+    // stamped right after the lookup ends: a lookup kept under W/2 bounds how far apart two
+    // racing copies of one id can lie (see mailbox-read.ts). A lookup looked again covers only
+    // what the one before may have missed: since W before it began.
     const existing = new Map<string, bigint>();
-    const ids = [...new Set(batch.map((p) => p.input.id))];
-    let since = from;
+    let since: number | null = null;
     for (let attempt = 1; ; attempt++) {
       const began = Date.now();
-      for (const [key, ts] of await this.storedIds(owners, ids, nowNs(since))) {
-        const known = existing.get(key);
-        if (known === undefined || ts < known) existing.set(key, ts);
+      const scan = new Set<string>();
+      for (const [id, slot] of slots) if (slot === null) scan.add(id);
+      if (this.index && indexed.size > 0) {
+        for (const [key, answer] of await this.index.lookup(owners, indexed)) {
+          if (answer === "unknown") scan.add(key.slice(key.indexOf("\u0000") + 1));
+          else if (answer !== "absent") {
+            const known = existing.get(key);
+            if (known === undefined || answer.found < known) existing.set(key, answer.found);
+          }
+        }
+      }
+      if (scan.size > 0) {
+        let earliestId = now;
+        for (const id of scan) {
+          const t = uuidv7Time(id);
+          if (Number.isFinite(t)) earliestId = Math.min(earliestId, t);
+        }
+        const from = Math.max(now - this.opts.dedupeWindowMs, earliestId - ID_SKEW_MS);
+        for (const [key, ts] of await this.storedIds(
+          owners,
+          [...scan],
+          nowNs(Math.max(from, since ?? from)),
+        )) {
+          const known = existing.get(key);
+          if (known === undefined || ts < known) existing.set(key, ts);
+        }
       }
       if (Date.now() - began <= this.opts.safetyWindowMs / 2 || attempt >= LOOKUPS) break;
-      since = Math.max(from, began - this.opts.safetyWindowMs);
+      since = began - this.opts.safetyWindowMs;
     }
     const placedHere = new Map<string, bigint>();
     const handled = new Set<string>();
     const lines: string[] = [];
+    const indexLines: string[] = [];
     let minTs: bigint | null = null;
     const copies: Copy[] = [];
     const results = batch.map((p) => {
@@ -287,6 +317,8 @@ export class GroupCommit {
             .stringField("envelope", envelopeFor(p.input, owner))
             .timestamp(ts.toString());
           lines.push(point.toLineProtocol()!);
+          const entry = this.index?.line(owner, p.input.id, ts, slots.get(p.input.id) ?? null);
+          if (entry) indexLines.push(entry);
         }
         handled.add(key);
         placed.set(owner, { cursor: ts.toString(), serverTime: isoOf(ts) });
@@ -295,7 +327,13 @@ export class GroupCommit {
       return { placed, duplicate };
     });
     if (minTs !== null && (this.floor === null || minTs < this.floor)) this.floor = minTs;
-    return { chunks: this.chunk(lines), results, copies, madeAt: Date.now() };
+    return {
+      indexChunks: this.chunk(indexLines),
+      chunks: this.chunk(lines),
+      results,
+      copies,
+      madeAt: Date.now(),
+    };
   }
 
   private chunk(lines: string[]): string[] {
