@@ -587,7 +587,10 @@ export class SqliteStore implements Store {
     const started = performance.now();
     try {
       results = this.handle
-        .transaction(() => batch.map((p) => p.inputs.map((input) => this.appendOne(input))))
+        .transaction(() => {
+          const last = new Map<string, number>();
+          return batch.map((p) => p.inputs.map((input) => this.appendOne(input, last)));
+        })
         .immediate();
       this.metrics?.batch(appends, (performance.now() - started) / 1000);
     } catch (cause) {
@@ -621,7 +624,12 @@ export class SqliteStore implements Store {
     setTimeout(() => this.flush(), delayMs * (0.5 + Math.random()));
   }
 
-  private appendOne(input: AppendInput): AppendResult {
+  /**
+   * `last`: each mailbox's newest position written by this transaction. The transaction holds
+   * the write lock (BEGIN IMMEDIATE), so nothing else lands in a mailbox between two of its own
+   * copies: the predecessor of a copy is that position, with no index read.
+   */
+  private appendOne(input: AppendInput, last: Map<string, number>): AppendResult {
     const serverTime = new Date().toISOString();
     const placed = new Map<string, Placement>();
     let duplicate = true;
@@ -629,15 +637,18 @@ export class SqliteStore implements Store {
       const r = this.stmts.insertItem.run(owner, input.id, serverTime, envelopeFor(input, owner));
       let pos: number;
       let time = serverTime;
+      let prev: number | null;
       if (r.changes === 1) {
         duplicate = false;
         pos = Number(r.lastInsertRowid);
+        prev = last.get(owner) ?? this.stmts.prevItem.get(owner, pos)?.pos ?? null;
+        last.set(owner, pos);
       } else {
         const row = this.stmts.findItem.get(owner, input.id)!;
         pos = row.pos;
         time = row.server_time;
+        prev = this.stmts.prevItem.get(owner, pos)?.pos ?? null;
       }
-      const prev = this.stmts.prevItem.get(owner, pos)?.pos ?? null;
       placed.set(owner, { cursor: String(pos), serverTime: time, prev: prev === null ? null : String(prev) });
     }
     return { placed, duplicate };

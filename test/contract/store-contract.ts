@@ -379,6 +379,34 @@ export function storeContract(
       });
     });
 
+    it("prev within one batch: each copy's predecessor is its own mailbox's, in-batch resends too", async () => {
+      await withStore(async (store) => {
+        await store.append({ id: id(90), owners: ["bob", "dave"], envelope: "{}" });
+        const inputs = Array.from({ length: 10 }, (_, i) => ({
+          id: id(i),
+          owners: i % 3 === 0 ? ["dave", "bob"] : ["bob", "alice"],
+          envelope: JSON.stringify({ n: i }),
+        }));
+        // A resend of an id stored earlier in this batch, and one of an id stored before it.
+        inputs.push({ id: id(4), owners: ["bob", "alice"], envelope: "{}" });
+        inputs.push({ id: id(90), owners: ["bob", "dave"], envelope: "{}" });
+        const results = await store.appendMany(inputs);
+        for (const owner of ["alice", "bob", "dave"]) {
+          const items = (await store.read(owner, null, 100)).items;
+          for (const [i, r] of results.entries()) {
+            const p = r.placed.get(owner);
+            if (!p || p.prev === undefined) continue;
+            const at = items.findIndex((x) => x.cursor === p.cursor);
+            assert.ok(at >= 0, `${owner}: ${p.cursor} is in the mailbox`);
+            assert.equal(p.prev, at === 0 ? null : items[at - 1]!.cursor, `${owner}: prev of input ${i}`);
+          }
+        }
+        assert.equal(results[10]!.duplicate, true);
+        assert.deepEqual(results[10]!.placed.get("bob"), results[4]!.placed.get("bob"));
+        assert.equal(results[11]!.duplicate, true);
+      });
+    });
+
     it("pages stop before a byte budget (one large item still comes alone) and lose nothing", async () => {
       await withStore(async (store) => {
         const big = (n: number, size: number) => JSON.stringify({ n, pad: "x".repeat(size) });

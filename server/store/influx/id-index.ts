@@ -3,7 +3,7 @@ import { Point } from "@influxdata/influxdb-client";
 import { uuidv7Time } from "../../../core/protocol/ids.js";
 import { type InfluxContext, M } from "./context.js";
 import { rows, timeOf } from "./http.js";
-import { nanos, str } from "./influxql.js";
+import { ident, nanos, str } from "./influxql.js";
 import { RawNumber } from "./raw-json.js";
 
 /** How far before now a message id's time may lie and still be looked up in the index. */
@@ -57,13 +57,15 @@ export class IdIndex {
    */
   async start(now: number = Date.now()): Promise<void> {
     const res = await this.ctx.query(
-      `SELECT min("since") AS "since" FROM ${this.ctx.m(M.idIndex)}; SELECT "id" FROM ${this.ctx.m(M.mailbox)} LIMIT 1`,
+      `SELECT min("since") AS "since" FROM ${this.ctx.m(M.idIndex)}; SHOW MEASUREMENTS WITH MEASUREMENT = ${ident(M.mailbox)}`,
       "read since when message ids are indexed",
     );
     const known = res[0]?.[0] ? rows(res[0][0])[0]?.since : undefined;
     let since: number;
     if (known instanceof RawNumber) since = Number(known.text);
     else if (typeof known === "number") since = known;
+    // No mailbox measurement (in any retention policy; series metadata only, however big the
+    // database): no copy without an index point can exist.
     else since = (res[1] ?? []).length === 0 ? 0 : now + SKEW_MS;
     const point = new Point(M.idIndex).intField("since", since).timestamp(`${now}000000`);
     await this.ctx.write([point.toLineProtocol()!], "record since when message ids are indexed");
