@@ -44,8 +44,8 @@ export class ReceiptSender {
     if (this.timer || this.stopped) return;
     this.timer = setTimeout(() => {
       this.timer = null;
-      // The receipts of a recovery go after its last page, in a few large events, instead of
-      // being sealed and sent between its pages (they wait in the cache meanwhile).
+      // The receipts of a recovery go after its last page (in full events of MAX_RECEIPT_IDS
+      // ids), instead of being sealed and sent between its pages; they wait in the cache meanwhile.
       if (this.client.recovering) this.schedule();
       else if (this.client.online) void this.flush(10_000);
     }, RECEIPT_BURST_MS);

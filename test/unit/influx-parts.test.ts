@@ -2,12 +2,14 @@ import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import type { Point } from "@influxdata/influxdb-client";
 import { ZmqchatError } from "../../core/errors.js";
+import { uuidv7 } from "../../core/protocol/ids.js";
 import { bootstrap } from "../../server/store/influx/bootstrap.js";
 import { Claims } from "../../server/store/influx/claims.js";
 import { LaneClock, nowNs } from "../../server/store/influx/clock.js";
 import { InfluxContext } from "../../server/store/influx/context.js";
 import { GroupCommit } from "../../server/store/influx/group-commit.js";
 import { V1Http } from "../../server/store/influx/http.js";
+import { IdIndex } from "../../server/store/influx/id-index.js";
 import { LaneLease } from "../../server/store/influx/lane-lease.js";
 import { MailboxReader } from "../../server/store/influx/mailbox-read.js";
 import { optionsFromUrl } from "../../server/store/influx/options.js";
@@ -469,6 +471,43 @@ describe("group commit", () => {
     );
     await gc.append({ id: id(1), owners: ["bob"], envelope: "{}" });
     assert.equal(lookups, 2, "a slow lookup is done again before stamping");
+  });
+
+  it("writes a batch's id index points before its copies; a refused index write stores no copy", async () => {
+    mailboxFromPoints();
+    const ctx = ctxOf();
+    const index = new IdIndex(ctx);
+    await index.start();
+    fake.writes.length = 0;
+    const clock = new LaneClock(7);
+    const opts = {
+      maxBatchPoints: 2000,
+      maxBatchBytes: 4 << 20,
+      dedupeWindowMs: 3600_000,
+      safetyWindowMs: 500,
+    };
+    const gc = new GroupCommit(ctx, opts, () => clock.next(), null, 0n, index);
+    const msg = uuidv7();
+    const r = await gc.append({ id: msg, owners: ["bob", "alice"], envelope: "{}" });
+    assert.equal(fake.writes.length, 2);
+    const [first, second] = fake.writes.map((w) => w.split("\n"));
+    assert.deepEqual(
+      first!.map((l) => l.split(",")[0]),
+      ["msg_ids", "msg_ids"],
+      "the index first, in a request of its own",
+    );
+    assert.deepEqual(
+      second!.map((l) => l.split(",")[0]),
+      ["mailbox", "mailbox"],
+    );
+    assert.ok(first!.every((l) => l.includes(`id="${msg}"`)));
+    assert.ok(first!.some((l) => l.includes(`at="${r.placed.get("bob")!.cursor}"`)));
+    fake.writes.length = 0;
+    fake.onWrite = (body) =>
+      body.startsWith("msg_ids") ? { status: 400, body: '{"error":"partial write"}' } : undefined;
+    await assert.rejects(gc.append({ id: uuidv7(), owners: ["bob", "alice"], envelope: "{}" }));
+    assert.equal(fake.writes.length, 1, "no mailbox write after the index write failed");
+    assert.equal(fake.mailbox("bob").length, 1);
   });
 
   it("finds a resend's first copy already stored and writes nothing", async () => {
