@@ -30,7 +30,7 @@ export interface WorkerSockets {
   /** Connects the publisher where balancer number `broker`'s WELCOME says. */
   connectPublisher(broker: number, target: PublishTarget): void;
   /** Publishes a live delivery. Best effort. */
-  publish(topic: string, frame: Uint8Array): void;
+  publish(topic: string, frame: Uint8Array | string): void;
   /** Closes the sockets, letting what is queued leave first. */
   close(): Promise<void>;
 }
@@ -93,7 +93,7 @@ export class BrokerWorker implements WorkerLink {
     this.sockets.sendBroker(broker, [BrokerCommand.reply, peer.slice(sep + 1), frame]);
   }
 
-  publish(topic: string, frame: Uint8Array): void {
+  publish(topic: string, frame: Uint8Array | string): void {
     if (!this.closed) this.sockets.publish(topic, frame);
   }
 

@@ -42,7 +42,7 @@ export interface WorkerLink {
   onRequest(handler: (peer: string, frame: Buffer) => void): void;
   reply(peer: string, frame: Uint8Array): void;
   /** Publishes a live delivery on a topic. Best effort: the mailbox is the truth. */
-  publish(topic: string, frame: Uint8Array): void;
+  publish(topic: string, frame: Uint8Array | string): void;
   /** Stops taking new requests (tells the broker it leaves) without closing. */
   drain(): void;
   close(): Promise<void>;

@@ -22,7 +22,7 @@ export interface SendDeps {
   store: Store;
   /** The live delivery topics of a user: one per live device (server/devices.ts). */
   deliveryTopics(owner: string): Promise<string[]>;
-  publish(topic: string, frame: Uint8Array): void;
+  publish(topic: string, frame: Uint8Array | string): void;
   senderQuota: SenderQuota;
   mailboxQuota: MailboxQuota;
   /** Runs a quota check, counting a refusal in /metrics under `name`. */
@@ -169,9 +169,10 @@ export class SendPath {
     if (!ring) return;
     for (const owner of owners) {
       const place = result.placed.get(owner)!;
-      const frame = Buffer.from(
-        `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${input.copies?.get(owner) ?? input.envelope}}${prevField(place.prev)}}`,
-      );
+      // Handed to the socket as a string: zeromq.js copies a string into the message once, where
+      // a Buffer over 128 bytes is sent zero-copy and released through a V8 reference that the
+      // I/O thread hands back to the event loop (measured: about a third less publisher CPU).
+      const frame = `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${input.copies?.get(owner) ?? input.envelope}}${prevField(place.prev)}}`;
       for (const topic of await this.deps.deliveryTopics(owner)) this.deps.publish(topic, frame);
     }
     this.deps.published(owners.length);

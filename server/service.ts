@@ -48,7 +48,7 @@ const PUBLIC_TYPES = new Set([
 const OPTIONAL_SESSION = new Set(["backup.get"]);
 
 export interface Publisher {
-  publish(topic: string, frame: Uint8Array): void;
+  publish(topic: string, frame: Uint8Array | string): void;
 }
 
 export interface ServiceMetrics {

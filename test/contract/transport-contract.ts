@@ -227,6 +227,17 @@ export function transportContract(name: string, open: () => Promise<TransportNet
             },
             10_000,
           );
+          // A frame handed over as a string (the send path's deliveries) arrives as its UTF-8 bytes.
+          server.publish(mine, `{"text":"grüße ✓"}`);
+          await waitFor(
+            "the string frame",
+            async () => a.deliveries.some((d) => d.frame.startsWith("{")),
+            10_000,
+          );
+          assert.deepEqual(
+            a.deliveries.filter((d) => d.frame.startsWith("{")).map((d) => d.frame),
+            [`{"text":"grüße ✓"}`],
+          );
           // What reached `a` had time to reach the others: a second round trip through the broker.
           await a.ask("after", "ping", "broker");
           assert.ok(a.deliveries.every((d) => d.topic === mine));

@@ -91,7 +91,7 @@ export class MemoryHub {
   }
 
   /** @internal */
-  publish(topic: string, frame: Uint8Array): void {
+  publish(topic: string, frame: Uint8Array | string): void {
     const subs = this.subscribers.get(topic);
     if (!subs) return;
     const copy = Buffer.from(frame);
@@ -201,7 +201,7 @@ class MemoryWorkerSockets implements WorkerSockets {
   connectPublisher(): void {
     // Publications go straight into the hub: a WELCOME's port has no meaning here.
   }
-  publish(topic: string, frame: Uint8Array): void {
+  publish(topic: string, frame: Uint8Array | string): void {
     this.hub.publish(topic, frame);
   }
   async close(): Promise<void> {

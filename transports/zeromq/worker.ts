@@ -141,7 +141,7 @@ class ZeromqWorkerSockets implements WorkerSockets {
     this.pub.connect(endpoint);
   }
 
-  publish(topic: string, frame: Uint8Array): void {
+  publish(topic: string, frame: Uint8Array | string): void {
     this.pubOut.push([topic, frame]);
   }
 
