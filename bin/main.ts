@@ -18,7 +18,7 @@ import {
 import { completeNamesCommand } from "./commands/complete-names.js";
 import { completionCommand } from "./commands/completion.js";
 import { configShowCommand } from "./commands/config.js";
-import { type DaemonFlags, daemonCommand } from "./commands/daemon.js";
+import type { DaemonFlags } from "./commands/daemon.js";
 import { adoptPushedKeys, registerDevicesCommands } from "./commands/devices.js";
 import { downloadCommand, sendFileCommand } from "./commands/files.js";
 import {
@@ -27,31 +27,21 @@ import {
   groupOwnerCommand,
   groupRenameCommand,
 } from "./commands/group-roles.js";
-import {
-  keysBackupCommand,
-  keysFingerprintCommand,
-  keysProtectCommand,
-  keysRestoreCommand,
-  keysRotateCommand,
-  keysShowCommand,
-  keysTrustCommand,
-  keysUnprotectCommand,
-  keysVerifyCommand,
-  logoutCommand,
-} from "./commands/keys.js";
 import { muteCommand } from "./commands/mute.js";
 import { searchCommand } from "./commands/search.js";
-import {
-  type BalancerFlags,
-  balancerCommand,
-  curveKeygenCommand,
-  type ServerFlags,
-  serverCommand,
-} from "./commands/serve.js";
-import { downCommand, statusCommand, type UpFlags, upCommand } from "./commands/stack.js";
+import type { BalancerFlags, ServerFlags } from "./commands/serve.js";
+import type { UpFlags } from "./commands/stack.js";
 import { type Io, processIo } from "./io.js";
 import { EXIT, report } from "./report.js";
 import { packageVersion } from "./version.js";
+
+// Commands that bring code a chat command never needs (the server and the balancer, the daemon,
+// the local stack, the passphrase-strength estimator's dictionaries) are loaded when run: every
+// `zmqchat send` would otherwise import them (~90 ms of a ~400 ms start, measured).
+const loadKeys = () => import("./commands/keys.js");
+const loadServe = () => import("./commands/serve.js");
+const loadStack = () => import("./commands/stack.js");
+const loadDaemon = () => import("./commands/daemon.js");
 
 /** Builds the command tree. Each action maps flags to one library call; failures go to one reporter. */
 export function buildProgram(io: Io, setExit: (code: number) => void): Command {
@@ -282,7 +272,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "after",
       `\nExamples:\n  zmqchat --user alice daemon &\n  echo '{"jsonrpc":"2.0","id":1,"method":"send","params":{"to":"bob","text":"hi"}}' | socat - UNIX-CONNECT:$HOME/.zmqchat/users/alice/daemon.sock`,
     )
-    .action(run((cmd, flags: DaemonFlags) => daemonCommand(cmd, io, flags)));
+    .action(run(async (cmd, flags: DaemonFlags) => (await loadDaemon()).daemonCommand(cmd, io, flags)));
 
   program
     .command("verify-history")
@@ -302,7 +292,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .description("end this device's sessions on the service (--all: every device's)")
     .option("--all", "end every session of your user, on every device")
     .addHelpText("after", "\nExample:\n  zmqchat --user alice logout")
-    .action(run((cmd, opts: { all?: boolean }) => logoutCommand(cmd, io, opts)));
+    .action(run(async (cmd, opts: { all?: boolean }) => (await loadKeys()).logoutCommand(cmd, io, opts)));
 
   program
     .command("contacts")
@@ -397,7 +387,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .description("your fingerprint")
     .option("--json", "as JSON")
     .addHelpText("after", "\nExample:\n  zmqchat --user alice keys show --json")
-    .action(run((cmd, opts: { json?: boolean }) => keysShowCommand(cmd, io, opts)));
+    .action(run(async (cmd, opts: { json?: boolean }) => (await loadKeys()).keysShowCommand(cmd, io, opts)));
   keys
     .command("fingerprint")
     .argument("<user>")
@@ -405,7 +395,9 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--json", "as JSON")
     .addHelpText("after", "\nExample:\n  zmqchat --user alice keys fingerprint bob")
     .action(
-      run((cmd, user: string, opts: { json?: boolean }) => keysFingerprintCommand(cmd, io, user, opts)),
+      run(async (cmd, user: string, opts: { json?: boolean }) =>
+        (await loadKeys()).keysFingerprintCommand(cmd, io, user, opts),
+      ),
     );
   keys
     .command("trust")
@@ -415,7 +407,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "after",
       "\nExample:\n  zmqchat --user alice keys fingerprint bob && zmqchat --user alice keys trust bob",
     )
-    .action(run((cmd, user: string) => keysTrustCommand(cmd, io, user)));
+    .action(run(async (cmd, user: string) => (await loadKeys()).keysTrustCommand(cmd, io, user)));
   keys
     .command("verify")
     .argument("<user>")
@@ -424,28 +416,30 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "after",
       "\nExample:\n  zmqchat --user alice keys fingerprint bob   # read it to bob, then:\n  zmqchat --user alice keys verify bob",
     )
-    .action(run((cmd, user: string) => keysVerifyCommand(cmd, io, user)));
+    .action(run(async (cmd, user: string) => (await loadKeys()).keysVerifyCommand(cmd, io, user)));
   keys
     .command("rotate")
     .description("make new keys, signed over by the old ones (contacts are warned and must trust them)")
     .addHelpText("after", "\nExample:\n  zmqchat --user alice keys rotate && zmqchat --user alice keys show")
-    .action(run((cmd) => keysRotateCommand(cmd, io)));
+    .action(run(async (cmd) => (await loadKeys()).keysRotateCommand(cmd, io)));
   keys
     .command("protect")
     .description("encrypt your keys on disk under a passphrase (then commands need ZMQCHAT_PASSPHRASE)")
     .addHelpText("after", "\nExample:\n  ZMQCHAT_PASSPHRASE='…' zmqchat --user alice keys protect")
-    .action(run((cmd) => keysProtectCommand(cmd, io)));
+    .action(run(async (cmd) => (await loadKeys()).keysProtectCommand(cmd, io)));
   keys
     .command("unprotect")
     .description("store your keys without a passphrase again (file mode 0600)")
     .addHelpText("after", "\nExample:\n  ZMQCHAT_PASSPHRASE='…' zmqchat --user alice keys unprotect")
-    .action(run((cmd) => keysUnprotectCommand(cmd, io)));
+    .action(run(async (cmd) => (await loadKeys()).keysUnprotectCommand(cmd, io)));
   keys
     .command("backup")
     .description("upload your keys encrypted under a passphrase (env ZMQCHAT_PASSPHRASE, or stdin)")
     .option("--force", "accept a passphrase the strength estimator rates weak")
     .addHelpText("after", "\nExample:\n  zmqchat --user alice keys backup")
-    .action(run((cmd, opts: { force?: boolean }) => keysBackupCommand(cmd, io, opts)));
+    .action(
+      run(async (cmd, opts: { force?: boolean }) => (await loadKeys()).keysBackupCommand(cmd, io, opts)),
+    );
   keys
     .command("restore")
     .description("restore your keys from the passphrase backup into an empty home, then run sync")
@@ -453,7 +447,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "after",
       "\nExample:\n  zmqchat --home /new/home --user alice keys restore && zmqchat --home /new/home --user alice sync",
     )
-    .action(run((cmd) => keysRestoreCommand(cmd, io)));
+    .action(run(async (cmd) => (await loadKeys()).keysRestoreCommand(cmd, io)));
 
   registerDevicesCommands(program, run, io);
 
@@ -478,19 +472,19 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "after",
       "\nExamples:\n  zmqchat up --detach && zmqchat status\n  zmqchat up --detach --http-port 9100 && curl -s 127.0.0.1:9100/metrics",
     )
-    .action(run((cmd, flags: UpFlags) => upCommand(cmd, io, flags)));
+    .action(run(async (cmd, flags: UpFlags) => (await loadStack()).upCommand(cmd, io, flags)));
 
   program
     .command("down")
     .description("stop the local stack")
     .addHelpText("after", "\nExample:\n  zmqchat down")
-    .action(run((cmd) => downCommand(cmd, io)));
+    .action(run(async (cmd) => (await loadStack()).downCommand(cmd, io)));
   program
     .command("status")
     .description("the local stack's processes, pids, uptime and restarts")
     .option("--json", "as JSON")
     .addHelpText("after", "\nExample:\n  zmqchat status --json")
-    .action(run((cmd, opts: { json?: boolean }) => statusCommand(cmd, io, opts)));
+    .action(run(async (cmd, opts: { json?: boolean }) => (await loadStack()).statusCommand(cmd, io, opts)));
 
   program
     .command("server")
@@ -521,7 +515,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "after",
       "\nExample:\n  ZMQCHAT_CLUSTER_SECRET=... zmqchat server --balancer tcp://10.0.0.5:5571 --store sqlite:/var/lib/zmqchat/store.db --http-port 9101 --curve-keys /etc/zmqchat/server.curve --curve-balancer-key KEY",
     )
-    .action(run((cmd, flags: ServerFlags) => serverCommand(cmd, io, flags)));
+    .action(run(async (cmd, flags: ServerFlags) => (await loadServe()).serverCommand(cmd, io, flags)));
 
   program
     .command("balancer")
@@ -545,7 +539,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "after",
       "\nExample:\n  zmqchat balancer --bind 0.0.0.0 --port 5570 --http-port 9100 --curve-keys /etc/zmqchat/balancer.curve --curve-servers /etc/zmqchat/servers.allow",
     )
-    .action(run((cmd, flags: BalancerFlags) => balancerCommand(cmd, io, flags)));
+    .action(run(async (cmd, flags: BalancerFlags) => (await loadServe()).balancerCommand(cmd, io, flags)));
 
   const config = program
     .command("config")
@@ -586,7 +580,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .argument("<file>", "where to write the key pair (mode 0600)")
     .description("make a CURVE key pair; prints its public key")
     .addHelpText("after", "\nExample:\n  zmqchat curve keygen /etc/zmqchat/balancer.curve")
-    .action(run((cmd, file: string) => curveKeygenCommand(cmd, io, file)));
+    .action(run(async (cmd, file: string) => (await loadServe()).curveKeygenCommand(cmd, io, file)));
 
   return program;
 }
