@@ -75,6 +75,11 @@ total_pass=$(( node_pass + versions_pass + extra_pass ))
 total_fail=$(( node_fail + versions_fail + extra_fail ))
 summary="$summary; Ansible and bench: $extra_pass passed $extra_fail failed"
 echo
+if [ "$total_fail" -gt 0 ]; then
+  # Which tests, so that the end of a CI log (often all that is kept of it) names them.
+  echo "failed tests (log, location, name -- error):"
+  bash scripts/failed-tests.sh "$log" test/artifacts/node[0-9]*-test.log
+fi
 if [ ${#failed_stages[@]} -gt 0 ]; then
   echo "failed stages: ${failed_stages[*]}"
 fi

@@ -31,7 +31,7 @@ function cli(home: string, args: string[]): Promise<{ code: number; stdout: stri
   });
 }
 
-describe("message actions in the TUI, in tmux on a real local stack", { timeout: 240_000 }, () => {
+describe("message actions in the TUI, in tmux on a real local stack", { timeout: 900_000 }, () => {
   const base = mkdtempSync(join(tmpdir(), "zmqchat-tui-actions-"));
   const stackHome = join(base, "stack");
   const homes = { alice: join(base, "alice"), bob: join(base, "bob") };

@@ -48,7 +48,7 @@ async function until<T>(what: string, fn: () => Promise<T | null>, timeoutMs = 1
   }
 }
 
-describe("the TUI in tmux on a real local stack", { timeout: 240_000 }, () => {
+describe("the TUI in tmux on a real local stack", { timeout: 900_000 }, () => {
   const base = mkdtempSync(join(tmpdir(), "zmqchat-tui-e2e-"));
   const stackHome = join(base, "stack");
   const homes = { alice: join(base, "alice"), bob: join(base, "bob"), carol: join(base, "carol") };

@@ -150,7 +150,7 @@ async function sendMany(peer: Peer, to: string, n: number, tag: string): Promise
   return ids;
 }
 
-describe("zmqchat daemon (JSON-RPC 2.0)", { timeout: 300_000 }, () => {
+describe("zmqchat daemon (JSON-RPC 2.0)", () => {
   let stack: RealStack;
 
   before(async () => {
