@@ -335,7 +335,14 @@ export class ChatBench {
       await this.warm(peers.p1, owner, target, listeners, `gw${run}`);
       const tag = `g${run}`;
       for (const [h, names] of listeners) await h.call("listen", { names, tag, count: s.groupMessages });
+      const before = await scrapeAll(stack.metricsUrls);
       const cpu = new CpuMeter(stack.pids);
+      const parts = {
+        balancer: new CpuMeter([stack.balancerPid]),
+        servers: new CpuMeter(stack.serverPids),
+        sender: new CpuMeter([peers.p1.pid]),
+        members: new CpuMeter([peers.p2.pid, peers.p3.pid]),
+      };
       const [send, ...got] = await Promise.all([
         peers.p1.call<SendResult>("sendBurst", {
           name: owner,
@@ -348,6 +355,7 @@ export class ChatBench {
         ...listeners.map(([h, names]) => h.call<Collected>("collect", { names, tag, stallMs: s.stallMs })),
       ]);
       const used = cpu.used();
+      const after = await scrapeAll(stack.metricsUrls);
       const all: Collected = {
         times: got.flatMap((c) => c.times),
         duplicates: got.reduce((n, c) => n + c.duplicates, 0),
@@ -383,6 +391,29 @@ export class ChatBench {
         unit: "µs/delivery",
         better: "lower",
       });
+      for (const [who, meter] of Object.entries(parts)) {
+        ctx.results.add(`${id}.cpu.${who}`, meter.used() / d.count, {
+          workload: w,
+          label: {
+            balancer: "  of which the balancer",
+            servers: "  of which the 2 servers",
+            sender: "  the sender's process (client), for comparison",
+            members: `  the ${members.length} members' 2 processes (clients), for comparison`,
+          }[who]!,
+          unit: "µs/delivery",
+          better: "lower",
+        });
+      }
+      // Where the work comes from: requests per group message sent, from the stack's own metrics.
+      const perMessage = (...having: string[]) =>
+        delta(before, after, "zmqchat_server_requests_total", ...having) / s.groupMessages;
+      const explain = [
+        ["requests", "  requests to the servers per group message", perMessage()],
+        ["syncs", "    of which sync requests", perMessage('type="sync"')],
+        ["sends", "    of which send and send.many (receipts too)", perMessage('type="send')],
+      ] as const;
+      for (const [key, label, value] of explain)
+        ctx.results.add(`${id}.${key}`, value, { workload: w, label, unit: "req/msg", better: "lower" });
     } finally {
       await peers.p1.call("close", { names: [owner] });
       await Promise.all(listeners.map(([h, names]) => h.call("close", { names })));

@@ -28,6 +28,15 @@ const MAX_QUEUED = 2000;
  */
 export const HOLD_MS = 50;
 
+/**
+ * The longest a hold is drawn out while deliveries keep arriving (each HOLD_MS without the
+ * predecessor, but with others, extends it by HOLD_MS): under load one server publishes behind
+ * the other by more than HOLD_MS, and a sync for each such gap costs a request, a store read and
+ * opening a page that the late deliveries then bring again. A stream that stops, or a gap that
+ * outlasts this, syncs.
+ */
+export const MAX_HOLD_MS = 500;
+
 /** Queued by the hold timer: the deliveries held did not find their predecessor in time. */
 const HOLD_EXPIRED = Symbol("hold expired");
 
@@ -48,7 +57,16 @@ export class LiveDeliveries {
   private draining: Promise<void> | null = null;
   /** Deliveries ahead of their predecessor, in mailbox order. */
   private held: Checked[] = [];
-  private holdTimer: { timer: NodeJS.Timeout; done: Promise<void>; resolve: () => void } | null = null;
+  private holdTimer: {
+    timer: NodeJS.Timeout;
+    done: Promise<void>;
+    resolve: () => void;
+    /** When the hold began, and how many deliveries had been pushed by the last time it was armed. */
+    since: number;
+    pushed: number;
+  } | null = null;
+  /** Deliveries pushed so far (a hold that sees this move is extended, see MAX_HOLD_MS). */
+  private pushed = 0;
 
   constructor(
     private readonly me: string,
@@ -62,6 +80,7 @@ export class LiveDeliveries {
       return;
     }
     this.queue.push(frame);
+    this.pushed++;
     // Started a turn later, so that frames arriving together are applied as one run.
     this.draining ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.drain());
   }
@@ -93,19 +112,35 @@ export class LiveDeliveries {
     void this.deps.sync().catch((err) => this.deps.warn(err, "sync after a delivery failed"));
   }
 
-  /** Waits for held deliveries' predecessors until HOLD_MS from now (a timer already running stays). */
+  /**
+   * Waits for held deliveries' predecessors until HOLD_MS from now (a timer already running
+   * stays), drawn out by HOLD_MS at a time while other deliveries keep arriving, up to MAX_HOLD_MS.
+   */
   private hold(): void {
     if (this.holdTimer) return;
     let resolve = () => {};
     const done = new Promise<void>((r) => {
       resolve = r;
     });
-    const timer = setTimeout(() => {
+    const expire = () => {
+      const h = this.holdTimer;
+      if (!h) return;
+      if (this.pushed > h.pushed && Date.now() - h.since + HOLD_MS <= MAX_HOLD_MS) {
+        h.pushed = this.pushed;
+        h.timer = setTimeout(expire, HOLD_MS);
+        return;
+      }
       this.holdTimer = null;
       this.push(HOLD_EXPIRED);
       resolve();
-    }, HOLD_MS);
-    this.holdTimer = { timer, done, resolve };
+    };
+    this.holdTimer = {
+      timer: setTimeout(expire, HOLD_MS),
+      done,
+      resolve,
+      since: Date.now(),
+      pushed: this.pushed,
+    };
   }
 
   /** Drops what is held (a sync reads it from the mailbox) and stops waiting. */
@@ -123,13 +158,15 @@ export class LiveDeliveries {
     const { cache } = this.deps;
     const start = cache.cursor;
     let gap = false;
+    // The hold ran out: whatever is still held after this run waits for a gap only a sync can fill.
+    let expired = false;
     let stored: string | null = null;
     const behind = (cursor: string, at: string | null) => at !== null && BigInt(cursor) <= BigInt(at);
     const frames = this.held;
     this.held = [];
     for (const frame of batch) {
       if (frame === HOLD_EXPIRED) {
-        gap = true;
+        expired = true;
         continue;
       }
       // Checked by hand as deliveryFrameSchema would (delivery-check.ts), without Zod's cost.
@@ -179,7 +216,7 @@ export class LiveDeliveries {
       }
     }
     if (stored !== null) this.deps.alreadyStored?.(cache.cursor ?? stored);
-    if (gap || held.length > MAX_QUEUED) {
+    if (gap || (expired && held.length > 0) || held.length > MAX_QUEUED) {
       this.release();
       await this.deps.sync();
       return;

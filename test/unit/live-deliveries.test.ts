@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { AckBatch } from "../../core/client/ack-batch.js";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
-import { LiveDeliveries } from "../../core/client/live.js";
+import { LiveDeliveries, MAX_HOLD_MS } from "../../core/client/live.js";
 import type { MailboxItem } from "../../core/protocol/schema.js";
 import { SqliteStore } from "../../server/store/sqlite.js";
 
@@ -69,7 +69,6 @@ describe("live deliveries (core/client/live.ts)", () => {
   let opens: number;
   let emitted: string[];
   let live: LiveDeliveries;
-
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), "zmqchat-live-"));
     cache = new Cache(join(dir, "cache.db"));
@@ -206,6 +205,59 @@ describe("live deliveries (core/client/live.ts)", () => {
     await live.idle();
     assert.equal(syncs, 1);
     assert.deepEqual(emitted, ["m1"]);
+  });
+
+  /** Lets queued drains run (setImmediate is not faked) while setTimeout and Date are. */
+  const turns = async () => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  it("a hold is drawn out while other deliveries keep arriving: a publisher late by more than HOLD_MS costs no sync", async (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout", "Date"] });
+    const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12"), item(5, "13")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    await turns();
+    // items[1] comes 120 ms late (one server behind the other); the deliveries after it keep coming.
+    live.push(frame(items[2]!, "7"));
+    await turns();
+    t.mock.timers.tick(40);
+    live.push(frame(items[3]!, "8"));
+    await turns();
+    t.mock.timers.tick(40);
+    live.push(frame(items[4]!, "12"));
+    await turns();
+    t.mock.timers.tick(40);
+    assert.deepEqual(emitted, ["m1"], "nothing is applied past the missing one");
+    assert.equal(syncs, 0, "the hold is still on at 120 ms: deliveries kept arriving");
+    live.push(frame(items[1]!, "3"));
+    await turns();
+    assert.deepEqual(emitted, ["m1", "m2", "m3", "m4", "m5"]);
+    assert.equal(syncs, 0);
+    assert.equal(cache.cursor, "13");
+  });
+
+  it("a gap that outlasts MAX_HOLD_MS syncs even while deliveries keep arriving; nothing twice, order kept", async (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout", "Date"] });
+    const n = Math.ceil(MAX_HOLD_MS / 40) + 4;
+    const items = Array.from({ length: n }, (_, i) => item(i + 1, String(10 + i)));
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    await turns();
+    // items[1] never comes live; one later delivery every 40 ms.
+    for (let i = 2; i < n; i++) {
+      live.push(frame(items[i]!, items[i - 1]!.cursor));
+      await turns();
+      t.mock.timers.tick(40);
+      await turns();
+      if (syncs > 0) break;
+    }
+    assert.equal(syncs, 1);
+    assert.ok(Date.now() >= MAX_HOLD_MS - 40 && Date.now() <= MAX_HOLD_MS + 80, `synced at ${Date.now()} ms`);
+    assert.deepEqual(
+      emitted,
+      items.map((i) => `m${i.envelope.seq}`),
+    );
   });
 
   it("Cache.addNext stores nothing when the cursor is not at prev", () => {
