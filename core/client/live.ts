@@ -42,6 +42,17 @@ const HOLD_EXPIRED = Symbol("hold expired");
 
 type Checked = NonNullable<ReturnType<typeof checkDeliveryFrame>>;
 
+/** A hold under way (see LiveDeliveries.hold). */
+interface Hold {
+  timer: NodeJS.Timeout;
+  /** Resolves when the hold ends (released or expired). */
+  done: Promise<void>;
+  resolve: () => void;
+  /** When the hold began, and how many deliveries had been pushed when it was last armed. */
+  since: number;
+  pushed: number;
+}
+
 /**
  * Applies live deliveries in mailbox order, each run of those that queued up meanwhile at once.
  * A delivery whose mailbox predecessor (`prev`) is where the cache's cursor is (or the delivery
@@ -57,14 +68,7 @@ export class LiveDeliveries {
   private draining: Promise<void> | null = null;
   /** Deliveries ahead of their predecessor, in mailbox order. */
   private held: Checked[] = [];
-  private holdTimer: {
-    timer: NodeJS.Timeout;
-    done: Promise<void>;
-    resolve: () => void;
-    /** When the hold began, and how many deliveries had been pushed by the last time it was armed. */
-    since: number;
-    pushed: number;
-  } | null = null;
+  private holdTimer: Hold | null = null;
   /** Deliveries pushed so far (a hold that sees this move is extended, see MAX_HOLD_MS). */
   private pushed = 0;
 
@@ -122,25 +126,29 @@ export class LiveDeliveries {
     const done = new Promise<void>((r) => {
       resolve = r;
     });
+    const h: Hold = {
+      timer: setTimeout(() => later(), HOLD_MS),
+      done,
+      resolve,
+      since: Date.now(),
+      pushed: this.pushed,
+    };
+    // Judged after this turn's I/O: timers run before it, so after a busy turn the deliveries
+    // that arrived meanwhile are still unread when the timer fires.
+    const later = () => setImmediate(expire);
     const expire = () => {
-      const h = this.holdTimer;
-      if (!h) return;
+      // Released (and maybe held again) meanwhile: that hold has its own timer.
+      if (this.holdTimer !== h) return;
       if (this.pushed > h.pushed && Date.now() - h.since + HOLD_MS <= MAX_HOLD_MS) {
         h.pushed = this.pushed;
-        h.timer = setTimeout(expire, HOLD_MS);
+        h.timer = setTimeout(later, HOLD_MS);
         return;
       }
       this.holdTimer = null;
       this.push(HOLD_EXPIRED);
       resolve();
     };
-    this.holdTimer = {
-      timer: setTimeout(expire, HOLD_MS),
-      done,
-      resolve,
-      since: Date.now(),
-      pushed: this.pushed,
-    };
+    this.holdTimer = h;
   }
 
   /** Drops what is held (a sync reads it from the mailbox) and stops waiting. */
