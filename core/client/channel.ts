@@ -10,6 +10,7 @@ import {
   replyBodies,
   replyFrameSchema,
 } from "../protocol/schema.js";
+import { checkSyncBody } from "../protocol/sync-check.js";
 import type { ClientLink, Route } from "../transport.js";
 import type { EndpointMemory } from "./endpoints.js";
 
@@ -162,6 +163,9 @@ export class RequestChannel {
       silent = 0;
       this.setState("online");
       if (reply.ok) {
+        // A sync page (up to a thousand envelopes) is checked by hand; any doubt goes to the schema.
+        const page = type === "sync" ? checkSyncBody(reply.body) : null;
+        if (page) return page as ReplyBody<T>;
         const parsed = replyBodies[type].safeParse(reply.body);
         if (!parsed.success) throw new ZmqchatError("internal", `the service sent a malformed ${type} reply`);
         return parsed.data as ReplyBody<T>;
