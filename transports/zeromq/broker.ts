@@ -1,6 +1,7 @@
 import { Router, XPublisher, XSubscriber } from "zeromq";
 import type { BrokerHandlers, BrokerSockets } from "../../core/broker-sockets.js";
 import { type CurveKeys, curveServerOptions } from "./curve.js";
+import { ImmediateSender } from "./immediate-sender.js";
 import { COMMON_SOCKET_OPTIONS, QUEUE_BYTES, QUEUE_FRAMES } from "./options.js";
 import { Outbound } from "./outbound.js";
 
@@ -64,7 +65,7 @@ export class ZeromqBrokerSockets implements BrokerSockets {
   private readonly xpub: FilteringXPublisher;
   private readonly toClients: Outbound;
   private readonly toWorkers: Outbound;
-  private readonly toSubscribers: Outbound;
+  private readonly toSubscribers: ImmediateSender;
   private closed = false;
   bound: BrokerEndpoints | null = null;
 
@@ -110,7 +111,8 @@ export class ZeromqBrokerSockets implements BrokerSockets {
       },
       QUEUE_BYTES,
     );
-    this.toSubscribers = new Outbound(this.xpub, QUEUE_FRAMES, undefined, QUEUE_BYTES);
+    // An XPUB without NODROP never waits: libzmq drops at its high-water mark, JavaScript holds nothing.
+    this.toSubscribers = new ImmediateSender(this.xpub);
   }
 
   /** Binds all four sockets and returns the endpoints the OS gave (ports may be 0 to pick). */

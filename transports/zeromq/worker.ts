@@ -8,6 +8,7 @@ import {
 } from "../../core/broker-worker.js";
 import type { WorkerLink, WorkerTransport } from "../../core/transport.js";
 import { type CurveKeys, curveClientOptions } from "./curve.js";
+import { ImmediateSender } from "./immediate-sender.js";
 import { COMMON_SOCKET_OPTIONS, parseTcpEndpoint, QUEUE_BYTES, QUEUE_FRAMES } from "./options.js";
 import { Outbound } from "./outbound.js";
 
@@ -95,7 +96,7 @@ class BrokerConnection {
 class ZeromqWorkerSockets implements WorkerSockets {
   private readonly connections: BrokerConnection[];
   private readonly pub: Publisher;
-  private readonly pubOut: Outbound;
+  private readonly pubOut: ImmediateSender;
   private readonly pubConnected = new Set<string>();
 
   constructor(
@@ -112,7 +113,8 @@ class ZeromqWorkerSockets implements WorkerSockets {
       return curveClientOptions(key, curve.keys);
     };
     this.pub = new Publisher({ ...COMMON_SOCKET_OPTIONS, ...security(0), sendHighWaterMark: QUEUE_FRAMES });
-    this.pubOut = new Outbound(this.pub, QUEUE_FRAMES, undefined, QUEUE_BYTES);
+    // A PUB never waits: libzmq drops at its high-water mark, JavaScript holds nothing.
+    this.pubOut = new ImmediateSender(this.pub);
     this.connections = endpoints.map(
       (e, i) => new BrokerConnection(e, serverId, security(i), (parts) => handlers.onBroker(i, parts)),
     );
