@@ -112,7 +112,8 @@ export class RequestChannel {
     opts: RequestOptions = {},
     route: Route = "service",
   ): Promise<ReplyBody<T>> {
-    const deadline = Date.now() + (opts.timeoutMs ?? this.requestMs);
+    const waitMs = opts.timeoutMs ?? this.requestMs;
+    const deadline = Date.now() + waitMs;
     const id = uuidv7();
     let attempt = 0;
     let silent = 0;
@@ -203,7 +204,7 @@ export class RequestChannel {
     if (this.closed) throw new ZmqchatError("unavailable", "the client is closed");
     this.setState("offline");
     throw new ZmqchatError("timeout", `the service did not answer in time (${lastProblem})`, {
-      hint: `is the service running at ${this.endpoints.join(", ")}? (zmqchat up starts a local one)`,
+      hint: `is the service running at ${this.endpoints.join(", ")}? (zmqchat up starts a local one; waited ${waitMs / 1000} s, --request-timeout changes that)`,
     });
   }
 
