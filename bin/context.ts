@@ -19,6 +19,7 @@ export interface GlobalFlags {
   config?: string;
   debug?: boolean;
   curveServerKey?: string;
+  requestTimeout?: string;
 }
 
 /** Settings for a command: its own flags and the program's global ones, merged with env and config file. */
@@ -29,7 +30,12 @@ export function settingsOf(cmd: Command, env: NodeJS.ProcessEnv = process.env): 
   const file = readConfigFile(configFile, Boolean(flags.config || env.ZMQCHAT_CONFIG));
   return resolveSettings(
     {
-      flags: { user: flags.user, endpoint: flags.endpoint, curveServerKey: flags.curveServerKey },
+      flags: {
+        user: flags.user,
+        endpoint: flags.endpoint,
+        curveServerKey: flags.curveServerKey,
+        requestTimeout: flags.requestTimeout,
+      },
       env,
       file,
       configFile,
@@ -113,6 +119,7 @@ export function openClient(
     }),
     curveSecret: curveSecretOf(paths.dir),
     endpointMemory: new FileEndpointMemory(join(paths.dir, "endpoints.json")),
+    requestTimeoutMs: settings.requestTimeoutMs,
     readReceipts: settings.readReceipts,
     presence: settings.presence,
     typing: settings.typing,

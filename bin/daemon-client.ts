@@ -61,9 +61,15 @@ export async function viaDaemon<T>(
   method: string,
   params: Record<string, unknown>,
 ): Promise<{ result: T } | null> {
-  // A command given its own --endpoint or CURVE key on the command line asks for that service;
-  // the daemon serves the profile's, so the command does the work itself.
-  if (settings.sources.endpoint === "flag" || settings.sources.curveServerKey === "flag") return null;
+  // A command given its own --endpoint or CURVE key on the command line asks for that service, and
+  // one given --request-timeout for its own wait; the daemon serves the profile's service with its
+  // own settings, so the command does the work itself.
+  if (
+    settings.sources.endpoint === "flag" ||
+    settings.sources.curveServerKey === "flag" ||
+    settings.sources.requestTimeout === "flag"
+  )
+    return null;
   const path = daemonSocketPath(profilePaths(settings.home, requireUser(settings)).dir);
   let problem: string | null;
   try {

@@ -59,6 +59,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "--curve-server-key <key>",
       "the balancer's CURVE public key, or one per endpoint comma-separated: pin it (env ZMQCHAT_CURVE_SERVER_KEY; default: the key a local stack published)",
     )
+    .option(
+      "--request-timeout <duration>",
+      "how long to wait for the service to answer a request, e.g. 30s (env ZMQCHAT_REQUEST_TIMEOUT; default 10s)",
+    )
     .option("--debug", "print stacks with errors")
     // Commander's own usage errors (unknown option, missing argument) go through the one
     // reporter too; the help it shows after them goes to the same stderr.

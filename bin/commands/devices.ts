@@ -188,6 +188,7 @@ export async function devicesLinkCommand(cmd: Command, io: Io, code: string): Pr
     endpoints: settings.endpoints,
     identity: throwaway,
     cache,
+    requestTimeoutMs: settings.requestTimeoutMs,
   });
   let linked: LoadedIdentity;
   try {

@@ -207,6 +207,7 @@ export async function keysRestoreCommand(cmd: Command, io: Io): Promise<void> {
     endpoints: settings.endpoints,
     identity: throwaway,
     cache,
+    requestTimeoutMs: settings.requestTimeoutMs,
   });
   try {
     const contents = await client.restoreBackup(user, passphrase);

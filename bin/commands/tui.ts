@@ -41,6 +41,7 @@ export function zeromqProfiles(settings: Settings, log: Logger): ProfileAccess {
       log,
       endpointMemory: new FileEndpointMemory(join(profilePaths(home, name).dir, "endpoints.json")),
       curveSecret: curveSecretOf(profilePaths(home, name).dir),
+      requestTimeoutMs: settings.requestTimeoutMs,
       readReceipts: settings.readReceipts,
       presence: settings.presence,
       typing: settings.typing,

@@ -10,6 +10,7 @@ import {
   replyBodies,
   replyFrameSchema,
 } from "../protocol/schema.js";
+import { checkSyncBody } from "../protocol/sync-check.js";
 import type { ClientLink, Route } from "../transport.js";
 import type { EndpointMemory } from "./endpoints.js";
 
@@ -111,7 +112,8 @@ export class RequestChannel {
     opts: RequestOptions = {},
     route: Route = "service",
   ): Promise<ReplyBody<T>> {
-    const deadline = Date.now() + (opts.timeoutMs ?? this.requestMs);
+    const waitMs = opts.timeoutMs ?? this.requestMs;
+    const deadline = Date.now() + waitMs;
     const id = uuidv7();
     let attempt = 0;
     let silent = 0;
@@ -162,6 +164,9 @@ export class RequestChannel {
       silent = 0;
       this.setState("online");
       if (reply.ok) {
+        // A sync page (up to a thousand envelopes) is checked by hand; any doubt goes to the schema.
+        const page = type === "sync" ? checkSyncBody(reply.body) : null;
+        if (page) return page as ReplyBody<T>;
         const parsed = replyBodies[type].safeParse(reply.body);
         if (!parsed.success) throw new ZmqchatError("internal", `the service sent a malformed ${type} reply`);
         return parsed.data as ReplyBody<T>;
@@ -199,7 +204,7 @@ export class RequestChannel {
     if (this.closed) throw new ZmqchatError("unavailable", "the client is closed");
     this.setState("offline");
     throw new ZmqchatError("timeout", `the service did not answer in time (${lastProblem})`, {
-      hint: `is the service running at ${this.endpoints.join(", ")}? (zmqchat up starts a local one)`,
+      hint: `is the service running at ${this.endpoints.join(", ")}? (zmqchat up starts a local one; waited ${waitMs / 1000} s, --request-timeout changes that)`,
     });
   }
 

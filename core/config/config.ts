@@ -5,7 +5,8 @@ import { z } from "zod";
 import { ZmqchatError } from "../errors.js";
 import { NAME_PATTERN, NAME_RULE } from "../protocol/limits.js";
 
-import { DEFAULT_ENDPOINT, DEFAULT_LOG_LEVEL } from "./defaults.js";
+import { DEFAULT_ENDPOINT, DEFAULT_LOG_LEVEL, DEFAULT_REQUEST_TIMEOUT } from "./defaults.js";
+import { parseDuration } from "./duration.js";
 
 export { DEFAULT_ENDPOINT } from "./defaults.js";
 
@@ -47,6 +48,14 @@ const FIELDS = {
         "a 40-character Z85 CURVE public key (or one per endpoint, comma-separated)",
       ),
   },
+  /** How long a command waits for the service to answer one request, retries and failover included. */
+  requestTimeout: {
+    env: "ZMQCHAT_REQUEST_TIMEOUT",
+    default: DEFAULT_REQUEST_TIMEOUT,
+    schema: z
+      .union([z.string(), z.number().positive().transform(String)])
+      .refine((v) => durationMs(v) !== null, { message: "a duration such as 10s, 500ms or 2m" }),
+  },
 } as const;
 
 export type SettingName = keyof typeof FIELDS;
@@ -69,6 +78,9 @@ export interface Settings {
   logLevel: string;
   /** The balancer's CURVE public key: set, the client encrypts its link with CurveZMQ and pins this key. */
   curveServerKey: string | undefined;
+  /** `requestTimeout` as written (`10s`), and in milliseconds. */
+  requestTimeout: string;
+  requestTimeoutMs: number;
   sources: Record<SettingName | "home", Source>;
   configFile: string;
 }
@@ -167,9 +179,21 @@ export function resolveSettings(input: SettingsInput, homeSource: Source): Setti
     typing: values.typing as boolean,
     logLevel: values.logLevel as string,
     curveServerKey: values.curveServerKey as string | undefined,
+    requestTimeout: String(values.requestTimeout),
+    requestTimeoutMs: durationMs(String(values.requestTimeout)) ?? 10_000,
     sources,
     configFile: input.configFile,
   };
+}
+
+/** A duration's milliseconds (a bare number is seconds), or null when it is none; at most a day. */
+function durationMs(v: string): number | null {
+  try {
+    const ms = parseDuration(v);
+    return ms <= 86_400_000 ? ms : null;
+  } catch {
+    return null;
+  }
 }
 
 function parseBool(s: string): unknown {

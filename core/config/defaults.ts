@@ -15,6 +15,9 @@ export const DEFAULT_ENDPOINT = `tcp://${DEFAULT_HOST}:${DEFAULT_PORT}`;
 
 export const DEFAULT_LOG_LEVEL = "info";
 
+/** How long a client command waits for one request's answer (setting `requestTimeout`). */
+export const DEFAULT_REQUEST_TIMEOUT = "10s";
+
 /** Defaults of the operator commands' flags, as commander takes them (text, like a typed flag). */
 export const OPERATOR_DEFAULTS = {
   /** `up --servers`. */

@@ -1,6 +1,6 @@
-import { isEnvelope } from "./envelope-check.js";
 import { NAME_PATTERN, PROTOCOL_VERSION } from "./limits.js";
 import type { DeliveryFrame } from "./schema.js";
+import { checkMailboxItem } from "./sync-check.js";
 
 const CURSOR = /^[0-9]{1,24}$/;
 
@@ -23,18 +23,14 @@ export function checkDeliveryFrame(x: unknown): DeliveryFrame | null {
   const prev = x.prev as string | null | undefined;
   if (typeof owner !== "string" || !NAME_PATTERN.test(owner)) return null;
   if (prev !== undefined && prev !== null && (typeof prev !== "string" || !CURSOR.test(prev))) return null;
-  if (!isPlainObject(item)) return null;
-  const { cursor, serverTime, envelope } = item;
-  if (typeof cursor !== "string" || !CURSOR.test(cursor)) return null;
-  if (typeof serverTime !== "string") return null;
-  if (!isEnvelope(envelope)) return null;
-  // The schema's key entries drop unknown members; so does this (the rest of the envelope is strict).
-  const keys = envelope.keys.map((k) => ({ to: k.to, wk: k.wk }));
+  // The item as a sync page's (sync-check.ts): unknown members dropped, the envelope strict.
+  const checked = checkMailboxItem(item);
+  if (checked === null) return null;
   return {
     v: PROTOCOL_VERSION,
     type: "deliver",
     owner,
-    item: { cursor, serverTime, envelope: { ...envelope, keys } },
+    item: checked,
     ...(Object.hasOwn(x, "prev") ? { prev } : {}),
   };
 }

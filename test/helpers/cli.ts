@@ -15,7 +15,15 @@ export function runCli(
   options: { home: string; endpoint?: string; stdin?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, ZMQCHAT_HOME: options.home, ...options.env };
+    // Each request may wait 20 s for its answer (the product's default is 10 s): test files share
+    // the machine, and under their load an answer can take longer. Still under the 30 s kill below;
+    // a test that wants the default or its own sets ZMQCHAT_REQUEST_TIMEOUT or passes --timeout.
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ZMQCHAT_HOME: options.home,
+      ZMQCHAT_REQUEST_TIMEOUT: "20s",
+      ...options.env,
+    };
     if (options.endpoint) env.ZMQCHAT_ENDPOINT = options.endpoint;
     delete env.ZMQCHAT_USER;
     const child = spawn(process.execPath, [ZMQCHAT_BIN, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });

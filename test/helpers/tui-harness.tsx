@@ -165,7 +165,9 @@ export async function startTui(
     async type(text) {
       for (const ch of text) await h.press(ch);
     },
-    async waitFor(what, timeoutMs = 5000) {
+    // 20 s: what it waits for is there at once on an idle machine, but test files run side by side
+    // and a loaded machine can take seconds to draw a long history; a failing wait costs the 20 s.
+    async waitFor(what, timeoutMs = 20_000) {
       const test =
         typeof what === "function"
           ? what

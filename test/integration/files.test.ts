@@ -30,8 +30,10 @@ describe("file attachments (real stack)", () => {
   let work: string;
   const clients: DisposableClient[] = [];
 
+  // A 5 MiB transfer is some 20 chunk requests: on a machine loaded by other test files, one of them
+  // can wait longer than the CLI's default 10 s for its answer, so these commands wait a minute.
   const ok = async (user: string, args: string[], timeoutMs = 60_000) => {
-    const r = await stack.cli(user, args, { timeoutMs });
+    const r = await stack.cli(user, args, { timeoutMs, env: { ZMQCHAT_REQUEST_TIMEOUT: "60s" } });
     assert.equal(r.code, 0, `${user} ${args.join(" ")}: ${r.stderr}`);
     return r.stdout.trim();
   };

@@ -124,6 +124,51 @@ describe("zmqchat config show (built CLI)", () => {
     }
   });
 
+  it("requestTimeout: 10s by default, set by flag, env or file, checked, and used by commands", () => {
+    const defaults = JSON.parse(zmqchat(["--home", home, "config", "show", "--json"]).stdout) as Shown;
+    assert.deepEqual(defaults.requestTimeout, { value: "10s", source: "default", from: "default" });
+    const byEnv = JSON.parse(
+      zmqchat(["--home", home, "config", "show", "--json"], { ZMQCHAT_REQUEST_TIMEOUT: "45s" }).stdout,
+    ) as Shown;
+    assert.deepEqual(byEnv.requestTimeout, { value: "45s", source: "env", from: "ZMQCHAT_REQUEST_TIMEOUT" });
+    const byFlag = JSON.parse(
+      zmqchat(["--home", home, "--request-timeout", "2m", "config", "show", "--json"], {
+        ZMQCHAT_REQUEST_TIMEOUT: "45s",
+      }).stdout,
+    ) as Shown;
+    assert.deepEqual(byFlag.requestTimeout, { value: "2m", source: "flag", from: "--request-timeout" });
+    for (const bad of ["soon", "0s", "2d", "-1"]) {
+      const r = zmqchat(["--home", home, "--request-timeout", bad, "config", "show"]);
+      assert.equal(r.code, 2, `${bad}: ${r.stderr}`);
+      assert.match(r.stderr, /--request-timeout: a duration such as 10s/);
+    }
+    // A command with nothing to answer it gives up after the time set and says how long it waited
+    // (exit 3, timed out); two settings, so the figure is the setting's, not a constant.
+    const dead = "tcp://127.0.0.1:9";
+    for (const [flag, said] of [
+      ["1s", "waited 1 s"],
+      ["1500ms", "waited 1.5 s"],
+    ] as const) {
+      const r = zmqchat(
+        [
+          "--home",
+          home,
+          "--user",
+          `timeouty${flag}`,
+          "--endpoint",
+          dead,
+          "--request-timeout",
+          flag,
+          "register",
+        ],
+        { ZMQCHAT_PASSPHRASE: "correct horse battery staple ukulele" },
+      );
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stderr, /did not answer in time/);
+      assert.ok(r.stderr.includes(`${said}, --request-timeout changes that`), r.stderr);
+    }
+  });
+
   it("fails with exit 2 for a --config file that is missing or not JSON", () => {
     const missing = zmqchat(["--home", home, "--config", join(dir, "nope.json"), "config", "show"]);
     assert.equal(missing.code, 2);
