@@ -10,7 +10,7 @@ import { runCli, ZMQCHAT_BIN } from "../helpers/cli.js";
 import { type DisposableClient, zeromqClient } from "../helpers/clients.js";
 import { type RealStack, startStack, waitFor } from "../helpers/stack.js";
 
-/** Messages in the mailbox: several sync pages (1,000 each), so a kill lands between pages. */
+/** Messages in the mailbox: several sync pages (a page is at most 1,000 items and 512 KiB), so a kill lands between pages. */
 const DIRECT = 2500;
 const GROUPED = 2500;
 
@@ -97,14 +97,15 @@ describe("recovery into a fresh cache survives kill -9 (issue 15)", () => {
       stderr += d;
     });
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    // Killed as soon as its first page is stored, with the rest still to come.
-    await waitFor("the first page in dave's cache", () => cached(davePaths.cache).length >= 1000, 120_000);
+    // Killed as soon as its first page is stored (pages of some 500 here), with most still to come:
+    // the margin stays wide even on an idle machine, where the rest takes well under a second.
+    await waitFor("the first page in dave's cache", () => cached(davePaths.cache).length >= 1, 120_000);
     child.kill("SIGKILL");
     await exited;
     const atKill = cached(davePaths.cache);
     // Positive control: the kill landed mid-recovery (something stored, not everything).
     assert.ok(
-      atKill.length >= 1000 && atKill.length < total,
+      atKill.length >= 1 && atKill.length < total,
       `${atKill.length} of ${total} stored at the kill\n${stderr}`,
     );
 
