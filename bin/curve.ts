@@ -1,7 +1,8 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ZmqchatError } from "../core/errors.js";
 import { type CurveKeys, makeCurveKeys, Z85_KEY } from "../transports/zeromq/index.js";
+import { readOrCreateOnce } from "./create-once.js";
 
 /** Reads a CURVE key pair file (`{"publicKey","secretKey"}`, Z85), as `zmqchat curve keygen` writes it. */
 export function readCurveKeys(path: string): CurveKeys {
@@ -43,12 +44,14 @@ export function readAllowList(path: string): Set<string> {
   return keys;
 }
 
-/** This device's CURVE key pair, made on first use in the profile directory (mode 0600). */
+/**
+ * This device's CURVE key pair, made on first use in the profile directory (mode 0600). Several
+ * commands started at once on a new profile all get the same pair: the file is made whole and
+ * linked into place once (`readOrCreateOnce`), never truncated and rewritten.
+ */
 export function deviceCurveKeys(profileDir: string): CurveKeys {
   const path = join(profileDir, "curve.json");
-  if (existsSync(path)) return readCurveKeys(path);
   mkdirSync(profileDir, { recursive: true, mode: 0o700 });
-  const keys = makeCurveKeys();
-  writeCurveKeys(path, keys);
-  return keys;
+  readOrCreateOnce(path, () => `${JSON.stringify(makeCurveKeys(), null, 2)}\n`);
+  return readCurveKeys(path);
 }

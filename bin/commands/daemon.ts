@@ -14,6 +14,7 @@ import { method, rpcServer } from "../../core/daemon/rpc.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { NAME_PATTERN, NAME_RULE } from "../../core/protocol/limits.js";
 import { openClient, requireUser, settingsOf } from "../context.js";
+import { readOrCreateOnce } from "../create-once.js";
 import { daemonSocketPath } from "../daemon-client.js";
 import { messageFields } from "../format.js";
 import type { Io } from "../io.js";
@@ -138,10 +139,10 @@ function lockProfile(dir: string, user: string): () => void {
 /** The token TCP clients must present (`auth`): a random file of the profile, 0600, made once. */
 function tcpToken(dir: string): { file: string; check: (t: string) => boolean } {
   const file = join(dir, "daemon.token");
-  if (!existsSync(file)) writeFileSync(file, `${randomBytes(32).toString("base64url")}\n`, { mode: 0o600 });
+  const token = readOrCreateOnce(file, () => `${randomBytes(32).toString("base64url")}\n`);
   chmodSync(file, 0o600);
   const digest = (s: string) => createHash("sha256").update(s).digest();
-  const want = digest(readFileSync(file, "utf8").trim());
+  const want = digest(token.trim());
   // Equal-length digests, compared in constant time.
   return { file, check: (t) => timingSafeEqual(digest(t), want) };
 }
