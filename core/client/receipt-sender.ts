@@ -47,7 +47,8 @@ export class ReceiptSender {
       // The receipts of a recovery go after its last page (in full events of MAX_RECEIPT_IDS
       // ids), instead of being sealed and sent between its pages; they wait in the cache meanwhile.
       if (this.client.recovering) this.schedule();
-      else if (this.client.online) void this.flush(10_000);
+      else if (this.client.online)
+        this.flush(10_000).catch((err) => this.log.warn({ err }, "sending receipts failed"));
     }, RECEIPT_BURST_MS);
     this.timer.unref();
   }
@@ -56,9 +57,11 @@ export class ReceiptSender {
   flush(timeoutMs: number): Promise<void> {
     const run = async (): Promise<void> => {
       if (this.running) await this.running.catch(() => {});
+      // Stopped while waiting for the flush before: the client is closing (its cache may be closed).
+      if (this.stopped) return;
       const deadline = Date.now() + timeoutMs;
       for (const b of this.store.batches()) {
-        if (!(await this.sendOne(b, deadline))) return;
+        if (this.stopped || !(await this.sendOne(b, deadline))) return;
       }
     };
     const p = run().finally(() => {
@@ -79,15 +82,29 @@ export class ReceiptSender {
         { timeoutMs },
         { receipt: { status: b.status, group: b.group, ids: b.ids } },
       );
-      this.store.sent(b);
+      this.done(b);
       return true;
     } catch (err) {
+      if (this.stopped) return false;
       const code = err instanceof ZmqchatError ? err.code : "internal";
       if (code === "timeout" || code === "unavailable") return false;
       // Held until the user trusts the author's new keys; anything else can never be sent.
-      if (code !== "key_changed") this.store.sent(b);
+      if (code !== "key_changed") this.done(b);
       this.log.warn({ err, author: b.author }, "a receipt was not sent");
       return true;
+    }
+  }
+
+  /**
+   * The batch is not sent again. A send that ends after the client closed its cache stays queued
+   * there and goes again next time: its author stores it once (receipts are keyed by id, reader
+   * and status).
+   */
+  private done(b: ReceiptBatch): void {
+    try {
+      this.store.sent(b);
+    } catch (err) {
+      if (!this.stopped) throw err;
     }
   }
 
