@@ -39,7 +39,7 @@ export interface OpenerOptions {
 }
 
 /** Batches smaller than this are opened on the calling thread: a thread round trip costs more than it saves. */
-const PARALLEL_MIN = 64;
+export const PARALLEL_MIN = 64;
 
 /**
  * Opens batches of mailbox items (openItem for each, in order): small ones (live deliveries) on

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, it } from "node:test";
 import { AckBatch } from "../../core/client/ack-batch.js";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
 import { LiveDeliveries, MAX_HOLD_MS } from "../../core/client/live.js";
+import { PARALLEL_MIN } from "../../core/client/opener.js";
 import type { MailboxItem } from "../../core/protocol/schema.js";
 import { SqliteStore } from "../../server/store/sqlite.js";
 
@@ -67,6 +68,7 @@ describe("live deliveries (core/client/live.ts)", () => {
   let mailbox: MailboxItem[];
   let syncs: number;
   let opens: number;
+  let openSizes: number[];
   let emitted: string[];
   let live: LiveDeliveries;
   beforeEach(() => {
@@ -75,12 +77,14 @@ describe("live deliveries (core/client/live.ts)", () => {
     mailbox = [];
     syncs = 0;
     opens = 0;
+    openSizes = [];
     emitted = [];
     const emit = (m: ChatMessage) => emitted.push(m.text);
     live = new LiveDeliveries("bob", {
       cache,
       open: async (items) => {
         opens++;
+        openSizes.push(items.length);
         return items.map(opened);
       },
       // A sync as ChatClient does it: everything after the cursor, stored with the last cursor.
@@ -144,6 +148,30 @@ describe("live deliveries (core/client/live.ts)", () => {
     await live.idle();
     assert.deepEqual(emitted, ["m1", "m2", "m3", "m4", "m5"]);
     assert.equal(syncs, 1);
+  });
+
+  it("a long run is opened in chunks the opener keeps on the calling thread (never its worker threads), stored as one run, in order", async () => {
+    const n = PARALLEL_MIN * 3 + 5;
+    const items = Array.from({ length: n }, (_, i) => item(i + 1, String(10 + i)));
+    mailbox.push(...items);
+    for (const [i, it] of items.entries()) live.push(frame(it, i === 0 ? null : items[i - 1]!.cursor));
+    await live.idle();
+    assert.equal(emitted.length, n);
+    assert.deepEqual(
+      emitted,
+      items.map((it) => `m${it.envelope.seq}`),
+    );
+    assert.equal(syncs, 0);
+    assert.equal(cache.cursor, items.at(-1)!.cursor);
+    // Every open call stays below the opener's threshold for its threads (opener.ts).
+    assert.ok(
+      openSizes.every((k) => k < PARALLEL_MIN),
+      `open calls of ${openSizes.join(", ")} items`,
+    );
+    assert.equal(
+      openSizes.reduce((a, b) => a + b, 0),
+      n,
+    );
   });
 
   it("a delivery that overtakes its predecessor (two servers publishing) waits for it: in order, no sync", async () => {
