@@ -1,9 +1,13 @@
 import { Dealer, Subscriber } from "zeromq";
 import { ClientLinkBase } from "../../core/client-link-base.js";
+import { readFairly } from "../../core/fair-loop.js";
 import type { ClientLink, ClientTransport, Route } from "../../core/transport.js";
 import { type CurveKeys, curveClientOptions } from "./curve.js";
 import { COMMON_SOCKET_OPTIONS, parseTcpEndpoint } from "./options.js";
 import { Outbound } from "./outbound.js";
+
+/** Deliveries read in a row before the event loop gets a turn (core/fair-loop.ts). */
+const DELIVERY_BURST = 64;
 
 const ROUTE_FRAME: Record<Route, Buffer> = { broker: Buffer.from("B"), service: Buffer.from("S") };
 
@@ -104,9 +108,13 @@ class ZeromqClientLink extends ClientLinkBase {
 
   private async readDeliveries(sub: Subscriber): Promise<void> {
     try {
-      for await (const parts of sub) {
-        if (parts.length === 2) this.deliveryHandler(parts[0]!.toString("latin1"), parts[1]!);
-      }
+      await readFairly(
+        sub,
+        (parts) => {
+          if (parts.length === 2) this.deliveryHandler(parts[0]!.toString("latin1"), parts[1]!);
+        },
+        DELIVERY_BURST,
+      );
     } catch (err) {
       if (!this.closed) throw err;
     }
