@@ -1,9 +1,18 @@
 /**
  * With ZMQCHAT_BENCH_PROFILE=DIR, every process the bench starts (stack, helpers) writes a V8
  * CPU profile into DIR when it exits (node --cpu-prof), to see where the time goes.
+ * ZMQCHAT_BENCH_PROFILE_INTERVAL=µs samples less often than V8's 1,000 µs: every thread of a
+ * process (a client's opener and checkpoint threads too) gets its own sampling thread, and a
+ * helper with 25 clients has some 75 of them, which at 1 ms took more CPU than the clients.
  */
 export function profileFlags(name: string): string[] {
   const dir = process.env.ZMQCHAT_BENCH_PROFILE;
   if (!dir) return [];
-  return ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`];
+  const interval = process.env.ZMQCHAT_BENCH_PROFILE_INTERVAL;
+  return [
+    "--cpu-prof",
+    `--cpu-prof-dir=${dir}`,
+    `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`,
+    ...(interval ? [`--cpu-prof-interval=${interval}`] : []),
+  ];
 }
