@@ -27,10 +27,17 @@ export async function probeBalancer(endpoint: string, timeoutMs: number): Promis
   }
 }
 
-/** Polls until the balancer answers or the deadline passes. */
-export async function waitForBalancer(endpoint: string, timeoutMs: number): Promise<boolean> {
+/**
+ * Polls until the balancer answers or the deadline passes, or at once when `stillStarting`
+ * (if given) says whatever was starting it has given up.
+ */
+export async function waitForBalancer(
+  endpoint: string,
+  timeoutMs: number,
+  stillStarting: () => boolean = () => true,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && stillStarting()) {
     if (await probeBalancer(endpoint, Math.min(500, Math.max(50, deadline - Date.now())))) return true;
   }
   return false;

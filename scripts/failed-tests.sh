@@ -10,11 +10,17 @@ for log in "$@"; do
   awk -v lf="$(basename "$log")" '
     function flush() {
       if (name != "") printf "  %s  %s  %s -- %s\n", lf, (loc != "" ? loc : "?"), name, (err != "" ? err : "(no error text)")
-      name = ""; loc = ""; err = ""
+      name = ""; loc = ""; err = ""; wantnext = 0
     }
     /^ *not ok [0-9]+ - / { flush(); sub(/^ *not ok [0-9]+ - /, ""); name = $0; inblock = 1; next }
     inblock && /^ *location: / { loc = $0; sub(/^ *location: /, "", loc); gsub(/\047/, "", loc); sub(/^.*\/test\//, "test/", loc); next }
-    inblock && /^ *error: / && err == "" { err = $0; sub(/^ *error: /, "", err); err = substr(err, 1, 200); next }
+    # A multi-line error is a YAML block ("error: |-" and indented lines): take its first line.
+    inblock && wantnext { wantnext = 0; err = $0; sub(/^ +/, "", err); err = substr(err, 1, 200); next }
+    inblock && /^ *error: / && err == "" {
+      err = $0; sub(/^ *error: /, "", err)
+      if (err ~ /^[|>][-+]?$/) { err = ""; wantnext = 1 } else err = substr(err, 1, 200)
+      next
+    }
     inblock && /^ *\.\.\.$/ { inblock = 0; flush(); next }
     END { flush() }
   ' "$log"

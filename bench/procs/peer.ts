@@ -4,7 +4,7 @@
  * record, per run tag, when each message became display-ready (opened, verified, cached).
  */
 import { randomBytes } from "node:crypto";
-import { appendFileSync, readFileSync } from "node:fs";
+import { appendFileSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
@@ -286,6 +286,9 @@ async function recover(params: {
   cpuMs?: number;
   /** CPU time of its main thread alone (the rest: the opener's threads, V8's helpers). */
   mainCpuMs?: number;
+  /** Of the rest: the threads the sync started (opener, checkpoint), and the process's other threads. */
+  startedCpuMs?: number;
+  otherCpuMs?: number;
   /** CPU time of the service's processes during the sync. */
   serviceCpuMs?: number;
   messages: number;
@@ -324,6 +327,7 @@ async function recover(params: {
   const serviceCpu = () => servicePids.reduce((sum, pid) => sum + cpuMicros(pid), 0);
   const started = now();
   const main0 = mainThreadCpuMs();
+  const threads0 = threadCpuMs();
   const cpu0 = process.cpuUsage();
   const service0 = serviceCpu();
   try {
@@ -333,6 +337,7 @@ async function recover(params: {
     const cpu = process.cpuUsage(cpu0);
     const cpuMs = (cpu.user + cpu.system) / 1000;
     const main1 = mainThreadCpuMs();
+    const split = threadSplit(threads0, threadCpuMs());
     const mainCpuMs = main0 !== null && main1 !== null ? main1 - main0 : undefined;
     const serviceCpuMs = (serviceCpu() - service0) / 1000;
     // Not timed: a second read of the whole mailbox, for copies the service stored twice.
@@ -341,6 +346,7 @@ async function recover(params: {
       ms,
       cpuMs,
       mainCpuMs,
+      ...split,
       serviceCpuMs,
       messages,
       verified,
@@ -423,11 +429,52 @@ serve(
 
 /** CPU time of this process's main thread (Linux: /proc, in clock ticks of 10 ms), null elsewhere. */
 function mainThreadCpuMs(): number | null {
+  return taskCpuMs(String(process.pid));
+}
+
+function taskCpuMs(tid: string): number | null {
   try {
-    const st = readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8");
+    const st = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
     const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
     return (Number(f[11]) + Number(f[12])) * 10;
   } catch {
     return null;
   }
+}
+
+/** CPU time of each of this process's threads by thread id (Linux: /proc), null elsewhere. */
+function threadCpuMs(): Map<string, number> | null {
+  let tids: string[];
+  try {
+    tids = readdirSync("/proc/self/task");
+  } catch {
+    return null;
+  }
+  const out = new Map<string, number>();
+  for (const tid of tids) {
+    const ms = taskCpuMs(tid);
+    if (ms !== null) out.set(tid, ms);
+  }
+  return out;
+}
+
+/**
+ * The CPU a sync took beyond the main thread, split: the threads it started (the opener's, the
+ * cache's checkpoint thread) and the process's other threads (V8's garbage collection and
+ * compiler helpers, libuv's, ZeroMQ's I/O thread).
+ */
+function threadSplit(
+  before: Map<string, number> | null,
+  after: Map<string, number> | null,
+): { startedCpuMs?: number; otherCpuMs?: number } {
+  if (!before || !after) return {};
+  let startedCpuMs = 0;
+  let otherCpuMs = 0;
+  for (const [tid, ms] of after) {
+    if (tid === String(process.pid)) continue;
+    const was = before.get(tid);
+    if (was === undefined) startedCpuMs += ms;
+    else otherCpuMs += ms - was;
+  }
+  return { startedCpuMs, otherCpuMs };
 }

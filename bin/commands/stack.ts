@@ -101,6 +101,9 @@ async function portFree(port: number): Promise<boolean> {
   });
 }
 
+/** How long `up --detach` waits for the balancer it started to answer. */
+const DETACHED_START_MS = 60_000;
+
 export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<void> {
   const home = homeOf(cmd);
   const servers = Number(flags.servers);
@@ -153,10 +156,18 @@ export async function upCommand(cmd: Command, io: Io, flags: UpFlags): Promise<v
       env: { ...process.env, ZMQCHAT_HOME: home },
     });
     child.unref();
-    if (!(await waitForBalancer(endpoint, 15_000))) {
+    // The supervisor is watched: its exit ends the wait at once; a slow start on a busy machine
+    // is waited for (a minute), not reported as a failure after 15 s while it is still coming up.
+    let exited: string | null = null;
+    child.on("exit", (code, signal) => {
+      exited = signal ?? `exit code ${code}`;
+    });
+    if (!(await waitForBalancer(endpoint, DETACHED_START_MS, () => exited === null))) {
       throw new ZmqchatError(
         "unavailable",
-        `the local stack did not come up; see ${stackPaths(home).dir}/logs`,
+        exited === null
+          ? `the local stack did not answer within ${DETACHED_START_MS / 1000} s; see ${stackPaths(home).dir}/logs`
+          : `the local stack did not come up (its supervisor ended: ${exited}); see ${stackPaths(home).dir}/logs and ${join(stackPaths(home).dir, "supervisor.log")}`,
       );
     }
     io.out(

@@ -2,13 +2,13 @@ import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
+import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer } from "../wal-checkpoint.js";
 import { ActionStore, type MessageExtra } from "./actions.js";
 import { PresenceBook } from "./ephemeral.js";
 import { MuteList, markMentions } from "./mentions.js";
 import { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 import { ReceiptStore } from "./receipts.js";
 import { SearchIndex } from "./search.js";
-import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer } from "./wal-checkpoint.js";
 
 export { type ChatMessage, type MessageRow, messageFromRow } from "./message.js";
 

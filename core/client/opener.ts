@@ -54,6 +54,8 @@ export class Opener {
   >();
   private next = 0;
   private readonly threads: number;
+  /** Batches each thread is working on: a thread is referenced while it has any (ref/unref do not count). */
+  private readonly busy = new Map<Worker, number>();
 
   constructor(private readonly options: OpenerOptions) {
     this.threads = options.threads ?? Math.min(4, availableParallelism());
@@ -145,11 +147,22 @@ export class Opener {
   private run(w: Worker, items: MailboxItem[], senders: SenderSnapshot, own: OwnSnapshot): Promise<Opened[]> {
     if (items.length === 0) return Promise.resolve([]);
     // Referenced only while it has work: the process waits for a batch, never for an idle thread.
-    w.ref();
+    // Two batches can be on a thread at once (a sync opens the next page while it writes one):
+    // the first to finish must not unreference the thread under the other.
+    const busy = (this.busy.get(w) ?? 0) + 1;
+    this.busy.set(w, busy);
+    if (busy === 1) w.ref();
     return new Promise<Opened[]>((resolve, reject) => {
       const id = ++this.next;
       this.waiting.set(id, { resolve, reject });
       w.postMessage({ id, items, senders, own });
-    }).finally(() => w.unref());
+    }).finally(() => {
+      const left = (this.busy.get(w) ?? 1) - 1;
+      if (left > 0) this.busy.set(w, left);
+      else {
+        this.busy.delete(w);
+        w.unref();
+      }
+    });
   }
 }

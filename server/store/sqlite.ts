@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { ZmqchatError } from "../../core/errors.js";
+import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer } from "../../core/wal-checkpoint.js";
 import {
   type AppendInput,
   type AppendResult,
@@ -124,14 +125,22 @@ export class SqliteStore implements Store {
 
   constructor(
     private readonly path: string,
-    options: { maxBatch?: number; busyTimeoutMs?: number; metrics?: StoreMetrics } = {},
+    options: {
+      maxBatch?: number;
+      busyTimeoutMs?: number;
+      metrics?: StoreMetrics;
+      /** How long after a commit the write-ahead log is checkpointed (on its own thread). */
+      checkpointDelayMs?: number;
+    } = {},
   ) {
     this.maxBatch = options.maxBatch ?? 512;
+    this.checkpointDelayMs = options.checkpointDelayMs;
     this.metrics = options.metrics ?? null;
     this.busyTimeoutMs = options.busyTimeoutMs ?? 2000;
   }
 
   private readonly busyTimeoutMs: number;
+  private readonly checkpointDelayMs: number | undefined;
   private readonly metrics: StoreMetrics | null;
 
   async init(): Promise<void> {
@@ -166,6 +175,15 @@ export class SqliteStore implements Store {
       this.db = db;
       this.stmts = this.prepare(db);
       this.tokens = this.openTokens(db);
+      // The log is checkpointed on a thread (core/wal-checkpoint.ts), not inside a commit: SQLite's
+      // automatic checkpoint copies the log's pages into the database and syncs it within the
+      // commit that crosses 1,000 pages, stalling that commit's acknowledgements and the event loop.
+      if (this.path !== ":memory:") {
+        this.checkpointer = new WalCheckpointer(this.path, this.checkpointDelayMs);
+        db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
+        if (this.tokens.db !== db)
+          this.tokens.db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
+      }
     } catch (cause) {
       throw new ZmqchatError(
         "unavailable",
@@ -380,11 +398,14 @@ export class SqliteStore implements Store {
       const won = tokens.claim.run(token, expires).changes === 1;
       // Expired challenges are refused before they get here; forget them now and then (a minute's slack for clock skew).
       if (++this.claims % 256 === 0) tokens.forget.run(Date.now() - 60_000);
+      this.checkpointer?.wrote();
       return won;
     });
   }
 
   private claims = 0;
+  /** Checkpoints the write-ahead log after commits, on its own thread; none for `:memory:`. */
+  private checkpointer: WalCheckpointer | null = null;
   private tokens: ReturnType<SqliteStore["openTokens"]> | null = null;
 
   /**
@@ -564,6 +585,9 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.pending.length > 0) this.flush();
+    const checkpointer = this.checkpointer;
+    this.checkpointer = null;
+    await checkpointer?.close();
     if (this.tokens && this.tokens.db !== this.db) this.tokens.db.close();
     this.tokens = null;
     this.db?.close();
@@ -593,6 +617,7 @@ export class SqliteStore implements Store {
         })
         .immediate();
       this.metrics?.batch(appends, (performance.now() - started) / 1000);
+      this.checkpointer?.wrote();
     } catch (cause) {
       const firstTry = Math.min(...batch.map((p) => p.since));
       if (isBusy(cause) && Date.now() - firstTry < this.busyTimeoutMs) {

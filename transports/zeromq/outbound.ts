@@ -21,8 +21,11 @@ export class Outbound {
   push(parts: MessageLike[]): boolean {
     if (this.closed || this.queue.length >= this.limit) return false;
     let bytes = 0;
+    // Strings are counted in UTF-8 bytes, what goes on the wire (not UTF-16 units, which count a
+    // frame of non-ASCII text at a third of its size and let the queue hold three times its bound).
     for (const p of parts)
-      bytes += typeof p === "string" ? p.length : ((p as ArrayBufferView).byteLength ?? 0);
+      bytes +=
+        typeof p === "string" ? Buffer.byteLength(p, "utf8") : ((p as ArrayBufferView).byteLength ?? 0);
     if (this.queue.length > 0 && this.queuedBytes + bytes > this.maxBytes) return false;
     this.queuedBytes += bytes;
     this.queue.push({ parts, bytes });

@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 
 /**
- * The checkpoint thread: its own connection to the cache file, which copies the write-ahead log
+ * The checkpoint thread: its own connection to the database file, which copies the write-ahead log
  * into the database when asked. Plain JavaScript evaluated in the thread (it is this small), so
  * it runs the same compiled or from source.
  */
@@ -35,7 +35,7 @@ const CLOSE_WAIT_MS = 5000;
 const CHECKPOINT_DELAY_MS = 1000;
 
 /**
- * The log size, in pages, at which the cache's own connection checkpoints after all (SQLite's
+ * The log size, in pages, at which the writing connection checkpoints after all (SQLite's
  * default is 1,000): only when the checkpointer falls behind or never ran (a short command).
  */
 export const FALLBACK_AUTOCHECKPOINT_PAGES = 10_000;
@@ -47,11 +47,11 @@ export interface CheckpointResult {
 }
 
 /**
- * Checkpoints a cache's write-ahead log on a worker thread with its own connection, instead of
- * SQLite's automatic checkpoint, which runs inside the commit that crosses 1,000 pages: on the
- * event loop, copying ~4 MB and syncing the database file (commits of a receiving client had a
- * p99 of ~33 ms with it, ~10–17 ms without, on this machine). Started on the first write; the
- * thread never keeps the process alive.
+ * Checkpoints an SQLite write-ahead log (a client's cache, the server's store) on a worker thread
+ * with its own connection, instead of SQLite's automatic checkpoint, which runs inside the commit
+ * that crosses 1,000 pages: on the event loop, copying ~4 MB and syncing the database file
+ * (commits of a receiving client had a p99 of ~33 ms with it, ~10–17 ms without, on this
+ * machine). Started on the first write; the thread never keeps the process alive.
  */
 export class WalCheckpointer {
   private worker: Worker | null = null;
@@ -63,9 +63,13 @@ export class WalCheckpointer {
   >();
   private closed = false;
 
-  constructor(private readonly path: string) {}
+  constructor(
+    private readonly path: string,
+    /** How long after a write the log is checkpointed. */
+    private readonly delayMs = CHECKPOINT_DELAY_MS,
+  ) {}
 
-  /** A write transaction committed: a checkpoint follows within CHECKPOINT_DELAY_MS. */
+  /** A write transaction committed: a checkpoint follows within `delayMs`. */
   wrote(): void {
     if (this.timer || this.closed) return;
     this.timer = setTimeout(() => {
@@ -73,7 +77,7 @@ export class WalCheckpointer {
       this.checkpoint().catch(() => {
         // A failed checkpoint leaves the log to the next one (or to the connection's fallback).
       });
-    }, CHECKPOINT_DELAY_MS);
+    }, this.delayMs);
     this.timer.unref();
   }
 
