@@ -90,7 +90,7 @@ export class InfluxStore implements Store {
             this.ctx,
             this.lanes,
             { everyMs: WATERMARK_EVERY_MS, quietMs: this.opts.timeoutMs + this.opts.safetyWindowMs },
-            () => this.commits.busy,
+            () => this.commits.inflightMin,
           )
         : null;
     this.index = new IdIndex(this.ctx);

@@ -22,7 +22,7 @@ after(async () => {
   await fake.close();
 });
 
-function setUp(windowMs: number) {
+function setUp(windowMs: number, everyMs = 10_000) {
   fake.points.length = 0;
   const ctx = new InfluxContext(
     http,
@@ -32,8 +32,8 @@ function setUp(windowMs: number) {
   );
   const lanes = new LaneLease(ctx, 60_000, "me");
   lanes.clock = new LaneClock(1);
-  let busy = false;
-  const marks = new Watermarks(ctx, lanes, { everyMs: 10_000, quietMs: 60_000 }, () => busy);
+  let inflight: bigint | null = null;
+  const marks = new Watermarks(ctx, lanes, { everyMs, quietMs: 60_000 }, () => inflight);
   // Live holders: me and "other" (and "gone", whose latest mark is a release).
   const others = new Map<string, bigint>();
   fake.onQuery = (q) => {
@@ -64,7 +64,7 @@ function setUp(windowMs: number) {
       ],
     );
   };
-  return { marks, lanes, others, setBusy: (b: boolean) => (busy = b) };
+  return { marks, lanes, others, setInflight: (ts: bigint | null) => (inflight = ts) };
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 20));
@@ -81,6 +81,29 @@ describe("lane watermarks", () => {
     const wm = BigInt(String(p!.fields.wm));
     assert.ok(wm > before, "after every earlier stamp");
     assert.ok(lanes.clock!.next() > wm, "before every later one");
+  });
+
+  it("while a batch of its own is being written, publishes below that batch's lowest stamp", async () => {
+    const { marks, lanes, setInflight } = setUp(10_000, 5);
+    const earlier = lanes.clock!.next();
+    const batchMin = lanes.clock!.next();
+    lanes.clock!.next();
+    setInflight(batchMin);
+    marks.start();
+    try {
+      const deadline = Date.now() + 5000;
+      while (!fake.points.some((x) => x.measurement === "watermarks") && Date.now() < deadline)
+        await settle();
+    } finally {
+      marks.stop();
+    }
+    const marksSeen = fake.points.filter((x) => x.measurement === "watermarks");
+    assert.ok(marksSeen.length > 0, "a busy process still publishes");
+    for (const p of marksSeen) {
+      const wm = BigInt(String(p.fields.wm));
+      assert.equal(wm, batchMin - 1n, "below the batch in flight, at or above every acknowledged point");
+      assert.ok(wm >= earlier);
+    }
   });
 
   it("the floor is the lowest watermark of the other live holders; a missing one holds it back", async () => {

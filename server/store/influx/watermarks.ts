@@ -14,9 +14,11 @@ const POLL_MS = 20;
 /**
  * Lane watermarks: a faster way than waiting out the safety window to know that every mailbox
  * point stamped up to some time is visible. Each process publishes, after each group commit and
- * every `everyMs` while idle, a stamp taken from its own lane clock at a moment when none of its
- * writes was in flight: every point it stamped before is acknowledged (so visible), and every
- * point it stamps later is stamped after. Once every other live lane holder's watermark has
+ * every `everyMs`, a stamp below which every point it stamped is acknowledged (so visible), and
+ * above which every point it stamps later lies: while no write of its own is in flight, a stamp
+ * of its own lane clock; while a batch is being written, one below that batch's lowest stamp
+ * (batches are written one at a time, so every point stamped before it is acknowledged). So a
+ * busy process, too, lets the others settle copies they stamped before its batch. Once every other live lane holder's watermark has
  * passed a time, nothing stamped before it can land any more, and predecessors can be told.
  *
  * A watermark is one point per holder and hour (field `wm`, overwritten in place), so the
@@ -35,15 +37,13 @@ export class Watermarks {
     private readonly ctx: InfluxContext,
     private readonly lanes: LaneLease,
     private readonly opts: { everyMs: number; quietMs: number },
-    /** True while a batch of this process is being written (nothing may be published then). */
-    private readonly busy: () => boolean,
+    /** The lowest stamp of this process's mailbox points being written, or null when none is in flight. */
+    private readonly inflightMin: () => bigint | null,
   ) {}
 
   start(): void {
     this.stop();
-    this.timer = setInterval(() => {
-      if (!this.busy()) this.publish();
-    }, this.opts.everyMs);
+    this.timer = setInterval(() => this.publish(this.inflightMin()), this.opts.everyMs);
     this.timer.unref();
   }
 
@@ -57,11 +57,15 @@ export class Watermarks {
     this.quietUntil = Date.now() + this.opts.quietMs;
   }
 
-  /** Publishes a watermark now; call only when no write of this process is in flight. */
-  publish(): void {
+  /**
+   * Publishes a watermark now: a fresh stamp when no write of this process is in flight, else
+   * one below `inflightMin`, the lowest stamp of the batch being written.
+   */
+  publish(inflightMin: bigint | null = null): void {
     const clock = this.lanes.clock;
     if (!clock || Date.now() < this.quietUntil) return;
-    const wm = clock.next();
+    const wm = inflightMin === null ? clock.next() : inflightMin - 1n;
+    if (wm < 0n) return;
     const hour = (wm / HOUR_NS) * HOUR_NS;
     const line = new Point(M.watermarks)
       .tag("holder", this.lanes.holder)
