@@ -1,12 +1,7 @@
+import { isPlainObject } from "./envelope-check.js";
 import { NAME_PATTERN, PROTOCOL_VERSION } from "./limits.js";
 import type { DeliveryFrame } from "./schema.js";
-import { checkMailboxItem } from "./sync-check.js";
-
-const CURSOR = /^[0-9]{1,24}$/;
-
-function isPlainObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === "object" && x !== null && !Array.isArray(x);
-}
+import { CURSOR, checkMailboxItem } from "./sync-check.js";
 
 /**
  * A live delivery frame checked by hand, as schema.ts's deliveryFrameSchema would parse it: the

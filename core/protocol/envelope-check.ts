@@ -28,7 +28,8 @@ const KEY_ID = /^[A-Za-z0-9_-]{16}$/;
 const isName = (x: unknown): boolean => typeof x === "string" && NAME_PATTERN.test(x);
 const isB64 = (x: unknown): boolean => typeof x === "string" && x.length <= 8192 && B64.test(x);
 
-function isPlainObject(x: unknown): x is Record<string, unknown> {
+/** A JSON object (not an array, not null): what every hand check starts from. */
+export function isPlainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
 }
 

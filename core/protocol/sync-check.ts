@@ -1,11 +1,8 @@
-import { isEnvelope } from "./envelope-check.js";
+import { isEnvelope, isPlainObject } from "./envelope-check.js";
 import type { MailboxItem, ReplyBody } from "./schema.js";
 
-const CURSOR = /^[0-9]{1,24}$/;
-
-function isPlainObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === "object" && x !== null && !Array.isArray(x);
-}
+/** A mailbox position as the schema allows it (also a delivery's `prev`, delivery-check.ts). */
+export const CURSOR = /^[0-9]{1,24}$/;
 
 /**
  * A mailbox item checked by hand, as schema.ts's mailboxItemSchema would parse it (unknown
