@@ -36,7 +36,7 @@ import type {
 export type { InfluxStoreOptions } from "./influx/options.js";
 
 /** How often an idle process publishes its lane watermark (watermarks.ts). */
-const WATERMARK_EVERY_MS = 20;
+const WATERMARK_EVERY_MS = 50;
 
 /**
  * The production store: InfluxDB through its v1 HTTP API (`/write`, InfluxQL on `/query`).

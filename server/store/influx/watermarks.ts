@@ -9,7 +9,7 @@ import type { LaneLease } from "./lane-lease.js";
 const HOUR_NS = 3600n * 1_000_000_000n;
 
 /** How often waiters ask for the other processes' watermarks. */
-const POLL_MS = 10;
+const POLL_MS = 20;
 
 /**
  * Lane watermarks: a faster way than waiting out the safety window to know that every mailbox
