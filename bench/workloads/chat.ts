@@ -314,6 +314,20 @@ export class ChatBench {
         (1000 * delta(before, after, "zmqchat_server_store_batch_seconds_sum")) / commits,
         { ...meta, label: "store commit time (mean)" },
       );
+      // The ack's time split: what the server spent on each send.many (checks, queue, lock, commit), the rest is the way there and back.
+      const sendMany = 'type="send.many"';
+      const requests = delta(before, after, "zmqchat_server_request_seconds_count", sendMany);
+      ctx.results.add(
+        `light.${this.store}.serverMs`,
+        (1000 * delta(before, after, "zmqchat_server_request_seconds_sum", sendMany)) / requests,
+        { ...meta, label: "server time per send.many request (mean; bob's receipts included)" },
+      );
+      ctx.results.add(`light.${this.store}.perRequest`, (s.lightRate * s.lightMs) / 1000 / requests, {
+        workload: w,
+        label: "messages per send.many request (mean; bob's receipts included)",
+        unit: "msg",
+        better: "higher",
+      });
       for (const [key, label, value, unit] of lockFigures(before, after))
         ctx.results.add(`light.${this.store}.${key}`, value, { workload: w, label, unit, better: "lower" });
     } finally {
