@@ -47,6 +47,8 @@ interface Args {
   quick: boolean;
   runs: number;
   only: Set<Workload>;
+  /** Which stores' stacks to start (default both; `--stores influx` skips the SQLite runs). */
+  stores: Set<"sqlite" | "influx">;
   out: string;
 }
 
@@ -55,6 +57,7 @@ function parseArgs(argv: string[]): Args {
   let runs: number | null = null;
   let only: Set<Workload> = new Set(WORKLOADS);
   let out: string | null = null;
+  let stores = new Set<"sqlite" | "influx">(["sqlite", "influx"]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -71,6 +74,10 @@ function parseArgs(argv: string[]): Args {
       for (const n of names)
         if (!(WORKLOADS as readonly string[]).includes(n)) usage(`unknown workload ${n}`);
       only = new Set(names as Workload[]);
+    } else if (a === "--stores") {
+      const names = value().split(",");
+      for (const n of names) if (n !== "sqlite" && n !== "influx") usage(`unknown store ${n}`);
+      stores = new Set(names as Array<"sqlite" | "influx">);
     } else if (a === "--out") out = value();
     else if (a === "--help" || a === "-h") usage(null);
     else usage(`unknown option ${a}`);
@@ -79,15 +86,17 @@ function parseArgs(argv: string[]): Args {
     quick,
     runs: runs ?? (quick ? 1 : 3),
     only,
+    stores,
     out: out ?? join(REPO_ROOT, "bench", "results", quick ? "quick.json" : "latest.json"),
   };
 }
 
 function usage(problem: string | null): never {
-  const text = `usage: npm run bench -- [--quick] [--runs N] [--only ${WORKLOADS.join(",")}] [--out FILE]
+  const text = `usage: npm run bench -- [--quick] [--runs N] [--only ${WORKLOADS.join(",")}] [--stores sqlite,influx] [--out FILE]
   --quick   small sizes, one run each (a smoke check, under a minute); writes bench/results/quick.json
   --runs    runs per figure (default 3; 1 with --quick)
   --only    run only these workloads ("influx" adds the InfluxDB variants of chat and recovery)
+  --stores  start only these stores' stacks (default both)
   --out     where to write the JSON results (default bench/results/latest.json)`;
   if (problem) {
     process.stderr.write(`bench: ${problem}\n${text}\n`);
@@ -198,15 +207,17 @@ async function main(): Promise<number> {
         stops.push(async () => {
           await Promise.all([p.p1.stop(), p.p2.stop(), p.p3.stop()]);
         });
-        const sqlite = await startStack(`sqlite:${join(tmp, "store.db")}`, 2, "sqlite");
-        stops.push(() => sqlite.stop());
         const home = join(tmp, "homes");
-        stores.sqlite = {
-          stack: sqlite,
-          chat: new ChatBench(ctx, sqlite, "sqlite", p, home),
-          recovery: new RecoveryBench(ctx, sqlite, "sqlite", p, home),
-        };
-        if (!missingInflux) {
+        if (args.stores.has("sqlite")) {
+          const sqlite = await startStack(`sqlite:${join(tmp, "store.db")}`, 2, "sqlite");
+          stops.push(() => sqlite.stop());
+          stores.sqlite = {
+            stack: sqlite,
+            chat: new ChatBench(ctx, sqlite, "sqlite", p, home),
+            recovery: new RecoveryBench(ctx, sqlite, "sqlite", p, home),
+          };
+        }
+        if (!missingInflux && args.stores.has("influx")) {
           const influxd = await startInfluxd({
             dir: join(tmp, "influxd"),
             onSpawn: (c) => track(c, "influxd"),

@@ -10,13 +10,15 @@
 # its version or the Node release changes.
 #
 #   bash scripts/node-versions.sh prepare [VERSION...]   # install Node and rebuild, in parallel
-#   bash scripts/node-versions.sh test VERSION           # the suites on one release (prepared)
+#   bash scripts/node-versions.sh test [VERSION...]      # the suites on these releases (prepared)
 #
 # Each `test` run ends with "Node VERSION: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 work=$root/.node-versions
+# The offset of the integration files' deal between releases (test, below): the commit's.
+SEED=$((16#$(git rev-parse --short=7 HEAD 2>/dev/null || echo 0)))
 
 # The releases npm test runs besides the system Node (20): pinned, so a run is reproducible.
 DEFAULT_VERSIONS=(22.23.5 24.22.3)
@@ -110,7 +112,8 @@ test_one() {
   local line
   # npm_config_nodedir: what npm builds from source during a test (npm install -g of the
   # package) uses this Node's headers from the package too.
-  (cd "$tree" && PATH="$pkg/bin:$PATH" npm_config_nodedir="$pkg" bash scripts/node-tests.sh "$log" unit integration) \
+  (cd "$tree" && PATH="$pkg/bin:$PATH" npm_config_nodedir="$pkg" ZMQCHAT_TEST_SHARD_SEED=$SEED \
+    bash scripts/node-tests.sh "$log" unit "integration${2:-}") \
     >"$work/$v/summary.out" 2>&1
   status=$?
   line=$(grep -oE '^[0-9]+ passed, [0-9]+ failed$' "$work/$v/summary.out" | tail -1)
@@ -118,7 +121,7 @@ test_one() {
   f=$(echo "${line:-0 passed, 1 failed}" | awk '{print $3}')
   [ "$status" -eq 0 ] || [ "$f" -gt 0 ] || f=1
   grep -E '^ *not ok ' "$log" | sed "s/^/Node $v: /"
-  echo "Node $v: $p passed, $f failed in $(($(date +%s) - started)) s (log: ${log#"$root"/})"
+  echo "Node $v: $p passed, $f failed in $(($(date +%s) - started)) s (unit, integration${2:+ share ${2#%}}; log: ${log#"$root"/})"
   [ "$status" -eq 0 ]
 }
 
@@ -138,8 +141,20 @@ case "$cmd" in
     exit $rc
     ;;
   test)
+    # Every unit file on each release. The integration files are dealt between the default
+    # releases (the K-th of N takes share K/N), from an offset that follows the commit, so that each
+    # file meets each release as commits go by; the system Node (20) runs them all.
+    # ZMQCHAT_NODE_VERSIONS_SHARE=all runs every integration file on each release.
     rc=0
-    for v in "${versions[@]}"; do test_one "$v" || rc=1; done
+    for v in "${versions[@]}"; do
+      share=
+      if [ "${ZMQCHAT_NODE_VERSIONS_SHARE:-split}" != all ] && [ ${#DEFAULT_VERSIONS[@]} -gt 1 ]; then
+        for j in "${!DEFAULT_VERSIONS[@]}"; do
+          [ "${DEFAULT_VERSIONS[$j]}" = "$v" ] && share="%$j/${#DEFAULT_VERSIONS[@]}"
+        done
+      fi
+      test_one "$v" "$share" || rc=1
+    done
     exit $rc
     ;;
   versions) echo "${versions[@]}" ;;

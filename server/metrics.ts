@@ -41,6 +41,17 @@ export function serverMetrics(): { registry: Registry; metrics: ServiceMetrics; 
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
     registers: [registry],
   });
+  const lockWaits = new Histogram({
+    name: "zmqchat_server_store_lock_wait_seconds",
+    help: "Time a group commit waited for another process's write lock (SQLite), from its first refused try",
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2],
+    registers: [registry],
+  });
+  const lockTries = new Counter({
+    name: "zmqchat_server_store_lock_tries_total",
+    help: "Tries of group commits refused because another process held the write lock (SQLite)",
+    registers: [registry],
+  });
   const storeErrors = new Counter({
     name: "zmqchat_server_store_errors_total",
     help: "Store operations that failed, by operation",
@@ -60,6 +71,10 @@ export function serverMetrics(): { registry: Registry; metrics: ServiceMetrics; 
       batch(appends, seconds) {
         batchSize.observe(appends);
         batchSeconds.observe(seconds);
+      },
+      lockWait(seconds, tries) {
+        lockWaits.observe(seconds);
+        lockTries.inc(tries);
       },
       error: (operation) => storeErrors.inc({ operation }),
     },

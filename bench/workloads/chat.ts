@@ -1,6 +1,6 @@
 import type { Target as ChatTarget } from "../../core/client/client.js";
 import type { BenchContext } from "../lib/context.js";
-import { delta, scrapeAll } from "../lib/metrics.js";
+import { delta, type Samples, scrapeAll } from "../lib/metrics.js";
 import type { Helper } from "../lib/rpc.js";
 import type { Stack } from "../lib/stack.js";
 import { distribution, extent } from "../lib/stats.js";
@@ -230,6 +230,7 @@ export class ChatBench {
             delta(before, after, "zmqchat_server_store_batch_seconds_count"),
           "ms",
         ],
+        ...lockFigures(before, after),
       ] as const;
       for (const [key, label, value, unit] of explain) {
         ctx.results.add(`${id}.${key}`, value, { workload: w, label, unit, better: "lower" });
@@ -267,6 +268,7 @@ export class ChatBench {
       const tag = `l${run}`;
       const count = Math.round((s.lightRate * s.lightMs) / 1000);
       await peers.p2.call("listen", { names: [bob], tag, count });
+      const before = await scrapeAll(this.stack.metricsUrls);
       const [send, got] = await Promise.all([
         peers.p1.call<SendResult>("sendRate", {
           name: alice,
@@ -279,6 +281,7 @@ export class ChatBench {
         }),
         peers.p2.call<Collected>("collect", { names: [bob], tag, stallMs: s.stallMs }),
       ]);
+      const after = await scrapeAll(this.stack.metricsUrls);
       check(ctx, `light load (${this.store})`, got, send);
       const d = distribution(latencies(send, got));
       const w = `1:1 chat, ${this.store}, ${s.lightRate}/s offered for ${s.lightMs / 1000} s`;
@@ -302,6 +305,31 @@ export class ChatBench {
         label: "send → display-ready max",
         baseline: "light.raw.max",
       });
+      const ack = distribution(ackLatencies(send));
+      ctx.results.add(`light.${this.store}.ackP50`, ack.p50, { ...meta, label: "send → durable ack p50" });
+      ctx.results.add(`light.${this.store}.ackP99`, ack.p99, { ...meta, label: "send → durable ack p99" });
+      const commits = delta(before, after, "zmqchat_server_store_batch_seconds_count");
+      ctx.results.add(
+        `light.${this.store}.commitMs`,
+        (1000 * delta(before, after, "zmqchat_server_store_batch_seconds_sum")) / commits,
+        { ...meta, label: "store commit time (mean)" },
+      );
+      // The ack's time split: what the server spent on each send.many (checks, queue, lock, commit), the rest is the way there and back.
+      const sendMany = 'type="send.many"';
+      const requests = delta(before, after, "zmqchat_server_request_seconds_count", sendMany);
+      ctx.results.add(
+        `light.${this.store}.serverMs`,
+        (1000 * delta(before, after, "zmqchat_server_request_seconds_sum", sendMany)) / requests,
+        { ...meta, label: "server time per send.many request (mean; bob's receipts included)" },
+      );
+      ctx.results.add(`light.${this.store}.perRequest`, (s.lightRate * s.lightMs) / 1000 / requests, {
+        workload: w,
+        label: "messages per send.many request (mean; bob's receipts included)",
+        unit: "msg",
+        better: "higher",
+      });
+      for (const [key, label, value, unit] of lockFigures(before, after))
+        ctx.results.add(`light.${this.store}.${key}`, value, { workload: w, label, unit, better: "lower" });
     } finally {
       await peers.p1.call("close", { names: [alice] });
       await peers.p2.call("close", { names: [bob] });
@@ -419,4 +447,26 @@ export class ChatBench {
       await Promise.all(listeners.map(([h, names]) => h.call("close", { names })));
     }
   }
+}
+
+/** SQLite only: how often and how long a commit waited for the other server's write lock. */
+function lockFigures(before: Samples[], after: Samples[]): Array<readonly [string, string, number, string]> {
+  const waited = delta(before, after, "zmqchat_server_store_lock_wait_seconds_count");
+  const commits = delta(before, after, "zmqchat_server_store_batch_seconds_count");
+  if (waited === 0 && delta(before, after, "zmqchat_server_store_lock_tries_total") === 0) return [];
+  return [
+    ["lockShare", "  commits that waited for the other server's write lock", (100 * waited) / commits, "%"],
+    [
+      "lockMs",
+      "  wait for the lock, mean of those that waited",
+      (1000 * delta(before, after, "zmqchat_server_store_lock_wait_seconds_sum")) / waited,
+      "ms",
+    ],
+    [
+      "lockTries",
+      "  refused tries per commit that waited (mean)",
+      delta(before, after, "zmqchat_server_store_lock_tries_total") / waited,
+      "tries",
+    ],
+  ];
 }

@@ -617,17 +617,20 @@ export class SqliteStore implements Store {
         })
         .immediate();
       this.metrics?.batch(appends, (performance.now() - started) / 1000);
+      if (this.busyRetries > 0) this.metrics?.lockWait?.((started - this.busySince) / 1000, this.busyRetries);
       this.checkpointer?.wrote();
     } catch (cause) {
       const firstTry = Math.min(...batch.map((p) => p.since));
       if (isBusy(cause) && Date.now() - firstTry < this.busyTimeoutMs) {
         this.pending = batch.concat(this.pending);
         this.pendingAppends += appends;
+        if (this.busyRetries === 0) this.busySince = started;
         this.busyRetries++;
         this.scheduleFlush(Math.min(1 + this.busyRetries, 10));
         return;
       }
       this.metrics?.error("append");
+      this.busyRetries = 0;
       const err =
         cause instanceof ZmqchatError
           ? cause
@@ -642,6 +645,8 @@ export class SqliteStore implements Store {
   }
 
   private busyRetries = 0;
+  /** When the current run of refused tries began (performance.now()). */
+  private busySince = 0;
 
   private scheduleFlush(delayMs: number): void {
     if (this.flushScheduled) return;

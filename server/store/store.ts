@@ -127,6 +127,11 @@ export interface DeviceRecord {
 export interface StoreMetrics {
   /** One group commit: how many appends it carried and how long the write took. */
   batch(appends: number, seconds: number): void;
+  /**
+   * A group commit that found the write lock held by another process (SQLite's SQLITE_BUSY):
+   * how long it waited from its first refused try until it committed, and how many tries it made.
+   */
+  lockWait?(seconds: number, tries: number): void;
   /** A store operation that failed (`append`, ...). */
   error(operation: string): void;
 }

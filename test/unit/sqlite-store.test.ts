@@ -46,3 +46,42 @@ describe("the SQLite store's write-ahead log is checkpointed on a thread, not in
     }
   });
 });
+
+describe("the SQLite store reports commits that waited for another process's write lock", () => {
+  it("counts the refused tries and the wait of a commit that found the lock held, and none otherwise", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "zmqchat-store-lock-"));
+    const path = join(dir, "store.db");
+    const waits: Array<{ seconds: number; tries: number }> = [];
+    const batches: number[] = [];
+    const store = new SqliteStore(path, {
+      metrics: {
+        batch: (appends) => batches.push(appends),
+        lockWait: (seconds, tries) => waits.push({ seconds, tries }),
+        error: () => {},
+      },
+    });
+    await store.init();
+    // Another process's writer, as the second server is: it holds the write lock until it commits.
+    const other = new Database(path);
+    try {
+      await store.append({ id: "m-free", owners: ["bob", "alice"], envelope: "{}" });
+      assert.equal(waits.length, 0, "a commit that found the lock free waited for nothing");
+      other.exec("BEGIN IMMEDIATE");
+      const appended = store.append({ id: "m-held", owners: ["bob", "alice"], envelope: "{}" });
+      // The group commit runs on the next turn of the event loop, finds the lock held and backs off.
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      other.exec("COMMIT");
+      const result = await appended;
+      assert.equal(result.duplicate, false);
+      assert.equal(waits.length, 1, "one commit waited");
+      assert.ok(waits[0]!.tries >= 1, `${waits[0]!.tries} refused tries`);
+      assert.ok(waits[0]!.seconds >= 0);
+      assert.deepEqual(batches, [1, 1]);
+    } finally {
+      other.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -14,7 +14,14 @@ import { type InfluxContext, M } from "./context.js";
 import { rows, timeOf } from "./http.js";
 import type { IdIndex } from "./id-index.js";
 import { nanos, str } from "./influxql.js";
-import { type Copy, idFilter, newestOf, readPredecessors } from "./predecessors.js";
+import {
+  type Copy,
+  idFilter,
+  newestOf,
+  placePredecessors,
+  predecessorStatements,
+  readPredecessors,
+} from "./predecessors.js";
 import { retrying } from "./retry.js";
 import type { Watermarks } from "./watermarks.js";
 
@@ -210,8 +217,14 @@ export class GroupCommit {
     if (this.watermarks && copies.length > 0) {
       this.settling++;
       try {
-        await this.watermarks.waitVisible(newestOf(copies));
-        const placements = await readPredecessors(this.ctx, copies, this.racingNs);
+        // The predecessors' first read rides in the floor request that shows the copies visible.
+        const read = await this.watermarks.waitVisible(
+          newestOf(copies),
+          predecessorStatements(this.ctx, copies),
+        );
+        const placements = read
+          ? await placePredecessors(this.ctx, copies, this.racingNs, read)
+          : await readPredecessors(this.ctx, copies, this.racingNs);
         let i = 0;
         for (const result of results) {
           let second = true;

@@ -1,5 +1,5 @@
 import { type InfluxContext, M } from "./context.js";
-import { rows, timeOf } from "./http.js";
+import { rows, type Series, timeOf } from "./http.js";
 import { nanos, str } from "./influxql.js";
 
 /** One mailbox copy just written (or found already stored). */
@@ -42,20 +42,49 @@ export async function readPredecessors(
   copies: Copy[],
   racingNs: bigint,
 ): Promise<Map<string, Placement>> {
+  // One attempt each: the appends wait for this, and without it they go out without predecessors.
+  const res = await ctx.http.query(predecessorStatements(ctx, copies).join("; "));
+  return placePredecessors(ctx, copies, racingNs, res);
+}
+
+function byOwnerOf(copies: Copy[]): Map<string, Copy[]> {
   const byOwner = new Map<string, Copy[]>();
-  for (const c of copies) byOwner.set(c.owner, [...(byOwner.get(c.owner) ?? []), c]);
+  for (const c of copies) {
+    const list = byOwner.get(c.owner);
+    if (list) list.push(c);
+    else byOwner.set(c.owner, [c]);
+  }
+  return byOwner;
+}
+
+/**
+ * The first request of {@link readPredecessors}: one statement per mailbox, reading the points
+ * just before its newest copy. Watermarks.waitVisible can run them in the same request as the
+ * floor that shows those points visible (they run after it), saving a round trip.
+ */
+export function predecessorStatements(ctx: InfluxContext, copies: Copy[]): string[] {
+  const mailbox = ctx.m(M.mailbox);
+  return [...byOwnerOf(copies)].map(
+    ([owner, own]) =>
+      `SELECT "id" FROM ${mailbox} WHERE "owner" = ${str(owner)} AND time <= ${nanos(newestOf(own))} ORDER BY time DESC LIMIT ${LOOK_BACK + own.length}`,
+  );
+}
+
+/**
+ * The rest of {@link readPredecessors}, given the answers to {@link predecessorStatements}
+ * (read once every point stamped up to the newest copy is visible): the second request when
+ * needed, and each copy's placement.
+ */
+export async function placePredecessors(
+  ctx: InfluxContext,
+  copies: Copy[],
+  racingNs: bigint,
+  res: Series[][],
+): Promise<Map<string, Placement>> {
+  const byOwner = byOwnerOf(copies);
   const owners = [...byOwner.keys()];
   const limits = owners.map((o) => LOOK_BACK + byOwner.get(o)!.length);
   const mailbox = ctx.m(M.mailbox);
-  // One attempt each: the appends wait for this, and without it they go out without predecessors.
-  const res = await ctx.http.query(
-    owners
-      .map(
-        (owner, i) =>
-          `SELECT "id" FROM ${mailbox} WHERE "owner" = ${str(owner)} AND time <= ${nanos(newestOf(byOwner.get(owner)!))} ORDER BY time DESC LIMIT ${limits[i]}`,
-      )
-      .join("; "),
-  );
   const fetched = owners.map((_, i) => {
     const out: Row[] = [];
     for (const s of res[i] ?? [])

@@ -2,7 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { Point } from "@influxdata/influxdb-client";
 import { nowNs } from "./clock.js";
 import { type InfluxContext, M } from "./context.js";
-import { rows } from "./http.js";
+import { rows, type Series } from "./http.js";
 import { nanos } from "./influxql.js";
 import type { LaneLease } from "./lane-lease.js";
 
@@ -28,7 +28,7 @@ const POLL_MS = 20;
  */
 export class Watermarks {
   private timer: NodeJS.Timeout | null = null;
-  private waiting: Array<{ ts: bigint; done: () => void }> = [];
+  private waiting: Waiter[] = [];
   private polling = false;
   /** Publishing pauses after a failed write, whose points may still land (until then + timeout + W). */
   private quietUntil = 0;
@@ -76,11 +76,17 @@ export class Watermarks {
     this.ctx.http.write(line).catch(() => {});
   }
 
-  /** Resolves once every mailbox point stamped up to `ts` is visible: by the watermarks, or the window. */
-  waitVisible(ts: bigint): Promise<void> {
-    if (this.ctx.window.settled(ts)) return Promise.resolve();
+  /**
+   * Resolves once every mailbox point stamped up to `ts` is visible: by the watermarks, or the
+   * window. `then` (InfluxQL statements, reads that need those points visible) rides along in
+   * each floor request, after the floor's own statements (InfluxDB 1.x runs a request's
+   * statements in order): their answers come back when the request that ran them showed `ts`
+   * visible, which saves the caller a round trip; null when the caller must run them itself.
+   */
+  waitVisible(ts: bigint, then: string[] = []): Promise<Series[][] | null> {
+    if (this.ctx.window.settled(ts)) return Promise.resolve(null);
     return new Promise((done) => {
-      this.waiting.push({ ts, done });
+      this.waiting.push({ ts, then, done });
       this.poll();
     });
   }
@@ -92,18 +98,29 @@ export class Watermarks {
     void (async () => {
       try {
         while (this.waiting.length > 0) {
+          const asked = this.waiting;
+          this.waiting = [];
+          // Waiters the window settled before the request went out can use what it read too.
+          const settledBefore = asked.map((w) => this.ctx.window.settled(w.ts));
           let floor: bigint | null = -1n;
+          let answers: Series[][] | null = null;
           try {
-            floor = await this.floor();
+            ({ floor, answers } = await this.floorWith(asked.flatMap((w) => w.then)));
           } catch {
             // InfluxDB did not answer: the window still settles them.
           }
-          const still: typeof this.waiting = [];
-          for (const w of this.waiting) {
-            if (floor === null || w.ts <= floor || this.ctx.window.settled(w.ts)) w.done();
+          const still: Waiter[] = [];
+          let at = 0;
+          asked.forEach((w, i) => {
+            const own =
+              answers && answers.length >= at + w.then.length ? answers.slice(at, at + w.then.length) : null;
+            at += w.then.length;
+            if (floor === null || w.ts <= floor || settledBefore[i]) w.done(own);
+            else if (this.ctx.window.settled(w.ts)) w.done(null);
             else still.push(w);
-          }
-          this.waiting = still;
+          });
+          // Waiters that came while the request was out wait for the next one.
+          this.waiting = [...still, ...this.waiting];
           if (still.length > 0) await delay(POLL_MS);
         }
       } finally {
@@ -118,11 +135,20 @@ export class Watermarks {
    * quiet after a failed write (nothing can be said then).
    */
   async floor(): Promise<bigint | null> {
-    if (Date.now() < this.quietUntil) return -1n;
+    return (await this.floorWith([])).floor;
+  }
+
+  /** {@link floor}, with `then` run in the same request after it; their answers (null when quiet). */
+  private async floorWith(then: string[]): Promise<{ floor: bigint | null; answers: Series[][] | null }> {
+    if (Date.now() < this.quietUntil) return { floor: -1n, answers: null };
     const hour = (nowNs() / HOUR_NS) * HOUR_NS;
     // One attempt, not retried: the window settles the waiters anyway.
     const res = await this.ctx.http.query(
-      `${this.lanes.holdersStatement()}; SELECT "wm" FROM ${this.ctx.m(M.watermarks)} WHERE time >= ${nanos(hour - HOUR_NS)} GROUP BY "holder"`,
+      [
+        this.lanes.holdersStatement(),
+        `SELECT "wm" FROM ${this.ctx.m(M.watermarks)} WHERE time >= ${nanos(hour - HOUR_NS)} GROUP BY "holder"`,
+        ...then,
+      ].join("; "),
     );
     const marks = new Map<string, bigint>();
     for (const s of res[1] ?? []) {
@@ -142,7 +168,14 @@ export class Watermarks {
         if (floor === null || wm < floor) floor = wm;
       }
     }
-    if (Date.now() < this.quietUntil) return -1n;
-    return floor;
+    if (Date.now() < this.quietUntil) return { floor: -1n, answers: null };
+    return { floor, answers: res.slice(2) };
   }
+}
+
+interface Waiter {
+  ts: bigint;
+  /** Statements to run after the floor (see waitVisible). */
+  then: string[];
+  done: (answers: Series[][] | null) => void;
 }
