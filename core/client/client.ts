@@ -152,6 +152,7 @@ export class ChatClient {
       open: (items) => this.openAll(items),
       sync: () => this.sync(),
       running: () => this.syncing,
+      fetch: (after, limit) => this.request("sync", { after, limit }),
       emit: (message) => this.emit({ type: "message", message }),
       alreadyStored: (cursor) => this.emit({ type: "already_stored", cursor }),
       warn: (err, what) => this.log.warn({ err }, what),

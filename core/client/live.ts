@@ -12,6 +12,11 @@ export interface LiveDeps {
   sync(): Promise<number>;
   /** The sync under way, if any. */
   running(): Promise<number> | null;
+  /**
+   * One page of the mailbox after `after` (a `sync` request, nothing stored): how a hold that ran
+   * out reads just the gap. Without it, such a gap makes a sync.
+   */
+  fetch?(after: string | null, limit: number): Promise<{ items: MailboxItem[]; more: boolean }>;
   emit(message: ChatMessage): void;
   /** Deliveries were found already in the shared cache, which holds the mailbox up to `cursor` (another process of this profile, or our ack, stored them). */
   alreadyStored?(cursor: string): void;
@@ -48,6 +53,15 @@ export const MAX_HOLD_MS = 500;
  */
 export const LIVE_OPEN_CHUNK = PARALLEL_MIN - 1;
 
+/**
+ * When a hold runs out, the gap before the held deliveries is read with one request of this many
+ * items after the cursor, and only the gap's items are opened (on the calling thread): a gap is
+ * what one server stored but has not published yet, a few items, where a sync would read (and
+ * open, on the opener's threads) a whole page of what the held deliveries already bring. A gap
+ * this page does not close makes a sync.
+ */
+export const GAP_PAGE = LIVE_OPEN_CHUNK;
+
 /** Queued by the hold timer: the deliveries held did not find their predecessor in time. */
 const HOLD_EXPIRED = Symbol("hold expired");
 
@@ -70,8 +84,9 @@ interface Hold {
  * before it in the run) gets opened and stored directly, moving the cursor (Cache.addNext checks
  * and moves in one transaction); one at or behind the cursor is already in the cache (the
  * sender's own copy, stored from its acknowledgement, or a sync) and is dropped; one ahead of a
- * predecessor not yet here waits for it up to HOLD_MS; anything else — a gap that does not close,
- * a delivery from a server that does not say `prev` — makes a sync from the cursor. The mailbox
+ * predecessor not yet here waits for it up to HOLD_MS (drawn out up to MAX_HOLD_MS), then the gap
+ * alone is read (GAP_PAGE); anything else — a gap that page does not close, a delivery from a
+ * server that does not say `prev` — makes a sync from the cursor. The mailbox
  * stays the one truth: the cursor never moves past an item not stored.
  */
 export class LiveDeliveries {
@@ -209,7 +224,7 @@ export class LiveDeliveries {
     });
     let at = start;
     const run: MailboxItem[] = [];
-    const held: Checked[] = [];
+    let held: Checked[] = [];
     for (const f of frames) {
       if (behind(f.item.cursor, at)) continue;
       // Once one waits for its predecessor, every later one waits behind it.
@@ -222,11 +237,7 @@ export class LiveDeliveries {
       else gap = true;
     }
     if (run.length > 0 && at !== null) {
-      const opened: ChatMessage[] = [];
-      for (let i = 0; i < run.length; i += LIVE_OPEN_CHUNK) {
-        if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-        opened.push(...(await this.deps.open(run.slice(i, i + LIVE_OPEN_CHUNK))));
-      }
+      const opened = await this.openRun(run);
       const fresh = cache.addNext(opened, start, at);
       // The cursor moved meanwhile: another process of this profile stored (at least some of) these.
       if (fresh === null) {
@@ -239,6 +250,13 @@ export class LiveDeliveries {
       }
     }
     if (stored !== null) this.deps.alreadyStored?.(cache.cursor ?? stored);
+    if (!gap && expired && held.length > 0 && held.length <= MAX_QUEUED && this.deps.fetch) {
+      const left = await this.fillGap(held);
+      if (left !== null) {
+        held = left;
+        expired = false;
+      }
+    }
     if (gap || (expired && held.length > 0) || held.length > MAX_QUEUED) {
       this.release();
       await this.deps.sync();
@@ -247,5 +265,57 @@ export class LiveDeliveries {
     this.held = held;
     if (held.length > 0) this.hold();
     else this.release();
+  }
+
+  /** Opens a run in chunks of LIVE_OPEN_CHUNK on the calling thread, a turn of the event loop between them. */
+  private async openRun(run: MailboxItem[]): Promise<ChatMessage[]> {
+    const opened: ChatMessage[] = [];
+    for (let i = 0; i < run.length; i += LIVE_OPEN_CHUNK) {
+      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      opened.push(...(await this.deps.open(run.slice(i, i + LIVE_OPEN_CHUNK))));
+    }
+    return opened;
+  }
+
+  /**
+   * A hold ran out: reads the gap between the cursor and the first held delivery (one page of
+   * GAP_PAGE after the cursor), then stores the gap and the held deliveries that follow it as one
+   * run. Returns the deliveries still held behind a further gap, or null when this could not
+   * close the gap (the page ends before it, the read failed, the cursor moved): a sync decides.
+   * The gap's live deliveries, when they come, are behind the cursor and dropped.
+   */
+  private async fillGap(held: Checked[]): Promise<Checked[] | null> {
+    const { cache } = this.deps;
+    const start = cache.cursor;
+    const first = held[0]!;
+    const until = BigInt(first.prev!);
+    let page: { items: MailboxItem[]; more: boolean };
+    try {
+      page = await this.deps.fetch!(start, GAP_PAGE);
+    } catch (err) {
+      this.deps.warn(err, "reading a gap in the live deliveries failed");
+      return null;
+    }
+    const run: MailboxItem[] = [];
+    let at = start;
+    for (const item of page.items) {
+      // In mailbox order after the cursor: the gap ends at the first held delivery's predecessor.
+      if (BigInt(item.cursor) > until || (at !== null && BigInt(item.cursor) <= BigInt(at))) break;
+      run.push(item);
+      at = item.cursor;
+      if (at === first.prev) break;
+    }
+    if (at !== first.prev) return null;
+    let k = 0;
+    for (; k < held.length && held[k]!.prev === at; k++) {
+      run.push(held[k]!.item);
+      at = held[k]!.item.cursor;
+    }
+    const opened = await this.openRun(run);
+    const fresh = cache.addNext(opened, start, at!);
+    if (fresh === null) return null;
+    for (const m of fresh) this.deps.emit(m);
+    if (fresh.length < opened.length) this.deps.alreadyStored?.(cache.cursor ?? at!);
+    return held.slice(k);
   }
 }

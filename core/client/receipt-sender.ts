@@ -2,7 +2,7 @@ import { ZmqchatError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { MessageExtra } from "./actions.js";
 import type { ChatMessage } from "./message.js";
-import type { ReceiptBatch, ReceiptStore } from "./receipts.js";
+import { RECEIPT_READ_ROWS, type ReceiptBatch, type ReceiptStore } from "./receipts.js";
 
 /** What the sender needs of the client: a 1:1 send with a sealed extra, and whether it is logged in. */
 export interface ReceiptClient {
@@ -60,8 +60,14 @@ export class ReceiptSender {
       // Stopped while waiting for the flush before: the client is closing (its cache may be closed).
       if (this.stopped) return;
       const deadline = Date.now() + timeoutMs;
-      for (const b of this.store.batches()) {
-        if (this.stopped || !(await this.sendOne(b, deadline))) return;
+      // A window of the queue at a time (receipts.ts): what stays queued (a held author) is passed over.
+      for (let after = 0; ; ) {
+        const { batches, last } = this.store.window(after, RECEIPT_READ_ROWS);
+        for (const b of batches) {
+          if (this.stopped || !(await this.sendOne(b, deadline))) return;
+        }
+        if (last === null || this.stopped) return;
+        after = last;
       }
     };
     const p = run().finally(() => {

@@ -39,6 +39,13 @@ import { SharedReadState } from "./read-state.js";
 /** Most message ids one receipt event names (36 characters each: about 3.7 KB). */
 export const MAX_RECEIPT_IDS = 100;
 
+/**
+ * Most rows of the queue one read takes (`window`): a flush sends what it read before it reads
+ * on, so a long queue (receipts queued faster than the service takes them, or a flush that stops
+ * when the service is away) costs a flush what it sends, not the whole queue every 250 ms.
+ */
+export const RECEIPT_READ_ROWS = 10 * MAX_RECEIPT_IDS;
+
 /** Read receipts remembered as sent (see `sent`): about 40 bytes each on disk. */
 const MAX_SENT_KEPT = 50_000;
 
@@ -114,8 +121,11 @@ export class ReceiptStore {
       queueDelivered: db.prepare<[string]>(
         "INSERT OR IGNORE INTO receipts_out (id, author, grp, status) SELECT j.value->>0, j.value->>1, j.value->>2, 'delivered' FROM json_each(?) j WHERE NOT EXISTS (SELECT 1 FROM receipts_sent s WHERE s.id = j.value->>0 AND s.status = 'delivered')",
       ),
-      pending: db.prepare<[], { id: string; author: string; grp: string | null; status: ReceiptStatus }>(
-        "SELECT id, author, grp, status FROM receipts_out ORDER BY rowid",
+      pending: db.prepare<
+        [number, number],
+        { n: number; id: string; author: string; grp: string | null; status: ReceiptStatus }
+      >(
+        "SELECT rowid AS n, id, author, grp, status FROM receipts_out WHERE rowid > ? ORDER BY rowid LIMIT ?",
       ),
       done: db.prepare("DELETE FROM receipts_out WHERE id = ? AND status = ?"),
       doneMany: db.prepare<[string, string]>(
@@ -228,7 +238,17 @@ export class ReceiptStore {
    * read receipt says both.
    */
   batches(): ReceiptBatch[] {
-    const rows = this.stmts.pending.all();
+    return this.window(0, -1).batches;
+  }
+
+  /**
+   * `batches` over the part of the queue after row `after`, at most `limit` rows (-1: all of it),
+   * and the last row read (null: none), to read on from. The "delivered" dropped for a "read" is
+   * one in the same window (a "read" further on, after a long queue, sends both: harmless, the
+   * author keeps each once).
+   */
+  window(after: number, limit: number): { batches: ReceiptBatch[]; last: number | null } {
+    const rows = this.stmts.pending.all(after, limit);
     // Per author: a read receipt to the user herself (read-state.ts) says nothing to the author.
     const read = new Set(rows.filter((r) => r.status === "read").map((r) => `${r.author}\0${r.id}`));
     const byKey = new Map<string, ReceiptBatch>();
@@ -247,7 +267,7 @@ export class ReceiptStore {
       }
       b.ids.push(r.id);
     }
-    return out;
+    return { batches: out, last: rows.at(-1)?.n ?? null };
   }
 
   /** True when receipts wait to be sent. */

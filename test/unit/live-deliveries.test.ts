@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { AckBatch } from "../../core/client/ack-batch.js";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
-import { LiveDeliveries, MAX_HOLD_MS } from "../../core/client/live.js";
+import { GAP_PAGE, LiveDeliveries, type LiveDeps, MAX_HOLD_MS } from "../../core/client/live.js";
 import { PARALLEL_MIN } from "../../core/client/opener.js";
 import type { MailboxItem } from "../../core/protocol/schema.js";
 import { SqliteStore } from "../../server/store/sqlite.js";
@@ -71,6 +71,19 @@ describe("live deliveries (core/client/live.ts)", () => {
   let openSizes: number[];
   let emitted: string[];
   let live: LiveDeliveries;
+  let deps: LiveDeps;
+  let fetches: Array<{ after: string | null; limit: number }>;
+  /** The live path with `fetch` (as ChatClient gives it): one page of the mailbox after `after`. */
+  const withFetch = () =>
+    new LiveDeliveries("bob", {
+      ...deps,
+      fetch: async (after, limit) => {
+        fetches.push({ after, limit });
+        const from = after === null ? -1n : BigInt(after);
+        const rest = mailbox.filter((i) => BigInt(i.cursor) > from);
+        return { items: rest.slice(0, limit), more: rest.length > limit };
+      },
+    });
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), "zmqchat-live-"));
     cache = new Cache(join(dir, "cache.db"));
@@ -79,8 +92,9 @@ describe("live deliveries (core/client/live.ts)", () => {
     opens = 0;
     openSizes = [];
     emitted = [];
+    fetches = [];
     const emit = (m: ChatMessage) => emitted.push(m.text);
-    live = new LiveDeliveries("bob", {
+    deps = {
       cache,
       open: async (items) => {
         opens++;
@@ -102,7 +116,8 @@ describe("live deliveries (core/client/live.ts)", () => {
       warn: (err) => {
         throw err;
       },
-    });
+    };
+    live = new LiveDeliveries("bob", deps);
   });
 
   afterEach(async () => {
@@ -148,6 +163,55 @@ describe("live deliveries (core/client/live.ts)", () => {
     await live.idle();
     assert.deepEqual(emitted, ["m1", "m2", "m3", "m4", "m5"]);
     assert.equal(syncs, 1);
+  });
+
+  it("a hold that runs out reads just the gap (one page after the cursor) instead of syncing; only the gap and what it holds up are opened; nothing twice, order kept", async () => {
+    const live = withFetch();
+    const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12"), item(5, "13")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    await live.idle();
+    opens = 0;
+    openSizes = [];
+    // items[1]'s server publishes late: the two after it wait, the hold runs out, the gap is read.
+    live.push(frame(items[2]!, "7"));
+    live.push(frame(items[3]!, "8"));
+    await live.idle();
+    assert.equal(syncs, 0, "no sync");
+    assert.deepEqual(fetches, [{ after: "3", limit: GAP_PAGE }]);
+    assert.deepEqual(emitted, ["m1", "m2", "m3", "m4"]);
+    assert.deepEqual(openSizes, [3], "the gap's item and the two held, opened once, together");
+    assert.equal(cache.cursor, "12");
+    // The late delivery, and a repeat of a held one, are behind the cursor now: dropped.
+    live.push(frame(items[1]!, "3"));
+    live.push(frame(items[2]!, "7"));
+    await live.idle();
+    assert.deepEqual(emitted, ["m1", "m2", "m3", "m4"]);
+    // What follows is applied directly again.
+    live.push(frame(items[4]!, "12"));
+    await live.idle();
+    assert.deepEqual(emitted, ["m1", "m2", "m3", "m4", "m5"]);
+    assert.equal(syncs, 0);
+    assert.equal(fetches.length, 1);
+    assert.equal(cache.cursor, "13");
+  });
+
+  it("a gap the page does not close (more than GAP_PAGE items missing) makes a sync; nothing twice, order kept", async () => {
+    const live = withFetch();
+    const n = GAP_PAGE + 3;
+    const items = Array.from({ length: n }, (_, i) => item(i + 1, String(10 + i)));
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    // Only the last one comes live: GAP_PAGE + 1 items are missing before it.
+    live.push(frame(items[n - 1]!, items[n - 2]!.cursor));
+    await live.idle();
+    assert.equal(fetches.length, 1);
+    assert.equal(syncs, 1);
+    assert.deepEqual(
+      emitted,
+      items.map((i) => `m${i.envelope.seq}`),
+    );
+    assert.equal(cache.cursor, items.at(-1)!.cursor);
   });
 
   it("a long run is opened in chunks the opener keeps on the calling thread (never its worker threads), stored as one run, in order", async () => {
