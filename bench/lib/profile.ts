@@ -1,9 +1,15 @@
+import { join } from "node:path";
+
 /**
  * With ZMQCHAT_BENCH_PROFILE=DIR, every process the bench starts (stack, helpers) writes a V8
  * CPU profile into DIR when it exits (node --cpu-prof), to see where the time goes.
  * ZMQCHAT_BENCH_PROFILE_INTERVAL=µs samples less often than V8's 1,000 µs: every thread of a
  * process (a client's opener and checkpoint threads too) gets its own sampling thread, and a
  * helper with 25 clients has some 75 of them, which at 1 ms took more CPU than the clients.
+ * Each process writes into a directory of its own, DIR/NAME-TIME/, one file per thread under
+ * Node's own name, CPU.DATE.TIME.PID.TID.SEQ.cpuprofile (the main thread's TID is 0): a
+ * --cpu-prof-name would be the same for every thread, and the workers' profiles overwrote the
+ * main thread's.
  */
 export function profileFlags(name: string): string[] {
   const dir = process.env.ZMQCHAT_BENCH_PROFILE;
@@ -11,8 +17,7 @@ export function profileFlags(name: string): string[] {
   const interval = process.env.ZMQCHAT_BENCH_PROFILE_INTERVAL;
   return [
     "--cpu-prof",
-    `--cpu-prof-dir=${dir}`,
-    `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`,
+    `--cpu-prof-dir=${join(dir, `${name}-${Date.now()}`)}`,
     ...(interval ? [`--cpu-prof-interval=${interval}`] : []),
   ];
 }
