@@ -121,6 +121,9 @@ async function open(params: {
     identity,
     cache: new Cache(params.cachePath ?? paths.cache),
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    // The service is known to run: the 1.5 s first-contact budget (for "nothing runs there") is
+    // less than a loaded machine's stalls while 25 members start at once ("nothing answers").
+    firstContactMs: 60_000,
   });
   const p: Peer = { client, logs: new Map(), problems: [] };
   client.on((e) => {
@@ -307,6 +310,7 @@ async function recover(params: {
     identity,
     cache,
     requestTimeoutMs: RECOVERY_TIMEOUT_MS,
+    firstContactMs: 60_000,
   });
   let messages = 0;
   let verified = 0;
