@@ -4,7 +4,6 @@ import {
   createHash,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
   hkdfSync,
   type KeyObject,
   randomBytes,
@@ -13,7 +12,13 @@ import {
   sign,
   verify,
 } from "node:crypto";
-import { type Identity, type IdentitySecrets, identityFromSecrets, identitySecrets } from "../crypto/keys.js";
+import {
+  type Identity,
+  type IdentitySecrets,
+  identityFromSecrets,
+  identitySecrets,
+  newPrivateKey,
+} from "../crypto/keys.js";
 import { x25519Private, x25519PublicRaw } from "../crypto/session-binding.js";
 import { ZmqchatError } from "../errors.js";
 import type { DeviceInfo } from "../protocol/devices.js";
@@ -174,10 +179,10 @@ export function sealRekey(
   next: LoadedIdentity,
   signer: Identity,
 ): string {
-  const eph = generateKeyPairSync("x25519");
-  const ephRaw = x25519PublicRaw(eph.privateKey);
+  const eph = newPrivateKey("x25519");
+  const ephRaw = x25519PublicRaw(eph);
   const devRaw = Buffer.from(deviceKey, "base64url");
-  const shared = diffieHellman({ privateKey: eph.privateKey, publicKey: x25519Public(devRaw) });
+  const shared = diffieHellman({ privateKey: eph, publicKey: x25519Public(devRaw) });
   const info = `${REKEY_INFO}\n${name}\n${device}`;
   const key = Buffer.from(hkdfSync("sha256", shared, Buffer.concat([ephRaw, devRaw]), info, 32));
   const plain = Buffer.from(
