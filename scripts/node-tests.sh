@@ -70,5 +70,11 @@ sum() { grep -E "^# $1 [0-9]+$" "$log" | awk '{s += $3} END {print s + 0}'; }
 passed=$(sum pass)
 failed=$(($(sum fail) + $(sum cancelled)))
 [ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
+skipped=$(sum skipped)
+# Skipped tests count as neither passed nor failed; they are named so that nobody mistakes them.
+if [ "$skipped" -gt 0 ]; then
+  echo "# ${skipped} skipped (counted as neither passed nor failed):"
+  grep -E "^ *ok [0-9]+ - .* # SKIP" "$log" | sed -E 's/^ *ok [0-9]+ - /#   /'
+fi
 echo "${passed} passed, ${failed} failed"
 exit $status

@@ -33,13 +33,19 @@ for (let i = 0; i < 1000; i++) {
 }`;
 
 describe("making and saving identities never hangs the process (Node 20 key-export deadlock)", () => {
+  // The deadlock is a race: the control hung 3 of 3 by hand on one machine and 0 of 1 on CI's. On
+  // Node 20 a run that does not hang is reported as skipped (never as passed): the harness was not
+  // shown to see the hang this time. On 22+ the same keys must come out (exit 0).
   it("control: keys straight from generateKeyPairSync hang on Node 20 (the harness sees the deadlock), not on 22+", {
     timeout: 120_000,
-  }, async () => {
+  }, async (t) => {
     const code = await run(["-e", RAW], 30_000);
-    if (NODE_MAJOR <= 20)
-      assert.equal(code, null, "Node 20 did not hang: the control no longer shows the deadlock");
-    else assert.equal(code, 0, `Node ${NODE_MAJOR} failed or hung`);
+    if (NODE_MAJOR > 20) assert.equal(code, 0, `Node ${NODE_MAJOR} failed or hung`);
+    else if (code !== null) {
+      // (code null: it hung and was killed, which is what the control is for.)
+      assert.equal(code, 0, "the control failed without hanging");
+      t.skip("the race did not strike in this run: the harness was not shown to see the hang");
+    }
   });
 
   it("1,500 identities made and exported as the product does, a collection every 50 allocations", {
