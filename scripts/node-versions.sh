@@ -83,6 +83,8 @@ prepare_one() {
     loads "$pkg" "$sqlite" || { echo "Node $v: the rebuilt better-sqlite3 does not load in Node $v (see $log)"; return 1; }
     echo "$stamp" >"$sqlite/.zmqchat-built-for"
   fi
+  # The package test's `npm install -g` on this release unpacks this build instead of compiling.
+  "$pkg/bin/node" scripts/seed-prebuild.cjs "$sqlite" >>"$log" 2>&1 || echo "Node $v: could not cache the better-sqlite3 build (see $log)"
   echo "Node $v: ready ($("$pkg/bin/node" --version), better-sqlite3 $stamp)"
 }
 

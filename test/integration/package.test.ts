@@ -24,6 +24,7 @@ const SOURCES = [
   "server",
   "balancer",
   "tui",
+  "scripts/bundle.mjs",
   "package.json",
   "package-lock.json",
   "tsconfig.json",
@@ -33,7 +34,8 @@ const SOURCES = [
 /**
  * The package as users get it: `npm pack` of a copy of the sources (so `prepare` builds dist/
  * there, not in the tree other tests are running from), installed globally into a temporary
- * prefix (this compiles better-sqlite3), then run by name from an unrelated directory.
+ * prefix (this compiles better-sqlite3, or under `npm test` unpacks the build scripts/seed-prebuild.cjs
+ * cached), then run by name from an unrelated directory.
  */
 describe("npm pack, npm install -g, zmqchat from anywhere", () => {
   let dir: string;
