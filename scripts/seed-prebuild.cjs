@@ -1,7 +1,7 @@
 // Puts the better-sqlite3 binary that this machine built (npm install compiles it from source:
 // GitHub, where its prebuilt binaries live, is out of reach here) into prebuild-install's cache, so
 // that the test suite's later installs of the same version for the same Node ABI (the package
-// test's `npm install -g`, the Ansible rollout's three hosts) unpack it instead of compiling
+// test's `npm install -g`, the Ansible rollout's dependency set) unpack it instead of compiling
 // sqlite3.c again (about a CPU-minute each). Writes nothing when the cache has the file already.
 //
 //   node scripts/seed-prebuild.cjs [DIR]   # DIR: an installed better-sqlite3 (default node_modules/better-sqlite3)

@@ -15,7 +15,7 @@ bash scripts/ensure-deps.sh || exit 1
 
 stage "build and typecheck"
 npm run --silent build || exit 1
-# The package test's `npm install -g` and the Ansible rollout's hosts install better-sqlite3 again:
+# The package test's `npm install -g` and the Ansible rollout's dependency set install better-sqlite3 again:
 # they unpack the binary npm install built here instead of compiling it once more each.
 node scripts/seed-prebuild.cjs || echo "(each later install of better-sqlite3 compiles it)"
 
