@@ -1,5 +1,6 @@
 import { Router, XPublisher, XSubscriber } from "zeromq";
 import type { BrokerHandlers, BrokerSockets } from "../../core/broker-sockets.js";
+import { readFairly } from "../../core/fair-loop.js";
 import { type CurveKeys, curveServerOptions } from "./curve.js";
 import { ImmediateSender } from "./immediate-sender.js";
 import { COMMON_SOCKET_OPTIONS, QUEUE_BYTES, QUEUE_FRAMES } from "./options.js";
@@ -187,23 +188,31 @@ export class ZeromqBrokerSockets implements BrokerSockets {
    * resolve at once, so the loop yields now and then, as readFrontend does.
    */
   private async readPublications(): Promise<void> {
-    await this.guard(async () => {
-      let n = 0;
-      this.xsub.receiveTimeout = 0;
-      while (!this.closed) {
-        let parts: Buffer[];
-        try {
-          parts = await this.xsub.receive();
-        } catch (err) {
-          if ((err as { code?: string }).code !== "EAGAIN" || this.closed) throw err;
-          this.xsub.receiveTimeout = -1;
-          parts = await this.xsub.receive();
-          this.xsub.receiveTimeout = 0;
-        }
-        if (parts.length === 2) this.toSubscribers.push(parts);
-        if (++n % 64 === 0) await new Promise((r) => setImmediate(r));
+    await this.guard(() =>
+      readFairly(
+        this.publications(),
+        (parts) => {
+          if (parts.length === 2) this.toSubscribers.push(parts);
+        },
+        64,
+      ),
+    );
+  }
+
+  /** The XSUB's publications, each taken without a wait while there are some (see readPublications). */
+  private async *publications(): AsyncGenerator<Buffer[]> {
+    this.xsub.receiveTimeout = 0;
+    while (!this.closed) {
+      try {
+        yield await this.xsub.receive();
+      } catch (err) {
+        if ((err as { code?: string }).code !== "EAGAIN" || this.closed) throw err;
+        this.xsub.receiveTimeout = -1;
+        const parts = await this.xsub.receive();
+        this.xsub.receiveTimeout = 0;
+        yield parts;
       }
-    });
+    }
   }
 
   private async readSubscriptions(): Promise<void> {
