@@ -85,3 +85,122 @@ describe("the SQLite store reports commits that waited for another process's wri
     }
   });
 });
+
+describe("the SQLite store syncs the log after a commit, outside the write lock, before anything of it is relied on", () => {
+  /** A log sync the test lets finish (or fail) when it wants; `calls` resolves at the first. */
+  function heldSync() {
+    const waiting: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+    let called!: () => void;
+    const calls = new Promise<void>((r) => {
+      called = r;
+    });
+    return {
+      calls,
+      waiting,
+      syncFile: (_fd: number) =>
+        new Promise<void>((resolve, reject) => {
+          waiting.push({ resolve, reject });
+          called();
+        }),
+    };
+  }
+
+  async function within<T>(p: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: not within 5 s`)), 5000);
+    });
+    try {
+      return await Promise.race([p, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  it("an append resolves once the log is synced, and the other server may write while the sync runs", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "zmqchat-store-sync-"));
+    const path = join(dir, "store.db");
+    const sync = heldSync();
+    const store = new SqliteStore(path, { syncFile: sync.syncFile });
+    await store.init();
+    const other = new Database(path);
+    try {
+      let settled = false;
+      const appended = store.append({ id: "m-1", owners: ["bob", "alice"], envelope: "{}" }).finally(() => {
+        settled = true;
+      });
+      await within(sync.calls, "the log sync after the commit");
+      // The commit is done and its lock released: another process's writer gets it at once.
+      other.exec("BEGIN IMMEDIATE");
+      other.exec("ROLLBACK");
+      await new Promise((r) => setImmediate(r));
+      assert.equal(settled, false, "the append resolved before its commit was synced");
+      for (const w of sync.waiting.splice(0)) w.resolve();
+      assert.equal((await within(appended, "the append")).duplicate, false);
+    } finally {
+      other.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a read hands out appended items only once the log is synced", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "zmqchat-store-sync-read-"));
+    const path = join(dir, "store.db");
+    const sync = heldSync();
+    const store = new SqliteStore(path, { syncFile: sync.syncFile });
+    await store.init();
+    try {
+      const appended = store.append({ id: "m-1", owners: ["bob", "alice"], envelope: "{}" });
+      await within(sync.calls, "the log sync after the commit");
+      // Committed, so visible, but not yet durable: the read waits for a sync too.
+      let page: { items: unknown[] } | null = null;
+      const read = store.read("bob", null, 10).then((p) => {
+        page = p;
+      });
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      assert.equal(page, null, "the read handed out an item not yet synced");
+      // The append's sync, then the read's (it came while the first ran), each let through.
+      while (page === null) {
+        for (const w of sync.waiting.splice(0)) w.resolve();
+        await new Promise((r) => setImmediate(r));
+      }
+      await within(Promise.all([appended, read]), "the append and the read");
+      assert.equal(page!.items.length, 1);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a failed sync refuses the batch; sent again, it is stored once, at the place the first commit gave it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "zmqchat-store-sync-fail-"));
+    const path = join(dir, "store.db");
+    let fail = true;
+    const errors: string[] = [];
+    const store = new SqliteStore(path, {
+      metrics: { batch: () => {}, error: (op) => errors.push(op) },
+      syncFile: async () => {
+        if (fail) throw new Error("EIO: i/o error, fdatasync");
+      },
+    });
+    await store.init();
+    try {
+      await assert.rejects(store.append({ id: "m-1", owners: ["bob", "alice"], envelope: "{}" }), (err) => {
+        assert.equal((err as { code?: string }).code, "unavailable");
+        return true;
+      });
+      assert.deepEqual(errors, ["append"]);
+      fail = false;
+      const again = await store.append({ id: "m-1", owners: ["bob", "alice"], envelope: "{}" });
+      assert.equal(again.duplicate, true);
+      const page = await store.read("bob", null, 10);
+      assert.equal(page.items.length, 1);
+      assert.equal(again.placed.get("bob")!.cursor, page.items[0]!.cursor);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
