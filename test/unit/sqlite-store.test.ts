@@ -154,20 +154,21 @@ describe("the SQLite store syncs the log after a commit, outside the write lock,
       const appended = store.append({ id: "m-1", owners: ["bob", "alice"], envelope: "{}" });
       await within(sync.calls, "the log sync after the commit");
       // Committed, so visible, but not yet durable: the read waits for a sync too.
-      let page: { items: unknown[] } | null = null;
+      const got: { page?: { items: unknown[] } } = {};
       const read = store.read("bob", null, 10).then((p) => {
-        page = p;
+        got.page = p;
+        return p;
       });
       await new Promise((r) => setImmediate(r));
       await new Promise((r) => setImmediate(r));
-      assert.equal(page, null, "the read handed out an item not yet synced");
+      assert.equal(got.page, undefined, "the read handed out an item not yet synced");
       // The append's sync, then the read's (it came while the first ran), each let through.
-      while (page === null) {
+      while (!got.page) {
         for (const w of sync.waiting.splice(0)) w.resolve();
         await new Promise((r) => setImmediate(r));
       }
-      await within(Promise.all([appended, read]), "the append and the read");
-      assert.equal(page!.items.length, 1);
+      const [, page] = await within(Promise.all([appended, read]), "the append and the read");
+      assert.equal(page.items.length, 1);
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
