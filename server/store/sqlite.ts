@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, mkdirSync, openSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { ZmqchatError } from "../../core/errors.js";
@@ -131,19 +131,15 @@ export class SqliteStore implements Store {
       metrics?: StoreMetrics;
       /** How long after a commit the write-ahead log is checkpointed (on its own thread). */
       checkpointDelayMs?: number;
-      /** Makes the write-ahead log durable (its file descriptor); fdatasync on the thread pool by default. */
-      syncFile?: (fd: number) => Promise<void>;
     } = {},
   ) {
     this.maxBatch = options.maxBatch ?? 512;
-    this.syncFile = options.syncFile ?? datasync;
     this.checkpointDelayMs = options.checkpointDelayMs;
     this.metrics = options.metrics ?? null;
     this.busyTimeoutMs = options.busyTimeoutMs ?? 2000;
   }
 
   private readonly busyTimeoutMs: number;
-  private readonly syncFile: (fd: number) => Promise<void>;
   private readonly checkpointDelayMs: number | undefined;
   private readonly metrics: StoreMetrics | null;
 
@@ -179,15 +175,14 @@ export class SqliteStore implements Store {
       this.db = db;
       this.stmts = this.prepare(db);
       this.tokens = this.openTokens(db);
-      this.writer = this.openWriter(db);
       // The log is checkpointed on a thread (core/wal-checkpoint.ts), not inside a commit: SQLite's
       // automatic checkpoint copies the log's pages into the database and syncs it within the
       // commit that crosses 1,000 pages, stalling that commit's acknowledgements and the event loop.
       if (this.path !== ":memory:") {
         this.checkpointer = new WalCheckpointer(this.path, this.checkpointDelayMs);
         db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
-        for (const other of [this.tokens.db, this.writer.db])
-          if (other !== db) other.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
+        if (this.tokens.db !== db)
+          this.tokens.db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
       }
     } catch (cause) {
       throw new ZmqchatError(
@@ -283,6 +278,17 @@ export class SqliteStore implements Store {
         "SELECT group_name FROM members WHERE user_name = ? ORDER BY group_name",
       ),
       mailboxSize: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM mailbox WHERE owner = ?"),
+      insertItem: db.prepare(
+        "INSERT OR IGNORE INTO mailbox (owner, msg_id, server_time, envelope) VALUES (?, ?, ?, ?)",
+      ),
+      // The mailbox position before a copy, read in the append's own write transaction: later
+      // appends get larger positions (AUTOINCREMENT), so it stays the predecessor.
+      prevItem: db.prepare<[string, number], { pos: number | null }>(
+        "SELECT max(pos) AS pos FROM mailbox WHERE owner = ? AND pos < ?",
+      ),
+      findItem: db.prepare<[string, string], { pos: number; server_time: string }>(
+        "SELECT pos, server_time FROM mailbox WHERE owner = ? AND msg_id = ?",
+      ),
       read: db.prepare<[string, number, number], { pos: number; server_time: string; envelope: string }>(
         "SELECT pos, server_time, envelope FROM mailbox WHERE owner = ? AND pos > ? ORDER BY pos LIMIT ?",
       ),
@@ -418,75 +424,6 @@ export class SqliteStore implements Store {
       claim: db.prepare("INSERT OR IGNORE INTO used_tokens (token, expires) VALUES (?, ?)"),
       forget: db.prepare("DELETE FROM used_tokens WHERE expires < ?"),
     };
-  }
-
-  private writer: ReturnType<SqliteStore["openWriter"]> | null = null;
-
-  /**
-   * Mailbox appends go through their own connection with synchronous=NORMAL, and the log is made
-   * durable after the commit, before any append of it resolves (flush, syncLog). SQLite's FULL
-   * syncs the log inside the commit, while the transaction holds the write lock: the other
-   * server waited for that fsync (light-load bench: a quarter of its commits, 5–9 ms each) and
-   * this server's event loop stood still through it. Synced outside, the lock is held for the
-   * inserts only, the fsync runs on the thread pool, and one fsync covers every commit of both
-   * servers written before it started (it syncs the file, whoever wrote it).
-   */
-  private openWriter(main: Database.Database) {
-    const db = this.path === ":memory:" ? main : new Database(this.path);
-    if (db !== main) {
-      db.pragma("busy_timeout = 0");
-      db.pragma("synchronous = NORMAL");
-    }
-    return {
-      db,
-      insertItem: db.prepare(
-        "INSERT OR IGNORE INTO mailbox (owner, msg_id, server_time, envelope) VALUES (?, ?, ?, ?)",
-      ),
-      // The mailbox position before a copy, read in the append's own write transaction: later
-      // appends get larger positions (AUTOINCREMENT), so it stays the predecessor.
-      prevItem: db.prepare<[string, number], { pos: number | null }>(
-        "SELECT max(pos) AS pos FROM mailbox WHERE owner = ? AND pos < ?",
-      ),
-      findItem: db.prepare<[string, string], { pos: number; server_time: string }>(
-        "SELECT pos, server_time FROM mailbox WHERE owner = ? AND msg_id = ?",
-      ),
-    };
-  }
-
-  /** The write-ahead log, opened once to be synced; null for `:memory:` (nothing to make durable). */
-  private logFd: number | null = null;
-  /** The log sync under way, and the one that will follow it for whoever wrote meanwhile. */
-  private syncing: Promise<void> | null = null;
-  private nextSync: Promise<void> | null = null;
-
-  /**
-   * Resolves once everything committed to the log before the call is on disk: a sync that is
-   * already under way may have started before that commit's write, so callers that come while one
-   * runs share the next one.
-   */
-  private syncLog(): Promise<void> {
-    if (this.path === ":memory:") return Promise.resolve();
-    if (!this.syncing) {
-      this.syncing = this.syncOnce().finally(() => {
-        this.syncing = null;
-      });
-      return this.syncing;
-    }
-    if (!this.nextSync) {
-      const after = () => {
-        this.nextSync = null;
-        return this.syncLog();
-      };
-      this.nextSync = this.syncing.then(after, after);
-    }
-    return this.nextSync;
-  }
-
-  private async syncOnce(): Promise<void> {
-    // The log exists from the first commit on, and stays (same file) while this store's
-    // connections are open: SQLite removes it only when its last connection closes.
-    this.logFd ??= openSync(`${this.path}-wal`, "r+");
-    await this.syncFile(this.logFd);
   }
 
   async putDevice(name: string, device: DeviceRecord): Promise<void> {
@@ -628,7 +565,7 @@ export class SqliteStore implements Store {
     limit: number,
     maxChars = Number.POSITIVE_INFINITY,
   ): Promise<{ items: StoredItem[]; more: boolean }> {
-    const page = await this.guard(() => {
+    return this.guard(() => {
       // Iterated, not fetched whole: a page of large envelopes stops at the budget without
       // reading the rest into memory.
       const items: StoredItem[] = [];
@@ -644,10 +581,6 @@ export class SqliteStore implements Store {
       }
       return { items, more };
     });
-    // A page may hold appends committed (by either server) but not yet synced: none is handed
-    // out before it is durable, as none is acknowledged or published before.
-    if (page.items.length > 0) await this.syncLog().catch((cause) => unavailable(cause));
-    return page;
   }
 
   async close(): Promise<void> {
@@ -657,12 +590,6 @@ export class SqliteStore implements Store {
     await checkpointer?.close();
     if (this.tokens && this.tokens.db !== this.db) this.tokens.db.close();
     this.tokens = null;
-    // A sync under way finishes on its own file descriptor: closed once it is done.
-    await Promise.all([this.syncing, this.nextSync].map((p) => p?.catch(() => {})));
-    if (this.logFd !== null) closeSync(this.logFd);
-    this.logFd = null;
-    if (this.writer && this.writer.db !== this.db) this.writer.db.close();
-    this.writer = null;
     this.db?.close();
     this.db = null;
   }
@@ -683,13 +610,13 @@ export class SqliteStore implements Store {
     let results: AppendResult[][];
     const started = performance.now();
     try {
-      const writer = this.writing;
-      results = writer.db
+      results = this.handle
         .transaction(() => {
           const last = new Map<string, number>();
-          return batch.map((p) => p.inputs.map((input) => this.appendOne(writer, input, last)));
+          return batch.map((p) => p.inputs.map((input) => this.appendOne(input, last)));
         })
         .immediate();
+      this.metrics?.batch(appends, (performance.now() - started) / 1000);
       if (this.busyRetries > 0) this.metrics?.lockWait?.((started - this.busySince) / 1000, this.busyRetries);
       this.checkpointer?.wrote();
     } catch (cause) {
@@ -714,25 +641,7 @@ export class SqliteStore implements Store {
       return;
     }
     this.busyRetries = 0;
-    // Committed, and visible to readers; acknowledged (and so published) once durable. A failed
-    // sync refuses the batch as a failed commit would: the client sends it again with the same
-    // ids, and the service answers what it stored as duplicates, at the same places.
-    this.syncLog().then(
-      () => {
-        this.metrics?.batch(appends, (performance.now() - started) / 1000);
-        for (const [i, p] of batch.entries()) p.resolve(results[i]!);
-      },
-      (cause: unknown) => {
-        this.metrics?.error("append");
-        const err = unavailable(cause);
-        for (const p of batch) p.reject(err);
-      },
-    );
-  }
-
-  private get writing(): NonNullable<SqliteStore["writer"]> {
-    if (!this.writer) throw new ZmqchatError("unavailable", "the SQLite store is not open");
-    return this.writer;
+    for (const [i, p] of batch.entries()) p.resolve(results[i]!);
   }
 
   private busyRetries = 0;
@@ -750,29 +659,25 @@ export class SqliteStore implements Store {
    * the write lock (BEGIN IMMEDIATE), so nothing else lands in a mailbox between two of its own
    * copies: the predecessor of a copy is that position, with no index read.
    */
-  private appendOne(
-    writer: NonNullable<SqliteStore["writer"]>,
-    input: AppendInput,
-    last: Map<string, number>,
-  ): AppendResult {
+  private appendOne(input: AppendInput, last: Map<string, number>): AppendResult {
     const serverTime = new Date().toISOString();
     const placed = new Map<string, Placement>();
     let duplicate = true;
     for (const owner of input.owners) {
-      const r = writer.insertItem.run(owner, input.id, serverTime, envelopeFor(input, owner));
+      const r = this.stmts.insertItem.run(owner, input.id, serverTime, envelopeFor(input, owner));
       let pos: number;
       let time = serverTime;
       let prev: number | null;
       if (r.changes === 1) {
         duplicate = false;
         pos = Number(r.lastInsertRowid);
-        prev = last.get(owner) ?? writer.prevItem.get(owner, pos)?.pos ?? null;
+        prev = last.get(owner) ?? this.stmts.prevItem.get(owner, pos)?.pos ?? null;
         last.set(owner, pos);
       } else {
-        const row = writer.findItem.get(owner, input.id)!;
+        const row = this.stmts.findItem.get(owner, input.id)!;
         pos = row.pos;
         time = row.server_time;
-        prev = writer.prevItem.get(owner, pos)?.pos ?? null;
+        prev = this.stmts.prevItem.get(owner, pos)?.pos ?? null;
       }
       placed.set(owner, { cursor: String(pos), serverTime: time, prev: prev === null ? null : String(prev) });
     }
@@ -822,21 +727,6 @@ export class SqliteStore implements Store {
 
 function toUser(row: { name: string; sign_key: string; enc_key: string }): UserRecord {
   return { name: row.name, keys: { sign: row.sign_key, enc: row.enc_key } };
-}
-
-function unavailable(cause: unknown): ZmqchatError {
-  return new ZmqchatError(
-    "unavailable",
-    `the store could not make a write durable: ${(cause as Error).message}`,
-    {
-      cause,
-    },
-  );
-}
-
-/** fdatasync on the thread pool: the event loop goes on meanwhile. */
-function datasync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 function isBusy(err: unknown): boolean {
