@@ -1,4 +1,5 @@
-import { checkDeliveryFrame } from "../protocol/delivery-check.js";
+import { checkDeliveryFrame, deliveriesInFrame } from "../protocol/delivery-check.js";
+import { isPlainObject } from "../protocol/envelope-check.js";
 import type { MailboxItem } from "../protocol/schema.js";
 import type { Cache, ChatMessage } from "./cache.js";
 import { PARALLEL_MIN } from "./opener.js";
@@ -103,8 +104,22 @@ export class LiveDeliveries {
     private readonly deps: LiveDeps,
   ) {}
 
-  /** Takes one parsed delivery frame (group notices are handled elsewhere). */
+  /**
+   * Takes one parsed delivery frame (group notices are handled elsewhere); a `deliver.many` frame
+   * is taken as its deliveries one by one, and one malformed as a malformed delivery (a sync).
+   */
   push(frame: unknown): void {
+    if (isPlainObject(frame) && frame.type === "deliver.many") {
+      // One level only: a batch inside a batch is a malformed delivery.
+      const frames = deliveriesInFrame(frame);
+      if (frames === null || frames.length === 0) this.enqueue(null);
+      else for (const f of frames) this.enqueue(f);
+      return;
+    }
+    this.enqueue(frame);
+  }
+
+  private enqueue(frame: unknown): void {
     if (this.queue.length >= MAX_QUEUED) {
       this.syncLater();
       return;
