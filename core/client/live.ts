@@ -1,6 +1,7 @@
 import { checkDeliveryFrame, deliveriesInFrame } from "../protocol/delivery-check.js";
 import { isPlainObject } from "../protocol/envelope-check.js";
 import type { MailboxItem } from "../protocol/schema.js";
+import { CURSOR } from "../protocol/sync-check.js";
 import type { Cache, ChatMessage } from "./cache.js";
 import { PARALLEL_MIN } from "./opener.js";
 
@@ -218,6 +219,13 @@ export class LiveDeliveries {
         expired = true;
         continue;
       }
+      // At or behind the cursor (our own copies, whose acks stored them first): dropped on the
+      // cursor alone, without checking the envelope nobody will open.
+      const seen = cursorOf(frame, this.me);
+      if (seen !== null && behind(seen, start)) {
+        stored = seen;
+        continue;
+      }
       // Checked by hand as deliveryFrameSchema would (delivery-check.ts), without Zod's cost.
       const parsed = checkDeliveryFrame(frame);
       if (parsed === null || parsed.owner !== this.me) {
@@ -333,4 +341,12 @@ export class LiveDeliveries {
     if (fresh.length < opened.length) this.deps.alreadyStored?.(cache.cursor ?? at!);
     return held.slice(k);
   }
+}
+
+/** A delivery frame's mailbox cursor when it is well formed and the frame is `me`'s; else null. */
+function cursorOf(frame: unknown, me: string): string | null {
+  if (!isPlainObject(frame) || frame.owner !== me || frame.type !== "deliver" || !isPlainObject(frame.item))
+    return null;
+  const { cursor } = frame.item;
+  return typeof cursor === "string" && CURSOR.test(cursor) ? cursor : null;
 }

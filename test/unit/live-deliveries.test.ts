@@ -156,6 +156,25 @@ describe("live deliveries (core/client/live.ts)", () => {
     assert.equal(cache.cursor, "8");
   });
 
+  it("drops a delivery at or behind the cursor on its cursor alone (the sender's own copy after its ack): no envelope check, no sync; one ahead is still checked", async () => {
+    const items = [item(1, "3"), item(2, "7")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    live.push(frame(items[1]!, "3"));
+    await live.idle();
+    const told: string[] = [];
+    const l = new LiveDeliveries("bob", { ...deps, alreadyStored: (c) => told.push(c) });
+    // Behind the cursor, with an envelope that would not pass the check: dropped quietly.
+    l.push({ ...frame(items[0]!, null), item: { ...items[0]!, envelope: { junk: true } } });
+    await l.idle();
+    assert.equal(syncs, 0);
+    assert.deepEqual(told, ["7"]);
+    // Positive control: the same junk ahead of the cursor is malformed and makes a sync.
+    l.push({ ...frame(item(3, "9"), "7"), item: { ...item(3, "9"), envelope: { junk: true } } });
+    await l.idle();
+    assert.equal(syncs, 1);
+  });
+
   it("a malformed deliver.many (too many frames, not a list, a batch inside a batch, empty) makes a sync, never a crash", async () => {
     const items = [item(1, "3"), item(2, "7")];
     mailbox.push(...items);
