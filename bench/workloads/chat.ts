@@ -328,6 +328,17 @@ export class ChatBench {
         unit: "msg",
         better: "higher",
       });
+      ctx.results.add(
+        `light.${this.store}.syncs`,
+        delta(before, after, "zmqchat_server_request_seconds_count", 'type="sync"'),
+        {
+          workload: w,
+          label:
+            "sync requests (live deliveries that missed their predecessor: gap reads and syncs; both clients)",
+          unit: "req",
+          better: "lower",
+        },
+      );
       for (const [key, label, value, unit] of lockFigures(before, after))
         ctx.results.add(`light.${this.store}.${key}`, value, { workload: w, label, unit, better: "lower" });
     } finally {

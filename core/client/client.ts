@@ -95,7 +95,7 @@ export interface ChatClientOptions {
    * fails (`timeout`): with the service down, commands fail or fall back at once.
    */
   firstContactMs?: number;
-  /** Worker threads that open large sync pages (default: the cores, up to 4; 0: none). */
+  /** Worker threads that open large sync pages (default: one fewer than the cores, up to 4; 0: none). */
   openerThreads?: number;
   /** False: sends no read receipts and shows none (config `readReceipts`; receipts.ts). Default true. */
   readReceipts?: boolean;

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
 import { describe, it } from "node:test";
 import type { Contact } from "../../core/client/cache.js";
-import { Opener } from "../../core/client/opener.js";
+import { Opener, openerThreadsFor } from "../../core/client/opener.js";
 import { Sealer } from "../../core/crypto/envelope.js";
 import { generateIdentity } from "../../core/crypto/keys.js";
 import { uuidv7 } from "../../core/protocol/ids.js";
@@ -67,6 +68,25 @@ describe("client opener (worker threads for large batches)", () => {
       await threaded.close();
       await here.close();
     }
+  });
+
+  it("opens a large batch on one worker thread when given one (not on the calling thread)", async () => {
+    const { bob, items, lookup } = mailbox(200, 50);
+    const one = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 1 });
+    const here = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 0 });
+    try {
+      const before = readdirSync("/proc/self/task").length;
+      const a = await one.open(items, lookup);
+      assert.ok(readdirSync("/proc/self/task").length > before, "a worker thread was started for the batch");
+      assert.deepEqual(a, await here.open(items, lookup));
+    } finally {
+      await one.close();
+      await here.close();
+    }
+  });
+
+  it("leaves one core to the calling thread by default, up to 4 threads", () => {
+    assert.deepEqual([1, 2, 3, 4, 5, 16].map(openerThreadsFor), [0, 1, 2, 3, 4, 4]);
   });
 
   it("recovers a mailbox into a fresh cache through the threaded opener: every message once, in order", async () => {
