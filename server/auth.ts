@@ -158,7 +158,14 @@ export class Authority {
       curveProof?: string;
     },
     signKey: string,
-  ): { session: string; expires: string; topic: string; topicExpires: string; bound: boolean } {
+  ): {
+    session: string;
+    expires: string;
+    topic: string;
+    batchTopic: string;
+    topicExpires: string;
+    bound: boolean;
+  } {
     if (!this.equal(req.mac, this.mac(`challenge\n${req.name}\n${req.nonce}\n${req.expires}`))) {
       throw new ZmqchatError("unauthorized", "the login challenge was not issued by this cluster");
     }
@@ -198,6 +205,7 @@ export class Authority {
       ...session,
       bound: req.curve !== undefined,
       topic: this.topic(req.name, this.epoch(), req.device ?? "-"),
+      batchTopic: this.topic(req.name, this.epoch(), req.device ?? "-", true),
       topicExpires: new Date((this.epoch() + 1) * this.topicPeriodMs).toISOString(),
     };
   }
@@ -268,26 +276,33 @@ export class Authority {
    * without the cluster secret, and that stops working when the period ends, so a leaked topic
    * is worth a day at most. Clients log in again for the next one.
    */
-  topic(name: string, epoch = this.epoch(), device = "-"): string {
-    const key = `${name}\n${epoch}\n${device}`;
+  topic(name: string, epoch = this.epoch(), device = "-", batched = false): string {
+    const key = `${name}\n${epoch}\n${device}\n${batched}`;
     let t = this.topics.get(key);
     if (!t) {
       // Each device has its own topic (server/devices.ts); "-" (a login without a device id) keeps the user's.
       const what = device === "-" ? `topic\n${name}\n${epoch}` : `topic-device\n${name}\n${device}\n${epoch}`;
-      t = createHmac("sha256", this.secret).update(what).digest("hex");
+      // The batched topic (deliveries several to a frame, server/delivery-publisher.ts) is a MAC
+      // under a label of its own: as unguessable as the plain one, and never a prefix of it.
+      t = createHmac("sha256", this.secret)
+        .update(batched ? `batched\n${what}` : what)
+        .digest("hex");
       if (this.topics.size > 100_000) this.topics.clear();
       this.topics.set(key, t);
     }
     return t;
   }
 
-  /** Where to publish a user's delivery: this period's topic, and the last one's during a grace time after the change. */
-  deliveryTopics(name: string, devices: readonly string[] = ["-"]): string[] {
+  /**
+   * Where to publish a user's delivery: this period's topic, and the last one's during a grace
+   * time after the change. `batched`: the topics of clients that take several deliveries a frame.
+   */
+  deliveryTopics(name: string, devices: readonly string[] = ["-"], batched = false): string[] {
     const now = this.clock.now();
     const epoch = this.epoch(now);
     const intoPeriod = now - epoch * this.topicPeriodMs;
     const epochs = intoPeriod < TOPIC_GRACE_MS ? [epoch, epoch - 1] : [epoch];
-    return devices.flatMap((d) => epochs.map((e) => this.topic(name, e, d)));
+    return devices.flatMap((d) => epochs.map((e) => this.topic(name, e, d, batched)));
   }
 
   private epoch(now = this.clock.now()): number {

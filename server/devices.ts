@@ -83,10 +83,26 @@ export class DeviceRegistry {
     if (this.cacheMs > 0) await delay(this.cacheMs);
   }
 
-  /** Where a delivery to `owner` is published: every live device's topic (the user's own topic before any device logged in). */
+  /**
+   * Where a frame for `owner` is published (a group notice, a signal): both topics of every live
+   * device (the user's own before any device logged in), so that a client on either gets it.
+   */
   async topics(owner: string): Promise<string[]> {
+    const { plain, batched } = await this.deliveryTopics(owner);
+    return [...plain, ...batched];
+  }
+
+  /**
+   * Where a delivery to `owner` is published: every live device's plain topic, one delivery a
+   * frame (clients before batched topics), and its batched topic (server/delivery-publisher.ts).
+   */
+  async deliveryTopics(owner: string): Promise<{ plain: string[]; batched: string[] }> {
     const live = (await this.devicesOf(owner)).filter((d) => d.revoked === null).map((d) => d.id);
-    return this.auth.deliveryTopics(owner, live.length > 0 ? live : ["-"]);
+    const devices = live.length > 0 ? live : ["-"];
+    return {
+      plain: this.auth.deliveryTopics(owner, devices),
+      batched: this.auth.deliveryTopics(owner, devices, true),
+    };
   }
 
   /**

@@ -20,9 +20,8 @@ const REGISTERED_KEPT = 100_000;
 /** What the send path needs of the service around it. */
 export interface SendDeps {
   store: Store;
-  /** The live delivery topics of a user: one per live device (server/devices.ts). */
-  deliveryTopics(owner: string): Promise<string[]>;
-  publish(topic: string, frame: Uint8Array | string): void;
+  /** Publishes one delivery frame to `owner`'s live devices (server/delivery-publisher.ts). */
+  deliver(owner: string, frame: string): void;
   senderQuota: SenderQuota;
   mailboxQuota: MailboxQuota;
   /** Runs a quota check, counting a refusal in /metrics under `name`. */
@@ -57,7 +56,7 @@ export class SendPath {
   async send(env: Envelope, user: string): Promise<string> {
     const checked = await this.check(env, user, null);
     const [result] = await this.deps.store.appendMany([checked.input]);
-    await this.afterStore(checked, result!, true);
+    this.afterStore(checked, result!, true);
     return this.reply(checked, result!, user);
   }
 
@@ -89,7 +88,7 @@ export class SendPath {
       const rung = new Set<string>();
       for (const [i, { at, checked }] of accepted.entries()) {
         const result = results[i]!;
-        await this.afterStore(checked, result, !rung.has(checked.env.id));
+        this.afterStore(checked, result, !rung.has(checked.env.id));
         rung.add(checked.env.id);
         parts[at] = this.reply(checked, result, user);
       }
@@ -162,7 +161,7 @@ export class SendPath {
   }
 
   /** Counts what was stored and publishes each copy on its owner's topics (`ring`: false for a repeat in one batch). */
-  private async afterStore(checked: Checked, result: AppendResult, ring: boolean): Promise<void> {
+  private afterStore(checked: Checked, result: AppendResult, ring: boolean): void {
     const { owners, input } = checked;
     this.deps.stored(result.duplicate ? 0 : owners.length);
     if (!result.duplicate) this.deps.mailboxQuota.stored(owners);
@@ -173,7 +172,7 @@ export class SendPath {
       // a Buffer over 128 bytes is sent zero-copy and released through a V8 reference that the
       // I/O thread hands back to the event loop (measured: about a third less publisher CPU).
       const frame = `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${input.copies?.get(owner) ?? input.envelope}}${prevField(place.prev)}}`;
-      for (const topic of await this.deps.deliveryTopics(owner)) this.deps.publish(topic, frame);
+      this.deps.deliver(owner, frame);
     }
     this.deps.published(owners.length);
   }

@@ -16,6 +16,7 @@ import {
 import type { Authority, SessionClaims } from "./auth.js";
 import { Backups } from "./backups.js";
 import { FileService } from "./blobs/files.js";
+import { DeliveryPublisher } from "./delivery-publisher.js";
 import { DeviceRegistry } from "./devices.js";
 import { EphemeralRelay } from "./ephemeral.js";
 import { GroupService } from "./groups.js";
@@ -106,10 +107,15 @@ export class ChatService {
       publish: (topic, frame) => publisher.publish(topic, frame),
       limit: (name, check) => this.limit(name, check),
     });
+    const deliveries = new DeliveryPublisher({
+      topics: (owner) => this.devices.deliveryTopics(owner),
+      publish: (topic, frame) => publisher.publish(topic, frame),
+      failed: (err, owner) =>
+        log.warn({ err, owner }, "a delivery was not published (it stays in the mailbox)"),
+    });
     this.sendPath = new SendPath({
       store,
-      deliveryTopics: (owner) => this.devices.topics(owner),
-      publish: (topic, frame) => publisher.publish(topic, frame),
+      deliver: (owner, frame) => deliveries.deliver(owner, frame),
       senderQuota: this.senderQuota,
       mailboxQuota: this.mailboxQuota,
       limit: (name, check) => this.limit(name, check),

@@ -349,11 +349,13 @@ export class ChatClient {
       opts,
     );
     const previous = this.session?.topic ?? this.staleTopic;
-    this.session = { token: r.session, topic: r.topic };
+    // A server that offers a batch topic publishes deliveries there several to a frame (and
+    // group notices and signals too); one that does not, one a frame on the plain topic.
+    this.session = { token: r.session, topic: r.batchTopic ?? r.topic };
     this.bindKey = r.bound ? (binding?.key ?? null) : null;
     this.scheduleRenewal(r.lifetimeMs ?? Date.parse(r.expires) - Date.now());
-    this.channel.subscribe(r.topic);
-    if (previous && previous !== r.topic) this.channel.unsubscribe(previous);
+    this.channel.subscribe(this.session.topic);
+    if (previous && previous !== this.session.topic) this.channel.unsubscribe(previous);
     this.staleTopic = null;
     this.scheduleTopicRefresh(r.topicExpires);
     // Issue #19: every device registers its own key, so it gets the keys pushed after a revocation.

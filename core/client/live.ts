@@ -1,5 +1,7 @@
-import { checkDeliveryFrame } from "../protocol/delivery-check.js";
+import { checkDeliveryFrame, deliveriesInFrame } from "../protocol/delivery-check.js";
+import { isPlainObject } from "../protocol/envelope-check.js";
 import type { MailboxItem } from "../protocol/schema.js";
+import { CURSOR } from "../protocol/sync-check.js";
 import type { Cache, ChatMessage } from "./cache.js";
 import { PARALLEL_MIN } from "./opener.js";
 
@@ -103,8 +105,22 @@ export class LiveDeliveries {
     private readonly deps: LiveDeps,
   ) {}
 
-  /** Takes one parsed delivery frame (group notices are handled elsewhere). */
+  /**
+   * Takes one parsed delivery frame (group notices are handled elsewhere); a `deliver.many` frame
+   * is taken as its deliveries one by one, and one malformed as a malformed delivery (a sync).
+   */
   push(frame: unknown): void {
+    if (isPlainObject(frame) && frame.type === "deliver.many") {
+      // One level only: a batch inside a batch is a malformed delivery.
+      const frames = deliveriesInFrame(frame);
+      if (frames === null || frames.length === 0) this.enqueue(null);
+      else for (const f of frames) this.enqueue(f);
+      return;
+    }
+    this.enqueue(frame);
+  }
+
+  private enqueue(frame: unknown): void {
     if (this.queue.length >= MAX_QUEUED) {
       this.syncLater();
       return;
@@ -201,6 +217,13 @@ export class LiveDeliveries {
     for (const frame of batch) {
       if (frame === HOLD_EXPIRED) {
         expired = true;
+        continue;
+      }
+      // At or behind the cursor (our own copies, whose acks stored them first): dropped on the
+      // cursor alone, without checking the envelope nobody will open.
+      const seen = cursorOf(frame, this.me);
+      if (seen !== null && behind(seen, start)) {
+        stored = seen;
         continue;
       }
       // Checked by hand as deliveryFrameSchema would (delivery-check.ts), without Zod's cost.
@@ -318,4 +341,12 @@ export class LiveDeliveries {
     if (fresh.length < opened.length) this.deps.alreadyStored?.(cache.cursor ?? at!);
     return held.slice(k);
   }
+}
+
+/** A delivery frame's mailbox cursor when it is well formed and the frame is `me`'s; else null. */
+function cursorOf(frame: unknown, me: string): string | null {
+  if (!isPlainObject(frame) || frame.owner !== me || frame.type !== "deliver" || !isPlainObject(frame.item))
+    return null;
+  const { cursor } = frame.item;
+  return typeof cursor === "string" && CURSOR.test(cursor) ? cursor : null;
 }

@@ -1,5 +1,5 @@
 import { isPlainObject } from "./envelope-check.js";
-import { NAME_PATTERN, PROTOCOL_VERSION } from "./limits.js";
+import { MAX_DELIVERIES_PER_FRAME, NAME_PATTERN, PROTOCOL_VERSION } from "./limits.js";
 import type { DeliveryFrame } from "./schema.js";
 import { CURSOR, checkMailboxItem } from "./sync-check.js";
 
@@ -28,4 +28,17 @@ export function checkDeliveryFrame(x: unknown): DeliveryFrame | null {
     item: checked,
     ...(Object.hasOwn(x, "prev") ? { prev } : {}),
   };
+}
+
+/**
+ * The deliveries a `deliver.many` frame carries (schema.ts deliveryBatchFrameSchema), each still
+ * to be checked as a delivery frame; null when `x` is not such a frame, or is one the schema
+ * refuses (then the caller treats it as one malformed delivery).
+ */
+export function deliveriesInFrame(x: unknown): unknown[] | null {
+  if (!isPlainObject(x) || x.type !== "deliver.many") return null;
+  const { frames, owner } = x;
+  if (x.v !== PROTOCOL_VERSION || typeof owner !== "string" || !NAME_PATTERN.test(owner)) return null;
+  if (!Array.isArray(frames) || frames.length > MAX_DELIVERIES_PER_FRAME) return null;
+  return frames;
 }

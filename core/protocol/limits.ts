@@ -33,5 +33,10 @@ export const MAX_ENVELOPE_BYTES = MAX_FRAME_BYTES - 8 * 1024;
 export const MAX_V1_RECIPIENTS = 16;
 /** The length of one wrapped key in base64url: 12-byte IV, 32-byte key, 16-byte GCM tag. */
 export const WRAPPED_KEY_CHARS = 80;
+/**
+ * Most deliveries one `deliver.many` frame carries (server/delivery-publisher.ts); a client takes
+ * a frame with more as malformed and syncs instead.
+ */
+export const MAX_DELIVERIES_PER_FRAME = 256;
 /** Most envelopes one `send.many` request carries (issue 15): each is handled as one `send`. */
 export const MAX_SEND_MANY = 64;

@@ -4,6 +4,7 @@ import { deviceReplyBodies, deviceRequestBodies } from "./devices.js";
 import { fileReplyBodies, fileRequestBodies } from "./files.js";
 import { UUID_PATTERN } from "./ids.js";
 import {
+  MAX_DELIVERIES_PER_FRAME,
   MAX_GROUP_MEMBERS,
   MAX_SEND_MANY,
   MAX_SYNC_PAGE,
@@ -281,6 +282,11 @@ export const replyBodies = {
     session: z.string(),
     expires: z.string(),
     topic: z.string().regex(TOPIC_PATTERN),
+    /**
+     * The same device's topic for deliveries several to a frame (`deliver.many`, below), besides
+     * group notices and signals. A client that knows it subscribes here instead of `topic`.
+     */
+    batchTopic: z.string().regex(TOPIC_PATTERN).optional(),
     /** When the topic stops receiving deliveries; the client logs in again before. */
     topicExpires: z.string().optional(),
     /** How long the session lasts; the client renews it (session.renew) before. */
@@ -413,3 +419,15 @@ export const deliveryFrameSchema = z.object({
   prev: cursorSchema.nullable().optional(),
 });
 export type DeliveryFrame = z.infer<typeof deliveryFrameSchema>;
+
+/**
+ * Several live deliveries in one frame, in mailbox order, published on a device's batch topic
+ * (login's `batchTopic`; server/delivery-publisher.ts): each member of `frames` is a delivery
+ * frame as above. At most MAX_DELIVERIES_PER_FRAME of them.
+ */
+export const deliveryBatchFrameSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("deliver.many"),
+  owner: nameSchema,
+  frames: z.array(z.unknown()).max(MAX_DELIVERIES_PER_FRAME),
+});

@@ -252,7 +252,17 @@ describe("security: attacks that fail", () => {
     const bobTopic = createHmac("sha256", CLUSTER_SECRET)
       .update(`topic-device\nbob\n${device}\n${Math.floor(Date.now() / 86_400_000)}`)
       .digest("hex");
-    const snoops = ["", bobTopic.slice(0, 8), bobTopic.slice(0, 63)].map((prefix) => {
+    // The same device's batch topic (deliveries several to a frame): another MAC under the secret.
+    const bobBatchTopic = createHmac("sha256", CLUSTER_SECRET)
+      .update(`batched\ntopic-device\nbob\n${device}\n${Math.floor(Date.now() / 86_400_000)}`)
+      .digest("hex");
+    const prefixes = [
+      bobTopic.slice(0, 8),
+      bobTopic.slice(0, 63),
+      bobBatchTopic.slice(0, 8),
+      bobBatchTopic.slice(0, 63),
+    ];
+    const snoops = ["", ...prefixes].map((prefix) => {
       const s = new Subscriber({ linger: 0, receiveTimeout: 2500, ...stack.socketSecurity("client") });
       s.subscribe(prefix);
       s.connect(ready.endpoints.pubOut);
@@ -261,21 +271,27 @@ describe("security: attacks that fail", () => {
     // A legitimate subscriber of bob's full topic (only possible with the cluster secret) does
     // receive: proof that the snoops would have seen a leak. Subscriptions propagate
     // asynchronously, so keep sending until it has one.
-    const legit = new Subscriber({ linger: 0, receiveTimeout: 1000, ...stack.socketSecurity("client") });
-    legit.subscribe(bobTopic);
-    legit.connect(ready.endpoints.pubOut);
-    let topic: Buffer | undefined;
-    for (let i = 0; i < 15 && !topic; i++) {
-      assert.equal((await stack.cli("alice", ["send", "bob", `for bob's eyes ${i}`])).code, 0);
-      try {
-        [topic] = await legit.receive();
-      } catch {
-        // not yet subscribed: send again
+    // Both of bob's topics: the plain one (clients before batch topics) and the batch one.
+    const legit = [bobTopic, bobBatchTopic].map((t) => {
+      const s = new Subscriber({ linger: 0, receiveTimeout: 1000, ...stack.socketSecurity("client") });
+      s.subscribe(t);
+      s.connect(ready.endpoints.pubOut);
+      return s;
+    });
+    for (const [n, sub] of legit.entries()) {
+      let topic: Buffer | undefined;
+      for (let i = 0; i < 15 && !topic; i++) {
+        assert.equal((await stack.cli("alice", ["send", "bob", `for bob's eyes ${n}.${i}`])).code, 0);
+        try {
+          [topic] = await sub.receive();
+        } catch {
+          // not yet subscribed: send again
+        }
       }
+      assert.equal(topic?.toString(), [bobTopic, bobBatchTopic][n], "the full topic gets the delivery");
     }
-    assert.equal(topic?.toString(), bobTopic, "the full topic gets the delivery");
     for (const s of snoops) await assert.rejects(s.receive(), "a prefix subscription received a delivery");
-    for (const s of [...snoops, legit]) s.close();
+    for (const s of [...snoops, ...legit]) s.close();
   });
 
   it("a changed key is held with a warning until trusted", async () => {

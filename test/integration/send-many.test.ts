@@ -29,15 +29,20 @@ async function stackWith(quotas?: ServerQuotas, servers = 2) {
   });
   const stack = await startMemoryStack({ servers, store, quotas });
   const rung = new Map<string, Map<string, number>>();
+  /** Delivery frames published per topic (a deliver.many counts once). */
+  const frames = new Map<string, number>();
   const publish = stack.hub.publish.bind(stack.hub);
   stack.hub.publish = (topic, frame) => {
     const f = JSON.parse(Buffer.from(frame).toString("utf8"));
-    if (f.type === "deliver") {
-      // Per copy and topic: in the first 15 minutes of a topic period a copy also goes to the last period's topic.
-      const key = `${f.owner}/${f.item.envelope.id}`;
-      const perTopic = rung.get(key) ?? new Map<string, number>();
-      perTopic.set(topic, (perTopic.get(topic) ?? 0) + 1);
-      rung.set(key, perTopic);
+    if (f.type === "deliver" || f.type === "deliver.many") {
+      frames.set(topic, (frames.get(topic) ?? 0) + 1);
+      for (const d of f.type === "deliver" ? [f] : f.frames) {
+        // Per copy and topic: in the first 15 minutes of a topic period a copy also goes to the last period's topic.
+        const key = `${d.owner}/${d.item.envelope.id}`;
+        const perTopic = rung.get(key) ?? new Map<string, number>();
+        perTopic.set(topic, (perTopic.get(topic) ?? 0) + 1);
+        rung.set(key, perTopic);
+      }
     }
     publish(topic, frame);
   };
@@ -45,6 +50,11 @@ async function stackWith(quotas?: ServerQuotas, servers = 2) {
     stack,
     commits,
     rung,
+    frames,
+    /** Waits (up to 5 s) until `n` copies were published: deliveries leave a turn after the reply. */
+    async published(n: number) {
+      for (let i = 0; i < 500 && rung.size < n; i++) await new Promise((r) => setTimeout(r, 10));
+    },
     async stop() {
       await stack.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -54,7 +64,11 @@ async function stackWith(quotas?: ServerQuotas, servers = 2) {
 
 /** A sealer with `name`'s identity in the memory stack's profile for it. */
 function sealerOf(stack: Stack, name: string): Sealer {
-  return new Sealer(ensureIdentity(profilePaths(join(stack.dir, "homes", name), name), name).identity);
+  return new Sealer(identityOf(stack, name).identity);
+}
+
+function identityOf(stack: Stack, name: string) {
+  return ensureIdentity(profilePaths(join(stack.dir, "homes", name), name), name);
 }
 
 function keysOf(stack: Stack, name: string): PublicKeys {
@@ -129,6 +143,7 @@ describe("send.many", () => {
 
       const ids = async (owner: string) =>
         (await t.stack.store.read(owner, null, 100)).items.map((i) => JSON.parse(i.envelope).id as string);
+      await t.published(4);
       assert.deepEqual(await ids("bob"), [good1.id], "bob's mailbox: the good message, once");
       assert.deepEqual(await ids("carol"), [good2.id]);
       assert.deepEqual(await ids("alice"), [good1.id, good2.id], "the sender's own copies");
@@ -152,6 +167,55 @@ describe("send.many", () => {
         [true, true],
       );
       assert.deepEqual(await ids("bob"), [good1.id]);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("a burst's deliveries to one device go several to a frame on its batch topic and one a frame on its plain topic; a client on the batch topic applies them all, in order", async () => {
+    const t = await stackWith();
+    try {
+      const alice = await t.stack.client("alice");
+      const bob = await t.stack.client("bob");
+      await alice.login();
+      await bob.login();
+      const got: string[] = [];
+      bob.on((e) => {
+        if (e.type === "message") got.push(e.message.id);
+      });
+      const a = sealerOf(t.stack, "alice");
+      const bobKeys = { name: "bob", keys: keysOf(t.stack, "bob") };
+      const envelopes = Array.from({ length: MAX_SEND_MANY }, (_, i) => seal(a, "bob", [bobKeys], `m${i}`));
+      await alice.request("send.many", { envelopes });
+      for (let i = 0; i < 500 && got.length < envelopes.length; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(
+        got,
+        envelopes.map((e) => e.id),
+        "bob's client: every message once, in order",
+      );
+
+      const auth = new Authority(TEST_SECRET);
+      const device = identityOf(t.stack, "bob").device;
+      const plain = auth.deliveryTopics("bob", [device]);
+      const batched = auth.deliveryTopics("bob", [device], true);
+      for (const topic of plain)
+        assert.equal(t.frames.get(topic), MAX_SEND_MANY, "plain: one delivery a frame");
+      for (const topic of batched)
+        assert.ok(
+          (t.frames.get(topic) ?? 0) <= 2,
+          `batched: ${t.frames.get(topic)} frames for ${MAX_SEND_MANY}`,
+        );
+      for (const e of envelopes)
+        assert.deepEqual(
+          [...plain, ...batched].map((topic) => t.rung.get(`bob/${e.id}`)?.get(topic)),
+          [...plain, ...batched].map(() => 1),
+          "each copy once on each topic",
+        );
+      // A client that knows batch topics subscribes there only (an older one, to the plain topic).
+      const subscribers = (t.stack.hub as unknown as { subscribers: Map<string, Set<unknown>> }).subscribers;
+      assert.equal(subscribers.get(batched[0]!)?.size, 1);
+      assert.equal(subscribers.get(plain[0]!)?.size ?? 0, 0);
     } finally {
       await t.stop();
     }

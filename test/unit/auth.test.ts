@@ -119,16 +119,23 @@ describe("Authority: stateless challenges, sessions and topics", () => {
     );
     assert.equal(s.topicExpires, new Date(101 * day).toISOString());
     assert.deepEqual(a.deliveryTopics("alice"), [s.topic]);
+    assert.deepEqual(a.deliveryTopics("alice", ["-"], true), [s.batchTopic]);
+    assert.match(s.batchTopic, /^[0-9a-f]{64}$/, "a batch topic passes the balancer's check");
+    assert.notEqual(s.batchTopic, s.topic, "the batch topic is a topic of its own");
     now = 101 * day + 60_000;
     const next = a.topic("alice");
+    const nextBatched = a.topic("alice", undefined, "-", true);
     assert.notEqual(next, s.topic, "a new period, a new topic");
+    assert.notEqual(nextBatched, s.batchTopic, "a new period, a new batch topic");
     assert.deepEqual(
       a.deliveryTopics("alice"),
       [next, s.topic],
       "the old topic is still fed while clients move",
     );
+    assert.deepEqual(a.deliveryTopics("alice", ["-"], true), [nextBatched, s.batchTopic]);
     now = 101 * day + 3_600_000;
     assert.deepEqual(a.deliveryTopics("alice"), [next], "then no more");
+    assert.deepEqual(a.deliveryTopics("alice", ["-"], true), [nextBatched]);
     assert.notEqual(a.topic("bob"), next);
   });
 });

@@ -318,7 +318,9 @@ exit 2
     const complete = (line: string): string[] => {
       const r = spawnSync("zsh", ["-f", capture, line], {
         encoding: "utf8",
-        timeout: 20_000,
+        // A hang guard, not a timing: under a loaded CI machine (load 13 here) a completion that runs
+        // the CLI for names took over 20 s once.
+        timeout: 60_000,
         env: {
           ...process.env,
           ZC_SCRIPT: zshScript,

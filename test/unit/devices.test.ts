@@ -146,15 +146,30 @@ describe("DeviceRegistry (server)", () => {
   it("publishes to every live device's own topic, and to the user's topic before any device logged in", async () => {
     const { store, auth, registry, claims } = await setup();
     try {
-      assert.deepEqual(await registry.topics("alice"), auth.deliveryTopics("alice"));
+      assert.deepEqual((await registry.deliveryTopics("alice")).plain, auth.deliveryTopics("alice"));
       await registry.admit("alice", "0000000000000001");
       await registry.admit("alice", "0000000000000002");
-      const both = await registry.topics("alice");
+      const both = (await registry.deliveryTopics("alice")).plain;
       assert.deepEqual(both, auth.deliveryTopics("alice", ["0000000000000001", "0000000000000002"]));
       assert.equal(new Set(both).size, both.length, "each topic once");
       assert.ok(!both.includes(auth.topic("alice")), "the user's topic is not one of a device's");
+      const batched = auth.deliveryTopics("alice", ["0000000000000001", "0000000000000002"], true);
+      assert.deepEqual((await registry.deliveryTopics("alice")).batched, batched);
+      assert.equal(
+        batched.filter((t) => both.includes(t)).length,
+        0,
+        "batched topics are topics of their own",
+      );
+      assert.deepEqual(
+        await registry.topics("alice"),
+        [...both, ...batched],
+        "notices and signals go to both",
+      );
       await registry.revoke(claims("0000000000000001"), "0000000000000002");
-      assert.deepEqual(await registry.topics("alice"), auth.deliveryTopics("alice", ["0000000000000001"]));
+      assert.deepEqual(
+        (await registry.deliveryTopics("alice")).plain,
+        auth.deliveryTopics("alice", ["0000000000000001"]),
+      );
       await assert.rejects(
         registry.admit("alice", "0000000000000002"),
         (e: ZmqchatError) => e.code === "unauthorized",

@@ -7,6 +7,7 @@ import { AckBatch } from "../../core/client/ack-batch.js";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
 import { GAP_PAGE, LiveDeliveries, type LiveDeps, MAX_HOLD_MS } from "../../core/client/live.js";
 import { PARALLEL_MIN } from "../../core/client/opener.js";
+import { MAX_DELIVERIES_PER_FRAME } from "../../core/protocol/limits.js";
 import type { MailboxItem } from "../../core/protocol/schema.js";
 import { SqliteStore } from "../../server/store/sqlite.js";
 
@@ -137,6 +138,70 @@ describe("live deliveries (core/client/live.ts)", () => {
     assert.equal(cache.cursor, "8");
     // Frames that arrive together are opened and stored as one run.
     assert.equal(opens, 1);
+  });
+
+  it("takes a deliver.many frame as its deliveries: applied directly in one run, in order, without a sync", async () => {
+    const items = [item(1, "3"), item(2, "7"), item(3, "8")];
+    mailbox.push(...items);
+    live.push({
+      v: 1,
+      type: "deliver.many",
+      owner: "bob",
+      frames: [frame(items[0]!, null), frame(items[1]!, "3"), frame(items[2]!, "7")],
+    });
+    await live.idle();
+    assert.deepEqual(emitted, ["m1", "m2", "m3"]);
+    assert.equal(syncs, 0);
+    assert.equal(opens, 1);
+    assert.equal(cache.cursor, "8");
+  });
+
+  it("drops a delivery at or behind the cursor on its cursor alone (the sender's own copy after its ack): no envelope check, no sync; one ahead is still checked", async () => {
+    const items = [item(1, "3"), item(2, "7")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    live.push(frame(items[1]!, "3"));
+    await live.idle();
+    const told: string[] = [];
+    const l = new LiveDeliveries("bob", { ...deps, alreadyStored: (c) => told.push(c) });
+    // Behind the cursor, with an envelope that would not pass the check: dropped quietly.
+    l.push({ ...frame(items[0]!, null), item: { ...items[0]!, envelope: { junk: true } } });
+    await l.idle();
+    assert.equal(syncs, 0);
+    assert.deepEqual(told, ["7"]);
+    // Positive control: the same junk ahead of the cursor is malformed and makes a sync.
+    l.push({ ...frame(item(3, "9"), "7"), item: { ...item(3, "9"), envelope: { junk: true } } });
+    await l.idle();
+    assert.equal(syncs, 1);
+  });
+
+  it("a malformed deliver.many (too many frames, not a list, a batch inside a batch, empty) makes a sync, never a crash", async () => {
+    const items = [item(1, "3"), item(2, "7")];
+    mailbox.push(...items);
+    const many = (frames: unknown) => ({ v: 1, type: "deliver.many", owner: "bob", frames });
+    const bad = [
+      many(Array.from({ length: MAX_DELIVERIES_PER_FRAME + 1 }, () => frame(items[0]!, null))),
+      many("not a list"),
+      many([many([frame(items[0]!, null)])]),
+      many([]),
+      { ...many([frame(items[0]!, null)]), owner: "Not A Name" },
+    ];
+    for (const b of bad) {
+      const before = syncs;
+      live.push(b);
+      await live.idle();
+      assert.ok(syncs > before, `a sync after ${JSON.stringify(b).slice(0, 80)}`);
+    }
+    // The syncs read the mailbox: everything once, in order.
+    assert.deepEqual(emitted, ["m1", "m2"]);
+    // Positive control: a good batch after them is applied without a sync.
+    const next = item(3, "9");
+    mailbox.push(next);
+    const before = syncs;
+    live.push(many([frame(next, "7")]));
+    await live.idle();
+    assert.equal(syncs, before);
+    assert.deepEqual(emitted, ["m1", "m2", "m3"]);
   });
 
   it("syncs on a gap that does not close within HOLD_MS, then applies what follows directly; nothing twice, order kept", async () => {

@@ -67,6 +67,8 @@ export class ZeromqBrokerSockets implements BrokerSockets {
   private readonly toClients: Outbound;
   private readonly toWorkers: Outbound;
   private readonly toSubscribers: ImmediateSender;
+  /** Subscriptions forwarded to the servers' PUB sockets (see readSubscriptions). */
+  private readonly upstream: ImmediateSender;
   private closed = false;
   bound: BrokerEndpoints | null = null;
 
@@ -92,7 +94,15 @@ export class ZeromqBrokerSockets implements BrokerSockets {
       sendHighWaterMark: QUEUE_FRAMES,
       receiveHighWaterMark: QUEUE_FRAMES,
     });
-    this.xsub = new XSubscriber({ ...COMMON_SOCKET_OPTIONS, ...servers, receiveHighWaterMark: QUEUE_FRAMES });
+    // Its sends are subscriptions going upstream, one per subscribed topic: never dropped (no
+    // high-water mark), or a server would filter out a subscriber's deliveries for good.
+    this.xsub = new XSubscriber({
+      ...COMMON_SOCKET_OPTIONS,
+      ...servers,
+      receiveHighWaterMark: QUEUE_FRAMES,
+      sendHighWaterMark: 0,
+    });
+    this.upstream = new ImmediateSender(this.xsub);
     this.xpub = new FilteringXPublisher({
       ...COMMON_SOCKET_OPTIONS,
       ...clients,
@@ -122,8 +132,6 @@ export class ZeromqBrokerSockets implements BrokerSockets {
     await this.backend.bind(endpoints.backend);
     await this.xsub.bind(endpoints.pubIn);
     await this.xpub.bind(endpoints.pubOut);
-    // The balancer is trusted infrastructure: it takes every publication and filters per subscriber.
-    await this.xsub.send(Buffer.from([1]));
     this.bound = {
       frontend: this.frontend.lastEndpoint!,
       backend: this.backend.lastEndpoint!,
@@ -147,7 +155,7 @@ export class ZeromqBrokerSockets implements BrokerSockets {
 
   close(): void {
     this.closed = true;
-    for (const o of [this.toClients, this.toWorkers, this.toSubscribers]) o.close();
+    for (const o of [this.toClients, this.toWorkers, this.toSubscribers, this.upstream]) o.close();
     for (const s of [this.frontend, this.backend, this.xsub, this.xpub]) s.close();
   }
 
@@ -215,6 +223,15 @@ export class ZeromqBrokerSockets implements BrokerSockets {
     }
   }
 
+  /**
+   * Admits clients' subscriptions (full-length topics only) and forwards each admitted one, and
+   * each unsubscription, to the servers' PUB sockets through the XSUB, so that a server sends only
+   * what someone here subscribed to: a delivery to a device that is not connected (or on a topic
+   * its client does not use, as the plain topic beside a batch topic) never leaves the server.
+   * The XSUB counts: a topic two clients subscribed stays subscribed upstream until both left
+   * (an XPUB in manual mode reports a leaving client's topics as unsubscriptions), and it sends
+   * every subscription it holds to a server that connects (or reconnects) later.
+   */
   private async readSubscriptions(): Promise<void> {
     await this.guard(async () => {
       for await (const [msg] of this.xpub) {
@@ -222,13 +239,12 @@ export class ZeromqBrokerSockets implements BrokerSockets {
         const kind = msg[0];
         if (kind !== 0 && kind !== 1) continue;
         const topic = msg.subarray(1);
-        if (kind === 0) {
-          this.xpub.accept(topic, false);
-        } else if (this.handlers.acceptTopic(topic)) {
-          this.xpub.accept(topic, true);
-        } else {
-          this.handlers.onRefusedTopic?.(topic);
+        if (!this.handlers.acceptTopic(topic)) {
+          if (kind === 1) this.handlers.onRefusedTopic?.(topic);
+          continue;
         }
+        this.xpub.accept(topic, kind === 1);
+        this.upstream.push([msg]);
       }
     });
   }
