@@ -1,20 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Publisher, Subscriber } from "zeromq";
-import { ZeromqBrokerSockets } from "../../transports/zeromq/broker.js";
+import { bindBrokerSockets } from "../helpers/broker-sockets.js";
 import { waitFor } from "../helpers/stack.js";
 
 const TOPIC = "a".repeat(64);
 
 test("broker: publications are forwarded all and in order, in bursts, after pauses and one by one; close while waiting is quiet", async () => {
-  const sockets = new ZeromqBrokerSockets({
-    onClient() {},
-    onWorker() {},
-    onWorkerUnreachable() {},
-    acceptTopic: (t) => t.length === 64,
-  });
-  const ep = "tcp://127.0.0.1:0";
-  const bound = await sockets.bind({ frontend: ep, backend: ep, pubIn: ep, pubOut: ep });
+  const { sockets, bound } = await bindBrokerSockets();
   const pub = new Publisher({ linger: 0, sendHighWaterMark: 0 });
   pub.connect(bound.pubIn);
   const sub = new Subscriber({ linger: 0, receiveHighWaterMark: 0 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Subscriber, XPublisher } from "zeromq";
-import { ZeromqBrokerSockets } from "../../transports/zeromq/broker.js";
+import { bindBrokerSockets } from "../helpers/broker-sockets.js";
 import { waitFor } from "../helpers/stack.js";
 
 const ONE = "a".repeat(64);
@@ -28,14 +28,7 @@ function upstream(endpoint: string) {
 const settle = () => new Promise((r) => setTimeout(r, 300));
 
 test("broker: servers get exactly the subscriptions clients hold (counted, dropped when the last subscriber leaves, replayed to a server that joins later); never a subscribe-all, never a refused topic", async () => {
-  const sockets = new ZeromqBrokerSockets({
-    onClient() {},
-    onWorker() {},
-    onWorkerUnreachable() {},
-    acceptTopic: (t) => t.length === 64,
-  });
-  const ep = "tcp://127.0.0.1:0";
-  const bound = await sockets.bind({ frontend: ep, backend: ep, pubIn: ep, pubOut: ep });
+  const { sockets, bound } = await bindBrokerSockets();
   const server = upstream(bound.pubIn);
   const subs: Subscriber[] = [];
   const client = (topic: string) => {
