@@ -42,7 +42,10 @@ export class DeliveryPublisher {
       this.scheduled = false;
       const due = this.pending;
       this.pending = new Map();
-      this.chain = this.chain.then(() => this.publishAll(due));
+      // A turn that fails (a publish that throws) is reported; the turns after it still go out.
+      this.chain = this.chain
+        .then(() => this.publishAll(due))
+        .catch((err) => this.deps.failed(err, [...due.keys()].join(",")));
     });
   }
 

@@ -115,6 +115,27 @@ describe("delivery publisher (server/delivery-publisher.ts)", () => {
     assert.equal(JSON.parse(on("alice-batched")[0]!).type, "deliver", "one alone is not wrapped");
   });
 
+  it("a publish that throws is reported, and later turns are still published", async () => {
+    const published: string[] = [];
+    const failed: string[] = [];
+    let broken = true;
+    const p = new DeliveryPublisher({
+      topics: async (owner) => ({ plain: [`${owner}-plain`], batched: [] }),
+      publish: (topic) => {
+        if (broken) throw new Error("socket closed");
+        published.push(topic);
+      },
+      failed: (_err, owner) => failed.push(owner),
+    });
+    p.deliver("bob", delivery("bob", 1));
+    await p.flushed();
+    broken = false;
+    p.deliver("bob", delivery("bob", 2));
+    await p.flushed();
+    assert.deepEqual(failed, ["bob"]);
+    assert.deepEqual(published, ["bob-plain"]);
+  });
+
   it("an owner whose topics cannot be read is reported; the others are published", async () => {
     const published: string[] = [];
     const failed: string[] = [];
