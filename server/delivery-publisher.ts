@@ -5,7 +5,7 @@ export interface DeliveryPublisherDeps {
   /** A user's live topics: one a frame (`plain`) and several a frame (`batched`), per live device (server/devices.ts). */
   topics(owner: string): Promise<{ plain: string[]; batched: string[] }>;
   publish(topic: string, frame: string): void;
-  /** A delivery that could not be published (its topics could not be read): the mailbox still has it. */
+  /** Deliveries that could not be published (their topics could not be read, a publish threw): the mailbox still has them. */
   failed(err: unknown, owner: string): void;
 }
 
