@@ -31,6 +31,11 @@ describe("the cache's write-ahead log is checkpointed on a worker thread (wal-ch
     try {
       for (let i = 0; i < 10_000; i += 100)
         cache.addNext(batch(i, 100), i === 0 ? null : String(i), String(i + 100));
+      // The first write armed the checkpointer's own timer (1 s): let it fire first (timers run in
+      // the order they expire, so it runs before this wait's), or its checkpoint could still hold
+      // the log when the write below starts and keep the log from starting over (seen once on a
+      // loaded CI machine: "4496 pages after the log started over").
+      await new Promise((r) => setTimeout(r, 1100));
       const first = await cache.checkpointer!.checkpoint();
       // Had this connection checkpointed by itself (every 1,000 pages), the log would have started
       // over and hold fewer pages than that.
