@@ -17,6 +17,16 @@ const MAX_CT_CHARS = Math.ceil(((MAX_TEXT_BYTES * 2 + 64 + 16) * 4) / 3);
 /** Recipients remembered as registered per server (SendPath.registered); beyond it, forgotten and asked again. */
 const REGISTERED_KEPT = 100_000;
 
+/**
+ * How many `send.many` requests a client may have in flight when the store can check a
+ * predecessor (login reply `pipeline`): enough to hide a round trip behind the next request,
+ * few enough that a broken chain costs a short drain.
+ */
+export const SENDS_IN_FLIGHT = 4;
+
+/** Per-envelope refusals a client sends again (same id) rather than gives up: "not now". */
+const NOT_NOW = new Set(["unavailable", "rate_limited"]);
+
 /** What the send path needs of the service around it. */
 export interface SendDeps {
   store: Store;
@@ -60,30 +70,69 @@ export class SendPath {
     return this.reply(checked, result!, user);
   }
 
+  /** The login reply's `pipeline`: requests in flight a client may have (none offered when the store cannot keep their order). */
+  get pipeline(): number | undefined {
+    return this.deps.store.appendFollowing ? SENDS_IN_FLIGHT : undefined;
+  }
+
   /**
    * `send.many`: each envelope checked and charged as one `send` (a refusal refuses that
    * envelope only), the accepted ones stored in one store write, one result per envelope in
    * order. A store failure refuses the whole request: nothing of it may be relied on as stored,
    * and the client resends every envelope with the same ids.
+   *
+   * An envelope refused "not now" (unavailable, rate_limited: the client sends it again) refuses
+   * the ones after it the same way, unchecked and uncharged, so none of them lands before it.
+   * With `follows` (the id of the sender's envelope this request must come after: the client has
+   * several requests in flight) the request keeps the device's order across requests: it is
+   * stored only once the sender's own mailbox holds that envelope, checked in the store's write
+   * (appendFollowing), and else every envelope is refused as `unavailable`, holding nothing here.
    */
-  async sendMany(envs: readonly Envelope[], user: string): Promise<string> {
+  async sendMany(envs: readonly Envelope[], user: string, follows?: string): Promise<string> {
+    const append = this.deps.store.appendFollowing;
+    if (follows !== undefined && !append)
+      refuse(
+        "bad_request",
+        "send.many: this server's store cannot keep the order of requests in flight (follows)",
+      );
     const parts: string[] = new Array(envs.length);
     const accepted: Array<{ at: number; checked: Checked }> = [];
     // Copies accepted so far per recipient: a batch is held to a mailbox's quota as its sends would be.
     const reserved = new Map<string, number>();
     // One read of each group per request: a batch to one group otherwise read it (and its members) once per envelope.
     const groups = new Map<string, Promise<GroupRecord>>();
+    let notNow: string | null = null;
     for (const [at, env] of envs.entries()) {
+      if (notNow !== null) {
+        parts[at] = refusal(env.id, notNow);
+        continue;
+      }
       try {
         const checked = await this.check(env, user, reserved, groups);
         for (const o of checked.owners) if (o !== user) reserved.set(o, (reserved.get(o) ?? 0) + 1);
         accepted.push({ at, checked });
       } catch (err) {
-        parts[at] = `{"id":${JSON.stringify(env.id)},"error":${JSON.stringify(toWireError(err))}}`;
+        const wire = toWireError(err);
+        parts[at] = `{"id":${JSON.stringify(env.id)},"error":${JSON.stringify(wire)}}`;
+        if (NOT_NOW.has(wire.code))
+          notNow = JSON.stringify({
+            code: wire.code,
+            message: "an earlier envelope of this request was refused for now; send both again",
+            ...(wire.retryAfterMs !== undefined ? { retryAfterMs: wire.retryAfterMs } : {}),
+          });
       }
     }
     if (accepted.length > 0) {
-      const results = await this.deps.store.appendMany(accepted.map((a) => a.checked.input));
+      const inputs = accepted.map((a) => a.checked.input);
+      const results =
+        follows !== undefined && append
+          ? await append.call(this.deps.store, { owner: user, id: follows }, inputs)
+          : await this.deps.store.appendMany(inputs);
+      if (results === null) {
+        // The predecessor is not stored (yet, or ever: a refused or bogus id): nothing was stored.
+        for (const { at, checked } of accepted) parts[at] = refusal(checked.env.id, NOT_FOLLOWING);
+        return `{"results":[${parts.join(",")}]}`;
+      }
       // A second envelope with an id already in this batch is its resend: stored once, rung once.
       const rung = new Set<string>();
       for (const [i, { at, checked }] of accepted.entries()) {
@@ -188,6 +237,18 @@ export class SendPath {
     if (!g) refuse("not_found", `no group named ${name}`);
     return g;
   }
+}
+
+/** The refusal of a request whose predecessor (`follows`) is not stored: sent again after it, at once. */
+const NOT_FOLLOWING = JSON.stringify({
+  code: "unavailable",
+  message: "the envelope this request follows is not stored; send it again after that one's reply",
+  retryAfterMs: 0,
+});
+
+/** One refused envelope of a `send.many` reply, with an error already as JSON. */
+function refusal(id: string, error: string): string {
+  return `{"id":${JSON.stringify(id)},"error":${error}}`;
 }
 
 function refuse(code: ConstructorParameters<typeof ZmqchatError>[0], message: string): never {

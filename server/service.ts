@@ -143,7 +143,7 @@ export class ChatService {
       "group.events": (b, u) => this.groups.events(b, needUser(u)),
       groups: (b, u) => this.groups.list(b, needUser(u)),
       send: (b, u) => this.sendPath.send(b.envelope, needUser(u)),
-      "send.many": (b, u) => this.sendPath.sendMany(b.envelopes, needUser(u)),
+      "send.many": (b, u) => this.sendPath.sendMany(b.envelopes, needUser(u), b.follows),
       sync: (b, u) => this.sync(b, needUser(u)),
       "keys.rotate": (b, u) => this.rotate(b, needUser(u)),
       "keys.history": async (b, u) => {
@@ -262,7 +262,8 @@ export class ChatService {
     const session = await this.sessions.login(b, u.keys.sign, (claim) =>
       this.devices.admit(b.name, b.device ?? "-", claim),
     );
-    return ok(session);
+    const pipeline = this.sendPath.pipeline;
+    return ok(pipeline === undefined ? session : { ...session, pipeline });
   }
 
   /** New keys for a name, signed by the keys it holds now. */

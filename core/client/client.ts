@@ -124,7 +124,7 @@ export class ChatClient {
   private readonly keys: KeyBook;
   /** Composes, seals and sends; keeps what the service could not take on disk. */
   private readonly outbox: Outbox;
-  /** Sends in composition order, one request in flight, batched into `send.many`. */
+  /** Sends in composition order, batched into `send.many`, as many in flight as the service offers. */
   private readonly window: SendWindow;
   /** Verifies and decrypts batches of mailbox items (large ones on worker threads). */
   private readonly opener: Opener;
@@ -181,8 +181,12 @@ export class ChatClient {
     });
     this.window = new SendWindow({
       one: (envelope, timeoutMs) => this.request("send", { envelope }, { timeoutMs }),
-      many: async (envelopes, timeoutMs) =>
-        (await this.request("send.many", { envelopes }, { timeoutMs })).results,
+      many: async (envelopes, timeoutMs, follows) =>
+        (
+          await this.request("send.many", follows === undefined ? { envelopes } : { envelopes, follows }, {
+            timeoutMs,
+          })
+        ).results,
     });
     this.outbox = new Outbox({
       name: this.name,
@@ -354,6 +358,8 @@ export class ChatClient {
     this.session = { token: r.session, topic: r.batchTopic ?? r.topic };
     this.bindKey = r.bound ? (binding?.key ?? null) : null;
     this.scheduleRenewal(r.lifetimeMs ?? Date.parse(r.expires) - Date.now());
+    // Several sends in flight only where the service says it keeps their order.
+    this.window.offer(r.pipeline);
     this.channel.subscribe(this.session.topic);
     if (previous && previous !== this.session.topic) this.channel.unsubscribe(previous);
     this.staleTopic = null;

@@ -19,12 +19,18 @@ export type SendResult =
 /** Most envelopes one `send.many` request carries (the wire format's bound). */
 export const MAX_BATCH = 64;
 
+/** Most `send.many` requests in flight, whatever the service offers (login reply `pipeline`). */
+export const MAX_IN_FLIGHT = 4;
+
 /** What the window needs: the two ways to hand envelopes to the service. */
 export interface SendWindowDeps {
   /** `send`: one envelope. */
   one(envelope: Envelope, timeoutMs: number): Promise<SendAck>;
-  /** `send.many`: 1..MAX_BATCH envelopes; one result per envelope, in order. */
-  many(envelopes: Envelope[], timeoutMs: number): Promise<SendResult[]>;
+  /**
+   * `send.many`: 1..MAX_BATCH envelopes, stored only after this device's envelope `follows` when
+   * given; one result per envelope, in order.
+   */
+  many(envelopes: Envelope[], timeoutMs: number, follows?: string): Promise<SendResult[]>;
 }
 
 /** A place in the send order, taken when a message is composed and filled once it is sealed. */
@@ -36,6 +42,8 @@ export interface SendSlot {
 }
 
 interface Entry {
+  /** Its place in the send order (reserve order): a refused entry goes back to the queue there. */
+  order: number;
   state: "waiting" | "ready" | "cancelled";
   envelope?: Envelope;
   deadline: number;
@@ -45,27 +53,60 @@ interface Entry {
   reject(err: unknown): void;
 }
 
+/** A request in flight: the id of its last envelope, which the next request names as `follows`. */
+interface Flight {
+  last: string;
+}
+
 /**
- * The client's send window: envelopes leave in the order their messages were composed, one
- * request in flight at a time, and what was sealed while a request was out leaves in the next
- * one, as a `send.many` of up to MAX_BATCH envelopes within a frame. One request at a time keeps
- * each conversation's mailbox order the order of composition, also across retries (a retry is
- * the same request id and body; the service answers `duplicate` for what it stored before).
+ * The client's send window: envelopes leave in the order their messages were composed, and
+ * what was sealed while requests were out leaves in the next one, as a `send.many` of up to
+ * MAX_BATCH envelopes within a frame.
+ *
+ * One request in flight keeps each conversation's mailbox order the order of composition, also
+ * across retries (a retry is the same request id and body; the service answers `duplicate` for
+ * what it stored before). When the service offers it at login (`pipeline`), up to that many
+ * (at most MAX_IN_FLIGHT) are in flight and each names the last envelope of the one before it
+ * (`follows`): the service stores a request only once that envelope is in the sender's own
+ * mailbox (checked in the store's write, so also when another server stored it), refuses it as
+ * `unavailable` otherwise, and refuses the rest of a request after an envelope it refused "not
+ * now". So whatever is stored is a prefix of the send order (less what was refused for good),
+ * and whatever a reply shows not stored goes back to the queue in its place: then nothing more
+ * leaves until every request in flight is answered (a drain), and the next one names nothing,
+ * so a request never waits on a predecessor that will not be stored (a refused envelope, a
+ * request given up at its deadline). A request refused as malformed while naming a predecessor
+ * (an older server during a rolling upgrade) puts its envelopes back and the window goes on one
+ * request at a time until the next login.
+ *
  * A service that does not know `send.many` (it answers `bad_request` for the type) gets one
  * `send` per envelope from then on, as before the window.
  */
 export class SendWindow {
-  private readonly queue: Entry[] = [];
-  private busy = false;
+  /** Entries not handed to the service, in send order. */
+  private queue: Entry[] = [];
+  /** Requests in flight, oldest first. */
+  private readonly flights: Flight[] = [];
   private scheduled = false;
   /** False once the service refused `send.many` as an unknown request type. */
   private manyKnown = true;
+  /** Requests that may be in flight (the service's offer at login, at most MAX_IN_FLIGHT). */
+  private depth = 1;
+  /** A reply showed something in flight may not be stored: nothing leaves until every request in flight is answered. */
+  private draining = false;
+  private nextOrder = 0;
 
   constructor(private readonly deps: SendWindowDeps) {}
+
+  /** The service's offer in a login reply: how many requests may be in flight (absent: one). */
+  offer(pipeline: number | undefined): void {
+    this.depth = Math.max(1, Math.min(MAX_IN_FLIGHT, pipeline ?? 1));
+    this.schedule();
+  }
 
   /** Takes the next place in the send order. */
   reserve(): SendSlot {
     const entry: Entry = {
+      order: this.nextOrder++,
       state: "waiting",
       deadline: 0,
       bytes: 0,
@@ -106,14 +147,33 @@ export class SendWindow {
     return this.queue.length;
   }
 
+  /** Requests in flight now. */
+  get inFlight(): number {
+    return this.flights.length;
+  }
+
   /** Runs a turn later, so envelopes sealed in the same turn leave together. */
   private schedule(): void {
-    if (this.scheduled || this.busy) return;
+    if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
       this.pump();
     });
+  }
+
+  /** Puts entries a reply showed not stored back in their places in the send order. */
+  private requeue(entries: Entry[]): void {
+    const back = entries.filter((e) => !e.settled).sort((a, b) => a.order - b.order);
+    if (back.length === 0) return;
+    const merged: Entry[] = [];
+    let i = 0;
+    for (const e of this.queue) {
+      while (i < back.length && back[i]!.order < e.order) merged.push(back[i++]!);
+      merged.push(e);
+    }
+    while (i < back.length) merged.push(back[i++]!);
+    this.queue = merged;
   }
 
   /** The ready envelopes at the head of the queue, in order, within the batch and frame bounds. */
@@ -130,6 +190,7 @@ export class SendWindow {
       // Each envelope fits a frame alone (MAX_ENVELOPE_BYTES); a batch stays within the same.
       if (batch.length > 0 && bytes + head.bytes > MAX_ENVELOPE_BYTES) break;
       this.queue.shift();
+      if (head.settled) continue;
       if (Date.now() >= head.deadline) {
         head.reject(new ZmqchatError("timeout", "the message waited for its turn past its deadline"));
         continue;
@@ -141,32 +202,44 @@ export class SendWindow {
   }
 
   private pump(): void {
-    if (this.busy) return;
-    if (!this.manyKnown) {
-      // The old way: every envelope its own `send`, as many in flight as callers started.
-      for (const e of this.take()) void this.sendOne(e);
-      if (this.queue.some((e) => e.state !== "waiting")) this.schedule();
-      return;
+    for (;;) {
+      if (this.draining) {
+        if (this.flights.length > 0) return;
+        this.draining = false;
+      }
+      if (!this.manyKnown) {
+        if (this.flights.length > 0) return;
+        // The old way: every envelope its own `send`, as many in flight as callers started.
+        for (const e of this.take()) void this.sendOne(e);
+        if (this.queue.some((e) => e.state !== "waiting")) this.schedule();
+        return;
+      }
+      if (this.flights.length >= this.depth) return;
+      const batch = this.take();
+      if (batch.length === 0) return;
+      const follows = this.flights.at(-1)?.last;
+      const flight: Flight = { last: batch.at(-1)!.envelope!.id };
+      this.flights.push(flight);
+      const done =
+        batch.length === 1 && follows === undefined ? this.sendOne(batch[0]!) : this.sendMany(batch, follows);
+      void done.finally(() => {
+        this.flights.splice(this.flights.indexOf(flight), 1);
+        this.pump();
+      });
     }
-    const batch = this.take();
-    if (batch.length === 0) return;
-    this.busy = true;
-    const done = batch.length === 1 ? this.sendOne(batch[0]!) : this.sendMany(batch);
-    void done.finally(() => {
-      this.busy = false;
-      this.pump();
-    });
   }
 
   private async sendOne(e: Entry): Promise<void> {
     try {
       e.resolve(await this.deps.one(e.envelope!, Math.max(1, e.deadline - Date.now())));
     } catch (err) {
+      // Not known to be stored: what follows it in flight must not chain on it.
+      this.draining = true;
       e.reject(err);
     }
   }
 
-  private async sendMany(batch: Entry[]): Promise<void> {
+  private async sendMany(batch: Entry[], follows: string | undefined): Promise<void> {
     const now = Date.now();
     const last = Math.max(...batch.map((e) => e.deadline));
     // A member whose own deadline comes before the batch's is told then; the batch goes on.
@@ -182,26 +255,43 @@ export class SendWindow {
       const results = await this.deps.many(
         batch.map((e) => e.envelope!),
         Math.max(1, last - now),
+        follows,
       );
       const again: Entry[] = [];
       let wait = 0;
       batch.forEach((e, i) => {
         const r = results[i];
-        if (!r || r.id !== e.envelope!.id)
+        if (!r || r.id !== e.envelope!.id) {
+          this.draining = true;
           e.reject(new ZmqchatError("internal", "the service's send.many reply does not match the request"));
-        else if (!("error" in r)) e.resolve(r);
+        } else if (!("error" in r)) e.resolve(r);
         else if (RETRYABLE.has(r.error.code) && !e.settled) {
-          // As the channel does for a whole request: wait and send again (same id) until the deadline.
+          // As the channel does for a whole request: wait and send again (same id) until the
+          // deadline, in its place: what is in flight after it was refused too (it follows this
+          // one), and nothing leaves before every request in flight is answered.
           again.push(e);
-          wait = Math.max(wait, r.error.retryAfterMs ?? 50);
+          // A refusal for want of its predecessor says 0: the drain is the wait. Without a
+          // predecessor named, a floor, so no answer makes the window spin.
+          wait = Math.max(wait, r.error.retryAfterMs ?? 50, follows === undefined ? 10 : 0);
         } else e.reject(new ZmqchatError(r.error.code as never, r.error.message));
       });
       if (again.length > 0) {
-        this.queue.unshift(...again);
-        await delay(Math.min(wait, Math.max(0, Math.min(...again.map((e) => e.deadline)) - Date.now())));
+        this.draining = true;
+        this.requeue(again);
+        const soonest = Math.min(...again.map((e) => e.deadline));
+        if (wait > 0) await delay(Math.min(wait, Math.max(0, soonest - Date.now())));
       }
     } catch (err) {
+      this.draining = true;
       if (err instanceof ZmqchatError && err.code === "bad_request") {
+        if (follows !== undefined) {
+          // Refused as malformed while naming its predecessor (an older server, which does not
+          // know `follows`): nothing of it was stored. Back to its place; one at a time until
+          // the next login, so it leaves again without `follows`.
+          this.depth = 1;
+          this.requeue(batch);
+          return;
+        }
         // An old service does not know the type: from now on one `send` each. A body it refused
         // as a whole (one malformed envelope) gets each envelope its own answer this once.
         if (!err.message.startsWith("send.many")) this.manyKnown = false;

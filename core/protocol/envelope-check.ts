@@ -97,7 +97,10 @@ export function fastSendBody(
   }
   if (type === "send.many") {
     const list = body.envelopes;
-    if (!hasExactly(body, ["envelopes"]) || !Array.isArray(list)) return null;
+    const keys = body.follows === undefined ? ["envelopes"] : ["envelopes", "follows"];
+    if (!hasExactly(body, keys) || !Array.isArray(list)) return null;
+    if (body.follows !== undefined && (typeof body.follows !== "string" || !UUID_PATTERN.test(body.follows)))
+      return null;
     if (list.length < 1 || list.length > MAX_SEND_MANY) return null;
     for (const e of list) if (!isEnvelope(e)) return null;
     return body as RequestBody<"send.many">;

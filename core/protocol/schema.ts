@@ -182,9 +182,20 @@ export const requestBodies = {
   send: z.strictObject({ envelope: envelopeSchema }),
   /**
    * Several envelopes at once, each handled as `send` would (same checks and quotas, each
-   * refused on its own); the server stores them in as few transactions as it can.
+   * refused on its own, except that one refused "not now" (unavailable, rate_limited) refuses
+   * the rest the same way, so none lands before it); the server stores them in as few
+   * transactions as it can.
    */
-  "send.many": z.strictObject({ envelopes: z.array(envelopeSchema).min(1).max(MAX_SEND_MANY) }),
+  "send.many": z.strictObject({
+    envelopes: z.array(envelopeSchema).min(1).max(MAX_SEND_MANY),
+    /**
+     * The id of this device's envelope that must be stored before these (the last one of its
+     * previous request still in flight): the server stores the request only once the sender's
+     * own mailbox holds it, and otherwise refuses every envelope as `unavailable` to be sent
+     * again. Only to a server whose login reply offered `pipeline` (an older one refuses it).
+     */
+    follows: uuid.optional(),
+  }),
   sync: z.strictObject({ after: cursorSchema.nullable(), limit: z.number().int().min(1).max(MAX_SYNC_PAGE) }),
   /** `sig` by the current keys; `sigNew` by the new ones over the same bytes (so the chain verifies both ways). */
   "keys.rotate": z.strictObject({ keys: publicKeysSchema, sig: b64, sigNew: b64.optional() }),
@@ -293,6 +304,12 @@ export const replyBodies = {
     lifetimeMs: z.number().int().positive().optional(),
     /** True when the session is bound to the device's CURVE key: each request then carries `pop`. */
     bound: z.boolean().optional(),
+    /**
+     * How many `send.many` requests the client may have in flight, each after the first naming
+     * its predecessor (`follows`); absent: one at a time (an older server, or a store that cannot
+     * check a predecessor).
+     */
+    pipeline: z.number().int().min(1).optional(),
   }),
   /** `more`: another page follows (ask again with `after` = the last name of this one). */
   users: z.object({ users: z.array(userInfoSchema), more: z.boolean().optional() }),

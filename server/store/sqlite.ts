@@ -103,9 +103,11 @@ CREATE TABLE IF NOT EXISTS drops (
 interface Pending {
   /** Appends that commit together (one request's batch), in order. */
   inputs: readonly AppendInput[];
+  /** appendFollowing: the copy that must be stored first (else nothing is stored and this resolves null). */
+  follows?: { owner: string; id: string };
   /** When the append arrived: the busy deadline counts from here. */
   since: number;
-  resolve: (r: AppendResult[]) => void;
+  resolve: (r: AppendResult[] | null) => void;
   reject: (e: unknown) => void;
 }
 
@@ -542,9 +544,28 @@ export class SqliteStore implements Store {
   }
 
   appendMany(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
+    return this.enqueue(inputs, undefined) as Promise<AppendResult[]>;
+  }
+
+  /**
+   * The predecessor is looked up inside the group commit's write transaction (BEGIN IMMEDIATE):
+   * what it finds was committed by this or another process before, so the new rows get larger
+   * positions (AUTOINCREMENT) than every copy of the predecessor's own transaction.
+   */
+  appendFollowing(
+    follows: { owner: string; id: string },
+    inputs: readonly AppendInput[],
+  ): Promise<AppendResult[] | null> {
+    return this.enqueue(inputs, follows);
+  }
+
+  private enqueue(
+    inputs: readonly AppendInput[],
+    follows: { owner: string; id: string } | undefined,
+  ): Promise<AppendResult[] | null> {
     if (inputs.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.pending.push({ inputs, resolve, reject, since: Date.now() });
+      this.pending.push({ inputs, resolve, reject, since: Date.now(), ...(follows ? { follows } : {}) });
       this.pendingAppends += inputs.length;
       if (this.pendingAppends >= this.maxBatch) {
         this.flush();
@@ -607,15 +628,10 @@ export class SqliteStore implements Store {
     this.pending = [];
     this.pendingAppends = 0;
     if (batch.length === 0) return;
-    let results: AppendResult[][];
+    let results: Array<AppendResult[] | null>;
     const started = performance.now();
     try {
-      results = this.handle
-        .transaction(() => {
-          const last = new Map<string, number>();
-          return batch.map((p) => p.inputs.map((input) => this.appendOne(input, last)));
-        })
-        .immediate();
+      results = this.handle.transaction(() => this.appendPending(batch)).immediate();
       this.metrics?.batch(appends, (performance.now() - started) / 1000);
       if (this.busyRetries > 0) this.metrics?.lockWait?.((started - this.busySince) / 1000, this.busyRetries);
       this.checkpointer?.wrote();
@@ -641,7 +657,39 @@ export class SqliteStore implements Store {
       return;
     }
     this.busyRetries = 0;
-    for (const [i, p] of batch.entries()) p.resolve(results[i]!);
+    for (const [i, p] of batch.entries()) p.resolve(results[i] ?? null);
+  }
+
+  /**
+   * Writes each pending request in arrival order, inside the caller's transaction. One whose
+   * predecessor is not stored waits for the others: a request that arrived in the same commit
+   * before the one it follows (its checks took longer) still lands after it. What is still
+   * without its predecessor then stores nothing (null).
+   */
+  private appendPending(batch: readonly Pending[]): Array<AppendResult[] | null> {
+    const last = new Map<string, number>();
+    const out: Array<AppendResult[] | null> = new Array(batch.length).fill(null);
+    const has = (f: { owner: string; id: string }) => this.stmts.findItem.get(f.owner, f.id) !== undefined;
+    let waiting: number[] = [];
+    for (const [i, p] of batch.entries()) {
+      if (p.follows && !has(p.follows)) waiting.push(i);
+      else out[i] = p.inputs.map((input) => this.appendOne(input, last));
+    }
+    // Each round stores at least one or ends: at most as many rounds as waiting requests.
+    for (let stored = true; stored && waiting.length > 0; ) {
+      stored = false;
+      const still: number[] = [];
+      for (const i of waiting) {
+        const p = batch[i]!;
+        if (p.follows && !has(p.follows)) still.push(i);
+        else {
+          out[i] = p.inputs.map((input) => this.appendOne(input, last));
+          stored = true;
+        }
+      }
+      waiting = still;
+    }
+    return out;
   }
 
   private busyRetries = 0;

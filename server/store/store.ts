@@ -227,6 +227,19 @@ export interface Store {
    */
   appendMany(inputs: readonly AppendInput[]): Promise<AppendResult[]>;
   /**
+   * As `appendMany`, but only when `follows.owner`'s mailbox already holds a copy of message
+   * `follows.id`; resolves null otherwise, having stored none of `inputs`. Every copy of `inputs`
+   * then lies after every copy of that message's own append in every mailbox, also when another
+   * server stored it: a client with several `send.many` requests in flight keeps its order by
+   * naming each request's predecessor. A store that cannot tell for sure (committed and visible
+   * to every server, placed after) does not implement it, and the service keeps clients at one
+   * request in flight.
+   */
+  appendFollowing?(
+    follows: { owner: string; id: string },
+    inputs: readonly AppendInput[],
+  ): Promise<AppendResult[] | null>;
+  /**
    * The owner's mailbox after `after` (exclusive), oldest first: at most `limit` items and, when
    * `maxChars` is given, stopping before the envelopes' total length would pass it (but always
    * at least one item); `more` tells whether anything was left.
