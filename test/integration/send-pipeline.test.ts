@@ -18,7 +18,7 @@ type Result =
 
 /** Counts the `send.many` requests a client has in flight, and those naming a predecessor. */
 function watchRequests(client: ChatClient) {
-  const seen = { inFlight: 0, maxInFlight: 0, chained: 0, many: 0 };
+  const seen = { inFlight: 0, maxInFlight: 0, chained: 0, many: 0, refusedChain: 0 };
   const request = client.request.bind(client) as (...a: unknown[]) => Promise<unknown>;
   (client as unknown as { request: (...a: unknown[]) => Promise<unknown> }).request = async (...args) => {
     if (args[0] !== "send.many") return request(...args);
@@ -27,7 +27,10 @@ function watchRequests(client: ChatClient) {
     seen.inFlight++;
     seen.maxInFlight = Math.max(seen.maxInFlight, seen.inFlight);
     try {
-      return await request(...args);
+      const reply = (await request(...args)) as { results: Result[] };
+      if (reply.results.some((r) => "error" in r && r.error.message.includes("follows is not stored")))
+        seen.refusedChain++;
+      return reply;
     } finally {
       seen.inFlight--;
     }
@@ -128,7 +131,7 @@ describe("several send.many requests in flight (real processes on loopback)", ()
     for (const [name, w] of Object.entries(watched)) {
       assert.ok(w.maxInFlight >= 2, `${name}: at most ${w.maxInFlight} send.many in flight`);
       assert.ok(w.chained > 0, `${name}: requests named their predecessor`);
-      t.diagnostic(`${name}: ${w.many} send.many, ${w.chained} chained, at most ${w.maxInFlight} in flight`);
+      t.diagnostic(`${name}: ${w.many} send.many, ${w.chained} chained (${w.refusedChain} refused for want of the predecessor), at most ${w.maxInFlight} in flight`);
     }
     // And the receiver's view: all of them, once, in order.
     await clients.bob!.sync();
