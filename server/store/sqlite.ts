@@ -662,32 +662,38 @@ export class SqliteStore implements Store {
 
   /**
    * Writes each pending request in arrival order, inside the caller's transaction. One whose
-   * predecessor is not stored waits for the others: a request that arrived in the same commit
-   * before the one it follows (its checks took longer) still lands after it. What is still
-   * without its predecessor then stores nothing (null).
+   * predecessor is not stored waits for it: a request that arrived in the same commit before the
+   * one it follows (its checks took longer) is written right after it. What is still without
+   * its predecessor at the end stores nothing (null). Each request is looked up once in the
+   * store and once in `waiting`, however its requests are ordered (no rounds over the batch).
    */
   private appendPending(batch: readonly Pending[]): Array<AppendResult[] | null> {
     const last = new Map<string, number>();
     const out: Array<AppendResult[] | null> = new Array(batch.length).fill(null);
-    const has = (f: { owner: string; id: string }) => this.stmts.findItem.get(f.owner, f.id) !== undefined;
-    let waiting: number[] = [];
-    for (const [i, p] of batch.entries()) {
-      if (p.follows && !has(p.follows)) waiting.push(i);
-      else out[i] = p.inputs.map((input) => this.appendOne(input, last));
-    }
-    // Each round stores at least one or ends: at most as many rounds as waiting requests.
-    for (let stored = true; stored && waiting.length > 0; ) {
-      stored = false;
-      const still: number[] = [];
-      for (const i of waiting) {
+    /** Requests waiting for a copy written later in this commit, by that copy's owner and id. */
+    const waiting = new Map<string, number[]>();
+    const write = (first: number) => {
+      const ready = [first];
+      for (let i = ready.pop(); i !== undefined; i = ready.pop()) {
         const p = batch[i]!;
-        if (p.follows && !has(p.follows)) still.push(i);
-        else {
-          out[i] = p.inputs.map((input) => this.appendOne(input, last));
-          stored = true;
-        }
+        out[i] = p.inputs.map((input) => this.appendOne(input, last));
+        for (const input of p.inputs)
+          for (const owner of input.owners) {
+            const key = `${owner}\n${input.id}`;
+            const next = waiting.get(key);
+            if (!next) continue;
+            waiting.delete(key);
+            ready.push(...next.reverse());
+          }
       }
-      waiting = still;
+    };
+    for (const [i, p] of batch.entries()) {
+      if (p.follows && this.stmts.findItem.get(p.follows.owner, p.follows.id) === undefined) {
+        const key = `${p.follows.owner}\n${p.follows.id}`;
+        const list = waiting.get(key);
+        if (list) list.push(i);
+        else waiting.set(key, [i]);
+      } else write(i);
     }
     return out;
   }

@@ -37,6 +37,26 @@ describe("SqliteStore.appendFollowing", () => {
     }
   });
 
+  it("a chain of 300 requests arriving in reverse order in one commit is written in chain order", async () => {
+    const store = new SqliteStore(":memory:", { maxBatch: 10_000 });
+    await store.init();
+    try {
+      const chain = Array.from({ length: 300 }, () => input());
+      const writes: Array<Promise<unknown>> = [];
+      for (let i = chain.length - 1; i > 0; i--)
+        writes.push(store.appendFollowing({ owner: "alice", id: chain[i - 1]!.id }, [chain[i]!]));
+      writes.push(store.appendMany([chain[0]!]));
+      const results = await Promise.all(writes);
+      assert.ok(results.every((r) => r !== null));
+      assert.deepEqual(
+        await positions(store, "bob"),
+        chain.map((c) => c.id),
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
   it("stores nothing when the predecessor is not in the owner's mailbox (never stored, or only in another's)", async () => {
     const store = new SqliteStore(":memory:");
     await store.init();
