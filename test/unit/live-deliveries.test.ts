@@ -182,6 +182,59 @@ describe("live deliveries (core/client/live.ts)", () => {
     assert.equal(syncs, 1);
   });
 
+  it("the cursor moving forward while a run is opened (the sender's ack stored its own copies) makes no sync: the run is judged again; nothing twice, order kept", async () => {
+    const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    await live.idle();
+    const told: string[] = [];
+    let acked = false;
+    const l = new LiveDeliveries("bob", {
+      ...deps,
+      alreadyStored: (c) => told.push(c),
+      open: async (list) => {
+        // While the first run is opened, the acknowledgement of items[1] and items[2] stores them.
+        if (!acked) {
+          acked = true;
+          cache.addMessages([opened(items[1]!), opened(items[2]!)], "8");
+        }
+        return deps.open(list);
+      },
+    });
+    for (const i of [1, 2, 3]) l.push(frame(items[i]!, items[i - 1]!.cursor));
+    await l.idle();
+    assert.equal(syncs, 0, "no sync");
+    assert.deepEqual(told, ["8"]);
+    // m2 and m3 were stored by the ack (not emitted here); m4 follows the new cursor and is applied.
+    assert.deepEqual(emitted, ["m1", "m4"]);
+    assert.equal(cache.cursor, "12");
+    assert.equal(cache.messageCount(), 4);
+  });
+
+  it("the cursor moving under a run to a place no delivery follows makes a sync", async () => {
+    const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    await live.idle();
+    let moved = false;
+    const l = new LiveDeliveries("bob", {
+      ...deps,
+      open: async (list) => {
+        // Another process of this profile stores up to cursor 10 (an item no delivery here names).
+        if (!moved) {
+          moved = true;
+          cache.addMessages([opened(items[1]!), opened(item(9, "10"))], "10");
+        }
+        return deps.open(list);
+      },
+    });
+    l.push(frame(items[1]!, "3"));
+    l.push(frame(items[3]!, "8"));
+    await l.idle();
+    assert.equal(syncs, 1);
+    assert.equal(cache.cursor, "12");
+  });
+
   it("a malformed deliver.many (too many frames, not a list, a batch inside a batch, empty) makes a sync, never a crash", async () => {
     const items = [item(1, "3"), item(2, "7")];
     mailbox.push(...items);
