@@ -88,17 +88,19 @@ function instrument(store: InfluxStore) {
     const kinds = q
       .split("; ")
       .map((s) => (s.match(/FROM ([^ ]+)/)?.[1] ?? s.slice(0, 20)).replace(/"/g, ""));
-    const caller = (new Error().stack ?? "")
-      .split("\n")
-      .slice(2, 5)
-      .map((l) =>
-        l
-          .trim()
-          .replace(/^at /, "")
-          .replace(/ \(.*\/([^/]+:\d+):\d+\)/, " $1"),
-      )
-      .join(" < ");
-    count(`query [${[...new Set(kinds)].join(",")}] ${process.env.CALLERS ? caller : ""}`);
+    const caller = !process.env.CALLERS
+      ? ""
+      : (new Error().stack ?? "")
+          .split("\n")
+          .slice(2, 5)
+          .map((l) =>
+            l
+              .trim()
+              .replace(/^at /, "")
+              .replace(/ \(.*\/([^/]+:\d+):\d+\)/, " $1"),
+          )
+          .join(" < ");
+    count(`query [${[...new Set(kinds)].join(",")}] ${caller}`);
     count("  statements", kinds.length);
     return query(q, o);
   };
@@ -140,7 +142,7 @@ async function main() {
           const i = next++;
           if (i >= inputs.length) return;
           const t = performance.now();
-          const res = await stores[(i + w) % stores.length]!.appendMany(inputs[i]!);
+          const res = await stores[i % stores.length]!.appendMany(inputs[i]!);
           for (const r of res) for (const p of r.placed.values()) if (p.prev === undefined) prevMissing++;
           lat.push(performance.now() - t);
         }
