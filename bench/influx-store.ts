@@ -137,7 +137,7 @@ async function main() {
       const t0 = performance.now();
       let next = 0;
       let prevMissing = 0;
-      const worker = async (w: number) => {
+      const worker = async () => {
         for (;;) {
           const i = next++;
           if (i >= inputs.length) return;
@@ -147,7 +147,7 @@ async function main() {
           lat.push(performance.now() - t);
         }
       };
-      await Promise.all(Array.from({ length: INFLIGHT }, (_, w) => worker(w)));
+      await Promise.all(Array.from({ length: INFLIGHT }, () => worker()));
       const wall = (performance.now() - t0) / 1000;
       const cpu = process.cpuUsage(cpu0);
       const icpu = cpuOf(influxd.pid) - icpu0;

@@ -404,7 +404,6 @@ export class ChatBench {
       const tag = `g${run}`;
       for (const [h, names] of listeners) await h.call("listen", { names, tag, count: s.groupMessages });
       const before = await scrapeAll(stack.metricsUrls);
-      const influxBefore = await this.influxdCounters();
       const cpu = new CpuMeter(stack.pids);
       const parts = {
         balancer: new CpuMeter([stack.balancerPid]),
