@@ -281,7 +281,10 @@ export class LiveDeliveries {
         // 1:1 bench: ~15 syncs a run at the sender). Anywhere else: a sync decides.
         stored = at;
         const now = cache.cursor;
-        if (now !== null && (start === null || BigInt(now) > BigInt(start))) {
+        // Not when this batch also had something only a sync can settle (a malformed delivery,
+        // one without `prev`, one whose predecessor is behind the cursor): it is not held, and
+        // judging again would forget it.
+        if (!gap && now !== null && (start === null || BigInt(now) > BigInt(start))) {
           this.held = [...run, ...held];
           this.queue.unshift(expired ? HOLD_EXPIRED : AGAIN);
           this.deps.alreadyStored?.(now);

@@ -211,6 +211,31 @@ describe("live deliveries (core/client/live.ts)", () => {
     assert.equal(cache.messageCount(), 4);
   });
 
+  it("the cursor moving forward under a run still syncs when the batch also held a malformed delivery", async () => {
+    const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    await live.idle();
+    let acked = false;
+    const l = new LiveDeliveries("bob", {
+      ...deps,
+      open: async (list) => {
+        if (!acked) {
+          acked = true;
+          cache.addMessages([opened(items[1]!)], "7");
+        }
+        return deps.open(list);
+      },
+    });
+    l.push(frame(items[1]!, "3"));
+    l.push(frame(items[2]!, "7"));
+    // Malformed (no item): only a sync can say what it was.
+    l.push({ v: 1, type: "deliver", owner: "bob", prev: "8" });
+    await l.idle();
+    assert.equal(syncs, 1, "the malformed delivery is not forgotten");
+    assert.equal(cache.cursor, "12");
+  });
+
   it("the cursor moving under a run to a place no delivery follows makes a sync", async () => {
     const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12")];
     mailbox.push(...items);
