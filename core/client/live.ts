@@ -29,19 +29,23 @@ export interface LiveDeps {
 const MAX_QUEUED = 2000;
 
 /**
- * How long deliveries that arrived ahead of their predecessor wait for it before a sync reads the
- * gap: two servers publish what they stored in the order their own work ends, so a delivery can
- * overtake the one before it by a few milliseconds; a sync for each of those cost a request and a
- * store read (about one per 250 messages in the bench).
+ * How long deliveries that arrived ahead of their predecessor wait for it before the gap is read:
+ * two servers publish what they stored in the order their own work ends, so a delivery can
+ * overtake the one before it by a few milliseconds; a read for each of those would cost a request
+ * and a store read (about one per 250 messages in the bench).
  */
 export const HOLD_MS = 50;
 
 /**
- * The longest a hold is drawn out while deliveries keep arriving (each HOLD_MS without the
- * predecessor, but with others, extends it by HOLD_MS): under load one server publishes behind
- * the other by more than HOLD_MS, and a sync for each such gap costs a request, a store read and
- * opening a page that the late deliveries then bring again. A stream that stops, or a gap that
- * outlasts this, syncs.
+ * Without a way to read just the gap (`LiveDeps.fetch`), the longest a hold is drawn out while
+ * deliveries keep arriving (each HOLD_MS without the predecessor, but with others, extends it by
+ * HOLD_MS): a sync reads and opens a whole page that the late deliveries then bring again. With
+ * `fetch`, a hold is never drawn out: the gap is read after HOLD_MS. Traced in the 1:1 bench, a
+ * server that fell behind by more than HOLD_MS had stored a whole `send.many` batch and published
+ * it hundreds of milliseconds later; drawing the hold out made every message behind it wait up to
+ * this long (display p99 672 ms against an ack p99 of 92 ms), while the gap read costs one request
+ * and opens only what the late deliveries would have brought (they are then dropped on their
+ * cursor alone).
  */
 export const MAX_HOLD_MS = 500;
 
@@ -56,16 +60,21 @@ export const MAX_HOLD_MS = 500;
 export const LIVE_OPEN_CHUNK = PARALLEL_MIN - 1;
 
 /**
- * When a hold runs out, the gap before the held deliveries is read with one request of this many
- * items after the cursor, and only the gap's items are opened (on the calling thread): a gap is
- * what one server stored but has not published yet, a few items, where a sync would read (and
- * open, on the opener's threads) a whole page of what the held deliveries already bring. A gap
- * this page does not close makes a sync.
+ * When a hold runs out, the gap before the held deliveries is read with one request of at most
+ * this many items after the cursor (fewer when the cursors say the gap is smaller: they grow by at
+ * least one per item), and only the gap's items are opened (on the calling thread, in chunks): a
+ * gap is what one server stored but has not published yet, up to a few `send.many` batches of 64
+ * (a whole batch was the usual gap in the 1:1 bench), where a sync would read (and open, on the
+ * opener's threads) a whole page of what the held deliveries already bring. A gap this page does
+ * not close makes a sync.
  */
-export const GAP_PAGE = LIVE_OPEN_CHUNK;
+export const GAP_PAGE = 256;
 
 /** Queued by the hold timer: the deliveries held did not find their predecessor in time. */
 const HOLD_EXPIRED = Symbol("hold expired");
+
+/** Queued when the cursor moved under a run: what was held is judged again (see apply). */
+const AGAIN = Symbol("judge again");
 
 type Checked = NonNullable<ReturnType<typeof checkDeliveryFrame>>;
 
@@ -86,10 +95,10 @@ interface Hold {
  * before it in the run) gets opened and stored directly, moving the cursor (Cache.addNext checks
  * and moves in one transaction); one at or behind the cursor is already in the cache (the
  * sender's own copy, stored from its acknowledgement, or a sync) and is dropped; one ahead of a
- * predecessor not yet here waits for it up to HOLD_MS (drawn out up to MAX_HOLD_MS), then the gap
- * alone is read (GAP_PAGE); anything else — a gap that page does not close, a delivery from a
- * server that does not say `prev` — makes a sync from the cursor. The mailbox
- * stays the one truth: the cursor never moves past an item not stored.
+ * predecessor not yet here waits for it up to HOLD_MS (drawn out up to MAX_HOLD_MS only without
+ * `fetch`), then the gap alone is read (GAP_PAGE); anything else — a gap that page does not
+ * close, a delivery from a server that does not say `prev` — makes a sync from the cursor. The
+ * mailbox stays the one truth: the cursor never moves past an item not stored.
  */
 export class LiveDeliveries {
   private queue: unknown[] = [];
@@ -160,7 +169,8 @@ export class LiveDeliveries {
 
   /**
    * Waits for held deliveries' predecessors until HOLD_MS from now (a timer already running
-   * stays), drawn out by HOLD_MS at a time while other deliveries keep arriving, up to MAX_HOLD_MS.
+   * stays); without `fetch`, drawn out by HOLD_MS at a time while other deliveries keep arriving,
+   * up to MAX_HOLD_MS (see there).
    */
   private hold(): void {
     if (this.holdTimer) return;
@@ -181,7 +191,7 @@ export class LiveDeliveries {
     const expire = () => {
       // Released (and maybe held again) meanwhile: that hold has its own timer.
       if (this.holdTimer !== h) return;
-      if (this.pushed > h.pushed && Date.now() - h.since + HOLD_MS <= MAX_HOLD_MS) {
+      if (!this.deps.fetch && this.pushed > h.pushed && Date.now() - h.since + HOLD_MS <= MAX_HOLD_MS) {
         h.pushed = this.pushed;
         h.timer = setTimeout(later, HOLD_MS);
         return;
@@ -219,6 +229,7 @@ export class LiveDeliveries {
         expired = true;
         continue;
       }
+      if (frame === AGAIN) continue;
       // At or behind the cursor (our own copies, whose acks stored them first): dropped on the
       // cursor alone, without checking the envelope nobody will open.
       const seen = cursorOf(frame, this.me);
@@ -246,13 +257,13 @@ export class LiveDeliveries {
       return x < y ? -1 : x > y ? 1 : 0;
     });
     let at = start;
-    const run: MailboxItem[] = [];
+    const run: Checked[] = [];
     let held: Checked[] = [];
     for (const f of frames) {
       if (behind(f.item.cursor, at)) continue;
       // Once one waits for its predecessor, every later one waits behind it.
       if (held.length === 0 && f.prev === at) {
-        run.push(f.item);
+        run.push(f);
         at = f.item.cursor;
       } else if (held.length > 0 || (f.prev !== null && (at === null || BigInt(f.prev!) > BigInt(at))))
         held.push(f);
@@ -260,12 +271,26 @@ export class LiveDeliveries {
       else gap = true;
     }
     if (run.length > 0 && at !== null) {
-      const opened = await this.openRun(run);
+      const opened = await this.openRun(run.map((f) => f.item));
       const fresh = cache.addNext(opened, start, at);
-      // The cursor moved meanwhile: another process of this profile stored (at least some of) these.
       if (fresh === null) {
-        gap = true;
+        // The cursor moved while the run was opened: our acknowledgement stored our own copies
+        // (the sender's live copies race its ack), or another process of this profile stored
+        // some of these. Forward: the run and what was held are judged again against the new
+        // cursor (what it passed is dropped), where a sync read a page for each (traced in the
+        // 1:1 bench: ~15 syncs a run at the sender). Anywhere else: a sync decides.
         stored = at;
+        const now = cache.cursor;
+        // Not when this batch also had something only a sync can settle (a malformed delivery,
+        // one without `prev`, one whose predecessor is behind the cursor): it is not held, and
+        // judging again would forget it.
+        if (!gap && now !== null && (start === null || BigInt(now) > BigInt(start))) {
+          this.held = [...run, ...held];
+          this.queue.unshift(expired ? HOLD_EXPIRED : AGAIN);
+          this.deps.alreadyStored?.(now);
+          return;
+        }
+        gap = true;
       } else {
         for (const m of fresh) this.deps.emit(m);
         // Some were in the cache already (stored by another process without moving the cursor).
@@ -301,8 +326,8 @@ export class LiveDeliveries {
   }
 
   /**
-   * A hold ran out: reads the gap between the cursor and the first held delivery (one page of
-   * GAP_PAGE after the cursor), then stores the gap and the held deliveries that follow it as one
+   * A hold ran out: reads the gap between the cursor and the first held delivery (one page of at
+   * most GAP_PAGE after the cursor, see gapLimit), then stores the gap and the held deliveries that follow it as one
    * run. Returns the deliveries still held behind a further gap, or null when this could not
    * close the gap (the page ends before it, the read failed, the cursor moved): a sync decides.
    * The gap's live deliveries, when they come, are behind the cursor and dropped.
@@ -314,7 +339,7 @@ export class LiveDeliveries {
     const until = BigInt(first.prev!);
     let page: { items: MailboxItem[]; more: boolean };
     try {
-      page = await this.deps.fetch!(start, GAP_PAGE);
+      page = await this.deps.fetch!(start, gapLimit(start, until));
     } catch (err) {
       this.deps.warn(err, "reading a gap in the live deliveries failed");
       return null;
@@ -341,6 +366,16 @@ export class LiveDeliveries {
     if (fresh.length < opened.length) this.deps.alreadyStored?.(cache.cursor ?? at!);
     return held.slice(k);
   }
+}
+
+/**
+ * How many items a gap read asks for: the gap ends at `until` (the first held delivery's
+ * predecessor), and mailbox cursors grow by at least one per item, so it holds at most
+ * `until - cursor` items; never more than GAP_PAGE.
+ */
+export function gapLimit(cursor: string | null, until: bigint): number {
+  const most = cursor === null ? until : until - BigInt(cursor);
+  return most < 1n ? 1 : most < BigInt(GAP_PAGE) ? Number(most) : GAP_PAGE;
 }
 
 /** A delivery frame's mailbox cursor when it is well formed and the frame is `me`'s; else null. */

@@ -5,7 +5,14 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { AckBatch } from "../../core/client/ack-batch.js";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
-import { GAP_PAGE, LiveDeliveries, type LiveDeps, MAX_HOLD_MS } from "../../core/client/live.js";
+import {
+  GAP_PAGE,
+  gapLimit,
+  HOLD_MS,
+  LiveDeliveries,
+  type LiveDeps,
+  MAX_HOLD_MS,
+} from "../../core/client/live.js";
 import { PARALLEL_MIN } from "../../core/client/opener.js";
 import { MAX_DELIVERIES_PER_FRAME } from "../../core/protocol/limits.js";
 import type { MailboxItem } from "../../core/protocol/schema.js";
@@ -175,6 +182,84 @@ describe("live deliveries (core/client/live.ts)", () => {
     assert.equal(syncs, 1);
   });
 
+  it("the cursor moving forward while a run is opened (the sender's ack stored its own copies) makes no sync: the run is judged again; nothing twice, order kept", async () => {
+    const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    await live.idle();
+    const told: string[] = [];
+    let acked = false;
+    const l = new LiveDeliveries("bob", {
+      ...deps,
+      alreadyStored: (c) => told.push(c),
+      open: async (list) => {
+        // While the first run is opened, the acknowledgement of items[1] and items[2] stores them.
+        if (!acked) {
+          acked = true;
+          cache.addMessages([opened(items[1]!), opened(items[2]!)], "8");
+        }
+        return deps.open(list);
+      },
+    });
+    for (const i of [1, 2, 3]) l.push(frame(items[i]!, items[i - 1]!.cursor));
+    await l.idle();
+    assert.equal(syncs, 0, "no sync");
+    assert.deepEqual(told, ["8"]);
+    // m2 and m3 were stored by the ack (not emitted here); m4 follows the new cursor and is applied.
+    assert.deepEqual(emitted, ["m1", "m4"]);
+    assert.equal(cache.cursor, "12");
+    assert.equal(cache.messageCount(), 4);
+  });
+
+  it("the cursor moving forward under a run still syncs when the batch also held a malformed delivery", async () => {
+    const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    await live.idle();
+    let acked = false;
+    const l = new LiveDeliveries("bob", {
+      ...deps,
+      open: async (list) => {
+        if (!acked) {
+          acked = true;
+          cache.addMessages([opened(items[1]!)], "7");
+        }
+        return deps.open(list);
+      },
+    });
+    l.push(frame(items[1]!, "3"));
+    l.push(frame(items[2]!, "7"));
+    // Malformed (no item): only a sync can say what it was.
+    l.push({ v: 1, type: "deliver", owner: "bob", prev: "8" });
+    await l.idle();
+    assert.equal(syncs, 1, "the malformed delivery is not forgotten");
+    assert.equal(cache.cursor, "12");
+  });
+
+  it("the cursor moving under a run to a place no delivery follows makes a sync", async () => {
+    const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    await live.idle();
+    let moved = false;
+    const l = new LiveDeliveries("bob", {
+      ...deps,
+      open: async (list) => {
+        // Another process of this profile stores up to cursor 10 (an item no delivery here names).
+        if (!moved) {
+          moved = true;
+          cache.addMessages([opened(items[1]!), opened(item(9, "10"))], "10");
+        }
+        return deps.open(list);
+      },
+    });
+    l.push(frame(items[1]!, "3"));
+    l.push(frame(items[3]!, "8"));
+    await l.idle();
+    assert.equal(syncs, 1);
+    assert.equal(cache.cursor, "12");
+  });
+
   it("a malformed deliver.many (too many frames, not a list, a batch inside a batch, empty) makes a sync, never a crash", async () => {
     const items = [item(1, "3"), item(2, "7")];
     mailbox.push(...items);
@@ -243,7 +328,8 @@ describe("live deliveries (core/client/live.ts)", () => {
     live.push(frame(items[3]!, "8"));
     await live.idle();
     assert.equal(syncs, 0, "no sync");
-    assert.deepEqual(fetches, [{ after: "3", limit: GAP_PAGE }]);
+    // Cursors 3 → 7: at most 4 items can lie in the gap.
+    assert.deepEqual(fetches, [{ after: "3", limit: 4 }]);
     assert.deepEqual(emitted, ["m1", "m2", "m3", "m4"]);
     assert.deepEqual(openSizes, [3], "the gap's item and the two held, opened once, together");
     assert.equal(cache.cursor, "12");
@@ -392,6 +478,50 @@ describe("live deliveries (core/client/live.ts)", () => {
     assert.deepEqual(emitted, ["m1", "m2", "m3", "m4", "m5"]);
     assert.equal(syncs, 0);
     assert.equal(cache.cursor, "13");
+  });
+
+  it("with fetch, a hold is not drawn out: the gap is read after HOLD_MS although deliveries keep arriving; nothing twice, order kept", async (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout", "Date"] });
+    const live = withFetch();
+    const n = 12;
+    const items = Array.from({ length: n }, (_, i) => item(i + 1, String(10 + i)));
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    await turns();
+    // items[1] comes late (its server is behind); one later delivery every 20 ms meanwhile.
+    let readAt = -1;
+    for (let i = 2; i < n; i++) {
+      live.push(frame(items[i]!, items[i - 1]!.cursor));
+      await turns();
+      t.mock.timers.tick(20);
+      await turns();
+      if (fetches.length > 0 && readAt < 0) readAt = Date.now();
+    }
+    assert.equal(fetches.length, 1, "one gap read");
+    assert.ok(readAt >= HOLD_MS && readAt <= HOLD_MS + 20, `gap read at ${readAt} ms, not drawn out`);
+    assert.deepEqual(fetches[0], { after: "10", limit: 1 }, "cursors 10 → 11: one item can lie in the gap");
+    // The late delivery is behind the cursor now: dropped.
+    live.push(frame(items[1]!, items[0]!.cursor));
+    await turns();
+    assert.equal(syncs, 0);
+    assert.deepEqual(
+      emitted,
+      items.map((i) => `m${i.envelope.seq}`),
+    );
+    assert.equal(cache.cursor, items.at(-1)!.cursor);
+  });
+
+  it("gapLimit: a gap read asks for no more items than the cursors leave room for, at most GAP_PAGE", () => {
+    assert.equal(gapLimit("3", 7n), 4);
+    assert.equal(gapLimit(null, 5n), 5);
+    assert.equal(gapLimit("9", 10n), 1);
+    assert.equal(gapLimit("10", 10n), 1, "never less than one");
+    assert.equal(gapLimit("0", 10_000n), GAP_PAGE);
+    assert.equal(
+      gapLimit("1700000000000000000", 1700000000000000300n),
+      GAP_PAGE,
+      "time-like cursors far apart",
+    );
   });
 
   it("a gap that outlasts MAX_HOLD_MS syncs even while deliveries keep arriving; nothing twice, order kept", async (t) => {
