@@ -228,7 +228,7 @@ async function main(): Promise<number> {
           stops.push(() => influx.stop());
           stores.influx = {
             stack: influx,
-            chat: new ChatBench(ctx, influx, "influx", p, home, influxd.pid),
+            chat: new ChatBench(ctx, influx, "influx", p, home, influxd.pid, influxd.url),
             recovery: new RecoveryBench(ctx, influx, "influx", p, home),
           };
         }

@@ -81,6 +81,8 @@ export class ChatBench {
     private readonly home: string,
     /** The database server's process (influxd), when the store is one; its CPU is shown apart. */
     private readonly storePid: number | null = null,
+    /** influxd's HTTP API, whose /debug/vars counts requests and points (influx stacks only). */
+    private readonly storeUrl: string | null = null,
   ) {
     this.k = store === "sqlite" ? "s" : "i";
   }
@@ -108,6 +110,21 @@ export class ChatBench {
     for (const c of got) check(this.ctx, `${this.store} warm-up`, c, send);
   }
 
+  /** influxd's own request and point counters (its /debug/vars `httpd` section), or null without influxd. */
+  private async influxdCounters(): Promise<Record<string, number> | null> {
+    if (!this.storeUrl) return null;
+    try {
+      const vars = (await (await fetch(`${this.storeUrl}/debug/vars`)).json()) as Record<
+        string,
+        { values?: Record<string, number> }
+      >;
+      const httpd = Object.entries(vars).find(([k]) => k.startsWith("httpd"))?.[1]?.values;
+      return httpd ?? null;
+    } catch {
+      return null;
+    }
+  }
+
   /** 1:1: alice sends N messages to bob with ≤100 unacknowledged; bob is live. */
   async oneToOne(run: number): Promise<void> {
     const { ctx, peers, stack } = this;
@@ -121,6 +138,7 @@ export class ChatBench {
       const tag = `c${run}`;
       await peers.p2.call("listen", { names: [bob], tag, count: s.chatCount });
       const before = await scrapeAll(stack.metricsUrls);
+      const influxBefore = await this.influxdCounters();
       const cpu = new CpuMeter(stack.pids);
       const parts = {
         balancer: new CpuMeter([stack.balancerPid]),
@@ -142,6 +160,7 @@ export class ChatBench {
       ]);
       const used = cpu.used();
       const after = await scrapeAll(stack.metricsUrls);
+      const influxAfter = await this.influxdCounters();
       check(ctx, `1:1 chat (${this.store})`, got, send);
       const stored = await peers.p2.call<{ items: number; unique: number }>("audit", { name: bob });
       if (stored.items > stored.unique)
@@ -234,6 +253,16 @@ export class ChatBench {
       ] as const;
       for (const [key, label, value, unit] of explain) {
         ctx.results.add(`${id}.${key}`, value, { workload: w, label, unit, better: "lower" });
+      }
+      if (influxBefore && influxAfter) {
+        const per = (k: string) => ((influxAfter[k] ?? 0) - (influxBefore[k] ?? 0)) / d.count;
+        for (const [key, label, value, unit] of [
+          ["influx.writes", "  influxd write requests per message", per("writeReq"), "req/msg"],
+          ["influx.queries", "  influxd query requests per message", per("queryReq"), "req/msg"],
+          ["influx.points", "  points written per message", per("pointsWrittenOK"), "points/msg"],
+          ["influx.readBytes", "  query answer bytes per message", per("queryRespBytes"), "B/msg"],
+        ] as const)
+          ctx.results.add(`${id}.${key}`, value, { workload: w, label, unit, better: "lower" });
       }
       for (const [who, meter] of Object.entries(parts)) {
         ctx.results.add(`${id}.cpu.${who}`, meter.used() / d.count, {

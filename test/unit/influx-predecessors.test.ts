@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
-import { placeAmong, type Row } from "../../server/store/influx/predecessors.js";
+import { describe, it, test } from "node:test";
+import { placeAmong, type Row, SettledRows } from "../../server/store/influx/predecessors.js";
 
 // The pure part of telling a copy's predecessor on InfluxDB (predecessors.ts): what readers
 // see, where a second copy of an id (two servers racing a resend) is dropped.
@@ -42,4 +42,37 @@ describe("mailbox predecessors", () => {
       "not among the rows",
     );
   });
+});
+
+test("settled rows: serves a range that starts inside what was read, and says where the unknown rest starts", () => {
+  const rows = (...ts: number[]) => ts.map((t) => ({ ts: BigInt(t), id: `m${t}` }));
+  const s = new SettledRows(100n);
+  assert.deepEqual(s.cover("bob", 10n, 50n), { rows: [], rest: 10n }, "nothing known: read it all");
+  s.add("bob", 10n, 40n, rows(12, 20, 33, 40));
+  assert.deepEqual(s.cover("bob", 15n, 35n), { rows: rows(20, 33), rest: null });
+  assert.deepEqual(s.cover("bob", 15n, 60n), { rows: rows(20, 33, 40), rest: 41n }, "read from 41 on");
+  assert.deepEqual(s.cover("bob", 5n, 30n), { rows: [], rest: 5n }, "starts before what is known");
+  assert.deepEqual(s.cover("alice", 15n, 30n), { rows: [], rest: 15n }, "another mailbox");
+  // A later range that touches it extends it; one that leaves a gap replaces it.
+  s.add("bob", 41n, 70n, rows(41, 55, 70));
+  assert.deepEqual(s.cover("bob", 15n, 71n), { rows: rows(20, 33, 40, 41, 55, 70), rest: null });
+  s.add("bob", 90n, 120n, rows(95, 120));
+  assert.deepEqual(s.cover("bob", 30n, 100n), { rows: [], rest: 30n }, "a gap: only the later range is kept");
+  assert.deepEqual(s.cover("bob", 90n, 121n), { rows: rows(95, 120), rest: null });
+  // An older range than the one kept does not replace it; what lies beyond keepNs is dropped.
+  s.add("bob", 0n, 50n, rows(1, 2));
+  assert.deepEqual(s.cover("bob", 90n, 121n), { rows: rows(95, 120), rest: null });
+  s.add("bob", 121n, 300n, rows(150, 250, 300));
+  assert.deepEqual(s.cover("bob", 150n, 301n), { rows: [], rest: 150n }, "kept only from 200");
+  assert.deepEqual(s.cover("bob", 200n, 301n), { rows: rows(250, 300), rest: null });
+});
+
+test("settled rows: at most maxMailboxes mailboxes, the least recently used go", () => {
+  const s = new SettledRows(1000n, 2);
+  s.add("a", 0n, 10n, [{ ts: 5n, id: "x" }]);
+  s.add("b", 0n, 10n, []);
+  s.cover("a", 1n, 10n);
+  s.add("c", 0n, 10n, []);
+  assert.equal(s.cover("a", 1n, 10n).rest, null, "a was used last");
+  assert.equal(s.cover("b", 1n, 10n).rest, 1n, "b went");
 });

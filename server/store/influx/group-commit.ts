@@ -1,5 +1,4 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { Point } from "@influxdata/influxdb-client";
 import { uuidv7Time } from "../../../core/protocol/ids.js";
 import {
   type AppendInput,
@@ -14,6 +13,7 @@ import { type InfluxContext, M } from "./context.js";
 import { rows, timeOf } from "./http.js";
 import type { IdIndex } from "./id-index.js";
 import { nanos, str } from "./influxql.js";
+import { mailboxLine } from "./line.js";
 import {
   type Copy,
   idFilter,
@@ -21,6 +21,7 @@ import {
   placePredecessors,
   predecessorStatements,
   readPredecessors,
+  SettledRows,
 } from "./predecessors.js";
 import { retrying } from "./retry.js";
 import type { Watermarks } from "./watermarks.js";
@@ -75,6 +76,8 @@ export class GroupCommit {
   private settling = 0;
   /** Receives batch sizes and failures. */
   metrics: StoreMetrics | null = null;
+  /** Mailbox points the predecessors' reads already saw in settled ranges (predecessors.ts). */
+  private readonly settledRows: SettledRows;
 
   constructor(
     private readonly ctx: InfluxContext,
@@ -86,7 +89,9 @@ export class GroupCommit {
     private readonly racingNs: bigint = 0n,
     /** The message id index (id-index.ts); without it every resend lookup scans the mailboxes. */
     private readonly index: IdIndex | null = null,
-  ) {}
+  ) {
+    this.settledRows = new SettledRows(4n * racingNs);
+  }
 
   /** True while a batch is being written (or retried). */
   get busy(): boolean {
@@ -223,8 +228,8 @@ export class GroupCommit {
           predecessorStatements(this.ctx, copies),
         );
         const placements = read
-          ? await placePredecessors(this.ctx, copies, this.racingNs, read)
-          : await readPredecessors(this.ctx, copies, this.racingNs);
+          ? await placePredecessors(this.ctx, copies, this.racingNs, read, this.settledRows)
+          : await readPredecessors(this.ctx, copies, this.racingNs, this.settledRows);
         let i = 0;
         for (const result of results) {
           let second = true;
@@ -324,12 +329,7 @@ export class GroupCommit {
           placedHere.set(key, ts);
           ours.set(key, ts);
           duplicate = false;
-          const point = new Point(M.mailbox)
-            .tag("owner", owner)
-            .stringField("id", p.input.id)
-            .stringField("envelope", envelopeFor(p.input, owner))
-            .timestamp(ts.toString());
-          lines.push(point.toLineProtocol()!);
+          lines.push(mailboxLine(owner, p.input.id, envelopeFor(p.input, owner), ts));
           const entry = this.index?.line(owner, p.input.id, ts, slots.get(p.input.id) ?? null);
           if (entry) indexLines.push(entry);
         }
@@ -350,6 +350,10 @@ export class GroupCommit {
   }
 
   private chunk(lines: string[]): string[] {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: most batches are one request, counted cheaply.
+    let units = 0;
+    for (const line of lines) units += line.length + 1;
+    if (units * 3 <= this.opts.maxBatchBytes) return lines.length > 0 ? [lines.join("\n")] : [];
     const chunks: string[] = [];
     let current: string[] = [];
     let bytes = 0;

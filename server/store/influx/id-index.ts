@@ -4,6 +4,7 @@ import { uuidv7Time } from "../../../core/protocol/ids.js";
 import { type InfluxContext, M } from "./context.js";
 import { rows, timeOf } from "./http.js";
 import { ident, nanos, str } from "./influxql.js";
+import { indexLine } from "./line.js";
 import { RawNumber } from "./raw-json.js";
 
 /** How far before now a message id's time may lie and still be looked up in the index. */
@@ -84,12 +85,7 @@ export class IdIndex {
   /** The index point of one new copy (null when the id is not indexed). */
   line(owner: string, id: string, ts: bigint, slot: bigint | null): string | null {
     if (slot === null) return null;
-    return new Point(M.msgIds)
-      .tag("owner", owner)
-      .stringField("id", id)
-      .stringField("at", ts.toString())
-      .timestamp(slot.toString())
-      .toLineProtocol()!;
+    return indexLine(owner, id, ts, slot);
   }
 
   /**
