@@ -425,6 +425,11 @@ serve(
     listen,
     collect: (p: Parameters<typeof collect>[0]) => withLoopDelay("collect", () => collect(p)),
     recover,
+    /** CPU time of this process so far: its main thread, and all its threads (ms). */
+    cpu(): { mainMs: number | null; allMs: number } {
+      const u = process.cpuUsage();
+      return { mainMs: mainThreadCpuMs(), allMs: (u.user + u.system) / 1000 };
+    },
   },
   async () => {
     for (const n of [...peers.keys()]) await close(n);

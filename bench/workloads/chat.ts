@@ -411,6 +411,9 @@ export class ChatBench {
         sender: new CpuMeter([peers.p1.pid]),
         members: new CpuMeter([peers.p2.pid, peers.p3.pid]),
       };
+      const memberCpu = () =>
+        Promise.all(listeners.map(([h]) => h.call<{ mainMs: number | null; allMs: number }>("cpu")));
+      const cpu0 = await memberCpu();
       const [send, ...got] = await Promise.all([
         peers.p1.call<SendResult>("sendBurst", {
           name: owner,
@@ -423,6 +426,7 @@ export class ChatBench {
         ...listeners.map(([h, names]) => h.call<Collected>("collect", { names, tag, stallMs: s.stallMs })),
       ]);
       const used = cpu.used();
+      const cpu1 = await memberCpu();
       const after = await scrapeAll(stack.metricsUrls);
       const all: Collected = {
         times: got.flatMap((c) => c.times),
@@ -453,6 +457,29 @@ export class ChatBench {
         unit: "ms",
         better: "lower",
       });
+      // Where the latency comes from: the service acknowledges the sender's messages (each a
+      // delivery for every member) faster than the members open them, or not. The members'
+      // backlog when the last acknowledgement came, and how long they took to work it off.
+      const flow = backlog(send, all);
+      const flowFigures = [
+        [
+          "offered",
+          "  deliveries acknowledged per second (sender's acks × members)",
+          flow.ackRate * members.length,
+          "deliveries/s",
+          "higher",
+        ],
+        [
+          "backlog",
+          "  deliveries not yet display-ready at the last ack",
+          flow.backlog,
+          "deliveries",
+          "lower",
+        ],
+        ["drainMs", "  last ack → last delivery display-ready", flow.drainMs, "ms", "lower"],
+      ] as const;
+      for (const [key, label, value, unit, better] of flowFigures)
+        ctx.results.add(`${id}.${key}`, value, { workload: w, label, unit, better });
       ctx.results.add(`${id}.cpu`, used / d.count, {
         workload: w,
         label: "balancer + 2 servers CPU per delivery",
@@ -472,6 +499,19 @@ export class ChatBench {
           better: "lower",
         });
       }
+      // A member process opens on one thread: its main thread bounds what it takes per second.
+      const mainMs = cpu1.reduce(
+        (sum, c, i) => sum + (c.mainMs ?? Number.NaN) - (cpu0[i]!.mainMs ?? Number.NaN),
+        0,
+      );
+      const allMs = cpu1.reduce((sum, c, i) => sum + c.allMs - cpu0[i]!.allMs, 0);
+      ctx.results.add(`${id}.cpu.membersMain`, (mainMs * 1000) / d.count, {
+        workload: w,
+        label: "    of which their main threads (the rest: GC helpers, ZeroMQ, checkpoints)",
+        unit: "µs/delivery",
+        better: "lower",
+        note: `all threads by the process's own count: ${Math.round((allMs * 1000) / d.count)} µs/delivery`,
+      });
       // Where the work comes from: requests per group message sent, from the stack's own metrics.
       const perMessage = (...having: string[]) =>
         delta(before, after, "zmqchat_server_requests_total", ...having) / s.groupMessages;
@@ -487,6 +527,25 @@ export class ChatBench {
       await Promise.all(listeners.map(([h, names]) => h.call("close", { names })));
     }
   }
+}
+
+/**
+ * The sender's acknowledgements per second (first send → last ack), how many deliveries were
+ * not yet display-ready at the last ack (acknowledged, so stored and published, but not opened
+ * by their member yet), and how long after the last ack the last one was.
+ */
+function backlog(send: SendResult, c: Collected): { ackRate: number; backlog: number; drainMs: number } {
+  const acked = extent(send.acked);
+  const ackRate =
+    (send.acked.filter((a) => !Number.isNaN(a)).length * 1000) / (acked.max - extent(send.sent).min);
+  let waiting = 0;
+  let last = Number.NEGATIVE_INFINITY;
+  for (const t of c.times)
+    for (let i = 0; i < t.length; i++) {
+      if (!(t[i]! <= acked.max)) waiting++;
+      if (t[i]! > last) last = t[i]!;
+    }
+  return { ackRate, backlog: waiting, drainMs: Math.max(0, last - acked.max) };
 }
 
 /** SQLite only: how often and how long a commit waited for the other server's write lock. */

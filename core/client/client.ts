@@ -889,7 +889,8 @@ export class ChatClient {
       if (notice.success) this.emit({ type: "group", notice: notice.data });
       return;
     }
-    this.live.push(safeJson(frame));
+    // Parsed when its run is applied (live.ts: a frame waiting parsed outlived the young generation).
+    this.live.push(frame);
   }
 
   private emit(e: ClientEvent): void {

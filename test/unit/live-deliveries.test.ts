@@ -12,6 +12,7 @@ import {
   LiveDeliveries,
   type LiveDeps,
   MAX_HOLD_MS,
+  MAX_QUEUED_BYTES,
 } from "../../core/client/live.js";
 import { PARALLEL_MIN } from "../../core/client/opener.js";
 import { MAX_DELIVERIES_PER_FRAME } from "../../core/protocol/limits.js";
@@ -258,6 +259,41 @@ describe("live deliveries (core/client/live.ts)", () => {
     await l.idle();
     assert.equal(syncs, 1);
     assert.equal(cache.cursor, "12");
+  });
+
+  it("frames pushed raw (as they come off the socket) are parsed when applied: a delivery, a deliver.many, and one not JSON (a sync)", async () => {
+    const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12")];
+    mailbox.push(...items);
+    const raw = (v: unknown) => Buffer.from(JSON.stringify(v));
+    live.push(raw(frame(items[0]!, null)));
+    live.push(
+      raw({
+        v: 1,
+        type: "deliver.many",
+        owner: "bob",
+        frames: [frame(items[1]!, "3"), frame(items[2]!, "7")],
+      }),
+    );
+    await live.idle();
+    assert.deepEqual(emitted, ["m1", "m2", "m3"]);
+    assert.equal(syncs, 0);
+    assert.equal(opens, 1, "one run");
+    live.push(Buffer.from('{"v":1,"type":"deliver",'));
+    await live.idle();
+    assert.equal(syncs, 1, "not JSON: a malformed delivery, a sync");
+    assert.deepEqual(emitted, ["m1", "m2", "m3", "m4"]);
+  });
+
+  it("raw frames wait only up to MAX_QUEUED_BYTES: beyond it they are dropped for a sync", async () => {
+    const items = [item(1, "3"), item(2, "7")];
+    mailbox.push(...items);
+    // A frame bigger than the bound (the socket's own limit is far lower; the bound is what counts).
+    live.push(Buffer.alloc(MAX_QUEUED_BYTES + 1, 0x20));
+    await live.idle();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(syncs, 1);
+    assert.equal(opens, 0, "nothing parsed or opened from the dropped frame");
+    assert.deepEqual(emitted, ["m1", "m2"], "the sync read the mailbox");
   });
 
   it("a malformed deliver.many (too many frames, not a list, a batch inside a batch, empty) makes a sync, never a crash", async () => {
