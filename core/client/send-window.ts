@@ -22,6 +22,16 @@ export const MAX_BATCH = 64;
 /** Most `send.many` requests in flight, whatever the service offers (login reply `pipeline`). */
 export const MAX_IN_FLIGHT = 4;
 
+/**
+ * A request joins others in flight only with this many envelopes ready (or half a frame's
+ * bytes): under light load what is sealed while a request is out waits for its reply and leaves
+ * together, as with one in flight. Measured on SQLite at 1,000 msg/s offered (quiet machine):
+ * chaining each few messages into a request of their own took the commits that waited for the
+ * other server's write lock from 10–16 % to 28–33 % and the send → display p50 from 8–14 ms to
+ * 14–18 ms, for no gain at p99; a burst (the 1:1 bench's ~33 a request) still pipelines.
+ */
+export const PIPELINE_MIN = 16;
+
 /** What the window needs: the two ways to hand envelopes to the service. */
 export interface SendWindowDeps {
   /** `send`: one envelope. */
@@ -201,6 +211,20 @@ export class SendWindow {
     return batch;
   }
 
+  /** Whether PIPELINE_MIN envelopes (or half a frame's bytes) are ready at the head of the queue. */
+  private batchReady(): boolean {
+    let n = 0;
+    let bytes = 0;
+    for (const e of this.queue) {
+      if (e.state === "cancelled") continue;
+      if (e.state === "waiting") return false;
+      n++;
+      bytes += e.bytes;
+      if (n >= PIPELINE_MIN || bytes >= MAX_ENVELOPE_BYTES / 2) return true;
+    }
+    return false;
+  }
+
   private pump(): void {
     for (;;) {
       if (this.draining) {
@@ -215,6 +239,7 @@ export class SendWindow {
         return;
       }
       if (this.flights.length >= this.depth) return;
+      if (this.flights.length > 0 && !this.batchReady()) return;
       const batch = this.take();
       if (batch.length === 0) return;
       const follows = this.flights.at(-1)?.last;

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import {
   MAX_IN_FLIGHT,
+  PIPELINE_MIN,
   type SendAck,
   type SendResult,
   SendWindow,
@@ -229,21 +230,24 @@ describe("send window with several requests in flight", () => {
     };
     const w = new SendWindow(m.deps);
     w.offer(4);
-    const [a, b, c] = [env(), env(), env()];
+    const [a, b] = [env(), env()];
+    // A batch's worth (PIPELINE_MIN): fewer would wait for the reply in flight instead of joining it.
+    const cs = Array.from({ length: PIPELINE_MIN }, () => env());
     forbidden.add(b.id);
     const sa = w.reserve();
     const sb = w.reserve();
     const pa = sa.post(a, 600_000);
     const pb = sb.post(b, 600_000);
-    // a and b leave together; c leaves while they are in flight and names b, which is never stored.
+    // a and b leave together; cs leave while they are in flight and name b, which is never stored.
     await tick(0);
     assert.equal(w.inFlight, 1);
-    const pc = w.reserve().post(c, 600_000);
+    const slots = cs.map(() => w.reserve());
+    const pcs = cs.map((c, i) => slots[i]!.post(c, 600_000));
     await pa;
     await assert.rejects(pb, { code: "forbidden" });
-    await pc;
-    assert.deepEqual(m.mailbox, [a.id, c.id]);
-    assert.deepEqual(seen[1], { ids: [c.id], follows: b.id }, "c named b");
+    await Promise.all(pcs);
+    assert.deepEqual(m.mailbox, [a.id, ...cs.map((c) => c.id)]);
+    assert.deepEqual(seen[1], { ids: cs.map((c) => c.id), follows: b.id }, "cs named b");
     assert.ok(m.log.refusedChain >= 1, "and was refused while b was missing");
     assert.equal(seen.at(-1)!.follows, undefined, "then sent again after the drain, naming nothing");
   });
