@@ -131,7 +131,9 @@ describe("several send.many requests in flight (real processes on loopback)", ()
     for (const [name, w] of Object.entries(watched)) {
       assert.ok(w.maxInFlight >= 2, `${name}: at most ${w.maxInFlight} send.many in flight`);
       assert.ok(w.chained > 0, `${name}: requests named their predecessor`);
-      t.diagnostic(`${name}: ${w.many} send.many, ${w.chained} chained (${w.refusedChain} refused for want of the predecessor), at most ${w.maxInFlight} in flight`);
+      t.diagnostic(
+        `${name}: ${w.many} send.many, ${w.chained} chained (${w.refusedChain} refused for want of the predecessor), at most ${w.maxInFlight} in flight`,
+      );
     }
     // And the receiver's view: all of them, once, in order.
     await clients.bob!.sync();
