@@ -80,6 +80,11 @@ export class DeliveryPublisher {
 /**
  * `owner`'s delivery frames as few frames as the bounds allow: runs of them wrapped as
  * `{"v":1,"type":"deliver.many","owner":…,"frames":[…]}`, in order; a run of one stays as it is.
+ *
+ * A run is sized by a bound first, three UTF-8 bytes a UTF-16 unit (what no text passes), and
+ * counted exactly only once the bound could pass the budget: the exact count is a native call that
+ * copies a frame built by concatenation into one string first (about 1.5 µs a delivery, measured
+ * with 33 deliveries of 1 KB), where a run of the 1:1 bench is far under the 512 KiB budget.
  */
 export function batchFrames(owner: string, frames: readonly string[]): string[] {
   const out: string[] = [];
@@ -87,16 +92,31 @@ export function batchFrames(owner: string, frames: readonly string[]): string[] 
   // Room for the wrapper and the commas between frames.
   const budget = MAX_REPLY_BYTES - head.length - 2;
   let run: string[] = [];
+  /** The run's size: an upper bound while `exact` is false, else its UTF-8 bytes. */
   let bytes = 0;
+  let exact = false;
   const close = () => {
     if (run.length === 1) out.push(run[0]!);
     else if (run.length > 1) out.push(`${head}${run.join(",")}]}`);
     run = [];
     bytes = 0;
+    exact = false;
   };
   for (const frame of frames) {
-    const size = Buffer.byteLength(frame) + 1;
-    if (run.length > 0 && (run.length >= MAX_DELIVERIES_PER_FRAME || bytes + size > budget)) close();
+    if (run.length >= MAX_DELIVERIES_PER_FRAME) close();
+    let size = exact ? Buffer.byteLength(frame) + 1 : frame.length * 3 + 1;
+    if (run.length > 0 && bytes + size > budget && !exact) {
+      // The bound could pass the budget: count the run and this frame exactly.
+      exact = true;
+      bytes = 0;
+      for (const f of run) bytes += Buffer.byteLength(f) + 1;
+      size = Buffer.byteLength(frame) + 1;
+    }
+    if (run.length > 0 && bytes + size > budget) {
+      close();
+      // A new run starts with this frame, sized by its bound again.
+      size = frame.length * 3 + 1;
+    }
     run.push(frame);
     bytes += size;
   }

@@ -93,6 +93,9 @@ export class SenderQuota {
   }
 }
 
+/** A check decided without asking the store. */
+const DONE: Promise<void> = Promise.resolve();
+
 /** How long a mailbox's count is trusted before the store is asked again. */
 const MAILBOX_COUNT_TTL_MS = 60_000;
 /** Mailbox counts kept per server; beyond it, the oldest are forgotten (and asked again). */
@@ -108,10 +111,46 @@ export class MailboxQuota {
   ) {}
 
   /**
-   * Throws forbidden when one of `owners` is full, counting `reserved` copies (a `send.many`
-   * batch's earlier envelopes, not stored yet) as if they were in.
+   * Refuses (forbidden) when one of `owners` is full, counting `reserved` copies (a `send.many`
+   * batch's earlier envelopes, not stored yet) as if they were in: thrown at once when every
+   * count was known, else as the promise's rejection. Call it inside the `try` that awaits it.
    */
-  async check(owners: string[], now: number, reserved?: ReadonlyMap<string, number>): Promise<void> {
+  check(owners: string[], now: number, reserved?: ReadonlyMap<string, number>): Promise<void> {
+    // Every count known and fresh (a live conversation): decided here, without a promise per owner.
+    if (this.allFresh(owners, now)) {
+      this.judge(owners.filter((o) => this.over(this.counts.get(o)!, o, reserved)));
+      return DONE;
+    }
+    return this.checkAsking(owners, now, reserved);
+  }
+
+  private allFresh(owners: string[], now: number): boolean {
+    for (const owner of owners) {
+      const c = this.counts.get(owner);
+      if (!c || now - c.at > MAILBOX_COUNT_TTL_MS) return false;
+    }
+    return true;
+  }
+
+  private over(c: { n: number }, owner: string, reserved?: ReadonlyMap<string, number>): boolean {
+    return c.n + (reserved?.get(owner) ?? 0) >= this.quotas.mailboxMessages;
+  }
+
+  /** Throws forbidden naming the full mailboxes, if any. */
+  private judge(full: string[]): void {
+    if (full.length > 0) {
+      throw new ZmqchatError(
+        "forbidden",
+        `the mailbox of ${full.sort().join(", ")} is full (${this.quotas.mailboxMessages} messages)`,
+      );
+    }
+  }
+
+  private async checkAsking(
+    owners: string[],
+    now: number,
+    reserved?: ReadonlyMap<string, number>,
+  ): Promise<void> {
     const full: string[] = [];
     await Promise.all(
       owners.map(async (owner) => {
@@ -123,15 +162,10 @@ export class MailboxQuota {
             this.counts.delete(this.counts.keys().next().value as string);
           this.counts.set(owner, c);
         }
-        if (c.n + (reserved?.get(owner) ?? 0) >= this.quotas.mailboxMessages) full.push(owner);
+        if (this.over(c, owner, reserved)) full.push(owner);
       }),
     );
-    if (full.length > 0) {
-      throw new ZmqchatError(
-        "forbidden",
-        `the mailbox of ${full.sort().join(", ")} is full (${this.quotas.mailboxMessages} messages)`,
-      );
-    }
+    this.judge(full);
   }
 
   /** Counts messages this server stored since it last asked the store. */

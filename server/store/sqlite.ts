@@ -672,11 +672,15 @@ export class SqliteStore implements Store {
     const out: Array<AppendResult[] | null> = new Array(batch.length).fill(null);
     /** Requests waiting for a copy written later in this commit, by that copy's owner and id. */
     const waiting = new Map<string, number[]>();
+    // One time for the commit: its copies are stored together.
+    const serverTime = new Date().toISOString();
     const write = (first: number) => {
       const ready = [first];
       for (let i = ready.pop(); i !== undefined; i = ready.pop()) {
         const p = batch[i]!;
-        out[i] = p.inputs.map((input) => this.appendOne(input, last));
+        out[i] = p.inputs.map((input) => this.appendOne(input, last, serverTime));
+        // Nothing waits in almost every commit: no key is built per copy then.
+        if (waiting.size === 0) continue;
         for (const input of p.inputs)
           for (const owner of input.owners) {
             const key = `${owner}\n${input.id}`;
@@ -713,8 +717,7 @@ export class SqliteStore implements Store {
    * the write lock (BEGIN IMMEDIATE), so nothing else lands in a mailbox between two of its own
    * copies: the predecessor of a copy is that position, with no index read.
    */
-  private appendOne(input: AppendInput, last: Map<string, number>): AppendResult {
-    const serverTime = new Date().toISOString();
+  private appendOne(input: AppendInput, last: Map<string, number>, serverTime: string): AppendResult {
     const placed = new Map<string, Placement>();
     let duplicate = true;
     for (const owner of input.owners) {

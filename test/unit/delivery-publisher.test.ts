@@ -55,6 +55,34 @@ describe("delivery publisher (server/delivery-publisher.ts)", () => {
     assert.deepEqual(batchFrames("bob", [delivery("bob", 98), huge, delivery("bob", 100)]).length, 3);
   });
 
+  it("batchFrames: ASCII runs are packed to the byte budget, not to the three-bytes-a-character bound", () => {
+    // 100,000 ASCII characters each: by the bound (3 bytes a character) one a frame, by the bytes five.
+    const frames = Array.from({ length: 12 }, (_, i) => delivery("bob", i + 1, 100_000));
+    const per = Math.floor(MAX_REPLY_BYTES / (Buffer.byteLength(frames[0]!) + 1));
+    assert.equal(per, 5);
+    const out = batchFrames("bob", frames);
+    assert.deepEqual(
+      out.map((f) => unwrap(f).length),
+      [5, 5, 2],
+    );
+    for (const f of out) assert.ok(Buffer.byteLength(f) <= MAX_REPLY_BYTES, `${Buffer.byteLength(f)} bytes`);
+    assert.deepEqual(
+      out.flatMap(unwrap),
+      frames.map((_, i) => String(i + 1)),
+    );
+    // Mixed: ASCII frames, then ones of three-byte characters, in one run counted exactly.
+    const wide = (n: number) => delivery("bob", n).replace('"pad":""', `"pad":"${"€".repeat(60_000)}"`);
+    const mixed = [...frames.slice(0, 3), wide(4), wide(5), wide(6)];
+    const split = batchFrames("bob", mixed);
+    for (const f of split)
+      assert.ok(Buffer.byteLength(f) <= MAX_REPLY_BYTES, `${Buffer.byteLength(f)} bytes`);
+    assert.deepEqual(split.flatMap(unwrap), ["1", "2", "3", "4", "5", "6"]);
+    assert.deepEqual(
+      split.map((f) => unwrap(f).length),
+      [4, 2],
+    );
+  });
+
   it("deliveriesInFrame refuses what the schema refuses", () => {
     const ok = { v: 1, type: "deliver.many", owner: "bob", frames: [{}, {}] };
     const cases: unknown[] = [

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import {
   checkPublicFrame,
   DEFAULT_SERVER_QUOTAS,
+  MailboxQuota,
   PUBLIC_FRAME_BYTES,
   RateLimitedError,
   SenderQuota,
@@ -103,5 +104,33 @@ describe("server quotas through the service (memory transport)", () => {
     } finally {
       await stack.stop();
     }
+  });
+
+  it("mailbox quota: counts known and fresh are judged without the store (reserved copies count), stale ones are asked again", async () => {
+    const sizes = new Map([
+      ["bob", 3],
+      ["carol", 0],
+    ]);
+    const asked: string[] = [];
+    const quota = new MailboxQuota({ ...DEFAULT_SERVER_QUOTAS, mailboxMessages: 5 }, async (o) => {
+      asked.push(o);
+      return sizes.get(o) ?? 0;
+    });
+    await quota.check(["bob", "carol"], 1000);
+    assert.deepEqual(asked, ["bob", "carol"]);
+    // Known now: no store read, and a refusal names only the full one.
+    await quota.check(["bob", "carol"], 2000, new Map([["bob", 1]]));
+    await assert.rejects(async () => quota.check(["carol", "bob"], 2000, new Map([["bob", 2]])), {
+      code: "forbidden",
+      message: /the mailbox of bob is full \(5 messages\)/,
+    });
+    // Copies this server stored count without asking.
+    quota.stored(["bob", "bob"]);
+    await assert.rejects(async () => quota.check(["bob"], 3000), { code: "forbidden" });
+    assert.deepEqual(asked, ["bob", "carol"], "no store read while the counts are fresh");
+    // Stale after a minute: asked again (bob's mailbox was emptied meanwhile), and it has room.
+    sizes.set("bob", 0);
+    await quota.check(["bob", "carol"], 1000 + 61_000);
+    assert.deepEqual(asked, ["bob", "carol", "bob", "carol"]);
   });
 });
