@@ -191,15 +191,26 @@ export class GroupCommit {
         }
         // Rewriting a chunk that already landed is harmless: same series, time and fields.
         // The index first: a copy stored is always found by a lookup (id-index.ts).
-        for (const chunk of plan.indexChunks) await this.ctx.http.write(chunk);
-        for (const chunk of plan.chunks) await this.ctx.http.write(chunk);
+        const writes = [...plan.indexChunks, ...plan.chunks];
+        // The batch's first write carries this process's watermark (below the batch: every
+        // point stamped before it is acknowledged), standing in for the write of its own that
+        // the batch before skipped (see below). Only on a first attempt: a process says nothing
+        // while a write of its own may still land late (watermarks.ts, failed).
+        if (attempts === 1 && this.floor !== null && writes.length > 0) {
+          const line = this.watermarks?.carried(this.floor);
+          if (line) writes[0] = `${writes[0]}\n${line}`;
+        }
+        for (const chunk of writes) await this.ctx.http.write(chunk);
         return plan;
       });
       this.floor = null;
       // Every point this process stamped so far is acknowledged: say so before the next batch
       // stamps. Unless an attempt failed: a write that timed out may still land, later.
+      // When the next batch is already queued, its first write carries the watermark instead
+      // (a write request fewer per batch under load), stamped right after its lookup; should it
+      // write nothing, the one after it carries it, and the watermark timer publishes anyway.
       if (attempts > 1) this.watermarks?.failed();
-      else this.watermarks?.publish();
+      else if (this.queue.length === 0) this.watermarks?.publish();
       this.metrics?.batch(batch.length, (performance.now() - started) / 1000);
       void this.settle(batch, written);
     } catch (failure) {

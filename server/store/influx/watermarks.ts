@@ -76,19 +76,34 @@ export class Watermarks {
    * one below `inflightMin`, the lowest stamp of the batch being written.
    */
   publish(inflightMin: bigint | null = null): void {
+    const line = this.line(inflightMin);
+    // Best effort: a watermark that is lost or lands late only makes others wait the window.
+    if (line !== null) this.ctx.http.write(line).catch(() => {});
+  }
+
+  /**
+   * The watermark of a batch about to be written, as a line for that batch's first write to
+   * carry (it counts as a publish): one below `inflightMin`, the batch's lowest stamp. Saves the
+   * write of its own that a busy process made after each group commit. Null when quiet (after a
+   * failed write) or not started.
+   */
+  carried(inflightMin: bigint): string | null {
+    if (!this.started) return null;
+    return this.line(inflightMin);
+  }
+
+  private line(inflightMin: bigint | null): string | null {
     this.arm();
     const clock = this.lanes.clock;
-    if (!clock || Date.now() < this.quietUntil) return;
+    if (!clock || Date.now() < this.quietUntil) return null;
     const wm = inflightMin === null ? clock.next() : inflightMin - 1n;
-    if (wm < 0n) return;
+    if (wm < 0n) return null;
     const hour = (wm / HOUR_NS) * HOUR_NS;
-    const line = new Point(M.watermarks)
+    return new Point(M.watermarks)
       .tag("holder", this.lanes.holder)
       .stringField("wm", wm.toString())
       .timestamp(hour.toString())
       .toLineProtocol()!;
-    // Best effort: a watermark that is lost or lands late only makes others wait the window.
-    this.ctx.http.write(line).catch(() => {});
   }
 
   /**
