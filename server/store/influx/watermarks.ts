@@ -31,6 +31,8 @@ export class Watermarks {
   private started = false;
   private waiting: Waiter[] = [];
   private polling = false;
+  /** The latest watermark sent (see line). */
+  private lastWm = -1n;
   /** Publishing pauses after a failed write, whose points may still land (until then + timeout + W). */
   private quietUntil = 0;
 
@@ -97,7 +99,10 @@ export class Watermarks {
     const clock = this.lanes.clock;
     if (!clock || Date.now() < this.quietUntil) return null;
     const wm = inflightMin === null ? clock.next() : inflightMin - 1n;
-    if (wm < 0n) return null;
+    // The same watermark again (the timer, while one batch's writes take longer than everyMs)
+    // tells nobody anything new: not written again.
+    if (wm < 0n || wm === this.lastWm) return null;
+    this.lastWm = wm;
     const hour = (wm / HOUR_NS) * HOUR_NS;
     return new Point(M.watermarks)
       .tag("holder", this.lanes.holder)
