@@ -205,7 +205,7 @@ export class Balancer {
   }
 
   private forward(peer: string, frame: Buffer): void {
-    const worker = this.dispatcher.pick(peer);
+    const worker = this.dispatcher.pick(peer, Date.now());
     if (worker === null) {
       this.options.metrics?.refused("no_server");
       this.sockets.sendClient(

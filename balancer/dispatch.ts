@@ -12,6 +12,12 @@ export interface WorkerState {
  * still take its next request: one client's send window (4) plus one.
  */
 export const AFFINITY_SLACK = 5;
+/**
+ * A client's server with requests in flight that has said nothing for this long is not kept:
+ * the client's next request (often the retry of one it is not answering) goes elsewhere, as
+ * without affinity. A false alarm under load only costs the affinity.
+ */
+export const AFFINITY_STALL_MS = 250;
 /** Clients whose server is remembered, at most (least recently dispatched forgotten first). */
 export const MAX_AFFINITIES = 100_000;
 
@@ -70,10 +76,10 @@ export class Dispatcher {
   }
 
   /**
-   * The server for the next request (of `client`, when given), or null when none is alive and
-   * taking requests.
+   * The server for the next request (of `client`, when given, at `now`), or null when none is
+   * alive and taking requests.
    */
-  pick(client?: string): string | null {
+  pick(client?: string, now = 0): string | null {
     let best: WorkerState | null = null;
     const all = [...this.workers.values()];
     const n = all.length;
@@ -85,7 +91,8 @@ export class Dispatcher {
     this.turn = (this.turn + 1) % Math.max(n, 1);
     if (best && client !== undefined) {
       const own = this.workers.get(this.affinity.get(client) ?? "");
-      if (own && !own.draining && own.inFlight <= best.inFlight + AFFINITY_SLACK) best = own;
+      const stalled = own !== undefined && own.inFlight > 0 && now - own.lastSeen > AFFINITY_STALL_MS;
+      if (own && !own.draining && !stalled && own.inFlight <= best.inFlight + AFFINITY_SLACK) best = own;
       this.affinity.delete(client);
       this.affinity.set(client, best.id);
       if (this.affinity.size > MAX_AFFINITIES) this.affinity.delete(this.affinity.keys().next().value!);

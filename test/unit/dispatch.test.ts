@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { AFFINITY_SLACK, Dispatcher, MAX_AFFINITIES } from "../../balancer/dispatch.js";
+import { AFFINITY_SLACK, AFFINITY_STALL_MS, Dispatcher, MAX_AFFINITIES } from "../../balancer/dispatch.js";
 
 function twoServers(): Dispatcher {
   const d = new Dispatcher(10_000);
@@ -60,6 +60,17 @@ describe("dispatch: fewest in flight, and a client's requests stay with its serv
     d.ready("s3", "v", 0);
     const third = d.pick("alice")!;
     assert.ok(third !== next && third !== own, `went to ${third}`);
+  });
+
+  it("moves a client off a server that holds its requests and has said nothing for AFFINITY_STALL_MS (SIGSTOP)", () => {
+    const d = twoServers();
+    const own = d.pick("alice", 0)!;
+    // Answers keep the server fresh: still alice's while within the stall time.
+    d.seen(own, 1000);
+    assert.equal(d.pick("alice", 1000 + AFFINITY_STALL_MS), own);
+    // Silent past it with requests in flight: the retry goes to the other server.
+    const next = d.pick("alice", 1001 + AFFINITY_STALL_MS)!;
+    assert.notEqual(next, own);
   });
 
   it("forgets a client on request, and remembers at most MAX_AFFINITIES clients", () => {
