@@ -1,6 +1,6 @@
 import type { Target as ChatTarget } from "../../core/client/client.js";
 import type { BenchContext } from "../lib/context.js";
-import { delta, type Samples, scrapeAll } from "../lib/metrics.js";
+import { delta, histogramQuantile, type Samples, scrapeAll } from "../lib/metrics.js";
 import type { Helper } from "../lib/rpc.js";
 import type { Stack } from "../lib/stack.js";
 import { distribution, extent } from "../lib/stats.js";
@@ -342,6 +342,15 @@ export class ChatBench {
         `light.${this.store}.commitMs`,
         (1000 * delta(before, after, "zmqchat_server_store_batch_seconds_sum")) / commits,
         { ...meta, label: "store commit time (mean)" },
+      );
+      ctx.results.add(
+        `light.${this.store}.commitP99`,
+        1000 * histogramQuantile(before, after, "zmqchat_server_store_batch_seconds", 0.99),
+        {
+          ...meta,
+          label: "store commit time p99 (upper bound of its histogram bucket)",
+          baseline: "light.disk.p99",
+        },
       );
       // The ack's time split: what the server spent on each send.many (checks, queue, lock, commit), the rest is the way there and back.
       const sendMany = 'type="send.many"';
