@@ -146,7 +146,9 @@ export type OpenResult =
       reason: "bad_signature" | "forged" | "not_for_me" | "undecryptable" | "unknown_suite";
     };
 
-const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64url");
+/** base64url of the bytes, without copying them first (a view when they are not a Buffer). */
+const b64 = (b: Uint8Array) =>
+  (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString("base64url");
 const unb64 = (s: string) => Buffer.from(s, "base64url");
 
 /** Holds one identity's derived pairwise keys, so sealing and opening skip repeated X25519. */
