@@ -204,7 +204,22 @@ export class Sealer {
       keys,
     };
     const sig = sign(null, signedBytes(unsigned), me.signPrivate);
-    return { ...unsigned, sig: b64(sig) };
+    return {
+      v: unsigned.v,
+      suite: unsigned.suite,
+      id: unsigned.id,
+      from: unsigned.from,
+      device: unsigned.device,
+      to: unsigned.to,
+      group: unsigned.group,
+      seq: unsigned.seq,
+      sentAt: unsigned.sentAt,
+      nonce: unsigned.nonce,
+      ct: unsigned.ct,
+      kc: unsigned.kc,
+      keys: unsigned.keys,
+      sig: b64(sig),
+    };
   }
 
   /**
@@ -288,7 +303,24 @@ export class Sealer {
       const iv = fresh.subarray(44 + 12 * i, 56 + 12 * i);
       return { to: r.name, wk: b64(sealKey(kek, iv, cek, pairwiseWrapAad(r.name, h, kc))) };
     });
-    return { ...header, nonce: b64(nonce), ct: b64(body), kc: b64(kc), keys };
+    // Written out in the header's order (an object spread costs microseconds per message here).
+    return {
+      v: header.v,
+      suite: header.suite,
+      id: header.id,
+      from: header.from,
+      device: header.device,
+      to: header.to,
+      group: header.group,
+      seq: header.seq,
+      sentAt: header.sentAt,
+      fromKey: header.fromKey,
+      toKey: header.toKey,
+      nonce: b64(nonce),
+      ct: b64(body),
+      kc: b64(kc),
+      keys,
+    };
   }
 
   /**
