@@ -231,10 +231,10 @@ export class Sealer {
     if (env.v === 3) return env.suite === SUITE_V3 ? this.openPairwise(env, senderKeys) : unknownSuite;
     if (!((env.v === 1 && env.suite === SUITE) || (env.v === 2 && env.suite === SUITE_V2)))
       return { ok: false, reason: "unknown_suite" };
-    const { sig, ...unsigned } = env;
     let good = false;
     try {
-      good = verify(null, signedBytes(unsigned), this.keys.signKey(senderKeys.sign), unb64(sig));
+      // signedBytes reads the signed fields by name: the envelope itself, not a copy without `sig`.
+      good = verify(null, signedBytes(env), this.keys.signKey(senderKeys.sign), unb64(env.sig));
     } catch {
       good = false;
     }
@@ -509,21 +509,41 @@ export function sealTag(env: Envelope): string {
  * version 2 every field but `sig` and the wrapped keys (see SUITE_V2 for why that is safe).
  */
 export function signedBytes(env: UnsignedEnvelope): Buffer {
-  const common = [
-    env.v,
-    env.suite,
-    env.id,
-    env.from,
-    env.device,
-    env.to,
-    env.group,
-    env.seq,
-    env.sentAt,
-    env.nonce,
-    env.ct,
-  ];
-  if (env.v === 1) return Buffer.from(JSON.stringify([...common, env.keys.map((k) => [k.to, k.wk])]));
-  return Buffer.from(JSON.stringify(["zmqchat-envelope-v2", ...common, env.kc]));
+  // Each array written out (no spread of a shared prefix): built for every group message opened.
+  if (env.v === 1)
+    return Buffer.from(
+      JSON.stringify([
+        env.v,
+        env.suite,
+        env.id,
+        env.from,
+        env.device,
+        env.to,
+        env.group,
+        env.seq,
+        env.sentAt,
+        env.nonce,
+        env.ct,
+        env.keys.map((k) => [k.to, k.wk]),
+      ]),
+    );
+  return Buffer.from(
+    JSON.stringify([
+      "zmqchat-envelope-v2",
+      env.v,
+      env.suite,
+      env.id,
+      env.from,
+      env.device,
+      env.to,
+      env.group,
+      env.seq,
+      env.sentAt,
+      env.nonce,
+      env.ct,
+      env.kc,
+    ]),
+  );
 }
 
 /** The AES-GCM associated data of the content: the routing header (and, from v2, the version). */

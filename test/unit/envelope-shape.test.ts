@@ -97,10 +97,10 @@ describe("the shape of sealed envelopes and opened messages", () => {
       "replyTo",
     ]);
     // A message that does not open has the same fields, without the extra ones.
-    const forged = openItem(
-      { ...item, envelope: { ...env, kc: env.kc.replace(/^./, (c) => (c === "A" ? "B" : "A")) } },
-      ctx,
-    );
+    assert.equal(env.v, 3);
+    const kc = (env as { kc: string }).kc;
+    const forgedKc = kc.replace(/^./, (c: string) => (c === "A" ? "B" : "A"));
+    const forged = openItem({ ...item, envelope: { ...env, kc: forgedKc } as typeof env }, ctx);
     assert.equal(forged.message.verified, false);
     assert.deepEqual(Object.keys(forged.message), Object.keys(o.message).slice(0, -1));
   });
