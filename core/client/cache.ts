@@ -317,7 +317,9 @@ export class Cache {
    */
   addNext(messages: ChatMessage[], prev: string | null, cursor: string): ChatMessage[] | null {
     return this.indexed(
-      this.db.transaction(() => (this.cursor === prev ? this.write(messages, cursor) : null)).immediate(),
+      this.db
+        .transaction(() => (this.cursor === prev ? this.write(messages, cursor, prev) : null))
+        .immediate(),
     );
   }
 
@@ -368,9 +370,10 @@ export class Cache {
     return fresh;
   }
 
-  private write(messages: ChatMessage[], cursor: string | null): ChatMessage[] {
+  /** `current`: the cursor as this transaction read it already (addNext), when it did. */
+  private write(messages: ChatMessage[], cursor: string | null, current?: string | null): ChatMessage[] {
     const fresh = this.put(messages, cursor !== null);
-    if (cursor !== null) this.advanceCursor(cursor);
+    if (cursor !== null) this.advanceCursor(cursor, current);
     return fresh;
   }
 
@@ -493,9 +496,11 @@ export class Cache {
     return this.getState("cursor");
   }
 
-  /** Moves the cursor forward only: a slower process sharing the profile never moves it back. */
-  private advanceCursor(cursor: string): void {
-    const current = this.getState("cursor");
+  /**
+   * Moves the cursor forward only: a slower process sharing the profile never moves it back.
+   * `current`: the cursor read earlier in this transaction (put does not move it), else read here.
+   */
+  private advanceCursor(cursor: string, current: string | null = this.getState("cursor")): void {
     if (current === null || BigInt(cursor) > BigInt(current)) this.setState("cursor", cursor);
   }
 

@@ -344,15 +344,15 @@ export class Sealer {
     let cek: Buffer;
     let nonce: Buffer;
     let body: Buffer;
+    const kc = unb64(env.kc);
     try {
       nonce = unb64(env.nonce);
       body = unb64(env.ct);
       const kek = this.pairwiseKey(env.from, senderKeys.enc, me.name, me.publicKeys.enc);
-      cek = openKey(kek, unb64(mine.wk), pairwiseWrapAad(me.name, h, unb64(env.kc)));
+      cek = openKey(kek, unb64(mine.wk), pairwiseWrapAad(me.name, h, kc));
     } catch {
       return { ok: false, reason: "forged" };
     }
-    const kc = unb64(env.kc);
     const expected = pairwiseCommitment(cek, h, nonce, body);
     if (kc.length !== expected.length || !timingSafeEqual(kc, expected))
       return { ok: false, reason: "forged" };
