@@ -168,7 +168,11 @@ export class Balancer {
     for (const id of this.dispatcher.ids()) this.sockets.sendWorker(id, [BrokerCommand.heartbeat]);
     this.options.metrics?.liveServers(this.liveServers());
     const now = Date.now();
-    for (const [peer, at] of this.clientsSeen) if (now - at > CLIENT_SEEN_MS) this.clientsSeen.delete(peer);
+    for (const [peer, at] of this.clientsSeen) {
+      if (now - at <= CLIENT_SEEN_MS) continue;
+      this.clientsSeen.delete(peer);
+      this.dispatcher.forget(peer);
+    }
     this.options.metrics?.clients?.(this.clientsSeen.size);
   }
 
@@ -201,7 +205,7 @@ export class Balancer {
   }
 
   private forward(peer: string, frame: Buffer): void {
-    const worker = this.dispatcher.pick();
+    const worker = this.dispatcher.pick(peer, Date.now());
     if (worker === null) {
       this.options.metrics?.refused("no_server");
       this.sockets.sendClient(

@@ -33,3 +33,26 @@ export async function scrapeAll(urls: string[]): Promise<Samples[]> {
 export function delta(before: Samples[], after: Samples[], prefix: string, ...having: string[]): number {
   return total(after, prefix, ...having) - total(before, prefix, ...having);
 }
+
+/**
+ * The q-quantile of a histogram's observations between two scrapes, summed over processes, as
+ * the upper bound of the bucket it falls in (Prometheus `le`; Infinity past the last bucket).
+ */
+export function histogramQuantile(before: Samples[], after: Samples[], name: string, q: number): number {
+  const labels = new Set<string>();
+  for (const s of after)
+    for (const k of s.keys()) {
+      const m = k.startsWith(`${name}_bucket{`) ? /le="[^"]+"/.exec(k) : null;
+      if (m) labels.add(m[0]);
+    }
+  const buckets = [...labels]
+    .map((label) => ({
+      le: label === 'le="+Inf"' ? Infinity : Number(label.slice(4, -1)),
+      count: delta(before, after, `${name}_bucket{`, label),
+    }))
+    .sort((a, b) => a.le - b.le);
+  const all = buckets.at(-1)?.count ?? 0;
+  if (all === 0) return Number.NaN;
+  for (const b of buckets) if (b.count >= q * all) return b.le;
+  return Infinity;
+}

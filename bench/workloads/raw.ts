@@ -1,3 +1,5 @@
+import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
 import type { BenchContext } from "../lib/context.js";
 import { procScript } from "../lib/paths.js";
 import { Helper } from "../lib/rpc.js";
@@ -106,9 +108,34 @@ export class RawBaseline {
     ctx.results.add("light.raw.p50", d.p50, { ...meta, label: "round trip p50" });
     ctx.results.add("light.raw.p99", d.p99, { ...meta, label: "round trip p99" });
     ctx.results.add("light.raw.max", d.max, { ...meta, label: "round trip max" });
+    // The disk's own floor for anything durable before its ack: one small append made durable.
+    const disk = distribution(fsyncLatencies(ctx.tmp, Math.min(500, s.lightRate)));
+    const diskMeta = { workload: "disk (the stores' file system)", better: "lower" as const, unit: "ms" };
+    ctx.results.add("light.disk.p50", disk.p50, { ...diskMeta, label: "4 KiB append + fdatasync p50" });
+    ctx.results.add("light.disk.p99", disk.p99, { ...diskMeta, label: "4 KiB append + fdatasync p99" });
   }
 
   async stop(): Promise<void> {
     await Promise.all([this.client.stop(), this.worker.stop(), this.broker.stop()]);
   }
+}
+
+/** `count` appends of 4 KiB, each made durable with fdatasync (what a store's commit waits for at least), in ms. */
+function fsyncLatencies(dir: string, count: number): number[] {
+  const path = join(dir, "fsync-probe.bin");
+  const fd = openSync(path, "w");
+  const block = Buffer.alloc(4096, 1);
+  const out: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const start = performance.now();
+      writeSync(fd, block);
+      fdatasyncSync(fd);
+      out.push(performance.now() - start);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(path, { force: true });
+  }
+  return out;
 }

@@ -64,6 +64,8 @@ export class RequestChannel {
   /** The link reported its peer gone: fail over at the first silent attempt. */
   private suspect = false;
   private linkReady: Promise<void> | null = null;
+  /** The deadline the link opening in progress gives up at (that of the request that started it). */
+  private linkDeadline = 0;
   private endpointIndex = 0;
   /** The endpoints in the order to try them (remembered silent ones last). */
   private readonly endpoints: string[];
@@ -243,15 +245,29 @@ export class RequestChannel {
     });
   }
 
-  /** Makes sure there is a link whose broker said hello, and that deliveries are subscribed. */
+  /**
+   * Makes sure there is a link whose broker said hello, and that deliveries are subscribed.
+   * Concurrent requests share one opening, which gives up at the deadline of the request that
+   * started it: a request with a later deadline (a sync behind a 1 s keep-alive ping) then
+   * starts its own instead of failing with the other's timeout.
+   */
   private async ready(deadline: number): Promise<void> {
     if (this.link && !this.linkReady) return;
-    if (!this.linkReady) {
-      this.linkReady = this.openLink(deadline).finally(() => {
-        this.linkReady = null;
-      });
+    for (;;) {
+      if (!this.linkReady) {
+        this.linkDeadline = deadline;
+        this.linkReady = this.openLink(deadline).finally(() => {
+          this.linkReady = null;
+        });
+      }
+      const shared = this.linkDeadline;
+      try {
+        return await this.linkReady;
+      } catch (err) {
+        const theirs = err instanceof ZmqchatError && err.code === "timeout" && shared < deadline;
+        if (!theirs || this.closed || Date.now() >= deadline) throw err;
+      }
     }
-    return this.linkReady;
   }
 
   private async openLink(deadline: number): Promise<void> {

@@ -137,6 +137,8 @@ export class ChatClient {
   private readonly channel: RequestChannel;
   private session: { token: string; topic: string } | null = null;
   private loggingIn: Promise<void> | null = null;
+  /** The deadline the log-in in progress gives up at (that of the caller that started it). */
+  private loginDeadline = 0;
   private syncing: Promise<number> | null = null;
   private syncAgain = false;
   private closed = false;
@@ -309,15 +311,29 @@ export class ChatClient {
     return this.request("register", { name: this.name, keys: this.publicKeys }, opts);
   }
 
-  /** Proves the identity (signed challenge) and subscribes to live deliveries. */
+  /**
+   * Proves the identity (signed challenge) and subscribes to live deliveries. Concurrent callers
+   * share one log-in, which gives up at the deadline of the caller that started it; a caller
+   * whose own deadline is later then starts another instead of failing with that timeout.
+   */
   async login(opts: RequestOptions = {}): Promise<void> {
-    if (this.session) return;
-    if (!this.loggingIn) {
-      this.loggingIn = this.doLogin(opts).finally(() => {
-        this.loggingIn = null;
-      });
+    const deadline = Date.now() + (opts.timeoutMs ?? this.channel.requestMs);
+    for (;;) {
+      if (this.session) return;
+      if (!this.loggingIn) {
+        this.loginDeadline = deadline;
+        this.loggingIn = this.doLogin({ ...opts, timeoutMs: deadline - Date.now() }).finally(() => {
+          this.loggingIn = null;
+        });
+      }
+      const shared = this.loginDeadline;
+      try {
+        return await this.loggingIn;
+      } catch (err) {
+        const theirs = err instanceof ZmqchatError && err.code === "timeout" && shared < deadline;
+        if (!theirs || this.closed || Date.now() >= deadline) throw err;
+      }
     }
-    return this.loggingIn;
   }
 
   private async doLogin(opts: RequestOptions): Promise<void> {
