@@ -59,9 +59,32 @@ function count(kind: string, n = 1) {
   counts.set(kind, (counts.get(kind) ?? 0) + n);
 }
 
+/** Time spent per phase of an append (ms, summed): the group commit's write, the settling wait. */
+const phases = new Map<string, { n: number; ms: number }>();
+function timed<T>(kind: string, p: Promise<T>): Promise<T> {
+  const t = performance.now();
+  return p.finally(() => {
+    const e = phases.get(kind) ?? { n: 0, ms: 0 };
+    e.n++;
+    e.ms += performance.now() - t;
+    phases.set(kind, e);
+  });
+}
+
 function instrument(store: InfluxStore) {
-  // biome-ignore lint/suspicious/noExplicitAny: a bench peeks at the store's connection
-  const http = (store as any).ctx.http;
+  // biome-ignore lint/suspicious/noExplicitAny: a bench peeks at the store's parts
+  const parts = store as any;
+  // What an append waits for: its batch's commit (lookup and writes), then until the other
+  // processes' watermarks show its copies visible (the floor polls), then the predecessors.
+  const commits = parts.commits;
+  const commit = commits.commit.bind(commits);
+  commits.commit = (batch: unknown[]) => timed("commit (lookup + writes)", commit(batch));
+  const marks = parts.watermarks;
+  if (marks) {
+    const waitVisible = marks.waitVisible.bind(marks);
+    marks.waitVisible = (...args: unknown[]) => timed("settle: wait until visible", waitVisible(...args));
+  }
+  const http = parts.ctx.http;
   const write = http.write.bind(http);
   const query = http.query.bind(http);
   http.write = (lines: string) => {
@@ -118,6 +141,7 @@ async function main() {
     }
     const run = async (n: number, measure: boolean) => {
       counts.clear();
+      phases.clear();
       const inputs: AppendInput[][] = [];
       for (let i = 0; i < n; i += B) {
         const batch: AppendInput[] = [];
@@ -157,6 +181,9 @@ async function main() {
       console.log(
         `${n} msgs in ${wall.toFixed(2)} s = ${(n / wall).toFixed(0)} msg/s; node ${((cpu.user + cpu.system) / n).toFixed(1)} µs/msg (user ${(cpu.user / n).toFixed(1)}), influxd ${(icpu / n).toFixed(1)} µs/msg; append p50 ${q(0.5)} p99 ${q(0.99)} ms; copies without prev ${prevMissing}`,
       );
+      const appendMs = lat.reduce((x, y) => x + y, 0) / lat.length;
+      console.log(`  append latency mean ${appendMs.toFixed(1)} ms, of which per batch (mean):`);
+      for (const [k, v] of phases) console.log(`    ${k}: ${(v.ms / v.n).toFixed(1)} ms (${v.n} times)`);
       for (const [k, v] of [...counts].sort())
         console.log(`  ${k}: ${v} (${((v / n) * 1000).toFixed(1)} per 1000 msgs)`);
     };

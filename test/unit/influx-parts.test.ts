@@ -455,6 +455,29 @@ describe("group commit", () => {
     assert.deepEqual(errors, ["append"]);
   });
 
+  it("a request cut into several batches has none of its later ones stored once one failed", async () => {
+    mailboxFromPoints();
+    const clock = new LaneClock(3);
+    const opts = { maxBatchPoints: 2, maxBatchBytes: 4 << 20, dedupeWindowMs: 3600_000, safetyWindowMs: 500 };
+    const gc = new GroupCommit(ctxOf(), opts, () => clock.next());
+    let writes = 0;
+    fake.onWrite = () =>
+      writes++ === 0 ? { status: 400, body: '{"error":"field type conflict"}' } : undefined;
+    const request = gc.appendMany(
+      [1, 2, 3, 4].map((n) => ({ id: id(n), owners: ["bob"], envelope: `"${n}"` })),
+    );
+    // Another request queued behind it is not its business: stored.
+    const other = gc.append({ id: id(5), owners: ["bob"], envelope: '"5"' });
+    await assert.rejects(request);
+    await other;
+    assert.deepEqual(
+      fake.mailbox("bob").map((p) => p.fields.envelope),
+      ['"5"'],
+      "nothing of the failed request: its resend keeps its order",
+    );
+    assert.equal(fake.writes.length, 2, "its second batch was never written");
+  });
+
   it("looks for stored copies again when the lookup took over half the window", async () => {
     mailboxFromPoints();
     const answerQuery = fake.onQuery;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { LaneClock } from "../../server/store/influx/clock.js";
 import { InfluxContext } from "../../server/store/influx/context.js";
+import { GroupCommit } from "../../server/store/influx/group-commit.js";
 import { V1Http } from "../../server/store/influx/http.js";
 import { LaneLease } from "../../server/store/influx/lane-lease.js";
 import { Watermarks } from "../../server/store/influx/watermarks.js";
@@ -64,7 +65,7 @@ function setUp(windowMs: number, everyMs = 10_000) {
       ],
     );
   };
-  return { marks, lanes, others, setInflight: (ts: bigint | null) => (inflight = ts) };
+  return { ctx, marks, lanes, others, setInflight: (ts: bigint | null) => (inflight = ts) };
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 20));
@@ -94,11 +95,13 @@ describe("lane watermarks", () => {
       const deadline = Date.now() + 5000;
       while (!fake.points.some((x) => x.measurement === "watermarks") && Date.now() < deadline)
         await settle();
+      // Many more periods of the timer (5 ms) with the same batch in flight.
+      await new Promise((r) => setTimeout(r, 100));
     } finally {
       marks.stop();
     }
     const marksSeen = fake.points.filter((x) => x.measurement === "watermarks");
-    assert.ok(marksSeen.length > 0, "a busy process still publishes");
+    assert.equal(marksSeen.length, 1, "a busy process still publishes, once while the batch is in flight");
     for (const p of marksSeen) {
       const wm = BigInt(String(p.fields.wm));
       assert.equal(wm, batchMin - 1n, "below the batch in flight, at or above every acknowledged point");
@@ -135,5 +138,98 @@ describe("lane watermarks", () => {
   it("the window settles a waiter when the watermarks do not", async () => {
     const { marks, lanes } = setUp(30);
     await marks.waitVisible(lanes.clock!.next());
+  });
+
+  describe("carried on a batch's first write", () => {
+    const wmOf = (line: string) => BigInt(/wm="(\d+)"/.exec(line)![1]!);
+    const stampsOf = (body: string) =>
+      body
+        .split("\n")
+        .filter((l) => l.startsWith("mailbox"))
+        .map((l) => BigInt(l.slice(l.lastIndexOf(" ") + 1)));
+    const commitWith = (window: number) => {
+      const { ctx, marks, lanes, others } = setUp(window);
+      // Every other holder is far ahead: batches settle at once (their predecessors read empty).
+      others.set("other", 9n * 10n ** 18n);
+      const floorAnswer = fake.onQuery;
+      fake.onQuery = (q) => (q.includes('FROM "lanes"') ? floorAnswer(q) : { results: [] });
+      const opts = {
+        maxBatchPoints: 2000,
+        maxBatchBytes: 4 << 20,
+        dedupeWindowMs: 3600_000,
+        safetyWindowMs: 500,
+      };
+      const gc = new GroupCommit(ctx, opts, () => lanes.clock!.next(), marks, 0n, null);
+      return { gc, marks };
+    };
+    const input = (n: number) => ({
+      id: `0190f000-0000-7000-8000-${String(n).padStart(12, "0")}`,
+      owners: ["bob", "alice"],
+      envelope: "{}",
+    });
+
+    it("a batch queued behind another carries a watermark between the two; no write of its own", async () => {
+      const { gc, marks } = commitWith(10_000);
+      marks.start();
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let first = true;
+      fake.writes.length = 0;
+      fake.onWrite = async () => {
+        if (first) {
+          first = false;
+          await gate;
+        }
+        return undefined;
+      };
+      try {
+        const a = gc.appendMany([input(1), input(2)]);
+        while (fake.writes.length === 0) await settle();
+        const b = gc.appendMany([input(3), input(4)]);
+        release();
+        await Promise.all([a, b]);
+        await gc.idle();
+        const deadline = Date.now() + 5000;
+        while (fake.writes.length < 3 && Date.now() < deadline) await settle();
+      } finally {
+        marks.stop();
+        fake.onWrite = () => undefined;
+      }
+      const [wa, wb, last] = fake.writes;
+      assert.equal(fake.writes.length, 3, "two batches and one watermark after the last");
+      const stampsA = stampsOf(wa!);
+      const stampsB = stampsOf(wb!);
+      assert.equal(stampsA.length, 4);
+      assert.equal(stampsB.length, 4);
+      const carriedB = wb!.split("\n").find((l) => l.startsWith("watermarks"));
+      assert.ok(carriedB, "the second batch's write carries the watermark");
+      const wm = wmOf(carriedB);
+      for (const t of stampsA) assert.ok(wm >= t, "at or above every point of the batch before");
+      for (const t of stampsB) assert.ok(wm < t, "below every point of its own batch");
+      assert.ok(
+        last!.startsWith("watermarks") && !last!.includes("\nmailbox"),
+        "idle again: published alone",
+      );
+      for (const t of stampsB) assert.ok(wmOf(last!) >= t);
+    });
+
+    it("a retried write carries no watermark, and none is published after it", async () => {
+      const { gc, marks } = commitWith(300);
+      marks.start();
+      let failures = 1;
+      fake.writes.length = 0;
+      fake.onWrite = () => (failures-- > 0 ? { status: 503, body: '{"error":"busy"}' } : undefined);
+      try {
+        await gc.appendMany([input(5)]);
+        await gc.idle();
+        await settle();
+      } finally {
+        marks.stop();
+        fake.onWrite = () => undefined;
+      }
+      assert.equal(fake.writes.length, 2);
+      assert.ok(fake.writes[0]!.includes("\nwatermarks"), "the first attempt carried one");
+      assert.ok(!fake.writes[1]!.includes("watermarks"), "the retry carries none");
+    });
   });
 });

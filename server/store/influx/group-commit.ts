@@ -44,6 +44,8 @@ export interface GroupCommitOptions {
 
 interface Pending {
   input: AppendInput;
+  /** The appendMany call it came with: once one of its batches failed, the rest is not written. */
+  request: { failure: { error: unknown } | null } | null;
   points: number;
   bytes: number;
   resolve: (r: AppendResult) => void;
@@ -104,7 +106,7 @@ export class GroupCommit {
   }
 
   append(input: AppendInput): Promise<AppendResult> {
-    const result = new Promise<AppendResult>((resolve, reject) => this.enqueue(input, resolve, reject));
+    const result = new Promise<AppendResult>((resolve, reject) => this.enqueue(input, null, resolve, reject));
     this.drain();
     return result;
   }
@@ -115,9 +117,14 @@ export class GroupCommit {
    * as a resend of the same ids finds it).
    */
   appendMany(inputs: readonly AppendInput[]): Promise<AppendResult[]> {
+    // Cut into several batches (past the size limits), a request whose first batch failed must
+    // not have its later ones stored: the caller resends it all, and the first batch's messages
+    // would then land after the later ones'.
+    const request: Pending["request"] = { failure: null };
     const results = Promise.all(
       inputs.map(
-        (input) => new Promise<AppendResult>((resolve, reject) => this.enqueue(input, resolve, reject)),
+        (input) =>
+          new Promise<AppendResult>((resolve, reject) => this.enqueue(input, request, resolve, reject)),
       ),
     );
     this.drain();
@@ -126,11 +133,19 @@ export class GroupCommit {
 
   private enqueue(
     input: AppendInput,
+    request: Pending["request"],
     resolve: (r: AppendResult) => void,
     reject: (e: unknown) => void,
   ): void {
     const owners = new Set(input.owners).size;
-    this.queue.push({ input, points: owners, bytes: appendChars(input) * 3 + owners * 200, resolve, reject });
+    this.queue.push({
+      input,
+      request,
+      points: owners,
+      bytes: appendChars(input) * 3 + owners * 200,
+      resolve,
+      reject,
+    });
   }
 
   /** Resolves when nothing is queued, in flight or settling. */
@@ -146,8 +161,12 @@ export class GroupCommit {
     this.draining = (async () => {
       await new Promise((r) => setImmediate(r));
       while (this.queue.length > 0) {
-        const batch = this.takeBatch();
-        await this.commit(batch);
+        const batch: Pending[] = [];
+        for (const p of this.takeBatch()) {
+          if (p.request?.failure) p.reject(p.request.failure.error);
+          else batch.push(p);
+        }
+        if (batch.length > 0) await this.commit(batch);
       }
     })().finally(() => {
       this.draining = null;
@@ -191,22 +210,36 @@ export class GroupCommit {
         }
         // Rewriting a chunk that already landed is harmless: same series, time and fields.
         // The index first: a copy stored is always found by a lookup (id-index.ts).
-        for (const chunk of plan.indexChunks) await this.ctx.http.write(chunk);
-        for (const chunk of plan.chunks) await this.ctx.http.write(chunk);
+        const writes = [...plan.indexChunks, ...plan.chunks];
+        // The batch's first write carries this process's watermark (below the batch: every
+        // point stamped before it is acknowledged), standing in for the write of its own that
+        // the batch before skipped (see below). Only on a first attempt: a process says nothing
+        // while a write of its own may still land late (watermarks.ts, failed).
+        if (attempts === 1 && this.floor !== null && writes.length > 0) {
+          const line = this.watermarks?.carried(this.floor);
+          if (line) writes[0] = `${writes[0]}\n${line}`;
+        }
+        for (const chunk of writes) await this.ctx.http.write(chunk);
         return plan;
       });
       this.floor = null;
       // Every point this process stamped so far is acknowledged: say so before the next batch
       // stamps. Unless an attempt failed: a write that timed out may still land, later.
+      // When the next batch is already queued, its first write carries the watermark instead
+      // (a write request fewer per batch under load), stamped right after its lookup; should it
+      // write nothing, the one after it carries it, and the watermark timer publishes anyway.
       if (attempts > 1) this.watermarks?.failed();
-      else this.watermarks?.publish();
+      else if (this.queue.length === 0) this.watermarks?.publish();
       this.metrics?.batch(batch.length, (performance.now() - started) / 1000);
       void this.settle(batch, written);
     } catch (failure) {
       this.floor = null;
       this.watermarks?.failed();
       this.metrics?.error("append");
-      for (const p of batch) p.reject(failure);
+      for (const p of batch) {
+        if (p.request) p.request.failure = { error: failure };
+        p.reject(failure);
+      }
     }
   }
 

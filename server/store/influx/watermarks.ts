@@ -31,6 +31,8 @@ export class Watermarks {
   private started = false;
   private waiting: Waiter[] = [];
   private polling = false;
+  /** The latest watermark sent (see line). */
+  private lastWm = -1n;
   /** Publishing pauses after a failed write, whose points may still land (until then + timeout + W). */
   private quietUntil = 0;
 
@@ -76,19 +78,37 @@ export class Watermarks {
    * one below `inflightMin`, the lowest stamp of the batch being written.
    */
   publish(inflightMin: bigint | null = null): void {
+    const line = this.line(inflightMin);
+    // Best effort: a watermark that is lost or lands late only makes others wait the window.
+    if (line !== null) this.ctx.http.write(line).catch(() => {});
+  }
+
+  /**
+   * The watermark of a batch about to be written, as a line for that batch's first write to
+   * carry (it counts as a publish): one below `inflightMin`, the batch's lowest stamp. Saves the
+   * write of its own that a busy process made after each group commit. Null when quiet (after a
+   * failed write) or not started.
+   */
+  carried(inflightMin: bigint): string | null {
+    if (!this.started) return null;
+    return this.line(inflightMin);
+  }
+
+  private line(inflightMin: bigint | null): string | null {
     this.arm();
     const clock = this.lanes.clock;
-    if (!clock || Date.now() < this.quietUntil) return;
+    if (!clock || Date.now() < this.quietUntil) return null;
     const wm = inflightMin === null ? clock.next() : inflightMin - 1n;
-    if (wm < 0n) return;
+    // The same watermark again (the timer, while one batch's writes take longer than everyMs)
+    // tells nobody anything new: not written again.
+    if (wm < 0n || wm === this.lastWm) return null;
+    this.lastWm = wm;
     const hour = (wm / HOUR_NS) * HOUR_NS;
-    const line = new Point(M.watermarks)
+    return new Point(M.watermarks)
       .tag("holder", this.lanes.holder)
       .stringField("wm", wm.toString())
       .timestamp(hour.toString())
       .toLineProtocol()!;
-    // Best effort: a watermark that is lost or lands late only makes others wait the window.
-    this.ctx.http.write(line).catch(() => {});
   }
 
   /**
