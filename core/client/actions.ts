@@ -93,12 +93,25 @@ export function readExtra(
 export function extraFields(
   extra: MessageExtra | undefined,
 ): Pick<ChatMessage, "replyTo" | "action" | "receipt" | "file"> {
-  return {
-    replyTo: extra?.replyTo ?? null,
-    ...(extra?.file ? { file: extra.file } : {}),
-    ...(extra?.action ? { action: extra.action } : {}),
-    ...(extra?.receipt ? { receipt: extra.receipt } : {}),
-  };
+  return addExtraFields({}, extra);
+}
+
+/**
+ * Adds `extraFields(extra)` to `m` in place and returns it: what `{ ...m, ...extraFields(extra) }`
+ * makes (the same keys in the same order), without the copy. Object spread costs microseconds
+ * per message on this V8 (the profile of the 1:1 bench: the opened message's literal was the
+ * costliest line of openItem); plain assignments cost next to nothing.
+ */
+export function addExtraFields<T extends object>(
+  m: T,
+  extra: MessageExtra | undefined,
+): T & Pick<ChatMessage, "replyTo" | "action" | "receipt" | "file"> {
+  const out = m as T & Pick<ChatMessage, "replyTo" | "action" | "receipt" | "file">;
+  out.replyTo = extra?.replyTo ?? null;
+  if (extra?.file) out.file = extra.file;
+  if (extra?.action) out.action = extra.action;
+  if (extra?.receipt) out.receipt = extra.receipt;
+  return out;
 }
 
 const SCHEMA = `

@@ -224,12 +224,14 @@ export class Cache {
       ),
       count: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM messages"),
       releaseSeq: db.prepare("UPDATE seqs SET next = next - 1 WHERE conv = ? AND next = ?"),
+      setSeq: db.prepare<[number, string]>("UPDATE seqs SET next = ? WHERE conv = ?"),
       enqueue: db.prepare(
         "INSERT OR IGNORE INTO outbox (id, conv, target_user, target_group, text, seq, sent_at, extra) VALUES (@id, @conv, @user, @group, @text, @seq, @sentAt, @extra)",
       ),
       dequeue: db.prepare("DELETE FROM outbox WHERE id = ?"),
       outbox: db.prepare<[], OutboxRow>("SELECT * FROM outbox ORDER BY n"),
       outboxError: db.prepare("UPDATE outbox SET last_error = ? WHERE id = ?"),
+      dataVersion: db.prepare<[], number>("PRAGMA data_version").pluck(),
     };
   }
 
@@ -296,7 +298,14 @@ export class Cache {
    * immediate one waits its turn (busy_timeout).
    */
   transaction<T>(fn: () => T): T {
-    const r = this.db.transaction(fn).immediate();
+    let r: T;
+    try {
+      r = this.db.transaction(fn).immediate();
+    } catch (err) {
+      // Rolled back: a contact read inside it may be kept with what was undone.
+      this.contactsChanged();
+      throw err;
+    }
     this.checkpointer?.wrote();
     return r;
   }
@@ -308,7 +317,9 @@ export class Cache {
    */
   addNext(messages: ChatMessage[], prev: string | null, cursor: string): ChatMessage[] | null {
     return this.indexed(
-      this.db.transaction(() => (this.cursor === prev ? this.write(messages, cursor) : null)).immediate(),
+      this.db
+        .transaction(() => (this.cursor === prev ? this.write(messages, cursor, prev) : null))
+        .immediate(),
     );
   }
 
@@ -325,16 +336,32 @@ export class Cache {
       .transaction(() => {
         let at = this.cursor;
         let moved = false;
-        const fresh = acks.map((a) => {
+        const follows = acks.map((a) => {
           if (a.dequeue) this.stmts.dequeue.run(a.message.id);
-          const follows = a.prev !== undefined && a.prev === at;
-          const stored = this.put([a.message], follows);
-          if (follows) {
+          const f = a.prev !== undefined && a.prev === at;
+          if (f) {
             at = a.message.cursor;
             moved = true;
           }
-          return stored.length === 1;
+          return f;
         });
+        // Stored in runs of acks that all follow or all do not (one `put` each, in order): a
+        // burst of our own copies is one run, not one put per message.
+        const fresh: boolean[] = [];
+        for (let i = 0; i < acks.length; ) {
+          let j = i + 1;
+          while (j < acks.length && follows[j] === follows[i]) j++;
+          const run = acks.slice(i, j).map((a) => a.message);
+          // `put` returns the new ones of the run in its order.
+          const stored = this.put(run, follows[i]!);
+          let k = 0;
+          for (const m of run) {
+            const isNew = stored[k] === m;
+            if (isNew) k++;
+            fresh.push(isNew);
+          }
+          i = j;
+        }
         if (moved && at !== null) this.advanceCursor(at);
         return fresh;
       })
@@ -343,9 +370,10 @@ export class Cache {
     return fresh;
   }
 
-  private write(messages: ChatMessage[], cursor: string | null): ChatMessage[] {
+  /** `current`: the cursor as this transaction read it already (addNext), when it did. */
+  private write(messages: ChatMessage[], cursor: string | null, current?: string | null): ChatMessage[] {
     const fresh = this.put(messages, cursor !== null);
-    if (cursor !== null) this.advanceCursor(cursor);
+    if (cursor !== null) this.advanceCursor(cursor, current);
     return fresh;
   }
 
@@ -468,9 +496,11 @@ export class Cache {
     return this.getState("cursor");
   }
 
-  /** Moves the cursor forward only: a slower process sharing the profile never moves it back. */
-  private advanceCursor(cursor: string): void {
-    const current = this.getState("cursor");
+  /**
+   * Moves the cursor forward only: a slower process sharing the profile never moves it back.
+   * `current`: the cursor read earlier in this transaction (put does not move it), else read here.
+   */
+  private advanceCursor(cursor: string, current: string | null = this.getState("cursor")): void {
     if (current === null || BigInt(cursor) > BigInt(current)) this.setState("cursor", cursor);
   }
 
@@ -510,9 +540,34 @@ export class Cache {
     return this.stmts.count.get()!.n;
   }
 
+  /**
+   * A contact's pinned keys. Read for every send and every opened batch, so the answer is kept
+   * (frozen) until the contacts may have changed: this connection's own changes (`see`,
+   * `markVerified`, `trust`, a rolled-back transaction) drop what is kept, and SQLite's
+   * `data_version` tells when another connection (another process sharing the profile, e.g.
+   * `zmqchat keys trust`) committed anything since it was read.
+   */
   contact(name: string): Contact | null {
+    const version = this.stmts.dataVersion.get()!;
+    if (version !== this.contactsVersion) {
+      this.contactsKept.clear();
+      this.contactsVersion = version;
+    }
+    const kept = this.contactsKept.get(name);
+    if (kept !== undefined) return kept;
     const r = this.stmts.getContact.get(name);
-    return r ? fromContactRow(r) : null;
+    const c = r ? freezeContact(fromContactRow(r)) : null;
+    this.contactsKept.set(name, c);
+    return c;
+  }
+
+  /** Contacts as last read (see `contact`), valid while `data_version` is `contactsVersion`. */
+  private readonly contactsKept = new Map<string, Contact | null>();
+  private contactsVersion = -1;
+
+  /** This connection changed (or rolled back a change to) the contacts: read them again. */
+  private contactsChanged(): void {
+    this.contactsKept.clear();
   }
 
   contacts(): Contact[] {
@@ -521,6 +576,7 @@ export class Cache {
 
   /** Pins keys on first sight; records different keys as pending. Returns what happened. */
   see(name: string, keys: PublicKeys): "pinned" | "same" | "changed" {
+    this.contactsChanged();
     const existing = this.stmts.getContact.get(name);
     if (!existing) {
       this.stmts.pin.run(name, keys.sign, keys.enc, new Date().toISOString());
@@ -536,11 +592,13 @@ export class Cache {
 
   /** Records that the user compared safety numbers for a contact's pinned keys; false when nothing is pinned. */
   markVerified(name: string): boolean {
+    this.contactsChanged();
     return this.stmts.markVerified.run(new Date().toISOString(), name).changes === 1;
   }
 
   /** Accepts the pending keys of a contact; returns false when nothing was pending. */
   trust(name: string): boolean {
+    this.contactsChanged();
     return this.stmts.trust.run(new Date().toISOString(), name).changes === 1;
   }
 
@@ -559,15 +617,32 @@ export class Cache {
       this.db.exec("BEGIN IMMEDIATE");
       this.composing = true;
       this.composed = 0;
+      // Numbers counted in a transaction SQLite ended by itself (an I/O error) were never written.
+      this.seqsTaken.clear();
       queueMicrotask(() => this.settleComposing(0));
     }
-    if (this.composing) this.composed++;
-    return this.stmts.nextSeq.get(conv)!.next;
+    if (!this.composing) return this.stmts.nextSeq.get(conv)!.next;
+    this.composed++;
+    // The write lock is held until the commit: the first number of a conversation is taken from
+    // the table (and written), the next ones count on from it here and are written once, before
+    // the commit (writeSeqs), instead of one statement each.
+    const last = this.seqsTaken.get(conv);
+    const next = last === undefined ? this.stmts.nextSeq.get(conv)!.next : last + 1;
+    this.seqsTaken.set(conv, next);
+    return next;
   }
 
   /** A write transaction nextSeq opened, and how many numbers it took. */
   private composing = false;
   private composed = 0;
+  /** Per conversation, the last number the composing transaction took that the table does not hold yet. */
+  private readonly seqsTaken = new Map<string, number>();
+
+  /** Writes the numbers the composing transaction counted on (see nextSeq) into the table. */
+  private writeSeqs(): void {
+    for (const [conv, next] of this.seqsTaken) this.stmts.setSeq.run(next, conv);
+    this.seqsTaken.clear();
+  }
 
   /** Commits the composing transaction once a pass of the microtask queue took no more numbers. */
   private settleComposing(seen: number): void {
@@ -583,19 +658,26 @@ export class Cache {
   private endComposing(): void {
     if (!this.composing) return;
     this.composing = false;
-    if (!this.db.open || !this.db.inTransaction) return;
+    if (!this.db.open || !this.db.inTransaction) {
+      this.seqsTaken.clear();
+      return;
+    }
     try {
+      this.writeSeqs();
       this.db.exec("COMMIT");
       this.checkpointer?.wrote();
     } catch {
       // With the write lock held, COMMIT fails only on an I/O error (disk full): roll back so
       // the cache stays usable; the numbers taken this turn may be taken again.
       if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      this.seqsTaken.clear();
+      this.contactsChanged();
     }
   }
 
   /** Gives back a sequence number whose message was never sent, when it is still the latest one. */
   releaseSeq(conv: string, seq: number): void {
+    if (this.composing && this.seqsTaken.has(conv)) this.writeSeqs();
     this.stmts.releaseSeq.run(conv, seq);
   }
 
@@ -674,6 +756,14 @@ interface ContactRow {
 
 const CONTACT_SELECT =
   "SELECT c.name, c.sign_key, c.enc_key, c.pinned_at, c.pending_sign, c.pending_enc, v.sign_key AS v_sign, v.enc_key AS v_enc FROM contacts c LEFT JOIN verified_keys v ON v.name = c.name";
+
+/** Kept contacts are shared by every caller: none may change one. */
+function freezeContact(c: Contact): Contact {
+  Object.freeze(c.keys);
+  if (c.pending) Object.freeze(c.pending);
+  if (c.verifiedKeys) Object.freeze(c.verifiedKeys);
+  return Object.freeze(c);
+}
 
 function fromContactRow(r: ContactRow): Contact {
   const verified = r.v_sign === r.sign_key && r.v_enc === r.enc_key;

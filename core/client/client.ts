@@ -26,7 +26,7 @@ import {
 } from "../protocol/schema.js";
 import type { ClientLink, Route } from "../transport.js";
 import { AckBatch } from "./ack-batch.js";
-import { extraFields, type MessageExtra } from "./actions.js";
+import { addExtraFields, type MessageExtra } from "./actions.js";
 import type { Cache, ChatMessage } from "./cache.js";
 import { type ChannelHooks, type ConnectionState, RequestChannel, type RequestOptions } from "./channel.js";
 import { registerDeviceKey } from "./device-keys.js";
@@ -35,7 +35,7 @@ import { EphemeralSignals } from "./ephemeral.js";
 import type { ContactKeyView } from "./key-history.js";
 import { KeyBook, type Target } from "./keybook.js";
 import { LiveDeliveries } from "./live.js";
-import { messageBase, type Opened } from "./open.js";
+import { messageOf, type Opened } from "./open.js";
 import { Opener } from "./opener.js";
 import { Outbox } from "./outbox.js";
 import type { LoadedIdentity } from "./profile.js";
@@ -810,14 +810,11 @@ export class ChatClient {
       const mine = env.from === this.name && env.device === this.options.identity.device;
       const sent = mine ? this.outbox.sending.get(env.id) : undefined;
       if (!sent || sent.tag !== sealTag(env)) return undefined;
-      const message = {
-        ...messageBase(item, this.name),
-        text: sent.text,
-        verified: true,
-        problem: null,
-        ...extraFields(sent.extra),
-        ...(sent.sealedFor ? { sealedFor: sent.sealedFor } : {}),
-      };
+      const message: ChatMessage = addExtraFields(
+        messageOf(item, this.name, sent.text, true, null),
+        sent.extra,
+      );
+      if (sent.sealedFor) message.sealedFor = sent.sealedFor;
       return { message, held: false, unexplained: false };
     });
     const rest = items.filter((_, k) => local[k] === undefined);

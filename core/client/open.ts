@@ -1,7 +1,7 @@
 import type { OpenResult, Sealer } from "../crypto/envelope.js";
 import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
 import { isIsoTime } from "../text/sanitize.js";
-import { extraFields, readExtra } from "./actions.js";
+import { addExtraFields, readExtra } from "./actions.js";
 import type { ChatMessage, Contact } from "./cache.js";
 import { groupConv, userConv } from "./conv.js";
 import type { ContactKeyView } from "./key-history.js";
@@ -35,8 +35,18 @@ export interface OpenContext {
   ownReplacedAt?(keys: PublicKeys): string | null;
 }
 
-/** The fields of a message that come from its mailbox item, before it is verified or opened. */
-export function messageBase(item: MailboxItem, me: string) {
+/**
+ * The message of a mailbox item with its text and verdict: the fields that come from the item
+ * (before it is verified or opened), then `text`, `verified`, `problem`, in that order, written
+ * out (see addExtraFields for why not a spread).
+ */
+export function messageOf(
+  item: MailboxItem,
+  me: string,
+  text: string,
+  verified: boolean,
+  problem: string | null,
+): ChatMessage {
   const env = item.envelope;
   const other = env.group === null ? (env.from === me ? env.to : env.from) : null;
   return {
@@ -50,6 +60,9 @@ export function messageBase(item: MailboxItem, me: string) {
     cursor: item.cursor,
     seq: env.seq,
     device: env.device,
+    text,
+    verified,
+    problem,
   };
 }
 
@@ -67,9 +80,8 @@ export function messageBase(item: MailboxItem, me: string) {
 export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
   const env = item.envelope;
   const me = ctx.me;
-  const base = messageBase(item, me);
   const flagged = (problem: string, more: Partial<Opened> = {}): Opened => ({
-    message: { ...base, text: "", verified: false, problem },
+    message: messageOf(item, me, "", false, problem),
     held: false,
     unexplained: false,
     ...more,
@@ -102,7 +114,7 @@ export function openItem(item: MailboxItem, ctx: OpenContext): Opened {
     const extra = readExtra(r.extra);
     if (!extra.ok) return flagged(extra.problem);
     return {
-      message: { ...base, text: r.text, verified: true, problem: null, ...extraFields(extra.extra) },
+      message: addExtraFields(messageOf(item, me, r.text, true, null), extra.extra),
       held: false,
       unexplained: false,
     };

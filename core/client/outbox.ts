@@ -4,7 +4,7 @@ import type { Logger } from "../logger.js";
 import { uuidv7 } from "../protocol/ids.js";
 import { MAX_TEXT_BYTES } from "../protocol/limits.js";
 import type { AckBatch } from "./ack-batch.js";
-import { extraFields, type MessageExtra } from "./actions.js";
+import { addExtraFields, type MessageExtra } from "./actions.js";
 import type { Cache, ChatMessage, OutboxItem } from "./cache.js";
 import type { RequestOptions } from "./channel.js";
 import { convOfTarget } from "./conv.js";
@@ -182,23 +182,25 @@ export class Outbox {
         try {
           const slot = round === 0 ? first : this.deps.reserve();
           const ack = await slot.post(envelope, remaining(deadline));
-          const message: ChatMessage = {
-            id,
-            conv,
-            from: name,
-            to: envelope.to,
-            group: envelope.group,
-            text,
-            sentAt,
-            serverTime: ack.serverTime,
-            cursor: ack.cursor,
-            verified: true,
-            problem: null,
-            seq,
-            device,
-            ...extraFields(extra),
-            ...(sealedFor ? { sealedFor } : {}),
-          };
+          const message: ChatMessage = addExtraFields(
+            {
+              id,
+              conv,
+              from: name,
+              to: envelope.to,
+              group: envelope.group,
+              text,
+              sentAt,
+              serverTime: ack.serverTime,
+              cursor: ack.cursor,
+              verified: true,
+              problem: null,
+              seq,
+              device,
+            },
+            extra,
+          );
+          if (sealedFor) message.sealedFor = sealedFor;
           // When the cursor is just before our copy, the acknowledgement stands for its delivery.
           for (const m of await this.deps.acks.add(message, ack.prev, queued)) this.deps.shown(m);
           return message;
