@@ -102,7 +102,7 @@ export class InfluxStore implements Store {
       this.ctx.window.racingNs,
       this.index,
     );
-    this.reader = new MailboxReader(this.ctx, () => this.commits.inflightMin, this.watermarks);
+    this.reader = new MailboxReader(this.ctx, () => this.commits.inflightMin, this.watermarks, true);
   }
 
   /** See options.ts optionsFromUrl for the URL's parameters and the environment it reads. */

@@ -397,6 +397,72 @@ describe("safety-window reads", () => {
   });
 });
 
+describe("pages read ahead", () => {
+  const clock = new LaneClock(9, () => Date.now() - 5000);
+  const put = (id: string) =>
+    fake.points.push({
+      measurement: "mailbox",
+      tags: { owner: "bob" },
+      fields: { id, envelope: `"${id}"` },
+      ts: clock.next(),
+    });
+  const idsOf = (page: { items: { envelope: string }[] }) =>
+    page.items.map((i) => JSON.parse(i.envelope) as string);
+  /** Page reads after `cursor` that reached the fake. */
+  const readsAfter = (cursor: string) => fake.queries.filter((q) => q.includes(`time > ${cursor} `)).length;
+  const quiet = async () => {
+    for (let n = -1; n !== fake.queries.length; ) {
+      n = fake.queries.length;
+      await new Promise((r) => setTimeout(r, 30));
+    }
+  };
+
+  it("a page that says there is more has the next one read at once, served once to the reader who asks", async () => {
+    for (const id of ["a", "b", "c", "d", "e"]) put(id);
+    mailboxFromPoints();
+    const reader = new MailboxReader(ctxOf({ windowMs: 100 }), () => null, null, true);
+    const first = await reader.read("bob", null, 2);
+    assert.deepEqual(idsOf(first), ["a", "b"]);
+    await quiet();
+    const cursor = first.items.at(-1)!.cursor;
+    assert.equal(readsAfter(cursor), 1, "read ahead before anyone asked");
+    // Another page size is another page: read afresh.
+    assert.deepEqual(idsOf(await reader.read("bob", cursor, 3)), ["c", "d", "e"]);
+    assert.equal(readsAfter(cursor), 2);
+    const second = await reader.read("bob", cursor, 2);
+    assert.equal(readsAfter(cursor), 2, "served from what was read ahead");
+    assert.deepEqual(
+      second,
+      await new MailboxReader(ctxOf({ windowMs: 100 }), () => null).read("bob", cursor, 2),
+    );
+    // A message that lands meanwhile is read in its place, once: every message once, in order.
+    await quiet();
+    put("f");
+    const seen = [...idsOf(first), ...idsOf(second)];
+    let after = second.items.at(-1)!.cursor;
+    for (let pages = 0; pages < 10; pages++) {
+      const page = await reader.read("bob", after, 2);
+      seen.push(...idsOf(page));
+      after = page.items.at(-1)?.cursor ?? after;
+      if (!page.more) break;
+    }
+    assert.deepEqual(seen, ["a", "b", "c", "d", "e", "f"]);
+    await quiet();
+    assert.equal(readsAfter(after), 0, "nothing read ahead of a page that said there is no more");
+  });
+
+  it("a page read ahead that said there was no more is not served: what landed since is read", async () => {
+    for (const id of ["a", "b", "c"]) put(id);
+    mailboxFromPoints();
+    const reader = new MailboxReader(ctxOf({ windowMs: 100 }), () => null, null, true);
+    const first = await reader.read("bob", null, 2);
+    await quiet();
+    put("d");
+    const next = await reader.read("bob", first.items.at(-1)!.cursor, 2);
+    assert.deepEqual(idsOf(next), ["c", "d"], "not the page read ahead, which ended at c");
+  });
+});
+
 describe("group commit", () => {
   const id = (n: number) => `0190f000-0000-7000-8000-${String(n).padStart(12, "0")}`;
   const commitOf = (o: { retryForMs?: number } = {}) => {

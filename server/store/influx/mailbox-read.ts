@@ -7,6 +7,13 @@ import { nanos, str } from "./influxql.js";
 import { RawNumber } from "./raw-json.js";
 import type { Watermarks } from "./watermarks.js";
 
+/** Most pages read ahead and kept at once (see MailboxReader.read). */
+const AHEAD_MAX = 8;
+/** A page read ahead is served only this long after it was asked for; then it is read afresh. */
+const AHEAD_TTL_MS = 2000;
+
+type Page = { items: StoredItem[]; more: boolean };
+
 interface PageRow {
   ts: bigint;
   id: string;
@@ -29,18 +36,70 @@ export class MailboxReader {
     private readonly inflightMin: () => bigint | null,
     /** Lane watermarks, which often tell sooner than the window that a position is safe. */
     private readonly watermarks: Watermarks | null = null,
+    /** Read the next page ahead when a page says there is more (see read). */
+    private readonly readAhead = false,
   ) {}
 
+  /** Pages being read ahead, by owner, cursor, limit and size bound (see read). */
+  private readonly ahead = new Map<string, { at: number; page: Promise<Page | null> }>();
+
+  /**
+   * A page of the mailbox after `after`. With `readAhead`, a page that says there is more has
+   * the next one read at once, in the background, and a request for exactly that page (same
+   * cursor, limit and bound) within AHEAD_TTL_MS gets it: a reader working through a backlog
+   * (a fresh device's recovery) finds each page ready, InfluxDB's and this process's work on it
+   * overlapping the client's on the one before. Such a page is as correct later as when read:
+   * every position it hands out was settled (visible, nothing can land before it any more), and
+   * it says there is more, so the reader asks on. Only one that says so is served.
+   */
   async read(
     owner: string,
     after: string | null,
     limit: number,
     maxChars = Number.POSITIVE_INFINITY,
-  ): Promise<{ items: StoredItem[]; more: boolean }> {
+  ): Promise<Page> {
     if (after !== null && !/^(0|[1-9][0-9]{0,18})$/.test(after))
       throw new ZmqchatError("bad_request", `bad cursor ${JSON.stringify(after)}`);
     if (!Number.isInteger(limit) || limit < 0)
       throw new ZmqchatError("bad_request", `bad page size ${limit}`);
+    const key = `${owner}\u0000${after}\u0000${limit}\u0000${maxChars}`;
+    const early = this.ahead.get(key);
+    if (early) {
+      this.ahead.delete(key);
+      const page = Date.now() - early.at <= AHEAD_TTL_MS ? await early.page : null;
+      if (page?.more && page.items.length > 0) {
+        this.aheadOf(owner, page, limit, maxChars);
+        return page;
+      }
+    }
+    const page = await this.readFresh(owner, after, limit, maxChars);
+    this.aheadOf(owner, page, limit, maxChars);
+    return page;
+  }
+
+  /** Starts reading the page after `page` when it says there is more (see read). */
+  private aheadOf(owner: string, page: Page, limit: number, maxChars: number): void {
+    if (!this.readAhead || !page.more || page.items.length === 0) return;
+    const after = page.items.at(-1)!.cursor;
+    const key = `${owner}\u0000${after}\u0000${limit}\u0000${maxChars}`;
+    if (this.ahead.has(key)) return;
+    if (this.ahead.size >= AHEAD_MAX) {
+      const oldest = this.ahead.keys().next().value;
+      if (oldest !== undefined) this.ahead.delete(oldest);
+    }
+    // A failed read ahead is forgotten: the request reads afresh, and reports its own failure.
+    this.ahead.set(key, {
+      at: Date.now(),
+      page: this.readFresh(owner, after, limit, maxChars).catch(() => null),
+    });
+  }
+
+  private async readFresh(
+    owner: string,
+    after: string | null,
+    limit: number,
+    maxChars: number,
+  ): Promise<Page> {
     // A page bounded in characters needs only about that many characters' worth of rows: asking
     // InfluxDB for `limit` rows of ~700-character envelopes when the reply takes 512 KiB read,
     // sent and parsed some six times what a sync page returns (recovery read 1,700 items/s).
