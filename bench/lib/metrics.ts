@@ -36,19 +36,27 @@ export function delta(before: Samples[], after: Samples[], prefix: string, ...ha
 
 /**
  * The q-quantile of a histogram's observations between two scrapes, summed over processes, as
- * the upper bound of the bucket it falls in (Prometheus `le`; Infinity past the last bucket).
+ * the upper bound of the bucket it falls in (Prometheus `le`; Infinity past the last bucket), over
+ * the samples whose labels hold each of `having`.
  */
-export function histogramQuantile(before: Samples[], after: Samples[], name: string, q: number): number {
+export function histogramQuantile(
+  before: Samples[],
+  after: Samples[],
+  name: string,
+  q: number,
+  ...having: string[]
+): number {
   const labels = new Set<string>();
   for (const s of after)
     for (const k of s.keys()) {
-      const m = k.startsWith(`${name}_bucket{`) ? /le="[^"]+"/.exec(k) : null;
+      const m =
+        k.startsWith(`${name}_bucket{`) && having.every((h) => k.includes(h)) ? /le="[^"]+"/.exec(k) : null;
       if (m) labels.add(m[0]);
     }
   const buckets = [...labels]
     .map((label) => ({
       le: label === 'le="+Inf"' ? Infinity : Number(label.slice(4, -1)),
-      count: delta(before, after, `${name}_bucket{`, label),
+      count: delta(before, after, `${name}_bucket{`, label, ...having),
     }))
     .sort((a, b) => a.le - b.le);
   const all = buckets.at(-1)?.count ?? 0;

@@ -360,6 +360,11 @@ export class ChatBench {
         (1000 * delta(before, after, "zmqchat_server_request_seconds_sum", sendMany)) / requests,
         { ...meta, label: "server time per send.many request (mean; bob's receipts included)" },
       );
+      ctx.results.add(
+        `light.${this.store}.serverP99`,
+        1000 * histogramQuantile(before, after, "zmqchat_server_request_seconds", 0.99, sendMany),
+        { ...meta, label: "server time per send.many request p99 (upper bound of its histogram bucket)" },
+      );
       ctx.results.add(`light.${this.store}.perRequest`, (s.lightRate * s.lightMs) / 1000 / requests, {
         workload: w,
         label: "messages per send.many request (mean; bob's receipts included)",

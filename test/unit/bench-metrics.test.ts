@@ -21,6 +21,25 @@ describe("bench metrics: a quantile from Prometheus histogram buckets", () => {
     assert.equal(histogramQuantile(before, after, h, 1), Infinity);
   });
 
+  it("keeps to the samples whose labels hold the given ones", () => {
+    const r = "zmqchat_server_request_seconds";
+    const m = (type: string, counts: Record<string, number>): Array<[string, number]> =>
+      Object.entries(counts).map(([le, n]) => [`${r}_bucket{le="${le}",type="${type}"}`, n]);
+    const before = [
+      new Map([...m("sync", { "0.001": 0, "+Inf": 0 }), ...m("send.many", { "0.001": 0, "+Inf": 0 })]),
+    ];
+    const after = [
+      new Map([...m("sync", { "0.001": 0, "+Inf": 100 }), ...m("send.many", { "0.001": 100, "+Inf": 100 })]),
+    ];
+    assert.equal(histogramQuantile(before, after, r, 0.99, 'type="send.many"'), 0.001);
+    assert.equal(histogramQuantile(before, after, r, 0.99, 'type="sync"'), Infinity);
+    assert.equal(
+      histogramQuantile(before, after, r, 0.99),
+      Infinity,
+      "positive control: both types together",
+    );
+  });
+
   it("is NaN with no observations", () => {
     const same = [scrape({ "0.001": 5, "+Inf": 5 })];
     assert.ok(Number.isNaN(histogramQuantile(same, same, h, 0.99)));
