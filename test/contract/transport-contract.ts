@@ -160,18 +160,23 @@ export function transportContract(name: string, open: () => Promise<TransportNet
         slow.onRequest((_peer, frame) => held.push(requestIdOf(frame) ?? "?"));
         const fast = await echoServer(net, "fast");
         try {
-          const c = watch(net.client.connect(net.endpoint));
-          links.push(c.link);
+          // Each request from a client of its own: one client's requests stay with the server of
+          // its last one (balancer/dispatch.ts, unit-tested there), a new client's go by load.
+          const replies: Reply[] = [];
           let n = 0;
           const send = async (): Promise<void> => {
             const id = `r${n++}`;
+            const c = watch(net.client.connect(net.endpoint));
+            links.push(c.link);
             c.link.send(Buffer.from(JSON.stringify({ v: 1, id, type: "echo", body: {} })), "service");
             await waitFor(
               `${id} answered or held`,
               () => c.replies.some((r) => r.id === id) || held.includes(id),
               5000,
             );
+            replies.push(...c.replies);
           };
+          const c = { replies };
           await waitFor(
             "both servers to take requests",
             async () => {

@@ -303,16 +303,24 @@ describe("the balancer trusts a reply only from the server it asked, once", () =
 
   it("a listed server's first answer reaches the client; its second answer to the same request drops it", async () => {
     const rogue = listedServer("twice");
-    const client = new Dealer({ linger: 0, ...stack.socketSecurity("client") });
-    client.connect(stack.endpoint);
-    const replies: string[] = [];
-    void (async () => {
-      try {
-        for await (const [frame] of client) replies.push(String(frame));
-      } catch {
-        // closed
-      }
-    })();
+    // A client of its own per try: one client's requests stay with the server of its last one
+    // (balancer affinity), so a client the honest server answered first would never reach the rogue.
+    const clients: Dealer[] = [];
+    const replyLists: string[][] = [];
+    const connect = (): void => {
+      const dealer = new Dealer({ linger: 0, ...stack.socketSecurity("client") });
+      dealer.connect(stack.endpoint);
+      const got: string[] = [];
+      clients.push(dealer);
+      replyLists.push(got);
+      void (async () => {
+        try {
+          for await (const [frame] of dealer) got.push(String(frame));
+        } catch {
+          // closed
+        }
+      })();
+    };
     try {
       await waitFor(
         "the listed rogue to be live",
@@ -320,14 +328,17 @@ describe("the balancer trusts a reply only from the server it asked, once", () =
       );
       let n = 0;
       await waitFor("a request to reach the rogue", async () => {
-        await client.send([
-          "S",
-          JSON.stringify({ v: 1, id: `q${n++}`, type: "users", body: { names: ["x"] } }),
-        ]);
+        connect();
+        await clients
+          .at(-1)!
+          .send(["S", JSON.stringify({ v: 1, id: `q${n++}`, type: "users", body: { names: ["x"] } })]);
         return rogue.requests.length > 0;
       });
       const { ticket, frame } = rogue.requests[0]!;
       const id = (JSON.parse(String(frame)) as { id: string }).id;
+      // The client whose request the rogue holds (request qK came from the K-th client).
+      const client = clients[Number(id.slice(1))]!;
+      const replies = replyLists[Number(id.slice(1))]!;
       const answer = (text: string) => JSON.stringify({ v: 1, id, ok: true, body: { text } });
       await rogue.send(["REP", ticket, answer("first")]);
       // Positive control: an answer from the server that was asked does reach the client.
@@ -341,7 +352,7 @@ describe("the balancer trusts a reply only from the server it asked, once", () =
       assert.ok(!replies.some((r) => r.includes('"second"')), "the second answer reached the client");
     } finally {
       rogue.close();
-      client.close();
+      for (const c of clients) c.close();
     }
   });
 });
