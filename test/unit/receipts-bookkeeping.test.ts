@@ -102,4 +102,30 @@ describe("receipts bookkeeping (issue 15: cheap and bounded)", () => {
     assert.equal(received.length, 1);
     await cache.close();
   });
+
+  it("keeps no row for the user's own delivered receipts, and still keeps own read receipts", async () => {
+    const cache = new Cache(":memory:");
+    const r = cache.receipts;
+    r.owner = "bob";
+    const db = (cache as unknown as { db: Database.Database }).db;
+    const count = (sql: string) => (db.prepare(sql).get() as { n: number }).n;
+    const theirs = fromCarol(100);
+    cache.addMessages(theirs, "100");
+    const ids = theirs.map((m) => m.id);
+    // Bob's receipt to carol for all 100, as its acknowledgement (or a sync) stores it.
+    const own = (status: "delivered" | "read", cursor: number): ChatMessage => ({
+      ...fromCarol(1, cursor - 1)[0]!,
+      from: "bob",
+      to: "carol",
+      receipt: { status, group: null, ids },
+    });
+    cache.addMessages([own("delivered", 101)], "101");
+    assert.equal(count("SELECT count(*) AS n FROM receipts WHERE reader = 'bob'"), 0, "an own delivered receipt keeps no row (it kept one per id)");
+    // Positive control: an own read receipt is kept (it tells this device what another one read).
+    cache.addMessages([own("read", 102)], "102");
+    assert.equal(count("SELECT count(*) AS n FROM receipts WHERE reader = 'bob' AND status = 'read'"), 100);
+    // Carol's messages read the same either way: they are not bob's, so they have no status.
+    assert.deepEqual(new Set(cache.history("u:carol", 200).map((m) => m.status)), new Set([null]));
+    await cache.close();
+  });
 });
