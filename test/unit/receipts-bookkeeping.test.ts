@@ -103,6 +103,28 @@ describe("receipts bookkeeping (issue 15: cheap and bounded)", () => {
     await cache.close();
   });
 
+  it("batches a window per author, conversation and status, MAX_RECEIPT_IDS at most, in queue order", async () => {
+    const cache = new Cache(":memory:");
+    const r = cache.receipts;
+    r.owner = "bob";
+    const from = (who: string, n: number, start: number) =>
+      fromCarol(n, start).map((m) => ({ ...m, from: who, conv: `u:${who}` }));
+    // carol 150, dave 10, carol 60 more: carol's second batch takes her later rows up to 100.
+    cache.addMessages(from("carol", 150, 0), "150");
+    cache.addMessages(from("dave", 10, 150), "160");
+    cache.addMessages(from("carol", 60, 160), "220");
+    assert.deepEqual(
+      r.batches().map((b) => [b.author, b.status, b.ids.length]),
+      [
+        ["carol", "delivered", 100],
+        ["carol", "delivered", 100],
+        ["dave", "delivered", 10],
+        ["carol", "delivered", 10],
+      ],
+    );
+    await cache.close();
+  });
+
   it("keeps no row for the user's own delivered receipts, and still keeps own read receipts", async () => {
     const cache = new Cache(":memory:");
     const r = cache.receipts;
@@ -120,7 +142,11 @@ describe("receipts bookkeeping (issue 15: cheap and bounded)", () => {
       receipt: { status, group: null, ids },
     });
     cache.addMessages([own("delivered", 101)], "101");
-    assert.equal(count("SELECT count(*) AS n FROM receipts WHERE reader = 'bob'"), 0, "an own delivered receipt keeps no row (it kept one per id)");
+    assert.equal(
+      count("SELECT count(*) AS n FROM receipts WHERE reader = 'bob'"),
+      0,
+      "an own delivered receipt keeps no row (it kept one per id)",
+    );
     // Positive control: an own read receipt is kept (it tells this device what another one read).
     cache.addMessages([own("read", 102)], "102");
     assert.equal(count("SELECT count(*) AS n FROM receipts WHERE reader = 'bob' AND status = 'read'"), 100);
