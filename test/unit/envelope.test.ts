@@ -43,6 +43,30 @@ describe("envelope v2: each mailbox copy holds only its owner's wrapped key", ()
     }
   });
 
+  it("one sealer opens copies from senders and key generations in any order (the last sender's pair key is kept)", () => {
+    const alice2 = generateIdentity("alice");
+    const fromAlice2 = (text: string) =>
+      new Sealer(alice2).seal({
+        id: uuidv7(),
+        device: "0123456789abcdef",
+        to: null,
+        group: "team",
+        seq: 1,
+        sentAt: new Date().toISOString(),
+        text,
+        recipients: [{ name: "bob", keys: bob.publicKeys }],
+      });
+    const mine = new Sealer(bob);
+    const open = (env: Envelope, keys: Identity["publicKeys"]) => mine.open(copyFor(env, "bob"), keys);
+    assert.deepEqual(open(groupMessage("a1"), alice.publicKeys), { ok: true, text: "a1" });
+    // The same name with new keys: its pair key is another one.
+    assert.deepEqual(open(fromAlice2("a2"), alice2.publicKeys), { ok: true, text: "a2" });
+    assert.deepEqual(open(groupMessage("a1 again"), alice.publicKeys), { ok: true, text: "a1 again" });
+    assert.deepEqual(open(groupMessage("c1", carol), carol.publicKeys), { ok: true, text: "c1" });
+    // A wrapped key made with alice2's keys, signed by alice2, checked against alice's old keys: refused.
+    assert.deepEqual(open(fromAlice2("a2 again"), alice.publicKeys), { ok: false, reason: "bad_signature" });
+  });
+
   it("a copy is not for anyone else: copied into carol's mailbox, bob's copy does not open", () => {
     const env = groupMessage("for bob only");
     const bobs = copyFor(env, "bob");
