@@ -89,7 +89,11 @@ export class InfluxStore implements Store {
         ? new Watermarks(
             this.ctx,
             this.lanes,
-            { everyMs: WATERMARK_EVERY_MS, quietMs: this.opts.timeoutMs + this.opts.safetyWindowMs },
+            {
+              everyMs: WATERMARK_EVERY_MS,
+              quietMs: this.opts.timeoutMs + this.opts.safetyWindowMs,
+              aheadMs: Math.min(2 * WATERMARK_EVERY_MS, this.opts.safetyWindowMs / 5),
+            },
             () => this.commits.inflightMin,
           )
         : null;

@@ -147,6 +147,23 @@ describe("lane clock", () => {
     assert.equal(isoOf(stamps[0]!), "2024-11-25T00:07:50.000Z");
   });
 
+  it("runs on from a stamp taken ahead, strictly increasing and on its lane", () => {
+    let now = 1_732_493_270_000;
+    const clock = new LaneClock(7, () => now);
+    const first = clock.next();
+    const promise = clock.ahead(100);
+    assert.equal(promise, BigInt(now + 100) * 1_000_000n + 7n);
+    const stamps = [first, promise];
+    for (let i = 0; i < 1500; i++) stamps.push(clock.next());
+    now += 50;
+    stamps.push(clock.ahead(20), clock.next());
+    now += 1000;
+    stamps.push(clock.next());
+    for (let i = 1; i < stamps.length; i++) assert.ok(stamps[i]! > stamps[i - 1]!, `stamp ${i} increases`);
+    for (const s of stamps) assert.equal(s % 1000n, 7n, "every stamp carries the lane");
+    assert.equal(stamps.at(-1), BigInt(now) * 1_000_000n + 7n, "back on the wall clock once it passed");
+  });
+
   it("never gives two lanes the same stamp", () => {
     const now = () => 1_732_493_270_000;
     const a = new LaneClock(1, now);
