@@ -92,7 +92,11 @@ export class InfluxStore implements Store {
             {
               everyMs: WATERMARK_EVERY_MS,
               quietMs: this.opts.timeoutMs + this.opts.safetyWindowMs,
-              aheadMs: Math.min(2 * WATERMARK_EVERY_MS, this.opts.safetyWindowMs / 5),
+              // As far ahead as the timer's period: the idle process's latest watermark then
+              // lies past every copy stamped before the latest commit of a busy one. Not more:
+              // the idle process's own next copies are stamped that late, and wait that long
+              // for a busy process's watermarks to pass them.
+              aheadMs: Math.min(WATERMARK_EVERY_MS, this.opts.safetyWindowMs / 5),
             },
             () => this.commits.inflightMin,
           )
