@@ -89,7 +89,15 @@ export class InfluxStore implements Store {
         ? new Watermarks(
             this.ctx,
             this.lanes,
-            { everyMs: WATERMARK_EVERY_MS, quietMs: this.opts.timeoutMs + this.opts.safetyWindowMs },
+            {
+              everyMs: WATERMARK_EVERY_MS,
+              quietMs: this.opts.timeoutMs + this.opts.safetyWindowMs,
+              // As far ahead as the timer's period: the idle process's latest watermark then
+              // lies past every copy stamped before the latest commit of a busy one. Not more:
+              // the idle process's own next copies are stamped that late, and wait that long
+              // for a busy process's watermarks to pass them.
+              aheadMs: Math.min(WATERMARK_EVERY_MS, this.opts.safetyWindowMs / 5),
+            },
             () => this.commits.inflightMin,
           )
         : null;

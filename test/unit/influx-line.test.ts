@@ -12,6 +12,7 @@ const awkward = [
   "line\nbreak\r\ttab",
   "comma, space = equals",
   "ünïcødé ✓ 🎉",
+  "lone \ud800 surrogate \udfff, separators \u2028\u2029, del \u007f, nul \u0000",
   JSON.stringify({ v: 3, ct: "abc", keys: [{ to: "bob", wk: "x" }], note: 'a "b" \\ c' }),
 ];
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
 import { Point } from "@influxdata/influxdb-client";
 import { isoOf, LaneClock } from "../../server/store/influx/clock.js";
-import { parseQueryResponse, rows, timeOf } from "../../server/store/influx/http.js";
+import { parseQueryResponse, rows, timeOf, V1Http } from "../../server/store/influx/http.js";
 import { durationMs, goDurationMs, ident, nanos, str } from "../../server/store/influx/influxql.js";
 import { parseRawJson, RawNumber } from "../../server/store/influx/raw-json.js";
 import { InfluxStore } from "../../server/store/influx.js";
@@ -32,6 +32,63 @@ describe("raw JSON from InfluxDB", () => {
     assert.deepEqual(parseRawJson("[1.5e3,-2]"), [new RawNumber("1.5e3"), new RawNumber("-2")]);
     for (const bad of ["", "[1,", '{"a" 1}', '"open', "[1] x", "tru"])
       assert.throws(() => parseRawJson(bad), SyntaxError);
+  });
+
+  it("reads answers that come in many pieces, several at once, each whole and apart", async () => {
+    // Answers are joined in one buffer that the next answer reuses (http.ts): two of different
+    // sizes at once, each sent in many pieces, must each come out as sent.
+    const answer = (n: number, tag: string) =>
+      JSON.stringify({
+        results: [
+          {
+            statement_id: 0,
+            series: [
+              {
+                name: "mailbox",
+                columns: ["time", "id", "envelope"],
+                values: Array.from({ length: n }, (_, i) => [
+                  `TIME${1732493270123456789n + BigInt(i)}TIME`,
+                  `${tag}${i}`,
+                  JSON.stringify({ v: 2, body: `${tag} ü "${i}"`.repeat(20) }),
+                ]),
+              },
+            ],
+          },
+        ],
+      }).replace(/"TIME(\d+)TIME"/g, "$1");
+    const fake = createServer((req, res) => {
+      let q = "";
+      req.on("data", (c: Buffer) => {
+        q += c.toString();
+      });
+      req.on("end", async () => {
+        const body = Buffer.from(q.includes("big") ? answer(400, "big") : answer(3, "small"));
+        res.writeHead(200, { "content-type": "application/json" });
+        for (let at = 0; at < body.length; at += 1000) {
+          res.write(body.subarray(at, at + 1000));
+          await new Promise((r) => setImmediate(r));
+        }
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => fake.listen(0, "127.0.0.1", resolve));
+    const http = new V1Http({ url: `http://127.0.0.1:${(fake.address() as AddressInfo).port}`, db: "d" });
+    try {
+      const asked = ["big", "small", "big", "small", "small", "big"];
+      const answers = await Promise.all(asked.map((q) => http.query(q)));
+      answers.forEach((res, k) => {
+        const tag = asked[k]!;
+        const n = tag === "big" ? 400 : 3;
+        const r = rows(res[0]![0]!);
+        assert.equal(r.length, n);
+        assert.equal(timeOf(r[n - 1]!), 1732493270123456789n + BigInt(n - 1));
+        assert.equal(r[2]!.id, `${tag}2`);
+        assert.deepEqual(JSON.parse(r[2]!.envelope as string), { v: 2, body: `${tag} ü "2"`.repeat(20) });
+      });
+    } finally {
+      http.close();
+      fake.close();
+    }
   });
 
   it("turns an error inside a 200 answer, or at the top, into a failure", () => {
@@ -88,6 +145,23 @@ describe("lane clock", () => {
     for (const s of stamps) assert.equal(s % 1000n, 42n, "every stamp carries the lane");
     assert.equal(stamps.at(-1), BigInt(now) * 1_000_000n + 42n);
     assert.equal(isoOf(stamps[0]!), "2024-11-25T00:07:50.000Z");
+  });
+
+  it("runs on from a stamp taken ahead, strictly increasing and on its lane", () => {
+    let now = 1_732_493_270_000;
+    const clock = new LaneClock(7, () => now);
+    const first = clock.next();
+    const promise = clock.ahead(100);
+    assert.equal(promise, BigInt(now + 100) * 1_000_000n + 7n);
+    const stamps = [first, promise];
+    for (let i = 0; i < 1500; i++) stamps.push(clock.next());
+    now += 50;
+    stamps.push(clock.ahead(20), clock.next());
+    now += 1000;
+    stamps.push(clock.next());
+    for (let i = 1; i < stamps.length; i++) assert.ok(stamps[i]! > stamps[i - 1]!, `stamp ${i} increases`);
+    for (const s of stamps) assert.equal(s % 1000n, 7n, "every stamp carries the lane");
+    assert.equal(stamps.at(-1), BigInt(now) * 1_000_000n + 7n, "back on the wall clock once it passed");
   });
 
   it("never gives two lanes the same stamp", () => {

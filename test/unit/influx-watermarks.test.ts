@@ -23,7 +23,7 @@ after(async () => {
   await fake.close();
 });
 
-function setUp(windowMs: number, everyMs = 10_000) {
+function setUp(windowMs: number, everyMs = 10_000, aheadMs = 0) {
   fake.points.length = 0;
   const ctx = new InfluxContext(
     http,
@@ -34,7 +34,7 @@ function setUp(windowMs: number, everyMs = 10_000) {
   const lanes = new LaneLease(ctx, 60_000, "me");
   lanes.clock = new LaneClock(1);
   let inflight: bigint | null = null;
-  const marks = new Watermarks(ctx, lanes, { everyMs, quietMs: 60_000 }, () => inflight);
+  const marks = new Watermarks(ctx, lanes, { everyMs, quietMs: 60_000, aheadMs }, () => inflight);
   // Live holders: me and "other" (and "gone", whose latest mark is a release).
   const others = new Map<string, bigint>();
   fake.onQuery = (q) => {
@@ -82,6 +82,28 @@ describe("lane watermarks", () => {
     const wm = BigInt(String(p!.fields.wm));
     assert.ok(wm > before, "after every earlier stamp");
     assert.ok(lanes.clock!.next() > wm, "before every later one");
+  });
+
+  it("idle, promises ahead of its clock on the timer, and stamps nothing below that afterwards", async () => {
+    const { marks, lanes } = setUp(10_000, 5, 400);
+    const before = lanes.clock!.next();
+    const startedNs = BigInt(Date.now()) * 1_000_000n;
+    marks.start();
+    try {
+      const deadline = Date.now() + 5000;
+      while (!fake.points.some((x) => x.measurement === "watermarks") && Date.now() < deadline)
+        await settle();
+    } finally {
+      marks.stop();
+    }
+    const [p] = fake.points.filter((x) => x.measurement === "watermarks");
+    const wm = BigInt(String(p!.fields.wm));
+    assert.ok(wm > before);
+    // Another process waiting on copies it stamped up to now finds them passed at once.
+    assert.ok(wm >= startedNs + 400n * 1_000_000n, "400 ms ahead of the clock when published");
+    const later = lanes.clock!.next();
+    assert.ok(later > wm, "every later stamp lies above the promise");
+    assert.ok(lanes.clock!.next() > later);
   });
 
   it("while a batch of its own is being written, publishes below that batch's lowest stamp", async () => {

@@ -37,6 +37,19 @@ export class LaneClock {
     }
     return BigInt(this.lastMs) * 1_000_000n + BigInt(this.seq * LANES + this.lane);
   }
+
+  /**
+   * A stamp `ms` ahead of the wall clock (or the next one, when the clock already runs further
+   * ahead), which every later stamp lies above: the clock runs on from it. For a watermark that
+   * promises now what this process will not stamp below (watermarks.ts).
+   */
+  ahead(ms: number): bigint {
+    const target = this.now() + ms;
+    if (target <= this.lastMs) return this.next();
+    this.lastMs = target;
+    this.seq = 0;
+    return BigInt(this.lastMs) * 1_000_000n + BigInt(this.lane);
+  }
 }
 
 /** The wall clock in nanoseconds (millisecond resolution is all the safety window needs). */

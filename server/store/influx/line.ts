@@ -21,8 +21,17 @@ export function tag(value: string): string {
   return TAG_SPECIAL.test(value) ? value.replace(/[, =\n\r\t]/g, (c) => TAG_ESCAPES[c]!) : value;
 }
 
-/** A string field value: quoted, with `"` and `\` escaped. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what JSON.stringify escapes and line protocol does not
+const NOT_AS_JSON = /[\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * A string field value: quoted, with `"` and `\` escaped. That is JSON.stringify's text for a
+ * string without control characters and surrogates (which it would escape too): natively, 1.6 µs
+ * for an envelope against 3.8 µs by a regular expression (measured here; the envelope JSON has
+ * some 40 quotes to escape, on every copy).
+ */
 export function quoted(value: string): string {
+  if (!NOT_AS_JSON.test(value)) return JSON.stringify(value);
   return /["\\]/.test(value) ? `"${value.replace(/["\\]/g, "\\$&")}"` : `"${value}"`;
 }
 

@@ -180,10 +180,16 @@ export function placeAmong(
 ): Map<bigint, Placement> {
   const index = new Map(rows.map((r, i) => [r.ts, i]));
   const oldest = rows[0]?.ts ?? 0n;
-  // Every stamp of each id among the points read, earliest first.
+  // Every stamp of each id among the points read, earliest first (built without copying: with
+  // the settled range some 1,000 rows a mailbox at 1,000 messages a second, nearly all one each).
   const stamps = new Map<string, bigint[]>();
-  for (const q of [...before, ...rows]) stamps.set(q.id, [...(stamps.get(q.id) ?? []), q.ts]);
-  for (const list of stamps.values()) list.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const list of [before, rows])
+    for (const q of list) {
+      const seen = stamps.get(q.id);
+      if (seen) seen.push(q.ts);
+      else stamps.set(q.id, [q.ts]);
+    }
+  for (const list of stamps.values()) if (list.length > 1) list.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const firsts = new Map<number, bigint | null | undefined>();
   /**
    * The earliest stamp of row i's id within racingNs before it; null: row i is a first copy;

@@ -21,7 +21,8 @@ export class SafetyWindow {
   /**
    * How far apart two copies of one id can lie when two servers stored a resend racing its first
    * copy: a batch is stamped within W/2 after a lookup that saw every copy stamped more than W
-   * before the lookup began (group-commit.ts), so 1.5 W; 2 W and 100 ms leave a margin for the
+   * before the lookup began (group-commit.ts), so 1.5 W, and W/5 more when the server's clock
+   * runs ahead after an idle watermark (watermarks.ts); 2 W and 100 ms leave a margin for the
    * time between lookup and stamping. Readers drop a copy of an id seen that close before it.
    */
   get racingNs(): bigint {
