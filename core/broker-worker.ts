@@ -31,6 +31,8 @@ export interface WorkerSockets {
   connectPublisher(broker: number, target: PublishTarget): void;
   /** Publishes a live delivery. Best effort. */
   publish(topic: string, frame: Uint8Array | string): void;
+  /** Whether a balancer subscribed to `topic` (false: known not; undefined: cannot tell). */
+  subscribed?(topic: string): boolean | undefined;
   /** Closes the sockets, letting what is queued leave first. */
   close(): Promise<void>;
 }
@@ -95,6 +97,10 @@ export class BrokerWorker implements WorkerLink {
 
   publish(topic: string, frame: Uint8Array | string): void {
     if (!this.closed) this.sockets.publish(topic, frame);
+  }
+
+  subscribed(topic: string): boolean | undefined {
+    return this.sockets.subscribed?.(topic);
   }
 
   drain(): void {

@@ -43,6 +43,12 @@ export interface WorkerLink {
   reply(peer: string, frame: Uint8Array): void;
   /** Publishes a live delivery on a topic. Best effort: the mailbox is the truth. */
   publish(topic: string, frame: Uint8Array | string): void;
+  /**
+   * Whether any balancer holds a subscription to `topic`: false only when the link knows none
+   * does (the publisher may skip building and handing over a frame nobody will get); undefined
+   * when it cannot tell.
+   */
+  subscribed?(topic: string): boolean | undefined;
   /** Stops taking new requests (tells the broker it leaves) without closing. */
   drain(): void;
   close(): Promise<void>;

@@ -50,6 +50,8 @@ const OPTIONAL_SESSION = new Set(["backup.get"]);
 
 export interface Publisher {
   publish(topic: string, frame: Uint8Array | string): void;
+  /** False when no balancer subscribed to `topic` (core/transport.ts WorkerLink); undefined: cannot tell. */
+  subscribed?(topic: string): boolean | undefined;
 }
 
 export interface ServiceMetrics {
@@ -110,6 +112,7 @@ export class ChatService {
     const deliveries = new DeliveryPublisher({
       topics: (owner) => this.devices.deliveryTopics(owner),
       publish: (topic, frame) => publisher.publish(topic, frame),
+      subscribed: (topic) => publisher.subscribed?.(topic),
       failed: (err, owner) =>
         log.warn({ err, owner }, "a delivery was not published (it stays in the mailbox)"),
     });

@@ -143,6 +143,29 @@ describe("delivery publisher (server/delivery-publisher.ts)", () => {
     assert.equal(JSON.parse(on("alice-batched")[0]!).type, "deliver", "one alone is not wrapped");
   });
 
+  it("skips a plain topic the link knows nobody subscribed to; publishes one it cannot tell about; batched topics always", async () => {
+    const published: string[] = [];
+    // bob-plain: known unsubscribed; carol-plain: known subscribed; dave-plain: the link cannot tell.
+    const known: Record<string, boolean | undefined> = { "bob-plain": false, "carol-plain": true };
+    const p = new DeliveryPublisher({
+      topics: async (owner) => ({ plain: [`${owner}-plain`], batched: [`${owner}-batched`] }),
+      publish: (topic) => published.push(topic),
+      subscribed: (topic) => known[topic],
+      failed: (err) => {
+        throw err;
+      },
+    });
+    for (const owner of ["bob", "carol", "dave"]) p.deliver(owner, delivery(owner, 1));
+    await p.flushed();
+    assert.deepEqual(published.sort(), [
+      "bob-batched",
+      "carol-batched",
+      "carol-plain",
+      "dave-batched",
+      "dave-plain",
+    ]);
+  });
+
   it("a publish that throws is reported, and later turns are still published", async () => {
     const published: string[] = [];
     const failed: string[] = [];

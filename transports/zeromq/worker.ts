@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { Dealer, Publisher } from "zeromq";
+import { Dealer, XPublisher } from "zeromq";
 import {
   BrokerWorker,
   type PublishTarget,
   type WorkerSocketHandlers,
   type WorkerSockets,
 } from "../../core/broker-worker.js";
+import { TOPIC_PATTERN } from "../../core/protocol/limits.js";
 import type { WorkerLink, WorkerTransport } from "../../core/transport.js";
 import { type CurveKeys, curveClientOptions } from "./curve.js";
 import { ImmediateSender } from "./immediate-sender.js";
@@ -92,12 +93,43 @@ class BrokerConnection {
   }
 }
 
+/**
+ * The topics the balancers subscribed to, as the server's XPUB reports them. An XPUB that is not
+ * verbose passes a topic's first subscription and, once no connection holds it any longer, one
+ * unsubscription: so the set says "no" exactly when libzmq's own filter would drop a publication
+ * on the topic (test/integration/zeromq-subscribed.test.ts, real balancers). A balancer that went
+ * away keeps its subscriptions here as in libzmq, while the XPUB reconnects to it. A subscription
+ * that is not a whole topic (a prefix; balancers forward only whole topics) makes every topic
+ * count as subscribed while it lasts.
+ */
+export class SubscribedTopics {
+  private readonly topics = new Set<string>();
+  /** Subscriptions held that are not a whole topic. */
+  private readonly prefixes = new Set<string>();
+
+  /** One message of the XPUB: 1 or 0, then the topic. */
+  note(msg: Uint8Array): void {
+    if (msg.length === 0 || (msg[0] !== 0 && msg[0] !== 1)) return;
+    const topic = Buffer.from(msg.buffer, msg.byteOffset + 1, msg.length - 1).toString("latin1");
+    const into = TOPIC_PATTERN.test(topic) ? this.topics : this.prefixes;
+    if (msg[0] === 1) into.add(topic);
+    else into.delete(topic);
+  }
+
+  has(topic: string): boolean {
+    return this.prefixes.size > 0 || this.topics.has(topic);
+  }
+}
+
 /** The frames of the broker protocol over ZeroMQ sockets: they move bytes, `BrokerWorker` decides. */
 class ZeromqWorkerSockets implements WorkerSockets {
   private readonly connections: BrokerConnection[];
-  private readonly pub: Publisher;
+  /** An XPUB (a PUB that reports its subscriptions) towards every balancer's XSUB. */
+  private readonly pub: XPublisher;
   private readonly pubOut: ImmediateSender;
   private readonly pubConnected = new Set<string>();
+  private readonly subscriptions = new SubscribedTopics();
+  private closed = false;
 
   constructor(
     endpoints: string[],
@@ -112,7 +144,8 @@ class ZeromqWorkerSockets implements WorkerSockets {
       if (!key) throw new Error(`no CURVE key for balancer ${endpoints[i]}`);
       return curveClientOptions(key, curve.keys);
     };
-    this.pub = new Publisher({ ...COMMON_SOCKET_OPTIONS, ...security(0), sendHighWaterMark: QUEUE_FRAMES });
+    this.pub = new XPublisher({ ...COMMON_SOCKET_OPTIONS, ...security(0), sendHighWaterMark: QUEUE_FRAMES });
+    void this.readSubscriptions();
     // A PUB never waits: libzmq drops at its high-water mark, JavaScript holds nothing.
     this.pubOut = new ImmediateSender(this.pub);
     this.connections = endpoints.map(
@@ -147,7 +180,20 @@ class ZeromqWorkerSockets implements WorkerSockets {
     this.pubOut.push([topic, frame]);
   }
 
+  subscribed(topic: string): boolean {
+    return this.subscriptions.has(topic);
+  }
+
+  private async readSubscriptions(): Promise<void> {
+    try {
+      for await (const [msg] of this.pub) if (msg) this.subscriptions.note(msg);
+    } catch (err) {
+      if (!this.closed) throw err;
+    }
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     // Let queued replies and publications leave before the sockets go.
     const deadline = Date.now() + 2000;
     while (
