@@ -25,6 +25,16 @@ export function total(samples: Samples[], prefix: string, ...having: string[]): 
   return sum;
 }
 
+/** The largest sample named `name` (without labels) in any process; NaN when none has it. */
+export function largest(samples: Samples[], name: string): number {
+  let most = Number.NaN;
+  for (const s of samples) {
+    const v = s.get(name);
+    if (v !== undefined && !(v <= most)) most = v;
+  }
+  return most;
+}
+
 export async function scrapeAll(urls: string[]): Promise<Samples[]> {
   return Promise.all(urls.map(scrape));
 }

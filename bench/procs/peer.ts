@@ -53,26 +53,32 @@ function logAcks(what: string, sent: Float64Array, acked: Float64Array): void {
   );
 }
 
-async function withLoopDelay<T>(what: string, run: () => Promise<T>): Promise<T> {
+/** This process's event-loop delay during a call, in ms: the result of the call carries it as `loop`. */
+export interface LoopDelay {
+  p99: number;
+  max: number;
+}
+
+async function withLoopDelay<T>(what: string, run: () => Promise<T>): Promise<T & { loop?: LoopDelay }> {
   const h = monitorEventLoopDelay({ resolution: 5 });
   h.enable();
+  let result: T | undefined;
   try {
-    return await run();
+    result = await run();
   } finally {
     h.disable();
-    const file = process.env.ZMQCHAT_BENCH_LOOPLOG;
-    if (file) {
-      const ms = (ns: number) => Math.round(ns / 1e4) / 100;
-      const line = {
-        pid: process.pid,
-        what,
-        p50: ms(h.percentile(50)),
-        p99: ms(h.percentile(99)),
-        max: ms(h.max),
-      };
-      appendFileSync(file, `${JSON.stringify(line)}\n`);
-    }
   }
+  const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+  const loop = { p99: ms(h.percentile(99)), max: ms(h.max) };
+  const file = process.env.ZMQCHAT_BENCH_LOOPLOG;
+  if (file)
+    appendFileSync(
+      file,
+      `${JSON.stringify({ pid: process.pid, what, p50: ms(h.percentile(50)), ...loop })}\n`,
+    );
+  return (result !== null && typeof result === "object" ? { ...result, loop } : result) as T & {
+    loop?: LoopDelay;
+  };
 }
 const transport = new ZeromqClientTransport();
 /** Long enough that a slow machine never turns into a failed request; retries keep their ids. */

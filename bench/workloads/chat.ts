@@ -1,6 +1,6 @@
 import type { Target as ChatTarget } from "../../core/client/client.js";
 import type { BenchContext } from "../lib/context.js";
-import { delta, histogramQuantile, type Samples, scrapeAll } from "../lib/metrics.js";
+import { delta, histogramQuantile, largest, type Samples, scrapeAll } from "../lib/metrics.js";
 import type { Helper } from "../lib/rpc.js";
 import type { Stack } from "../lib/stack.js";
 import { distribution, extent } from "../lib/stats.js";
@@ -18,12 +18,16 @@ interface SendResult {
   acked: Float64Array;
   failures: string[];
   behindMs?: number;
+  /** The sending process's event-loop delay during the run, ms (bench/procs/peer.ts). */
+  loop?: { p99: number; max: number };
 }
 
 interface Collected {
   times: Float64Array[];
   duplicates: number;
   problems: string[];
+  /** The receiving process's event-loop delay during the run, ms. */
+  loop?: { p99: number; max: number };
 }
 
 export type StoreKind = "sqlite" | "influx";
@@ -365,6 +369,28 @@ export class ChatBench {
         1000 * histogramQuantile(before, after, "zmqchat_server_request_seconds", 0.99, sendMany),
         { ...meta, label: "server time per send.many request p99 (upper bound of its histogram bucket)" },
       );
+      // Who stalled: each process's longest event-loop delay during the run. A delivery waits out
+      // every stall on its way (sender, balancer, server, receiver); the servers' and the
+      // balancer's come from prom-client's monitor (10 ms resolution, reset at each scrape).
+      const stalls: Array<[string, string, number]> = [
+        ["alice", "the sender's process (client)", send.loop?.max ?? Number.NaN],
+        ["bob", "the receiver's process (client)", got.loop?.max ?? Number.NaN],
+        [
+          "balancer",
+          "the balancer",
+          1000 * largest(after, "zmqchat_balancer_nodejs_eventloop_lag_max_seconds"),
+        ],
+        [
+          "servers",
+          "the servers (the larger)",
+          1000 * largest(after, "zmqchat_server_nodejs_eventloop_lag_max_seconds"),
+        ],
+      ];
+      for (const [who, label, ms] of stalls)
+        ctx.results.add(`light.${this.store}.stall.${who}`, ms, {
+          ...meta,
+          label: `longest event-loop delay of ${label} during the run`,
+        });
       ctx.results.add(`light.${this.store}.perRequest`, (s.lightRate * s.lightMs) / 1000 / requests, {
         workload: w,
         label: "messages per send.many request (mean; bob's receipts included)",

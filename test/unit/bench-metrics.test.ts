@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { histogramQuantile, type Samples } from "../../bench/lib/metrics.js";
+import { histogramQuantile, largest, type Samples } from "../../bench/lib/metrics.js";
 
 const h = "zmqchat_server_store_batch_seconds";
 function scrape(counts: Record<string, number>): Samples {
@@ -43,5 +43,23 @@ describe("bench metrics: a quantile from Prometheus histogram buckets", () => {
   it("is NaN with no observations", () => {
     const same = [scrape({ "0.001": 5, "+Inf": 5 })];
     assert.ok(Number.isNaN(histogramQuantile(same, same, h, 0.99)));
+  });
+});
+
+describe("bench metrics: the largest of one gauge across processes", () => {
+  const g = "zmqchat_server_nodejs_eventloop_lag_max_seconds";
+  it("takes the largest process's value, ignoring other names and processes without it", () => {
+    const a: Samples = new Map([
+      [g, 0.012],
+      ["zmqchat_balancer_nodejs_eventloop_lag_max_seconds", 0.5],
+    ]);
+    const b: Samples = new Map([[g, 0.031]]);
+    const c: Samples = new Map();
+    assert.equal(largest([a, b, c], g), 0.031);
+    assert.equal(largest([c, a], g), 0.012);
+  });
+
+  it("is NaN when no process has it", () => {
+    assert.ok(Number.isNaN(largest([new Map()], "zmqchat_server_nodejs_eventloop_lag_max_seconds")));
   });
 });
