@@ -1,9 +1,10 @@
 import { MAX_DELIVERIES_PER_FRAME, MAX_REPLY_BYTES } from "../core/protocol/limits.js";
+import type { DeviceTopics } from "./devices.js";
 
 /** What the delivery publisher needs of the service around it. */
 export interface DeliveryPublisherDeps {
   /** A user's live topics: one a frame (`plain`) and several a frame (`batched`), per live device (server/devices.ts). */
-  topics(owner: string): Promise<{ plain: string[]; batched: string[] }>;
+  topics(owner: string): Promise<DeviceTopics[]>;
   publish(topic: string, frame: string): void;
   /** False when no balancer subscribed to `topic` (the link knows it); undefined: cannot tell. */
   subscribed?(topic: string): boolean | undefined;
@@ -26,18 +27,28 @@ export interface DeliveryPublisherDeps {
  * frame for them where it relayed 30 (its publication relay was 46 % of its CPU). Turns are
  * published one after another, so a mailbox's deliveries leave in the order they were stored.
  */
+/** A delivery waiting for the end of the turn, and the device it is not for (the sender's own). */
+interface Queued {
+  frame: string;
+  except?: string;
+}
+
 export class DeliveryPublisher {
-  private pending = new Map<string, string[]>();
+  private pending = new Map<string, Queued[]>();
   private scheduled = false;
   private chain: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: DeliveryPublisherDeps) {}
 
-  /** Queues one delivery frame (`{"v":1,"type":"deliver",…}` as JSON text) for `owner`'s devices. */
-  deliver(owner: string, frame: string): void {
+  /**
+   * Queues one delivery frame (`{"v":1,"type":"deliver",…}` as JSON text) for `owner`'s devices,
+   * but for device `except` (the sender's own device, which stores its copy from the reply).
+   */
+  deliver(owner: string, frame: string, except?: string): void {
+    const item: Queued = except === undefined ? { frame } : { frame, except };
     const queued = this.pending.get(owner);
-    if (queued) queued.push(frame);
-    else this.pending.set(owner, [frame]);
+    if (queued) queued.push(item);
+    else this.pending.set(owner, [item]);
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
@@ -57,7 +68,7 @@ export class DeliveryPublisher {
     await this.chain;
   }
 
-  private async publishAll(due: Map<string, string[]>): Promise<void> {
+  private async publishAll(due: Map<string, Queued[]>): Promise<void> {
     const owners = [...due.keys()];
     const topics = await Promise.all(
       owners.map((owner) =>
@@ -68,18 +79,30 @@ export class DeliveryPublisher {
       ),
     );
     owners.forEach((owner, i) => {
-      const t = topics[i];
-      if (!t) return;
-      const frames = due.get(owner)!;
-      for (const topic of t.plain) {
-        // Nobody takes a plain topic unless a client from before batched topics is connected:
-        // skipped here, not only dropped by libzmq after the call (see the class comment).
-        if (this.deps.subscribed?.(topic) === false) continue;
-        for (const frame of frames) this.deps.publish(topic, frame);
+      const devices = topics[i];
+      if (!devices) return;
+      const queued = due.get(owner)!;
+      const skips = queued.some((q) => q.except !== undefined);
+      // What every device gets, batched once for all of them; a device some copies skip gets its own.
+      let all: { frames: string[]; batches: string[] | null } | null = null;
+      for (const d of devices) {
+        let mine: { frames: string[]; batches: string[] | null };
+        if (!skips || !queued.some((q) => q.except === d.device)) {
+          all ??= { frames: queued.map((q) => q.frame), batches: null };
+          mine = all;
+        } else
+          mine = { frames: queued.filter((q) => q.except !== d.device).map((q) => q.frame), batches: null };
+        if (mine.frames.length === 0) continue;
+        for (const topic of d.plain) {
+          // Nobody takes a plain topic unless a client from before batched topics is connected:
+          // skipped here, not only dropped by libzmq after the call (see the class comment).
+          if (this.deps.subscribed?.(topic) === false) continue;
+          for (const frame of mine.frames) this.deps.publish(topic, frame);
+        }
+        if (d.batched.length === 0) continue;
+        mine.batches ??= batchFrames(owner, mine.frames);
+        for (const frame of mine.batches) for (const topic of d.batched) this.deps.publish(topic, frame);
       }
-      if (t.batched.length === 0) return;
-      for (const frame of batchFrames(owner, frames))
-        for (const topic of t.batched) this.deps.publish(topic, frame);
     });
   }
 }

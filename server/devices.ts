@@ -9,6 +9,12 @@ import { RateLimitedError } from "./limits.js";
 import type { SessionManager } from "./sessions.js";
 import type { DeviceRecord, Store } from "./store/store.js";
 
+/** One device's live topics: one delivery a frame (`plain`) and several a frame (`batched`). */
+export interface DeviceTopics {
+  device: string;
+  plain: string[];
+  batched: string[];
+}
 /** How long a link code's sealed identity is kept at most. */
 export const LINK_TTL_MAX_MS = 10 * 60_000;
 /** Wrong proofs a link code survives; the next one makes it void. */
@@ -88,21 +94,22 @@ export class DeviceRegistry {
    * device (the user's own before any device logged in), so that a client on either gets it.
    */
   async topics(owner: string): Promise<string[]> {
-    const { plain, batched } = await this.deliveryTopics(owner);
-    return [...plain, ...batched];
+    const devices = await this.deliveryTopics(owner);
+    return [...devices.flatMap((d) => d.plain), ...devices.flatMap((d) => d.batched)];
   }
 
   /**
    * Where a delivery to `owner` is published: every live device's plain topic, one delivery a
    * frame (clients before batched topics), and its batched topic (server/delivery-publisher.ts).
    */
-  async deliveryTopics(owner: string): Promise<{ plain: string[]; batched: string[] }> {
+  async deliveryTopics(owner: string): Promise<DeviceTopics[]> {
     const live = (await this.devicesOf(owner)).filter((d) => d.revoked === null).map((d) => d.id);
     const devices = live.length > 0 ? live : ["-"];
-    return {
-      plain: this.auth.deliveryTopics(owner, devices),
-      batched: this.auth.deliveryTopics(owner, devices, true),
-    };
+    return devices.map((device) => ({
+      device,
+      plain: this.auth.deliveryTopics(owner, [device]),
+      batched: this.auth.deliveryTopics(owner, [device], true),
+    }));
   }
 
   /**

@@ -30,8 +30,8 @@ const NOT_NOW = new Set(["unavailable", "rate_limited"]);
 /** What the send path needs of the service around it. */
 export interface SendDeps {
   store: Store;
-  /** Publishes one delivery frame to `owner`'s live devices (server/delivery-publisher.ts). */
-  deliver(owner: string, frame: string): void;
+  /** Publishes one delivery frame to `owner`'s live devices but `except` (server/delivery-publisher.ts). */
+  deliver(owner: string, frame: string, except?: string): void;
   senderQuota: SenderQuota;
   mailboxQuota: MailboxQuota;
   /** Runs a quota check, counting a refusal in /metrics under `name`. */
@@ -88,7 +88,12 @@ export class SendPath {
    * stored only once the sender's own mailbox holds that envelope, checked in the store's write
    * (appendFollowing), and else every envelope is refused as `unavailable`, holding nothing here.
    */
-  async sendMany(envs: readonly Envelope[], user: string, follows?: string): Promise<string> {
+  async sendMany(
+    envs: readonly Envelope[],
+    user: string,
+    follows?: string,
+    quietDevice?: string,
+  ): Promise<string> {
     const append = this.deps.store.appendFollowing;
     if (follows !== undefined && !append)
       refuse(
@@ -137,7 +142,7 @@ export class SendPath {
       const rung = new Set<string>();
       for (const [i, { at, checked }] of accepted.entries()) {
         const result = results[i]!;
-        this.afterStore(checked, result, !rung.has(checked.env.id));
+        this.afterStore(checked, result, !rung.has(checked.env.id), user, quietDevice);
         rung.add(checked.env.id);
         parts[at] = this.reply(checked, result, user);
       }
@@ -209,8 +214,17 @@ export class SendPath {
     return { env, owners, input: { id: env.id, owners, envelope: text, copies } };
   }
 
-  /** Counts what was stored and publishes each copy on its owner's topics (`ring`: false for a repeat in one batch). */
-  private afterStore(checked: Checked, result: AppendResult, ring: boolean): void {
+  /**
+   * Counts what was stored and publishes each copy on its owner's topics (`ring`: false for a
+   * repeat in one batch), the sender's own copy not on `quietDevice`'s (it stores it from the reply).
+   */
+  private afterStore(
+    checked: Checked,
+    result: AppendResult,
+    ring: boolean,
+    user?: string,
+    quietDevice?: string,
+  ): void {
     const { owners, input } = checked;
     this.deps.stored(result.duplicate ? 0 : owners.length);
     if (!result.duplicate) this.deps.mailboxQuota.stored(owners);
@@ -221,7 +235,7 @@ export class SendPath {
       // a Buffer over 128 bytes is sent zero-copy and released through a V8 reference that the
       // I/O thread hands back to the event loop (measured: about a third less publisher CPU).
       const frame = `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${input.copies?.get(owner) ?? input.envelope}}${prevField(place.prev)}}`;
-      this.deps.deliver(owner, frame);
+      this.deps.deliver(owner, frame, owner === user ? quietDevice : undefined);
     }
     this.deps.published(owners.length);
   }

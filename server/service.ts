@@ -118,7 +118,7 @@ export class ChatService {
     });
     this.sendPath = new SendPath({
       store,
-      deliver: (owner, frame) => deliveries.deliver(owner, frame),
+      deliver: (owner, frame, except) => deliveries.deliver(owner, frame, except),
       senderQuota: this.senderQuota,
       mailboxQuota: this.mailboxQuota,
       limit: (name, check) => this.limit(name, check),
@@ -146,7 +146,8 @@ export class ChatService {
       "group.events": (b, u) => this.groups.events(b, needUser(u)),
       groups: (b, u) => this.groups.list(b, needUser(u)),
       send: (b, u) => this.sendPath.send(b.envelope, needUser(u)),
-      "send.many": (b, u) => this.sendPath.sendMany(b.envelopes, needUser(u), b.follows),
+      "send.many": (b, u, c) =>
+        this.sendPath.sendMany(b.envelopes, needUser(u), b.follows, b.quiet ? quietDevice(c) : undefined),
       sync: (b, u) => this.sync(b, needUser(u)),
       "keys.rotate": (b, u) => this.rotate(b, needUser(u)),
       "keys.history": async (b, u) => {
@@ -266,7 +267,9 @@ export class ChatService {
       this.devices.admit(b.name, b.device ?? "-", claim),
     );
     const pipeline = this.sendPath.pipeline;
-    return ok(pipeline === undefined ? session : { ...session, pipeline });
+    // `quiet` is offered where a device has topics of its own (a login with a device id).
+    const quiet = b.device !== undefined && b.device !== "-" ? { quiet: true as const } : {};
+    return ok(pipeline === undefined ? { ...session, ...quiet } : { ...session, pipeline, ...quiet });
   }
 
   /** New keys for a name, signed by the keys it holds now. */
@@ -333,6 +336,11 @@ function ok(body: unknown): string {
 function needUser(u: string | null): string {
   if (u === null) throw new ZmqchatError("unauthorized", "log in first");
   return u;
+}
+
+/** The device whose own copies a `quiet` send leaves off its topics: none for a session without a device id. */
+function quietDevice(c: SessionClaims | null): string | undefined {
+  return c && c.device !== "-" ? c.device : undefined;
 }
 
 function needSession(c: SessionClaims | null): SessionClaims {

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
@@ -70,6 +71,11 @@ CREATE TABLE IF NOT EXISTS mailbox_seen (
   conv TEXT NOT NULL,
   PRIMARY KEY (id, cursor)
 );
+CREATE TABLE IF NOT EXISTS live_clients (
+  id TEXT PRIMARY KEY,
+  pid INTEGER NOT NULL,
+  since TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS outbox (
   n INTEGER PRIMARY KEY AUTOINCREMENT,
   id TEXT NOT NULL UNIQUE,
@@ -97,6 +103,19 @@ export interface OutboxItem {
   lastError: string | null;
   /** A reply reference or an action, sealed with the text (actions.ts). */
   extra?: MessageExtra;
+}
+
+/** How long `alone` trusts its last look at the other clients when the database did not change. */
+const ALONE_RECHECK_MS = 5000;
+
+/** Most own copies waiting for the cursor to reach their predecessor (beyond: forgotten; a gap read places them). */
+const MAX_CHAINED = 10_000;
+
+/** Our own copy stored from its acknowledgement ahead of the cursor, waiting for the cursor to reach its predecessor. */
+interface Chained {
+  cursor: string;
+  id: string;
+  conv: string;
 }
 
 /** How soon after a burst of new messages they are indexed for search. */
@@ -232,6 +251,11 @@ export class Cache {
       outbox: db.prepare<[], OutboxRow>("SELECT * FROM outbox ORDER BY n"),
       outboxError: db.prepare("UPDATE outbox SET last_error = ? WHERE id = ?"),
       dataVersion: db.prepare<[], number>("PRAGMA data_version").pluck(),
+      live: db.prepare("INSERT OR REPLACE INTO live_clients (id, pid, since) VALUES (?, ?, ?)"),
+      unlive: db.prepare("DELETE FROM live_clients WHERE id = ?"),
+      othersLive: db.prepare<[string], { id: string; pid: number }>(
+        "SELECT id, pid FROM live_clients WHERE id != ?",
+      ),
     };
   }
 
@@ -362,6 +386,13 @@ export class Cache {
           }
           i = j;
         }
+        // Those that do not follow wait for the cursor to reach their predecessor.
+        acks.forEach((a, i) => {
+          if (follows[i] || a.prev === undefined || a.prev === null) return;
+          if (at !== null && BigInt(a.message.cursor) <= BigInt(at)) return;
+          if (this.chained.size >= MAX_CHAINED) this.chained.clear();
+          this.chained.set(a.prev, { cursor: a.message.cursor, id: a.message.id, conv: a.message.conv });
+        });
         if (moved && at !== null) this.advanceCursor(at);
         return fresh;
       })
@@ -488,6 +519,63 @@ export class Cache {
     return this.stmts.replays.all(conv).map((r) => ({ id: r.id, cursors: r.cursors.split(",") }));
   }
 
+  /**
+   * Our own copies stored from their acknowledgement ahead of the cursor, by their mailbox
+   * predecessor: when the cursor reaches one's predecessor it moves over it (advanceCursor). The
+   * service leaves this device's own copies off its topics when asked (`quiet`), so no live
+   * delivery brings them again; a reply from the other side placed after one then follows the
+   * cursor, where it would otherwise wait for a gap read. In memory: after a restart a sync from
+   * the cursor reads them again (already cached, so only their places are noted).
+   */
+  private readonly chained = new Map<string, Chained>();
+
+  /** This handle's row among the profile's live clients (null: not registered). */
+  private liveId: string | null = null;
+  private aloneSeen: { version: number; at: number; alone: boolean } | null = null;
+
+  /**
+   * Registers this handle as a client that takes live deliveries for the profile, until close.
+   * Another process (or handle) on the same profile learns of what this one sends only through
+   * the ring this device gets for its own copies, so `quiet` is asked only while `alone`.
+   */
+  registerLive(): void {
+    if (this.liveId) return;
+    this.liveId = randomUUID();
+    this.stmts.live.run(this.liveId, process.pid, new Date().toISOString());
+  }
+
+  /** Ends `registerLive` (the client closes). */
+  unregisterLive(): void {
+    if (!this.liveId) return;
+    try {
+      this.stmts.unlive.run(this.liveId);
+    } catch {
+      // Busy or closed: a row whose process is gone is removed by the next `alone`.
+    }
+    this.liveId = null;
+    this.aloneSeen = null;
+  }
+
+  /**
+   * Whether no other live client of the profile runs (registered and its process alive; a row
+   * left by a process that died is removed). Looked at again when another connection wrote to
+   * the database (PRAGMA data_version), or after ALONE_RECHECK_MS.
+   */
+  alone(): boolean {
+    if (!this.liveId) return false;
+    const version = this.stmts.dataVersion.get() as number;
+    const now = performance.now();
+    const seen = this.aloneSeen;
+    if (seen && seen.version === version && now - seen.at < ALONE_RECHECK_MS) return seen.alone;
+    let alone = true;
+    for (const other of this.stmts.othersLive.all(this.liveId)) {
+      if (processAlive(other.pid)) alone = false;
+      else this.stmts.unlive.run(other.id);
+    }
+    this.aloneSeen = { version, at: now, alone };
+    return alone;
+  }
+
   has(id: string): boolean {
     return this.stmts.has.get(id) !== undefined;
   }
@@ -501,7 +589,20 @@ export class Cache {
    * `current`: the cursor read earlier in this transaction (put does not move it), else read here.
    */
   private advanceCursor(cursor: string, current: string | null = this.getState("cursor")): void {
-    if (current === null || BigInt(cursor) > BigInt(current)) this.setState("cursor", cursor);
+    if (current !== null && BigInt(cursor) <= BigInt(current)) return;
+    let at = cursor;
+    // Over our own copies that follow (see `chained`): each is in the mailbox right after `at`.
+    for (let next = this.chained.get(at); next; next = this.chained.get(at)) {
+      this.chained.delete(at);
+      this.stmts.seen.run(next.id, next.cursor, next.conv);
+      at = next.cursor;
+    }
+    this.setState("cursor", at);
+    if (this.chained.size > MAX_CHAINED / 2) {
+      // Left behind by a sync that passed them: forgotten.
+      const now = BigInt(at);
+      for (const k of this.chained.keys()) if (BigInt(k) < now) this.chained.delete(k);
+    }
   }
 
   getState(key: string): string | null {
@@ -721,6 +822,7 @@ export class Cache {
    */
   close(): Promise<void> {
     this.endComposing();
+    this.unregisterLive();
     if (this.indexTimer) clearTimeout(this.indexTimer);
     this.indexTimer = null;
     this.db.close();
@@ -728,6 +830,16 @@ export class Cache {
     // and removes it. (Closed the other way round, both could close at once, each seeing the
     // other still open, and leave the log behind: harmless, but the unit test saw it under load.)
     return this.checkpointer?.close() ?? Promise.resolve();
+  }
+}
+
+/** Whether a process with this id runs on this machine (EPERM: it does, as another user). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === "EPERM";
   }
 }
 

@@ -183,12 +183,15 @@ export class ChatClient {
     });
     this.window = new SendWindow({
       one: (envelope, timeoutMs) => this.request("send", { envelope }, { timeoutMs }),
-      many: async (envelopes, timeoutMs, follows) =>
+      many: async (envelopes, timeoutMs, follows, quiet) =>
         (
-          await this.request("send.many", follows === undefined ? { envelopes } : { envelopes, follows }, {
-            timeoutMs,
-          })
+          await this.request(
+            "send.many",
+            { envelopes, ...(follows === undefined ? {} : { follows }), ...(quiet ? { quiet } : {}) },
+            { timeoutMs },
+          )
         ).results,
+      alone: () => this.cache.alone(),
     });
     this.outbox = new Outbox({
       name: this.name,
@@ -375,7 +378,14 @@ export class ChatClient {
     this.bindKey = r.bound ? (binding?.key ?? null) : null;
     this.scheduleRenewal(r.lifetimeMs ?? Date.parse(r.expires) - Date.now());
     // Several sends in flight only where the service says it keeps their order.
-    this.window.offer(r.pipeline);
+    // And, where it takes `quiet`, not ringing this device for what it sent (its acks store it).
+    this.window.offer(r.pipeline, r.quiet === true);
+    // Known to the profile's other processes as one that takes live deliveries (Cache.alone).
+    try {
+      this.cache.registerLive();
+    } catch (err) {
+      this.log.warn({ err }, "could not note this client among the profile's live clients");
+    }
     this.channel.subscribe(this.session.topic);
     if (previous && previous !== this.session.topic) this.channel.unsubscribe(previous);
     this.staleTopic = null;
@@ -789,6 +799,7 @@ export class ChatClient {
     await this.signals.stopPresence();
     this.receipts.stop();
     this.closed = true;
+    this.cache.unregisterLive();
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.topicTimer) clearTimeout(this.topicTimer);
     if (this.renewTimer) clearTimeout(this.renewTimer);

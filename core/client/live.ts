@@ -314,6 +314,15 @@ export class LiveDeliveries {
         for (const m of fresh) this.deps.emit(m);
         // Some were in the cache already (stored by another process without moving the cursor).
         if (fresh.length < opened.length) stored = at;
+        // The cursor went on over our own copies stored from their acks (Cache.addAcked): what
+        // waits for one of them is judged again now, not after a hold.
+        const now = cache.cursor;
+        if (!gap && !expired && held.length > 0 && now !== at && held[0]!.prev === now) {
+          if (stored !== null) this.deps.alreadyStored?.(now ?? stored);
+          this.held = held;
+          this.queue.unshift(AGAIN);
+          return;
+        }
       }
     }
     if (stored !== null) this.deps.alreadyStored?.(cache.cursor ?? stored);

@@ -40,7 +40,13 @@ export interface SendWindowDeps {
    * `send.many`: 1..MAX_BATCH envelopes, stored only after this device's envelope `follows` when
    * given; one result per envelope, in order.
    */
-  many(envelopes: Envelope[], timeoutMs: number, follows?: string): Promise<SendResult[]>;
+  many(envelopes: Envelope[], timeoutMs: number, follows?: string, quiet?: boolean): Promise<SendResult[]>;
+  /**
+   * Whether this process may ask the service not to ring its device for its own copies
+   * (`quiet`): only when no other process shares the profile, which would learn of them only
+   * through that ring (Cache.alone). Absent: never.
+   */
+  alone?(): boolean;
 }
 
 /** A place in the send order, taken when a message is composed and filled once it is sealed. */
@@ -59,6 +65,8 @@ interface Entry {
   deadline: number;
   bytes: number;
   settled: boolean;
+  /** The service's last "not now" for it (rate_limited, unavailable): what it fails with at its deadline. */
+  refused?: ZmqchatError;
   resolve(ack: SendAck): void;
   reject(err: unknown): void;
 }
@@ -101,6 +109,8 @@ export class SendWindow {
   private manyKnown = true;
   /** Requests that may be in flight (the service's offer at login, at most MAX_IN_FLIGHT). */
   private depth = 1;
+  /** The service offered `quiet` at login (and has not refused it since). */
+  private quietOffered = false;
   /** A reply showed something in flight may not be stored: nothing leaves until every request in flight is answered. */
   private draining = false;
   private nextOrder = 0;
@@ -108,8 +118,9 @@ export class SendWindow {
   constructor(private readonly deps: SendWindowDeps) {}
 
   /** The service's offer in a login reply: how many requests may be in flight (absent: one). */
-  offer(pipeline: number | undefined): void {
+  offer(pipeline: number | undefined, quiet = false): void {
     this.depth = Math.max(1, Math.min(MAX_IN_FLIGHT, pipeline ?? 1));
+    this.quietOffered = quiet;
     this.schedule();
   }
 
@@ -202,7 +213,9 @@ export class SendWindow {
       this.queue.shift();
       if (head.settled) continue;
       if (Date.now() >= head.deadline) {
-        head.reject(new ZmqchatError("timeout", "the message waited for its turn past its deadline"));
+        head.reject(
+          head.refused ?? new ZmqchatError("timeout", "the message waited for its turn past its deadline"),
+        );
         continue;
       }
       bytes += head.bytes;
@@ -245,8 +258,12 @@ export class SendWindow {
       const follows = this.flights.at(-1)?.last;
       const flight: Flight = { last: batch.at(-1)!.envelope!.id };
       this.flights.push(flight);
+      // Asked per request: another process of the profile may have started meanwhile.
+      const quiet = this.quietOffered && this.deps.alone?.() === true;
       const done =
-        batch.length === 1 && follows === undefined ? this.sendOne(batch[0]!) : this.sendMany(batch, follows);
+        batch.length === 1 && follows === undefined && !quiet
+          ? this.sendOne(batch[0]!)
+          : this.sendMany(batch, follows, quiet);
       void done.finally(() => {
         this.flights.splice(this.flights.indexOf(flight), 1);
         this.pump();
@@ -264,7 +281,7 @@ export class SendWindow {
     }
   }
 
-  private async sendMany(batch: Entry[], follows: string | undefined): Promise<void> {
+  private async sendMany(batch: Entry[], follows: string | undefined, quiet = false): Promise<void> {
     const now = Date.now();
     const last = Math.max(...batch.map((e) => e.deadline));
     // A member whose own deadline comes before the batch's is told then; the batch goes on.
@@ -281,6 +298,7 @@ export class SendWindow {
         batch.map((e) => e.envelope!),
         Math.max(1, last - now),
         follows,
+        quiet || undefined,
       );
       const again: Entry[] = [];
       let wait = 0;
@@ -295,6 +313,7 @@ export class SendWindow {
           // deadline, in its place: what is in flight after it was refused too (it follows this
           // one), and nothing leaves before every request in flight is answered.
           again.push(e);
+          e.refused = new ZmqchatError(r.error.code as never, r.error.message);
           // A refusal for want of its predecessor says 0: the drain is the wait. Without a
           // predecessor named, a floor, so no answer makes the window spin.
           wait = Math.max(wait, r.error.retryAfterMs ?? 50, follows === undefined ? 10 : 0);
@@ -309,6 +328,15 @@ export class SendWindow {
     } catch (err) {
       this.draining = true;
       if (err instanceof ZmqchatError && err.code === "bad_request") {
+        if (quiet) {
+          // Refused as malformed while asking `quiet` (an older server behind the same balancer
+          // during a rolling upgrade): nothing of it was stored. Back to its place, and neither
+          // `quiet` nor `follows` until the next login.
+          this.quietOffered = false;
+          this.depth = 1;
+          this.requeue(batch);
+          return;
+        }
         if (follows !== undefined) {
           // Refused as malformed while naming its predecessor (an older server, which does not
           // know `follows`): nothing of it was stored. Back to its place; one at a time until

@@ -97,7 +97,12 @@ export function fastSendBody(
   }
   if (type === "send.many") {
     const list = body.envelopes;
-    const keys = body.follows === undefined ? ["envelopes"] : ["envelopes", "follows"];
+    const keys = ["envelopes"];
+    if (body.follows !== undefined) keys.push("follows");
+    if (body.quiet !== undefined) {
+      if (body.quiet !== true) return null;
+      keys.push("quiet");
+    }
     if (!hasExactly(body, keys) || !Array.isArray(list)) return null;
     if (body.follows !== undefined && (typeof body.follows !== "string" || !UUID_PATTERN.test(body.follows)))
       return null;

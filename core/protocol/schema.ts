@@ -195,6 +195,12 @@ export const requestBodies = {
      * again. Only to a server whose login reply offered `pipeline` (an older one refuses it).
      */
     follows: uuid.optional(),
+    /**
+     * This device stores its own copies from the reply (each with its `prev`): the server does
+     * not publish them on this session's device topics (other devices of the user still get
+     * theirs). Only to a server whose login reply offered `quiet` (an older one refuses it).
+     */
+    quiet: z.literal(true).optional(),
   }),
   sync: z.strictObject({ after: cursorSchema.nullable(), limit: z.number().int().min(1).max(MAX_SYNC_PAGE) }),
   /** `sig` by the current keys; `sigNew` by the new ones over the same bytes (so the chain verifies both ways). */
@@ -310,6 +316,8 @@ export const replyBodies = {
      * check a predecessor).
      */
     pipeline: z.number().int().min(1).optional(),
+    /** The server takes `send.many`'s `quiet`: this device's own copies are not rung on its topics. */
+    quiet: z.literal(true).optional(),
   }),
   /** `more`: another page follows (ask again with `after` = the last name of this one). */
   users: z.object({ users: z.array(userInfoSchema), more: z.boolean().optional() }),

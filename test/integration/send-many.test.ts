@@ -221,6 +221,62 @@ describe("send.many", () => {
     }
   });
 
+  it("quiet: the sender's own copies are not rung on the sending device's topics (it stores them from the reply); the recipient's are, and without quiet so are the sender's", async () => {
+    const t = await stackWith();
+    try {
+      const alice = await t.stack.client("alice");
+      const bob = await t.stack.client("bob");
+      await alice.login();
+      await bob.login();
+      const a = sealerOf(t.stack, "alice");
+      const bobKeys = { name: "bob", keys: keysOf(t.stack, "bob") };
+      const aliceKeys = { name: "alice", keys: keysOf(t.stack, "alice") };
+      const recipients = [bobKeys, aliceKeys];
+      const quiet = [seal(a, "bob", recipients, "q1"), seal(a, "bob", recipients, "q2")];
+      const loud = [seal(a, "bob", recipients, "l1")];
+      const r = await alice.request("send.many", { envelopes: quiet, quiet: true });
+      assert.deepEqual((r as { results: Result[] }).results.map(refused), ["stored", "stored"]);
+      await alice.request("send.many", { envelopes: loud });
+      // alice's three copies and bob's three: wait for the five that are rung, then a turn more.
+      await t.published(5);
+      await new Promise((r) => setTimeout(r, 100));
+      const rungTo = (owner: string, id: string) => [...(t.rung.get(`${owner}/${id}`)?.keys() ?? [])];
+      const auth = new Authority(TEST_SECRET);
+      const aliceDevice = identityOf(t.stack, "alice").device;
+      const aliceTopics = [
+        ...auth.deliveryTopics("alice", [aliceDevice]),
+        ...auth.deliveryTopics("alice", [aliceDevice], true),
+      ];
+      for (const e of quiet) {
+        assert.deepEqual(rungTo("alice", e.id), [], "the sending device is not rung for its own copy");
+        assert.ok(rungTo("bob", e.id).length > 0, "the recipient is rung");
+      }
+      assert.deepEqual(
+        rungTo("alice", loud[0]!.id).sort(),
+        [...aliceTopics].sort(),
+        "without quiet the sender's copy is rung on its device's topics (positive control)",
+      );
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("quiet is refused as malformed when it is not `true` (bad_request)", async () => {
+    const t = await stackWith();
+    try {
+      const alice = await t.stack.client("alice");
+      await alice.login();
+      const a = sealerOf(t.stack, "alice");
+      const self = { name: "alice", keys: keysOf(t.stack, "alice") };
+      await assert.rejects(
+        alice.request("send.many", { envelopes: [seal(a, "alice", [self])], quiet: false } as never),
+        (e: { code?: string }) => e.code === "bad_request",
+      );
+    } finally {
+      await t.stop();
+    }
+  });
+
   it(`refuses a batch of more than ${MAX_SEND_MANY} envelopes, and an empty one, whole (bad_request)`, async () => {
     const t = await stackWith();
     try {

@@ -115,7 +115,7 @@ describe("delivery publisher (server/delivery-publisher.ts)", () => {
           slow = false;
           await new Promise((r) => setTimeout(r, 30));
         }
-        return { plain: [`${owner}-plain`], batched: [`${owner}-batched`] };
+        return [{ device: "-", plain: [`${owner}-plain`], batched: [`${owner}-batched`] }];
       },
       publish: (topic, frame) => published.push([topic, frame]),
       failed: (err) => {
@@ -148,7 +148,7 @@ describe("delivery publisher (server/delivery-publisher.ts)", () => {
     // bob-plain: known unsubscribed; carol-plain: known subscribed; dave-plain: the link cannot tell.
     const known: Record<string, boolean | undefined> = { "bob-plain": false, "carol-plain": true };
     const p = new DeliveryPublisher({
-      topics: async (owner) => ({ plain: [`${owner}-plain`], batched: [`${owner}-batched`] }),
+      topics: async (owner) => [{ device: "-", plain: [`${owner}-plain`], batched: [`${owner}-batched`] }],
       publish: (topic) => published.push(topic),
       subscribed: (topic) => known[topic],
       failed: (err) => {
@@ -171,7 +171,7 @@ describe("delivery publisher (server/delivery-publisher.ts)", () => {
     const failed: string[] = [];
     let broken = true;
     const p = new DeliveryPublisher({
-      topics: async (owner) => ({ plain: [`${owner}-plain`], batched: [] }),
+      topics: async (owner) => [{ device: "-", plain: [`${owner}-plain`], batched: [] }],
       publish: (topic) => {
         if (broken) throw new Error("socket closed");
         published.push(topic);
@@ -193,7 +193,7 @@ describe("delivery publisher (server/delivery-publisher.ts)", () => {
     const p = new DeliveryPublisher({
       topics: async (owner) => {
         if (owner === "carol") throw new Error("store down");
-        return { plain: [`${owner}-plain`], batched: [] };
+        return [{ device: "-", plain: [`${owner}-plain`], batched: [] }];
       },
       publish: (topic) => published.push(topic),
       failed: (_err, owner) => failed.push(owner),
@@ -203,5 +203,34 @@ describe("delivery publisher (server/delivery-publisher.ts)", () => {
     await p.flushed();
     assert.deepEqual(failed, ["carol"]);
     assert.deepEqual(published, ["bob-plain"]);
+  });
+
+  it("leaves a copy off the device it is not for (the sender's own), batching the rest for it; other devices get everything", async () => {
+    const published: Array<[string, string]> = [];
+    const p = new DeliveryPublisher({
+      topics: async (owner) => [
+        { device: "d1", plain: [`${owner}-d1-plain`], batched: [`${owner}-d1-batched`] },
+        { device: "d2", plain: [`${owner}-d2-plain`], batched: [`${owner}-d2-batched`] },
+      ],
+      publish: (topic, frame) => published.push([topic, frame]),
+      failed: (err) => {
+        throw err;
+      },
+    });
+    // alice's own copies from device d1 (not for d1), and a message to her from bob (for all).
+    p.deliver("alice", delivery("alice", 1), "d1");
+    p.deliver("alice", delivery("alice", 2));
+    p.deliver("alice", delivery("alice", 3), "d1");
+    await p.flushed();
+    const on = (topic: string) => published.filter(([t]) => t === topic).flatMap(([, f]) => unwrap(f));
+    assert.deepEqual(on("alice-d1-plain"), ["2"]);
+    assert.deepEqual(on("alice-d1-batched"), ["2"]);
+    assert.deepEqual(on("alice-d2-plain"), ["1", "2", "3"]);
+    assert.deepEqual(on("alice-d2-batched"), ["1", "2", "3"]);
+    // Only own copies for d1 in a turn: nothing at all goes to d1.
+    published.length = 0;
+    p.deliver("alice", delivery("alice", 4), "d1");
+    await p.flushed();
+    assert.deepEqual(published.map(([t]) => t).sort(), ["alice-d2-batched", "alice-d2-plain"]);
   });
 });
