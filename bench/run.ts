@@ -192,7 +192,7 @@ async function main(): Promise<number> {
     let mosquitto: MosquittoPeer | null = null;
     let peers: Peers | null = null;
     if (needStacks) {
-      await step("start: raw baseline, Mosquitto, client helpers", async () => {
+      await step("start: raw baseline, SQLite stack, InfluxDB stack, client helpers", async () => {
         raw = await RawBaseline.start();
         stops.push(() => raw!.stop());
         mosquitto = await MosquittoPeer.start(ctx);
@@ -207,83 +207,65 @@ async function main(): Promise<number> {
         stops.push(async () => {
           await Promise.all([p.p1.stop(), p.p2.stop(), p.p3.stop()]);
         });
-      });
-    }
-    const rawReady = (): RawBaseline => {
-      if (!raw) throw new Error("the raw baseline did not start");
-      return raw;
-    };
-    const home = join(tmp, "homes");
-    /**
-     * One store at a time: its stack is started, every workload of that store runs, and it is
-     * stopped before the next store's starts, so each store's figures are measured with only its
-     * own stack on the machine, as a deployment runs one. (Until session 14 both stacks ran
-     * side by side: an idle InfluxDB stack, its servers writing a watermark every 50 ms each, ran
-     * under every SQLite figure.) The baselines run in the first store's phase, alternating with
-     * its chat runs, so both see the same machine at about the same time.
-     */
-    const phases = (["sqlite", "influx"] as const).filter(
-      (k) => needStacks && args.stores.has(k) && (k === "sqlite" || !missingInflux),
-    );
-    for (const [phase, k] of phases.entries()) {
-      const phaseStops: Array<() => Promise<void>> = [];
-      let ready = false;
-      await step(`start: ${k === "sqlite" ? "SQLite" : "InfluxDB"} stack`, async () => {
-        const p = peers;
-        if (!p) throw new Error("the client helpers did not start");
-        if (k === "sqlite") {
+        const home = join(tmp, "homes");
+        if (args.stores.has("sqlite")) {
           const sqlite = await startStack(`sqlite:${join(tmp, "store.db")}`, 2, "sqlite");
-          phaseStops.push(() => sqlite.stop());
+          stops.push(() => sqlite.stop());
           stores.sqlite = {
             stack: sqlite,
             chat: new ChatBench(ctx, sqlite, "sqlite", p, home),
             recovery: new RecoveryBench(ctx, sqlite, "sqlite", p, home),
           };
-        } else {
+        }
+        if (!missingInflux && args.stores.has("influx")) {
           const influxd = await startInfluxd({
             dir: join(tmp, "influxd"),
             onSpawn: (c) => track(c, "influxd"),
           });
           (machine.versions as Record<string, string>).influxd = influxd.version;
-          phaseStops.push(() => influxd.stop());
+          stops.push(() => influxd.stop());
           const influx = await startStack(influxd.storeUrl("zmqchat_bench"), 2, "influx");
-          phaseStops.push(() => influx.stop());
+          stops.push(() => influx.stop());
           stores.influx = {
             stack: influx,
             chat: new ChatBench(ctx, influx, "influx", p, home, influxd.pid, influxd.url),
             recovery: new RecoveryBench(ctx, influx, "influx", p, home),
           };
         }
-        ready = true;
       });
-      const store = stores[k];
-      try {
-        if (!ready || !store) continue;
-        const baselines = phase === 0;
-        for (let r = 1; r <= args.runs; r++) {
-          if (baselines && (want("raw") || want("chat")))
-            await step(`raw baseline, run ${r}`, () => rawReady().burst(ctx));
-          if (baselines && (want("raw") || want("chat")) && mosquitto)
-            await step(`mosquitto QoS 1, run ${r}`, () => mosquitto!.burst(ctx));
-          if (want("chat")) await step(`1:1 chat (${k}), run ${r}`, () => store.chat.oneToOne(r));
-        }
-        if (want("light"))
-          for (let r = 1; r <= args.runs; r++) {
-            if (baselines)
-              await step(`raw baseline at ${ctx.sizes.lightRate}/s, run ${r}`, () => rawReady().rate(ctx));
-            await step(`light load (${k}), run ${r}`, () => store.chat.lightLoad(r));
-          }
-        if (want("group") && k === "sqlite")
-          for (let r = 1; r <= args.runs; r++)
-            await step(`group fan-out, run ${r}`, () => store.chat.group(r));
-        if (want("recovery")) {
-          await step(`recovery (${k}): seeding`, () => store.recovery.seed());
-          for (let r = 1; r <= args.runs; r++)
-            await step(`recovery (${k}), run ${r}`, () => store.recovery.recover());
-        }
-      } finally {
-        for (const stop of phaseStops.reverse()) await stop().catch(() => {});
+    }
+    const kinds = (["sqlite", "influx"] as const).filter((k) => stores[k]);
+    const rawReady = (): RawBaseline => {
+      if (!raw) throw new Error("the raw baseline did not start");
+      return raw;
+    };
+
+    // Baseline and chat runs alternate, so both see the same machine at about the same time.
+    for (let r = 1; r <= args.runs; r++) {
+      if (want("raw") || want("chat")) await step(`raw baseline, run ${r}`, () => rawReady().burst(ctx));
+      if ((want("raw") || want("chat")) && mosquitto)
+        await step(`mosquitto QoS 1, run ${r}`, () => mosquitto!.burst(ctx));
+      if (want("chat"))
+        for (const k of kinds) await step(`1:1 chat (${k}), run ${r}`, () => stores[k]!.chat.oneToOne(r));
+    }
+    if (want("light")) {
+      for (let r = 1; r <= args.runs; r++) {
+        await step(`raw baseline at ${ctx.sizes.lightRate}/s, run ${r}`, () => rawReady().rate(ctx));
+        if (stores.sqlite)
+          await step(`light load (sqlite), run ${r}`, () => stores.sqlite!.chat.lightLoad(r));
+        if (stores.influx)
+          await step(`light load (influx), run ${r}`, () => stores.influx!.chat.lightLoad(r));
       }
+    }
+    if (want("group") && stores.sqlite)
+      for (let r = 1; r <= args.runs; r++)
+        await step(`group fan-out, run ${r}`, () => stores.sqlite!.chat.group(r));
+    if (want("recovery")) {
+      for (const k of kinds) await step(`recovery (${k}): seeding`, () => stores[k]!.recovery.seed());
+      for (let r = 1; r <= args.runs; r++)
+        for (const k of kinds) {
+          await step(`recovery (${k}), run ${r}`, () => stores[k]!.recovery.recover());
+        }
     }
     void peers;
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
