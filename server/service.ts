@@ -5,7 +5,7 @@ import { type ErrorCode, ZmqchatError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { decodeJson } from "../core/protocol/codec.js";
 import { fastSendBody } from "../core/protocol/envelope-check.js";
-import { errorFrame, okFrameJson } from "../core/protocol/frames.js";
+import { errorFrame, okFrameJson, okFrameParts } from "../core/protocol/frames.js";
 import { MAX_LIST_PAGE, MAX_REPLY_BYTES, MAX_SYNC_PAGE } from "../core/protocol/limits.js";
 import {
   type RequestBody,
@@ -64,11 +64,16 @@ export interface ServiceMetrics {
 
 const noMetrics: ServiceMetrics = { request() {}, stored() {}, published() {} };
 
+/** A reply body as JSON text in pieces, written into the frame without joining them first (`okFrameParts`). */
+class BodyParts {
+  constructor(readonly parts: string[]) {}
+}
+
 type Handler<T extends RequestType> = (
   body: RequestBody<T>,
   user: string | null,
   session: SessionClaims | null,
-) => Promise<string>;
+) => Promise<string | BodyParts>;
 
 /**
  * The chat service: one request frame in, one reply frame out. Stateless apart from the
@@ -222,7 +227,7 @@ export class ChatService {
         { requestId: id, type, user, outcome: "ok", ms: Math.round(seconds * 1e4) / 10 },
         "request",
       );
-      return okFrameJson(id, replyBody);
+      return replyBody instanceof BodyParts ? okFrameParts(id, replyBody.parts) : okFrameJson(id, replyBody);
     } catch (err) {
       const e = toWireError(err);
       if (e.code === "internal") this.log.error({ err, type, requestId: id }, "request failed");
@@ -318,14 +323,18 @@ export class ChatService {
     return `{"users":[${page.parts.join(",")}],"more":${page.more}}`;
   }
 
-  private async sync(b: RequestBody<"sync">, user: string): Promise<string> {
+  private async sync(b: RequestBody<"sync">, user: string): Promise<BodyParts> {
     // Bounded by bytes as well as by count, so that no mailbox content can make a page pass
     // the frame limit: whatever was sent to a mailbox, it stays readable.
     const page = await this.store.read(user, b.after, Math.min(b.limit, MAX_SYNC_PAGE), MAX_REPLY_BYTES);
-    const items = page.items.map(
-      (i) => `{"cursor":"${i.cursor}","serverTime":"${i.serverTime}","envelope":${i.envelope}}`,
-    );
-    return `{"items":[${items.join(",")}],"more":${page.more}}`;
+    // {"items":[{"cursor":"…","serverTime":"…","envelope":…},…],"more":…}, in pieces.
+    const parts: string[] = ['{"items":['];
+    page.items.forEach((i, n) => {
+      parts.push(n === 0 ? '{"cursor":"' : ',{"cursor":"', i.cursor, '","serverTime":"', i.serverTime);
+      parts.push('","envelope":', i.envelope, "}");
+    });
+    parts.push(`],"more":${page.more}}`);
+    return new BodyParts(parts);
   }
 }
 

@@ -10,12 +10,16 @@ import { join } from "node:path";
  * Node's own name, CPU.DATE.TIME.PID.TID.SEQ.cpuprofile (the main thread's TID is 0): a
  * --cpu-prof-name would be the same for every thread, and the workers' profiles overwrote the
  * main thread's.
+ * ZMQCHAT_BENCH_NODE_FLAGS adds Node flags to every such process (say "--trace-gc", with
+ * ZMQCHAT_BENCH_DEBUG=1 to see their output on the bench's stderr).
  */
 export function profileFlags(name: string): string[] {
+  const extra = process.env.ZMQCHAT_BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
   const dir = process.env.ZMQCHAT_BENCH_PROFILE;
-  if (!dir) return [];
+  if (!dir) return extra;
   const interval = process.env.ZMQCHAT_BENCH_PROFILE_INTERVAL;
   return [
+    ...extra,
     "--cpu-prof",
     `--cpu-prof-dir=${join(dir, `${name}-${Date.now()}`)}`,
     ...(interval ? [`--cpu-prof-interval=${interval}`] : []),
