@@ -26,7 +26,7 @@ export function serverMetrics(): { registry: Registry; metrics: ServiceMetrics; 
   });
   const published = new Counter({
     name: "zmqchat_server_deliveries_published_total",
-    help: "Live deliveries published",
+    help: "Mailbox copies handed to live delivery, one per recipient (a quiet send leaves the sender's copy off the sending device but counts it)",
     registers: [registry],
   });
   const batchSize = new Histogram({

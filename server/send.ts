@@ -142,7 +142,7 @@ export class SendPath {
       const rung = new Set<string>();
       for (const [i, { at, checked }] of accepted.entries()) {
         const result = results[i]!;
-        this.afterStore(checked, result, !rung.has(checked.env.id), user, quietDevice);
+        this.afterStore(checked, result, !rung.has(checked.env.id), quietDevice);
         rung.add(checked.env.id);
         parts[at] = this.reply(checked, result, user);
       }
@@ -217,15 +217,11 @@ export class SendPath {
   /**
    * Counts what was stored and publishes each copy on its owner's topics (`ring`: false for a
    * repeat in one batch), the sender's own copy not on `quietDevice`'s (it stores it from the reply).
+   * The sender is the envelope's `from`: `check` refused any other.
    */
-  private afterStore(
-    checked: Checked,
-    result: AppendResult,
-    ring: boolean,
-    user?: string,
-    quietDevice?: string,
-  ): void {
+  private afterStore(checked: Checked, result: AppendResult, ring: boolean, quietDevice?: string): void {
     const { owners, input } = checked;
+    const sender = checked.env.from;
     this.deps.stored(result.duplicate ? 0 : owners.length);
     if (!result.duplicate) this.deps.mailboxQuota.stored(owners);
     if (!ring) return;
@@ -235,7 +231,7 @@ export class SendPath {
       // a Buffer over 128 bytes is sent zero-copy and released through a V8 reference that the
       // I/O thread hands back to the event loop (measured: about a third less publisher CPU).
       const frame = `{"v":1,"type":"deliver","owner":"${owner}","item":{"cursor":"${place.cursor}","serverTime":"${place.serverTime}","envelope":${input.copies?.get(owner) ?? input.envelope}}${prevField(place.prev)}}`;
-      this.deps.deliver(owner, frame, owner === user ? quietDevice : undefined);
+      this.deps.deliver(owner, frame, owner === sender ? quietDevice : undefined);
     }
     this.deps.published(owners.length);
   }
