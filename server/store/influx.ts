@@ -80,7 +80,9 @@ export class InfluxStore implements Store {
     );
     const stamp = () => this.stamp();
     this.lanes = new LaneLease(this.ctx, this.opts.laneLeaseMs);
-    this.records = new Records(this.ctx, new Claims(this.ctx, stamp), stamp);
+    this.records = new Records(this.ctx, new Claims(this.ctx, stamp), stamp, (ts) =>
+      this.lanes.clock?.observe(ts),
+    );
     this.devices = new DeviceRecords(this.ctx, stamp);
     // Watermarks assume an acknowledged write is visible to every later query (watermarks.ts).
     const consistent = options.consistency === undefined || options.consistency === "all";

@@ -164,6 +164,34 @@ describe("lane clock", () => {
     assert.equal(stamps.at(-1), BigInt(now) * 1_000_000n + 7n, "back on the wall clock once it passed");
   });
 
+  it("stamps above a stamp it observed, from another lane's clock run ahead", () => {
+    let now = 1_732_493_270_000;
+    const a = new LaneClock(1, () => now);
+    const b = new LaneClock(2, () => now);
+    a.ahead(50); // a is idle and has promised 50 ms ahead: its stamps run on from there
+    const fromA = a.next();
+    now += 3;
+    // The positive control: without observing, b's later stamp sorts below a's earlier one.
+    const unaware = b.next();
+    assert.ok(unaware < fromA, "b's clock alone stamps below a's stamp");
+    b.observe(fromA);
+    const stamps = [fromA, b.next()];
+    for (let i = 0; i < 1200; i++) stamps.push(b.next());
+    for (let i = 1; i < stamps.length; i++) assert.ok(stamps[i]! > stamps[i - 1]!, `stamp ${i} increases`);
+    for (const s of stamps.slice(1)) assert.equal(s % 1000n, 2n, "b's stamps stay on b's lane");
+    // An older stamp, or one of the same millisecond and sequence, moves nothing back.
+    const before = b.next();
+    b.observe(unaware);
+    b.observe(before - 1n);
+    assert.ok(b.next() > before);
+    // Seen within the same millisecond at a later sequence: the next stamp is above it.
+    const c = new LaneClock(3, () => now);
+    c.next();
+    const late = BigInt(now) * 1_000_000n + 500n * 1000n + 9n;
+    c.observe(late);
+    assert.equal(c.next(), late + 1000n - 9n + 3n);
+  });
+
   it("never gives two lanes the same stamp", () => {
     const now = () => 1_732_493_270_000;
     const a = new LaneClock(1, now);

@@ -39,6 +39,22 @@ export class LaneClock {
   }
 
   /**
+   * Makes every later stamp lie above `ts`, a stamp this process read (another server's, maybe
+   * taken ahead of its clock: watermarks.ts). A record that "the latest wins" is then stamped
+   * above the version its writer read, as in a Lamport clock, so a change made after another one
+   * (a client's next request, on another server) never sorts below it.
+   */
+  observe(ts: bigint): void {
+    if (ts < 0n) return;
+    const ms = Number(ts / 1_000_000n);
+    const seq = Number((ts % 1_000_000n) / 1000n);
+    if (ms > this.lastMs || (ms === this.lastMs && seq > this.seq)) {
+      this.lastMs = ms;
+      this.seq = seq;
+    }
+  }
+
+  /**
    * A stamp `ms` ahead of the wall clock (or the next one, when the clock already runs further
    * ahead), which every later stamp lies above: the clock runs on from it. For a watermark that
    * promises now what this process will not stamp below (watermarks.ts).

@@ -33,6 +33,8 @@ export class Records {
     private readonly ctx: InfluxContext,
     private readonly claims: Claims,
     private readonly stamp: () => bigint,
+    /** Moves this process's clock above a stamp it read (LaneClock.observe). */
+    private readonly observe: (ts: bigint) => void = () => {},
   ) {}
 
   async registerUser(user: UserRecord): Promise<{ created: boolean; user: UserRecord }> {
@@ -119,6 +121,14 @@ export class Records {
   async putBackup(name: string, blob: string): Promise<void> {
     checkName(name, "user");
     if (typeof blob !== "string") throw new ZmqchatError("bad_request", "a key backup is text");
+    // The latest backup wins: stamped above the one stored now, which another server may have
+    // stamped ahead of this one's clock (an idle server's stamps run up to 50 ms ahead).
+    const res = await this.ctx.query(
+      `SELECT "blob" FROM ${this.ctx.m(M.backups)} WHERE "name" = ${str(name)} ORDER BY time DESC LIMIT 1`,
+      "read a key backup",
+    );
+    const current = res[0]?.[0] ? rows(res[0][0])[0] : undefined;
+    if (current) this.observe(timeOf(current));
     const point = new Point(M.backups).tag("name", name).stringField("blob", blob);
     await this.ctx.write([point.timestamp(this.stamp().toString()).toLineProtocol()!], "store a key backup");
   }
@@ -284,11 +294,15 @@ export class Records {
     for (const s of res[0] ?? []) {
       const row = rows(s)[0];
       const g = s.tags.group;
-      if (row && g !== undefined && typeof row.members === "string")
+      if (row && g !== undefined && typeof row.members === "string") {
         latest.set(g, { ts: timeOf(row), members: row.members });
+        // A change this process makes next (read, then written) is stamped above what it read.
+        this.observe(timeOf(row));
+      }
     }
     const out = new Map<string, GroupRecord>();
     for (const [name, w] of winners) {
+      this.observe(w.ts);
       const version = latest.get(name);
       const members = version && version.ts > w.ts ? version.members : String(w.fields.members);
       out.set(name, recordOf(name, String(w.fields.owner), members));
