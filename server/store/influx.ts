@@ -83,7 +83,7 @@ export class InfluxStore implements Store {
     this.records = new Records(this.ctx, new Claims(this.ctx, stamp), stamp, (ts) =>
       this.lanes.clock?.observe(ts),
     );
-    this.devices = new DeviceRecords(this.ctx, stamp);
+    this.devices = new DeviceRecords(this.ctx, stamp, (ts) => this.lanes.clock?.observe(ts));
     // Watermarks assume an acknowledged write is visible to every later query (watermarks.ts).
     const consistent = options.consistency === undefined || options.consistency === "all";
     this.watermarks =

@@ -132,6 +132,31 @@ describe("InfluxStore with several servers on one database", () => {
     for (let i = 0; i < 6; i++) await (i % 2 === 0 ? a! : b!).putBackup("rotor0", `backup ${i}`);
     for (const s of [a!, b!])
       assert.equal(await s.getBackup("rotor0"), "backup 5", "the newest backup wins on every server");
+    // A device record changed through alternating servers (each change reads it first, as
+    // server/devices.ts does), ending with its revocation: revoked on both, with the last name.
+    await a!.putDevice("rotor0", {
+      id: "0123456789abcdef",
+      name: "d",
+      added: 1,
+      lastSeen: null,
+      revoked: null,
+      key: null,
+    });
+    for (let i = 0; i < 6; i++) {
+      const via = i % 2 === 0 ? b! : a!;
+      const rec = (await via.listDevices("rotor0"))[0]!;
+      await via.putDevice("rotor0", i < 5 ? { ...rec, name: `d${i}` } : { ...rec, revoked: 42 });
+    }
+    for (const s of [a!, b!])
+      assert.deepEqual(
+        (await s.listDevices("rotor0")).map((d) => [d.name, d.revoked]),
+        [["d4", 42]],
+        "the revocation, made last, stays on every server",
+      );
+    // The same for a sealed drop put twice under one key.
+    for (let i = 0; i < 4; i++)
+      await (i % 2 === 0 ? a! : b!).putDrop("rotor0:drop", `drop ${i}`, Date.now() + 60_000);
+    for (const s of [a!, b!]) assert.equal(await s.getDrop("rotor0:drop", Date.now()), "drop 3");
   });
 
   it("lets exactly one of two servers create a group both create at once", async () => {

@@ -3,7 +3,7 @@ import { ZmqchatError } from "../../../core/errors.js";
 import type { DeviceRecord } from "../store.js";
 import type { InfluxContext } from "./context.js";
 import { M } from "./context.js";
-import { rows } from "./http.js";
+import { rows, timeOf } from "./http.js";
 import { str } from "./influxql.js";
 import { RawNumber } from "./raw-json.js";
 import { checkName } from "./records.js";
@@ -13,13 +13,17 @@ const DROP_KEY = /^[A-Za-z0-9_:.-]{1,160}$/;
 
 /**
  * Device records and sealed drops (server/devices.ts) as plain points where the latest wins:
- * one series per (user, device) and per drop key. Every write carries a fresh store stamp, so a
- * later write of the same series always sorts after the earlier one.
+ * one series per (user, device) and per drop key. Every write carries a fresh store stamp above
+ * what this process read of the series (`observe`): another server's stamps may run up to 50 ms
+ * ahead of this one's clock (an idle server's watermark promise), and a device revoked through
+ * one server and renamed through another right after must stay revoked.
  */
 export class DeviceRecords {
   constructor(
     private readonly ctx: InfluxContext,
     private readonly stamp: () => bigint,
+    /** Moves this process's clock above a stamp it read (LaneClock.observe). */
+    private readonly observe: (ts: bigint) => void = () => {},
   ) {}
 
   async putDevice(name: string, device: DeviceRecord): Promise<void> {
@@ -40,14 +44,23 @@ export class DeviceRecords {
     );
     const out: DeviceRecord[] = [];
     for (const series of res[0] ?? []) {
-      const record = rows(series)[0]?.record;
-      if (typeof record === "string") out.push(JSON.parse(record) as DeviceRecord);
+      const row = rows(series)[0];
+      if (typeof row?.record !== "string") continue;
+      // Every change of a device record is written after reading it here (server/devices.ts).
+      this.observe(timeOf(row));
+      out.push(JSON.parse(row.record) as DeviceRecord);
     }
     return out.sort((a, b) => a.added - b.added || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   async putDrop(key: string, value: string, expires: number): Promise<void> {
     if (!DROP_KEY.test(key)) throw new ZmqchatError("bad_request", "bad drop key");
+    const res = await this.ctx.query(
+      `SELECT "expires" FROM ${this.ctx.m(M.drops)} WHERE "key" = ${str(key)} ORDER BY time DESC LIMIT 1`,
+      "read a sealed drop",
+    );
+    const current = res[0]?.[0] ? rows(res[0][0])[0] : undefined;
+    if (current) this.observe(timeOf(current));
     const point = new Point(M.drops)
       .tag("key", key)
       .stringField("value", value)
