@@ -79,13 +79,18 @@ export class InfluxStore implements Store {
       this.opts.rp,
     );
     const stamp = () => this.stamp();
-    this.lanes = new LaneLease(this.ctx, this.opts.laneLeaseMs);
-    this.records = new Records(this.ctx, new Claims(this.ctx, stamp), stamp, (ts) =>
-      this.lanes.clock?.observe(ts),
-    );
-    this.devices = new DeviceRecords(this.ctx, stamp, (ts) => this.lanes.clock?.observe(ts));
     // Watermarks assume an acknowledged write is visible to every later query (watermarks.ts).
     const consistent = options.consistency === undefined || options.consistency === "all";
+    // How far ahead of its clock an idle process's watermark promises (below): also the most a
+    // stamp read from another server may move this one's clock ahead.
+    const observeMs =
+      consistent && this.opts.safetyWindowMs > 0
+        ? Math.min(WATERMARK_EVERY_MS, this.opts.safetyWindowMs / 5)
+        : 0;
+    const observe = (ts: bigint) => this.lanes.clock?.observe(ts, observeMs);
+    this.lanes = new LaneLease(this.ctx, this.opts.laneLeaseMs);
+    this.records = new Records(this.ctx, new Claims(this.ctx, stamp), stamp, observe);
+    this.devices = new DeviceRecords(this.ctx, stamp, observe);
     this.watermarks =
       consistent && this.opts.safetyWindowMs > 0
         ? new Watermarks(
@@ -98,7 +103,7 @@ export class InfluxStore implements Store {
               // lies past every copy stamped before the latest commit of a busy one. Not more:
               // the idle process's own next copies are stamped that late, and wait that long
               // for a busy process's watermarks to pass them.
-              aheadMs: Math.min(WATERMARK_EVERY_MS, this.opts.safetyWindowMs / 5),
+              aheadMs: observeMs,
             },
             () => this.commits.inflightMin,
           )

@@ -174,22 +174,34 @@ describe("lane clock", () => {
     // The positive control: without observing, b's later stamp sorts below a's earlier one.
     const unaware = b.next();
     assert.ok(unaware < fromA, "b's clock alone stamps below a's stamp");
-    b.observe(fromA);
+    b.observe(fromA, 50);
     const stamps = [fromA, b.next()];
     for (let i = 0; i < 1200; i++) stamps.push(b.next());
     for (let i = 1; i < stamps.length; i++) assert.ok(stamps[i]! > stamps[i - 1]!, `stamp ${i} increases`);
     for (const s of stamps.slice(1)) assert.equal(s % 1000n, 2n, "b's stamps stay on b's lane");
     // An older stamp, or one of the same millisecond and sequence, moves nothing back.
     const before = b.next();
-    b.observe(unaware);
-    b.observe(before - 1n);
+    b.observe(unaware, 50);
+    b.observe(before - 1n, 50);
     assert.ok(b.next() > before);
     // Seen within the same millisecond at a later sequence: the next stamp is above it.
     const c = new LaneClock(3, () => now);
     c.next();
     const late = BigInt(now) * 1_000_000n + 500n * 1000n + 9n;
-    c.observe(late);
+    c.observe(late, 50);
     assert.equal(c.next(), late + 1000n - 9n + 3n);
+  });
+
+  it("is carried no further than maxAheadMs past its wall clock by a stamp it observed", () => {
+    const now = 1_732_493_270_000;
+    const clock = new LaneClock(5, () => now);
+    // A stamp from a server whose clock is an hour fast.
+    const far = BigInt(now + 3_600_000) * 1_000_000n + 5n;
+    clock.observe(far, 50);
+    const next = clock.next();
+    assert.ok(next > BigInt(now + 50) * 1_000_000n, "moved up to the limit");
+    assert.ok(next < BigInt(now + 51) * 1_000_000n, "and no further");
+    assert.equal(next % 1000n, 5n);
   });
 
   it("never gives two lanes the same stamp", () => {

@@ -42,12 +42,19 @@ export class LaneClock {
    * Makes every later stamp lie above `ts`, a stamp this process read (another server's, maybe
    * taken ahead of its clock: watermarks.ts). A record that "the latest wins" is then stamped
    * above the version its writer read, as in a Lamport clock, so a change made after another one
-   * (a client's next request, on another server) never sorts below it.
+   * (a client's next request, on another server) never sorts below it. Never further than
+   * `maxAheadMs` past this process's wall clock: a stamp from a server whose clock is far off
+   * must not carry this one's mailbox stamps along (they may lie only that far ahead).
    */
-  observe(ts: bigint): void {
+  observe(ts: bigint, maxAheadMs: number): void {
     if (ts < 0n) return;
-    const ms = Number(ts / 1_000_000n);
-    const seq = Number((ts % 1_000_000n) / 1000n);
+    let ms = Number(ts / 1_000_000n);
+    let seq = Number((ts % 1_000_000n) / 1000n);
+    const capMs = this.now() + Math.max(0, maxAheadMs);
+    if (ms > capMs) {
+      ms = capMs;
+      seq = 0;
+    }
     if (ms > this.lastMs || (ms === this.lastMs && seq > this.seq)) {
       this.lastMs = ms;
       this.seq = seq;
