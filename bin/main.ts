@@ -32,6 +32,7 @@ import { searchCommand } from "./commands/search.js";
 import type { BalancerFlags, ServerFlags } from "./commands/serve.js";
 import type { UpFlags } from "./commands/stack.js";
 import { type Io, processIo } from "./io.js";
+import { joinDashValues } from "./option-values.js";
 import { EXIT, report } from "./report.js";
 import { packageVersion } from "./version.js";
 
@@ -597,13 +598,14 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   });
   for (const c of program.commands) c.exitOverride();
   try {
+    const args = joinDashValues(program, argv.slice(2));
     // No command (global options only): the full-screen UI.
-    const { operands, unknown } = program.parseOptions(argv.slice(2));
+    const { operands, unknown } = program.parseOptions(args);
     if (operands.length === 0 && unknown.length === 0) {
       const { tuiCommand } = await import("./commands/tui.js");
       return await tuiCommand(program);
     }
-    await program.parseAsync(argv);
+    await program.parseAsync(args, { from: "user" });
     return code;
   } catch (err) {
     if (err instanceof CommanderError) {

@@ -416,7 +416,15 @@ export async function startStack(
     for (let i = 0; i < bs.length; i++) {
       await waitFor(
         `${want} servers at balancer ${i}`,
-        async () => (await stack.balancerHealth(i)).liveServers >= want,
+        async () => {
+          // A server that exited will never register: say so now, not after the deadline.
+          const gone = servers.find((p) => p.child.exitCode !== null || p.child.signalCode !== null);
+          if (gone)
+            throw new Error(
+              `${gone.name} exited (${gone.child.exitCode ?? gone.child.signalCode}) before it registered`,
+            );
+          return (await stack.balancerHealth(i)).liveServers >= want;
+        },
         options.startTimeoutMs,
       );
     }

@@ -1,0 +1,47 @@
+import type { Command, Option } from "commander";
+
+/**
+ * Joins each option-argument that starts with a dash to its option (`--key -Vx` becomes
+ * `--key=-Vx`), for the options of the command being run that require a value.
+ *
+ * Commander lets the program's own options stand anywhere on the line, also after the command,
+ * and reads a short group like `-Vx` as its `-V` even where it is the value of the command's
+ * option: `zmqchat server --curve-balancer-key -Vx…` printed the version and exited 0, and a value
+ * starting with `-u`, `-e` or `-h` went to `--user`, `--endpoint` or help. A CURVE key is Z85,
+ * whose alphabet has `-`: about one key in 1,800 began so (`zmqchat up`, the Ansible server role
+ * and the tests pass keys this way). The command itself takes the next argument whatever it is
+ * (commander is greedy for a required value), so joining changes nothing else. Stops at `--`.
+ */
+export function joinDashValues(program: Command, args: readonly string[]): string[] {
+  const out = [...args];
+  let cmd = program;
+  for (let i = 0; i < out.length; i++) {
+    const arg = out[i]!;
+    if (arg === "--") break;
+    const option = findOption(cmd, arg);
+    if (option) {
+      if (!option.required) continue;
+      const value = out[i + 1];
+      // The program's own options are greedy in its own parse: only the command's need this.
+      if (cmd !== program && value !== undefined && value.length > 1 && value.startsWith("-")) {
+        out.splice(i, 2, arg.startsWith("--") ? `${arg}=${value}` : `${arg}${value}`);
+      } else {
+        i++;
+      }
+      continue;
+    }
+    if (arg.startsWith("-")) continue;
+    const sub = cmd.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    if (sub) cmd = sub;
+  }
+  return out;
+}
+
+/** `arg` as an option of `cmd` or of a command above it (exact flag, not `--x=v` or `-abc`). */
+function findOption(cmd: Command, arg: string): Option | undefined {
+  for (let c: Command | null = cmd; c; c = c.parent) {
+    const found = c.options.find((o) => o.long === arg || o.short === arg);
+    if (found) return found;
+  }
+  return undefined;
+}
