@@ -55,11 +55,7 @@ export class DeviceRecords {
 
   async putDrop(key: string, value: string, expires: number): Promise<void> {
     if (!DROP_KEY.test(key)) throw new ZmqchatError("bad_request", "bad drop key");
-    const res = await this.ctx.query(
-      `SELECT "expires" FROM ${this.ctx.m(M.drops)} WHERE "key" = ${str(key)} ORDER BY time DESC LIMIT 1`,
-      "read a sealed drop",
-    );
-    const current = res[0]?.[0] ? rows(res[0][0])[0] : undefined;
+    const current = await this.latestDrop(key);
     if (current) this.observe(timeOf(current));
     const point = new Point(M.drops)
       .tag("key", key)
@@ -70,13 +66,17 @@ export class DeviceRecords {
 
   async getDrop(key: string, now: number): Promise<string | null> {
     if (!DROP_KEY.test(key)) return null;
+    const row = await this.latestDrop(key);
+    if (typeof row?.value !== "string") return null;
+    const expires = row.expires instanceof RawNumber ? Number(row.expires.text) : Number(row?.expires);
+    return expires > now ? row.value : null;
+  }
+
+  private async latestDrop(key: string) {
     const res = await this.ctx.query(
       `SELECT "value", "expires" FROM ${this.ctx.m(M.drops)} WHERE "key" = ${str(key)} ORDER BY time DESC LIMIT 1`,
       "read a sealed drop",
     );
-    const row = res[0]?.[0] ? rows(res[0][0])[0] : undefined;
-    if (typeof row?.value !== "string") return null;
-    const expires = row.expires instanceof RawNumber ? Number(row.expires.text) : Number(row?.expires);
-    return expires > now ? row.value : null;
+    return res[0]?.[0] ? rows(res[0][0])[0] : undefined;
   }
 }

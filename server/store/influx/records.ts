@@ -123,11 +123,7 @@ export class Records {
     if (typeof blob !== "string") throw new ZmqchatError("bad_request", "a key backup is text");
     // The latest backup wins: stamped above the one stored now, which another server may have
     // stamped ahead of this one's clock (an idle server's stamps run up to 50 ms ahead).
-    const res = await this.ctx.query(
-      `SELECT "blob" FROM ${this.ctx.m(M.backups)} WHERE "name" = ${str(name)} ORDER BY time DESC LIMIT 1`,
-      "read a key backup",
-    );
-    const current = res[0]?.[0] ? rows(res[0][0])[0] : undefined;
+    const current = await this.latestBackup(name);
     if (current) this.observe(timeOf(current));
     const point = new Point(M.backups).tag("name", name).stringField("blob", blob);
     await this.ctx.write([point.timestamp(this.stamp().toString()).toLineProtocol()!], "store a key backup");
@@ -135,12 +131,16 @@ export class Records {
 
   async getBackup(name: string): Promise<string | null> {
     if (!NAME_PATTERN.test(name)) return null;
+    const row = await this.latestBackup(name);
+    return typeof row?.blob === "string" ? row.blob : null;
+  }
+
+  private async latestBackup(name: string) {
     const res = await this.ctx.query(
       `SELECT "blob" FROM ${this.ctx.m(M.backups)} WHERE "name" = ${str(name)} ORDER BY time DESC LIMIT 1`,
       "read a key backup",
     );
-    const row = res[0]?.[0] ? rows(res[0][0])[0] : undefined;
-    return typeof row?.blob === "string" ? row.blob : null;
+    return res[0]?.[0] ? rows(res[0][0])[0] : undefined;
   }
 
   /** A revocation point; resolves after the safety window, when every server reads it. */
