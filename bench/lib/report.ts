@@ -9,6 +9,8 @@ export interface Target {
   op: ">=" | "<=";
   value: number;
   met: boolean | null;
+  /** The issues that set it (the table names them: `#15 >= 5000`). */
+  issues?: number[];
 }
 
 /** One measured figure: every run's value, their median and range, and how it compares. */
@@ -74,10 +76,10 @@ export class Results {
     });
   }
 
-  target(id: string, op: ">=" | "<=", value: number, on: Target["on"] = "median"): void {
+  target(id: string, op: ">=" | "<=", value: number, on: Target["on"] = "median", issues?: number[]): void {
     const f = this.figures.get(id);
     if (!f) return;
-    f.targets = [...(f.targets ?? []), { on, op, value, met: null }];
+    f.targets = [...(f.targets ?? []), { on, op, value, met: null, ...(issues ? { issues } : {}) }];
   }
 
   /** A workload lost or duplicated a message: the bench will exit non-zero. */
@@ -141,7 +143,7 @@ export function table(figures: Figure[]): string {
     const target = (f.targets ?? [])
       .map(
         (t) =>
-          `${t.on === "ratio" ? "ratio " : ""}${t.op} ${fmt(t.value)}: ${t.met === null ? "?" : t.met ? "met" : "NOT met"}`,
+          `${t.issues ? `${t.issues.map((n) => `#${n}`).join(" ")} ` : ""}${t.on === "ratio" ? "ratio " : ""}${t.op} ${fmt(t.value)}: ${t.met === null ? "?" : t.met ? "met" : "NOT met"}`,
       )
       .join("; ");
     rows.push([

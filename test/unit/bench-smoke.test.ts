@@ -34,6 +34,7 @@ describe("bench figures", () => {
     for (const v of [50, 70, 60]) r.add("fig", v, { ...meta, baseline: "base" });
     r.target("fig", ">=", 1 / 3, "ratio");
     r.target("fig", ">=", 100);
+    r.target("fig", ">=", 55, "median", [8, 15]);
     r.unavailable("other", meta, "influxd is not installed");
     const figs = r.finish();
     const fig = figs.find((f) => f.id === "fig")!;
@@ -43,9 +44,10 @@ describe("bench figures", () => {
     assert.equal(fig.ratioToBaseline, 0.3);
     assert.deepEqual(
       fig.targets?.map((t) => t.met),
-      [false, false],
+      [false, false, true],
     );
     const text = table(figs);
+    assert.match(text, /ratio >= 0\.33: NOT met; >= 100: NOT met; #8 #15 >= 55\.0: met/);
     assert.match(text, /not available: influxd is not installed/);
     assert.match(text, /0\.30×/);
   });
