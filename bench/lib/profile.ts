@@ -11,10 +11,16 @@ import { join } from "node:path";
  * --cpu-prof-name would be the same for every thread, and the workers' profiles overwrote the
  * main thread's.
  * ZMQCHAT_BENCH_NODE_FLAGS adds Node flags to every such process (say "--trace-gc", with
- * ZMQCHAT_BENCH_DEBUG=1 to see their output on the bench's stderr).
+ * ZMQCHAT_BENCH_DEBUG=1 to see their output on the bench's stderr); with
+ * ZMQCHAT_BENCH_NODE_FLAGS_FOR=REGEX, only to the processes whose name matches (say
+ * "balancer|server" for the stack, "peer" for the clients' helpers).
  */
 export function profileFlags(name: string): string[] {
-  const extra = process.env.ZMQCHAT_BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
+  const only = process.env.ZMQCHAT_BENCH_NODE_FLAGS_FOR;
+  const extra =
+    only && !new RegExp(only).test(name)
+      ? []
+      : (process.env.ZMQCHAT_BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? []);
   const dir = process.env.ZMQCHAT_BENCH_PROFILE;
   if (!dir) return extra;
   const interval = process.env.ZMQCHAT_BENCH_PROFILE_INTERVAL;

@@ -42,4 +42,20 @@ describe("bench CPU profiles of a process with worker threads", () => {
       "the main thread's work is in its profile",
     );
   });
+
+  it("ZMQCHAT_BENCH_NODE_FLAGS goes to every process, or with ZMQCHAT_BENCH_NODE_FLAGS_FOR to those it names", () => {
+    const saved = { ...process.env };
+    try {
+      delete process.env.ZMQCHAT_BENCH_PROFILE;
+      process.env.ZMQCHAT_BENCH_NODE_FLAGS = "--trace-gc  --max-semi-space-size=32";
+      assert.deepEqual(profileFlags("peer-1"), ["--trace-gc", "--max-semi-space-size=32"]);
+      process.env.ZMQCHAT_BENCH_NODE_FLAGS_FOR = "balancer|server";
+      assert.deepEqual(profileFlags("peer-1"), []);
+      assert.deepEqual(profileFlags("sqlite-server-2"), ["--trace-gc", "--max-semi-space-size=32"]);
+    } finally {
+      for (const k of ["ZMQCHAT_BENCH_NODE_FLAGS", "ZMQCHAT_BENCH_NODE_FLAGS_FOR", "ZMQCHAT_BENCH_PROFILE"])
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+    }
+  });
 });
