@@ -1,7 +1,17 @@
 import { spawn } from "node:child_process";
+import type { Io } from "../../bin/io.js";
 import { ZMQCHAT_BIN } from "./paths.js";
 
 export { ZMQCHAT_BIN };
+
+/** An Io for building the command tree in-process: prints nothing, reads nothing, never interrupted. */
+export const quietIo: Io = {
+  out() {},
+  err() {},
+  readStdin: async () => "",
+  untilInterrupted: () => new Promise(() => {}),
+  progress: () => ({ update() {}, done() {} }),
+};
 
 export interface CliResult {
   code: number | null;

@@ -6,20 +6,11 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Command } from "commander";
 import { bashCompletion, commandTree, zshCompletion } from "../../bin/commands/completion.js";
-import type { Io } from "../../bin/io.js";
 import { buildProgram } from "../../bin/main.js";
 import { Cache } from "../../core/client/cache.js";
 import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
 import { generateIdentity } from "../../core/crypto/keys.js";
-import { ZMQCHAT_BIN } from "../helpers/cli.js";
-
-const io: Io = {
-  out() {},
-  err() {},
-  readStdin: async () => "",
-  untilInterrupted: () => new Promise(() => {}),
-  progress: () => ({ update() {}, done() {} }),
-};
+import { quietIo as io, ZMQCHAT_BIN } from "../helpers/cli.js";
 
 function program(): Command {
   return buildProgram(io, () => {});

@@ -4,18 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { type Command, CommanderError } from "commander";
-import type { Io } from "../../bin/io.js";
 import { buildProgram } from "../../bin/main.js";
 import { joinDashValues } from "../../bin/option-values.js";
-import { runCli } from "../helpers/cli.js";
-
-const quiet: Io = {
-  out() {},
-  err() {},
-  readStdin: async () => "",
-  untilInterrupted: () => new Promise(() => {}),
-  progress: () => ({ update() {}, done() {} }),
-};
+import { quietIo as quiet, runCli } from "../helpers/cli.js";
 
 /** The real command tree with `server`'s action replaced: it hands back what it was given. */
 function program(): { program: Command; got: () => Record<string, unknown> | null } {
