@@ -1,4 +1,5 @@
 import type { Command, Option } from "commander";
+import { ZmqchatError } from "../core/errors.js";
 
 /**
  * Joins each option-argument that starts with a dash to its option (`--key -Vx` becomes
@@ -11,6 +12,12 @@ import type { Command, Option } from "commander";
  * whose alphabet has `-`: about one key in 1,800 began so (`zmqchat up`, the Ansible server role
  * and the tests pass keys this way). The command itself takes the next argument whatever it is
  * (commander is greedy for a required value), so joining changes nothing else. Stops at `--`.
+ *
+ * An argument after the command that begins like one of the program's flags without a value
+ * (`-V…`) and is no option there is refused as a usage error: commander took it for `--version`,
+ * so `zmqchat send bob "-Very well"` printed the version and exited 0 without sending anything.
+ * A text that begins with a dash goes after `--`, as with any other dash-led text (`-1 …` was
+ * already refused as an unknown option).
  */
 export function joinDashValues(program: Command, args: readonly string[]): string[] {
   const out = [...args];
@@ -30,7 +37,14 @@ export function joinDashValues(program: Command, args: readonly string[]): strin
       }
       continue;
     }
-    if (arg.startsWith("-")) continue;
+    if (arg.startsWith("-")) {
+      const flag = cmd !== program && /^-[^-]/.test(arg) ? findOption(program, arg.slice(0, 2)) : undefined;
+      if (flag && !flag.required && !flag.optional)
+        throw new ZmqchatError("usage", `${arg} would be read as ${flag.long ?? flag.short}`, {
+          hint: `put -- before an argument that begins with a dash: zmqchat send bob -- '${arg}'`,
+        });
+      continue;
+    }
     const sub = cmd.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
     if (sub) cmd = sub;
   }

@@ -6,6 +6,7 @@ import { after, describe, it } from "node:test";
 import { type Command, CommanderError } from "commander";
 import { buildProgram } from "../../bin/main.js";
 import { joinDashValues } from "../../bin/option-values.js";
+import { ZmqchatError } from "../../core/errors.js";
 import { quietIo as quiet, runCli } from "../helpers/cli.js";
 
 /** The real command tree with `server`'s action replaced: it hands back what it was given. */
@@ -75,6 +76,35 @@ describe("option values that start with a dash (a Z85 key may)", () => {
       "-g-x",
       "hi",
     ]);
+  });
+
+  it("a text after the command that begins like -V is refused (exit 2), not taken for --version (exit 0)", async () => {
+    const { program: p } = program();
+    // Positive control: commander alone prints the version for it, and the command never runs.
+    await assert.rejects(
+      p.parseAsync(["send", "bob", "-Very well"], { from: "user" }),
+      (e: unknown) => e instanceof CommanderError && e.code === "commander.version",
+    );
+    assert.throws(
+      () => joinDashValues(p, ["--user", "alice", "send", "bob", "-Very well"]),
+      (e: unknown) => e instanceof ZmqchatError && e.code === "usage" && /--version/.test(e.message),
+    );
+    // Still as before: -V itself, a text after --, -u with its value joined (commander's own form).
+    assert.deepEqual(joinDashValues(p, ["send", "-V"]), ["send", "-V"]);
+    assert.deepEqual(joinDashValues(p, ["send", "bob", "--", "-Very well"]), [
+      "send",
+      "bob",
+      "--",
+      "-Very well",
+    ]);
+    assert.deepEqual(joinDashValues(p, ["send", "bob", "hi", "-ualice"]), ["send", "bob", "hi", "-ualice"]);
+    const home = mkdtempSync(join(tmpdir(), "zc-optval-"));
+    after(() => rmSync(home, { recursive: true, force: true }));
+    const r = await runCli(["--user", "alice", "send", "bob", "-Very well"], { home });
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.doesNotMatch(r.stdout, /^\d+\.\d+\.\d+/);
+    assert.match(r.stderr, /-Very well would be read as --version/);
+    assert.match(r.stderr, /put -- before/);
   });
 
   it("the zmqchat command itself: a server given such a key reports the bad key, not its version", async () => {
