@@ -8,9 +8,9 @@ import { ZmqchatError } from "../core/errors.js";
  * Commander lets the program's own options stand anywhere on the line, also after the command,
  * and reads a short group like `-Vx` as its `-V` even where it is the value of the command's
  * option: `zmqchat server --curve-balancer-key -Vx…` printed the version and exited 0, and a value
- * starting with `-u`, `-e` or `-h` went to `--user`, `--endpoint` or help. A CURVE key is Z85,
- * whose alphabet has `-`: about one key in 1,800 began so (`zmqchat up`, the Ansible server role
- * and the tests pass keys this way). The command itself takes the next argument whatever it is
+ * starting with `-u` or `-e` went to `--user` or `--endpoint` (the command then missed its value).
+ * A CURVE key is Z85, whose alphabet has `-`: about one key in 2,400 began so (`zmqchat up`, the
+ * Ansible server role and the tests pass keys this way). The command itself takes the next argument whatever it is
  * (commander is greedy for a required value), so joining changes nothing else. Stops at `--`.
  *
  * An argument after the command that begins like one of the program's flags without a value
