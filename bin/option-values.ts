@@ -41,7 +41,7 @@ export function joinDashValues(program: Command, args: readonly string[]): strin
       const flag = cmd !== program && /^-[^-]/.test(arg) ? findOption(program, arg.slice(0, 2)) : undefined;
       if (flag && !flag.required && !flag.optional)
         throw new ZmqchatError("usage", `${arg} would be read as ${flag.long ?? flag.short}`, {
-          hint: `put -- before an argument that begins with a dash: zmqchat send bob -- '${arg}'`,
+          hint: `put -- before an argument that begins with a dash: zmqchat ${cmd.name()} … -- '${arg}'`,
         });
       continue;
     }
