@@ -298,8 +298,14 @@ function envelopeParts(env: Envelope): { join(keys: Envelope["keys"]): string } 
     ...(env.v !== 1 ? { kc: env.kc } : {}),
   });
   const front = `${head.slice(0, -1)},"keys":[`;
-  // Version 3 has no signature: the wrapped key authenticates the envelope.
-  const back = env.v === 3 ? "]}" : `],"sig":${JSON.stringify(env.sig)}}`;
+  // Version 3 has no signature: the wrapped key authenticates the envelope. Version 4's
+  // signature covers a batch; its place in the batch follows the signature.
+  const back =
+    env.v === 3
+      ? "]}"
+      : env.v === 4
+        ? `],"sig":${JSON.stringify(env.sig)},"batch":{"size":${env.batch.size},"index":${env.batch.index},"path":${JSON.stringify(env.batch.path)}}}`
+        : `],"sig":${JSON.stringify(env.sig)}}`;
   return {
     join: (keys) =>
       front + keys.map((k) => `{"to":${JSON.stringify(k.to)},"wk":${JSON.stringify(k.wk)}}`).join(",") + back,

@@ -192,6 +192,7 @@ export class ChatClient {
           )
         ).results,
       alone: () => this.cache.alone(),
+      sign: (envelopes) => this.sealer.signBatch(envelopes),
     });
     this.outbox = new Outbox({
       name: this.name,

@@ -175,6 +175,8 @@ export class Outbox {
           text,
           recipients,
           ...(extra ? { extra } : {}),
+          // A group message is signed with the others of its request, by the send window.
+          draft: true,
         });
         // A group message's recipients, to judge its receipts against (receipts.ts).
         const sealedFor = "group" in target ? recipients.map((r) => r.name) : undefined;

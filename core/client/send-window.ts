@@ -1,3 +1,4 @@
+import { BATCH_SIGNATURE_ROOM, isDraft } from "../crypto/envelope.js";
 import { ZmqchatError } from "../errors.js";
 import { MAX_ENVELOPE_BYTES } from "../protocol/limits.js";
 import type { Envelope } from "../protocol/schema.js";
@@ -47,6 +48,12 @@ export interface SendWindowDeps {
    * through that ring (Cache.alone). Absent: never.
    */
   alone?(): boolean;
+  /**
+   * Signs the drafts among the envelopes about to leave together (suite 4: one signature over
+   * their Merkle tree, core/crypto/envelope.ts signBatch); called once per request before it is
+   * first sent, and a draft never leaves unsigned. Absent: nothing is a draft.
+   */
+  sign?(envelopes: Envelope[]): void;
 }
 
 /** A place in the send order, taken when a message is composed and filled once it is sealed. */
@@ -143,7 +150,8 @@ export class SendWindow {
           entry.state = "ready";
           entry.envelope = envelope;
           entry.deadline = Date.now() + timeoutMs;
-          entry.bytes = Buffer.byteLength(JSON.stringify(envelope));
+          entry.bytes =
+            Buffer.byteLength(JSON.stringify(envelope)) + (isDraft(envelope) ? BATCH_SIGNATURE_ROOM : 0);
           entry.resolve = (ack) => {
             if (!entry.settled) resolve(ack);
             entry.settled = true;
@@ -247,7 +255,9 @@ export class SendWindow {
       if (!this.manyKnown) {
         if (this.flights.length > 0) return;
         // The old way: every envelope its own `send`, as many in flight as callers started.
-        for (const e of this.take()) void this.sendOne(e);
+        const batch = this.take();
+        this.deps.sign?.(batch.map((e) => e.envelope!));
+        for (const e of batch) void this.sendOne(e);
         if (this.queue.some((e) => e.state !== "waiting")) this.schedule();
         return;
       }
@@ -255,6 +265,7 @@ export class SendWindow {
       if (this.flights.length > 0 && !this.batchReady()) return;
       const batch = this.take();
       if (batch.length === 0) return;
+      this.deps.sign?.(batch.map((e) => e.envelope!));
       const follows = this.flights.at(-1)?.last;
       const flight: Flight = { last: batch.at(-1)!.envelope!.id };
       this.flights.push(flight);

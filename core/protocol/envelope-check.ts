@@ -1,5 +1,11 @@
 import { UUID_PATTERN } from "./ids.js";
-import { MAX_GROUP_MEMBERS, MAX_SEND_MANY, NAME_PATTERN } from "./limits.js";
+import {
+  MAX_BATCH_LEAVES,
+  MAX_BATCH_PATH_CHARS,
+  MAX_GROUP_MEMBERS,
+  MAX_SEND_MANY,
+  NAME_PATTERN,
+} from "./limits.js";
 import type { Envelope, RequestBody } from "./schema.js";
 
 const B64 = /^[A-Za-z0-9_-]+$/;
@@ -23,6 +29,8 @@ const V1_KEYS = [
 ];
 const V2_KEYS = [...V1_KEYS, "kc"];
 const V3_KEYS = [...V1_KEYS.filter((k) => k !== "sig"), "kc", "fromKey", "toKey"];
+const V4_KEYS = [...V2_KEYS, "batch"];
+const BATCH_KEYS = ["size", "index", "path"];
 const KEY_ID = /^[A-Za-z0-9_-]{16}$/;
 
 const isName = (x: unknown): boolean => typeof x === "string" && NAME_PATTERN.test(x);
@@ -63,6 +71,9 @@ export function isEnvelope(x: unknown): x is Envelope {
     if (typeof x.fromKey !== "string" || !KEY_ID.test(x.fromKey)) return false;
     if (typeof x.toKey !== "string" || !KEY_ID.test(x.toKey)) return false;
     if (x.to === null || x.group !== null || !Array.isArray(x.keys) || x.keys.length > 2) return false;
+  } else if (x.v === 4) {
+    if (!hasExactly(x, V4_KEYS) || typeof x.kc !== "string" || !KEY32.test(x.kc)) return false;
+    if (!isBatch(x.batch)) return false;
   } else return false;
   const { suite, id, from, device, to, group, seq, sentAt, nonce, ct, keys, sig } = x;
   if (typeof suite !== "string" || suite.length > 64) return false;
@@ -81,6 +92,16 @@ export function isEnvelope(x: unknown): x is Envelope {
     if (!isPlainObject(k) || !isName(k.to) || !isB64(k.wk)) return false;
   }
   return true;
+}
+
+/** Envelope v4's place in its batch's tree, as batchSchema has it. */
+function isBatch(b: unknown): boolean {
+  if (!isPlainObject(b) || !hasExactly(b, BATCH_KEYS)) return false;
+  const { size, index, path } = b;
+  if (typeof size !== "number" || !Number.isInteger(size) || size < 1 || size > MAX_BATCH_LEAVES)
+    return false;
+  if (typeof index !== "number" || !Number.isSafeInteger(index) || index < 0) return false;
+  return typeof path === "string" && path.length <= MAX_BATCH_PATH_CHARS && B64_OR_EMPTY.test(path);
 }
 
 /**

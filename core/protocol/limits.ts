@@ -40,3 +40,11 @@ export const WRAPPED_KEY_CHARS = 80;
 export const MAX_DELIVERIES_PER_FRAME = 256;
 /** Most envelopes one `send.many` request carries (issue 15): each is handled as one `send`. */
 export const MAX_SEND_MANY = 64;
+/**
+ * Most envelopes one batch signature covers (envelope v4's `batch.size`): a client signs the
+ * envelopes of one `send.many` (at most MAX_SEND_MANY); the wire allows larger trees, so a later
+ * client that signs more at once is not refused by this one.
+ */
+export const MAX_BATCH_LEAVES = 1024;
+/** Longest inclusion path of such a tree in base64url: 10 hashes of 32 bytes. */
+export const MAX_BATCH_PATH_CHARS = Math.ceil((10 * 32 * 4) / 3);

@@ -4,6 +4,8 @@ import { deviceReplyBodies, deviceRequestBodies } from "./devices.js";
 import { fileReplyBodies, fileRequestBodies } from "./files.js";
 import { UUID_PATTERN } from "./ids.js";
 import {
+  MAX_BATCH_LEAVES,
+  MAX_BATCH_PATH_CHARS,
   MAX_DELIVERIES_PER_FRAME,
   MAX_GROUP_MEMBERS,
   MAX_SEND_MANY,
@@ -68,16 +70,33 @@ const pairwiseFields = {
 };
 
 /**
+ * Version 4 (suite 4): version 2's fields, the signature over the Merkle root of the envelopes
+ * of one send (core/crypto/merkle.ts), and this envelope's place in that tree with its inclusion
+ * path (`path`: the sibling hashes, 32 bytes each, concatenated, base64url; empty for a tree of one).
+ */
+export const batchSchema = z.strictObject({
+  size: z.number().int().min(1).max(MAX_BATCH_LEAVES),
+  index: z.number().int().nonnegative(),
+  path: z
+    .string()
+    .max(MAX_BATCH_PATH_CHARS)
+    .regex(/^[A-Za-z0-9_-]*$/),
+});
+
+/**
  * The sealed message as the server sees it. Routing fields are in clear; the text is in `ct`.
  * `sig` signs the other fields (see core/crypto/envelope.ts). The server checks routing, never content.
  * Version 1 signs every wrapped key too, so each mailbox copy must carry all of them; version 2
  * signs a key commitment `kc` instead, so each mailbox copy keeps only its owner's wrapped key.
  * Version 3 (1:1 only) has no `sig`: the wrapped key authenticates the whole envelope.
+ * Version 4 is version 2 with one signature for a batch of envelopes: `sig` signs the root of
+ * their Merkle tree, and `batch` places this envelope in it.
  */
 export const envelopeSchema = z.discriminatedUnion("v", [
   z.strictObject({ v: z.literal(1), ...envelopeFields }),
   z.strictObject({ v: z.literal(2), ...envelopeFields, kc: key32 }),
   z.strictObject({ v: z.literal(3), ...pairwiseFields }),
+  z.strictObject({ v: z.literal(4), ...envelopeFields, kc: key32, batch: batchSchema }),
 ]);
 export type Envelope = z.infer<typeof envelopeSchema>;
 

@@ -7,7 +7,10 @@ import {
   SendWindow,
   type SendWindowDeps,
 } from "../../core/client/send-window.js";
+import { copyFor, Sealer } from "../../core/crypto/envelope.js";
+import { generateIdentity } from "../../core/crypto/keys.js";
 import { ZmqchatError } from "../../core/errors.js";
+import { isEnvelope } from "../../core/protocol/envelope-check.js";
 import { uuidv7 } from "../../core/protocol/ids.js";
 import { MAX_ENVELOPE_BYTES } from "../../core/protocol/limits.js";
 import type { Envelope } from "../../core/protocol/schema.js";
@@ -193,4 +196,69 @@ test("a send whose deadline passes while its batch is out is told timeout at its
   await assert.rejects(short, (err: unknown) => err instanceof ZmqchatError && err.code === "timeout");
   release();
   assert.equal((await long).id, b.id);
+});
+
+test("group drafts leave signed: one batch signature per request, on every path (send.many, a resend, one send each)", async () => {
+  const alice = generateIdentity("alice");
+  const bob = generateIdentity("bob");
+  const sealer = new Sealer(alice);
+  const draft = (i: number) =>
+    sealer.seal({
+      id: uuidv7(),
+      device: "0123456789abcdef",
+      to: null,
+      group: "team",
+      seq: i + 1,
+      sentAt: new Date().toISOString(),
+      text: `m${i}`,
+      recipients: [{ name: "bob", keys: bob.publicKeys }],
+      draft: true,
+    });
+  const seen: Envelope[] = [];
+  let refuseOnce = true;
+  let manyWorks = true;
+  let stored = 0;
+  const check = (e: Envelope) => {
+    // What the service would see: a draft is malformed there, so it must never leave.
+    const sent = JSON.parse(JSON.stringify(e)) as Envelope;
+    assert.ok(isEnvelope(sent), "a well-formed, signed envelope leaves");
+    seen.push(sent);
+  };
+  const w = new SendWindow({
+    async one(e) {
+      check(e);
+      return ack(e, ++stored);
+    },
+    async many(es) {
+      if (!manyWorks) throw new ZmqchatError("bad_request", 'type: Invalid option: expected one of "hello"');
+      es.forEach(check);
+      await new Promise((r) => setTimeout(r, 2));
+      return es.map((e, i): SendResult => {
+        // The third envelope of the first request: "not now", so it goes again in a later request.
+        if (refuseOnce && i === 2) {
+          refuseOnce = false;
+          return { id: e.id, error: { code: "unavailable", message: "not now", retryAfterMs: 1 } };
+        }
+        return ack(e, ++stored);
+      });
+    },
+    sign: (es) => sealer.signBatch(es),
+  });
+  const first = Array.from({ length: 40 }, (_, i) => draft(i));
+  await Promise.all(first.map((e) => w.reserve().post(e, 10_000)));
+  manyWorks = false;
+  const second = Array.from({ length: 5 }, (_, i) => draft(40 + i));
+  await Promise.all(second.map((e) => w.reserve().post(e, 10_000)));
+  const bobs = new Sealer(bob);
+  for (const e of [...first, ...second])
+    assert.equal(bobs.open(copyFor(e, "bob"), alice.publicKeys).ok, true, "each verifies and opens");
+  // Fewer signatures than envelopes (positive control: a sealer without batches checks one each).
+  const signatures = new Set([...first, ...second].map((e) => (e as Extract<Envelope, { v: 4 }>).sig));
+  assert.ok(signatures.size < 10, `${signatures.size} signatures for 45 envelopes`);
+  assert.equal(bobs.signatureChecks, signatures.size);
+  // The refused envelope left again as it first left, signature and place in its batch alike.
+  const copies = seen.filter((e) => e.id === first[2]!.id);
+  assert.equal(copies.length, 2);
+  assert.deepEqual(copies[1], copies[0]);
+  assert.equal(seen.length, 46);
 });

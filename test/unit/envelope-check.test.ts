@@ -4,7 +4,12 @@ import { copyFor, Sealer } from "../../core/crypto/envelope.js";
 import { generateIdentity } from "../../core/crypto/keys.js";
 import { fastSendBody, isEnvelope } from "../../core/protocol/envelope-check.js";
 import { uuidv7 } from "../../core/protocol/ids.js";
-import { MAX_GROUP_MEMBERS, MAX_SEND_MANY } from "../../core/protocol/limits.js";
+import {
+  MAX_BATCH_LEAVES,
+  MAX_BATCH_PATH_CHARS,
+  MAX_GROUP_MEMBERS,
+  MAX_SEND_MANY,
+} from "../../core/protocol/limits.js";
 import { type Envelope, envelopeSchema, requestBodies } from "../../core/protocol/schema.js";
 import { serializeEnvelope } from "../../server/send.js";
 
@@ -30,6 +35,26 @@ const v1 = (() => {
   return { ...rest, v: 1 };
 })();
 const v3 = JSON.parse(JSON.stringify(sealedV3)) as Record<string, unknown>;
+/** A suite 4 envelope (a group's), third of a batch of five: a path of three hashes. */
+const v4 = (() => {
+  const sealer = new Sealer(alice);
+  const batch = Array.from({ length: 5 }, (_, i) =>
+    sealer.seal({
+      id: uuidv7(),
+      device: "0123456789abcdef",
+      to: null,
+      group: "team",
+      seq: i + 1,
+      sentAt: new Date().toISOString(),
+      text: "hello",
+      recipients: [{ name: "bob", keys: bob.publicKeys }],
+      draft: true,
+    }),
+  );
+  sealer.signBatch(batch);
+  return JSON.parse(JSON.stringify(batch[2])) as Record<string, unknown>;
+})();
+const goodBatch = v4.batch as { size: number; index: number; path: string };
 
 /** Values to put in a field: right and wrong types, edges of each rule. */
 const VALUES: unknown[] = [
@@ -90,12 +115,29 @@ const VALUES: unknown[] = [
   ["bob"],
   Array.from({ length: MAX_GROUP_MEMBERS + 1 }, (_, i) => ({ to: `u${i}`, wk: "AA" })),
   Array.from({ length: MAX_GROUP_MEMBERS + 2 }, (_, i) => ({ to: `u${i}`, wk: "AA" })),
+  // Suite 4's place in its batch, and its edges.
+  goodBatch,
+  { ...goodBatch, size: MAX_BATCH_LEAVES },
+  { ...goodBatch, size: MAX_BATCH_LEAVES + 1 },
+  { ...goodBatch, size: 0 },
+  { ...goodBatch, size: 1.5 },
+  { ...goodBatch, size: "5" },
+  { ...goodBatch, index: -1 },
+  { ...goodBatch, index: 2 ** 53 },
+  { ...goodBatch, index: null },
+  { ...goodBatch, path: "" },
+  { ...goodBatch, path: "A".repeat(MAX_BATCH_PATH_CHARS) },
+  { ...goodBatch, path: "A".repeat(MAX_BATCH_PATH_CHARS + 1) },
+  { ...goodBatch, path: "ab+/" },
+  { ...goodBatch, path: 3 },
+  { ...goodBatch, extra: 1 },
+  { size: 1, index: 0 },
 ];
 
 function variants(): unknown[] {
-  const out: unknown[] = [base, v1, v3, null, [], "x", 1, {}];
-  for (const start of [base, v1, v3]) {
-    for (const key of [...new Set([...Object.keys(base), ...Object.keys(v3)]), "extra"]) {
+  const out: unknown[] = [base, v1, v3, v4, null, [], "x", 1, {}];
+  for (const start of [base, v1, v3, v4]) {
+    for (const key of [...new Set([...Object.keys(base), ...Object.keys(v3), ...Object.keys(v4)]), "extra"]) {
       for (const value of VALUES) {
         const e = { ...start, [key]: value };
         if (value === undefined) delete (e as Record<string, unknown>)[key];
@@ -123,6 +165,9 @@ describe("the hand check of envelopes (the send path's validation)", () => {
       ["send", { envelope: base }],
       ["send", { envelope: v1 }],
       ["send", { envelope: v3 }],
+      ["send", { envelope: v4 }],
+      ["send", { envelope: { ...v4, batch: undefined } }],
+      ["send", { envelope: { ...base, batch: goodBatch } }],
       ["send", { envelope: { ...v3, sig: "AAAA" } }],
       ["send", { envelope: { ...base, v: 3 } }],
       ["send", { envelope: base, extra: 1 }],
@@ -130,6 +175,7 @@ describe("the hand check of envelopes (the send path's validation)", () => {
       ["send", null],
       ["send", [base]],
       ["send.many", { envelopes: [base, v1] }],
+      ["send.many", { envelopes: [v4, v3, base] }],
       ["send.many", { envelopes: [] }],
       ["send.many", { envelopes: Array(MAX_SEND_MANY).fill(base) }],
       ["send.many", { envelopes: Array(MAX_SEND_MANY + 1).fill(base) }],
@@ -148,9 +194,9 @@ describe("the hand check of envelopes (the send path's validation)", () => {
 });
 
 describe("the stored form of an envelope", () => {
-  it("is its fields in schema order, as JSON.stringify writes them, for v1, v2 and each v2 copy", () => {
+  it("is its fields in schema order, as JSON.stringify writes them, for v1 to v4 and each copy", () => {
     const carol = generateIdentity("carol");
-    const group = new Sealer(alice).seal({
+    const groupInput = {
       id: uuidv7(),
       device: "0123456789abcdef",
       to: null,
@@ -162,7 +208,8 @@ describe("the stored form of an envelope", () => {
         { name: "bob", keys: bob.publicKeys },
         { name: "carol", keys: carol.publicKeys },
       ],
-    });
+    };
+    const group = new Sealer(alice).seal(groupInput);
     const canonical = (e: Envelope) =>
       JSON.stringify({
         v: e.v,
@@ -180,9 +227,19 @@ describe("the stored form of an envelope", () => {
         ...(e.v !== 1 ? { kc: e.kc } : {}),
         keys: e.keys.map((k) => ({ to: k.to, wk: k.wk })),
         ...(e.v !== 3 ? { sig: e.sig } : {}),
+        ...(e.v === 4 ? { batch: { size: e.batch.size, index: e.batch.index, path: e.batch.path } } : {}),
       });
     const withExtra = { ...sealed, keys: sealed.keys.map((k) => ({ ...k, extra: 1 })) } as Envelope;
-    for (const e of [sealed, envelopeSchema.parse(v1), sealedV3, group, withExtra]) {
+    const groupV2 = new Sealer(alice).seal({ ...groupInput, version: 2 });
+    for (const e of [
+      sealed,
+      envelopeSchema.parse(v1),
+      sealedV3,
+      group,
+      groupV2,
+      envelopeSchema.parse(v4),
+      withExtra,
+    ]) {
       assert.equal(serializeEnvelope(e), canonical(e));
       for (const k of e.keys) assert.equal(serializeEnvelope(copyFor(e, k.to)), canonical(copyFor(e, k.to)));
     }

@@ -23,7 +23,7 @@ describe("the shape of sealed envelopes and opened messages", () => {
     recipients: [{ name: "bob", keys: bob.publicKeys }],
   });
 
-  it("seals a 1:1 envelope (v3) and a group envelope (v2) with the fields in their order", () => {
+  it("seals a 1:1 envelope (v3) and group envelopes (v2, v4) with the fields in their order", () => {
     const v3 = sa.seal(input("bob", null));
     assert.deepEqual(Object.keys(v3), [
       "v",
@@ -42,7 +42,7 @@ describe("the shape of sealed envelopes and opened messages", () => {
       "kc",
       "keys",
     ]);
-    const v2 = sa.seal(input(null, "team"));
+    const v2 = sa.seal({ ...input(null, "team"), version: 2 });
     assert.deepEqual(Object.keys(v2), [
       "v",
       "suite",
@@ -59,9 +59,13 @@ describe("the shape of sealed envelopes and opened messages", () => {
       "keys",
       "sig",
     ]);
-    // Positive control: both open for the recipient.
+    const v4 = sa.seal({ ...input(null, "team"), version: 4 });
+    assert.deepEqual(Object.keys(v4), [...Object.keys(v2), "batch"]);
+    assert.deepEqual(Object.keys((v4 as { batch: object }).batch), ["size", "index", "path"]);
+    // Positive control: each opens for the recipient.
     assert.deepEqual(sb.open(v3, alice.publicKeys), { ok: true, text: "hello" });
     assert.deepEqual(sb.open(v2, alice.publicKeys), { ok: true, text: "hello" });
+    assert.deepEqual(sb.open(v4, alice.publicKeys), { ok: true, text: "hello" });
   });
 
   it("opens a message with its fields in their order, extra fields last", () => {

@@ -154,7 +154,7 @@ const headerFor = (from: Identity, to: Identity) => {
 };
 
 describe("envelope v3 (1:1): sender authentication by the AEAD under the pairwise key", () => {
-  it("1:1 is sealed as v3 by default, groups stay v2; each owner opens its one-wrap copy", () => {
+  it("1:1 is sealed as v3 by default, groups are signed v4; each owner opens its one-wrap copy", () => {
     const env = direct(alice, bob, "hi bob", { extra: { replyTo: "x" } });
     assert.equal(env.suite, SUITE_V3);
     assert.equal("sig" in env, false, "no signature");
@@ -181,7 +181,7 @@ describe("envelope v3 (1:1): sender authentication by the AEAD under the pairwis
       text: "team",
       recipients: [{ name: "bob", keys: bob.publicKeys }],
     });
-    assert.equal(group.v, 2, "groups keep signed v2");
+    assert.equal(group.v, 4, "groups stay signed (v4: one signature per batch)");
     assert.equal(
       envelopeSchema.safeParse({ ...env, to: null, group: "team" }).success,
       false,
