@@ -12,7 +12,7 @@ import {
 import { ZmqchatError } from "../errors.js";
 import type { Envelope, PublicKeys } from "../protocol/schema.js";
 import { type Identity, keyId, PublicKeyCache } from "./keys.js";
-import { HASH_BYTES, inclusionPath, leafHash, rootFromPath, treeHash } from "./merkle.js";
+import { HASH_BYTES, leafHash, rootFromPath, treeWithPaths } from "./merkle.js";
 import { RandomPool } from "./random-pool.js";
 
 /**
@@ -313,16 +313,11 @@ export class Sealer {
   signBatch(envelopes: readonly Envelope[]): void {
     const drafts = envelopes.filter((e): e is BatchEnvelope => isDraft(e) && e.from === this.identity.name);
     if (drafts.length === 0) return;
-    const leaves = drafts.map((e) => leafHash(signedBytes(e)));
-    const root = treeHash(leaves);
+    const { root, paths } = treeWithPaths(drafts.map((e) => leafHash(signedBytes(e))));
     const sig = b64(sign(null, batchMessage(drafts.length, root), this.identity.signPrivate));
     drafts.forEach((e, i) => {
       e.sig = sig;
-      e.batch = {
-        size: drafts.length,
-        index: i,
-        path: drafts.length === 1 ? "" : b64(Buffer.concat(inclusionPath(i, leaves))),
-      };
+      e.batch = { size: drafts.length, index: i, path: b64(Buffer.concat(paths[i]!)) };
     });
   }
 

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import crypto from "node:crypto";
 
 /**
  * The Merkle tree of RFC 9162 §2.1 (Certificate Transparency 2.0, the same hashing as RFC 6962):
@@ -10,16 +10,30 @@ import { createHash } from "node:crypto";
  */
 export const HASH_BYTES = 32;
 
-const LEAF = Buffer.from([0]);
-const NODE = Buffer.from([1]);
+/**
+ * SHA-256 of one buffer: the one-shot crypto.hash where Node has it (20.12 and later; 1.3 µs
+ * against 2.1 µs for a createHash object here, and a receiver hashes about seven times per
+ * envelope), createHash before.
+ */
+const sha256: (data: Uint8Array) => Buffer =
+  typeof crypto.hash === "function"
+    ? (data) => crypto.hash("sha256", data, "buffer") as unknown as Buffer
+    : (data) => crypto.createHash("sha256").update(data).digest();
 
 /** MTH of one leaf: SHA-256(0x00 ‖ data). */
 export function leafHash(data: Uint8Array): Buffer {
-  return createHash("sha256").update(LEAF).update(data).digest();
+  const input = Buffer.allocUnsafe(1 + data.length);
+  input[0] = 0;
+  input.set(data, 1);
+  return sha256(input);
 }
 
 function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash("sha256").update(NODE).update(left).update(right).digest();
+  const input = Buffer.allocUnsafe(1 + 2 * HASH_BYTES);
+  input[0] = 1;
+  input.set(left, 1);
+  input.set(right, 1 + HASH_BYTES);
+  return sha256(input);
 }
 
 /** The largest power of two smaller than n (n ≥ 2). */
@@ -31,7 +45,7 @@ function split(n: number): number {
 
 /** MTH(D[n]) over leaf hashes (RFC 9162 §2.1.1); the empty tree's is SHA-256 of nothing. */
 export function treeHash(leaves: readonly Buffer[]): Buffer {
-  if (leaves.length === 0) return createHash("sha256").digest();
+  if (leaves.length === 0) return sha256(Buffer.alloc(0));
   if (leaves.length === 1) return leaves[0]!;
   const k = split(leaves.length);
   return nodeHash(treeHash(leaves.slice(0, k)), treeHash(leaves.slice(k)));
@@ -45,6 +59,21 @@ export function inclusionPath(m: number, leaves: readonly Buffer[]): Buffer[] {
   return m < k
     ? [...inclusionPath(m, leaves.slice(0, k)), treeHash(leaves.slice(k))]
     : [...inclusionPath(m - k, leaves.slice(k)), treeHash(leaves.slice(0, k))];
+}
+
+/**
+ * The root of the tree over `leaves` and every leaf's inclusion path, with n - 1 node hashes in
+ * all (inclusionPath per leaf would hash each subtree again for each of its leaves).
+ */
+export function treeWithPaths(leaves: readonly Buffer[]): { root: Buffer; paths: Buffer[][] } {
+  if (leaves.length === 0) throw new RangeError("a tree of no leaves has no paths");
+  if (leaves.length === 1) return { root: leaves[0]!, paths: [[]] };
+  const k = split(leaves.length);
+  const left = treeWithPaths(leaves.slice(0, k));
+  const right = treeWithPaths(leaves.slice(k));
+  for (const p of left.paths) p.push(right.root);
+  for (const p of right.paths) p.push(left.root);
+  return { root: nodeHash(left.root, right.root), paths: [...left.paths, ...right.paths] };
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { inclusionPath, leafHash, rootFromPath, treeHash } from "../../core/crypto/merkle.js";
+import { inclusionPath, leafHash, rootFromPath, treeHash, treeWithPaths } from "../../core/crypto/merkle.js";
 
 // The reference inputs and tree heads of RFC 6962's tests (the same hashing as RFC 9162), as
 // Certificate Transparency's implementations test against them.
@@ -94,6 +94,20 @@ describe("the Merkle tree of RFC 9162 (envelope v4's batch signature)", () => {
         if (path.length > 0) assert.ok(!rootFromPath(tree[i]!, i, size, path.slice(0, -1))?.equals(root));
       }
     }
+  });
+
+  it("treeWithPaths gives the same root and paths as treeHash and inclusionPath, for every size up to 70", () => {
+    const leaves = Array.from({ length: 70 }, (_, i) => leafHash(Buffer.from([i])));
+    for (let size = 1; size <= leaves.length; size++) {
+      const tree = leaves.slice(0, size);
+      const { root, paths } = treeWithPaths(tree);
+      assert.ok(root.equals(treeHash(tree)));
+      assert.deepEqual(
+        paths.map((p) => p.map(hex)),
+        tree.map((_, i) => inclusionPath(i, tree).map(hex)),
+      );
+    }
+    assert.equal(hex(treeWithPaths(LEAVES).root), ROOTS[8]);
   });
 
   it("refuses places that are not in the tree, and hashes that are not 32 bytes", () => {
