@@ -260,6 +260,9 @@ async function main(): Promise<number> {
     if (want("group") && stores.sqlite)
       for (let r = 1; r <= args.runs; r++)
         await step(`group fan-out, run ${r}`, () => stores.sqlite!.chat.group(r));
+    if (want("group") && stores.sqlite)
+      for (let r = 1; r <= args.runs; r++)
+        await step(`group fan-out paced, run ${r}`, () => stores.sqlite!.chat.group(args.runs + r, true));
     if (want("recovery")) {
       for (const k of kinds) await step(`recovery (${k}): seeding`, () => stores[k]!.recovery.seed());
       for (let r = 1; r <= args.runs; r++)

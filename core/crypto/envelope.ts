@@ -659,11 +659,16 @@ export function isDraft(env: Envelope): boolean {
 
 /**
  * What identifies one sealing of a message: the signature (suites 1, 2) or the key commitment
- * (suite 3), both fresh per sealing. A client recognises its own send coming back by it.
+ * (suites 3, 4), both fresh per sealing, with every field a client takes from its own send when
+ * it comes back (core/client/client.ts takes the text from the send, without opening the copy):
+ * the service cannot hand a device its own envelope back with another audience, number, time
+ * or ciphertext and have it shown as sent, where the signature or commitment alone left those
+ * unchecked on that path.
  */
 export function sealTag(env: Envelope): string {
   // Suite 4's signature is made after sealing, for the whole batch: its commitment is the tag.
-  return env.v === 3 || env.v === 4 ? env.kc : env.sig;
+  const fresh = env.v === 3 || env.v === 4 ? env.kc : env.sig;
+  return `${env.v}\0${fresh}\0${env.from}\0${env.device}\0${env.to}\0${env.group}\0${env.seq}\0${env.sentAt}\0${env.nonce}\0${env.ct}`;
 }
 
 /**

@@ -210,3 +210,35 @@ describe("envelope v4: one signature for a batch of group messages (Merkle tree,
     assert.equal(new Sealer(bob).open(copyFor(env, "bob"), alice.publicKeys).ok, true);
   });
 });
+
+describe("the seal tag: how a device knows its own send when the service hands it back", () => {
+  it("is the same for the device's own mailbox copy, and differs when any field the device takes from it differs", () => {
+    const sealer = new Sealer(alice);
+    const input = {
+      id: uuidv7(),
+      device: "0123456789abcdef",
+      seq: 4,
+      sentAt: new Date().toISOString(),
+      text: "mine",
+    };
+    const sealed: Envelope[] = [
+      sealer.seal({ ...input, to: null, group: "team", recipients: members, version: 2 }),
+      sealer.seal({ ...input, to: "bob", group: null, recipients: members.slice(0, 1), version: 3 }),
+      sealer.seal({ ...input, to: null, group: "team", recipients: members }),
+    ];
+    for (const env of sealed) {
+      const tag = sealTag(env);
+      assert.equal(sealTag(copyFor(env, "alice")), tag, `v${env.v}: the own copy keeps the tag`);
+      const changed: Array<[string, Envelope]> = [
+        ["seq", { ...env, seq: 5 }],
+        ["sentAt", { ...env, sentAt: "2020-01-01T00:00:00.000Z" }],
+        ["to", { ...env, to: "carol" } as Envelope],
+        ["group", { ...env, group: env.group === null ? "team" : "other" } as Envelope],
+        ["device", { ...env, device: "fedcba9876543210" }],
+        ["ciphertext", { ...env, ct: flip(env.ct) }],
+        ["nonce", { ...env, nonce: flip(env.nonce) }],
+      ];
+      for (const [what, e] of changed) assert.notEqual(sealTag(e), tag, `v${env.v}: another ${what}`);
+    }
+  });
+});
