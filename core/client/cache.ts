@@ -120,6 +120,8 @@ interface Chained {
 
 /** How soon after a burst of new messages they are indexed for search. */
 const INDEX_DELAY_MS = 1000;
+/** Messages indexed per slice of the background catch-up (about 1–2 ms of FTS5 work here). */
+const INDEX_SLICE = 64;
 
 const COLUMNS =
   "id, conv, sender, recipient, grp, text, sent_at, server_time, cursor, verified, problem, seq, device";
@@ -287,15 +289,23 @@ export class Cache {
     if (this.indexTimer || this.indexHolds > 0 || !this.indexDue) return;
     this.indexTimer = setTimeout(() => {
       this.indexTimer = null;
-      if (this.indexHolds > 0) return;
       this.indexDue = false;
-      try {
-        this.searchIndex.catchUp();
-      } catch {
-        // Busy or closed: the next write or search indexes what waits.
-      }
+      this.indexSlices();
     }, INDEX_DELAY_MS);
     this.indexTimer.unref();
+  }
+
+  /** Indexes what waits INDEX_SLICE messages at a time, a turn of the event loop between slices. */
+  private indexSlices(): void {
+    if (this.indexHolds > 0 || !this.db.open) return;
+    let more = false;
+    try {
+      more = this.searchIndex.catchUpSome(INDEX_SLICE);
+    } catch {
+      // Busy or closed: the next write or search indexes what waits.
+      return;
+    }
+    if (more) setImmediate(() => this.indexSlices());
   }
 
   /**

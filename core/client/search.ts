@@ -138,6 +138,8 @@ export class SearchIndex {
   private readonly pending: Database.Statement<[], unknown>;
   private readonly index: Database.Statement;
   private readonly clear: Database.Statement;
+  private readonly indexSome: Database.Statement<[number]>;
+  private readonly clearSome: Database.Statement<[number]>;
 
   constructor(private readonly db: Database.Database) {
     ensureSearchIndex(db);
@@ -146,6 +148,13 @@ export class SearchIndex {
       "INSERT INTO messages_fts (text, id) SELECT m.text, m.id FROM messages_fts_todo t JOIN messages m ON m.id = t.id WHERE m.text <> ''",
     );
     this.clear = db.prepare("DELETE FROM messages_fts_todo");
+    // The first `n` queued ids in key order, the same in both statements of one transaction.
+    this.indexSome = db.prepare<[number]>(
+      "INSERT INTO messages_fts (text, id) SELECT m.text, m.id FROM (SELECT id FROM messages_fts_todo ORDER BY id LIMIT ?) t JOIN messages m ON m.id = t.id WHERE m.text <> ''",
+    );
+    this.clearSome = db.prepare<[number]>(
+      "DELETE FROM messages_fts_todo WHERE id IN (SELECT id FROM messages_fts_todo ORDER BY id LIMIT ?)",
+    );
     this.stmt = db.prepare<Record<string, unknown>, HitRow>(
       `SELECT m.id, m.conv, m.sender, m.recipient, m.grp, m.text, m.sent_at, m.server_time, m.cursor,
               m.verified, m.problem, m.seq, m.device,
@@ -172,6 +181,24 @@ export class SearchIndex {
         return n;
       })
       .immediate();
+  }
+
+  /**
+   * Indexes at most `limit` of the queued messages in one transaction; returns whether any are
+   * left. The background catch-up goes a slice at a time with turns of the event loop between:
+   * indexing 1,000 messages of 200 B at once holds the event loop for 4–8 ms here (measured on
+   * a quiet machine), so a client receiving 1,000 a second stalled that long once a second, and
+   * the catch-up after a recovery of 100,000 (indexing is held during it) for half a second.
+   */
+  catchUpSome(limit: number): boolean {
+    if (this.pending.get() === undefined) return false;
+    this.db
+      .transaction(() => {
+        this.indexSome.run(limit);
+        this.clearSome.run(limit);
+      })
+      .immediate();
+    return this.pending.get() !== undefined;
   }
 
   /** See `searchMessages`. */

@@ -240,6 +240,22 @@ describe("search index with queued inserts", () => {
         while (queued() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
         assert.equal(queued(), 0, "indexed after the burst");
         assert.equal(indexed(), 55);
+        // A burst larger than a slice: the background catch-up goes a slice at a time, each
+        // slice indexing the first ids of the queue and taking exactly those out of it.
+        const big = Array.from({ length: 150 }, (_, i) => msg("alice", `numbat ${i}`, { to: "bob" }));
+        reader.addMessages(big, big.at(-1)!.cursor);
+        assert.equal(reader.searchIndex.catchUpSome(64), true);
+        assert.equal([queued(), indexed()].join(), "86,119");
+        assert.equal(reader.searchIndex.catchUpSome(64), true);
+        assert.equal(reader.searchIndex.catchUpSome(64), false, "the last slice leaves nothing");
+        assert.equal([queued(), indexed()].join(), "0,205");
+        assert.equal(reader.searchIndex.catchUpSome(64), false);
+        assert.equal(searchMessages(writer, "numbat", { limit: 1000 }).length, 150, "each indexed once");
+        const more2 = Array.from({ length: 200 }, (_, i) => msg("alice", `dingo ${i}`, { to: "bob" }));
+        writer.addMessages(more2, more2.at(-1)!.cursor);
+        const deadline2 = Date.now() + 10_000;
+        while (queued() > 0 && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 50));
+        assert.equal(indexed(), 405, "the timer's slices index a burst of several slices");
       } finally {
         raw.close();
         await writer.close();
