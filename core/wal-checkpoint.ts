@@ -20,8 +20,22 @@ parentPort.on("message", (job) => {
   }
   try {
     // PASSIVE: copies what it can without waiting for readers or writers, and never blocks them.
-    const [r] = db.pragma("wal_checkpoint(PASSIVE)");
-    parentPort.postMessage({ id: job.id, log: r ? r.log : 0, checkpointed: r ? r.checkpointed : 0 });
+    let [r] = db.pragma("wal_checkpoint(PASSIVE)");
+    let full = false;
+    if (r && r.log >= job.fullAt) {
+      // Writes that came in meanwhile keep the log from starting over (its answer counts only the
+      // pages there when it began): FULL copies them under the write lock, which it takes only if
+      // it is free now, and holds for a copy of those pages and a sync (busy_timeout 0: it never
+      // waits for anyone, and a BUSY answer has released it).
+      db.pragma("busy_timeout = 0");
+      try {
+        [r] = db.pragma("wal_checkpoint(FULL)");
+        full = r.busy === 0;
+      } finally {
+        db.pragma("busy_timeout = 1000");
+      }
+    }
+    parentPort.postMessage({ id: job.id, log: r ? r.log : 0, checkpointed: r ? r.checkpointed : 0, full });
   } catch (err) {
     parentPort.postMessage({ id: job.id, error: String(err) });
   }
@@ -40,10 +54,18 @@ const CHECKPOINT_DELAY_MS = 1000;
  */
 export const FALLBACK_AUTOCHECKPOINT_PAGES = 10_000;
 
+/**
+ * The log size, in pages, from which a checkpoint finishes under the write lock (FULL), so that the
+ * next write starts the log over: SQLite's own automatic checkpoint size (1,000 pages, 4 MiB).
+ */
+export const FULL_CHECKPOINT_PAGES = 1000;
+
 export interface CheckpointResult {
   /** Pages in the write-ahead log, and how many of them are now in the database. */
   log: number;
   checkpointed: number;
+  /** The checkpoint finished under the write lock (FULL): the whole log is in the database. */
+  full: boolean;
 }
 
 /**
@@ -52,6 +74,15 @@ export interface CheckpointResult {
  * that crosses 1,000 pages: on the event loop, copying ~4 MB and syncing the database file
  * (commits of a receiving client had a p99 of ~33 ms with it, ~10–17 ms without, on this
  * machine). Started on the first write; the thread never keeps the process alive.
+ *
+ * A PASSIVE checkpoint alone never let the log start over under steady writes: the log starts over
+ * only at a write that finds every page of it copied, and some commit always came in while the
+ * thread copied. The log of a busy cache or store then grew to the fallback's 10,000 pages, and
+ * that commit checkpointed on the event loop after all (each client's cache every 4 s at 1,000
+ * messages/s). So a PASSIVE over a log of FULL_CHECKPOINT_PAGES or more is followed by a FULL one,
+ * which copies the rest under the write lock (taken only when free; a writer meanwhile waits about
+ * one sync of the few pages added while PASSIVE ran: the store retries off the event loop, a
+ * cache's commit waits in its busy handler).
  */
 export class WalCheckpointer {
   private worker: Worker | null = null;
@@ -67,6 +98,8 @@ export class WalCheckpointer {
     private readonly path: string,
     /** How long after a write the log is checkpointed. */
     private readonly delayMs = CHECKPOINT_DELAY_MS,
+    /** From how many pages in the log a checkpoint finishes under the write lock (see FULL_CHECKPOINT_PAGES). */
+    private readonly fullAtPages = FULL_CHECKPOINT_PAGES,
   ) {}
 
   /** A write transaction committed: a checkpoint follows within `delayMs`. */
@@ -89,7 +122,8 @@ export class WalCheckpointer {
     return new Promise<CheckpointResult>((resolve, reject) => {
       const id = ++this.next;
       this.waiting.set(id, { resolve, reject });
-      w.postMessage({ id });
+      // postMessage clones: Infinity (never FULL) goes over as itself.
+      w.postMessage({ id, fullAt: this.fullAtPages });
     }).finally(() => {
       if (this.waiting.size === 0) this.worker?.unref();
     });
@@ -99,13 +133,16 @@ export class WalCheckpointer {
     if (this.worker) return this.worker;
     const sqlite = createRequire(import.meta.url).resolve("better-sqlite3");
     const w = new Worker(THREAD, { eval: true, workerData: { path: this.path, sqlite } });
-    w.on("message", (m: { id: number; log?: number; checkpointed?: number; error?: string }) => {
-      const waiter = this.waiting.get(m.id);
-      if (!waiter) return;
-      this.waiting.delete(m.id);
-      if (m.error !== undefined) waiter.reject(new Error(`checkpoint failed: ${m.error}`));
-      else waiter.resolve({ log: m.log ?? 0, checkpointed: m.checkpointed ?? 0 });
-    });
+    w.on(
+      "message",
+      (m: { id: number; log?: number; checkpointed?: number; full?: boolean; error?: string }) => {
+        const waiter = this.waiting.get(m.id);
+        if (!waiter) return;
+        this.waiting.delete(m.id);
+        if (m.error !== undefined) waiter.reject(new Error(`checkpoint failed: ${m.error}`));
+        else waiter.resolve({ log: m.log ?? 0, checkpointed: m.checkpointed ?? 0, full: m.full === true });
+      },
+    );
     w.on("error", (err) => this.fail(err));
     w.on("exit", () => this.fail(new Error("the checkpoint thread exited")));
     w.unref();
