@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import type { Target as ChatTarget } from "../../core/client/client.js";
 import type { BenchContext } from "../lib/context.js";
 import { delta, histogramQuantile, largest, type Samples, scrapeAll } from "../lib/metrics.js";
@@ -129,6 +130,26 @@ export class ChatBench {
     }
   }
 
+  /** CPU meters, started now: the stack, its balancer and servers, alice's and bob's helpers, influxd. */
+  private cpuParts(): {
+    stack: CpuMeter;
+    balancer: CpuMeter;
+    servers: CpuMeter;
+    alice: CpuMeter;
+    bob: CpuMeter;
+    influxd?: CpuMeter;
+  } {
+    const { stack, peers } = this;
+    return {
+      stack: new CpuMeter(stack.pids),
+      balancer: new CpuMeter([stack.balancerPid]),
+      servers: new CpuMeter(stack.serverPids),
+      alice: new CpuMeter([peers.p1.pid]),
+      bob: new CpuMeter([peers.p2.pid]),
+      ...(this.storePid ? { influxd: new CpuMeter([this.storePid]) } : {}),
+    };
+  }
+
   /** 1:1: alice sends N messages to bob with ≤100 unacknowledged; bob is live. */
   async oneToOne(run: number): Promise<void> {
     const { ctx, peers, stack } = this;
@@ -143,14 +164,7 @@ export class ChatBench {
       await peers.p2.call("listen", { names: [bob], tag, count: s.chatCount });
       const before = await scrapeAll(stack.metricsUrls);
       const influxBefore = await this.influxdCounters();
-      const cpu = new CpuMeter(stack.pids);
-      const parts = {
-        balancer: new CpuMeter([stack.balancerPid]),
-        servers: new CpuMeter(stack.serverPids),
-        alice: new CpuMeter([peers.p1.pid]),
-        bob: new CpuMeter([peers.p2.pid]),
-        ...(this.storePid ? { influxd: new CpuMeter([this.storePid]) } : {}),
-      };
+      const { stack: cpu, ...parts } = this.cpuParts();
       const [send, got] = await Promise.all([
         peers.p1.call<SendResult>("sendBurst", {
           name: alice,
@@ -302,6 +316,8 @@ export class ChatBench {
       const count = Math.round((s.lightRate * s.lightMs) / 1000);
       await peers.p2.call("listen", { names: [bob], tag, count });
       const before = await scrapeAll(this.stack.metricsUrls);
+      const parts = this.cpuParts();
+      const started = performance.now();
       const [send, got] = await Promise.all([
         peers.p1.call<SendResult>("sendRate", {
           name: alice,
@@ -314,6 +330,8 @@ export class ChatBench {
         }),
         peers.p2.call<Collected>("collect", { names: [bob], tag, stallMs: s.stallMs }),
       ]);
+      const cpu = Object.fromEntries(Object.entries(parts).map(([who, meter]) => [who, meter.used()]));
+      const wallMicros = (performance.now() - started) * 1000;
       const after = await scrapeAll(this.stack.metricsUrls);
       check(ctx, `light load (${this.store})`, got, send);
       const d = distribution(latencies(send, got));
@@ -391,6 +409,39 @@ export class ChatBench {
           ...meta,
           label: `longest event-loop delay of ${label} during the run`,
         });
+      // What the tail is made of at this rate: every process's CPU per message (at light load each
+      // request and commit carries a message or two, where a flood amortises it over dozens), and
+      // the share of the machine's cores they keep busy together, which a delivery queues behind.
+      const messages = (s.lightRate * s.lightMs) / 1000;
+      for (const [who, label] of [
+        ["stack", "balancer + 2 servers CPU per message"],
+        ["balancer", "  of which the balancer"],
+        ["servers", "  of which the 2 servers"],
+        ["alice", "the sender's process (client) CPU per message"],
+        ["bob", "the receiver's process (client) CPU per message"],
+        ["influxd", "influxd (the database) CPU per message"],
+      ] as const) {
+        if (cpu[who] === undefined) continue;
+        ctx.results.add(`light.${this.store}.cpu.${who}`, cpu[who] / messages, {
+          workload: w,
+          label,
+          unit: "µs/msg",
+          better: "lower",
+        });
+      }
+      const busy = Object.entries(cpu)
+        .filter(([who]) => who !== "stack")
+        .reduce((sum, [, us]) => sum + us, 0);
+      ctx.results.add(
+        `light.${this.store}.cpu.machine`,
+        (100 * busy) / (wallMicros * availableParallelism()),
+        {
+          workload: w,
+          label: `all of these together, share of the machine's ${availableParallelism()} cores during the run`,
+          unit: "%",
+          better: "lower",
+        },
+      );
       ctx.results.add(`light.${this.store}.perRequest`, (s.lightRate * s.lightMs) / 1000 / requests, {
         workload: w,
         label: "messages per send.many request (mean; bob's receipts included)",
