@@ -316,6 +316,7 @@ export class ChatBench {
       const count = Math.round((s.lightRate * s.lightMs) / 1000);
       await peers.p2.call("listen", { names: [bob], tag, count });
       const before = await scrapeAll(this.stack.metricsUrls);
+      const influxBefore = await this.influxdCounters();
       const parts = this.cpuParts();
       const started = performance.now();
       const [send, got] = await Promise.all([
@@ -333,6 +334,7 @@ export class ChatBench {
       const cpu = Object.fromEntries(Object.entries(parts).map(([who, meter]) => [who, meter.used()]));
       const wallMicros = (performance.now() - started) * 1000;
       const after = await scrapeAll(this.stack.metricsUrls);
+      const influxAfter = await this.influxdCounters();
       check(ctx, `light load (${this.store})`, got, send);
       const d = distribution(latencies(send, got));
       const w = `1:1 chat, ${this.store}, ${s.lightRate}/s offered for ${s.lightMs / 1000} s`;
@@ -442,6 +444,21 @@ export class ChatBench {
           better: "lower",
         },
       );
+      if (influxBefore && influxAfter) {
+        const per = (k: string) => ((influxAfter[k] ?? 0) - (influxBefore[k] ?? 0)) / messages;
+        ctx.results.add(`light.${this.store}.influx.writes`, per("writeReq"), {
+          workload: w,
+          label: "influxd write requests per message",
+          unit: "req/msg",
+          better: "lower",
+        });
+        ctx.results.add(`light.${this.store}.influx.points`, per("pointsWrittenOK"), {
+          workload: w,
+          label: "  points written per message",
+          unit: "points/msg",
+          better: "lower",
+        });
+      }
       ctx.results.add(`light.${this.store}.perRequest`, (s.lightRate * s.lightMs) / 1000 / requests, {
         workload: w,
         label: "messages per send.many request (mean; bob's receipts included)",
