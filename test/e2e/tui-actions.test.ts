@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { UP_TIMEOUT_MS } from "../helpers/cli.js";
 import { freeBasePort } from "../helpers/stack.js";
 import { Tmux } from "../helpers/tmux.js";
 
@@ -22,7 +23,10 @@ function cli(home: string, args: string[]): Promise<{ code: number; stdout: stri
     execFile(
       process.execPath,
       [BIN, "--home", home, ...args],
-      { env: { ...process.env, ZMQCHAT_LOG_LEVEL: "warn" }, timeout: 30_000 },
+      {
+        env: { ...process.env, ZMQCHAT_LOG_LEVEL: "warn" },
+        timeout: args[0] === "up" ? UP_TIMEOUT_MS : 30_000,
+      },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
         done({ code, stdout, stderr });

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { UP_TIMEOUT_MS } from "../helpers/cli.js";
 import { freeBasePort } from "../helpers/stack.js";
 import { Tmux } from "../helpers/tmux.js";
 
@@ -27,7 +28,7 @@ function cli(
       [BIN, "--home", home, ...args],
       {
         env: { ...process.env, ZMQCHAT_LOG_LEVEL: "warn" },
-        timeout: stopAfterMs ?? 30_000,
+        timeout: stopAfterMs ?? (args[0] === "up" ? UP_TIMEOUT_MS : 30_000),
         killSignal: "SIGINT",
       },
       (err, stdout, stderr) => {
