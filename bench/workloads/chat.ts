@@ -1,3 +1,4 @@
+import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import type { Target as ChatTarget } from "../../core/client/client.js";
 import type { BenchContext } from "../lib/context.js";
@@ -336,6 +337,14 @@ export class ChatBench {
       const after = await scrapeAll(this.stack.metricsUrls);
       const influxAfter = await this.influxdCounters();
       check(ctx, `light load (${this.store})`, got, send);
+      // ZMQCHAT_BENCH_TRACE=PREFIX: each message's send, ack and arrival times (ms, the peers'
+      // shared clock), to see when the tail happens and what else happened then.
+      const trace = process.env.ZMQCHAT_BENCH_TRACE;
+      if (trace)
+        writeFileSync(
+          `${trace}-light-${this.store}-${run}.json`,
+          JSON.stringify({ sent: [...send.sent], acked: [...send.acked], got: [...got.times[0]!] }),
+        );
       const d = distribution(latencies(send, got));
       const w = `1:1 chat, ${this.store}, ${s.lightRate}/s offered for ${s.lightMs / 1000} s`;
       const note =
@@ -456,6 +465,12 @@ export class ChatBench {
           workload: w,
           label: "  points written per message",
           unit: "points/msg",
+          better: "lower",
+        });
+        ctx.results.add(`light.${this.store}.influx.queries`, per("queryReq"), {
+          workload: w,
+          label: "influxd query requests per message",
+          unit: "req/msg",
           better: "lower",
         });
       }
