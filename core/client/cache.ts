@@ -31,9 +31,9 @@ export interface Contact {
  * row, its id, conversation and order indexes, the seen mark, the cursor): with SQLite's 4,096 B
  * pages a 200 B message cost each client some 12 KB of writes. Measured at light load (1,000
  * msg/s, bench light workload, this 2-core machine, the clients' caches alone changed; the
- * servers' store at 1,024 B alone did not help): send → display p99 median of 10 runs 32 ms
- * against 48 ms over 6 runs with 4,096 B pages (2,048 B: 40 ms over 4), the servers' longest
- * event-loop stall 25-30 ms against 30-60 (they share the disk). It costs where transactions are
+ * servers' store at 1,024 B alone did not help): send → display p99 median of 15 runs 33 ms
+ * (25.7-72.7) against 45 ms over 10 runs (38.0-56.8) with 4,096 B pages (2,048 B: 40 ms over 4);
+ * the clients wrote half the bytes (6.6 KB a message, was 13). It costs where transactions are
  * large: recovery of 100,000 messages 6.3-6.9 s against 5.8 s, the group flood 6,286 and 7,341
  * deliveries/s against 7,506 and 7,343 (more, smaller pages to fill).
  */
