@@ -12,27 +12,21 @@ import { verifyHistory } from "../../core/client/verify.js";
 import { Sealer } from "../../core/crypto/envelope.js";
 import { generateIdentity } from "../../core/crypto/keys.js";
 import { uuidv7 } from "../../core/protocol/ids.js";
+import { chatMessage } from "../helpers/chat-message.js";
 
 let cursor = 100;
 function msg(from: string, text: string, more: Partial<ChatMessage> = {}): ChatMessage {
   cursor++;
-  return {
-    id: uuidv7(),
+  return chatMessage(cursor, {
     conv: "g:team",
     from,
     to: null,
     group: "team",
     text,
     sentAt: new Date(Date.now() + cursor).toISOString(),
-    serverTime: new Date().toISOString(),
-    cursor: String(cursor),
-    verified: true,
-    problem: null,
-    seq: cursor,
-    device: "d1",
     replyTo: null,
     ...more,
-  };
+  });
 }
 const action = (from: string, a: MessageAction, text = "") => msg(from, text, { action: a });
 

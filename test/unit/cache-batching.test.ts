@@ -5,24 +5,10 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
-import { uuidv7 } from "../../core/protocol/ids.js";
+import { chatMessage } from "../helpers/chat-message.js";
 
 function own(cursor: number, text = `m${cursor}`): ChatMessage {
-  return {
-    id: uuidv7(),
-    conv: "u:bob",
-    from: "alice",
-    to: "bob",
-    group: null,
-    text,
-    sentAt: new Date().toISOString(),
-    serverTime: new Date().toISOString(),
-    cursor: String(cursor),
-    verified: true,
-    problem: null,
-    seq: cursor,
-    device: "d1",
-  };
+  return chatMessage(cursor, { conv: "u:bob", from: "alice", to: "bob", group: null, text });
 }
 
 function withFile(run: (path: string) => Promise<void>): () => Promise<void> {

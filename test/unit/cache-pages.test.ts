@@ -5,25 +5,17 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { CACHE_PAGE_BYTES, Cache, type ChatMessage } from "../../core/client/cache.js";
-import { uuidv7 } from "../../core/protocol/ids.js";
+import { chatMessage } from "../helpers/chat-message.js";
 
 function message(cursor: number): ChatMessage {
-  return {
-    id: uuidv7(),
+  return chatMessage(cursor, {
     conv: "u:bob",
     from: "bob",
     to: "alice",
     group: null,
     // Longer than a page: the row overflows into more pages and must still read back whole.
     text: `m${cursor} ${"x".repeat(cursor % 2 === 0 ? 200 : 3000)}`,
-    sentAt: new Date().toISOString(),
-    serverTime: new Date().toISOString(),
-    cursor: String(cursor),
-    verified: true,
-    problem: null,
-    seq: cursor,
-    device: "d1",
-  };
+  });
 }
 
 function pageSize(path: string): number {

@@ -21,23 +21,16 @@ import { type SendResult, SendWindow } from "../../core/client/send-window.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { uuidv7 } from "../../core/protocol/ids.js";
 import type { Envelope, MailboxItem } from "../../core/protocol/schema.js";
+import { chatMessage } from "../helpers/chat-message.js";
 
 function message(cursor: number, from: string, text = `m${cursor}`): ChatMessage {
-  return {
-    id: uuidv7(),
+  return chatMessage(cursor, {
     conv: "u:alice",
     from,
     to: from === "bob" ? "alice" : "bob",
     group: null,
     text,
-    sentAt: new Date().toISOString(),
-    serverTime: new Date().toISOString(),
-    cursor: String(cursor),
-    verified: true,
-    problem: null,
-    seq: cursor,
-    device: "d1",
-  };
+  });
 }
 
 function itemOf(m: ChatMessage): MailboxItem {

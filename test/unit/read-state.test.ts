@@ -2,29 +2,21 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Cache, type ChatMessage } from "../../core/client/cache.js";
 import { withUnread } from "../../core/client/read-state.js";
-import { uuidv7 } from "../../core/protocol/ids.js";
 import { conversationsWithUnread } from "../../tui/worker/reads.js";
+import { chatMessage } from "../helpers/chat-message.js";
 
 let cursor = 1000;
 function msg(from: string, text: string, more: Partial<ChatMessage> = {}): ChatMessage {
   cursor++;
-  return {
-    id: uuidv7(),
+  return chatMessage(cursor, {
     conv: "u:bob",
     from,
     to: from === "alice" ? "bob" : "alice",
     group: null,
     text,
-    sentAt: new Date().toISOString(),
-    serverTime: new Date().toISOString(),
-    cursor: String(cursor),
-    verified: true,
-    problem: null,
-    seq: cursor,
-    device: "d1",
     replyTo: null,
     ...more,
-  };
+  });
 }
 /** A read receipt event by `from`, as the cache stores it from the mailbox. */
 const receipt = (from: string, ids: string[], to = "bob") =>

@@ -6,23 +6,17 @@ import { MAX_RECEIPT_IDS, RECEIPT_READ_ROWS } from "../../core/client/receipts.j
 import { ZmqchatError } from "../../core/errors.js";
 import { silentLogger } from "../../core/logger.js";
 import { uuidv7 } from "../../core/protocol/ids.js";
+import { chatMessage } from "../helpers/chat-message.js";
 
 function fromAlice(n: number): ChatMessage {
-  return {
-    id: uuidv7(),
+  return chatMessage(n, {
     conv: "u:alice",
     from: "alice",
     to: "bob",
     group: null,
     text: `m${n}`,
-    sentAt: new Date().toISOString(),
-    serverTime: new Date().toISOString(),
-    cursor: String(n),
-    verified: true,
-    problem: null,
-    seq: n,
     device: "0123456789abcdef",
-  };
+  });
 }
 
 describe("receipt sender (core/client/receipt-sender.ts)", () => {

@@ -8,29 +8,22 @@ import { Cache, type ChatMessage } from "../../core/client/cache.js";
 import { RECEIPT_BURST_MS, ReceiptSender } from "../../core/client/receipt-sender.js";
 import { searchMessages } from "../../core/client/search.js";
 import { silentLogger } from "../../core/logger.js";
-import { uuidv7 } from "../../core/protocol/ids.js";
+import { chatMessage } from "../helpers/chat-message.js";
 import { waitFor } from "../helpers/stack.js";
 
 let cursor = 1000;
 function fromAlice(text: string, more: Partial<ChatMessage> = {}): ChatMessage {
   cursor++;
-  return {
-    id: uuidv7(),
+  return chatMessage(cursor, {
     conv: "u:alice",
     from: "alice",
     to: "bob",
     group: null,
     text,
-    sentAt: new Date().toISOString(),
-    serverTime: new Date().toISOString(),
-    cursor: String(cursor),
-    verified: true,
-    problem: null,
-    seq: cursor,
     device: "0123456789abcdef",
     replyTo: null,
     ...more,
-  };
+  });
 }
 
 /** Rows waiting to be indexed for search, read on a connection of its own. */
