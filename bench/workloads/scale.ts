@@ -1,5 +1,6 @@
 import { sleep } from "../lib/clock.js";
 import type { BenchContext } from "../lib/context.js";
+import { scrapeAll, total } from "../lib/metrics.js";
 import { procScript } from "../lib/paths.js";
 import { Helper } from "../lib/rpc.js";
 import { startStack } from "../lib/stack.js";
@@ -92,8 +93,22 @@ async function stackScaleRun(ctx: BenchContext, run: number): Promise<void> {
       balancer: rssBytes(stack.balancerPid),
       servers: stack.serverPids.reduce((sum, pid) => sum + rssBytes(pid), 0),
     });
+    // The V8 heap of each, from its own metrics (prom-client's defaults): what of the growth is
+    // JavaScript, and what is native (ZeroMQ's connections, malloc).
+    const [balancerUrl, ...serverUrls] = stack.metricsUrls;
+    const heaps = async () => {
+      const [b, s] = await Promise.all([scrapeAll([balancerUrl!]), scrapeAll(serverUrls)]);
+      return {
+        balancerHeap: total(b, "zmqchat_balancer_nodejs_heap_size_total_bytes"),
+        balancerHeapUsed: total(b, "zmqchat_balancer_nodejs_heap_size_used_bytes"),
+        serversHeap: total(s, "zmqchat_server_nodejs_heap_size_total_bytes"),
+        serversHeapUsed: total(s, "zmqchat_server_nodejs_heap_size_used_bytes"),
+      };
+    };
     let connected = 0;
-    const at: Array<{ clients: number; balancer: number; servers: number }> = [];
+    const at: Array<
+      { clients: number; balancer: number; servers: number } & Awaited<ReturnType<typeof heaps>>
+    > = [];
     for (const step of s.scaleSteps) {
       const more = step - connected;
       const each = Math.ceil(more / helpers.length);
@@ -109,7 +124,7 @@ async function stackScaleRun(ctx: BenchContext, run: number): Promise<void> {
       );
       connected = step;
       await sleep(settleMs(ctx));
-      at.push({ clients: step, ...rss() });
+      at.push({ clients: step, ...rss(), ...(await heaps()) });
       ctx.log(
         `  ${step} idle clients: balancer ${(at.at(-1)!.balancer / MiB).toFixed(1)} MiB, servers ${(at.at(-1)!.servers / MiB).toFixed(1)} MiB`,
       );
@@ -141,12 +156,40 @@ async function stackScaleRun(ctx: BenchContext, run: number): Promise<void> {
         better: "lower",
         baseline: "scale.raw.perClient",
       });
+      const perClient = (k: keyof (typeof at)[number]) => (last[k] - first[k]) / n / 1024;
+      // The V8 heap grows in steps of whole pages and spaces (hundreds of KiB): over --quick's
+      // 50 clients a split would say nothing, so only the full sizes report it.
+      const split = (who: "balancer" | "servers") => {
+        if (ctx.quick) return;
+        const heap = who === "balancer" ? perClient("balancerHeap") : perClient("serversHeap");
+        const used = who === "balancer" ? perClient("balancerHeapUsed") : perClient("serversHeapUsed");
+        ctx.results.add(`scale.perClient.${who}.jsHeap`, heap, {
+          workload: w,
+          label: "  of which the V8 heap (JavaScript; its size, as the OS holds it)",
+          unit: "KiB",
+          better: "lower",
+          note: `in use (live objects and garbage not yet collected): ${used.toFixed(1)} KiB a client`,
+        });
+        ctx.results.add(`scale.perClient.${who}.native`, perClient(who) - heap, {
+          workload: w,
+          label:
+            who === "balancer"
+              ? "  of which native (ZeroMQ's two connections a client, malloc): RSS less the V8 heap"
+              : "  of which native (ZeroMQ's subscription tries, SQLite, malloc): RSS less the V8 heap",
+          unit: "KiB",
+          better: "lower",
+          // ZeroMQ alone with the balancer's sockets and batches (not measured by --quick).
+          ...(who === "balancer" ? { baseline: "scale.raw.perClient.smallBatch" } : {}),
+        });
+      };
+      split("balancer");
       ctx.results.add("scale.perClient.servers", (last.servers - first.servers) / n / 1024, {
         workload: w,
         label: `servers' memory per client, ${label}`,
         unit: "KiB",
         better: "lower",
       });
+      split("servers");
       ctx.results.add(
         "scale.perClient.serverSide",
         (last.balancer + last.servers - first.balancer - first.servers) / n / 1024,
