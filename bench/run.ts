@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --quick] [--runs N] [--only raw,chat,…] [--out FILE]`
+ * `npm run bench [-- --quick] [--runs N] [--only raw,chat,…] [--stores sqlite,influx] [--out FILE]`
+ * (bench/lib/args.ts)
  *
  * Starts everything it measures (a raw ZeroMQ echo path, real zmqchat stacks on SQLite and on a
  * private influxd, helper processes hosting real ChatClients), runs every workload of issue 8,
@@ -11,6 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { influxdMissing, startInfluxd } from "../test/helpers/influxd.js";
+import { BenchUsage, parseArgs, USAGE, type Workload } from "./lib/args.js";
 import { type BenchContext, FULL, QUICK } from "./lib/context.js";
 import { machineInfo } from "./lib/machine.js";
 import { procScript, REPO_ROOT } from "./lib/paths.js";
@@ -28,84 +30,6 @@ import { RecoveryBench } from "./workloads/recovery.js";
 import { scaleRun } from "./workloads/scale.js";
 import { tuiRun } from "./workloads/tui.js";
 
-const WORKLOADS = [
-  "crypto",
-  "tui",
-  "raw",
-  "chat",
-  "light",
-  "group",
-  "recovery",
-  "scale",
-  "influx",
-  "daemon",
-  "files",
-] as const;
-type Workload = (typeof WORKLOADS)[number];
-
-interface Args {
-  quick: boolean;
-  runs: number;
-  only: Set<Workload>;
-  /** Which stores' stacks to start (default both; `--stores influx` skips the SQLite runs). */
-  stores: Set<"sqlite" | "influx">;
-  out: string;
-}
-
-function parseArgs(argv: string[]): Args {
-  let quick = false;
-  let runs: number | null = null;
-  let only: Set<Workload> = new Set(WORKLOADS);
-  let out: string | null = null;
-  let stores = new Set<"sqlite" | "influx">(["sqlite", "influx"]);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) usage(`${a} needs a value`);
-      return v;
-    };
-    if (a === "--quick") quick = true;
-    else if (a === "--runs") {
-      runs = Number(value());
-      if (!Number.isInteger(runs) || runs < 1) usage("--runs takes a whole number ≥ 1");
-    } else if (a === "--only") {
-      const names = value().split(",");
-      for (const n of names)
-        if (!(WORKLOADS as readonly string[]).includes(n)) usage(`unknown workload ${n}`);
-      only = new Set(names as Workload[]);
-    } else if (a === "--stores") {
-      const names = value().split(",");
-      for (const n of names) if (n !== "sqlite" && n !== "influx") usage(`unknown store ${n}`);
-      stores = new Set(names as Array<"sqlite" | "influx">);
-    } else if (a === "--out") out = value();
-    else if (a === "--help" || a === "-h") usage(null);
-    else usage(`unknown option ${a}`);
-  }
-  return {
-    quick,
-    runs: runs ?? (quick ? 1 : 3),
-    only,
-    stores,
-    out: out ?? join(REPO_ROOT, "bench", "results", quick ? "quick.json" : "latest.json"),
-  };
-}
-
-function usage(problem: string | null): never {
-  const text = `usage: npm run bench -- [--quick] [--runs N] [--only ${WORKLOADS.join(",")}] [--stores sqlite,influx] [--out FILE]
-  --quick   small sizes, one run each (a smoke check, under a minute); writes bench/results/quick.json
-  --runs    runs per figure (default 3; 1 with --quick)
-  --only    run only these workloads ("influx" adds the InfluxDB variants of chat and recovery)
-  --stores  start only these stores' stacks (default both)
-  --out     where to write the JSON results (default bench/results/latest.json)`;
-  if (problem) {
-    process.stderr.write(`bench: ${problem}\n${text}\n`);
-    process.exit(2);
-  }
-  process.stdout.write(`${text}\n`);
-  process.exit(0);
-}
-
 function log(line: string): void {
   process.stdout.write(`${line}\n`);
 }
@@ -118,7 +42,18 @@ interface StoreSetup {
 }
 
 async function main(): Promise<number> {
-  const args = parseArgs(process.argv.slice(2));
+  let args: ReturnType<typeof parseArgs>;
+  try {
+    args = parseArgs(process.argv.slice(2), join(REPO_ROOT, "bench", "results"));
+  } catch (err) {
+    if (!(err instanceof BenchUsage)) throw err;
+    if (err.problem === null) {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    process.stderr.write(`bench: ${err.problem}\n${USAGE}\n`);
+    return 2;
+  }
   installCleanup();
   const results = new Results();
   const tmp = mkdtempSync(join(tmpdir(), "zmqchat-bench-"));
