@@ -1,10 +1,14 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { MetricsOptions } from "../core/ops.js";
 import type { BalancerMetrics } from "./balancer.js";
 
 /** Prometheus metrics of one balancer process, in a registry of its own. */
-export function balancerMetrics(): { registry: Registry; metrics: BalancerMetrics } {
+export function balancerMetrics({ processMetrics = true }: MetricsOptions = {}): {
+  registry: Registry;
+  metrics: BalancerMetrics;
+} {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "zmqchat_balancer_" });
+  if (processMetrics) collectDefaultMetrics({ register: registry, prefix: "zmqchat_balancer_" });
   const forwarded = new Counter({
     name: "zmqchat_balancer_requests_forwarded_total",
     help: "Client requests dispatched to a server",

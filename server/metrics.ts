@@ -1,11 +1,16 @@
 import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import type { MetricsOptions } from "../core/ops.js";
 import type { ServiceMetrics } from "./service.js";
 import type { StoreMetrics } from "./store/store.js";
 
 /** Prometheus metrics of one server process, in a registry of its own. */
-export function serverMetrics(): { registry: Registry; metrics: ServiceMetrics; store: StoreMetrics } {
+export function serverMetrics({ processMetrics = true }: MetricsOptions = {}): {
+  registry: Registry;
+  metrics: ServiceMetrics;
+  store: StoreMetrics;
+} {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "zmqchat_server_" });
+  if (processMetrics) collectDefaultMetrics({ register: registry, prefix: "zmqchat_server_" });
   const requests = new Counter({
     name: "zmqchat_server_requests_total",
     help: "Requests handled, by type and outcome",

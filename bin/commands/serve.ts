@@ -91,7 +91,11 @@ export async function serverCommand(_cmd: Command, io: Io, flags: ServerFlags): 
   const secret = clusterSecret(flags.secretFile, process.env);
   const endpoints = flags.balancer.split(",").map((e) => e.trim());
   const httpPort = port(flags.httpPort, "--http-port");
-  const { registry, metrics, store: storeMetrics } = serverMetrics();
+  const {
+    registry,
+    metrics,
+    store: storeMetrics,
+  } = serverMetrics({ processMetrics: httpPort !== undefined });
   const store = await openStore(flags.store, process.env, { metrics: storeMetrics });
   const blobUrl = flags.blobs ?? (process.env.ZMQCHAT_BLOBS || defaultBlobUrl(flags.store));
   const blobs = blobUrl ? await openBlobStore(blobUrl) : null;
@@ -182,7 +186,7 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
   const log = makeLogger("balancer", flags.logLevel);
   const asked = port(flags.port, "--port")!;
   const httpPort = port(flags.httpPort, "--http-port");
-  const { registry, metrics } = balancerMetrics();
+  const { registry, metrics } = balancerMetrics({ processMetrics: httpPort !== undefined });
   if (flags.curveKeys && !flags.curveServers) {
     throw new ZmqchatError(
       "usage",

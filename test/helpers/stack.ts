@@ -121,8 +121,8 @@ function launch(
   return { name, child, output };
 }
 
-/** A loopback port that was free a moment ago (a server's ops HTTP port). */
-function freePort(): Promise<number> {
+/** A port the OS gives for the asking (free now; another process may take it before it is used). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.on("error", reject);
