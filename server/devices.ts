@@ -51,9 +51,11 @@ export class DeviceRegistry {
   private readonly linkPuts = new TokenBuckets({ rate: 10 / 60, burst: 10 });
 
   /**
-   * Device lists read from the store are reused for `cacheMs` (real time); a new or revoked
-   * device is acknowledged only `cacheMs` after the store took it, so once acknowledged every
-   * server publishes to the device list that includes (or leaves out) it.
+   * Device lists read from the store are reused for `cacheMs` (real time). A revoked device (and
+   * one added by a link code) is acknowledged only `cacheMs` after the store took it, so once
+   * acknowledged every server publishes to the device list that leaves out (or includes) it. A
+   * device's first login is answered at once, with `cacheMs` as the time after which every
+   * server's list holds it (`admit`): the client syncs once then (core/client/client.ts).
    */
   constructor(
     private readonly store: Store,
@@ -115,17 +117,21 @@ export class DeviceRegistry {
   /**
    * After a good login signature: refuses a revoked device, registers a device seen for the
    * first time (a profile made by `register` or `keys restore`) and notes when it was last seen.
+   * Resolves to how many ms from now every server's cached device list holds the device: 0 for a
+   * device seen before; for a new one (or one not yet seen settled) the cache time. Until then a
+   * server may still publish the user's deliveries without this device's topics, so a client
+   * that listens syncs once after it; a one-shot command waits for nothing (a device's first
+   * login waited out the caches here before answering: each new profile's first command took
+   * a second longer).
    */
-  async admit(name: string, device: string, claim: () => Promise<void> = async () => {}): Promise<void> {
+  async admit(name: string, device: string, claim: () => Promise<void> = async () => {}): Promise<number> {
     if (await this.sessions.deviceEnded(name, device)) throw revokedError(name);
     const now = this.auth.now();
     const rec = (await this.store.listDevices(name)).find((d) => d.id === device);
     if (rec?.revoked) throw revokedError(name);
     if (!rec) {
       // The challenge is used up before anything is registered: the device id is not signed,
-      // so a replayed login must not add devices. Registered unseen: until the wait below is
-      // over, a resent login of this device (its first attempt timed out meanwhile, maybe on
-      // another server) waits as well, and finds the challenge used only after this answered.
+      // so a replayed login must not add devices.
       await claim();
       const added: DeviceRecord = {
         id: device,
@@ -137,18 +143,39 @@ export class DeviceRegistry {
         keySig: null,
       };
       await this.store.putDevice(name, added);
-      await this.changed(name);
-      await this.seen(name, added);
-    } else if (rec.lastSeen === null) {
-      // Never seen settled: registered by a link code (which waited already) or by a login
-      // still waiting out the device caches. Waiting from this read on is safe in both cases,
-      // whatever the servers' clocks say: every list read after it holds the device.
-      await this.changed(name);
-      await this.seen(name, rec);
-    } else if (now - rec.lastSeen >= SEEN_EVERY_MS) {
+      return this.settling(name, added);
+    }
+    if (rec.lastSeen === null) {
+      // Never seen settled: registered by a link code (which waited already), or by a login
+      // less than the cache time ago, or by one whose server died before noting it seen.
+      // Counting from this read is safe in all of them, whatever the servers' clocks say:
+      // every list read after it holds the device.
+      return this.settling(name, rec);
+    }
+    if (now - rec.lastSeen >= SEEN_EVERY_MS) {
       await this.store.putDevice(name, { ...rec, lastSeen: now });
       this.cache.delete(name);
     }
+    return 0;
+  }
+
+  /**
+   * A device the store holds but the servers' cached lists may not yet: notes it seen once they
+   * all do (in the background: a server that stops first leaves it unseen, and the next login
+   * counts the cache time again) and returns how long that is.
+   */
+  private async settling(name: string, rec: DeviceRecord): Promise<number> {
+    this.cache.delete(name);
+    if (this.cacheMs <= 0) {
+      await this.seen(name, rec);
+      return 0;
+    }
+    setTimeout(() => {
+      this.seen(name, rec).catch(() => {
+        // The store is away or closed: the next login of the device notes it.
+      });
+    }, this.cacheMs).unref();
+    return this.cacheMs;
   }
 
   /** Notes the device seen now, unless another login of it did so meanwhile. */

@@ -60,15 +60,17 @@ export class SessionManager {
   /**
    * A signed login: the signature first (no store write for a forgery), then `admit` (the
    * device registry), which uses the challenge up by calling `claim` when it must happen before
-   * a store write of its own; otherwise the challenge is used up after it. A resend of a login
-   * whose first attempt is still waiting in `admit` is answered only after that attempt
-   * (server/devices.ts), so the client's first answer is the session, not "already used".
+   * a store write of its own; otherwise the challenge is used up after it. `admit` resolves to
+   * how long until every server's device list holds the device (`settleMs` in the reply when
+   * not 0; server/devices.ts). A resend of a login whose first attempt is still in `admit` is
+   * refused only after a hold (holdRefusal), so the client's first answer is the session, not
+   * "already used".
    */
   async login(
     req: Parameters<Authority["login"]>[0],
     signKey: string,
-    admit: (claim: () => Promise<void>) => Promise<void> = async () => {},
-  ): Promise<ReturnType<Authority["login"]> & { lifetimeMs: number }> {
+    admit: (claim: () => Promise<void>) => Promise<number | undefined> = async () => 0,
+  ): Promise<ReturnType<Authority["login"]> & { lifetimeMs: number; settleMs?: number }> {
     const session = this.auth.login(req, signKey);
     let claimed = false;
     const claim = async () => {
@@ -82,9 +84,9 @@ export class SessionManager {
         throw new ZmqchatError("unauthorized", "this login challenge was already used; log in again");
       }
     };
-    await admit(claim);
+    const settleMs = (await admit(claim)) ?? 0;
     await claim();
-    return { ...session, lifetimeMs: this.auth.sessionTtlMs };
+    return { ...session, lifetimeMs: this.auth.sessionTtlMs, ...(settleMs > 0 ? { settleMs } : {}) };
   }
 
   /**

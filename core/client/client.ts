@@ -108,6 +108,8 @@ export interface ChatClientOptions {
 export type { Target } from "./keybook.js";
 
 const SYNC_PAGE = 1000;
+/** How long after a first login's `settleMs` a listening client syncs (scheduleSettleSync). */
+const SETTLE_MARGIN_MS = 250;
 
 /**
  * The headless chat client shared by the CLI and the TUI: the only code that talks to the
@@ -391,6 +393,7 @@ export class ChatClient {
     if (previous && previous !== this.session.topic) this.channel.unsubscribe(previous);
     this.staleTopic = null;
     this.scheduleTopicRefresh(r.topicExpires);
+    if (r.settleMs) this.scheduleSettleSync(r.settleMs);
     // Issue #19: every device registers its own key, so it gets the keys pushed after a revocation.
     const secret = this.options.curveSecret;
     if (secret)
@@ -451,6 +454,26 @@ export class ChatClient {
 
   private staleTopic: string | null = null;
   private topicTimer: NodeJS.Timeout | null = null;
+  /** goLive was called: this client takes live deliveries (listen, the TUI, the daemon). */
+  private listening = false;
+  private settleTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * A device's first login is answered before every server's device list holds it (`settleMs`,
+   * server/devices.ts): a message stored meanwhile by a server with an older list was not rung
+   * on this device's topic. A listening client syncs once when every list holds it, so such a
+   * message shows then rather than at the next message or reconnect. SETTLE_MARGIN_MS covers a
+   * store write that began, from a stale list, just before.
+   */
+  private scheduleSettleSync(settleMs: number): void {
+    if (this.settleTimer) clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => {
+      this.settleTimer = null;
+      if (this.closed || !this.listening) return;
+      void this.sync().catch((err) => this.log.warn({ err }, "sync after the first login failed"));
+    }, settleMs + SETTLE_MARGIN_MS);
+    this.settleTimer.unref();
+  }
 
   /** Logs in again shortly before the delivery topic expires, moves to the new topic, and syncs the gap. */
   private scheduleTopicRefresh(expires: string | undefined): void {
@@ -580,6 +603,7 @@ export class ChatClient {
 
   /** Subscribes to live deliveries: each one triggers a sync from the cursor, so order and completeness come from the mailbox. */
   async goLive(): Promise<void> {
+    this.listening = true;
     await this.login();
     await this.sync();
     await this.flushOutbox();
@@ -803,6 +827,7 @@ export class ChatClient {
     this.cache.unregisterLive();
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.topicTimer) clearTimeout(this.topicTimer);
+    if (this.settleTimer) clearTimeout(this.settleTimer);
     if (this.renewTimer) clearTimeout(this.renewTimer);
     await this.channel.close();
     await this.opener.close();

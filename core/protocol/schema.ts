@@ -337,6 +337,12 @@ export const replyBodies = {
     pipeline: z.number().int().min(1).optional(),
     /** The server takes `send.many`'s `quiet`: this device's own copies are not rung on its topics. */
     quiet: z.literal(true).optional(),
+    /**
+     * A device's first login: every server's device list holds it only this many ms from now.
+     * Until then a delivery may be published without this device's topics, so a client that
+     * listens syncs once after it (an older server waited this out before answering).
+     */
+    settleMs: z.number().int().min(0).max(60_000).optional(),
   }),
   /** `more`: another page follows (ask again with `after` = the last name of this one). */
   users: z.object({ users: z.array(userInfoSchema), more: z.boolean().optional() }),

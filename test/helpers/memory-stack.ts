@@ -5,8 +5,10 @@ import { Cache } from "../../core/client/cache.js";
 import { ChatClient } from "../../core/client/client.js";
 import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
 import { silentLogger } from "../../core/logger.js";
+import type { WorkerTransport } from "../../core/transport.js";
 import type { ServerQuotas } from "../../server/limits.js";
 import { ChatServer } from "../../server/server.js";
+import type { ServiceMetrics } from "../../server/service.js";
 import { SqliteStore } from "../../server/store/sqlite.js";
 import type { Store } from "../../server/store/store.js";
 import { startMemoryBroker } from "./memory-broker.js";
@@ -15,7 +17,15 @@ export const TEST_SECRET = Buffer.from("0123456789abcdef0123456789abcdef");
 
 /** An in-process stack: the real balancer on the memory hub, N servers on one SQLite store, and clients in temp homes. */
 export async function startMemoryStack(
-  options: { servers?: number; store?: Store; quotas?: ServerQuotas } = {},
+  options: {
+    servers?: number;
+    store?: Store;
+    quotas?: ServerQuotas;
+    /** Each server's request metrics (which server took what). */
+    metrics?: (server: string) => ServiceMetrics;
+    /** Sees every publication of a server before the hub takes it. */
+    onPublish?: (server: string, topic: string) => void;
+  } = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), "zmqchat-mem-"));
   const broker = startMemoryBroker();
@@ -23,10 +33,27 @@ export async function startMemoryStack(
   const store = options.store ?? new SqliteStore(join(dir, "store.db"));
   await store.init();
   const servers: ChatServer[] = [];
+  const onPublish = options.onPublish;
+  const workers = (): WorkerTransport => {
+    const plain = hub.workerTransport();
+    if (!onPublish) return plain;
+    return {
+      attach: async (endpoints, id) => {
+        const link = await plain.attach(endpoints, id);
+        const publish = link.publish.bind(link);
+        link.publish = (topic, frame) => {
+          onPublish(id, topic);
+          publish(topic, frame);
+        };
+        return link;
+      },
+    };
+  };
   for (let i = 0; i < (options.servers ?? 2); i++) {
     servers.push(
       await ChatServer.start({
-        transport: hub.workerTransport(),
+        transport: workers(),
+        metrics: options.metrics?.(`s${i}`),
         endpoints: ["memory://hub"],
         store,
         secret: TEST_SECRET,
