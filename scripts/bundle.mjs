@@ -6,7 +6,7 @@
 // dist/bin/ (code-splitting keeps every dynamic import lazy: the server, the stack, the TUI and the
 // daemon load only when run). The opener's worker is bundled to dist/bin/open-worker.js, which is
 // where the bundled opener looks for it (new URL("./open-worker.js", import.meta.url) from a chunk
-// in dist/bin/). The rest of dist/ stays as tsc wrote it, for the benchmark and the tests that
+// in dist/bin/); so is the SQLite store's writer thread, to dist/bin/sqlite-writer.js. The rest of dist/ stays as tsc wrote it, for the benchmark and the tests that
 // import modules. Every other dependency stays in node_modules: native modules, packages that load
 // files of their own by path (pino's worker transport), large ones loaded only by some commands
 // (the AWS SDK, InfluxDB's client, the password-strength dictionaries, ink and react).
@@ -21,7 +21,11 @@ const out = "dist/bin";
 for (const f of readdirSync(out)) if (/^chunk-[A-Z0-9]+\.js(\.map)?$/.test(f)) rmSync(join(out, f));
 
 await build({
-  entryPoints: { zmqchat: "dist/bin/zmqchat.js", "open-worker": "dist/core/client/open-worker.js" },
+  entryPoints: {
+    zmqchat: "dist/bin/zmqchat.js",
+    "open-worker": "dist/core/client/open-worker.js",
+    "sqlite-writer": "dist/server/store/sqlite-writer.js",
+  },
   outdir: out,
   allowOverwrite: true,
   bundle: true,

@@ -1,24 +1,34 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import type { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
 import { ZmqchatError } from "../../core/errors.js";
 import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer } from "../../core/wal-checkpoint.js";
+import { startWorker } from "../../core/worker-start.js";
 import {
-  type AppendInput,
-  type AppendResult,
-  type DeviceRecord,
-  envelopeFor,
-  type GroupChange,
-  type GroupEventRecord,
-  type GroupRecord,
-  type KeyLinkRecord,
-  type NewGroup,
-  type Placement,
-  type RotationProof,
-  type Store,
-  type StoredItem,
-  type StoreMetrics,
-  type UserRecord,
+  type AppendedRow,
+  type AppendRequest,
+  type AppendStatements,
+  appendBatch,
+  appendRequest,
+  appendStatements,
+} from "./sqlite-append.js";
+import type { WriterJob, WriterReply } from "./sqlite-writer.js";
+import type {
+  AppendInput,
+  AppendResult,
+  DeviceRecord,
+  GroupChange,
+  GroupEventRecord,
+  GroupRecord,
+  KeyLinkRecord,
+  NewGroup,
+  Placement,
+  RotationProof,
+  Store,
+  StoredItem,
+  StoreMetrics,
+  UserRecord,
 } from "./store.js";
 
 const SCHEMA = `
@@ -113,8 +123,12 @@ interface Pending {
 
 /**
  * The embedded store: one SQLite file in WAL mode, shared safely by several server processes.
- * Appends are group-committed: every append that arrives while a batch is pending joins it,
- * and all of them resolve after the one transaction commits (synchronous=FULL: durable).
+ * Appends are group-committed: every append that arrives while a batch is pending (or being
+ * committed) joins the next one, and all of them resolve after its one transaction commits
+ * (synchronous=FULL: durable). A file's commits run on a writer thread with a connection of its
+ * own (sqlite-writer.ts): the event loop goes on (reads, replies, the next batch's checks) while
+ * a commit syncs the log, which took some 19 % of a busy server's main thread at 1,000 messages a
+ * second. An in-memory store commits on the calling thread.
  */
 export class SqliteStore implements Store {
   private db: Database.Database | null = null;
@@ -122,8 +136,14 @@ export class SqliteStore implements Store {
   /** Appends in `pending` (a request's batch counts each). */
   private pendingAppends = 0;
   private flushScheduled = false;
+  /** A group commit is on the writer thread: what arrives meanwhile waits for the next one. */
+  private inflight = false;
   private readonly maxBatch: number;
   private stmts!: ReturnType<SqliteStore["prepare"]>;
+  /** The append statements on this thread's connection (an in-memory store, or no writer thread). */
+  private appendStmts!: AppendStatements;
+  private writer: SqliteWriter | null = null;
+  private readonly writerThread: boolean;
 
   constructor(
     private readonly path: string,
@@ -133,9 +153,12 @@ export class SqliteStore implements Store {
       metrics?: StoreMetrics;
       /** How long after a commit the write-ahead log is checkpointed (on its own thread). */
       checkpointDelayMs?: number;
+      /** Commits on a writer thread (default, for a file); false: on the calling thread. */
+      writerThread?: boolean;
     } = {},
   ) {
     this.maxBatch = options.maxBatch ?? 512;
+    this.writerThread = options.writerThread ?? true;
     this.checkpointDelayMs = options.checkpointDelayMs;
     this.metrics = options.metrics ?? null;
     this.busyTimeoutMs = options.busyTimeoutMs ?? 2000;
@@ -176,6 +199,7 @@ export class SqliteStore implements Store {
       }, 10_000);
       this.db = db;
       this.stmts = this.prepare(db);
+      this.appendStmts = appendStatements(db);
       this.tokens = this.openTokens(db);
       // The log is checkpointed on a thread (core/wal-checkpoint.ts), not inside a commit: SQLite's
       // automatic checkpoint copies the log's pages into the database and syncs it within the
@@ -185,6 +209,7 @@ export class SqliteStore implements Store {
         db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
         if (this.tokens.db !== db)
           this.tokens.db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
+        if (this.writerThread) this.writer = await SqliteWriter.start(this.path, this.metrics);
       }
     } catch (cause) {
       throw new ZmqchatError(
@@ -280,17 +305,6 @@ export class SqliteStore implements Store {
         "SELECT group_name FROM members WHERE user_name = ? ORDER BY group_name",
       ),
       mailboxSize: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM mailbox WHERE owner = ?"),
-      insertItem: db.prepare(
-        "INSERT OR IGNORE INTO mailbox (owner, msg_id, server_time, envelope) VALUES (?, ?, ?, ?)",
-      ),
-      // The mailbox position before a copy, read in the append's own write transaction: later
-      // appends get larger positions (AUTOINCREMENT), so it stays the predecessor.
-      prevItem: db.prepare<[string, number], { pos: number | null }>(
-        "SELECT max(pos) AS pos FROM mailbox WHERE owner = ? AND pos < ?",
-      ),
-      findItem: db.prepare<[string, string], { pos: number; server_time: string }>(
-        "SELECT pos, server_time FROM mailbox WHERE owner = ? AND msg_id = ?",
-      ),
       read: db.prepare<[string, number, number], { pos: number; server_time: string; envelope: string }>(
         "SELECT pos, server_time, envelope FROM mailbox WHERE owner = ? AND pos > ? ORDER BY pos LIMIT ?",
       ),
@@ -605,6 +619,16 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.writer) {
+      // What was queued or is being committed is settled first (a busy retry included).
+      const deadline = Date.now() + this.busyTimeoutMs + CLOSE_WAIT_MS;
+      if (!this.inflight && !this.flushScheduled && this.pending.length > 0) this.flush();
+      while ((this.inflight || this.pending.length > 0) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 2));
+      const writer = this.writer;
+      this.writer = null;
+      await writer.close();
+    }
     if (this.pending.length > 0) this.flush();
     const checkpointer = this.checkpointer;
     this.checkpointer = null;
@@ -619,19 +643,49 @@ export class SqliteStore implements Store {
    * Commits every pending append in one transaction, then settles each. When another process
    * holds the write lock, the batch goes back to the front of the queue and is tried again a
    * moment later (without blocking the event loop, as SQLite's own busy wait would), growing
-   * with whatever arrives meanwhile; after the busy deadline it fails as `unavailable`.
+   * with whatever arrives meanwhile; after the busy deadline it fails as `unavailable`. With a
+   * writer thread one commit is in flight at a time; its end starts the next.
    */
   private flush(): void {
     this.flushScheduled = false;
+    if (this.inflight) return;
     const batch = this.pending;
     const appends = this.pendingAppends;
     this.pending = [];
     this.pendingAppends = 0;
     if (batch.length === 0) return;
-    let results: Array<AppendResult[] | null>;
     const started = performance.now();
+    const requests = batch.map((p) => appendRequest(p.inputs, p.follows));
+    // A writer thread that failed failed its commits (clients resend): this thread commits now.
+    if (this.writer?.failed) this.writer = null;
+    const writer = this.writer;
+    if (writer) {
+      this.inflight = true;
+      writer.commit(requests).then(
+        (results) => this.settle(batch, appends, started, () => results),
+        (cause: unknown) =>
+          this.settle(batch, appends, started, () => {
+            throw cause;
+          }),
+      );
+      return;
+    }
+    this.settle(batch, appends, started, () =>
+      this.handle.transaction(() => appendBatch(this.appendStmts, requests)).immediate(),
+    );
+  }
+
+  /** Settles a batch with what its commit gave (`commit` throws what it failed with). */
+  private settle(
+    batch: Pending[],
+    appends: number,
+    started: number,
+    commit: () => Array<AppendedRow[] | null>,
+  ): void {
+    this.inflight = false;
+    let results: Array<AppendedRow[] | null>;
     try {
-      results = this.handle.transaction(() => this.appendPending(batch)).immediate();
+      results = commit();
       this.metrics?.batch(appends, (performance.now() - started) / 1000);
       if (this.busyRetries > 0) this.metrics?.lockWait?.((started - this.busySince) / 1000, this.busyRetries);
       this.checkpointer?.wrote();
@@ -654,52 +708,17 @@ export class SqliteStore implements Store {
               cause,
             });
       for (const p of batch) p.reject(err);
+      this.next();
       return;
     }
     this.busyRetries = 0;
-    for (const [i, p] of batch.entries()) p.resolve(results[i] ?? null);
+    for (const [i, p] of batch.entries()) p.resolve(placedOf(results[i] ?? null));
+    this.next();
   }
 
-  /**
-   * Writes each pending request in arrival order, inside the caller's transaction. One whose
-   * predecessor is not stored waits for it: a request that arrived in the same commit before the
-   * one it follows (its checks took longer) is written right after it. What is still without
-   * its predecessor at the end stores nothing (null). Each request is looked up once in the
-   * store and once in `waiting`, however its requests are ordered (no rounds over the batch).
-   */
-  private appendPending(batch: readonly Pending[]): Array<AppendResult[] | null> {
-    const last = new Map<string, number>();
-    const out: Array<AppendResult[] | null> = new Array(batch.length).fill(null);
-    /** Requests waiting for a copy written later in this commit, by that copy's owner and id. */
-    const waiting = new Map<string, number[]>();
-    // One time for the commit: its copies are stored together.
-    const serverTime = new Date().toISOString();
-    const write = (first: number) => {
-      const ready = [first];
-      for (let i = ready.pop(); i !== undefined; i = ready.pop()) {
-        const p = batch[i]!;
-        out[i] = p.inputs.map((input) => this.appendOne(input, last, serverTime));
-        // Nothing waits in almost every commit: no key is built per copy then.
-        if (waiting.size === 0) continue;
-        for (const input of p.inputs)
-          for (const owner of input.owners) {
-            const key = `${owner}\n${input.id}`;
-            const next = waiting.get(key);
-            if (!next) continue;
-            waiting.delete(key);
-            ready.push(...next.reverse());
-          }
-      }
-    };
-    for (const [i, p] of batch.entries()) {
-      if (p.follows && this.stmts.findItem.get(p.follows.owner, p.follows.id) === undefined) {
-        const key = `${p.follows.owner}\n${p.follows.id}`;
-        const list = waiting.get(key);
-        if (list) list.push(i);
-        else waiting.set(key, [i]);
-      } else write(i);
-    }
-    return out;
+  /** After a commit on the writer thread: what arrived meanwhile goes next, together. */
+  private next(): void {
+    if (this.writer && this.pending.length > 0 && !this.flushScheduled) this.flush();
   }
 
   private busyRetries = 0;
@@ -710,35 +729,6 @@ export class SqliteStore implements Store {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setTimeout(() => this.flush(), delayMs * (0.5 + Math.random()));
-  }
-
-  /**
-   * `last`: each mailbox's newest position written by this transaction. The transaction holds
-   * the write lock (BEGIN IMMEDIATE), so nothing else lands in a mailbox between two of its own
-   * copies: the predecessor of a copy is that position, with no index read.
-   */
-  private appendOne(input: AppendInput, last: Map<string, number>, serverTime: string): AppendResult {
-    const placed = new Map<string, Placement>();
-    let duplicate = true;
-    for (const owner of input.owners) {
-      const r = this.stmts.insertItem.run(owner, input.id, serverTime, envelopeFor(input, owner));
-      let pos: number;
-      let time = serverTime;
-      let prev: number | null;
-      if (r.changes === 1) {
-        duplicate = false;
-        pos = Number(r.lastInsertRowid);
-        prev = last.get(owner) ?? this.stmts.prevItem.get(owner, pos)?.pos ?? null;
-        last.set(owner, pos);
-      } else {
-        const row = this.stmts.findItem.get(owner, input.id)!;
-        pos = row.pos;
-        time = row.server_time;
-        prev = this.stmts.prevItem.get(owner, pos)?.pos ?? null;
-      }
-      placed.set(owner, { cursor: String(pos), serverTime: time, prev: prev === null ? null : String(prev) });
-    }
-    return { placed, duplicate };
   }
 
   private writeMembers(name: string, members: string[], invited: string[]): void {
@@ -798,5 +788,132 @@ function parseNames(text: string): string[] {
     return Array.isArray(v) ? v.filter((n): n is string => typeof n === "string") : [];
   } catch {
     return [];
+  }
+}
+
+/** The longest close() waits for the writer thread, beyond the busy deadline of a commit. */
+const CLOSE_WAIT_MS = 5000;
+
+/** A commit's rows as the store's callers take them. */
+function placedOf(rows: AppendedRow[] | null): AppendResult[] | null {
+  if (rows === null) return null;
+  return rows.map((r) => ({
+    placed: new Map(
+      r.placed.map(([owner, cursor, serverTime, prev]) => [
+        owner,
+        { cursor, serverTime, prev } satisfies Placement,
+      ]),
+    ),
+    duplicate: r.duplicate,
+  }));
+}
+
+/**
+ * The writer thread (sqlite-writer.ts), a promise per group commit. It keeps the process alive
+ * only while a commit is on it. When it fails, every commit on it fails (`unavailable`, and the
+ * clients resend) and the store commits on its own thread from then on.
+ */
+class SqliteWriter {
+  private readonly worker: Worker;
+  private next = 0;
+  private readonly waiting = new Map<
+    number,
+    { resolve: (r: Array<AppendedRow[] | null>) => void; reject: (e: unknown) => void }
+  >();
+  private failure: Error | null = null;
+  private readonly exited: Promise<void>;
+  /** Settles when the thread opened its connection (or could not). */
+  private readonly ready: Promise<void>;
+
+  /**
+   * A writer thread with its connection open (its start, from source under tsx, takes long
+   * enough to time a first append out), or null when it cannot start: commits then run on the
+   * calling thread (counted as an `writer` error).
+   */
+  static async start(path: string, metrics: StoreMetrics | null): Promise<SqliteWriter | null> {
+    const writer = new SqliteWriter(path);
+    try {
+      await writer.ready;
+      return writer;
+    } catch {
+      metrics?.error("writer");
+      await writer.worker.terminate();
+      return null;
+    }
+  }
+
+  private constructor(path: string) {
+    // Compiled, this module sits next to sqlite-writer.js (bundled: dist/bin/sqlite-writer.js,
+    // see scripts/bundle.mjs); run from source (tsx), next to the .ts.
+    const script = new URL(
+      import.meta.url.endsWith(".ts") ? "./sqlite-writer.ts" : "./sqlite-writer.js",
+      import.meta.url,
+    );
+    this.worker = startWorker(script, {
+      workerData: { path, autocheckpoint: FALLBACK_AUTOCHECKPOINT_PAGES },
+    });
+    let started: { resolve: () => void; reject: (e: Error) => void } | null = null;
+    this.ready = new Promise((resolve, reject) => {
+      started = { resolve, reject };
+    });
+    this.worker.on("message", (m: WriterReply) => {
+      if ("ready" in m) {
+        started?.resolve();
+        return;
+      }
+      const waiter = this.waiting.get(m.id);
+      if (!waiter) return;
+      this.waiting.delete(m.id);
+      if (this.waiting.size === 0) this.worker.unref();
+      if ("results" in m) waiter.resolve(m.results);
+      else waiter.reject(Object.assign(new Error(m.error), { code: m.code ?? undefined }));
+    });
+    this.worker.on("error", (err) => {
+      started?.reject(err);
+      this.fail(err);
+    });
+    this.exited = new Promise((resolve) =>
+      this.worker.once("exit", (code) => {
+        const err = new Error(`the store's writer thread stopped (exit code ${code})`);
+        started?.reject(err);
+        this.fail(err);
+        resolve();
+      }),
+    );
+    // Idle, it never keeps the process alive (its start is awaited by the store's init).
+    void this.ready.then(
+      () => this.worker.unref(),
+      () => {},
+    );
+  }
+
+  get failed(): boolean {
+    return this.failure !== null;
+  }
+
+  commit(batch: AppendRequest[]): Promise<Array<AppendedRow[] | null>> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      const id = ++this.next;
+      this.waiting.set(id, { resolve, reject });
+      this.worker.ref();
+      this.worker.postMessage({ id, batch } satisfies WriterJob);
+    });
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const [, w] of this.waiting) w.reject(err);
+    this.waiting.clear();
+  }
+
+  async close(): Promise<void> {
+    if (!this.failure) {
+      // Held open until the thread has closed its connection.
+      this.worker.ref();
+      this.worker.postMessage({ id: 0, close: true } satisfies WriterJob);
+    }
+    await Promise.race([this.exited, new Promise((r) => setTimeout(r, CLOSE_WAIT_MS).unref())]);
+    if (!this.failure) await this.worker.terminate();
   }
 }

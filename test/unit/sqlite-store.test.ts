@@ -68,9 +68,11 @@ describe("the SQLite store reports commits that waited for another process's wri
       assert.equal(waits.length, 0, "a commit that found the lock free waited for nothing");
       other.exec("BEGIN IMMEDIATE");
       const appended = store.append({ id: "m-held", owners: ["bob", "alice"], envelope: "{}" });
-      // The group commit runs on the next turn of the event loop, finds the lock held and backs off.
-      await new Promise((r) => setImmediate(r));
-      await new Promise((r) => setImmediate(r));
+      // The group commit (on the store's writer thread) finds the lock held and backs off: the
+      // lock is let go once the store counted a refused try.
+      const refused = () => (store as unknown as { busyRetries: number }).busyRetries;
+      for (let i = 0; i < 1000 && refused() === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      assert.ok(refused() > 0, "the commit was refused while the lock was held");
       other.exec("COMMIT");
       const result = await appended;
       assert.equal(result.duplicate, false);
