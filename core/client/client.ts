@@ -550,6 +550,12 @@ export class ChatClient {
 
   private async syncOnce(onProgress: (received: number) => void): Promise<number> {
     await this.login();
+    // The sync reads on from the profile's shared cursor: what another process of the profile
+    // stored meanwhile (a second `listen`, the TUI), which this client missed live (its
+    // subscription was not in place yet, or its link was down), it would never see. Views are
+    // told it is stored, as the live path tells them.
+    const at = this.cache.cursor;
+    if (at !== null && at !== this.announced) this.emit({ type: "already_stored", cursor: at });
     let received = 0;
     // A page is opened as soon as it arrives (on the opener's threads), while the page before it
     // is written on this thread, and the page after it is read as soon as its start is known:
@@ -943,7 +949,12 @@ export class ChatClient {
     this.live.push(frame);
   }
 
+  /** The cache position this client last told its listeners about (a message, or already_stored). */
+  private announced: string | null = null;
+
   private emit(e: ClientEvent): void {
+    if (e.type === "message") this.announced = e.message.cursor;
+    else if (e.type === "already_stored") this.announced = e.cursor;
     for (const l of this.listeners) l(e);
   }
 }
