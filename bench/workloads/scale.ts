@@ -161,8 +161,8 @@ async function stackScaleRun(ctx: BenchContext, run: number): Promise<void> {
       // 50 clients a split would say nothing, so only the full sizes report it.
       const split = (who: "balancer" | "servers") => {
         if (ctx.quick) return;
-        const heap = who === "balancer" ? perClient("balancerHeap") : perClient("serversHeap");
-        const used = who === "balancer" ? perClient("balancerHeapUsed") : perClient("serversHeapUsed");
+        const heap = perClient(`${who}Heap`);
+        const used = perClient(`${who}HeapUsed`);
         ctx.results.add(`scale.perClient.${who}.jsHeap`, heap, {
           workload: w,
           label: "  of which the V8 heap (JavaScript; its size, as the OS holds it)",

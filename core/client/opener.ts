@@ -1,8 +1,9 @@
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import type { Sealer } from "../crypto/envelope.js";
 import { identitySecrets } from "../crypto/keys.js";
 import type { MailboxItem, PublicKeys } from "../protocol/schema.js";
+import { startWorker } from "../worker-start.js";
 import type { Contact } from "./cache.js";
 import type { ContactKeyView } from "./key-history.js";
 import { type Opened, openItem } from "./open.js";
@@ -54,6 +55,8 @@ export class Opener {
   >();
   private next = 0;
   private readonly threads: number;
+  /** Batches opened on the worker threads (the rest were opened on the calling thread). */
+  onThreads = 0;
   /** Batches each thread is working on: a thread is referenced while it has any (ref/unref do not count). */
   private readonly busy = new Map<Worker, number>();
 
@@ -79,6 +82,7 @@ export class Opener {
       const parts = await Promise.all(
         workers.map((w, i) => this.run(w, items.slice(i * share, (i + 1) * share), senders, own)),
       );
+      this.onThreads++;
       return parts.flat();
     } catch {
       // A thread that failed (or could not start) costs speed, never a message: open here.
@@ -122,7 +126,7 @@ export class Opener {
       secrets: this.options.sealers.map((s) => identitySecrets(s.identity)),
     };
     this.workers = Array.from({ length: this.threads }, () => {
-      const w = new Worker(script, { workerData });
+      const w = startWorker(script, { workerData });
       w.on("message", (m: { id: number; opened?: Opened[]; error?: string }) => {
         const waiter = this.waiting.get(m.id);
         if (!waiter) return;

@@ -52,6 +52,10 @@ describe("client opener (worker threads for large batches)", () => {
     try {
       const a = await threaded.open(items, lookup);
       const b = await here.open(items, lookup);
+      // The threads ran (a thread that fails falls back to the calling thread without a word):
+      // from source under tsx they could not start until core/worker-start.ts.
+      assert.equal(threaded.onThreads, 1, "opened on the worker threads");
+      assert.equal(here.onThreads, 0);
       assert.deepEqual(a, b);
       assert.deepEqual(
         a.map((o) => o.message.cursor),
