@@ -69,7 +69,7 @@ export class SessionManager {
   async login(
     req: Parameters<Authority["login"]>[0],
     signKey: string,
-    admit: (claim: () => Promise<void>) => Promise<number | undefined> = async () => 0,
+    admit: (claim: () => Promise<void>) => Promise<number> = async () => 0,
   ): Promise<ReturnType<Authority["login"]> & { lifetimeMs: number; settleMs?: number }> {
     const session = this.auth.login(req, signKey);
     let claimed = false;
@@ -77,14 +77,14 @@ export class SessionManager {
       if (claimed) return;
       claimed = true;
       if (!(await this.store.claimOnce(req.nonce, req.expires))) {
-        // Most often the resend of a login whose first attempt (maybe on another server) is
-        // still waiting out the device caches: answered later than that attempt can be, so
-        // the client's first answer is its session. A replay only gets its refusal later.
+        // Most often the resend of a login whose first attempt (maybe on another server) was
+        // slow or lost its answer: answered later than that attempt can be, so the client's
+        // first answer is its session. A replay only gets its refusal later.
         await this.holdRefusal(req.name);
         throw new ZmqchatError("unauthorized", "this login challenge was already used; log in again");
       }
     };
-    const settleMs = (await admit(claim)) ?? 0;
+    const settleMs = await admit(claim);
     await claim();
     return { ...session, lifetimeMs: this.auth.sessionTtlMs, ...(settleMs > 0 ? { settleMs } : {}) };
   }
