@@ -12,6 +12,7 @@ import { loginChallengeBytes, rotationBytes } from "../crypto/login.js";
 import { bindingKey, loginBindingProof, x25519Private, x25519PublicRaw } from "../crypto/session-binding.js";
 import { ZmqchatError } from "../errors.js";
 import { type Logger, silentLogger } from "../logger.js";
+import { isSubscribedFrame } from "../protocol/broker.js";
 import { uuidv7 } from "../protocol/ids.js";
 import {
   type GroupInfo,
@@ -934,6 +935,12 @@ export class ChatClient {
 
   private onDelivery(frame: Buffer): void {
     if (!this.session || this.closed) return;
+    // The balancer took our subscription: what was published before it may have passed us by.
+    if (isSubscribedFrame(frame)) {
+      if (this.listening)
+        void this.sync().catch((err) => this.log.warn({ err }, "sync after subscribing failed"));
+      return;
+    }
     // Typing and presence (ephemeral.ts): the relay writes the type first.
     if (frame.subarray(0, 32).includes('"type":"signal"')) {
       this.signals.receive(safeJson(frame));

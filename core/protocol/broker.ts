@@ -20,3 +20,21 @@ export const BrokerCommand = {
 /** Seconds between heartbeats, and how many may be missed before a peer counts as dead. */
 export const HEARTBEAT_INTERVAL_MS = 1000;
 export const HEARTBEAT_LIVENESS = 3;
+
+/**
+ * balancer → subscriber, published on a topic as soon as the balancer took a subscription to it
+ * (and forwarded it to the servers): what a server publishes on the topic after this frame
+ * reaches the subscriber. A listening client syncs when it arrives, so a message stored between
+ * its first sync and its subscription taking effect shows at once, not at the next message.
+ * Every subscriber of the topic hears it (a device's own sessions). A client from before this
+ * frame takes it as a malformed delivery, which makes it sync too.
+ */
+export const SUBSCRIBED_FRAME = '{"type":"subscribed"}';
+
+/** Whether a delivery frame is the balancer's SUBSCRIBED_FRAME. */
+export function isSubscribedFrame(frame: Uint8Array): boolean {
+  return (
+    frame.byteLength === SUBSCRIBED_FRAME.length &&
+    Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString("latin1") === SUBSCRIBED_FRAME
+  );
+}

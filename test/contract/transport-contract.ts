@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
+import { isSubscribedFrame } from "../../core/protocol/broker.js";
 import { errorFrame, okFrame, requestIdOf } from "../../core/protocol/frames.js";
 import type { ClientLink, ClientTransport, WorkerLink, WorkerTransport } from "../../core/transport.js";
 import { waitFor } from "../helpers/stack.js";
@@ -28,12 +29,18 @@ interface Reply {
 function watch(link: ClientLink) {
   const replies: Reply[] = [];
   const deliveries: Array<{ topic: string; frame: string }> = [];
+  /** Topics the broker said it took a subscription to (SUBSCRIBED_FRAME), kept apart from deliveries. */
+  const subscribed: string[] = [];
   link.onReply((f) => replies.push(JSON.parse(f.toString()) as Reply));
-  link.onDelivery((topic, f) => deliveries.push({ topic, frame: f.toString() }));
+  link.onDelivery((topic, f) => {
+    if (isSubscribedFrame(f)) subscribed.push(topic);
+    else deliveries.push({ topic, frame: f.toString() });
+  });
   return {
     link,
     replies,
     deliveries,
+    subscribed,
     /** Sends a request and waits for the reply with its id. */
     async ask(id: string, type: string, route: "broker" | "service", timeoutMs = 5000): Promise<Reply> {
       link.send(Buffer.from(JSON.stringify({ v: 1, id, type, body: {} })), route);
@@ -199,7 +206,7 @@ export function transportContract(name: string, open: () => Promise<TransportNet
       });
     });
 
-    it("a live delivery reaches subscribers of its full topic, and nobody else", async () => {
+    it("a live delivery reaches subscribers of its full topic, and nobody else; each is told its subscription was taken", async () => {
       await withNet(async (net, links) => {
         const server = await echoServer(net, "s1");
         try {
@@ -248,6 +255,11 @@ export function transportContract(name: string, open: () => Promise<TransportNet
           assert.ok(a.deliveries.every((d) => d.topic === mine));
           assert.deepEqual(b.deliveries, [], "another topic's subscriber heard it");
           assert.deepEqual(prefix.deliveries, [], "a prefix subscription heard it");
+          // Each admitted subscription was acknowledged on its own topic, to its subscriber only;
+          // the refused prefix was not.
+          assert.deepEqual(a.subscribed, [mine]);
+          assert.deepEqual(b.subscribed, [other]);
+          assert.deepEqual(prefix.subscribed, []);
         } finally {
           await server.close();
         }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Publisher, Subscriber } from "zeromq";
+import { SUBSCRIBED_FRAME } from "../../core/protocol/broker.js";
 import { bindBrokerSockets } from "../helpers/broker-sockets.js";
 import { waitFor } from "../helpers/stack.js";
 
@@ -30,8 +31,11 @@ test("broker: publications are forwarded all and in order, in bursts, after paus
       },
       10_000,
     );
+    // The broker said it took the subscription, once, before anything published on the topic.
+    assert.equal(got[0], SUBSCRIBED_FRAME);
+    assert.equal(got.filter((f) => f === SUBSCRIBED_FRAME).length, 1);
     // Probes sent while joining may still trail in: count from the first frame after them.
-    const frames = () => got.filter((f) => f !== "probe");
+    const frames = () => got.filter((f) => f !== "probe" && f !== SUBSCRIBED_FRAME);
     // A burst larger than the loop's run between yields (64), sent in one go.
     const expected: string[] = [];
     for (let i = 0; i < 5_000; i++) {

@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { Balancer } from "../../balancer/balancer.js";
 import { silentLogger } from "../../core/logger.js";
+import { isSubscribedFrame } from "../../core/protocol/broker.js";
 import type { ClientLink, WorkerLink } from "../../core/transport.js";
 import { ZeromqClientTransport, ZeromqWorkerTransport } from "../../transports/zeromq/index.js";
 import { SubscribedTopics } from "../../transports/zeromq/worker.js";
@@ -44,7 +45,12 @@ async function subscriber(b: Balancer, t: string): Promise<ClientLink> {
 async function attached(b: Balancer, server: WorkerLink): Promise<void> {
   const probe = topic();
   const link = await subscriber(b, probe);
-  const heard = new Promise<void>((resolve) => link.onDelivery(() => resolve()));
+  // The balancer's own notice that it took the subscription says nothing about the server.
+  const heard = new Promise<void>((resolve) =>
+    link.onDelivery((_t, frame) => {
+      if (!isSubscribedFrame(frame)) resolve();
+    }),
+  );
   let done = false;
   void heard.then(() => {
     done = true;

@@ -1,7 +1,7 @@
 import type { BrokerHandlers, BrokerSockets } from "../../core/broker-sockets.js";
 import { BrokerWorker, type WorkerSocketHandlers, type WorkerSockets } from "../../core/broker-worker.js";
 import { ClientLinkBase } from "../../core/client-link-base.js";
-import { HEARTBEAT_INTERVAL_MS } from "../../core/protocol/broker.js";
+import { HEARTBEAT_INTERVAL_MS, SUBSCRIBED_FRAME } from "../../core/protocol/broker.js";
 import { MAX_FRAME_BYTES } from "../../core/protocol/limits.js";
 import type { ClientTransport, Route, WorkerTransport } from "../../core/transport.js";
 
@@ -98,8 +98,27 @@ export class MemoryHub {
     for (const s of subs) later(() => s.deliverPublication(topic, copy));
   }
 
+  /**
+   * Subscriptions wait here instead of taking effect until the function returned is called (a
+   * test's slow subscription: a SUB socket still connecting, a balancer busy).
+   */
+  holdSubscriptions(): () => void {
+    const held: Array<() => void> = [];
+    this.held = held;
+    return () => {
+      if (this.held === held) this.held = null;
+      for (const apply of held) apply();
+    };
+  }
+
+  private held: Array<() => void> | null = null;
+
   /** @internal A subscription passes the broker's topic filter, as the XPUB in manual mode asks it. */
   subscribe(link: MemoryClientLink, topic: string, on: boolean): void {
+    if (this.held) {
+      this.held.push(() => this.subscribe(link, topic, on));
+      return;
+    }
     if (!on) {
       this.subscribers.get(topic)?.delete(link);
       return;
@@ -117,6 +136,8 @@ export class MemoryHub {
       this.subscribers.set(topic, subs);
     }
     subs.add(link);
+    // As the ZeroMQ broker: every subscriber of the topic hears that the subscription is in place.
+    this.publish(topic, SUBSCRIBED_FRAME);
   }
 
   /** @internal */

@@ -1,6 +1,7 @@
 import { Router, XPublisher, XSubscriber } from "zeromq";
 import type { BrokerHandlers, BrokerSockets } from "../../core/broker-sockets.js";
 import { readFairly } from "../../core/fair-loop.js";
+import { SUBSCRIBED_FRAME } from "../../core/protocol/broker.js";
 import { type CurveKeys, curveServerOptions } from "./curve.js";
 import { ImmediateSender } from "./immediate-sender.js";
 import { COMMON_SOCKET_OPTIONS, QUEUE_BYTES, QUEUE_FRAMES } from "./options.js";
@@ -9,6 +10,9 @@ import { Outbound } from "./outbound.js";
 /** ZMQ_SUBSCRIBE / ZMQ_UNSUBSCRIBE, applied by an XPUB in manual mode to the peer that last sent one. */
 const ZMQ_SUBSCRIBE = 6;
 const ZMQ_UNSUBSCRIBE = 7;
+
+/** Published on a topic once the balancer took a subscription to it (core/protocol/broker.ts). */
+const SUBSCRIBED = Buffer.from(SUBSCRIBED_FRAME);
 
 /** ZMQ_IN_BATCH_SIZE / ZMQ_OUT_BATCH_SIZE (libzmq 4.3 draft options; 8,192 bytes by default). */
 const ZMQ_IN_BATCH_SIZE = 101;
@@ -230,7 +234,9 @@ export class ZeromqBrokerSockets implements BrokerSockets {
    * its client does not use, as the plain topic beside a batch topic) never leaves the server.
    * The XSUB counts: a topic two clients subscribed stays subscribed upstream until both left
    * (an XPUB in manual mode reports a leaving client's topics as unsubscriptions), and it sends
-   * every subscription it holds to a server that connects (or reconnects) later.
+   * every subscription it holds to a server that connects (or reconnects) later. Then it tells
+   * the topic's subscribers that the subscription is in place (SUBSCRIBED_FRAME): a listening
+   * client syncs on it, covering what was published before.
    */
   private async readSubscriptions(): Promise<void> {
     await this.guard(async () => {
@@ -245,6 +251,7 @@ export class ZeromqBrokerSockets implements BrokerSockets {
         }
         this.xpub.accept(topic, kind === 1);
         this.upstream.push([msg]);
+        if (kind === 1) this.toSubscribers.push([topic, SUBSCRIBED]);
       }
     });
   }
