@@ -8,6 +8,8 @@ import { type RealStack, startStack, waitFor } from "../helpers/stack.js";
 interface Listener {
   child: ChildProcess;
   out(): string;
+  /** What it wrote to stderr (its connection states). */
+  err(): string;
   texts(): string[];
   stop(): Promise<number | null>;
 }
@@ -35,9 +37,14 @@ describe("listen fed by client events (real processes)", () => {
     child.stdout!.on("data", (d) => {
       out += d;
     });
+    let err = "";
+    child.stderr!.on("data", (d) => {
+      err += d;
+    });
     return {
       child,
       out: () => out,
+      err: () => err,
       texts: () =>
         out
           .split("\n")
@@ -55,6 +62,11 @@ describe("listen fed by client events (real processes)", () => {
     const one = listen("bob");
     const two = listen("bob");
     try {
+      // `listen` prints what arrived after the profile's listen mark as it read it when it began,
+      // and each listen moves that mark as it prints. A listen that began after the other one had
+      // printed the first message starts past it, by design: so both must have begun (read the
+      // mark) before it is sent. Each reads the mark before it connects, so "online" says so.
+      await waitFor("both listens began", () => [one, two].every((l) => l.err().includes("online")));
       // Both live: a first message reaches both (stored by one, found stored by the other).
       assert.equal((await stack.cli("alice", ["send", "bob", "warm-up"])).code, 0);
       await waitFor("both listens print the first message", () =>
