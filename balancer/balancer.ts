@@ -6,6 +6,7 @@ import { BrokerCommand, HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS } from "../cor
 import { decodeJson } from "../core/protocol/codec.js";
 import { errorFrame, okFrame, requestIdOf } from "../core/protocol/frames.js";
 import { TOPIC_PATTERN } from "../core/protocol/limits.js";
+import { topicTagged } from "../core/protocol/topics.js";
 import {
   type BrokerEndpoints,
   type CurveKeys,
@@ -37,6 +38,12 @@ export interface BalancerOptions {
    * when given (else any device key is admitted: users still prove who they are by signing in).
    */
   curve?: { keys: CurveKeys; allowServers: Set<string>; allowClients: Set<string> | null };
+  /**
+   * The delivery topics' tag key (core/protocol/topics.ts): with it, only topics a server issued
+   * may be subscribed to. Without it any full-length topic passes, and a client can make this
+   * balancer and every server hold a subscription for each of as many made-up topics as it sends.
+   */
+  topicKey?: Buffer | null;
 }
 
 /** How long the balancer remembers which server was given a request (late replies still count). */
@@ -94,12 +101,16 @@ export class Balancer {
           if (ticket) this.forward(ticket.peer, parts[2] as Buffer);
         }
       },
-      acceptTopic: (topic) => topic.length === 64 && TOPIC_PATTERN.test(topic.toString("latin1")),
+      acceptTopic: (topic) =>
+        topic.length === 64 &&
+        (options.topicKey
+          ? topicTagged(options.topicKey, topic)
+          : TOPIC_PATTERN.test(topic.toString("latin1"))),
       onRefusedTopic: (topic) => {
         metrics.refused("subscription");
         options.log.warn(
           { length: topic.length },
-          "refused a subscription that is not a full delivery topic",
+          "refused a subscription that is not a delivery topic a server issued",
         );
       },
     });
@@ -234,6 +245,8 @@ export class Balancer {
           pubPort: this.pubPorts.out,
           pubHost: this.options.publicHost,
           version: this.options.version,
+          // It publishes SUBSCRIBED_FRAME on each subscription it takes (core/protocol/broker.ts).
+          subscribed: true,
         };
       } else if (req.type === "ping") {
         body = { time: new Date().toISOString() };

@@ -536,15 +536,32 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option("--curve-keys <file>", "turn on CurveZMQ with this key pair (zmqchat curve keygen)")
     .option("--curve-servers <file>", "servers' CURVE public keys allowed in, one per line")
     .option("--curve-clients <file>", "client device keys allowed in, one per line (default: any device)")
+    .option(
+      "--topic-key-file <file>",
+      "admit only delivery topics the servers issued (zmqchat topic-key makes the file from the cluster secret)",
+    )
     .option("--insecure", "run without CurveZMQ (plaintext; required when no --curve-keys)")
     .option("--http-port <port>", "serve /healthz and /metrics on this port")
     .option("--http-host <host>", "address for the HTTP port", OPERATOR_DEFAULTS.httpHost)
     .option("--log-level <level>", "trace, debug, info, warn, error", OPERATOR_DEFAULTS.logLevel)
     .addHelpText(
       "after",
-      "\nExample:\n  zmqchat balancer --bind 0.0.0.0 --port 5570 --http-port 9100 --curve-keys /etc/zmqchat/balancer.curve --curve-servers /etc/zmqchat/servers.allow",
+      "\nExample:\n  zmqchat balancer --bind 0.0.0.0 --port 5570 --http-port 9100 --curve-keys /etc/zmqchat/balancer.curve --curve-servers /etc/zmqchat/servers.allow --topic-key-file /etc/zmqchat/topic.key",
     )
     .action(run(async (cmd, flags: BalancerFlags) => (await loadServe()).balancerCommand(cmd, io, flags)));
+  program
+    .command("topic-key")
+    .description(
+      "print the key balancers check delivery topics with (operators), from the cluster secret: for balancer --topic-key-file",
+    )
+    .option("--secret-file <file>", "read the cluster secret from this file (else ZMQCHAT_CLUSTER_SECRET)")
+    .addHelpText(
+      "after",
+      "\nExample:\n  zmqchat topic-key --secret-file /etc/zmqchat/cluster-secret > /etc/zmqchat/topic.key",
+    )
+    .action(
+      run(async (_cmd, flags: { secretFile?: string }) => (await loadServe()).topicKeyCommand(io, flags)),
+    );
 
   const config = program
     .command("config")

@@ -18,6 +18,7 @@ import {
   x25519PublicRaw,
 } from "../core/crypto/session-binding.js";
 import { ZmqchatError } from "../core/errors.js";
+import { TOPIC_ID_BYTES, taggedTopic, topicTagKey } from "../core/protocol/topics.js";
 
 /** After a topic period ends, deliveries also go to the old topic this long, while clients move over. */
 const TOPIC_GRACE_MS = 15 * 60_000;
@@ -86,7 +87,11 @@ export class Authority {
       Buffer.from(hkdfSync("sha256", secret, Buffer.alloc(0), "zmqchat-session-binding-x25519", 32)),
     );
     this.bindPublic = x25519PublicRaw(this.bindPrivate);
+    this.tagKey = topicTagKey(secret);
   }
+
+  /** The key of delivery topics' tags (core/protocol/topics.ts): the balancers hold it too. */
+  private readonly tagKey: Buffer;
 
   private readonly bindPrivate: KeyObject;
   private readonly bindPublic: Buffer;
@@ -276,17 +281,21 @@ export class Authority {
    * without the cluster secret, and that stops working when the period ends, so a leaked topic
    * is worth a day at most. Clients log in again for the next one.
    */
-  topic(name: string, epoch = this.epoch(), device = "-", batched = false): string {
-    const key = `${name}\n${epoch}\n${device}\n${batched}`;
+  topic(name: string, epoch = this.epoch(), device = "-", batched = false, legacy = false): string {
+    const key = `${name}\n${epoch}\n${device}\n${batched}\n${legacy}`;
     let t = this.topics.get(key);
     if (!t) {
       // Each device has its own topic (server/devices.ts); "-" (a login without a device id) keeps the user's.
       const what = device === "-" ? `topic\n${name}\n${epoch}` : `topic-device\n${name}\n${device}\n${epoch}`;
       // The batched topic (deliveries several to a frame, server/delivery-publisher.ts) is a MAC
       // under a label of its own: as unguessable as the plain one, and never a prefix of it.
-      t = createHmac("sha256", this.secret)
+      const mac = createHmac("sha256", this.secret)
         .update(batched ? `batched\n${what}` : what)
-        .digest("hex");
+        .digest();
+      // Its first 16 bytes and their tag, which a balancer checks (core/protocol/topics.ts).
+      // The whole MAC was the topic before tagged topics: still published to while a client
+      // logged in before them holds one (deliveryTopics, `legacy`).
+      t = legacy ? mac.toString("hex") : taggedTopic(this.tagKey, mac.subarray(0, TOPIC_ID_BYTES));
       if (this.topics.size > 100_000) this.topics.clear();
       this.topics.set(key, t);
     }
@@ -296,13 +305,20 @@ export class Authority {
   /**
    * Where to publish a user's delivery: this period's topic, and the last one's during a grace
    * time after the change. `batched`: the topics of clients that take several deliveries a frame.
+   * `legacy`: the topics logins gave before tagged topics (published to only while a balancer
+   * holds a subscription to one: server/delivery-publisher.ts).
    */
-  deliveryTopics(name: string, devices: readonly string[] = ["-"], batched = false): string[] {
+  deliveryTopics(
+    name: string,
+    devices: readonly string[] = ["-"],
+    batched = false,
+    legacy = false,
+  ): string[] {
     const now = this.clock.now();
     const epoch = this.epoch(now);
     const intoPeriod = now - epoch * this.topicPeriodMs;
     const epochs = intoPeriod < TOPIC_GRACE_MS ? [epoch, epoch - 1] : [epoch];
-    return devices.flatMap((d) => epochs.map((e) => this.topic(name, e, d, batched)));
+    return devices.flatMap((d) => epochs.map((e) => this.topic(name, e, d, batched, legacy)));
   }
 
   private epoch(now = this.clock.now()): number {

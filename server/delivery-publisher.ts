@@ -99,9 +99,15 @@ export class DeliveryPublisher {
           if (this.deps.subscribed?.(topic) === false) continue;
           for (const frame of mine.frames) this.deps.publish(topic, frame);
         }
-        if (d.batched.length === 0) continue;
+        // A topic from before tagged topics only while someone holds it (the link must know).
+        for (const topic of d.legacyPlain)
+          if (this.deps.subscribed?.(topic) === true)
+            for (const frame of mine.frames) this.deps.publish(topic, frame);
+        const batched = d.legacyBatched.filter((t) => this.deps.subscribed?.(t) === true);
+        if (d.batched.length > 0) batched.push(...d.batched);
+        if (batched.length === 0) continue;
         mine.batches ??= batchFrames(owner, mine.frames);
-        for (const frame of mine.batches) for (const topic of d.batched) this.deps.publish(topic, frame);
+        for (const frame of mine.batches) for (const topic of batched) this.deps.publish(topic, frame);
       }
     });
   }

@@ -14,6 +14,13 @@ export interface DeviceTopics {
   device: string;
   plain: string[];
   batched: string[];
+  /**
+   * The topics logins gave before tagged topics (server/auth.ts), plain and batched: a client
+   * logged in before an upgrade still holds one until its next login. Published to only while a
+   * balancer holds a subscription to it (server/delivery-publisher.ts).
+   */
+  legacyPlain: string[];
+  legacyBatched: string[];
 }
 /** How long a link code's sealed identity is kept at most. */
 export const LINK_TTL_MAX_MS = 10 * 60_000;
@@ -111,6 +118,8 @@ export class DeviceRegistry {
       device,
       plain: this.auth.deliveryTopics(owner, [device]),
       batched: this.auth.deliveryTopics(owner, [device], true),
+      legacyPlain: this.auth.deliveryTopics(owner, [device], false, true),
+      legacyBatched: this.auth.deliveryTopics(owner, [device], true, true),
     }));
   }
 

@@ -12,6 +12,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { topicTagKey } from "../core/protocol/topics.js";
 import { type CurveKeys, makeCurveKeys, Z85_KEY } from "../transports/zeromq/index.js";
 
 /** Files of the local stack under the zmqchat home: `HOME/stack/`. */
@@ -21,6 +22,7 @@ export function stackPaths(home: string) {
     dir,
     state: join(dir, "state.json"),
     secret: join(dir, "secret"),
+    topicKey: join(dir, "topic.key"),
     store: join(dir, "store.db"),
     logs: join(dir, "logs"),
     curve: join(dir, "curve"),
@@ -121,6 +123,17 @@ export function ensureStackSecret(home: string): string {
   if (!existsSync(paths.secret))
     writeFileSync(paths.secret, randomBytes(32).toString("hex"), { mode: 0o600 });
   return paths.secret;
+}
+
+/**
+ * The local stack's topic tag key (core/protocol/topics.ts), from its cluster secret, for the
+ * balancer's --topic-key-file: written again each time, so it always matches the secret.
+ */
+export function ensureStackTopicKey(home: string): string {
+  const paths = stackPaths(home);
+  const secret = Buffer.from(readFileSync(ensureStackSecret(home), "utf8").trim());
+  writeFileSync(paths.topicKey, topicTagKey(secret).toString("hex"), { mode: 0o600 });
+  return paths.topicKey;
 }
 
 export interface ProcessSpec {

@@ -7,6 +7,7 @@ import { rateLimitsFromEnv } from "../../balancer/rate-limit.js";
 import { parseDuration } from "../../core/config/duration.js";
 import { ZmqchatError } from "../../core/errors.js";
 import { startOpsServer } from "../../core/ops.js";
+import { parseTopicKey, topicTagKey } from "../../core/protocol/topics.js";
 import { fileLimitsFromEnv } from "../../server/blobs/files.js";
 import { defaultBlobUrl, openBlobStore } from "../../server/blobs/open.js";
 import { serverQuotasFromEnv } from "../../server/limits.js";
@@ -178,7 +179,23 @@ export interface BalancerFlags {
   curveKeys?: string;
   curveServers?: string;
   curveClients?: string;
+  topicKeyFile?: string;
   insecure?: boolean;
+}
+
+/** The delivery topics' tag key from --topic-key-file (zmqchat topic-key writes it). */
+function readTopicKey(file: string): Buffer {
+  const key = parseTopicKey(readSecretFile(file));
+  if (!key)
+    throw new ZmqchatError("usage", `${file} does not hold a topic key (64 hex characters)`, {
+      hint: "zmqchat topic-key --secret-file CLUSTER_SECRET_FILE > FILE makes it",
+    });
+  return key;
+}
+
+/** `zmqchat topic-key`: the delivery topics' tag key of a cluster secret, for its balancers. */
+export function topicKeyCommand(io: Io, flags: { secretFile?: string }): void {
+  io.out(topicTagKey(clusterSecret(flags.secretFile, process.env)).toString("hex"));
 }
 
 export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlags): Promise<void> {
@@ -202,6 +219,12 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
       }
     : undefined;
   if (!curve) log.warn({ insecure: true }, INSECURE_WARNING);
+  const topicKey = flags.topicKeyFile ? readTopicKey(flags.topicKeyFile) : null;
+  if (!topicKey)
+    log.warn(
+      { topicKey: false },
+      "no --topic-key-file: any full-length topic may be subscribed to, so a client can fill this balancer's and the servers' memory with made-up subscriptions",
+    );
   const start = (base: number) => {
     const at = (offset: number) => `tcp://${flags.bind}:${base + offset}`;
     return Balancer.start({
@@ -212,6 +235,7 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
       log,
       metrics,
       rateLimits: rateLimitsFromEnv(process.env),
+      topicKey,
     });
   };
   // --port 0: four free ports in a row, PORT to PORT+3 as the help says (another process may

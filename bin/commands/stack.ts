@@ -8,6 +8,7 @@ import { ZmqchatError } from "../../core/errors.js";
 import {
   ensureStackCurve,
   ensureStackSecret,
+  ensureStackTopicKey,
   isAlive,
   type ProcessSpec,
   readStackState,
@@ -49,6 +50,7 @@ export function stackSpecs(
 ): ProcessSpec[] {
   const http = (offset: number) => (httpPort === undefined ? [] : ["--http-port", String(httpPort + offset)]);
   const secret = ensureStackSecret(home);
+  const topicKey = ensureStackTopicKey(home);
   const curve = insecure ? null : ensureStackCurve(home, servers);
   const specs: ProcessSpec[] = [
     {
@@ -64,6 +66,8 @@ export function stackSpecs(
         ...(curve
           ? ["--curve-keys", curve.balancerKeys, "--curve-servers", curve.serversAllow]
           : ["--insecure"]),
+        "--topic-key-file",
+        topicKey,
         ...http(0),
       ],
     },

@@ -71,6 +71,11 @@ export class RequestChannel {
   private readonly endpoints: string[];
   /** Some balancer answered this client: from then on silence is an outage to wait out, not "nothing runs there". */
   private everAnswered = false;
+  /**
+   * The current link's balancer tells a subscriber when it took its subscription (its hello
+   * said `subscribed`): a subscription it does not confirm was refused or lost.
+   */
+  confirmsSubscriptions = false;
   /** Cuts a first-contact hello short when the link reports its peer refused the connection. */
   private onRefused: (() => void) | null = null;
   private readonly firstContactMs: number;
@@ -325,6 +330,7 @@ export class RequestChannel {
         if (!info.success) throw new ZmqchatError("internal", "the balancer sent a malformed hello");
         this.everAnswered = true;
         this.options.endpointMemory?.answered(this.endpoint);
+        this.confirmsSubscriptions = info.data.subscribed === true;
         this.link.openDeliveries(info.data.pubPort, info.data.pubHost);
         this.hooks.linkOpened();
         this.setState("online");

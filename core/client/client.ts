@@ -87,6 +87,8 @@ export interface ChatClientOptions {
   attemptTimeoutMs?: number;
   /** Default deadline of a whole request, retries included. */
   requestTimeoutMs?: number;
+  /** How long a listening client first waits for its subscription's confirmation (default 5 s; tests). */
+  subscribeConfirmMs?: number;
   /** This device's CURVE secret key (raw X25519, 32 bytes): sessions are bound to it when the service offers binding. */
   curveSecret?: Buffer;
   /** Remembers endpoints that did not answer, so they are tried last (by this and later clients). */
@@ -111,6 +113,9 @@ export type { Target } from "./keybook.js";
 const SYNC_PAGE = 1000;
 /** How long after a first login's `settleMs` a listening client syncs (scheduleSettleSync). */
 const SETTLE_MARGIN_MS = 250;
+/** How long a listening client waits for the balancer to confirm its subscription, at first and at most. */
+const SUBSCRIBE_CONFIRM_MS = 5000;
+const SUBSCRIBE_CONFIRM_MAX_MS = 300_000;
 
 /**
  * The headless chat client shared by the CLI and the TUI: the only code that talks to the
@@ -390,7 +395,11 @@ export class ChatClient {
     } catch (err) {
       this.log.warn({ err }, "could not note this client among the profile's live clients");
     }
+    // Logging in again because the subscription went unconfirmed: subscribe afresh even to the same topic.
+    if (this.resubscribe && previous) this.channel.unsubscribe(previous);
+    this.resubscribe = false;
     this.channel.subscribe(this.session.topic);
+    this.expectConfirmation();
     if (previous && previous !== this.session.topic) this.channel.unsubscribe(previous);
     this.staleTopic = null;
     this.scheduleTopicRefresh(r.topicExpires);
@@ -474,6 +483,43 @@ export class ChatClient {
       void this.sync().catch((err) => this.log.warn({ err }, "sync after the first login failed"));
     }, settleMs + SETTLE_MARGIN_MS);
     this.settleTimer.unref();
+  }
+
+  private confirmTimer: NodeJS.Timeout | null = null;
+  private confirmMs = 0;
+  private resubscribe = false;
+
+  /**
+   * A listening client whose balancer confirms subscriptions (channel.confirmsSubscriptions)
+   * expects SUBSCRIBED_FRAME after subscribing. None within the wait: the balancer refused the
+   * topic (one from a login before the balancers checked topics' tags, core/protocol/topics.ts)
+   * or lost it, and no live delivery would come; the client logs in again for a topic the
+   * servers issue now, waiting twice as long each time it goes on missing (up to 5 minutes).
+   */
+  private expectConfirmation(): void {
+    if (this.confirmTimer) clearTimeout(this.confirmTimer);
+    this.confirmTimer = null;
+    if (!this.listening || !this.channel.confirmsSubscriptions) return;
+    this.confirmMs ||= this.options.subscribeConfirmMs ?? SUBSCRIBE_CONFIRM_MS;
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = null;
+      if (this.closed || !this.session) return;
+      this.log.warn(
+        { waitedMs: this.confirmMs },
+        "the balancer did not confirm the subscription to live deliveries; logging in again",
+      );
+      this.confirmMs = Math.min(this.confirmMs * 2, SUBSCRIBE_CONFIRM_MAX_MS);
+      this.resubscribe = true;
+      this.session = null;
+      void this.login().catch((err) => this.log.warn({ err }, "logging in again for live deliveries failed"));
+    }, this.confirmMs);
+    this.confirmTimer.unref();
+  }
+
+  private confirmed(): void {
+    if (this.confirmTimer) clearTimeout(this.confirmTimer);
+    this.confirmTimer = null;
+    this.confirmMs = this.options.subscribeConfirmMs ?? SUBSCRIBE_CONFIRM_MS;
   }
 
   /** Logs in again shortly before the delivery topic expires, moves to the new topic, and syncs the gap. */
@@ -835,6 +881,7 @@ export class ChatClient {
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.topicTimer) clearTimeout(this.topicTimer);
     if (this.settleTimer) clearTimeout(this.settleTimer);
+    if (this.confirmTimer) clearTimeout(this.confirmTimer);
     if (this.renewTimer) clearTimeout(this.renewTimer);
     await this.channel.close();
     await this.opener.close();
@@ -925,6 +972,7 @@ export class ChatClient {
       linkOpened: () => {
         if (!this.session) return;
         this.channel.subscribe(this.session.topic);
+        this.expectConfirmation();
         // Anything published while we were away is in the mailbox.
         void this.sync().catch((err) => this.log.warn({ err }, "sync after reconnect failed"));
       },
@@ -935,8 +983,11 @@ export class ChatClient {
 
   private onDelivery(frame: Buffer): void {
     if (!this.session || this.closed) return;
+    // Anything on our topic shows the subscription is in place (its confirmation may have been dropped).
+    if (this.confirmTimer) this.confirmed();
     // The balancer took our subscription: what was published before it may have passed us by.
     if (isSubscribedFrame(frame)) {
+      this.confirmed();
       if (this.listening)
         void this.sync().catch((err) => this.log.warn({ err }, "sync after subscribing failed"));
       return;

@@ -304,7 +304,13 @@ const sendReply = z.object({
 
 /** Reply bodies, by request type. The client validates every reply it gets. */
 export const replyBodies = {
-  hello: z.object({ pubPort: z.number().int(), pubHost: z.string().nullable(), version: z.string() }),
+  hello: z.object({
+    pubPort: z.number().int(),
+    pubHost: z.string().nullable(),
+    version: z.string(),
+    /** The balancer tells each subscriber when it took its subscription (SUBSCRIBED_FRAME). */
+    subscribed: z.boolean().optional(),
+  }),
   ping: z.object({ time: z.string() }),
   register: z.object({ created: z.boolean() }),
   challenge: z.object({

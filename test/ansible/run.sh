@@ -405,6 +405,41 @@ chat() {
 }
 check "chat through the deployed balancer: register alice, bob, carol; 1:1; group" chat
 
+topic_key_deployed() {
+  local file=$ZMQCHAT_LOCAL_ROOT/balancer1/etc/topic.key
+  grep -q -- "--topic-key-file" "$ZMQCHAT_LOCAL_ROOT/balancer1/opt/sbin/zmqchat-balancer" || { echo "the balancer runs without --topic-key-file"; return 1; }
+  [ "$(stat -c %a "$file")" = 640 ] || { echo "the topic key file is not 0640"; return 1; }
+  [ ! -e "$ZMQCHAT_LOCAL_ROOT/balancer1/etc/cluster-secret" ] || { echo "the balancer was given the cluster secret"; return 1; }
+  # The key the controller derived is the one the servers' secret gives (core/protocol/topics.ts).
+  local want
+  want=$(node "$ZMQCHAT_LOCAL_ROOT/server1/opt/releases/$V1/dist/bin/zmqchat.js" topic-key \
+    --secret-file "$ZMQCHAT_LOCAL_ROOT/server1/etc/cluster-secret") || return 1
+  [ "$(tr -d '\n' <"$file")" = "$want" ] || { echo "the balancer's topic key does not match the servers' secret"; return 1; }
+  # And a live delivery passes it: bob listens, alice sends, bob's listen prints it. Started as a
+  # plain command, so $! is node itself (a backgrounded function would be a subshell, and a
+  # background job of a non-interactive shell ignores SIGINT).
+  node "$ZMQCHAT_LOCAL_ROOT/server1/opt/releases/$V1/dist/bin/zmqchat.js" --home "$CLI_HOME" \
+    --config "$CLIENT_CONFIG" --user bob --endpoint tcp://127.0.0.1:15555 listen --json \
+    >"$WORK/bob-listen.out" 2>"$WORK/bob-listen.err" &
+  local pid=$! i
+  for i in $(seq 1 100); do grep -q online "$WORK/bob-listen.err" && break; sleep 0.1; done
+  zc alice send bob "live through the deployed balancer" >/dev/null || { kill "$pid"; return 1; }
+  for i in $(seq 1 150); do
+    if grep -q "live through the deployed balancer" "$WORK/bob-listen.out"; then
+      kill -TERM "$pid"
+      wait "$pid" || true
+      return 0
+    fi
+    sleep 0.1
+  done
+  kill -TERM "$pid"
+  wait "$pid" || true
+  cat "$WORK/bob-listen.err"
+  echo "bob's listen did not print alice's message"
+  return 1
+}
+check "the balancer checks delivery topics with the key derived from the servers' secret (not the secret), and a live delivery passes it" topic_key_deployed
+
 rogue_gets_nothing() {
   # The attack of issue 12, against what Ansible deployed: a raw DEALER announcing READY on
   # the backend port and a raw PUB on the publication port, while alice chats with bob.

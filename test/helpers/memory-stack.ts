@@ -5,6 +5,7 @@ import { Cache } from "../../core/client/cache.js";
 import { ChatClient } from "../../core/client/client.js";
 import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
 import { silentLogger } from "../../core/logger.js";
+import { topicTagKey } from "../../core/protocol/topics.js";
 import type { WorkerTransport } from "../../core/transport.js";
 import type { ServerQuotas } from "../../server/limits.js";
 import { ChatServer } from "../../server/server.js";
@@ -28,7 +29,8 @@ export async function startMemoryStack(
   } = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), "zmqchat-mem-"));
-  const broker = startMemoryBroker();
+  // The broker admits only topics the servers issued, as a balancer with --topic-key-file does.
+  const broker = startMemoryBroker({ topicKey: topicTagKey(TEST_SECRET) });
   const hub = broker.hub;
   const store = options.store ?? new SqliteStore(join(dir, "store.db"));
   await store.init();
@@ -65,7 +67,10 @@ export async function startMemoryStack(
   }
   const clients: ChatClient[] = [];
   const transport = hub.clientTransport();
-  async function client(name: string, opts: { register?: boolean; home?: string } = {}): Promise<ChatClient> {
+  async function client(
+    name: string,
+    opts: { register?: boolean; home?: string; subscribeConfirmMs?: number } = {},
+  ): Promise<ChatClient> {
     const home = opts.home ?? join(dir, "homes", name);
     const paths = profilePaths(home, name);
     const identity = ensureIdentity(paths, name);
@@ -76,6 +81,7 @@ export async function startMemoryStack(
       cache: new Cache(paths.cache),
       attemptTimeoutMs: 500,
       requestTimeoutMs: 5000,
+      subscribeConfirmMs: opts.subscribeConfirmMs,
     });
     clients.push(c);
     if (opts.register !== false) await c.register();

@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { topicTagKey } from "../../core/protocol/topics.js";
 import { type CurveKeys, makeCurveKeys } from "../../transports/zeromq/index.js";
 import { type CliResult, runCli, ZMQCHAT_BIN } from "./cli.js";
 
@@ -253,6 +254,8 @@ export async function startStack(
      * balancerArgs / serverArgs bring their own `--curve-keys`.
      */
     insecure?: boolean;
+    /** False: the balancers run without --topic-key-file (any full-length topic passes, as before tagged topics). */
+    topicKey?: boolean;
     /** Each balancer with a key pair of its own (servers pin one key per balancer). */
     keyPerBalancer?: boolean;
     /** Names the processes (`LABEL-balancer`, `LABEL-server-N`) and the servers' ids (`LABEL-N`); default `it`. */
@@ -279,8 +282,14 @@ export async function startStack(
     options.insecure || sets(options.balancerArgs ?? [])
       ? null
       : makeStackCurve(dir, options.keyPerBalancer ? nBalancers : 1);
+  // The balancers admit only topics the servers issued (core/protocol/topics.ts), as `zmqchat up`'s does.
+  const topicKeyFile = join(dir, "topic.key");
+  writeFileSync(topicKeyFile, topicTagKey(Buffer.from(CLUSTER_SECRET)).toString("hex"), { mode: 0o600 });
   const balancerArgs = (i: number) => [
     ...(options.balancerArgs ?? []),
+    ...(options.topicKey === false || (options.balancerArgs ?? []).includes("--topic-key-file")
+      ? []
+      : ["--topic-key-file", topicKeyFile]),
     ...(options.insecure ? ["--insecure"] : []),
     ...(ownCurve
       ? [

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Dealer, Publisher, Subscriber } from "zeromq";
+import { parseTopicKey, taggedTopic } from "../../core/protocol/topics.js";
 import { type CurveKeys, findBalancerKey, makeCurveKeys } from "../../transports/zeromq/index.js";
 import { runCli } from "../helpers/cli.js";
 import { freeBasePort, type RealStack, startStack, waitFor } from "../helpers/stack.js";
@@ -179,10 +180,15 @@ describe("the service plane: only listed servers join, publish and answer", () =
   });
 
   it("a raw PUB cannot get a frame to a client's SUB; a listed server's PUB can, and on --insecure anyone can", async () => {
-    const topic = "ab".repeat(32);
+    // A topic the stack's balancer admits: tagged with its key (core/protocol/topics.ts).
+    const topicOf = (s: UpStack) =>
+      taggedTopic(
+        parseTopicKey(readFileSync(join(s.home, "stack", "topic.key"), "utf8"))!,
+        Buffer.alloc(16, 0xab),
+      );
     const watch = (s: UpStack, key: string | null) => {
       const sub = new Subscriber({ linger: 0, ...(key ? curveOf(key, makeCurveKeys()) : {}) });
-      sub.subscribe(topic);
+      sub.subscribe(topicOf(s));
       sub.connect(`tcp://127.0.0.1:${s.port + 3}`);
       const got: string[] = [];
       void (async () => {
@@ -209,12 +215,12 @@ describe("the service plane: only listed servers join, publish and answer", () =
     try {
       // The rogues publish all along; the listed key's frame arriving proves the SUB is subscribed.
       await waitFor("a listed server's publication to arrive", async () => {
-        for (const r of rogues) await r.send([topic, "forged"]);
-        await real.send([topic, "genuine"]);
+        for (const r of rogues) await r.send([topicOf(secure), "forged"]);
+        await real.send([topicOf(secure), "genuine"]);
         return client.got.includes("genuine");
       });
-      for (const r of rogues) await r.send([topic, "forged"]);
-      await real.send([topic, "genuine again"]);
+      for (const r of rogues) await r.send([topicOf(secure), "forged"]);
+      await real.send([topicOf(secure), "genuine again"]);
       await waitFor("the second genuine frame", () => client.got.includes("genuine again"));
       assert.ok(!client.got.includes("forged"), "a rogue publisher reached the client");
     } finally {
@@ -224,7 +230,7 @@ describe("the service plane: only listed servers join, publish and answer", () =
     const anyone = publisher(insecure, {});
     try {
       await waitFor("the plaintext rogue's frame on the --insecure stack", async () => {
-        await anyone.send([topic, "forged"]);
+        await anyone.send([topicOf(insecure), "forged"]);
         return control.got.includes("forged");
       });
     } finally {

@@ -115,7 +115,15 @@ describe("delivery publisher (server/delivery-publisher.ts)", () => {
           slow = false;
           await new Promise((r) => setTimeout(r, 30));
         }
-        return [{ device: "-", plain: [`${owner}-plain`], batched: [`${owner}-batched`] }];
+        return [
+          {
+            device: "-",
+            plain: [`${owner}-plain`],
+            batched: [`${owner}-batched`],
+            legacyPlain: [],
+            legacyBatched: [],
+          },
+        ];
       },
       publish: (topic, frame) => published.push([topic, frame]),
       failed: (err) => {
@@ -143,12 +151,28 @@ describe("delivery publisher (server/delivery-publisher.ts)", () => {
     assert.equal(JSON.parse(on("alice-batched")[0]!).type, "deliver", "one alone is not wrapped");
   });
 
-  it("skips a plain topic the link knows nobody subscribed to; publishes one it cannot tell about; batched topics always", async () => {
+  it("skips a plain topic the link knows nobody subscribed to; publishes one it cannot tell about; batched topics always; a legacy topic only when the link knows it is held", async () => {
     const published: string[] = [];
     // bob-plain: known unsubscribed; carol-plain: known subscribed; dave-plain: the link cannot tell.
-    const known: Record<string, boolean | undefined> = { "bob-plain": false, "carol-plain": true };
+    // Legacy topics (from before tagged topics): carol's both held, bob's known not, dave's unknown.
+    const known: Record<string, boolean | undefined> = {
+      "bob-plain": false,
+      "carol-plain": true,
+      "carol-legacy-plain": true,
+      "carol-legacy-batched": true,
+      "bob-legacy-plain": false,
+      "bob-legacy-batched": false,
+    };
     const p = new DeliveryPublisher({
-      topics: async (owner) => [{ device: "-", plain: [`${owner}-plain`], batched: [`${owner}-batched`] }],
+      topics: async (owner) => [
+        {
+          device: "-",
+          plain: [`${owner}-plain`],
+          batched: [`${owner}-batched`],
+          legacyPlain: [`${owner}-legacy-plain`],
+          legacyBatched: [`${owner}-legacy-batched`],
+        },
+      ],
       publish: (topic) => published.push(topic),
       subscribed: (topic) => known[topic],
       failed: (err) => {
@@ -160,6 +184,8 @@ describe("delivery publisher (server/delivery-publisher.ts)", () => {
     assert.deepEqual(published.sort(), [
       "bob-batched",
       "carol-batched",
+      "carol-legacy-batched",
+      "carol-legacy-plain",
       "carol-plain",
       "dave-batched",
       "dave-plain",
@@ -171,7 +197,9 @@ describe("delivery publisher (server/delivery-publisher.ts)", () => {
     const failed: string[] = [];
     let broken = true;
     const p = new DeliveryPublisher({
-      topics: async (owner) => [{ device: "-", plain: [`${owner}-plain`], batched: [] }],
+      topics: async (owner) => [
+        { device: "-", plain: [`${owner}-plain`], batched: [], legacyPlain: [], legacyBatched: [] },
+      ],
       publish: (topic) => {
         if (broken) throw new Error("socket closed");
         published.push(topic);
@@ -193,7 +221,7 @@ describe("delivery publisher (server/delivery-publisher.ts)", () => {
     const p = new DeliveryPublisher({
       topics: async (owner) => {
         if (owner === "carol") throw new Error("store down");
-        return [{ device: "-", plain: [`${owner}-plain`], batched: [] }];
+        return [{ device: "-", plain: [`${owner}-plain`], batched: [], legacyPlain: [], legacyBatched: [] }];
       },
       publish: (topic) => published.push(topic),
       failed: (_err, owner) => failed.push(owner),
@@ -209,8 +237,20 @@ describe("delivery publisher (server/delivery-publisher.ts)", () => {
     const published: Array<[string, string]> = [];
     const p = new DeliveryPublisher({
       topics: async (owner) => [
-        { device: "d1", plain: [`${owner}-d1-plain`], batched: [`${owner}-d1-batched`] },
-        { device: "d2", plain: [`${owner}-d2-plain`], batched: [`${owner}-d2-batched`] },
+        {
+          device: "d1",
+          plain: [`${owner}-d1-plain`],
+          batched: [`${owner}-d1-batched`],
+          legacyPlain: [],
+          legacyBatched: [],
+        },
+        {
+          device: "d2",
+          plain: [`${owner}-d2-plain`],
+          batched: [`${owner}-d2-batched`],
+          legacyPlain: [],
+          legacyBatched: [],
+        },
       ],
       publish: (topic, frame) => published.push([topic, frame]),
       failed: (err) => {
