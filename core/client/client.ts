@@ -116,8 +116,6 @@ const SETTLE_MARGIN_MS = 250;
 /** How long a listening client waits for the balancer to confirm its subscription, at first and at most. */
 const SUBSCRIBE_CONFIRM_MS = 5000;
 const SUBSCRIBE_CONFIRM_MAX_MS = 300_000;
-/** A confirmation this recent when a link opens (its SUB socket resubscribed by itself) counts for it. */
-const RECONFIRMED_MS = 2000;
 
 /**
  * The headless chat client shared by the CLI and the TUI: the only code that talks to the
@@ -518,10 +516,7 @@ export class ChatClient {
     this.confirmTimer.unref();
   }
 
-  private confirmedAt = 0;
-
   private confirmed(): void {
-    this.confirmedAt = Date.now();
     if (this.confirmTimer) clearTimeout(this.confirmTimer);
     this.confirmTimer = null;
     this.confirmMs = this.options.subscribeConfirmMs ?? SUBSCRIBE_CONFIRM_MS;
@@ -977,9 +972,7 @@ export class ChatClient {
       linkOpened: () => {
         if (!this.session) return;
         this.channel.subscribe(this.session.topic);
-        // A SUB socket that reconnected subscribed again by itself, and its confirmation may
-        // have come before this hello (a balancer restart): then there is nothing to wait for.
-        if (Date.now() - this.confirmedAt > RECONFIRMED_MS) this.expectConfirmation();
+        this.expectConfirmation();
         // Anything published while we were away is in the mailbox.
         void this.sync().catch((err) => this.log.warn({ err }, "sync after reconnect failed"));
       },
