@@ -983,11 +983,11 @@ export class ChatClient {
 
   private onDelivery(frame: Buffer): void {
     if (!this.session || this.closed) return;
-    // Anything on our topic shows the subscription is in place (its confirmation may have been dropped).
+    // Anything on our topic (the balancer's confirmation, or a delivery when that was dropped)
+    // shows the subscription is in place.
     if (this.confirmTimer) this.confirmed();
     // The balancer took our subscription: what was published before it may have passed us by.
     if (isSubscribedFrame(frame)) {
-      this.confirmed();
       if (this.listening)
         void this.sync().catch((err) => this.log.warn({ err }, "sync after subscribing failed"));
       return;

@@ -166,6 +166,19 @@ export async function waitFor<T>(
 }
 
 /** A base port P with P..P+3 free on loopback, for a balancer that must come back on the same ports. */
+/** The id of `user`'s current device on `stack`, as `devices --json` tells it (its delivery topics are made from it). */
+export async function currentDevice(stack: RealStack, user: string): Promise<string> {
+  const listed = await stack.cli(user, ["devices", "--json"]);
+  if (listed.code !== 0) throw new Error(`devices --json failed: ${listed.stderr}`);
+  const device = listed.stdout
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { id: string; current: boolean })
+    .find((d) => d.current)?.id;
+  if (!device) throw new Error(`${user} has no current device`);
+  return device;
+}
+
 export async function freeBasePort(): Promise<number> {
   const { createServer } = await import("node:net");
   const free = (port: number) =>

@@ -10,7 +10,7 @@ import { loginChallengeBytes } from "../../core/crypto/login.js";
 import type { ErrorCode } from "../../core/errors.js";
 import { isSubscribedFrame } from "../../core/protocol/broker.js";
 import { Authority } from "../../server/auth.js";
-import { CLUSTER_SECRET, type RealStack, startStack } from "../helpers/stack.js";
+import { CLUSTER_SECRET, currentDevice, type RealStack, startStack } from "../helpers/stack.js";
 
 interface Line {
   id: string;
@@ -243,14 +243,7 @@ describe("security: attacks that fail", () => {
     };
     // Deliveries go to each device's own topic (server/devices.ts, auth.ts): bob's is the HMAC
     // of his device id, which `devices --json` tells.
-    const listed = await stack.cli("bob", ["devices", "--json"]);
-    assert.equal(listed.code, 0, listed.stderr);
-    const device = listed.stdout
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as { id: string; current: boolean })
-      .find((d) => d.current)?.id;
-    assert.ok(device, "bob's device is listed as current");
+    const device = await currentDevice(stack, "bob");
     // Made with the cluster secret, as the servers make it (and only they can).
     const authority = new Authority(Buffer.from(CLUSTER_SECRET));
     const bobTopic = authority.topic("bob", undefined, device);

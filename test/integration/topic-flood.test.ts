@@ -13,7 +13,7 @@ import { describe, it } from "node:test";
 import { Subscriber } from "zeromq";
 import { isSubscribedFrame } from "../../core/protocol/broker.js";
 import { Authority } from "../../server/auth.js";
-import { CLUSTER_SECRET, type RealStack, startStack, waitFor } from "../helpers/stack.js";
+import { CLUSTER_SECRET, currentDevice, type RealStack, startStack, waitFor } from "../helpers/stack.js";
 
 const FLOOD = 20_000;
 /** Memory the made-up subscriptions may add to the server with the key (the control adds ~3.4 KiB each). */
@@ -75,13 +75,7 @@ describe("a topic from a login before tagged topics (an upgrade)", () => {
     const sub = new Subscriber({ linger: 0, ...stack.socketSecurity("client") });
     try {
       for (const u of ["alice", "bob"]) assert.equal((await stack.cli(u, ["register"])).code, 0);
-      const listed = await stack.cli("bob", ["devices", "--json"]);
-      const device = listed.stdout
-        .split("\n")
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as { id: string; current: boolean })
-        .find((d) => d.current)?.id;
-      assert.ok(device, "bob's device is listed");
+      const device = await currentDevice(stack, "bob");
       // What a login gave bob's device before tagged topics: the whole HMAC, plain and batched.
       const auth = new Authority(Buffer.from(CLUSTER_SECRET));
       const legacy = [

@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
 import { createHmac, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parseTopicKey, taggedTopic, topicTagged, topicTagKey } from "../../core/protocol/topics.js";
 import { Authority } from "../../server/auth.js";
+import { runCli } from "../helpers/cli.js";
 
 const SECRET = Buffer.from("unit-test-cluster-secret-0123456789");
 
@@ -38,6 +42,31 @@ describe("delivery topics a balancer can check (core/protocol/topics.ts)", () =>
     assert.ok(!topicTagged(key, good.slice(0, 63) + flipped));
     assert.ok(!topicTagged(key, good.slice(0, 62)));
     assert.ok(!topicTagged(key, good.toUpperCase()));
+  });
+
+  it("zmqchat topic-key prints the key of the cluster secret; without a secret, or with a bad key file for the balancer, exit 2 and say why", async () => {
+    const home = mkdtempSync(join(tmpdir(), "zmqchat-topic-key-"));
+    try {
+      const printed = await runCli(["topic-key"], {
+        home,
+        env: { ZMQCHAT_CLUSTER_SECRET: SECRET.toString() },
+      });
+      assert.equal(printed.code, 0, printed.stderr);
+      assert.equal(printed.stdout.trim(), key.toString("hex"));
+      const none = await runCli(["topic-key"], { home, env: { ZMQCHAT_CLUSTER_SECRET: "" } });
+      assert.equal(none.code, 2);
+      assert.match(none.stderr, /no cluster secret/);
+      // The cluster secret itself is not a topic key: the balancer refuses to start with it.
+      const wrong = join(home, "secret-not-key");
+      writeFileSync(wrong, SECRET.toString());
+      const refused = await runCli(["balancer", "--insecure", "--port", "0", "--topic-key-file", wrong], {
+        home,
+      });
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /does not hold a topic key/);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 
   it("reads a key file's 64 hex characters and nothing else", () => {
