@@ -37,3 +37,10 @@ export function asZmqchatError(err: unknown, fallback: ErrorCode = "internal"): 
   const message = err instanceof Error ? err.message : String(err);
   return new ZmqchatError(fallback, message, { cause: err });
 }
+
+/** A "not now" whose retry-after the caller's deadline does not allow waiting out. */
+export function rateLimited(message: string, retryAfterMs: number): ZmqchatError {
+  return new ZmqchatError("rate_limited", message, {
+    hint: `too many requests: try again in ${Math.ceil(retryAfterMs / 1000)} s`,
+  });
+}

@@ -1,5 +1,5 @@
 import { requestBindingProof } from "../crypto/session-binding.js";
-import { ZmqchatError } from "../errors.js";
+import { rateLimited, ZmqchatError } from "../errors.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { decodeJson } from "../protocol/codec.js";
 import { uuidv7 } from "../protocol/ids.js";
@@ -183,9 +183,7 @@ export class RequestChannel {
         // Honour the balancer's retry-after while the deadline allows it; past it, say so.
         const after = reply.error.retryAfterMs ?? 1000;
         if (Date.now() + after >= deadline) {
-          throw new ZmqchatError("rate_limited", message, {
-            hint: `too many requests: try again in ${Math.ceil(after / 1000)} s`,
-          });
+          throw rateLimited(message, after);
         }
         lastProblem = message;
         await delay(after);

@@ -1,5 +1,5 @@
 import { BATCH_SIGNATURE_ROOM, isDraft } from "../crypto/envelope.js";
-import { ZmqchatError } from "../errors.js";
+import { rateLimited, ZmqchatError } from "../errors.js";
 import { MAX_ENVELOPE_BYTES } from "../protocol/limits.js";
 import type { Envelope } from "../protocol/schema.js";
 
@@ -220,7 +220,9 @@ export class SendWindow {
       if (batch.length > 0 && bytes + head.bytes > MAX_ENVELOPE_BYTES) break;
       this.queue.shift();
       if (head.settled) continue;
-      if (Date.now() >= head.deadline) {
+      // A refused entry whose wait ran into its deadline (a timer may fire a millisecond early)
+      // fails with the service's answer, not as a request with no time left to be answered.
+      if (Date.now() >= head.deadline - (head.refused ? DEADLINE_SLACK_MS : 0)) {
         head.reject(
           head.refused ?? new ZmqchatError("timeout", "the message waited for its turn past its deadline"),
         );
@@ -319,7 +321,16 @@ export class SendWindow {
           this.draining = true;
           e.reject(new ZmqchatError("internal", "the service's send.many reply does not match the request"));
         } else if (!("error" in r)) e.resolve(r);
-        else if (RETRYABLE.has(r.error.code) && !e.settled) {
+        else if (
+          r.error.code === "rate_limited" &&
+          Date.now() + (r.error.retryAfterMs ?? 0) >= e.deadline &&
+          !e.settled
+        ) {
+          // The service's retry-after reaches past the deadline: say so now, as the channel does
+          // for a whole request, rather than wait the deadline out for a known answer.
+          this.draining = true;
+          e.reject(rateLimited(r.error.message, r.error.retryAfterMs ?? 0));
+        } else if (RETRYABLE.has(r.error.code) && !e.settled) {
           // As the channel does for a whole request: wait and send again (same id) until the
           // deadline, in its place: what is in flight after it was refused too (it follows this
           // one), and nothing leaves before every request in flight is answered.
@@ -368,6 +379,9 @@ export class SendWindow {
     }
   }
 }
+
+/** Time too short for a request to be answered: a refused entry with less left is not sent again. */
+const DEADLINE_SLACK_MS = 5;
 
 /** Per-envelope refusals that say "not now" rather than "no". */
 const RETRYABLE = new Set(["unavailable", "rate_limited"]);

@@ -262,3 +262,51 @@ test("group drafts leave signed: one batch signature per request, on every path 
   assert.deepEqual(copies[1], copies[0]);
   assert.equal(seen.length, 46);
 });
+
+test("a rate_limited refusal whose retry-after reaches past the deadline fails at once as rate_limited; the rest of its batch is sent again", async () => {
+  let calls = 0;
+  const w = new SendWindow({
+    // What is sent again alone leaves as a plain send.
+    one: async (e) => {
+      calls++;
+      return ack(e, 1);
+    },
+    async many(es) {
+      calls++;
+      await new Promise((r) => setTimeout(r, 2));
+      if (calls === 1)
+        return es.map(
+          (e, i): SendResult => ({
+            id: e.id,
+            // The first is over its rate for a minute; the service refuses the rest of the request after it.
+            error: { code: "rate_limited", message: "over the rate", retryAfterMs: i === 0 ? 60_000 : 20 },
+          }),
+        );
+      return es.map((e, i) => ack(e, i + 1));
+    },
+  });
+  const a = env();
+  const b = env();
+  const sa = w.reserve();
+  const sb = w.reserve();
+  // The second is posted first, so both are ready when the head is: one request of two.
+  const second = sb.post(b, 120_000);
+  const first = sa.post(a, 30_000);
+  const outcome = await Promise.race([
+    first.then(
+      () => "stored",
+      (err: unknown) => err,
+    ),
+    new Promise((r) => setTimeout(() => r("still waiting after 5 s"), 5000)),
+  ]);
+  assert.ok(outcome instanceof ZmqchatError, `told at once (${String(outcome)})`);
+  assert.equal(outcome.code, "rate_limited");
+  assert.match(outcome.hint ?? "", /try again in 60 s/);
+  assert.equal(calls, 1, "not sent again");
+  assert.equal(
+    (await second).id,
+    b.id,
+    "the other, whose retry-after fits its deadline, is waited out and stored",
+  );
+  assert.equal(calls, 2);
+});
