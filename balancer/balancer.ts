@@ -2,7 +2,14 @@ import { randomBytes } from "node:crypto";
 import type { BrokerHandlers, BrokerSockets } from "../core/broker-sockets.js";
 import { ZmqchatError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import { BrokerCommand, HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS } from "../core/protocol/broker.js";
+import {
+  BrokerCommand,
+  HEARTBEAT_INTERVAL_MS,
+  HEARTBEAT_LIVENESS,
+  LINK_DELIVERIES,
+  LINK_TOPICS_PER_PEER,
+  SUBSCRIBED_FRAME,
+} from "../core/protocol/broker.js";
 import { decodeJson } from "../core/protocol/codec.js";
 import { errorFrame, okFrame, requestIdOf } from "../core/protocol/frames.js";
 import { TOPIC_PATTERN } from "../core/protocol/limits.js";
@@ -46,6 +53,8 @@ export interface BalancerOptions {
   topicKey?: Buffer | null;
 }
 
+const SUBSCRIBED = Buffer.from(SUBSCRIBED_FRAME);
+
 /** How long the balancer remembers which server was given a request (late replies still count). */
 const TICKET_TTL_MS = 60_000;
 /** Servers dropped for answering what they were not asked, remembered up to this many. */
@@ -58,8 +67,6 @@ export interface BalancerMetrics {
   refused(reason: string): void;
   liveServers(n: number): void;
 }
-
-const noMetrics: BalancerMetrics = { forwarded() {}, refused() {}, liveServers() {} };
 
 /** A client counts as connected this long after its last request or ping (busy clients ping every 2 s). */
 const CLIENT_SEEN_MS = 10_000;
@@ -74,6 +81,9 @@ export class Balancer {
   private readonly timer: NodeJS.Timeout;
   /** Where servers publish (told in WELCOME) and clients subscribe (told in `hello`); 0 in memory. */
   private pubPorts = { in: 0, out: 0 };
+  /** Deliveries over the request connection: who holds each topic, and each connection's topics. */
+  private readonly linkSubscribers = new Map<string, Set<string>>();
+  private readonly peerTopics = new Map<string, Set<string>>();
   /** When each client peer last sent something, for the connected-clients gauge. */
   private readonly clientsSeen = new Map<string, number>();
   private readonly limiter: BalancerRateLimiter;
@@ -88,7 +98,6 @@ export class Balancer {
   ) {
     const interval = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
     this.dispatcher = new Dispatcher(interval * (options.liveness ?? HEARTBEAT_LIVENESS));
-    const metrics = options.metrics ?? noMetrics;
     this.limiter = new BalancerRateLimiter(options.rateLimits);
     this.sockets = makeSockets({
       onClient: (peer, route, frame, parts) => this.onClient(peer, route, frame, parts),
@@ -101,18 +110,10 @@ export class Balancer {
           if (ticket) this.forward(ticket.peer, parts[2] as Buffer);
         }
       },
-      acceptTopic: (topic) =>
-        topic.length === 64 &&
-        (options.topicKey
-          ? topicTagged(options.topicKey, topic)
-          : TOPIC_PATTERN.test(topic.toString("latin1"))),
-      onRefusedTopic: (topic) => {
-        metrics.refused("subscription");
-        options.log.warn(
-          { length: topic.length },
-          "refused a subscription that is not a delivery topic a server issued",
-        );
-      },
+      acceptTopic: (topic) => this.acceptTopic(topic),
+      onRefusedTopic: (topic) => this.refusedTopic(topic),
+      onClientConnection: (peer) => this.dropLinkSubscriptions(peer),
+      onPublication: (topic, frame) => this.publishOverLinks(topic, frame),
     });
     this.timer = setInterval(() => this.tick(), interval);
   }
@@ -146,7 +147,9 @@ export class Balancer {
     }
     b.pubPorts = {
       in: parseTcpEndpoint(b.bound.pubIn).port,
-      out: parseTcpEndpoint(b.bound.pubOut).port,
+      // 0 when not bound: a client from before deliveries over the request connection then
+      // subscribes at port 0, which never connects (it reads its mailbox when it syncs).
+      out: b.bound.pubOut ? parseTcpEndpoint(b.bound.pubOut).port : 0,
     };
     options.log.info({ endpoints: b.bound }, "balancer ready");
     return b;
@@ -158,6 +161,97 @@ export class Balancer {
    */
   static over(makeSockets: (handlers: BrokerHandlers) => BrokerSockets, options: BrokerOptions): Balancer {
     return new Balancer(options, makeSockets);
+  }
+
+  private acceptTopic(topic: Buffer): boolean {
+    const key = this.options.topicKey;
+    return (
+      topic.length === 64 && (key ? topicTagged(key, topic) : TOPIC_PATTERN.test(topic.toString("latin1")))
+    );
+  }
+
+  private refusedTopic(topic: Buffer): void {
+    this.options.metrics?.refused("subscription");
+    this.options.log.warn(
+      { length: topic.length },
+      "refused a subscription that is not a delivery topic a server issued",
+    );
+  }
+
+  /**
+   * A `subscribe` or `unsubscribe` on the request connection (core/protocol/broker.ts,
+   * LINK_DELIVERIES): nothing is answered; each topic taken is confirmed with SUBSCRIBED_FRAME.
+   */
+  private linkTopics(peer: string, subscribe: boolean, body: unknown): void {
+    const topics = (body as { topics?: unknown } | null)?.topics;
+    if (
+      !Array.isArray(topics) ||
+      topics.length === 0 ||
+      topics.length > LINK_TOPICS_PER_PEER ||
+      !topics.every((t) => typeof t === "string")
+    )
+      throw new ZmqchatError("bad_request", `topics: 1 to ${LINK_TOPICS_PER_PEER} strings`);
+    for (const topic of topics as string[]) {
+      if (subscribe) this.linkSubscribe(peer, topic);
+      else this.linkUnsubscribe(peer, topic);
+    }
+  }
+
+  private linkSubscribe(peer: string, topic: string): void {
+    const bytes = Buffer.from(topic, "latin1");
+    if (topic.length !== 64 || !this.acceptTopic(bytes)) {
+      this.refusedTopic(bytes);
+      return;
+    }
+    let mine = this.peerTopics.get(peer);
+    if (!mine?.has(topic)) {
+      if (mine && mine.size >= LINK_TOPICS_PER_PEER) {
+        this.options.metrics?.refused("subscription");
+        return;
+      }
+      if (!mine) {
+        mine = new Set();
+        this.peerTopics.set(peer, mine);
+      }
+      mine.add(topic);
+      let peers = this.linkSubscribers.get(topic);
+      if (!peers) {
+        peers = new Set();
+        this.linkSubscribers.set(topic, peers);
+        this.sockets.subscribeUpstream?.(bytes, true);
+      }
+      peers.add(peer);
+    }
+    this.sockets.sendDelivery?.(peer, bytes, SUBSCRIBED);
+  }
+
+  private linkUnsubscribe(peer: string, topic: string): void {
+    const mine = this.peerTopics.get(peer);
+    if (!mine?.delete(topic)) return;
+    if (mine.size === 0) this.peerTopics.delete(peer);
+    const peers = this.linkSubscribers.get(topic);
+    if (!peers?.delete(peer) || peers.size > 0) return;
+    this.linkSubscribers.delete(topic);
+    this.sockets.subscribeUpstream?.(Buffer.from(topic, "latin1"), false);
+  }
+
+  /** A connection came or went: whatever it held is dropped (it subscribes again when it reconnects). */
+  private dropLinkSubscriptions(peer: string): void {
+    const mine = this.peerTopics.get(peer);
+    if (!mine) return;
+    for (const topic of [...mine]) this.linkUnsubscribe(peer, topic);
+  }
+
+  private publishOverLinks(topic: Buffer, frame: Buffer): void {
+    if (this.linkSubscribers.size === 0) return;
+    const peers = this.linkSubscribers.get(topic.toString("latin1"));
+    if (!peers) return;
+    for (const peer of peers) this.sockets.sendDelivery!(peer, topic, frame);
+  }
+
+  /** Connections holding subscriptions over their request connection, and the topics held (for tests and metrics). */
+  linkSubscriptions(): { peers: number; topics: number } {
+    return { peers: this.peerTopics.size, topics: this.linkSubscribers.size };
   }
 
   liveServers(): number {
@@ -247,11 +341,18 @@ export class Balancer {
           version: this.options.version,
           // It publishes SUBSCRIBED_FRAME on each subscription it takes (core/protocol/broker.ts).
           subscribed: true,
+          ...(this.sockets.sendDelivery ? { deliveries: LINK_DELIVERIES } : {}),
         };
       } else if (req.type === "ping") {
         body = { time: new Date().toISOString() };
+      } else if ((req.type === "subscribe" || req.type === "unsubscribe") && this.sockets.sendDelivery) {
+        this.linkTopics(peer, req.type === "subscribe", (req as { body?: unknown }).body);
+        return;
       } else {
-        throw new ZmqchatError("bad_request", "the balancer answers only hello and ping");
+        throw new ZmqchatError(
+          "bad_request",
+          "the balancer answers only hello, ping, subscribe and unsubscribe",
+        );
       }
       this.sockets.sendClient(peer, okFrame(id, body));
     } catch (err) {

@@ -540,6 +540,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       "--topic-key-file <file>",
       "admit only delivery topics the servers issued (zmqchat topic-key makes the file from the cluster secret)",
     )
+    .option(
+      "--no-legacy-subscribers",
+      "leave PORT+3 unbound: clients of this release take live deliveries over their connection on PORT; older ones subscribe on PORT+3, and without it see new messages only when they sync",
+    )
     .option("--insecure", "run without CurveZMQ (plaintext; required when no --curve-keys)")
     .option("--http-port <port>", "serve /healthz and /metrics on this port")
     .option("--http-host <host>", "address for the HTTP port", OPERATOR_DEFAULTS.httpHost)

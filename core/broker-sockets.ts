@@ -16,11 +16,22 @@ export interface BrokerHandlers {
   acceptTopic(topic: Buffer): boolean;
   /** Called for each refused subscription. */
   onRefusedTopic?(topic: Buffer): void;
+  /** A client connection came or went (sockets that can tell: ZMQ_ROUTER_NOTIFY). */
+  onClientConnection?(peer: string): void;
+  /** Each publication a server made, as it passes (for deliveries over the request connection). */
+  onPublication?(topic: Buffer, frame: Buffer): void;
 }
 
 export interface BrokerSockets {
   /** Queues a reply frame to a client connection. */
   sendClient(peer: string, frame: Uint8Array): void;
+  /**
+   * Sends a live delivery to one client connection as [topic, frame], beside its replies
+   * (core/protocol/broker.ts, LINK_DELIVERIES). Sockets without it publish only to subscribers.
+   */
+  sendDelivery?(peer: string, topic: Buffer, frame: Uint8Array): void;
+  /** Tells the servers that a topic is (no longer) wanted here: one call per subscription, counted. */
+  subscribeUpstream?(topic: Buffer, on: boolean): void;
   /** Queues a message to a server. */
   sendWorker(worker: string, parts: Array<string | Buffer | Uint8Array>): void;
   close(): void;

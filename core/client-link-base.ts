@@ -12,7 +12,7 @@ export abstract class ClientLinkBase implements ClientLink {
   private readonly stateHandlers: Array<(e: LinkStateEvent) => void> = [];
 
   abstract send(frame: Uint8Array, route: Route): void;
-  abstract openDeliveries(pubPort: number, pubHost: string | null): void;
+  abstract openDeliveries(pubPort: number, pubHost: string | null, deliveries?: string): void;
   abstract subscribe(topic: string): void;
   abstract unsubscribe(topic: string): void;
   abstract close(): Promise<void>;

@@ -24,8 +24,12 @@ export interface ClientLink {
   /** Called with every live delivery on a subscribed topic. */
   onDelivery(handler: (topic: string, frame: Buffer) => void): void;
   onState(handler: (event: LinkStateEvent) => void): void;
-  /** Tells the link where live deliveries are published (learned from the broker's `hello`). */
-  openDeliveries(pubPort: number, pubHost: string | null): void;
+  /**
+   * Tells the link where live deliveries are published (learned from the broker's `hello`);
+   * `deliveries` "link": they come over this connection instead, on subscriptions it sends
+   * (core/protocol/broker.ts, LINK_DELIVERIES).
+   */
+  openDeliveries(pubPort: number, pubHost: string | null, deliveries?: string): void;
   subscribe(topic: string): void;
   unsubscribe(topic: string): void;
   close(): Promise<void>;

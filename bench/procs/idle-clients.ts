@@ -1,8 +1,9 @@
 /**
  * Many idle, logged-in clients in one process, for the scale figures. Each is the product's
  * `ChatClient` over the ZeroMQ transport (a DEALER to the balancer: hello, register, challenge,
- * signed login; a SUB on its delivery topic), with an in-memory cache; it then stays connected
- * and silent. The raw clients of the baseline speak to the raw hub on bare sockets.
+ * signed login; its delivery topic subscribed over that connection), with an in-memory cache;
+ * it then stays connected and silent. The raw clients of the baseline speak to the raw hub on
+ * bare sockets.
  */
 import { randomBytes } from "node:crypto";
 import { Context, Dealer, context as globalContext, Subscriber } from "zeromq";

@@ -174,7 +174,7 @@ async function stackScaleRun(ctx: BenchContext, run: number): Promise<void> {
           workload: w,
           label:
             who === "balancer"
-              ? "  of which native (ZeroMQ's two connections a client, malloc): RSS less the V8 heap"
+              ? "  of which native (ZeroMQ's connection of each client, malloc): RSS less the V8 heap"
               : "  of which native (ZeroMQ's subscription tries, SQLite, malloc): RSS less the V8 heap",
           unit: "KiB",
           better: "lower",

@@ -180,6 +180,8 @@ export interface BalancerFlags {
   curveServers?: string;
   curveClients?: string;
   topicKeyFile?: string;
+  /** false with --no-legacy-subscribers: PORT+3 (the XPUB) is not bound. */
+  legacySubscribers?: boolean;
   insecure?: boolean;
 }
 
@@ -229,7 +231,12 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
     const at = (offset: number) => `tcp://${flags.bind}:${base + offset}`;
     return Balancer.start({
       curve,
-      endpoints: { frontend: at(0), backend: at(1), pubIn: at(2), pubOut: at(3) },
+      endpoints: {
+        frontend: at(0),
+        backend: at(1),
+        pubIn: at(2),
+        pubOut: flags.legacySubscribers === false ? "" : at(3),
+      },
       publicHost: flags.publicHost ?? null,
       version,
       log,

@@ -68,6 +68,8 @@ export function stackSpecs(
           : ["--insecure"]),
         "--topic-key-file",
         topicKey,
+        // Its clients are this install's: they take deliveries over their connection.
+        "--no-legacy-subscribers",
         ...http(0),
       ],
     },

@@ -329,7 +329,7 @@ export class RequestChannel {
         this.everAnswered = true;
         this.options.endpointMemory?.answered(this.endpoint);
         this.confirmsSubscriptions = info.data.subscribed === true;
-        this.link.openDeliveries(info.data.pubPort, info.data.pubHost);
+        this.link.openDeliveries(info.data.pubPort, info.data.pubHost, info.data.deliveries);
         this.hooks.linkOpened();
         this.setState("online");
         return;

@@ -38,3 +38,17 @@ export function isSubscribedFrame(frame: Uint8Array): boolean {
     Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString("latin1") === SUBSCRIBED_FRAME
   );
 }
+
+/**
+ * Deliveries over the request connection (`hello` says `deliveries: "link"`). The client asks
+ * the balancer, on its DEALER (route "B"), to subscribe it: `{v:1, id, type:"subscribe",
+ * body:{topics}}` or `type:"unsubscribe"`; nothing is answered but an error. The balancer checks
+ * each topic as it checks an XPUB subscription, holds at most LINK_TOPICS_PER_PEER for each
+ * connection (a connection's are dropped when it goes: ZMQ_ROUTER_NOTIFY), confirms each taken
+ * topic with SUBSCRIBED_FRAME, and sends every publication on a held topic to the connection as
+ * two frames, [topic, frame]; a reply is one frame. One connection per client instead of a
+ * DEALER and a SUB, and a bound per connection that an XPUB cannot give (it keeps every
+ * subscription a connection sends, admitted or not, until the connection ends).
+ */
+export const LINK_DELIVERIES = "link";
+export const LINK_TOPICS_PER_PEER = 4;

@@ -310,6 +310,8 @@ export const replyBodies = {
     version: z.string(),
     /** The balancer tells each subscriber when it took its subscription (SUBSCRIBED_FRAME). */
     subscribed: z.boolean().optional(),
+    /** "link": deliveries come over the request connection on `subscribe` (core/protocol/broker.ts). */
+    deliveries: z.string().optional(),
   }),
   ping: z.object({ time: z.string() }),
   register: z.object({ created: z.boolean() }),

@@ -269,6 +269,11 @@ export async function startStack(
     insecure?: boolean;
     /** False: the balancers run without --topic-key-file (any full-length topic passes, as before tagged topics). */
     topicKey?: boolean;
+    /**
+     * True: the balancers bind PORT+3 for clients that subscribe there (older releases; raw SUB
+     * sockets in tests). Default: --no-legacy-subscribers, as `zmqchat up` and the Ansible roles run.
+     */
+    legacySubscribers?: boolean;
     /** Each balancer with a key pair of its own (servers pin one key per balancer). */
     keyPerBalancer?: boolean;
     /** Names the processes (`LABEL-balancer`, `LABEL-server-N`) and the servers' ids (`LABEL-N`); default `it`. */
@@ -304,6 +309,7 @@ export async function startStack(
       ? []
       : ["--topic-key-file", topicKeyFile]),
     ...(options.insecure ? ["--insecure"] : []),
+    ...(options.legacySubscribers ? [] : ["--no-legacy-subscribers"]),
     ...(ownCurve
       ? [
           "--curve-keys",

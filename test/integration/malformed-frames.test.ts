@@ -7,7 +7,7 @@ import { type RealStack, startStack, waitFor } from "../helpers/stack.js";
 describe("malformed frames at every listening socket", () => {
   let stack: RealStack;
   before(async () => {
-    stack = await startStack({ servers: 1 });
+    stack = await startStack({ servers: 1, legacySubscribers: true });
     assert.equal((await stack.cli("alice", ["register"])).code, 0);
     assert.equal((await stack.cli("bob", ["register"])).code, 0);
   });

@@ -4,10 +4,11 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Dealer, Publisher, Subscriber } from "zeromq";
+import { Dealer, Publisher } from "zeromq";
 import { parseTopicKey, taggedTopic } from "../../core/protocol/topics.js";
 import { type CurveKeys, findBalancerKey, makeCurveKeys } from "../../transports/zeromq/index.js";
 import { runCli } from "../helpers/cli.js";
+import { watchOverLink } from "../helpers/link-watch.js";
 import { freeBasePort, type RealStack, startStack, waitFor } from "../helpers/stack.js";
 
 /** A stack started the way `zmqchat up --detach` starts it, in a home of its own. */
@@ -179,27 +180,17 @@ describe("the service plane: only listed servers join, publish and answer", () =
     }
   });
 
-  it("a raw PUB cannot get a frame to a client's SUB; a listed server's PUB can, and on --insecure anyone can", async () => {
+  it("a raw PUB cannot get a frame to a subscribed client; a listed server's PUB can, and on --insecure anyone can", async () => {
     // A topic the stack's balancer admits: tagged with its key (core/protocol/topics.ts).
     const topicOf = (s: UpStack) =>
       taggedTopic(
         parseTopicKey(readFileSync(join(s.home, "stack", "topic.key"), "utf8"))!,
         Buffer.alloc(16, 0xab),
       );
-    const watch = (s: UpStack, key: string | null) => {
-      const sub = new Subscriber({ linger: 0, ...(key ? curveOf(key, makeCurveKeys()) : {}) });
-      sub.subscribe(topicOf(s));
-      sub.connect(`tcp://127.0.0.1:${s.port + 3}`);
-      const got: string[] = [];
-      void (async () => {
-        try {
-          for await (const [, body] of sub) got.push(String(body));
-        } catch {
-          // closed
-        }
-      })();
-      return { sub, got };
-    };
+    // A client as the product's subscribes: over its connection to the balancer (`zmqchat up`
+    // binds no port for SUB sockets).
+    const watch = (s: UpStack, key: string | null) =>
+      watchOverLink(s.endpoint, [topicOf(s)], key ? { serverKey: key, keys: makeCurveKeys() } : undefined);
     const publisher = (s: UpStack, security: object) => {
       const pub = new Publisher({ linger: 0, ...security });
       for (let p = s.port; p < s.port + 4; p++) pub.connect(`tcp://127.0.0.1:${p}`);
@@ -209,7 +200,7 @@ describe("the service plane: only listed servers join, publish and answer", () =
     const listed = JSON.parse(
       readFileSync(join(secure.home, "stack", "curve", "server-1.curve"), "utf8"),
     ) as CurveKeys;
-    const client = watch(secure, key);
+    const client = await watch(secure, key);
     const rogues = [publisher(secure, {}), publisher(secure, curveOf(key, makeCurveKeys()))];
     const real = publisher(secure, curveOf(key, listed));
     try {
@@ -224,9 +215,10 @@ describe("the service plane: only listed servers join, publish and answer", () =
       await waitFor("the second genuine frame", () => client.got.includes("genuine again"));
       assert.ok(!client.got.includes("forged"), "a rogue publisher reached the client");
     } finally {
-      for (const s of [client.sub, ...rogues, real]) s.close();
+      await client.close();
+      for (const s of [...rogues, real]) s.close();
     }
-    const control = watch(insecure, null);
+    const control = await watch(insecure, null);
     const anyone = publisher(insecure, {});
     try {
       await waitFor("the plaintext rogue's frame on the --insecure stack", async () => {
@@ -234,7 +226,7 @@ describe("the service plane: only listed servers join, publish and answer", () =
         return control.got.includes("forged");
       });
     } finally {
-      control.sub.close();
+      await control.close();
       anyone.close();
     }
   });

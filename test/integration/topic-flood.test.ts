@@ -71,7 +71,7 @@ async function flood(
 
 describe("a topic from a login before tagged topics (an upgrade)", () => {
   it("still gets the device's deliveries while a balancer holds it (one without the key, for the first day)", async () => {
-    const stack = await startStack({ servers: 1, label: "legacy", topicKey: false });
+    const stack = await startStack({ servers: 1, label: "legacy", topicKey: false, legacySubscribers: true });
     const sub = new Subscriber({ linger: 0, ...stack.socketSecurity("client") });
     try {
       for (const u of ["alice", "bob"]) assert.equal((await stack.cli(u, ["register"])).code, 0);
@@ -115,7 +115,7 @@ describe("a topic from a login before tagged topics (an upgrade)", () => {
 
 describe("made-up subscriptions (a client floods the balancer's XPUB)", () => {
   it("are refused by a balancer with the topic key and never reach the servers; one without it passes them all on (the control)", async () => {
-    const keyed = await startStack({ servers: 1, label: "keyed" });
+    const keyed = await startStack({ servers: 1, label: "keyed", legacySubscribers: true });
     let guarded: Awaited<ReturnType<typeof flood>>;
     try {
       guarded = await flood(keyed);
@@ -128,7 +128,7 @@ describe("made-up subscriptions (a client floods the balancer's XPUB)", () => {
     } finally {
       await keyed.stop();
     }
-    const open = await startStack({ servers: 1, label: "open", topicKey: false });
+    const open = await startStack({ servers: 1, label: "open", topicKey: false, legacySubscribers: true });
     let control: Awaited<ReturnType<typeof flood>>;
     try {
       control = await flood(open);

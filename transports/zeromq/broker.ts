@@ -11,6 +11,10 @@ import { Outbound } from "./outbound.js";
 const ZMQ_SUBSCRIBE = 6;
 const ZMQ_UNSUBSCRIBE = 7;
 
+/** The XSUB's subscription and unsubscription messages: a flag byte, then the topic. */
+const SUBSCRIBE_PREFIX = Buffer.from([1]);
+const UNSUBSCRIBE_PREFIX = Buffer.from([0]);
+
 /** Published on a topic once the balancer took a subscription to it (core/protocol/broker.ts). */
 const SUBSCRIBED = Buffer.from(SUBSCRIBED_FRAME);
 
@@ -38,11 +42,19 @@ class FilteringXPublisher extends XPublisher {
   }
 }
 
-/** The clients' ROUTER, with small I/O batches. */
+/** ZMQ_ROUTER_NOTIFY (libzmq 4.3 draft option): an empty message from a peer as it connects and as it goes. */
+const ZMQ_ROUTER_NOTIFY = 97;
+const ZMQ_NOTIFY_CONNECT_AND_DISCONNECT = 3;
+
+/** The clients' ROUTER, with small I/O batches, telling when a connection comes and goes. */
 class ClientRouter extends Router {
   batch(bytes: number): void {
     this.setInt32Option(ZMQ_IN_BATCH_SIZE, bytes);
     this.setInt32Option(ZMQ_OUT_BATCH_SIZE, bytes);
+  }
+
+  notifyPeers(): void {
+    this.setInt32Option(ZMQ_ROUTER_NOTIFY, ZMQ_NOTIFY_CONNECT_AND_DISCONNECT);
   }
 }
 
@@ -53,7 +65,10 @@ export interface BrokerEndpoints {
   backend: string;
   /** Where servers publish live deliveries (XSUB). */
   pubIn: string;
-  /** Where clients subscribe (XPUB). */
+  /**
+   * Where clients from before deliveries over the request connection subscribe (XPUB); "" is
+   * not bound (the balancer then serves only clients that take deliveries on their DEALER).
+   */
   pubOut: string;
 }
 
@@ -68,12 +83,14 @@ export class ZeromqBrokerSockets implements BrokerSockets {
   private readonly backend: Router;
   private readonly xsub: XSubscriber;
   private readonly xpub: FilteringXPublisher;
-  private readonly toClients: Outbound;
+  /** Replies and deliveries to clients: a ROUTER without ZMQ_ROUTER_MANDATORY drops at a peer's high-water mark, never waits. */
+  private readonly toClients: ImmediateSender;
   private readonly toWorkers: Outbound;
   private readonly toSubscribers: ImmediateSender;
   /** Subscriptions forwarded to the servers' PUB sockets (see readSubscriptions). */
   private readonly upstream: ImmediateSender;
   private closed = false;
+  private xpubBound = true;
   bound: BrokerEndpoints | null = null;
 
   /** With `curve`, every socket is a CURVE server; a ZAP handler in this process decides who gets in. */
@@ -90,6 +107,7 @@ export class ZeromqBrokerSockets implements BrokerSockets {
       receiveHighWaterMark: QUEUE_FRAMES,
     });
     frontend.batch(CLIENT_BATCH_BYTES);
+    frontend.notifyPeers();
     this.frontend = frontend;
     this.backend = new Router({
       ...COMMON_SOCKET_OPTIONS,
@@ -115,7 +133,7 @@ export class ZeromqBrokerSockets implements BrokerSockets {
     this.xpub.batch(CLIENT_BATCH_BYTES);
     this.xpub.manual = true;
     this.xpub.verbosity = "allSubsUnsubs";
-    this.toClients = new Outbound(this.frontend, QUEUE_FRAMES, undefined, QUEUE_BYTES);
+    this.toClients = new ImmediateSender(this.frontend);
     this.toWorkers = new Outbound(
       this.backend,
       QUEUE_FRAMES,
@@ -135,12 +153,13 @@ export class ZeromqBrokerSockets implements BrokerSockets {
     await this.frontend.bind(endpoints.frontend);
     await this.backend.bind(endpoints.backend);
     await this.xsub.bind(endpoints.pubIn);
-    await this.xpub.bind(endpoints.pubOut);
+    if (endpoints.pubOut) await this.xpub.bind(endpoints.pubOut);
+    else this.xpubBound = false;
     this.bound = {
       frontend: this.frontend.lastEndpoint!,
       backend: this.backend.lastEndpoint!,
       pubIn: this.xsub.lastEndpoint!,
-      pubOut: this.xpub.lastEndpoint!,
+      pubOut: endpoints.pubOut ? this.xpub.lastEndpoint! : "",
     };
     void this.readFrontend();
     void this.readBackend();
@@ -151,6 +170,14 @@ export class ZeromqBrokerSockets implements BrokerSockets {
 
   sendClient(peer: string, frame: Uint8Array): void {
     this.toClients.push([Buffer.from(peer, "hex"), frame]);
+  }
+
+  sendDelivery(peer: string, topic: Buffer, frame: Uint8Array): void {
+    this.toClients.push([Buffer.from(peer, "hex"), topic, frame]);
+  }
+
+  subscribeUpstream(topic: Buffer, on: boolean): void {
+    this.upstream.push([Buffer.concat([on ? SUBSCRIBE_PREFIX : UNSUBSCRIBE_PREFIX, topic])]);
   }
 
   sendWorker(worker: string, parts: Array<string | Buffer | Uint8Array>): void {
@@ -172,6 +199,12 @@ export class ZeromqBrokerSockets implements BrokerSockets {
         // publications on the other sockets are not starved by one client's backlog.
         if (++n % 32 === 0) await new Promise((r) => setImmediate(r));
         const [id, route, frame] = parts;
+        // ZMQ_ROUTER_NOTIFY: the connection came or went (a client sending one empty frame looks
+        // the same, and only ends its own subscriptions).
+        if (parts.length === 2 && route!.length === 0) {
+          this.handlers.onClientConnection?.(id!.toString("hex"));
+          continue;
+        }
         this.handlers.onClient(
           id!.toString("hex"),
           route?.toString() ?? "",
@@ -204,7 +237,9 @@ export class ZeromqBrokerSockets implements BrokerSockets {
       readFairly(
         this.publications(),
         (parts) => {
-          if (parts.length === 2) this.toSubscribers.push(parts);
+          if (parts.length !== 2) return;
+          if (this.xpubBound) this.toSubscribers.push(parts);
+          this.handlers.onPublication?.(parts[0]!, parts[1]!);
         },
         64,
       ),

@@ -1,6 +1,8 @@
 import { Dealer, Subscriber } from "zeromq";
 import { ClientLinkBase } from "../../core/client-link-base.js";
 import { readFairly } from "../../core/fair-loop.js";
+import { LINK_DELIVERIES } from "../../core/protocol/broker.js";
+import { uuidv7 } from "../../core/protocol/ids.js";
 import type { ClientLink, ClientTransport, Route } from "../../core/transport.js";
 import { type CurveKeys, curveClientOptions } from "./curve.js";
 import { COMMON_SOCKET_OPTIONS, parseTcpEndpoint } from "./options.js";
@@ -21,7 +23,10 @@ export interface ZeromqClientOptions {
   discover?: { serverKeyOf(endpoint: string): string | null; keys(): CurveKeys };
 }
 
-/** Client side of the ZeroMQ transport: a DEALER for requests, a SUB for live deliveries. */
+/**
+ * Client side of the ZeroMQ transport: a DEALER for requests, and live deliveries on the same
+ * DEALER where the balancer offers it (LINK_DELIVERIES), else on a SUB.
+ */
 export class ZeromqClientTransport implements ClientTransport {
   constructor(private readonly options: ZeromqClientOptions = {}) {}
 
@@ -38,6 +43,8 @@ class ZeromqClientLink extends ClientLinkBase {
   private readonly outbound: Outbound;
   private readonly security: object;
   private sub: Subscriber | null = null;
+  /** Deliveries come on the DEALER: subscriptions are requests to the balancer. */
+  private overLink = false;
   private readonly topics = new Set<string>();
   private closed = false;
 
@@ -55,7 +62,11 @@ class ZeromqClientLink extends ClientLinkBase {
       receiveHighWaterMark: 10_000,
     });
     this.outbound = new Outbound(this.dealer, 10_000);
-    this.dealer.events.on("connect", () => this.emit("connected"));
+    this.dealer.events.on("connect", () => {
+      // A new connection is a new peer to the balancer, which dropped the old one's topics.
+      if (this.overLink && this.topics.size > 0) this.sendTopics("subscribe", [...this.topics]);
+      this.emit("connected");
+    });
     this.dealer.events.on("disconnect", () => this.emit("disconnected"));
     this.dealer.events.on("connect:retry", () => this.emit("refused"));
     this.dealer.connect(endpoint);
@@ -66,8 +77,13 @@ class ZeromqClientLink extends ClientLinkBase {
     this.outbound.push([ROUTE_FRAME[route], frame]);
   }
 
-  openDeliveries(pubPort: number, pubHost: string | null): void {
-    if (this.sub || this.closed) return;
+  openDeliveries(pubPort: number, pubHost: string | null, deliveries?: string): void {
+    if (this.sub || this.overLink || this.closed) return;
+    if (deliveries === LINK_DELIVERIES) {
+      this.overLink = true;
+      if (this.topics.size > 0) this.sendTopics("subscribe", [...this.topics]);
+      return;
+    }
     const host = pubHost ?? parseTcpEndpoint(this.endpoint).host;
     this.sub = new Subscriber({ ...COMMON_SOCKET_OPTIONS, ...this.security, receiveHighWaterMark: 100_000 });
     for (const topic of this.topics) this.sub.subscribe(topic);
@@ -78,12 +94,20 @@ class ZeromqClientLink extends ClientLinkBase {
   subscribe(topic: string): void {
     if (this.topics.has(topic)) return;
     this.topics.add(topic);
+    if (this.overLink) this.sendTopics("subscribe", [topic]);
     this.sub?.subscribe(topic);
   }
 
   unsubscribe(topic: string): void {
     if (!this.topics.delete(topic)) return;
+    if (this.overLink) this.sendTopics("unsubscribe", [topic]);
     this.sub?.unsubscribe(topic);
+  }
+
+  /** A subscription request to the balancer (core/protocol/broker.ts, LINK_DELIVERIES). */
+  private sendTopics(type: "subscribe" | "unsubscribe", topics: string[]): void {
+    const frame = JSON.stringify({ v: 1, id: uuidv7(), type, body: { topics } });
+    this.send(Buffer.from(frame), "broker");
   }
 
   async close(): Promise<void> {
@@ -98,8 +122,11 @@ class ZeromqClientLink extends ClientLinkBase {
   private async readReplies(): Promise<void> {
     try {
       for await (const parts of this.dealer) {
-        // A reply is one frame; anything else is not from a zmqchat balancer and is ignored.
+        // A reply is one frame; a delivery two (topic, frame), on topics this link subscribed
+        // to over it. Anything else is not from a zmqchat balancer and is ignored.
         if (parts.length === 1) this.replyHandler(parts[0]!);
+        else if (parts.length === 2 && this.overLink)
+          this.deliveryHandler(parts[0]!.toString("latin1"), parts[1]!);
       }
     } catch (err) {
       if (!this.closed) throw err;
