@@ -250,6 +250,19 @@ else
     "$(recap "$WORK/provision2.log"; grep -E -B2 '^changed:' "$WORK/provision2.log" | grep TASK | sort | uniq -c)"
 fi
 
+client_ports() {
+  # The balancer's security group lets clients reach P (5555) only: no P+3 without zmqchat_legacy_subscribers.
+  local ports
+  ports=$("${aws_env[@]}" /usr/bin/python3 -c '
+import boto3
+g = boto3.client("ec2").describe_security_groups(Filters=[{"Name": "group-name", "Values": ["zmqchat-balancer"]}])
+rules = g["SecurityGroups"][0]["IpPermissions"]
+print(" ".join(sorted(str(r["FromPort"]) for r in rules if r["FromPort"] in range(5555, 5559) and r.get("IpRanges"))))') || return 1
+  echo "client ports open: $ports"
+  [ "$ports" = 5555 ]
+}
+check "the balancer's security group opens only P (5555) to clients, not P+3" client_ports
+
 inventory_groups() {
   "${aws_env[@]}" ansible-inventory -i inventories/aws_ec2.yml --graph || return 1
   "${aws_env[@]}" ansible-inventory -i inventories/aws_ec2.yml --list >"$WORK/inventory.json" || return 1
@@ -445,7 +458,8 @@ rogue_gets_nothing() {
   # the backend port and a raw PUB on the publication port, while alice chats with bob.
   local key rogue rc i
   key=$(jq -r .curveServerKey "$CLIENT_CONFIG") || return 1
-  node "$TEST_DIR/rogue.mjs" 127.0.0.1 15555 "$key" 60 >"$WORK/rogue.out" 2>&1 &
+  node "$TEST_DIR/rogue.mjs" 127.0.0.1 15555 "$key" 60 "$(tr -d '\n' <"$ZMQCHAT_LOCAL_ROOT/balancer1/etc/topic.key")" \
+    >"$WORK/rogue.out" 2>&1 &
   rogue=$!
   PIDS_TO_KILL+=("$rogue")
   i=0
@@ -462,6 +476,16 @@ rogue_gets_nothing() {
   return $rc
 }
 check "a rogue DEALER (READY on the backend) and a rogue PUB get nothing from the deployed balancer while alice chats" rogue_gets_nothing
+
+no_legacy_port() {
+  # Clients of this release take live deliveries over P: the balancer binds no XPUB on P+3.
+  grep -q -- "--no-legacy-subscribers" "$ZMQCHAT_LOCAL_ROOT/balancer1/opt/sbin/zmqchat-balancer" ||
+    { echo "the balancer runs without --no-legacy-subscribers"; return 1; }
+  if (exec 3<>/dev/tcp/127.0.0.1/15558) 2>/dev/null; then echo "something listens on P+3 (15558)"; return 1; fi
+  # Positive control: the same probe finds the balancer's P.
+  (exec 3<>/dev/tcp/127.0.0.1/15555) 2>/dev/null || { echo "the probe does not find P (15555) either"; return 1; }
+}
+check "the deployed balancer leaves P+3 unbound (--no-legacy-subscribers); P answers" no_legacy_port
 
 influx_query() {
   curl -sf --max-time 10 -G http://127.0.0.1:18086/query \
