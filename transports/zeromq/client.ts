@@ -121,13 +121,18 @@ class ZeromqClientLink extends ClientLinkBase {
 
   private async readReplies(): Promise<void> {
     try {
-      for await (const parts of this.dealer) {
-        // A reply is one frame; a delivery two (topic, frame), on topics this link subscribed
-        // to over it. Anything else is not from a zmqchat balancer and is ignored.
-        if (parts.length === 1) this.replyHandler(parts[0]!);
-        else if (parts.length === 2 && this.overLink)
-          this.deliveryHandler(parts[0]!.toString("latin1"), parts[1]!);
-      }
+      // Fairly: with deliveries on this socket too, a backlog must not hold off timers.
+      await readFairly(
+        this.dealer,
+        (parts) => {
+          // A reply is one frame; a delivery two (topic, frame), on topics this link subscribed
+          // to over it. Anything else is not from a zmqchat balancer and is ignored.
+          if (parts.length === 1) this.replyHandler(parts[0]!);
+          else if (parts.length === 2 && this.overLink)
+            this.deliveryHandler(parts[0]!.toString("latin1"), parts[1]!);
+        },
+        DELIVERY_BURST,
+      );
     } catch (err) {
       if (!this.closed) throw err;
     }
