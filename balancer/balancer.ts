@@ -51,6 +51,8 @@ export interface BalancerOptions {
    * balancer and every server hold a subscription for each of as many made-up topics as it sends.
    */
   topicKey?: Buffer | null;
+  /** ZMTP heartbeats on client connections (transports/zeromq/broker.ts, CLIENT_HEARTBEAT); shorter in tests. */
+  clientHeartbeat?: { intervalMs: number; timeoutMs: number };
 }
 
 const SUBSCRIBED = Buffer.from(SUBSCRIBED_FRAME);
@@ -133,7 +135,10 @@ export class Balancer {
       : null;
     let sockets: ZeromqBrokerSockets | null = null;
     const b = new Balancer(options, (handlers) => {
-      sockets = new ZeromqBrokerSockets(handlers, { curve: curve?.keys });
+      sockets = new ZeromqBrokerSockets(handlers, {
+        curve: curve?.keys,
+        clientHeartbeat: options.clientHeartbeat,
+      });
       return sockets;
     });
     b.zap = zap;

@@ -7,8 +7,11 @@
  * balancer bound without its XPUB (`--no-legacy-subscribers`).
  */
 import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { Balancer } from "../../balancer/balancer.js";
 import { silentLogger } from "../../core/logger.js";
 import { LINK_TOPICS_PER_PEER } from "../../core/protocol/broker.js";
@@ -23,7 +26,9 @@ const key = topicTagKey(randomBytes(32));
 const issued = (): string => taggedTopic(key, randomBytes(16));
 const madeUp = (): string => randomBytes(32).toString("hex");
 
-async function balancer(options: { keyed?: boolean; port?: number } = {}): Promise<Balancer> {
+async function balancer(
+  options: { keyed?: boolean; port?: number; heartbeat?: { intervalMs: number; timeoutMs: number } } = {},
+): Promise<Balancer> {
   const at = (n: number) => (options.port ? `tcp://127.0.0.1:${options.port + n}` : "tcp://127.0.0.1:0");
   return Balancer.start({
     endpoints: { frontend: at(0), backend: at(1), pubIn: at(2), pubOut: "" },
@@ -31,7 +36,26 @@ async function balancer(options: { keyed?: boolean; port?: number } = {}): Promi
     version: "link",
     log: silentLogger,
     topicKey: options.keyed === false ? null : key,
+    clientHeartbeat: options.heartbeat,
   });
+}
+
+/** A client process subscribed to `topic` on `b` over its connection; `lines` is what it printed. */
+function subscriberProcess(b: Balancer, topic: string): { child: ChildProcess; lines: string[] } {
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      fileURLToPath(new URL("../fixtures/link-subscriber.ts", import.meta.url)),
+      b.bound.frontend,
+      topic,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const lines: string[] = [];
+  createInterface({ input: child.stdout! }).on("line", (l) => lines.push(l));
+  return { child, lines };
 }
 
 /** Publishes on `topic` until `w` has `body` (subscriptions reach the server asynchronously). */
@@ -199,6 +223,39 @@ describe("deliveries over the request connection", () => {
     } finally {
       await w.close();
       await server.close();
+      b.stop();
+    }
+  });
+
+  it("a client that stops answering (SIGSTOP) loses its topics after the ZMTP heartbeat timeout, one that answers keeps them (the control), and the stopped one subscribes again when it resumes", async () => {
+    const timeoutMs = 1000;
+    const b = await balancer({ heartbeat: { intervalMs: 200, timeoutMs } });
+    const stopped = subscriberProcess(b, issued());
+    const alive = subscriberProcess(b, issued());
+    try {
+      await waitFor("both processes subscribed", () =>
+        [stopped, alive].every((p) => p.lines.includes("subscribed 1")),
+      );
+      assert.deepEqual(b.linkSubscriptions(), { peers: 2, topics: 2 });
+      stopped.child.kill("SIGSTOP");
+      await waitFor(
+        "the silent connection is closed and its topic dropped",
+        () => b.linkSubscriptions().peers === 1,
+      );
+      // Several timeouts later the connection that answers the pings still holds its topic.
+      await new Promise((r) => setTimeout(r, 3 * timeoutMs));
+      assert.deepEqual(b.linkSubscriptions(), { peers: 1, topics: 1 });
+      assert.ok(!alive.lines.includes("subscribed 2"), "the live connection was never dropped");
+      stopped.child.kill("SIGCONT");
+      await waitFor("the resumed process reconnects and subscribes again", () =>
+        stopped.lines.includes("subscribed 2"),
+      );
+      assert.deepEqual(b.linkSubscriptions(), { peers: 2, topics: 2 });
+    } finally {
+      for (const p of [stopped, alive]) {
+        p.child.kill("SIGCONT");
+        p.child.kill("SIGKILL");
+      }
       b.stop();
     }
   });

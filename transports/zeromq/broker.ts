@@ -42,6 +42,15 @@ class FilteringXPublisher extends XPublisher {
   }
 }
 
+/**
+ * ZMTP heartbeats on client connections (ZMQ_HEARTBEAT_IVL / ZMQ_HEARTBEAT_TIMEOUT; libzmq answers
+ * them on the client's side by itself): a connection whose peer stopped answering (a machine
+ * gone without closing its TCP connection, a NAT that forgot it) is closed after the timeout,
+ * which drops its subscriptions (ROUTER_NOTIFY) and its libzmq memory; without them it would be
+ * kept until TCP gave up, for an idle one never. The pings also keep a NAT's mapping alive.
+ */
+export const CLIENT_HEARTBEAT = { intervalMs: 15_000, timeoutMs: 45_000 } as const;
+
 /** ZMQ_ROUTER_NOTIFY (libzmq 4.3 draft option): an empty message from a peer as it connects and as it goes. */
 const ZMQ_ROUTER_NOTIFY = 97;
 const ZMQ_NOTIFY_CONNECT_AND_DISCONNECT = 3;
@@ -96,13 +105,16 @@ export class ZeromqBrokerSockets implements BrokerSockets {
   /** With `curve`, every socket is a CURVE server; a ZAP handler in this process decides who gets in. */
   constructor(
     private readonly handlers: BrokerHandlers,
-    options: { curve?: CurveKeys } = {},
+    options: { curve?: CurveKeys; clientHeartbeat?: { intervalMs: number; timeoutMs: number } } = {},
   ) {
+    const heartbeat = options.clientHeartbeat ?? CLIENT_HEARTBEAT;
     const clients = options.curve ? curveServerOptions(options.curve, ZAP_DOMAIN.clients) : {};
     const servers = options.curve ? curveServerOptions(options.curve, ZAP_DOMAIN.servers) : {};
     const frontend = new ClientRouter({
       ...COMMON_SOCKET_OPTIONS,
       ...clients,
+      heartbeatInterval: heartbeat.intervalMs,
+      heartbeatTimeout: heartbeat.timeoutMs,
       sendHighWaterMark: QUEUE_FRAMES,
       receiveHighWaterMark: QUEUE_FRAMES,
     });
@@ -128,6 +140,8 @@ export class ZeromqBrokerSockets implements BrokerSockets {
     this.xpub = new FilteringXPublisher({
       ...COMMON_SOCKET_OPTIONS,
       ...clients,
+      heartbeatInterval: heartbeat.intervalMs,
+      heartbeatTimeout: heartbeat.timeoutMs,
       sendHighWaterMark: QUEUE_FRAMES,
     });
     this.xpub.batch(CLIENT_BATCH_BYTES);
