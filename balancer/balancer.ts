@@ -56,6 +56,8 @@ export interface BalancerOptions {
 }
 
 const SUBSCRIBED = Buffer.from(SUBSCRIBED_FRAME);
+/** At most one warning about refused subscriptions this often. */
+const REFUSAL_LOG_MS = 1000;
 
 /** How long the balancer remembers which server was given a request (late replies still count). */
 const TICKET_TTL_MS = 60_000;
@@ -177,11 +179,21 @@ export class Balancer {
 
   private refusedTopic(topic: Buffer): void {
     this.options.metrics?.refused("subscription");
+    // Logged at most once a second (the metric counts each): a client sending made-up topics
+    // at its request rate must not fill the operator's disk with warnings.
+    this.refusedSinceLog++;
+    const now = Date.now();
+    if (now - this.refusalLoggedAt < REFUSAL_LOG_MS) return;
     this.options.log.warn(
-      { length: topic.length },
-      "refused a subscription that is not a delivery topic a server issued",
+      { length: topic.length, refused: this.refusedSinceLog },
+      "refused subscriptions that are not delivery topics a server issued",
     );
+    this.refusalLoggedAt = now;
+    this.refusedSinceLog = 0;
   }
+
+  private refusalLoggedAt = 0;
+  private refusedSinceLog = 0;
 
   /**
    * A `subscribe` or `unsubscribe` on the request connection (core/protocol/broker.ts,

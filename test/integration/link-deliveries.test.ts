@@ -13,7 +13,7 @@ import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Balancer } from "../../balancer/balancer.js";
-import { silentLogger } from "../../core/logger.js";
+import { type Logger, silentLogger } from "../../core/logger.js";
 import { LINK_TOPICS_PER_PEER } from "../../core/protocol/broker.js";
 import { taggedTopic, topicTagKey } from "../../core/protocol/topics.js";
 import type { WorkerLink } from "../../core/transport.js";
@@ -27,14 +27,19 @@ const issued = (): string => taggedTopic(key, randomBytes(16));
 const madeUp = (): string => randomBytes(32).toString("hex");
 
 async function balancer(
-  options: { keyed?: boolean; port?: number; heartbeat?: { intervalMs: number; timeoutMs: number } } = {},
+  options: {
+    keyed?: boolean;
+    port?: number;
+    heartbeat?: { intervalMs: number; timeoutMs: number };
+    log?: Logger;
+  } = {},
 ): Promise<Balancer> {
   const at = (n: number) => (options.port ? `tcp://127.0.0.1:${options.port + n}` : "tcp://127.0.0.1:0");
   return Balancer.start({
     endpoints: { frontend: at(0), backend: at(1), pubIn: at(2), pubOut: "" },
     publicHost: null,
     version: "link",
-    log: silentLogger,
+    log: options.log ?? silentLogger,
     topicKey: options.keyed === false ? null : key,
     clientHeartbeat: options.heartbeat,
   });
@@ -150,10 +155,12 @@ describe("deliveries over the request connection", () => {
   });
 
   it("made-up topics are refused by a keyed balancer and never reach the server; an issued one is taken (the control)", async () => {
-    const b = await balancer();
+    const warnings: Array<{ refused?: number }> = [];
+    const b = await balancer({ log: { ...silentLogger, warn: (o) => warnings.push(o) } });
     const server = await new ZeromqWorkerTransport({ version: "link" }).attach([b.bound.backend], "s1");
     const fakes = Array.from({ length: 150 * LINK_TOPICS_PER_PEER }, madeUp);
     const w = await watchOverLink(b.bound.frontend, []);
+    const started = Date.now();
     try {
       // LINK_TOPICS_PER_PEER to a request: within the balancer's burst of requests per connection.
       for (let i = 0; i < fakes.length; i += LINK_TOPICS_PER_PEER) {
@@ -172,6 +179,10 @@ describe("deliveries over the request connection", () => {
         0,
         "a made-up topic reached the server",
       );
+      // Warned about, but at most once a second: the flood does not flood the log.
+      const seconds = (Date.now() - started) / 1000;
+      assert.ok(warnings.length >= 1, "the refusals were logged");
+      assert.ok(warnings.length <= Math.ceil(seconds) + 1, `${warnings.length} warnings in ${seconds} s`);
     } finally {
       await w.close();
       await server.close();
