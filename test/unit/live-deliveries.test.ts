@@ -383,6 +383,70 @@ describe("live deliveries (core/client/live.ts)", () => {
     assert.equal(cache.cursor, "13");
   });
 
+  it("the cursor moving on while a gap is read (the sender's acks store its own copies) makes no sync: what is held is judged again; nothing twice, order kept", async () => {
+    // At the sender: a receipt (items[3]) follows two of its own messages (items[1], items[2])
+    // whose acknowledgements have not come yet when the hold runs out.
+    const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    await live.idle();
+    const told: string[] = [];
+    const l = new LiveDeliveries("bob", {
+      ...deps,
+      alreadyStored: (c) => told.push(c),
+      fetch: async (after, limit) => {
+        fetches.push({ after, limit });
+        // While the gap is read, the acknowledgements store the two (AckBatch → Cache.addAcked).
+        cache.addAcked([
+          { message: opened(items[1]!), prev: "3", dequeue: false },
+          { message: opened(items[2]!), prev: "7", dequeue: false },
+        ]);
+        const from = after === null ? -1n : BigInt(after);
+        const rest = mailbox.filter((i) => BigInt(i.cursor) > from);
+        return { items: rest.slice(0, limit), more: rest.length > limit };
+      },
+    });
+    l.push(frame(items[3]!, "8"));
+    await l.idle();
+    assert.deepEqual(fetches, [{ after: "3", limit: 5 }], "one gap read");
+    assert.equal(syncs, 0, "no sync");
+    // m2 and m3 were stored by their acks (not emitted here); the receipt follows the new cursor.
+    assert.deepEqual(emitted, ["m1", "m4"]);
+    assert.equal(cache.cursor, "12");
+    assert.equal(cache.messageCount(), 4);
+  });
+
+  it("a gap read that the cursor moves under, but not up to the held delivery, waits for the rest afresh, then reads it; no sync", async () => {
+    const items = [item(1, "3"), item(2, "7"), item(3, "8"), item(4, "12")];
+    mailbox.push(...items);
+    live.push(frame(items[0]!, null));
+    await live.idle();
+    let first = true;
+    const l = new LiveDeliveries("bob", {
+      ...deps,
+      fetch: async (after, limit) => {
+        fetches.push({ after, limit });
+        // The first read races the ack of items[1] alone; items[2]'s never comes (lost reply).
+        if (first) {
+          first = false;
+          cache.addAcked([{ message: opened(items[1]!), prev: "3", dequeue: false }]);
+        }
+        const from = after === null ? -1n : BigInt(after);
+        const rest = mailbox.filter((i) => BigInt(i.cursor) > from);
+        return { items: rest.slice(0, limit), more: rest.length > limit };
+      },
+    });
+    l.push(frame(items[3]!, "8"));
+    await l.idle();
+    assert.deepEqual(fetches, [
+      { after: "3", limit: 5 },
+      { after: "7", limit: 1 },
+    ]);
+    assert.equal(syncs, 0, "no sync");
+    assert.deepEqual(emitted, ["m1", "m3", "m4"]);
+    assert.equal(cache.cursor, "12");
+  });
+
   it("a gap the page does not close (more than GAP_PAGE items missing) makes a sync; nothing twice, order kept", async () => {
     const live = withFetch();
     const n = GAP_PAGE + 3;
