@@ -31,3 +31,6 @@ parentPort!.on(
     }
   },
 );
+
+// Loaded and listening: the opener sends batches here from now on (until then it opens them itself).
+parentPort!.postMessage({ ready: true });

@@ -43,6 +43,12 @@ export interface OpenerOptions {
 export const PARALLEL_MIN = 64;
 
 /**
+ * While the worker threads start, a batch is opened on the calling thread this many items at a
+ * time, with a turn of the event loop between (as live runs are, live.ts): below PARALLEL_MIN.
+ */
+const HERE_CHUNK = PARALLEL_MIN - 1;
+
+/**
  * Opens batches of mailbox items (openItem for each, in order): small ones (live deliveries) on
  * the calling thread, large ones (sync pages) split across worker threads so that verification
  * uses every core. The sender's keys are read once per batch, on the calling thread.
@@ -59,6 +65,10 @@ export class Opener {
   onThreads = 0;
   /** Batches each thread is working on: a thread is referenced while it has any (ref/unref do not count). */
   private readonly busy = new Map<Worker, number>();
+  /** The threads of `workers` that said they are ready (their modules loaded). */
+  private readonly readyThreads = new Set<Worker>();
+  /** Settles when every thread of `workers` is ready (or failed). */
+  private starting: Promise<void> | null = null;
 
   constructor(private readonly options: OpenerOptions) {
     this.threads = options.threads ?? Math.min(4, availableParallelism());
@@ -76,8 +86,20 @@ export class Opener {
       i === 0 ? null : (lookup.ownReplacedAt?.(s.identity.publicKeys) ?? null),
     );
     if (items.length < PARALLEL_MIN || this.threads < 2) return this.openHere(items, senders, own);
+    let workers: Worker[];
     try {
-      const workers = this.start();
+      workers = this.start();
+    } catch {
+      // Threads that could not start cost speed, never a message: open here.
+      return this.openHere(items, senders, own);
+    }
+    // Threads still starting (each loads the crypto modules: 0.7-1.1 s on this 2-core machine
+    // under a flood, traced in the 1:1 bench) are not waited for: the batch is opened here, in
+    // chunks, and the threads take the batches after they are ready. The first sync of a
+    // listening client (a page of 100-200 while a flood went on) waited for them, and every
+    // live delivery behind it (display p99 0.7-1.3 s in more than half the runs).
+    if (workers.some((w) => !this.readyThreads.has(w))) return this.openHereInChunks(items, senders, own);
+    try {
       const share = Math.ceil(items.length / workers.length);
       const parts = await Promise.all(
         workers.map((w, i) => this.run(w, items.slice(i * share, (i + 1) * share), senders, own)),
@@ -85,8 +107,29 @@ export class Opener {
       this.onThreads++;
       return parts.flat();
     } catch {
-      // A thread that failed (or could not start) costs speed, never a message: open here.
+      // A thread that failed costs speed, never a message: open here.
       return this.openHere(items, senders, own);
+    }
+  }
+
+  /**
+   * Starts the worker threads, if not yet, and resolves once they are ready to take batches (or
+   * failed: then batches are opened on the calling thread). Until then `open` opens here.
+   */
+  async ready(): Promise<void> {
+    if (this.threads < 2) return;
+    let workers: Worker[];
+    try {
+      workers = this.start();
+    } catch {
+      return;
+    }
+    // Threads are unreferenced while idle: referenced while this waits, so the process does too.
+    for (const w of workers) w.ref();
+    try {
+      await this.starting;
+    } finally {
+      for (const w of workers) if (!this.busy.has(w)) w.unref();
     }
   }
 
@@ -98,6 +141,7 @@ export class Opener {
   async close(): Promise<void> {
     const workers = this.workers ?? [];
     this.workers = null;
+    this.readyThreads.clear();
     for (const [, w] of this.waiting) w.reject(new Error("the opener was closed"));
     this.waiting.clear();
     await Promise.all(workers.map((w) => w.terminate()));
@@ -114,6 +158,19 @@ export class Opener {
     return items.map((i) => openItem(i, ctx));
   }
 
+  private async openHereInChunks(
+    items: MailboxItem[],
+    senders: SenderSnapshot,
+    own: OwnSnapshot,
+  ): Promise<Opened[]> {
+    const opened: Opened[] = [];
+    for (let i = 0; i < items.length; i += HERE_CHUNK) {
+      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      opened.push(...this.openHere(items.slice(i, i + HERE_CHUNK), senders, own));
+    }
+    return opened;
+  }
+
   private start(): Worker[] {
     if (this.workers) return this.workers;
     // Compiled, this module sits next to open-worker.js; run from source (tsx), next to the .ts.
@@ -125,9 +182,23 @@ export class Opener {
       me: this.options.me,
       secrets: this.options.sealers.map((s) => identitySecrets(s.identity)),
     };
+    const started: Array<Promise<void>> = [];
     this.workers = Array.from({ length: this.threads }, () => {
       const w = startWorker(script, { workerData });
-      w.on("message", (m: { id: number; opened?: Opened[]; error?: string }) => {
+      let settle = () => {};
+      started.push(
+        new Promise<void>((resolve) => {
+          settle = resolve;
+        }),
+      );
+      w.once("error", () => settle());
+      w.once("exit", () => settle());
+      w.on("message", (m: { id: number; opened?: Opened[]; error?: string; ready?: true }) => {
+        if (m.ready) {
+          this.readyThreads.add(w);
+          settle();
+          return;
+        }
         const waiter = this.waiting.get(m.id);
         if (!waiter) return;
         this.waiting.delete(m.id);
@@ -139,12 +210,14 @@ export class Opener {
         this.waiting.clear();
         const all = this.workers ?? [];
         this.workers = null;
+        this.readyThreads.clear();
         for (const other of all) void other.terminate();
       });
       // An idle opener never keeps the process alive.
       w.unref();
       return w;
     });
+    this.starting = Promise.all(started).then(() => {});
     return this.workers;
   }
 

@@ -36,7 +36,8 @@ const contact = {
 const lookup = { contact: (n: string) => (n === "alice" ? contact : null), keysOf: () => null };
 const opener = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 2 });
 void opener
-  .open(items.slice(0, 100), lookup)
+  .ready()
+  .then(() => opener.open(items.slice(0, 100), lookup))
   .then(() => Promise.all([opener.open(items.slice(0, 500), lookup), opener.open(items.slice(500), lookup)]))
   .then((parts) => {
     process.stdout.write(`opened ${parts.flat().filter((o) => o.message.verified).length}\n`);

@@ -50,6 +50,7 @@ describe("client opener (worker threads for large batches)", () => {
     const threaded = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 2 });
     const here = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 0 });
     try {
+      await threaded.ready();
       const a = await threaded.open(items, lookup);
       const b = await here.open(items, lookup);
       // The threads ran (a thread that fails falls back to the calling thread without a word):
@@ -67,6 +68,28 @@ describe("client opener (worker threads for large batches)", () => {
       assert.equal(bad[0]!.message.cursor, "1137");
       assert.match(bad[0]!.message.problem!, /altered or forged/);
       assert.equal(a[3]!.message.text, "message 3");
+    } finally {
+      await threaded.close();
+      await here.close();
+    }
+  });
+
+  it("does not wait for threads that are still starting: a large batch meanwhile is opened here, in chunks with turns of the event loop between, the same; the threads take batches once ready", async () => {
+    const { bob, items, lookup } = mailbox(300, 137);
+    const threaded = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 2 });
+    const here = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 0 });
+    try {
+      // Turns of the event loop while the batch opens: a timer set before it fires before it ends.
+      let turns = 0;
+      const tick = setInterval(() => turns++, 0);
+      const first = await threaded.open(items, lookup);
+      clearInterval(tick);
+      assert.equal(threaded.onThreads, 0, "not on the threads, which were still starting");
+      assert.ok(turns > 0, "the event loop turned while the batch opened");
+      assert.deepEqual(first, await here.open(items, lookup));
+      await threaded.ready();
+      assert.deepEqual(await threaded.open(items, lookup), first);
+      assert.equal(threaded.onThreads, 1, "once ready, the threads take the batch");
     } finally {
       await threaded.close();
       await here.close();

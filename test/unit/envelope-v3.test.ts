@@ -406,7 +406,9 @@ describe("envelope v3 (1:1): sender authentication by the AEAD under the pairwis
     const threaded = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 2 });
     const here = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 0 });
     try {
+      await threaded.ready();
       const a = await threaded.open(items, lookup);
+      assert.equal(threaded.onThreads, 1, "opened on the worker threads");
       assert.deepEqual(a, await here.open(items, lookup));
       assert.equal(a.filter((o) => o.message.verified).length, 129);
       assert.match(a[77]!.message.problem!, /altered or forged/);
@@ -558,6 +560,7 @@ describe("envelope v3: a copy sealed for a key the recipient rotated away (key c
     }));
     const opener = new Opener({ me: "bob", sealers: [new Sealer(bob2), new Sealer(bob)], threads: 2 });
     try {
+      await opener.ready();
       const ctx = rotated();
       const opened = await opener.open(items, {
         contact: ctx.contact,
