@@ -181,6 +181,7 @@ export class ChatBench {
       const after = await scrapeAll(stack.metricsUrls);
       const influxAfter = await this.influxdCounters();
       check(ctx, `1:1 chat (${this.store})`, got, send);
+      writeTrace(`chat-${this.store}-${run}`, send, got);
       const stored = await peers.p2.call<{ items: number; unique: number }>("audit", { name: bob });
       if (stored.items > stored.unique)
         ctx.results.fail(
@@ -337,14 +338,7 @@ export class ChatBench {
       const after = await scrapeAll(this.stack.metricsUrls);
       const influxAfter = await this.influxdCounters();
       check(ctx, `light load (${this.store})`, got, send);
-      // ZMQCHAT_BENCH_TRACE=PREFIX: each message's send, ack and arrival times (ms, the peers'
-      // shared clock), to see when the tail happens and what else happened then.
-      const trace = process.env.ZMQCHAT_BENCH_TRACE;
-      if (trace)
-        writeFileSync(
-          `${trace}-light-${this.store}-${run}.json`,
-          JSON.stringify({ sent: [...send.sent], acked: [...send.acked], got: [...got.times[0]!] }),
-        );
+      writeTrace(`light-${this.store}-${run}`, send, got);
       const d = distribution(latencies(send, got));
       const w = `1:1 chat, ${this.store}, ${s.lightRate}/s offered for ${s.lightMs / 1000} s`;
       const note =
@@ -697,6 +691,19 @@ export class ChatBench {
     for (const [key, label, value, unit, better] of figures)
       this.ctx.results.add(`${id}.${key}`, value, { workload: w, label, unit, better });
   }
+}
+
+/**
+ * ZMQCHAT_BENCH_TRACE=PREFIX: each message's send, ack and arrival times of a 1:1 run (ms, the
+ * peers' shared clock) into PREFIX-NAME.json, to see when the tail happens and what else happened then.
+ */
+function writeTrace(name: string, send: SendResult, got: Collected): void {
+  const trace = process.env.ZMQCHAT_BENCH_TRACE;
+  if (!trace) return;
+  writeFileSync(
+    `${trace}-${name}.json`,
+    JSON.stringify({ sent: [...send.sent], acked: [...send.acked], got: [...got.times[0]!] }),
+  );
 }
 
 /** The paced group run's offer: the deliveries a second #15 asks of the group of 50. */
