@@ -82,12 +82,17 @@ describe("live deliveries (core/client/live.ts)", () => {
   let live: LiveDeliveries;
   let deps: LiveDeps;
   let fetches: Array<{ after: string | null; limit: number }>;
-  /** The live path with `fetch` (as ChatClient gives it): one page of the mailbox after `after`. */
-  const withFetch = () =>
+  /**
+   * The live path with `fetch` (as ChatClient gives it): one page of the mailbox after `after`.
+   * `during` runs as the page is read (what happens meanwhile: acknowledgements storing copies).
+   */
+  const withFetch = (during?: () => void, extra: Partial<LiveDeps> = {}) =>
     new LiveDeliveries("bob", {
       ...deps,
+      ...extra,
       fetch: async (after, limit) => {
         fetches.push({ after, limit });
+        during?.();
         const from = after === null ? -1n : BigInt(after);
         const rest = mailbox.filter((i) => BigInt(i.cursor) > from);
         return { items: rest.slice(0, limit), more: rest.length > limit };
@@ -391,21 +396,15 @@ describe("live deliveries (core/client/live.ts)", () => {
     live.push(frame(items[0]!, null));
     await live.idle();
     const told: string[] = [];
-    const l = new LiveDeliveries("bob", {
-      ...deps,
-      alreadyStored: (c) => told.push(c),
-      fetch: async (after, limit) => {
-        fetches.push({ after, limit });
-        // While the gap is read, the acknowledgements store the two (AckBatch → Cache.addAcked).
+    // While the gap is read, the acknowledgements store the two (AckBatch → Cache.addAcked).
+    const l = withFetch(
+      () =>
         cache.addAcked([
           { message: opened(items[1]!), prev: "3", dequeue: false },
           { message: opened(items[2]!), prev: "7", dequeue: false },
-        ]);
-        const from = after === null ? -1n : BigInt(after);
-        const rest = mailbox.filter((i) => BigInt(i.cursor) > from);
-        return { items: rest.slice(0, limit), more: rest.length > limit };
-      },
-    });
+        ]),
+      { alreadyStored: (c) => told.push(c) },
+    );
     l.push(frame(items[3]!, "8"));
     await l.idle();
     assert.deepEqual(fetches, [{ after: "3", limit: 5 }], "one gap read");
@@ -422,19 +421,10 @@ describe("live deliveries (core/client/live.ts)", () => {
     live.push(frame(items[0]!, null));
     await live.idle();
     let first = true;
-    const l = new LiveDeliveries("bob", {
-      ...deps,
-      fetch: async (after, limit) => {
-        fetches.push({ after, limit });
-        // The first read races the ack of items[1] alone; items[2]'s never comes (lost reply).
-        if (first) {
-          first = false;
-          cache.addAcked([{ message: opened(items[1]!), prev: "3", dequeue: false }]);
-        }
-        const from = after === null ? -1n : BigInt(after);
-        const rest = mailbox.filter((i) => BigInt(i.cursor) > from);
-        return { items: rest.slice(0, limit), more: rest.length > limit };
-      },
+    // The first read races the ack of items[1] alone; items[2]'s never comes (lost reply).
+    const l = withFetch(() => {
+      if (first) cache.addAcked([{ message: opened(items[1]!), prev: "3", dequeue: false }]);
+      first = false;
     });
     l.push(frame(items[3]!, "8"));
     await l.idle();
