@@ -275,6 +275,11 @@ export class Balancer {
     return this.dispatcher.live().filter((w) => !w.draining).length;
   }
 
+  /** The server requests go to first (dispatch.ts), by its id, or null before any request. */
+  leadServer(): string | null {
+    return this.dispatcher.leadId();
+  }
+
   stop(): void {
     clearInterval(this.timer);
     this.sockets.close();

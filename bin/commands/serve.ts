@@ -262,7 +262,13 @@ export async function balancerCommand(_cmd: Command, io: Io, flags: BalancerFlag
     httpPort === undefined
       ? null
       : await startOpsServer(flags.httpHost, httpPort, {
-          health: () => ({ ready: true, version, liveServers: balancer.liveServers(), insecure: !curve }),
+          health: () => ({
+            ready: true,
+            version,
+            liveServers: balancer.liveServers(),
+            leadServer: balancer.leadServer(),
+            insecure: !curve,
+          }),
           metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
         });
   // Clients of this user on this machine find the key here and pin it with no flag (see README).

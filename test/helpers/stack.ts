@@ -96,7 +96,12 @@ export interface RealStack {
     args: string[],
     opts?: { stdin?: string; home?: string; endpoint?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv },
   ): Promise<CliResult>;
-  balancerHealth(index?: number): Promise<{ liveServers: number }>;
+  balancerHealth(index?: number): Promise<{ liveServers: number; leadServer: string | null }>;
+  /**
+   * The server balancer `index` sends requests to first (its lead, balancer/dispatch.ts): the one
+   * a fault test kills or stops to hit the requests in flight. Throws before the first request.
+   */
+  leadServer(index?: number): Promise<StackProcess>;
   stop(): Promise<void>;
 }
 
@@ -354,6 +359,7 @@ export async function startStack(
   const servers: StackProcess[] = [];
   const serverHttpPorts: number[] = [];
   let serial = 0;
+  const serverIds = new Map<string, StackProcess>();
   const stack: RealStack = {
     curve: ownCurve,
     socketSecurity(role) {
@@ -417,6 +423,7 @@ export async function startStack(
         how,
       );
       servers.push(proc);
+      serverIds.set(`${label}-${n}`, proc);
       return proc;
     },
     cli(user, args, opts = {}) {
@@ -430,7 +437,14 @@ export async function startStack(
     },
     async balancerHealth(index = 0) {
       const res = await fetch(`http://127.0.0.1:${bs[index]!.httpPort}/healthz`);
-      return (await res.json()) as { liveServers: number };
+      return (await res.json()) as { liveServers: number; leadServer: string | null };
+    },
+    async leadServer(index = 0) {
+      const id = (await stack.balancerHealth(index)).leadServer;
+      // A server's routing id is its --id and a suffix of its own run (`it-1-3f9c…`).
+      const proc = [...serverIds].find(([k]) => id === k || id?.startsWith(`${k}-`))?.[1];
+      if (!proc) throw new Error(`balancer ${index} names no server of this stack as its lead (${id})`);
+      return proc;
     },
     async stop() {
       const all = [...servers, ...stack.balancers];

@@ -312,7 +312,7 @@ for (const kind of ["sqlite", "influx"] as const) {
       // Three senders at a time, as several scripts would; one server dies after a few messages.
       for (let i = 0; i < texts.length; i += 3) {
         if (i >= 6 && !killed) {
-          stack.servers[0]!.child.kill("SIGKILL");
+          (await stack.leadServer()).child.kill("SIGKILL");
           killed = true;
         }
         const rs = await Promise.all(

@@ -93,7 +93,7 @@ describe("fault injection (real processes on loopback)", () => {
               },
               60_000,
             );
-            stack.servers[0]!.child.kill("SIGKILL");
+            (await stack.leadServer()).child.kill("SIGKILL");
             killed = true;
             return { acked: [], longest: 0 };
           })(),
@@ -193,7 +193,6 @@ describe("fault injection (real processes on loopback)", () => {
 
   it("SIGSTOP a server for 10 s, then SIGCONT: its requests are served elsewhere, no duplicates", async (t) => {
     const { stack, clients } = await setUp({ servers: 2 }, ["alice", "bob"]);
-    const victim = stack.servers[0]!.child;
     let stopped = false;
     const acked: string[] = [];
     const sending = (async () => {
@@ -202,6 +201,8 @@ describe("fault injection (real processes on loopback)", () => {
       return r.longest;
     })();
     await waitFor("traffic", () => clients.alice!.cache.messageCount() > 50);
+    // The server taking the requests (all of one client's go to the balancer's lead).
+    const victim = (await stack.leadServer()).child;
     victim.kill("SIGSTOP");
     stopped = true;
     await new Promise((r) => setTimeout(r, 10_000));

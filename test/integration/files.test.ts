@@ -249,7 +249,7 @@ describe("file attachments (real stack)", () => {
       () => fileIds().some((id) => !before.has(id) && chunksOf(id) >= 4),
       60_000,
     );
-    stack.servers[0]!.child.kill("SIGKILL");
+    (await stack.leadServer()).child.kill("SIGKILL");
     const r = await child.done;
     assert.equal(r.code, 0, r.stderr);
     const id = r.stdout.trim();

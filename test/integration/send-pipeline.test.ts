@@ -117,7 +117,7 @@ describe("several send.many requests in flight (real processes on loopback)", ()
           },
           120_000,
         );
-        stack.servers[0]!.child.kill("SIGKILL");
+        (await stack.leadServer()).child.kill("SIGKILL");
         killed = true;
       })(),
     ]);

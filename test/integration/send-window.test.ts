@@ -101,7 +101,7 @@ describe("send window: many sends in flight, coalesced into send.many (real proc
     let killed = false;
     const sends = Promise.all(texts.map((t) => alice.send({ user: "bob" }, t, { timeoutMs: 60_000 })));
     await waitFor("300 stored", () => mailbox(stack, "bob").length >= 300, 60_000);
-    stack.servers[0]!.child.kill("SIGKILL");
+    (await stack.leadServer()).child.kill("SIGKILL");
     killed = true;
     const acked = await sends;
     assert.ok(killed);

@@ -34,6 +34,20 @@ async function up(root: string, name: string, extra: string[] = []): Promise<UpS
   };
 }
 
+/**
+ * A burst of requests from one raw client, sent without waiting for answers: the balancer takes
+ * them in one read, so its lead server gets AFFINITY_SLACK + 1 more than the least busy and the
+ * rest go to the other servers (balancer/dispatch.ts), a listed newcomer or a rogue among them.
+ * Each request's id is PREFIX and its index.
+ */
+async function requestBurst(client: Dealer, prefix: string, n = 20): Promise<void> {
+  for (let i = 0; i < n; i++)
+    await client.send([
+      "S",
+      JSON.stringify({ v: 1, id: `${prefix}${i}`, type: "users", body: { names: ["x"] } }),
+    ]);
+}
+
 const curveOf = (serverKey: string, own: CurveKeys) => ({
   curveServerKey: serverKey,
   curvePublicKey: own.publicKey,
@@ -165,18 +179,25 @@ describe("the service plane: only listed servers join, publish and answer", () =
       rogue.close();
     }
     // Positive control: the very same probe on a plaintext stack is handed clients' requests.
+    // Requests go to the balancer's lead server first; a burst it cannot answer at once
+    // overflows to the other servers, the rogues among them (balancer/dispatch.ts).
     const control = rogueServers(insecure.port, null);
+    const client = new Dealer({ linger: 0 });
+    client.connect(insecure.endpoint);
+    let tries = 0;
     try {
       await waitFor(
         "the rogue on the --insecure stack to be handed a request",
         async () => {
           await insecure.cli("alice", ["send", "bob", "leaks", "--timeout", "1s"]);
+          await requestBurst(client, `leak${tries++}-`);
           return control.requests.length > 0;
         },
         20_000,
       );
     } finally {
       control.close();
+      client.close();
     }
   });
 
@@ -301,24 +322,17 @@ describe("the balancer trusts a reply only from the server it asked, once", () =
 
   it("a listed server's first answer reaches the client; its second answer to the same request drops it", async () => {
     const rogue = listedServer("twice");
-    // A client of its own per try: one client's requests stay with the server of its last one
-    // (balancer affinity), so a client the honest server answered first would never reach the rogue.
-    const clients: Dealer[] = [];
-    const replyLists: string[][] = [];
-    const connect = (): void => {
-      const dealer = new Dealer({ linger: 0, ...stack.socketSecurity("client") });
-      dealer.connect(stack.endpoint);
-      const got: string[] = [];
-      clients.push(dealer);
-      replyLists.push(got);
-      void (async () => {
-        try {
-          for await (const [frame] of dealer) got.push(String(frame));
-        } catch {
-          // closed
-        }
-      })();
-    };
+    // One client's burst: what the honest lead cannot take at once goes to the rogue.
+    const client = new Dealer({ linger: 0, ...stack.socketSecurity("client") });
+    client.connect(stack.endpoint);
+    const replies: string[] = [];
+    void (async () => {
+      try {
+        for await (const [frame] of client) replies.push(String(frame));
+      } catch {
+        // closed
+      }
+    })();
     try {
       await waitFor(
         "the listed rogue to be live",
@@ -326,17 +340,11 @@ describe("the balancer trusts a reply only from the server it asked, once", () =
       );
       let n = 0;
       await waitFor("a request to reach the rogue", async () => {
-        connect();
-        await clients
-          .at(-1)!
-          .send(["S", JSON.stringify({ v: 1, id: `q${n++}`, type: "users", body: { names: ["x"] } })]);
+        await requestBurst(client, `q${n++}-`);
         return rogue.requests.length > 0;
       });
       const { ticket, frame } = rogue.requests[0]!;
       const id = (JSON.parse(String(frame)) as { id: string }).id;
-      // The client whose request the rogue holds (request qK came from the K-th client).
-      const client = clients[Number(id.slice(1))]!;
-      const replies = replyLists[Number(id.slice(1))]!;
       const answer = (text: string) => JSON.stringify({ v: 1, id, ok: true, body: { text } });
       await rogue.send(["REP", ticket, answer("first")]);
       // Positive control: an answer from the server that was asked does reach the client.
@@ -350,7 +358,7 @@ describe("the balancer trusts a reply only from the server it asked, once", () =
       assert.ok(!replies.some((r) => r.includes('"second"')), "the second answer reached the client");
     } finally {
       rogue.close();
-      for (const c of clients) c.close();
+      client.close();
     }
   });
 });

@@ -9,43 +9,44 @@ function twoServers(): Dispatcher {
   return d;
 }
 
-describe("dispatch: fewest in flight, and a client's requests stay with its server", () => {
-  it("without a client, spreads requests over the servers with the fewest in flight", () => {
+describe("dispatch: requests packed on a lead server, spread past its slack, a client's overflow kept together", () => {
+  it("packs requests on one lead server while it is at most AFFINITY_SLACK busier than the least busy, then spreads", () => {
     const d = twoServers();
-    const picks = [d.pick(), d.pick(), d.pick(), d.pick()];
-    assert.deepEqual(
-      [...picks].sort(),
-      ["s1", "s1", "s2", "s2"],
-      "four requests, nothing answered: two each",
-    );
+    const lead = d.pick()!;
+    for (let i = 0; i < AFFINITY_SLACK; i++) assert.equal(d.pick(), lead, `request ${i + 2}`);
+    // The lead has AFFINITY_SLACK + 1 in flight, the other none: the next goes to the other
+    // (the control: the packing has a bound, so a saturated lead does not take everything).
+    const other = d.pick()!;
+    assert.notEqual(other, lead);
+    // Once the lead answers, requests go back to it.
+    for (let i = 0; i < AFFINITY_SLACK; i++) d.done(lead);
+    assert.equal(d.pick(), lead);
   });
 
-  it("keeps one client's requests in flight on one server (the positive control: without the client they spread)", () => {
+  it("different clients' requests meet on the lead (control: one more than the slack goes elsewhere)", () => {
     const d = twoServers();
-    const mine = [d.pick("alice"), d.pick("alice"), d.pick("alice"), d.pick("alice")];
-    assert.equal(new Set(mine).size, 1, `alice's four requests went to ${mine.join(",")}`);
-    const other = twoServers();
-    const spread = [other.pick(), other.pick(), other.pick(), other.pick()];
-    assert.equal(new Set(spread).size, 2);
+    const picks = ["alice", "bob", "carol", "alice", "bob", "carol"].map((c) => d.pick(c)!);
+    assert.equal(new Set(picks).size, 1, `six requests of three clients went to ${picks.join(",")}`);
+    assert.notEqual(d.pick("dave"), picks[0], "the seventh, with the lead 6 busier, goes elsewhere");
   });
 
-  it("gives a new client the least busy server", () => {
+  it("keeps a client's overflow on the server it moved to while the lead is saturated, and goes back to the lead after", () => {
     const d = twoServers();
-    const a = d.pick("alice")!;
-    d.pick("alice");
-    const b = d.pick("bob")!;
-    assert.notEqual(b, a, "bob's first request goes to the server alice is not loading");
-  });
-
-  it("moves a client whose server is more than AFFINITY_SLACK busier than the least busy", () => {
-    const d = twoServers();
-    const own = d.pick("alice")!;
-    for (let i = 0; i < AFFINITY_SLACK; i++) assert.equal(d.pick("alice"), own);
-    // own has AFFINITY_SLACK + 1 in flight, the other none: the next one moves, and stays moved.
+    d.ready("s3", "v", 0);
+    const lead = d.pick("bob")!;
+    for (let i = 0; i < AFFINITY_SLACK; i++) d.pick("bob");
     const moved = d.pick("alice")!;
-    assert.notEqual(moved, own);
-    for (let i = 0; i < AFFINITY_SLACK; i++) d.done(own);
-    assert.equal(d.pick("alice"), moved);
+    assert.notEqual(moved, lead);
+    // The lead is 6 busier than the idle third server: alice's next requests stay on her server
+    // (within the slack of the least busy) rather than spreading over both others.
+    for (let i = 0; i < AFFINITY_SLACK - 1; i++)
+      assert.equal(d.pick("alice"), moved, `alice's request ${i + 2}`);
+    // The control: a client without a server of its own goes to the least busy, the third.
+    const third = d.pick("carol")!;
+    assert.ok(third !== lead && third !== moved, `carol went to ${third}`);
+    // The lead answers everything: alice's next request goes back to it.
+    for (let i = 0; i < AFFINITY_SLACK + 1; i++) d.done(lead);
+    assert.equal(d.pick("alice"), lead);
   });
 
   it("moves a client off a server that drains or is gone", () => {
@@ -77,17 +78,10 @@ describe("dispatch: fewest in flight, and a client's requests stay with its serv
     const d = twoServers();
     const own = d.pick("alice")!;
     d.done(own);
+    const known = () => (d as unknown as { affinity: Map<string, string> }).affinity.has("alice");
+    assert.ok(known(), "alice's server is remembered after a request");
     d.forget("alice");
-    // With alice forgotten, her next request goes wherever the round-robin turn points: over
-    // four tries with nothing in flight, both servers are picked.
-    const seen = new Set<string>();
-    for (let i = 0; i < 4; i++) {
-      const s = d.pick("alice")!;
-      seen.add(s);
-      d.done(s);
-      d.forget("alice");
-    }
-    assert.equal(seen.size, 2);
+    assert.ok(!known(), "and forgotten on request");
 
     const many = twoServers();
     for (let i = 0; i <= MAX_AFFINITIES; i++) {
