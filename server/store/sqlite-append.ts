@@ -40,7 +40,11 @@ export function appendStatements(db: Database.Database) {
   };
 }
 
-/** The fields of an append that the transaction needs (what crosses to the writer thread). */
+/**
+ * The fields of an append that the transaction needs (what crosses to the writer thread). The
+ * base envelope stays behind when every owner has a copy of its own (envelope v2 and later):
+ * no mailbox would store it, and it was a third of what a 1:1 send cloned to the thread.
+ */
 export function appendRequest(
   inputs: readonly AppendInput[],
   follows?: AppendRequest["follows"],
@@ -48,7 +52,7 @@ export function appendRequest(
   const rows = inputs.map((i) => ({
     id: i.id,
     owners: i.owners,
-    envelope: i.envelope,
+    envelope: i.copies && i.owners.every((o) => i.copies!.has(o)) ? "" : i.envelope,
     ...(i.copies ? { copies: i.copies } : {}),
   }));
   return follows ? { inputs: rows, follows } : { inputs: rows };

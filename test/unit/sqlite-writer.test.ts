@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { Worker } from "node:worker_threads";
 import { SqliteStore } from "../../server/store/sqlite.js";
+import { appendRequest } from "../../server/store/sqlite-append.js";
 import type { AppendInput } from "../../server/store/store.js";
 
 /** 256 appends of 40 KB to two mailboxes each: some 20 MB for one commit to write and sync. */
@@ -29,6 +30,34 @@ async function turnsDuring(work: Promise<unknown>): Promise<number> {
 }
 
 describe("the SQLite store's writer thread", () => {
+  it("is not sent a base envelope that no mailbox stores (every owner has its own copy)", async () => {
+    const copies = new Map([
+      ["alice", '{"for":"alice"}'],
+      ["bob", '{"for":"bob"}'],
+    ]);
+    const base = '{"base":true}';
+    const [all] = appendRequest([{ id: "m1", owners: ["alice", "bob"], envelope: base, copies }]).inputs;
+    assert.equal(all!.envelope, "", "every owner has a copy: no base envelope");
+    // Control: an owner without a copy of its own gets the base envelope, so it is sent.
+    const [some] = appendRequest([{ id: "m2", owners: ["alice", "carol"], envelope: base, copies }]).inputs;
+    assert.equal(some!.envelope, base);
+    // And what lands in each mailbox is that owner's copy (the stored bytes, read back).
+    const dir = mkdtempSync(join(tmpdir(), "zmqchat-writer-copies-"));
+    const store = new SqliteStore(join(dir, "store.db"));
+    try {
+      await store.init();
+      await store.append({ id: "m1", owners: ["alice", "bob"], envelope: base, copies });
+      await store.append({ id: "m2", owners: ["alice", "carol"], envelope: base, copies });
+      const read = async (owner: string) => (await store.read(owner, null, 10)).items.map((i) => i.envelope);
+      assert.deepEqual(await read("alice"), ['{"for":"alice"}', '{"for":"alice"}']);
+      assert.deepEqual(await read("bob"), ['{"for":"bob"}']);
+      assert.deepEqual(await read("carol"), [base]);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("commits off the event loop: the loop turns while a large commit writes and syncs", async () => {
     const dir = mkdtempSync(join(tmpdir(), "zmqchat-writer-"));
     const threaded = new SqliteStore(join(dir, "threaded.db"));
