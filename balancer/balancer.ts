@@ -53,6 +53,8 @@ export interface BalancerOptions {
   topicKey?: Buffer | null;
   /** ZMTP heartbeats on client connections (transports/zeromq/broker.ts, CLIENT_HEARTBEAT); shorter in tests. */
   clientHeartbeat?: { intervalMs: number; timeoutMs: number };
+  /** The dispatch rules (dispatch.ts); tests give one that steers requests to a server of their choice. */
+  dispatcher?: Dispatcher;
 }
 
 const SUBSCRIBED = Buffer.from(SUBSCRIBED_FRAME);
@@ -101,7 +103,8 @@ export class Balancer {
     makeSockets: (handlers: BrokerHandlers) => BrokerSockets,
   ) {
     const interval = options.heartbeatMs ?? HEARTBEAT_INTERVAL_MS;
-    this.dispatcher = new Dispatcher(interval * (options.liveness ?? HEARTBEAT_LIVENESS));
+    this.dispatcher =
+      options.dispatcher ?? new Dispatcher(interval * (options.liveness ?? HEARTBEAT_LIVENESS));
     this.limiter = new BalancerRateLimiter(options.rateLimits);
     this.sockets = makeSockets({
       onClient: (peer, route, frame, parts) => this.onClient(peer, route, frame, parts),

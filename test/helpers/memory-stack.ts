@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Dispatcher } from "../../balancer/dispatch.js";
 import { Cache } from "../../core/client/cache.js";
 import { ChatClient } from "../../core/client/client.js";
 import { ensureIdentity, profilePaths } from "../../core/client/profile.js";
@@ -26,11 +27,13 @@ export async function startMemoryStack(
     metrics?: (server: string) => ServiceMetrics;
     /** Sees every publication of a server before the hub takes it. */
     onPublish?: (server: string, topic: string) => void;
+    /** The balancer's dispatch rules (default: the production ones). */
+    dispatcher?: Dispatcher;
   } = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), "zmqchat-mem-"));
   // The broker admits only topics the servers issued, as a balancer with --topic-key-file does.
-  const broker = startMemoryBroker({ topicKey: topicTagKey(TEST_SECRET) });
+  const broker = startMemoryBroker({ topicKey: topicTagKey(TEST_SECRET), dispatcher: options.dispatcher });
   const hub = broker.hub;
   const store = options.store ?? new SqliteStore(join(dir, "store.db"));
   await store.init();
