@@ -43,6 +43,16 @@ export interface OpenerOptions {
 export const PARALLEL_MIN = 64;
 
 /**
+ * The smallest batch that starts the worker threads when they are not running yet. Each thread's
+ * start loads the crypto modules: some 0.4 s of CPU each under the light bench's load on this
+ * 2-core machine (profiled), while a batch below this opens here, in chunks, in some 25-40 ms. A
+ * listening client's sync page of a few dozen (the settle sync's page had 90 items in one of three
+ * light runs) then no longer starts two threads in the middle of live traffic; a recovery's pages
+ * (up to 1,000) still do, and once running the threads take every batch from PARALLEL_MIN.
+ */
+export const THREAD_START_MIN = 256;
+
+/**
  * While the worker threads start, a batch is opened on the calling thread this many items at a
  * time, with a turn of the event loop between (as live runs are, live.ts): below PARALLEL_MIN.
  */
@@ -74,6 +84,11 @@ export class Opener {
     this.threads = options.threads ?? Math.min(4, availableParallelism());
   }
 
+  /** Whether the worker threads were started (by a batch of THREAD_START_MIN or more, or `ready`). */
+  get threadsStarted(): boolean {
+    return this.workers !== null;
+  }
+
   /** Opens `items`, in order. `contact`/`keysOf` are read once per sender. */
   async open(items: MailboxItem[], lookup: OpenLookup): Promise<Opened[]> {
     const senders: SenderSnapshot = {};
@@ -86,6 +101,7 @@ export class Opener {
       i === 0 ? null : (lookup.ownReplacedAt?.(s.identity.publicKeys) ?? null),
     );
     if (items.length < PARALLEL_MIN || this.threads < 2) return this.openHere(items, senders, own);
+    if (!this.workers && items.length < THREAD_START_MIN) return this.openHereInChunks(items, senders, own);
     let workers: Worker[];
     try {
       workers = this.start();

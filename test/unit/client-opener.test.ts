@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Contact } from "../../core/client/cache.js";
-import { Opener } from "../../core/client/opener.js";
+import { Opener, type OpenLookup, PARALLEL_MIN, THREAD_START_MIN } from "../../core/client/opener.js";
 import { Sealer } from "../../core/crypto/envelope.js";
 import { generateIdentity } from "../../core/crypto/keys.js";
 import { uuidv7 } from "../../core/protocol/ids.js";
@@ -44,6 +44,21 @@ function mailbox(count: number, forged: number) {
   return { bob, items, lookup };
 }
 
+/**
+ * Opens `items` and counts the turns of the event loop meanwhile: a timer set before the batch
+ * fires before it ends only if the opening yields.
+ */
+async function openCountingTurns(opener: Opener, items: MailboxItem[], lookup: OpenLookup) {
+  let turns = 0;
+  const tick = setInterval(() => turns++, 0);
+  try {
+    const opened = await opener.open(items, lookup);
+    return { opened, turns };
+  } finally {
+    clearInterval(tick);
+  }
+}
+
 describe("client opener (worker threads for large batches)", () => {
   it("opens a large batch on worker threads exactly as on the calling thread, in order, forgery flagged", async () => {
     const { bob, items, lookup } = mailbox(300, 137);
@@ -79,17 +94,38 @@ describe("client opener (worker threads for large batches)", () => {
     const threaded = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 2 });
     const here = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 0 });
     try {
-      // Turns of the event loop while the batch opens: a timer set before it fires before it ends.
-      let turns = 0;
-      const tick = setInterval(() => turns++, 0);
-      const first = await threaded.open(items, lookup);
-      clearInterval(tick);
+      const { opened: first, turns } = await openCountingTurns(threaded, items, lookup);
       assert.equal(threaded.onThreads, 0, "not on the threads, which were still starting");
       assert.ok(turns > 0, "the event loop turned while the batch opened");
       assert.deepEqual(first, await here.open(items, lookup));
       await threaded.ready();
       assert.deepEqual(await threaded.open(items, lookup), first);
       assert.equal(threaded.onThreads, 1, "once ready, the threads take the batch");
+    } finally {
+      await threaded.close();
+      await here.close();
+    }
+  });
+
+  it("a batch below THREAD_START_MIN does not start the threads (opened here, in chunks); once running they take batches from PARALLEL_MIN", async () => {
+    const { bob, items, lookup } = mailbox(THREAD_START_MIN, 7);
+    // Above PARALLEL_MIN (threads that run take it), below THREAD_START_MIN, in four chunks.
+    const small = items.slice(0, THREAD_START_MIN - 56);
+    assert.ok(small.length >= PARALLEL_MIN);
+    const threaded = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 2 });
+    const here = new Opener({ me: "bob", sealers: [new Sealer(bob)], threads: 0 });
+    try {
+      const { opened: first, turns } = await openCountingTurns(threaded, small, lookup);
+      assert.equal(threaded.threadsStarted, false, `a batch of ${small.length} started the threads`);
+      assert.equal(threaded.onThreads, 0);
+      assert.ok(turns > 0, "the event loop turned while the batch opened");
+      assert.deepEqual(first, await here.open(small, lookup));
+      // Control: a batch of THREAD_START_MIN starts them (and, while they start, opens here).
+      await threaded.open(items, lookup);
+      assert.equal(threaded.threadsStarted, true);
+      await threaded.ready();
+      assert.deepEqual(await threaded.open(small, lookup), first);
+      assert.equal(threaded.onThreads, 1, "once running, the threads take the small batch");
     } finally {
       await threaded.close();
       await here.close();
